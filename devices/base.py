@@ -1,0 +1,222 @@
+"""What every device kind is made of: metric descriptions, a payload model built from them,
+per-device settings, and one pure decoder shared by all kinds.
+
+A decoder takes bytes and the time of receipt and returns a `Sample` (one telemetry message)
+or an `Event`; anything wrong raises `DecodeError` with a reason code that the gateway counts.
+No I/O and no clock in here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+PREVIEW_BYTES: Final = 120
+# Numbers above this are taken as Unix milliseconds rather than seconds (year 5138 in seconds).
+_MS_THRESHOLD: Final = 1e11
+
+
+class MetricType(StrEnum):
+    GAUGE = "gauge"
+    COUNTER = "counter"  # cumulative, never decreasing (meter totals, lamp hours)
+    STATE = "state"  # a boolean, stored as 1.0 / 0.0
+
+
+class Reason(StrEnum):
+    """Why an input was rejected; the label of the rejection counter."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    WRONG_TYPE = "wrong_type"
+    MISSING_FIELD = "missing_field"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_TIMESTAMP = "bad_timestamp"
+    UNKNOWN_EVENT = "unknown_event"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_SITE = "unknown_site"
+    BAD_TOPIC = "bad_topic"
+    TOO_LARGE = "too_large"
+
+
+class DecodeError(ValueError):
+    """A payload that cannot become readings. Carries the device, a reason code, a human
+    readable detail and a short preview of the bytes."""
+
+    def __init__(self, device_id: str, reason: Reason, detail: str, payload: bytes) -> None:
+        self.device_id = device_id
+        self.reason = reason
+        self.detail = detail
+        self.preview = preview(payload)
+        super().__init__(f"{device_id}: {reason}: {detail} (payload: {self.preview})")
+
+
+def preview(payload: bytes) -> str:
+    text = payload[:PREVIEW_BYTES].decode("utf-8", errors="backslashreplace")
+    return text + ("…" if len(payload) > PREVIEW_BYTES else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One measured quantity of a device kind. `key` is both the JSON field of the native
+    payload and the field name in storage (SQLite metric, line protocol field)."""
+
+    key: str
+    unit: str
+    type: MetricType
+    label_zh: str
+    label_en: str
+    required: bool = False
+    minimum: float | None = None  # plausibility bounds: outside them a reading is rejected
+    maximum: float | None = None
+
+
+COMMON_METRICS: Final = (
+    Metric("battery_pct", "%", MetricType.GAUGE, "电池电量", "Battery", minimum=0, maximum=100),
+    Metric("rssi_dbm", "dBm", MetricType.GAUGE, "信号强度", "Signal strength", minimum=-150, maximum=20),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One telemetry message after decoding: every metric it carried, at one event time."""
+
+    device_id: str
+    ts_ms: int
+    values: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    device_id: str
+    ts_ms: int
+    type: str
+    data: dict[str, Any]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", frozen=True)
+    ts: float | str | None = None
+
+
+class EventPayload(_Payload):
+    """Base of a kind's event models; `type` tells them apart."""
+
+    type: str
+
+
+class NoSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def payload_model(name: str, metrics: tuple[Metric, ...]) -> type[_Payload]:
+    """The telemetry payload model of a kind, derived from its metric descriptions."""
+    fields: dict[str, Any] = {}
+    for m in metrics:
+        py_type: Any = bool if m.type is MetricType.STATE else float
+        constraint = Field(ge=m.minimum, le=m.maximum) if m.type is not MetricType.STATE else Field()
+        if m.required:
+            fields[m.key] = (py_type, constraint)
+        else:
+            fields[m.key] = (py_type | None, Field(None, ge=m.minimum, le=m.maximum) if py_type is float else None)
+    return create_model(name, __base__=_Payload, **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKind:
+    """Everything the gateway knows of a kind; each `devices/<kind>.py` exports one as `KIND`."""
+
+    name: str
+    label_zh: str
+    label_en: str
+    metrics: tuple[Metric, ...]
+    settings: type[BaseModel] = NoSettings
+    events: tuple[type[EventPayload], ...] = ()
+    payload: type[_Payload] = field(init=False)
+    _event_types: dict[str, type[EventPayload]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        all_metrics = self.metrics + COMMON_METRICS
+        object.__setattr__(self, "metrics", all_metrics)
+        model_name = "".join(p.title() for p in self.name.split("_")) + "Payload"
+        object.__setattr__(self, "payload", payload_model(model_name, all_metrics))
+        types = {e.model_fields["type"].default: e for e in self.events}
+        object.__setattr__(self, "_event_types", types)
+
+    def metric(self, key: str) -> Metric | None:
+        return next((m for m in self.metrics if m.key == key), None)
+
+    def decode(self, device_id: str, payload: bytes, received_ms: int) -> Sample:
+        try:
+            model = self.payload.model_validate_json(payload)
+        except ValidationError as exc:
+            raise _from_validation(device_id, exc, payload) from None
+        ts_ms = _event_time(device_id, model.ts, received_ms, payload)
+        values: dict[str, float] = {}
+        for key, value in model:
+            if value is not None and key != "ts":
+                values[key] = float(value)
+        return Sample(device_id, ts_ms, values)
+
+    def decode_event(self, device_id: str, payload: bytes, received_ms: int) -> Event:
+        try:
+            head = EventPayload.model_validate_json(payload)
+        except ValidationError as exc:
+            raise _from_validation(device_id, exc, payload) from None
+        model_type = self._event_types.get(head.type)
+        if model_type is None:
+            known = ", ".join(self._event_types) or "none"
+            raise DecodeError(
+                device_id, Reason.UNKNOWN_EVENT,
+                f"a {self.name} has no event of type {head.type!r} (known: {known})", payload,
+            )
+        try:
+            event = model_type.model_validate_json(payload)
+        except ValidationError as exc:
+            raise _from_validation(device_id, exc, payload) from None
+        ts_ms = _event_time(device_id, event.ts, received_ms, payload)
+        return Event(device_id, ts_ms, event.type, event.model_dump(exclude={"ts", "type"}))
+
+
+def _event_time(device_id: str, ts: float | str | None, received_ms: int, payload: bytes) -> int:
+    """`ts` as Unix milliseconds: absent → time of receipt; a number → Unix seconds (or
+    milliseconds when above 1e11); a string → ISO 8601 that must carry its UTC offset."""
+    if ts is None:
+        return received_ms
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} is not ISO 8601", payload) from None
+        if parsed.tzinfo is None:
+            raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} has no UTC offset", payload)
+        return round(parsed.timestamp() * 1000)
+    if ts < 0 or not math.isfinite(ts):
+        raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} is not a Unix time", payload)
+    return round(ts if ts > _MS_THRESHOLD else ts * 1000)
+
+
+_REASONS: Final = {
+    "json_invalid": Reason.NOT_JSON,
+    "json_type": Reason.NOT_JSON,
+    "model_type": Reason.NOT_OBJECT,
+    "model_attributes_type": Reason.NOT_OBJECT,
+    "missing": Reason.MISSING_FIELD,
+    "finite_number": Reason.NOT_FINITE,
+    "greater_than_equal": Reason.OUT_OF_RANGE,
+    "less_than_equal": Reason.OUT_OF_RANGE,
+    "literal_error": Reason.UNKNOWN_EVENT,
+}
+
+
+def _from_validation(device_id: str, exc: ValidationError, payload: bytes) -> DecodeError:
+    first = exc.errors(include_url=False)[0]
+    reason = _REASONS.get(first["type"], Reason.WRONG_TYPE)
+    where = ".".join(str(p) for p in first["loc"])
+    detail = f"{where}: {first['msg']}" if where else first["msg"]
+    return DecodeError(device_id, reason, detail, payload)

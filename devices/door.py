@@ -1,0 +1,22 @@
+"""A door or the gate (门/大门): open state, and access events from a card reader."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from devices.base import DeviceKind, EventPayload, Metric, MetricType
+
+
+class AccessEvent(EventPayload):
+    type: Literal["access"] = "access"
+    credential: str = Field(min_length=1, max_length=64)
+    granted: bool
+
+
+KIND = DeviceKind(
+    name="door",
+    label_zh="门",
+    label_en="Door",
+    metrics=(Metric("open", "", MetricType.STATE, "开门", "Open", required=True),),
+    events=(AccessEvent,),
+)

@@ -1,0 +1,15 @@
+"""An electricity meter (电表) per building or circuit: cumulative energy, optional power."""
+
+from devices.base import DeviceKind, Metric, MetricType
+
+KIND = DeviceKind(
+    name="electricity_meter",
+    label_zh="电表",
+    label_en="Electricity meter",
+    metrics=(
+        Metric("energy_kwh", "kWh", MetricType.COUNTER, "累计电量", "Energy", required=True, minimum=0),
+        Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=-1e6, maximum=1e7),
+        Metric("voltage_v", "V", MetricType.GAUGE, "电压", "Voltage", minimum=0, maximum=1000),
+        Metric("current_a", "A", MetricType.GAUGE, "电流", "Current", minimum=0, maximum=10000),
+    ),
+)

@@ -1,0 +1,33 @@
+"""The fridge that keeps retained food samples (留样冰箱): temperature, optional door state."""
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from devices.base import DeviceKind, Metric, MetricType
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The usual refrigerated range for retained samples is 0–8 °C.
+    min_c: float = 0.0
+    max_c: float = 8.0
+    # Door openings warm the fridge briefly; a breach counts only after this long.
+    alarm_delay_min: float = Field(15, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Settings":
+        if self.min_c >= self.max_c:
+            raise ValueError(f"min_c ({self.min_c}) must be below max_c ({self.max_c})")
+        return self
+
+
+KIND = DeviceKind(
+    name="sample_fridge",
+    label_zh="留样冰箱",
+    label_en="Sample fridge",
+    metrics=(
+        Metric("temperature_c", "°C", MetricType.GAUGE, "温度", "Temperature", required=True,
+               minimum=-50, maximum=60),
+        Metric("door_open", "", MetricType.STATE, "门开", "Door open"),
+    ),
+    settings=Settings,
+)

@@ -1,0 +1,25 @@
+"""A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and cumulative tube hours."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.base import DeviceKind, Metric, MetricType
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Common practice: a session of at least 30 minutes, a tube replaced after about 1000 h.
+    min_session_min: float = Field(30, gt=0)
+    tube_life_h: float = Field(1000, gt=0)
+
+
+KIND = DeviceKind(
+    name="uv_lamp",
+    label_zh="紫外线消毒灯",
+    label_en="UV disinfection lamp",
+    metrics=(
+        Metric("on", "", MetricType.STATE, "开关", "On", required=True),
+        Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
+        Metric("lamp_hours", "h", MetricType.COUNTER, "灯管累计时长", "Tube hours", minimum=0),
+    ),
+    settings=Settings,
+)

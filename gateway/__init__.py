@@ -1,0 +1,1 @@
+"""Facilities monitoring gateway for schools and kindergartens."""

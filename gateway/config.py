@@ -1,0 +1,311 @@
+"""The site file: one YAML document validated by pydantic, unknown keys forbidden.
+
+It describes the site (buildings, rooms, devices, opening hours) and, optionally, the
+gateway's connections (MQTT, InfluxDB, storage, API). Every error names the file, the line
+and the key. Secrets may also come from the environment (`FACILITY_MQTT__PASSWORD`, …).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from devices import kinds
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; its message lists every problem, one per line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Room(_Strict):
+    id: Ident
+    name: str
+    type: Literal["classroom", "nap_room", "dorm", "kitchen", "office", "gate", "plant", "other"] = "other"
+
+
+class Building(_Strict):
+    id: Ident
+    name: str
+    rooms: list[Room] = Field(min_length=1)
+
+
+class Device(_Strict):
+    id: Ident
+    kind: str
+    room: Ident
+    name: str = ""
+    interval_s: float = Field(60, gt=0, description="expected reporting interval in seconds")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in kinds():
+            raise ValueError(f"unknown device kind {v!r} (known: {', '.join(sorted(kinds()))})")
+        return v
+
+    @field_validator("settings")
+    @classmethod
+    def _kind_settings(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("kind")
+        if kind is None:
+            return v  # the kind itself was wrong; that error is reported already
+        try:
+            kinds()[kind].settings.model_validate(v)
+        except ValidationError as exc:
+            raise ValueError("; ".join(_nested(e) for e in exc.errors())) from None
+        return v
+
+    def kind_settings(self) -> BaseModel:
+        return kinds()[self.kind].settings.model_validate(self.settings)
+
+
+class Span(_Strict):
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start} must be before end {self.end}")
+        return self
+
+
+def _default_hours() -> dict[str, list[Span]]:
+    day = [Span(start=time(7, 30), end=time(17, 30))]
+    return {d: list(day) for d in WEEKDAYS[:5]} | {"sat": [], "sun": []}
+
+
+class MqttSettings(_Strict):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "facility-gateway"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an mqtt://host:port or mqtts://host:port URL")
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class InfluxSettings(_Strict):
+    url: str
+    token: SecretStr
+    org: str
+    bucket: str
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    timeout_s: float = Field(10, gt=0)
+
+
+class StorageSettings(_Strict):
+    data_dir: Path = Path("data")
+    retention_days: int = Field(400, ge=1, description="raw readings older than this are deleted")
+    rejected_keep: int = Field(10_000, ge=100, description="dead-letter entries kept")
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class IngestSettings(_Strict):
+    max_payload_bytes: int = Field(16_384, ge=64)
+    buffer_capacity: int = Field(50_000, ge=100, description="decoded messages waiting for the sinks")
+    batch_max: int = Field(5_000, ge=1)
+
+
+class SiteConfig(BaseSettings):
+    """The whole configuration. Keys from the file win over defaults; environment variables
+    (`FACILITY_` prefix, `__` between levels) win over the file, for secrets in production."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="FACILITY_", env_nested_delimiter="__"
+    )
+
+    id: Ident
+    name: str
+    timezone: str = "Asia/Shanghai"
+    opening_hours: dict[str, list[Span]] = Field(default_factory=_default_hours)
+    buildings: list[Building] = Field(min_length=1)
+    devices: list[Device] = Field(default_factory=list)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influxdb: InfluxSettings | None = None
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _weekdays(cls, v: dict[str, list[Span]]) -> dict[str, list[Span]]:
+        unknown = set(v) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+        return {d: v.get(d, []) for d in WEEKDAYS}
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        rooms = [r.id for b in self.buildings for r in b.rooms]
+        _unique("buildings", [b.id for b in self.buildings])
+        _unique("rooms", rooms)
+        _unique("devices", [d.id for d in self.devices])
+        for i, d in enumerate(self.devices):
+            if d.room not in rooms:
+                raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device(self, device_id: str) -> Device | None:
+        return self._devices.get(device_id)
+
+    @property
+    def _devices(self) -> dict[str, Device]:
+        cached: dict[str, Device] | None = self.__dict__.get("_device_index")
+        if cached is None:
+            cached = {d.id: d for d in self.devices}
+            self.__dict__["_device_index"] = cached
+        return cached
+
+    def building_of(self, room_id: str) -> Building:
+        return next(b for b in self.buildings if any(r.id == room_id for r in b.rooms))
+
+
+def _unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for n, i in enumerate(ids):
+        if i in seen:
+            raise ValueError(f"@{what}[{n}].id: id {i!r} is used twice")
+        seen.add(i)
+
+
+def _nested(err: Any) -> str:
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def load(path: Path) -> SiteConfig:
+    """Read and validate a site file; any problem raises `ConfigError` naming file, line and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str) -> SiteConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if node is None or not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{source}:1: the site file must be a mapping of keys to values")
+    lines: dict[tuple[str | int, ...], int] = {}
+    data = _to_python(node, (), lines)
+    try:
+        return SiteConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(source, err, lines) for err in exc.errors())) from None
+
+
+def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
+    """Builds plain data from the YAML node tree, remembering the line of every key."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[key] = _to_python(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1  # the key's line, not its value's
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), lines) for i, v in enumerate(node.value)]
+    loader = yaml.SafeLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+_AT = re.compile(r"^@(?P<loc>[\w.\[\]-]+): (?P<msg>.*)$", re.S)
+
+
+def _describe(source: str, err: Any, lines: dict[tuple[str | int, ...], int]) -> str:
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    # Whole-file checks name the key they are about as "@path: message".
+    if (at := _AT.match(msg)) is not None:
+        msg = at["msg"]
+        loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", at["loc"]))
+    line = 1
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            line = lines[loc[:n]]
+            break
+    key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top)"
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{source}:{line}: {key}: {msg}"
+
