@@ -105,7 +105,10 @@ class MqttSettings(_Strict):
     username: str | None = None
     password: SecretStr | None = None
     client_id: str = "facility-gateway"
+    # MQTT 5 by default; 3.1.1 for brokers that have no 5 (the embedded amqtt broker).
+    protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(86_400, ge=0, description="how long the broker keeps our queue while we are away")
 
     @field_validator("url")
     @classmethod

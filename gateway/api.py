@@ -1,0 +1,278 @@
+"""The HTTP API (FastAPI): devices, readings, HTTP ingest, the dead-letter log, health and
+metrics. OpenAPI at /docs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime, BaseModel
+
+from devices import kinds
+from devices.base import MetricType, Reason
+from gateway.app import Gateway
+from gateway.pipeline import BufferFull
+
+router = APIRouter()
+
+MAX_RAW_POINTS = 10_000
+MAX_BUCKETS = 5_000
+HTTP_INGEST_WAIT_S = 2.0
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+class MetricOut(BaseModel):
+    key: str
+    unit: str
+    type: MetricType
+    label_zh: str
+    label_en: str
+
+
+class DeviceOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    room: str
+    building: str
+    interval_s: float
+    last_values: dict[str, float | bool]
+    last_seen: datetime | None
+    online: bool
+
+
+class DeviceDetail(DeviceOut):
+    metrics: list[MetricOut]
+    settings: dict[str, Any]
+
+
+class PointOut(BaseModel):
+    ts: datetime
+    value: float
+
+
+class BucketOut(BaseModel):
+    ts: datetime
+    mean: float
+    min: float
+    max: float
+    count: int
+
+
+class SeriesOut(BaseModel):
+    device_id: str
+    metric: str
+    unit: str
+    start: datetime
+    end: datetime
+    step_s: int | None
+    truncated: bool
+    points: list[PointOut] | list[BucketOut]
+
+
+class RejectedOut(BaseModel):
+    at: datetime
+    source: str
+    device_id: str
+    reason: str
+    detail: str
+    preview: str
+
+
+class IngestProblem(BaseModel):
+    index: int
+    device_id: str
+    reason: str
+    detail: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: list[IngestProblem]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    site: str
+    components: dict[str, dict[str, str]]
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _device_out(gw: Gateway, device_id: str) -> DeviceOut:
+    d = gw.site.device(device_id)
+    assert d is not None
+    kind = kinds()[d.kind]
+    state = gw.states.get(device_id)
+    values: dict[str, float | bool] = {}
+    for key, point in state.latest.items():
+        metric = kind.metric(key)
+        values[key] = bool(point.value) if metric and metric.type is MetricType.STATE else point.value
+    return DeviceOut(
+        id=d.id, kind=d.kind, name=d.name, room=d.room, building=gw.site.building_of(d.room).id,
+        interval_s=d.interval_s, last_values=values, last_seen=gw.states.last_seen(device_id),
+        online=gw.states.online(device_id),
+    )
+
+
+def _known(gw: Gateway, device_id: str) -> None:
+    if gw.site.device(device_id) is None:
+        raise HTTPException(404, f"no device {device_id!r} in site {gw.site.id!r}")
+
+
+@router.get("/api/v1/devices", tags=["devices"])
+def list_devices(gw: GatewayDep) -> list[DeviceOut]:
+    return [_device_out(gw, d.id) for d in gw.site.devices]
+
+
+@router.get("/api/v1/devices/{device_id}", tags=["devices"])
+def get_device(gw: GatewayDep, device_id: str) -> DeviceDetail:
+    _known(gw, device_id)
+    d = gw.site.device(device_id)
+    assert d is not None
+    kind = kinds()[d.kind]
+    return DeviceDetail(
+        **_device_out(gw, device_id).model_dump(),
+        metrics=[MetricOut(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
+                 for m in kind.metrics],
+        settings=d.kind_settings().model_dump(),
+    )
+
+
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _step_seconds(step: str) -> int:
+    m = _DURATION.match(step.strip())
+    if m is None or int(m[1]) == 0:
+        raise HTTPException(422, f"step {step!r} is not a duration like 300, 5m, 1h or 1d")
+    return int(m[1]) * _UNIT_S[m[2]]
+
+
+@router.get("/api/v1/devices/{device_id}/readings", tags=["devices"])
+def get_readings(
+    gw: GatewayDep,
+    device_id: str,
+    metric: Annotated[str | None, Query(description="a metric key; all of the device's when omitted")] = None,
+    start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+    step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted")] = None,
+) -> list[SeriesOut]:
+    _known(gw, device_id)
+    d = gw.site.device(device_id)
+    assert d is not None
+    kind = kinds()[d.kind]
+    end = end or gw.clock.now()
+    start = start or end - timedelta(days=1)
+    if start >= end:
+        raise HTTPException(422, "start must be before end")
+    if metric is not None and kind.metric(metric) is None:
+        known = ", ".join(m.key for m in kind.metrics)
+        raise HTTPException(422, f"a {d.kind} has no metric {metric!r} (known: {known})")
+    step_s = _step_seconds(step) if step is not None else None
+    if step_s is not None and (end - start).total_seconds() / step_s > MAX_BUCKETS:
+        raise HTTPException(422, f"more than {MAX_BUCKETS} buckets: use a larger step")
+    keys = [metric] if metric else gw.store.metrics_of(device_id)
+    out: list[SeriesOut] = []
+    for key in keys:
+        m = kind.metric(key)
+        unit = m.unit if m else ""
+        points: list[PointOut] | list[BucketOut]
+        truncated = False
+        if step_s is None:
+            raw = gw.store.points(device_id, key, _ms(start), _ms(end), MAX_RAW_POINTS + 1)
+            truncated = len(raw) > MAX_RAW_POINTS
+            points = [PointOut(ts=_dt(p.ts_ms), value=p.value) for p in raw[:MAX_RAW_POINTS]]
+        else:
+            points = [
+                BucketOut(ts=_dt(b.ts_ms), mean=b.mean, min=b.min, max=b.max, count=b.count)
+                for b in gw.store.buckets(device_id, key, _ms(start), _ms(end), step_s * 1000)
+            ]
+        out.append(SeriesOut(device_id=device_id, metric=key, unit=unit, start=start, end=end,
+                             step_s=step_s, truncated=truncated, points=points))
+    return out
+
+
+@router.post(
+    "/api/v1/readings",
+    tags=["ingest"],
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        "description": "one reading or a list: {device_id, ts?, <the kind's fields>}",
+    }}}}},
+)
+async def post_readings(gw: GatewayDep, request: Request) -> IngestResult:
+    """HTTP ingest: the same validation as MQTT. Answers which items were rejected and why;
+    503 when the gateway cannot keep up (retry later)."""
+    body = await request.body()
+    return await run_in_threadpool(_ingest_http, gw, body)
+
+
+def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
+    received_ms = _ms(gw.clock.now())
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        gw.counters.rejected.labels(Reason.NOT_JSON.value).inc()
+        raise HTTPException(422, f"body is not JSON: {exc}") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    problems: list[IngestProblem] = []
+    accepted = 0
+    for i, item in enumerate(items):
+        device_id = item.get("device_id") if isinstance(item, dict) else None
+        if not isinstance(device_id, str):
+            device_id = ""
+        payload = {k: v for k, v in item.items() if k != "device_id"} if isinstance(item, dict) else item
+        try:
+            error = gw.ingestor.accept("http", device_id, "telemetry", json.dumps(payload).encode(),
+                                       received_ms, timeout=HTTP_INGEST_WAIT_S)
+        except BufferFull as exc:
+            raise HTTPException(503, f"{exc}; {accepted} of {len(items)} items were accepted",
+                                headers={"Retry-After": "5"}) from None
+        if error is None:
+            accepted += 1
+        else:
+            problems.append(IngestProblem(index=i, device_id=device_id, reason=error.reason.value,
+                                          detail=error.detail))
+    return IngestResult(accepted=accepted, rejected=problems)
+
+
+@router.get("/api/v1/rejected", tags=["ingest"])
+def list_rejected(
+    gw: GatewayDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    reason: Annotated[Reason | None, Query()] = None,
+) -> list[RejectedOut]:
+    rows = gw.dead_letters.newest(limit, reason.value if reason else None)
+    return [RejectedOut(at=_dt(r.at_ms), source=r.source, device_id=r.device_id, reason=r.reason,
+                        detail=r.detail, preview=r.preview) for r in rows]
+
+
+@router.get("/health", tags=["operations"])
+def health(gw: GatewayDep) -> HealthOut:
+    parts = gw.health()
+    ok = all(p["state"] == "ok" for p in parts.values())
+    return HealthOut(status="ok" if ok else "degraded", site=gw.site.id, components=parts)
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def metrics(gw: GatewayDep) -> Response:
+    return Response(gw.counters.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")

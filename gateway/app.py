@@ -1,0 +1,136 @@
+"""The gateway: its parts wired together, started and stopped in one place.
+
+`Gateway` is an async context manager that owns every long-lived task in one TaskGroup:
+the writer, retention and the MQTT transport (on paho's thread). `create_app` puts it in
+FastAPI's lifespan, with optional companions started before it (the embedded broker) and
+after it (simulators).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from types import TracebackType
+from typing import Self
+
+from fastapi import FastAPI
+
+from gateway.clock import Clock
+from gateway.config import SiteConfig
+from gateway.counters import Counters
+from gateway.device_state import DeviceStates
+from gateway.ingest.mqtt import MqttIngest
+from gateway.pipeline import IngestBuffer, Ingestor
+from gateway.sinks.influx import InfluxSink
+from gateway.storage.sqlite import SqliteStore
+from gateway.storage.state import DeadLetterLog
+from gateway.writer import Writer
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY = timedelta(hours=1)
+
+
+class Gateway:
+    def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
+        self.site = site
+        self.clock = clock
+        self.counters = Counters()
+        self.states = DeviceStates(site, clock)
+        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.writer.wake())
+        self.ingestor = Ingestor(site, self.buffer, self.counters)
+        self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
+        self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
+        self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the sinks",
+                            lambda: len(self.buffer))
+        self.counters.gauge("facility_buffer_capacity", "Capacity of the ingest buffer",
+                            lambda: self.buffer.capacity)
+        self._stack = AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Self:
+        data_dir = self.site.storage.data_dir
+        stack = self._stack
+        self.store = SqliteStore(data_dir / "readings.db")
+        stack.callback(self.store.close)
+        self.dead_letters = DeadLetterLog(data_dir / "state.db", self.site.storage.rejected_keep)
+        stack.callback(self.dead_letters.close)
+        self.states.seed(await asyncio.to_thread(self.store.latest))
+        if self.influx is not None:
+            await self.influx.start()
+            stack.push_async_callback(self.influx.close)
+        self.writer = Writer(self.buffer, self.store, self.dead_letters, self.influx, self.states, self.counters)
+        group = await stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [group.create_task(self.writer.run()), group.create_task(self._retention())]
+        stack.push_async_callback(self._cancel_tasks)
+        if self.mqtt is not None:
+            self.mqtt.start()
+            stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _retention(self) -> None:
+        keep = timedelta(days=self.site.storage.retention_days)
+        while True:
+            cutoff = self.clock.now() - keep
+            deleted = await asyncio.to_thread(self.store.delete_before, int(cutoff.timestamp() * 1000))
+            if deleted:
+                log.info("retention: deleted %d readings older than %s", deleted, cutoff.isoformat())
+            await asyncio.sleep(RETENTION_EVERY.total_seconds())
+
+    def health(self) -> dict[str, dict[str, str]]:
+        parts: dict[str, dict[str, str]] = {}
+        if self.mqtt is not None:
+            parts["mqtt"] = (
+                {"state": "ok"} if self.mqtt.connected else {"state": "down", "detail": self.mqtt.last_error}
+            )
+        for name, sink in self.writer.health.items():
+            parts[name] = {"state": "ok"} if sink.ok else {"state": "down", "detail": sink.last_error}
+        depth = len(self.buffer)
+        full = depth >= self.buffer.capacity
+        parts["buffer"] = {"state": "full" if full else "ok", "detail": f"{depth}/{self.buffer.capacity}"}
+        return parts
+
+
+Companion = Callable[[Gateway], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    site: SiteConfig,
+    clock: Clock,
+    *,
+    before: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
+    after: Sequence[Companion] = (),
+) -> FastAPI:
+    from gateway.api import router
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for start in before:
+                await stack.enter_async_context(start())
+            gateway = await stack.enter_async_context(Gateway(site, clock))
+            app.state.gateway = gateway
+            for companion in after:
+                await stack.enter_async_context(companion(gateway))
+            yield
+
+    app = FastAPI(
+        title="Facility gateway",
+        summary=f"{site.name}: meters, UV lamps, sample fridges and doors",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,91 @@
+"""`facility-gateway`: check-config, run, demo, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway import config
+from gateway.app import create_app
+from gateway.clock import SystemClock
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="facility-gateway", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a site file and exit (non-zero on errors)")
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("run", help="run against an external broker (and InfluxDB if configured)")
+    p.add_argument("--config", type=Path, required=True)
+
+    p = sub.add_parser("demo", help="everything in one process: embedded broker, SQLite, a simulated kindergarten")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--mqtt-port", type=int, default=1883, help="port of the embedded MQTT broker")
+    p.add_argument("--data-dir", type=Path, default=Path("demo-data"))
+    p.add_argument("--backfill-days", type=float, default=35, help="simulated history written on first start")
+
+    p = sub.add_parser("simulate", help="publish a simulated site over MQTT")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--broker", required=True, help="mqtt://host:port")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--username")
+    p.add_argument("--password")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        if args.command == "check-config":
+            site = config.load(args.file)
+            print(f"{args.file}: OK — site {site.id} ({site.name}), {len(site.devices)} devices")
+            return 0
+        if args.command == "run":
+            site = config.load(args.config)
+            app = create_app(site, SystemClock())
+            return _serve(app, site.api.host, site.api.port, args.log_level)
+        if args.command == "demo":
+            from gateway.demo import demo_app
+
+            app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days)
+            print(
+                f"\n  园区设施监测网关 演示 / Facility gateway demo\n"
+                f"  API 文档 / API docs:   http://{args.host}:{args.port}/docs\n"
+                f"  设备 / Devices:        http://{args.host}:{args.port}/api/v1/devices\n"
+                f"  健康 / Health:         http://{args.host}:{args.port}/health\n"
+                f"  MQTT:                  mqtt://127.0.0.1:{args.mqtt_port} (facility/sunflower-kg/#)\n",
+                flush=True,
+            )
+            return _serve(app, args.host, args.port, args.log_level)
+        if args.command == "simulate":
+            from simulators.publish import run as publish
+
+            site = config.load(args.config)
+            asyncio.run(publish(site, args.broker, speed=args.speed, seed=args.seed,
+                                username=args.username, password=args.password))
+            return 0
+    except config.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _serve(app: object, host: str, port: int, log_level: str) -> int:
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))  # type: ignore[arg-type]
+    asyncio.run(server.serve())
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

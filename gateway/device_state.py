@@ -1,0 +1,59 @@
+"""What the gateway knows of each device right now: its newest value per metric and when it
+was last heard from (by event time). Kept in memory, seeded from the store at start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gateway.clock import Clock
+from gateway.config import SiteConfig
+from gateway.storage.sqlite import Point
+
+# A device is offline once it has been silent for this many of its expected intervals.
+OFFLINE_AFTER_INTERVALS = 3
+
+
+@dataclass(slots=True)
+class DeviceState:
+    latest: dict[str, Point] = field(default_factory=dict)
+    last_seen_ms: int | None = None
+
+
+class DeviceStates:
+    def __init__(self, site: SiteConfig, clock: Clock) -> None:
+        self._clock = clock
+        self._states = {d.id: DeviceState() for d in site.devices}
+        self._grace_ms = {d.id: d.interval_s * 1000 * OFFLINE_AFTER_INTERVALS for d in site.devices}
+
+    def seed(self, latest: dict[str, dict[str, Point]]) -> None:
+        for device_id, points in latest.items():
+            state = self._states.get(device_id)
+            if state is not None:
+                state.latest.update(points)
+                state.last_seen_ms = max(p.ts_ms for p in points.values())
+
+    def update(self, device_id: str, ts_ms: int, values: Iterable[tuple[str, float]]) -> None:
+        state = self._states[device_id]
+        latest = state.latest
+        for metric, value in values:
+            old = latest.get(metric)
+            if old is None or old.ts_ms <= ts_ms:  # a late, older reading does not overwrite
+                latest[metric] = Point(ts_ms, value)
+        if state.last_seen_ms is None or ts_ms > state.last_seen_ms:
+            state.last_seen_ms = ts_ms
+
+    def get(self, device_id: str) -> DeviceState:
+        return self._states[device_id]
+
+    def last_seen(self, device_id: str) -> datetime | None:
+        ms = self._states[device_id].last_seen_ms
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+    def online(self, device_id: str) -> bool:
+        ms = self._states[device_id].last_seen_ms
+        if ms is None:
+            return False
+        now_ms = self._clock.now().timestamp() * 1000
+        return now_ms - ms <= self._grace_ms[device_id]

@@ -1,0 +1,1 @@
+"""Embedded stores: the SQLite time-series store and the SQLite state store."""

@@ -1,0 +1,192 @@
+"""The embedded time-series store: raw readings in SQLite (WAL), with retention and
+downsampled history queries.
+
+A reading's identity is (device, metric, timestamp): the primary key, so writing the same
+reading twice stores it once. Series (device, metric) get small integer ids so each raw row is
+three numbers in a WITHOUT ROWID B-tree ordered by series and time, which is also the order
+every history query reads.
+
+One writer thread owns the write connection; queries open their own read connections, which
+WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.base import Event, Sample
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    UNIQUE (device_id, metric)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,          -- Unix milliseconds, event time
+    value REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    device_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (device_id, ts, type)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    ts_ms: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    ts_ms: int  # start of the bucket
+    mean: float
+    min: float
+    max: float
+    count: int
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = connect(path)
+        self._conn.executescript(_SCHEMA)
+        self._series: dict[tuple[str, str], int] = {
+            (d, m): i for i, d, m in self._conn.execute("SELECT id, device_id, metric FROM series")
+        }
+        self._lock = threading.Lock()  # the write connection is used by one thread at a time
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def write(self, samples: Iterable[Sample], events: Iterable[Event]) -> int:
+        """Stores samples and events in one transaction; returns how many rows were new."""
+        with self._lock:
+            conn = self._conn
+            series = self._series
+            rows: list[tuple[int, int, float]] = []
+            conn.execute("BEGIN")
+            try:
+                for s in samples:
+                    for metric, value in s.values.items():
+                        sid = series.get((s.device_id, metric))
+                        if sid is None:
+                            sid = self._new_series(s.device_id, metric)
+                        rows.append((sid, s.ts_ms, value))
+                before = conn.total_changes
+                conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?)", rows)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
+                    [(e.device_id, e.ts_ms, e.type, json.dumps(e.data, ensure_ascii=False)) for e in events],
+                )
+                new = conn.total_changes - before
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._series = {
+                    (d, m): i for i, d, m in conn.execute("SELECT id, device_id, metric FROM series")
+                }
+                raise
+            return new
+
+    def _new_series(self, device_id: str, metric: str) -> int:
+        cur = self._conn.execute("INSERT INTO series (device_id, metric) VALUES (?, ?)", (device_id, metric))
+        sid = cur.lastrowid
+        assert sid is not None
+        self._series[(device_id, metric)] = sid
+        return sid
+
+    def delete_before(self, cutoff_ms: int) -> int:
+        """Retention: drops raw readings older than the cutoff, series by series (the key
+        is ordered by series first, so each delete is a range scan)."""
+        deleted = 0
+        with self._lock:
+            for sid in list(self._series.values()):
+                cur = self._conn.execute("DELETE FROM readings WHERE series_id = ? AND ts < ?", (sid, cutoff_ms))
+                deleted += cur.rowcount
+            cur = self._conn.execute("DELETE FROM events WHERE ts < ?", (cutoff_ms,))
+            deleted += cur.rowcount
+        return deleted
+
+    # Queries: each opens its own connection so it never waits for the writer.
+
+    def latest(self) -> dict[str, dict[str, Point]]:
+        """The newest reading of every series: device → metric → point."""
+        out: dict[str, dict[str, Point]] = {}
+        with _reader(self.path) as conn:
+            for device_id, metric, ts, value in conn.execute(
+                "SELECT s.device_id, s.metric, r.ts, r.value FROM series s "
+                "JOIN readings r ON r.series_id = s.id "
+                "AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)"
+            ):
+                out.setdefault(device_id, {})[metric] = Point(ts, value)
+        return out
+
+    def metrics_of(self, device_id: str) -> list[str]:
+        return sorted(m for (d, m) in self._series if d == device_id)
+
+    def points(self, device_id: str, metric: str, start_ms: int, end_ms: int, limit: int) -> list[Point]:
+        sid = self._series.get((device_id, metric))
+        if sid is None:
+            return []
+        with _reader(self.path) as conn:
+            return [
+                Point(ts, v)
+                for ts, v in conn.execute(
+                    "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? "
+                    "ORDER BY ts LIMIT ?",
+                    (sid, start_ms, end_ms, limit),
+                )
+            ]
+
+    def buckets(self, device_id: str, metric: str, start_ms: int, end_ms: int, step_ms: int) -> list[Bucket]:
+        sid = self._series.get((device_id, metric))
+        if sid is None:
+            return []
+        with _reader(self.path) as conn:
+            return [
+                Bucket(b, mean, lo, hi, n)
+                for b, mean, lo, hi, n in conn.execute(
+                    "SELECT ? + ((ts - ?) / ?) * ? AS b, avg(value), min(value), max(value), count(*) "
+                    "FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b",
+                    (start_ms, start_ms, step_ms, step_ms, sid, start_ms, end_ms),
+                )
+            ]
+
+    def events(self, device_id: str, start_ms: int, end_ms: int, limit: int) -> list[Event]:
+        with _reader(self.path) as conn:
+            return [
+                Event(device_id, ts, type_, json.loads(data))
+                for ts, type_, data in conn.execute(
+                    "SELECT ts, type, data FROM events WHERE device_id = ? AND ts >= ? AND ts < ? "
+                    "ORDER BY ts DESC LIMIT ?",
+                    (device_id, start_ms, end_ms, limit),
+                )
+            ]
+
+
+def _reader(path: Path) -> closing[sqlite3.Connection]:
+    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30))
