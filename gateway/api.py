@@ -191,6 +191,8 @@ def get_readings(
     if step_s is not None and (end - start).total_seconds() / step_s > MAX_BUCKETS:
         raise HTTPException(422, f"more than {MAX_BUCKETS} buckets: use a larger step")
     keys = [metric] if metric else gw.store.metrics_of(device_id)
+    offset = start.astimezone(gw.site.tz).utcoffset()
+    offset_ms = int(offset.total_seconds() * 1000) if offset else 0
     out: list[SeriesOut] = []
     for key in keys:
         m = kind.metric(key)
@@ -204,7 +206,7 @@ def get_readings(
         else:
             points = [
                 BucketOut(ts=_dt(b.ts_ms), mean=b.mean, min=b.min, max=b.max, count=b.count)
-                for b in gw.store.buckets(device_id, key, _ms(start), _ms(end), step_s * 1000)
+                for b in gw.store.buckets(device_id, key, _ms(start), _ms(end), step_s * 1000, offset_ms)
             ]
         out.append(SeriesOut(device_id=device_id, metric=key, unit=unit, start=start, end=end,
                              step_s=step_s, truncated=truncated, points=points))

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from devices.base import Reason
+
+
+# The `_created` timestamps double the exposition and nobody here graphs them.
+disable_created_metrics()
 
 
 class Counters:

@@ -162,7 +162,11 @@ class SqliteStore:
                 )
             ]
 
-    def buckets(self, device_id: str, metric: str, start_ms: int, end_ms: int, step_ms: int) -> list[Bucket]:
+    def buckets(
+        self, device_id: str, metric: str, start_ms: int, end_ms: int, step_ms: int, utc_offset_ms: int = 0
+    ) -> list[Bucket]:
+        """Mean, min, max and count per bucket. Buckets are aligned to multiples of the step
+        in local time (`utc_offset_ms`), so daily buckets start at local midnight."""
         sid = self._series.get((device_id, metric))
         if sid is None:
             return []
@@ -170,9 +174,10 @@ class SqliteStore:
             return [
                 Bucket(b, mean, lo, hi, n)
                 for b, mean, lo, hi, n in conn.execute(
-                    "SELECT ? + ((ts - ?) / ?) * ? AS b, avg(value), min(value), max(value), count(*) "
-                    "FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b",
-                    (start_ms, start_ms, step_ms, step_ms, sid, start_ms, end_ms),
+                    "SELECT ((ts + :off) / :step) * :step - :off AS b, avg(value), min(value), max(value), "
+                    "count(*) FROM readings WHERE series_id = :sid AND ts >= :start AND ts < :end "
+                    "GROUP BY b ORDER BY b",
+                    {"off": utc_offset_ms, "step": step_ms, "sid": sid, "start": start_ms, "end": end_ms},
                 )
             ]
 
