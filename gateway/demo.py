@@ -41,8 +41,7 @@ def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
     return site.model_copy(
         update={
             "mqtt": site.mqtt.model_copy(
-                update={"url": f"mqtt://127.0.0.1:{mqtt_port}", "protocol": "3.1.1",
-                        "client_id": "facility-gateway-demo"}
+                update={"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "facility-gateway-demo"}
             ),
             "storage": site.storage.model_copy(update={"data_dir": data_dir}),
         }

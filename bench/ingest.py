@@ -1,0 +1,188 @@
+"""Sustained end-to-end ingest rate, next to what the broker itself delivers.
+
+Run: `.venv/bin/python -m bench.ingest [--messages N] [--devices D]`
+
+1. Starts a real Mosquitto and a real VictoriaMetrics (InfluxDB v2 write API) on free
+   loopback ports.
+2. Reference: N uniquely numbered telemetry messages are published at QoS 1 by one
+   `mosquitto_pub -l` per device (C, so the publisher is not the bottleneck) while
+   `mosquitto_sub -C N` receives them: the broker's own delivery rate on this machine.
+3. The gateway (`facility-gateway run`, a separate process) subscribes instead, with the
+   SQLite store and the InfluxDB sink on; the same messages are published and the clock
+   stops when /metrics shows all N stored in both sinks.
+4. Nothing lost: the SQLite rows and the points read back from VictoriaMetrics are counted.
+
+Prints both rates and their ratio. Figures only; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.services import free_port, require_binary, start_mosquitto, start_victoria_metrics
+
+SITE = "bench"
+T0 = 1_795_219_200  # 2026-11-21T00:00:00Z: event times are one second apart per device
+POLL_S = 0.1
+TIMEOUT_S = 600.0
+PROFILE = os.environ.get("BENCH_PROFILE")  # a path: record the gateway with py-spy (raw stacks)
+
+
+def write_payloads(directory: Path, devices: int, messages: int) -> list[Path]:
+    files = []
+    per_device = messages // devices
+    for d in range(devices):
+        path = directory / f"m{d:03d}.jsonl"
+        with path.open("w") as f:
+            for i in range(per_device):
+                f.write(json.dumps({"ts": T0 + i, "energy_kwh": 1000 + i * 0.01, "power_w": 1500.0 + d}) + "\n")
+        files.append(path)
+    return files
+
+
+def publish(port: int, files: list[Path]) -> None:
+    pub = require_binary("mosquitto_pub", "mosquitto-clients")
+    procs = []
+    for path in files:
+        device = path.stem
+        with path.open("rb") as stdin:
+            procs.append(subprocess.Popen(
+                [pub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l", "-i", f"pub-{device}",
+                 "-t", f"facility/{SITE}/{device}/telemetry"],
+                stdin=stdin,
+            ))
+    for p in procs:
+        if p.wait(timeout=TIMEOUT_S) != 0:
+            raise RuntimeError(f"mosquitto_pub exited with {p.returncode}")
+
+
+def reference_rate(port: int, files: list[Path], total: int) -> float:
+    sub = subprocess.Popen(
+        [require_binary("mosquitto_sub", "mosquitto-clients"), "-h", "127.0.0.1", "-p", str(port),
+         "-q", "1", "-C", str(total), "-i", "bench-reference", "-t", f"facility/{SITE}/+/telemetry"],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # let it subscribe
+    start = time.perf_counter()
+    publish(port, files)
+    sub.wait(timeout=TIMEOUT_S)
+    return total / (time.perf_counter() - start)
+
+
+def site_file(directory: Path, devices: int, mqtt_port: int, vm_url: str, api_port: int) -> Path:
+    site = {
+        "id": SITE,
+        "name": "基准测试 / benchmark",
+        "buildings": [{"id": "b", "name": "楼", "rooms": [{"id": "r", "name": "房间"}]}],
+        "devices": [{"id": f"m{d:03d}", "kind": "electricity_meter", "room": "r"} for d in range(devices)],
+        "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-gateway"},
+        "influxdb": {"url": vm_url, "token": "bench", "org": "bench", "bucket": "bench"},
+        "storage": {"data_dir": str(directory / "data")},
+        "api": {"port": api_port},
+    }
+    path = directory / "site.yaml"
+    path.write_text(yaml.safe_dump(site, allow_unicode=True))
+    return path
+
+
+def stored(metrics: str, sink: str) -> float:
+    m = re.search(rf'^facility_messages_stored_total\{{sink="{sink}"\}} (\S+)$', metrics, re.M)
+    return float(m[1]) if m else 0.0
+
+
+def gateway_rate(directory: Path, files: list[Path], total: int, mqtt_port: int, vm_url: str) -> float:
+    api_port = free_port()
+    config = site_file(directory, len(files), mqtt_port, vm_url, api_port)
+    log = (directory / "gateway.log").open("wb")
+    argv = [str(Path(sys.executable).parent / "facility-gateway"), "--log-level", "warning", "run",
+            "--config", str(config)]
+    if PROFILE:
+        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--format", "raw",
+                "-o", PROFILE, "--", *argv]
+    gw = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if api.get("/health").json()["components"]["mqtt"]["state"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not come up; see " + str(directory / "gateway.log"))
+            time.sleep(POLL_S)
+        start = time.perf_counter()
+        publish(mqtt_port, files)
+        published = time.perf_counter() - start
+        while True:
+            text = api.get("/metrics").text
+            if stored(text, "sqlite") >= total and stored(text, "influxdb") >= total:
+                break
+            if time.perf_counter() - start > TIMEOUT_S:
+                raise RuntimeError(f"not all stored after {TIMEOUT_S} s")
+            time.sleep(POLL_S)
+        elapsed = time.perf_counter() - start
+        rejected = sum(float(v) for v in re.findall(r"^facility_messages_rejected_total\{.*\} (\S+)$", text, re.M))
+        print(f"  publishing took {published:.2f} s; rejected {rejected:.0f}")
+        return total / elapsed
+    finally:
+        gw.send_signal(signal.SIGINT) if PROFILE else gw.terminate()
+        gw.wait(timeout=30)
+        log.close()
+
+
+def count_sqlite(directory: Path) -> int:
+    with closing(sqlite3.connect(directory / "data" / "readings.db")) as conn:
+        n: int = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--devices", type=int, default=20)
+    args = parser.parse_args()
+    total = args.messages - args.messages % args.devices
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        directory = Path(tmp)
+        for sub in ("mosquitto", "vm"):
+            (directory / sub).mkdir()
+        broker = start_mosquitto(directory / "mosquitto")
+        vm = start_victoria_metrics(directory / "vm")
+        try:
+            files = write_payloads(directory, args.devices, total)
+            print(f"{total} messages from {args.devices} devices, QoS 1, Mosquitto on :{broker.port}")
+            ref = reference_rate(broker.port, files, total)
+            print(f"  reference, Mosquitto → mosquitto_sub: {ref:,.0f} msg/s")
+            e2e = gateway_rate(directory, files, total, broker.port, vm.url)
+            rows = count_sqlite(directory)
+            vm.flush()
+            points = sum(len(s["values"]) for s in vm.export('{__name__="electricity_meter_energy_kwh"}'))
+            print(f"  end to end, Mosquitto → gateway → SQLite + InfluxDB API: {e2e:,.0f} msg/s")
+            print(f"  ratio end-to-end / reference: {e2e / ref:.2f}")
+            print(f"  stored: SQLite {rows:,} rows (expected {2 * total:,}), "
+                  f"VictoriaMetrics {points:,} energy points (expected {total:,})")
+            lost = 2 * total - rows + total - points
+            print(f"  lost: {lost}")
+        finally:
+            vm.stop()
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

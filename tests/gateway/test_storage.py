@@ -1,0 +1,88 @@
+"""The embedded stores on real SQLite files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devices.base import Event, Sample
+from gateway.storage.sqlite import Bucket, Point, SqliteStore
+from gateway.storage.state import DeadLetterLog, Rejection
+
+T0 = 1_795_219_200_000  # 2026-11-21T00:00:00Z
+MIN = 60_000
+
+
+def test_write_is_idempotent_per_device_metric_and_time(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    samples = [Sample("m1", T0 + i * MIN, {"energy_kwh": 100.0 + i, "power_w": 2000.0}) for i in range(10)]
+    assert store.write(samples, []) == 20
+    assert store.write(samples[5:], []) == 0  # a redelivery stores nothing new
+    assert store.write([Sample("m1", T0 + 10 * MIN, {"energy_kwh": 110.0})], []) == 1
+    points = store.points("m1", "energy_kwh", T0, T0 + 60 * MIN, limit=100)
+    assert [p.value for p in points] == [100.0 + i for i in range(11)]
+    assert store.metrics_of("m1") == ["energy_kwh", "power_w"]
+    store.close()
+
+
+def test_series_survive_reopening_and_latest_is_per_metric(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    store.write([Sample("f", T0, {"temperature_c": 4.0, "door_open": 0.0}),
+                 Sample("f", T0 + MIN, {"temperature_c": 5.5})], [])
+    store.close()
+    again = SqliteStore(tmp_path / "r.db")
+    assert again.latest() == {"f": {"temperature_c": Point(T0 + MIN, 5.5), "door_open": Point(T0, 0.0)}}
+    again.write([Sample("f", T0 + 2 * MIN, {"temperature_c": 6.0})], [])
+    assert again.latest()["f"]["temperature_c"] == Point(T0 + 2 * MIN, 6.0)
+    again.close()
+
+
+def test_buckets_align_to_local_time(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    # one reading a minute for two hours, value = minute index
+    store.write([Sample("m", T0 + i * MIN, {"power_w": float(i)}) for i in range(120)], [])
+    hourly = store.buckets("m", "power_w", T0, T0 + 120 * MIN, 60 * MIN)
+    assert hourly == [Bucket(T0, 29.5, 0.0, 59.0, 60), Bucket(T0 + 60 * MIN, 89.5, 60.0, 119.0, 60)]
+    # UTC+8: a day bucket starts at local midnight, 16:00 UTC the day before
+    eight_h = 8 * 60 * MIN
+    daily = store.buckets("m", "power_w", T0, T0 + 120 * MIN, 24 * 60 * MIN, utc_offset_ms=eight_h)
+    assert [b.ts_ms for b in daily] == [T0 - eight_h]
+    assert daily[0].count == 120
+    store.close()
+
+
+def test_points_respect_range_and_limit(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    store.write([Sample("m", T0 + i * MIN, {"power_w": float(i)}) for i in range(50)], [])
+    assert [p.value for p in store.points("m", "power_w", T0 + 10 * MIN, T0 + 20 * MIN, 100)] == [
+        float(i) for i in range(10, 20)
+    ]
+    assert len(store.points("m", "power_w", T0, T0 + 50 * MIN, 7)) == 7
+    assert store.points("m", "nothing", T0, T0 + 50 * MIN, 7) == []
+    store.close()
+
+
+def test_retention_deletes_only_old_rows(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    store.write(
+        [Sample(d, T0 + i * MIN, {"power_w": 1.0}) for d in ("a", "b") for i in range(10)],
+        [Event("g", T0, "access", {"credential": "card:1", "granted": True}),
+         Event("g", T0 + 9 * MIN, "access", {"credential": "card:2", "granted": False})],
+    )
+    assert store.delete_before(T0 + 5 * MIN) == 2 * 5 + 1
+    assert len(store.points("a", "power_w", 0, T0 + 99 * MIN, 100)) == 5
+    assert store.events("g", 0, T0 + 99 * MIN, 10) == [
+        Event("g", T0 + 9 * MIN, "access", {"credential": "card:2", "granted": False})
+    ]
+    store.close()
+
+
+def test_dead_letter_log_is_newest_first_and_bounded(tmp_path: Path) -> None:
+    log = DeadLetterLog(tmp_path / "s.db", keep=100)
+    for batch in range(3):
+        log.write([Rejection(T0 + batch * 100 + i, "http", f"d{i}", "wrong_type" if i % 2 else "not_json",
+                             "detail", "{") for i in range(60)])
+    newest = log.newest(1000)
+    assert len(newest) == 100
+    assert newest[0].at_ms == T0 + 200 + 59
+    assert [r.reason for r in log.newest(5, "not_json")] == ["not_json"] * 5
+    log.close()
