@@ -39,7 +39,6 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     UNKNOWN_EVENT = "unknown_event"
     UNKNOWN_DEVICE = "unknown_device"
-    UNKNOWN_SITE = "unknown_site"
     BAD_TOPIC = "bad_topic"
     TOO_LARGE = "too_large"
 

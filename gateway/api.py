@@ -239,20 +239,24 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     problems: list[IngestProblem] = []
     accepted = 0
     for i, item in enumerate(items):
-        device_id = item.get("device_id") if isinstance(item, dict) else None
-        if not isinstance(device_id, str):
-            device_id = ""
-        payload = {k: v for k, v in item.items() if k != "device_id"} if isinstance(item, dict) else item
-        try:
-            error = gw.ingestor.accept("http", device_id, "telemetry", json.dumps(payload).encode(),
-                                       received_ms, timeout=HTTP_INGEST_WAIT_S)
-        except BufferFull as exc:
-            raise HTTPException(503, f"{exc}; {accepted} of {len(items)} items were accepted",
-                                headers={"Retry-After": "5"}) from None
+        payload = json.dumps(item, ensure_ascii=False).encode()
+        if not isinstance(item, dict):
+            error = gw.ingestor.refuse("http", "", Reason.NOT_OBJECT, "a reading must be a JSON object",
+                                       payload, received_ms)
+        elif not isinstance(device_id := item.pop("device_id", None), str):
+            error = gw.ingestor.refuse("http", "", Reason.MISSING_FIELD, "device_id: a string is required",
+                                       payload, received_ms)
+        else:
+            try:
+                error = gw.ingestor.accept("http", device_id, "telemetry", json.dumps(item).encode(),
+                                           received_ms, timeout=HTTP_INGEST_WAIT_S)
+            except BufferFull as exc:
+                raise HTTPException(503, f"{exc}; {accepted} of {len(items)} items were accepted",
+                                    headers={"Retry-After": "5"}) from None
         if error is None:
             accepted += 1
         else:
-            problems.append(IngestProblem(index=i, device_id=device_id, reason=error.reason.value,
+            problems.append(IngestProblem(index=i, device_id=error.device_id, reason=error.reason.value,
                                           detail=error.detail))
     return IngestResult(accepted=accepted, rejected=problems)
 

@@ -90,13 +90,13 @@ class Ingestor:
         self._counters = counters
         self._max_bytes = site.ingest.max_payload_bytes
         self._kinds = {d.id: kinds()[d.kind] for d in site.devices}
-        self._prefix = f"facility/{site.id}/"
         self._status_topic = f"facility/{site.id}/gateway/status"
         self._received = {t: counters.received.labels(t) for t in ("mqtt", "http", "replay")}
         self._rejected = {r: counters.rejected.labels(r.value) for r in Reason}
 
     def accept_mqtt(self, topic: str, payload: bytes, received_ms: int, timeout: float | None = None) -> None:
-        """A message from `facility/<site>/<device>/<channel>`."""
+        """A message from `facility/<site>/<device>/<channel>` (the subscription covers only
+        this gateway's site)."""
         if topic == self._status_topic:
             return  # our own status, retained on the broker
         self._received["mqtt"].inc()
@@ -105,10 +105,6 @@ class Ingestor:
         if len(parts) != 4 or parts[0] != "facility" or parts[3] not in CHANNELS:
             self._reject(source, "", Reason.BAD_TOPIC,
                          "expected facility/<site>/<device_id>/telemetry or …/event", payload, received_ms)
-            return
-        if not topic.startswith(self._prefix):
-            self._reject(source, parts[2], Reason.UNKNOWN_SITE,
-                         f"site {parts[1]!r} is not this gateway's site {self._site.id!r}", payload, received_ms)
             return
         self._accept(source, parts[2], parts[3], payload, received_ms, timeout)
 
@@ -142,6 +138,16 @@ class Ingestor:
             return exc
         self._buffer.put(item, received_ms, timeout)
         return None
+
+    def refuse(
+        self, transport: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int
+    ) -> DecodeError:
+        """Records a message that a transport found unusable before decoding (no device
+        named, not an object): counted as received and rejected, kept as a dead letter."""
+        self._received[transport].inc()
+        error = DecodeError(device_id, reason, detail, payload)
+        self._record(transport, error, received_ms)
+        return error
 
     def _reject(
         self, source: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int

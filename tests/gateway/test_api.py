@@ -1,0 +1,202 @@
+"""The gateway in-process (FastAPI lifespan) against a real Mosquitto: MQTT and HTTP ingest,
+bad input, the devices and readings API, the dead-letter log, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import config
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from tests.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+SITE = """\
+id: kg
+name: 测试幼儿园
+buildings:
+  - id: main
+    name: 教学楼
+    rooms:
+      - {{id: kitchen, name: 厨房, type: kitchen}}
+      - {{id: gate-house, name: 门卫室, type: gate}}
+devices:
+  - {{id: fridge, kind: sample_fridge, room: kitchen, interval_s: 60}}
+  - {{id: meter, kind: electricity_meter, room: kitchen}}
+  - {{id: gate, kind: door, room: gate-house}}
+mqtt: {{url: "{url}", client_id: "{client_id}"}}
+storage: {{data_dir: "{data_dir}"}}
+ingest: {{max_payload_bytes: 1024}}
+"""
+T0 = 1_795_219_200  # 2026-11-21T00:00:00Z
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[Callable[[str, bytes], None]]:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+
+    def publish(topic: str, payload: bytes) -> None:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
+
+    yield publish
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.fixture
+def api(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    site = config.parse(
+        SITE.format(url=mosquitto.url, client_id=f"gw-{request.node.name}"[:60], data_dir=tmp_path / "data"),
+        "site.yaml",
+    )
+    with TestClient(create_app(site, SystemClock())) as client:
+        wait_for(lambda: client.get("/health").json()["components"]["mqtt"]["state"] == "ok")
+        yield client
+
+
+def metric_values(client: TestClient) -> dict[str, float]:
+    text = client.get("/metrics").text
+    return {m[1]: float(m[2]) for m in re.finditer(r"^(facility_\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+
+
+def test_mqtt_telemetry_reaches_devices_and_readings(api: TestClient, publisher: Callable[[str, bytes], None]) -> None:
+    temps = [4.0, 4.5, 9.25, 5.0]
+    for i, t in enumerate(temps):
+        publisher("facility/kg/fridge/telemetry",
+                  json.dumps({"ts": T0 + 60 * i, "temperature_c": t, "door_open": i == 2}).encode())
+    publisher("facility/kg/gate/event",
+              json.dumps({"ts": T0, "type": "access", "credential": "card:0042", "granted": True}).encode())
+
+    def fridge() -> dict[str, Any]:
+        devices = {d["id"]: d for d in api.get("/api/v1/devices").json()}
+        result: dict[str, Any] = devices["fridge"]
+        return result
+
+    wait_for(lambda: fridge()["last_values"].get("temperature_c") == 5.0)
+    f = fridge()
+    assert f["kind"] == "sample_fridge"
+    assert f["room"] == "kitchen"
+    assert f["building"] == "main"
+    assert f["last_values"] == {"temperature_c": 5.0, "door_open": False}
+    assert f["last_seen"] == "2026-11-21T00:03:00Z"
+    assert f["online"] is False  # event time is long ago
+
+    series = api.get("/api/v1/devices/fridge/readings", params={
+        "metric": "temperature_c", "start": "2026-11-20T23:00:00Z", "end": "2026-11-21T01:00:00Z"}).json()
+    assert [p["value"] for p in series[0]["points"]] == temps
+    assert series[0]["unit"] == "°C"
+
+    hourly = api.get("/api/v1/devices/fridge/readings", params={
+        "metric": "temperature_c", "start": "2026-11-20T23:00:00Z", "end": "2026-11-21T01:00:00Z",
+        "step": "1h"}).json()
+    assert hourly[0]["points"] == [{"ts": "2026-11-21T00:00:00Z", "mean": sum(temps) / 4, "min": 4.0,
+                                    "max": 9.25, "count": 4}]
+
+    detail = api.get("/api/v1/devices/fridge").json()
+    assert detail["settings"]["max_c"] == 8.0
+    assert {m["key"] for m in detail["metrics"]} >= {"temperature_c", "door_open"}
+
+
+def test_bad_input_is_rejected_counted_and_kept(api: TestClient, publisher: Callable[[str, bytes], None]) -> None:
+    bad = {
+        "facility/kg/fridge/telemetry": b"{not json",
+        "facility/kg/meter/telemetry": b'{"energy_kwh": "12"}',
+        "facility/kg/ghost/telemetry": b'{"temperature_c": 3}',
+        "facility/other-site/fridge/telemetry": b'{"temperature_c": 3}',
+        "facility/kg/fridge/status": b"{}",
+        "facility/kg/gate/telemetry": b'{"open": false, "pad": "' + b"x" * 2000 + b'"}',
+    }
+    for topic, payload in bad.items():
+        publisher(topic, payload)
+    publisher("facility/kg/meter/telemetry", b'{"energy_kwh": 12.5, "ts": 1795219200}')  # one good one
+
+    wait_for(lambda: len(api.get("/api/v1/rejected").json()) >= 5)
+    wait_for(lambda: "energy_kwh" in api.get("/api/v1/devices/meter").json()["last_values"])
+    rejected = api.get("/api/v1/rejected").json()
+    by_reason = {r["reason"]: r for r in rejected}
+    assert set(by_reason) == {"not_json", "wrong_type", "unknown_device", "bad_topic", "too_large"}
+    assert by_reason["wrong_type"]["source"] == "mqtt:facility/kg/meter/telemetry"
+    assert by_reason["wrong_type"]["preview"] == '{"energy_kwh": "12"}'
+    assert by_reason["unknown_device"]["device_id"] == "ghost"
+    assert by_reason["too_large"]["preview"].endswith("…")
+    # another site's traffic is not ours to subscribe to, so it is never seen
+    assert all("other-site" not in r["source"] for r in rejected)
+
+    m = metric_values(api)
+    assert m['facility_messages_rejected_total{reason="not_json"}'] == 1
+    assert m['facility_messages_rejected_total{reason="unknown_device"}'] == 1
+    assert m['facility_messages_received_total{transport="mqtt"}'] == 6
+    assert m['facility_messages_stored_total{sink="sqlite"}'] == 1
+    rejected_total = sum(v for k, v in m.items() if k.startswith("facility_messages_rejected_total"))
+    assert m['facility_messages_received_total{transport="mqtt"}'] == (
+        m['facility_messages_stored_total{sink="sqlite"}'] + rejected_total
+    )
+    assert api.get("/health").json()["status"] == "ok"
+
+
+def test_http_ingest_shares_validation(api: TestClient) -> None:
+    response = api.post("/api/v1/readings", content=json.dumps([
+        {"device_id": "meter", "ts": T0, "energy_kwh": 100.0, "power_w": 2500},
+        {"device_id": "meter", "ts": T0 + 60, "energy_kwh": float("nan")},
+        {"device_id": "nobody", "energy_kwh": 1},
+        {"energy_kwh": 1},
+        "not an object",
+    ]))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [(p["index"], p["reason"]) for p in body["rejected"]] == [
+        (1, "not_finite"), (2, "unknown_device"), (3, "missing_field"), (4, "not_object")]
+    single = api.post("/api/v1/readings", json={"device_id": "gate", "open": True, "ts": T0})
+    assert single.json() == {"accepted": 1, "rejected": []}
+    assert api.post("/api/v1/readings", content=b"{oops").status_code == 422
+    wait_for(lambda: api.get("/api/v1/devices/meter").json()["last_values"].get("power_w") == 2500)
+    assert api.get("/api/v1/devices/gate").json()["last_values"] == {"open": True}
+    assert metric_values(api)['facility_messages_received_total{transport="http"}'] == 6
+
+
+def test_api_errors_are_clear(api: TestClient) -> None:
+    assert api.get("/api/v1/devices/ghost").status_code == 404
+    r = api.get("/api/v1/devices/fridge/readings", params={"metric": "power_w"})
+    assert r.status_code == 422
+    assert "no metric 'power_w'" in r.json()["detail"]
+    assert api.get("/api/v1/devices/fridge/readings", params={"step": "soon"}).status_code == 422
+    r = api.get("/api/v1/devices/fridge/readings", params={"start": "2026-11-21T00:00:00"})
+    assert r.status_code == 422  # naive datetimes are refused
+    assert api.get("/docs").status_code == 200
+    assert "/api/v1/readings" in api.get("/openapi.json").json()["paths"]
+
+
+def test_status_is_retained_online(api: TestClient, mosquitto: Mosquitto) -> None:
+    seen: list[bytes] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="status-reader")
+    client.on_message = lambda _c, _u, msg: seen.append(msg.payload)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.subscribe("facility/kg/gateway/status", qos=1)
+    client.loop_start()
+    try:
+        wait_for(lambda: seen == [b"online"])
+    finally:
+        client.disconnect()
+        client.loop_stop()
