@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel
 
 from devices import kinds
-from devices.base import MetricType, Reason
+from devices.base import DecodeError, MetricType, Reason
 from gateway.app import Gateway
 from gateway.pipeline import BufferFull
 
@@ -239,6 +239,7 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     problems: list[IngestProblem] = []
     accepted = 0
     for i, item in enumerate(items):
+        error: DecodeError | None
         payload = json.dumps(item, ensure_ascii=False).encode()
         if not isinstance(item, dict):
             error = gw.ingestor.refuse("http", "", Reason.NOT_OBJECT, "a reading must be a JSON object",

@@ -40,7 +40,8 @@ class Gateway:
         self.clock = clock
         self.counters = Counters()
         self.states = DeviceStates(site, clock)
-        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.writer.wake())
+        # The writer exists only once the event loop runs (__aenter__), hence the late-bound lambda.
+        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.writer.wake())  # noqa: PLW0108
         self.ingestor = Ingestor(site, self.buffer, self.counters)
         self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None

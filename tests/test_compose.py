@@ -124,7 +124,7 @@ def site_file_in_container() -> str:
 @pytest.fixture
 def no_facility_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """An environment without settings of the tester's own."""
-    for name in os.environ:
+    for name in list(os.environ):
         if name.upper().startswith("FACILITY_"):
             monkeypatch.delenv(name)
     return monkeypatch
@@ -262,7 +262,8 @@ def test_the_dashboards_chart_real_metrics_from_the_provisioned_datasource() -> 
             for target in panel["targets"]:
                 measurement = re.search(r'r\._measurement == "(\w+)"', target["query"])
                 field = re.search(r'r\._field == "(\w+)"', target["query"])
-                assert measurement and field, f"{path.name}: {panel['title']}"
+                assert measurement, f"{path.name}: {panel['title']}"
+                assert field, f"{path.name}: {panel['title']}"
                 kind = kinds()[measurement[1]]
                 assert kind.metric(field[1]) is not None, f"{path.name}: {panel['title']}"
 
@@ -297,11 +298,11 @@ def test_mosquitto_runs_the_broker_config_and_enforces_the_acl(tmp_path: Path) -
         "user": broker_user(),
     }
     assert set(changes) - set(options) == {"user"}, "the broker config changed shape; update this test"
-    lines = [
-        line for line in conf.read_text(encoding="utf-8").splitlines() if line.partition(" ")[0] not in changes
-    ]
+    original = conf.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in original if line.partition(" ")[0] not in changes]
+    lines += [f"{k} {v}" for k, v in changes.items()]
     test_conf = tmp_path / "mosquitto.conf"
-    test_conf.write_text("\n".join([*lines, *(f"{k} {v}" for k, v in changes.items())]) + "\n", encoding="utf-8")
+    test_conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     broker = Mosquitto(port, test_conf, log_path)
     broker.start()
     try:
@@ -309,14 +310,14 @@ def test_mosquitto_runs_the_broker_config_and_enforces_the_acl(tmp_path: Path) -
             assert reason == "Not authorized"
         received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         subscribed = threading.Event()
-        with mqtt_client(broker, "facility-gateway", "gateway", "gateway-pw") as (gateway, reason):
-            assert not reason.is_failure
+        with mqtt_client(broker, "facility-gateway", "gateway", "gateway-pw") as (gateway, gateway_login):
+            assert not gateway_login.is_failure
             gateway.on_subscribe = lambda *_: subscribed.set()
             gateway.on_message = lambda _client, _userdata, message: received.put(message)
             gateway.subscribe("facility/demo/#", qos=1)
             assert subscribed.wait(MQTT_TIMEOUT_S)
-            with mqtt_client(broker, "em-main", "em-main", "em-pw") as (device, reason):
-                assert not reason.is_failure
+            with mqtt_client(broker, "em-main", "em-main", "em-pw") as (device, device_login):
+                assert not device_login.is_failure
                 for topic in ("facility/demo/wm-main/telemetry", "facility/demo/em-main/telemetry"):
                     device.publish(topic, b"{}", qos=1).wait_for_publish(MQTT_TIMEOUT_S)
             for topic in ("facility/demo/em-main/telemetry", "facility/demo/gateway/status"):

@@ -66,7 +66,7 @@ class MqttIngest:
         """Connects in the background; paho's thread keeps reconnecting until `stop()`."""
         s = self._settings
         if self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
             self._client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
         else:
@@ -114,4 +114,4 @@ class MqttIngest:
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         received_ms = int(self._clock.now().timestamp() * 1000)
-        self._ingestor.accept_mqtt(message.topic, message.payload, received_ms)
+        self._ingestor.accept_mqtt(message.topic, bytes(message.payload), received_ms)

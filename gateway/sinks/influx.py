@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 
 from aiohttp import ClientError
-from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from devices import kinds
@@ -87,7 +87,7 @@ class InfluxSink:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
     async def write(self, samples: Sequence[Sample], events: Sequence[Event]) -> None:
@@ -103,7 +103,7 @@ class InfluxSink:
                 await api.write(
                     bucket=self._settings.bucket,
                     record="\n".join(lines[i : i + size]),
-                    write_precision=WritePrecision.MS,
+                    write_precision=WritePrecision.MS,  # type: ignore[arg-type]
                 )
         except ApiException as exc:
             if exc.status in _PERMANENT_STATUS:

@@ -31,13 +31,15 @@ def test_kind_follows_the_convention(name: str) -> None:
     kind = kinds()[name]
     assert isinstance(kind, DeviceKind)
     assert kind.name == name
-    assert kind.label_zh and kind.label_en
+    assert kind.label_zh
+    assert kind.label_en
     keys = [m.key for m in kind.metrics]
     assert len(keys) == len(set(keys)), "metric keys are unique"
     assert any(m.required for m in kind.metrics), "a kind has at least one required metric"
     assert {"battery_pct", "rssi_dbm"} <= set(keys)
     for m in kind.metrics:
-        assert m.label_zh and m.label_en
+        assert m.label_zh
+        assert m.label_en
         if m.type is not MetricType.STATE:
             assert m.unit, f"{name}.{m.key} has a unit"
     kind.settings.model_validate({})  # every setting has a default

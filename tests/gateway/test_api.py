@@ -191,7 +191,7 @@ def test_api_errors_are_clear(api: TestClient) -> None:
 def test_status_is_retained_online(api: TestClient, mosquitto: Mosquitto) -> None:
     seen: list[bytes] = []
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="status-reader")
-    client.on_message = lambda _c, _u, msg: seen.append(msg.payload)
+    client.on_message = lambda _c, _u, msg: seen.append(bytes(msg.payload))
     client.connect(mosquitto.host, mosquitto.port)
     client.subscribe("facility/kg/gateway/status", qos=1)
     client.loop_start()

@@ -1,0 +1,334 @@
+"""Real services for integration tests, each a subprocess on a free loopback port with its
+own temporary directory: Mosquitto (the production broker) and VictoriaMetrics (a server
+that speaks the InfluxDB v2 write API, from Debian's packages).
+
+A missing binary skips the test, or fails it when `CI=true`, with the package to install.
+Readiness is polled for at most `READY_TIMEOUT_S`; a service that does not come up fails
+the test with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import queue
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+HOST: Final = "127.0.0.1"
+READY_TIMEOUT_S: Final = 10.0
+STOP_TIMEOUT_S: Final = 10.0
+LOG_TAIL_LINES: Final = 30
+MQTT_TIMEOUT_S: Final = 5.0
+# Debian installs the broker in /usr/sbin, which is not on every user's PATH.
+_SEARCH_PATH: Final = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
+
+
+def free_port() -> int:
+    """A TCP port that was free on the loopback interface a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of an installed program; skips the test without it (fails it on CI)."""
+    path = shutil.which(name, path=_SEARCH_PATH)
+    if path is not None:
+        return path
+    message = f"{name} is not installed; install it with `apt-get install {package}`"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _log_tail(log_path: Path) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no log written)"
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:]) or "(log is empty)"
+
+
+@dataclass
+class ServiceProcess:
+    """One service subprocess; its stdout and stderr are appended to `log_path`."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def start(self, ready: Callable[[], bool]) -> None:
+        """Starts the process and polls `ready` until it returns true."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
+        with self.log_path.open("ab") as log:
+            self._popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            code = self._popen.poll()
+            if code is not None:
+                self._popen = None
+                self._fail(f"exited with status {code} while starting")
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                self._fail(f"was not ready after {READY_TIMEOUT_S:g} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminates the process (SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`)."""
+        if self._popen is None:
+            return
+        self._popen.terminate()
+        try:
+            self._popen.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait()
+        self._popen = None
+
+    def _fail(self, what: str) -> NoReturn:
+        pytest.fail(
+            f"{self.name} {what}: {' '.join(self.argv)}\n"
+            f"last lines of {self.log_path}:\n{_log_tail(self.log_path)}",
+            pytrace=False,
+        )
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- Mosquitto
+
+# Mosquitto 2 drops QoS 0 messages for a subscriber that is slower than the publishers as
+# soon as more than `max_queued_messages` (default 1000) wait for it; a test that floods the
+# broker must not lose any, so the queue is made large enough never to fill. QoS 1/2 messages
+# beyond the default 20 in flight wait in the same queue, so `max_inflight_messages` keeps
+# its default. (`max_queued_messages 0`, "no maximum", is also accepted by 2.0.11.)
+MOSQUITTO_DEFAULTS: Final[dict[str, str | int | bool | Path]] = {
+    "allow_anonymous": True,
+    "persistence": False,
+    "max_queued_messages": 1_000_000,
+}
+
+
+def mosquitto_conf(options: dict[str, str | int | bool | Path]) -> str:
+    """Config lines from options; true/false for booleans, paths as written."""
+    rendered = {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in options.items()}
+    return "".join(f"{k} {v}\n" for k, v in rendered.items())
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto broker on `host:port`, configured by the file at `conf_path`. It can be
+    stopped and started again on the same port (clients reconnect to the same URL)."""
+
+    port: int
+    conf_path: Path
+    log_path: Path
+    host: str = HOST
+    _process: ServiceProcess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        binary = require_binary("mosquitto", "mosquitto")
+        self._process = ServiceProcess("mosquitto", [binary, "-c", str(self.conf_path)], self.log_path)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._process.start(lambda: _accepts_connections(self.port))
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+MosquittoFactory = Callable[..., Mosquitto]
+"""The `mosquitto_factory` fixture: `mosquitto_factory(**options)` starts a broker."""
+
+
+def broker_user() -> str:
+    """The user Mosquitto must run as: started by root it switches to the `mosquitto` user,
+    which could not read or write the test's files."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def start_mosquitto(directory: Path, **options: str | int | bool | Path) -> Mosquitto:
+    """Starts a broker on a free loopback port, with its config, log and any data in
+    `directory`. `options` are mosquitto.conf options that replace or add to
+    `MOSQUITTO_DEFAULTS`, e.g. `allow_anonymous=False, password_file=path`."""
+    port = free_port()
+    log_path = directory / "mosquitto.log"
+    conf_path = directory / "mosquitto.conf"
+    conf_path.write_text(
+        f"listener {port} {HOST}\n"
+        + mosquitto_conf(
+            {"user": broker_user(), "log_dest": f"file {log_path}"} | MOSQUITTO_DEFAULTS | options
+        ),
+        encoding="utf-8",
+    )
+    broker = Mosquitto(port, conf_path, log_path)
+    broker.start()
+    return broker
+
+
+def mosquitto_passwd(password_file: Path, users: dict[str, str]) -> None:
+    """Writes a Mosquitto password file with `mosquitto_passwd -b` (created if missing)."""
+    binary = require_binary("mosquitto_passwd", "mosquitto")
+    for user, password in users.items():
+        create = [] if password_file.exists() else ["-c"]
+        subprocess.run([binary, *create, "-b", str(password_file), user, password], check=True)
+
+
+@contextmanager
+def mqtt_client(
+    broker: Mosquitto, client_id: str, username: str | None = None, password: str | None = None
+) -> Iterator[tuple[mqtt.Client, ReasonCode]]:
+    """A connected paho client running its network loop, with the broker's CONNACK reason."""
+    connack: queue.Queue[ReasonCode] = queue.Queue()
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            client.disconnect()  # no reconnect attempts, which would delay `loop_stop`
+        connack.put(reason)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.on_connect = on_connect
+    if username is not None:
+        client.username_pw_set(username, password)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        yield client, connack.get(timeout=MQTT_TIMEOUT_S)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# ------------------------------------------------------------------------ VictoriaMetrics
+
+
+@dataclass
+class VictoriaMetrics:
+    """A single-node VictoriaMetrics at `url`.
+
+    It accepts InfluxDB line protocol on the v2 write API, `POST /api/v2/write?org=…&bucket=…`
+    (what `influxdb-client`'s write API sends), ignores the `Authorization: Token …` header
+    and answers 204. Each field of a line becomes its own series named
+    `<measurement>_<field>`, labelled with the line's tags; org and bucket add no label.
+    So `electricity_meter,site=s,building=b,room=r,device=d energy_kwh=1.5,power_w=300i`
+    becomes `electricity_meter_energy_kwh{site="s",building="b",room="r",device="d"}` 1.5
+    and `electricity_meter_power_w{…}` 300. Values are stored as floats: integers as is,
+    booleans as 1/0. Timestamps are kept to the millisecond.
+
+    String fields (`credential="card-1"`) become series with the value 0, and so do field
+    values it cannot parse (`open=nonsense`), without an error: unlike InfluxDB it rejects
+    nothing, so a test against it does not prove that InfluxDB would accept a line.
+
+    Newly written rows are buffered for a second or two before searches see them; `export`
+    and `query` first call `/internal/force_flush`, which makes them visible at once.
+    """
+
+    port: int
+    data_dir: Path
+    log_path: Path
+    _process: ServiceProcess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        binary = require_binary("victoria-metrics", "victoria-metrics")
+        argv = [
+            binary,
+            "-retentionPeriod=100y",  # test data may be stamped years in the past
+            f"-httpListenAddr={HOST}:{self.port}",
+            f"-storageDataPath={self.data_dir}",
+            # Queries near "now" would otherwise hide the last 30 s of data, and a cached
+            # response could hide points written after it.
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+        ]
+        self._process = ServiceProcess("victoria-metrics", argv, self.log_path)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        self._process.start(self._healthy)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def flush(self) -> None:
+        """Makes every row written so far visible to searches."""
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """Raw points of the series matching a selector (`door_open`, `{site="s1"}`), one
+        dict per series: `{"metric": {"__name__": …, labels…}, "values": […],
+        "timestamps": [ms…]}`."""
+        self.flush()
+        response = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match}, timeout=10)
+        response.raise_for_status()
+        return [json.loads(line) for line in response.content.splitlines() if line]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result of an instant query (at Unix time `at`, default now): one dict per
+        series, `{"metric": {…}, "value": [ts, "value"]}`."""
+        self.flush()
+        params = {"query": promql} | ({} if at is None else {"time": str(at)})
+        response = httpx.post(f"{self.url}/api/v1/query", data=params, timeout=10)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("status") != "success":
+            raise RuntimeError(f"query {promql!r} failed: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+
+def start_victoria_metrics(directory: Path) -> VictoriaMetrics:
+    """Starts VictoriaMetrics on a free loopback port with its data and log in `directory`."""
+    server = VictoriaMetrics(free_port(), directory / "data", directory / "victoria-metrics.log")
+    server.start()
+    return server
