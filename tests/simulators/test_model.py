@@ -25,6 +25,10 @@ def telemetry(messages: list[SimMessage], device_id: str) -> list[dict[str, obje
     return [m.payload for m in messages if m.device_id == device_id and m.channel == "telemetry"]
 
 
+def part(messages: list[SimMessage], start: datetime, hours: float) -> list[SimMessage]:
+    return [m for m in messages if start <= m.ts < start + timedelta(hours=hours)]
+
+
 def number(payload: dict[str, object], key: str) -> float:
     value = payload[key]
     assert isinstance(value, int | float)
@@ -33,8 +37,8 @@ def number(payload: dict[str, object], key: str) -> float:
 
 @pytest.fixture(scope="module")
 def week() -> list[SimMessage]:
-    """Monday to Sunday, midnight to midnight."""
-    return window(MONDAY, 7 * 24)
+    """Sunday to Saturday, midnight to midnight."""
+    return window(SUNDAY, 7 * 24)
 
 
 def test_demo_site_has_every_kind_and_about_twenty_devices() -> None:
@@ -83,14 +87,15 @@ def test_every_device_reports_once_per_interval_at_its_own_second() -> None:
 
 def test_payloads_carry_the_site_utc_offset() -> None:
     message = window(MONDAY + timedelta(hours=8), 0.1)[0]
-    assert message.ts.utcoffset() == timedelta(hours=8)
-    assert message.payload["ts"] == message.ts.isoformat()
+    assert message.ts.tzinfo is UTC
+    assert message.payload["ts"] == message.ts.astimezone(TZ).isoformat()
+    assert str(message.payload["ts"]).startswith("2026-11-23T08:00:")
     assert str(message.payload["ts"]).endswith("+08:00")
 
 
-def test_every_message_decodes(week: list[SimMessage]) -> None:
+def test_every_message_of_a_weekend_day_and_a_workday_decodes(week: list[SimMessage]) -> None:
     received_ms = 0  # every payload carries its own ts
-    for m in week:
+    for m in (m for m in week if m.ts < MONDAY + timedelta(days=1)):
         device = SITE.device(m.device_id)
         assert device is not None
         kind = kinds()[device.kind]
@@ -154,8 +159,8 @@ def _longest_run_min(readings: list[dict[str, object]]) -> int:
     return longest
 
 
-def test_uv_lamps_run_at_least_30_minutes_on_a_workday_and_not_on_sunday() -> None:
-    monday, sunday = window(MONDAY, 24), window(SUNDAY, 24)
+def test_uv_lamps_run_at_least_30_minutes_on_a_workday_and_not_on_sunday(week: list[SimMessage]) -> None:
+    monday, sunday = part(week, MONDAY, 24), part(week, SUNDAY, 24)
     for lamp in (d for d in SITE.devices if d.kind == "uv_lamp"):
         on_monday = telemetry(monday, lamp.id)
         assert _longest_run_min(on_monday) >= 30, lamp.id
@@ -169,14 +174,15 @@ def test_uv_lamps_run_when_the_rooms_are_empty() -> None:
             assert m.payload["on"] is False, (m.device_id, m.ts)
 
 
-def test_gate_has_access_events_on_a_workday_morning_only() -> None:
-    arrivals = [m for m in window(MONDAY + timedelta(hours=7, minutes=45), 35 / 60) if m.channel == "event"]
+def test_gate_has_access_events_on_a_workday_morning_only(week: list[SimMessage]) -> None:
+    events = [m for m in week if m.channel == "event"]
+    arrivals = part(events, MONDAY + timedelta(hours=7, minutes=45), 35 / 60)
     assert len(arrivals) > 50
     assert {m.device_id for m in arrivals} == {"main-gate"}
     assert all(str(m.payload["credential"]).startswith("card:") for m in arrivals)
-    assert any(not m.payload["granted"] for m in window(MONDAY, 24) if m.channel == "event")
-    assert not [m for m in window(MONDAY + timedelta(hours=2, minutes=30), 1) if m.channel == "event"]
-    assert not [m for m in window(SUNDAY, 24) if m.channel == "event"]
+    assert any(not m.payload["granted"] for m in part(events, MONDAY, 24))
+    assert not part(events, MONDAY + timedelta(hours=2, minutes=30), 1)
+    assert not part(events, SUNDAY, 24)
 
 
 def test_gate_is_open_for_arrivals_and_closed_at_night() -> None:
@@ -190,8 +196,8 @@ def test_night_water_flow_is_near_zero_on_the_main_meters() -> None:
         assert max(number(p, "flow_lpm") for p in telemetry(night, meter)) <= 0.5
 
 
-def test_workdays_use_more_than_weekends() -> None:
-    monday, sunday = window(MONDAY, 24), window(SUNDAY, 24)
+def test_workdays_use_more_than_weekends(week: list[SimMessage]) -> None:
+    monday, sunday = part(week, MONDAY, 24), part(week, SUNDAY, 24)
 
     def used(messages: list[SimMessage], device_id: str, key: str) -> float:
         readings = telemetry(messages, device_id)
@@ -207,3 +213,16 @@ def test_naive_or_too_early_windows_are_refused() -> None:
         sim.messages(datetime(2026, 11, 23), datetime(2026, 11, 24))  # noqa: DTZ001
     with pytest.raises(ValueError, match="begins on"):
         sim.messages(datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+
+
+def test_a_site_with_daylight_saving_time_keeps_order_and_counters() -> None:
+    berlin = SITE.model_copy(update={"timezone": "Europe/Berlin"})
+    autumn_change = datetime(2026, 10, 25, tzinfo=berlin.tz)  # a Sunday of 25 hours
+    messages = list(SiteSimulation(berlin).messages(autumn_change, autumn_change + timedelta(days=2)))
+    assert [m.ts for m in messages] == sorted(m.ts for m in messages)
+    assert len(telemetry(messages, "teaching-power")) == 49 * 60
+    last: dict[tuple[str, str], float] = {}
+    for m in messages:
+        for key in (k for k in COUNTERS if k in m.payload):
+            assert number(m.payload, key) >= last.get((m.device_id, key), 0.0)
+            last[m.device_id, key] = number(m.payload, key)
