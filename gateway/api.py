@@ -213,6 +213,28 @@ def get_readings(
     return out
 
 
+class EventOut(BaseModel):
+    ts: datetime
+    type: str
+    data: dict[str, Any]
+
+
+@router.get("/api/v1/devices/{device_id}/events", tags=["devices"])
+def get_events(
+    gw: GatewayDep,
+    device_id: str,
+    start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[EventOut]:
+    """A device's events (door access), newest first."""
+    _known(gw, device_id)
+    end = end or gw.clock.now()
+    start = start or end - timedelta(days=1)
+    return [EventOut(ts=_dt(e.ts_ms), type=e.type, data=e.data)
+            for e in gw.store.events(device_id, _ms(start), _ms(end), limit)]
+
+
 @router.post(
     "/api/v1/readings",
     tags=["ingest"],

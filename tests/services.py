@@ -58,7 +58,7 @@ def require_binary(name: str, package: str) -> str:
     pytest.skip(message)
 
 
-def _log_tail(log_path: Path) -> str:
+def log_tail(log_path: Path) -> str:
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -113,7 +113,7 @@ class ServiceProcess:
     def _fail(self, what: str) -> NoReturn:
         pytest.fail(
             f"{self.name} {what}: {' '.join(self.argv)}\n"
-            f"last lines of {self.log_path}:\n{_log_tail(self.log_path)}",
+            f"last lines of {self.log_path}:\n{log_tail(self.log_path)}",
             pytrace=False,
         )
 

@@ -41,6 +41,7 @@ class MqttIngest:
         self.status_topic = f"facility/{site_id}/gateway/status"
         self._subscription = f"facility/{site_id}/#"
         self.connected = False
+        self._stopping = False
         self.last_error = "not connected yet"
         v5 = settings.protocol == "5"
         self._v5 = v5
@@ -74,6 +75,7 @@ class MqttIngest:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self.connected:
             info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
             info.wait_for_publish(timeout=2)
@@ -107,7 +109,9 @@ class MqttIngest:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self.connected:
+        if self._stopping:
+            log.info("MQTT disconnected from %s", self._settings.url)
+        elif self.connected:
             log.warning("MQTT connection to %s lost: %s; reconnecting", self._settings.url, reason)
         self.connected = False
         self.last_error = f"disconnected: {reason}"

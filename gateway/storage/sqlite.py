@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS events (
     ts INTEGER NOT NULL,
     type TEXT NOT NULL,
     data TEXT NOT NULL,
-    PRIMARY KEY (device_id, ts, type)
+    -- two cards can pass one gate in the same second: an event's identity is all of it
+    PRIMARY KEY (device_id, ts, type, data)
 ) WITHOUT ROWID;
 """
 
@@ -100,7 +101,7 @@ class SqliteStore:
                 conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?)", rows)
                 conn.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
-                    [(e.device_id, e.ts_ms, e.type, json.dumps(e.data, ensure_ascii=False)) for e in events],
+                    [(e.device_id, e.ts_ms, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True)) for e in events],
                 )
                 new = conn.total_changes - before
                 conn.execute("COMMIT")
