@@ -157,7 +157,7 @@ class DeviceKind:
             raise _from_validation(device_id, exc, payload) from None
         ts_ms = _event_time(device_id, model.ts, received_ms, payload)
         values: dict[str, float] = {}
-        for key, value in model:
+        for key, value in model.__dict__.items():  # iterating the model itself is slower
             if value is not None and key != "ts":
                 values[key] = float(value)
         return Sample(device_id, ts_ms, values)

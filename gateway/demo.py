@@ -49,6 +49,9 @@ def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
 
 
 def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock | None = None) -> FastAPI:
+    # amqtt logs every session state transition at INFO
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     site = demo_site(data_dir, mqtt_port)
     clock = clock or SystemClock()
 
