@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,10 +29,16 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import yaml
 
-from tests.services import free_port, require_binary, start_mosquitto, start_victoria_metrics
+from tests.services import (
+    free_port,
+    gateway_process,
+    require_binary,
+    start_mosquitto,
+    start_victoria_metrics,
+    stored_total,
+)
 
 SITE = "bench"
 T0 = 1_795_219_200  # 2026-11-21T00:00:00Z: event times are one second apart per device
@@ -99,51 +104,24 @@ def site_file(directory: Path, devices: int, mqtt_port: int, vm_url: str, api_po
     return path
 
 
-def stored(metrics: str, sink: str) -> float:
-    m = re.search(rf'^facility_messages_stored_total\{{sink="{sink}"\}} (\S+)$', metrics, re.M)
-    return float(m[1]) if m else 0.0
-
-
 def gateway_rate(directory: Path, files: list[Path], total: int, mqtt_port: int, vm_url: str) -> float:
     api_port = free_port()
     config = site_file(directory, len(files), mqtt_port, vm_url, api_port)
-    log = (directory / "gateway.log").open("wb")
-    argv = [str(Path(sys.executable).parent / "facility-gateway"), "--log-level", "warning", "run",
-            "--config", str(config)]
-    if PROFILE:
-        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--format", "raw",
-                "-o", PROFILE, "--", *argv]
-    gw = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if api.get("/health").json()["components"]["mqtt"]["state"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not come up; see " + str(directory / "gateway.log"))
-            time.sleep(POLL_S)
+    wrap = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--format", "raw",
+            "-o", PROFILE, "--"] if PROFILE else []
+    with gateway_process(config, api_port, directory / "gateway.log", wrap) as api:
         start = time.perf_counter()
         publish(mqtt_port, files)
         published = time.perf_counter() - start
-        while True:
-            text = api.get("/metrics").text
-            if stored(text, "sqlite") >= total and stored(text, "influxdb") >= total:
-                break
+        while stored_total(api, "sqlite") < total or stored_total(api, "influxdb") < total:
             if time.perf_counter() - start > TIMEOUT_S:
                 raise RuntimeError(f"not all stored after {TIMEOUT_S} s")
             time.sleep(POLL_S)
         elapsed = time.perf_counter() - start
-        rejected = sum(float(v) for v in re.findall(r"^facility_messages_rejected_total\{.*\} (\S+)$", text, re.M))
-        print(f"  publishing took {published:.2f} s; rejected {rejected:.0f}")
-        return total / elapsed
-    finally:
-        gw.send_signal(signal.SIGINT) if PROFILE else gw.terminate()
-        gw.wait(timeout=30)
-        log.close()
+        text = api.get("/metrics").text
+    rejected = sum(float(v) for v in re.findall(r"^facility_messages_rejected_total\{.*\} (\S+)$", text, re.M))
+    print(f"  publishing took {published:.2f} s; rejected {rejected:.0f}")
+    return total / elapsed
 
 
 def count_sqlite(directory: Path) -> int:

@@ -13,11 +13,14 @@ import json
 import os
 import pwd
 import queue
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,3 +335,40 @@ def start_victoria_metrics(directory: Path) -> VictoriaMetrics:
     server = VictoriaMetrics(free_port(), directory / "data", directory / "victoria-metrics.log")
     server.start()
     return server
+
+
+@contextmanager
+def gateway_process(config: Path, api_port: int, log_path: Path, wrap: Sequence[str] = ()) -> Iterator[httpx.Client]:
+    """`facility-gateway run --config …` as a process of its own (optionally under `wrap`,
+    e.g. a profiler); yields a client for its API once it is connected to the broker, and
+    stops it with SIGINT, checking that it shut down cleanly."""
+    argv = [*wrap, str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(config)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=5)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S * 3
+        while True:
+            try:
+                if client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not come up:\n{log_tail(log_path)}")
+            time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=STOP_TIMEOUT_S * 3)
+    # uvicorn shuts down gracefully, then re-raises the signal: the CLI exits 130 as for Ctrl-C
+    if code not in (0, 130) or "Application shutdown complete" not in log_path.read_text():
+        raise RuntimeError(f"the gateway did not stop cleanly (exit {code}):\n{log_tail(log_path)}")
+
+
+def stored_total(client: httpx.Client, sink: str) -> float:
+    """Messages the gateway reports stored in one sink (from /metrics)."""
+    text = client.get("/metrics").text
+    m = re.search(rf'^facility_messages_stored_total\{{sink="{sink}"\}} (\S+)$', text, re.M)
+    return float(m[1]) if m else 0.0

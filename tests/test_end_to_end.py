@@ -4,10 +4,8 @@ through the InfluxDB v2 write API; the API and VictoriaMetrics answer with the v
 
 from __future__ import annotations
 
+import asyncio
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,7 +22,7 @@ from gateway import config
 from simulators import DEMO_SITE
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import run as publish
-from tests.services import Mosquitto, VictoriaMetrics, free_port, log_tail
+from tests.services import Mosquitto, VictoriaMetrics, free_port, gateway_process, stored_total
 
 pytestmark = pytest.mark.integration
 
@@ -49,36 +47,8 @@ def site_file(tmp_path: Path, mosquitto: Mosquitto, victoria_metrics: VictoriaMe
 @pytest.fixture
 def gateway(site_file: Path, tmp_path: Path) -> Iterator[httpx.Client]:
     site = config.load(site_file)
-    log = tmp_path / "gateway.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(site_file)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{site.api.port}", timeout=5)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log_tail(log)
-            assert time.monotonic() < deadline, log_tail(log)
-            time.sleep(0.1)
+    with gateway_process(site_file, site.api.port, tmp_path / "gateway.log") as client:
         yield client
-    finally:
-        client.close()
-        proc.terminate()
-        # uvicorn shuts down gracefully, then re-raises SIGTERM
-        assert proc.wait(timeout=20) in (0, -signal.SIGTERM), log_tail(log)
-        assert "Application shutdown complete" in log.read_text(), log_tail(log)
-
-
-def stored(client: httpx.Client, sink: str) -> float:
-    m = re.search(rf'^facility_messages_stored_total\{{sink="{sink}"\}} (\S+)$', client.get("/metrics").text, re.M)
-    return float(m[1]) if m else 0.0
 
 
 def as_api_value(kind: str, key: str, value: Any) -> float | bool:
@@ -87,19 +57,19 @@ def as_api_value(kind: str, key: str, value: Any) -> float | bool:
     return bool(value) if metric.type is MetricType.STATE else float(value)
 
 
-async def test_simulated_site_end_to_end(
+def test_simulated_site_end_to_end(
     site_file: Path, gateway: httpx.Client, victoria_metrics: VictoriaMetrics
 ) -> None:
     site = config.load(site_file)
     expected: list[SimMessage] = list(SiteSimulation(site, seed=1).messages(START, END))
     assert len(expected) > 2000
 
-    sent = await publish(site, site.mqtt.url, speed=1e6, seed=1, start=START, until=END)
+    sent = asyncio.run(publish(site, site.mqtt.url, speed=1e6, seed=1, start=START, until=END))
     assert sent == len(expected)
 
     deadline = time.monotonic() + 60
-    while stored(gateway, "sqlite") < sent or stored(gateway, "influxdb") < sent:
-        assert time.monotonic() < deadline, f"stored {stored(gateway, 'sqlite')} of {sent}"
+    while stored_total(gateway, "sqlite") < sent or stored_total(gateway, "influxdb") < sent:
+        assert time.monotonic() < deadline, f"stored {stored_total(gateway, 'sqlite')} of {sent}"
         time.sleep(0.2)
     assert not re.search(r'^facility_messages_rejected_total\{.*\} [1-9]', gateway.get("/metrics").text, re.M)
 

@@ -101,7 +101,8 @@ class SqliteStore:
                 conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?)", rows)
                 conn.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
-                    [(e.device_id, e.ts_ms, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True)) for e in events],
+                    [(e.device_id, e.ts_ms, e.type, json.dumps(e.data, ensure_ascii=False, sort_keys=True))
+                     for e in events],
                 )
                 new = conn.total_changes - before
                 conn.execute("COMMIT")
