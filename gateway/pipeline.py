@@ -85,7 +85,6 @@ class IngestBuffer:
 
 class Ingestor:
     def __init__(self, site: SiteConfig, buffer: IngestBuffer, counters: Counters) -> None:
-        self._site = site
         self._buffer = buffer
         self._counters = counters
         self._max_bytes = site.ingest.max_payload_bytes
@@ -103,8 +102,9 @@ class Ingestor:
         source = f"mqtt:{topic}"
         parts = topic.split("/")
         if len(parts) != 4 or parts[0] != "facility" or parts[3] not in CHANNELS:
-            self._reject(source, "", Reason.BAD_TOPIC,
-                         "expected facility/<site>/<device_id>/telemetry or …/event", payload, received_ms)
+            error = DecodeError("", Reason.BAD_TOPIC, "expected facility/<site>/<device_id>/telemetry or …/event",
+                                payload)
+            self._record(source, error, received_ms)
             return
         self._accept(source, parts[2], parts[3], payload, received_ms, timeout)
 
@@ -148,11 +148,6 @@ class Ingestor:
         error = DecodeError(device_id, reason, detail, payload)
         self._record(transport, error, received_ms)
         return error
-
-    def _reject(
-        self, source: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int
-    ) -> None:
-        self._record(source, DecodeError(device_id, reason, detail, payload), received_ms)
 
     def _record(self, source: str, exc: DecodeError, received_ms: int) -> None:
         self._rejected[exc.reason].inc()

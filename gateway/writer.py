@@ -71,7 +71,6 @@ class Writer:
         self.health = {"sqlite": SinkHealth("sqlite")}
         if influx is not None:
             self.health["influxdb"] = SinkHealth("influxdb")
-        self.written_messages = 0  # messages stored in every sink, since start
 
     def wake(self) -> None:
         """Called from any thread when the buffer goes from empty to non-empty."""
@@ -98,18 +97,20 @@ class Writer:
 
     async def _write(self, batch: Batch) -> None:
         jobs = [self._retrying("sqlite", lambda: self._in_thread(self._write_embedded, batch))]
+        sinks = ["sqlite"]
         if self._influx is not None and batch:
             influx = self._influx
             jobs.append(self._retrying("influxdb", lambda: influx.write(batch.samples, batch.events)))
-        await asyncio.gather(*jobs)
+            sinks.append("influxdb")
+        stored = await asyncio.gather(*jobs)
         update = self._states.update
         for s in batch.samples:
             update(s.device_id, s.ts_ms, s.values.items())
         n = len(batch)
-        self.written_messages += n
         if n:
-            for name in self.health:
-                self._counters.stored.labels(name).inc(n)
+            for name, ok in zip(sinks, stored, strict=True):
+                if ok:
+                    self._counters.stored.labels(name).inc(n)
             now = time.time() * 1000
             observe = self._counters.latency.observe
             for received in batch.received_ms:
@@ -122,7 +123,8 @@ class Writer:
     async def _in_thread(self, fn: Callable[[Batch], None], batch: Batch) -> None:
         await self._loop.run_in_executor(self._executor, fn, batch)
 
-    async def _retrying(self, sink: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(self, sink: str, attempt: Callable[[], Awaitable[None]]) -> bool:
+        """True once the sink has the batch; False if it refused it for good."""
         health = self.health[sink]
         delay = BACKOFF_MIN_S
         while True:
@@ -131,7 +133,7 @@ class Writer:
             except PermanentSinkError as exc:
                 log.error("sink %s refused a batch for good, dropped for it: %s", sink, exc)
                 self._counters.sink_dropped.labels(sink).inc()
-                return
+                return False
             except (TransientSinkError, sqlite3.OperationalError) as exc:
                 # sqlite3.OperationalError: disk full, I/O error, database locked.
                 self._counters.sink_errors.labels(sink).inc()
@@ -140,4 +142,4 @@ class Writer:
                 delay = min(delay * 2, BACKOFF_MAX_S)
             else:
                 health.recovered()
-                return
+                return True
