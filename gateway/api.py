@@ -133,6 +133,15 @@ def _device_out(gw: Gateway, device_id: str) -> DeviceOut:
     )
 
 
+def _window(gw: Gateway, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """A query's time range: `end` defaults to now, `start` to 24 h before `end`."""
+    end = end or gw.clock.now()
+    start = start or end - timedelta(days=1)
+    if start >= end:
+        raise HTTPException(422, "start must be before end")
+    return start, end
+
+
 def _known(gw: Gateway, device_id: str) -> None:
     if gw.site.device(device_id) is None:
         raise HTTPException(404, f"no device {device_id!r} in site {gw.site.id!r}")
@@ -187,10 +196,7 @@ def get_readings(
     d = gw.site.device(device_id)
     assert d is not None
     kind = kinds()[d.kind]
-    end = end or gw.clock.now()
-    start = start or end - timedelta(days=1)
-    if start >= end:
-        raise HTTPException(422, "start must be before end")
+    start, end = _window(gw, start, end)
     if metric is not None and kind.metric(metric) is None:
         known = ", ".join(m.key for m in kind.metrics)
         raise HTTPException(422, f"a {d.kind} has no metric {metric!r} (known: {known})")
@@ -236,8 +242,7 @@ def get_events(
 ) -> list[EventOut]:
     """A device's events (door access), newest first."""
     _known(gw, device_id)
-    end = end or gw.clock.now()
-    start = start or end - timedelta(days=1)
+    start, end = _window(gw, start, end)
     return [EventOut(ts=_dt(e.ts_ms), type=e.type, data=e.data)
             for e in gw.store.events(device_id, _ms(start), _ms(end), limit)]
 

@@ -63,7 +63,9 @@ class Gateway:
         if self.influx is not None:
             await self.influx.start()
             stack.push_async_callback(self.influx.close)
-        self.writer = Writer(self.buffer, self.store, self.dead_letters, self.influx, self.states, self.counters)
+        self.writer = Writer(
+            self.buffer, self.store, self.dead_letters, self.influx, self.states, self.counters, self.clock
+        )
         group = await stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [group.create_task(self.writer.run()), group.create_task(self._retention())]
         stack.push_async_callback(self._cancel_tasks)

@@ -30,7 +30,12 @@ class Batch:
     rejections: list[Rejection] = field(default_factory=list)
 
     def __len__(self) -> int:
+        """Messages to store; rejections are not counted."""
         return len(self.samples) + len(self.events)
+
+    @property
+    def empty(self) -> bool:
+        return not self.samples and not self.events and not self.rejections
 
 
 class BufferFull(Exception):
@@ -59,7 +64,7 @@ class IngestBuffer:
             ):
                 raise BufferFull(f"ingest buffer full ({self.capacity} messages waiting)")
             batch = self._batch
-            was_empty = not batch and not batch.rejections
+            was_empty = batch.empty
             if isinstance(item, Sample):
                 batch.samples.append(item)
             else:
@@ -70,7 +75,7 @@ class IngestBuffer:
 
     def reject(self, rejection: Rejection) -> None:
         with self._cond:
-            was_empty = not self._batch and not self._batch.rejections
+            was_empty = self._batch.empty
             self._batch.rejections.append(rejection)
         if was_empty:
             self._on_ready()
@@ -93,7 +98,7 @@ class Ingestor:
         self._received = {t: counters.received.labels(t) for t in ("mqtt", "http", "replay")}
         self._rejected = {r: counters.rejected.labels(r.value) for r in Reason}
 
-    def accept_mqtt(self, topic: str, payload: bytes, received_ms: int, timeout: float | None = None) -> None:
+    def accept_mqtt(self, topic: str, payload: bytes, received_ms: int) -> None:
         """A message from `facility/<site>/<device>/<channel>` (the subscription covers only
         this gateway's site)."""
         if topic == self._status_topic:
@@ -106,7 +111,7 @@ class Ingestor:
                                 payload)
             self._record(source, error, received_ms)
             return
-        self._accept(source, parts[2], parts[3], payload, received_ms, timeout)
+        self._accept(source, parts[2], parts[3], payload, received_ms, timeout=None)
 
     def accept(
         self, transport: str, device_id: str, channel: str, payload: bytes, received_ms: int,

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import random
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from gateway.clock import Clock
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.pipeline import Batch, IngestBuffer
@@ -58,6 +58,7 @@ class Writer:
         influx: InfluxSink | None,
         states: DeviceStates,
         counters: Counters,
+        clock: Clock,
     ) -> None:
         self._buffer = buffer
         self._store = store
@@ -65,6 +66,7 @@ class Writer:
         self._influx = influx
         self._states = states
         self._counters = counters
+        self._clock = clock  # receipt times come from it, so latency must too
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
@@ -82,7 +84,7 @@ class Writer:
                 await self._ready.wait()
                 self._ready.clear()
                 batch = self._buffer.take()
-                if batch or batch.rejections:
+                if not batch.empty:
                     await self._write(batch)
                     self._ready.set()  # more may have arrived while writing
         finally:
@@ -90,9 +92,9 @@ class Writer:
             self._executor.shutdown(wait=True)
 
     async def flush(self) -> None:
-        """Writes whatever is still buffered (used at shutdown and by tests)."""
+        """Writes whatever is still buffered, at shutdown."""
         batch = self._buffer.take()
-        if batch or batch.rejections:
+        if not batch.empty:
             await self._write(batch)
 
     async def _write(self, batch: Batch) -> None:
@@ -111,7 +113,7 @@ class Writer:
             for name, ok in zip(sinks, stored, strict=True):
                 if ok:
                     self._counters.stored.labels(name).inc(n)
-            now = time.time() * 1000
+            now = self._clock.now().timestamp() * 1000
             observe = self._counters.latency.observe
             for received in batch.received_ms:
                 observe((now - received) / 1000)
