@@ -32,12 +32,12 @@ from pathlib import Path
 import yaml
 
 from tests.services import (
+    accounting,
     free_port,
     gateway_process,
     require_binary,
     start_mosquitto,
     start_victoria_metrics,
-    stored_total,
 )
 
 SITE = "bench"
@@ -113,7 +113,7 @@ def gateway_rate(directory: Path, files: list[Path], total: int, mqtt_port: int,
         start = time.perf_counter()
         publish(mqtt_port, files)
         published = time.perf_counter() - start
-        while stored_total(api, "sqlite") < total or stored_total(api, "influxdb") < total:
+        while (m := accounting(api)).stored("sqlite") < total or m.stored("influxdb") < total:
             if time.perf_counter() - start > TIMEOUT_S:
                 raise RuntimeError(f"not all stored after {TIMEOUT_S} s")
             time.sleep(POLL_S)

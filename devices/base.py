@@ -41,6 +41,10 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     BAD_TOPIC = "bad_topic"
     TOO_LARGE = "too_large"
+    # Checked by the gateway against what it already holds and its clock, not by decoders:
+    COUNTER_DECREASED = "counter_decreased"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    STALE_TIMESTAMP = "stale_timestamp"
 
 
 class DecodeError(ValueError):

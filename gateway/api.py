@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ router = APIRouter()
 MAX_RAW_POINTS = 10_000
 MAX_BUCKETS = 5_000
 HTTP_INGEST_WAIT_S = 2.0
+HTTP_DURABLE_WAIT_S = 10.0
 
 
 def _gateway(request: Request) -> Gateway:
@@ -256,8 +258,9 @@ def get_events(
     }}}}},
 )
 async def post_readings(gw: GatewayDep, request: Request) -> IngestResult:
-    """HTTP ingest: the same validation as MQTT. Answers which items were rejected and why;
-    503 when the gateway cannot keep up (retry later)."""
+    """HTTP ingest: the same validation as MQTT. Answers, once the items are durable, which
+    were rejected and why; 503 when the gateway cannot keep up or cannot write its spool
+    (send again later: a reading sent twice is stored once)."""
     body = await request.body()
     return await run_in_threadpool(_ingest_http, gw, body)
 
@@ -267,7 +270,7 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     try:
         parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        gw.counters.rejected.labels(Reason.NOT_JSON.value).inc()
+        gw.ingestor.refuse("http", "", Reason.NOT_JSON, f"body is not JSON: {exc}", body, received_ms)
         raise HTTPException(422, f"body is not JSON: {exc}") from None
     items = parsed if isinstance(parsed, list) else [parsed]
     problems: list[IngestProblem] = []
@@ -293,6 +296,13 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
         else:
             problems.append(IngestProblem(index=i, device_id=error.device_id, reason=error.reason.value,
                                           detail=error.detail))
+    # Answer only once the items are durable: a client that gets 200 may forget them.
+    durable = threading.Event()
+    gw.buffer.after(durable.set)
+    if not durable.wait(HTTP_DURABLE_WAIT_S):
+        raise HTTPException(503, f"{accepted} items are accepted but not yet durable (spool: "
+                                 f"{gw.health()['spool'].get('detail', '')}); send them again later",
+                            headers={"Retry-After": "30"})
     return IngestResult(accepted=accepted, rejected=problems)
 
 
@@ -302,7 +312,7 @@ def list_rejected(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     reason: Annotated[Reason | None, Query()] = None,
 ) -> list[RejectedOut]:
-    rows = gw.dead_letters.newest(limit, reason.value if reason else None)
+    rows = gw.spool.rejections(limit, reason.value if reason else None)
     return [RejectedOut(at=_dt(r.at_ms), source=r.source, device_id=r.device_id, reason=r.reason,
                         detail=r.detail, preview=r.preview) for r in rows]
 

@@ -1,7 +1,7 @@
 """The gateway: its parts wired together, started and stopped in one place.
 
 `Gateway` is an async context manager that owns every long-lived task in one TaskGroup:
-the writer, retention and the MQTT transport (on paho's thread). `create_app` puts it in
+the spooler, one writer per sink, retention, and the MQTT transport (on paho's thread). `create_app` puts it in
 FastAPI's lifespan, with optional companions started before it (the embedded broker) and
 after it (simulators).
 """
@@ -25,9 +25,9 @@ from gateway.device_state import DeviceStates
 from gateway.ingest.mqtt import MqttIngest
 from gateway.pipeline import IngestBuffer, Ingestor
 from gateway.sinks.influx import InfluxSink
+from gateway.spool import Spool
 from gateway.storage.sqlite import SqliteStore
-from gateway.storage.state import DeadLetterLog
-from gateway.writer import Writer
+from gateway.writer import Sink, SinkWriter, Spooler, SpoolThread, SqliteSink
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,19 @@ class Gateway:
         self.clock = clock
         self.counters = Counters()
         self.states = DeviceStates(site, clock)
-        # The writer exists only once the event loop runs (__aenter__), hence the late-bound lambda.
-        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.writer.wake())  # noqa: PLW0108
-        self.ingestor = Ingestor(site, self.buffer, self.counters)
+        # The spooler exists only once the event loop runs (__aenter__), hence the late-bound lambda.
+        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.spooler.wake())  # noqa: PLW0108
+        self.ingestor = Ingestor(site, self.buffer)
         self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
-        self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the sinks",
+        self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the spool",
                             lambda: len(self.buffer))
         self.counters.gauge("facility_buffer_capacity", "Capacity of the ingest buffer",
                             lambda: self.buffer.capacity)
+        self.counters.gauge("facility_spool_messages", "Messages in the spool that some sink still needs",
+                            lambda: len(self.spool))
+        self.counters.gauge("facility_spool_capacity", "Bound of the spool, in messages",
+                            lambda: site.spool.max_messages)
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -57,17 +61,33 @@ class Gateway:
         stack = self._stack
         self.store = SqliteStore(data_dir / "readings.db")
         stack.callback(self.store.close)
-        self.dead_letters = DeadLetterLog(data_dir / "state.db", self.site.storage.rejected_keep)
-        stack.callback(self.dead_letters.close)
-        self.states.seed(await asyncio.to_thread(self.store.latest))
+        sqlite_sink = SqliteSink(self.store)
+        sinks: list[Sink] = [sqlite_sink] if self.influx is None else [sqlite_sink, self.influx]
+        spool_settings = self.site.spool
+        self.spool = Spool(
+            data_dir / "spool.db", [s.name for s in sinks], max_messages=spool_settings.max_messages,
+            max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
+        )
+        stack.callback(self.spool.close)
+        self.counters.accounting(self.spool.totals)
+        latest = await asyncio.to_thread(self.store.latest)
+        self.states.seed(latest)
+        self.ingestor.seed(latest)
+        on_spool = SpoolThread()
+        stack.callback(on_spool.close)
+        stack.callback(sqlite_sink.close)
         if self.influx is not None:
             await self.influx.start()
             stack.push_async_callback(self.influx.close)
-        self.writer = Writer(
-            self.buffer, self.store, self.dead_letters, self.influx, self.states, self.counters, self.clock
-        )
+        self.writers = [
+            SinkWriter(sink, self.spool, on_spool, spool_settings.sink_batch, self.counters, self.clock)
+            for sink in sinks
+        ]
+        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.counters,
+                               self.clock)
         group = await stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self.writer.run()), group.create_task(self._retention())]
+        self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention())]
+        self._tasks += [group.create_task(w.run()) for w in self.writers]
         stack.push_async_callback(self._cancel_tasks)
         if self.mqtt is not None:
             self.mqtt.start()
@@ -93,13 +113,22 @@ class Gateway:
             await asyncio.sleep(RETENTION_EVERY.total_seconds())
 
     def health(self) -> dict[str, dict[str, str]]:
+        """Each part's state: `ok`, or what is wrong with it and why."""
         parts: dict[str, dict[str, str]] = {}
         if self.mqtt is not None:
             parts["mqtt"] = (
                 {"state": "ok"} if self.mqtt.connected else {"state": "down", "detail": self.mqtt.last_error}
             )
-        for name, sink in self.writer.health.items():
-            parts[name] = {"state": "ok"} if sink.ok else {"state": "down", "detail": sink.last_error}
+        spooler = self.spooler
+        if not spooler.health.ok:
+            parts["spool"] = {"state": "down", "detail": spooler.health.last_error}
+        elif spooler.overflowing:
+            parts["spool"] = {"state": "dropping", "detail": spooler.overflowing}
+        else:
+            parts["spool"] = {"state": "ok", "detail": f"{len(self.spool)}/{self.spool.max_messages}"}
+        for writer in self.writers:
+            h = writer.health
+            parts[writer.sink.name] = {"state": "ok"} if h.ok else {"state": "down", "detail": h.last_error}
         depth = len(self.buffer)
         full = depth >= self.buffer.capacity
         parts["buffer"] = {"state": "full" if full else "ok", "detail": f"{depth}/{self.buffer.capacity}"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -31,6 +32,24 @@ from devices import kinds
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+_PLACEHOLDERS: Final = ("changeme", "change-me", "change_me", "placeholder", "example", "secret", "password",
+                        "admin", "default", "todo", "xxx", "123456", "<", ">")
+MIN_SECRET_CHARS: Final = 12
+
+
+def placeholder_problem(secret: str) -> str | None:
+    """Why a secret looks like a placeholder rather than a generated one, if it does."""
+    lowered = secret.lower()
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"shorter than {MIN_SECRET_CHARS} characters"
+    found = next((p for p in _PLACEHOLDERS if p in lowered), None)
+    if found is not None:
+        return f"contains {found!r}, a placeholder"
+    if len(set(secret)) < 4:
+        return "too few distinct characters"
+    return None
 
 
 class ConfigError(Exception):
@@ -112,6 +131,15 @@ class MqttSettings(_Strict):
     protocol: Literal["5", "3.1.1"] = "3.1.1"
     keepalive_s: int = Field(30, ge=5, le=3600)
     session_expiry_s: int = Field(86_400, ge=0, description="MQTT 5 only: how long the broker keeps our queue")
+    # Messages are acknowledged only once spooled, so the broker's window of unacknowledged
+    # messages bounds the ingest rate. MQTT 5: sent as Receive Maximum; 3.1.1: set the
+    # broker's own limit (Mosquitto: max_inflight_messages).
+    max_inflight: int = Field(1000, ge=1, le=65_535)
+    # TLS (mqtts:// URLs): the CA that signed the broker's certificate (system CAs if unset),
+    # and a client certificate with its key where the broker asks for one.
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
 
     @field_validator("url")
     @classmethod
@@ -120,6 +148,15 @@ class MqttSettings(_Strict):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"{v!r} is not an mqtt://host:port or mqtts://host:port URL")
         return v
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        given = [k for k in ("ca_file", "cert_file", "key_file") if getattr(self, k) is not None]
+        if given and not self.tls:
+            raise ValueError(f"{', '.join(given)} given but the url is not mqtts://")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: a client certificate needs its key")
+        return self
 
     @property
     def host(self) -> str:
@@ -157,8 +194,20 @@ class ApiSettings(_Strict):
 
 class IngestSettings(_Strict):
     max_payload_bytes: int = Field(16_384, ge=64)
-    buffer_capacity: int = Field(50_000, ge=100, description="decoded messages waiting for the sinks")
-    batch_max: int = Field(5_000, ge=1)
+    buffer_capacity: int = Field(50_000, ge=100, description="decoded messages waiting for the spool")
+    # Clock-skew policy: a reading stamped further ahead of its time of receipt than this is
+    # rejected (a device clock that is wrong); one older than storage.retention_days too
+    # (retention would delete it at once). Anything in between is kept as stamped.
+    max_clock_skew_s: float = Field(300, ge=0)
+
+
+class SpoolSettings(_Strict):
+    """Bounds of the durable spool; past either, the oldest messages are dropped for the
+    sinks that have not taken them (counted, and /health says so)."""
+
+    max_messages: int = Field(5_000_000, ge=100)
+    max_age_h: float = Field(168, gt=0)
+    sink_batch: int = Field(5_000, ge=1, le=100_000, description="messages per write to a sink")
 
 
 class SiteConfig(BaseSettings):
@@ -180,6 +229,9 @@ class SiteConfig(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
+    mode: Literal["development", "production"] = "development"
 
     @classmethod
     def settings_customise_sources(
@@ -220,6 +272,22 @@ class SiteConfig(BaseSettings):
                 raise ValueError(f"@devices[{i}].id: 'gateway' is reserved for the gateway itself")
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _production(self) -> Self:
+        if self.mode != "production":
+            return self
+        if self.mqtt.username is None or self.mqtt.password is None:
+            raise ValueError("@mqtt.password: production mode refuses anonymous MQTT: set mqtt.username "
+                             "and the password (FACILITY_MQTT__PASSWORD)")
+        secrets = {"mqtt.password": self.mqtt.password}
+        if self.influxdb is not None:
+            secrets["influxdb.token"] = self.influxdb.token
+        for where, secret in secrets.items():
+            problem = placeholder_problem(secret.get_secret_value())
+            if problem:
+                raise ValueError(f"@{where}: production mode refuses this secret: {problem}")
         return self
 
     @property

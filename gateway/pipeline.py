@@ -1,41 +1,48 @@
-"""From raw bytes to decoded messages waiting for the sinks.
+"""From raw bytes to decoded messages on their way into the spool.
 
 `Ingestor.accept` is what every transport calls with (topic or device, payload, time of
-receipt): it routes, decodes and puts the result in the `IngestBuffer`, or records the
-rejection. It runs on the transport's thread (the MQTT network thread, an HTTP handler, a
-backfill thread) and does no I/O.
+receipt): it routes, decodes, checks and puts the result in the `IngestBuffer`, or records
+the rejection. It runs on the transport's thread (the MQTT network thread, an HTTP handler,
+a backfill thread) and does no I/O.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from devices import kinds
-from devices.base import DecodeError, Event, Reason, Sample
+from devices.base import DecodeError, Event, MetricType, Reason, Sample
 from gateway.config import SiteConfig
-from gateway.counters import Counters
-from gateway.storage.state import Rejection
+from gateway.spool import Rejection
+from gateway.storage.sqlite import Point
 
 CHANNELS: Final = ("telemetry", "event")
 
 
+Ack = Callable[[], object]
+
+
 @dataclass(slots=True)
 class Batch:
-    samples: list[Sample] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    received_ms: list[int] = field(default_factory=list)  # of every sample and event
+    """What arrived since the spooler last looked, in order of arrival."""
+
+    items: list[tuple[int, Sample | Event]] = field(default_factory=list)  # (received_ms, item)
     rejections: list[Rejection] = field(default_factory=list)
+    received: Counter[str] = field(default_factory=Counter)  # messages by transport
+    # Run once the batch is durable, in order: MQTT PUBACKs, HTTP requests waiting for their answer.
+    acks: list[Ack] = field(default_factory=list)
 
     def __len__(self) -> int:
         """Messages to store; rejections are not counted."""
-        return len(self.samples) + len(self.events)
+        return len(self.items)
 
     @property
     def empty(self) -> bool:
-        return not self.samples and not self.events and not self.rejections
+        return not self.items and not self.rejections and not self.acks
 
 
 class BufferFull(Exception):
@@ -43,9 +50,9 @@ class BufferFull(Exception):
 
 
 class IngestBuffer:
-    """Decoded messages waiting for the sinks. Bounded: overflow policy *block* — a full
-    buffer makes producers wait (MQTT: the broker keeps the rest; HTTP: 503 after a short
-    wait), so nothing is dropped here."""
+    """Decoded messages on their way into the spool. Bounded: overflow policy *block* — a
+    full buffer makes producers wait (MQTT: unacknowledged messages stay with the broker;
+    HTTP: 503 after a short wait), so nothing is dropped here."""
 
     def __init__(self, capacity: int, on_ready: Callable[[], None]) -> None:
         self.capacity = capacity
@@ -56,27 +63,39 @@ class IngestBuffer:
     def __len__(self) -> int:
         return len(self._batch)
 
-    def put(self, item: Sample | Event, received_ms: int, timeout: float | None = None) -> None:
+    def put(self, item: Sample | Event, received_ms: int, transport: str, ack: Ack | None,
+            timeout: float | None = None) -> None:
         with self._cond:
-            batch = self._batch
-            if len(batch) >= self.capacity and not self._cond.wait_for(
+            if len(self._batch) >= self.capacity and not self._cond.wait_for(
                 lambda: len(self._batch) < self.capacity, timeout
             ):
                 raise BufferFull(f"ingest buffer full ({self.capacity} messages waiting)")
             batch = self._batch
             was_empty = batch.empty
-            if isinstance(item, Sample):
-                batch.samples.append(item)
-            else:
-                batch.events.append(item)
-            batch.received_ms.append(received_ms)
+            batch.items.append((received_ms, item))
+            batch.received[transport] += 1
+            if ack is not None:
+                batch.acks.append(ack)
         if was_empty:
             self._on_ready()
 
-    def reject(self, rejection: Rejection) -> None:
+    def reject(self, rejection: Rejection, transport: str, ack: Ack | None) -> None:
+        """Rejections are not held back by a full buffer: they take no room in the sinks."""
+        with self._cond:
+            batch = self._batch
+            was_empty = batch.empty
+            batch.rejections.append(rejection)
+            batch.received[transport] += 1
+            if ack is not None:
+                batch.acks.append(ack)
+        if was_empty:
+            self._on_ready()
+
+    def after(self, ack: Ack) -> None:
+        """Runs `ack` once everything put so far is durable."""
         with self._cond:
             was_empty = self._batch.empty
-            self._batch.rejections.append(rejection)
+            self._batch.acks.append(ack)
         if was_empty:
             self._on_ready()
 
@@ -88,30 +107,57 @@ class IngestBuffer:
         return batch
 
 
-class Ingestor:
-    def __init__(self, site: SiteConfig, buffer: IngestBuffer, counters: Counters) -> None:
-        self._buffer = buffer
-        self._counters = counters
-        self._max_bytes = site.ingest.max_payload_bytes
-        self._kinds = {d.id: kinds()[d.kind] for d in site.devices}
-        self._status_topic = f"facility/{site.id}/gateway/status"
-        self._received = {t: counters.received.labels(t) for t in ("mqtt", "http", "replay")}
-        self._rejected = {r: counters.rejected.labels(r.value) for r in Reason}
+# A counter reading below this fraction of the previous one is taken as a reset (meter
+# replaced, rollover); a smaller decrease is a bad reading and is rejected.
+COUNTER_RESET_FRACTION: Final = 0.1
 
-    def accept_mqtt(self, topic: str, payload: bytes, received_ms: int) -> None:
+_Series = tuple[str, str]  # (device, metric)
+_Count = tuple[int, float]  # (ts_ms, value)
+
+
+class Ingestor:
+    """Routes, decodes and checks what the transports receive. Messages are counted as
+    received when the spool commits them (with the rejections), so the accounting is exact
+    across crashes; a message lost from memory before that was never acknowledged."""
+
+    def __init__(self, site: SiteConfig, buffer: IngestBuffer) -> None:
+        self._buffer = buffer
+        self._max_bytes = site.ingest.max_payload_bytes
+        self._future_ms = int(site.ingest.max_clock_skew_s * 1000)
+        self._past_ms = site.storage.retention_days * 86_400_000
+        self._kinds = {d.id: kinds()[d.kind] for d in site.devices}
+        self._counter_keys = {
+            name: frozenset(m.key for m in kind.metrics if m.type is MetricType.COUNTER)
+            for name, kind in kinds().items()
+        }
+        self._status_topic = f"facility/{site.id}/gateway/status"
+        self._last_count: dict[_Series, _Count] = {}  # newest value of each counter
+        self._lock = threading.Lock()  # transports call in from several threads
+
+    def seed(self, latest: Mapping[str, Mapping[str, Point]]) -> None:
+        """The newest stored counter values, so a decrease is caught across restarts."""
+        for device_id, points in latest.items():
+            kind = self._kinds.get(device_id)
+            if kind is not None:
+                for key in self._counter_keys[kind.name] & points.keys():
+                    self._last_count[(device_id, key)] = (points[key].ts_ms, points[key].value)
+
+    def accept_mqtt(self, topic: str, payload: bytes, received_ms: int, ack: Ack | None) -> None:
         """A message from `facility/<site>/<device>/<channel>` (the subscription covers only
-        this gateway's site)."""
+        this gateway's site). `ack` acknowledges it to the broker; it runs once the message
+        (or its rejection) is durable."""
         if topic == self._status_topic:
-            return  # our own status, retained on the broker
-        self._received["mqtt"].inc()
+            if ack is not None:  # our own status, retained on the broker
+                self._buffer.after(ack)
+            return
         source = f"mqtt:{topic}"
         parts = topic.split("/")
         if len(parts) != 4 or parts[0] != "facility" or parts[3] not in CHANNELS:
             error = DecodeError("", Reason.BAD_TOPIC, "expected facility/<site>/<device_id>/telemetry or …/event",
                                 payload)
-            self._record(source, error, received_ms)
+            self._record(source, "mqtt", error, received_ms, ack)
             return
-        self._accept(source, parts[2], parts[3], payload, received_ms, timeout=None)
+        self._accept(source, "mqtt", parts[2], parts[3], payload, received_ms, ack, timeout=None)
 
     def accept(
         self, transport: str, device_id: str, channel: str, payload: bytes, received_ms: int,
@@ -119,12 +165,11 @@ class Ingestor:
     ) -> DecodeError | None:
         """A message from a transport that names the device itself (HTTP, replay). Returns
         the rejection, if any, so the caller can answer its client."""
-        self._received[transport].inc()
-        return self._accept(transport, device_id, channel, payload, received_ms, timeout)
+        return self._accept(transport, transport, device_id, channel, payload, received_ms, None, timeout)
 
     def _accept(
-        self, source: str, device_id: str, channel: str, payload: bytes, received_ms: int,
-        timeout: float | None,
+        self, source: str, transport: str, device_id: str, channel: str, payload: bytes, received_ms: int,
+        ack: Ack | None, timeout: float | None,
     ) -> DecodeError | None:
         kind = self._kinds.get(device_id)
         try:
@@ -138,26 +183,53 @@ class Ingestor:
                 item: Sample | Event = kind.decode(device_id, payload, received_ms)
             else:
                 item = kind.decode_event(device_id, payload, received_ms)
+            self._check_time(item, received_ms, payload)
+            counts = self._check_counters(item, kind.name, payload) if isinstance(item, Sample) else []
+            self._buffer.put(item, received_ms, transport, ack, timeout)
+            if counts:
+                with self._lock:
+                    self._last_count.update(counts)
         except DecodeError as exc:
-            self._record(source, exc, received_ms)
+            self._record(source, transport, exc, received_ms, ack)
             return exc
-        self._buffer.put(item, received_ms, timeout)
         return None
+
+    def _check_time(self, item: Sample | Event, received_ms: int, payload: bytes) -> None:
+        ahead = item.ts_ms - received_ms
+        if ahead > self._future_ms:
+            raise DecodeError(item.device_id, Reason.FUTURE_TIMESTAMP,
+                              f"ts is {ahead / 1000:.0f} s ahead of the time of receipt "
+                              f"(clock-skew limit {self._future_ms / 1000:.0f} s)", payload)
+        if -ahead > self._past_ms:
+            raise DecodeError(item.device_id, Reason.STALE_TIMESTAMP,
+                              f"ts is {-ahead / 86_400_000:.0f} days before the time of receipt, "
+                              f"beyond retention ({self._past_ms // 86_400_000} days)", payload)
+
+    def _check_counters(self, sample: Sample, kind: str, payload: bytes) -> list[tuple[_Series, _Count]]:
+        """A cumulative counter must not go back; returns the new newest values."""
+        newest = []
+        for key in self._counter_keys[kind] & sample.values.keys():
+            value = sample.values[key]
+            with self._lock:
+                last = self._last_count.get((sample.device_id, key))
+            if last is not None and sample.ts_ms < last[0]:
+                continue  # a late reading from before the newest one: nothing to compare
+            if last is not None and value < last[1] * (1 - 1e-9) and value > last[1] * COUNTER_RESET_FRACTION:
+                raise DecodeError(sample.device_id, Reason.COUNTER_DECREASED,
+                                  f"{key} went back from {last[1]:g} to {value:g}", payload)
+            newest.append(((sample.device_id, key), (sample.ts_ms, value)))
+        return newest
 
     def refuse(
         self, transport: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int
     ) -> DecodeError:
         """Records a message that a transport found unusable before decoding (no device
         named, not an object): counted as received and rejected, kept as a dead letter."""
-        self._received[transport].inc()
         error = DecodeError(device_id, reason, detail, payload)
-        self._record(transport, error, received_ms)
+        self._record(transport, transport, error, received_ms, None)
         return error
 
-    def _record(self, source: str, exc: DecodeError, received_ms: int) -> None:
-        self._rejected[exc.reason].inc()
+    def _record(self, source: str, transport: str, exc: DecodeError, received_ms: int, ack: Ack | None) -> None:
         self._buffer.reject(
-            Rejection(received_ms, source, exc.device_id, exc.reason.value, exc.detail, exc.preview)
+            Rejection(received_ms, source, exc.device_id, exc.reason.value, exc.detail, exc.preview), transport, ack
         )
-
-

@@ -1,9 +1,12 @@
-"""Takes batches from the ingest buffer and writes them to every sink, then updates the live
-device state and the counters.
+"""Moves messages from the ingest buffer into the spool, and from the spool into each sink.
 
-Each batch goes to the embedded store (on its own writer thread) and to InfluxDB (async)
-at the same time. A failed write is retried with capped exponential backoff and jitter
-while the buffer holds what arrives meanwhile; when the buffer is full, ingest waits.
+`Spooler` commits what the transports put in the buffer to the spool in batches, then
+acknowledges it to its sources (MQTT PUBACK, waiting HTTP requests) and updates the live
+device state. One `SinkWriter` per sink reads the spool from its own cursor, oldest first,
+writes to its sink and moves the cursor. A sink that is down is retried with capped,
+jittered exponential backoff while the spool holds what arrives meanwhile; when it returns
+it catches up in full batches. A batch the sink refuses for good is split until the
+refused messages are found; only those are dropped, and counted.
 """
 
 from __future__ import annotations
@@ -12,25 +15,40 @@ import asyncio
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, Protocol, TypeVar
 
+from devices.base import Event, Sample
 from gateway.clock import Clock
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.pipeline import Batch, IngestBuffer
 from gateway.sinks import PermanentSinkError, TransientSinkError
-from gateway.sinks.influx import InfluxSink
+from gateway.spool import Spool, Spooled
 from gateway.storage.sqlite import SqliteStore
-from gateway.storage.state import DeadLetterLog
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+# How often the spool's age bound is applied when nothing arrives.
+ENFORCE_EVERY_S = 60.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-class SinkHealth:
+class Sink(Protocol):
+    name: str
+
+    async def write(self, samples: Sequence[Sample], events: Sequence[Event]) -> None:
+        """Stores the messages, or raises TransientSinkError / PermanentSinkError."""
+
+
+class Health:
+    """Whether a part works, with the last error; logs each change once."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.ok = True
@@ -38,41 +56,137 @@ class SinkHealth:
 
     def failed(self, error: str) -> None:
         if self.ok:
-            log.warning("sink %s is failing: %s", self.name, error)
+            log.warning("%s is failing: %s", self.name, error)
         self.ok = False
         self.last_error = error
 
     def recovered(self) -> None:
         if not self.ok:
-            log.info("sink %s is back", self.name)
+            log.info("%s is back", self.name)
         self.ok = True
         self.last_error = ""
 
 
-class Writer:
-    def __init__(
-        self,
-        buffer: IngestBuffer,
-        store: SqliteStore,
-        dead_letters: DeadLetterLog,
-        influx: InfluxSink | None,
-        states: DeviceStates,
-        counters: Counters,
-        clock: Clock,
-    ) -> None:
-        self._buffer = buffer
+class Backoff:
+    """Capped exponential backoff with jitter."""
+
+    def __init__(self) -> None:
+        self._delay = BACKOFF_MIN_S
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        self._delay = min(self._delay * 2, BACKOFF_MAX_S)
+
+
+class SpoolThread:
+    """Every spool call runs on this one thread, in order."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+
+    async def __call__(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class SqliteSink:
+    """The embedded store as a sink: its writes run on their own thread."""
+
+    name = "sqlite"
+
+    def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._dead_letters = dead_letters
-        self._influx = influx
-        self._states = states
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    async def write(self, samples: Sequence[Sample], events: Sequence[Event]) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.write, samples, events)
+        except sqlite3.OperationalError as exc:  # disk full, I/O error, database locked
+            raise TransientSinkError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class SinkWriter:
+    def __init__(self, sink: Sink, spool: Spool, on_spool: SpoolThread, batch: int, counters: Counters,
+                 clock: Clock) -> None:
+        self.sink = sink
+        self.health = Health(f"sink {sink.name}")
+        self._spool = spool
+        self._on_spool = on_spool
+        self._batch = batch
         self._counters = counters
         self._clock = clock  # receipt times come from it, so latency must too
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        name = self.sink.name
+        while True:
+            self._wake.clear()  # before reading, so an append meanwhile is not missed
+            rows = await self._on_spool(self._spool.read, name, self._batch)
+            if not rows:
+                await self._wake.wait()
+                continue
+            refused = await self._deliver(rows)
+            await self._on_spool(self._spool.advance, name, rows[0].seq, rows[-1].seq, refused)
+            now = self._clock.now().timestamp() * 1000
+            observe = self._counters.latency.labels(name).observe
+            for row in rows:
+                observe((now - row.received_ms) / 1000)
+
+    async def _deliver(self, rows: Sequence[Spooled]) -> int:
+        """Writes the rows, retrying transient failures; returns how many the sink refused
+        for good (found by splitting the batch, so one bad message costs only itself)."""
+        samples = [r.item for r in rows if isinstance(r.item, Sample)]
+        events = [r.item for r in rows if isinstance(r.item, Event)]
+        try:
+            await self._retrying(lambda: self.sink.write(samples, events))
+        except PermanentSinkError as exc:
+            if len(rows) == 1:
+                log.error("sink %s refused a message for good, dropped for it: %s (%s)",
+                          self.sink.name, exc, rows[0].item)
+                return 1
+            half = len(rows) // 2
+            return await self._deliver(rows[:half]) + await self._deliver(rows[half:])
+        return 0
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await attempt()
+            except TransientSinkError as exc:
+                self._counters.sink_errors.labels(self.sink.name).inc()
+                self.health.failed(f"{type(exc).__name__}: {exc}")
+                await backoff.wait()
+            else:
+                self.health.recovered()
+                return
+
+
+class Spooler:
+    """Takes batches from the buffer into the spool; a failing spool (disk full) is retried
+    while the buffer fills and then holds back the transports."""
+
+    def __init__(self, buffer: IngestBuffer, spool: Spool, on_spool: SpoolThread, writers: Sequence[SinkWriter],
+                 states: DeviceStates, counters: Counters, clock: Clock) -> None:
+        self.health = Health("spool")
+        self.overflowing = ""  # what the bounds last dropped, while they drop
+        self._buffer = buffer
+        self._spool = spool
+        self._on_spool = on_spool
+        self._writers = writers
+        self._states = states
+        self._counters = counters
+        self._clock = clock
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self.health = {"sqlite": SinkHealth("sqlite")}
-        if influx is not None:
-            self.health["influxdb"] = SinkHealth("influxdb")
 
     def wake(self) -> None:
         """Called from any thread when the buffer goes from empty to non-empty."""
@@ -81,67 +195,59 @@ class Writer:
     async def run(self) -> None:
         try:
             while True:
-                await self._ready.wait()
+                try:
+                    await asyncio.wait_for(self._ready.wait(), ENFORCE_EVERY_S)
+                except TimeoutError:
+                    await self._enforce()
+                    continue
                 self._ready.clear()
                 batch = self._buffer.take()
                 if not batch.empty:
-                    await self._write(batch)
-                    self._ready.set()  # more may have arrived while writing
+                    await self._commit(batch)
+                    self._ready.set()  # more may have arrived while committing
         finally:
             await self.flush()
-            self._executor.shutdown(wait=True)
 
     async def flush(self) -> None:
-        """Writes whatever is still buffered, at shutdown."""
+        """Commits whatever is still buffered, at shutdown."""
         batch = self._buffer.take()
         if not batch.empty:
-            await self._write(batch)
+            await self._commit(batch)
 
-    async def _write(self, batch: Batch) -> None:
-        jobs = [self._retrying("sqlite", lambda: self._in_thread(self._write_embedded, batch))]
-        sinks = ["sqlite"]
-        if self._influx is not None and batch:
-            influx = self._influx
-            jobs.append(self._retrying("influxdb", lambda: influx.write(batch.samples, batch.events)))
-            sinks.append("influxdb")
-        stored = await asyncio.gather(*jobs)
-        update = self._states.update
-        for s in batch.samples:
-            update(s.device_id, s.ts_ms, s.values.items())
-        n = len(batch)
-        if n:
-            for name, ok in zip(sinks, stored, strict=True):
-                if ok:
-                    self._counters.stored.labels(name).inc(n)
-            now = self._clock.now().timestamp() * 1000
-            observe = self._counters.latency.observe
-            for received in batch.received_ms:
-                observe((now - received) / 1000)
-
-    def _write_embedded(self, batch: Batch) -> None:
-        self._store.write(batch.samples, batch.events)
-        self._dead_letters.write(batch.rejections)
-
-    async def _in_thread(self, fn: Callable[[Batch], None], batch: Batch) -> None:
-        await self._loop.run_in_executor(self._executor, fn, batch)
-
-    async def _retrying(self, sink: str, attempt: Callable[[], Awaitable[None]]) -> bool:
-        """True once the sink has the batch; False if it refused it for good."""
-        health = self.health[sink]
-        delay = BACKOFF_MIN_S
+    async def _commit(self, batch: Batch) -> None:
+        backoff = Backoff()
         while True:
             try:
-                await attempt()
-            except PermanentSinkError as exc:
-                log.error("sink %s refused a batch for good, dropped for it: %s", sink, exc)
-                self._counters.sink_dropped.labels(sink).inc()
-                return False
-            except (TransientSinkError, sqlite3.OperationalError) as exc:
-                # sqlite3.OperationalError: disk full, I/O error, database locked.
-                self._counters.sink_errors.labels(sink).inc()
-                health.failed(f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, BACKOFF_MAX_S)
+                await self._on_spool(self._spool.append, batch.items, batch.rejections, batch.received)
+            except sqlite3.OperationalError as exc:  # disk full, I/O error
+                self._counters.sink_errors.labels("spool").inc()
+                self.health.failed(f"cannot write the spool: {exc}")
+                await backoff.wait()
             else:
-                health.recovered()
-                return True
+                self.health.recovered()
+                break
+        for ack in batch.acks:
+            ack()
+        update = self._states.update
+        for _, item in batch.items:
+            if isinstance(item, Sample):
+                update(item.device_id, item.ts_ms, item.values.items())
+        if batch.items:
+            for writer in self._writers:
+                writer.wake()
+            await self._enforce()
+
+    async def _enforce(self) -> None:
+        now_ms = int(self._clock.now().timestamp() * 1000)
+        overflows = await self._on_spool(self._spool.enforce, now_ms)
+        if overflows:
+            detail = "; ".join(
+                f"{o.reason}: dropped " + ", ".join(f"{n} for {sink}" for sink, n in o.dropped.items())
+                for o in overflows
+            )
+            if not self.overflowing:
+                log.error("spool bound reached, oldest messages dropped: %s", detail)
+            self.overflowing = detail
+        elif self.overflowing and len(self._spool) < self._spool.max_messages:
+            log.info("spool is within its bounds again")
+            self.overflowing = ""

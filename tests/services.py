@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, Protocol
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -367,8 +367,54 @@ def gateway_process(config: Path, api_port: int, log_path: Path, wrap: Sequence[
         raise RuntimeError(f"the gateway did not stop cleanly (exit {code}):\n{log_tail(log_path)}")
 
 
-def stored_total(client: httpx.Client, sink: str) -> float:
-    """Messages the gateway reports stored in one sink (from /metrics)."""
+_SAMPLE = re.compile(r"^(facility_\w+)(?:\{([^}]*)\})? (\S+)$", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """The gateway's counters, from /metrics."""
+
+    samples: list[tuple[str, dict[str, str], float]]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of a metric over the samples whose labels include `labels`."""
+        return sum(v for n, have, v in self.samples if n == name and labels.items() <= have.items())
+
+    def stored(self, sink: str) -> float:
+        return self.total("facility_messages_stored_total", sink=sink)
+
+    def dropped(self, sink: str, reason: str | None = None) -> float:
+        return self.total("facility_messages_dropped_total", sink=sink, **({"reason": reason} if reason else {}))
+
+    def pending(self, sink: str) -> float:
+        return self.total("facility_messages_pending", sink=sink)
+
+    @property
+    def sinks(self) -> list[str]:
+        return [labels["sink"] for n, labels, _ in self.samples if n == "facility_messages_pending"]
+
+    def check(self) -> None:
+        """received = stored + rejected + dropped + pending, for every sink, summed here
+        from the parts (and the gateway's own difference gauge agrees)."""
+        assert self.sinks, "no sinks in /metrics"
+        received = self.total("facility_messages_received_total")
+        rejected = self.total("facility_messages_rejected_total")
+        for sink in self.sinks:
+            parts = self.stored(sink) + rejected + self.dropped(sink) + self.pending(sink)
+            assert received == parts, f"{sink}: received {received} != {parts} (stored + rejected + dropped + pending)"
+            assert self.total("facility_messages_unaccounted", sink=sink) == 0
+
+
+class _Response(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class _Client(Protocol):  # httpx.Client, and Starlette's TestClient (built on another httpx)
+    def get(self, url: str) -> _Response: ...
+
+
+def accounting(client: _Client) -> Accounting:
     text = client.get("/metrics").text
-    m = re.search(rf'^facility_messages_stored_total\{{sink="{sink}"\}} (\S+)$', text, re.M)
-    return float(m[1]) if m else 0.0
+    return Accounting([(m[1], dict(_LABEL.findall(m[2] or "")), float(m[3])) for m in _SAMPLE.finditer(text)])

@@ -22,7 +22,7 @@ from gateway import config
 from simulators import DEMO_SITE
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import run as publish
-from tests.services import Mosquitto, VictoriaMetrics, free_port, gateway_process, stored_total
+from tests.services import Mosquitto, VictoriaMetrics, accounting, free_port, gateway_process
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,8 @@ def test_simulated_site_end_to_end(
     assert sent == len(expected)
 
     deadline = time.monotonic() + 60
-    while stored_total(gateway, "sqlite") < sent or stored_total(gateway, "influxdb") < sent:
-        assert time.monotonic() < deadline, f"stored {stored_total(gateway, 'sqlite')} of {sent}"
+    while (m := accounting(gateway)).stored("sqlite") < sent or m.stored("influxdb") < sent:
+        assert time.monotonic() < deadline, f"stored {m.stored('sqlite')} of {sent}"
         time.sleep(0.2)
     assert not re.search(r'^facility_messages_rejected_total\{.*\} [1-9]', gateway.get("/metrics").text, re.M)
 

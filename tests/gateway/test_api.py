@@ -4,7 +4,6 @@ bad input, the devices and readings API, the dead-letter log, health and metrics
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway import config
 from gateway.app import create_app
 from gateway.clock import SystemClock
-from tests.services import Mosquitto
+from tests.services import Mosquitto, accounting
 
 pytestmark = pytest.mark.integration
 
@@ -73,11 +72,6 @@ def api(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest) ->
     with TestClient(create_app(site, SystemClock())) as client:
         wait_for(lambda: client.get("/health").json()["components"]["mqtt"]["state"] == "ok")
         yield client
-
-
-def metric_values(client: TestClient) -> dict[str, float]:
-    text = client.get("/metrics").text
-    return {m[1]: float(m[2]) for m in re.finditer(r"^(facility_\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
 
 
 def test_mqtt_telemetry_reaches_devices_and_readings(api: TestClient, publisher: Callable[[str, bytes], None]) -> None:
@@ -143,15 +137,12 @@ def test_bad_input_is_rejected_counted_and_kept(api: TestClient, publisher: Call
     # another site's traffic is not ours to subscribe to, so it is never seen
     assert all("other-site" not in r["source"] for r in rejected)
 
-    m = metric_values(api)
-    assert m['facility_messages_rejected_total{reason="not_json"}'] == 1
-    assert m['facility_messages_rejected_total{reason="unknown_device"}'] == 1
-    assert m['facility_messages_received_total{transport="mqtt"}'] == 6
-    assert m['facility_messages_stored_total{sink="sqlite"}'] == 1
-    rejected_total = sum(v for k, v in m.items() if k.startswith("facility_messages_rejected_total"))
-    assert m['facility_messages_received_total{transport="mqtt"}'] == (
-        m['facility_messages_stored_total{sink="sqlite"}'] + rejected_total
-    )
+    wait_for(lambda: accounting(api).stored("sqlite") == 1)
+    m = accounting(api)
+    assert m.total("facility_messages_rejected_total", reason="not_json") == 1
+    assert m.total("facility_messages_rejected_total", reason="unknown_device") == 1
+    assert m.total("facility_messages_received_total", transport="mqtt") == 6
+    m.check()
     assert api.get("/health").json()["status"] == "ok"
 
 
@@ -173,7 +164,9 @@ def test_http_ingest_shares_validation(api: TestClient) -> None:
     assert api.post("/api/v1/readings", content=b"{oops").status_code == 422
     wait_for(lambda: api.get("/api/v1/devices/meter").json()["last_values"].get("power_w") == 2500)
     assert api.get("/api/v1/devices/gate").json()["last_values"] == {"open": True}
-    assert metric_values(api)['facility_messages_received_total{transport="http"}'] == 6
+    m = accounting(api)
+    assert m.total("facility_messages_received_total", transport="http") == 7  # the body that is not JSON too
+    assert m.total("facility_messages_rejected_total", reason="not_json") == 1
 
 
 def test_api_errors_are_clear(api: TestClient) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from devices.base import Event, Sample
 from gateway.storage.sqlite import Bucket, Point, SqliteStore
-from gateway.storage.state import DeadLetterLog, Rejection
 
 T0 = 1_795_219_200_000  # 2026-11-21T00:00:00Z
 MIN = 60_000
@@ -74,15 +73,3 @@ def test_retention_deletes_only_old_rows(tmp_path: Path) -> None:
         Event("g", T0 + 9 * MIN, "access", {"credential": "card:2", "granted": False})
     ]
     store.close()
-
-
-def test_dead_letter_log_is_newest_first_and_bounded(tmp_path: Path) -> None:
-    log = DeadLetterLog(tmp_path / "s.db", keep=100)
-    for batch in range(3):
-        log.write([Rejection(T0 + batch * 100 + i, "http", f"d{i}", "wrong_type" if i % 2 else "not_json",
-                             "detail", "{") for i in range(60)])
-    newest = log.newest(1000)
-    assert len(newest) == 100
-    assert newest[0].at_ms == T0 + 200 + 59
-    assert [r.reason for r in log.newest(5, "not_json")] == ["not_json"] * 5
-    log.close()
