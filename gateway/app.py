@@ -73,7 +73,7 @@ class Gateway:
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)
         self.ingestor.seed(latest)
-        on_spool = SpoolThread()
+        self.on_spool = on_spool = SpoolThread(self.counters)
         stack.callback(on_spool.close)
         stack.callback(sqlite_sink.close)
         if self.influx is not None:
@@ -119,11 +119,10 @@ class Gateway:
             parts["mqtt"] = (
                 {"state": "ok"} if self.mqtt.connected else {"state": "down", "detail": self.mqtt.last_error}
             )
-        spooler = self.spooler
-        if not spooler.health.ok:
-            parts["spool"] = {"state": "down", "detail": spooler.health.last_error}
-        elif spooler.overflowing:
-            parts["spool"] = {"state": "dropping", "detail": spooler.overflowing}
+        if not self.on_spool.health.ok:
+            parts["spool"] = {"state": "down", "detail": self.on_spool.health.last_error}
+        elif self.spooler.overflowing:
+            parts["spool"] = {"state": "dropping", "detail": self.spooler.overflowing}
         else:
             parts["spool"] = {"state": "ok", "detail": f"{len(self.spool)}/{self.spool.max_messages}"}
         for writer in self.writers:

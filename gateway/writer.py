@@ -5,7 +5,7 @@ acknowledges it to its sources (MQTT PUBACK, waiting HTTP requests) and updates 
 device state. One `SinkWriter` per sink reads the spool from its own cursor, oldest first,
 writes to its sink and moves the cursor. A sink that is down is retried with capped,
 jittered exponential backoff while the spool holds what arrives meanwhile; when it returns
-it catches up in full batches. A batch the sink refuses for good is split until the
+it catches up, oldest first, in full batches. A batch the sink refuses for good is split until the
 refused messages are found; only those are dropped, and counted.
 """
 
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -79,13 +79,30 @@ class Backoff:
 
 
 class SpoolThread:
-    """Every spool call runs on this one thread, in order."""
+    """Every spool call runs on this one thread, in order. Writes that fail for want of
+    disk (or on an I/O error) are retried with backoff until they succeed, and the spool's
+    health says why meanwhile: the transports wait, nothing crashes."""
 
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self.health = Health("spool")
+        self._errors = counters.sink_errors.labels("spool")
 
     async def __call__(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        backoff = Backoff()
+        while True:
+            try:
+                result = await self(fn, *args, **kwargs)
+            except sqlite3.OperationalError as exc:  # disk full, I/O error
+                self._errors.inc()
+                self.health.failed(f"cannot write the spool: {exc}")
+                await backoff.wait()
+            else:
+                self.health.recovered()
+                return result
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -127,26 +144,37 @@ class SinkWriter:
 
     async def run(self) -> None:
         name = self.sink.name
+        backoff = Backoff()
         while True:
             self._wake.clear()  # before reading, so an append meanwhile is not missed
+            # Read again after every failure: while the sink was down the spool's bounds may
+            # have dropped the rows of the failed attempt, and what is left comes first now.
             rows = await self._on_spool(self._spool.read, name, self._batch)
             if not rows:
                 await self._wake.wait()
                 continue
-            refused = await self._deliver(rows)
-            await self._on_spool(self._spool.advance, name, rows[0].seq, rows[-1].seq, refused)
+            try:
+                refused = await self._deliver(rows)
+            except TransientSinkError as exc:
+                self._counters.sink_errors.labels(name).inc()
+                self.health.failed(f"{type(exc).__name__}: {exc}")
+                await backoff.wait()
+                continue
+            backoff = Backoff()
+            self.health.recovered()
+            await self._on_spool.write(self._spool.advance, name, rows[0].seq, rows[-1].seq, refused)
             now = self._clock.now().timestamp() * 1000
             observe = self._counters.latency.labels(name).observe
             for row in rows:
                 observe((now - row.received_ms) / 1000)
 
     async def _deliver(self, rows: Sequence[Spooled]) -> int:
-        """Writes the rows, retrying transient failures; returns how many the sink refused
-        for good (found by splitting the batch, so one bad message costs only itself)."""
+        """Writes the rows; returns how many the sink refused for good (found by splitting
+        the batch, so one bad message costs only itself)."""
         samples = [r.item for r in rows if isinstance(r.item, Sample)]
         events = [r.item for r in rows if isinstance(r.item, Event)]
         try:
-            await self._retrying(lambda: self.sink.write(samples, events))
+            await self.sink.write(samples, events)
         except PermanentSinkError as exc:
             if len(rows) == 1:
                 log.error("sink %s refused a message for good, dropped for it: %s (%s)",
@@ -156,27 +184,13 @@ class SinkWriter:
             return await self._deliver(rows[:half]) + await self._deliver(rows[half:])
         return 0
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                await attempt()
-            except TransientSinkError as exc:
-                self._counters.sink_errors.labels(self.sink.name).inc()
-                self.health.failed(f"{type(exc).__name__}: {exc}")
-                await backoff.wait()
-            else:
-                self.health.recovered()
-                return
-
 
 class Spooler:
-    """Takes batches from the buffer into the spool; a failing spool (disk full) is retried
-    while the buffer fills and then holds back the transports."""
+    """Takes batches from the buffer into the spool; while the spool cannot be written
+    (disk full) the buffer fills and then holds back the transports."""
 
     def __init__(self, buffer: IngestBuffer, spool: Spool, on_spool: SpoolThread, writers: Sequence[SinkWriter],
                  states: DeviceStates, counters: Counters, clock: Clock) -> None:
-        self.health = Health("spool")
         self.overflowing = ""  # what the bounds last dropped, while they drop
         self._buffer = buffer
         self._spool = spool
@@ -196,7 +210,10 @@ class Spooler:
         try:
             while True:
                 try:
-                    await asyncio.wait_for(self._ready.wait(), ENFORCE_EVERY_S)
+                    # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that meets
+                    # the event being set (the shutdown hung on it).
+                    async with asyncio.timeout(ENFORCE_EVERY_S):
+                        await self._ready.wait()
                 except TimeoutError:
                     await self._enforce()
                     continue
@@ -215,17 +232,7 @@ class Spooler:
             await self._commit(batch)
 
     async def _commit(self, batch: Batch) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                await self._on_spool(self._spool.append, batch.items, batch.rejections, batch.received)
-            except sqlite3.OperationalError as exc:  # disk full, I/O error
-                self._counters.sink_errors.labels("spool").inc()
-                self.health.failed(f"cannot write the spool: {exc}")
-                await backoff.wait()
-            else:
-                self.health.recovered()
-                break
+        await self._on_spool.write(self._spool.append, batch.items, batch.rejections, batch.received)
         for ack in batch.acks:
             ack()
         update = self._states.update
@@ -239,7 +246,7 @@ class Spooler:
 
     async def _enforce(self) -> None:
         now_ms = int(self._clock.now().timestamp() * 1000)
-        overflows = await self._on_spool(self._spool.enforce, now_ms)
+        overflows = await self._on_spool.write(self._spool.enforce, now_ms)
         if overflows:
             detail = "; ".join(
                 f"{o.reason}: dropped " + ", ".join(f"{n} for {sink}" for sink, n in o.dropped.items())

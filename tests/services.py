@@ -133,13 +133,15 @@ def _accepts_connections(port: int) -> bool:
 
 # Mosquitto 2 drops QoS 0 messages for a subscriber that is slower than the publishers as
 # soon as more than `max_queued_messages` (default 1000) wait for it; a test that floods the
-# broker must not lose any, so the queue is made large enough never to fill. QoS 1/2 messages
-# beyond the default 20 in flight wait in the same queue, so `max_inflight_messages` keeps
-# its default. (`max_queued_messages 0`, "no maximum", is also accepted by 2.0.11.)
+# broker must not lose any, so the queue is made large enough never to fill. The gateway
+# acknowledges a message only once it is spooled, so the broker's window of unacknowledged
+# messages per client (`max_inflight_messages`, default 20) bounds its rate: it gets the
+# same window as in deploy/mosquitto/mosquitto.conf.
 MOSQUITTO_DEFAULTS: Final[dict[str, str | int | bool | Path]] = {
     "allow_anonymous": True,
     "persistence": False,
     "max_queued_messages": 1_000_000,
+    "max_inflight_messages": 1000,
 }
 
 
@@ -284,6 +286,9 @@ class VictoriaMetrics:
             # response could hide points written after it.
             "-search.latencyOffset=0s",
             "-search.disableCache",
+            # A point written twice (a batch retried after a lost answer) is one point, as
+            # in InfluxDB, where a series and a timestamp identify a point.
+            "-dedup.minScrapeInterval=1ms",
         ]
         self._process = ServiceProcess("victoria-metrics", argv, self.log_path)
 
@@ -337,34 +342,80 @@ def start_victoria_metrics(directory: Path) -> VictoriaMetrics:
     return server
 
 
-@contextmanager
-def gateway_process(config: Path, api_port: int, log_path: Path, wrap: Sequence[str] = ()) -> Iterator[httpx.Client]:
+@dataclass
+class GatewayProcess:
     """`facility-gateway run --config …` as a process of its own (optionally under `wrap`,
-    e.g. a profiler); yields a client for its API once it is connected to the broker, and
-    stops it with SIGINT, checking that it shut down cleanly."""
-    argv = [*wrap, str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(config)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=5)
-    try:
+    e.g. a profiler), with a client for its API. It can be killed and started again on the
+    same data."""
+
+    config: Path
+    api_port: int
+    log_path: Path
+    wrap: Sequence[str] = ()
+    _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=f"http://{HOST}:{self.api_port}", timeout=5)
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None
+        return self._popen.pid
+
+    def start(self) -> None:
+        """Starts it and waits until it is connected to the broker."""
+        argv = [*self.wrap, str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(self.config)]
+        with self.log_path.open("ab") as log:
+            self._popen = proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S * 3
         while True:
             try:
-                if client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
-                    break
+                if self.client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
+                    return
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not come up:\n{log_tail(log_path)}")
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"the gateway did not come up:\n{log_tail(self.log_path)}")
             time.sleep(0.1)
-        yield client
-    finally:
-        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as on a power cut of the process."""
+        assert self._popen is not None
+        self._popen.kill()
+        self._popen.wait()
+        self._popen = None
+
+    def stop(self) -> None:
+        """SIGINT, checking that it shut down cleanly."""
+        if self._popen is None:
+            return
+        log_text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        proc, self._popen = self._popen, None
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=STOP_TIMEOUT_S * 3)
-    # uvicorn shuts down gracefully, then re-raises the signal: the CLI exits 130 as for Ctrl-C
-    if code not in (0, 130) or "Application shutdown complete" not in log_path.read_text():
-        raise RuntimeError(f"the gateway did not stop cleanly (exit {code}):\n{log_tail(log_path)}")
+        try:
+            code = proc.wait(timeout=STOP_TIMEOUT_S * 3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the gateway hung on shutdown, killed:\n{log_tail(self.log_path)}") from None
+        # uvicorn shuts down gracefully, then re-raises the signal: the CLI exits 130 as for Ctrl-C
+        new_lines = self.log_path.read_text(encoding="utf-8", errors="replace")[len(log_text):]
+        if code not in (0, 130) or "Application shutdown complete" not in new_lines:
+            raise RuntimeError(f"the gateway did not stop cleanly (exit {code}):\n{log_tail(self.log_path)}")
+
+
+@contextmanager
+def gateway_process(config: Path, api_port: int, log_path: Path, wrap: Sequence[str] = ()) -> Iterator[httpx.Client]:
+    """A started `GatewayProcess`'s API client; stops it cleanly afterwards."""
+    gateway = GatewayProcess(config, api_port, log_path, wrap)
+    gateway.start()
+    try:
+        yield gateway.client
+    finally:
+        gateway.client.close()
+        gateway.stop()
 
 
 _SAMPLE = re.compile(r"^(facility_\w+)(?:\{([^}]*)\})? (\S+)$", re.M)
