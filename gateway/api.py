@@ -1,5 +1,9 @@
 """The HTTP API (FastAPI): devices, readings, HTTP ingest, the dead-letter log, health and
-metrics. OpenAPI at /docs."""
+metrics. OpenAPI at /docs.
+
+Reading needs a viewer (or an API key with the `read` scope), HTTP ingest the `ingest`
+scope or a staff login (gateway/auth.py). /health and /metrics stay open: they are for the
+load balancer and Prometheus, and name no readings."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel
 from devices import kinds
 from devices.base import DecodeError, MetricType, Reason
 from gateway.app import Gateway
+from gateway.auth import Ingester, Viewer
 from gateway.pipeline import BufferFull
 
 router = APIRouter()
@@ -156,12 +161,12 @@ def root() -> RedirectResponse:
 
 
 @router.get("/api/v1/devices", tags=["devices"])
-def list_devices(gw: GatewayDep) -> list[DeviceOut]:
+def list_devices(gw: GatewayDep, _: Viewer) -> list[DeviceOut]:
     return [_device_out(gw, d.id) for d in gw.site.devices]
 
 
 @router.get("/api/v1/devices/{device_id}", tags=["devices"])
-def get_device(gw: GatewayDep, device_id: str) -> DeviceDetail:
+def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
     _known(gw, device_id)
     d = gw.site.device(device_id)
     assert d is not None
@@ -187,7 +192,7 @@ def _step_seconds(step: str) -> int:
 
 @router.get("/api/v1/devices/{device_id}/readings", tags=["devices"])
 def get_readings(
-    gw: GatewayDep,
+    gw: GatewayDep, _: Viewer,
     device_id: str,
     metric: Annotated[str | None, Query(description="a metric key; all of the device's when omitted")] = None,
     start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
@@ -236,7 +241,7 @@ class EventOut(BaseModel):
 
 @router.get("/api/v1/devices/{device_id}/events", tags=["devices"])
 def get_events(
-    gw: GatewayDep,
+    gw: GatewayDep, _: Viewer,
     device_id: str,
     start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
     end: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
@@ -257,7 +262,7 @@ def get_events(
         "description": "one reading or a list: {device_id, ts?, <the kind's fields>}",
     }}}}},
 )
-async def post_readings(gw: GatewayDep, request: Request) -> IngestResult:
+async def post_readings(gw: GatewayDep, _: Ingester, request: Request) -> IngestResult:
     """HTTP ingest: the same validation as MQTT. Answers, once the items are durable, which
     were rejected and why; 503 when the gateway cannot keep up or cannot write its spool
     (send again later: a reading sent twice is stored once)."""
@@ -308,7 +313,7 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
 
 @router.get("/api/v1/rejected", tags=["ingest"])
 def list_rejected(
-    gw: GatewayDep,
+    gw: GatewayDep, _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     reason: Annotated[Reason | None, Query()] = None,
 ) -> list[RejectedOut]:

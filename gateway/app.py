@@ -9,6 +9,7 @@ after it (simulators).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -16,8 +17,12 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 
+from gateway.audit import AuditTrail
+from gateway.auth import AuthStore
+from gateway.auth import router as auth_router
 from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -69,6 +74,10 @@ class Gateway:
             max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
         )
         stack.callback(self.spool.close)
+        self.audit = AuditTrail(data_dir / "state.db")
+        stack.callback(self.audit.close)
+        self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
+        stack.callback(self.auth.close)
         self.counters.accounting(self.spool.totals)
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)
@@ -153,6 +162,8 @@ def create_app(
                 await stack.enter_async_context(start())
             gateway = await stack.enter_async_context(Gateway(site, clock))
             app.state.gateway = gateway
+            app.state.auth = gateway.auth
+            app.state.clock = clock
             for companion in after:
                 await stack.enter_async_context(companion(gateway))
             yield
@@ -164,4 +175,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(auth_router)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     return app
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """422 without FastAPI's echo of the rejected input: that would send a password back,
+    and a lone surrogate in it (valid JSON, not UTF-8) broke rendering the answer (a 500).
+    ASCII-escaped JSON renders whatever the location holds."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
+    return Response(json.dumps({"detail": errors}, ensure_ascii=True), 422, media_type="application/json")

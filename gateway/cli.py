@@ -1,10 +1,12 @@
-"""`facility-gateway`: check-config, run, demo, simulate."""
+"""`facility-gateway`: check-config, run, demo, user, api-key, simulate."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import uvicorn
 
 from gateway import config
 from gateway.app import create_app
+from gateway.audit import AuditTrail
+from gateway.auth import AuthError, AuthStore, Role, Scope
 from gateway.clock import SystemClock
 
 
@@ -32,6 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mqtt-port", type=int, default=1883, help="port of the embedded MQTT broker")
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     p.add_argument("--backfill-days", type=float, default=35, help="simulated history written on first start")
+
+    p = sub.add_parser("user", help="add an API user (the first admin, say); the password is asked for")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("name")
+    p.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+
+    p = sub.add_parser("api-key", help="create an API key for a machine; it is shown once")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("name")
+    p.add_argument("--scope", action="append", choices=[s.value for s in Scope], required=True)
 
     p = sub.add_parser("simulate", help="publish a simulated site over MQTT")
     p.add_argument("--config", type=Path, required=True)
@@ -66,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             return _serve(app, args.host, args.port, args.log_level)
+        if args.command in ("user", "api-key"):
+            return _accounts(args)
         if args.command == "simulate":
             from simulators.publish import run as publish
 
@@ -79,6 +95,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    """`user` and `api-key`: straight into the state store, with or without a running gateway."""
+    site = config.load(args.config)
+    path = site.storage.data_dir / "state.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now_ms = int(SystemClock().now().timestamp() * 1000)
+    actor = f"cli:{getpass.getuser()}"
+    audit = AuditTrail(path)
+    store = AuthStore(path, site.auth, audit)
+    try:
+        if args.command == "user":
+            password = os.environ.get("FACILITY_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+            user = store.add_user(args.name, Role(args.role), password, actor, now_ms)
+            print(f"user {user.name} added with the role {user.role}")
+        else:
+            key = store.create_api_key(args.name, [Scope(s) for s in args.scope], actor, now_ms)
+            print(key)
+    except (AuthError, ValueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+        audit.close()
+    return 0
 
 
 # paho's network thread gives up the GIL at every socket call and then waits up to the

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from devices import kinds
+from gateway.auth import AuthSettings
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -230,6 +231,7 @@ class SiteConfig(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 
@@ -278,6 +280,8 @@ class SiteConfig(BaseSettings):
     def _production(self) -> Self:
         if self.mode != "production":
             return self
+        if self.auth.public_read:
+            raise ValueError("@auth.public_read: production mode refuses anonymous access to the API")
         if self.mqtt.username is None or self.mqtt.password is None:
             raise ValueError("@mqtt.password: production mode refuses anonymous MQTT: set mqtt.username "
                              "and the password (FACILITY_MQTT__PASSWORD)")

@@ -44,6 +44,8 @@ def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
                 update={"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "facility-gateway-demo"}
             ),
             "storage": site.storage.model_copy(update={"data_dir": data_dir}),
+            # A demo is for looking around: reading needs no login (writing still does).
+            "auth": site.auth.model_copy(update={"public_read": True}),
         }
     )
 

@@ -38,6 +38,7 @@ def site_file(tmp_path: Path, mosquitto: Mosquitto, victoria_metrics: VictoriaMe
         "influxdb": {"url": victoria_metrics.url, "token": "e2e", "org": "school", "bucket": "facility"},
         "storage": {"data_dir": str(tmp_path / "data")},
         "api": {"port": free_port()},
+        "auth": {"public_read": True},
     }
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")

@@ -4,6 +4,9 @@ bad input, the devices and readings API, the dead-letter log, health and metrics
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
 from gateway.app import create_app
+from gateway.auth import Scope
 from gateway.clock import SystemClock
 from tests.services import Mosquitto, accounting
 
@@ -71,6 +75,8 @@ def api(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest) ->
     )
     with TestClient(create_app(site, SystemClock())) as client:
         wait_for(lambda: client.get("/health").json()["components"]["mqtt"]["state"] == "ok")
+        key = client.app.state.auth.create_api_key("tests", [Scope.READ, Scope.INGEST], "test", 0)  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 
@@ -193,3 +199,44 @@ def test_status_is_retained_online(api: TestClient, mosquitto: Mosquitto) -> Non
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_reading_and_ingest_need_credentials(api: TestClient, tmp_path: Path) -> None:
+    anonymous = {"Authorization": ""}
+    del api.headers["Authorization"]
+    assert api.get("/api/v1/devices").status_code == 401
+    assert api.post("/api/v1/readings", json={"device_id": "meter", "energy_kwh": 1}).status_code == 401
+    assert api.get("/health", headers=anonymous).status_code == 200  # for the load balancer
+    assert api.get("/metrics").status_code == 200  # for Prometheus
+
+    # The first admin comes from the command line, then logs in over the API.
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(SITE.format(url="mqtt://127.0.0.1:1", client_id="cli", data_dir=tmp_path / "data"))
+    cli = [str(Path(sys.executable).parent / "facility-gateway"), "user", "--config", str(site_file),
+           "head", "--role", "admin"]
+    done = subprocess.run(cli, env=os.environ | {"FACILITY_NEW_PASSWORD": "后勤-long-enough"},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    login = api.post("/api/v1/auth/login", json={"username": "head", "password": "后勤-long-enough"})
+    assert login.status_code == 200
+    admin = {"Authorization": f"Bearer {login.json()['token']}"}
+
+    reader = api.post("/api/v1/api-keys", json={"name": "wall display", "scopes": ["read"]}, headers=admin)
+    assert reader.status_code == 201
+    read_only = {"Authorization": f"Bearer {reader.json()['key']}"}
+    assert api.get("/api/v1/devices", headers=read_only).status_code == 200
+    refused = api.post("/api/v1/readings", json={"device_id": "meter", "energy_kwh": 1}, headers=read_only)
+    assert refused.status_code == 403
+    audit = api.get("/api/v1/audit", headers=admin).json()
+    assert [e["action"] for e in audit] == ["api_key.create", "user.add", "api_key.create"]
+    assert audit[0]["actor"] == "head"
+    assert audit[1]["actor"].startswith("cli:")
+    assert audit[2]["actor"] == "test"  # the fixture's key
+
+
+def test_an_invalid_request_is_a_422_that_does_not_echo_the_input(api: TestClient) -> None:
+    # A lone surrogate is valid JSON but not UTF-8: echoing it back used to fail with a 500.
+    body = b'{"username": "\\ud800", "password": "x"}'
+    response = api.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "input" not in response.json()["detail"][0]

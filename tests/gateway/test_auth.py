@@ -1,0 +1,637 @@
+"""Access control through the real HTTP stack: logins and lockouts, sessions, API keys and
+their scopes, roles, public reads, the audit trail and what is stored at rest."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.testclient import TestClient
+from httpx2 import Response
+
+from gateway.app import invalid_request
+from gateway.audit import AuditTrail
+from gateway.auth import (
+    Admin,
+    AuthSettings,
+    AuthStore,
+    Ingester,
+    InvalidInput,
+    LoginLocked,
+    LoginRefused,
+    Principal,
+    Role,
+    Scope,
+    Staff,
+    Viewer,
+    allows,
+    hash_password,
+    router,
+    verify_password,
+)
+from gateway.clock import ManualClock
+
+T0 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+PASSWORDS = {"ada": "ada-admin-passphrase", "sam": "sam-staff-passphrase", "vic": "vic-viewer-passphrase"}
+ROLES = {"ada": Role.ADMIN, "sam": Role.STAFF, "vic": Role.VIEWER}
+MAX_FAILURES = 3
+LOCKOUT = timedelta(minutes=15)
+OTHER_CLIENT = ("192.0.2.7", 50000)
+
+
+def build_app(store: AuthStore, clock: ManualClock) -> FastAPI:
+    app = FastAPI()
+    app.state.auth = store
+    app.state.clock = clock
+    app.include_router(router)
+    app.add_exception_handler(RequestValidationError, invalid_request)  # as create_app does
+
+    @app.get("/viewer")
+    def for_viewers(who: Viewer) -> dict[str, str]:
+        return {"name": who.name}
+
+    @app.get("/staff")
+    def for_staff(who: Staff) -> dict[str, str]:
+        return {"name": who.name}
+
+    @app.get("/admin")
+    def for_admins(who: Admin) -> dict[str, str]:
+        return {"name": who.name}
+
+    @app.post("/ingest")
+    def for_ingesters(who: Ingester) -> dict[str, str]:
+        return {"name": who.name}
+
+    return app
+
+
+@dataclass(frozen=True)
+class Seed:
+    path: Path
+    sessions: dict[str, str]  # user → token, valid until T0 + 12 h
+
+
+@dataclass
+class Env:
+    client: TestClient  # connects from "testclient"
+    other: TestClient  # the same app, from another address
+    clock: ManualClock
+    store: AuthStore
+    path: Path
+    sessions: dict[str, str]  # a logged-in session per seeded user
+
+    def login(self, name: str, password: str | None = None, via: TestClient | None = None) -> Response:
+        return (via or self.client).post(
+            "/api/v1/auth/login", json={"username": name, "password": password or PASSWORDS[name]}
+        )
+
+    def token(self, name: str, password: str | None = None) -> str:
+        response = self.login(name, password, via=self.other)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]
+        return token
+
+    def new_key(self, admin_token: str, *scopes: str, name: str = "a key") -> str:
+        response = self.client.post("/api/v1/api-keys", json={"name": name, "scopes": list(scopes)},
+                                    headers=bearer(admin_token))
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        return key
+
+    def audit(self, admin_token: str, **query: str | int) -> list[dict[str, Any]]:
+        response = self.client.get("/api/v1/audit", params=query, headers=bearer(admin_token))
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()
+        return entries
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+@pytest.fixture(scope="session")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
+    """A database with one user per role, each logged in, made once: scrypt is slow on purpose."""
+    path = tmp_path_factory.mktemp("seed") / "state.db"
+    audit = AuditTrail(path)
+    store = AuthStore(path, AuthSettings(), audit)
+    for name, password in PASSWORDS.items():
+        store.add_user(name, ROLES[name], password, "setup", ms(T0))
+    sessions = {name: store.login(name, password, "setup", ms(T0)).token for name, password in PASSWORDS.items()}
+    store.close()
+    audit.close()  # the last connection checkpoints the WAL: the file alone is the database
+    return Seed(path, sessions)
+
+
+@pytest.fixture
+def make_env(seed: Seed, tmp_path: Path) -> Iterator[Callable[..., Env]]:
+    made: list[tuple[TestClient, TestClient, AuthStore, AuditTrail]] = []
+
+    def make(**settings: Any) -> Env:
+        path = tmp_path / f"state-{len(made)}.db"
+        shutil.copy(seed.path, path)
+        clock = ManualClock(T0)
+        audit = AuditTrail(path)
+        store = AuthStore(path, AuthSettings.model_validate({
+            "login_max_failures": MAX_FAILURES, "login_lockout_min": LOCKOUT.total_seconds() / 60, **settings,
+        }), audit)
+        app = build_app(store, clock)
+        client, other = TestClient(app), TestClient(app, client=OTHER_CLIENT)
+        made.append((client, other, store, audit))
+        return Env(client, other, clock, store, path, seed.sessions)
+
+    yield make
+    for client, other, store, audit in made:
+        client.close()
+        other.close()
+        store.close()
+        audit.close()
+
+
+@pytest.fixture
+def env(make_env: Callable[..., Env]) -> Env:
+    return make_env()
+
+
+# Logins and sessions
+
+
+def test_login_gives_a_session_for_the_users_role(env: Env) -> None:
+    response = env.login("sam")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"] == "sam"
+    assert body["role"] == "staff"
+    assert datetime.fromisoformat(body["expires"]) == T0 + timedelta(hours=12)
+    assert env.client.get("/staff", headers=bearer(body["token"])).json() == {"name": "sam"}
+    me = env.client.get("/api/v1/auth/me", headers=bearer(body["token"])).json()
+    assert me == {"name": "sam", "kind": "user", "role": "staff", "scopes": []}
+
+
+def test_wrong_password_and_unknown_user_are_refused_alike(env: Env) -> None:
+    wrong = env.login("sam", "not-sams-password")
+    unknown = env.login("nobody", "not-sams-password")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json() == {"detail": "wrong user name or password"}
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_lockout_after_n_failures_answers_429_with_retry_after(env: Env) -> None:
+    for _ in range(MAX_FAILURES):
+        assert env.login("vic", "wrong-password-1").status_code == 401
+    locked = env.login("vic")  # the right password no longer helps
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == str(int(LOCKOUT.total_seconds()))
+    assert env.login("vic", via=env.other).status_code == 429  # the name is locked from everywhere
+
+    env.clock.advance(timedelta(minutes=10))
+    assert env.login("vic").headers["Retry-After"] == str(5 * 60)
+    env.clock.advance(timedelta(minutes=5))  # the failures leave the window
+    assert env.login("vic").status_code == 200
+
+
+def test_the_window_slides(env: Env) -> None:
+    assert env.login("vic", "wrong-password-1").status_code == 401
+    env.clock.advance(timedelta(minutes=10))
+    for _ in range(MAX_FAILURES - 1):
+        assert env.login("vic", "wrong-password-1").status_code == 401
+    # Locked until the first of the three leaves the window, 5 min from now
+    assert env.login("vic").headers["Retry-After"] == str(5 * 60)
+
+
+def test_failures_for_unknown_names_count(env: Env) -> None:
+    for _ in range(MAX_FAILURES):
+        assert env.login("nobody", "some-password", via=env.other).status_code == 401
+    assert env.login("nobody", "some-password").status_code == 429
+
+
+def test_a_client_address_is_locked_across_names(env: Env) -> None:
+    for name in ("amy", "bob", "cat"):
+        assert env.login(name, "guess-password").status_code == 401
+    assert env.login("vic").status_code == 429  # from the guessing address
+    assert env.login("vic", via=env.other).status_code == 200  # from elsewhere
+
+
+def test_a_success_clears_the_counter(env: Env) -> None:
+    for _ in range(2):
+        for _ in range(MAX_FAILURES - 1):
+            assert env.login("vic", "wrong-password-1").status_code == 401
+        assert env.login("vic").status_code == 200
+
+
+def test_concurrent_guesses_cannot_exceed_the_limit(env: Env) -> None:
+    def guess(_: int) -> str:
+        try:
+            env.store.login("vic", "wrong-password-1", "203.0.113.9", ms(T0))
+        except LoginRefused:
+            return "refused"
+        except LoginLocked:
+            return "locked"
+        return "in"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(guess, range(10)))
+    assert sorted(outcomes) == ["locked"] * (10 - MAX_FAILURES) + ["refused"] * MAX_FAILURES
+
+
+def test_a_lockout_is_audited(env: Env) -> None:
+    admin = env.sessions["ada"]
+    for _ in range(MAX_FAILURES):
+        env.login("vic", "wrong-password-1")
+    env.login("vic")  # refused while locked: no second entry
+    entries = env.audit(admin, action="login.locked")
+    assert len(entries) == 1
+    assert entries[0]["actor"] == "client:testclient"
+    assert entries[0]["target"] == "vic"
+    assert entries[0]["detail"] == {"by": ["username", "client"], "retry_after_s": 900}
+
+
+def test_a_session_expires(env: Env) -> None:
+    token = env.sessions["vic"]
+    env.clock.advance(timedelta(hours=12) - timedelta(milliseconds=1))
+    assert env.client.get("/viewer", headers=bearer(token)).status_code == 200
+    env.clock.advance(timedelta(milliseconds=1))
+    expired = env.client.get("/viewer", headers=bearer(token))
+    assert expired.status_code == 401
+    assert expired.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_session_lifetime_follows_the_settings(make_env: Callable[..., Env]) -> None:
+    env = make_env(session_ttl_h=0.5)
+    token = env.token("vic")
+    env.clock.advance(timedelta(minutes=30))
+    assert env.client.get("/viewer", headers=bearer(token)).status_code == 401
+
+
+def test_logout_ends_the_session(env: Env) -> None:
+    token = env.sessions["vic"]
+    assert env.client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+    assert env.client.get("/viewer", headers=bearer(token)).status_code == 401
+    assert env.client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+    assert env.client.post("/api/v1/auth/logout").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "vic"},
+        {"username": "vic", "password": ""},
+        {"username": "Vic Smith", "password": "vic-viewer-passphrase"},
+        {"username": "vic", "password": "vic-viewer-passphrase", "remember": True},
+        {"username": "vic", "password": 12345678901},
+        [],
+    ],
+)
+def test_bad_login_bodies_are_422(env: Env, body: object) -> None:
+    assert env.client.post("/api/v1/auth/login", json=body).status_code == 422
+
+
+def test_a_login_that_is_not_json_is_422(env: Env) -> None:
+    response = env.client.post("/api/v1/auth/login", content=b"username=vic",
+                               headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_a_lone_surrogate_is_422_not_500(env: Env) -> None:
+    # Valid JSON, but not a string UTF-8 can carry
+    response = env.client.post("/api/v1/auth/login", content=b'{"username": "vic", "password": "\\ud800-passphrase"}',
+                               headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_a_422_does_not_echo_the_password(env: Env) -> None:
+    password = "x" * 1025
+    response = env.client.post("/api/v1/auth/login", json={"username": "vic", "password": password})
+    assert response.status_code == 422
+    assert response.json() == {"detail": [{
+        "type": "string_too_long", "loc": ["body", "password"], "msg": "String should have at most 1024 characters",
+    }]}
+
+
+# Roles, scopes, 401 and 403
+
+
+@pytest.mark.parametrize(
+    ("user", "allowed"),
+    [
+        ("vic", {"/viewer"}),
+        ("sam", {"/viewer", "/staff", "/ingest"}),
+        ("ada", {"/viewer", "/staff", "/ingest", "/admin", "/api/v1/users"}),
+    ],
+)
+def test_roles_are_ordered(env: Env, user: str, allowed: set[str]) -> None:
+    headers = bearer(env.sessions[user])
+    for path in ("/viewer", "/staff", "/ingest", "/admin", "/api/v1/users"):
+        method = env.client.post if path == "/ingest" else env.client.get
+        response = method(path, headers=headers)
+        assert response.status_code == (200 if path in allowed else 403), (user, path)
+        if response.status_code == 403:
+            assert "WWW-Authenticate" not in response.headers
+
+
+def test_401_without_or_with_bad_credentials_403_without_the_right(env: Env) -> None:
+    missing = env.client.get("/staff")
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert env.client.get("/staff", headers=bearer("no-such-token")).status_code == 401
+    forbidden = env.client.get("/staff", headers=bearer(env.sessions["vic"]))
+    assert forbidden.status_code == 403
+    assert forbidden.json() == {"detail": "vic lacks the role staff"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Basic dmljOnZpYy12aWV3ZXItcGFzc3BocmFzZQ=="},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": ""},
+        {"Authorization": "Token abc"},
+        {"Authorization": "Bearer a b c"},
+        {"Authorization": "Bearer fgk_"},
+        {"Authorization": "Bearer fgk_abc"},
+        {"Authorization": "Bearer fgk__"},
+        {"Authorization": "Bearer fgk_0123456789abcdef_"},
+        {"Authorization": "Bearer " + "x" * 8000},
+        {b"Authorization": b"Bearer \xff\xfe\x00"},
+        {"X-API-Key": ""},
+        {"X-API-Key": "fgk_zz"},
+        {b"X-API-Key": b"\xc3\x28"},
+    ],
+)
+def test_malformed_credentials_are_401(make_env: Callable[..., Env], headers: dict[str, str] | dict[bytes, bytes]) -> None:
+    # Even where anonymous reads are allowed: a broken credential must not pass as none.
+    env = make_env(public_read=True)
+    for path in ("/viewer", "/staff", "/api/v1/auth/me"):
+        response = env.client.get(path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_public_read_lets_anonymous_read_only(make_env: Callable[..., Env]) -> None:
+    env = make_env(public_read=True)
+    assert env.client.get("/viewer").json() == {"name": "anonymous"}
+    me = env.client.get("/api/v1/auth/me").json()
+    assert me == {"name": "anonymous", "kind": "anonymous", "role": "viewer", "scopes": ["read"]}
+    for path in ("/staff", "/admin", "/api/v1/users"):
+        assert env.client.get(path).status_code == 401
+    assert env.client.post("/ingest").status_code == 401
+    assert env.client.get("/staff", headers=bearer(env.sessions["sam"])).status_code == 200
+
+
+def test_without_public_read_anonymous_reads_are_401(env: Env) -> None:
+    assert env.client.get("/viewer").status_code == 401
+    assert env.client.get("/api/v1/auth/me").status_code == 401
+
+
+# API keys
+
+
+def test_api_key_scopes(env: Env) -> None:
+    admin = env.sessions["ada"]
+    ingest_key = env.new_key(admin, "ingest")
+    read_key = env.new_key(admin, "read")
+    admin_key = env.new_key(admin, "admin")
+    assert ingest_key.startswith("fgk_")
+
+    assert env.client.post("/ingest", headers=bearer(ingest_key)).status_code == 200
+    assert env.client.post("/ingest", headers={"X-API-Key": ingest_key}).status_code == 200
+    for path in ("/viewer", "/staff", "/admin", "/api/v1/users", "/api/v1/api-keys"):
+        assert env.client.get(path, headers=bearer(ingest_key)).status_code == 403, path
+    refused = env.client.post("/api/v1/users", headers=bearer(ingest_key),
+                              json={"name": "eve", "role": "admin", "password": "eve-wants-in-now"})
+    assert refused.status_code == 403
+    assert refused.json()["detail"].endswith("lacks the scope admin")
+
+    assert env.client.get("/viewer", headers={"X-API-Key": read_key}).status_code == 200
+    assert env.client.post("/ingest", headers=bearer(read_key)).status_code == 403
+
+    for path in ("/viewer", "/staff", "/admin", "/api/v1/users"):
+        assert env.client.get(path, headers=bearer(admin_key)).status_code == 200, path
+
+    key_id = read_key.split("_")[1]
+    me = env.client.get("/api/v1/auth/me", headers=bearer(read_key)).json()
+    assert me == {"name": f"key:{key_id}", "kind": "api_key", "role": None, "scopes": ["read"]}
+
+
+def test_a_key_with_a_wrong_secret_is_401(env: Env) -> None:
+    key = env.new_key(env.sessions["ada"], "read")
+    assert env.client.get("/viewer", headers=bearer(key[:-1] + ("A" if key[-1] != "A" else "B"))).status_code == 401
+
+
+def test_a_revoked_key_is_refused(env: Env) -> None:
+    admin = env.sessions["ada"]
+    key = env.new_key(admin, "read", name="wall display")
+    key_id = key.split("_")[1]
+    assert env.client.get("/viewer", headers=bearer(key)).status_code == 200
+    env.clock.advance(timedelta(minutes=1))
+    assert env.client.delete(f"/api/v1/api-keys/{key_id}", headers=bearer(admin)).status_code == 204
+    assert env.client.get("/viewer", headers=bearer(key)).status_code == 401
+    assert env.client.delete(f"/api/v1/api-keys/{key_id}", headers=bearer(admin)).status_code == 204
+    assert env.client.delete("/api/v1/api-keys/nope", headers=bearer(admin)).status_code == 404
+
+    (listed,) = env.client.get("/api/v1/api-keys", headers=bearer(admin)).json()
+    assert listed == {
+        "id": key_id, "name": "wall display", "scopes": ["read"], "created": "2026-11-23T07:30:00Z",
+        "created_by": "ada", "revoked": "2026-11-23T07:31:00Z", "last_used": "2026-11-23T07:30:00Z",
+    }
+
+
+def test_the_key_list_never_shows_a_secret(env: Env) -> None:
+    admin = env.sessions["ada"]
+    key = env.new_key(admin, "ingest", "ack")
+    listing = env.client.get("/api/v1/api-keys", headers=bearer(admin))
+    assert key.split("_", 2)[2] not in listing.text
+    assert listing.json()[0]["scopes"] == ["ack", "ingest"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "scopes": []},
+        {"name": "x", "scopes": ["write"]},
+        {"name": "", "scopes": ["read"]},
+        {"name": "   ", "scopes": ["read"]},
+        {"name": "x" * 101, "scopes": ["read"]},
+        {"name": "x", "scopes": ["read"], "expires": "never"},
+    ],
+)
+def test_bad_key_requests_are_422(env: Env, body: dict[str, object]) -> None:
+    response = env.client.post("/api/v1/api-keys", json=body, headers=bearer(env.sessions["ada"]))
+    assert response.status_code == 422
+
+
+# Secrets at rest
+
+
+def test_passwords_tokens_and_keys_are_not_stored_in_clear(env: Env) -> None:
+    admin = env.sessions["ada"]
+    new_password = "a-fresh-passphrase-for-zoe"
+    created = env.client.post("/api/v1/users", json={"name": "zoe", "role": "viewer", "password": new_password},
+                              headers=bearer(admin))
+    assert created.status_code == 201
+    token = env.token("zoe", new_password)
+    key = env.new_key(admin, "read")
+    secret = key.split("_", 2)[2]
+
+    raw = b"".join(p.read_bytes() for p in env.path.parent.glob(env.path.name + "*"))
+    with closing(sqlite3.connect(env.path)) as conn:
+        dump = "\n".join(conn.iterdump())
+    for clear in (new_password, PASSWORDS["ada"], admin, token, secret):
+        assert clear.encode() not in raw
+        assert clear not in dump
+    with closing(sqlite3.connect(env.path)) as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users WHERE name = 'zoe'").fetchone()
+    assert stored.startswith("scrypt$16384$8$1$")
+    assert verify_password(new_password, stored)
+
+
+def test_password_hashes_are_salted() -> None:
+    first, second = hash_password("same-password-twice"), hash_password("same-password-twice")
+    assert first != second
+    assert not verify_password("same-password-twicE", first)
+
+
+def test_short_passwords_are_rejected_with_a_clear_message() -> None:
+    with pytest.raises(InvalidInput, match="at least 10 characters"):
+        hash_password("short")
+    assert issubclass(InvalidInput, ValueError)
+
+
+# Users
+
+
+def test_user_management_and_its_audit_trail(env: Env) -> None:
+    admin = env.sessions["ada"]
+    headers = bearer(admin)
+    created = env.client.post("/api/v1/users", json={"name": "zoe", "role": "viewer",
+                                                      "password": "zoe-first-passphrase"}, headers=headers)
+    assert created.json() == {"name": "zoe", "role": "viewer", "created": "2026-11-23T07:30:00Z", "disabled": False}
+    zoe = env.token("zoe", "zoe-first-passphrase")
+
+    patched = env.client.patch("/api/v1/users/zoe", json={"role": "staff"}, headers=headers)
+    assert patched.json()["role"] == "staff"
+    assert env.client.get("/staff", headers=bearer(zoe)).status_code == 200  # roles apply at once
+
+    env.client.patch("/api/v1/users/zoe", json={"password": "zoe-second-passphrase"}, headers=headers)
+    assert env.client.get("/viewer", headers=bearer(zoe)).status_code == 401  # a new password ends sessions
+    assert env.login("zoe", "zoe-first-passphrase").status_code == 401
+    zoe = env.token("zoe", "zoe-second-passphrase")
+
+    assert env.client.patch("/api/v1/users/zoe", json={"disabled": True}, headers=headers).json()["disabled"]
+    assert env.client.get("/viewer", headers=bearer(zoe)).status_code == 401
+    assert env.login("zoe", "zoe-second-passphrase", via=env.other).status_code == 401
+    assert not env.client.patch("/api/v1/users/zoe", json={"disabled": False}, headers=headers).json()["disabled"]
+    assert env.login("zoe", "zoe-second-passphrase", via=env.other).status_code == 200
+
+    key = env.new_key(admin, "admin", name="provisioning")
+    key_id = key.split("_")[1]
+    env.client.post("/api/v1/users", json={"name": "kim", "role": "viewer", "password": "kim-first-passphrase"},
+                    headers=bearer(key))
+    env.client.delete(f"/api/v1/api-keys/{key_id}", headers=headers)
+
+    entries = [(e["actor"], e["action"], e["target"], e["detail"]) for e in reversed(env.audit(admin))]
+    assert entries == [
+        ("setup", "user.add", "ada", {"role": "admin"}),
+        ("setup", "user.add", "sam", {"role": "staff"}),
+        ("setup", "user.add", "vic", {"role": "viewer"}),
+        ("ada", "user.add", "zoe", {"role": "viewer"}),
+        ("ada", "user.role", "zoe", {"from": "viewer", "to": "staff"}),
+        ("ada", "user.password", "zoe", {}),
+        ("ada", "user.disable", "zoe", {}),
+        ("ada", "user.enable", "zoe", {}),
+        ("ada", "api_key.create", key_id, {"name": "provisioning", "scopes": ["admin"]}),
+        (f"key:{key_id}", "user.add", "kim", {"role": "viewer"}),
+        ("ada", "api_key.revoke", key_id, {"name": "provisioning"}),
+    ]
+    assert [e["target"] for e in env.audit(admin, action="user.add", limit=2)] == ["kim", "zoe"]
+    listed = env.client.get("/api/v1/users", headers=headers).json()
+    assert [u["name"] for u in listed] == ["ada", "kim", "sam", "vic", "zoe"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "detail"),
+    [
+        (("POST", "/api/v1/users", {"name": "sam", "role": "staff", "password": "another-passphrase"}),
+         409, "user 'sam' exists"),
+        (("POST", "/api/v1/users", {"name": "zoe", "role": "staff", "password": "short"}),
+         422, "a password needs at least 10 characters, this one has 5"),
+        (("POST", "/api/v1/users", {"name": "Zoë", "role": "staff", "password": "zoe-first-passphrase"}),
+         422, None),
+        (("POST", "/api/v1/users", {"name": "zoe", "role": "owner", "password": "zoe-first-passphrase"}),
+         422, None),
+        (("POST", "/api/v1/users", {"name": "zoe", "role": "staff", "password": "zoe-first-passphrase", "x": 1}),
+         422, None),
+        (("PATCH", "/api/v1/users/nobody", {"role": "staff"}), 404, "no user 'nobody'"),
+        (("PATCH", "/api/v1/users/ada", {"role": "staff"}), 409, "'ada' is the last enabled admin"),
+        (("PATCH", "/api/v1/users/ada", {"disabled": True}), 409, "'ada' is the last enabled admin"),
+        (("PATCH", "/api/v1/users/sam", {"role": "admin", "password": "short"}), 422, None),
+        (("PATCH", "/api/v1/users/sam", {"role": "superuser"}), 422, None),
+        (("GET", "/api/v1/audit?limit=0", None), 422, None),
+        (("GET", "/api/v1/audit?limit=lots", None), 422, None),
+    ],
+)
+def test_refused_user_requests(
+    env: Env, request_: tuple[str, str, dict[str, object] | None], status: int, detail: str | None
+) -> None:
+    admin = env.sessions["ada"]
+    method, path, body = request_
+    response = env.client.request(method, path, json=body, headers=bearer(admin))
+    assert response.status_code == status
+    if detail is not None:
+        assert response.json() == {"detail": detail}
+    # Nothing changed: sam is still staff, ada still an enabled admin
+    users = {u["name"]: u for u in env.client.get("/api/v1/users", headers=bearer(admin)).json()}
+    assert users["sam"]["role"] == "staff"
+    assert (users["ada"]["role"], users["ada"]["disabled"]) == ("admin", False)
+
+
+def test_an_admin_can_step_down_once_there_is_another(env: Env) -> None:
+    admin = env.sessions["ada"]
+    env.client.patch("/api/v1/users/sam", json={"role": "admin"}, headers=bearer(admin))
+    response = env.client.patch("/api/v1/users/ada", json={"role": "viewer"}, headers=bearer(admin))
+    assert response.status_code == 200
+    assert env.client.get("/api/v1/users", headers=bearer(admin)).status_code == 403
+
+
+# The rules themselves
+
+
+def test_role_order() -> None:
+    assert allows(Role.ADMIN, Role.STAFF)
+    assert allows(Role.STAFF, Role.STAFF)
+    assert not allows(Role.VIEWER, Role.STAFF)
+    assert not allows(Role.STAFF, Role.ADMIN)
+
+
+def test_a_principal_passes_by_role_or_by_scope() -> None:
+    user = Principal("sam", "user", Role.STAFF, frozenset())
+    ingest_key = Principal("key:1", "api_key", None, frozenset({Scope.INGEST}))
+    admin_key = Principal("key:2", "api_key", None, frozenset({Scope.ADMIN}))
+    assert user.can(Role.STAFF, Scope.ACK)
+    assert not user.can(Role.ADMIN, Scope.ADMIN)
+    assert ingest_key.can(Role.STAFF, Scope.INGEST)
+    assert not ingest_key.can(Role.VIEWER, Scope.READ)
+    assert admin_key.can(Role.ADMIN, Scope.ADMIN)
+    assert admin_key.can(Role.STAFF, Scope.INGEST)
+
+
+def test_settings_are_strict() -> None:
+    with pytest.raises(ValueError, match="session_ttl_h"):
+        AuthSettings(session_ttl_h=0)
+    with pytest.raises(ValueError, match="public_reads"):
+        AuthSettings.model_validate({"public_reads": True})
