@@ -37,11 +37,13 @@ COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 
 # What an operator's .env holds: the secrets only (the rest has defaults), or everything.
+# Generated, as deploy/env.example asks: the site file runs in production mode, which
+# refuses placeholders such as "mqtt-password".
 SECRETS = {
-    "INFLUXDB_ADMIN_PASSWORD": "admin-password",
-    "INFLUXDB_TOKEN": "influx-token",
-    "MQTT_GATEWAY_PASSWORD": "mqtt-password",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-password",
+    "INFLUXDB_ADMIN_PASSWORD": "4c1d9e0b7a2f48e6",
+    "INFLUXDB_TOKEN": "0d5b8f3e9a1c47d2b6e0f9a8c3d71e54",
+    "MQTT_GATEWAY_PASSWORD": "b7e2a9c04f1d86e3",
+    "GRAFANA_ADMIN_PASSWORD": "e81f0c6a3d9b2754",
 }
 DOTENVS = {
     "secrets-only": SECRETS,
@@ -215,8 +217,20 @@ def test_the_site_file_itself_holds_no_secrets(no_facility_env: pytest.MonkeyPat
         load(ROOT / "deploy" / "site.yaml")
 
 
+def test_the_site_file_runs_in_production_mode_and_refuses_placeholders(
+    no_facility_env: pytest.MonkeyPatch,
+) -> None:
+    no_facility_env.setenv("FACILITY_INFLUXDB__TOKEN", SECRETS["INFLUXDB_TOKEN"])
+    no_facility_env.setenv("FACILITY_MQTT__PASSWORD", "mqtt-password")
+    with pytest.raises(ConfigError, match=r"mqtt\.password: production mode refuses this secret"):
+        load(ROOT / "deploy" / "site.yaml")
+    no_facility_env.setenv("FACILITY_MQTT__PASSWORD", SECRETS["MQTT_GATEWAY_PASSWORD"])
+    assert load(ROOT / "deploy" / "site.yaml").mode == "production"
+
+
 def test_the_site_file_points_at_the_services_of_the_stack(no_facility_env: pytest.MonkeyPatch) -> None:
-    no_facility_env.setenv("FACILITY_INFLUXDB__TOKEN", "x")
+    no_facility_env.setenv("FACILITY_INFLUXDB__TOKEN", SECRETS["INFLUXDB_TOKEN"])
+    no_facility_env.setenv("FACILITY_MQTT__PASSWORD", SECRETS["MQTT_GATEWAY_PASSWORD"])
     site = load(ROOT / "deploy" / "site.yaml")
     assert site.influxdb is not None
     influx = urlsplit(site.influxdb.url)

@@ -107,3 +107,57 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"{bad}:12: devices[0].room" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+PRODUCTION = GOOD + """\
+mode: production
+mqtt: {url: "mqtt://broker:1883", username: gateway}
+"""
+GENERATED = "9f2c71d0e84a4b6fa3c5d8e1b7a60f24"  # what `openssl rand -hex 16` gives
+
+
+def test_production_runs_with_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACILITY_MQTT__PASSWORD", GENERATED)
+    assert config.parse(PRODUCTION, "site.yaml").mode == "production"
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    (None, "refuses anonymous MQTT"),
+    ("changeme-changeme", "contains 'changeme'"),
+    ("<fill in here>", "contains '<'"),
+    ("short", "shorter than 12 characters"),
+    ("aaaaaaaaaaaaaaaa", "too few distinct characters"),
+])
+def test_production_refuses_anonymous_mqtt_and_placeholder_secrets(
+    monkeypatch: pytest.MonkeyPatch, password: str | None, why: str
+) -> None:
+    if password is not None:
+        monkeypatch.setenv("FACILITY_MQTT__PASSWORD", password)
+    with pytest.raises(config.ConfigError, match=why):
+        config.parse(PRODUCTION, "site.yaml")
+    config.parse(PRODUCTION.replace("mode: production", "mode: development"), "site.yaml")  # allowed there
+
+
+def test_production_refuses_a_placeholder_influxdb_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACILITY_MQTT__PASSWORD", GENERATED)
+    text = PRODUCTION + 'influxdb: {url: "http://influx:8086", token: "my-token-example", org: o, bucket: b}\n'
+    with pytest.raises(config.ConfigError, match=r"influxdb\.token: production mode refuses this secret"):
+        config.parse(text, "site.yaml")
+
+
+def test_production_refuses_reads_without_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACILITY_MQTT__PASSWORD", GENERATED)
+    with pytest.raises(config.ConfigError, match="anonymous access to the API"):
+        config.parse(PRODUCTION + "auth: {public_read: true}\n", "site.yaml")
+
+
+def test_tls_settings_must_be_complete(tmp_path: Path) -> None:
+    cert = tmp_path / "client.crt"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(config.ConfigError, match="cert_file and key_file go together"):
+        config.parse(GOOD + f'mqtt: {{url: "mqtts://broker:8883", cert_file: "{cert}"}}\n', "site.yaml")
+    with pytest.raises(config.ConfigError, match="url is not mqtts://"):
+        config.parse(GOOD + f'mqtt: {{url: "mqtt://broker:1883", ca_file: "{cert}"}}\n', "site.yaml")
+    with pytest.raises(config.ConfigError, match="ca_file"):
+        config.parse(GOOD + f'mqtt: {{url: "mqtts://broker:8883", ca_file: "{tmp_path / "missing.pem"}"}}\n',
+                     "site.yaml")
