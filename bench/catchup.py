@@ -19,15 +19,13 @@ demo kindergarten (its devices' reporting intervals). Figures only; nothing here
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from bench.ingest import POLL_S, TIMEOUT_S, publish, site_file, write_payloads
+from bench.ingest import POLL_S, TIMEOUT_S, publish, services, site_file, write_payloads
 from gateway import config
 from simulators import DEMO_SITE
-from tests.services import GatewayProcess, accounting, free_port, start_mosquitto, start_victoria_metrics
+from tests.services import GatewayProcess, accounting, free_port
 
 
 def wait(check: Callable[[], bool], what: str) -> float:
@@ -46,12 +44,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=20)
     args = parser.parse_args()
     total = args.messages - args.messages % args.devices
-    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as tmp:
-        directory = Path(tmp)
-        for sub in ("mosquitto", "vm"):
-            (directory / sub).mkdir()
-        broker = start_mosquitto(directory / "mosquitto")
-        vm = start_victoria_metrics(directory / "vm")
+    with services("bench-catchup-") as (directory, broker, vm):
         api_port = free_port()
         gateway = GatewayProcess(site_file(directory, args.devices, broker.port, vm.url, api_port), api_port,
                                  directory / "gateway.log")
@@ -83,8 +76,6 @@ def main() -> None:
         finally:
             gateway.stop()
             gateway.client.close()
-            vm.stop()
-            broker.stop()
 
 
 if __name__ == "__main__":

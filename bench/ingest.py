@@ -26,12 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import yaml
 
 from tests.services import (
+    Mosquitto,
+    VictoriaMetrics,
     accounting,
     free_port,
     gateway_process,
@@ -130,36 +133,43 @@ def count_sqlite(directory: Path) -> int:
         return n
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--devices", type=int, default=20)
-    args = parser.parse_args()
-    total = args.messages - args.messages % args.devices
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+@contextmanager
+def services(prefix: str) -> Iterator[tuple[Path, Mosquitto, VictoriaMetrics]]:
+    """A temporary directory with a Mosquitto and a VictoriaMetrics started in it."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         directory = Path(tmp)
         for sub in ("mosquitto", "vm"):
             (directory / sub).mkdir()
         broker = start_mosquitto(directory / "mosquitto")
         vm = start_victoria_metrics(directory / "vm")
         try:
-            files = write_payloads(directory, args.devices, total)
-            print(f"{total} messages from {args.devices} devices, QoS 1, Mosquitto on :{broker.port}")
-            ref = reference_rate(broker.port, files, total)
-            print(f"  reference, Mosquitto → mosquitto_sub: {ref:,.0f} msg/s")
-            e2e = gateway_rate(directory, files, total, broker.port, vm.url)
-            rows = count_sqlite(directory)
-            vm.flush()
-            points = sum(len(s["values"]) for s in vm.export('{__name__="electricity_meter_energy_kwh"}'))
-            print(f"  end to end, Mosquitto → gateway → SQLite + InfluxDB API: {e2e:,.0f} msg/s")
-            print(f"  ratio end-to-end / reference: {e2e / ref:.2f}")
-            print(f"  stored: SQLite {rows:,} rows (expected {2 * total:,}), "
-                  f"VictoriaMetrics {points:,} energy points (expected {total:,})")
-            lost = 2 * total - rows + total - points
-            print(f"  lost: {lost}")
+            yield directory, broker, vm
         finally:
             vm.stop()
             broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--devices", type=int, default=20)
+    args = parser.parse_args()
+    total = args.messages - args.messages % args.devices
+    with services("bench-ingest-") as (directory, broker, vm):
+        files = write_payloads(directory, args.devices, total)
+        print(f"{total} messages from {args.devices} devices, QoS 1, Mosquitto on :{broker.port}")
+        ref = reference_rate(broker.port, files, total)
+        print(f"  reference, Mosquitto → mosquitto_sub: {ref:,.0f} msg/s")
+        e2e = gateway_rate(directory, files, total, broker.port, vm.url)
+        rows = count_sqlite(directory)
+        vm.flush()
+        points = sum(len(s["values"]) for s in vm.export('{__name__="electricity_meter_energy_kwh"}'))
+        print(f"  end to end, Mosquitto → gateway → SQLite + InfluxDB API: {e2e:,.0f} msg/s")
+        print(f"  ratio end-to-end / reference: {e2e / ref:.2f}")
+        print(f"  stored: SQLite {rows:,} rows (expected {2 * total:,}), "
+              f"VictoriaMetrics {points:,} energy points (expected {total:,})")
+        lost = 2 * total - rows + total - points
+        print(f"  lost: {lost}")
 
 
 if __name__ == "__main__":

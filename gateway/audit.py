@@ -38,9 +38,7 @@ class AuditEntry:
 class AuditTrail:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect(path, _SCHEMA)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
 
     def close(self) -> None:

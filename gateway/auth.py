@@ -265,9 +265,7 @@ class AuthStore:
         self.path = path
         self.settings = settings
         self.audit = audit
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect(path, _SCHEMA)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
 
     def close(self) -> None:

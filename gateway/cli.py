@@ -101,7 +101,6 @@ def _accounts(args: argparse.Namespace) -> int:
     """`user` and `api-key`: straight into the state store, with or without a running gateway."""
     site = config.load(args.config)
     path = site.storage.data_dir / "state.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
     now_ms = int(SystemClock().now().timestamp() * 1000)
     actor = f"cli:{getpass.getuser()}"
     audit = AuditTrail(path)

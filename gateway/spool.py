@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from devices.base import Event, Sample
+from gateway.storage.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -130,12 +131,7 @@ class Spool:
         self.max_age_ms = max_age_ms
         self._rejected_keep = rejected_keep
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        self._conn = conn = connect(path, _SCHEMA, durable=True)
         self._totals: Counter[tuple[str, str]] = Counter(
             {(name, label): value for name, label, value in conn.execute("SELECT name, label, value FROM totals")}
         )

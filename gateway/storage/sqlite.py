@@ -61,19 +61,22 @@ class Bucket:
     count: int
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, schema: str, *, durable: bool = False) -> sqlite3.Connection:
+    """A write connection in autocommit mode (callers BEGIN and COMMIT themselves), WAL, with
+    the schema created. `durable`: every commit is fsync'd, so it survives a power cut; by
+    default (NORMAL) a commit survives a crash of the process only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    conn.executescript(schema)
     return conn
 
 
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect(path, _SCHEMA)
         self._series: dict[tuple[str, str], int] = {
             (d, m): i for i, d, m in self._conn.execute("SELECT id, device_id, metric FROM series")
         }
