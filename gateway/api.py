@@ -23,8 +23,16 @@ from devices.base import DecodeError, MetricType, Reason
 from gateway.app import Gateway
 from gateway.auth import Ingester, Viewer
 from gateway.pipeline import BufferFull
+from gateway.problems import problems
 
 router = APIRouter()
+# Reads and ingest need credentials, name a device, validate their query, and ingest may be
+# told to come back later.
+GUARDED = problems(401, 403, 404, 422, 503)
+Start = Annotated[AwareDatetime | None,
+                  Query(description="ISO 8601 with an offset (or Unix seconds); default: 24 h before end")]
+End = Annotated[AwareDatetime | None, Query(description="ISO 8601 with an offset (or Unix seconds); default: now")]
+MAX_STEP_S = 366 * 86_400
 
 MAX_RAW_POINTS = 10_000
 MAX_BUCKETS = 5_000
@@ -143,7 +151,11 @@ def _device_out(gw: Gateway, device_id: str) -> DeviceOut:
 def _window(gw: Gateway, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     """A query's time range: `end` defaults to now, `start` to 24 h before `end`."""
     end = end or gw.clock.now()
-    start = start or end - timedelta(days=1)
+    try:
+        start = start or end - timedelta(days=1)
+        start.astimezone(gw.site.tz)  # local-time buckets need this too
+    except OverflowError:
+        raise HTTPException(422, "start and end must lie between the years 1 and 9999 (site time)") from None
     if start >= end:
         raise HTTPException(422, "start must be before end")
     return start, end
@@ -160,12 +172,12 @@ def root() -> RedirectResponse:
     return RedirectResponse("/docs")
 
 
-@router.get("/api/v1/devices", tags=["devices"])
+@router.get("/api/v1/devices", tags=["devices"], responses=GUARDED)
 def list_devices(gw: GatewayDep, _: Viewer) -> list[DeviceOut]:
     return [_device_out(gw, d.id) for d in gw.site.devices]
 
 
-@router.get("/api/v1/devices/{device_id}", tags=["devices"])
+@router.get("/api/v1/devices/{device_id}", tags=["devices"], responses=GUARDED)
 def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
     _known(gw, device_id)
     d = gw.site.device(device_id)
@@ -187,17 +199,21 @@ def _step_seconds(step: str) -> int:
     m = _DURATION.match(step.strip())
     if m is None or int(m[1]) == 0:
         raise HTTPException(422, f"step {step!r} is not a duration like 300, 5m, 1h or 1d")
-    return int(m[1]) * _UNIT_S[m[2]]
+    seconds = int(m[1]) * _UNIT_S[m[2]]
+    if seconds > MAX_STEP_S:
+        raise HTTPException(422, f"step {step!r} is longer than a year")
+    return seconds
 
 
-@router.get("/api/v1/devices/{device_id}/readings", tags=["devices"])
+@router.get("/api/v1/devices/{device_id}/readings", tags=["devices"], responses=GUARDED)
 def get_readings(
     gw: GatewayDep, _: Viewer,
     device_id: str,
     metric: Annotated[str | None, Query(description="a metric key; all of the device's when omitted")] = None,
-    start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
-    step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted")] = None,
+    start: Start = None,
+    end: End = None,
+    step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted",
+                                      pattern=r"^\s*\d+[smhd]?\s*$")] = None,
 ) -> list[SeriesOut]:
     _known(gw, device_id)
     d = gw.site.device(device_id)
@@ -239,12 +255,12 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
-@router.get("/api/v1/devices/{device_id}/events", tags=["devices"])
+@router.get("/api/v1/devices/{device_id}/events", tags=["devices"], responses=GUARDED)
 def get_events(
     gw: GatewayDep, _: Viewer,
     device_id: str,
-    start: Annotated[AwareDatetime | None, Query(description="default: 24 h before end")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+    start: Start = None,
+    end: End = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[EventOut]:
     """A device's events (door access), newest first."""
@@ -257,9 +273,10 @@ def get_events(
 @router.post(
     "/api/v1/readings",
     tags=["ingest"],
+    responses=GUARDED,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
-        "description": "one reading or a list: {device_id, ts?, <the kind's fields>}",
+        "description": "one reading or a list: {device_id, ts?, <the kind's fields>}; any JSON is "
+                       "taken, and each item that is not a reading is rejected with its reason",
     }}}}},
 )
 async def post_readings(gw: GatewayDep, _: Ingester, request: Request) -> IngestResult:
@@ -311,7 +328,7 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     return IngestResult(accepted=accepted, rejected=problems)
 
 
-@router.get("/api/v1/rejected", tags=["ingest"])
+@router.get("/api/v1/rejected", tags=["ingest"], responses=GUARDED)
 def list_rejected(
     gw: GatewayDep, _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.audit import AuditTrail
 from gateway.clock import Clock
+from gateway.problems import problems
 from gateway.storage.sqlite import connect
 
 
@@ -674,9 +675,9 @@ class UserOut(BaseModel):
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(pattern=USER_NAME_PATTERN)
     role: Role
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
 
 class UserPatch(BaseModel):
@@ -685,14 +686,14 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    password: str | None = Field(None, max_length=MAX_PASSWORD_LENGTH)
+    password: str | None = Field(None, min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     disabled: bool | None = None
 
 
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH)
+    name: str = Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH, pattern=r"\S")
     scopes: list[Scope] = Field(min_length=1)
 
 
@@ -731,7 +732,7 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
     )
 
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=problems(400, 401, 403, 404, 409, 422, 429))
 
 # Endpoints are plain `def`: FastAPI runs them in its thread pool, so SQLite and scrypt
 # never block the event loop.

@@ -29,6 +29,8 @@ from gateway.spool import Spool, Spooled
 from gateway.storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+# Its own generator: the shared one is for the application (and tests seed it).
+_jitter = random.Random()
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -74,7 +76,7 @@ class Backoff:
         self._delay = BACKOFF_MIN_S
 
     async def wait(self) -> None:
-        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        await asyncio.sleep(self._delay * _jitter.uniform(0.5, 1.0))
         self._delay = min(self._delay * 2, BACKOFF_MAX_S)
 
 

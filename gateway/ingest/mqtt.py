@@ -35,6 +35,8 @@ from gateway.config import MqttSettings
 from gateway.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
+# Its own generator: the shared one is for the application (and tests seed it).
+_jitter = random.Random()
 
 RECONNECT_MAX_S = 60
 
@@ -141,7 +143,7 @@ class MqttIngest:
         """Sets paho's wait before its next connection attempt: capped exponential, jittered.
         paho waits whole seconds at least one: 1–2 s, 2–4 s, … up to 30–60 s."""
         ceiling = min(2 ** (self._failures + 1), RECONNECT_MAX_S)
-        delay = max(1, round(ceiling * random.uniform(0.5, 1.0)))
+        delay = max(1, round(ceiling * _jitter.uniform(0.5, 1.0)))
         self._failures += 1
         self._client.reconnect_delay_set(delay, delay)
 

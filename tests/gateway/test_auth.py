@@ -569,7 +569,7 @@ def test_user_management_and_its_audit_trail(env: Env) -> None:
         (("POST", "/api/v1/users", {"name": "sam", "role": "staff", "password": "another-passphrase"}),
          409, "user 'sam' exists"),
         (("POST", "/api/v1/users", {"name": "zoe", "role": "staff", "password": "short"}),
-         422, "a password needs at least 10 characters, this one has 5"),
+         422, None),  # the schema states the length; the store checks it again for the CLI
         (("POST", "/api/v1/users", {"name": "Zoë", "role": "staff", "password": "zoe-first-passphrase"}),
          422, None),
         (("POST", "/api/v1/users", {"name": "zoe", "role": "owner", "password": "zoe-first-passphrase"}),

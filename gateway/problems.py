@@ -1,0 +1,18 @@
+"""The error answers the API documents: every refusal is `{"detail": …}`, a sentence, or the
+list of what failed validation (without the input, see gateway/app.py)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Problem(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a router or route that may answer with these codes."""
+    return {code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in codes}
