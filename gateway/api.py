@@ -289,35 +289,25 @@ async def post_readings(gw: GatewayDep, _: Ingester, request: Request) -> Ingest
 
 def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     received_ms = _ms(gw.clock.now())
-    try:
-        parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        gw.ingestor.refuse("http", "", Reason.NOT_JSON, f"body is not JSON: {exc}", body, received_ms)
-        raise HTTPException(422, f"body is not JSON: {exc}") from None
-    items = parsed if isinstance(parsed, list) else [parsed]
     problems: list[IngestProblem] = []
     accepted = 0
-    for i, item in enumerate(items):
-        error: DecodeError | None
-        payload = json.dumps(item, ensure_ascii=False).encode()
-        if not isinstance(item, dict):
-            error = gw.ingestor.refuse("http", "", Reason.NOT_OBJECT, "a reading must be a JSON object",
-                                       payload, received_ms)
-        elif not isinstance(device_id := item.pop("device_id", None), str):
-            error = gw.ingestor.refuse("http", "", Reason.MISSING_FIELD, "device_id: a string is required",
-                                       payload, received_ms)
-        else:
-            try:
-                error = gw.ingestor.accept("http", device_id, "telemetry", json.dumps(item).encode(),
-                                           received_ms, timeout=HTTP_INGEST_WAIT_S)
-            except BufferFull as exc:
-                raise HTTPException(503, f"{exc}; {accepted} of {len(items)} items were accepted",
-                                    headers={"Retry-After": "5"}) from None
-        if error is None:
-            accepted += 1
-        else:
-            problems.append(IngestProblem(index=i, device_id=error.device_id, reason=error.reason.value,
-                                          detail=error.detail))
+    try:
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            gw.ingestor.refuse("http", "", Reason.NOT_JSON, f"body is not JSON: {exc}", body, received_ms,
+                               HTTP_INGEST_WAIT_S)
+            raise HTTPException(422, f"body is not JSON: {exc}") from None
+        for i, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
+            error = _ingest_item(gw, item, received_ms)
+            if error is None:
+                accepted += 1
+            else:
+                problems.append(IngestProblem(index=i, device_id=error.device_id, reason=error.reason.value,
+                                              detail=error.detail))
+    except BufferFull as exc:
+        raise HTTPException(503, f"{exc}; the first {accepted + len(problems)} items were taken",
+                            headers={"Retry-After": "5"}) from None
     # Answer only once the items are durable: a client that gets 200 may forget them.
     durable = threading.Event()
     gw.buffer.after(durable.set)
@@ -326,6 +316,19 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
                                  f"{gw.health()['spool'].get('detail', '')}); send them again later",
                             headers={"Retry-After": "30"})
     return IngestResult(accepted=accepted, rejected=problems)
+
+
+def _ingest_item(gw: Gateway, item: object, received_ms: int) -> DecodeError | None:
+    payload = json.dumps(item, ensure_ascii=False).encode()
+    if not isinstance(item, dict):
+        return gw.ingestor.refuse("http", "", Reason.NOT_OBJECT, "a reading must be a JSON object", payload,
+                                  received_ms, HTTP_INGEST_WAIT_S)
+    device_id = item.pop("device_id", None)
+    if not isinstance(device_id, str):
+        return gw.ingestor.refuse("http", "", Reason.MISSING_FIELD, "device_id: a string is required", payload,
+                                  received_ms, HTTP_INGEST_WAIT_S)
+    return gw.ingestor.accept("http", device_id, "telemetry", json.dumps(item).encode(), received_ms,
+                              timeout=HTTP_INGEST_WAIT_S)
 
 
 @router.get("/api/v1/rejected", tags=["ingest"], responses=GUARDED)

@@ -92,8 +92,7 @@ class Gateway:
             SinkWriter(sink, self.spool, on_spool, spool_settings.sink_batch, self.counters, self.clock)
             for sink in sinks
         ]
-        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.counters,
-                               self.clock)
+        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention())]
         self._tasks += [group.create_task(w.run()) for w in self.writers]

@@ -195,7 +195,7 @@ class ApiSettings(_Strict):
 
 class IngestSettings(_Strict):
     max_payload_bytes: int = Field(16_384, ge=64)
-    buffer_capacity: int = Field(50_000, ge=100, description="decoded messages waiting for the spool")
+    buffer_capacity: int = Field(50_000, ge=100, description="messages (and rejections) waiting for the spool")
     # Clock-skew policy: a reading stamped further ahead of its time of receipt than this is
     # rejected (a device clock that is wrong); one older than storage.retention_days too
     # (retention would delete it at once). Anything in between is kept as stamped.

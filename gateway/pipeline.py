@@ -37,8 +37,8 @@ class Batch:
     acks: list[Ack] = field(default_factory=list)
 
     def __len__(self) -> int:
-        """Messages to store; rejections are not counted."""
-        return len(self.items)
+        """Messages waiting for the spool, rejected ones included: they take memory too."""
+        return len(self.items) + len(self.rejections)
 
     @property
     def empty(self) -> bool:
@@ -65,6 +65,12 @@ class IngestBuffer:
 
     def put(self, item: Sample | Event, received_ms: int, transport: str, ack: Ack | None,
             timeout: float | None = None) -> None:
+        self._add(lambda batch: batch.items.append((received_ms, item)), transport, ack, timeout)
+
+    def reject(self, rejection: Rejection, transport: str, ack: Ack | None, timeout: float | None = None) -> None:
+        self._add(lambda batch: batch.rejections.append(rejection), transport, ack, timeout)
+
+    def _add(self, add: Callable[[Batch], None], transport: str, ack: Ack | None, timeout: float | None) -> None:
         with self._cond:
             if len(self._batch) >= self.capacity and not self._cond.wait_for(
                 lambda: len(self._batch) < self.capacity, timeout
@@ -72,19 +78,7 @@ class IngestBuffer:
                 raise BufferFull(f"ingest buffer full ({self.capacity} messages waiting)")
             batch = self._batch
             was_empty = batch.empty
-            batch.items.append((received_ms, item))
-            batch.received[transport] += 1
-            if ack is not None:
-                batch.acks.append(ack)
-        if was_empty:
-            self._on_ready()
-
-    def reject(self, rejection: Rejection, transport: str, ack: Ack | None) -> None:
-        """Rejections are not held back by a full buffer: they take no room in the sinks."""
-        with self._cond:
-            batch = self._batch
-            was_empty = batch.empty
-            batch.rejections.append(rejection)
+            add(batch)
             batch.received[transport] += 1
             if ack is not None:
                 batch.acks.append(ack)
@@ -155,7 +149,7 @@ class Ingestor:
         if len(parts) != 4 or parts[0] != "facility" or parts[3] not in CHANNELS:
             error = DecodeError("", Reason.BAD_TOPIC, "expected facility/<site>/<device_id>/telemetry or …/event",
                                 payload)
-            self._record(source, "mqtt", error, received_ms, ack)
+            self._record(source, "mqtt", error, received_ms, ack, timeout=None)
             return
         self._accept(source, "mqtt", parts[2], parts[3], payload, received_ms, ack, timeout=None)
 
@@ -190,7 +184,7 @@ class Ingestor:
                 with self._lock:
                     self._last_count.update(counts)
         except DecodeError as exc:
-            self._record(source, transport, exc, received_ms, ack)
+            self._record(source, transport, exc, received_ms, ack, timeout)
             return exc
         return None
 
@@ -221,15 +215,16 @@ class Ingestor:
         return newest
 
     def refuse(
-        self, transport: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int
+        self, transport: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int,
+        timeout: float | None = None,
     ) -> DecodeError:
         """Records a message that a transport found unusable before decoding (no device
         named, not an object): counted as received and rejected, kept as a dead letter."""
         error = DecodeError(device_id, reason, detail, payload)
-        self._record(transport, transport, error, received_ms, None)
+        self._record(transport, transport, error, received_ms, None, timeout)
         return error
 
-    def _record(self, source: str, transport: str, exc: DecodeError, received_ms: int, ack: Ack | None) -> None:
-        self._buffer.reject(
-            Rejection(received_ms, source, exc.device_id, exc.reason.value, exc.detail, exc.preview), transport, ack
-        )
+    def _record(self, source: str, transport: str, exc: DecodeError, received_ms: int, ack: Ack | None,
+                timeout: float | None) -> None:
+        rejection = Rejection(received_ms, source, exc.device_id, exc.reason.value, exc.detail, exc.preview)
+        self._buffer.reject(rejection, transport, ack, timeout)

@@ -9,7 +9,7 @@ import pytest
 
 from devices.base import Reason, Sample
 from gateway import config
-from gateway.pipeline import Batch, IngestBuffer, Ingestor
+from gateway.pipeline import Batch, BufferFull, IngestBuffer, Ingestor
 from gateway.storage.sqlite import Point
 
 SITE = """\
@@ -50,7 +50,7 @@ def test_clock_skew_policy(ingest: tuple[Ingestor, IngestBuffer]) -> None:
     assert send(ingestor, "meter", NOW_MS - 30 * DAY_MS, energy_kwh=1) is None  # a device that buffered a month
     assert send(ingestor, "meter", NOW_MS - 30 * DAY_MS - 1, energy_kwh=1) is Reason.STALE_TIMESTAMP
     batch = taken(buffer)
-    assert len(batch) == 2
+    assert len(batch.items) == 2
     assert [r.reason for r in batch.rejections] == ["future_timestamp", "stale_timestamp"]
     assert "ahead of the time of receipt" in batch.rejections[0].detail
     assert batch.received == {"http": 4}
@@ -93,3 +93,14 @@ def test_acknowledgements_wait_for_the_batch(ingest: tuple[Ingestor, IngestBuffe
     assert acked == ["good", "unknown", "own status", "bad topic"]  # in the order received
     assert batch.received == {"mqtt": 3}  # the gateway's own status is not a reading
     assert [r.reason for r in batch.rejections] == ["unknown_device", "bad_topic"]
+
+
+def test_rejections_take_room_in_the_buffer_too() -> None:
+    """A flood of bad input while the spool is stuck must not grow memory without bound."""
+    buffer = IngestBuffer(100, on_ready=lambda: None)
+    ingestor = Ingestor(config.parse(SITE, "site.yaml"), buffer)
+    for _ in range(100):
+        ingestor.accept("http", "nobody", "telemetry", b"{}", NOW_MS, timeout=0)
+    with pytest.raises(BufferFull):
+        ingestor.accept("http", "nobody", "telemetry", b"{}", NOW_MS, timeout=0)
+    assert len(buffer.take().rejections) == 100
