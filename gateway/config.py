@@ -30,6 +30,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from devices import kinds
 from gateway.auth import AuthSettings
+from gateway.notify import NotificationSettings
+from gateway.roster import DutySettings
+from gateway.rules.params import APPLIES_TO, KIND_DEFAULTS, PARAMS, RuleParams
+from gateway.school_calendar import CalendarSettings
+from gateway.work_orders import WorkOrderSettings
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -71,6 +76,13 @@ class Building(_Strict):
     id: Ident
     name: str
     rooms: list[Room] = Field(min_length=1)
+    # Where a building keeps other hours than the site (a kitchen that starts at 06:00).
+    opening_hours: dict[str, list[Span]] | None = None
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _weekdays(cls, v: dict[str, list[Span]] | None) -> dict[str, list[Span]] | None:
+        return None if v is None else _every_weekday(v)
 
 
 class Device(_Strict):
@@ -80,6 +92,8 @@ class Device(_Strict):
     name: str = ""
     interval_s: float = Field(60, gt=0, description="expected reporting interval in seconds")
     settings: dict[str, Any] = Field(default_factory=dict)
+    # Rule parameters for this device alone, over the site's `rules:` (see gateway/rules/params.py).
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -100,8 +114,34 @@ class Device(_Strict):
             raise ValueError("; ".join(_nested(e) for e in exc.errors())) from None
         return v
 
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
+        kind = info.data.get("kind")
+        if kind is None:
+            return v
+        for name, params in v.items():
+            if name not in PARAMS:
+                raise ValueError(f"unknown rule {name!r} (known: {', '.join(PARAMS)})")
+            if kind not in APPLIES_TO[name]:
+                raise ValueError(f"rule {name!r} does not apply to a {kind}")
+            _rule_params(name, params, name)
+        return v
+
     def kind_settings(self) -> BaseModel:
         return kinds()[self.kind].settings.model_validate(self.settings)
+
+    def rule(self, name: str, site_rules: dict[str, dict[str, Any]]) -> RuleParams:
+        """This device's parameters of rule `name`: its own over the site's over the defaults."""
+        merged = KIND_DEFAULTS.get((name, self.kind), {}) | site_rules.get(name, {}) | self.rules.get(name, {})
+        return PARAMS[name].model_validate(merged)
+
+
+def _rule_params(name: str, params: dict[str, Any], where: str) -> None:
+    try:
+        PARAMS[name].model_validate(params)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{where}.{_nested(e)}" for e in exc.errors())) from None
 
 
 class Span(_Strict):
@@ -113,6 +153,13 @@ class Span(_Strict):
         if self.start >= self.end:
             raise ValueError(f"start {self.start} must be before end {self.end}")
         return self
+
+
+def _every_weekday(v: dict[str, list[Span]]) -> dict[str, list[Span]]:
+    unknown = set(v) - set(WEEKDAYS)
+    if unknown:
+        raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+    return {d: v.get(d, []) for d in WEEKDAYS}
 
 
 def _default_hours() -> dict[str, list[Span]]:
@@ -211,6 +258,14 @@ class SpoolSettings(_Strict):
     sink_batch: int = Field(5_000, ge=1, le=100_000, description="messages per write to a sink")
 
 
+class Tariffs(_Strict):
+    """Prices for the cost of waste in alerts. Assumption: typical Shanghai non-residential
+    prices; set the school's own."""
+
+    electricity_yuan_per_kwh: float = Field(0.75, ge=0)
+    water_yuan_per_m3: float = Field(5.0, ge=0)
+
+
 class SiteConfig(BaseSettings):
     """The whole configuration. Keys from the file win over defaults; environment variables
     (`FACILITY_` prefix, `__` between levels) win over the file, for secrets in production."""
@@ -232,6 +287,13 @@ class SiteConfig(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    # Rule parameters for the whole site, by rule name (see gateway/rules/params.py).
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tariffs: Tariffs = Field(default_factory=lambda: Tariffs())
+    duty: DutySettings = Field(default_factory=DutySettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 
@@ -258,10 +320,16 @@ class SiteConfig(BaseSettings):
     @field_validator("opening_hours")
     @classmethod
     def _weekdays(cls, v: dict[str, list[Span]]) -> dict[str, list[Span]]:
-        unknown = set(v) - set(WEEKDAYS)
-        if unknown:
-            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
-        return {d: v.get(d, []) for d in WEEKDAYS}
+        return _every_weekday(v)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, params in v.items():
+            if name not in PARAMS:
+                raise ValueError(f"unknown rule {name!r} (known: {', '.join(PARAMS)})")
+            _rule_params(name, params, name)
+        return v
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -274,6 +342,24 @@ class SiteConfig(BaseSettings):
                 raise ValueError(f"@devices[{i}].id: 'gateway' is reserved for the gateway itself")
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
+        people = {p.id for p in self.duty.people}
+        _unique("duty.people", [p.id for p in self.duty.people])
+        for i, shift in enumerate(self.duty.shifts):
+            for who in shift.chain:
+                if who not in people:
+                    raise ValueError(f"@duty.shifts[{i}].chain: no person {who!r} in duty.people")
+        buildings = {b.id for b in self.buildings}
+        _unique("notifications.channels", [c.id for c in self.notifications.channels])
+        for i, channel in enumerate(self.notifications.channels):
+            for b in channel.buildings or []:
+                if b not in buildings:
+                    raise ValueError(f"@notifications.channels[{i}].buildings: no building {b!r}")
+            for r in channel.rules or []:
+                if r not in PARAMS:
+                    raise ValueError(f"@notifications.channels[{i}].rules: unknown rule {r!r}")
+        for r in self.work_orders.rules:
+            if r not in PARAMS:
+                raise ValueError(f"@work_orders.rules.{r}: unknown rule {r!r}")
         return self
 
     @model_validator(mode="after")
@@ -308,6 +394,9 @@ class SiteConfig(BaseSettings):
             cached = {d.id: d for d in self.devices}
             self.__dict__["_device_index"] = cached
         return cached
+
+    def room(self, room_id: str) -> Room:
+        return next(r for b in self.buildings for r in b.rooms if r.id == room_id)
 
     def building_of(self, room_id: str) -> Building:
         return next(b for b in self.buildings if any(r.id == room_id for r in b.rooms))
