@@ -5,11 +5,23 @@ notifier, which never blocks the caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
+from gateway.audit import AuditEntry, AuditTrail
+from gateway.clock import Clock
 from gateway.roster import Person
+from gateway.storage.sqlite import connect
+
+if TYPE_CHECKING:
+    from gateway.config import SiteConfig
+    from gateway.roster import Roster
+    from gateway.rules.base import Finding
+    from gateway.rules.engine import Evidence
 
 
 class Severity(StrEnum):
@@ -79,3 +91,257 @@ class Notice:
     alert: Alert
     at_ms: int
     recipients: tuple[Person, ...] = field(default=())
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    building_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    title_zh TEXT NOT NULL, title_en TEXT NOT NULL,
+    detail_zh TEXT NOT NULL, detail_en TEXT NOT NULL,
+    facts TEXT NOT NULL,            -- a JSON object
+    first_ms INTEGER NOT NULL,      -- event time
+    last_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    level INTEGER NOT NULL,
+    acked_by TEXT, acked_ms INTEGER, ack_comment TEXT,
+    cleared_ms INTEGER,
+    notified_ms INTEGER NOT NULL,   -- the clock's time of the last notice to a person
+    raised_clock_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (rule, device_id) WHERE state != 'cleared';
+CREATE INDEX IF NOT EXISTS alerts_first ON alerts (first_ms);
+"""
+
+_COLUMNS: Final = ("id, rule, device_id, building_id, room_id, severity, state, title_zh, title_en, detail_zh, "
+                   "detail_en, facts, first_ms, last_ms, count, level, acked_by, acked_ms, ack_comment, cleared_ms")
+
+
+class AlertError(Exception):
+    """A request the alert's state does not allow."""
+
+
+class AlertNotFound(AlertError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    state: AlertState | None = None
+    severity: Severity | None = None
+    rule: str | None = None
+    building_id: str | None = None
+    device_id: str | None = None
+    since_ms: int | None = None  # first_ms at or after
+    until_ms: int | None = None  # first_ms before
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class _Timers:
+    notified_ms: int  # clock
+    raised_clock_ms: int
+
+
+class AlertStore:
+    """Alerts in the state database. Open alerts (active or acknowledged) are also held in
+    memory by (rule, device), so applying a finding costs no query. Called from the event
+    loop's thread only; every transition is one transaction, then one audit entry, then one
+    notice."""
+
+    def __init__(self, path: Path, site: SiteConfig, audit: AuditTrail, roster: Roster, clock: Clock,
+                 notify: Callable[[Notice], None], on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
+        self._conn = connect(path, _SCHEMA)
+        self._site = site
+        self._audit = audit
+        self._roster = roster
+        self._clock = clock
+        self._notify = notify
+        self._on_raised = on_raised
+        self._duty = site.duty
+        self._open: dict[tuple[str, str], Alert] = {}
+        self._timers: dict[int, _Timers] = {}
+        for row in self._conn.execute(f"SELECT {_COLUMNS}, notified_ms, raised_clock_ms FROM alerts "
+                                      "WHERE state != 'cleared'"):
+            alert = _alert(row[:20])
+            self._open[alert.rule, alert.device_id] = alert
+            self._timers[alert.id] = _Timers(row[20], row[21])
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)
+
+    # --- findings --------------------------------------------------------------------------
+
+    def apply(self, found: Finding, evidence: Evidence) -> Alert | None:
+        """A rule's finding: raise, count a repeat, or clear. Returns the alert it touched."""
+        key = (found.rule, found.device_id)
+        current = self._open.get(key)
+        if not found.active:
+            if current is None:
+                return None
+            return self._clear(current, found)
+        if current is not None:
+            return self._repeat(current, found)
+        return self._raise(found, evidence)
+
+    def _raise(self, found: Finding, evidence: Evidence) -> Alert:
+        device = self._site.device(found.device_id)
+        assert device is not None
+        building = self._site.building_of(device.room)
+        now = self._now_ms()
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
+                "detail_zh, detail_en, facts, first_ms, last_ms, count, level, notified_ms, raised_clock_ms) "
+                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)",
+                (found.rule, found.device_id, building.id, device.room, found.severity, found.title_zh,
+                 found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
+                 found.at_ms, now, now),
+            )
+        alert_id = cur.lastrowid
+        assert alert_id is not None
+        alert = Alert(alert_id, found.rule, found.device_id, building.id, device.room, found.severity,
+                      AlertState.ACTIVE, found.title_zh, found.title_en, found.detail_zh, found.detail_en,
+                      dict(found.facts), found.since_ms, found.at_ms, 1)
+        self._open[found.rule, found.device_id] = alert
+        self._timers[alert_id] = _Timers(now, now)
+        self._transition(alert, Transition.RAISED, now, f"rule:{found.rule}", self._on_duty(0, now))
+        if self._on_raised is not None:
+            self._on_raised(alert, evidence)
+        return alert
+
+    def _repeat(self, alert: Alert, found: Finding) -> Alert:
+        updated = replace(alert, count=alert.count + 1, last_ms=found.at_ms, title_zh=found.title_zh,
+                          title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en,
+                          facts=dict(found.facts))
+        with self._conn:
+            self._conn.execute(
+                "UPDATE alerts SET count = ?, last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, "
+                "facts = ? WHERE id = ?",
+                (updated.count, updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh,
+                 updated.detail_en, _json(updated.facts), alert.id),
+            )
+        self._open[alert.rule, alert.device_id] = updated
+        now = self._now_ms()
+        self._transition(updated, Transition.REPEATED, now, f"rule:{found.rule}", self._on_duty(alert.level, now))
+        return updated
+
+    def _clear(self, alert: Alert, found: Finding) -> Alert:
+        facts = alert.facts | dict(found.facts)
+        updated = replace(alert, state=AlertState.CLEARED, cleared_ms=found.at_ms, last_ms=found.at_ms, facts=facts)
+        with self._conn:
+            self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, last_ms = ?, facts = ? "
+                               "WHERE id = ?", (found.at_ms, found.at_ms, _json(facts), alert.id))
+        del self._open[alert.rule, alert.device_id]
+        self._timers.pop(alert.id, None)
+        self._transition(updated, Transition.CLEARED, self._now_ms(), f"rule:{found.rule}", ())
+        return updated
+
+    # --- people ----------------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: int, who: str, comment: str) -> Alert:
+        alert = self.get(alert_id)
+        if alert.acked_by is not None:
+            raise AlertError(f"alert {alert_id} was acknowledged already, by {alert.acked_by}")
+        now = self._now_ms()
+        state = AlertState.CLEARED if alert.state is AlertState.CLEARED else AlertState.ACKNOWLEDGED
+        updated = replace(alert, state=state, acked_by=who, acked_ms=now, ack_comment=comment)
+        with self._conn:
+            self._conn.execute("UPDATE alerts SET state = ?, acked_by = ?, acked_ms = ?, ack_comment = ? WHERE id = ?",
+                               (state, who, now, comment, alert_id))
+        if state is AlertState.ACKNOWLEDGED:
+            self._open[alert.rule, alert.device_id] = updated
+        self._transition(updated, Transition.ACKNOWLEDGED, now, who, (), {"comment": comment})
+        return updated
+
+    def tick(self) -> None:
+        """Reminders and escalation of unacknowledged alerts, on the injected clock."""
+        now = self._now_ms()
+        remind_ms = self._duty.remind_every_min * 60_000
+        escalate_ms = self._duty.escalate_after_min * 60_000
+        for alert in list(self._open.values()):
+            if alert.state is not AlertState.ACTIVE:
+                continue
+            timers = self._timers[alert.id]
+            level = int((now - timers.raised_clock_ms) // escalate_ms)
+            chain = self._roster.chain(now)
+            if level > alert.level and alert.level + 1 < len(chain):
+                updated = replace(alert, level=alert.level + 1)
+                self._touch(updated, now, "level = ?", updated.level)
+                self._transition(updated, Transition.ESCALATED, now, "duty", (chain[updated.level],))
+            elif now - timers.notified_ms >= remind_ms:
+                self._touch(alert, now)
+                self._transition(alert, Transition.REMINDER, now, "duty", self._on_duty(alert.level, now))
+
+    def _touch(self, alert: Alert, now: int, extra: str = "", value: int | None = None) -> None:
+        sets = "notified_ms = ?" + (f", {extra}" if extra else "")
+        args: tuple[int, ...] = (now, value) if extra and value is not None else (now,)
+        with self._conn:
+            self._conn.execute(f"UPDATE alerts SET {sets} WHERE id = ?", (*args, alert.id))
+        self._timers[alert.id].notified_ms = now
+        self._open[alert.rule, alert.device_id] = alert
+
+    def _on_duty(self, level: int, now: int) -> tuple[Person, ...]:
+        chain = self._roster.chain(now)
+        return chain[min(level, len(chain) - 1):][:1] if chain else ()
+
+    def _transition(self, alert: Alert, what: Transition, now: int, actor: str, to: tuple[Person, ...],
+                    extra: dict[str, object] | None = None) -> None:
+        detail: dict[str, object] = {"rule": alert.rule, "device": alert.device_id, "state": alert.state,
+                                     "count": alert.count, "level": alert.level}
+        if to:
+            detail["to"] = [p.id for p in to]
+        self._audit.record(now, actor, f"alert.{what}", f"alert:{alert.id}", detail | (extra or {}))
+        self._notify(Notice(what, alert, now, to))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, alert_id: int) -> Alert:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise AlertNotFound(f"no alert {alert_id}")
+        return _alert(row)
+
+    def open_alerts(self) -> list[Alert]:
+        return sorted(self._open.values(), key=lambda a: a.id)
+
+    def find(self, f: AlertFilter) -> list[Alert]:
+        where: list[str] = []
+        args: list[object] = []
+        for column, value in (("state", f.state), ("severity", f.severity), ("rule", f.rule),
+                              ("building_id", f.building_id), ("device_id", f.device_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if f.since_ms is not None:
+            where.append("first_ms >= ?")
+            args.append(f.since_ms)
+        if f.until_ms is not None:
+            where.append("first_ms < ?")
+            args.append(f.until_ms)
+        query = f"SELECT {_COLUMNS} FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._conn.execute(query + " ORDER BY id DESC LIMIT ? OFFSET ?", (*args, f.limit, f.offset))
+        return [_alert(r) for r in rows]
+
+    def history(self, alert_id: int) -> list[AuditEntry]:
+        return list(reversed(self._audit.about(f"alert:{alert_id}")))
+
+
+def _json(facts: Mapping[str, object]) -> str:
+    return json.dumps(dict(facts), ensure_ascii=False, sort_keys=True)
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    (id_, rule, device, building, room, severity, state, tzh, ten, dzh, den, facts, first, last, count, level,
+     acked_by, acked_ms, comment, cleared) = row
+    return Alert(id_, rule, device, building, room, Severity(severity), AlertState(state), tzh, ten, dzh, den,
+                 json.loads(facts), first, last, count, level, acked_by, acked_ms, comment, cleared)

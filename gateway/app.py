@@ -20,6 +20,8 @@ from typing import Self
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from devices.base import Event, Sample
+from gateway.alerts import AlertStore
 from gateway.audit import AuditTrail
 from gateway.auth import AuthStore
 from gateway.auth import router as auth_router
@@ -28,15 +30,22 @@ from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.ingest.mqtt import MqttIngest
+from gateway.notify import Notifier
 from gateway.pipeline import IngestBuffer, Ingestor
+from gateway.roster import Roster
+from gateway.rules.engine import RuleEngine
+from gateway.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
 from gateway.spool import Spool
 from gateway.storage.sqlite import SqliteStore
+from gateway.work_orders import WorkOrders
 from gateway.writer import Sink, SinkWriter, Spooler, SpoolThread, SqliteSink
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = timedelta(hours=1)
+# How often (real time) the watchdog judges silence and deadlines and sends reminders.
+WATCH_EVERY_S = 1.0
 
 
 class Gateway:
@@ -50,6 +59,9 @@ class Gateway:
         self.ingestor = Ingestor(site, self.buffer)
         self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
+        self.calendar = SchoolCalendar(site)
+        self.roster = Roster(site, self.calendar)
+        self.notifier = Notifier(site, self.counters, clock, self.mqtt.publish if self.mqtt else None)
         self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the spool",
                             lambda: len(self.buffer))
         self.counters.gauge("facility_buffer_capacity", "Capacity of the ingest buffer",
@@ -78,6 +90,12 @@ class Gateway:
         stack.callback(self.audit.close)
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
+        self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
+        stack.callback(self.work_orders.close)
+        self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
+                                 self.notifier.submit, self.work_orders.on_raised)
+        stack.callback(self.alerts.close)
+        self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.counters.accounting(self.spool.totals)
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)
@@ -92,9 +110,11 @@ class Gateway:
             SinkWriter(sink, self.spool, on_spool, spool_settings.sink_batch, self.counters, self.clock)
             for sink in sinks
         ]
-        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock)
+        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
+                               self._evaluate)
         group = await stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention())]
+        self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention()),
+                       group.create_task(self.notifier.run()), group.create_task(self._watch())]
         self._tasks += [group.create_task(w.run()) for w in self.writers]
         stack.push_async_callback(self._cancel_tasks)
         if self.mqtt is not None:
@@ -110,6 +130,22 @@ class Gateway:
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
+
+    def _evaluate(self, items: Sequence[Sample | Event]) -> None:
+        """The rules see what the spool holds, in the order it was committed."""
+        engine = self.engine
+        for item in items:
+            if isinstance(item, Sample):
+                engine.sample(item)
+            else:
+                engine.event(item)
+
+    async def _watch(self) -> None:
+        """Silence and deadlines on the injected clock; reminders and escalation."""
+        while True:
+            self.engine.tick(int(self.clock.now().timestamp() * 1000))
+            self.alerts.tick()
+            await asyncio.sleep(WATCH_EVERY_S)
 
     async def _retention(self) -> None:
         keep = timedelta(days=self.site.storage.retention_days)
@@ -139,6 +175,8 @@ class Gateway:
         depth = len(self.buffer)
         full = depth >= self.buffer.capacity
         parts["buffer"] = {"state": "full" if full else "ok", "detail": f"{depth}/{self.buffer.capacity}"}
+        for channel, state in self.notifier.health().items():
+            parts[f"notify:{channel}"] = {"state": "ok"} if state == "ok" else {"state": "down", "detail": state}
         return parts
 
 
@@ -153,6 +191,7 @@ def create_app(
     after: Sequence[Companion] = (),
 ) -> FastAPI:
     from gateway.api import router
+    from gateway.api_alerts import router as alerts_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -174,6 +213,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(alerts_router)
     app.include_router(auth_router)
     app.add_exception_handler(RequestValidationError, invalid_request)
     return app

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL          -- a JSON object
 );
 CREATE INDEX IF NOT EXISTS audit_action ON audit (action, id);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, id);
 """
 
 
@@ -54,6 +55,13 @@ class AuditTrail:
                 (at_ms, actor, action, target, text),
             )
 
+    def about(self, target: str, limit: int = 1000) -> list[AuditEntry]:
+        """The newest entries about one target, e.g. "alert:17"."""
+        with self._lock:
+            rows = self._conn.execute("SELECT id, at, actor, action, target, detail FROM audit WHERE target = ? "
+                                      "ORDER BY id DESC LIMIT ?", (target, limit)).fetchall()
+        return [_entry(row) for row in rows]
+
     def newest(self, limit: int, action: str | None = None) -> list[AuditEntry]:
         query = "SELECT id, at, actor, action, target, detail FROM audit"
         args: tuple[object, ...] = ()
@@ -62,5 +70,9 @@ class AuditTrail:
             args = (action,)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [AuditEntry(id_, at, actor, act, target, json.loads(detail))
-                for id_, at, actor, act, target, detail in rows]
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: tuple[int, int, str, str, str, str]) -> AuditEntry:
+    id_, at, actor, action, target, detail = row
+    return AuditEntry(id_, at, actor, action, target, json.loads(detail))

@@ -192,7 +192,7 @@ class Spooler:
     (disk full) the buffer fills and then holds back the transports."""
 
     def __init__(self, buffer: IngestBuffer, spool: Spool, on_spool: SpoolThread, writers: Sequence[SinkWriter],
-                 states: DeviceStates, clock: Clock) -> None:
+                 states: DeviceStates, clock: Clock, committed: Callable[[Sequence[Sample | Event]], None]) -> None:
         self.overflowing = ""  # what the bounds last dropped, while they drop
         self._next_enforce_ms = 0
         self._buffer = buffer
@@ -201,6 +201,7 @@ class Spooler:
         self._writers = writers
         self._states = states
         self._clock = clock
+        self._committed = committed
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
@@ -238,10 +239,12 @@ class Spooler:
         for ack in batch.acks:
             ack()
         update = self._states.update
-        for _, item in batch.items:
+        items = [item for _, item in batch.items]
+        for item in items:
             if isinstance(item, Sample):
                 update(item.device_id, item.ts_ms, item.values.items())
-        if batch.items:
+        if items:
+            self._committed(items)
             for writer in self._writers:
                 writer.wake()
             # The count bound at once; the age bound (a query) only every ENFORCE_EVERY_S,

@@ -15,7 +15,8 @@ meter totals where the history left them. To keep that cheap:
 The timetable is the kindergarten's of DOMAIN.md (entry 07:45–08:20, dismissal by grade
 15:50–16:10, last pick-up 16:50, snacks at 10:00 and 16:00). Every other number is marked
 "assumption". A day is an open day when the site file gives it opening hours; open days all
-follow the same timetable, and statutory holidays are not modelled.
+follow the same timetable. Which days are open days is the school calendar's
+(gateway/school_calendar.py): weekends, statutory holidays and make-up days (调休), breaks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from operator import itemgetter
 from typing import Final, Literal
 
 from devices import sample_fridge, uv_lamp
-from gateway.config import WEEKDAYS, Device, Room, SiteConfig
+from gateway.config import Device, Room, SiteConfig
+from gateway.school_calendar import SchoolCalendar
 
 Channel = Literal["telemetry", "event"]
 Fields = dict[str, object]
@@ -137,8 +139,8 @@ _WATER: Final[dict[str, _Profile]] = {
     )),
     "nap_room": _Profile(0.0),
     "kitchen": _Profile(0.0, (
-        _Block(6.0, 8.0, 6.0),  # breakfast preparation
-        _Block(9.5, 11.5, 8.0),  # washing vegetables, cooking
+        _Block(6.0, 7.75, 6.0),  # breakfast preparation
+        _Block(9.5, 11.25, 8.0),  # washing vegetables, cooking
         _Block(12.25, 13.25, 10.0),  # washing up
         _Block(15.0, 16.0, 6.0),  # snack
         _Block(16.5, 17.25, 8.0),  # cleaning
@@ -219,7 +221,7 @@ class _Day:
 class _Calendar:
     def __init__(self, site: SiteConfig) -> None:
         self.tz = site.tz
-        self._open_weekdays = {n for n, day in enumerate(WEEKDAYS) if site.opening_hours[day]}
+        self._school = SchoolCalendar(site)
         self._days: dict[int, _Day] = {}
 
     def day(self, ordinal: int) -> _Day:
@@ -228,7 +230,7 @@ class _Calendar:
             d = date.fromordinal(ordinal)
             start = _ms(datetime.combine(d, time(), tzinfo=self.tz))
             end = _ms(datetime.combine(d + timedelta(days=1), time(), tzinfo=self.tz))
-            found = _Day(ordinal, start, end, d.weekday() in self._open_weekdays, _seasonal(d))
+            found = _Day(ordinal, start, end, self._school.day(d).school_day, _seasonal(d))
             self._days[ordinal] = found
         return found
 
@@ -416,16 +418,16 @@ def _inside(spans: list[tuple[float, float]], i: int, s: float) -> tuple[int, bo
 
 class _UvLamp(_Model, _PerDay):
     _WATTS: Final = 30.0  # assumption: one 30 W ceiling tube
-    # Assumption: classrooms and other rooms after school (~16:30), the kitchen after cleaning.
-    _AFTER_SCHOOL: Final = (16.5 * _H,)
-    _KITCHEN: Final = (13.5 * _H, 18.0 * _H)
+    # Assumption: every lamp runs on a timer once the staff have left (the buildings close by
+    # 18:00): nobody may be in a room under UV light.
+    _STARTS: Final = (18.25 * _H,)
 
-    def __init__(self, seed: int, device: Device, room: Room, calendar: _Calendar) -> None:
+    def __init__(self, seed: int, device: Device, calendar: _Calendar) -> None:
         super().__init__(seed, device)
         settings = uv_lamp.Settings.model_validate(device.settings)
         self._min_session_s = settings.min_session_min * _MIN
-        self._starts = self._KITCHEN if room.type == "kitchen" else self._AFTER_SCHOOL
-        self._initial_h = 600 * _uniforms(seed, device.id, "tube")[0]  # assumption: tubes of mixed age
+        self._starts = self._STARTS
+        self._initial_h = 250 * _uniforms(seed, device.id, "tube")[0]  # assumption: tubes of mixed age
         self._draws = _Daily(2 * len(self._starts), seed, device.id, "sessions")
         self._on_seconds = _RunningTotal(calendar, self)
 
@@ -661,7 +663,7 @@ class SiteSimulation:
                     loads_here = room_loads(scope, "water", _WATER)
                     model = _WaterMeter(seed, device, loads_here, 1_000 + 7_000 * u)
                 case "uv_lamp":
-                    model = _UvLamp(seed, device, room, self._calendar)
+                    model = _UvLamp(seed, device, self._calendar)
                 case "sample_fridge":
                     model = _SampleFridge(seed, device)
                 case "door":

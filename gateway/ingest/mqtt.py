@@ -89,6 +89,11 @@ class MqttIngest:
             self._client.connect_async(s.host, s.port, s.keepalive_s)
         self._client.loop_start()
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publishes retained at QoS 1 on the gateway's own connection (alert states); paho
+        queues it while the broker is away."""
+        self._client.publish(topic, payload, qos=1, retain=True)
+
     def stop(self) -> None:
         self._stopping = True
         if self.connected:

@@ -1,0 +1,253 @@
+"""The HTTP API of alerts, work orders and the school calendar.
+
+Reading needs a viewer; acknowledging an alert and moving a work order along need a staff
+login or an API key with the `ack` scope. Handlers are `async` so that they run on the event
+loop's thread, like the rules that write the same tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from gateway.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState, Severity
+from gateway.api import GUARDED, GatewayDep
+from gateway.auth import Staff, Viewer
+from gateway.problems import problems
+from gateway.rules.params import PARAMS
+from gateway.work_orders import Status, Trade, WorkOrder, WorkOrderError, WorkOrderNotFound
+
+router = APIRouter()
+CHANGES = problems(401, 403, 404, 409, 422)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class AlertOut(BaseModel):
+    id: int
+    rule: str
+    device_id: str
+    building: str
+    room: str
+    severity: Severity
+    state: AlertState
+    title_zh: str
+    title_en: str
+    detail_zh: str
+    detail_en: str
+    facts: dict[str, float | str]
+    first: datetime
+    last: datetime
+    count: int
+    level: int
+    acked_by: str | None
+    acked_at: datetime | None
+    ack_comment: str | None
+    cleared_at: datetime | None
+
+    @classmethod
+    def of(cls, a: Alert) -> AlertOut:
+        return cls(
+            id=a.id, rule=a.rule, device_id=a.device_id, building=a.building_id, room=a.room_id,
+            severity=a.severity, state=a.state, title_zh=a.title_zh, title_en=a.title_en, detail_zh=a.detail_zh,
+            detail_en=a.detail_en, facts=a.facts, first=_dt(a.first_ms), last=_dt(a.last_ms), count=a.count,
+            level=a.level, acked_by=a.acked_by, acked_at=_dt(a.acked_ms), ack_comment=a.ack_comment,
+            cleared_at=_dt(a.cleared_ms),
+        )
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class AlertDetail(AlertOut):
+    history: list[HistoryOut]
+
+
+class AckIn(BaseModel):
+    comment: str = Field("", max_length=1000)
+
+
+def _rule(rule: str | None) -> str | None:
+    if rule is not None and rule not in PARAMS:
+        raise HTTPException(422, f"unknown rule {rule!r}")
+    return rule
+
+
+@router.get("/api/v1/alerts", tags=["alerts"], responses=GUARDED)
+async def list_alerts(
+    gw: GatewayDep, _: Viewer,
+    state: AlertState | None = None,
+    severity: Severity | None = None,
+    rule: str | None = None,
+    building: str | None = None,
+    device: str | None = None,
+    start: Annotated[AwareDatetime | None, Query(description="alerts that began at or after")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="alerts that began before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[AlertOut]:
+    """Newest first."""
+    try:
+        since = None if start is None else int(start.timestamp() * 1000)
+        until = None if end is None else int(end.timestamp() * 1000)
+    except OverflowError:
+        raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
+    found = gw.alerts.find(AlertFilter(state, severity, _rule(rule), building, device, since, until, limit, offset))
+    return [AlertOut.of(a) for a in found]
+
+
+@router.get("/api/v1/alerts/{alert_id}", tags=["alerts"], responses=GUARDED)
+async def get_alert(gw: GatewayDep, _: Viewer, alert_id: int) -> AlertDetail:
+    try:
+        alert = gw.alerts.get(alert_id)
+    except AlertNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    history = [HistoryOut(at=_dt(e.at_ms), actor=e.actor, action=e.action, detail=dict(e.detail))
+               for e in gw.alerts.history(alert_id)]
+    return AlertDetail(**AlertOut.of(alert).model_dump(), history=history)
+
+
+@router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=CHANGES)
+async def acknowledge(gw: GatewayDep, who: Staff, alert_id: int, body: AckIn) -> AlertOut:
+    try:
+        return AlertOut.of(gw.alerts.acknowledge(alert_id, who.name, body.comment))
+    except AlertNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except AlertError as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+class WorkOrderOut(BaseModel):
+    id: int
+    alert_id: int
+    rule: str
+    trade: Trade
+    device_id: str
+    building: str
+    room: str
+    title_zh: str
+    title_en: str
+    evidence: dict[str, Any]
+    opened: datetime
+    due: datetime
+    status: Status
+    assignee: str | None
+    note: str
+    updated: datetime
+    done_at: datetime | None
+    overdue: bool
+
+    @classmethod
+    def of(cls, o: WorkOrder, now_ms: int) -> WorkOrderOut:
+        return cls(
+            id=o.id, alert_id=o.alert_id, rule=o.rule, trade=o.trade, device_id=o.device_id, building=o.building_id,
+            room=o.room_id, title_zh=o.title_zh, title_en=o.title_en, evidence=o.evidence, opened=_dt(o.opened_ms),
+            due=_dt(o.due_ms), status=o.status, assignee=o.assignee, note=o.note, updated=_dt(o.updated_ms),
+            done_at=_dt(o.done_ms), overdue=o.overdue(now_ms),
+        )
+
+
+class WorkOrderPatch(BaseModel):
+    status: Status | None = None
+    assignee: str | None = Field(None, min_length=1, max_length=100)
+    note: str | None = Field(None, max_length=2000)
+
+
+@router.get("/api/v1/work-orders", tags=["work orders"], responses=GUARDED)
+async def list_work_orders(
+    gw: GatewayDep, _: Viewer,
+    status: Status | None = None,
+    trade: Trade | None = None,
+    overdue: bool | None = None,
+    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week of the due date, e.g. 2026-W47")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[WorkOrderOut]:
+    """Overdue first, then by due time. `overdue=true&week=…` is the weekly list of overdue orders."""
+    due_from = due_until = None
+    if week is not None:
+        try:
+            monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+        except ValueError:
+            raise HTTPException(422, f"{week!r} is not an ISO week") from None
+        tz = gw.site.tz
+        due_from = int(datetime.combine(monday, datetime.min.time(), tzinfo=tz).timestamp() * 1000)
+        due_until = int(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz).timestamp() * 1000)
+    orders = gw.work_orders.find(status=status, trade=trade, overdue=overdue, due_from_ms=due_from,
+                                 due_until_ms=due_until, limit=limit)
+    now = gw.work_orders.now_ms()
+    return [WorkOrderOut.of(o, now) for o in orders]
+
+
+@router.get("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=GUARDED)
+async def get_work_order(gw: GatewayDep, _: Viewer, order_id: int) -> WorkOrderOut:
+    try:
+        return WorkOrderOut.of(gw.work_orders.get(order_id), gw.work_orders.now_ms())
+    except WorkOrderNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.patch("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=CHANGES)
+async def update_work_order(gw: GatewayDep, who: Staff, order_id: int, body: WorkOrderPatch) -> WorkOrderOut:
+    """Assign, move along (open → assigned → on_site → done, never back) and annotate."""
+    try:
+        order = gw.work_orders.update(order_id, who.name, status=body.status, assignee=body.assignee, note=body.note)
+    except WorkOrderNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except WorkOrderError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return WorkOrderOut.of(order, gw.work_orders.now_ms())
+
+
+class SpanOut(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class BuildingDay(BaseModel):
+    id: str
+    name: str
+    open: list[SpanOut]
+
+
+class CalendarDay(BaseModel):
+    date: date
+    kind: str
+    school_day: bool
+    name_zh: str
+    name_en: str
+    guard_duty: bool
+    source: str
+    buildings: list[BuildingDay]
+    on_duty: list[str] = Field(description="the duty chain at noon that day: on duty first, then who is next")
+
+
+@router.get("/api/v1/calendar", tags=["calendar"], responses=GUARDED)
+async def calendar(
+    gw: GatewayDep, _: Viewer,
+    day: Annotated[date | None, Query(alias="date", description="default: today in the site's time zone")] = None,
+) -> CalendarDay:
+    """What kind of day it is and when each building is open."""
+    when = day or gw.clock.now().astimezone(gw.site.tz).date()
+    if not date(1971, 1, 1) <= when <= date(9998, 12, 31):
+        raise HTTPException(422, "date must lie between 1971 and 9998")
+    info = gw.calendar.day(when)
+    buildings = []
+    for b in gw.site.buildings:
+        spans = [SpanOut(start=datetime.fromtimestamp(lo / 1000, UTC), end=datetime.fromtimestamp(hi / 1000, UTC))
+                 for lo, hi in gw.calendar.open_spans_ms(b.id, when)]
+        buildings.append(BuildingDay(id=b.id, name=b.name, open=spans))
+    noon = gw.calendar.day_bounds_ms(when)[0] + 12 * 3_600_000
+    return CalendarDay(
+        date=when, kind=info.kind, school_day=info.school_day, name_zh=info.name_zh, name_en=info.name_en,
+        guard_duty=info.guard_duty, source=info.source, buildings=buildings,
+        on_duty=[p.name for p in gw.roster.chain(noon)],
+    )

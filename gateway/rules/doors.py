@@ -1,0 +1,97 @@
+"""Door rules: open while the building is closed (按时关锁大门), open too long in the day where
+configured (kitchen, stores), and a card used after hours by someone not allowed then."""
+
+from __future__ import annotations
+
+from devices.base import Event, Sample
+from gateway.rules.base import Context, Finding, Rule, minutes
+from gateway.rules.params import AfterHoursAccess, DoorAfterHours, DoorOpenTooLong
+
+
+class DoorAfterHoursRule(Rule[DoorAfterHours]):
+    name = "door_after_hours"
+
+    def __init__(self, ctx: Context, params: DoorAfterHours) -> None:
+        super().__init__(ctx, params)
+        self._since: int | None = None  # open while closed since
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        is_open = sample.values.get("open")
+        if is_open is None:
+            return None
+        ts = sample.ts_ms
+        if not is_open or self.ctx.is_open(ts):
+            self._since = None
+            if self.raised:
+                return self.clear(ts, {"closed_ms": ts})
+            return None
+        if self._since is None:
+            self._since = ts
+        held = ts - self._since
+        if self.raised or held < self.params.grace_min * 60_000:
+            return None
+        name, since = self.ctx.name, self.ctx.clock(self._since)
+        return self.finding(
+            True, self._since, ts,
+            (f"{name} 在闭园时段开着", f"{name} is open after hours"),
+            (f"自 {since} 起开着, 已 {minutes(held)} 分钟, 请检查并关锁",
+             f"open since {since}, {minutes(held)} min so far: check and lock it"),
+            {"since_ms": self._since, "minutes": minutes(held)}, "open",
+        )
+
+
+class DoorOpenTooLongRule(Rule[DoorOpenTooLong]):
+    name = "door_open_too_long"
+
+    def __init__(self, ctx: Context, params: DoorOpenTooLong) -> None:
+        super().__init__(ctx, params)
+        self._since: int | None = None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        limit = self.params.max_open_min
+        is_open = sample.values.get("open")
+        if limit is None or is_open is None:
+            return None
+        ts = sample.ts_ms
+        if not is_open or not self.ctx.is_open(ts):
+            self._since = None
+            return self.clear(ts) if self.raised else None
+        if self._since is None:
+            self._since = ts
+        held = ts - self._since
+        if self.raised or held < limit * 60_000:
+            return None
+        name, since = self.ctx.name, self.ctx.clock(self._since)
+        return self.finding(
+            True, self._since, ts,
+            (f"{name} 开门超过 {limit:g} 分钟", f"{name} open longer than {limit:g} min"),
+            (f"自 {since} 起开着, 已 {minutes(held)} 分钟", f"open since {since}, {minutes(held)} min so far"),
+            {"since_ms": self._since, "minutes": minutes(held)}, "open",
+        )
+
+
+class AfterHoursAccessRule(Rule[AfterHoursAccess]):
+    name = "after_hours_access"
+
+    def on_event(self, event: Event) -> Finding | None:
+        if event.type != "access" or self.ctx.is_open(event.ts_ms):
+            return None
+        credential = str(event.data.get("credential", ""))
+        if credential in self.params.allowed:
+            return None
+        granted = bool(event.data.get("granted"))
+        name, at = self.ctx.name, self.ctx.clock(event.ts_ms)
+        result_zh, result_en = ("已开门", "let in") if granted else ("被拒绝", "refused")
+        return self.finding(
+            True, event.ts_ms, event.ts_ms,
+            (f"{name} 闭园时段刷卡 ({credential})", f"{name}: card used after hours ({credential})"),
+            (f"{at} 凭证 {credential} 刷卡{result_zh}; 该凭证闭园时段未获授权",
+             f"at {at} credential {credential} was {result_en}; it is not allowed after hours"),
+            {"credential": credential, "granted": str(granted).lower()},
+        )
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        # The after-hours episode ends when the building opens again.
+        if self.raised and self.ctx.is_open(sample.ts_ms):
+            return self.clear(sample.ts_ms)
+        return None

@@ -1,0 +1,108 @@
+"""The rule engine: every enabled rule on every device it applies to, fed in event time.
+
+Rule state is per device and in memory, so the engine can be partitioned by device. Each
+finding goes to the caller's `report` with its evidence: the device's recent readings of the
+metric the finding names.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from devices.base import Event, Sample
+from gateway.rules.base import Context, Finding, Rule
+from gateway.rules.doors import AfterHoursAccessRule, DoorAfterHoursRule, DoorOpenTooLongRule
+from gateway.rules.fridge import FridgeTemperatureRule
+from gateway.rules.health import CounterResetRule, DeviceOfflineRule, LowBatteryRule
+from gateway.rules.params import APPLIES_TO
+from gateway.rules.power import HighPowerRule, LightsOutRule, LoadAfterHoursRule
+from gateway.rules.uv import UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule
+from gateway.rules.water import RunningTapRule, WaterLeakRule
+
+if TYPE_CHECKING:
+    from gateway.config import SiteConfig
+    from gateway.school_calendar import SchoolCalendar
+
+RULES: Final[dict[str, type[Rule[Any]]]] = {
+    r.name: r
+    for r in (
+        WaterLeakRule, RunningTapRule, DoorAfterHoursRule, DoorOpenTooLongRule, AfterHoursAccessRule,
+        FridgeTemperatureRule, UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule, LoadAfterHoursRule,
+        LightsOutRule, HighPowerRule, DeviceOfflineRule, LowBatteryRule, CounterResetRule,
+    )
+}
+# Readings kept per device as evidence for work orders: at one a minute, the last four hours.
+EVIDENCE_KEEP: Final = 240
+
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The readings behind a finding: its metric over the last minutes before and during it."""
+
+    metric: str | None = None
+    points: list[tuple[int, float]] = field(default_factory=list)
+
+
+Report = Callable[[Finding, Evidence], object]
+
+
+class RuleEngine:
+    def __init__(self, site: SiteConfig, calendar: SchoolCalendar, report: Report) -> None:
+        self._report = report
+        self._rules: dict[str, list[Rule[Any]]] = {}
+        self._recent: dict[str, deque[tuple[int, dict[str, float]]]] = {}
+        for device in site.devices:
+            room = site.room(device.room)
+            ctx = Context(device, room, site.building_of(room.id), calendar, site.tariffs, site.tz)
+            rules: list[Rule[Any]] = []
+            for name, cls in RULES.items():
+                params = device.rule(name, site.rules)
+                if device.kind not in APPLIES_TO[name] or not params.enabled:
+                    continue
+                if cls.room_types is not None and room.type not in cls.room_types:
+                    continue
+                rules.append(cls(ctx, params))
+            self._rules[device.id] = rules
+            self._recent[device.id] = deque(maxlen=EVIDENCE_KEEP)
+
+    def rules(self, device_id: str) -> list[Rule[Any]]:
+        return self._rules.get(device_id, [])
+
+    def sample(self, sample: Sample) -> None:
+        rules = self._rules.get(sample.device_id)
+        if rules is None:
+            return
+        self._recent[sample.device_id].append((sample.ts_ms, sample.values))
+        for rule in rules:
+            found = rule.on_sample(sample)
+            if found is not None:
+                self._emit(found)
+            found = rule.on_time(sample.ts_ms)
+            if found is not None:
+                self._emit(found)
+
+    def event(self, event: Event) -> None:
+        for rule in self._rules.get(event.device_id, ()):
+            found = rule.on_event(event)
+            if found is not None:
+                self._emit(found)
+
+    def tick(self, now_ms: int) -> None:
+        """The watchdog: conditions of time alone, on the injected clock."""
+        for rules in self._rules.values():
+            for rule in rules:
+                found = rule.on_time(now_ms)
+                if found is not None:
+                    self._emit(found)
+
+    def _emit(self, found: Finding) -> None:
+        evidence = Evidence()
+        if found.active and found.evidence is not None:
+            key, lo = found.evidence, found.since_ms - 10 * 60_000
+            evidence = Evidence(key, [(ts, values[key]) for ts, values in self._recent[found.device_id]
+                                      if ts >= lo and key in values])
+        self._report(found, evidence)

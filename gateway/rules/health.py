@@ -1,0 +1,101 @@
+"""Device health: silent for several of its intervals (offline), a low battery, and a meter
+counter that went back to zero (replaced, reset or rolled over: the pipeline accepts it as a
+new start, so it never counts as consumption; this tells a person it happened)."""
+
+from __future__ import annotations
+
+from devices import kinds
+from devices.base import Event, MetricType, Sample
+from gateway.rules.base import Context, Finding, Rule, minutes
+from gateway.rules.params import CounterReset, DeviceOffline, LowBattery
+
+
+class DeviceOfflineRule(Rule[DeviceOffline]):
+    """Judged on the watchdog's clock as well as on readings, so a device that stops
+    altogether is noticed. Before its first reading it counts from when the rule started."""
+
+    name = "device_offline"
+
+    def __init__(self, ctx: Context, params: DeviceOffline) -> None:
+        super().__init__(ctx, params)
+        self._after_ms = params.intervals * ctx.device.interval_s * 1000
+        self._last_ms: int | None = None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        return self._heard(sample.ts_ms)
+
+    def on_event(self, event: Event) -> Finding | None:
+        return self._heard(event.ts_ms)
+
+    def _heard(self, ts_ms: int) -> Finding | None:
+        self._last_ms = ts_ms if self._last_ms is None else max(self._last_ms, ts_ms)
+        return self.clear(ts_ms) if self.raised else None
+
+    def check_time(self) -> Finding | None:
+        if self._last_ms is None:
+            self._last_ms = self.now_ms
+        silent = self.now_ms - self._last_ms
+        if self.raised or silent <= self._after_ms:
+            return None
+        name, since = self.ctx.name, self.ctx.stamp(self._last_ms)
+        cold_zh, cold_en = ("; 留样冷链状态未知", "; the cold chain is unknown") \
+            if self.ctx.device.kind == "sample_fridge" else ("", "")
+        return self.finding(
+            True, self._last_ms, self.now_ms,
+            (f"{name} 离线", f"{name} is offline"),
+            (f"自 {since} 起无数据 ({minutes(silent)} 分钟){cold_zh}", f"no data since {since} ({minutes(silent)} min){cold_en}"),
+            {"since_ms": self._last_ms, "minutes": minutes(silent)},
+        )
+
+
+class LowBatteryRule(Rule[LowBattery]):
+    name = "low_battery"
+    _CLEAR_ABOVE_PCT = 5  # hysteresis: a reading that wobbles around the threshold alerts once
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        pct = sample.values.get("battery_pct")
+        if pct is None:
+            return None
+        ts, below = sample.ts_ms, self.params.below_pct
+        if self.raised:
+            return self.clear(ts, {"battery_pct": pct}) if pct >= below + self._CLEAR_ABOVE_PCT else None
+        if pct >= below:
+            return None
+        name = self.ctx.name
+        return self.finding(
+            True, ts, ts,
+            (f"{name} 电池电量低 ({pct:.0f}%)", f"{name}: battery low ({pct:.0f}%)"),
+            (f"电量低于 {below:g}%, 请更换电池", f"below {below:g}%: replace the battery"),
+            {"battery_pct": pct},
+        )
+
+
+class CounterResetRule(Rule[CounterReset]):
+    name = "counter_reset"
+
+    def __init__(self, ctx: Context, params: CounterReset) -> None:
+        super().__init__(ctx, params)
+        kind = kinds()[ctx.device.kind]
+        self._keys = tuple(m.key for m in kind.metrics if m.type is MetricType.COUNTER)
+        self._last: dict[str, float] = {}
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        ts = sample.ts_ms
+        found = self.clear(ts) if self.raised else None
+        for key in self._keys:
+            value = sample.values.get(key)
+            if value is None:
+                continue
+            before = self._last.get(key)
+            self._last[key] = value
+            if before is not None and value < before:
+                name = self.ctx.name
+                return self.finding(
+                    True, ts, ts,
+                    (f"{name} 计数器归零", f"{name}: counter reset"),
+                    (f"{key} 从 {before:g} 回到 {value:g}: 表计更换、复位或翻转; 之后的用量从新读数起算",
+                     f"{key} went from {before:g} back to {value:g}: meter replaced, reset or rolled over; "
+                     "consumption counts from the new reading"),
+                    {"metric": key, "before": before, "after": value},
+                )
+        return found

@@ -1,0 +1,176 @@
+"""Electricity rules: load left on while the building is closed (长明灯), dorm circuits after
+lights-out (拉闸断电), and a step rise that is a high-power appliance (违规用电). Power is the
+meter's `power_w` where it reports one, else the energy's rate of change."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from datetime import time
+
+from devices.base import Sample
+from gateway.rules.base import Context, Finding, Rule, minutes
+from gateway.rules.params import HighPower, LightsOut, LoadAfterHours
+
+
+class _Power:
+    def __init__(self) -> None:
+        self._last: tuple[int, float] | None = None
+
+    def __call__(self, sample: Sample) -> float | None:
+        power = sample.values.get("power_w")
+        energy = sample.values.get("energy_kwh")
+        last = self._last
+        if energy is not None:
+            self._last = (sample.ts_ms, energy)
+        if power is not None:
+            return power
+        if energy is None or last is None or sample.ts_ms <= last[0] or energy < last[1]:
+            return None
+        return (energy - last[1]) * 3.6e9 / (sample.ts_ms - last[0])
+
+
+class LoadAfterHoursRule(Rule[LoadAfterHours]):
+    """The base load is configured, or the median of the last closed periods' medians; a
+    period with an alert does not teach it."""
+
+    name = "load_after_hours"
+
+    def __init__(self, ctx: Context, params: LoadAfterHours) -> None:
+        super().__init__(ctx, params)
+        self._power = _Power()
+        self._nights: deque[float] = deque(maxlen=params.learn_nights)
+        self._tonight: list[float] = []
+        self._tainted = False  # tonight had an alert: do not learn from it
+        self._since: int | None = None
+        self._prev_ms = 0
+        self._waste_kwh = 0.0
+
+    def base_w(self) -> float | None:
+        if self.params.base_load_w is not None:
+            return self.params.base_load_w
+        return statistics.median(self._nights) if self._nights else None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        power = self._power(sample)
+        if power is None:
+            return None
+        ts = sample.ts_ms
+        if self.ctx.is_open(ts):
+            if self._tonight and not self._tainted:
+                self._nights.append(statistics.median(self._tonight))
+            self._tonight, self._tainted = [], False
+            return self._end(ts)
+        self._tonight.append(power)
+        base = self.base_w()
+        if base is None:
+            return None
+        p = self.params
+        if power <= base + max(base * p.margin_pct / 100, p.min_excess_w):
+            return self._end(ts)
+        if self._since is None:
+            self._since, self._prev_ms, self._waste_kwh = ts, ts, 0.0
+        self._waste_kwh += (power - base) / 1000 * (ts - self._prev_ms) / 3_600_000
+        self._prev_ms = ts
+        if self.raised or ts - self._since < p.duration_min * 60_000:
+            return None
+        self._tainted = True
+        facts = self._facts(ts, base, power)
+        name, since = self.ctx.name, self.ctx.clock(self._since)
+        return self.finding(
+            True, self._since, ts,
+            (f"{name} 闭园后负荷偏高 {power / 1000:.1f} kW", f"{name}: {power / 1000:.1f} kW drawn while closed"),
+            (f"自 {since} 起高于基础负荷 {base / 1000:.1f} kW 约 {(power - base) / 1000:.1f} kW, 已 {facts['minutes']} 分钟, "
+             f"浪费约 {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}): 长明灯或电器未关",
+             f"{(power - base) / 1000:.1f} kW above the base load of {base / 1000:.1f} kW since {since}, "
+             f"{facts['minutes']} min: about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted: lights or "
+             "appliances left on"),
+            facts, "power_w",
+        )
+
+    def _facts(self, ts: int, base: float, power: float) -> dict[str, float | str]:
+        assert self._since is not None
+        return {
+            "since_ms": self._since,
+            "minutes": minutes(ts - self._since),
+            "base_w": round(base),
+            "power_w": round(power),
+            "waste_kwh": round(self._waste_kwh, 2),
+            "cost_yuan": round(self._waste_kwh * self.ctx.tariffs.electricity_yuan_per_kwh, 2),
+        }
+
+    def _end(self, ts: int) -> Finding | None:
+        since, self._since = self._since, None
+        if not self.raised:
+            return None
+        return self.clear(ts, {"waste_kwh": round(self._waste_kwh, 2), "minutes": minutes(ts - (since or ts)),
+                               "cost_yuan": round(self._waste_kwh * self.ctx.tariffs.electricity_yuan_per_kwh, 2)})
+
+
+def _in(start: time, end: time, now: time) -> bool:
+    """Whether `now` is in [start, end), a span that may run past midnight."""
+    return start <= now < end if start < end else now >= start or now < end
+
+
+class LightsOutRule(Rule[LightsOut]):
+    name = "lights_out"
+    room_types = frozenset({"dorm"})
+
+    def __init__(self, ctx: Context, params: LightsOut) -> None:
+        super().__init__(ctx, params)
+        self._power = _Power()
+        self._since: int | None = None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        power = self._power(sample)
+        if power is None:
+            return None
+        ts, p = sample.ts_ms, self.params
+        local = self.ctx.local_time(ts)
+        if power <= p.max_w or not _in(p.start, p.end, local):
+            self._since = None
+            return self.clear(ts) if self.raised else None
+        if self._since is None:
+            self._since = ts
+        if self.raised or ts - self._since < p.duration_min * 60_000:
+            return None
+        name = self.ctx.name
+        return self.finding(
+            True, self._since, ts,
+            (f"{name} 熄灯后仍在用电 {power:.0f} W", f"{name}: {power:.0f} W after lights-out"),
+            (f"熄灯 ({p.start:%H:%M}) 后自 {self.ctx.clock(self._since)} 起持续高于 {p.max_w:g} W",
+             f"above {p.max_w:g} W since {self.ctx.clock(self._since)}, after lights-out at {p.start:%H:%M}"),
+            {"since_ms": self._since, "power_w": round(power), "minutes": minutes(ts - self._since)}, "power_w",
+        )
+
+
+class HighPowerRule(Rule[HighPower]):
+    name = "high_power"
+    room_types = frozenset({"dorm", "classroom"})
+
+    def __init__(self, ctx: Context, params: HighPower) -> None:
+        super().__init__(ctx, params)
+        self._power = _Power()
+        self._prev: float | None = None
+        self._before = 0.0
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        power = self._power(sample)
+        if power is None:
+            return None
+        ts, prev, self._prev = sample.ts_ms, self._prev, power
+        step = self.params.step_w
+        if self.raised:
+            return self.clear(ts, {"power_w": round(power)}) if power < self._before + step / 2 else None
+        if prev is None or power - prev < step:
+            return None
+        self._before = prev
+        name = self.ctx.name
+        return self.finding(
+            True, ts, ts,
+            (f"{name} 疑似大功率用电器 (+{power - prev:.0f} W)", f"{name}: high-power appliance (+{power - prev:.0f} W)"),
+            (f"{self.ctx.clock(ts)} 功率从 {prev:.0f} W 跃升到 {power:.0f} W, 请检查是否违规使用电器",
+             f"power jumped from {prev:.0f} W to {power:.0f} W at {self.ctx.clock(ts)}: check for a forbidden appliance"),
+            {"since_ms": ts, "step_w": round(power - prev), "before_w": round(prev), "power_w": round(power)},
+            "power_w",
+        )

@@ -1,0 +1,137 @@
+"""消毒灯 rules: each school day a room's UV lamp must run its minutes inside its window (an
+alert at the deadline if not); a lamp must not be on while its room is in use; and a tube
+near the end of its rated life needs replacing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from devices import uv_lamp
+from devices.base import Sample
+from gateway.rules.base import Context, Finding, Rule
+from gateway.rules.params import UvNotRun, UvOnWhileOpen, UvTubeLife
+
+
+def _lamp(ctx: Context) -> uv_lamp.Settings:
+    settings = ctx.device.kind_settings()
+    assert isinstance(settings, uv_lamp.Settings)
+    return settings
+
+
+class UvNotRunRule(Rule[UvNotRun]):
+    name = "uv_not_run"
+
+    def __init__(self, ctx: Context, params: UvNotRun) -> None:
+        super().__init__(ctx, params)
+        self._required_ms = _lamp(ctx).min_session_min * 60_000
+        self._max_gap_ms = 2 * ctx.device.interval_s * 1000  # a longer gap is not counted as run time
+        self._day: date | None = None
+        self._window: tuple[int, int] | None = None  # today's, None on a day without one
+        self._ran_ms = 0.0
+        self._judged = False
+        self._prev: tuple[int, bool] | None = None
+
+    def _window_of(self, day: date) -> tuple[int, int] | None:
+        cal, p = self.ctx.calendar, self.params
+        if not cal.day(day).school_day:
+            return None
+        midnight, _ = cal.day_bounds_ms(day)
+        if p.window_start is not None:
+            lo: int | None = midnight + (p.window_start.hour * 60 + p.window_start.minute) * 60_000
+        else:
+            lo = cal.closing_ms(self.ctx.building.id, day)
+        hi = midnight + (p.window_end.hour * 60 + p.window_end.minute) * 60_000
+        return None if lo is None or lo >= hi else (lo, hi)
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        on = sample.values.get("on")
+        if on is None:
+            return None
+        ts = sample.ts_ms
+        found = self._roll(ts)
+        if self._prev is not None and self._prev[1] and self._window is not None:
+            lo, hi = self._window
+            start, end = self._prev[0], min(ts, self._prev[0] + self._max_gap_ms)
+            self._ran_ms += max(0, min(end, hi) - max(start, lo))
+        self._prev = (ts, bool(on))
+        if self.raised and self._window is not None and self._ran_ms >= self._required_ms:
+            return self.clear(ts, {"minutes_run": round(self._ran_ms / 60_000)})
+        return found
+
+    def check_time(self) -> Finding | None:
+        return self._roll(self.now_ms)
+
+    def _roll(self, now_ms: int) -> Finding | None:
+        """Judges the day whose window has ended; moves on to a new local day."""
+        found = None
+        if self._window is not None and not self._judged and now_ms >= self._window[1]:
+            self._judged = True
+            if self._ran_ms < self._required_ms and not self.raised:
+                found = self._raise(self._window)
+        day = self.ctx.calendar.local_date(now_ms)
+        if day != self._day:
+            self._day, self._window, self._ran_ms, self._judged = day, self._window_of(day), 0.0, False
+        return found
+
+    def _raise(self, window: tuple[int, int]) -> Finding:
+        lo, hi = window
+        ran = round(self._ran_ms / 60_000)
+        need = round(self._required_ms / 60_000)
+        name = self.ctx.name
+        span = f"{self.ctx.clock(lo)}–{self.ctx.clock(hi)}"
+        return self.finding(
+            True, lo, hi,
+            (f"{name} 今日未完成消毒", f"{name} did not complete today's disinfection"),
+            (f"{span} 只运行了 {ran} 分钟, 要求至少 {need} 分钟", f"ran {ran} min in {span}; at least {need} min required"),
+            {"since_ms": lo, "minutes_run": ran, "minutes_required": need}, "on",
+        )
+
+
+class UvOnWhileOpenRule(Rule[UvOnWhileOpen]):
+    name = "uv_on_while_open"
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        on = sample.values.get("on")
+        if on is None:
+            return None
+        ts = sample.ts_ms
+        if on and self.ctx.is_open(ts):
+            if self.raised:
+                return None
+            name = self.ctx.name
+            return self.finding(
+                True, ts, ts,
+                (f"{name} 在开放时段开启", f"{name} is on while its room is in use"),
+                (f"{self.ctx.clock(ts)} 紫外线灯开启而房间在开放时段: 紫外线伤眼伤皮肤, 请确认室内无人",
+                 f"the UV lamp is on at {self.ctx.clock(ts)} while the room is open: make sure nobody is inside"),
+                {"since_ms": ts}, "on",
+            )
+        return self.clear(ts) if self.raised else None
+
+
+class UvTubeLifeRule(Rule[UvTubeLife]):
+    name = "uv_tube_life"
+
+    def __init__(self, ctx: Context, params: UvTubeLife) -> None:
+        super().__init__(ctx, params)
+        self._life_h = _lamp(ctx).tube_life_h
+        self._warn_h = self._life_h * params.warn_at_pct / 100
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        hours = sample.values.get("lamp_hours")
+        if hours is None:
+            return None
+        ts = sample.ts_ms
+        if hours < self._warn_h:
+            return self.clear(ts, {"lamp_hours": hours}) if self.raised else None
+        if self.raised:
+            return None
+        pct = round(100 * hours / self._life_h)
+        name = self.ctx.name
+        return self.finding(
+            True, ts, ts,
+            (f"{name} 灯管已用 {pct}% 寿命", f"{name}: tube at {pct}% of its rated life"),
+            (f"累计 {hours:.0f} 小时, 额定 {self._life_h:g} 小时: 请准备更换灯管",
+             f"{hours:.0f} h of {self._life_h:g} h rated: plan a new tube"),
+            {"lamp_hours": hours, "life_pct": pct},
+        )

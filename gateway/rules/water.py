@@ -1,0 +1,159 @@
+"""Water rules: a leak while the school is closed (跑水漏水) and a tap left running in the day
+(长流水). Flow is the meter's `flow_lpm` where it reports one, else the volume's change."""
+
+from __future__ import annotations
+
+from devices.base import Sample
+from gateway.rules.base import Context, Finding, Rule, minutes
+from gateway.rules.params import RunningTap, WaterLeak
+
+
+class _Flow:
+    """Flow in L/min from a water meter's reading: its own flow, or the volume's rate."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, float] | None = None
+
+    def __call__(self, sample: Sample) -> tuple[float, float] | None:
+        """(flow L/min, volume m³), or None for the first reading without a flow."""
+        volume = sample.values.get("volume_m3")
+        if volume is None:
+            return None
+        last, self._last = self._last, (sample.ts_ms, volume)
+        flow = sample.values.get("flow_lpm")
+        if flow is not None:
+            return flow, volume
+        if last is None or sample.ts_ms <= last[0] or volume < last[1]:
+            return None
+        return (volume - last[1]) * 1000 / ((sample.ts_ms - last[0]) / 60_000), volume
+
+
+class _Run:
+    """A run of uninterrupted flow: since when, and the volume at its start."""
+
+    def __init__(self, since_ms: int, volume: float) -> None:
+        self.since_ms = since_ms
+        self.volume = volume
+
+
+def _loss(ctx: Context, run: _Run, volume: float, ts_ms: int) -> dict[str, float | str]:
+    lost = max(0.0, volume - run.volume)
+    hours = max(1e-9, (ts_ms - run.since_ms) / 3_600_000)
+    return {
+        "since_ms": run.since_ms,
+        "minutes": minutes(ts_ms - run.since_ms),
+        "loss_m3": round(lost, 3),
+        "rate_m3_per_h": round(lost / hours, 3),
+        "cost_yuan": round(lost * ctx.tariffs.water_yuan_per_m3, 2),
+    }
+
+
+class WaterLeakRule(Rule[WaterLeak]):
+    name = "water_leak"
+
+    def __init__(self, ctx: Context, params: WaterLeak) -> None:
+        super().__init__(ctx, params)
+        self._flow = _Flow()
+        self._run: _Run | None = None
+        self._night_min: float | None = None  # lowest flow of tonight's window so far
+        self._night_end_ms: int | None = None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        got = self._flow(sample)
+        if got is None:
+            return None
+        flow, volume = got
+        ts = sample.ts_ms
+        p = self.params
+        flowing = flow > p.flow_threshold_lpm
+        night = self._night(ts, flow)
+        if not flowing:
+            self._run = None
+            if self.raised:
+                return self.clear(ts)
+            return night
+        if self.raised:
+            return None
+        if self._run is None:
+            if self.ctx.is_open(ts):
+                return night
+            self._run = _Run(ts, volume)
+        if ts - self._run.since_ms >= p.continuous_min * 60_000:
+            return self._raise(self._run, volume, ts, "continuous")
+        return night
+
+    def _night(self, ts: int, flow: float) -> Finding | None:
+        """The night minimum: the lowest flow in the night window, judged when it ends."""
+        p = self.params
+        day = self.ctx.calendar.local_date(ts)
+        start_ms, _ = self.ctx.calendar.day_bounds_ms(day)
+        lo = start_ms + (p.night_start.hour * 60 + p.night_start.minute) * 60_000
+        hi = start_ms + (p.night_end.hour * 60 + p.night_end.minute) * 60_000
+        if lo <= ts < hi:
+            self._night_min = flow if self._night_min is None else min(self._night_min, flow)
+            self._night_end_ms = hi
+            return None
+        if self._night_end_ms is not None and ts >= self._night_end_ms:
+            lowest, self._night_min, self._night_end_ms = self._night_min, None, None
+            if lowest is not None and lowest > p.night_min_flow_lpm and not self.raised:
+                return self.finding(
+                    True, lo, ts,
+                    (f"{self.ctx.name} 夜间最小流量 {lowest:.1f} L/min", f"{self.ctx.name}: night minimum flow "
+                     f"{lowest:.1f} L/min"),
+                    (f"{self.ctx.clock(lo)}–{self.ctx.clock(hi)} 流量从未低于 {lowest:.1f} L/min, 疑似漏水",
+                     f"flow never fell below {lowest:.1f} L/min between {self.ctx.clock(lo)} and "
+                     f"{self.ctx.clock(hi)}: a leak is likely"),
+                    {"since_ms": lo, "night_min_flow_lpm": round(lowest, 2),
+                     "loss_m3": round(lowest * (hi - lo) / 60_000 / 1000, 3),
+                     "cost_yuan": round(lowest * (hi - lo) / 60_000 / 1000 * self.ctx.tariffs.water_yuan_per_m3, 2)},
+                    "flow_lpm",
+                )
+        return None
+
+    def _raise(self, run: _Run, volume: float, ts: int, why: str) -> Finding:
+        facts = _loss(self.ctx, run, volume, ts)
+        n = facts["minutes"]
+        return self.finding(
+            True, run.since_ms, ts,
+            (f"{self.ctx.name} 闭园时段持续用水 {n} 分钟", f"{self.ctx.name}: water running for {n} min while closed"),
+            (f"自 {self.ctx.clock(run.since_ms)} 起每个周期都有流量, 已流失 {facts['loss_m3']} m³ "
+             f"(约 ¥{facts['cost_yuan']}), 约 {facts['rate_m3_per_h']} m³/h: 疑似跑水漏水",
+             f"flow in every interval since {self.ctx.clock(run.since_ms)}: {facts['loss_m3']} m³ lost "
+             f"(≈ ¥{facts['cost_yuan']}), about {facts['rate_m3_per_h']} m³/h: a leak or a running tap"),
+            facts | {"why": why}, "flow_lpm",
+        )
+
+
+class RunningTapRule(Rule[RunningTap]):
+    name = "running_tap"
+
+    def __init__(self, ctx: Context, params: RunningTap) -> None:
+        super().__init__(ctx, params)
+        self._flow = _Flow()
+        self._run: _Run | None = None
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        got = self._flow(sample)
+        if got is None:
+            return None
+        flow, volume = got
+        ts = sample.ts_ms
+        if flow <= self.params.flow_threshold_lpm:
+            self._run = None
+            return self.clear(ts) if self.raised else None
+        if self._run is None:
+            if not self.ctx.is_open(ts):
+                return None  # closed hours are the leak rule's
+            self._run = _Run(ts, volume)
+        if self.raised or ts - self._run.since_ms < self.params.continuous_h * 3_600_000:
+            return None
+        facts = _loss(self.ctx, self._run, volume, ts)
+        hours = round((ts - self._run.since_ms) / 3_600_000, 1)
+        return self.finding(
+            True, self._run.since_ms, ts,
+            (f"{self.ctx.name} 长流水 {hours} 小时", f"{self.ctx.name}: water running without a break for {hours} h"),
+            (f"自 {self.ctx.clock(self._run.since_ms)} 起不间断用水, 共 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
+             f"water ran without a break since {self.ctx.clock(self._run.since_ms)}: {facts['loss_m3']} m³ "
+             f"(≈ ¥{facts['cost_yuan']})"),
+            facts, "flow_lpm",
+        )

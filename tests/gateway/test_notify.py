@@ -1,0 +1,452 @@
+"""The notifier against real receivers: an HTTP server for the webhook and the WeCom and
+DingTalk robots, aiosmtpd for e-mail and Mosquitto for MQTT. Retries, drops, routing and
+health as a channel's operator would see them in /metrics and /health."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from gateway import config
+from gateway.alerts import Alert, AlertState, Notice, Severity, Transition
+from gateway.clock import ManualClock
+from gateway.config import SiteConfig
+from gateway.counters import Counters
+from gateway.notify import Notifier, render
+from gateway.roster import Person
+from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
+from tests.services import Mosquitto, mqtt_client
+
+SITE = """\
+id: kg-1
+name: 向日葵幼儿园
+buildings:
+  - id: main
+    name: 教学楼
+    rooms: [{id: kitchen, name: 厨房, type: kitchen}]
+  - id: dorm
+    name: 宿舍楼
+    rooms: [{id: dorm-101, name: 101室, type: dorm}]
+duty:
+  people:
+    - {id: zhang, name: 张三, role: 门卫, email: zhang@kg.example, mobile: "13800000001"}
+    - {id: li, name: 李四, role: 后勤主任, email: li@kg.example, mobile: "13800000002"}
+"""
+T0 = datetime(2025, 5, 6, 13, 3, tzinfo=UTC)  # 21:03 in Shanghai
+T0_MS = int(T0.timestamp() * 1000)
+ZHANG = Person(id="zhang", name="张三", role="门卫", email="zhang@kg.example", mobile="13800000001")
+OK = Reply(200, {"errcode": 0, "errmsg": "ok"})
+
+
+def site_with(*channels: dict[str, Any], **settings: Any) -> SiteConfig:
+    """The site with these notification channels; retries fast unless told otherwise."""
+    notifications = {"retry_first_s": 0.05, "retry_max_s": 0.2} | settings | {"channels": list(channels)}
+    return config.parse(SITE + f"notifications: {json.dumps(notifications, ensure_ascii=False)}\n", "test.yaml")
+
+
+def make_notice(transition: Transition = Transition.RAISED, recipients: tuple[Person, ...] = (ZHANG,),
+                **changes: Any) -> Notice:
+    alert = Alert(
+        id=7, rule="door_after_hours", device_id="kitchen-door", building_id="main", room_id="kitchen",
+        severity=Severity.CRITICAL, state=AlertState.ACTIVE,
+        title_zh="厨房门 在闭园时段开着", title_en="Kitchen door open after hours",
+        detail_zh="厨房门 在闭园时段开着 (自 21:03 起, 已 12 分钟)",
+        detail_en="Kitchen door open after hours (since 21:03, 12 min)",
+        facts={"since_ms": T0_MS}, first_ms=T0_MS, last_ms=T0_MS + 120_000, count=2,
+    )
+    return Notice(transition, dataclasses.replace(alert, **changes), T0_MS + 720_000, recipients)
+
+
+def sample(counters: Counters, name: str, **labels: str) -> float:
+    return counters.registry.get_sample_value(name, labels) or 0.0
+
+
+async def eventually(check: Callable[[], bool], within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running(notifier: Notifier) -> AsyncIterator[None]:
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(notifier.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+def alert_ids(requests: list[Received]) -> list[int]:
+    return [r.json()["alert"]["id"] for r in requests]
+
+
+@pytest.fixture
+def counters() -> Counters:
+    return Counters()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0 + timedelta(minutes=12))
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver(default=OK) as r:
+        yield r
+
+
+# ------------------------------------------------------------------------ formats
+
+
+def test_text_in_chinese_for_each_transition() -> None:
+    site = site_with()
+    raised = render(make_notice(), site)
+    assert raised.headline == "【严重】厨房门 在闭园时段开着"
+    assert raised.text.splitlines() == [
+        "【严重】厨房门 在闭园时段开着",
+        "厨房门 在闭园时段开着 (自 21:03 起, 已 12 分钟)",
+        "事件: 告警",
+        "位置: 教学楼 厨房",
+        "时间: 2025-05-06 21:15",
+        "首次: 2025-05-06 21:03, 共 2 次",
+        "值班: 张三",
+    ]
+    acked = render(make_notice(Transition.ACKNOWLEDGED, (), state=AlertState.ACKNOWLEDGED, acked_by="zhang",
+                               ack_comment="已关门", acked_ms=T0_MS), site)
+    assert acked.headline == "【严重·已确认】厨房门 在闭园时段开着"
+    assert "事件: 已确认 (张三: 已关门)" in acked.text.splitlines()
+    assert "值班" not in acked.text
+    reminder = render(make_notice(Transition.REMINDER, severity=Severity.MINOR), site)
+    assert reminder.headline == "【一般·提醒(未确认)】厨房门 在闭园时段开着"
+    assert render(make_notice(Transition.CLEARED, severity=Severity.WARNING), site).headline.startswith("【提示·已恢复】")
+
+
+async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters: Counters,
+                                               clock: ManualClock) -> None:
+    site = site_with({"id": "hook", "type": "webhook", "url": f"{receiver.url}/alerts",
+                      "headers": {"Authorization": "Bearer t0ken-for-tests"}})
+    notifier = Notifier(site, counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice())
+        (request,) = await receiver.wait_for(1)
+        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+    assert (request.method, request.path) == ("POST", "/alerts")
+    assert request.headers["authorization"] == "Bearer t0ken-for-tests"
+    assert request.headers["content-type"].startswith("application/json")
+    body = request.json()
+    assert body["site"] == "kg-1"
+    assert body["transition"] == "raised"
+    assert body["at"] == "2025-05-06T21:15:00.000+08:00"
+    alert = body["alert"]
+    assert alert["severity"] == "critical"
+    assert alert["state"] == "active"
+    assert alert["rule"] == "door_after_hours"
+    assert alert["first_ms"] == T0_MS
+    assert alert["first_at"] == "2025-05-06T21:03:00.000+08:00"
+    assert alert["cleared_ms"] is None
+    assert alert["cleared_at"] is None
+    assert alert["facts"] == {"since_ms": T0_MS}
+    assert alert["count"] == 2
+    assert body["recipients"] == [
+        {"id": "zhang", "name": "张三", "role": "门卫", "email": "zhang@kg.example", "mobile": "13800000001"}
+    ]
+    assert body["text"] == render(make_notice(), site).text
+    assert notifier.health() == {"hook": "ok"}
+
+
+# ------------------------------------------------------------------------ delivery policy
+
+
+async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceiver, counters: Counters,
+                                                           clock: ManualClock) -> None:
+    receiver.respond(503, times=2)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice())
+        requests = await receiver.wait_for(3)
+        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+    assert len({r.body for r in requests}) == 1  # the same notice each time
+    first_gap, second_gap = requests[1].at - requests[0].at, requests[2].at - requests[1].at
+    assert first_gap >= 0.05 * 0.5  # retry_first_s, less at most half for jitter
+    assert second_gap >= 0.1 * 0.5  # doubled
+    assert sample(counters, "facility_notifications_failed_total", channel="hook") == 2
+    assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="gave_up") == 0
+    assert notifier.health() == {"hook": "ok"}
+
+
+async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: HttpReceiver, counters: Counters,
+                                                                     clock: ManualClock) -> None:
+    receiver.respond(400, "bad request")
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice(id=1))
+        notifier.submit(make_notice(id=2))
+        await receiver.wait_for(2)
+        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        await asyncio.sleep(0.2)  # no retry of the refused one
+    assert alert_ids(receiver.requests) == [1, 2]
+    assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="refused") == 1
+    assert sample(counters, "facility_notifications_failed_total", channel="hook") == 1
+
+
+async def test_a_full_queue_drops_its_oldest_notice(receiver: HttpReceiver, counters: Counters,
+                                                    clock: ManualClock) -> None:
+    site = site_with({"id": "hook", "type": "webhook", "url": receiver.url, "queue": 2})
+    notifier = Notifier(site, counters, clock)
+    for i in (1, 2, 3):  # before the worker runs: all three wait in a queue of two
+        notifier.submit(make_notice(id=i))
+    assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="queue_full") == 1
+    assert sample(counters, "facility_notifications_queued", channel="hook") == 2
+    async with running(notifier):
+        await receiver.wait_for(2)
+        await asyncio.sleep(0.2)
+    assert alert_ids(receiver.requests) == [2, 3]
+    assert 'facility_notifications_dropped_total{channel="hook",reason="queue_full"} 1.0' in (
+        counters.exposition().decode())
+
+
+async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters: Counters,
+                                                                       clock: ManualClock) -> None:
+    with HttpReceiver(default=Reply(503)) as receiver:
+        site = site_with({"id": "hook", "type": "webhook", "url": receiver.url},
+                         give_up_after_h=1, retry_first_s=0.02, retry_max_s=0.05)
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice(id=1))
+            await receiver.wait_for(3)
+            assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="gave_up") == 0
+            clock.advance(timedelta(minutes=61))
+            await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+                                            channel="hook", reason="gave_up") == 1)
+            assert notifier.health() == {"hook": "failing: HTTP 503"}
+            receiver.default = OK
+            notifier.submit(make_notice(id=2))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        assert alert_ids(receiver.requests)[-1] == 2
+        assert set(alert_ids(receiver.requests)) == {1, 2}
+        assert notifier.health() == {"hook": "ok"}
+
+
+async def test_a_hanging_channel_does_not_delay_another(counters: Counters, clock: ManualClock) -> None:
+    with HttpReceiver(default=Reply(hang=True)) as slow, HttpReceiver(default=OK) as fast:
+        site = site_with({"id": "slow", "type": "webhook", "url": slow.url},
+                         {"id": "fast", "type": "webhook", "url": fast.url})
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice(id=1))
+            notifier.submit(make_notice(id=2))
+            started = time.monotonic()
+            await fast.wait_for(2, within_s=2)
+            assert time.monotonic() - started < 1
+            assert len(await slow.wait_for(1)) == 1  # still waiting for its answer
+        assert alert_ids(fast.requests) == [1, 2]
+        assert sample(counters, "facility_notifications_sent_total", channel="slow") == 0
+
+
+async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, counters: Counters,
+                                                     clock: ManualClock) -> None:
+    site = site_with(
+        {"id": "all", "type": "webhook", "url": f"{receiver.url}/all"},
+        {"id": "major", "type": "webhook", "url": f"{receiver.url}/major", "min_severity": "major"},
+        {"id": "doors", "type": "webhook", "url": f"{receiver.url}/doors", "rules": ["door_after_hours"]},
+        {"id": "dorm", "type": "webhook", "url": f"{receiver.url}/dorm", "buildings": ["dorm"]},
+        {"id": "dorm-minor", "type": "webhook", "url": f"{receiver.url}/dorm-minor", "buildings": ["dorm"],
+         "min_severity": "minor", "rules": ["lights_out"]},
+    )
+    notifier = Notifier(site, counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice(id=1))  # critical door in the main building
+        notifier.submit(make_notice(id=2, severity=Severity.MINOR, rule="lights_out", building_id="dorm",
+                                    room_id="dorm-101"))
+        notifier.submit(make_notice(id=3, severity=Severity.WARNING, rule="lights_out", building_id="dorm",
+                                    room_id="dorm-101"))
+        notifier.submit(make_notice(id=4, severity=Severity.MAJOR, rule="fridge_temperature"))
+        await receiver.wait_for(9)
+        await asyncio.sleep(0.1)
+    by_path: dict[str, list[int]] = {}
+    for r in receiver.requests:
+        by_path.setdefault(r.path, []).append(r.json()["alert"]["id"])
+    assert by_path == {"/all": [1, 2, 3, 4], "/major": [1, 4], "/doors": [1], "/dorm": [2, 3], "/dorm-minor": [2]}
+
+
+async def test_health_says_failing_then_ok_and_logs_each_change_once(
+    receiver: HttpReceiver, counters: Counters, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.notify")
+    receiver.default = Reply(503)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    assert notifier.health() == {"hook": "ok"}
+    async with running(notifier):
+        notifier.submit(make_notice())
+        await receiver.wait_for(4)
+        assert notifier.health() == {"hook": "failing: HTTP 503"}
+        receiver.default = OK
+        await eventually(lambda: notifier.health() == {"hook": "ok"})
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.notify"]
+    assert messages == ["notification channel hook failing: HTTP 503",
+                        f"notification channel hook recovered after {len(receiver.requests) - 1} failed attempts"]
+
+
+async def test_an_unreachable_channel_is_failing(counters: Counters, clock: ManualClock) -> None:
+    with HttpReceiver() as gone:
+        url = gone.url  # a port nobody listens on any more
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice())
+        await eventually(lambda: sample(counters, "facility_notifications_failed_total", channel="hook") >= 2)
+    assert notifier.health()["hook"].startswith("failing: ConnectError")
+
+
+# ------------------------------------------------------------------------ group robots
+
+
+async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: Counters,
+                                              clock: ManualClock) -> None:
+    receiver.respond(200, {"errcode": 45009, "errmsg": "api freq out of limit"})  # transient: retried
+    site = site_with({"id": "wecom", "type": "wecom", "url": f"{receiver.url}/cgi-bin/webhook/send?key=k-123"})
+    notifier = Notifier(site, counters, clock)
+    async with running(notifier):
+        notifier.submit(make_notice(id=1))
+        await receiver.wait_for(2)
+        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="wecom") == 1)
+        receiver.respond(200, {"errcode": 93000, "errmsg": "invalid webhook url"})  # permanent
+        notifier.submit(make_notice(id=2))
+        await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+                                        channel="wecom", reason="refused") == 1)
+    first, second, _ = receiver.requests
+    assert first.body == second.body
+    assert (second.path, second.query) == ("/cgi-bin/webhook/send", {"key": "k-123"})
+    assert second.json() == {
+        "msgtype": "text",
+        "text": {"content": render(make_notice(id=1), site).text, "mentioned_mobile_list": ["13800000001"]},
+    }
+    assert sample(counters, "facility_notifications_failed_total", channel="wecom") == 2
+    assert notifier.health() == {"wecom": "failing: errcode 93000 invalid webhook url"}
+
+
+async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: ManualClock) -> None:
+    secret = "SEC0f3a9c1d7e5b2468ac"
+
+    def verify(request: Received) -> Reply:
+        """As DingTalk does: the sign must be HMAC-SHA256 of "<timestamp>\\n<secret>"."""
+        timestamp = request.query.get("timestamp", "")
+        digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+        if request.query.get("sign") != base64.b64encode(digest).decode():
+            return Reply(200, {"errcode": 310000, "errmsg": "sign not match"})
+        return OK
+
+    with HttpReceiver(responder=verify) as receiver:
+        site = site_with(
+            {"id": "ding", "type": "dingtalk", "url": f"{receiver.url}/robot/send?access_token=tok", "secret": secret},
+            {"id": "ding-wrong", "type": "dingtalk", "url": f"{receiver.url}/wrong?access_token=tok",
+             "secret": "SEC-not-the-robots-secret", "mention_duty": False},
+        )
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice())
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="ding") == 1
+                             and sample(counters, "facility_notifications_dropped_total",
+                                        channel="ding-wrong", reason="refused") == 1)
+    (good,) = (r for r in receiver.requests if r.path == "/robot/send")
+    assert good.query["access_token"] == "tok"
+    assert good.query["timestamp"] == str(int(clock.now().timestamp() * 1000))
+    text = render(make_notice(), site).text
+    assert good.json() == {
+        "msgtype": "text",
+        "text": {"content": f"{text}\n@13800000001"},
+        "at": {"atMobiles": ["13800000001"], "isAtAll": False},
+    }
+    (wrong,) = (r for r in receiver.requests if r.path == "/wrong")
+    assert wrong.json()["at"] == {"atMobiles": [], "isAtAll": False}
+    assert notifier.health() == {"ding": "ok", "ding-wrong": "failing: errcode 310000 sign not match"}
+
+
+# ------------------------------------------------------------------------ e-mail
+
+
+async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Counters, clock: ManualClock) -> None:
+    with SmtpReceiver() as smtp:
+        site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
+                          "sender": "facility@kg.example", "to": ["office@kg.example"]})
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice())
+            (mail,) = await smtp.wait_for(1)
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="mail") == 1)
+    assert mail.recipients == ["office@kg.example", "zhang@kg.example"]
+    assert mail.sender == "facility@kg.example"
+    assert mail.subject == "【严重】厨房门 在闭园时段开着"
+    assert mail.text.rstrip("\n") == render(make_notice(), site).text
+    assert "值班: 张三" in mail.text
+    assert mail.message.get_content_charset() == "utf-8"
+    assert mail.message["To"] == "office@kg.example, zhang@kg.example"
+
+
+async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock: ManualClock) -> None:
+    with SmtpReceiver(refuse={"nobody@kg.example"}) as smtp:
+        site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
+                          "sender": "facility@kg.example", "to": ["nobody@kg.example"], "to_duty": False})
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice())
+            await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+                                            channel="mail", reason="refused") == 1)
+        assert smtp.mails == []
+    assert notifier.health() == {"mail": "failing: SMTP 550: recipients refused"}
+
+
+# ------------------------------------------------------------------------ MQTT
+
+
+async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, counters: Counters,
+                                                     clock: ManualClock) -> None:
+    device = f"door-{uuid.uuid4().hex[:8]}"
+    site = site_with({"id": "mqtt", "type": "mqtt"})
+    with mqtt_client(mosquitto, f"gateway-{device}") as (publisher, _):
+        sent: list[mqtt.MQTTMessageInfo] = []
+        notifier = Notifier(site, counters, clock,
+                            publish=lambda topic, payload: sent.append(publisher.publish(topic, payload, 1, True)))
+        async with running(notifier):
+            notifier.submit(make_notice(device_id=device))
+            notifier.submit(make_notice(Transition.CLEARED, (), device_id=device, state=AlertState.CLEARED,
+                                        cleared_ms=T0_MS + 900_000))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="mqtt") == 2)
+        for info in sent:
+            await asyncio.to_thread(info.wait_for_publish, 5)
+    topic = f"facility/kg-1/alerts/door_after_hours/{device}"
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    with mqtt_client(mosquitto, f"reader-{device}") as (reader, _):
+        reader.on_message = lambda client, userdata, message: received.put(message)
+        reader.subscribe(topic, qos=1)
+        message = await asyncio.to_thread(received.get, timeout=5)
+    assert message.topic == topic
+    assert message.retain
+    state = json.loads(message.payload)
+    assert state["transition"] == "cleared"
+    assert state["alert"]["state"] == "cleared"
+    assert state["alert"]["cleared_at"] == "2025-05-06T21:18:00.000+08:00"
+    assert "recipients" not in state  # no phone numbers on the broker
+
+
+def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="no publish function"):
+        Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock)
