@@ -156,7 +156,8 @@ class AlertStore:
     notice."""
 
     def __init__(self, path: Path, site: SiteConfig, audit: AuditTrail, roster: Roster, clock: Clock,
-                 notify: Callable[[Notice], None], on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
+                 notify: Callable[[Notice], None],
+                 on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
         self._conn = connect(path, _SCHEMA)
         self._site = site
         self._audit = audit
@@ -167,8 +168,8 @@ class AlertStore:
         self._duty = site.duty
         self._open: dict[tuple[str, str], Alert] = {}
         self._timers: dict[int, _Timers] = {}
-        for row in self._conn.execute(f"SELECT {_COLUMNS}, notified_ms, raised_clock_ms FROM alerts "
-                                      "WHERE state != 'cleared'"):
+        query = f"SELECT {_COLUMNS}, notified_ms, raised_clock_ms FROM alerts WHERE state != 'cleared'"  # noqa: S608
+        for row in self._conn.execute(query):
             alert = _alert(row[:20])
             self._open[alert.rule, alert.device_id] = alert
             self._timers[alert.id] = _Timers(row[20], row[21])
@@ -198,15 +199,14 @@ class AlertStore:
         assert device is not None
         building = self._site.building_of(device.room)
         now = self._now_ms()
-        with self._conn:
-            cur = self._conn.execute(
-                "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
-                "detail_zh, detail_en, facts, first_ms, last_ms, count, level, notified_ms, raised_clock_ms) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)",
-                (found.rule, found.device_id, building.id, device.room, found.severity, found.title_zh,
-                 found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
-                 found.at_ms, now, now),
-            )
+        cur = self._conn.execute(
+            "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
+            "detail_zh, detail_en, facts, first_ms, last_ms, count, level, notified_ms, raised_clock_ms) "
+            "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)",
+            (found.rule, found.device_id, building.id, device.room, found.severity, found.title_zh,
+             found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
+             found.at_ms, now, now),
+        )
         alert_id = cur.lastrowid
         assert alert_id is not None
         alert = Alert(alert_id, found.rule, found.device_id, building.id, device.room, found.severity,
@@ -223,13 +223,12 @@ class AlertStore:
         updated = replace(alert, count=alert.count + 1, last_ms=found.at_ms, title_zh=found.title_zh,
                           title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en,
                           facts=dict(found.facts))
-        with self._conn:
-            self._conn.execute(
-                "UPDATE alerts SET count = ?, last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, "
-                "facts = ? WHERE id = ?",
-                (updated.count, updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh,
-                 updated.detail_en, _json(updated.facts), alert.id),
-            )
+        self._conn.execute(
+            "UPDATE alerts SET count = ?, last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, "
+            "facts = ? WHERE id = ?",
+            (updated.count, updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh,
+             updated.detail_en, _json(updated.facts), alert.id),
+        )
         self._open[alert.rule, alert.device_id] = updated
         now = self._now_ms()
         self._transition(updated, Transition.REPEATED, now, f"rule:{found.rule}", self._on_duty(alert.level, now))
@@ -238,9 +237,8 @@ class AlertStore:
     def _clear(self, alert: Alert, found: Finding) -> Alert:
         facts = alert.facts | dict(found.facts)
         updated = replace(alert, state=AlertState.CLEARED, cleared_ms=found.at_ms, last_ms=found.at_ms, facts=facts)
-        with self._conn:
-            self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, last_ms = ?, facts = ? "
-                               "WHERE id = ?", (found.at_ms, found.at_ms, _json(facts), alert.id))
+        self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, last_ms = ?, facts = ? "
+                           "WHERE id = ?", (found.at_ms, found.at_ms, _json(facts), alert.id))
         del self._open[alert.rule, alert.device_id]
         self._timers.pop(alert.id, None)
         self._transition(updated, Transition.CLEARED, self._now_ms(), f"rule:{found.rule}", ())
@@ -255,9 +253,8 @@ class AlertStore:
         now = self._now_ms()
         state = AlertState.CLEARED if alert.state is AlertState.CLEARED else AlertState.ACKNOWLEDGED
         updated = replace(alert, state=state, acked_by=who, acked_ms=now, ack_comment=comment)
-        with self._conn:
-            self._conn.execute("UPDATE alerts SET state = ?, acked_by = ?, acked_ms = ?, ack_comment = ? WHERE id = ?",
-                               (state, who, now, comment, alert_id))
+        self._conn.execute("UPDATE alerts SET state = ?, acked_by = ?, acked_ms = ?, ack_comment = ? WHERE id = ?",
+                           (state, who, now, comment, alert_id))
         if state is AlertState.ACKNOWLEDGED:
             self._open[alert.rule, alert.device_id] = updated
         self._transition(updated, Transition.ACKNOWLEDGED, now, who, (), {"comment": comment})
@@ -276,17 +273,14 @@ class AlertStore:
             chain = self._roster.chain(now)
             if level > alert.level and alert.level + 1 < len(chain):
                 updated = replace(alert, level=alert.level + 1)
-                self._touch(updated, now, "level = ?", updated.level)
+                self._notified(updated, now)
                 self._transition(updated, Transition.ESCALATED, now, "duty", (chain[updated.level],))
             elif now - timers.notified_ms >= remind_ms:
-                self._touch(alert, now)
+                self._notified(alert, now)
                 self._transition(alert, Transition.REMINDER, now, "duty", self._on_duty(alert.level, now))
 
-    def _touch(self, alert: Alert, now: int, extra: str = "", value: int | None = None) -> None:
-        sets = "notified_ms = ?" + (f", {extra}" if extra else "")
-        args: tuple[int, ...] = (now, value) if extra and value is not None else (now,)
-        with self._conn:
-            self._conn.execute(f"UPDATE alerts SET {sets} WHERE id = ?", (*args, alert.id))
+    def _notified(self, alert: Alert, now: int) -> None:
+        self._conn.execute("UPDATE alerts SET notified_ms = ?, level = ? WHERE id = ?", (now, alert.level, alert.id))
         self._timers[alert.id].notified_ms = now
         self._open[alert.rule, alert.device_id] = alert
 
@@ -306,7 +300,8 @@ class AlertStore:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, alert_id: int) -> Alert:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        query = f"SELECT {_COLUMNS} FROM alerts WHERE id = ?"  # noqa: S608 (constant columns)
+        row = self._conn.execute(query, (alert_id,)).fetchone()
         if row is None:
             raise AlertNotFound(f"no alert {alert_id}")
         return _alert(row)
@@ -328,7 +323,8 @@ class AlertStore:
         if f.until_ms is not None:
             where.append("first_ms < ?")
             args.append(f.until_ms)
-        query = f"SELECT {_COLUMNS} FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+        query = f"SELECT {_COLUMNS} FROM alerts"  # noqa: S608 (constant columns; values are bound)
+        query += " WHERE " + " AND ".join(where) if where else ""
         rows = self._conn.execute(query + " ORDER BY id DESC LIMIT ? OFFSET ?", (*args, f.limit, f.offset))
         return [_alert(r) for r in rows]
 

@@ -168,7 +168,8 @@ async def list_work_orders(
     status: Status | None = None,
     trade: Trade | None = None,
     overdue: bool | None = None,
-    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week of the due date, e.g. 2026-W47")] = None,
+    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$",
+                                      description="ISO week of the due date, e.g. 2026-W47")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[WorkOrderOut]:
     """Overdue first, then by due time. `overdue=true&week=…` is the weekly list of overdue orders."""

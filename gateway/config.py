@@ -290,7 +290,7 @@ class SiteConfig(BaseSettings):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     # Rule parameters for the whole site, by rule name (see gateway/rules/params.py).
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    tariffs: Tariffs = Field(default_factory=lambda: Tariffs())
+    tariffs: Tariffs = Field(default_factory=Tariffs)
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
@@ -342,6 +342,10 @@ class SiteConfig(BaseSettings):
                 raise ValueError(f"@devices[{i}].id: 'gateway' is reserved for the gateway itself")
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _alerting_references(self) -> Self:
         people = {p.id for p in self.duty.people}
         _unique("duty.people", [p.id for p in self.duty.people])
         for i, shift in enumerate(self.duty.shifts):
@@ -455,7 +459,10 @@ def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[s
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, (*path, i), lines) for i, v in enumerate(node.value)]
     loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:  # e.g. the date 2026-02-30: validation names it, with its line
+        return node.value
 
 
 _AT = re.compile(r"^@(?P<loc>[\w.\[\]-]+): (?P<msg>.*)$", re.S)

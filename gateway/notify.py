@@ -266,7 +266,7 @@ def _errcode(response: httpx.Response, transient_codes: frozenset[int]) -> None:
         code = int(answer["errcode"])
     except (ValueError, KeyError, TypeError):
         raise DeliveryError(f"unexpected answer: {response.text[:80]!r}", transient=False) from None
-    if code not in (0, 45009):
+    if code != 0:
         message = str(answer.get("errmsg", ""))[:80]
         raise DeliveryError(f"errcode {code} {message}".strip(), transient=code in transient_codes)
 

@@ -43,7 +43,8 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         return self.finding(
             True, self._last_ms, self.now_ms,
             (f"{name} 离线", f"{name} is offline"),
-            (f"自 {since} 起无数据 ({minutes(silent)} 分钟){cold_zh}", f"no data since {since} ({minutes(silent)} min){cold_en}"),
+            (f"自 {since} 起无数据 ({minutes(silent)} 分钟){cold_zh}",
+             f"no data since {since} ({minutes(silent)} min){cold_en}"),
             {"since_ms": self._last_ms, "minutes": minutes(silent)},
         )
 

@@ -80,7 +80,8 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
         return self.finding(
             True, self._since, ts,
             (f"{name} 闭园后负荷偏高 {power / 1000:.1f} kW", f"{name}: {power / 1000:.1f} kW drawn while closed"),
-            (f"自 {since} 起高于基础负荷 {base / 1000:.1f} kW 约 {(power - base) / 1000:.1f} kW, 已 {facts['minutes']} 分钟, "
+            (f"自 {since} 起高于基础负荷 {base / 1000:.1f} kW 约 {(power - base) / 1000:.1f} kW, "
+             f"已 {facts['minutes']} 分钟, "
              f"浪费约 {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}): 长明灯或电器未关",
              f"{(power - base) / 1000:.1f} kW above the base load of {base / 1000:.1f} kW since {since}, "
              f"{facts['minutes']} min: about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted: lights or "
@@ -168,9 +169,11 @@ class HighPowerRule(Rule[HighPower]):
         name = self.ctx.name
         return self.finding(
             True, ts, ts,
-            (f"{name} 疑似大功率用电器 (+{power - prev:.0f} W)", f"{name}: high-power appliance (+{power - prev:.0f} W)"),
+            (f"{name} 疑似大功率用电器 (+{power - prev:.0f} W)",
+             f"{name}: high-power appliance (+{power - prev:.0f} W)"),
             (f"{self.ctx.clock(ts)} 功率从 {prev:.0f} W 跃升到 {power:.0f} W, 请检查是否违规使用电器",
-             f"power jumped from {prev:.0f} W to {power:.0f} W at {self.ctx.clock(ts)}: check for a forbidden appliance"),
+             f"power jumped from {prev:.0f} W to {power:.0f} W at {self.ctx.clock(ts)}: "
+             "check for a forbidden appliance"),
             {"since_ms": ts, "step_w": round(power - prev), "before_w": round(prev), "power_w": round(power)},
             "power_w",
         )

@@ -82,7 +82,8 @@ class UvNotRunRule(Rule[UvNotRun]):
         return self.finding(
             True, lo, hi,
             (f"{name} 今日未完成消毒", f"{name} did not complete today's disinfection"),
-            (f"{span} 只运行了 {ran} 分钟, 要求至少 {need} 分钟", f"ran {ran} min in {span}; at least {need} min required"),
+            (f"{span} 只运行了 {ran} 分钟, 要求至少 {need} 分钟",
+             f"ran {ran} min in {span}; at least {need} min required"),
             {"since_ms": lo, "minutes_run": ran, "minutes_required": need}, "on",
         )
 

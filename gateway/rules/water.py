@@ -73,10 +73,11 @@ class WaterLeakRule(Rule[WaterLeak]):
                 return self.clear(ts)
             return night
         if self.raised:
-            return None
+            return None  # until the flow stops: in the day a building's own use hides a leak
+        if self.ctx.is_open(ts):
+            self._run = None  # the closed hours are over before the run was long enough
+            return night
         if self._run is None:
-            if self.ctx.is_open(ts):
-                return night
             self._run = _Run(ts, volume)
         if ts - self._run.since_ms >= p.continuous_min * 60_000:
             return self._raise(self._run, volume, ts, "continuous")
@@ -152,7 +153,8 @@ class RunningTapRule(Rule[RunningTap]):
         return self.finding(
             True, self._run.since_ms, ts,
             (f"{self.ctx.name} 长流水 {hours} 小时", f"{self.ctx.name}: water running without a break for {hours} h"),
-            (f"自 {self.ctx.clock(self._run.since_ms)} 起不间断用水, 共 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
+            (f"自 {self.ctx.clock(self._run.since_ms)} 起不间断用水, "
+             f"共 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
              f"water ran without a break since {self.ctx.clock(self._run.since_ms)}: {facts['loss_m3']} m³ "
              f"(≈ ¥{facts['cost_yuan']})"),
             facts, "flow_lpm",
