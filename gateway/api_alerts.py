@@ -10,18 +10,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState, Severity
 from gateway.api import GUARDED, GatewayDep
 from gateway.auth import Staff, Viewer
 from gateway.problems import problems
-from gateway.rules.params import PARAMS
+from gateway.rules.params import RuleName
 from gateway.work_orders import Status, Trade, WorkOrder, WorkOrderError, WorkOrderNotFound
 
 router = APIRouter()
-CHANGES = problems(401, 403, 404, 409, 422)
+Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-bit")]
+CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -76,18 +77,12 @@ class AckIn(BaseModel):
     comment: str = Field("", max_length=1000)
 
 
-def _rule(rule: str | None) -> str | None:
-    if rule is not None and rule not in PARAMS:
-        raise HTTPException(422, f"unknown rule {rule!r}")
-    return rule
-
-
 @router.get("/api/v1/alerts", tags=["alerts"], responses=GUARDED)
 async def list_alerts(
     gw: GatewayDep, _: Viewer,
     state: AlertState | None = None,
     severity: Severity | None = None,
-    rule: str | None = None,
+    rule: RuleName | None = None,
     building: str | None = None,
     device: str | None = None,
     start: Annotated[AwareDatetime | None, Query(description="alerts that began at or after")] = None,
@@ -101,12 +96,12 @@ async def list_alerts(
         until = None if end is None else int(end.timestamp() * 1000)
     except OverflowError:
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
-    found = gw.alerts.find(AlertFilter(state, severity, _rule(rule), building, device, since, until, limit, offset))
+    found = gw.alerts.find(AlertFilter(state, severity, rule, building, device, since, until, limit, offset))
     return [AlertOut.of(a) for a in found]
 
 
 @router.get("/api/v1/alerts/{alert_id}", tags=["alerts"], responses=GUARDED)
-async def get_alert(gw: GatewayDep, _: Viewer, alert_id: int) -> AlertDetail:
+async def get_alert(gw: GatewayDep, _: Viewer, alert_id: Id) -> AlertDetail:
     try:
         alert = gw.alerts.get(alert_id)
     except AlertNotFound as exc:
@@ -117,7 +112,7 @@ async def get_alert(gw: GatewayDep, _: Viewer, alert_id: int) -> AlertDetail:
 
 
 @router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=CHANGES)
-async def acknowledge(gw: GatewayDep, who: Staff, alert_id: int, body: AckIn) -> AlertOut:
+async def acknowledge(gw: GatewayDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
     try:
         return AlertOut.of(gw.alerts.acknowledge(alert_id, who.name, body.comment))
     except AlertNotFound as exc:
@@ -168,17 +163,16 @@ async def list_work_orders(
     status: Status | None = None,
     trade: Trade | None = None,
     overdue: bool | None = None,
-    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$",
+    week: Annotated[str | None, Query(pattern=r"^2\d{3}-W(0[1-9]|[1-4]\d|5[0-3])$",
                                       description="ISO week of the due date, e.g. 2026-W47")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[WorkOrderOut]:
     """Overdue first, then by due time. `overdue=true&week=…` is the weekly list of overdue orders."""
     due_from = due_until = None
     if week is not None:
-        try:
-            monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
-        except ValueError:
-            raise HTTPException(422, f"{week!r} is not an ISO week") from None
+        year, number = int(week[:4]), int(week[6:])
+        # W53 of a year that has 52 weeks is the week after W52, W01 of the next year.
+        monday = date.fromisocalendar(year, min(number, 52), 1) + timedelta(weeks=max(0, number - 52))
         tz = gw.site.tz
         due_from = int(datetime.combine(monday, datetime.min.time(), tzinfo=tz).timestamp() * 1000)
         due_until = int(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz).timestamp() * 1000)
@@ -189,7 +183,7 @@ async def list_work_orders(
 
 
 @router.get("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=GUARDED)
-async def get_work_order(gw: GatewayDep, _: Viewer, order_id: int) -> WorkOrderOut:
+async def get_work_order(gw: GatewayDep, _: Viewer, order_id: Id) -> WorkOrderOut:
     try:
         return WorkOrderOut.of(gw.work_orders.get(order_id), gw.work_orders.now_ms())
     except WorkOrderNotFound as exc:
@@ -197,7 +191,7 @@ async def get_work_order(gw: GatewayDep, _: Viewer, order_id: int) -> WorkOrderO
 
 
 @router.patch("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=CHANGES)
-async def update_work_order(gw: GatewayDep, who: Staff, order_id: int, body: WorkOrderPatch) -> WorkOrderOut:
+async def update_work_order(gw: GatewayDep, who: Staff, order_id: Id, body: WorkOrderPatch) -> WorkOrderOut:
     """Assign, move along (open → assigned → on_site → done, never back) and annotate."""
     try:
         order = gw.work_orders.update(order_id, who.name, status=body.status, assignee=body.assignee, note=body.note)

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's URL at INFO; the WeCom and DingTalk robot URLs carry their keys.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
     try:
         if args.command == "check-config":

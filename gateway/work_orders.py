@@ -208,7 +208,7 @@ class WorkOrders:
             args.append(due_until_ms)
         query = f"SELECT {_COLUMNS} FROM work_orders"  # noqa: S608 (constant columns; values are bound)
         query += " WHERE " + " AND ".join(where) if where else ""
-        orders = [_order(r) for r in self._conn.execute(query + " ORDER BY due_ms, id")]
+        orders = [_order(r) for r in self._conn.execute(query + " ORDER BY due_ms, id", args)]
         now = self.now_ms()
         if overdue is not None:
             orders = [o for o in orders if o.overdue(now) == overdue]

@@ -9,6 +9,7 @@ the kind's settings, not repeated here.
 from __future__ import annotations
 
 from datetime import time
+from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,6 +135,26 @@ class CounterReset(RuleParams):
     severity: Severity = Severity.WARNING
 
 
+class RuleName(StrEnum):
+    """Every rule's name: the key of its parameters and of its alerts."""
+
+    WATER_LEAK = "water_leak"
+    RUNNING_TAP = "running_tap"
+    DOOR_AFTER_HOURS = "door_after_hours"
+    DOOR_OPEN_TOO_LONG = "door_open_too_long"
+    AFTER_HOURS_ACCESS = "after_hours_access"
+    FRIDGE_TEMPERATURE = "fridge_temperature"
+    UV_NOT_RUN = "uv_not_run"
+    UV_ON_WHILE_OPEN = "uv_on_while_open"
+    UV_TUBE_LIFE = "uv_tube_life"
+    LOAD_AFTER_HOURS = "load_after_hours"
+    LIGHTS_OUT = "lights_out"
+    HIGH_POWER = "high_power"
+    DEVICE_OFFLINE = "device_offline"
+    LOW_BATTERY = "low_battery"
+    COUNTER_RESET = "counter_reset"
+
+
 PARAMS: Final[dict[str, type[RuleParams]]] = {
     "water_leak": WaterLeak,
     "running_tap": RunningTap,
@@ -151,6 +172,7 @@ PARAMS: Final[dict[str, type[RuleParams]]] = {
     "low_battery": LowBattery,
     "counter_reset": CounterReset,
 }
+assert set(PARAMS) == set(RuleName), "every rule has a name and parameters"
 
 _EVERY_KIND: Final = ("electricity_meter", "water_meter", "uv_lamp", "sample_fridge", "door")
 APPLIES_TO: Final[dict[str, tuple[str, ...]]] = {
