@@ -131,17 +131,17 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
 
-    def _evaluate(self, items: Sequence[Sample | Event]) -> None:
+    def _evaluate(self, items: Sequence[tuple[int, Sample | Event]]) -> None:
         """The rules see what the spool holds, in the order it was committed."""
         engine = self.engine
-        for item in items:
+        for received_ms, item in items:
             if isinstance(item, Sample):
-                engine.sample(item)
+                engine.sample(item, received_ms)
             else:
-                engine.event(item)
+                engine.event(item, received_ms)
 
     async def _watch(self) -> None:
-        """Silence and deadlines on the injected clock; reminders and escalation."""
+        """Silence on the injected clock; reminders and escalation."""
         while True:
             self.engine.tick(int(self.clock.now().timestamp() * 1000))
             self.alerts.tick()

@@ -19,6 +19,12 @@ from gateway.auth import AuthError, AuthStore, Role, Scope
 from gateway.clock import SystemClock
 
 
+def _log(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's URL at INFO; the WeCom and DingTalk robot URLs carry their keys.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facility-gateway", description=__doc__)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -56,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--password")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request's URL at INFO; the WeCom and DingTalk robot URLs carry their keys.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    _log(args.log_level)
 
     try:
         if args.command == "check-config":

@@ -192,7 +192,8 @@ class Spooler:
     (disk full) the buffer fills and then holds back the transports."""
 
     def __init__(self, buffer: IngestBuffer, spool: Spool, on_spool: SpoolThread, writers: Sequence[SinkWriter],
-                 states: DeviceStates, clock: Clock, committed: Callable[[Sequence[Sample | Event]], None]) -> None:
+                 states: DeviceStates, clock: Clock,
+                 committed: Callable[[Sequence[tuple[int, Sample | Event]]], None]) -> None:
         self.overflowing = ""  # what the bounds last dropped, while they drop
         self._next_enforce_ms = 0
         self._buffer = buffer
@@ -239,12 +240,11 @@ class Spooler:
         for ack in batch.acks:
             ack()
         update = self._states.update
-        items = [item for _, item in batch.items]
-        for item in items:
+        for _, item in batch.items:
             if isinstance(item, Sample):
                 update(item.device_id, item.ts_ms, item.values.items())
-        if items:
-            self._committed(items)
+        if batch.items:
+            self._committed(batch.items)
             for writer in self._writers:
                 writer.wake()
             # The count bound at once; the age bound (a query) only every ENFORCE_EVERY_S,

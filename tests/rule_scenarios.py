@@ -75,8 +75,8 @@ def run(site: SiteConfig, messages: Sequence[SimMessage]) -> Run:
         kind = kind_of[message.device_id]
         payload = encode(message.payload)
         if message.channel == "telemetry":
-            engine.sample(kind.decode(message.device_id, payload, ts_ms))
+            engine.sample(kind.decode(message.device_id, payload, ts_ms), ts_ms)
         else:
-            engine.event(kind.decode_event(message.device_id, payload, ts_ms))
+            engine.event(kind.decode_event(message.device_id, payload, ts_ms), ts_ms)
         result.messages += 1
     return result

@@ -2,8 +2,10 @@
 in event time, and the `Finding` it reports when its condition begins or ends.
 
 A rule never reads the wall clock. `on_time(now_ms)` is called after each of its device's
-readings with the reading's time, and by the gateway's watchdog with the injected clock's
-time; rules keep the newest time they were told, so an older one changes nothing.
+readings with the reading's event time (deadlines are judged on it, so a replay of a month
+gives the alerts of that month); rules keep the newest time they were told. Only the
+watchdog's `on_clock(now_ms)`, on the injected clock, judges silence: against `heard`, the
+time the gateway received the device's last message, so history fed in late is no silence.
 """
 
 from __future__ import annotations
@@ -102,7 +104,15 @@ class Rule(ABC, Generic[P]):
         return self.check_time()
 
     def check_time(self) -> Finding | None:
-        """Conditions of time alone (deadlines, silence), at `self.now_ms`."""
+        """Conditions of event time alone (deadlines), at `self.now_ms`."""
+        return None
+
+    def heard(self, received_ms: int) -> Finding | None:
+        """The gateway received a message of this device at `received_ms` (injected clock)."""
+        return None
+
+    def on_clock(self, now_ms: int) -> Finding | None:
+        """The watchdog, on the injected clock."""
         return None
 
     def finding(self, active: bool, since_ms: int, at_ms: int, title: tuple[str, str],

@@ -72,34 +72,30 @@ class RuleEngine:
     def rules(self, device_id: str) -> list[Rule[Any]]:
         return self._rules.get(device_id, [])
 
-    def sample(self, sample: Sample) -> None:
+    def sample(self, sample: Sample, received_ms: int) -> None:
         rules = self._rules.get(sample.device_id)
         if rules is None:
             return
         self._recent[sample.device_id].append((sample.ts_ms, sample.values))
         for rule in rules:
-            found = rule.on_sample(sample)
-            if found is not None:
-                self._emit(found)
-            found = rule.on_time(sample.ts_ms)
-            if found is not None:
-                self._emit(found)
+            self._emit(rule.on_sample(sample))
+            self._emit(rule.heard(received_ms))
+            self._emit(rule.on_time(sample.ts_ms))
 
-    def event(self, event: Event) -> None:
+    def event(self, event: Event, received_ms: int) -> None:
         for rule in self._rules.get(event.device_id, ()):
-            found = rule.on_event(event)
-            if found is not None:
-                self._emit(found)
+            self._emit(rule.on_event(event))
+            self._emit(rule.heard(received_ms))
 
     def tick(self, now_ms: int) -> None:
-        """The watchdog: conditions of time alone, on the injected clock."""
+        """The watchdog, on the injected clock: silence."""
         for rules in self._rules.values():
             for rule in rules:
-                found = rule.on_time(now_ms)
-                if found is not None:
-                    self._emit(found)
+                self._emit(rule.on_clock(now_ms))
 
-    def _emit(self, found: Finding) -> None:
+    def _emit(self, found: Finding | None) -> None:
+        if found is None:
+            return
         evidence = Evidence()
         if found.active and found.evidence is not None:
             key, lo = found.evidence, found.since_ms - 10 * 60_000

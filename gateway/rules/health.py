@@ -5,14 +5,15 @@ new start, so it never counts as consumption; this tells a person it happened)."
 from __future__ import annotations
 
 from devices import kinds
-from devices.base import Event, MetricType, Sample
+from devices.base import MetricType, Sample
 from gateway.rules.base import Context, Finding, Rule, minutes
 from gateway.rules.params import CounterReset, DeviceOffline, LowBattery
 
 
 class DeviceOfflineRule(Rule[DeviceOffline]):
-    """Judged on the watchdog's clock as well as on readings, so a device that stops
-    altogether is noticed. Before its first reading it counts from when the rule started."""
+    """Judged by the watchdog on the injected clock against when the gateway last received
+    something from the device (not its event time: history sent late is not silence).
+    Before its first message it counts from the watchdog's first look."""
 
     name = "device_offline"
 
@@ -21,27 +22,21 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         self._after_ms = params.intervals * ctx.device.interval_s * 1000
         self._last_ms: int | None = None
 
-    def on_sample(self, sample: Sample) -> Finding | None:
-        return self._heard(sample.ts_ms)
+    def heard(self, received_ms: int) -> Finding | None:
+        self._last_ms = received_ms if self._last_ms is None else max(self._last_ms, received_ms)
+        return self.clear(received_ms) if self.raised else None
 
-    def on_event(self, event: Event) -> Finding | None:
-        return self._heard(event.ts_ms)
-
-    def _heard(self, ts_ms: int) -> Finding | None:
-        self._last_ms = ts_ms if self._last_ms is None else max(self._last_ms, ts_ms)
-        return self.clear(ts_ms) if self.raised else None
-
-    def check_time(self) -> Finding | None:
+    def on_clock(self, now_ms: int) -> Finding | None:
         if self._last_ms is None:
-            self._last_ms = self.now_ms
-        silent = self.now_ms - self._last_ms
+            self._last_ms = now_ms
+        silent = now_ms - self._last_ms
         if self.raised or silent <= self._after_ms:
             return None
         name, since = self.ctx.name, self.ctx.stamp(self._last_ms)
         cold_zh, cold_en = ("; 留样冷链状态未知", "; the cold chain is unknown") \
             if self.ctx.device.kind == "sample_fridge" else ("", "")
         return self.finding(
-            True, self._last_ms, self.now_ms,
+            True, self._last_ms, now_ms,
             (f"{name} 离线", f"{name} is offline"),
             (f"自 {since} 起无数据 ({minutes(silent)} 分钟){cold_zh}",
              f"no data since {since} ({minutes(silent)} min){cold_en}"),
