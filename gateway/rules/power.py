@@ -30,6 +30,26 @@ class _Power:
         return (energy - last[1]) * 3.6e9 / (sample.ts_ms - last[0])
 
 
+class _Thinned:
+    """A uniform sample of at most `2 * keep` values of a period of any length: past that,
+    every other value is dropped and only every second one taken from then on."""
+
+    def __init__(self, keep: int = 1024) -> None:
+        self._keep = keep
+        self.values: list[float] = []
+        self._stride = 1
+        self._seen = 0
+
+    def add(self, value: float) -> None:
+        self._seen += 1
+        if self._seen % self._stride:
+            return
+        self.values.append(value)
+        if len(self.values) >= 2 * self._keep:
+            self.values = self.values[::2]
+            self._stride *= 2
+
+
 class LoadAfterHoursRule(Rule[LoadAfterHours]):
     """The base load is configured, or the median of the last closed periods' medians; a
     period with an alert does not teach it."""
@@ -40,7 +60,7 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
         super().__init__(ctx, params)
         self._power = _Power()
         self._nights: deque[float] = deque(maxlen=params.learn_nights)
-        self._tonight: list[float] = []
+        self._tonight = _Thinned()
         self._tainted = False  # tonight had an alert: do not learn from it
         self._since: int | None = None
         self._prev_ms = 0
@@ -57,11 +77,11 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
             return None
         ts = sample.ts_ms
         if self.ctx.is_open(ts):
-            if self._tonight and not self._tainted:
-                self._nights.append(statistics.median(self._tonight))
-            self._tonight, self._tainted = [], False
+            if self._tonight.values and not self._tainted:
+                self._nights.append(statistics.median(self._tonight.values))
+            self._tonight, self._tainted = _Thinned(), False
             return self._end(ts)
-        self._tonight.append(power)
+        self._tonight.add(power)
         base = self.base_w()
         if base is None:
             return None

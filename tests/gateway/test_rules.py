@@ -5,6 +5,7 @@ raises nothing at all."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -14,6 +15,7 @@ import pytest
 from gateway.alerts import Severity
 from gateway.config import SiteConfig
 from gateway.rules.base import Finding
+from gateway.rules.power import _Thinned
 from simulators import faults
 from simulators.model import SimMessage
 from tests.rule_scenarios import Run, demo_site, run, site_with, stream
@@ -281,3 +283,12 @@ def test_a_normal_month_raises_nothing() -> None:
     result = run(demo, stream(demo, start, start + timedelta(days=31)))
     assert result.messages > 700_000
     assert [(f.rule, f.device_id, f.title_en) for f, _ in result.findings] == []
+
+
+def test_the_base_load_sample_of_a_long_closed_period_stays_small_and_fair() -> None:
+    """A week's holiday of readings every second: bounded memory, the median kept."""
+    sample = _Thinned(keep=1024)
+    for n in range(7 * 86_400):
+        sample.add(float(n))
+    assert 1024 <= len(sample.values) < 2048
+    assert statistics.median(sample.values) == pytest.approx(7 * 86_400 / 2, rel=0.01)
