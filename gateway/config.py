@@ -338,8 +338,8 @@ class SiteConfig(BaseSettings):
         _unique("rooms", rooms)
         _unique("devices", [d.id for d in self.devices])
         for i, d in enumerate(self.devices):
-            if d.id == "gateway":  # facility/<site>/gateway/… is the gateway's own topic
-                raise ValueError(f"@devices[{i}].id: 'gateway' is reserved for the gateway itself")
+            if d.id in ("gateway", "alerts"):  # facility/<site>/gateway/… and …/alerts/… are the gateway's
+                raise ValueError(f"@devices[{i}].id: {d.id!r} is reserved for the gateway itself")
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
         return self

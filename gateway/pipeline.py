@@ -125,6 +125,7 @@ class Ingestor:
             for name, kind in kinds().items()
         }
         self._status_topic = f"facility/{site.id}/gateway/status"
+        self._alerts_prefix = f"facility/{site.id}/alerts/"
         self._last_count: dict[_Series, _Count] = {}  # newest value of each counter
         self._lock = threading.Lock()  # transports call in from several threads
 
@@ -140,8 +141,8 @@ class Ingestor:
         """A message from `facility/<site>/<device>/<channel>` (the subscription covers only
         this gateway's site). `ack` acknowledges it to the broker; it runs once the message
         (or its rejection) is durable."""
-        if topic == self._status_topic:
-            if ack is not None:  # our own status, retained on the broker
+        if topic == self._status_topic or topic.startswith(self._alerts_prefix):
+            if ack is not None:  # our own status and alert states, retained on the broker
                 self._buffer.after(ack)
             return
         source = f"mqtt:{topic}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import time
@@ -143,6 +144,8 @@ def test_door_left_open_reaches_the_person_on_duty_and_is_acknowledged(
             message = retained.get(timeout=WAIT_S)
     assert first.retain
     assert message.topic == "facility/sunflower-kg/alerts/door_after_hours/kitchen-door"
+    # The gateway hears its own alert states (it subscribes to the whole site): not input.
+    assert not re.search(r'^facility_messages_rejected_total\{.*\} [1-9]', api.get("/metrics").text, re.M)
 
 
 def test_a_leak_opens_a_work_order_with_its_evidence(
