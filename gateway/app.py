@@ -96,6 +96,7 @@ class Gateway:
                                  self.notifier.submit, self.work_orders.on_raised)
         stack.callback(self.alerts.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
+        self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         self.counters.accounting(self.spool.totals)
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)

@@ -69,6 +69,13 @@ class RuleEngine:
             self._rules[device.id] = rules
             self._recent[device.id] = deque(maxlen=EVIDENCE_KEEP)
 
+    def resume(self, open_alerts: set[tuple[str, str]]) -> None:
+        """After a restart: rules whose (rule, device) alert is still open know it, so that
+        they clear it when the condition ends (their other state starts afresh)."""
+        for device_id, rules in self._rules.items():
+            for rule in rules:
+                rule.raised = (rule.name, device_id) in open_alerts
+
     def rules(self, device_id: str) -> list[Rule[Any]]:
         return self._rules.get(device_id, [])
 

@@ -12,10 +12,13 @@ from typing import Final
 
 import pytest
 
+from devices.base import Sample
 from gateway.alerts import Severity
 from gateway.config import SiteConfig
 from gateway.rules.base import Finding
+from gateway.rules.engine import RuleEngine
 from gateway.rules.power import _Thinned
+from gateway.school_calendar import SchoolCalendar
 from simulators import faults
 from simulators.model import SimMessage
 from tests.rule_scenarios import Run, demo_site, run, site_with, stream
@@ -292,3 +295,13 @@ def test_the_base_load_sample_of_a_long_closed_period_stays_small_and_fair() -> 
         sample.add(float(n))
     assert 1024 <= len(sample.values) < 2048
     assert statistics.median(sample.values) == pytest.approx(7 * 86_400 / 2, rel=0.01)
+
+
+def test_after_a_restart_an_open_alert_still_clears() -> None:
+    """The alert survived in the database; the rule's memory did not. It must still clear."""
+    found: list[Finding] = []
+    engine = RuleEngine(SITE, SchoolCalendar(SITE), lambda f, e: found.append(f))
+    engine.resume({("door_after_hours", "kitchen-door")})
+    closed = Sample("kitchen-door", ms(at(TUE, "21:40")), {"open": 0.0})
+    engine.sample(closed, closed.ts_ms)
+    assert [(f.rule, f.active) for f in found] == [("door_after_hours", False)]
