@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from gateway.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock
 from gateway.roster import Person
-from gateway.storage.sqlite import connect
+from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
@@ -310,22 +310,11 @@ class AlertStore:
         return sorted(self._open.values(), key=lambda a: a.id)
 
     def find(self, f: AlertFilter) -> list[Alert]:
-        where: list[str] = []
-        args: list[object] = []
-        for column, value in (("state", f.state), ("severity", f.severity), ("rule", f.rule),
-                              ("building_id", f.building_id), ("device_id", f.device_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if f.since_ms is not None:
-            where.append("first_ms >= ?")
-            args.append(f.since_ms)
-        if f.until_ms is not None:
-            where.append("first_ms < ?")
-            args.append(f.until_ms)
-        query = f"SELECT {_COLUMNS} FROM alerts"  # noqa: S608 (constant columns; values are bound)
-        query += " WHERE " + " AND ".join(where) if where else ""
-        rows = self._conn.execute(query + " ORDER BY id DESC LIMIT ? OFFSET ?", (*args, f.limit, f.offset))
+        clause, args = where((("state = ?", f.state), ("severity = ?", f.severity), ("rule = ?", f.rule),
+                              ("building_id = ?", f.building_id), ("device_id = ?", f.device_id),
+                              ("first_ms >= ?", f.since_ms), ("first_ms < ?", f.until_ms)))
+        query = f"SELECT {_COLUMNS} FROM alerts{clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608 (bound values)
+        rows = self._conn.execute(query, (*args, f.limit, f.offset))
         return [_alert(r) for r in rows]
 
     def history(self, alert_id: int) -> list[AuditEntry]:

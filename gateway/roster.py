@@ -86,11 +86,6 @@ class Roster:
         ]
         return self._chains[min(covering)] if covering else ()
 
-    def on_duty(self, ts_ms: int) -> Person | None:
-        """Who is on duty first at `ts_ms`, if anyone."""
-        chain = self.chain(ts_ms)
-        return chain[0] if chain else None
-
     def _shifts_starting(self, d: date) -> tuple[tuple[int, int, int], ...]:
         """(shift index, start ms, end ms) of the shifts that start on local day `d`."""
         found = self._starting.get(d)

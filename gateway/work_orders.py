@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices import kinds
 from gateway.audit import AuditTrail
 from gateway.clock import Clock
-from gateway.storage.sqlite import connect
+from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:
     from gateway.alerts import Alert
@@ -29,9 +29,6 @@ class Trade(StrEnum):
     ELECTRIC = "electric"  # 电
     CARPENTRY = "carpentry"  # 木
     OTHER = "other"  # 其他
-
-
-TRADE_ZH: Final = {Trade.WATER: "水", Trade.ELECTRIC: "电", Trade.CARPENTRY: "木", Trade.OTHER: "其他"}
 
 
 def _default_rules() -> dict[str, Trade]:
@@ -194,21 +191,10 @@ class WorkOrders:
     def find(self, *, status: Status | None = None, trade: Trade | None = None, overdue: bool | None = None,
              due_from_ms: int | None = None, due_until_ms: int | None = None, limit: int = 100) -> list[WorkOrder]:
         """Overdue first, then by due time."""
-        where: list[str] = []
-        args: list[object] = []
-        for column, value in (("status", status), ("trade", trade)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if due_from_ms is not None:
-            where.append("due_ms >= ?")
-            args.append(due_from_ms)
-        if due_until_ms is not None:
-            where.append("due_ms < ?")
-            args.append(due_until_ms)
-        query = f"SELECT {_COLUMNS} FROM work_orders"  # noqa: S608 (constant columns; values are bound)
-        query += " WHERE " + " AND ".join(where) if where else ""
-        orders = [_order(r) for r in self._conn.execute(query + " ORDER BY due_ms, id", args)]
+        clause, args = where((("status = ?", status), ("trade = ?", trade), ("due_ms >= ?", due_from_ms),
+                              ("due_ms < ?", due_until_ms)))
+        query = f"SELECT {_COLUMNS} FROM work_orders{clause} ORDER BY due_ms, id"  # noqa: S608 (bound values)
+        orders = [_order(r) for r in self._conn.execute(query, args)]
         now = self.now_ms()
         if overdue is not None:
             orders = [o for o in orders if o.overdue(now) == overdue]

@@ -76,9 +76,6 @@ class RuleEngine:
             for rule in rules:
                 rule.raised = (rule.name, device_id) in open_alerts
 
-    def rules(self, device_id: str) -> list[Rule[Any]]:
-        return self._rules.get(device_id, [])
-
     def sample(self, sample: Sample, received_ms: int) -> None:
         rules = self._rules.get(sample.device_id)
         if rules is None:

@@ -24,23 +24,25 @@ class RuleParams(BaseModel):
     severity: Severity = Severity.MINOR
 
 
-class WaterLeak(RuleParams):
+class FlowParams(RuleParams):
+    flow_threshold_lpm: float = Field(0, ge=0, description="flow above this counts as flowing")
+
+
+class WaterLeak(FlowParams):
     """跑水漏水: water flowing in every interval while the building is closed, or a night
     minimum flow above a threshold."""
 
     severity: Severity = Severity.MAJOR
     continuous_min: float = Field(60, gt=0)
-    flow_threshold_lpm: float = Field(0, ge=0, description="flow above this counts as flowing")
     night_start: time = time(1, 0)
     night_end: time = time(4, 0)
     night_min_flow_lpm: float = Field(0.5, ge=0)
 
 
-class RunningTap(RuleParams):
+class RunningTap(FlowParams):
     """长流水: water flowing without a break for hours while the building is open."""
 
     continuous_h: float = Field(2, gt=0)
-    flow_threshold_lpm: float = Field(0, ge=0)
 
 
 class DoorAfterHours(RuleParams):

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from devices.base import Sample
 from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import RunningTap, WaterLeak
+from gateway.rules.params import FlowParams, RunningTap, WaterLeak
+
+F = TypeVar("F", bound=FlowParams)
 
 
 class _Flow:
@@ -36,6 +40,23 @@ class _Run:
         self.volume = volume
 
 
+class _FlowRule(Rule[F]):
+    """A rule on runs of uninterrupted flow."""
+
+    def __init__(self, ctx: Context, params: F) -> None:
+        super().__init__(ctx, params)
+        self._flow = _Flow()
+        self._run: _Run | None = None
+
+    def _reading(self, sample: Sample) -> tuple[float, float, bool] | None:
+        """(flow L/min, volume m³, flowing), or None for a reading that cannot tell."""
+        got = self._flow(sample)
+        if got is None:
+            return None
+        flow, volume = got
+        return flow, volume, flow > self.params.flow_threshold_lpm
+
+
 def _loss(ctx: Context, run: _Run, volume: float, ts_ms: int) -> dict[str, float | str]:
     lost = max(0.0, volume - run.volume)
     hours = max(1e-9, (ts_ms - run.since_ms) / 3_600_000)
@@ -48,24 +69,20 @@ def _loss(ctx: Context, run: _Run, volume: float, ts_ms: int) -> dict[str, float
     }
 
 
-class WaterLeakRule(Rule[WaterLeak]):
+class WaterLeakRule(_FlowRule[WaterLeak]):
     name = "water_leak"
 
     def __init__(self, ctx: Context, params: WaterLeak) -> None:
         super().__init__(ctx, params)
-        self._flow = _Flow()
-        self._run: _Run | None = None
         self._night_min: float | None = None  # lowest flow of tonight's window so far
         self._night_end_ms: int | None = None
 
     def on_sample(self, sample: Sample) -> Finding | None:
-        got = self._flow(sample)
-        if got is None:
+        reading = self._reading(sample)
+        if reading is None:
             return None
-        flow, volume = got
+        flow, volume, flowing = reading
         ts = sample.ts_ms
-        p = self.params
-        flowing = flow > p.flow_threshold_lpm
         night = self._night(ts, flow)
         if not flowing:
             self._run = None
@@ -79,7 +96,7 @@ class WaterLeakRule(Rule[WaterLeak]):
             return night
         if self._run is None:
             self._run = _Run(ts, volume)
-        if ts - self._run.since_ms >= p.continuous_min * 60_000:
+        if ts - self._run.since_ms >= self.params.continuous_min * 60_000:
             return self._raise(self._run, volume, ts, "continuous")
         return night
 
@@ -125,21 +142,16 @@ class WaterLeakRule(Rule[WaterLeak]):
         )
 
 
-class RunningTapRule(Rule[RunningTap]):
+class RunningTapRule(_FlowRule[RunningTap]):
     name = "running_tap"
 
-    def __init__(self, ctx: Context, params: RunningTap) -> None:
-        super().__init__(ctx, params)
-        self._flow = _Flow()
-        self._run: _Run | None = None
-
     def on_sample(self, sample: Sample) -> Finding | None:
-        got = self._flow(sample)
-        if got is None:
+        reading = self._reading(sample)
+        if reading is None:
             return None
-        flow, volume = got
+        _, volume, flowing = reading
         ts = sample.ts_ms
-        if flow <= self.params.flow_threshold_lpm:
+        if not flowing:
             self._run = None
             return self.clear(ts) if self.raised else None
         if self._run is None:

@@ -61,6 +61,14 @@ class Bucket:
     count: int
 
 
+def where(conditions: Iterable[tuple[str, object]]) -> tuple[str, list[object]]:
+    """A WHERE clause of the `(expression with one ?, value)` pairs whose value is not None,
+    and its arguments; "" when there are none."""
+    given = [(expression, value) for expression, value in conditions if value is not None]
+    clause = " WHERE " + " AND ".join(expression for expression, _ in given) if given else ""
+    return clause, [value for _, value in given]
+
+
 def connect(path: Path, schema: str, *, durable: bool = False) -> sqlite3.Connection:
     """A write connection in autocommit mode (callers BEGIN and COMMIT themselves), WAL, with
     the schema created. `durable`: every commit is fsync'd, so it survives a power cut; by
