@@ -139,6 +139,7 @@ class AlertFilter:
     device_id: str | None = None
     since_ms: int | None = None  # first_ms at or after
     until_ms: int | None = None  # first_ms before
+    open_only: bool = False  # active or acknowledged, not cleared
     limit: int = 100
     offset: int = 0
 
@@ -312,7 +313,8 @@ class AlertStore:
     def find(self, f: AlertFilter) -> list[Alert]:
         clause, args = where((("state = ?", f.state), ("severity = ?", f.severity), ("rule = ?", f.rule),
                               ("building_id = ?", f.building_id), ("device_id = ?", f.device_id),
-                              ("first_ms >= ?", f.since_ms), ("first_ms < ?", f.until_ms)))
+                              ("first_ms >= ?", f.since_ms), ("first_ms < ?", f.until_ms),
+                              ("state != ?", AlertState.CLEARED if f.open_only else None)))
         query = f"SELECT {_COLUMNS} FROM alerts{clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608 (bound values)
         rows = self._conn.execute(query, (*args, f.limit, f.offset))
         return [_alert(r) for r in rows]

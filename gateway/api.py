@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
 from pydantic import AwareDatetime, BaseModel
 
 from devices import kinds
@@ -164,12 +163,6 @@ def _window(gw: Gateway, start: datetime | None, end: datetime | None) -> tuple[
 def _known(gw: Gateway, device_id: str) -> None:
     if gw.site.device(device_id) is None:
         raise HTTPException(404, f"no device {device_id!r} in site {gw.site.id!r}")
-
-
-@router.get("/", include_in_schema=False)
-def root() -> RedirectResponse:
-    # The dashboard comes to / later; until then the interactive API documentation is the front page.
-    return RedirectResponse("/docs")
 
 
 @router.get("/api/v1/devices", tags=["devices"], responses=GUARDED)

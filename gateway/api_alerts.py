@@ -85,6 +85,7 @@ async def list_alerts(
     rule: RuleName | None = None,
     building: str | None = None,
     device: str | None = None,
+    open: Annotated[bool, Query(description="only alerts not cleared yet (active or acknowledged)")] = False,
     start: Annotated[AwareDatetime | None, Query(description="alerts that began at or after")] = None,
     end: Annotated[AwareDatetime | None, Query(description="alerts that began before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -96,7 +97,7 @@ async def list_alerts(
         until = None if end is None else int(end.timestamp() * 1000)
     except OverflowError:
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
-    found = gw.alerts.find(AlertFilter(state, severity, rule, building, device, since, until, limit, offset))
+    found = gw.alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
     return [AlertOut.of(a) for a in found]
 
 

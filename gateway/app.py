@@ -19,9 +19,11 @@ from typing import Self
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 
+import dashboards
 from devices.base import Event, Sample
-from gateway.alerts import AlertStore
+from gateway.alerts import AlertStore, Notice
 from gateway.audit import AuditTrail
 from gateway.auth import AuthStore
 from gateway.auth import router as auth_router
@@ -30,6 +32,7 @@ from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.ingest.mqtt import MqttIngest
+from gateway.live import LiveBus
 from gateway.notify import Notifier
 from gateway.pipeline import IngestBuffer, Ingestor
 from gateway.roster import Roster
@@ -62,6 +65,7 @@ class Gateway:
         self.calendar = SchoolCalendar(site)
         self.roster = Roster(site, self.calendar)
         self.notifier = Notifier(site, self.counters, clock, self.mqtt.publish if self.mqtt else None)
+        self.live = LiveBus(site, self.counters)
         self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the spool",
                             lambda: len(self.buffer))
         self.counters.gauge("facility_buffer_capacity", "Capacity of the ingest buffer",
@@ -93,7 +97,7 @@ class Gateway:
         self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
         stack.callback(self.work_orders.close)
         self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
-                                 self.notifier.submit, self.work_orders.on_raised)
+                                 self._alerted, self.work_orders.on_raised)
         stack.callback(self.alerts.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
@@ -112,12 +116,13 @@ class Gateway:
             for sink in sinks
         ]
         self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
-                               self._evaluate)
+                               self._committed)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention()),
                        group.create_task(self.notifier.run()), group.create_task(self._watch())]
         self._tasks += [group.create_task(w.run()) for w in self.writers]
         stack.push_async_callback(self._cancel_tasks)
+        stack.callback(self.live.close)
         if self.mqtt is not None:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
@@ -132,14 +137,23 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
 
-    def _evaluate(self, items: Sequence[tuple[int, Sample | Event]]) -> None:
-        """The rules see what the spool holds, in the order it was committed."""
+    def _committed(self, items: Sequence[tuple[int, Sample | Event]]) -> None:
+        """The rules and the dashboards see what the spool holds, in the order it was committed."""
         engine = self.engine
         for received_ms, item in items:
             if isinstance(item, Sample):
                 engine.sample(item, received_ms)
             else:
                 engine.event(item, received_ms)
+        self.live.committed(items)
+
+    def _alerted(self, notice: Notice) -> None:
+        self.notifier.submit(notice)
+        a = notice.alert
+        self.live.publish(f"alert:{a.id}", "alert", {
+            "id": a.id, "rule": a.rule, "device": a.device_id, "severity": a.severity, "state": a.state,
+            "transition": notice.transition,
+        })
 
     async def _watch(self) -> None:
         """Silence on the injected clock; reminders and escalation."""
@@ -193,6 +207,8 @@ def create_app(
 ) -> FastAPI:
     from gateway.api import router
     from gateway.api_alerts import router as alerts_router
+    from gateway.dashboard import asset_version
+    from gateway.dashboard import router as dashboard_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -216,6 +232,9 @@ def create_app(
     app.include_router(router)
     app.include_router(alerts_router)
     app.include_router(auth_router)
+    app.include_router(dashboard_router)
+    # The path names the files' version, so a browser never runs old and new scripts together.
+    app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)
     return app
 

@@ -405,6 +405,15 @@ class SiteConfig(BaseSettings):
     def building_of(self, room_id: str) -> Building:
         return next(b for b in self.buildings if any(r.id == room_id for r in b.rooms))
 
+    def main_meters(self, kind: str, building: Building) -> list[Device]:
+        """The meters of `kind` that together measure all of `building`: those in its plant
+        rooms (a building's main meter), or, where it has none there, every one of its meters.
+        Sub-meters behind a main meter are left out, so totals never count a kWh twice."""
+        rooms = {r.id: r.type for r in building.rooms}
+        meters = [d for d in self.devices if d.kind == kind and d.room in rooms]
+        main = [d for d in meters if rooms[d.room] == "plant"]
+        return main or meters
+
 
 def _unique(what: str, ids: list[str]) -> None:
     seen: set[str] = set()

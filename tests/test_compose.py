@@ -11,6 +11,7 @@ import queue
 import re
 import threading
 import typing
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,9 @@ import yaml
 from pydantic import BaseModel
 
 from devices import kinds
+from devices.base import Event, EventPayload, MetricType, Sample
 from gateway.config import ConfigError, SiteConfig, load
+from gateway.sinks.influx import LineProtocol
 from tests.services import (
     HOST,
     MQTT_TIMEOUT_S,
@@ -261,25 +264,202 @@ def test_grafana_reads_the_org_and_bucket_the_gateway_writes(dotenv: dict[str, s
     assert source["secureJsonData"]["token"] == influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
 
 
-def test_the_dashboards_chart_real_metrics_from_the_provisioned_datasource() -> None:
+# Each subject of the dashboards and the kind of device it is about.
+SUBJECTS = {"energy": "electricity_meter", "water": "water_meter", "temperatures": "sample_fridge", "doors": "door"}
+_MEASUREMENT = re.compile(r'r\._measurement == "(\w+)"')
+_FIELD = re.compile(r'r\._field == "(\w+)"')
+_TAG_VALUES = re.compile(r'schema\.tagValues\(.*\btag: "(\w+)"', re.DOTALL)
+_TEMPLATE_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+_LOCATION = re.compile(r'timezone\.location\(name: "([^"]*)"\)')
+
+
+def datasource_uids() -> set[str]:
     provisioning = host_path("grafana", "/etc/grafana/provisioning")
     datasources = yaml.safe_load((provisioning / "datasources" / "influxdb.yaml").read_text(encoding="utf-8"))
-    uids = {s["uid"] for s in datasources["datasources"]}
+    return {s["uid"] for s in datasources["datasources"]}
+
+
+def provisioned_dashboards() -> dict[str, dict[str, Any]]:
+    """File name → dashboard, of the folder Grafana's dashboard provider reads."""
+    provisioning = host_path("grafana", "/etc/grafana/provisioning")
     [provider] = yaml.safe_load((provisioning / "dashboards" / "facility.yaml").read_text(encoding="utf-8"))[
         "providers"
     ]
-    dashboards = sorted(host_path("grafana", provider["options"]["path"]).glob("*.json"))
-    assert dashboards
-    for path in dashboards:
-        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]:
-            assert panel["datasource"]["uid"] in uids, f"{path.name}: {panel['title']}"
+    paths = sorted(host_path("grafana", provider["options"]["path"]).glob("*.json"))
+    assert paths
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in paths}
+
+
+def panels(dashboard: dict[str, Any], *, rows: bool = False) -> Iterator[dict[str, Any]]:
+    """Every panel of a dashboard, those inside (collapsed) rows too; the rows only if asked."""
+
+    def walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for panel in items:
+            if panel.get("type") == "row":
+                if rows:
+                    yield panel
+                yield from walk(panel.get("panels", []))
+            else:
+                yield panel
+
+    return walk(dashboard.get("panels", []))
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    """A template variable's query: a string, or (Grafana 10+) an object holding it."""
+    query = variable.get("query", "")
+    return str(query["query"] if isinstance(query, dict) else query)
+
+
+def written_schema() -> tuple[set[str], dict[str, set[str]]]:
+    """The tag keys, and the field keys per measurement, that the InfluxDB sink writes: its own
+    line protocol for a device of every kind, with every metric of the kind and every field of
+    the kind's event models (an event's data is its model without `ts` and `type`), and an
+    event without data."""
+    site = SiteConfig.model_validate({
+        "id": "site", "name": "site",
+        "buildings": [{"id": "building", "name": "building", "rooms": [{"id": "room", "name": "room"}]}],
+        "devices": [{"id": name, "kind": name, "room": "room"} for name in kinds()],
+    })
+    protocol = LineProtocol(site)
+    lines = []
+    for name, kind in kinds().items():
+        lines.append(protocol.sample(Sample(name, 0, {m.key: 1.0 for m in kind.metrics})))
+        for model in kind.events:
+            data = {f: "x" for f in model.model_fields if f not in EventPayload.model_fields}
+            lines.append(protocol.event(Event(name, 0, model.model_fields["type"].default, data)))
+        if kind.events:
+            lines.append(protocol.event(Event(name, 0, "empty", {})))
+    tags: set[str] = set()
+    fields: dict[str, set[str]] = {}
+    for line in lines:
+        head, values, _ = line.split(" ")
+        measurement, *tag_pairs = head.split(",")
+        tags |= {pair.partition("=")[0] for pair in tag_pairs}
+        fields.setdefault(measurement, set()).update(pair.partition("=")[0] for pair in values.split(","))
+    return tags, fields
+
+
+def check_flux(query: str, fields: dict[str, set[str]], where: str) -> list[str]:
+    """Asserts that a Flux query filters on measurements and fields the gateway writes;
+    returns the measurements."""
+    measurements = _MEASUREMENT.findall(query)
+    named = _FIELD.findall(query)
+    assert measurements, f'{where}: no r._measurement == "…" filter'
+    assert len(re.findall(r'r\._measurement\b|r\["_measurement"\]', query)) == len(measurements), (
+        f"{where}: a measurement filter other than r._measurement == \"…\", which this test cannot check"
+    )
+    assert named, f'{where}: no r._field == "…" filter'
+    assert len(re.findall(r'r\._field\b|r\["_field"\]', query)) == len(named), (
+        f"{where}: a field filter other than r._field == \"…\", which this test cannot check"
+    )
+    for measurement in measurements:
+        assert measurement in fields, f"{where}: the gateway writes no measurement {measurement!r}"
+    for field in named:
+        assert any(field in fields[m] for m in measurements), f"{where}: {measurements} have no field {field!r}"
+    return measurements
+
+
+def test_the_sink_writes_what_the_dashboards_are_checked_against(no_facility_env: pytest.MonkeyPatch) -> None:
+    tags, fields = written_schema()
+    assert tags == {"site", "building", "room", "device", "type"}
+    for name, kind in kinds().items():
+        assert fields[name] == {m.key for m in kind.metrics}
+        # events only of kinds that have some; an event without data is counted
+        assert ("count" in fields[f"{name}_event"]) if kind.events else f"{name}_event" not in fields
+
+
+def test_every_dashboard_has_its_own_uid_and_panel_ids() -> None:
+    dashboards = provisioned_dashboards()
+    uids = [dashboard.get("uid") for dashboard in dashboards.values()]
+    assert all(uids), uids
+    assert len(uids) == len(set(uids)), uids
+    for name, dashboard in dashboards.items():
+        ids = [panel.get("id") for panel in panels(dashboard, rows=True)]
+        assert all(ids), name
+        assert len(ids) == len(set(ids)), f"{name}: {ids}"
+
+
+def test_the_dashboards_chart_real_metrics_from_the_provisioned_datasource(
+    no_facility_env: pytest.MonkeyPatch,
+) -> None:
+    uids = datasource_uids()
+    _, fields = written_schema()
+    for name, dashboard in provisioned_dashboards().items():
+        charted = list(panels(dashboard))
+        assert charted, f"{name} has no panels"
+        for panel in charted:
+            where = f"{name}: {panel.get('title')}"
+            assert panel["datasource"]["uid"] in uids, where
+            assert panel.get("targets"), f"{where} has no queries"
             for target in panel["targets"]:
-                measurement = re.search(r'r\._measurement == "(\w+)"', target["query"])
-                field = re.search(r'r\._field == "(\w+)"', target["query"])
-                assert measurement, f"{path.name}: {panel['title']}"
-                assert field, f"{path.name}: {panel['title']}"
-                kind = kinds()[measurement[1]]
-                assert kind.metric(field[1]) is not None, f"{path.name}: {panel['title']}"
+                assert target.get("datasource", panel["datasource"])["uid"] in uids, where
+                query = target["query"]
+                for measurement in check_flux(query, fields, where):
+                    kind = kinds().get(measurement)
+                    for field in _FIELD.findall(query):
+                        metric = kind.metric(field) if kind else None
+                        if metric is not None and metric.type is MetricType.COUNTER:
+                            assert re.search(r"\b(difference|increase)\(", query), (
+                                f"{where}: {field} is a cumulative counter: chart its increase"
+                            )
+                        if metric is not None and metric.type is MetricType.STATE:
+                            assert not re.search(r"fn: (mean|max|min|sum|median)\b", query) or re.search(
+                                r"\bto(Int|Float)\(\)", query
+                            ), f"{where}: {field} is a boolean: convert it before aggregating"
+
+
+def test_the_queries_read_the_datasource_bucket_in_the_dashboard_time_range() -> None:
+    site_zone = yaml.safe_load(host_path("gateway", site_file_in_container()).read_text(encoding="utf-8"))["timezone"]
+    for name, dashboard in provisioned_dashboards().items():
+        defined: list[str] = []
+        for variable in dashboard.get("templating", {}).get("list", []):
+            used = {a or b for a, b in _TEMPLATE_VARIABLE.findall(variable_query(variable))}
+            assert used <= set(defined), f"{name}: ${variable['name']} uses variables defined after it"
+            defined.append(variable["name"])
+        for panel in panels(dashboard):
+            where = f"{name}: {panel.get('title')}"
+            for target in panel.get("targets", []):
+                query = target["query"]
+                assert "from(bucket: v.defaultBucket)" in query, where
+                assert "range(start: v.timeRangeStart, stop: v.timeRangeStop)" in query, where
+                used = {a or b for a, b in _TEMPLATE_VARIABLE.findall(query)}
+                assert used <= set(defined), f"{where}: undefined variables {used - set(defined)}"
+                # days and nights in the site's time zone, as the gateway's rules count them
+                assert set(_LOCATION.findall(query)) <= {site_zone}, where
+
+
+def test_template_variables_list_tags_the_sink_writes(no_facility_env: pytest.MonkeyPatch) -> None:
+    uids = datasource_uids()
+    tags, fields = written_schema()
+    for name, dashboard in provisioned_dashboards().items():
+        variables = dashboard.get("templating", {}).get("list", [])
+        assert "building" in {v["name"] for v in variables if v["type"] == "query"}, name
+        for variable in variables:
+            if variable["type"] != "query":
+                continue
+            where = f"{name}: ${variable['name']}"
+            assert variable["datasource"]["uid"] in uids, where
+            query = variable_query(variable)
+            assert "bucket: v.defaultBucket" in query, where
+            tag = _TAG_VALUES.search(query)
+            assert tag, f"{where}: not a schema.tagValues(…, tag: \"…\") query"
+            assert tag[1] in tags, f"{where}: the gateway writes no tag {tag[1]!r}"
+            for measurement in _MEASUREMENT.findall(query):
+                assert measurement in fields, f"{where}: the gateway writes no measurement {measurement!r}"
+
+
+def test_the_dashboards_cover_energy_water_temperatures_and_doors() -> None:
+    """Each subject has a dashboard of its own: one that charts its kind (measurements or
+    events) and no other subject's."""
+    charted: dict[str, set[str]] = {}
+    for name, dashboard in provisioned_dashboards().items():
+        queries = [t["query"] for p in panels(dashboard) for t in p.get("targets", [])]
+        charted[name] = {m.removesuffix("_event") for q in queries for m in _MEASUREMENT.findall(q)}
+    for subject, kind in SUBJECTS.items():
+        assert kind in kinds(), subject
+        own = [name for name, kinds_charted in charted.items() if kinds_charted & set(SUBJECTS.values()) == {kind}]
+        assert own, f"no dashboard of its own charts {subject} ({kind}): {charted}"
 
 
 # ---------------------------------------------------------------------------- Mosquitto

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from devices.base import Event, Sample
 from gateway.rules.base import Context, Finding, Rule
@@ -48,6 +48,7 @@ class Evidence:
 
 
 Report = Callable[[Finding, Evidence], object]
+R = TypeVar("R", bound=Rule[Any])
 
 
 class RuleEngine:
@@ -75,6 +76,11 @@ class RuleEngine:
         for device_id, rules in self._rules.items():
             for rule in rules:
                 rule.raised = (rule.name, device_id) in open_alerts
+
+    def rule(self, device_id: str, rule_type: type[R]) -> R | None:
+        """A device's instance of a rule, for what it knows (a lamp's minutes run today, a
+        circuit's learned base load); None where the rule is off for that device."""
+        return next((r for r in self._rules.get(device_id, ()) if isinstance(r, rule_type)), None)
 
     def sample(self, sample: Sample, received_ms: int) -> None:
         rules = self._rules.get(sample.device_id)

@@ -71,6 +71,13 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
             return self.params.base_load_w
         return statistics.median(self._nights) if self._nights else None
 
+    def limit_w(self) -> float | None:
+        """Power above this, while closed, is load left on."""
+        base = self.base_w()
+        if base is None:
+            return None
+        return base + max(base * self.params.margin_pct / 100, self.params.min_excess_w)
+
     def on_sample(self, sample: Sample) -> Finding | None:
         power = self._power(sample)
         if power is None:
@@ -82,11 +89,11 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
             self._tonight, self._tainted = _Thinned(), False
             return self._end(ts)
         self._tonight.add(power)
-        base = self.base_w()
-        if base is None:
+        base, limit = self.base_w(), self.limit_w()
+        if base is None or limit is None:
             return None
         p = self.params
-        if power <= base + max(base * p.margin_pct / 100, p.min_excess_w):
+        if power <= limit:
             return self._end(ts)
         if self._since is None:
             self._since, self._prev_ms, self._waste_kwh = ts, ts, 0.0

@@ -43,6 +43,13 @@ class UvNotRunRule(Rule[UvNotRun]):
         hi = midnight + (p.window_end.hour * 60 + p.window_end.minute) * 60_000
         return None if lo is None or lo >= hi else (lo, hi)
 
+    def progress(self, day: date) -> tuple[tuple[int, int] | None, float, float]:
+        """(the day's window or None, minutes run in it so far, minutes required)."""
+        required = self._required_ms / 60_000
+        if day != self._day:  # nothing heard from the lamp yet that day
+            return self._window_of(day), 0.0, required
+        return self._window, self._ran_ms / 60_000, required
+
     def on_sample(self, sample: Sample) -> Finding | None:
         on = sample.values.get("on")
         if on is None:

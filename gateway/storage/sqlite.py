@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +157,41 @@ class SqliteStore:
             ):
                 out.setdefault(device_id, {})[metric] = Point(ts, value)
         return out
+
+    def values_at(
+        self, metric: str, device_ids: Iterable[str], times_ms: Sequence[int]
+    ) -> dict[str, list[float | None]]:
+        """Each device's newest value of `metric` at or before each of `times_ms` (None where
+        it has none): a counter's reading at given moments, one index lookup each."""
+        out: dict[str, list[float | None]] = {}
+        with _reader(self.path) as conn:
+            for device_id in device_ids:
+                sid = self._series.get((device_id, metric))
+                row: list[float | None] = []
+                for t in times_ms:
+                    found = None if sid is None else conn.execute(
+                        "SELECT value FROM readings WHERE series_id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1", (sid, t)
+                    ).fetchone()
+                    row.append(None if found is None else found[0])
+                out[device_id] = row
+        return out
+
+    def run_since(self, device_id: str, metric: str, value: float, at_ms: int) -> int | None:
+        """When the run of `value` that holds at `at_ms` began: the first reading after the
+        last one that differed (None if no reading at `at_ms` or before has that value)."""
+        sid = self._series.get((device_id, metric))
+        if sid is None:
+            return None
+        with _reader(self.path) as conn:
+            before = conn.execute(
+                "SELECT ts FROM readings WHERE series_id = ? AND ts <= ? AND value != ? ORDER BY ts DESC LIMIT 1",
+                (sid, at_ms, value),
+            ).fetchone()
+            found = conn.execute(
+                "SELECT ts FROM readings WHERE series_id = ? AND ts > ? AND ts <= ? AND value = ? ORDER BY ts LIMIT 1",
+                (sid, -1 if before is None else before[0], at_ms, value),
+            ).fetchone()
+        return None if found is None else int(found[0])
 
     def metrics_of(self, device_id: str) -> list[str]:
         return sorted(m for (d, m) in self._series if d == device_id)

@@ -1,0 +1,117 @@
+// The gateway's HTTP API as the dashboard uses it: JSON with the session token, and the live
+// stream (server-sent events read with fetch, so that the token travels in a header and
+// never in a URL), which reconnects by itself.
+
+const TOKEN_KEY = "facility.token";
+const USER_KEY = "facility.user";
+
+export class HttpError extends Error {
+  constructor(status, detail) {
+    super(`${status}: ${detail}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+export function session() {
+  const user = localStorage.getItem(USER_KEY);
+  return user ? { user, token: localStorage.getItem(TOKEN_KEY) } : null;
+}
+
+function headers(extra = {}) {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+}
+
+async function failure(res) {
+  let detail = res.statusText;
+  try {
+    const body = await res.json();
+    detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } catch { /* not JSON: keep the status text */ }
+  if (res.status === 401) forget();
+  return new HttpError(res.status, detail);
+}
+
+export async function get(path, params = {}) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
+  const url = query.toString() ? `${path}?${query}` : path;
+  const res = await fetch(url, { headers: headers() });
+  if (!res.ok) throw await failure(res);
+  return res.json();
+}
+
+export async function send(method, path, body) {
+  const res = await fetch(path, {
+    method, headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await failure(res);
+  return res.status === 204 ? null : res.json();
+}
+
+export async function login(username, password) {
+  const out = await send("POST", "/api/v1/auth/login", { username, password });
+  localStorage.setItem(TOKEN_KEY, out.token);
+  localStorage.setItem(USER_KEY, out.user);
+  return out;
+}
+
+export async function logout() {
+  try {
+    await send("POST", "/api/v1/auth/logout", {});
+  } finally {
+    forget();
+  }
+}
+
+function forget() {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(USER_KEY);
+}
+
+/**
+ * Reads /api/v1/live for as long as the page lives. `onEvent(type, data)` gets each event;
+ * `onState("connected" | "down")` each change of the connection. After a break (a gateway
+ * restart) it waits the server's `retry:` time, growing to 10 s while the gateway stays away.
+ */
+export function stream(onEvent, onState) {
+  let retryMs = 1000;
+  let failures = 0;
+  const connect = async () => {
+    try {
+      const res = await fetch("/api/v1/live", { headers: headers({ Accept: "text/event-stream" }), cache: "no-store" });
+      if (!res.ok) throw await failure(res);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let type = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) type = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+            else if (line.startsWith("retry:")) retryMs = Number(line.slice(6)) || retryMs;
+          }
+          if (type === "hello") {
+            failures = 0;
+            onState("connected");
+          } else if (data.length) {
+            onEvent(type, JSON.parse(data.join("\n")));
+          }
+        }
+      }
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 401) onState("unauthorized");
+    }
+    failures += 1;
+    onState("down");
+    setTimeout(connect, Math.min(10_000, retryMs * failures));
+  };
+  connect();
+}

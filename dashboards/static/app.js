@@ -1,0 +1,178 @@
+// The dashboard: a hash-routed page per view, rendered from the gateway's JSON, kept live by
+// the event stream. No framework and no build step: schools run this on an intranet, and
+// every file it needs is served by the gateway itself.
+
+import { HttpError, get, login, logout, session, stream } from "./api.js";
+import { language, setLanguage, setTimeZone, t } from "./i18n.js";
+import { h, showLogin, statusText } from "./ui.js";
+import { VIEWS } from "./views.js";
+
+const state = {
+  site: null,
+  rooms: new Map(), // room id → { name, building }
+  buildings: new Map(), // building id → name
+  devices: new Map(), // device id → DeviceOut, newest values patched in from the stream
+  view: null, // { name, arg, params, refresh }
+  liveState: "connecting",
+};
+
+const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
+
+function route() {
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name, ...rest] = path.split("/");
+  return {
+    name: VIEWS[name] ? name : "overview",
+    arg: rest.map(decodeURIComponent).join("/"),
+    params: Object.fromEntries(new URLSearchParams(query)),
+  };
+}
+
+function renderChrome() {
+  const current = route().name;
+  const nav = document.getElementById("nav");
+  nav.replaceChildren(...NAV.map((name) => h("a", {
+    href: `#/${name}`, class: name === current || (current === "device" && name === "buildings") ? "active" : "",
+  }, t(`nav.${name}`))));
+  document.getElementById("lang").textContent = t("lang.switch");
+  document.getElementById("lang").title = t("lang.name");
+  const who = session();
+  document.getElementById("user").textContent = who ? `${who.user} · ${t("user.logout")}` : t("user.login");
+  renderLive();
+}
+
+function renderLive() {
+  const el = document.getElementById("live");
+  el.dataset.state = state.liveState;
+  el.querySelector(".live-label").textContent = t(`live.${state.liveState === "down" ? "down" : state.liveState}`);
+}
+
+let renderSeq = 0;
+async function render() {
+  renderChrome();
+  const r = route();
+  const seq = ++renderSeq;
+  const main = document.getElementById("view");
+  const ctx = { ...r, state, rerender: render, refreshSoon };
+  if (!state.view || state.view.name !== r.name || state.view.arg !== r.arg) main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
+  try {
+    const node = await VIEWS[r.name].render(ctx);
+    if (seq !== renderSeq) return; // a newer render started meanwhile
+    main.replaceChildren(node);
+    state.view = { name: r.name, arg: r.arg, live: VIEWS[r.name].live ?? [] };
+  } catch (err) {
+    if (seq !== renderSeq) return;
+    if (err instanceof HttpError && err.status === 401) {
+      showLogin(t("login.needed"), async (u, p) => { await login(u, p); await start(); });
+      return;
+    }
+    main.replaceChildren(h("div", { class: "card error" }, h("p", {}, `${t("common.error")}: ${err.message}`),
+      h("button", { type: "button", onclick: render }, t("common.retry"))));
+  }
+}
+
+// A view that summarises (overview, closing board, alerts) is fetched again when something
+// it shows changes: soon after an alert or a door event, at most every READING_REFRESH_MS for
+// readings (their values are patched in place at once anyway), so a busy site does not make
+// every open browser hammer the gateway.
+const EVENT_REFRESH_MS = 1000;
+const READING_REFRESH_MS = 10_000;
+let refreshTimer = null;
+let refreshAt = Infinity;
+let lastRefresh = 0;
+function refreshSoon(minGapMs = EVENT_REFRESH_MS) {
+  const at = Math.max(Date.now(), lastRefresh + minGapMs);
+  if (refreshTimer && refreshAt <= at) return;
+  clearTimeout(refreshTimer);
+  refreshAt = at;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    refreshAt = Infinity;
+    lastRefresh = Date.now();
+    render();
+  }, at - Date.now());
+}
+
+function onReading(data) {
+  const device = state.devices.get(data.device);
+  if (device) {
+    Object.assign(device.last_values, data.values);
+    device.last_seen = new Date(data.ts).toISOString();
+    device.online = true;
+  }
+  for (const [metric, value] of Object.entries(data.values)) {
+    for (const el of document.querySelectorAll(`[data-live="${CSS.escape(`${data.device}:${metric}`)}"]`)) {
+      el.textContent = statusText(state, data.device, metric, value);
+      el.dataset.value = String(value);
+      el.classList.remove("flash");
+      void el.offsetWidth; // restart the highlight
+      el.classList.add("flash");
+    }
+  }
+  if (state.view?.live.includes("reading")) refreshSoon(READING_REFRESH_MS);
+}
+
+function onEvent(type, data) {
+  if (type === "reading") onReading(data);
+  else if (state.view?.live.includes(type)) refreshSoon();
+}
+
+async function loadSite() {
+  const [site, devices] = await Promise.all([get("/api/v1/site"), get("/api/v1/devices")]);
+  state.site = site;
+  setTimeZone(site.timezone);
+  document.title = site.name;
+  document.getElementById("site-name").textContent = site.name;
+  state.rooms.clear();
+  state.buildings.clear();
+  for (const b of site.buildings) {
+    state.buildings.set(b.id, b.name);
+    for (const r of b.rooms) state.rooms.set(r.id, { name: r.name, building: b.id, type: r.type });
+  }
+  state.devices = new Map(devices.map((d) => [d.id, d]));
+}
+
+let streaming = false;
+async function start() {
+  try {
+    await loadSite();
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 401) {
+      renderChrome();
+      showLogin(t("login.needed"), async (u, p) => { await login(u, p); await start(); });
+      return;
+    }
+    throw err;
+  }
+  if (!streaming) {
+    streaming = true;
+    stream(onEvent, async (s) => {
+      const was = state.liveState;
+      state.liveState = s === "unauthorized" ? "down" : s;
+      renderLive();
+      // Back after a break (a gateway restart): what happened meanwhile is fetched anew.
+      if (s === "connected" && was === "down") {
+        await loadSite();
+        render();
+      }
+    });
+  }
+  await render();
+}
+
+document.getElementById("lang").addEventListener("click", () => {
+  setLanguage(language() === "zh-CN" ? "en" : "zh-CN");
+  render();
+});
+document.getElementById("user").addEventListener("click", async () => {
+  if (session()) {
+    await logout();
+    renderChrome();
+  } else {
+    showLogin("", async (u, p) => { await login(u, p); renderChrome(); render(); });
+  }
+});
+window.addEventListener("hashchange", render);
+document.addEventListener("session", renderChrome); // a login from a view's staff action
+setLanguage(language());
+start();

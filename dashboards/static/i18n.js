@@ -1,0 +1,174 @@
+// Labels and number/date formats in the dashboard's two languages. zh-CN is the default;
+// the choice is kept in the browser. Names from the site file (buildings, rooms, devices) and
+// alert texts (the gateway sends both languages) are not translated here.
+
+const LABELS = {
+  "zh-CN": {
+    "nav.overview": "概览", "nav.closing": "闭园检查", "nav.buildings": "楼宇房间", "nav.alerts": "告警",
+    "nav.orders": "工单",
+    "live.connected": "实时", "live.connecting": "连接中…", "live.down": "已断开, 重连中",
+    "lang.switch": "EN", "lang.name": "English",
+    "user.login": "登录", "user.logout": "退出",
+    "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
+    "login.failed": "登录失败", "login.needed": "此操作需要值班人员登录",
+    "common.cancel": "取消", "common.loading": "加载中…", "common.none": "无", "common.error": "出错了",
+    "common.retry": "重试", "common.offline": "离线", "common.online": "在线", "common.all": "全部",
+    "common.unknown": "未知", "common.since": "自 {t}", "common.updated": "更新于 {t}",
+    "day.school": "上学日", "day.closed": "非上学日",
+    "value.open": "开着", "value.closed": "已关", "value.on": "开", "value.off": "关",
+    "overview.alerts": "未处理告警", "overview.unacked": "{n} 条待确认",
+    "overview.energy": "今日能耗", "overview.electricity": "用电", "overview.water": "用水",
+    "overview.today": "今日至此刻", "overview.yesterday": "昨日同期", "overview.last_week": "上周同日同期",
+    "overview.yesterday_total": "昨日全天 {v}", "overview.fridges": "留样冰箱", "overview.doors": "当前开着的门",
+    "overview.lamps": "今日紫外线消毒", "overview.offline": "离线设备", "overview.no_doors": "所有门已关",
+    "overview.no_offline": "全部在线", "overview.range": "范围 {lo}–{hi} °C",
+    "fridge.ok": "正常", "fridge.out": "超出范围",
+    "lamp.running": "消毒中", "lamp.ran": "已完成", "lamp.due": "待消毒", "lamp.missed": "未完成",
+    "lamp.none": "今日无需", "lamp.minutes": "{ran}/{need} 分钟",
+    "severity.critical": "紧急", "severity.major": "重要", "severity.minor": "一般", "severity.warning": "提示",
+    "closing.title": "闭园检查", "closing.ok": "已关闭妥当", "closing.todo": "{n} 项未处理",
+    "closing.open": "开放中, {t} 闭园", "closing.open_all_day": "开放中",
+    "closing.doors": "未关的门", "closing.circuits": "高于基础负荷的回路", "closing.water": "仍在流水",
+    "closing.lamps": "亮着的紫外线灯", "closing.scheduled": "计划消毒中", "closing.limit": "基础负荷上限 {v}",
+    "buildings.title": "楼宇房间", "buildings.no_devices": "无设备",
+    "device.history": "历史", "device.range.24h": "24 小时", "device.range.7d": "7 天", "device.range.30d": "30 天",
+    "device.metadata": "设备信息", "device.alerts": "最近告警", "device.events": "最近刷卡/开门记录",
+    "device.id": "编号", "device.kind": "类型", "device.room": "房间", "device.building": "楼宇",
+    "device.interval": "上报间隔", "device.last_seen": "最后上报", "device.settings": "设置",
+    "device.no_data": "此时段无数据", "device.per_bucket": "每段用量", "device.not_found": "没有这个设备",
+    "alerts.title": "告警", "alerts.state": "状态", "alerts.severity": "级别", "alerts.building": "楼宇",
+    "alerts.rule": "规则", "alerts.ack": "确认", "alerts.ack_title": "确认告警", "alerts.comment": "处理说明",
+    "alerts.comment_hint": "例如: 已到现场, 关闭阀门", "alerts.acked_by": "{who} 于 {t} 确认",
+    "alerts.history": "经过", "alerts.count": "第 {n} 次", "alerts.first": "开始 {t}", "alerts.cleared": "已于 {t} 恢复",
+    "alerts.none": "没有符合条件的告警",
+    "state.active": "未确认", "state.acknowledged": "已确认", "state.cleared": "已恢复",
+    "transition.raised": "触发", "transition.repeated": "再次发生", "transition.reminder": "提醒",
+    "transition.escalated": "升级", "transition.acknowledged": "确认", "transition.cleared": "恢复",
+    "orders.title": "工单", "orders.trade": "工种", "orders.status": "状态", "orders.overdue": "已超期",
+    "orders.due": "期限 {t}", "orders.assignee": "负责人", "orders.advance": "改为「{s}」", "orders.none": "没有工单",
+    "orders.note": "备注", "orders.opened": "开单 {t}",
+    "trade.water": "水", "trade.electric": "电", "trade.carpentry": "木", "trade.other": "其他",
+    "status.open": "待派", "status.assigned": "已派", "status.on_site": "到场", "status.done": "完成",
+    "rule.water_leak": "跑水漏水", "rule.running_tap": "长流水", "rule.door_after_hours": "闭园后门未关",
+    "rule.door_open_too_long": "门开太久", "rule.after_hours_access": "非开放时段刷卡",
+    "rule.fridge_temperature": "留样冰箱温度", "rule.uv_not_run": "紫外线灯未消毒",
+    "rule.uv_on_while_open": "开放时段紫外线灯开启", "rule.uv_tube_life": "灯管寿命",
+    "rule.load_after_hours": "闭园后负荷偏高", "rule.lights_out": "熄灯后用电", "rule.high_power": "大功率电器",
+    "rule.device_offline": "设备离线", "rule.low_battery": "电池电量低", "rule.counter_reset": "计数器复位",
+  },
+  en: {
+    "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
+    "nav.orders": "Work orders",
+    "live.connected": "Live", "live.connecting": "Connecting…", "live.down": "Disconnected, retrying",
+    "lang.switch": "中文", "lang.name": "中文",
+    "user.login": "Log in", "user.logout": "Log out",
+    "login.title": "Log in", "login.username": "User name", "login.password": "Password", "login.submit": "Log in",
+    "login.failed": "Login failed", "login.needed": "This needs a staff login",
+    "common.cancel": "Cancel", "common.loading": "Loading…", "common.none": "None", "common.error": "Something went wrong",
+    "common.retry": "Retry", "common.offline": "Offline", "common.online": "Online", "common.all": "All",
+    "common.unknown": "Unknown", "common.since": "since {t}", "common.updated": "updated {t}",
+    "day.school": "School day", "day.closed": "No school",
+    "value.open": "Open", "value.closed": "Closed", "value.on": "On", "value.off": "Off",
+    "overview.alerts": "Open alerts", "overview.unacked": "{n} to acknowledge",
+    "overview.energy": "Today's consumption", "overview.electricity": "Electricity", "overview.water": "Water",
+    "overview.today": "Today so far", "overview.yesterday": "Yesterday, same time",
+    "overview.last_week": "Same day last week", "overview.yesterday_total": "All of yesterday {v}",
+    "overview.fridges": "Sample fridges", "overview.doors": "Doors open now", "overview.lamps": "UV disinfection today",
+    "overview.offline": "Devices offline", "overview.no_doors": "All doors closed", "overview.no_offline": "All online",
+    "overview.range": "range {lo}–{hi} °C",
+    "fridge.ok": "In range", "fridge.out": "Out of range",
+    "lamp.running": "Running", "lamp.ran": "Done", "lamp.due": "Due", "lamp.missed": "Missed", "lamp.none": "Not today",
+    "lamp.minutes": "{ran}/{need} min",
+    "severity.critical": "Critical", "severity.major": "Major", "severity.minor": "Minor", "severity.warning": "Warning",
+    "closing.title": "Closing check", "closing.ok": "Closed up", "closing.todo": "{n} to do",
+    "closing.open": "Open, closes {t}", "closing.open_all_day": "Open",
+    "closing.doors": "Doors open", "closing.circuits": "Circuits above base load", "closing.water": "Water flowing",
+    "closing.lamps": "UV lamps on", "closing.scheduled": "scheduled disinfection", "closing.limit": "base load limit {v}",
+    "buildings.title": "Buildings and rooms", "buildings.no_devices": "No devices",
+    "device.history": "History", "device.range.24h": "24 h", "device.range.7d": "7 days", "device.range.30d": "30 days",
+    "device.metadata": "Device", "device.alerts": "Recent alerts", "device.events": "Recent card and door events",
+    "device.id": "Id", "device.kind": "Kind", "device.room": "Room", "device.building": "Building",
+    "device.interval": "Reporting interval", "device.last_seen": "Last heard", "device.settings": "Settings",
+    "device.no_data": "No data in this range", "device.per_bucket": "Use per interval",
+    "device.not_found": "No such device",
+    "alerts.title": "Alerts", "alerts.state": "State", "alerts.severity": "Severity", "alerts.building": "Building",
+    "alerts.rule": "Rule", "alerts.ack": "Acknowledge", "alerts.ack_title": "Acknowledge alert", "alerts.comment": "What was done",
+    "alerts.comment_hint": "e.g. on site, valve closed", "alerts.acked_by": "acknowledged by {who} at {t}",
+    "alerts.history": "History", "alerts.count": "{n} times", "alerts.first": "began {t}", "alerts.cleared": "cleared {t}",
+    "alerts.none": "No alerts match",
+    "state.active": "Active", "state.acknowledged": "Acknowledged", "state.cleared": "Cleared",
+    "transition.raised": "raised", "transition.repeated": "repeated", "transition.reminder": "reminder",
+    "transition.escalated": "escalated", "transition.acknowledged": "acknowledged", "transition.cleared": "cleared",
+    "orders.title": "Work orders", "orders.trade": "Trade", "orders.status": "Status", "orders.overdue": "Overdue",
+    "orders.due": "due {t}", "orders.assignee": "Assignee", "orders.advance": "Mark “{s}”", "orders.none": "No work orders",
+    "orders.note": "Note", "orders.opened": "opened {t}",
+    "trade.water": "Plumbing", "trade.electric": "Electrical", "trade.carpentry": "Carpentry", "trade.other": "Other",
+    "status.open": "Open", "status.assigned": "Assigned", "status.on_site": "On site", "status.done": "Done",
+    "rule.water_leak": "Water leak", "rule.running_tap": "Running tap", "rule.door_after_hours": "Door open after hours",
+    "rule.door_open_too_long": "Door open too long", "rule.after_hours_access": "After-hours access",
+    "rule.fridge_temperature": "Sample fridge temperature", "rule.uv_not_run": "UV lamp did not run",
+    "rule.uv_on_while_open": "UV lamp on while open", "rule.uv_tube_life": "UV tube life",
+    "rule.load_after_hours": "Load after hours", "rule.lights_out": "Power after lights-out",
+    "rule.high_power": "High-power appliance", "rule.device_offline": "Device offline",
+    "rule.low_battery": "Low battery", "rule.counter_reset": "Counter reset",
+  },
+};
+
+export const LANGS = Object.keys(LABELS);
+const STORE_KEY = "facility.lang";
+
+let lang = localStorage.getItem(STORE_KEY) || document.body.dataset.lang || "zh-CN";
+if (!LABELS[lang]) lang = "zh-CN";
+let timeZone = "Asia/Shanghai";
+
+export function language() { return lang; }
+export function isZh() { return lang === "zh-CN"; }
+
+export function setLanguage(next) {
+  lang = LABELS[next] ? next : "zh-CN";
+  localStorage.setItem(STORE_KEY, lang);
+  document.documentElement.lang = lang;
+}
+
+export function setTimeZone(tz) { timeZone = tz; }
+
+/** The label for `key`, with {name} placeholders filled from `vars`. */
+export function t(key, vars = {}) {
+  const text = LABELS[lang][key] ?? LABELS["zh-CN"][key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+/** Picks the language's half of a pair the gateway sends (title_zh / title_en, label_zh / …). */
+export function pick(obj, field) {
+  return isZh() ? obj[`${field}_zh`] : obj[`${field}_en`];
+}
+
+const numberFormats = new Map();
+export function num(value, digits = 1) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  const key = `${lang}:${digits}`;
+  if (!numberFormats.has(key)) {
+    numberFormats.set(key, new Intl.NumberFormat(lang, { maximumFractionDigits: digits, minimumFractionDigits: 0 }));
+  }
+  return numberFormats.get(key).format(value);
+}
+
+export function pct(value) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+  return new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0, signDisplay: "exceptZero" })
+    .format(value);
+}
+
+const FORMATS = {
+  time: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+  datetime: { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+  date: { year: "numeric", month: "long", day: "numeric", weekday: "long" },
+  axis: { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+};
+
+/** A moment in the site's time zone (the school's clock, wherever the browser is). */
+export function when(value, style = "datetime") {
+  if (value === null || value === undefined) return "–";
+  const d = value instanceof Date ? value : new Date(value);
+  return new Intl.DateTimeFormat(lang, { ...FORMATS[style], timeZone }).format(d);
+}

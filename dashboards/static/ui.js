@@ -1,0 +1,127 @@
+// Small building blocks of the views: elements, values with units, chips, the login dialog.
+
+import { HttpError, login } from "./api.js";
+import { num, pick, t } from "./i18n.js";
+
+/** An element: h("a", { href, class, onclick }, child, …). Text is always set as text. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+const DIGITS = { kWh: 1, "m³": 2, "°C": 1, W: 0, "L/min": 1, V: 0, A: 1, "%": 0, dBm: 0, h: 0 };
+const STATE_WORDS = {
+  open: ["value.open", "value.closed"], door_open: ["value.open", "value.closed"], on: ["value.on", "value.off"],
+};
+
+function metricOf(state, deviceId, key) {
+  const device = state.devices.get(deviceId);
+  const kind = device && state.site.kinds[device.kind];
+  return kind?.metrics.find((m) => m.key === key);
+}
+
+/** A metric's value as people read it: "4.2 °C", "开", "1,250 W". */
+export function statusText(state, deviceId, key, value) {
+  if (value === null || value === undefined) return "–";
+  const metric = metricOf(state, deviceId, key);
+  if (metric?.type === "state" || typeof value === "boolean") {
+    const [yes, no] = STATE_WORDS[key] ?? ["value.on", "value.off"];
+    return t(value ? yes : no);
+  }
+  const unit = metric?.unit ?? "";
+  return `${num(value, DIGITS[unit] ?? 1)}${unit ? ` ${unit}` : ""}`;
+}
+
+export function metricLabel(state, deviceId, key) {
+  const metric = metricOf(state, deviceId, key);
+  return metric ? pick(metric, "label") : key;
+}
+
+/** A live value: updated in place when the stream brings a newer one. */
+export function live(state, deviceId, key, value, attrs = {}) {
+  return h("span", { ...attrs, dataset: { live: `${deviceId}:${key}`, value: String(value) } },
+    statusText(state, deviceId, key, value));
+}
+
+export function chip(text, tone = "", attrs = {}) {
+  return h("span", { ...attrs, class: `chip ${tone}` }, text);
+}
+
+export function card(title, body, attrs = {}) {
+  return h("section", { ...attrs, class: `card ${attrs.class ?? ""}` }, title ? h("h2", {}, title) : null, body);
+}
+
+export function deviceLink(state, deviceId, name) {
+  const device = state.devices.get(deviceId);
+  return h("a", { href: `#/device/${encodeURIComponent(deviceId)}` }, name ?? device?.name ?? deviceId);
+}
+
+export function roomName(state, roomId) {
+  return state.rooms.get(roomId)?.name ?? roomId;
+}
+
+export function dot(online) {
+  return h("span", { class: `dot ${online ? "on" : "off"}`, title: t(online ? "common.online" : "common.offline") });
+}
+
+/** A modal dialog; `build(close)` returns its content. */
+export function dialog(build) {
+  const el = document.getElementById("dialog");
+  const close = () => el.close();
+  el.replaceChildren(build(close));
+  el.showModal();
+  return close;
+}
+
+/** The login form; `onSubmit(user, password)` may throw to show a refusal. */
+export function showLogin(message, onSubmit) {
+  dialog((close) => {
+    const error = h("p", { class: "error-text", role: "alert" });
+    const form = h("form", { method: "dialog", class: "form" },
+      h("h2", {}, t("login.title")),
+      message ? h("p", { class: "muted" }, message) : null,
+      h("label", {}, t("login.username"), h("input", { name: "username", autocomplete: "username", required: true })),
+      h("label", {}, t("login.password"),
+        h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+      error,
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", onclick: close }, t("common.cancel")),
+        h("button", { type: "submit" }, t("login.submit"))));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        await onSubmit(form.username.value, form.password.value);
+        close();
+      } catch (err) {
+        error.textContent = `${t("login.failed")}: ${err instanceof HttpError ? err.detail : err.message}`;
+      }
+    });
+    return form;
+  });
+}
+
+/** Runs a staff action; if it needs a login (401/403) asks for one and runs it again. */
+export async function asStaff(action) {
+  try {
+    return await action();
+  } catch (err) {
+    if (!(err instanceof HttpError) || (err.status !== 401 && err.status !== 403)) throw err;
+    return new Promise((resolve, reject) => {
+      showLogin(t("login.needed"), async (user, password) => {
+        await login(user, password);
+        document.dispatchEvent(new Event("session"));
+        try { resolve(await action()); } catch (e) { reject(e); }
+      });
+    });
+  }
+}

@@ -1,0 +1,406 @@
+"""The web dashboard: the page at `/`, its static files, the views' summaries and the live
+stream (server-sent events).
+
+The page is one template and plain ES modules (dashboards/), no build step and no CDN. The
+summaries are computed here, from what the gateway holds in memory (devices' newest values,
+the rules' state, open alerts) plus a few index lookups in the store, so the browser gets
+one small answer per view instead of every device's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+import dashboards
+from devices import kinds, sample_fridge
+from gateway.alerts import Severity
+from gateway.api import GUARDED, GatewayDep, MetricOut
+from gateway.app import Gateway
+from gateway.auth import Viewer
+from gateway.config import Device
+from gateway.rules.params import FlowParams
+from gateway.rules.power import LoadAfterHoursRule
+from gateway.rules.uv import UvNotRunRule
+
+router = APIRouter()
+templates = Jinja2Templates(directory=dashboards.TEMPLATES)
+# A comment line this often keeps proxies from closing a quiet stream and lets the server
+# notice a browser that went away.
+HEARTBEAT_S = 15.0
+# What the browser waits before reconnecting after the stream broke (the SSE `retry:` field).
+RECONNECT_MS = 1000
+LANGUAGES = ("zh-CN", "en")
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# --------------------------------------------------------------------------------- the site
+
+
+class RoomOut(BaseModel):
+    id: str
+    name: str
+    type: str
+
+
+class BuildingOut(BaseModel):
+    id: str
+    name: str
+    rooms: list[RoomOut]
+
+
+class KindOut(BaseModel):
+    label_zh: str
+    label_en: str
+    metrics: list[MetricOut]
+
+
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    buildings: list[BuildingOut]
+    kinds: dict[str, KindOut]
+
+
+def _site(gw: Gateway) -> SiteOut:
+    site = gw.site
+    used = {d.kind for d in site.devices}
+    return SiteOut(
+        id=site.id, name=site.name, timezone=site.timezone,
+        buildings=[BuildingOut(id=b.id, name=b.name, rooms=[RoomOut(id=r.id, name=r.name, type=r.type)
+                                                               for r in b.rooms]) for b in site.buildings],
+        kinds={
+            k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[
+                MetricOut(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
+                for m in k.metrics
+            ])
+            for k in kinds().values() if k.name in used
+        },
+    )
+
+
+@router.get("/api/v1/site", tags=["dashboard"], responses=GUARDED)
+def get_site(gw: GatewayDep, _: Viewer) -> SiteOut:
+    """Buildings, rooms and the kinds of device at this site, with their metrics' labels."""
+    return _site(gw)
+
+
+# ----------------------------------------------------------------------------- the overview
+
+
+class DayOut(BaseModel):
+    date: str
+    kind: str
+    school_day: bool
+    name_zh: str
+    name_en: str
+
+
+class Comparison(BaseModel):
+    """A site's consumption today so far, against the same span of yesterday and of the same
+    weekday last week (midnight to the same time of day), from its buildings' main meters."""
+
+    unit: str
+    today: float | None
+    yesterday: float | None
+    last_week: float | None
+    yesterday_total: float | None
+
+
+class DeviceRef(BaseModel):
+    device: str
+    name: str
+    room: str
+    building: str
+    online: bool
+
+
+class FridgeOut(DeviceRef):
+    temperature_c: float | None
+    at: datetime | None
+    min_c: float
+    max_c: float
+    in_range: bool | None
+
+
+class DoorOut(DeviceRef):
+    open_since: datetime | None
+
+
+LampStatus = Literal["running", "ran", "due", "missed", "none"]
+
+
+class LampOut(DeviceRef):
+    on: bool | None
+    status: LampStatus
+    minutes_run: float
+    minutes_required: float
+    window_start: datetime | None
+    window_end: datetime | None
+
+
+class OfflineOut(DeviceRef):
+    last_seen: datetime | None
+
+
+class OverviewOut(BaseModel):
+    at: datetime
+    day: DayOut
+    open_alerts: dict[Severity, int]
+    unacknowledged: int
+    electricity: Comparison
+    water: Comparison
+    fridges: list[FridgeOut]
+    doors_open: list[DoorOut]
+    lamps: list[LampOut]
+    offline: list[OfflineOut]
+
+
+def _ref(gw: Gateway, d: Device) -> DeviceRef:
+    return DeviceRef(device=d.id, name=d.name or d.id, room=d.room, building=gw.site.building_of(d.room).id,
+                     online=gw.states.online(d.id))
+
+
+def _latest(gw: Gateway, device_id: str, metric: str) -> float | None:
+    point = gw.states.get(device_id).latest.get(metric)
+    return None if point is None else point.value
+
+
+def _of_kind(gw: Gateway, kind: str) -> list[Device]:
+    return [d for d in gw.site.devices if d.kind == kind]
+
+
+def _consumption(start: float | None, end: float | None) -> float | None:
+    """A counter's increase between two readings. A counter that went back was reset (a new
+    meter, a wrapped register): what it counts since the reset is all that can be known."""
+    if start is None or end is None:
+        return None
+    return end if end < start else end - start
+
+
+async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Comparison:
+    cal = gw.calendar
+    today = cal.local_date(now_ms)
+    midnight, _ = cal.day_bounds_ms(today)
+    day_ms, week_ms = 86_400_000, 7 * 86_400_000
+    # (start, end) of: today so far, yesterday to this time, last week's same day to this time, all yesterday
+    spans = [(midnight, now_ms), (midnight - day_ms, now_ms - day_ms), (midnight - week_ms, now_ms - week_ms),
+             (midnight - day_ms, midnight)]
+    times = sorted({t for span in spans for t in span})
+    meters = [d.id for b in gw.site.buildings for d in gw.site.main_meters(kind, b)]
+    unit = next(m.unit for m in kinds()[kind].metrics if m.key == metric)
+    if not meters:
+        return Comparison(unit=unit, today=None, yesterday=None, last_week=None, yesterday_total=None)
+    values = await asyncio.to_thread(gw.store.values_at, metric, meters, times)
+    totals: list[float | None] = []
+    for start, end in spans:
+        parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in meters]
+        known = [p for p in parts if p is not None]
+        totals.append(round(sum(known), 3) if known else None)
+    return Comparison(unit=unit, today=totals[0], yesterday=totals[1], last_week=totals[2],
+                      yesterday_total=totals[3])
+
+
+def _fridges(gw: Gateway) -> list[FridgeOut]:
+    out = []
+    for d in _of_kind(gw, "sample_fridge"):
+        settings = d.kind_settings()
+        assert isinstance(settings, sample_fridge.Settings)
+        point = gw.states.get(d.id).latest.get("temperature_c")
+        temp = None if point is None else point.value
+        out.append(FridgeOut(
+            **_ref(gw, d).model_dump(), temperature_c=temp, at=None if point is None else _dt(point.ts_ms),
+            min_c=settings.min_c, max_c=settings.max_c,
+            in_range=None if temp is None else settings.min_c <= temp <= settings.max_c,
+        ))
+    return out
+
+
+async def _doors_open(gw: Gateway, devices: list[Device]) -> list[DoorOut]:
+    out = []
+    for d in devices:
+        point = gw.states.get(d.id).latest.get("open")
+        if point is None or not point.value:
+            continue
+        since = await asyncio.to_thread(gw.store.run_since, d.id, "open", 1.0, point.ts_ms)
+        out.append(DoorOut(**_ref(gw, d).model_dump(), open_since=_dt(since)))
+    return out
+
+
+def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
+    on = _latest(gw, d.id, "on")
+    rule = gw.engine.rule(d.id, UvNotRunRule)
+    window, ran, required = (None, 0.0, 0.0) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
+    status: LampStatus
+    if window is None:
+        status = "none"
+    elif on and window[0] <= now_ms < window[1]:
+        status = "running"
+    elif ran >= required:
+        status = "ran"
+    else:
+        status = "due" if now_ms < window[1] else "missed"
+    return LampOut(
+        **_ref(gw, d).model_dump(), on=None if on is None else bool(on), status=status, minutes_run=round(ran, 1),
+        minutes_required=required, window_start=None if window is None else _dt(window[0]),
+        window_end=None if window is None else _dt(window[1]),
+    )
+
+
+@router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
+async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
+    """Everything that needs attention today, on one screen."""
+    now_ms = int(gw.clock.now().timestamp() * 1000)
+    day = gw.calendar.day(gw.calendar.local_date(now_ms))
+    open_alerts = gw.alerts.open_alerts()
+    counts = dict.fromkeys(Severity, 0)
+    for a in open_alerts:
+        counts[a.severity] += 1
+    return OverviewOut(
+        at=_dt(now_ms),
+        day=DayOut(date=day.date.isoformat(), kind=day.kind, school_day=day.school_day, name_zh=day.name_zh,
+                   name_en=day.name_en),
+        open_alerts=counts,
+        unacknowledged=sum(1 for a in open_alerts if a.acked_by is None),
+        electricity=await _comparison(gw, "electricity_meter", "energy_kwh", now_ms),
+        water=await _comparison(gw, "water_meter", "volume_m3", now_ms),
+        fridges=_fridges(gw),
+        doors_open=await _doors_open(gw, _of_kind(gw, "door")),
+        lamps=[_lamp(gw, d, now_ms) for d in _of_kind(gw, "uv_lamp")],
+        offline=[OfflineOut(**_ref(gw, d).model_dump(), last_seen=gw.states.last_seen(d.id))
+                 for d in gw.site.devices if not gw.states.online(d.id)],
+    )
+
+
+# ------------------------------------------------------------------------ the closing board
+
+
+class CircuitOut(DeviceRef):
+    power_w: float
+    limit_w: float
+
+
+class FlowOut(DeviceRef):
+    flow_lpm: float
+
+
+class LampOnOut(DeviceRef):
+    scheduled: bool  # inside its disinfection window: expected, not forgotten
+
+
+class BuildingClosing(BaseModel):
+    id: str
+    name: str
+    open_now: bool
+    closes_at: datetime | None
+    doors_open: list[DoorOut]
+    circuits: list[CircuitOut]
+    water: list[FlowOut]
+    lamps_on: list[LampOnOut]
+    closed_up: bool
+
+
+class ClosingOut(BaseModel):
+    at: datetime
+    buildings: list[BuildingClosing]
+
+
+async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosing:
+    site = gw.site
+    building = next(b for b in site.buildings if b.id == building_id)
+    rooms = {r.id for r in building.rooms}
+    devices = [d for d in site.devices if d.room in rooms]
+    circuits, water, lamps = [], [], []
+    for d in devices:
+        if d.kind == "electricity_meter":
+            power, rule = _latest(gw, d.id, "power_w"), gw.engine.rule(d.id, LoadAfterHoursRule)
+            limit = None if rule is None else rule.limit_w()
+            if power is not None and limit is not None and power > limit:
+                circuits.append(CircuitOut(**_ref(gw, d).model_dump(), power_w=power, limit_w=round(limit)))
+        elif d.kind == "water_meter":
+            flow = _latest(gw, d.id, "flow_lpm")
+            params = d.rule("water_leak", site.rules)
+            assert isinstance(params, FlowParams)
+            if flow is not None and flow > params.flow_threshold_lpm:
+                water.append(FlowOut(**_ref(gw, d).model_dump(), flow_lpm=flow))
+        elif d.kind == "uv_lamp" and _latest(gw, d.id, "on"):
+            lamps.append(LampOnOut(**_ref(gw, d).model_dump(), scheduled=_lamp(gw, d, now_ms).status == "running"))
+    doors = await _doors_open(gw, [d for d in devices if d.kind == "door"])
+    return BuildingClosing(
+        id=building.id, name=building.name, open_now=gw.calendar.is_open(building.id, now_ms),
+        closes_at=_dt(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),
+        doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
+        closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
+    )
+
+
+@router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
+async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
+    """闭园检查: per building, what is still open, on or flowing."""
+    now_ms = int(gw.clock.now().timestamp() * 1000)
+    return ClosingOut(at=_dt(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
+
+
+# ------------------------------------------------------------------------- the live stream
+
+
+async def _events(gw: Gateway) -> AsyncIterator[str]:
+    yield f"retry: {RECONNECT_MS}\n\n"
+    with gw.live.subscribe() as sub:
+        yield "event: hello\ndata: {}\n\n"
+        while not sub.closed:
+            batch = await sub.next(HEARTBEAT_S)
+            if not batch:
+                yield ": ping\n\n"
+                continue
+            yield "".join(f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+                          for kind, data in batch)
+
+
+@router.get(
+    "/api/v1/live", tags=["dashboard"], response_class=StreamingResponse,
+    responses=GUARDED | {200: {"content": {"text/event-stream": {}},
+                               "description": "server-sent events: `reading`, `event`, `alert`, `work_order`"}},
+)
+async def live(gw: GatewayDep, _: Viewer) -> StreamingResponse:
+    """What changes, as it happens: each device's newest values (`reading`), door and card
+    events (`event`), alert and work-order changes. A slow reader gets the newest state of
+    each thing, never a backlog."""
+    return StreamingResponse(_events(gw), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# ---------------------------------------------------------------------------------- the page
+
+
+@cache
+def asset_version() -> str:
+    """Changes whenever a static file does, so browsers never mix old and new scripts."""
+    digest = hashlib.sha256()
+    for path in sorted(dashboards.STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+def page(request: Request, gw: GatewayDep,
+         lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
+    """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
+    return templates.TemplateResponse(request, "index.html", {
+        "lang": lang or LANGUAGES[0], "title": gw.site.name, "version": asset_version(),
+    })
