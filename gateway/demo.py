@@ -8,6 +8,10 @@ finally publishes live over MQTT to the embedded broker in real time.
 
 The simulation is deterministic from an anchor time kept in the data folder, so a restart
 regenerates the same history, skips what is stored already and carries meter totals on.
+
+A normal kindergarten raises no alerts, which would leave half of the dashboard empty, so
+the demo's history has a few things go wrong in its last days (`demo_faults`), and one leak
+is still running when the demo goes live.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -26,7 +30,9 @@ from gateway import config
 from gateway.app import Gateway, create_app
 from gateway.broker import embedded_broker
 from gateway.clock import Clock, SystemClock
+from gateway.school_calendar import SchoolCalendar
 from simulators import DEMO_SITE
+from simulators.faults import DoorHeldOpen, ExtraLoad, Fault, FridgeTemperature, LampSkipped, Leak, inject
 from simulators.model import SiteSimulation
 from simulators.publish import run as publish
 
@@ -80,18 +86,46 @@ def _anchor(data_dir: Path, now: datetime, backfill_days: float) -> datetime:
     return anchor
 
 
+def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) -> list[Fault]:
+    """What goes wrong in the days before `today` (the demo's first start), local times:
+    a kitchen leak two nights ago (a plumbing work order, overdue by now), lights left on in
+    the teaching building last night, the kitchen door held open after closing and the sample
+    fridge warm for 40 minutes yesterday, the nap room's UV lamp skipped on the last school
+    day, and a leak at the service building's main meter since midnight that is still on when
+    the demo goes live (the closing board's water check)."""
+    tz = site.tz
+
+    def at(day: date, hh_mm: str) -> datetime:
+        return datetime.combine(day, time.fromisoformat(hh_mm), tz)
+
+    yesterday, before = today - timedelta(days=1), today - timedelta(days=2)
+    school_day = next(today - timedelta(days=n) for n in range(1, 15)
+                      if calendar.day(today - timedelta(days=n)).school_day)
+    return [
+        Leak("kitchen-water", at(before, "01:00"), at(before, "04:30"), lpm=1.5),
+        ExtraLoad("teaching-power", at(yesterday, "19:00"), at(today, "06:30"), watts=1200),
+        DoorHeldOpen("kitchen-door", at(yesterday, "18:20"), at(yesterday, "19:05")),
+        FridgeTemperature("sample-fridge", at(yesterday, "13:00"), at(yesterday, "13:40"), celsius=9.5),
+        LampSkipped("uv-nap", school_day),
+        Leak("service-water", at(today, "00:00"), at(today + timedelta(days=2), "00:00"), lpm=0.8),
+    ]
+
+
 async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_days: float) -> None:
     site = gateway.site
     sim = SiteSimulation(site, seed=SEED)
     anchor = _anchor(site.storage.data_dir, clock.now(), backfill_days)
+    first_start = gateway.calendar.local_date(int((anchor + timedelta(days=backfill_days)).timestamp() * 1000))
+    faults = demo_faults(site, gateway.calendar, first_start)
     stored = [gateway.states.get(d.id).last_seen_ms or 0 for d in site.devices]
     resume_ms = max(stored, default=0)
-    until = await asyncio.to_thread(_backfill, gateway, sim, anchor, resume_ms, clock)
+    until = await asyncio.to_thread(_backfill, gateway, sim, faults, anchor, resume_ms, clock)
     log.info("demo: history complete up to %s; the simulated kindergarten now runs live", until.isoformat())
-    await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", simulation=sim, start=until)
+    await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", simulation=sim, start=until, faults=faults)
 
 
-def _backfill(gateway: Gateway, sim: SiteSimulation, start: datetime, resume_ms: int, clock: Clock) -> datetime:
+def _backfill(gateway: Gateway, sim: SiteSimulation, faults: list[Fault], start: datetime, resume_ms: int,
+              clock: Clock) -> datetime:
     """Feeds simulated history to the ingest path until it has caught up with the clock.
     Messages already stored (before `resume_ms`) are generated, to keep totals running, but
     not ingested again. Runs on a worker thread: the ingest buffer may make it wait."""
@@ -101,7 +135,7 @@ def _backfill(gateway: Gateway, sim: SiteSimulation, start: datetime, resume_ms:
     next_report = PROGRESS_EVERY
     sent = 0
     while end - start > timedelta(seconds=1):
-        for msg in sim.messages(start, end):
+        for msg in inject(sim.messages(start, end), faults, gateway.site):
             ts_ms = int(msg.ts.timestamp() * 1000)
             if ts_ms <= resume_ms:
                 continue

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ import aiomqtt
 
 from gateway.clock import AcceleratedClock
 from gateway.config import SiteConfig
+from simulators.faults import Fault, inject
 from simulators.model import SimMessage, SiteSimulation
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,16 @@ async def run(
     username: str | None = None,
     password: str | None = None,
     simulation: SiteSimulation | None = None,
+    faults: Sequence[Fault] = (),
 ) -> int:
     """Publishes the simulation of `site` from `start` (default now) until `until` (simulated
     time; forever when None), `speed` times faster than real time. Returns how many messages
     were published. An existing `simulation` of the site may be passed to save building one;
-    its seed then applies."""
+    its seed then applies. `faults` (simulators/faults.py) are injected into what is published."""
     host, port, tls = _broker(broker_url)
     begin = start or datetime.now(UTC)
     clock = AcceleratedClock(begin, speed)
-    timeline = _timeline(simulation or SiteSimulation(site, seed), begin, until)
+    timeline = inject(_timeline(simulation or SiteSimulation(site, seed), begin, until), faults, site)
     message = next(timeline, None)  # a bad window fails here, before connecting
     published = 0
     backoff = BACKOFF_FIRST_S

@@ -49,6 +49,9 @@ class Run:
     def raised(self, rule: str, device_id: str) -> list[Finding]:
         return [f for f, _ in self.findings if f.active and f.rule == rule and f.device_id == device_id]
 
+    def raised_all(self) -> list[Finding]:
+        return [f for f, _ in self.findings if f.active]
+
     def cleared(self, rule: str, device_id: str) -> list[Finding]:
         return [f for f, _ in self.findings if not f.active and f.rule == rule and f.device_id == device_id]
 

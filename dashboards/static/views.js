@@ -27,18 +27,19 @@ function list(items, render, empty) {
 // ------------------------------------------------------------------------------- overview
 
 function comparison(title, c) {
+  const digits = c.unit === "m³" ? 2 : 1;
   const values = [["today", c.today], ["yesterday", c.yesterday], ["last_week", c.last_week]];
   const top = Math.max(...values.map(([, v]) => v ?? 0), 1e-9);
   const change = (other) => (c.today == null || !other ? null : c.today / other - 1);
   return h("div", { class: "energy" },
     h("div", { class: "energy-head" }, h("h3", {}, title),
-      h("span", { class: "big" }, num(c.today, 1), h("small", {}, ` ${c.unit}`))),
+      h("span", { class: "big" }, num(c.today, digits), h("small", {}, ` ${c.unit}`))),
     h("div", { class: "bars" }, values.map(([key, v]) => h("div", { class: `bar-row ${key}` },
       h("span", { class: "bar-label" }, t(`overview.${key}`)),
       h("span", { class: "bar" }, h("span", { style: `width:${((v ?? 0) / top) * 100}%` })),
-      h("span", { class: "bar-value" }, `${num(v, 1)} ${c.unit}`),
+      h("span", { class: "bar-value" }, `${num(v, digits)} ${c.unit}`),
       key === "today" ? null : h("span", { class: `delta ${(change(v) ?? 0) > 0 ? "up" : "down"}` }, pct(change(v)))))),
-    h("p", { class: "muted small" }, t("overview.yesterday_total", { v: `${num(c.yesterday_total, 1)} ${c.unit}` })));
+    h("p", { class: "muted small" }, t("overview.yesterday_total", { v: `${num(c.yesterday_total, digits)} ${c.unit}` })));
 }
 
 function lampRow(state, lamp) {
@@ -90,8 +91,11 @@ async function closing({ state }) {
     const lampsOut = b.lamps_on.filter((l) => !l.scheduled).length;
     const todo = b.doors_open.length + b.circuits.length + b.water.length + lampsOut;
     const status = b.closed_up ? chip(t("closing.ok"), "ok") : chip(t("closing.todo", { n: num(todo, 0) }), "bad");
-    const section = (key, items, render) => (items.length
-      ? h("div", { class: "check" }, h("h3", {}, t(key)), list(items, render, "")) : null);
+    // Every check shows, ticked when nothing is left: the guard sees what was checked.
+    const section = (key, items, render, pending = items.length) => h("div", { class: `check ${pending ? "todo" : "done"}` },
+      h("h3", {}, h("span", { class: "mark", "aria-hidden": "true" }, pending ? "✗" : "✓"),
+        pending ? t(`${key}.todo`, { n: num(pending, 0) }) : t(`${key}.done`)),
+      items.length ? list(items, render, "") : null);
     const row = (item, ...right) => h("div", { class: "row" },
       h("span", { class: "grow" }, deviceLink(state, item.device, item.name), h("small", { class: "muted" }, ` ${roomName(state, item.room)}`)), ...right);
     return card(null, [
@@ -101,7 +105,7 @@ async function closing({ state }) {
       section("closing.circuits", b.circuits, (x) => row(x, live(state, x.device, "power_w", x.power_w),
         h("small", { class: "muted" }, ` ${t("closing.limit", { v: statusText(state, x.device, "power_w", x.limit_w) })}`))),
       section("closing.water", b.water, (x) => row(x, live(state, x.device, "flow_lpm", x.flow_lpm))),
-      section("closing.lamps", b.lamps_on, (x) => row(x, x.scheduled ? chip(t("closing.scheduled"), "info") : chip(t("value.on"), "bad"))),
+      section("closing.lamps", b.lamps_on, (x) => row(x, x.scheduled ? chip(t("closing.scheduled"), "info") : chip(t("value.on"), "bad")), lampsOut),
     ], { class: `closing ${b.closed_up ? "good" : "bad"} ${b.open_now ? "open" : ""}`, "data-building": b.id });
   }));
 }

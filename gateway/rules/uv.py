@@ -77,7 +77,11 @@ class UvNotRunRule(Rule[UvNotRun]):
                 found = self._raise(self._window)
         day = self.ctx.calendar.local_date(now_ms)
         if day != self._day:
-            self._day, self._window, self._ran_ms, self._judged = day, self._window_of(day), 0.0, False
+            first = self._day is None
+            self._day, self._window, self._ran_ms = day, self._window_of(day), 0.0
+            # Heard first inside a window (the gateway started mid-evening): what ran before
+            # is unknown, so that day is not judged.
+            self._judged = first and self._window is not None and now_ms > self._window[0]
         return found
 
     def _raise(self, window: tuple[int, int]) -> Finding:

@@ -190,6 +190,16 @@ def test_silent_fridge_is_its_own_alert(result: Run, messages: list[SimMessage])
     assert cleared.at_ms == first_tick(messages, "sample-fridge", at(TUE, "15:30"))
 
 
+def test_a_window_heard_only_from_its_middle_is_not_judged() -> None:
+    """The gateway starts at 19:00, after the lamps ran at about 18:15: that evening's run is
+    unknown, not missing. The next evening is judged again (here: one lamp skipped)."""
+    messages = stream(SITE, at(MON, "19:00"), at(WED, "06:00"), [faults.LampSkipped("uv-nap", TUE)])
+    result = run(SITE, messages)
+    assert [(f.rule, f.device_id) for f in result.raised_all()] == [("uv_not_run", "uv-nap")]
+    [raised] = result.raised("uv_not_run", "uv-nap")
+    within_interval(raised.at_ms, ms(at(TUE, "20:00")))
+
+
 def test_lamp_that_never_ran_alerts_at_the_deadline(result: Run, messages: list[SimMessage]) -> None:
     raised, cleared = one(result, "uv_not_run", "uv-small-2")
     within_interval(raised.at_ms, ms(at(TUE, "20:00")))
