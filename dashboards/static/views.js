@@ -57,7 +57,7 @@ async function overview({ state }) {
   const day = o.day;
   const dayName = pick(day, "name") || t(day.school_day ? "day.school" : "day.closed");
   const alerts = h("div", { class: "severities" }, SEVERITIES.map((s) => h("a", {
-    href: `#/alerts?severity=${s}&open=true`, class: `severity ${o.open_alerts[s] ? SEVERITY_TONE[s] : "quiet"}`,
+    href: `#/alerts?state=open&severity=${s}`, class: `severity ${o.open_alerts[s] ? SEVERITY_TONE[s] : "quiet"}`,
     dataset: { severity: s },
   }, h("span", { class: "count" }, num(o.open_alerts[s], 0)), h("span", {}, t(`severity.${s}`)))));
   const fridges = h("div", { class: "tiles" }, o.fridges.map((f) => h("a", {
@@ -309,12 +309,13 @@ function filters(params, controls, base) {
 }
 
 async function alertsView({ state, params, rerender }) {
-  const query = { open: params.open, state: params.state, severity: params.severity, rule: params.rule, building: params.building, limit: 200 };
+  // "open" (not cleared yet) is a filter of its own in the API; the others are states.
+  const open = params.state === "open";
+  const query = { open: open || null, state: open ? null : params.state, severity: params.severity, rule: params.rule, building: params.building, limit: 200 };
   const alerts = await get("/api/v1/alerts", query);
   return h("div", { class: "stack" },
     filters(params, [
-      select("open", params.open ?? "", [["true", t("state.active") + " / " + t("state.acknowledged")]], t("alerts.state")),
-      select("state", params.state ?? "", ["active", "acknowledged", "cleared"].map((s) => [s, t(`state.${s}`)]), ""),
+      select("state", params.state ?? "", ["open", "active", "acknowledged", "cleared"].map((s) => [s, t(`state.${s}`)]), t("alerts.state")),
       select("severity", params.severity ?? "", SEVERITIES.map((s) => [s, t(`severity.${s}`)]), t("alerts.severity")),
       select("building", params.building ?? "", state.site.buildings.map((b) => [b.id, b.name]), t("alerts.building")),
       select("rule", params.rule ?? "", RULES.map((r) => [r, t(`rule.${r}`)]), t("alerts.rule")),
