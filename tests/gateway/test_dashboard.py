@@ -1,0 +1,309 @@
+"""The dashboard's server side in-process: the page and its static files, the site, the
+overview and closing-board summaries computed from readings ingested over HTTP (real SQLite,
+real rules, a manual clock), and the live bus that feeds the event stream. The browser side
+is tests/test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from devices.base import Event, Sample
+from gateway import config
+from gateway.app import create_app
+from gateway.auth import Scope
+from gateway.clock import ManualClock
+from gateway.counters import Counters
+from gateway.live import LiveBus
+from tests.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+TZ = ZoneInfo("Asia/Shanghai")
+TODAY = datetime(2026, 11, 18, tzinfo=TZ)  # a Wednesday and a school day
+NOW = TODAY + timedelta(hours=10)
+
+SITE = """\
+id: kg
+name: 测试幼儿园
+opening_hours:
+  mon: [{{start: "07:30", end: "17:30"}}]
+  tue: [{{start: "07:30", end: "17:30"}}]
+  wed: [{{start: "07:30", end: "17:30"}}]
+  thu: [{{start: "07:30", end: "17:30"}}]
+  fri: [{{start: "07:30", end: "17:30"}}]
+buildings:
+  - id: main
+    name: 教学楼
+    rooms:
+      - {{id: plant, name: 配电间, type: plant}}
+      - {{id: kitchen, name: 厨房, type: kitchen}}
+      - {{id: class-1, name: 小一班, type: classroom}}
+  - id: annex
+    name: 综合楼
+    rooms:
+      - {{id: office, name: 办公室, type: office}}
+      - {{id: clinic, name: 保健室, type: office}}
+devices:
+  - {{id: em-main, kind: electricity_meter, room: plant, name: 总电表,
+      rules: {{load_after_hours: {{base_load_w: 1000}}}}}}
+  - {{id: em-kitchen, kind: electricity_meter, room: kitchen, name: 厨房电表}}
+  - {{id: wm-office, kind: water_meter, room: office, name: 办公室水表}}
+  - {{id: wm-clinic, kind: water_meter, room: clinic, name: 保健室水表}}
+  - {{id: fridge, kind: sample_fridge, room: kitchen, name: 留样冰箱}}
+  - {{id: kitchen-door, kind: door, room: kitchen, name: 厨房门}}
+  - {{id: uv-1, kind: uv_lamp, room: class-1, name: 小一班紫外线灯, settings: {{min_session_min: 30}}}}
+mqtt: {{url: "{url}", client_id: "{client_id}"}}
+storage: {{data_dir: "{data_dir}"}}
+ingest: {{max_clock_skew_s: 86400}}
+"""
+
+
+def at(day: datetime, hh_mm: str) -> datetime:
+    return datetime.combine(day.date(), time.fromisoformat(hh_mm), TZ)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+def api(mosquitto: Mosquitto, tmp_path: Path, clock: ManualClock,
+        request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    site = config.parse(
+        SITE.format(url=mosquitto.url, client_id=f"gw-{request.node.name}"[:60], data_dir=tmp_path / "data"),
+        "site.yaml",
+    )
+    with TestClient(create_app(site, clock)) as client:
+        key = client.app.state.auth.create_api_key("tests", [Scope.READ, Scope.INGEST], "test", 0)  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
+
+
+Post = Callable[..., None]
+
+
+@pytest.fixture
+def post(api: TestClient) -> Post:
+    """Ingests readings over HTTP, in the order given (counters must not go back)."""
+
+    def send(*readings: tuple[str, datetime, dict[str, Any]]) -> None:
+        body = [{"device_id": d, "ts": when.isoformat(), **values} for d, when, values in readings]
+        answer = api.post("/api/v1/readings", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rejected"] == []
+
+    return send
+
+
+# ------------------------------------------------------------------------------ the page
+
+
+def test_the_page_is_chinese_by_default_and_its_files_are_served(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200
+    assert '<html lang="zh-CN">' in page.text
+    assert "<title>测试幼儿园</title>" in page.text
+    scripts = re.findall(r'src="(/static/[0-9a-f]{12}/app\.js)"', page.text)
+    assert len(scripts) == 1
+    static = scripts[0].rsplit("/", 1)[0]
+    for name in ("app.js", "api.js", "ui.js", "views.js", "i18n.js", "app.css", "vendor/echarts/echarts.min.js",
+                 "vendor/echarts/LICENSE"):
+        assert api.get(f"{static}/{name}").status_code == 200, name
+    assert api.get("/?lang=en").text.startswith('<!doctype html>\n<html lang="en">')
+    assert api.get("/?lang=fr").status_code == 422
+
+
+def test_no_page_asset_comes_from_elsewhere(api: TestClient) -> None:
+    """Schools run this on an intranet: every src and href is the gateway's own."""
+    page = api.get("/").text
+    static = Path(__file__).parents[2] / "dashboards" / "static"
+    texts = [page] + [p.read_text(encoding="utf-8") for p in static.glob("*.js")] + [(static / "app.css").read_text()]
+    for text in texts:
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+        assert "import(\"http" not in text
+
+
+def test_the_site_lists_buildings_rooms_and_the_kinds_in_use(api: TestClient) -> None:
+    site = api.get("/api/v1/site").json()
+    assert [b["id"] for b in site["buildings"]] == ["main", "annex"]
+    assert site["timezone"] == "Asia/Shanghai"
+    assert set(site["kinds"]) == {"electricity_meter", "water_meter", "sample_fridge", "door", "uv_lamp"}
+    fridge = {m["key"]: m for m in site["kinds"]["sample_fridge"]["metrics"]}
+    assert (fridge["temperature_c"]["unit"], fridge["temperature_c"]["label_zh"]) == ("°C", "温度")
+
+
+# -------------------------------------------------------------------------- the overview
+
+
+def test_consumption_today_against_yesterday_and_last_week_from_the_main_meters(post: Post, api: TestClient) -> None:
+    day, week = timedelta(days=1), timedelta(days=7)
+    post(
+        ("em-main", TODAY - week, {"energy_kwh": 1000.0}),
+        ("em-main", NOW - week, {"energy_kwh": 1050.0}),  # 50 kWh by 10:00 a week ago
+        ("em-main", TODAY - day, {"energy_kwh": 2000.0}),
+        ("em-main", NOW - day, {"energy_kwh": 2080.0}),  # 80 kWh by 10:00 yesterday
+        ("em-main", TODAY, {"energy_kwh": 2200.0}),  # 200 kWh all of yesterday
+        ("em-main", NOW - timedelta(minutes=5), {"energy_kwh": 2260.0}),  # 60 kWh so far today
+        # A sub-meter behind the main meter: its kWh are in the main meter's already.
+        ("em-kitchen", TODAY - day, {"energy_kwh": 100.0}),
+        ("em-kitchen", NOW - timedelta(minutes=5), {"energy_kwh": 900.0}),
+        # The annex has no main meter: its room meters add up.
+        ("wm-office", TODAY, {"volume_m3": 10.0}),
+        ("wm-office", NOW - timedelta(minutes=1), {"volume_m3": 10.5}),
+        ("wm-clinic", TODAY, {"volume_m3": 3.0}),
+        ("wm-clinic", NOW - timedelta(minutes=1), {"volume_m3": 3.25}),
+    )
+    o = api.get("/api/v1/dashboard/overview").json()
+    assert o["electricity"] == {"unit": "kWh", "today": 60.0, "yesterday": 80.0, "last_week": 50.0,
+                                "yesterday_total": 200.0}
+    assert o["water"]["today"] == 0.75
+    assert o["water"]["yesterday"] is None  # no readings then: unknown, not zero
+
+
+def test_a_counter_reset_counts_from_zero_not_as_negative_use(post: Post, api: TestClient) -> None:
+    post(("em-main", TODAY, {"energy_kwh": 5000.0}), ("em-main", NOW - timedelta(minutes=1), {"energy_kwh": 12.5}))
+    assert api.get("/api/v1/dashboard/overview").json()["electricity"]["today"] == 12.5
+
+
+def test_fridges_doors_lamps_and_offline_devices(post: Post, api: TestClient, clock: ManualClock) -> None:
+    post(
+        ("fridge", NOW - timedelta(minutes=2), {"temperature_c": 9.4}),
+        ("kitchen-door", NOW - timedelta(minutes=30), {"open": False}),
+        ("kitchen-door", NOW - timedelta(minutes=20), {"open": True}),
+        ("kitchen-door", NOW - timedelta(minutes=1), {"open": True}),
+        ("uv-1", NOW - timedelta(minutes=1), {"on": False}),
+    )
+    o = api.get("/api/v1/dashboard/overview").json()
+    assert o["day"]["school_day"] is True
+    [fridge] = o["fridges"]
+    assert (fridge["temperature_c"], fridge["in_range"], fridge["min_c"], fridge["max_c"]) == (9.4, False, 0, 8)
+    [door] = o["doors_open"]
+    assert door["device"] == "kitchen-door"
+    assert datetime.fromisoformat(door["open_since"]) == NOW - timedelta(minutes=20)
+    [lamp] = o["lamps"]
+    # The window opens when the building closes (17:30) and ends at 20:00: at 10:00 it is due.
+    assert (lamp["status"], lamp["minutes_run"], lamp["minutes_required"]) == ("due", 0, 30)
+    assert datetime.fromisoformat(lamp["window_start"]) == at(TODAY, "17:30")
+    assert {d["device"] for d in o["offline"]} == {"em-main", "em-kitchen", "wm-office", "wm-clinic"}
+
+
+def test_a_lamp_is_running_then_ran_then_a_skipped_one_missed(post: Post, api: TestClient,
+                                                             clock: ManualClock) -> None:
+    def lamp() -> dict[str, Any]:
+        [out] = api.get("/api/v1/dashboard/overview").json()["lamps"]
+        return out
+
+    start = at(TODAY, "18:00")
+    post(*[("uv-1", start + timedelta(minutes=m), {"on": True}) for m in range(21)])
+    clock.set(start + timedelta(minutes=20))
+    assert (lamp()["status"], lamp()["minutes_run"]) == ("running", 20)
+    post(*[("uv-1", start + timedelta(minutes=m), {"on": m < 35}) for m in range(21, 41)])
+    clock.set(start + timedelta(minutes=40))
+    assert (lamp()["status"], lamp()["minutes_run"]) == ("ran", 35)
+    # The next day nothing runs: missed once its window has ended.
+    tomorrow = at(TODAY + timedelta(days=1), "20:05")
+    clock.set(tomorrow)
+    post(("uv-1", tomorrow, {"on": False}))
+    assert (lamp()["status"], lamp()["minutes_run"]) == ("missed", 0)
+
+
+def test_open_alerts_by_severity(post: Post, api: TestClient) -> None:
+    post(*[("fridge", NOW - timedelta(minutes=m), {"temperature_c": 12.0}) for m in range(30, 0, -1)])
+    o = api.get("/api/v1/dashboard/overview").json()
+    assert o["open_alerts"] == {"critical": 1, "major": 0, "minor": 0, "warning": 0}
+    assert o["unacknowledged"] == 1
+    [alert] = api.get("/api/v1/alerts", params={"open": True}).json()
+    assert alert["rule"] == "fridge_temperature"
+
+
+# ----------------------------------------------------------------------- closing board
+
+
+def test_the_closing_board_lists_what_is_left_and_turns_green(post: Post, api: TestClient,
+                                                              clock: ManualClock) -> None:
+    evening = at(TODAY, "17:45")
+    clock.set(evening)
+    post(
+        ("kitchen-door", evening - timedelta(minutes=10), {"open": True}),
+        ("em-main", evening - timedelta(minutes=1), {"energy_kwh": 10.0, "power_w": 2600.0}),  # limit 1300 W
+        ("wm-office", evening - timedelta(minutes=1), {"volume_m3": 1.0, "flow_lpm": 1.2}),
+        ("uv-1", evening - timedelta(minutes=1), {"on": True}),  # 17:30–20:00 is its window
+    )
+    board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
+    main, annex = board["main"], board["annex"]
+    assert main["open_now"] is False
+    assert datetime.fromisoformat(main["closes_at"]) == at(TODAY, "17:30")
+    assert [d["device"] for d in main["doors_open"]] == ["kitchen-door"]
+    assert [(c["device"], c["power_w"], c["limit_w"]) for c in main["circuits"]] == [("em-main", 2600, 1300)]
+    assert [(lamp["device"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", True)]
+    assert main["closed_up"] is False
+    assert [(w["device"], w["flow_lpm"]) for w in annex["water"]] == [("wm-office", 1.2)]
+    assert annex["closed_up"] is False
+
+    post(
+        ("kitchen-door", evening, {"open": False}),
+        ("em-main", evening, {"energy_kwh": 10.1, "power_w": 900.0}),
+        ("wm-office", evening, {"volume_m3": 1.0, "flow_lpm": 0.0}),
+    )
+    board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
+    assert board["main"]["closed_up"] is True  # the lamp is on, but on its schedule
+    assert board["annex"]["closed_up"] is True
+
+
+def test_a_lamp_on_outside_its_window_keeps_a_building_open(post: Post, api: TestClient,
+                                                            clock: ManualClock) -> None:
+    late = at(TODAY, "21:00")
+    clock.set(late)
+    post(("uv-1", late - timedelta(minutes=1), {"on": True}))
+    main = api.get("/api/v1/dashboard/closing").json()["buildings"][0]
+    assert [(lamp["device"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", False)]
+    assert main["closed_up"] is False
+
+
+# ---------------------------------------------------------------------------- live bus
+
+
+def _site(tmp_path: Path) -> config.SiteConfig:
+    return config.parse(SITE.format(url="mqtt://127.0.0.1:1", client_id="x", data_dir=tmp_path), "site.yaml")
+
+
+async def test_a_slow_reader_gets_the_newest_values_without_a_backlog(tmp_path: Path) -> None:
+    bus = LiveBus(_site(tmp_path), Counters())
+    with bus.subscribe() as sub:
+        bus.committed([(0, Sample("fridge", 1000, {"temperature_c": 4.0, "door_open": 0.0}))])
+        bus.committed([(0, Sample("fridge", 2000, {"temperature_c": 5.0}))])
+        bus.committed([(0, Sample("kitchen-door", 2000, {"open": 1.0}))])
+        bus.committed([(0, Event("kitchen-door", 2500, "access", {"credential": "card:1", "granted": True}))])
+        bus.publish("alert:7", "alert", {"id": 7, "state": "active"})
+        bus.publish("alert:7", "alert", {"id": 7, "state": "acknowledged"})
+        got = await sub.next(1.0)
+    assert got == [
+        # the temperature replaced, the door state not lost, states as booleans
+        ("reading", {"device": "fridge", "ts": 2000, "values": {"temperature_c": 5.0, "door_open": False}}),
+        ("reading", {"device": "kitchen-door", "ts": 2000, "values": {"open": True}}),
+        ("event", {"device": "kitchen-door", "ts": 2500, "type": "access",
+                   "data": {"credential": "card:1", "granted": True}}),
+        ("alert", {"id": 7, "state": "acknowledged"}),
+    ]
+
+
+async def test_a_quiet_stream_times_out_and_a_closed_one_ends(tmp_path: Path) -> None:
+    bus = LiveBus(_site(tmp_path), Counters())
+    bus.committed([(0, Sample("fridge", 1000, {"temperature_c": 4.0}))])  # nobody listens: dropped
+    with bus.subscribe() as sub:
+        assert await sub.next(0.05) == []
+        waiting = asyncio.create_task(sub.next(10.0))
+        await asyncio.sleep(0)
+        bus.close()
+        assert await asyncio.wait_for(waiting, 1.0) == []
+        assert sub.closed
