@@ -359,7 +359,8 @@ class Loads:
                    f"{self.median(lambda t: t[key][1] if t[key] else None):.0f}"
 
         return (f"HTML {self.median(lambda t: t['html']):.0f}, "
-                f"scripts loaded {self.median(lambda t: t['scripts']):.0f}, DOMContentLoaded {self.median(lambda t: t['dcl']):.0f}, /api/v1/site {span('site')}, "
+                f"scripts loaded {self.median(lambda t: t['scripts']):.0f}, "
+                f"DOMContentLoaded {self.median(lambda t: t['dcl']):.0f}, /api/v1/site {span('site')}, "
                 f"/api/v1/devices {span('devices')}, overview API {span('overview')}, "
                 f"rendered {self.median(lambda t: t['rendered']):.0f}")
 
