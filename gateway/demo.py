@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import date, datetime, time, timedelta
+from itertools import chain
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,8 +34,9 @@ from gateway.clock import Clock, SystemClock
 from gateway.school_calendar import SchoolCalendar
 from simulators import DEMO_SITE
 from simulators.faults import DoorHeldOpen, ExtraLoad, Fault, FridgeTemperature, LampSkipped, Leak, inject
-from simulators.model import SiteSimulation
+from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import run as publish
+from simulators.publish import timeline
 
 log = logging.getLogger(__name__)
 
@@ -113,39 +115,43 @@ def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) 
 
 async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_days: float) -> None:
     site = gateway.site
-    sim = SiteSimulation(site, seed=SEED)
     anchor = _anchor(site.storage.data_dir, clock.now(), backfill_days)
     first_start = gateway.calendar.local_date(int((anchor + timedelta(days=backfill_days)).timestamp() * 1000))
-    faults = demo_faults(site, gateway.calendar, first_start)
+    # One stream from the anchor, history and live alike: a fault that carries a counter
+    # correction on (a skipped lamp's tube hours) sees its device from before it begins, so the
+    # counters never jump back where the history ends or the gateway restarts.
+    stream = inject(timeline(SiteSimulation(site, seed=SEED), anchor, None),
+                    demo_faults(site, gateway.calendar, first_start), site)
     stored = [gateway.states.get(d.id).last_seen_ms or 0 for d in site.devices]
     resume_ms = max(stored, default=0)
-    until = await asyncio.to_thread(_backfill, gateway, sim, faults, anchor, resume_ms, clock)
+    until, rest = await asyncio.to_thread(_backfill, gateway, stream, anchor, resume_ms, clock)
     log.info("demo: history complete up to %s; the simulated kindergarten now runs live", until.isoformat())
-    await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", simulation=sim, start=until, faults=faults)
+    await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", start=until, messages=rest)
 
 
-def _backfill(gateway: Gateway, sim: SiteSimulation, faults: list[Fault], start: datetime, resume_ms: int,
-              clock: Clock) -> datetime:
-    """Feeds simulated history to the ingest path until it has caught up with the clock.
-    Messages already stored (before `resume_ms`) are generated, to keep totals running, but
-    not ingested again. Runs on a worker thread: the ingest buffer may make it wait."""
+def _backfill(gateway: Gateway, stream: Iterator[SimMessage], start: datetime, resume_ms: int,
+              clock: Clock) -> tuple[datetime, Iterator[SimMessage]]:
+    """Feeds the stream to the ingest path until it has caught up with the clock; returns
+    when that was and the rest of the stream. Messages already stored (before `resume_ms`)
+    are generated, to keep totals running, but not ingested again. Runs on a worker thread:
+    the ingest buffer may make it wait."""
     accept = gateway.ingestor.accept
-    end = clock.now()
-    total_s = max((end - start).total_seconds(), 1.0)
+    total_s = max((clock.now() - start).total_seconds(), 1.0)
     next_report = PROGRESS_EVERY
     sent = 0
-    while end - start > timedelta(seconds=1):
-        for msg in inject(sim.messages(start, end), faults, gateway.site):
-            ts_ms = int(msg.ts.timestamp() * 1000)
-            if ts_ms <= resume_ms:
-                continue
-            payload = json.dumps(msg.payload, ensure_ascii=False).encode()
-            accept("replay", msg.device_id, msg.channel, payload, int(clock.now().timestamp() * 1000))
-            sent += 1
-            done = (msg.ts - start).total_seconds() / total_s
-            if done >= next_report:
-                log.info("demo: backfilling history %3.0f%% (%d messages, at %s)", done * 100, sent,
-                         msg.ts.isoformat(timespec="minutes"))
-                next_report += PROGRESS_EVERY
-        start, end = end, clock.now()
-    return start
+    for msg in stream:
+        now = clock.now()
+        if msg.ts > now:
+            return now, chain([msg], stream)
+        ts_ms = int(msg.ts.timestamp() * 1000)
+        if ts_ms <= resume_ms:
+            continue
+        payload = json.dumps(msg.payload, ensure_ascii=False).encode()
+        accept("replay", msg.device_id, msg.channel, payload, int(now.timestamp() * 1000))
+        sent += 1
+        done = (msg.ts - start).total_seconds() / total_s
+        if done >= next_report:
+            log.info("demo: backfilling history %3.0f%% (%d messages, at %s)", done * 100, sent,
+                     msg.ts.isoformat(timespec="minutes"))
+            next_report += PROGRESS_EVERY
+    return clock.now(), iter(())

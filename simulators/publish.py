@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
@@ -22,7 +22,6 @@ import aiomqtt
 
 from gateway.clock import AcceleratedClock
 from gateway.config import SiteConfig
-from simulators.faults import Fault, inject
 from simulators.model import SimMessage, SiteSimulation
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,8 @@ def _broker(url: str) -> tuple[str, int, ssl.SSLContext | None]:
     return parts.hostname, parts.port or 1883, None
 
 
-def _timeline(sim: SiteSimulation, start: datetime, until: datetime | None) -> Iterator[SimMessage]:
+def timeline(sim: SiteSimulation, start: datetime, until: datetime | None) -> Iterator[SimMessage]:
+    """The simulation's messages from `start` until `until`, or for ever when None."""
     if until is not None:
         yield from sim.messages(start, until)
         return
@@ -69,18 +69,17 @@ async def run(
     until: datetime | None = None,
     username: str | None = None,
     password: str | None = None,
-    simulation: SiteSimulation | None = None,
-    faults: Sequence[Fault] = (),
+    messages: Iterator[SimMessage] | None = None,
 ) -> int:
     """Publishes the simulation of `site` from `start` (default now) until `until` (simulated
     time; forever when None), `speed` times faster than real time. Returns how many messages
-    were published. An existing `simulation` of the site may be passed to save building one;
-    its seed then applies. `faults` (simulators/faults.py) are injected into what is published."""
+    were published. `messages` (from `start` on, in time order) replace the site's simulation,
+    e.g. one with faults injected."""
     host, port, tls = _broker(broker_url)
     begin = start or datetime.now(UTC)
     clock = AcceleratedClock(begin, speed)
-    timeline = inject(_timeline(simulation or SiteSimulation(site, seed), begin, until), faults, site)
-    message = next(timeline, None)  # a bad window fails here, before connecting
+    stream = messages if messages is not None else timeline(SiteSimulation(site, seed), begin, until)
+    message = next(stream, None)  # a bad window fails here, before connecting
     published = 0
     backoff = BACKOFF_FIRST_S
     away = False
@@ -98,7 +97,7 @@ async def run(
                         await asyncio.sleep(wait_s)
                     await client.publish(topic(site.id, message), encode(message.payload), qos=QOS)
                     published += 1
-                    message = next(timeline, None)
+                    message = next(stream, None)
         except aiomqtt.MqttError as exc:
             if not away:
                 log.warning("broker %s unavailable (%s); retrying with backoff", broker_url, exc)

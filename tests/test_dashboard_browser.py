@@ -107,7 +107,8 @@ def publish(broker: Mosquitto, readings: Iterable[tuple[str, dict[str, Any]]]) -
 
 def history(now: float) -> list[tuple[str, dict[str, Any]]]:
     """A day of hourly readings from the fridge and the main meters, one reading now from
-    every other device, and a kitchen tap running for an hour while closed (a water leak,
+    every other device but the doors, last heard ten minutes ago (so the overview lists the
+    main gate as offline), and a kitchen tap running for an hour while closed (a water leak,
     hence an alert and a work order)."""
     readings: list[tuple[str, dict[str, Any]]] = []
     for hour in range(24, -1, -1):
@@ -180,6 +181,14 @@ def show(page: Page, base_url: str, route: str) -> None:
     settle(page)
 
 
+def use_language(page: Page, base_url: str, lang: str) -> None:
+    """Loads the dashboard with `lang` chosen, as the language button leaves it."""
+    page.goto(f"{base_url}/")
+    page.evaluate("(lang) => localStorage.setItem('facility.lang', lang)", lang)
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+
+
 # ------------------------------------------------------------------------------ the tests
 
 
@@ -203,7 +212,7 @@ def test_every_view_renders_without_console_errors(browser: Browser, site: Site)
 
 
 def test_a_new_reading_shows_without_reload(
-    browser: Browser, site: Site, record_property: pytest.RecordProperty,
+    browser: Browser, site: Site, record_property: Callable[[str, object], None],
 ) -> None:
     latencies = []
     with open_page(browser) as (page, console), mqtt_client(site.broker, "dashboard-fridge") as (client, _):
@@ -277,7 +286,7 @@ def test_the_language_switch_sticks(browser: Browser, site: Site) -> None:
 
 
 def test_the_live_stream_comes_back_after_a_gateway_restart(
-    browser: Browser, mosquitto_factory: MosquittoFactory, tmp_path: Path, record_property: pytest.RecordProperty,
+    browser: Browser, mosquitto_factory: MosquittoFactory, tmp_path: Path, record_property: Callable[[str, object], None],
 ) -> None:
     broker = mosquitto_factory()
     config, port = write_site(tmp_path, broker, "dashboard-restart")
@@ -322,9 +331,7 @@ def test_the_live_stream_comes_back_after_a_gateway_restart(
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_no_view_scrolls_sideways_on_a_phone(browser: Browser, site: Site, lang: str) -> None:
     with open_page(browser, PHONE) as (page, console):
-        page.goto(f"{site.url}/?lang={lang}")
-        page.evaluate("(lang) => localStorage.setItem('facility.lang', lang)", lang)
-        page.reload()
+        use_language(page, site.url, lang)
         overflows = {}
         for route in VIEWS:
             show(page, site.url, route)
@@ -333,11 +340,15 @@ def test_no_view_scrolls_sideways_on_a_phone(browser: Browser, site: Site, lang:
         assert console.problems() == []
 
 
-def test_screenshots_of_every_view(browser: Browser, site: Site) -> None:
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_screenshots_of_every_view(browser: Browser, site: Site, lang: str) -> None:
+    """Full-page screenshots for people to look at: `<desktop|phone>[-en]-<view>.png`."""
     directory = artifacts_dir("dashboard")
+    suffix = "" if lang == "zh-CN" else f"-{lang}"
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         with open_page(browser, viewport) as (page, _):
+            use_language(page, site.url, lang)
             for route in VIEWS:
                 show(page, site.url, route)
-                path = screenshot(page, directory, f"{name}-{route.replace('/', '-')}")
+                path = screenshot(page, directory, f"{name}{suffix}-{route.replace('/', '-')}")
                 assert path.stat().st_size > 0

@@ -179,7 +179,7 @@ async function drawChart(el, state, device, metric, range) {
   const times = series.points.map((p) => when(p.ts, "axis"));
   const unit = m.unit;
   const base = {
-    grid: { left: 48, right: 16, top: 24, bottom: 32 },
+    grid: { left: 48, right: 16, top: 32, bottom: 32 },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${num(v, 2)} ${unit}` },
     xAxis: { type: "category", data: times, boundaryGap: counter },
     yAxis: { type: "value", name: unit, scale: !counter, axisLabel: { formatter: (v) => num(v, 2) } },

@@ -201,7 +201,7 @@ def test_a_lamp_is_running_then_ran_then_a_skipped_one_missed(post: Post, api: T
                                                              clock: ManualClock) -> None:
     def lamp() -> dict[str, Any]:
         [out] = api.get("/api/v1/dashboard/overview").json()["lamps"]
-        return out
+        return dict(out)
 
     start = at(TODAY, "18:00")
     post(*[("uv-1", start + timedelta(minutes=m), {"on": True}) for m in range(21)])
