@@ -1,7 +1,7 @@
 """How long the dashboard's overview (`/#/overview`) takes to load in a browser for a large
 site, and how fast a live reading reaches it.
 
-Run: `.venv/bin/python -m bench.dashboard [--devices 500] [--days 8] [--runs 20] [--live 20]`
+Run: `.venv/bin/python -m bench.dashboard [--devices 500] [--days 8] [--runs 20] [--live 20] [--open-doors 10]`
 
 1. A site of `--devices` devices, built from the demo kindergarten (its time zone, opening
    hours, tariffs and duty roster): 50 devices a building, each building with a plant room
@@ -14,7 +14,8 @@ Run: `.venv/bin/python -m bench.dashboard [--devices 500] [--days 8] [--runs 20]
    step would only make the index deeper; the overview's lookups are index seeks.
 3. A real Mosquitto and `facility-gateway run` (its own process) on that data. Every device
    publishes one reading, then one every 60 s (its interval) while the benchmark runs, so
-   all are online.
+   all are online; `--open-doors` percent of the doors stay open (the overview lists each
+   open door, with when it opened: two queries a door), whatever the time of day.
 4. Headless Chromium (Debian's, through Playwright) loads `/#/overview` until its alert
    counters are in the DOM (rendered after the overview's API answer): `--runs` times in a
    fresh context (cold cache) and `--runs` reloads in one context (warm cache), split with the
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import queue
 import random
 import sqlite3
@@ -529,6 +531,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
     site, sims = build_site(args.devices, args.open_doors)
     local = LocalTime(ZoneInfo(site["timezone"]))
     fridge = next(s for s in sims if s.kind == "sample_fridge")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work skews absolute "
+          f"figures; the ratios against the references less)")
     print(f"site: {describe(site)}")
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dashboard-")))
@@ -612,7 +616,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
         with closing(sqlite3.connect(directory / "data" / "readings.db")) as conn:
             stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
         print(f"readings in SQLite at the end: {stored:,}")
-    print(f"total wall time {time.perf_counter() - began:.0f} s")
+    print(f"total wall time {time.perf_counter() - began:.0f} s; load average at the end "
+          f"{os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

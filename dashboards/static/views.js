@@ -38,7 +38,8 @@ function comparison(title, c) {
       h("span", { class: "bar-label" }, t(`overview.${key}`)),
       h("span", { class: "bar" }, h("span", { style: `width:${((v ?? 0) / top) * 100}%` })),
       h("span", { class: "bar-value" }, `${num(v, digits)} ${c.unit}`),
-      key === "today" ? null : h("span", { class: `delta ${(change(v) ?? 0) > 0 ? "up" : "down"}` }, pct(change(v)))))),
+      key === "today" ? null : h("span", { class: `delta ${(change(v) ?? 0) > 0 ? "up" : "down"}` },
+        (change(v) ?? 0) >= 9 ? `×${num(change(v) + 1, 0)}` : pct(change(v)))))),
     h("p", { class: "muted small" }, t("overview.yesterday_total", { v: `${num(c.yesterday_total, digits)} ${c.unit}` })));
 }
 

@@ -1,0 +1,57 @@
+"""`facility-gateway demo` in-process (embedded amqtt broker, SQLite) on a fixed clock: its
+history, with the demo's faults, raises exactly the alerts the faults should, and the
+dashboard's summaries show them."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.clock import ManualClock
+from gateway.demo import demo_app
+from tests.services import accounting, free_port
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Wednesday, school all week
+
+
+def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Path) -> None:
+    app = demo_app(tmp_path / "data", free_port(), backfill_days=3, clock=ManualClock(NOW))
+    expected = {
+        ("water_leak", "kitchen-water", "cleared"),  # Monday night
+        ("load_after_hours", "teaching-power", "cleared"),  # Tuesday night, until the morning
+        ("door_after_hours", "kitchen-door", "cleared"),  # Tuesday evening
+        ("fridge_temperature", "sample-fridge", "cleared"),  # Tuesday afternoon
+        ("uv_not_run", "uv-nap", "active"),  # skipped on Tuesday
+        ("water_leak", "service-water", "active"),  # since midnight, still running
+    }
+    with TestClient(app) as client:
+        # The history is written in the background: wait until it has all been stored.
+        deadline = time.monotonic() + 120
+        while not (all(d["last_seen"] and datetime.fromisoformat(d["last_seen"]) >= NOW - timedelta(minutes=2)
+                       for d in client.get("/api/v1/devices").json())
+                   and accounting(client).pending("sqlite") == 0):
+            assert time.monotonic() < deadline, "the demo's history was not stored in time"
+            time.sleep(0.5)
+        alerts = client.get("/api/v1/alerts").json()
+        assert sorted((a["rule"], a["device_id"], a["state"]) for a in alerts) == sorted(expected)
+
+        board = {b["id"]: b for b in client.get("/api/v1/dashboard/closing").json()["buildings"]}
+        assert [w["device"] for w in board["service"]["water"]] == ["service-water"]
+        overview = client.get("/api/v1/dashboard/overview").json()
+        assert overview["open_alerts"]["major"] == 2
+        assert overview["electricity"]["today"] > 0
+        assert overview["electricity"]["yesterday_total"] > 0
+        orders = client.get("/api/v1/work-orders").json()
+        assert sorted((o["device_id"], o["trade"]) for o in orders) == [
+            ("kitchen-water", "water"), ("service-water", "water")]  # leaks open orders for the plumber
+        # The page itself, in Chinese.
+        assert "向日葵幼儿园" in client.get("/").text
+        assert client.get("/api/v1/rejected").json() == []
+
