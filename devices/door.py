@@ -17,6 +17,6 @@ KIND = DeviceKind(
     name="door",
     label_zh="门",
     label_en="Door",
-    metrics=(Metric("open", "", MetricType.STATE, "开门", "Open", required=True),),
+    metrics=(Metric("open", "", MetricType.STATE, "门", "Door", required=True),),
     events=(AccessEvent,),
 )

@@ -27,7 +27,7 @@ KIND = DeviceKind(
     metrics=(
         Metric("temperature_c", "°C", MetricType.GAUGE, "温度", "Temperature", required=True,
                minimum=-50, maximum=60),
-        Metric("door_open", "", MetricType.STATE, "门开", "Door open"),
+        Metric("door_open", "", MetricType.STATE, "柜门", "Door"),
     ),
     settings=Settings,
 )

@@ -284,7 +284,7 @@ async function device({ state, arg, params, rerender }) {
       chartEl,
     ], { class: "wide" }),
     card(t("device.metadata"), h("dl", { class: "meta" }, meta.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)]),
-      Object.keys(d.settings).length ? [h("dt", {}, t("device.settings")), h("dd", {}, h("code", {}, JSON.stringify(d.settings)))] : [])),
+      Object.entries(d.settings).map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "number" ? num(v, 2) : String(v))]))),
     card(t("device.alerts"), alerts.length ? h("div", { class: "stack" }, alerts.map((a) => alertRow(state, a, rerender)))
       : h("p", { class: "muted" }, t("common.none"))),
     events ? card(t("device.events"), list(events, (e) => h("div", { class: "row" }, h("span", { class: "grow" }, when(e.ts)),
@@ -333,7 +333,7 @@ async function orders({ state, params, rerender }) {
     filters(params, [
       select("trade", params.trade ?? "", TRADES.map((x) => [x, t(`trade.${x}`)]), t("orders.trade")),
       select("status", params.status ?? "", STATUSES.map((x) => [x, t(`status.${x}`)]), t("orders.status")),
-      select("overdue", params.overdue ?? "", [["true", t("orders.overdue")]], ""),
+      select("overdue", params.overdue ?? "", [["true", t("orders.overdue")]], t("orders.due_filter")),
     ], "orders"),
     list_.length ? list_.map((o) => h("article", { class: `order ${o.overdue ? "overdue" : ""} ${o.status}`, dataset: { order: o.id } },
       h("div", { class: "alert-head" },
