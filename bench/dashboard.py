@@ -36,8 +36,10 @@ import math
 import os
 import queue
 import random
+import signal
 import sqlite3
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -527,6 +529,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
     args = parser.parse_args()
     if args.devices < 3 or args.runs < 1 or args.live < 1 or args.days < 1:
         parser.error("--devices must be at least 3, --runs, --live and --days at least 1")
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: the services stop, the temp dir goes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     began = time.perf_counter()
     site, sims = build_site(args.devices, args.open_doors)
     local = LocalTime(ZoneInfo(site["timezone"]))

@@ -141,7 +141,8 @@ class DoorOut(DeviceRef):
     open_since: datetime | None
 
 
-LampStatus = Literal["running", "ran", "due", "missed", "none"]
+# unknown: the gateway started after the window began, and the lamp has not run its minutes since
+LampStatus = Literal["running", "ran", "due", "missed", "unknown", "none"]
 
 
 class LampOut(DeviceRef):
@@ -231,20 +232,18 @@ def _fridges(gw: Gateway) -> list[FridgeOut]:
 
 
 async def _doors_open(gw: Gateway, devices: list[Device]) -> list[DoorOut]:
-    out = []
-    for d in devices:
-        point = gw.states.get(d.id).latest.get("open")
-        if point is None or not point.value:
-            continue
-        since = await asyncio.to_thread(gw.store.run_since, d.id, "open", 1.0, point.ts_ms)
-        out.append(DoorOut(**_ref(gw, d).model_dump(), open_since=_dt(since)))
-    return out
+    open_now = [(d, point.ts_ms) for d in devices
+                if (point := gw.states.get(d.id).latest.get("open")) is not None and point.value]
+    since = await asyncio.to_thread(gw.store.runs_since, "open", 1.0, [(d.id, ts) for d, ts in open_now])
+    return [DoorOut(**_ref(gw, d).model_dump(), open_since=_dt(s)) for (d, _), s in zip(open_now, since, strict=True)]
 
 
 def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
     on = _latest(gw, d.id, "on")
     rule = gw.engine.rule(d.id, UvNotRunRule)
-    window, ran, required = (None, 0.0, 0.0) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
+    window, ran, required, complete = (
+        (None, 0.0, 0.0, True) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
+    )
     status: LampStatus
     if window is None:
         status = "none"
@@ -252,6 +251,8 @@ def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
         status = "running"
     elif ran >= required:
         status = "ran"
+    elif not complete:
+        status = "unknown"
     else:
         status = "due" if now_ms < window[1] else "missed"
     return LampOut(

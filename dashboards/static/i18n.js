@@ -23,7 +23,7 @@ const LABELS = {
     "overview.lamps": "今日紫外线消毒", "overview.offline": "离线设备", "overview.no_doors": "所有门已关",
     "overview.no_offline": "全部在线", "overview.range": "范围 {lo}–{hi} °C",
     "fridge.ok": "正常", "fridge.out": "超出范围",
-    "lamp.running": "消毒中", "lamp.ran": "已完成", "lamp.due": "待消毒", "lamp.missed": "未完成",
+    "lamp.running": "消毒中", "lamp.ran": "已完成", "lamp.due": "待消毒", "lamp.missed": "未完成", "lamp.unknown": "不详",
     "lamp.none": "今日无需", "lamp.minutes": "{ran}/{need} 分钟",
     "severity.critical": "紧急", "severity.major": "重要", "severity.minor": "一般", "severity.warning": "提示",
     "closing.title": "闭园检查", "closing.ok": "已关闭妥当", "closing.todo": "{n} 项未处理",
@@ -79,7 +79,7 @@ const LABELS = {
     "overview.offline": "Devices offline", "overview.no_doors": "All doors closed", "overview.no_offline": "All online",
     "overview.range": "range {lo}–{hi} °C",
     "fridge.ok": "In range", "fridge.out": "Out of range",
-    "lamp.running": "Running", "lamp.ran": "Done", "lamp.due": "Due", "lamp.missed": "Missed", "lamp.none": "Not today",
+    "lamp.running": "Running", "lamp.ran": "Done", "lamp.due": "Due", "lamp.missed": "Missed", "lamp.unknown": "Unknown", "lamp.none": "Not today",
     "lamp.minutes": "{ran}/{need} min",
     "severity.critical": "Critical", "severity.major": "Major", "severity.minor": "Minor", "severity.warning": "Warning",
     "closing.title": "Closing check", "closing.ok": "Closed up", "closing.todo": "{n} to do",
@@ -147,19 +147,23 @@ export function pick(obj, field) {
   return isZh() ? obj[`${field}_zh`] : obj[`${field}_en`];
 }
 
-const numberFormats = new Map();
 export function num(value, digits = 1) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
-  const key = `${lang}:${digits}`;
-  if (!numberFormats.has(key)) {
-    numberFormats.set(key, new Intl.NumberFormat(lang, { maximumFractionDigits: digits, minimumFractionDigits: 0 }));
-  }
-  return numberFormats.get(key).format(value);
+  return cached(`num:${digits}`, () => new Intl.NumberFormat(lang, { maximumFractionDigits: digits, minimumFractionDigits: 0 }))
+    .format(value);
+}
+
+// Building an Intl formatter costs about half a millisecond: each is made once per language.
+const formats = new Map();
+function cached(key, make) {
+  const full = `${lang}:${key}`;
+  if (!formats.has(full)) formats.set(full, make());
+  return formats.get(full);
 }
 
 export function pct(value) {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–";
-  return new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0, signDisplay: "exceptZero" })
+  return cached("pct", () => new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0, signDisplay: "exceptZero" }))
     .format(value);
 }
 
@@ -174,5 +178,5 @@ const FORMATS = {
 export function when(value, style = "datetime") {
   if (value === null || value === undefined) return "–";
   const d = value instanceof Date ? value : new Date(value);
-  return new Intl.DateTimeFormat(lang, { ...FORMATS[style], timeZone }).format(d);
+  return cached(`date:${style}:${timeZone}`, () => new Intl.DateTimeFormat(lang, { ...FORMATS[style], timeZone })).format(d);
 }

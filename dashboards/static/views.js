@@ -44,7 +44,7 @@ function comparison(title, c) {
 }
 
 function lampRow(state, lamp) {
-  const tone = { running: "info", ran: "ok", due: "warn", missed: "bad", none: "" }[lamp.status];
+  const tone = { running: "info", ran: "ok", due: "warn", missed: "bad", unknown: "", none: "" }[lamp.status];
   const share = lamp.minutes_required ? Math.min(1, lamp.minutes_run / lamp.minutes_required) : 0;
   return h("div", { class: "row" },
     h("span", { class: "grow" }, deviceLink(state, lamp.device, lamp.name), h("small", { class: "muted" }, ` ${roomName(state, lamp.room)}`)),

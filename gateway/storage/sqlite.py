@@ -176,22 +176,27 @@ class SqliteStore:
                 out[device_id] = row
         return out
 
-    def run_since(self, device_id: str, metric: str, value: float, at_ms: int) -> int | None:
-        """When the run of `value` that holds at `at_ms` began: the first reading after the
-        last one that differed (None if no reading at `at_ms` or before has that value)."""
-        sid = self._series.get((device_id, metric))
-        if sid is None:
-            return None
+    def runs_since(self, metric: str, value: float, at: Sequence[tuple[str, int]]) -> list[int | None]:
+        """For each (device, time): when the run of `value` that holds then began, i.e. the
+        first reading after the last one that differed (None if none at or before has it)."""
+        out: list[int | None] = []
         with _reader(self.path) as conn:
-            before = conn.execute(
-                "SELECT ts FROM readings WHERE series_id = ? AND ts <= ? AND value != ? ORDER BY ts DESC LIMIT 1",
-                (sid, at_ms, value),
-            ).fetchone()
-            found = conn.execute(
-                "SELECT ts FROM readings WHERE series_id = ? AND ts > ? AND ts <= ? AND value = ? ORDER BY ts LIMIT 1",
-                (sid, -1 if before is None else before[0], at_ms, value),
-            ).fetchone()
-        return None if found is None else int(found[0])
+            for device_id, at_ms in at:
+                sid = self._series.get((device_id, metric))
+                if sid is None:
+                    out.append(None)
+                    continue
+                before = conn.execute(
+                    "SELECT ts FROM readings WHERE series_id = ? AND ts <= ? AND value != ? ORDER BY ts DESC LIMIT 1",
+                    (sid, at_ms, value),
+                ).fetchone()
+                found = conn.execute(
+                    "SELECT ts FROM readings WHERE series_id = ? AND ts > ? AND ts <= ? AND value = ? "
+                    "ORDER BY ts LIMIT 1",
+                    (sid, -1 if before is None else before[0], at_ms, value),
+                ).fetchone()
+                out.append(None if found is None else int(found[0]))
+        return out
 
     def metrics_of(self, device_id: str) -> list[str]:
         return sorted(m for (d, m) in self._series if d == device_id)

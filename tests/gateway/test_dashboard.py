@@ -270,6 +270,16 @@ def test_a_lamp_on_outside_its_window_keeps_a_building_open(post: Post, api: Tes
     assert main["closed_up"] is False
 
 
+def test_a_lamp_first_heard_inside_its_window_is_unknown_not_due(post: Post, api: TestClient,
+                                                                 clock: ManualClock) -> None:
+    """After a restart at 18:40 the gateway cannot know whether the lamp ran at 18:00."""
+    late = at(TODAY, "18:40")
+    clock.set(late)
+    post(("uv-1", late, {"on": False}))
+    [lamp] = api.get("/api/v1/dashboard/overview").json()["lamps"]
+    assert (lamp["status"], lamp["minutes_run"]) == ("unknown", 0)
+
+
 # ---------------------------------------------------------------------------- live bus
 
 
@@ -307,3 +317,4 @@ async def test_a_quiet_stream_times_out_and_a_closed_one_ends(tmp_path: Path) ->
         bus.close()
         assert await asyncio.wait_for(waiting, 1.0) == []
         assert sub.closed
+
