@@ -55,9 +55,12 @@ async function render() {
   const main = document.getElementById("view");
   const ctx = { ...r, state, rerender: render, refreshSoon };
   if (!state.view || state.view.name !== r.name || state.view.arg !== r.arg) main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
+  const since = readingSeq;
+  lastRefresh = Date.now();
   try {
     const node = await VIEWS[r.name].render(ctx);
     if (seq !== renderSeq) return; // a newer render started meanwhile
+    for (const [key, { value, seq: at }] of recent) if (at > since) patch(node, key, value);
     main.replaceChildren(node);
     state.view = { name: r.name, arg: r.arg, live: VIEWS[r.name].live ?? [] };
   } catch (err) {
@@ -93,6 +96,22 @@ function refreshSoon(minGapMs = EVENT_REFRESH_MS) {
   }, at - Date.now());
 }
 
+// Readings that arrive while a view is being fetched would patch the old page and be lost
+// when the new one replaces it (its data may be older): they are applied again after.
+const recent = new Map(); // "device:metric" → { value, seq }
+let readingSeq = 0;
+
+function patch(root, key, value) {
+  const [device, metric] = key.split(":");
+  for (const el of root.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
+    el.textContent = statusText(state, device, metric, value);
+    el.dataset.value = String(value);
+    el.classList.remove("flash");
+    void el.offsetWidth; // restart the highlight
+    el.classList.add("flash");
+  }
+}
+
 function onReading(data) {
   const device = state.devices.get(data.device);
   if (device) {
@@ -101,13 +120,10 @@ function onReading(data) {
     device.online = true;
   }
   for (const [metric, value] of Object.entries(data.values)) {
-    for (const el of document.querySelectorAll(`[data-live="${CSS.escape(`${data.device}:${metric}`)}"]`)) {
-      el.textContent = statusText(state, data.device, metric, value);
-      el.dataset.value = String(value);
-      el.classList.remove("flash");
-      void el.offsetWidth; // restart the highlight
-      el.classList.add("flash");
-    }
+    const key = `${data.device}:${metric}`;
+    recent.delete(key); // re-inserted last: the map stays in arrival order
+    recent.set(key, { value, seq: ++readingSeq });
+    patch(document, key, value);
   }
   if (state.view?.live.includes("reading")) refreshSoon(READING_REFRESH_MS);
 }
