@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel
 
 from devices import kinds
-from devices.base import DecodeError, MetricType, Reason
+from devices.base import DecodeError, Metric, MetricType, Reason
 from gateway.app import Gateway
 from gateway.auth import Ingester, Viewer
 from gateway.pipeline import BufferFull
@@ -53,6 +53,10 @@ class MetricOut(BaseModel):
     type: MetricType
     label_zh: str
     label_en: str
+
+    @classmethod
+    def of(cls, m: Metric) -> MetricOut:
+        return cls(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
 
 
 class DeviceOut(BaseModel):
@@ -178,8 +182,7 @@ def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
     kind = kinds()[d.kind]
     return DeviceDetail(
         **_device_out(gw, device_id).model_dump(),
-        metrics=[MetricOut(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
-                 for m in kind.metrics],
+        metrics=[MetricOut.of(m) for m in kind.metrics],
         settings=d.kind_settings().model_dump(),
     )
 

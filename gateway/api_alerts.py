@@ -25,7 +25,8 @@ Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-
 CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
 
 
-def _dt(ms: int | None) -> datetime | None:
+def utc(ms: int | None) -> datetime | None:
+    """Unix milliseconds as an aware UTC datetime; None stays None."""
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
@@ -56,9 +57,9 @@ class AlertOut(BaseModel):
         return cls(
             id=a.id, rule=a.rule, device_id=a.device_id, building=a.building_id, room=a.room_id,
             severity=a.severity, state=a.state, title_zh=a.title_zh, title_en=a.title_en, detail_zh=a.detail_zh,
-            detail_en=a.detail_en, facts=a.facts, first=_dt(a.first_ms), last=_dt(a.last_ms), count=a.count,
-            level=a.level, acked_by=a.acked_by, acked_at=_dt(a.acked_ms), ack_comment=a.ack_comment,
-            cleared_at=_dt(a.cleared_ms),
+            detail_en=a.detail_en, facts=a.facts, first=utc(a.first_ms), last=utc(a.last_ms), count=a.count,
+            level=a.level, acked_by=a.acked_by, acked_at=utc(a.acked_ms), ack_comment=a.ack_comment,
+            cleared_at=utc(a.cleared_ms),
         )
 
 
@@ -107,7 +108,7 @@ async def get_alert(gw: GatewayDep, _: Viewer, alert_id: Id) -> AlertDetail:
         alert = gw.alerts.get(alert_id)
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    history = [HistoryOut(at=_dt(e.at_ms), actor=e.actor, action=e.action, detail=dict(e.detail))
+    history = [HistoryOut(at=utc(e.at_ms), actor=e.actor, action=e.action, detail=dict(e.detail))
                for e in gw.alerts.history(alert_id)]
     return AlertDetail(**AlertOut.of(alert).model_dump(), history=history)
 
@@ -146,9 +147,9 @@ class WorkOrderOut(BaseModel):
     def of(cls, o: WorkOrder, now_ms: int) -> WorkOrderOut:
         return cls(
             id=o.id, alert_id=o.alert_id, rule=o.rule, trade=o.trade, device_id=o.device_id, building=o.building_id,
-            room=o.room_id, title_zh=o.title_zh, title_en=o.title_en, evidence=o.evidence, opened=_dt(o.opened_ms),
-            due=_dt(o.due_ms), status=o.status, assignee=o.assignee, note=o.note, updated=_dt(o.updated_ms),
-            done_at=_dt(o.done_ms), overdue=o.overdue(now_ms),
+            room=o.room_id, title_zh=o.title_zh, title_en=o.title_en, evidence=o.evidence, opened=utc(o.opened_ms),
+            due=utc(o.due_ms), status=o.status, assignee=o.assignee, note=o.note, updated=utc(o.updated_ms),
+            done_at=utc(o.done_ms), overdue=o.overdue(now_ms),
         )
 
 

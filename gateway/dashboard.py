@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Literal
 
@@ -26,6 +26,7 @@ import dashboards
 from devices import kinds, sample_fridge
 from gateway.alerts import Severity
 from gateway.api import GUARDED, GatewayDep, MetricOut
+from gateway.api_alerts import utc
 from gateway.app import Gateway
 from gateway.auth import Viewer
 from gateway.config import Device
@@ -40,11 +41,6 @@ templates = Jinja2Templates(directory=dashboards.TEMPLATES)
 HEARTBEAT_S = 15.0
 # What the browser waits before reconnecting after the stream broke (the SSE `retry:` field).
 RECONNECT_MS = 1000
-LANGUAGES = ("zh-CN", "en")
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 # --------------------------------------------------------------------------------- the site
@@ -84,10 +80,7 @@ def _site(gw: Gateway) -> SiteOut:
         buildings=[BuildingOut(id=b.id, name=b.name, rooms=[RoomOut(id=r.id, name=r.name, type=r.type)
                                                                for r in b.rooms]) for b in site.buildings],
         kinds={
-            k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[
-                MetricOut(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
-                for m in k.metrics
-            ])
+            k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[MetricOut.of(m) for m in k.metrics])
             for k in kinds().values() if k.name in used
         },
     )
@@ -224,7 +217,7 @@ def _fridges(gw: Gateway) -> list[FridgeOut]:
         point = gw.states.get(d.id).latest.get("temperature_c")
         temp = None if point is None else point.value
         out.append(FridgeOut(
-            **_ref(gw, d).model_dump(), temperature_c=temp, at=None if point is None else _dt(point.ts_ms),
+            **_ref(gw, d).model_dump(), temperature_c=temp, at=None if point is None else utc(point.ts_ms),
             min_c=settings.min_c, max_c=settings.max_c,
             in_range=None if temp is None else settings.min_c <= temp <= settings.max_c,
         ))
@@ -235,7 +228,7 @@ async def _doors_open(gw: Gateway, devices: list[Device]) -> list[DoorOut]:
     open_now = [(d, point.ts_ms) for d in devices
                 if (point := gw.states.get(d.id).latest.get("open")) is not None and point.value]
     since = await asyncio.to_thread(gw.store.runs_since, "open", 1.0, [(d.id, ts) for d, ts in open_now])
-    return [DoorOut(**_ref(gw, d).model_dump(), open_since=_dt(s)) for (d, _), s in zip(open_now, since, strict=True)]
+    return [DoorOut(**_ref(gw, d).model_dump(), open_since=utc(s)) for (d, _), s in zip(open_now, since, strict=True)]
 
 
 def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
@@ -257,8 +250,8 @@ def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
         status = "due" if now_ms < window[1] else "missed"
     return LampOut(
         **_ref(gw, d).model_dump(), on=None if on is None else bool(on), status=status, minutes_run=round(ran, 1),
-        minutes_required=required, window_start=None if window is None else _dt(window[0]),
-        window_end=None if window is None else _dt(window[1]),
+        minutes_required=required, window_start=None if window is None else utc(window[0]),
+        window_end=None if window is None else utc(window[1]),
     )
 
 
@@ -272,7 +265,7 @@ async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
     for a in open_alerts:
         counts[a.severity] += 1
     return OverviewOut(
-        at=_dt(now_ms),
+        at=utc(now_ms),
         day=DayOut(date=day.date.isoformat(), kind=day.kind, school_day=day.school_day, name_zh=day.name_zh,
                    name_en=day.name_en),
         open_alerts=counts,
@@ -343,7 +336,7 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
     doors = await _doors_open(gw, [d for d in devices if d.kind == "door"])
     return BuildingClosing(
         id=building.id, name=building.name, open_now=gw.calendar.is_open(building.id, now_ms),
-        closes_at=_dt(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),
+        closes_at=utc(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),
         doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
         closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
     )
@@ -353,7 +346,7 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
 async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
     """闭园检查: per building, what is still open, on or flowing."""
     now_ms = int(gw.clock.now().timestamp() * 1000)
-    return ClosingOut(at=_dt(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
+    return ClosingOut(at=utc(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
 
 
 # ------------------------------------------------------------------------- the live stream
@@ -403,5 +396,5 @@ def page(request: Request, gw: GatewayDep,
          lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
     """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
     return templates.TemplateResponse(request, "index.html", {
-        "lang": lang or LANGUAGES[0], "title": gw.site.name, "version": asset_version(),
+        "lang": lang or "zh-CN", "title": gw.site.name, "version": asset_version(),
     })

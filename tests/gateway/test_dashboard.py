@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time as wall
 from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from gateway.auth import Scope
 from gateway.clock import ManualClock
 from gateway.counters import Counters
 from gateway.live import LiveBus
-from tests.services import Mosquitto
+from tests.services import Mosquitto, accounting
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +102,12 @@ def post(api: TestClient) -> Post:
         answer = api.post("/api/v1/readings", json=body)
         assert answer.status_code == 200, answer.text
         assert answer.json()["rejected"] == []
+        # The answer comes once the readings are in the spool; the summaries read the SQLite
+        # store, which its writer fills from the spool a moment later.
+        deadline = wall.monotonic() + 10
+        while accounting(api).pending("sqlite"):
+            assert wall.monotonic() < deadline, "the readings did not reach SQLite"
+            wall.sleep(0.01)
 
     return send
 
