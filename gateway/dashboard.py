@@ -33,6 +33,7 @@ from gateway.config import Device
 from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
+from gateway.storage.sqlite import increase
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
@@ -179,11 +180,8 @@ def _of_kind(gw: Gateway, kind: str) -> list[Device]:
 
 
 def _consumption(start: float | None, end: float | None) -> float | None:
-    """A counter's increase between two readings. A counter that went back was reset (a new
-    meter, a wrapped register): what it counts since the reset is all that can be known."""
-    if start is None or end is None:
-        return None
-    return end if end < start else end - start
+    """A counter's increase between two readings; None when either is unknown."""
+    return None if start is None or end is None else increase(start, end)
 
 
 async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Comparison:

@@ -1,10 +1,17 @@
 """The embedded time-series store: raw readings in SQLite (WAL), with retention and
-downsampled history queries.
+downsampled history queries, and rollups maintained as readings arrive.
 
 A reading's identity is (device, metric, timestamp): the primary key, so writing the same
 reading twice stores it once. Series (device, metric) get small integer ids so each raw row is
 three numbers in a WITHOUT ROWID B-tree ordered by series and time, which is also the order
 every history query reads.
+
+Rollups summarise each series per 5-minute and per hourly bucket (count, sum, min, max and
+a counter's increase), so that a report over a month of hundreds of devices reads thousands of
+rows, not millions. They are written in the same transaction as the readings, recomputed from
+the raw readings for every bucket a write touches: late, duplicate and out-of-order readings
+leave them exactly as if everything had arrived in order. Retention deletes the 5-minute ones
+with the raw readings and keeps the hourly ones.
 
 One writer thread owns the write connection; queries open their own read connections, which
 WAL lets run beside the writer.
@@ -15,10 +22,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from devices.base import Event, Sample
 
@@ -43,7 +51,29 @@ CREATE TABLE IF NOT EXISTS events (
     -- two cards can pass one gate in the same second: an event's identity is all of it
     PRIMARY KEY (device_id, ts, type, data)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    series_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,        -- bucket length in ms: 300000 or 3600000
+    ts INTEGER NOT NULL,          -- bucket start, a multiple of the step (UTC)
+    count INTEGER NOT NULL,
+    sum REAL NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    increase REAL NOT NULL,       -- see `increase()`: what a counter counted up to readings in this bucket
+    PRIMARY KEY (series_id, step, ts)
+) WITHOUT ROWID;
 """
+
+FIVE_MIN_MS: Final = 300_000
+HOUR_MS: Final = 3_600_000
+
+
+def increase(start: float | None, end: float) -> float:
+    """A counter's increase from one reading to the next. A counter that went back was reset
+    (a new meter, a wrapped register): what it counted since the reset is all that is known."""
+    if start is None:
+        return 0.0
+    return end if end < start else end - start
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +89,20 @@ class Bucket:
     min: float
     max: float
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One bucket of a series. `increase`: what a counter counted, attributed to the bucket of
+    the reading that shows it (a meter that was silent for an hour reports that hour's use
+    in the bucket where it speaks again)."""
+
+    ts_ms: int
+    count: int
+    sum: float
+    min: float
+    max: float
+    increase: float
 
 
 def where(conditions: Iterable[tuple[str, object]]) -> tuple[str, list[object]]:
@@ -100,6 +144,7 @@ class SqliteStore:
             conn = self._conn
             series = self._series
             rows: list[tuple[int, int, float]] = []
+            spans: dict[int, tuple[int, int]] = {}  # series → first and last time written
             conn.execute("BEGIN")
             try:
                 for s in samples:
@@ -108,6 +153,8 @@ class SqliteStore:
                         if sid is None:
                             sid = self._new_series(s.device_id, metric)
                         rows.append((sid, s.ts_ms, value))
+                        lo, hi = spans.get(sid, (s.ts_ms, s.ts_ms))
+                        spans[sid] = (min(lo, s.ts_ms), max(hi, s.ts_ms))
                 before = conn.total_changes
                 conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?)", rows)
                 conn.executemany(
@@ -116,6 +163,7 @@ class SqliteStore:
                      for e in events],
                 )
                 new = conn.total_changes - before
+                _roll_up(conn, spans)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -132,14 +180,44 @@ class SqliteStore:
         self._series[(device_id, metric)] = sid
         return sid
 
+    def rebuild_rollups(self, series_done: Callable[[int, int], None] | None = None) -> int:
+        """Recomputes every series' rollups from its raw readings (a database from before
+        rollups existed); reports `(done, total)` series after each. Returns the buckets written."""
+        written = 0
+        sids = list(self._series.values())
+        for done, sid in enumerate(sids, 1):
+            with self._lock:
+                conn = self._conn
+                span = conn.execute("SELECT min(ts), max(ts) FROM readings WHERE series_id = ?", (sid,)).fetchone()
+                if span[0] is not None:
+                    conn.execute("BEGIN")
+                    try:
+                        written += _roll_up(conn, {sid: span})
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+            if series_done:
+                series_done(done, len(sids))
+        return written
+
+    def has_rollups(self) -> bool:
+        """False when there are readings but no rollups: a database from before rollups."""
+        with _reader(self.path) as conn:
+            return conn.execute("SELECT 1 FROM rollups LIMIT 1").fetchone() is not None or \
+                conn.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None
+
     def delete_before(self, cutoff_ms: int) -> int:
-        """Retention: drops raw readings older than the cutoff, series by series (the key
-        is ordered by series first, so each delete is a range scan)."""
+        """Retention: drops raw readings and 5-minute rollups older than the cutoff, series by
+        series (the keys are ordered by series first, so each delete is a range scan). Hourly
+        rollups stay: year-on-year comparisons need them."""
         deleted = 0
         with self._lock:
             for sid in list(self._series.values()):
                 cur = self._conn.execute("DELETE FROM readings WHERE series_id = ? AND ts < ?", (sid, cutoff_ms))
                 deleted += cur.rowcount
+                self._conn.execute("DELETE FROM rollups WHERE series_id = ? AND step = ? AND ts < ?",
+                                   (sid, FIVE_MIN_MS, cutoff_ms))
             cur = self._conn.execute("DELETE FROM events WHERE ts < ?", (cutoff_ms,))
             deleted += cur.rowcount
         return deleted
@@ -234,6 +312,32 @@ class SqliteStore:
                 )
             ]
 
+    def rollups(self, metric: str, device_ids: Iterable[str], start_ms: int, end_ms: int,
+                step_ms: int = HOUR_MS) -> dict[str, list[Rollup]]:
+        """Each device's rollups of `metric` with buckets starting in [start, end), in order
+        (devices without the series are left out)."""
+        out: dict[str, list[Rollup]] = {}
+        with _reader(self.path) as conn:
+            for device_id in device_ids:
+                sid = self._series.get((device_id, metric))
+                if sid is not None:
+                    out[device_id] = [Rollup(*row) for row in conn.execute(
+                        "SELECT ts, count, sum, min, max, increase FROM rollups "
+                        "WHERE series_id = ? AND step = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                        (sid, step_ms, start_ms, end_ms))]
+        return out
+
+    def increases(self, metric: str, device_ids: Iterable[str], start_ms: int, end_ms: int) -> dict[str, float | None]:
+        """What each device's counter `metric` counted in [start, end) (hours; None: no data)."""
+        out: dict[str, float | None] = {}
+        with _reader(self.path) as conn:
+            for device_id in device_ids:
+                sid = self._series.get((device_id, metric))
+                out[device_id] = None if sid is None else conn.execute(
+                    "SELECT sum(increase) FROM rollups WHERE series_id = ? AND step = ? AND ts >= ? AND ts < ?",
+                    (sid, HOUR_MS, start_ms, end_ms)).fetchone()[0]
+        return out
+
     def events(self, device_id: str, start_ms: int, end_ms: int, limit: int) -> list[Event]:
         with _reader(self.path) as conn:
             return [
@@ -244,6 +348,49 @@ class SqliteStore:
                     (device_id, start_ms, end_ms, limit),
                 )
             ]
+
+
+def _roll_up(conn: sqlite3.Connection, spans: dict[int, tuple[int, int]]) -> int:
+    """Recomputes the rollups of every bucket that readings written in `spans` (series →
+    first and last time) fall into, plus the bucket of the next reading after them (its
+    increase is now counted from a different reading). Returns the buckets written."""
+    five: list[tuple[int, int, int, int, float, float, float, float]] = []
+    hours: list[tuple[int, int, int]] = []
+    for sid, (lo, hi) in spans.items():
+        start = lo - lo % FIVE_MIN_MS
+        after = conn.execute("SELECT ts FROM readings WHERE series_id = ? AND ts > ? ORDER BY ts LIMIT 1",
+                             (sid, hi)).fetchone()
+        last = after[0] if after else hi
+        end = last - last % FIVE_MIN_MS + FIVE_MIN_MS
+        before = conn.execute("SELECT value FROM readings WHERE series_id = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                              (sid, start)).fetchone()
+        previous: float | None = before[0] if before else None
+        bucket = -1
+        acc: list[float] = []
+        for ts, value in conn.execute("SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ?",
+                                      (sid, start, end)):
+            b = ts - ts % FIVE_MIN_MS
+            if b != bucket:
+                if acc:
+                    five.append((sid, FIVE_MIN_MS, bucket, int(acc[0]), acc[1], acc[2], acc[3], acc[4]))
+                bucket, acc = b, [0, 0.0, value, value, 0.0]
+            acc[0] += 1
+            acc[1] += value
+            acc[2] = min(acc[2], value)
+            acc[3] = max(acc[3], value)
+            acc[4] += increase(previous, value)
+            previous = value
+        if acc:
+            five.append((sid, FIVE_MIN_MS, bucket, int(acc[0]), acc[1], acc[2], acc[3], acc[4]))
+        hours.append((sid, start - start % HOUR_MS, end + (-end) % HOUR_MS))  # whole hours
+    conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)", five)
+    for sid, start, end in hours:
+        conn.execute(
+            "INSERT OR REPLACE INTO rollups SELECT series_id, :hour, ts - ts % :hour, sum(count), sum(sum), min(min), "
+            "max(max), sum(increase) FROM rollups WHERE series_id = :sid AND step = :five AND ts >= :start "
+            "AND ts < :end GROUP BY ts - ts % :hour",
+            {"hour": HOUR_MS, "five": FIVE_MIN_MS, "sid": sid, "start": start, "end": end})
+    return len(five)
 
 
 def _reader(path: Path) -> closing[sqlite3.Connection]:
