@@ -76,6 +76,9 @@ class Building(_Strict):
     id: Ident
     name: str
     rooms: list[Room] = Field(min_length=1)
+    # For the energy report's intensity (kWh and m³ per m² and per person).
+    floor_area_m2: float | None = Field(None, gt=0)
+    headcount: int | None = Field(None, gt=0, description="children and staff who use the building")
     # Where a building keeps other hours than the site (a kitchen that starts at 06:00).
     opening_hours: dict[str, list[Span]] | None = None
 
@@ -258,12 +261,77 @@ class SpoolSettings(_Strict):
     sink_batch: int = Field(5_000, ge=1, le=100_000, description="messages per write to a sink")
 
 
+TouPeriodName = Literal["sharp", "peak", "flat", "valley"]  # 尖峰, 峰, 平, 谷
+
+
+class TouSpan(_Strict):
+    """Local times; an end at or before the start runs past midnight ("22:00"–"06:00")."""
+
+    start: time
+    end: time
+
+    def minutes(self) -> range | tuple[range, range]:
+        a, b = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
+        return range(a, b) if a < b else (range(a, 1440), range(0, b))
+
+
+class TouPeriod(_Strict):
+    name: TouPeriodName
+    yuan_per_kwh: float = Field(ge=0)
+    hours: list[TouSpan] = Field(min_length=1)
+
+
 class Tariffs(_Strict):
-    """Prices for the cost of waste in alerts. Assumption: typical Shanghai non-residential
-    prices; set the school's own."""
+    """Prices for costs in reports and alerts. Electricity: time-of-use periods (分时电价),
+    with `electricity_yuan_per_kwh` as the flat price for any minute no period covers.
+    Assumption: typical Shanghai non-residential prices; set the school's own."""
 
     electricity_yuan_per_kwh: float = Field(0.75, ge=0)
+    electricity_periods: list[TouPeriod] = Field(default_factory=list)
     water_yuan_per_m3: float = Field(5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Self:
+        self.by_minute()
+        return self
+
+    def by_minute(self) -> list[tuple[TouPeriodName, float]]:
+        """The period and price of each minute of the day (0 = 00:00). ValueError when two
+        periods claim one minute."""
+        out: list[tuple[TouPeriodName, float] | None] = [None] * 1440
+        for period in self.electricity_periods:
+            for span in period.hours:
+                ranges = span.minutes()
+                for minute in (m for r in (ranges if isinstance(ranges, tuple) else (ranges,)) for m in r):
+                    if (taken := out[minute]) is not None:
+                        raise ValueError(f"electricity periods {taken[0]!r} and {period.name!r} both cover "
+                                         f"{minute // 60:02d}:{minute % 60:02d}")
+                    out[minute] = (period.name, period.yuan_per_kwh)
+        return [m or ("flat", self.electricity_yuan_per_kwh) for m in out]
+
+    def electricity_price(self, minute_of_day: int) -> float:
+        return self.by_minute()[minute_of_day][1]
+
+
+class ReportTargets(_Strict):
+    """Monthly consumption targets for the whole site (the energy report compares with them)."""
+
+    electricity_kwh: float | None = Field(None, gt=0)
+    water_m3: float | None = Field(None, gt=0)
+
+
+class ReportSettings(_Strict):
+    targets: ReportTargets = Field(default_factory=ReportTargets)
+    # Where staff reach the gateway, for links in delivered reports ("http://10.0.0.5:8000").
+    public_url: str | None = None
+    # Delivery through the notification channels: the daily safety record this long after
+    # the site closes on a school day, the monthly report and summary on the 1st at `monthly_at`.
+    daily: bool = True
+    daily_after_closing_min: float = Field(30, ge=0)
+    monthly: bool = True
+    monthly_at: time = time(8, 0)
+    channels: list[str] | None = Field(None, description="channel ids; None: every email and webhook channel")
+    lang: Literal["zh-CN", "en"] = "zh-CN"
 
 
 class SiteConfig(BaseSettings):
@@ -291,6 +359,8 @@ class SiteConfig(BaseSettings):
     # Rule parameters for the whole site, by rule name (see gateway/rules/params.py).
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tariffs: Tariffs = Field(default_factory=Tariffs)
+    headcount: int | None = Field(None, gt=0, description="children and staff; default: the buildings' sum")
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
@@ -361,6 +431,10 @@ class SiteConfig(BaseSettings):
             for r in channel.rules or []:
                 if r not in PARAMS:
                     raise ValueError(f"@notifications.channels[{i}].rules: unknown rule {r!r}")
+        channel_ids = {c.id for c in self.notifications.channels}
+        for c in self.reports.channels or []:
+            if c not in channel_ids:
+                raise ValueError(f"@reports.channels: no notification channel {c!r}")
         for r in self.work_orders.rules:
             if r not in PARAMS:
                 raise ValueError(f"@work_orders.rules.{r}: unknown rule {r!r}")
@@ -404,6 +478,15 @@ class SiteConfig(BaseSettings):
 
     def building_of(self, room_id: str) -> Building:
         return next(b for b in self.buildings if any(r.id == room_id for r in b.rooms))
+
+    def people(self) -> int | None:
+        """The site's headcount: given, or the sum of its buildings' where each gives one."""
+        counts = [b.headcount for b in self.buildings]
+        return self.headcount or (sum(c for c in counts if c) if all(counts) else None)
+
+    def floor_area_m2(self) -> float | None:
+        areas = [b.floor_area_m2 for b in self.buildings]
+        return sum(a for a in areas if a) if all(areas) else None
 
     def main_meters(self, kind: str, building: Building) -> list[Device]:
         """The meters of `kind` that together measure all of `building`: those in its plant

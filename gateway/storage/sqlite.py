@@ -312,30 +312,33 @@ class SqliteStore:
                 )
             ]
 
-    def rollups(self, metric: str, device_ids: Iterable[str], start_ms: int, end_ms: int,
+    def rollups(self, metric: str, device_ids: Iterable[str], spans: Sequence[tuple[int, int]],
                 step_ms: int = HOUR_MS) -> dict[str, list[Rollup]]:
-        """Each device's rollups of `metric` with buckets starting in [start, end), in order
-        (devices without the series are left out)."""
+        """Each device's rollups of `metric` with buckets starting in any of the [start, end)
+        `spans` (in order, not overlapping), in time order; devices without the series are left out."""
         out: dict[str, list[Rollup]] = {}
         with _reader(self.path) as conn:
             for device_id in device_ids:
                 sid = self._series.get((device_id, metric))
                 if sid is not None:
-                    out[device_id] = [Rollup(*row) for row in conn.execute(
+                    out[device_id] = [Rollup(*row) for start, end in spans for row in conn.execute(
                         "SELECT ts, count, sum, min, max, increase FROM rollups "
                         "WHERE series_id = ? AND step = ? AND ts >= ? AND ts < ? ORDER BY ts",
-                        (sid, step_ms, start_ms, end_ms))]
+                        (sid, step_ms, start, end))]
         return out
 
-    def increases(self, metric: str, device_ids: Iterable[str], start_ms: int, end_ms: int) -> dict[str, float | None]:
-        """What each device's counter `metric` counted in [start, end) (hours; None: no data)."""
-        out: dict[str, float | None] = {}
+    def increases(self, metric: str, device_ids: Iterable[str], start_ms: int,
+                  end_ms: int) -> dict[str, tuple[float, int] | None]:
+        """What each device's counter `metric` counted in [start, end) (whole hours), and in how
+        many hours it had readings; None: no readings at all."""
+        out: dict[str, tuple[float, int] | None] = {}
         with _reader(self.path) as conn:
             for device_id in device_ids:
                 sid = self._series.get((device_id, metric))
-                out[device_id] = None if sid is None else conn.execute(
-                    "SELECT sum(increase) FROM rollups WHERE series_id = ? AND step = ? AND ts >= ? AND ts < ?",
-                    (sid, HOUR_MS, start_ms, end_ms)).fetchone()[0]
+                row = None if sid is None else conn.execute(
+                    "SELECT sum(increase), count(*) FROM rollups WHERE series_id = ? AND step = ? AND ts >= ? "
+                    "AND ts < ?", (sid, HOUR_MS, start_ms, end_ms)).fetchone()
+                out[device_id] = None if row is None or row[0] is None else (row[0], row[1])
         return out
 
     def events(self, device_id: str, start_ms: int, end_ms: int, limit: int) -> list[Event]:

@@ -115,7 +115,7 @@ def test_rollups_match_a_recomputation_whatever_the_order_of_arrival(batches: li
             store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in batch], [])
             seen |= {T0 + m * MIN: value(m) for m in batch}
         for step in (FIVE_MIN_MS, HOUR_MS):
-            got = store.rollups("energy_kwh", ["m"], 0, T0 + 1000 * MIN, step)["m"]
+            got = store.rollups("energy_kwh", ["m"], [(0, T0 + 1000 * MIN)], step)["m"]
             assert approx(got) == approx(expected_rollups(seen, step)), step
         store.close()
 
@@ -123,7 +123,7 @@ def test_rollups_match_a_recomputation_whatever_the_order_of_arrival(batches: li
 def test_rollups_are_rebuilt_for_a_database_from_before_them(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "r.db")
     store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * 1.5}) for d in ("a", "b") for i in range(130)], [])
-    want = store.rollups("energy_kwh", ["a", "b"], 0, T0 + 999 * MIN)
+    want = store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)])
     with sqlite3.connect(tmp_path / "r.db") as conn:
         conn.execute("DELETE FROM rollups")
     assert not store.has_rollups()
@@ -131,8 +131,8 @@ def test_rollups_are_rebuilt_for_a_database_from_before_them(tmp_path: Path) -> 
     assert store.rebuild_rollups(lambda done, total: progress.append((done, total))) == 2 * 26
     assert progress == [(1, 2), (2, 2)]
     assert store.has_rollups()
-    assert store.rollups("energy_kwh", ["a", "b"], 0, T0 + 999 * MIN) == want
-    assert store.increases("energy_kwh", ["a", "b", "c"], T0, T0 + HOUR_MS) == {"a": 59 * 1.5, "b": 59 * 1.5, "c": None}
+    assert store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)]) == want
+    assert store.increases("energy_kwh", ["a", "b", "c"], T0, T0 + HOUR_MS) == {"a": (59 * 1.5, 1), "b": (59 * 1.5, 1), "c": None}
     store.close()
 
 
@@ -140,6 +140,6 @@ def test_retention_keeps_hourly_rollups(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "r.db")
     store.write([Sample("a", T0 + i * MIN, {"energy_kwh": float(i)}) for i in range(120)], [])
     store.delete_before(T0 + 2 * HOUR_MS)
-    assert store.rollups("energy_kwh", ["a"], 0, T0 + 999 * MIN, FIVE_MIN_MS) == {"a": []}
-    assert [r.increase for r in store.rollups("energy_kwh", ["a"], 0, T0 + 999 * MIN)["a"]] == [59.0, 60.0]
+    assert store.rollups("energy_kwh", ["a"], [(0, T0 + 999 * MIN)], FIVE_MIN_MS) == {"a": []}
+    assert [r.increase for r in store.rollups("energy_kwh", ["a"], [(0, T0 + 999 * MIN)])["a"]] == [59.0, 60.0]
     store.close()
