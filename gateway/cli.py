@@ -1,4 +1,4 @@
-"""`facility-gateway`: check-config, run, demo, user, api-key, simulate."""
+"""`facility-gateway`: check-config, run, demo, user, api-key, simulate, report, rollups."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from gateway import config
+from gateway import cli_reports, config
 from gateway.app import create_app
 from gateway.audit import AuditTrail
 from gateway.auth import AuthError, AuthStore, Role, Scope
@@ -28,7 +28,7 @@ def _log(level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facility-gateway", description=__doc__)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--username")
     p.add_argument("--password")
 
-    args = parser.parse_args(argv)
+    cli_reports.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     _log(args.log_level)
 
     try:
@@ -91,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(app, args.host, args.port, args.log_level)
         if args.command in ("user", "api-key"):
             return _accounts(args)
+        if args.command == "report":
+            return cli_reports.report(args)
+        if args.command == "rollups":
+            return cli_reports.rollups(args)
         if args.command == "simulate":
             from simulators.publish import run as publish
 

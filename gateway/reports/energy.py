@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from gateway.alerts import AlertFilter, AlertStore
+from gateway.alerts import Alert, AlertFilter, AlertStore
 from gateway.config import Device, SiteConfig, TouPeriodName
 from gateway.rules.params import LoadAfterHours
 from gateway.school_calendar import SchoolCalendar
@@ -215,12 +215,24 @@ class _Meter:
     closed_parts: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, alerts: AlertStore,
+def bounds_ms(cal: SchoolCalendar, month: Month) -> tuple[int, int]:
+    """The month's first and last instant, local time."""
+    return cal.day_bounds_ms(month.first())[0], cal.day_bounds_ms(month.shift(1).first())[0]
+
+
+def leak_alerts(alerts: AlertStore, cal: SchoolCalendar, month: Month) -> list[Alert]:
+    """The alerts whose losses the report counts: leaks and running taps begun in `month`."""
+    start_ms, end_ms = bounds_ms(cal, month)
+    return [a for rule in LEAK_RULES
+            for a in alerts.find(AlertFilter(rule=rule, since_ms=start_ms, until_ms=end_ms, limit=10_000))]
+
+
+def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, leaks: list[Alert],
                   month: Month, now_ms: int, progress: Callable[[int, int], None] | None = None) -> EnergyReport:
-    """Computes the report for `month` (up to `now_ms` for the current one). `progress`
-    hears (meters done, meters) as the meters are read."""
-    start_ms, _ = cal.day_bounds_ms(month.first())
-    end_ms, _ = cal.day_bounds_ms(month.shift(1).first())
+    """Computes the report for `month` (up to `now_ms` for the current one) with the month's
+    `leak_alerts`. `progress` hears (meters done, meters) as the meters are read. Reads SQLite
+    only: it may run in a worker thread."""
+    start_ms, end_ms = bounds_ms(cal, month)
     slots = _slots(site, cal, start_ms, end_ms)
     meters = [d for d in site.devices if d.kind in {kind for kind, _, _ in METERS.values()}]
     main = {d.id for b in site.buildings for kind, _, _ in METERS.values() for d in site.main_meters(kind, b)}
@@ -234,7 +246,7 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, ale
                 progress(done, len(meters))
     uses = {d.id: _meter_use(site, cal, read[d.id], d.id in main, slots, start_ms, end_ms) for d in meters}
     days = month.days()
-    leaks = _leaks(site, store, alerts, start_ms, end_ms)
+    losses = _leaks(site, store, leaks, end_ms)
     totals = {u: _totals(site, cal, store, month, u, [read[i] for i in read if i in main and uses[i].utility == u],
                          days) for u in METERS}
     main_uses = [u for u in uses.values() if u.main and u.waste_kwh is not None]
@@ -246,8 +258,8 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, ale
         meters=sorted(uses.values(), key=lambda u: (u.utility, -(u.total or 0))),
         waste_kwh=_round(sum(u.waste_kwh or 0 for u in main_uses)) if main_uses else None,
         waste_yuan=_round(sum(u.waste_yuan or 0 for u in main_uses), 2) if main_uses else None,
-        leaks=leaks, leak_m3=round(sum(x.loss_m3 for x in leaks), 3),
-        leak_yuan=round(sum(x.cost_yuan for x in leaks), 2),
+        leaks=losses, leak_m3=round(sum(x.loss_m3 for x in losses), 3),
+        leak_yuan=round(sum(x.cost_yuan for x in losses), 2),
     )
 
 
@@ -394,8 +406,7 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
 
 def _month_total(cal: SchoolCalendar, store: SqliteStore, metric: str, ids: list[str], month: Month) -> Comparison:
     """The sum of `ids`' use in `month`; coverage: the least covered meter's share of hours."""
-    start, _ = cal.day_bounds_ms(month.first())
-    end, _ = cal.day_bounds_ms(month.shift(1).first())
+    start, end = bounds_ms(cal, month)
     found = store.increases(metric, ids, start, end)
     known = [v for v in found.values() if v is not None]
     hours = (end - start) // HOUR_MS
@@ -431,23 +442,22 @@ def _buildings(site: SiteConfig, store: SqliteStore, uses: dict[str, MeterUse], 
     return sorted(out, key=lambda b: -((b.kwh_per_m2 if by_area else b.electricity_kwh) or 0))
 
 
-def _leaks(site: SiteConfig, store: SqliteStore, alerts: AlertStore, start_ms: int, end_ms: int) -> list[LeakLoss]:
-    """Each leak alert begun in the month, with what its meter counted from the start of the
-    flow until the alert cleared (or the month ended): the water the leak cost."""
+def _leaks(site: SiteConfig, store: SqliteStore, alerts: list[Alert], end_ms: int) -> list[LeakLoss]:
+    """Each leak alert with what its meter counted from the start of the flow until the
+    alert cleared (or the month ended): the water the leak cost."""
     out = []
     metric = METERS["water"][1]
-    for rule in LEAK_RULES:
-        for a in alerts.find(AlertFilter(rule=rule, since_ms=start_ms, until_ms=end_ms, limit=10_000)):
-            device = site.device(a.device_id)
-            until = min(a.cleared_ms or end_ms, end_ms)
-            first, last = store.values_at(metric, [a.device_id], [a.first_ms, until])[a.device_id]
-            lost = 0.0 if first is None or last is None else increase(first, last)
-            out.append(LeakLoss(
-                alert_id=a.id, rule=a.rule, device_id=a.device_id,
-                name=device.name if device and device.name else a.device_id, first_ms=a.first_ms,
-                until_ms=until, cleared=a.cleared_ms is not None,
-                loss_m3=round(lost, 3), cost_yuan=round(lost * site.tariffs.water_yuan_per_m3, 2),
-            ))
+    for a in alerts:
+        device = site.device(a.device_id)
+        until = min(a.cleared_ms or end_ms, end_ms)
+        first, last = store.values_at(metric, [a.device_id], [a.first_ms, until])[a.device_id]
+        lost = 0.0 if first is None or last is None else increase(first, last)
+        out.append(LeakLoss(
+            alert_id=a.id, rule=a.rule, device_id=a.device_id,
+            name=device.name if device and device.name else a.device_id, first_ms=a.first_ms,
+            until_ms=until, cleared=a.cleared_ms is not None,
+            loss_m3=round(lost, 3), cost_yuan=round(lost * site.tariffs.water_yuan_per_m3, 2),
+        ))
     return sorted(out, key=lambda x: x.first_ms)
 
 

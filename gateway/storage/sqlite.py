@@ -133,6 +133,11 @@ class SqliteStore:
             (d, m): i for i, d, m in self._conn.execute("SELECT id, device_id, metric FROM series")
         }
         self._lock = threading.Lock()  # the write connection is used by one thread at a time
+        # user_version 1: every reading has its rollups. A database from before them has
+        # readings and version 0 until `rebuild_rollups` has run.
+        if self._conn.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None:
+            self._conn.execute("PRAGMA user_version = 1")
+        self.needs_rollups = self._conn.execute("PRAGMA user_version").fetchone()[0] < 1
 
     def close(self) -> None:
         with self._lock:
@@ -199,13 +204,10 @@ class SqliteStore:
                         raise
             if series_done:
                 series_done(done, len(sids))
+        with self._lock:
+            self._conn.execute("PRAGMA user_version = 1")
+        self.needs_rollups = False
         return written
-
-    def has_rollups(self) -> bool:
-        """False when there are readings but no rollups: a database from before rollups."""
-        with _reader(self.path) as conn:
-            return conn.execute("SELECT 1 FROM rollups LIMIT 1").fetchone() is not None or \
-                conn.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None
 
     def delete_before(self, cutoff_ms: int) -> int:
         """Retention: drops raw readings and 5-minute rollups older than the cutoff, series by

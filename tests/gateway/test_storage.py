@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -124,13 +125,20 @@ def test_rollups_are_rebuilt_for_a_database_from_before_them(tmp_path: Path) -> 
     store = SqliteStore(tmp_path / "r.db")
     store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * 1.5}) for d in ("a", "b") for i in range(130)], [])
     want = store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)])
-    with sqlite3.connect(tmp_path / "r.db") as conn:
+    assert not store.needs_rollups
+    store.close()
+    with closing(sqlite3.connect(tmp_path / "r.db")) as conn, conn:
         conn.execute("DELETE FROM rollups")
-    assert not store.has_rollups()
+        conn.execute("PRAGMA user_version = 0")
+    store = SqliteStore(tmp_path / "r.db")
+    assert store.needs_rollups
     progress: list[tuple[int, int]] = []
     assert store.rebuild_rollups(lambda done, total: progress.append((done, total))) == 2 * 26
     assert progress == [(1, 2), (2, 2)]
-    assert store.has_rollups()
+    assert not store.needs_rollups
+    store.close()
+    store = SqliteStore(tmp_path / "r.db")
+    assert not store.needs_rollups
     assert store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)]) == want
     assert store.increases("energy_kwh", ["a", "b", "c"], T0, T0 + HOUR_MS) == {"a": (59 * 1.5, 1), "b": (59 * 1.5, 1), "c": None}
     store.close()
