@@ -20,6 +20,7 @@ from typing import Self
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter
 
 import dashboards
 from devices.base import Event, Sample
@@ -35,6 +36,8 @@ from gateway.ingest.mqtt import MqttIngest
 from gateway.live import LiveBus
 from gateway.notify import Notifier
 from gateway.pipeline import IngestBuffer, Ingestor
+from gateway.reports.checks import ManualChecks
+from gateway.reports.delivery import ReportDelivery
 from gateway.roster import Roster
 from gateway.rules.engine import RuleEngine
 from gateway.school_calendar import SchoolCalendar
@@ -74,6 +77,12 @@ class Gateway:
                             lambda: len(self.spool))
         self.counters.gauge("facility_spool_capacity", "Bound of the spool, in messages",
                             lambda: site.spool.max_messages)
+        registry = self.counters.registry
+        self._report_counters = (
+            Counter("facility_reports_sent", "Scheduled reports delivered, by channel", ["channel"], registry=registry),
+            Counter("facility_reports_failed", "Scheduled report deliveries that failed, by channel", ["channel"],
+                    registry=registry),
+        )
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -99,6 +108,10 @@ class Gateway:
         self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
                                  self._alerted, self.work_orders.on_raised)
         stack.callback(self.alerts.close)
+        self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
+        stack.callback(self.checks.close)
+        self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
+        stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         self.counters.accounting(self.spool.totals)
@@ -121,6 +134,9 @@ class Gateway:
         self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention()),
                        group.create_task(self.notifier.run()), group.create_task(self._watch())]
         self._tasks += [group.create_task(w.run()) for w in self.writers]
+        self._tasks.append(group.create_task(self.deliveries.run()))
+        if self.store.needs_rollups:
+            self._tasks.append(group.create_task(self._rebuild_rollups()))
         stack.push_async_callback(self._cancel_tasks)
         stack.callback(self.live.close)
         if self.mqtt is not None:
@@ -161,6 +177,18 @@ class Gateway:
             self.engine.tick(int(self.clock.now().timestamp() * 1000))
             self.alerts.tick()
             await asyncio.sleep(WATCH_EVERY_S)
+
+    async def _rebuild_rollups(self) -> None:
+        """A database from before rollups gets them in the background, series by series
+        beside the writer (`facility-gateway rollups rebuild` does it offline)."""
+        log.warning("rollups: the readings have none yet (a database from an older version); building them")
+
+        def done(n: int, total: int) -> None:
+            if n == total or n % max(1, total // 10) == 0:
+                log.info("rollups: %d of %d series", n, total)
+
+        written = await asyncio.to_thread(self.store.rebuild_rollups, done)
+        log.info("rollups: built, %d five-minute buckets", written)
 
     async def _retention(self) -> None:
         keep = timedelta(days=self.site.storage.retention_days)
@@ -207,6 +235,8 @@ def create_app(
 ) -> FastAPI:
     from gateway.api import router
     from gateway.api_alerts import router as alerts_router
+    from gateway.api_energy import router as energy_router
+    from gateway.api_reports import router as reports_router
     from gateway.dashboard import asset_version
     from gateway.dashboard import router as dashboard_router
 
@@ -233,6 +263,8 @@ def create_app(
     app.include_router(alerts_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)
+    app.include_router(reports_router)
+    app.include_router(energy_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)

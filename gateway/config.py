@@ -272,7 +272,7 @@ class TouSpan(_Strict):
 
     def minutes(self) -> range | tuple[range, range]:
         a, b = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
-        return range(a, b) if a < b else (range(a, 1440), range(0, b))
+        return range(a, b) if a < b else (range(a, 1440), range(b))
 
 
 class TouPeriod(_Strict):

@@ -240,7 +240,7 @@ class _Sender(Protocol):
         ...
 
 
-async def _post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
                      headers: dict[str, str] | None = None) -> httpx.Response:
     content = json.dumps(body, ensure_ascii=False).encode()
     try:
@@ -271,6 +271,27 @@ def _errcode(response: httpx.Response, transient_codes: frozenset[int]) -> None:
         raise DeliveryError(f"errcode {code} {message}".strip(), transient=code in transient_codes)
 
 
+def send_mail(c: EmailChannel, mail: EmailMessage, addresses: list[str]) -> None:
+    """Sends over SMTP (blocking); `DeliveryError` when it cannot."""
+    try:
+        with smtplib.SMTP(c.host, c.port, timeout=SMTP_TIMEOUT_S) as smtp:
+            if c.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if c.username is not None:
+                smtp.login(c.username, c.password.get_secret_value() if c.password else "")
+            smtp.send_message(mail, from_addr=c.sender, to_addrs=addresses)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        raise DeliveryError(f"SMTP {min(codes)}: recipients refused",
+                            transient=any(code < 500 for code in codes)) from None
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(f"SMTP {exc.smtp_code}", transient=exc.smtp_code < 500) from None
+    except smtplib.SMTPNotSupportedError:
+        raise DeliveryError("SMTP server does not support STARTTLS or AUTH", transient=False) from None
+    except (smtplib.SMTPException, OSError) as exc:  # SMTPException is an OSError: disconnects, timeouts
+        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:200], transient=True) from None
+
+
 @dataclass
 class _WebhookSender:
     channel: WebhookChannel
@@ -278,7 +299,7 @@ class _WebhookSender:
     site: SiteConfig
 
     async def send(self, notice: Notice) -> bool:
-        await _post_json(self.client, self.channel.url, notice_json(notice, self.site), self.channel.headers)
+        await post_json(self.client, self.channel.url, notice_json(notice, self.site), self.channel.headers)
         return True
 
 
@@ -292,7 +313,7 @@ class _WecomSender:
         text: dict[str, Any] = {"content": _truncate(render(notice, self.site).text, WECOM_MAX_BYTES)}
         if self.channel.mention_duty:
             text["mentioned_mobile_list"] = _mobiles(notice)
-        response = await _post_json(self.client, self.channel.url, {"msgtype": "text", "text": text})
+        response = await post_json(self.client, self.channel.url, {"msgtype": "text", "text": text})
         _errcode(response, WECOM_TRANSIENT)
         return True
 
@@ -318,7 +339,7 @@ class _DingtalkSender:
         if self.channel.secret is not None:
             now_ms = int(self.clock.now().timestamp() * 1000)
             url = dingtalk_signed_url(url, self.channel.secret.get_secret_value(), now_ms)
-        response = await _post_json(self.client, url, body)
+        response = await post_json(self.client, url, body)
         _errcode(response, DINGTALK_TRANSIENT)
         return True
 
@@ -342,28 +363,8 @@ class _EmailSender:
         mail["Date"] = email.utils.format_datetime(self.clock.now())
         mail["Message-ID"] = email.utils.make_msgid(domain="facility-gateway")
         mail.set_content(message.text)
-        await asyncio.to_thread(self._send_blocking, mail, addresses)
+        await asyncio.to_thread(send_mail, self.channel, mail, addresses)
         return True
-
-    def _send_blocking(self, mail: EmailMessage, addresses: list[str]) -> None:
-        c = self.channel
-        try:
-            with smtplib.SMTP(c.host, c.port, timeout=SMTP_TIMEOUT_S) as smtp:
-                if c.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if c.username is not None:
-                    smtp.login(c.username, c.password.get_secret_value() if c.password else "")
-                smtp.send_message(mail, from_addr=c.sender, to_addrs=addresses)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise DeliveryError(f"SMTP {min(codes)}: recipients refused",
-                                transient=any(code < 500 for code in codes)) from None
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"SMTP {exc.smtp_code}", transient=exc.smtp_code < 500) from None
-        except smtplib.SMTPNotSupportedError:
-            raise DeliveryError("SMTP server does not support STARTTLS or AUTH", transient=False) from None
-        except (smtplib.SMTPException, OSError) as exc:  # SMTPException is an OSError: disconnects, timeouts
-            raise DeliveryError(f"{type(exc).__name__}: {exc}"[:200], transient=True) from None
 
 
 @dataclass

@@ -13,7 +13,10 @@ from gateway.rules.base import Context, Finding, Rule, minutes
 from gateway.rules.params import HighPower, LightsOut, LoadAfterHours
 
 
-class _Power:
+class Power:
+    """Power in W from an electricity meter's reading: its own power, or the energy's rate. The
+    rules and the safety record (gateway/reports) judge load by this one definition."""
+
     def __init__(self) -> None:
         self._last: tuple[int, float] | None = None
 
@@ -58,7 +61,7 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
 
     def __init__(self, ctx: Context, params: LoadAfterHours) -> None:
         super().__init__(ctx, params)
-        self._power = _Power()
+        self._power = Power()
         self._nights: deque[float] = deque(maxlen=params.learn_nights)
         self._tonight = _Thinned()
         self._tainted = False  # tonight had an alert: do not learn from it
@@ -146,7 +149,7 @@ class LightsOutRule(Rule[LightsOut]):
 
     def __init__(self, ctx: Context, params: LightsOut) -> None:
         super().__init__(ctx, params)
-        self._power = _Power()
+        self._power = Power()
         self._since: int | None = None
 
     def on_sample(self, sample: Sample) -> Finding | None:
@@ -178,7 +181,7 @@ class HighPowerRule(Rule[HighPower]):
 
     def __init__(self, ctx: Context, params: HighPower) -> None:
         super().__init__(ctx, params)
-        self._power = _Power()
+        self._power = Power()
         self._prev: float | None = None
         self._before = 0.0
 

@@ -12,8 +12,9 @@ from gateway.rules.params import FlowParams, RunningTap, WaterLeak
 F = TypeVar("F", bound=FlowParams)
 
 
-class _Flow:
-    """Flow in L/min from a water meter's reading: its own flow, or the volume's rate."""
+class Flow:
+    """Flow in L/min from a water meter's reading: its own flow, or the volume's rate. The
+    rules and the safety record (gateway/reports) judge flow by this one definition."""
 
     def __init__(self) -> None:
         self._last: tuple[int, float] | None = None
@@ -45,7 +46,7 @@ class _FlowRule(Rule[F]):
 
     def __init__(self, ctx: Context, params: F) -> None:
         super().__init__(ctx, params)
-        self._flow = _Flow()
+        self._flow = Flow()
         self._run: _Run | None = None
 
     def _reading(self, sample: Sample) -> tuple[float, float, bool] | None:

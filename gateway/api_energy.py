@@ -1,0 +1,39 @@
+"""The HTTP API of the monthly energy-saving report (月度节能报告)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from gateway.api import GUARDED, GatewayDep
+from gateway.api_reports import RENDERED, FormatQuery, LangQuery, report_response
+from gateway.auth import Viewer
+from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
+from gateway.reports.energy_doc import energy_document
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get(
+    "/api/v1/reports/energy", response_model=None,
+    responses=GUARDED | {200: {"model": EnergyReport, "content": RENDERED,
+                               "description": "the report's data, or it rendered"}},
+)
+async def energy(
+    gw: GatewayDep, _: Viewer,
+    month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="e.g. 2026-10")],
+    fmt: FormatQuery = "json",
+    lang: LangQuery = "zh-CN",
+) -> Response:
+    """The month's electricity and water per site, building and meter: costs at the tariffs,
+    comparisons, after-hours use, waste and leak losses, with recommendations. The current
+    month is reported up to now."""
+    which = Month.parse(month)
+    now_ms = int(gw.clock.now().timestamp() * 1000)
+    if bounds_ms(gw.calendar, which)[0] > now_ms:
+        raise HTTPException(422, f"{month} has not begun")
+    leaks = leak_alerts(gw.alerts, gw.calendar, which)  # the alert store is read on the loop's thread
+    report = await asyncio.to_thread(energy_report, gw.site, gw.calendar, gw.store, leaks, which, now_ms)
+    return await report_response(report, fmt, lambda: energy_document(report, gw.site, lang))

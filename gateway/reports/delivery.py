@@ -1,0 +1,245 @@
+"""Scheduled delivery of reports through the notification channels: each school day's safety
+record once the site has closed (`reports.daily_after_closing_min` after the last building's
+closing time), and on the 1st the past month's energy report and safety summary (at
+`reports.monthly_at`). E-mail gets the PDF attached, a webhook a JSON document with the link,
+WeCom and DingTalk robots the title and the link.
+
+What was delivered to which channel is kept in the state database, so a restart neither
+sends twice nor forgets: a channel that failed is tried again every minute until
+`notifications.give_up_after_h` after the report was due. Only reports due since delivery
+first ran are sent (a new installation does not mail its history), and none older than two
+days (after a long outage). Runs on the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+import httpx
+from prometheus_client import Counter
+
+from gateway.notify import (
+    HTTP_TIMEOUT_S,
+    DeliveryError,
+    DingtalkChannel,
+    EmailChannel,
+    WebhookChannel,
+    WecomChannel,
+    post_json,
+    send_mail,
+)
+from gateway.reports.document import Document
+from gateway.reports.energy import Month, energy_report, leak_alerts
+from gateway.reports.energy_doc import energy_document
+from gateway.reports.safety import day_states, month_days, record, summary
+from gateway.reports.safety_layout import daily_document, summary_document
+from gateway.reports.safety_model import ItemStatus
+from gateway.storage.sqlite import connect
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S: Final = 60.0
+LOOKBACK: Final = timedelta(days=2)
+Kind = Literal["safety", "energy"]
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS report_deliveries (
+    kind TEXT NOT NULL,             -- safety (a day or a month) or energy (a month); '': when delivery began
+    period TEXT NOT NULL,           -- 2026-10-12 or 2026-10
+    channel TEXT NOT NULL,
+    delivered_ms INTEGER NOT NULL,  -- by the gateway's clock
+    PRIMARY KEY (kind, period, channel)
+) WITHOUT ROWID;
+"""
+Channel = EmailChannel | WebhookChannel | WecomChannel | DingtalkChannel
+
+
+@dataclass(frozen=True)
+class Due:
+    kind: Kind
+    period: str  # the API's query value: a date or a month
+    query: str  # "date" or "month"
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    summary: str  # a few lines of plain text for the message body
+    pdf: bytes
+    filename: str
+    path: str  # the API path of the PDF
+
+
+class ReportDelivery:
+    def __init__(self, gw: Gateway, path: Path, registry_counters: tuple[Counter, Counter]) -> None:
+        self._gw = gw
+        self._conn = connect(path, _SCHEMA)
+        self._sent, self._failed = registry_counters
+        self._round = asyncio.Lock()  # one round at a time: a report goes to a channel once
+        settings = gw.site.reports
+        wanted = set(settings.channels) if settings.channels is not None else None
+        self.channels: list[Channel] = [
+            c for c in gw.site.notifications.channels
+            if isinstance(c, Channel) and (c.id in wanted if wanted is not None else c.type in ("email", "webhook"))
+        ]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def due(self, now_ms: int) -> list[Due]:
+        """Reports due by `now_ms` within the lookback, oldest first."""
+        gw, settings = self._gw, self._gw.site.reports
+        cal = gw.calendar
+        today = cal.local_date(now_ms)
+        out: list[Due] = []
+        for back in range(LOOKBACK.days, -1, -1):
+            d = today - timedelta(days=back)
+            if settings.daily and cal.day(d).school_day:
+                closing = [c for b in gw.site.buildings if (c := cal.closing_ms(b.id, d)) is not None]
+                if closing:
+                    out.append(Due("safety", d.isoformat(), "date",
+                                   max(closing) + int(settings.daily_after_closing_min * 60_000)))
+            if settings.monthly and d.day == 1:
+                at = cal.local_ms(d, settings.monthly_at)
+                month = str(Month(year=d.year, month=d.month).shift(-1))
+                out += [Due("energy", month, "month", at), Due("safety", month, "month", at)]
+        since = max(now_ms - int(LOOKBACK.total_seconds() * 1000), self._started_ms(now_ms))
+        return sorted((x for x in out if since <= x.due_ms <= now_ms), key=lambda x: x.due_ms)
+
+    def _started_ms(self, now_ms: int) -> int:
+        """When delivery first ran on this database (now, if this is the first time)."""
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO report_deliveries VALUES ('', '', '', ?)", (now_ms,))
+        return int(self._conn.execute("SELECT delivered_ms FROM report_deliveries WHERE kind = ''").fetchone()[0])
+
+    def delivered(self, due: Due) -> set[str]:
+        return {c for (c,) in self._conn.execute(
+            "SELECT channel FROM report_deliveries WHERE kind = ? AND period = ?", (due.kind, due.period))}
+
+    async def run(self) -> None:
+        if not self.channels:
+            return
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
+            while True:
+                await self.deliver_due(client)
+                await asyncio.sleep(CHECK_EVERY_S)
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> None:
+        async with self._round:
+            await self._deliver_due(client)
+
+    async def _deliver_due(self, client: httpx.AsyncClient) -> None:
+        gw = self._gw
+        now = gw.clock.now()
+        now_ms = int(now.timestamp() * 1000)
+        give_up_ms = int(gw.site.notifications.give_up_after_h * 3_600_000)
+        for due in self.due(now_ms):
+            pending = [c for c in self.channels if c.id not in self.delivered(due)]
+            if not pending or now_ms - due.due_ms > give_up_ms:
+                continue
+            try:
+                rendered = await self.render(due)
+            except Exception:  # a report that cannot be built must not stop the others
+                log.exception("report %s %s could not be built", due.kind, due.period)
+                continue
+            for channel in pending:
+                try:
+                    await self._send(channel, rendered, now, client)
+                except DeliveryError as exc:
+                    self._failed.labels(channel.id).inc()
+                    log.warning("report %s %s to %s failed (%s); trying again", due.kind, due.period, channel.id,
+                                exc.reason)
+                    continue
+                self._sent.labels(channel.id).inc()
+                with self._conn:
+                    self._conn.execute("INSERT OR REPLACE INTO report_deliveries VALUES (?, ?, ?, ?)",
+                                       (due.kind, due.period, channel.id, now_ms))
+                log.info("report %s %s delivered to %s", due.kind, due.period, channel.id)
+
+    async def render(self, due: Due) -> Rendered:
+        """The report as the API would serve it in PDF, with a short text for the message."""
+        from gateway.reports.render import render  # weasyprint loads only when a report is rendered
+
+        gw = self._gw
+        site, lang, tz = gw.site, gw.site.reports.lang, gw.site.tz
+        build: Callable[[], tuple[Document, str]]
+        if due.kind == "energy":
+            month = Month.parse(due.period)
+            leaks = leak_alerts(gw.alerts, gw.calendar, month)
+            now_ms = int(gw.clock.now().timestamp() * 1000)
+
+            def build() -> tuple[Document, str]:
+                report = energy_report(site, gw.calendar, gw.store, leaks, month, now_ms)
+                doc = energy_document(report, site, lang)
+                return doc, "\n".join(_paragraphs(doc))
+        elif due.query == "date":
+            [state] = day_states(gw, [date.fromisoformat(due.period)])
+
+            def build() -> tuple[Document, str]:
+                one = record(gw.store, site, state)
+                return daily_document(one, lang, tz), _counts(one.counts, lang)
+        else:
+            days = month_days(due.period)
+            states = day_states(gw, days)
+
+            def build() -> tuple[Document, str]:
+                many = summary(gw.store, site, states, due.period, "month", days[0])
+                return summary_document(many, lang, tz), _counts(many.totals, lang)
+
+        def rendered() -> Rendered:
+            doc, text = build()
+            pdf, _, filename = render(doc, "pdf")
+            title = doc.title if due.period in doc.title else f"{site.name} {doc.title} {due.period}"
+            return Rendered(title, text, pdf, filename,
+                            f"/api/v1/reports/{due.kind}?{due.query}={due.period}&format=pdf&lang={lang}")
+
+        return await asyncio.to_thread(rendered)
+
+    async def _send(self, channel: Channel, r: Rendered, now: datetime, client: httpx.AsyncClient) -> None:
+        base = self._gw.site.reports.public_url
+        link = f"{base.rstrip('/')}{r.path}" if base else None
+        text = "\n".join([r.title, r.summary, *([link] if link else [])])
+        if isinstance(channel, EmailChannel):
+            if not channel.to:
+                return
+            mail = EmailMessage()
+            mail["Subject"] = r.title
+            mail["From"] = channel.sender
+            mail["To"] = ", ".join(channel.to)
+            mail["Date"] = email.utils.format_datetime(now)
+            mail["Message-ID"] = email.utils.make_msgid(domain="facility-gateway")
+            mail.set_content(text)
+            mail.add_attachment(r.pdf, maintype="application", subtype="pdf", filename=r.filename)
+            await asyncio.to_thread(send_mail, channel, mail, list(channel.to))
+        elif isinstance(channel, WebhookChannel):
+            await post_json(client, channel.url, {"site": self._gw.site.id, "type": "report", "title": r.title,
+                                                  "summary": r.summary, "path": r.path, "url": link},
+                            channel.headers)
+        else:  # the robots take text
+            await post_json(client, channel.url, {"msgtype": "text", "text": {"content": text}})
+
+
+def _paragraphs(doc: Document) -> list[str]:
+    """The summary section's sentences."""
+    from gateway.reports.document import Paragraphs
+
+    return [p for block in doc.sections[0].blocks if isinstance(block, Paragraphs) for p in block.items]
+
+
+_STATUS: Final = {"pass": "通过", "fail": "未通过", "manual": "待人工检查", "done": "已人工检查",
+                  "not_required": "不需要"}
+
+
+def _counts(counts: Mapping[ItemStatus, int], lang: str) -> str:
+    return ", ".join(f"{_STATUS.get(k, k) if lang == 'zh-CN' else k}: {v}" for k, v in counts.items())

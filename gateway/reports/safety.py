@@ -1,0 +1,231 @@
+"""The daily safety record (每日安全检查记录), the canteen record and the weekly (周汇报) and
+monthly (月总结) summaries: 「坚持进行日检查、周汇报、月总结」, and a ledger that never goes
+blank. Sensors fill the record; what no sensor vouches for is `manual` until a person
+completes it (gateway/reports/checks.py). A summary is built from the daily records alone.
+
+The live state a record needs (the rules' windows and learned base loads, alerts, manual
+checks, the calendar) is read on the event loop's thread, where rules and alerts live
+(`day_states`); the readings are then read and judged in a worker thread (`record`).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Final, Literal
+
+from devices import sample_fridge
+from gateway.alerts import Alert, AlertFilter, AlertStore
+from gateway.reports.checks import ManualCheck
+from gateway.reports.safety_items import SENSOR_ITEMS, DayState, Judge, always_manual, completed, uncovered, utc
+from gateway.reports.safety_model import (
+    AlertLine,
+    CanteenRecord,
+    Category,
+    Completion,
+    Counts,
+    DayInfo,
+    DayLine,
+    FridgeLog,
+    HourRow,
+    Item,
+    ItemRef,
+    ItemStatus,
+    SafetyRecord,
+    SafetySummary,
+)
+from gateway.rules.power import LoadAfterHoursRule
+from gateway.rules.uv import UvNotRunRule
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.config import SiteConfig
+    from gateway.storage.sqlite import SqliteStore
+
+# An alert cleared on a day but raised more than this before it is missed by `day_states`
+# (the alert store is indexed by when alerts began); open alerts are never missed.
+ALERT_LOOKBACK: Final = timedelta(days=31)
+_PAGE: Final = 1000
+FIRST_DAY: Final = date(1971, 1, 1)  # like the calendar's API: no Unix time before it
+_ORDER: Final = list(Category)
+
+
+class FutureDay(ValueError):
+    """A record of a day that has not begun."""
+
+
+def _now_ms(gw: Gateway) -> int:
+    return int(gw.clock.now().timestamp() * 1000)
+
+
+def today(gw: Gateway) -> date:
+    return gw.calendar.local_date(_now_ms(gw))
+
+
+def reported(gw: Gateway, days: Sequence[date]) -> list[date]:
+    """The days of a period that have begun; raises FutureDay when none has."""
+    now = today(gw)
+    begun = [d for d in days if d <= now]
+    if not begun:
+        raise FutureDay(f"date must lie between {FIRST_DAY} and today ({now}), not {days[0]}")
+    return begun
+
+
+def day_states(gw: Gateway, days: Sequence[date]) -> list[DayState]:
+    """What the gateway's live state says about each of `days` (begun, in order), read on
+    the event loop's thread."""
+    cal, now = gw.calendar, _now_ms(gw)
+    lo, hi = cal.day_bounds_ms(days[0])[0], cal.day_bounds_ms(days[-1])[1]
+    alerts = _alerts(gw.alerts, lo, hi)
+    checks: dict[tuple[date, str], ManualCheck] = {(c.day, c.item): c for c in gw.checks.between(days[0], days[-1])}
+    out = []
+    for d in days:
+        start, end = cal.day_bounds_ms(d)
+        lamps: dict[str, tuple[tuple[int, int] | None, float] | None] = {}
+        limits: dict[str, tuple[float | None, float | None] | None] = {}
+        for device in gw.site.devices:
+            if (lamp := gw.engine.rule(device.id, UvNotRunRule)) is not None:
+                window, _, required, _ = lamp.progress(d)
+                lamps[device.id] = (window, required)
+            if (meter := gw.engine.rule(device.id, LoadAfterHoursRule)) is not None:
+                limits[device.id] = (meter.base_w(), meter.limit_w())
+        out.append(DayState(
+            info=cal.day(d), start_ms=start, end_ms=end, as_of_ms=min(now, end),
+            open_spans={b.id: [s for k in (-1, 0, 1) for s in cal.open_spans_ms(b.id, d + timedelta(days=k))]
+                        for b in gw.site.buildings},
+            closing_ms={b.id: cal.closing_ms(b.id, d) for b in gw.site.buildings},
+            lamps=lamps, limits=limits,
+            alerts=[a for a in alerts if a.first_ms < end and (a.cleared_ms is None or a.cleared_ms >= start)],
+            completions={item: completion(c) for (on, item), c in checks.items() if on == d},
+        ))
+    return out
+
+
+def _alerts(store: AlertStore, lo: int, hi: int) -> list[Alert]:
+    """Alerts active at some time in [lo, hi): raised before `hi` and not cleared before `lo`."""
+    found = {a.id: a for a in store.open_alerts() if a.first_ms < hi}
+    since = lo - int(ALERT_LOOKBACK.total_seconds() * 1000)
+    offset = 0
+    while True:
+        page = store.find(AlertFilter(since_ms=since, until_ms=hi, limit=_PAGE, offset=offset))
+        found.update((a.id, a) for a in page if a.cleared_ms is None or a.cleared_ms >= lo)
+        if len(page) < _PAGE:
+            return sorted(found.values(), key=lambda a: (a.first_ms, a.id))
+        offset += _PAGE
+
+
+def completion(c: ManualCheck) -> Completion:
+    return Completion(name=c.name, result=c.result, note=c.note, by=c.by, at=utc(c.at_ms))
+
+
+def _info(state: DayState) -> DayInfo:
+    i = state.info
+    return DayInfo(date=i.date, kind=i.kind, school_day=i.school_day, name_zh=i.name_zh, name_en=i.name_en)
+
+
+def _counts(items: Sequence[Item]) -> Counts:
+    counts = dict.fromkeys(ItemStatus, 0)
+    for item in items:
+        counts[item.status] += 1
+    return counts
+
+
+def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecord:
+    """The daily safety record of one day (in a worker thread: it reads the store)."""
+    j = Judge(store, site, state)
+    sensed = [SENSOR_ITEMS[d.kind](j, d) for d in site.devices if d.kind in SENSOR_ITEMS]
+    items = sorted(sensed + uncovered(site, state.info), key=lambda i: _ORDER.index(i.category))
+    items = [completed(i, state.completions.get(i.id)) for i in items + always_manual(site, state.info)]
+    names = {p.id: p.name for p in site.duty.people}
+    return SafetyRecord(
+        site=site.id, site_name=site.name, day=_info(state), start=utc(state.start_ms), end=utc(state.end_ms),
+        as_of=utc(state.as_of_ms), complete=state.as_of_ms >= state.end_ms, counts=_counts(items), items=items,
+        alerts=[_alert(a, names) for a in state.alerts],
+    )
+
+
+def _alert(a: Alert, names: dict[str, str]) -> AlertLine:
+    return AlertLine(
+        id=a.id, rule=a.rule, device=a.device_id, building=a.building_id, room=a.room_id, severity=a.severity,
+        state=a.state, title_zh=a.title_zh, title_en=a.title_en, first=utc(a.first_ms), last=utc(a.last_ms),
+        cleared=None if a.cleared_ms is None else utc(a.cleared_ms), acked_by=a.acked_by,
+        acked_by_name=None if a.acked_by is None else names.get(a.acked_by),
+        acked_at=None if a.acked_ms is None else utc(a.acked_ms), ack_comment=a.ack_comment,
+    )
+
+
+# ------------------------------------------------------------------------------- canteen
+
+
+def canteen(store: SqliteStore, site: SiteConfig, state: DayState) -> CanteenRecord:
+    """The canteen manager's page of the day: each sample fridge's hourly temperatures, the
+    kitchens' fridge, UV and door items and the canteen's manual checks (same items, same
+    ids as the daily record, so completing one completes it in both)."""
+    kitchens = {r.id for b in site.buildings for r in b.rooms if r.type == "kitchen"}
+    items = [i for i in record(store, site, state).items
+             if i.category is Category.CANTEEN
+             or (i.room in kitchens and i.category in (Category.FRIDGE, Category.UV, Category.DOOR))]
+    fridges = [i for i in items if i.category is Category.FRIDGE]
+    good = (ItemStatus.PASS, ItemStatus.DONE)
+    compliant = (None if not fridges or any(i.status not in (*good, ItemStatus.FAIL) for i in fridges)
+                 else all(i.status in good for i in fridges))
+    logs = []
+    for d in site.devices:
+        if d.kind == "sample_fridge" and d.room in kitchens:
+            settings = d.kind_settings()
+            assert isinstance(settings, sample_fridge.Settings)
+            logs.append(FridgeLog(device=d.id, name=d.name or d.id, range_min_c=settings.min_c,
+                                  range_max_c=settings.max_c, hours=_hours(store, site, state, d.id)))
+    return CanteenRecord(site=site.id, site_name=site.name, day=_info(state), as_of=utc(state.as_of_ms),
+                         complete=state.as_of_ms >= state.end_ms, compliant=compliant, fridges=logs,
+                         counts=_counts(items), items=items)
+
+
+def _hours(store: SqliteStore, site: SiteConfig, state: DayState, device_id: str) -> list[HourRow]:
+    """Min, max and mean of the readings by local hour of the day: 24 rows, empty hours too."""
+    by_hour: list[list[float]] = [[] for _ in range(24)]
+    for p in store.points(device_id, "temperature_c", state.start_ms, state.as_of_ms, 200_000):
+        by_hour[datetime.fromtimestamp(p.ts_ms / 1000, site.tz).hour].append(p.value)
+    return [HourRow(hour=h, min_c=min(v, default=None), max_c=max(v, default=None),
+                    mean_c=round(sum(v) / len(v), 2) if v else None, readings=len(v))
+            for h, v in enumerate(by_hour)]
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def week_days(week: str) -> list[date]:
+    """The days of ISO week `2026-W42`. Raises ValueError for a week the year does not have."""
+    year, number = int(week[:4]), int(week[6:])
+    monday = date.fromisocalendar(year, number, 1)
+    return [monday + timedelta(days=k) for k in range(7)]
+
+
+def month_days(month: str) -> list[date]:
+    """The days of month `2026-10`. Raises ValueError for a month the calendar does not have."""
+    year, number = int(month[:4]), int(month[5:7])
+    return [date(year, number, d) for d in range(1, calendar.monthrange(year, number)[1] + 1)]
+
+
+def summary(store: SqliteStore, site: SiteConfig, states: Sequence[DayState], period: str,
+            kind: Literal["week", "month"], first: date) -> SafetySummary:
+    """A week or a month from the daily records of its `states` (the days that have begun)."""
+    records = [record(store, site, s) for s in states]
+    totals = dict.fromkeys(ItemStatus, 0)
+    for r in records:
+        for status, n in r.counts.items():
+            totals[status] += n
+
+    def refs(status: ItemStatus) -> list[ItemRef]:
+        return [ItemRef(date=r.day.date, id=i.id, category=i.category, subject=i.subject, check_zh=i.check_zh,
+                        check_en=i.check_en, status=i.status, detail_zh=i.detail_zh, detail_en=i.detail_en)
+                for r in records for i in r.items if i.status is status]
+
+    return SafetySummary(
+        site=site.id, site_name=site.name, period=period, kind=kind, first=first, last=records[-1].day.date,
+        as_of=records[-1].as_of,
+        days=[DayLine(day=r.day, counts=r.counts, alerts=len(r.alerts)) for r in records],
+        totals=totals, fails=refs(ItemStatus.FAIL), open_manual=refs(ItemStatus.MANUAL),
+        alerts=len({a.id for r in records for a in r.alerts}),
+    )
