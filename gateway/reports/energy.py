@@ -129,7 +129,8 @@ class MeterUse(BaseModel):
     base_configured: bool = False
     waste_kwh: float | None = None
     waste_yuan: float | None = None
-    waste_hours: int = 0  # hours (or parts of hours) with load left on
+    waste_hours: int = 0  # closed hours (or 5-minute slots of split hours) with load left on
+    waste_duration_h: float = 0.0  # their length
     waste_nights: int = 0  # closed periods (calendar days) with load left on
 
 
@@ -338,6 +339,7 @@ def _meter_use(site: SiteConfig, cal: SchoolCalendar, m: _Meter, main: bool, slo
             use.waste_kwh = _round(sum(w for w, _ in waste))
             use.waste_yuan = _round(sum(w * slots.period[i][1] for w, i in waste), 2)
             use.waste_hours = len(waste)
+            use.waste_duration_h = round(sum(h for u, h, _ in m.closed_parts if u / h > limit_kw), 3)
             # a night is the closed stretch from one evening to the next morning: count it by its evening
             use.waste_nights = len({cal.local_date(slots.start_ms + i * FIVE_MIN_MS - 12 * HOUR_MS) for _, i in waste})
         use.base_configured = configured

@@ -193,8 +193,7 @@ def _recommendations(t: _Text, r: EnergyReport, site: SiteConfig) -> list[str]:
 
 
 def _waste_text(t: _Text, m: MeterUse, building: str) -> str:
-    hours = max(m.waste_hours, 1)
-    excess_kw = (m.waste_kwh or 0) / hours
+    excess_kw = (m.waste_kwh or 0) / m.waste_duration_h if m.waste_duration_h else 0.0
     base = t("(设定值)", "(configured)") if m.base_configured else t("(按本月最低时段估算)", "(learned)")
     return t(
         f"{building} {m.name}: {m.waste_nights} 个闭园夜间/假日比基础负荷 {_num(m.base_kw, 1)} kW {base} 多耗"

@@ -31,6 +31,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto: Mosquitto) -> config.SiteConfig:
     data = yaml.safe_load(DEMO_SITE.read_text(encoding="utf-8"))
     data |= {
+        "id": "delivery-kg",  # its own topics on the shared broker: the gateway publishes retained ones
         "mqtt": {"url": mosquitto.url, "client_id": "delivery"},
         "storage": {"data_dir": str(tmp_path / "data")},
         "auth": {"public_read": True},
