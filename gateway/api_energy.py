@@ -30,7 +30,10 @@ async def energy(
     """The month's electricity and water per site, building and meter: costs at the tariffs,
     comparisons, after-hours use, waste and leak losses, with recommendations. The current
     month is reported up to now."""
-    which = Month.parse(month)
+    try:
+        which = Month.parse(month)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     now_ms = int(gw.clock.now().timestamp() * 1000)
     if bounds_ms(gw.calendar, which)[0] > now_ms:
         raise HTTPException(422, f"{month} has not begun")

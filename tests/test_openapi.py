@@ -218,7 +218,7 @@ def _aim(case: ApiCase, data: st.DataObject, api: Api) -> None:
 # 422s for rules between parameters, or between a parameter and the site, which a schema cannot state.
 _UNSTATABLE = re.compile(
     r"start must be before end|a \w+ has no metric|more than \d+ buckets|between the years 1 and 9999|longer than a year"
-    r"|date must lie between|exactly one of date|is not in the calendar|has not begun"
+    r"|date must lie between|exactly one of date|is not in the calendar|has not begun|is not YYYY-MM"
 )
 
 

@@ -42,6 +42,7 @@ METERS: dict[Utility, tuple[str, str, str]] = {
 LEAK_RULES = ("water_leak", "running_tap")
 BASE_PERCENTILE = 10  # the base load, where not configured: this percentile of closed-hour power
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
+FIRST_YEAR, LAST_YEAR = 1971, 9998
 
 
 class Month(BaseModel):
@@ -50,12 +51,15 @@ class Month(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> Month:
-        """"2026-10" → Month; ValueError otherwise."""
+        """"2026-10" → Month; ValueError otherwise. Years 1971–9998: the previous year and the
+        next month must exist too."""
         try:
             year, month = (int(part) for part in text.split("-"))
             date(year, month, 1)
         except ValueError:
-            raise ValueError(f"month {text!r} is not YYYY-MM") from None
+            year = 0
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"month {text!r} is not YYYY-MM between {FIRST_YEAR} and {LAST_YEAR}")
         return cls(year=year, month=month)
 
     def __str__(self) -> str:

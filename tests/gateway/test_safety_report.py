@@ -38,6 +38,7 @@ PASSWORD: Final = "a-long-enough-password"
 
 def site_for(mosquitto: Mosquitto, data_dir: Path) -> config.SiteConfig:
     data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["id"] = "safety-kg"  # its own topics on the shared broker: the gateway publishes retained ones
     data["mqtt"] = {"url": mosquitto.url, "client_id": "gw-safety-report"}
     data["storage"] = {"data_dir": str(data_dir)}
     return config.parse(yaml.safe_dump(data, allow_unicode=True), "site.yaml")
