@@ -192,15 +192,20 @@ class _Slots:
     start_ms: int
     open: dict[str, list[bool]]
     period: list[tuple[TouPeriodName, float]]
+    _uniform: dict[str, list[bool]] = field(default_factory=dict)
 
     def index(self, ts_ms: int) -> int:
         return (ts_ms - self.start_ms) // FIVE_MIN_MS
 
     def uniform(self, building_id: str, hour_ms: int) -> bool:
         """Whether one hour's slots all share opening and tariff (then its hourly rollup suffices)."""
-        i = self.index(hour_ms)
-        is_open, period = self.open[building_id], self.period
-        return all(is_open[j] == is_open[i] and period[j] == period[i] for j in range(i, i + SLOTS_PER_HOUR))
+        hours = self._uniform.get(building_id)
+        if hours is None:  # once per building: every meter of it asks for every hour
+            is_open, period = self.open[building_id], self.period
+            hours = self._uniform[building_id] = [
+                all(is_open[j] == is_open[i] and period[j] == period[i] for j in range(i, i + SLOTS_PER_HOUR))
+                for i in range(0, len(period), SLOTS_PER_HOUR)]
+        return hours[self.index(hour_ms) // SLOTS_PER_HOUR]
 
 
 @dataclass
