@@ -121,7 +121,7 @@ def build_site(devices: int) -> dict[str, Any]:
             i += 1
             counts[room_type] = n = counts.get(room_type, 0) + 1
             room = {"id": f"b{b + 1:02d}-{room_type.replace('_', '-')}-{n}",
-                    "name": f"{room_name}{n}" if room_type not in ("plant", "kitchen") else f"{name}{room_name}",
+                    "name": room_name if room_type in ("plant", "kitchen") else f"{room_name}{n}",
                     "type": room_type}
             rooms.append(room)
             for kind in room_kinds[:quota]:
@@ -509,6 +509,9 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
                   f"{max(x.whole_s for x in warm):.2f}; CPU median {med([x.cpu_s for x in warm]):.2f} s); "
                   f"target ≤ {TARGET_S:g} s: {met(whole)} warm, {met(cold.whole_s)} cold; "
                   f"load average {os.getloadavg()[0]:.1f}")
+            download = med([x.data_s + x.doc_s + x.pdf_s for x in warm])
+            print(f"one PDF download as the API serves it (data + document + pdf): warm median {download:.2f} s; "
+                  f"one HTML page (data + document + html): {med([x.data_s + x.doc_s + x.html_s for x in warm]):.2f} s")
 
             metrics = {d.id: METRICS[d.kind][0] for d in site.devices if d.kind in METRICS}
             evict(db)
