@@ -36,11 +36,11 @@ from gateway.notify import (
     post_json,
     send_mail,
 )
-from gateway.reports.document import Document
+from gateway.reports.document import Document, Paragraphs
 from gateway.reports.energy import Month, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety import day_states, month_days, record, summary
-from gateway.reports.safety_layout import daily_document, summary_document
+from gateway.reports.safety_layout import STATUS, daily_document, summary_document
 from gateway.reports.safety_model import ItemStatus
 from gateway.storage.sqlite import connect
 
@@ -232,14 +232,8 @@ class ReportDelivery:
 
 def _paragraphs(doc: Document) -> list[str]:
     """The summary section's sentences."""
-    from gateway.reports.document import Paragraphs
-
     return [p for block in doc.sections[0].blocks if isinstance(block, Paragraphs) for p in block.items]
 
 
-_STATUS: Final = {"pass": "通过", "fail": "未通过", "manual": "待人工检查", "done": "已人工检查",
-                  "not_required": "不需要"}
-
-
 def _counts(counts: Mapping[ItemStatus, int], lang: str) -> str:
-    return ", ".join(f"{_STATUS.get(k, k) if lang == 'zh-CN' else k}: {v}" for k, v in counts.items())
+    return ", ".join(f"{STATUS[k][0 if lang == 'zh-CN' else 1]}: {v}" for k, v in counts.items())

@@ -343,14 +343,15 @@ def _meter_use(site: SiteConfig, cal: SchoolCalendar, m: _Meter, main: bool, slo
         base_kw, configured = _base_kw(m, params)
         if base_kw is not None:
             limit_kw = base_kw + max(base_kw * params.margin_pct / 100, params.min_excess_w / 1000)
-            waste = [(u - base_kw * h, i) for u, h, i in m.closed_parts if u / h > limit_kw]
+            waste = [(u - base_kw * h, h, i) for u, h, i in m.closed_parts if u / h > limit_kw]
             use.base_kw = round(base_kw, 3)
-            use.waste_kwh = _round(sum(w for w, _ in waste))
-            use.waste_yuan = _round(sum(w * slots.period[i][1] for w, i in waste), 2)
+            use.waste_kwh = _round(sum(w for w, _, _ in waste))
+            use.waste_yuan = _round(sum(w * slots.period[i][1] for w, _, i in waste), 2)
             use.waste_hours = len(waste)
-            use.waste_duration_h = round(sum(h for u, h, _ in m.closed_parts if u / h > limit_kw), 3)
+            use.waste_duration_h = round(sum(h for _, h, _ in waste), 3)
             # a night is the closed stretch from one evening to the next morning: count it by its evening
-            use.waste_nights = len({cal.local_date(slots.start_ms + i * FIVE_MIN_MS - 12 * HOUR_MS) for _, i in waste})
+            evenings = {cal.local_date(slots.start_ms + i * FIVE_MIN_MS - 12 * HOUR_MS) for _, _, i in waste}
+            use.waste_nights = len(evenings)
         use.base_configured = configured
     return use
 

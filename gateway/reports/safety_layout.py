@@ -90,7 +90,7 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "per_day": ("每日检查结果", "Checks per day"),
     "items_unit": ("项", "items"),
 }
-_STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
+STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
     ItemStatus.PASS: ("通过", "pass", Tone.GOOD),
     ItemStatus.FAIL: ("未通过", "fail", Tone.BAD),
     ItemStatus.MANUAL: ("待人工检查", "manual check", Tone.WARN),
@@ -144,7 +144,7 @@ class _Words:
         return (zh, en)[self.n]
 
     def status(self, status: ItemStatus) -> str:
-        return _STATUS[status][self.n]
+        return STATUS[status][self.n]
 
     def category(self, category: Category) -> str:
         return _CATEGORY[category][self.n]
@@ -164,7 +164,7 @@ class _Words:
 
 
 def _status_figures(w: _Words, counts: dict[ItemStatus, int]) -> Figures:
-    return Figures([Figure(w.status(s), f"{n} {w('items_unit')}", tone=_STATUS[s][2] if n else Tone.PLAIN)
+    return Figures([Figure(w.status(s), f"{n} {w('items_unit')}", tone=STATUS[s][2] if n else Tone.PLAIN)
                     for s, n in counts.items() if n or s in _SHOWN])
 
 
@@ -178,7 +178,7 @@ def _items_table(w: _Words, items: Sequence[Item], on: date) -> Table:
         ) if p)
         rows.append([w.category(i.category), w.pick(i.check_zh, i.check_en), i.subject, w.status(i.status),
                      w.pick(i.detail_zh, i.detail_en), by_hand])
-        tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN, _STATUS[i.status][2]])
+        tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN, STATUS[i.status][2]])
     return Table("items", [w(k) for k in ("category", "check", "subject", "status", "detail", "by_hand")], rows,
                  tones=tones)
 
@@ -271,7 +271,7 @@ def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
         rows.append([line.day.date.isoformat(), _WEEKDAYS[w.n][line.day.date.weekday()], kind,
                      *(line.counts[st] for st in _SHOWN), line.alerts])
         tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN,
-                      *(_STATUS[st][2] if line.counts[st] else Tone.PLAIN for st in _SHOWN)])
+                      *(STATUS[st][2] if line.counts[st] else Tone.PLAIN for st in _SHOWN)])
     days = Table("days", [w("date"), w("weekday"), w("kind"), *(w.status(st) for st in _SHOWN), w("alert_count")],
                  rows, tones=tones)
     chart = Chart("days_chart", w("per_day"), w("items_unit"), [line.day.date.strftime("%m-%d") for line in s.days],
