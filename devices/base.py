@@ -16,6 +16,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from devices.vendors import Decoded
+
 PREVIEW_BYTES: Final = 120
 # Numbers above this are taken as Unix milliseconds rather than seconds (year 5138 in seconds).
 _MS_THRESHOLD: Final = 1e11
@@ -41,6 +43,9 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     BAD_TOPIC = "bad_topic"
     TOO_LARGE = "too_large"
+    NO_READINGS = "no_readings"  # a vendor message with nothing the device's kind records
+    BAD_FRAME = "bad_frame"  # a binary frame (DL/T 645) that is cut short, garbled or fails its checksum
+    DEVICE_ERROR = "device_error"  # the meter answered, but with an error (DL/T 645 error frame)
     # Checked by the gateway against what it already holds and its clock, not by decoders:
     COUNTER_DECREASED = "counter_decreased"
     FUTURE_TIMESTAMP = "future_timestamp"
@@ -82,6 +87,10 @@ class Metric:
 COMMON_METRICS: Final = (
     Metric("battery_pct", "%", MetricType.GAUGE, "电池电量", "Battery", minimum=0, maximum=100),
     Metric("rssi_dbm", "dBm", MetricType.GAUGE, "信号强度", "Signal strength", minimum=-150, maximum=20),
+    # Zigbee's link quality indicator (LQI), 0–255.
+    Metric("link_quality", "", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255),
+    # Availability as a bridge or the device itself reports it (Zigbee2MQTT, Tasmota LWT, Shelly).
+    Metric("online", "", MetricType.STATE, "在线", "Online"),
 )
 
 
@@ -141,18 +150,20 @@ class DeviceKind:
     settings: type[BaseModel] = NoSettings
     events: tuple[type[EventPayload], ...] = ()
     payload: type[_Payload] = field(init=False)
+    _by_key: dict[str, Metric] = field(init=False)
     _event_types: dict[str, type[EventPayload]] = field(init=False)
 
     def __post_init__(self) -> None:
         all_metrics = self.metrics + COMMON_METRICS
         object.__setattr__(self, "metrics", all_metrics)
+        object.__setattr__(self, "_by_key", {m.key: m for m in all_metrics})
         model_name = "".join(p.title() for p in self.name.split("_")) + "Payload"
         object.__setattr__(self, "payload", payload_model(model_name, all_metrics))
         types = {e.model_fields["type"].default: e for e in self.events}
         object.__setattr__(self, "_event_types", types)
 
     def metric(self, key: str) -> Metric | None:
-        return next((m for m in self.metrics if m.key == key), None)
+        return self._by_key.get(key)
 
     def decode(self, device_id: str, payload: bytes, received_ms: int) -> Sample:
         try:
@@ -165,6 +176,33 @@ class DeviceKind:
             if value is not None and key != "ts":
                 values[key] = float(value)
         return Sample(device_id, ts_ms, values)
+
+    def from_values(self, device_id: str, decoded: Decoded, received_ms: int, payload: bytes) -> Sample:
+        """A vendor message's values as a sample of this kind: values the kind does not record
+        are left out, the rest must be finite and inside the kind's bounds. Unlike a native
+        payload, no metric is required: vendors send state and energy in separate messages."""
+        values: dict[str, float] = {}
+        for key, raw in decoded.values.items():
+            metric = self._by_key.get(key)
+            if metric is None:
+                continue
+            value = float(raw)
+            if metric.type is MetricType.STATE and math.isfinite(value):
+                value = 1.0 if value else 0.0
+            if not math.isfinite(value):
+                raise DecodeError(device_id, Reason.NOT_FINITE, f"{key}: {value} is not a finite number", payload)
+            if metric.minimum is not None and value < metric.minimum:
+                raise DecodeError(device_id, Reason.OUT_OF_RANGE,
+                                  f"{key}: {value:g} is below {metric.minimum:g} {metric.unit}".rstrip(), payload)
+            if metric.maximum is not None and value > metric.maximum:
+                raise DecodeError(device_id, Reason.OUT_OF_RANGE,
+                                  f"{key}: {value:g} is above {metric.maximum:g} {metric.unit}".rstrip(), payload)
+            values[key] = value
+        if not values:
+            found = ", ".join(sorted(decoded.values)) or "none"
+            raise DecodeError(device_id, Reason.NO_READINGS,
+                              f"nothing a {self.name} records in this message (it carries: {found})", payload)
+        return Sample(device_id, received_ms if decoded.ts_ms is None else decoded.ts_ms, values)
 
     def decode_event(self, device_id: str, payload: bytes, received_ms: int) -> Event:
         try:
