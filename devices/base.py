@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
@@ -21,6 +21,7 @@ from devices.vendors import Decoded
 PREVIEW_BYTES: Final = 120
 # Numbers above this are taken as Unix milliseconds rather than seconds (year 5138 in seconds).
 _MS_THRESHOLD: Final = 1e11
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class MetricType(StrEnum):
@@ -236,7 +237,9 @@ def _event_time(device_id: str, ts: float | str | None, received_ms: int, payloa
             raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} is not ISO 8601", payload) from None
         if parsed.tzinfo is None:
             raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} has no UTC offset", payload)
-        return round(parsed.timestamp() * 1000)
+        # Whole microseconds, not a float of seconds: far from 1970 that float is coarser than 1 ms.
+        micros = (parsed - _EPOCH) // timedelta(microseconds=1)
+        return (micros + 500) // 1000
     if ts < 0 or not math.isfinite(ts):
         raise DecodeError(device_id, Reason.BAD_TIMESTAMP, f"ts {ts!r} is not a Unix time", payload)
     return round(ts if ts > _MS_THRESHOLD else ts * 1000)

@@ -28,6 +28,8 @@ KIND = DeviceKind(
         Metric("temperature_c", "°C", MetricType.GAUGE, "温度", "Temperature", required=True,
                minimum=-50, maximum=60),
         Metric("door_open", "", MetricType.STATE, "柜门", "Door"),
+        # From a smart plug the fridge hangs on: a fridge drawing nothing for long is unplugged or broken.
+        Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
     ),
     settings=Settings,
 )

@@ -35,6 +35,7 @@ def _default_rules() -> dict[str, Trade]:
     return {
         "water_leak": Trade.WATER,
         "running_tap": Trade.WATER,
+        "leak_detected": Trade.WATER,
         "door_open_too_long": Trade.CARPENTRY,  # a door that does not close: its closer or lock
         "uv_tube_life": Trade.ELECTRIC,
         "device_offline": Trade.OTHER,

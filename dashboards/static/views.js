@@ -8,7 +8,7 @@ import { asStaff, card, chip, deviceLink, dialog, dot, h, live, metricLabel, roo
 const SEVERITIES = ["critical", "major", "minor", "warning"];
 const SEVERITY_TONE = { critical: "bad", major: "bad", minor: "warn", warning: "info" };
 const RULES = [
-  "water_leak", "running_tap", "door_after_hours", "door_open_too_long", "after_hours_access", "fridge_temperature",
+  "water_leak", "running_tap", "leak_detected", "door_after_hours", "door_open_too_long", "after_hours_access", "fridge_temperature",
   "uv_not_run", "uv_on_while_open", "uv_tube_life", "load_after_hours", "lights_out", "high_power", "device_offline",
   "low_battery", "counter_reset",
 ];

@@ -20,7 +20,7 @@ from gateway.rules.health import CounterResetRule, DeviceOfflineRule, LowBattery
 from gateway.rules.params import APPLIES_TO
 from gateway.rules.power import HighPowerRule, LightsOutRule, LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule
-from gateway.rules.water import RunningTapRule, WaterLeakRule
+from gateway.rules.water import LeakDetectedRule, RunningTapRule, WaterLeakRule
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 RULES: Final[dict[str, type[Rule[Any]]]] = {
     r.name: r
     for r in (
-        WaterLeakRule, RunningTapRule, DoorAfterHoursRule, DoorOpenTooLongRule, AfterHoursAccessRule,
+        WaterLeakRule, RunningTapRule, LeakDetectedRule, DoorAfterHoursRule, DoorOpenTooLongRule, AfterHoursAccessRule,
         FridgeTemperatureRule, UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule, LoadAfterHoursRule,
         LightsOutRule, HighPowerRule, DeviceOfflineRule, LowBatteryRule, CounterResetRule,
     )

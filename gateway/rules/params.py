@@ -39,6 +39,12 @@ class WaterLeak(FlowParams):
     night_min_flow_lpm: float = Field(0.5, ge=0)
 
 
+class LeakDetected(RuleParams):
+    """漏水报警: a leak sensor reports water, at any hour."""
+
+    severity: Severity = Severity.MAJOR
+
+
 class RunningTap(FlowParams):
     """长流水: water flowing without a break for hours while the building is open."""
 
@@ -142,6 +148,7 @@ class RuleName(StrEnum):
 
     WATER_LEAK = "water_leak"
     RUNNING_TAP = "running_tap"
+    LEAK_DETECTED = "leak_detected"
     DOOR_AFTER_HOURS = "door_after_hours"
     DOOR_OPEN_TOO_LONG = "door_open_too_long"
     AFTER_HOURS_ACCESS = "after_hours_access"
@@ -160,6 +167,7 @@ class RuleName(StrEnum):
 PARAMS: Final[dict[str, type[RuleParams]]] = {
     "water_leak": WaterLeak,
     "running_tap": RunningTap,
+    "leak_detected": LeakDetected,
     "door_after_hours": DoorAfterHours,
     "door_open_too_long": DoorOpenTooLong,
     "after_hours_access": AfterHoursAccess,
@@ -176,10 +184,11 @@ PARAMS: Final[dict[str, type[RuleParams]]] = {
 }
 assert set(PARAMS) == set(RuleName), "every rule has a name and parameters"
 
-_EVERY_KIND: Final = ("electricity_meter", "water_meter", "uv_lamp", "sample_fridge", "door")
+_EVERY_KIND: Final = ("electricity_meter", "water_meter", "uv_lamp", "sample_fridge", "door", "leak_sensor")
 APPLIES_TO: Final[dict[str, tuple[str, ...]]] = {
     "water_leak": ("water_meter",),
     "running_tap": ("water_meter",),
+    "leak_detected": ("leak_sensor",),
     "door_after_hours": ("door",),
     "door_open_too_long": ("door",),
     "after_hours_access": ("door",),

@@ -1,5 +1,6 @@
 """Water rules: a leak while the school is closed (跑水漏水) and a tap left running in the day
-(长流水). Flow is the meter's `flow_lpm` where it reports one, else the volume's change."""
+(长流水), both from a meter's flow (its `flow_lpm` where it reports one, else the volume's
+change); and water seen by a leak sensor (漏水报警)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TypeVar
 
 from devices.base import Sample
 from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import FlowParams, RunningTap, WaterLeak
+from gateway.rules.params import FlowParams, LeakDetected, RunningTap, WaterLeak
 
 F = TypeVar("F", bound=FlowParams)
 
@@ -171,4 +172,29 @@ class RunningTapRule(_FlowRule[RunningTap]):
              f"water ran without a break since {self.ctx.clock(self._run.since_ms)}: {facts['loss_m3']} m³ "
              f"(≈ ¥{facts['cost_yuan']})"),
             facts, "flow_lpm",
+        )
+
+
+class LeakDetectedRule(Rule[LeakDetected]):
+    """Raised when the sensor turns wet, cleared when it is dry again: the sensor itself
+    judges, so there is no threshold or delay to wait for."""
+
+    name = "leak_detected"
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        leak = sample.values.get("leak")
+        if leak is None:
+            return None
+        ts = sample.ts_ms
+        if not leak:
+            return self.clear(ts, {"dry_ms": ts}) if self.raised else None
+        if self.raised:
+            return None
+        name, at = self.ctx.name, self.ctx.clock(ts)
+        return self.finding(
+            True, ts, ts,
+            (f"{name} 检测到漏水", f"{name}: water detected"),
+            (f"{at} 起检测到地面有水, 请立即到场查看并关闭阀门",
+             f"water on the floor since {at}: go and look, and close the valve"),
+            {"since_ms": ts}, "leak",
         )

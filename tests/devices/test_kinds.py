@@ -17,12 +17,13 @@ GOOD: dict[str, dict[str, Any]] = {
     "electricity_meter": {"energy_kwh": 1234.5, "power_w": 3200, "voltage_v": 229.8, "current_a": 14.1},
     "water_meter": {"volume_m3": 87.25, "flow_lpm": 12.5},
     "uv_lamp": {"on": True, "power_w": 36.0, "lamp_hours": 412.5},
-    "sample_fridge": {"temperature_c": 4.2, "door_open": False},
+    "sample_fridge": {"temperature_c": 4.2, "door_open": False, "power_w": 85.0},
     "door": {"open": False},
+    "leak_sensor": {"leak": False},
 }
 
 
-def test_five_kinds_are_discovered() -> None:
+def test_every_kind_is_discovered() -> None:
     assert set(kinds()) == set(GOOD)
 
 
@@ -36,7 +37,7 @@ def test_kind_follows_the_convention(name: str) -> None:
     keys = [m.key for m in kind.metrics]
     assert len(keys) == len(set(keys)), "metric keys are unique"
     assert any(m.required for m in kind.metrics), "a kind has at least one required metric"
-    assert {"battery_pct", "rssi_dbm"} <= set(keys)
+    assert {"battery_pct", "rssi_dbm", "link_quality", "online"} <= set(keys)
     for m in kind.metrics:
         assert m.label_zh
         assert m.label_en
