@@ -89,7 +89,7 @@ COMMON_METRICS: Final = (
     Metric("battery_pct", "%", MetricType.GAUGE, "电池电量", "Battery", minimum=0, maximum=100),
     Metric("rssi_dbm", "dBm", MetricType.GAUGE, "信号强度", "Signal strength", minimum=-150, maximum=20),
     # Zigbee's link quality indicator (LQI), 0–255.
-    Metric("link_quality", "", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255),
+    Metric("link_quality", "LQI", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255),
     # Availability as a bridge or the device itself reports it (Zigbee2MQTT, Tasmota LWT, Shelly).
     Metric("online", "", MetricType.STATE, "在线", "Online"),
 )

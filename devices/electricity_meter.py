@@ -10,6 +10,7 @@ KIND = DeviceKind(
         Metric("energy_kwh", "kWh", MetricType.COUNTER, "累计电量", "Energy", required=True, minimum=0),
         Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=-1e6, maximum=1e7),
         Metric("voltage_v", "V", MetricType.GAUGE, "电压", "Voltage", minimum=0, maximum=1000),
-        Metric("current_a", "A", MetricType.GAUGE, "电流", "Current", minimum=0, maximum=10000),
+        # Negative, like power, where a meter signs the direction (DL/T 645: energy flowing out, e.g. solar).
+        Metric("current_a", "A", MetricType.GAUGE, "电流", "Current", minimum=-10000, maximum=10000),
     ),
 )
