@@ -1,7 +1,8 @@
 """The gateway: its parts wired together, started and stopped in one place.
 
 `Gateway` is an async context manager that owns every long-lived task in one TaskGroup:
-the spooler, one writer per sink, retention, and the MQTT transport (on paho's thread). `create_app` puts it in
+the spooler, one writer per sink, retention, one poller per Modbus or DL/T 645 bus, and the
+MQTT transport (on paho's thread). `create_app` puts it in
 FastAPI's lifespan, with optional companions started before it (the embedded broker) and
 after it (simulators).
 """
@@ -33,6 +34,7 @@ from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.ingest.mqtt import MqttIngest
+from gateway.ingest.poll import pollers
 from gateway.live import LiveBus
 from gateway.notify import Notifier
 from gateway.pipeline import IngestBuffer, Ingestor
@@ -83,6 +85,9 @@ class Gateway:
             Counter("facility_reports_failed", "Scheduled report deliveries that failed, by channel", ["channel"],
                     registry=registry),
         )
+        poll_errors = Counter("facility_poll_errors", "Polls of a meter that got no usable answer, by device and "
+                              "reason (connection, timeout, exception)", ["device", "reason"], registry=registry)
+        self.pollers = pollers(site, self.ingestor, clock, poll_errors)
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -135,6 +140,7 @@ class Gateway:
                        group.create_task(self.notifier.run()), group.create_task(self._watch())]
         self._tasks += [group.create_task(w.run()) for w in self.writers]
         self._tasks.append(group.create_task(self.deliveries.run()))
+        self._tasks += [group.create_task(p.run()) for p in self.pollers]
         if self.store.needs_rollups:
             self._tasks.append(group.create_task(self._rebuild_rollups()))
         stack.push_async_callback(self._cancel_tasks)
@@ -218,6 +224,8 @@ class Gateway:
         depth = len(self.buffer)
         full = depth >= self.buffer.capacity
         parts["buffer"] = {"state": "full" if full else "ok", "detail": f"{depth}/{self.buffer.capacity}"}
+        for poller in self.pollers:
+            parts[f"{poller.protocol}:{poller.url}"] = poller.health()
         for channel, state in self.notifier.health().items():
             parts[f"notify:{channel}"] = {"state": "ok"} if state == "ok" else {"state": "down", "detail": state}
         return parts

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     FilePath,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from devices import kinds
+from devices.vendors import VendorSource, sources
 from gateway.auth import AuthSettings
 from gateway.notify import NotificationSettings
 from gateway.roster import DutySettings
@@ -97,6 +99,9 @@ class Device(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
     # Rule parameters for this device alone, over the site's `rules:` (see gateway/rules/params.py).
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Where the data comes from when not as our native JSON on facility/<site>/<device>/…: a
+    # Zigbee2MQTT, Tasmota or Shelly device, a Modbus or DL/T 645 meter (see devices/vendors/).
+    source: SerializeAsAny[VendorSource] | None = None
 
     @field_validator("kind")
     @classmethod
@@ -130,6 +135,31 @@ class Device(_Strict):
                 raise ValueError(f"rule {name!r} does not apply to a {kind}")
             _rule_params(name, params, name)
         return v
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, v: object, info: ValidationInfo) -> object:
+        if v is None or isinstance(v, VendorSource):
+            return v
+        known = ", ".join(sorted(sources()))
+        if not isinstance(v, dict) or "protocol" not in v:
+            raise ValueError(f"a source is a mapping with a protocol: one of {known}")
+        model = sources().get(v["protocol"])
+        if model is None:
+            raise ValueError(f"unknown protocol {v['protocol']!r} (known: {known})")
+        try:
+            source = model.model_validate(v)
+        except ValidationError as exc:
+            raise ValueError("; ".join(_nested(e) for e in exc.errors())) from None
+        kind = info.data.get("kind")
+        given = source.keys()
+        if kind is not None and given is not None:
+            kind_keys = {m.key for m in kinds()[kind].metrics}
+            stray = sorted(given - kind_keys)
+            if stray:
+                raise ValueError(f"a {kind} records no {', '.join(stray)} "
+                                 f"(it records: {', '.join(sorted(kind_keys))})")
+        return source
 
     def kind_settings(self) -> BaseModel:
         return kinds()[self.kind].settings.model_validate(self.settings)
@@ -412,7 +442,34 @@ class SiteConfig(BaseSettings):
                 raise ValueError(f"@devices[{i}].id: {d.id!r} is reserved for the gateway itself")
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
+        self._sources_distinct()
         return self
+
+    def _sources_distinct(self) -> None:
+        """No MQTT topic feeds two devices, none lies under the gateway's own `facility/<site>/`,
+        and no meter is polled as two devices."""
+        topics: dict[str, str] = {}
+        meters: dict[tuple[str, ...], str] = {}
+        buses: dict[str, str] = {}
+        ours = f"facility/{self.id}/"
+        for i, d in enumerate(self.devices):
+            if d.source is None:
+                continue
+            for topic in d.source.topics():
+                if topic.startswith(ours):
+                    raise ValueError(f"@devices[{i}].source: {topic} lies under {ours}, the native topics")
+                if topic in topics:
+                    raise ValueError(f"@devices[{i}].source: topic {topic} already feeds device {topics[topic]!r}")
+                topics[topic] = d.id
+            key = d.source.bus_key()
+            if key is not None:
+                url, protocol = key[0], d.source.protocol
+                if buses.setdefault(url, protocol) != protocol:
+                    raise ValueError(f"@devices[{i}].source: {url} is a {buses[url]} bus already; "
+                                     f"one bus speaks one protocol")
+                if key in meters:
+                    raise ValueError(f"@devices[{i}].source: {' '.join(key)} is already device {meters[key]!r}")
+                meters[key] = d.id
 
     @model_validator(mode="after")
     def _alerting_references(self) -> Self:

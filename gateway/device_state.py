@@ -52,8 +52,13 @@ class DeviceStates:
         return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
     def online(self, device_id: str) -> bool:
-        ms = self._states[device_id].last_seen_ms
+        """Heard from within its grace period, and not last reported offline by its bridge."""
+        state = self._states[device_id]
+        ms = state.last_seen_ms
         if ms is None:
+            return False
+        reported = state.latest.get("online")
+        if reported is not None and not reported.value and reported.ts_ms >= ms:
             return False
         now_ms = self._clock.now().timestamp() * 1000
         return now_ms - ms <= self._grace_ms[device_id]

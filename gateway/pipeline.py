@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from devices import kinds
-from devices.base import DecodeError, Event, MetricType, Reason, Sample
+from devices.base import DecodeError, DeviceKind, Event, MetricType, Reason, Sample
+from devices.vendors import VendorSource
 from gateway.config import SiteConfig
 from gateway.spool import Rejection
 from gateway.storage.sqlite import Point
@@ -124,6 +125,11 @@ class Ingestor:
             name: frozenset(m.key for m in kind.metrics if m.type is MetricType.COUNTER)
             for name, kind in kinds().items()
         }
+        # Vendor topics (Zigbee2MQTT, Tasmota, Shelly): topic → (device, its source, the part).
+        self._routes: dict[str, tuple[str, VendorSource, str]] = {
+            topic: (d.id, d.source, part) for d in site.devices if d.source is not None
+            for topic, part in d.source.topics().items()
+        }
         self._status_topic = f"facility/{site.id}/gateway/status"
         self._alerts_prefix = f"facility/{site.id}/alerts/"
         self._last_count: dict[_Series, _Count] = {}  # newest value of each counter
@@ -137,10 +143,22 @@ class Ingestor:
                 for key in self._counter_keys[kind.name] & points.keys():
                     self._last_count[(device_id, key)] = (points[key].ts_ms, points[key].value)
 
+    @property
+    def vendor_topics(self) -> list[str]:
+        """The MQTT topics of devices with a vendor source, for the transport to subscribe to."""
+        return list(self._routes)
+
     def accept_mqtt(self, topic: str, payload: bytes, received_ms: int, ack: Ack | None) -> None:
         """A message from `facility/<site>/<device>/<channel>` (the subscription covers only
-        this gateway's site). `ack` acknowledges it to the broker; it runs once the message
-        (or its rejection) is durable."""
+        this gateway's site) or from a vendor topic of one of its devices. `ack` acknowledges
+        it to the broker; it runs once the message (or its rejection) is durable."""
+        route = self._routes.get(topic)
+        if route is not None:
+            device_id, vendor, part = route
+            self._accept(f"mqtt:{topic}", "mqtt", device_id, payload, received_ms, ack, None,
+                         lambda kind: kind.from_values(device_id, vendor.decode(device_id, part, payload),
+                                                       received_ms, payload))
+            return
         if topic == self._status_topic or topic.startswith(self._alerts_prefix):
             if ack is not None:  # our own status and alert states, retained on the broker
                 self._buffer.after(ack)
@@ -152,7 +170,8 @@ class Ingestor:
                                 payload)
             self._record(source, "mqtt", error, received_ms, ack, timeout=None)
             return
-        self._accept(source, "mqtt", parts[2], parts[3], payload, received_ms, ack, timeout=None)
+        decode = _native(parts[2], parts[3], payload, received_ms)
+        self._accept(source, "mqtt", parts[2], payload, received_ms, ack, None, decode)
 
     def accept(
         self, transport: str, device_id: str, channel: str, payload: bytes, received_ms: int,
@@ -160,11 +179,21 @@ class Ingestor:
     ) -> DecodeError | None:
         """A message from a transport that names the device itself (HTTP, replay). Returns
         the rejection, if any, so the caller can answer its client."""
-        return self._accept(transport, transport, device_id, channel, payload, received_ms, None, timeout)
+        return self._accept(transport, transport, device_id, payload, received_ms, None, timeout,
+                            _native(device_id, channel, payload, received_ms))
+
+    def accept_polled(
+        self, transport: str, device_id: str, source: VendorSource, part: str, payload: bytes, received_ms: int,
+        timeout: float | None = None,
+    ) -> DecodeError | None:
+        """What a poll of a meter read (Modbus registers, DL/T 645 frames), as raw bytes."""
+        return self._accept(transport, transport, device_id, payload, received_ms, None, timeout,
+                            lambda kind: kind.from_values(device_id, source.decode(device_id, part, payload),
+                                                          received_ms, payload))
 
     def _accept(
-        self, source: str, transport: str, device_id: str, channel: str, payload: bytes, received_ms: int,
-        ack: Ack | None, timeout: float | None,
+        self, source: str, transport: str, device_id: str, payload: bytes, received_ms: int,
+        ack: Ack | None, timeout: float | None, decode: Callable[[DeviceKind], Sample | Event],
     ) -> DecodeError | None:
         kind = self._kinds.get(device_id)
         try:
@@ -174,10 +203,7 @@ class Ingestor:
             if len(payload) > self._max_bytes:
                 raise DecodeError(device_id, Reason.TOO_LARGE,
                                   f"{len(payload)} bytes, limit {self._max_bytes}", payload)
-            if channel == "telemetry":
-                item: Sample | Event = kind.decode(device_id, payload, received_ms)
-            else:
-                item = kind.decode_event(device_id, payload, received_ms)
+            item = decode(kind)
             self._check_time(item, received_ms, payload)
             counts = self._check_counters(item, kind.name, payload) if isinstance(item, Sample) else []
             self._buffer.put(item, received_ms, transport, ack, timeout)
@@ -229,3 +255,10 @@ class Ingestor:
                 timeout: float | None) -> None:
         rejection = Rejection(received_ms, source, exc.device_id, exc.reason.value, exc.detail, exc.preview)
         self._buffer.reject(rejection, transport, ack, timeout)
+
+
+def _native(device_id: str, channel: str, payload: bytes, received_ms: int) -> Callable[[DeviceKind], Sample | Event]:
+    """Our own JSON: a telemetry sample or an event, by channel."""
+    if channel == "telemetry":
+        return lambda kind: kind.decode(device_id, payload, received_ms)
+    return lambda kind: kind.decode_event(device_id, payload, received_ms)

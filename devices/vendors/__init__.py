@@ -14,8 +14,11 @@ Decoding is pure, as for native payloads: no I/O, no clock. A bad payload raises
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
-from typing import Final
+from functools import cache
+from typing import Final, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -47,6 +50,26 @@ class VendorSource(BaseModel):
 
     def decode(self, device_id: str, part: str, payload: bytes) -> Decoded:
         raise NotImplementedError
+
+    def keys(self) -> frozenset[str] | None:
+        """The values this source can give, where the site file fixes them (a register map,
+        a meter's quantities), so that the site file is checked against the device's kind;
+        None where the device decides (a Zigbee sensor sends what it has)."""
+        return None
+
+    def bus_key(self) -> tuple[str, ...] | None:
+        """For polled sources: what identifies the meter on its bus (the bus URL and its unit
+        or address); two devices with the same key would be one meter read twice."""
+        return None
+
+
+@cache
+def sources() -> dict[str, type[VendorSource]]:
+    """Every source model, by its `protocol`: the modules of this package are discovered, as
+    device kinds are."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return {get_args(cls.model_fields["protocol"].annotation)[0]: cls for cls in VendorSource.__subclasses__()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,8 +246,8 @@ def _read_answer(device_id: str, address: str, quantity: Quantity, frame: Frame,
 
 class Dlt645Source(VendorSource):
     """A DL/T 645-2007 meter on an RS-485 bus, reached through a transparent TCP serial server
-    (`tcp://host:port`) or a local port (`serial:///dev/ttyUSB0`, 2400 baud 8E1 unless the URL
-    says otherwise). Voltage and current are those of phase A: the whole meter for a
+    (`tcp://host:port`; the server is set to the meter's line settings, 2400 baud 8E1 by default).
+    Voltage and current are those of phase A: the whole meter for a
     single-phase one, one phase of three otherwise."""
 
     protocol: Literal["dlt645"]
@@ -264,7 +264,10 @@ class Dlt645Source(VendorSource):
             raise ValueError(f"{url!r}: rtu-over-tcp:// carries Modbus RTU; a DL/T 645 meter behind a "
                              "transparent serial server is tcp://host:port")
         bus = _parse_url(url)
-        if not bus.serial and bus.port == NO_DEFAULT_PORT:
+        if bus.serial:  # the gateway's transport for it reads a TCP stream only, so far
+            raise ValueError(f"{url!r}: a DL/T 645 meter on a local serial port is not supported yet; reach it "
+                             "through a transparent TCP serial server, tcp://host:port")
+        if bus.port == NO_DEFAULT_PORT:
             raise ValueError(f"{url!r}: give the serial server's port, as in tcp://{bus.host}:<port>; "
                              "DL/T 645 has no standard one")
         return url
@@ -294,6 +297,12 @@ class Dlt645Source(VendorSource):
 
     def bus(self) -> BusUrl:
         return _parse_url(self.url)
+
+    def keys(self) -> frozenset[str]:
+        return frozenset(self.quantities)
+
+    def bus_key(self) -> tuple[str, ...]:
+        return (self.url, f"address {self.address}")
 
     def read_plan(self) -> tuple[Quantity, ...]:
         """What is read, in request order."""

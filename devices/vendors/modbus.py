@@ -213,6 +213,12 @@ class ModbusSource(VendorSource):
     def bus(self) -> BusUrl:
         return parse_bus_url(self.url, DEFAULT_PORT, DEFAULT_BAUDRATE, DEFAULT_PARITY)
 
+    def keys(self) -> frozenset[str]:
+        return frozenset(register.key for register, _ in self._layout)
+
+    def bus_key(self) -> tuple[str, ...]:
+        return (self.url, f"unit {self.unit}")
+
     def plan(self) -> list[Read]:
         """The requests of one poll, always in the same order: holding registers (03) before input
         registers (04), each by address."""

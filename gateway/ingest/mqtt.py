@@ -47,7 +47,8 @@ class MqttIngest:
         self._clock = clock
         self._ingestor = ingestor
         self.status_topic = f"facility/{site_id}/gateway/status"
-        self._subscription = f"facility/{site_id}/#"
+        # Our native topics, and those of the site's Zigbee2MQTT, Tasmota and Shelly devices.
+        self._subscriptions = [(f"facility/{site_id}/#", 1), *((topic, 1) for topic in ingestor.vendor_topics)]
         self.connected = False
         self._stopping = False
         self.last_error = "not connected yet"
@@ -119,7 +120,7 @@ class MqttIngest:
         self.last_error = ""
         self._failures = 0
         log.info("MQTT connected to %s (session present: %s)", self._settings.url, flags.session_present)
-        client.subscribe(self._subscription, qos=1)
+        client.subscribe(self._subscriptions)
         client.publish(self.status_topic, b"online", qos=1, retain=True)
 
     def _on_disconnect(

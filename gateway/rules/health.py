@@ -13,7 +13,9 @@ from gateway.rules.params import CounterReset, DeviceOffline, LowBattery
 class DeviceOfflineRule(Rule[DeviceOffline]):
     """Judged by the watchdog on the injected clock against when the gateway last received
     something from the device (not its event time: history sent late is not silence).
-    Before its first message it counts from the watchdog's first look."""
+    Before its first message it counts from the watchdog's first look. Where a bridge or the
+    device reports its availability (Zigbee2MQTT, a Tasmota LWT, Shelly), "offline" raises the
+    alert at once, and only data or "online" clears it."""
 
     name = "device_offline"
 
@@ -21,10 +23,32 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         super().__init__(ctx, params)
         self._after_ms = params.intervals * ctx.device.interval_s * 1000
         self._last_ms: int | None = None
+        self._reported_offline = False
+
+    def on_sample(self, sample: Sample) -> Finding | None:
+        online = sample.values.get("online")
+        self._reported_offline = online == 0.0
+        if not self._reported_offline or self.raised:
+            return None
+        name, since = self.ctx.name, self.ctx.stamp(sample.ts_ms)
+        return self.finding(
+            True, sample.ts_ms, sample.ts_ms,
+            (f"{name} 离线", f"{name} is offline"),
+            (f"{since} 起报告离线 (网关/桥接上报){self._cold()[0]}",
+             f"reported offline at {since} (by its bridge or itself){self._cold()[1]}"),
+            {"since_ms": sample.ts_ms, "reported": "offline"},
+        )
 
     def heard(self, received_ms: int) -> Finding | None:
+        if self._reported_offline:  # the message was the offline report itself
+            return None
         self._last_ms = received_ms if self._last_ms is None else max(self._last_ms, received_ms)
         return self.clear(received_ms) if self.raised else None
+
+    def _cold(self) -> tuple[str, str]:
+        if self.ctx.device.kind == "sample_fridge":
+            return "; 留样冷链状态未知", "; the cold chain is unknown"
+        return "", ""
 
     def on_clock(self, now_ms: int) -> Finding | None:
         if self._last_ms is None:
@@ -33,8 +57,7 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         if self.raised or silent <= self._after_ms:
             return None
         name, since = self.ctx.name, self.ctx.stamp(self._last_ms)
-        cold_zh, cold_en = ("; 留样冷链状态未知", "; the cold chain is unknown") \
-            if self.ctx.device.kind == "sample_fridge" else ("", "")
+        cold_zh, cold_en = self._cold()
         return self.finding(
             True, self._last_ms, now_ms,
             (f"{name} 离线", f"{name} is offline"),

@@ -466,11 +466,9 @@ def test_defaults() -> None:
     assert meter.bus() == BusUrl("tcp", "127.0.0.1", 8899)
 
 
-def test_serial_bus_defaults_to_2400_8e1() -> None:
-    assert source(url="serial:///dev/ttyUSB0").bus() == BusUrl("serial", device="/dev/ttyUSB0", baudrate=2400,
-                                                                parity="E")
-    bus = source(url="serial:///dev/ttyS1?baudrate=9600&parity=N").bus()
-    assert (bus.baudrate, bus.parity) == (9600, "N")
+def test_a_local_serial_port_is_refused_for_now() -> None:
+    with pytest.raises(ValidationError, match="not supported yet; reach it through a transparent TCP serial server"):
+        source(url="serial:///dev/ttyUSB0")
 
 
 @pytest.mark.parametrize(

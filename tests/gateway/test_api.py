@@ -177,9 +177,9 @@ def test_http_ingest_shares_validation(api: TestClient) -> None:
 
 def test_api_errors_are_clear(api: TestClient) -> None:
     assert api.get("/api/v1/devices/ghost").status_code == 404
-    r = api.get("/api/v1/devices/fridge/readings", params={"metric": "power_w"})
+    r = api.get("/api/v1/devices/fridge/readings", params={"metric": "volume_m3"})
     assert r.status_code == 422
-    assert "no metric 'power_w'" in r.json()["detail"]
+    assert "no metric 'volume_m3'" in r.json()["detail"]
     assert api.get("/api/v1/devices/fridge/readings", params={"step": "soon"}).status_code == 422
     r = api.get("/api/v1/devices/fridge/readings", params={"start": "2026-11-21T00:00:00"})
     assert r.status_code == 422  # naive datetimes are refused
