@@ -39,6 +39,9 @@ from gateway.config import Device, SiteConfig
 from gateway.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
+# pymodbus warns on every failed connect and retry; the pollers log a meter's failing and
+# recovering once each, with the meter's name, and count every failure.
+logging.getLogger("pymodbus.logging").setLevel(logging.ERROR)
 
 # How long a poll's readings may wait for room in a full ingest buffer before the poll is dropped.
 INGEST_WAIT_S: Final = 5.0
@@ -152,8 +155,9 @@ class Dlt645Bus(BusClient):
                     answer, complete = await _one_frame(device_id, reader)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 await self.close()
-                why = "the connection closed" if isinstance(exc, asyncio.IncompleteReadError | OSError) \
-                    else f"no complete answer within {timeout:g} s"
+                # (TimeoutError is an OSError: asked first.)
+                why = f"no complete answer within {timeout:g} s" if isinstance(exc, TimeoutError) \
+                    else "the connection closed"
                 raise PollError("timeout", f"meter {source.address} on {self.where}, {quantity.name}: {why}") \
                     from None
             answers.append(answer)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from itertools import pairwise, permutations
 from typing import Any, Literal, get_args
 
@@ -16,15 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+from pymodbus.datastore import ModbusDeviceContext
 from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer
 
 from devices import kinds
 from devices.base import DecodeError, Reason
 from devices.vendors import Decoded
 from devices.vendors.modbus import PART, PRESETS, ModbusSource, Preset, Read, Register
-from tests.services import HOST, free_port
+from gateway.ingest.poll import ModbusBus
+from tests.modbus_server import block, modbus_server
+from tests.services import HOST
 
 # As in test_decode_properties.py: no example database in the repository, no deadline on a
 # shared runner. The example counts keep the file at a few seconds.
@@ -461,45 +461,13 @@ def sdm120_image() -> list[int]:
     return image
 
 
-def block(address: int, values: list[int]) -> ModbusSequentialDataBlock:
-    """A pymodbus register block starting at `address` (a datastore address, see below)."""
-    return ModbusSequentialDataBlock(address, values)  # type: ignore[no-untyped-call]  # unannotated in pymodbus 3.11
-
-
-@asynccontextmanager
-async def modbus_server(devices: dict[int, ModbusDeviceContext], framer: FramerType) -> AsyncIterator[int]:
-    """pymodbus's TCP server on a free loopback port, stopped on the way out."""
-    port = free_port()
-    context = ModbusServerContext(devices=devices, single=False)  # type: ignore[no-untyped-call]  # as above
-    server = ModbusTcpServer(context, framer=framer, address=(HOST, port))
-    await server.serve_forever(background=True)
-    try:
-        yield port
-    finally:
-        await server.shutdown()  # type: ignore[no-untyped-call]  # as above
-
-
-def framer_of(meter: ModbusSource) -> FramerType:
-    return {"tcp": FramerType.SOCKET, "rtu-over-tcp": FramerType.RTU}[meter.bus().scheme]
-
-
 async def poll(meter: ModbusSource) -> bytes:
-    """One poll the way the transport makes it: the plan's requests in order, each register
-    word packed big-endian as it came off the wire."""
-    bus = meter.bus()
-    client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=framer_of(meter), timeout=meter.timeout_s, retries=0)
-    assert await client.connect()
+    """One poll by the gateway's own transport."""
+    bus = ModbusBus(meter.bus(), meter.url, meter.timeout_s)
     try:
-        words: list[int] = []
-        for read in meter.plan():
-            call = client.read_input_registers if read.function == 4 else client.read_holding_registers
-            response = await call(read.address, count=read.count, device_id=meter.unit)
-            assert not response.isError(), response
-            assert len(response.registers) == read.count
-            words.extend(response.registers)
-        return wire(words)
+        return await bus.read(DEVICE, meter)
     finally:
-        client.close()
+        await bus.close()
 
 
 async def test_pymodbus_datastore_addresses_are_one_above_protocol_addresses() -> None:
