@@ -7,12 +7,16 @@ then the protocol address.
 
 from __future__ import annotations
 
+import os
+import select
+import threading
+import tty
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from tests.services import HOST, free_port
 
@@ -37,5 +41,54 @@ async def modbus_server(devices: dict[int, ModbusDeviceContext], framer: FramerT
     await server.serve_forever(background=True)
     try:
         yield port
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]  # as above
+
+
+class NullModem:
+    """Two serial ports wired to each other, like a null-modem cable: two pseudo-terminals
+    whose master ends a thread joins. Each end's path opens like any serial port (pyserial,
+    pymodbus), so RTU on a local port is tested without hardware. Stops with the context."""
+
+    def __init__(self) -> None:
+        self._pairs = [os.openpty(), os.openpty()]
+        for _, follower in self._pairs:
+            tty.setraw(follower)  # no echo, no line discipline: bytes pass as they are
+        self.ends = tuple(os.ttyname(follower) for _, follower in self._pairs)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._relay, name="null-modem", daemon=True)
+
+    def __enter__(self) -> NullModem:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for leader, follower in self._pairs:
+            os.close(leader)
+            os.close(follower)
+
+    def _relay(self) -> None:
+        (a, _), (b, _) = self._pairs
+        other = {a: b, b: a}
+        while not self._stop.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # no end opened yet (EIO on a pty without a reader)
+                    continue
+                os.write(other[fd], data)
+
+
+@asynccontextmanager
+async def modbus_serial_server(devices: dict[int, ModbusDeviceContext], port: str) -> AsyncIterator[None]:
+    """pymodbus's RTU server on the serial port `port`, stopped on the way out."""
+    context = ModbusServerContext(devices=devices, single=False)  # type: ignore[no-untyped-call]  # as above
+    server = ModbusSerialServer(context, framer=FramerType.RTU, port=port, baudrate=9600)
+    await server.serve_forever(background=True)
+    try:
+        yield
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]  # as above

@@ -18,7 +18,7 @@ from gateway import config
 from gateway.app import Gateway
 from gateway.clock import SystemClock
 from tests.dlt645_meter import EmulatedMeter, MeterBus
-from tests.modbus_server import modbus_server, unit
+from tests.modbus_server import NullModem, modbus_serial_server, modbus_server, unit
 from tests.services import HOST, free_port
 
 pytestmark = pytest.mark.integration
@@ -180,3 +180,18 @@ async def test_every_failure_has_its_reason_and_the_rest_of_the_bus_goes_on(tmp_
             # The meter comes back: read again, and the bus is healthy again.
             meters.meters["000000000002"].silent = False
             await until(lambda: latest(gw, "silent-dlt").get("energy_kwh") == 2.0)
+
+
+async def test_modbus_rtu_on_a_local_serial_port(tmp_path: Path) -> None:
+    # A USB RS-485 adapter's port, here one end of a null modem with pymodbus's server on the other.
+    with NullModem() as cable:
+        async with modbus_serial_server({3: unit(sdm120_registers(SDM120))}, cable.ends[0]):
+            the_site = site(tmp_path, f"""\
+  - {{id: serial-sdm120, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
+      source: {{protocol: modbus, url: "serial://{cable.ends[1]}?baudrate=9600", unit: 3, preset: sdm120}}}}
+""")
+            async with Gateway(the_site, SystemClock(), mqtt=False) as gw:
+                await until(lambda: bool(latest(gw, "serial-sdm120")))
+                assert latest(gw, "serial-sdm120") == {"voltage_v": 230.5, "current_a": 4.25, "power_w": 950.0,
+                                                       "energy_kwh": 1234.5}
+                assert gw.health()[f"modbus:serial://{cable.ends[1]}?baudrate=9600"] == {"state": "ok"}
