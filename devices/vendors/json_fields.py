@@ -43,17 +43,18 @@ class JsonFields:
     def error(self, reason: Reason, detail: str) -> DecodeError:
         return DecodeError(self.device_id, reason, detail, self.payload)
 
-    def parse(self) -> dict[str, Any]:
-        """The payload as a JSON object; NOT_JSON or NOT_OBJECT otherwise."""
+    def parse(self, expected: str = "a JSON object") -> dict[str, Any]:
+        """The payload as a JSON object; NOT_JSON or NOT_OBJECT otherwise. `expected` tells the
+        error's reader what the topic carries, where that is more than any JSON object."""
         try:
             # pydantic's parser, as for native payloads: it bounds the nesting depth where `json`
             # would raise RecursionError, and reads NaN and Infinity so that `number` refuses
             # them by name (NOT_FINITE) instead of failing the whole message as NOT_JSON.
             parsed = from_json(self.payload)
         except ValueError as exc:
-            raise self.error(Reason.NOT_JSON, f"not JSON ({exc})") from None
+            raise self.error(Reason.NOT_JSON, f"not JSON ({exc}); expected {expected}") from None
         if not isinstance(parsed, dict):
-            raise self.error(Reason.NOT_OBJECT, f"expected a JSON object, got a JSON {_json_type(parsed)}")
+            raise self.error(Reason.NOT_OBJECT, f"expected {expected}, got a JSON {_json_type(parsed)}")
         return parsed
 
     def number(self, value: object, name: str) -> float | None:
