@@ -13,6 +13,7 @@ const RULES = [
   "low_battery", "counter_reset",
 ];
 const STATUSES = ["open", "assigned", "on_site", "done"];
+const LINK_METRICS = new Set(["rssi_dbm", "link_quality", "online"]);
 const TRADES = ["water", "electric", "carpentry", "other"];
 
 function where(state, item) {
@@ -115,7 +116,8 @@ async function closing({ state }) {
 
 function deviceTile(state, d, alerting) {
   const kind = state.site.kinds[d.kind];
-  const keys = kind.metrics.map((m) => m.key).filter((k) => k in d.last_values && k !== "rssi_dbm");
+  // Link health shows in the device's own page; the dot already says whether it is online.
+  const keys = kind.metrics.map((m) => m.key).filter((k) => k in d.last_values && !LINK_METRICS.has(k));
   return h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: `tile device ${alerting ? "bad" : ""}`, dataset: { device: d.id } },
     h("span", { class: "tile-name" }, dot(d.online), d.name || d.id),
     h("small", { class: "muted" }, pick(kind, "label")),
