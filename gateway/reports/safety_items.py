@@ -376,6 +376,29 @@ def water(j: Judge, d: Device) -> Item:
         update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
 
 
+def leak(j: Judge, d: Device) -> Item:
+    """No water on the floor: fails when the leak sensor was wet at any time of the day, open
+    or closed, as its `leak_detected` alert would."""
+    hold = j.hold_ms(d)
+    lo, hi = j.judged
+    points = j.points(d.id, "leak", lo - hold, hi)
+    today = clip(held(points, lo, hi, hold), [j.judged])
+    wet = runs(where(today, bool))
+    holes = gaps(today, [j.judged])
+    readings = sum(1 for ts, _ in points if lo <= ts < hi)
+    status = _verdict(bool(wet), holes, readings)
+    if status is ItemStatus.FAIL:
+        wet_min = minutes(total_ms(wet))
+        detail = (f"检测到漏水 ({j.spans(wet)}), 共 {wet_min:g} 分钟: 请检查并处理",
+                  f"water detected ({j.spans(wet)}), {wet_min:g} min in all: check and deal with it")
+    elif status is ItemStatus.MANUAL:
+        detail = _missing(j, holes, readings)
+    else:
+        detail = "全天未检测到漏水", "no water detected all day"
+    return _item(f"leak:{d.id}", Category.WATER, d, j.site, status, detail).model_copy(
+        update={"gaps": [j.span(g) for g in holes]})
+
+
 def _flows(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
     flow = Flow()
     return [(s.ts_ms, got[0]) for s in j.samples(d.id, ("volume_m3", "flow_lpm"), lo, hi)
@@ -434,6 +457,7 @@ def _powers(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
 
 SENSOR_ITEMS: Final[dict[str, Callable[[Judge, Device], Item]]] = {
     "sample_fridge": fridge, "uv_lamp": uv, "door": door, "water_meter": water, "electricity_meter": power,
+    "leak_sensor": leak,
 }
 
 # ------------------------------------------------------------------------ without sensors

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as paho
 import pytest
@@ -119,6 +121,12 @@ def test_a_wet_leak_sensor_raises_its_alert_and_a_dry_one_clears_it(
     publish("z2m-vt/vt_leak", b'{"battery":97,"linkquality":120,"water_leak":false}')
     wait_for(lambda: open_alerts(api, "leak") == [])
     assert device(api, "leak")["last_values"] == {"leak": False, "battery_pct": 97, "link_quality": 120}
+    # Today's safety record: the floor was wet, so its water item fails and says when.
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    record = api.get("/api/v1/reports/safety", params={"date": today}).json()
+    item = next(i for i in record["items"] if i["id"] == "leak:leak")
+    assert (item["category"], item["status"]) == ("water", "fail")
+    assert item["detail_zh"].startswith("检测到漏水")
 
 
 def test_availability_from_the_bridge_takes_a_device_offline_at_once(
