@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--scope", action="append", choices=[s.value for s in Scope], required=True)
 
-    p = sub.add_parser("simulate", help="publish a simulated site over MQTT")
+    p = sub.add_parser("simulate", help="publish a simulated site over MQTT, each device in its own format, and "
+                                        "serve its Modbus and DL/T 645 meters at the site file's URLs")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--broker", required=True, help="mqtt://host:port")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")

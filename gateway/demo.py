@@ -4,7 +4,15 @@ The embedded amqtt broker starts first, then the gateway (SQLite in the data fol
 API. The simulated kindergarten (simulators/kindergarten.yaml) then backfills about five
 weeks of history straight into the ingest path (same decoding and validation as MQTT, but
 without the broker's per-message cost), in the background with progress in the log, and
-finally publishes live over MQTT to the embedded broker in real time.
+finally runs live in real time: each device in its own format, over MQTT to the embedded
+broker (native JSON, Zigbee2MQTT, Tasmota, Shelly) or as a simulated Modbus or DL/T 645 meter
+that the gateway polls. The history goes in as native JSON whatever the device's format: the
+vendor formats carry no event time, and history is history.
+
+The simulated meters listen on free ports, which the demo's copy of the site file names, so
+that two demos, or a stale one, never collide. They answer once the simulation runs live: a
+reading polled during the backfill would be stamped with the time of the poll and reach the
+rules before the history that precedes it. Until then the gateway logs them as unreachable.
 
 The simulation is deterministic from an anchor time kept in the data folder, so a restart
 regenerates the same history, skips what is stored already and carries meter totals on.
@@ -33,7 +41,8 @@ from gateway.broker import embedded_broker
 from gateway.clock import Clock, SystemClock
 from gateway.school_calendar import SchoolCalendar
 from simulators import DEMO_SITE
-from simulators.faults import DoorHeldOpen, ExtraLoad, Fault, FridgeTemperature, LampSkipped, Leak, inject
+from simulators.faults import DoorHeldOpen, ExtraLoad, Fault, FloorWet, FridgeTemperature, LampSkipped, Leak, inject
+from simulators.meters import on_free_ports
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import run as publish
 from simulators.publish import timeline
@@ -45,7 +54,7 @@ PROGRESS_EVERY = 0.05  # log progress every 5 % of the backfill
 
 
 def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
-    site = config.load(DEMO_SITE)
+    site = on_free_ports(config.load(DEMO_SITE))
     return site.model_copy(
         update={
             "mqtt": site.mqtt.model_copy(
@@ -67,6 +76,11 @@ def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock 
 
     @asynccontextmanager
     async def simulation(gateway: Gateway) -> AsyncIterator[None]:
+        # Said before the gateway's first poll, which it precedes (nothing is awaited in between).
+        polled = [d.id for d in site.devices if d.source is not None and d.source.bus_key() is not None]
+        if polled:
+            log.info("demo: the simulated meters (%s) answer once the history is written; until then the "
+                     "gateway cannot reach them", ", ".join(polled))
         task = asyncio.create_task(_simulate(gateway, clock, mqtt_port, backfill_days))
         try:
             yield
@@ -90,11 +104,12 @@ def _anchor(data_dir: Path, now: datetime, backfill_days: float) -> datetime:
 
 def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) -> list[Fault]:
     """What goes wrong in the days before `today` (the demo's first start), local times:
-    a kitchen leak two nights ago (a plumbing work order, overdue by now), lights left on in
-    the teaching building last night, the kitchen door held open after closing and the sample
-    fridge warm for 40 minutes yesterday, the nap room's UV lamp skipped on the last school
-    day, and a leak at the service building's main meter since midnight that is still on when
-    the demo goes live (the closing board's water check)."""
+    a kitchen leak two nights ago (a plumbing work order, overdue by now) that wets the floor
+    under the leak sensor until the cooks mop up, lights left on in the teaching building last
+    night, the kitchen door held open after closing and the sample fridge warm for 40 minutes
+    yesterday, the nap room's UV lamp skipped on the last school day, and a leak at the service
+    building's main meter since midnight that is still on when the demo goes live (the closing
+    board's water check)."""
     tz = site.tz
 
     def at(day: date, hh_mm: str) -> datetime:
@@ -105,6 +120,7 @@ def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) 
                       if calendar.day(today - timedelta(days=n)).school_day)
     return [
         Leak("kitchen-water", at(before, "01:00"), at(before, "04:30"), lpm=1.5),
+        FloorWet("kitchen-leak", at(before, "01:20"), at(before, "06:40")),
         ExtraLoad("teaching-power", at(yesterday, "19:00"), at(today, "06:30"), watts=1200),
         DoorHeldOpen("kitchen-door", at(yesterday, "18:20"), at(yesterday, "19:05")),
         FridgeTemperature("sample-fridge", at(yesterday, "13:00"), at(yesterday, "13:40"), celsius=9.5),

@@ -1,4 +1,5 @@
-"""Simulated devices for demos and tests: a kindergarten site file and a seeded model of its day."""
+"""Simulated devices for demos and tests: a kindergarten site file, a seeded model of its day,
+and the devices' own formats (vendor MQTT messages, polled Modbus and DL/T 645 meters)."""
 
 from pathlib import Path
 

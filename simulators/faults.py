@@ -36,10 +36,9 @@ from operator import attrgetter
 from typing import ClassVar, Final
 
 from gateway.config import SiteConfig
-from simulators.model import SimMessage
+from simulators.model import UV_LAMP_W, SimMessage, number
 
 _COUNTERS: Final = ("energy_kwh", "volume_m3", "lamp_hours")
-_LAMP_W: Final = 30.0  # the model's tube
 _POWER_FACTOR: Final = 0.95  # the model's electricity meters: three balanced phases
 
 
@@ -108,9 +107,9 @@ class Leak(_Windowed):
         payload = message.payload
         # The meter keeps the lost water for ever after, so the counter stays monotonic.
         leaked_m3 = self.lpm * self._elapsed_s(message) / 60 / 1000
-        fields: dict[str, object] = {"volume_m3": round(_number(payload, "volume_m3") + leaked_m3, 3)}
+        fields: dict[str, object] = {"volume_m3": round(number(payload, "volume_m3") + leaked_m3, 3)}
         if self._during(message) and "flow_lpm" in payload:
-            fields["flow_lpm"] = round(_number(payload, "flow_lpm") + self.lpm, 1)
+            fields["flow_lpm"] = round(number(payload, "flow_lpm") + self.lpm, 1)
         return _with(message, fields)
 
 
@@ -132,13 +131,13 @@ class ExtraLoad(_Windowed):
             return message
         payload = message.payload
         used_kwh = self.watts * self._elapsed_s(message) / 3600 / 1000
-        fields: dict[str, object] = {"energy_kwh": round(_number(payload, "energy_kwh") + used_kwh, 3)}
+        fields: dict[str, object] = {"energy_kwh": round(number(payload, "energy_kwh") + used_kwh, 3)}
         if self._during(message):
             if "power_w" in payload:
-                fields["power_w"] = round(_number(payload, "power_w") + self.watts, 1)
+                fields["power_w"] = round(number(payload, "power_w") + self.watts, 1)
             if "current_a" in payload and "voltage_v" in payload:
-                extra_a = self.watts / (3 * _number(payload, "voltage_v") * _POWER_FACTOR)
-                fields["current_a"] = round(_number(payload, "current_a") + extra_a, 2)
+                extra_a = self.watts / (3 * number(payload, "voltage_v") * _POWER_FACTOR)
+                fields["current_a"] = round(number(payload, "current_a") + extra_a, 2)
         return _with(message, fields)
 
 
@@ -160,7 +159,7 @@ class CounterReset(Fault):
         key = next((k for k in _COUNTERS if k in message.payload), None)
         if key is None:
             return message
-        value = _number(message.payload, key)
+        value = number(message.payload, key)
         if memo.offset is None:
             memo.offset = -value
         return _with(message, {key: round(value + memo.offset, 3)})
@@ -194,11 +193,11 @@ class _LampOverride(Fault):
         if not (during or over):
             return message
         payload = message.payload
-        hours = _number(payload, "lamp_hours")
+        hours = number(payload, "lamp_hours")
         if memo.anchor is None:
             memo.anchor = hours
         if during:
-            power_w = payload.get("power_w", 0.0) if payload["on"] else _LAMP_W
+            power_w = payload.get("power_w", 0.0) if payload["on"] else UV_LAMP_W
             forced = memo.anchor + self._forced_hours(message.ts)
             return _with(message, {
                 "on": self.forced_on,
@@ -247,7 +246,7 @@ class LampOn(_LampOverride, _Windowed):
         return max(0.0, (min(until, self.end) - self.start).total_seconds() / 3600)
 
 
-# --- Sample fridge, doors, any device ----------------------------------------------------------
+# --- Sample fridge, doors, leak sensors, any device --------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -291,6 +290,19 @@ class DoorHeldOpen(_Windowed):
         if message.channel != "telemetry" or not self._during(message):
             return message
         return _with(message, {"open": True})
+
+
+@dataclass(frozen=True)
+class FloorWet(_Windowed):
+    """Water reaches a leak sensor: it reports wet throughout the window (a burst hose, a
+    blocked drain) and dry again once the floor is mopped."""
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"leak_sensor"})
+
+    def apply(self, message: SimMessage, memo: Memo) -> SimMessage | None:
+        if message.channel != "telemetry" or not self._during(message):
+            return message
+        return _with(message, {"leak": True})
 
 
 @dataclass(frozen=True)
@@ -366,13 +378,6 @@ def _through(message: SimMessage, faults: Iterable[tuple[Fault, Memo]]) -> SimMe
             return None
         message = out
     return message
-
-
-def _number(payload: dict[str, object], key: str) -> float:
-    value = payload[key]
-    if not isinstance(value, int | float):
-        raise TypeError(f"{key} should be a number, not {value!r}")
-    return float(value)
 
 
 def _with(message: SimMessage, fields: dict[str, object]) -> SimMessage:

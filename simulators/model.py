@@ -41,6 +41,12 @@ Fields = dict[str, object]
 Item = tuple[int, Channel, Fields]  # (Unix ms, channel, payload without ts)
 
 EPOCH: Final = date(2024, 1, 1)  # assumption: the simulated meters and lamp hours count from here
+UV_LAMP_W: Final = 30.0  # assumption: one 30 W ceiling tube per lamp
+# Assumption: a small sample fridge's compressor draws about 85 W while it runs and its
+# thermostat about 1.5 W otherwise.
+COMPRESSOR_W: Final = 85.0
+FRIDGE_IDLE_W: Final = 1.5
+COOLING_SHARE: Final = 0.35  # assumption: the compressor runs a third of each cycle
 _UNIX: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 _H: Final = 3600.0
@@ -57,6 +63,14 @@ class SimMessage:
     device_id: str
     channel: Channel
     payload: dict[str, object]
+
+
+def number(payload: dict[str, object], key: str) -> float:
+    """A numeric field of a payload, for code that rewrites or translates payloads."""
+    value = payload[key]
+    if not isinstance(value, int | float):
+        raise TypeError(f"{key} should be a number, not {value!r}")
+    return float(value)
 
 
 # --- Room loads ------------------------------------------------------------------------------
@@ -417,7 +431,6 @@ def _inside(spans: list[tuple[float, float]], i: int, s: float) -> tuple[int, bo
 
 
 class _UvLamp(_Model, _PerDay):
-    _WATTS: Final = 30.0  # assumption: one 30 W ceiling tube
     # Assumption: every lamp runs on a timer once the staff have left (the buildings close by
     # 18:00): nobody may be in a room under UV light.
     _STARTS: Final = (18.25 * _H,)
@@ -454,7 +467,7 @@ class _UvLamp(_Model, _PerDay):
         for t in self._ticks(day, hi_ms):
             s = (t - day.start_ms) / 1000
             i, on = _inside(sessions, i, s)
-            watts = self._WATTS * (1 + 0.04 * (rng.random() - 0.5))
+            watts = UV_LAMP_W * (1 + 0.04 * (rng.random() - 0.5))
             so_far = before + sum(max(0.0, min(end, s) - start) for start, end in sessions)
             out.append((t, "telemetry", {
                 "on": on,
@@ -466,10 +479,10 @@ class _UvLamp(_Model, _PerDay):
 
 class _SampleFridge(_Model):
     """The compressor holds a band around the middle of the allowed range; each time a meal's
-    samples go in, the door opens briefly and the air warms, then recovers."""
+    samples go in, the door opens briefly and the air warms, then recovers. The fridge hangs on
+    a plug that meters it: it draws the compressor's power while the air cools."""
 
     _BAND_C: Final = 1.0  # assumption: thermostat hysteresis ±1 °C
-    _COOLING: Final = 0.35  # assumption: the compressor runs a third of each cycle
     _RISE_C_PER_S: Final = 2.0 / _MIN  # assumption: air warms 2 °C a minute with the door open
     _RECOVERY_S: Final = 8 * _MIN  # assumption: time constant of cooling back after closing
     _SAMPLES_AT: Final = (8.5 * _H, 11.5 * _H, 16.0 * _H)  # after breakfast, lunch and snack
@@ -484,12 +497,13 @@ class _SampleFridge(_Model):
         self._phase_ms = round(u[1] * self._cycle_ms)
         self._radio = _Radio(seed, device.id)
 
-    def _cycle(self, t_ms: int) -> float:
+    def _cycle(self, t_ms: int) -> tuple[float, bool]:
+        """The air's temperature from the thermostat's cycle, and whether the compressor runs."""
         x = ((t_ms + self._phase_ms) % self._cycle_ms) / self._cycle_ms
         span = self._high - self._low
-        if x < self._COOLING:
-            return self._high - span * x / self._COOLING
-        return self._low + span * (x - self._COOLING) / (1 - self._COOLING)
+        if x < COOLING_SHARE:
+            return self._high - span * x / COOLING_SHARE, True
+        return self._low + span * (x - COOLING_SHARE) / (1 - COOLING_SHARE), False
 
     def day(self, day: _Day, hi_ms: int) -> list[Item]:
         rng = self._day_rng(day)
@@ -509,10 +523,13 @@ class _SampleFridge(_Model):
                     warming += self._RISE_C_PER_S * (end - start) * math.exp((end - s) / self._RECOVERY_S)
                 elif s >= start:
                     warming += self._RISE_C_PER_S * (s - start)
-            celsius = self._cycle(t) + warming + 0.2 * (rng.random() - 0.5)
+            cycle_c, running = self._cycle(t)
+            celsius = cycle_c + warming + 0.2 * (rng.random() - 0.5)
+            watts = COMPRESSOR_W * (1 + 0.1 * (rng.random() - 0.5)) if running else FRIDGE_IDLE_W
             out.append((t, "telemetry", {
                 "temperature_c": round(celsius, 1),
                 "door_open": door_open,
+                "power_w": round(watts, 1),
                 **self._radio.fields(t, rng),
             }))
         return out
@@ -624,6 +641,19 @@ class _Door(_Model):
         return out
 
 
+class _LeakSensor(_Model):
+    """A leak sensor on the floor: dry, as a floor nearly always is. Water on the floor comes
+    from a fault scenario (`simulators.faults.FloorWet`), not from a normal day."""
+
+    def __init__(self, seed: int, device: Device) -> None:
+        super().__init__(seed, device)
+        self._radio = _Radio(seed, device.id)
+
+    def day(self, day: _Day, hi_ms: int) -> list[Item]:
+        rng = self._day_rng(day)
+        return [(t, "telemetry", {"leak": False, **self._radio.fields(t, rng)}) for t in self._ticks(day, hi_ms)]
+
+
 # --- The site --------------------------------------------------------------------------------
 
 
@@ -668,6 +698,8 @@ class SiteSimulation:
                     model = _SampleFridge(seed, device)
                 case "door":
                     model = _Door(seed, device, room, people)
+                case "leak_sensor":
+                    model = _LeakSensor(seed, device)
                 case other:
                     raise ValueError(f"{device.id}: no simulation model for device kind {other!r}")
             self._models.append(model)

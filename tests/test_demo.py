@@ -25,6 +25,7 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
     app = demo_app(tmp_path / "data", free_port(), backfill_days=3, clock=ManualClock(NOW))
     expected = {
         ("water_leak", "kitchen-water", "cleared"),  # Monday night
+        ("leak_detected", "kitchen-leak", "cleared"),  # the same night, until mopped up
         ("load_after_hours", "teaching-power", "cleared"),  # Tuesday night, until the morning
         ("door_after_hours", "kitchen-door", "cleared"),  # Tuesday evening
         ("fridge_temperature", "sample-fridge", "cleared"),  # Tuesday afternoon
@@ -50,7 +51,8 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         assert overview["electricity"]["yesterday_total"] > 0
         orders = client.get("/api/v1/work-orders").json()
         assert sorted((o["device_id"], o["trade"]) for o in orders) == [
-            ("kitchen-water", "water"), ("service-water", "water")]  # leaks open orders for the plumber
+            ("kitchen-leak", "water"), ("kitchen-water", "water"),
+            ("service-water", "water")]  # leaks open orders for the plumber
         # The page itself, in Chinese.
         assert "向日葵幼儿园" in client.get("/").text
         assert client.get("/api/v1/rejected").json() == []

@@ -131,10 +131,13 @@ def ms(when: datetime) -> int:
 
 
 def month_site(tmp_path: Path) -> SiteConfig:
-    """The demo site, with the teaching building's base load configured."""
+    """The demo site, with the teaching building's base load configured. Every device without
+    its source: the month goes straight into the ingestor as native payloads, and a gateway
+    polling meters that nobody serves would only log that it cannot reach them."""
     site = demo_site(tmp_path / "data", free_port())
-    devices = [d.model_copy(update={"rules": d.rules | {"load_after_hours": {"base_load_w": TEACHING_BASE_W}}})
-               if d.id == "teaching-power" else d for d in site.devices]
+    base_load = {"load_after_hours": {"base_load_w": TEACHING_BASE_W}}
+    devices = [d.model_copy(update={"source": None, "rules": d.rules | (base_load if d.id == "teaching-power" else {})})
+               for d in site.devices]
     site = site.model_copy(update={"devices": devices})
     teaching = site.device("teaching-power")
     assert teaching is not None

@@ -1,50 +1,98 @@
 import asyncio
-import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import aiomqtt
 import pytest
 
 import simulators
+from devices.vendors.modbus import PART, ModbusSource
 from gateway.config import SiteConfig, load
+from gateway.ingest.poll import ModbusBus
+from simulators import vendors
+from simulators.meters import on_free_ports
 from simulators.model import SimMessage, SiteSimulation
-from simulators.publish import run
+from simulators.publish import publications, run
+from simulators.vendors import MQTT_SOURCES
 from tests.services import Mosquitto, MosquittoFactory
 
 pytestmark = pytest.mark.integration
 
-SITE: SiteConfig = load(simulators.DEMO_SITE)
+# The demo site, its simulated meters on free ports.
+SITE: SiteConfig = on_free_ports(load(simulators.DEMO_SITE))
 ARRIVALS = datetime(2026, 11, 23, 7, 58, tzinfo=SITE.tz)  # a Monday: the gate is busy
-Sent = tuple[str, dict[str, object]]  # topic, decoded payload
+NATIVE = f"facility/{SITE.id}/#"
+VENDOR_TOPICS = [topic for d in SITE.devices if isinstance(d.source, MQTT_SOURCES) for topic in d.source.topics()]
+AVAILABILITY = [vendors.availability(d.source) for d in SITE.devices if isinstance(d.source, MQTT_SOURCES)]
+POLLED = {d.id for d in SITE.devices if d.source is not None and d.source.bus_key() is not None}
+Sent = tuple[str, bytes]  # topic, payload
 
 
-def as_sent(messages: list[SimMessage]) -> list[Sent]:
-    return [(f"facility/{SITE.id}/{m.device_id}/{m.channel}", m.payload) for m in messages]
+def as_sent(messages: Iterable[SimMessage]) -> list[Sent]:
+    """What goes out over MQTT for `messages`: everything but the polled meters' telemetry."""
+    return [sent for m in messages if not (m.channel == "telemetry" and m.device_id in POLLED)
+            for sent in publications(SITE, m)]
 
 
 async def receive(subscriber: aiomqtt.Client, last: Sent) -> list[Sent]:
-    """Everything the subscriber gets, up to and including `last`."""
+    """Everything the subscriber gets, up to and including `last`, but for messages the broker
+    kept from before it subscribed."""
     received: list[Sent] = []
     async with asyncio.timeout(10):
         async for message in subscriber.messages:
             assert isinstance(message.payload, bytes)
-            received.append((message.topic.value, json.loads(message.payload)))
-            if received[-1] == last:
+            if not message.retain:
+                received.append((message.topic.value, message.payload))
+            if received and received[-1] == last:
                 return received
     raise AssertionError("the subscription ended")
 
 
-async def test_publishes_the_simulation_in_time_order(mosquitto: Mosquitto) -> None:
+async def test_publishes_the_simulation_in_time_order_in_each_devices_format(mosquitto: Mosquitto) -> None:
     until = ARRIVALS + timedelta(minutes=4)
     expected = list(SiteSimulation(SITE, seed=7).messages(ARRIVALS, until))
     async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-simulation-sub") as subscriber:
-        await subscriber.subscribe(f"facility/{SITE.id}/#", qos=1)
+        for topic in (NATIVE, *VENDOR_TOPICS):
+            await subscriber.subscribe(topic, qos=1)
         published = await run(SITE, mosquitto.url, speed=600, seed=7, start=ARRIVALS, until=until)
         received = await receive(subscriber, as_sent(expected)[-1])
     assert published == len(expected)
     assert any(m.channel == "event" for m in expected)
-    assert received == as_sent(expected)
+    assert received == AVAILABILITY + as_sent(expected)
+    assert {topic.split("/")[0] for topic, _ in received} >= {"facility", "zigbee2mqtt", "tele",
+                                                              "shellyplusplugs-e86beae1f2a0"}
+    # The devices' "online" stays on the broker for subscribers that come later.
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-simulation-late") as late:
+        for topic, _ in AVAILABILITY:
+            await late.subscribe(topic, qos=1)
+        kept = []
+        async with asyncio.timeout(10):
+            async for message in late.messages:
+                assert message.retain
+                kept.append((message.topic.value, message.payload))
+                if len(kept) == len(AVAILABILITY):
+                    break
+    assert sorted(kept) == sorted(AVAILABILITY)
+
+
+async def test_serves_the_polled_meters_while_it_runs(mosquitto: Mosquitto) -> None:
+    meter = next(d for d in SITE.devices if isinstance(d.source, ModbusSource))
+    assert isinstance(meter.source, ModbusSource)
+    start = ARRIVALS
+    sent = [m.payload["energy_kwh"] for m in SiteSimulation(SITE).messages(start, start + timedelta(hours=1))
+            if m.device_id == meter.id]
+    publisher = asyncio.create_task(run(SITE, mosquitto.url, speed=600, start=start, until=start + timedelta(hours=1)))
+    client = ModbusBus(meter.source.bus(), meter.source.url, meter.source.timeout_s)
+    try:
+        await asyncio.sleep(1.0)  # ten simulated minutes: the meter has had its first readings
+        read = meter.source.decode(meter.id, PART, await client.read(meter.id, meter.source)).values
+    finally:
+        await client.close()
+        publisher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await publisher
+    assert any(read["energy_kwh"] == pytest.approx(kwh, rel=1e-7) for kwh in sent)
 
 
 async def test_keeps_publishing_across_a_broker_restart(
@@ -53,19 +101,20 @@ async def test_keeps_publishing_across_a_broker_restart(
     caplog.set_level(logging.INFO, logger="simulators.publish")
     broker = mosquitto_factory()
     until = ARRIVALS + timedelta(minutes=4)
-    expected = list(SiteSimulation(SITE).messages(ARRIVALS, until))
+    expected = [sent for sent in as_sent(SiteSimulation(SITE).messages(ARRIVALS, until))
+                if sent[0].startswith(f"facility/{SITE.id}/")]
     publisher = asyncio.create_task(run(SITE, broker.url, speed=120, start=ARRIVALS, until=until))
     await asyncio.sleep(0.5)
     broker.stop()
     await asyncio.sleep(0.5)
     await asyncio.to_thread(broker.start)
     async with aiomqtt.Client(broker.host, broker.port, identifier="test-simulation-sub") as subscriber:
-        await subscriber.subscribe(f"facility/{SITE.id}/#", qos=1)
+        await subscriber.subscribe(NATIVE, qos=1)
         published = await asyncio.wait_for(publisher, 30)
         # The subscriber joined after the restart: it sees an unbroken tail of the simulation.
-        received = await receive(subscriber, as_sent(expected)[-1])
-    assert published == len(expected)
-    assert received == as_sent(expected)[-len(received):]
+        received = await receive(subscriber, expected[-1])
+    assert published == len(list(SiteSimulation(SITE).messages(ARRIVALS, until)))
+    assert received == expected[-len(received):]
     assert [r.levelname for r in caplog.records] == ["INFO", "WARNING", "INFO"]  # up, away, back
 
 
