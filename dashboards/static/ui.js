@@ -22,6 +22,7 @@ export function h(tag, attrs = {}, ...children) {
 const DIGITS = { kWh: 1, "m³": 2, "°C": 1, W: 0, "L/min": 1, V: 0, A: 1, "%": 0, dBm: 0, h: 0 };
 const STATE_WORDS = {
   open: ["value.open", "value.closed"], door_open: ["value.open", "value.closed"], on: ["value.on", "value.off"],
+  leak: ["value.wet", "value.dry"], online: ["value.online", "value.offline"],
 };
 
 function metricOf(state, deviceId, key) {
