@@ -39,9 +39,10 @@ from gateway.config import Device, SiteConfig
 from gateway.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
-# pymodbus warns on every failed connect and retry; the pollers log a meter's failing and
-# recovering once each, with the meter's name, and count every failure.
-logging.getLogger("pymodbus.logging").setLevel(logging.ERROR)
+# pymodbus logs every failed connect and every request left unanswered (as an error); the
+# pollers log a meter's failing and recovering once each, with the meter's name, and count
+# every failure.
+logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 
 # How long a poll's readings may wait for room in a full ingest buffer before the poll is dropped.
 INGEST_WAIT_S: Final = 5.0
@@ -111,6 +112,9 @@ class ModbusBus(BusClient):
                 answer = await call(read.address, count=read.count, device_id=source.unit)
             except ModbusException as exc:
                 await self.close()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # pymodbus turns a cancellation into an error
+                    raise asyncio.CancelledError from exc
                 raise PollError("timeout", f"no answer reading {what} on {self.where} within "
                                            f"{source.timeout_s:g} s ({exc})") from None
             if isinstance(answer, ExceptionResponse) or answer.isError():

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ async def until(check: Callable[[], bool], within_s: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def dead_line() -> AsyncIterator[int]:
+    """A serial server whose line is dead: it takes every request and answers none. Yields its port."""
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(256):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, HOST, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def latest(gw: Gateway, device_id: str) -> dict[str, float]:
@@ -129,13 +146,20 @@ async def test_every_failure_has_its_reason_and_the_rest_of_the_bus_goes_on(tmp_
     meters.meters["000000000002"].silent = True
     meters.meters["000000000003"].bad_checksum = True
     meters.meters["000000000004"].unsupported = {0x02010100}  # no voltage
-    async with modbus_server(units, FramerType.SOCKET) as port, meters:
+    # Bounded: a gateway that cannot stop while a poll waits (pymodbus turns the cancellation
+    # into an error that the poller used to take for a failed poll) fails here instead of hanging.
+    async with asyncio.timeout(60), dead_line() as silent_port, modbus_server(units, FramerType.SOCKET) as port, \
+            meters:
         the_site = site(tmp_path, f"""\
   - {{id: good-modbus, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
       source: {{protocol: modbus, url: "tcp://{HOST}:{port}", unit: 1, preset: sdm120}}}}
   - {{id: wrong-map, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
       source: {{protocol: modbus, url: "tcp://{HOST}:{port}", unit: 2,
                 registers: [{{key: energy_kwh, address: 0x0200}}]}}}}
+  - {{id: missing-unit, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
+      source: {{protocol: modbus, url: "tcp://{HOST}:{port}", unit: 9, preset: sdm120}}}}
+  - {{id: no-answer, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
+      source: {{protocol: modbus, url: "tcp://{HOST}:{silent_port}", preset: sdm120, timeout_s: 0.3}}}}
   - {{id: no-server, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
       source: {{protocol: modbus, url: "tcp://{HOST}:{closed_port}", preset: sdm120}}}}
   - {{id: good-dlt, kind: electricity_meter, room: plant, interval_s: {INTERVAL_S},
@@ -152,18 +176,27 @@ async def test_every_failure_has_its_reason_and_the_rest_of_the_bus_goes_on(tmp_
                 return [r.detail for r in gw.spool.rejections(100) if r.device_id == device]
 
             await until(lambda: errors(gw, "wrong-map", "exception") >= 2 and errors(gw, "no-server", "connection") >= 2
+                        and errors(gw, "no-answer", "timeout") >= 2 and errors(gw, "missing-unit", "exception") >= 2
                         and errors(gw, "silent-dlt", "timeout") >= 2 and len(rejected("garbled-dlt")) >= 2
                         and len(rejected("partial-dlt")) >= 2)
             # The meters that answer are read all along, between the failing ones on their bus.
             assert latest(gw, "good-modbus")["energy_kwh"] == 1234.5
             assert latest(gw, "good-dlt")["energy_kwh"] == 1.0
-            for device in ("wrong-map", "no-server", "silent-dlt", "garbled-dlt", "partial-dlt"):
+            for device in ("wrong-map", "missing-unit", "no-answer", "no-server", "silent-dlt", "garbled-dlt",
+                           "partial-dlt"):
                 assert latest(gw, device) == {}, device
             health = gw.health()
             modbus_bus = health[f"modbus:tcp://{HOST}:{port}"]
             assert modbus_bus["state"] == "down"
             assert "wrong-map: unit 2 answered exception 2 (illegal data address) reading input registers " \
                    "0x0200–0x0201 of unit 2: check the register map and the unit id" in modbus_bus["detail"]
+            # No unit 9 behind this Modbus TCP gateway: it says so, as real gateways do.
+            assert "missing-unit: unit 9 answered exception 11 (gateway target device failed to respond)" \
+                in modbus_bus["detail"]
+            # A serial server whose line is dead: connected, and nothing comes back.
+            assert health[f"modbus:tcp://{HOST}:{silent_port}"]["detail"].startswith(
+                "no-answer: no answer reading input registers 0x0000–0x000D of unit 1 on "
+                f"tcp://{HOST}:{silent_port} within 0.3 s")
             assert "good-modbus" not in modbus_bus["detail"]
             assert health[f"modbus:tcp://{HOST}:{closed_port}"]["detail"] == \
                 f"no-server: cannot connect to tcp://{HOST}:{closed_port}"
