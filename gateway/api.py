@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from devices import kinds
 from devices.base import DecodeError, Metric, MetricType, Reason
@@ -71,9 +71,15 @@ class DeviceOut(BaseModel):
     online: bool
 
 
+class SourceOut(BaseModel):
+    protocol: str = Field(description="zigbee2mqtt, tasmota, shelly, modbus or dlt645")
+    where: str = Field(description="the meter on its bus, or the device's main MQTT topic")
+
+
 class DeviceDetail(DeviceOut):
     metrics: list[MetricOut]
     settings: dict[str, Any]
+    source: SourceOut | None = Field(None, description="where the data comes from; none: native JSON")
 
 
 class PointOut(BaseModel):
@@ -184,6 +190,7 @@ def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
         **_device_out(gw, device_id).model_dump(),
         metrics=[MetricOut.of(m) for m in kind.metrics],
         settings=d.kind_settings().model_dump(),
+        source=None if d.source is None else SourceOut(protocol=d.source.protocol, where=d.source.where()),
     )
 
 

@@ -274,6 +274,7 @@ async function device({ state, arg, params, rerender }) {
     ["device.id", d.id], ["device.kind", pick(kind, "label")], ["device.room", roomName(state, d.room)],
     ["device.building", state.buildings.get(d.building)], ["device.interval", `${num(d.interval_s, 0)} s`],
     ["device.last_seen", when(d.last_seen)],
+    ["device.source", d.source ? `${t(`source.${d.source.protocol}`)} · ${d.source.where}` : t("source.native")],
   ];
   const view = h("div", { class: "grid" },
     h("div", { class: "device-head wide" }, h("h1", {}, dot(d.online), d.name || d.id),

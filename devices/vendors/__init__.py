@@ -57,6 +57,11 @@ class VendorSource(BaseModel):
         None where the device decides (a Zigbee sensor sends what it has)."""
         return None
 
+    def where(self) -> str:
+        """Where the data comes from, for people: the meter on its bus, or the main topic."""
+        key = self.bus_key()
+        return " ".join(key) if key is not None else next(iter(self.topics()), "")
+
     def bus_key(self) -> tuple[str, ...] | None:
         """For polled sources: what identifies the meter on its bus (the bus URL and its unit
         or address); two devices with the same key would be one meter read twice."""

@@ -134,6 +134,10 @@ async def test_meters_of_every_protocol_are_read_on_their_interval(tmp_path: Pat
                 f"modbus:rtu-over-tcp://{HOST}:{rtu_port}": "ok", f"modbus:tcp://{HOST}:{tcp_port}": "ok",
                 f"dlt645:tcp://{HOST}:{meters.port}": "ok"}
             assert gw.spool.rejections(10) == []
+            dlt_2 = gw.site.device("dlt-2")
+            assert dlt_2 is not None
+            assert dlt_2.source is not None
+            assert dlt_2.source.where() == f"tcp://{HOST}:{meters.port} address 000000000162"
 
 
 async def test_every_failure_has_its_reason_and_the_rest_of_the_bus_goes_on(tmp_path: Path) -> None:

@@ -106,6 +106,9 @@ def test_vendor_payloads_become_readings_of_our_kinds(api: TestClient, publish: 
     assert device(api, "fridge")["last_values"] == {"temperature_c": 49.7, "power_w": 5}  # the probe; the plug
     assert device(api, "uv")["last_values"] == {"on": True, "power_w": 0.8}  # a lamp keeps no energy total
     assert device(api, "native")["last_values"] == {"volume_m3": 12.5}
+    assert device(api, "door")["source"] == {"protocol": "zigbee2mqtt", "where": "z2m-vt/vt/kitchen_door"}
+    assert device(api, "fridge")["source"] == {"protocol": "tasmota", "where": "tele/vt_fridge/SENSOR"}
+    assert device(api, "native")["source"] is None
     assert api.get("/api/v1/rejected").json() == []
     accounting(api).check()
 
