@@ -3,10 +3,12 @@ loopback ports and stopped at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.services import (
     Mosquitto,
@@ -41,6 +43,21 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
     yield start
     for broker in started:
         broker.stop()
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[Callable[[str, bytes], None]]:
+    """Publishes at QoS 1 on the session's broker and waits until the broker has it."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+
+    def publish(topic: str, payload: bytes) -> None:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
+
+    yield publish
+    client.disconnect()
+    client.loop_stop()
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,15 @@ MQTT_TIMEOUT_S: Final = 5.0
 _SEARCH_PATH: Final = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
 
 
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Polls `check` until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     """A TCP port that was free on the loopback interface a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

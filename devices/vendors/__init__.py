@@ -18,10 +18,10 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Final, get_args
+from typing import Annotated, Final, get_args
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Our vocabulary for availability: a bridge's or a device's own "online"/"offline" message.
 ONLINE: Final = "online"
@@ -35,6 +35,23 @@ class Decoded:
 
     values: dict[str, float | bool] = field(default_factory=dict)
     ts_ms: int | None = None
+
+
+def _topic_levels(value: str) -> str:
+    # Levels of a topic we subscribe to: a wildcard would subscribe to other devices too, an
+    # empty level ("a//b", a leading or trailing "/") names a topic no device publishes (a slip
+    # when copying it), and MQTT forbids U+0000 in topic names.
+    if "+" in value or "#" in value:
+        raise ValueError(f"{value!r} contains an MQTT wildcard (+ or #)")
+    if "" in value.split("/"):
+        raise ValueError(f"{value!r} has an empty topic level (empty, or a leading, trailing or double /)")
+    if "\x00" in value:
+        raise ValueError(f"{value!r} contains a NUL character")
+    return value
+
+
+# One or more levels of an MQTT topic name, as a source's settings give them.
+TopicLevels = Annotated[str, AfterValidator(_topic_levels)]
 
 
 class VendorSource(BaseModel):

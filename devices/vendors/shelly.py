@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from devices.base import DecodeError, Reason
-from devices.vendors import Decoded, VendorSource
+from devices.vendors import Decoded, TopicLevels, VendorSource
 from devices.vendors.json_fields import JsonFields
 
 STATUS: Final = "status"
@@ -36,22 +36,8 @@ class ShellySource(VendorSource):
     components (relays) is the device."""
 
     protocol: Literal["shelly"]
-    prefix: str
+    prefix: TopicLevels  # starts every topic of the device; by default its id
     switch: int = Field(0, ge=0)
-
-    @field_validator("prefix")
-    @classmethod
-    def _usable_in_a_topic(cls, value: str) -> str:
-        # The prefix starts every topic we subscribe to. A wildcard would subscribe to other
-        # devices too; an empty level (a leading, trailing or double "/") is a slip when copying
-        # the prefix from the device, whose default, its id, has none.
-        if "+" in value or "#" in value:
-            raise ValueError(f"{value!r} contains an MQTT wildcard (+ or #)")
-        if "" in value.split("/"):
-            raise ValueError(f"{value!r} has an empty topic level (empty, or a leading, trailing or double /)")
-        if "\x00" in value:
-            raise ValueError(f"{value!r} contains a NUL character")
-        return value
 
     def topics(self) -> dict[str, str]:
         return {

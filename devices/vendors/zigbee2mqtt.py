@@ -12,10 +12,8 @@ import math
 from datetime import datetime
 from typing import Final, Literal
 
-from pydantic import field_validator
-
 from devices.base import DecodeError, Reason
-from devices.vendors import ONLINE, Decoded, VendorSource
+from devices.vendors import ONLINE, Decoded, TopicLevels, VendorSource
 from devices.vendors.json_fields import JsonFields
 
 STATE: Final = "state"
@@ -42,22 +40,8 @@ class Zigbee2MqttSource(VendorSource):
     `kitchen/fridge_plug`: names may contain `/`, which becomes topic levels)."""
 
     protocol: Literal["zigbee2mqtt"]
-    name: str
-    base_topic: str = "zigbee2mqtt"
-
-    @field_validator("name", "base_topic")
-    @classmethod
-    def _usable_in_a_topic(cls, value: str) -> str:
-        # Both become levels of a topic we subscribe to: a wildcard would subscribe to other
-        # devices too, an empty level ("a//b", a leading or trailing "/") names a topic the
-        # bridge never publishes, and MQTT forbids U+0000 in topic names.
-        if "+" in value or "#" in value:
-            raise ValueError(f"{value!r} contains an MQTT wildcard (+ or #)")
-        if "" in value.split("/"):
-            raise ValueError(f"{value!r} has an empty topic level (empty, or a leading, trailing or double /)")
-        if "\x00" in value:
-            raise ValueError(f"{value!r} contains a NUL character")
-        return value
+    name: TopicLevels
+    base_topic: TopicLevels = "zigbee2mqtt"
 
     def topics(self) -> dict[str, str]:
         device = f"{self.base_topic}/{self.name}"

@@ -4,7 +4,6 @@ README there), the rules the codec adds to them, and Hypothesis probes of its to
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from devices import kinds
 from devices.base import DecodeError, Reason, preview
 from devices.vendors import Decoded
 from devices.vendors.shelly import PARTS, ShellySource
+from tests.devices.vendor_json import assert_total, decode_or_error, json_texts, object_text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendors" / "shelly"
 FIXTURE_FILES = sorted(p.name for p in FIXTURES.iterdir() if p.name != "README.md")
@@ -241,20 +241,7 @@ JSON_SCALARS = st.one_of(
 )
 KEYS = st.sampled_from(KNOWN_KEYS) | st.text(max_size=8)
 
-
-def object_text(pairs: list[tuple[str, str]]) -> str:
-    """A JSON object from serialized values; keys may repeat, as they may on the wire."""
-    return "{" + ",".join(f"{json.dumps(key)}:{value}" for key, value in pairs) + "}"
-
-
-JSON_TEXTS = st.recursive(
-    JSON_SCALARS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-        st.lists(st.tuples(KEYS, children), max_size=6).map(object_text),
-    ),
-    max_leaves=12,
-)
+JSON_TEXTS = json_texts(JSON_SCALARS, KEYS)
 PAYLOADS = st.one_of(
     st.lists(st.tuples(KEYS, JSON_TEXTS), max_size=8).map(object_text).map(str.encode),
     JSON_TEXTS.map(lambda text: text.encode("utf-8", "surrogatepass")),
@@ -264,29 +251,10 @@ PAYLOADS = st.one_of(
 SOURCES = st.sampled_from([source(), source(switch=1)])
 
 
-def outcome(shelly: ShellySource, part: str, payload: bytes) -> Decoded | DecodeError:
-    try:
-        return shelly.decode("uv-1", part, payload)
-    except DecodeError as err:  # any other exception fails the test
-        return err
-
-
 @FUZZ
 @given(shelly=SOURCES, part=st.sampled_from(PARTS), payload=PAYLOADS)
 def test_decoding_is_total(shelly: ShellySource, part: str, payload: bytes) -> None:
-    decoded = outcome(shelly, part, payload)
-    if isinstance(decoded, DecodeError):
-        assert (decoded.device_id, decoded.preview) == ("uv-1", preview(payload))
-        assert decoded.reason in Reason
-        assert decoded.detail
-    else:
-        for key, value in decoded.values.items():
-            if key in ("on", "online"):
-                assert isinstance(value, bool)
-            else:
-                assert type(value) is float
-                assert math.isfinite(value)
-        assert decoded.ts_ms is None or type(decoded.ts_ms) is int
+    assert_total(decode_or_error(shelly, "uv-1", part, payload), "uv-1", payload)
 
 
 @PROPERTY

@@ -16,6 +16,7 @@ from devices import kinds
 from devices.base import DecodeError, Reason, preview
 from devices.vendors import Decoded
 from devices.vendors.zigbee2mqtt import Zigbee2MqttSource
+from tests.devices.vendor_json import assert_total, decode_or_error, json_texts, object_text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendors" / "zigbee2mqtt"
 SOURCE = Zigbee2MqttSource(protocol="zigbee2mqtt", name="kitchen_door")
@@ -41,10 +42,7 @@ def part_of(name: str) -> str:
 
 def outcome(part: str, payload: bytes) -> Decoded | DecodeError:
     """What the codec made of a payload; anything but a DecodeError propagates and fails the test."""
-    try:
-        return SOURCE.decode("kitchen_door", part, payload)
-    except DecodeError as err:
-        return err
+    return decode_or_error(SOURCE, "kitchen_door", part, payload)
 
 
 def refused(part: str, payload: bytes) -> DecodeError:
@@ -317,20 +315,7 @@ JSON_SCALARS = st.one_of(
 )
 KEYS = st.sampled_from(KNOWN_KEYS) | st.text(max_size=8)
 
-
-def object_text(pairs: list[tuple[str, str]]) -> str:
-    """A JSON object from serialized values; keys may repeat, as they may on the wire."""
-    return "{" + ",".join(f"{json.dumps(key)}:{value}" for key, value in pairs) + "}"
-
-
-JSON_TEXTS = st.recursive(
-    JSON_SCALARS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-        st.lists(st.tuples(KEYS, children), max_size=6).map(object_text),
-    ),
-    max_leaves=12,
-)
+JSON_TEXTS = json_texts(JSON_SCALARS, KEYS)
 # Mostly objects, as the bridge sends, but any JSON value and any bytes at all too. The first
 # kind holds only the properties the codec reads, each with any scalar: where the rare values
 # (a 400-digit integer as `last_seen`) are found.
@@ -345,14 +330,7 @@ PAYLOADS = st.one_of(
 @FUZZ
 @given(part=st.sampled_from(["state", "availability"]), payload=PAYLOADS)
 def test_decoding_is_total(part: str, payload: bytes) -> None:
-    result = outcome(part, payload)
-    if isinstance(result, DecodeError):
-        assert result.device_id == "kitchen_door"
-        assert result.reason in Reason
-        assert result.detail
-        assert result.preview == preview(payload)
-    else:
-        assert all(isinstance(value, bool | float) for value in result.values.values())
+    assert_total(outcome(part, payload), "kitchen_door", payload)
 
 
 @pytest.mark.parametrize("key", KNOWN_KEYS)

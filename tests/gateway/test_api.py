@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from gateway import config
 from gateway.app import create_app
 from gateway.auth import Scope
 from gateway.clock import SystemClock
-from tests.services import Mosquitto, accounting
+from tests.services import Mosquitto, accounting, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,28 +42,6 @@ storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_payload_bytes: 1024}}
 """
 T0 = 1_795_219_200  # 2026-11-21T00:00:00Z
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def publisher(mosquitto: Mosquitto) -> Iterator[Callable[[str, bytes], None]]:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-
-    def publish(topic: str, payload: bytes) -> None:
-        client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
-
-    yield publish
-    client.disconnect()
-    client.loop_stop()
 
 
 @pytest.fixture

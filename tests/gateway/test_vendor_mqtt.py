@@ -5,23 +5,20 @@ vendor payloads are rejected with their reason and topic while the rest goes on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as paho
 import pytest
 from fastapi.testclient import TestClient
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
 from gateway.app import create_app
 from gateway.auth import Scope
 from gateway.clock import SystemClock
-from tests.services import Mosquitto, accounting
+from tests.services import Mosquitto, accounting, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,28 +47,6 @@ def fixture(path: str) -> bytes:
     return (FIXTURES / path).read_bytes()
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def publish(mosquitto: Mosquitto) -> Iterator[Callable[[str, bytes], None]]:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="vendor-publisher")
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-
-    def send(topic: str, payload: bytes) -> None:
-        client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
-
-    yield send
-    client.disconnect()
-    client.loop_stop()
-
-
 @pytest.fixture
 def api(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[TestClient]:
     site = config.parse(SITE.format(url=mosquitto.url, data_dir=tmp_path / "data"), "site.yaml")
@@ -91,13 +66,13 @@ def open_alerts(api: TestClient, device_id: str) -> list[str]:
     return [a["rule"] for a in api.get("/api/v1/alerts", params={"device": device_id, "open": True}).json()]
 
 
-def test_vendor_payloads_become_readings_of_our_kinds(api: TestClient, publish: Callable[[str, bytes], None]) -> None:
-    publish("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
-    publish("z2m-vt/vt_plug", fixture("zigbee2mqtt/ts0121_on.json"))
-    publish("tele/vt_fridge/SENSOR", fixture("tasmota/sensor_ds18b20_docs.json"))
-    publish("tele/vt_fridge/SENSOR", fixture("tasmota/sensor_energy_local_bytes_plug.json"))
-    publish("shellyplusplugs-vt0001/status/switch:0", fixture("shelly/status_switch_plus_plug_s.json"))
-    publish("facility/vendor-kg/native/telemetry", b'{"volume_m3": 12.5}')  # native topics go on as before
+def test_vendor_payloads_become_readings_of_our_kinds(api: TestClient, publisher: Callable[[str, bytes], None]) -> None:
+    publisher("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
+    publisher("z2m-vt/vt_plug", fixture("zigbee2mqtt/ts0121_on.json"))
+    publisher("tele/vt_fridge/SENSOR", fixture("tasmota/sensor_ds18b20_docs.json"))
+    publisher("tele/vt_fridge/SENSOR", fixture("tasmota/sensor_energy_local_bytes_plug.json"))
+    publisher("shellyplusplugs-vt0001/status/switch:0", fixture("shelly/status_switch_plus_plug_s.json"))
+    publisher("facility/vendor-kg/native/telemetry", b'{"volume_m3": 12.5}')  # native topics go on as before
     wait_for(lambda: all(device(api, d)["last_values"] for d in ("door", "plug", "fridge", "uv", "native")))
     wait_for(lambda: "power_w" in device(api, "fridge")["last_values"])
     assert device(api, "door")["last_values"] == {"open": True, "link_quality": 0}  # contact false: open
@@ -114,14 +89,14 @@ def test_vendor_payloads_become_readings_of_our_kinds(api: TestClient, publish: 
 
 
 def test_a_wet_leak_sensor_raises_its_alert_and_a_dry_one_clears_it(
-    api: TestClient, publish: Callable[[str, bytes], None],
+    api: TestClient, publisher: Callable[[str, bytes], None],
 ) -> None:
-    publish("z2m-vt/vt_leak", b'{"battery":97,"linkquality":120,"water_leak":true}')
+    publisher("z2m-vt/vt_leak", b'{"battery":97,"linkquality":120,"water_leak":true}')
     wait_for(lambda: open_alerts(api, "leak") == ["leak_detected"])
     alert = api.get("/api/v1/alerts", params={"device": "leak"}).json()[0]
     assert alert["severity"] == "major"
     assert "检测到漏水" in alert["title_zh"]
-    publish("z2m-vt/vt_leak", b'{"battery":97,"linkquality":120,"water_leak":false}')
+    publisher("z2m-vt/vt_leak", b'{"battery":97,"linkquality":120,"water_leak":false}')
     wait_for(lambda: open_alerts(api, "leak") == [])
     assert device(api, "leak")["last_values"] == {"leak": False, "battery_pct": 97, "link_quality": 120}
     # Today's safety record: the floor was wet, so its water item fails and says when.
@@ -133,34 +108,34 @@ def test_a_wet_leak_sensor_raises_its_alert_and_a_dry_one_clears_it(
 
 
 def test_availability_from_the_bridge_takes_a_device_offline_at_once(
-    api: TestClient, publish: Callable[[str, bytes], None],
+    api: TestClient, publisher: Callable[[str, bytes], None],
 ) -> None:
-    publish("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
-    publish("tele/vt_fridge/LWT", fixture("tasmota/lwt_online.txt"))
+    publisher("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
+    publisher("tele/vt_fridge/LWT", fixture("tasmota/lwt_online.txt"))
     wait_for(lambda: device(api, "door")["online"] and device(api, "fridge")["online"])
-    publish("z2m-vt/vt/kitchen_door/availability", fixture("zigbee2mqtt/availability_offline.json"))
-    publish("tele/vt_fridge/LWT", fixture("tasmota/lwt_offline_docs.txt"))
+    publisher("z2m-vt/vt/kitchen_door/availability", fixture("zigbee2mqtt/availability_offline.json"))
+    publisher("tele/vt_fridge/LWT", fixture("tasmota/lwt_offline_docs.txt"))
     wait_for(lambda: open_alerts(api, "door") == ["device_offline"] and open_alerts(api, "fridge") == ["device_offline"])
     assert not device(api, "door")["online"]
     fridge_alert = api.get("/api/v1/alerts", params={"device": "fridge", "open": True}).json()[0]
     assert "the cold chain is unknown" in fridge_alert["detail_en"]
     # Data from the device again: online, and the alert clears.
-    publish("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
+    publisher("z2m-vt/vt/kitchen_door", fixture("zigbee2mqtt/mccgq11lm_open.json"))
     wait_for(lambda: open_alerts(api, "door") == [])
     assert device(api, "door")["online"]
-    publish("tele/vt_fridge/LWT", fixture("tasmota/lwt_online.txt"))
+    publisher("tele/vt_fridge/LWT", fixture("tasmota/lwt_online.txt"))
     wait_for(lambda: open_alerts(api, "fridge") == [])
 
 
 def test_bad_vendor_payloads_are_rejected_with_their_reason_and_topic(
-    api: TestClient, publish: Callable[[str, bytes], None],
+    api: TestClient, publisher: Callable[[str, bytes], None],
 ) -> None:
-    publish("tele/vt_fridge/SENSOR", b'{"ENERGY":{"Power":"lots"}}')
-    publish("shellyplusplugs-vt0001/status/switch:0", b"\xff\xfe not json")
-    publish("z2m-vt/vt/kitchen_door", b'{"temperature": 21.5}')  # a door records no temperature
+    publisher("tele/vt_fridge/SENSOR", b'{"ENERGY":{"Power":"lots"}}')
+    publisher("shellyplusplugs-vt0001/status/switch:0", b"\xff\xfe not json")
+    publisher("z2m-vt/vt/kitchen_door", b'{"temperature": 21.5}')  # a door records no temperature
     # Zigbee2MQTT's last_seen is the event time: one from 2022 lies beyond retention.
-    publish("z2m-vt/vt_leak", fixture("zigbee2mqtt/sjcgq11lm_dry.json"))
-    publish("z2m-vt/vt_leak", b'{"water_leak":false}')  # and the next good message is taken
+    publisher("z2m-vt/vt_leak", fixture("zigbee2mqtt/sjcgq11lm_dry.json"))
+    publisher("z2m-vt/vt_leak", b'{"water_leak":false}')  # and the next good message is taken
     wait_for(lambda: len(api.get("/api/v1/rejected").json()) == 4)
     wait_for(lambda: device(api, "leak")["last_values"] == {"leak": False})
     rejected = {(r["source"], r["device_id"], r["reason"]) for r in api.get("/api/v1/rejected").json()}
