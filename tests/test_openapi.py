@@ -13,8 +13,7 @@ import json
 import re
 import secrets
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -36,7 +35,7 @@ from gateway.app import Gateway, create_app
 from gateway.auth import Role
 from gateway.auth import Scope as KeyScope
 from gateway.clock import SystemClock
-from tests.services import free_port
+from tests.services import free_port, wait_for
 
 SITE = """\
 id: kg
@@ -117,14 +116,6 @@ class Api:
     login: str  # a user that no case can guess (schemathesis draws strings from the sources)
 
 
-def _wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     data_dir = tmp_path_factory.mktemp("openapi") / "data"
@@ -177,8 +168,8 @@ def _seed(client: TestClient, gw: Gateway) -> None:
     durable = threading.Event()
     gw.buffer.after(durable.set)
     assert durable.wait(10)
-    _wait_for(lambda: len(client.get("/api/v1/devices/gate/events").json()) == 2)
-    _wait_for(lambda: all(client.get(f"/api/v1/devices/{d}").json()["last_seen"] for d in DEVICE_KINDS))
+    wait_for(lambda: len(client.get("/api/v1/devices/gate/events").json()) == 2)
+    wait_for(lambda: all(client.get(f"/api/v1/devices/{d}").json()["last_seen"] for d in DEVICE_KINDS))
 
 
 def _aim(case: ApiCase, data: st.DataObject, api: Api) -> None:
