@@ -9,12 +9,14 @@ No I/O and no clock in here.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 from devices.vendors import Decoded
 
@@ -44,6 +46,7 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     BAD_TOPIC = "bad_topic"
     TOO_LARGE = "too_large"
+    BAD_TEXT = "bad_text"  # a text field with control characters (a line break, say)
     NO_READINGS = "no_readings"  # a vendor message with nothing the device's kind records
     BAD_FRAME = "bad_frame"  # a binary frame (DL/T 645) that is cut short, garbled or fails its checksum
     DEVICE_ERROR = "device_error"  # the meter answered, but with an error (DL/T 645 error frame)
@@ -68,6 +71,20 @@ class DecodeError(ValueError):
 def preview(payload: bytes) -> str:
     text = payload[:PREVIEW_BYTES].decode("utf-8", errors="backslashreplace")
     return text + ("…" if len(payload) > PREVIEW_BYTES else "")
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_one_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("control_characters", "must not contain control characters (a line break, say)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_one_line)]
+"""A text a device sends (a card's credential): one line, no control characters. It may end
+up in an alert's title and from there in an e-mail's Subject, where a line break is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +272,7 @@ _REASONS: Final = {
     "greater_than_equal": Reason.OUT_OF_RANGE,
     "less_than_equal": Reason.OUT_OF_RANGE,
     "literal_error": Reason.UNKNOWN_EVENT,
+    "control_characters": Reason.BAD_TEXT,
 }
 
 

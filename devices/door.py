@@ -4,12 +4,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from devices.base import DeviceKind, EventPayload, Metric, MetricType
+from devices.base import DeviceKind, EventPayload, Metric, MetricType, Text
 
 
 class AccessEvent(EventPayload):
     type: Literal["access"] = "access"
-    credential: str = Field(min_length=1, max_length=64)
+    credential: Text = Field(min_length=1, max_length=64)
     granted: bool
 
 

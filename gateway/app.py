@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
@@ -90,6 +90,8 @@ class Gateway:
         self.pollers = pollers(site, self.ingestor, clock, poll_errors)
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
+        self.failure: str | None = None  # set when a core task died: what died, and why
+        self.failed = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         data_dir = self.site.storage.data_dir
@@ -136,13 +138,15 @@ class Gateway:
         self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
                                self._committed)
         group = await stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self.spooler.run()), group.create_task(self._retention()),
-                       group.create_task(self.notifier.run()), group.create_task(self._watch())]
-        self._tasks += [group.create_task(w.run()) for w in self.writers]
-        self._tasks.append(group.create_task(self.deliveries.run()))
-        self._tasks += [group.create_task(p.run()) for p in self.pollers]
+        core: list[tuple[str, Coroutine[None, None, None]]] = [
+            ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
+            ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
+            *((f"writer {w.sink.name}", w.run()) for w in self.writers),
+            *((f"poller {p.url}", p.run()) for p in self.pollers),
+        ]
         if self.store.needs_rollups:
-            self._tasks.append(group.create_task(self._rebuild_rollups()))
+            core.append(("rollups rebuild", self._rebuild_rollups()))
+        self._tasks = [group.create_task(self._supervised(name, run), name=name) for name, run in core]
         stack.push_async_callback(self._cancel_tasks)
         stack.callback(self.live.close)
         if self.mqtt is not None:
@@ -154,6 +158,19 @@ class Gateway:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.aclose()
+
+    async def _supervised(self, name: str, run: Coroutine[None, None, None]) -> None:
+        """Runs a core task; if it dies, the gateway has failed: `/health` says what died and
+        `failed` is set, on which the process exits (non-zero) so that its supervisor starts
+        it again. The exception is kept here, not left to the task group: that would cancel
+        the application's lifespan and leave the API serving with ingest dead."""
+        try:
+            await run
+        except Exception as exc:  # the one top-level supervisor of the gateway's tasks
+            log.critical("the gateway's %s died; the gateway stops", name, exc_info=exc)
+            if self.failure is None:
+                self.failure = f"{name}: {type(exc).__name__}: {exc}"[:300]
+            self.failed.set()
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
@@ -208,6 +225,8 @@ class Gateway:
     def health(self) -> dict[str, dict[str, str]]:
         """Each part's state: `ok`, or what is wrong with it and why."""
         parts: dict[str, dict[str, str]] = {}
+        if self.failure is not None:
+            parts["gateway"] = {"state": "down", "detail": f"stopping: {self.failure}"}
         if self.mqtt is not None:
             parts["mqtt"] = (
                 {"state": "ok"} if self.mqtt.connected else {"state": "down", "detail": self.mqtt.last_error}

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway import cli_reports, config
-from gateway.app import create_app
+from gateway.app import Gateway, create_app
 from gateway.audit import AuditTrail
 from gateway.auth import AuthError, AuthStore, Role, Scope
 from gateway.clock import SystemClock
@@ -150,15 +150,32 @@ GIL_SWITCH_INTERVAL_S = 0.001
 class _Server(uvicorn.Server):
     """Ends the dashboards' live streams as soon as a stop is asked for. uvicorn waits for
     open responses to finish before it shuts the app down, and a live stream never finishes
-    by itself: without this, SIGTERM hung for as long as a dashboard was open."""
+    by itself: without this, SIGTERM hung for as long as a dashboard was open.
+
+    Stops when the gateway has failed (a core task died), so that the process exits non-zero
+    and its supervisor (systemd, Docker's restart policy) starts it again: it must not go on
+    answering HTTP with ingest dead. So does a gateway that could not start."""
 
     def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._app = app
+        self.gateway_failed = False
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gateway = getattr(self._app.state, "gateway", None)
+        if gateway is not None:
+            self._exit_on_failure = asyncio.create_task(self._stop_when_failed(gateway))
+
+    async def _stop_when_failed(self, gateway: Gateway) -> None:
+        await gateway.failed.wait()
+        self.gateway_failed = True
+        self.should_exit = True
+        gateway.live.close()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -171,7 +188,7 @@ def _serve(app: FastAPI, host: str, port: int, log_level: str) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     server = _Server(app, uvicorn.Config(app, host=host, port=port, log_level=log_level))
     asyncio.run(server.serve())
-    return 0 if server.started else 1
+    return 0 if server.started and not server.gateway_failed else 1
 
 
 if __name__ == "__main__":

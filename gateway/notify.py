@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import smtplib
 import ssl
 import urllib.parse
@@ -109,7 +110,7 @@ HTTP_TIMEOUT_S: Final = 10.0
 SMTP_TIMEOUT_S: Final = 10.0
 WECOM_MAX_BYTES: Final = 2048  # the robot refuses longer text content
 DINGTALK_MAX_BYTES: Final = 20_000
-DROP_REASONS: Final = ("queue_full", "gave_up", "refused")
+DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")
 
 SEVERITY_ZH: Final = {
     Severity.CRITICAL: "严重",
@@ -135,26 +136,54 @@ cannot take the message (then the notice is retried)."""
 
 
 class DeliveryError(Exception):
-    """A send that failed: `transient` ones are retried with backoff, the others dropped."""
+    """A send that failed: `transient` ones are retried with backoff, the others dropped. A
+    `defect` is the gateway's own failure to make or send the message (its cause has the
+    traceback), never retried."""
 
-    def __init__(self, reason: str, *, transient: bool) -> None:
+    def __init__(self, reason: str, *, transient: bool, defect: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
+        self.defect = defect
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime: str = "application/pdf"
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    headline: str  # 【严重】厨房门 在闭园时段开着
+    """What a channel sends, an alert's notice or a report alike, in every channel's terms:
+    e-mail takes the headline as its subject and the text as its body, the robots the text,
+    the webhook and MQTT the JSON document."""
+
+    headline: str  # 【严重】厨房门 在闭园时段开着 (one line: it becomes an e-mail Subject)
     text: str  # the headline, then the details, one per line
+    document: dict[str, Any]
+    topic: str | None = None  # where MQTT keeps it retained; None: not for MQTT
+    emails: tuple[str, ...] = ()  # addressees beside the channel's own (the person on duty)
+    mobiles: tuple[str, ...] = ()  # whom the robots mention
+    attachment: Attachment | None = None
 
 
-def render(notice: Notice, site: SiteConfig) -> Message:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of control characters (line breaks included) as one space: what
+    goes into a title or a header never breaks it, whatever a device or a site file said."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def _headline_and_text(notice: Notice, site: SiteConfig) -> tuple[str, str]:
     """The Chinese text of a notice, as every text channel sends it."""
     alert = notice.alert
     severity = SEVERITY_ZH[alert.severity]
     tag = severity if notice.transition is Transition.RAISED else f"{severity}·{TRANSITION_ZH[notice.transition]}"
-    headline = f"【{tag}】{alert.title_zh}"
+    headline = one_line(f"【{tag}】{alert.title_zh}")
     event = TRANSITION_ZH[notice.transition]
     if notice.transition is Transition.ACKNOWLEDGED:
         people = {p.id: p.name for p in site.duty.people}
@@ -174,11 +203,12 @@ def render(notice: Notice, site: SiteConfig) -> Message:
     ]
     if notice.recipients:
         lines.append("值班: " + "、".join(p.name for p in notice.recipients))
-    return Message(headline, "\n".join(lines))
+    return headline, "\n".join(lines)
 
 
-def notice_json(notice: Notice, site: SiteConfig, *, with_recipients: bool = True) -> dict[str, Any]:
-    """The JSON document of a notice (the webhook's body; MQTT without the recipients)."""
+def render(notice: Notice, site: SiteConfig) -> Message:
+    """A notice as every channel sends it."""
+    headline, text = _headline_and_text(notice, site)
     alert = notice.alert
     body: dict[str, Any] = {}
     for f in fields(alert):
@@ -191,14 +221,17 @@ def notice_json(notice: Notice, site: SiteConfig, *, with_recipients: bool = Tru
         "transition": notice.transition.value,
         "at": _iso(notice.at_ms, site.tz),
         "alert": body,
-    }
-    if with_recipients:
-        document["recipients"] = [
+        "recipients": [
             {"id": p.id, "name": p.name, "role": p.role, "email": p.email, "mobile": p.mobile}
             for p in notice.recipients
-        ]
-    document["text"] = render(notice, site).text
-    return document
+        ],
+        "text": text,
+    }
+    return Message(
+        headline, text, document, topic=alert_topic(site.id, alert),
+        emails=tuple(p.email for p in notice.recipients if p.email),
+        mobiles=tuple(p.mobile for p in notice.recipients if p.mobile),
+    )
 
 
 def alert_topic(site_id: str, alert: Alert) -> str:
@@ -227,21 +260,20 @@ def _truncate(text: str, max_bytes: int) -> str:
     return encoded[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
 
 
-def _mobiles(notice: Notice) -> list[str]:
-    return [p.mobile for p in notice.recipients if p.mobile]
-
-
 # ------------------------------------------------------------------------ senders
 
 
-class _Sender(Protocol):
-    async def send(self, notice: Notice) -> bool:
-        """Delivers a notice (False: there was no one to deliver it to); raises `DeliveryError`."""
+class Sender(Protocol):
+    """One channel's way of sending, used by alert notices and report delivery alike."""
+
+    async def send(self, message: Message) -> bool:
+        """Delivers a message once the receiver acknowledged it (False: there was no one to
+        deliver it to); raises `DeliveryError` when it could not."""
         ...
 
 
 async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
-                     headers: dict[str, str] | None = None) -> httpx.Response:
+                    headers: dict[str, str] | None = None) -> httpx.Response:
     content = json.dumps(body, ensure_ascii=False).encode()
     try:
         response = await client.post(
@@ -260,7 +292,8 @@ async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
 
 
 def _errcode(response: httpx.Response, transient_codes: frozenset[int]) -> None:
-    """Checks a WeCom or DingTalk robot's answer, `{"errcode": 0, "errmsg": "ok"}`."""
+    """Checks a WeCom or DingTalk robot's answer, `{"errcode": 0, "errmsg": "ok"}`: only that
+    is a delivery (the robots answer HTTP 200 to a refused message too)."""
     try:
         answer = response.json()
         code = int(answer["errcode"])
@@ -271,7 +304,7 @@ def _errcode(response: httpx.Response, transient_codes: frozenset[int]) -> None:
         raise DeliveryError(f"errcode {code} {message}".strip(), transient=code in transient_codes)
 
 
-def send_mail(c: EmailChannel, mail: EmailMessage, addresses: list[str]) -> None:
+def _send_mail(c: EmailChannel, mail: EmailMessage, addresses: list[str]) -> None:
     """Sends over SMTP (blocking); `DeliveryError` when it cannot."""
     try:
         with smtplib.SMTP(c.host, c.port, timeout=SMTP_TIMEOUT_S) as smtp:
@@ -296,10 +329,9 @@ def send_mail(c: EmailChannel, mail: EmailMessage, addresses: list[str]) -> None
 class _WebhookSender:
     channel: WebhookChannel
     client: httpx.AsyncClient
-    site: SiteConfig
 
-    async def send(self, notice: Notice) -> bool:
-        await post_json(self.client, self.channel.url, notice_json(notice, self.site), self.channel.headers)
+    async def send(self, message: Message) -> bool:
+        await post_json(self.client, self.channel.url, message.document, self.channel.headers)
         return True
 
 
@@ -307,12 +339,11 @@ class _WebhookSender:
 class _WecomSender:
     channel: WecomChannel
     client: httpx.AsyncClient
-    site: SiteConfig
 
-    async def send(self, notice: Notice) -> bool:
-        text: dict[str, Any] = {"content": _truncate(render(notice, self.site).text, WECOM_MAX_BYTES)}
-        if self.channel.mention_duty:
-            text["mentioned_mobile_list"] = _mobiles(notice)
+    async def send(self, message: Message) -> bool:
+        text: dict[str, Any] = {"content": _truncate(message.text, WECOM_MAX_BYTES)}
+        if self.channel.mention_duty and message.mobiles:
+            text["mentioned_mobile_list"] = list(message.mobiles)
         response = await post_json(self.client, self.channel.url, {"msgtype": "text", "text": text})
         _errcode(response, WECOM_TRANSIENT)
         return True
@@ -322,12 +353,11 @@ class _WecomSender:
 class _DingtalkSender:
     channel: DingtalkChannel
     client: httpx.AsyncClient
-    site: SiteConfig
     clock: Clock
 
-    async def send(self, notice: Notice) -> bool:
-        mobiles = _mobiles(notice) if self.channel.mention_duty else []
-        content = render(notice, self.site).text
+    async def send(self, message: Message) -> bool:
+        mobiles = list(message.mobiles) if self.channel.mention_duty else []
+        content = message.text
         if mobiles:  # the robot only mentions whom the text also names
             content += "\n" + " ".join(f"@{m}" for m in mobiles)
         body = {
@@ -347,38 +377,69 @@ class _DingtalkSender:
 @dataclass
 class _EmailSender:
     channel: EmailChannel
-    site: SiteConfig
     clock: Clock
 
-    async def send(self, notice: Notice) -> bool:
-        duty = [p.email for p in notice.recipients if p.email] if self.channel.to_duty else []
+    async def send(self, message: Message) -> bool:
+        duty = list(message.emails) if self.channel.to_duty else []
         addresses = list(dict.fromkeys([*self.channel.to, *duty]))
         if not addresses:
             return False
-        message = render(notice, self.site)
         mail = EmailMessage()
-        mail["Subject"] = message.headline
+        mail["Subject"] = one_line(message.headline)
         mail["From"] = self.channel.sender
         mail["To"] = ", ".join(addresses)
         mail["Date"] = email.utils.format_datetime(self.clock.now())
         mail["Message-ID"] = email.utils.make_msgid(domain="facility-gateway")
         mail.set_content(message.text)
-        await asyncio.to_thread(send_mail, self.channel, mail, addresses)
+        if message.attachment is not None:
+            maintype, subtype = message.attachment.mime.split("/")
+            mail.add_attachment(message.attachment.content, maintype=maintype, subtype=subtype,
+                                filename=message.attachment.filename)
+        await asyncio.to_thread(_send_mail, self.channel, mail, addresses)
         return True
 
 
 @dataclass
 class _MqttSender:
-    site: SiteConfig
     publish: Publish
 
-    async def send(self, notice: Notice) -> bool:
-        document = notice_json(notice, self.site, with_recipients=False)  # no phone numbers on the broker
+    async def send(self, message: Message) -> bool:
+        if message.topic is None:
+            return False
+        # No phone numbers or e-mail addresses on the broker.
+        document = {k: v for k, v in message.document.items() if k != "recipients"}
         try:
-            self.publish(alert_topic(self.site.id, notice.alert), json.dumps(document, ensure_ascii=False).encode())
+            self.publish(message.topic, json.dumps(document, ensure_ascii=False).encode())
         except OSError as exc:
             raise DeliveryError(f"publish: {exc}"[:200], transient=True) from None
         return True
+
+
+async def attempt(channel: Sender, make: Callable[[], Message]) -> bool:
+    """One delivery attempt of the message `make` builds, for alerts and reports alike:
+    `send`'s answer, or `DeliveryError`, a defect in making or sending the message included
+    (a text, a library's refusal: the channel's failure, never its caller's)."""
+    try:
+        return await channel.send(make())
+    except DeliveryError:
+        raise
+    except Exception as exc:  # whatever goes wrong in one channel stays that channel's
+        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:200], transient=False, defect=True) from exc
+
+
+def sender(channel: Channel, client: httpx.AsyncClient, clock: Clock, publish: Publish | None) -> Sender:
+    """The sender of a configured channel."""
+    if isinstance(channel, WebhookChannel):
+        return _WebhookSender(channel, client)
+    if isinstance(channel, WecomChannel):
+        return _WecomSender(channel, client)
+    if isinstance(channel, DingtalkChannel):
+        return _DingtalkSender(channel, client, clock)
+    if isinstance(channel, EmailChannel):
+        return _EmailSender(channel, clock)
+    if publish is None:
+        raise ValueError(f"the mqtt notification channel {channel.id!r} needs the gateway's MQTT connection")
+    return _MqttSender(publish)
 
 
 # ------------------------------------------------------------------------ the notifier
@@ -398,7 +459,8 @@ class _Metrics:
                               ["channel"], registry=r)
         self.dropped = Counter(
             "facility_notifications_dropped", "Notices never delivered, by channel and reason (queue_full: the "
-            "oldest in a full queue; gave_up: still failing after give_up_after_h; refused: refused for good)",
+            "oldest in a full queue; gave_up: still failing after give_up_after_h; refused: refused for good; error: "
+            "the gateway could not make or send it, a defect logged with its traceback)",
             ["channel", "reason"], registry=r,
         )
         self.queued = Gauge("facility_notifications_queued", "Notices waiting, by channel", ["channel"], registry=r)
@@ -408,10 +470,11 @@ class _ChannelWorker:
     """One channel's queue (bounded; when full, the oldest notice is dropped) and its
     delivery loop, which retries the notice at its head until delivered, refused or stale."""
 
-    def __init__(self, channel: _Channel, settings: NotificationSettings, metrics: _Metrics, clock: Clock,
+    def __init__(self, channel: Channel, site: SiteConfig, metrics: _Metrics, clock: Clock,
                  rng: random.Random) -> None:
         self.channel = channel
-        self._settings = settings
+        self._site = site
+        self._settings = site.notifications
         self._clock = clock
         self._rng = rng
         self._queue: deque[_Queued] = deque()
@@ -445,7 +508,7 @@ class _ChannelWorker:
     def health(self) -> str:
         return "ok" if self._failing is None else f"failing: {self._failing}"
 
-    async def run(self, sender: _Sender) -> None:
+    async def run(self, sender: Sender) -> None:
         while True:
             while not self._queue:
                 self._ready.clear()
@@ -454,18 +517,21 @@ class _ChannelWorker:
             self._queued.set(len(self._queue))
             await self._deliver(sender, item)
 
-    async def _deliver(self, sender: _Sender, item: _Queued) -> None:
+    async def _deliver(self, sender: Sender, item: _Queued) -> None:
         notice, cid = item.notice, self.channel.id
         give_up_after = timedelta(hours=self._settings.give_up_after_h)
-        attempt = 0
+        tries = 0
         while True:
             try:
-                delivered = await sender.send(notice)
+                delivered = await attempt(sender, lambda: render(notice, self._site))
             except DeliveryError as exc:
                 self._failed.inc()
+                if exc.defect and self._failing is None:
+                    _log.error("notification channel %s could not send alert %d (%s)", cid, notice.alert.id,
+                               notice.transition, exc_info=exc.__cause__)
                 self._set_failing(exc.reason)
                 if not exc.transient:
-                    self._dropped["refused"].inc()
+                    self._dropped["error" if exc.defect else "refused"].inc()
                     _log.warning("notification channel %s refused alert %d (%s): %s; dropped", cid,
                                  notice.alert.id, notice.transition, exc.reason)
                     return
@@ -475,8 +541,8 @@ class _ChannelWorker:
                     _log.warning("notification channel %s: gave up on alert %d (%s) after %s: %s", cid,
                                  notice.alert.id, notice.transition, age, exc.reason)
                     return
-                await asyncio.sleep(self._backoff(attempt))
-                attempt += 1
+                await asyncio.sleep(self._backoff(tries))
+                tries += 1
                 continue
             if delivered:
                 self._sent.inc()
@@ -511,12 +577,11 @@ class Notifier:
         settings = site.notifications
         if publish is None and any(isinstance(c, MqttChannel) for c in settings.channels):
             raise ValueError("an mqtt notification channel is configured but no publish function was given")
-        self._site = site
         self._clock = clock
         self._publish = publish
         metrics = _Metrics(counters)
         rng = random.Random()  # jitter only, not cryptography
-        self._workers = [_ChannelWorker(c, settings, metrics, clock, rng) for c in settings.channels]
+        self._workers = [_ChannelWorker(c, site, metrics, clock, rng) for c in settings.channels]
 
     def submit(self, notice: Notice) -> None:
         """Queues the notice for every matching channel. Event-loop thread only."""
@@ -533,21 +598,7 @@ class Notifier:
         timeout = httpx.Timeout(HTTP_TIMEOUT_S)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client, asyncio.TaskGroup() as group:
             for worker in self._workers:
-                group.create_task(worker.run(self._sender(worker.channel, client)), name=f"notify-{worker.channel.id}")
+                channel_sender = sender(worker.channel, client, self._clock, self._publish)
+                group.create_task(worker.run(channel_sender), name=f"notify-{worker.channel.id}")
             if not self._workers:
                 await asyncio.Event().wait()  # nothing to deliver; still "runs until cancelled"
-
-    def _sender(self, channel: _Channel, client: httpx.AsyncClient) -> _Sender:
-        site = self._site
-        if isinstance(channel, WebhookChannel):
-            return _WebhookSender(channel, client, site)
-        if isinstance(channel, WecomChannel):
-            return _WecomSender(channel, client, site)
-        if isinstance(channel, DingtalkChannel):
-            return _DingtalkSender(channel, client, site, self._clock)
-        if isinstance(channel, EmailChannel):
-            return _EmailSender(channel, site, self._clock)
-        if isinstance(channel, MqttChannel):
-            assert self._publish is not None  # checked at construction
-            return _MqttSender(site, self._publish)
-        raise TypeError(f"unknown channel type {type(channel).__name__}")

@@ -389,6 +389,17 @@ class GatewayProcess:
                 raise RuntimeError(f"the gateway did not come up:\n{log_tail(self.log_path)}")
             time.sleep(0.1)
 
+    def wait(self, timeout: float) -> int:
+        """Waits for the process to exit by itself; its exit code."""
+        assert self._popen is not None
+        proc, self._popen = self._popen, None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the gateway did not exit:\n{log_tail(self.log_path)}") from None
+
     def kill(self) -> None:
         """SIGKILL: no shutdown at all, as on a power cut of the process."""
         assert self._popen is not None

@@ -177,6 +177,40 @@ def test_a_leak_opens_a_work_order_with_its_evidence(
     assert done.json()["done_at"] is not None
 
 
+def test_a_card_with_a_line_break_is_refused_and_the_gateway_goes_on(
+    api: httpx.Client, site_file: Path, mosquitto: Mosquitto, receivers: tuple[HttpReceiver, SmtpReceiver],
+) -> None:
+    """The reported attack: a credential with a line break, after hours, with an e-mail
+    channel. It used to become the alert's e-mail Subject, where Python's e-mail policy
+    raised, which stopped ingest and every channel while the API went on answering."""
+    hook, smtp = receivers
+    now = datetime.now(UTC)
+    with mqtt_client(mosquitto, "main-gate") as (client, _):
+        client.publish("facility/sunflower-kg/main-gate/event", json.dumps(
+            {"ts": now.timestamp(), "type": "access", "credential": "card:0043\nX", "granted": True}),
+            qos=1).wait_for_publish()
+        client.publish("facility/sunflower-kg/main-gate/event", json.dumps(
+            {"ts": now.timestamp() + 1, "type": "access", "credential": "card:0044", "granted": True}),
+            qos=1).wait_for_publish()
+        raised = notices(hook, 1)[0]
+    # The bad one is refused with its reason, at the door to the gateway; the next card goes through.
+    assert raised["alert"]["facts"]["credential"] == "card:0044"
+    add_user(site_file, "visitor", "viewer")
+    [rejected] = api.get("/api/v1/rejected", headers=login(api, "visitor")).json()
+    assert (rejected["device_id"], rejected["reason"]) == ("main-gate", "bad_text")
+    assert "control characters" in rejected["detail"]
+    deadline = time.monotonic() + WAIT_S
+    while not smtp.mails and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [mail] = smtp.mails
+    assert mail.subject == "【重要】大门 闭园时段刷卡 (card:0044)"
+    parts = api.get("/health").json()["components"]  # the demo's polled meters are not served here
+    assert {name: parts[name]["state"] for name in ("mqtt", "spool", "sqlite", "notify:mail")} == dict.fromkeys(
+        ("mqtt", "spool", "sqlite", "notify:mail"), "ok")
+    assert "gateway" not in parts
+    assert 'facility_notifications_sent_total{channel="mail"} 1.0' in api.get("/metrics").text
+
+
 def test_calendar_knows_holidays_and_make_up_days(api: httpx.Client, site_file: Path) -> None:
     add_user(site_file, "reader", "viewer")
     viewer = login(api, "reader")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 import yaml
@@ -31,6 +33,7 @@ from tests.services import (
     VictoriaMetrics,
     accounting,
     free_port,
+    mqtt_client,
     start_victoria_metrics,
 )
 
@@ -308,3 +311,51 @@ def test_a_full_disk_is_reported_and_survived(rig_factory: Callable[..., Rig], s
     assert rig.health()["components"]["spool"]["state"] == "ok"
     assert rig.in_sqlite() == readings(n)
     assert rig.in_tsdb() == readings(n)
+
+
+# Runs the gateway's own CLI with one defect planted: the rules engine raises on the first
+# reading of m01, inside the spooler's commit callback, a core task.
+_DEFECTIVE_ENGINE = """
+import sys
+from gateway.rules.engine import RuleEngine
+from gateway.cli import main
+
+sample = RuleEngine.sample
+def defective(self, item, received_ms):
+    if item.device_id == "m01":
+        raise RuntimeError("a defect in the rules")
+    sample(self, item, received_ms)
+RuleEngine.sample = defective
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_dead_core_task_stops_the_process_non_zero(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A core task that dies must not leave the API answering with ingest dead: /health
+    says what died and the process exits non-zero, for its supervisor to restart it."""
+    site = {
+        "id": "defect", "name": "故障测试学校",
+        "buildings": [{"id": "main", "name": "主楼", "rooms": [{"id": "plant", "name": "配电房"}]}],
+        "devices": [{"id": f"m{i:02d}", "kind": "electricity_meter", "room": "plant", "interval_s": 1}
+                    for i in range(2)],
+        "mqtt": {"url": mosquitto.url, "client_id": "defect-gateway"},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "api": {"port": free_port()},
+    }
+    config = tmp_path / "site.yaml"
+    config.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
+    gateway = GatewayProcess(config, site["api"]["port"], tmp_path / "gateway.log",  # type: ignore[index]
+                             wrap=(sys.executable, "-c", _DEFECTIVE_ENGINE))
+    gateway.start()
+    assert gateway.client.get("/health").json()["status"] == "ok"
+    with mqtt_client(mosquitto, "defect-meter") as (client, _):
+        client.publish("facility/defect/m00/telemetry", f'{{"ts": {T0}, "energy_kwh": 1}}', qos=1).wait_for_publish()
+        wait_until(lambda: accounting(gateway.client).stored("sqlite") == 1, 10, "m00 stored")
+        client.publish("facility/defect/m01/telemetry", f'{{"ts": {T0}, "energy_kwh": 1}}', qos=1).wait_for_publish()
+        code = gateway.wait(10)
+    assert code == 1
+    log = gateway.log_path.read_text(encoding="utf-8")
+    assert "the gateway's spooler died" in log
+    assert "RuntimeError: a defect in the rules" in log
+    with pytest.raises(httpx.TransportError):
+        gateway.client.get("/health")

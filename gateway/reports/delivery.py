@@ -14,12 +14,11 @@ days (after a long outage). Runs on the injected clock.
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from email.message import EmailMessage
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -28,13 +27,15 @@ from prometheus_client import Counter
 
 from gateway.notify import (
     HTTP_TIMEOUT_S,
+    Attachment,
     DeliveryError,
     DingtalkChannel,
     EmailChannel,
+    Message,
     WebhookChannel,
     WecomChannel,
-    post_json,
-    send_mail,
+    attempt,
+    sender,
 )
 from gateway.reports.document import Document, Paragraphs
 from gateway.reports.energy import Month, energy_report, leak_alerts
@@ -89,9 +90,12 @@ class ReportDelivery:
         self._round = asyncio.Lock()  # one round at a time: a report goes to a channel once
         settings = gw.site.reports
         wanted = set(settings.channels) if settings.channels is not None else None
+        # A report has no person on duty to add: an e-mail channel without its own list has no
+        # one to send it to.
         self.channels: list[Channel] = [
             c for c in gw.site.notifications.channels
             if isinstance(c, Channel) and (c.id in wanted if wanted is not None else c.type in ("email", "webhook"))
+            and not (isinstance(c, EmailChannel) and not c.to)
         ]
 
     def close(self) -> None:
@@ -153,13 +157,16 @@ class ReportDelivery:
             except Exception:  # a report that cannot be built must not stop the others
                 log.exception("report %s %s could not be built", due.kind, due.period)
                 continue
+            message = functools.partial(self._message, rendered)
             for channel in pending:
                 try:
-                    await self._send(channel, rendered, now, client)
+                    delivered = await attempt(sender(channel, client, gw.clock, None), message)
                 except DeliveryError as exc:
                     self._failed.labels(channel.id).inc()
                     log.warning("report %s %s to %s failed (%s); trying again", due.kind, due.period, channel.id,
                                 exc.reason)
+                    continue
+                if not delivered:  # cannot happen for the channels chosen above; never counted as sent
                     continue
                 self._sent.labels(channel.id).inc()
                 with self._conn:
@@ -206,28 +213,15 @@ class ReportDelivery:
 
         return await asyncio.to_thread(rendered)
 
-    async def _send(self, channel: Channel, r: Rendered, now: datetime, client: httpx.AsyncClient) -> None:
+    def _message(self, r: Rendered) -> Message:
+        """The report as the channels send it: e-mail with the PDF attached, the webhook a JSON
+        document with the link, the robots the title, the summary and the link."""
         base = self._gw.site.reports.public_url
         link = f"{base.rstrip('/')}{r.path}" if base else None
         text = "\n".join([r.title, r.summary, *([link] if link else [])])
-        if isinstance(channel, EmailChannel):
-            if not channel.to:
-                return
-            mail = EmailMessage()
-            mail["Subject"] = r.title
-            mail["From"] = channel.sender
-            mail["To"] = ", ".join(channel.to)
-            mail["Date"] = email.utils.format_datetime(now)
-            mail["Message-ID"] = email.utils.make_msgid(domain="facility-gateway")
-            mail.set_content(text)
-            mail.add_attachment(r.pdf, maintype="application", subtype="pdf", filename=r.filename)
-            await asyncio.to_thread(send_mail, channel, mail, list(channel.to))
-        elif isinstance(channel, WebhookChannel):
-            await post_json(client, channel.url, {"site": self._gw.site.id, "type": "report", "title": r.title,
-                                                  "summary": r.summary, "path": r.path, "url": link},
-                            channel.headers)
-        else:  # the robots take text
-            await post_json(client, channel.url, {"msgtype": "text", "text": {"content": text}})
+        document = {"site": self._gw.site.id, "type": "report", "title": r.title, "summary": r.summary,
+                    "path": r.path, "url": link}
+        return Message(r.title, text, document, attachment=Attachment(r.filename, r.pdf))
 
 
 def _paragraphs(doc: Document) -> list[str]:

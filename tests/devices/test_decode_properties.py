@@ -21,10 +21,22 @@ import annotated_types
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import AfterValidator
 from pydantic.fields import FieldInfo
 
 from devices import kinds
-from devices.base import PREVIEW_BYTES, DecodeError, DeviceKind, Event, EventPayload, Metric, MetricType, Reason, Sample
+from devices.base import (
+    PREVIEW_BYTES,
+    DecodeError,
+    DeviceKind,
+    Event,
+    EventPayload,
+    Metric,
+    MetricType,
+    Reason,
+    Sample,
+    check_one_line,
+)
 
 # No example database: it would sit in the repository, and a failure is reproduced from the
 # printed example anyway. (Hypothesis still caches source literals in `.hypothesis/constants/`,
@@ -159,6 +171,9 @@ def field_values(info: FieldInfo) -> st.SearchStrategy[Any]:
         return st.none() | value if NoneType in get_args(annotation) else value
     limits: dict[str, Any] = {}
     for rule in info.metadata:
+        if isinstance(rule, AfterValidator) and rule.func is check_one_line:
+            limits["alphabet"] = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
+            continue
         if isinstance(rule, annotated_types.MinLen):
             limits["min_size"] = rule.min_length
         elif isinstance(rule, annotated_types.MaxLen):

@@ -127,6 +127,9 @@ def test_door_access_event() -> None:
         ("door", b'{"type": "access", "granted": true}', Reason.MISSING_FIELD),
         ("door", b'{"credential": "x"}', Reason.MISSING_FIELD),
         ("water_meter", b'{"type": "access", "credential": "x", "granted": true}', Reason.UNKNOWN_EVENT),
+        # A text that could end up in an alert's title and an e-mail's Subject is one line.
+        *(("door", b'{"type": "access", "credential": "card:0043' + escape + b'X", "granted": true}',
+           Reason.BAD_TEXT) for escape in (rb"\n", rb"\r", rb"\u0000", rb"\u0085", rb"\u2028")),
     ],
 )
 def test_bad_event_is_rejected(name: str, payload: bytes, reason: Reason) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway import config
+from gateway import config, notify
 from gateway.alerts import Alert, AlertState, Notice, Severity, Transition
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
@@ -412,6 +412,51 @@ async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock:
                                             channel="mail", reason="refused") == 1)
         assert smtp.mails == []
     assert notifier.health() == {"mail": "failing: SMTP 550: recipients refused"}
+
+
+async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters: Counters,
+                                                                       clock: ManualClock) -> None:
+    """A line break in a title (from a device or a site file) must not break the mail's headers."""
+    with SmtpReceiver() as smtp:
+        site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
+                          "sender": "facility@kg.example", "to": ["office@kg.example"], "to_duty": False})
+        notifier = Notifier(site, counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice(title_zh="厨房门\r\nBcc: someone@elsewhere.example"))
+            (mail,) = await smtp.wait_for(1)
+    assert mail.subject == "【严重】厨房门 Bcc: someone@elsewhere.example"
+    assert mail.message["Bcc"] is None
+    assert mail.recipients == ["office@kg.example"]
+
+
+async def test_a_defect_in_one_channel_is_that_channels_failure(
+        receiver: HttpReceiver, counters: Counters, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever a channel raises (here: making the text of one notice fails) is counted and
+    logged for that channel; the channel goes on with the next notice and the notifier runs on."""
+    made = notify.render
+
+    def render_or_fail(notice: Notice, site: SiteConfig) -> notify.Message:
+        if notice.alert.id == 1:
+            raise ValueError("a defect in the text of alert 1")
+        return made(notice, site)
+
+    monkeypatch.setattr(notify, "render", render_or_fail)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    async with running(notifier):
+        with caplog.at_level(logging.ERROR, logger="gateway.notify"):
+            notifier.submit(make_notice(id=1))
+            notifier.submit(make_notice(id=2))
+            await receiver.wait_for(1)
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="error") == 1
+            assert sample(counters, "facility_notifications_failed_total", channel="hook") == 1
+            notifier.submit(make_notice(id=3))
+            await receiver.wait_for(2)
+    assert alert_ids(receiver.requests) == [2, 3]
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "alert 1" in logged.getMessage()
+    assert notifier.health() == {"hook": "ok"}
 
 
 # ------------------------------------------------------------------------ MQTT

@@ -5,10 +5,14 @@ lookback."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time as wall
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -20,7 +24,7 @@ from gateway import config
 from gateway.app import Gateway, create_app
 from gateway.clock import ManualClock
 from simulators import DEMO_SITE
-from tests.receivers import HttpReceiver, SmtpReceiver
+from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -28,7 +32,9 @@ pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto: Mosquitto) -> config.SiteConfig:
+def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto: Mosquitto,
+              channels: list[dict[str, Any]] | None = None) -> config.SiteConfig:
+    """The demo site delivering its reports by e-mail and webhook, or to `channels`."""
     data = yaml.safe_load(DEMO_SITE.read_text(encoding="utf-8"))
     data |= {
         "id": "delivery-kg",  # its own topics on the shared broker: the gateway publishes retained ones
@@ -43,6 +49,9 @@ def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto:
         ], "retry_first_s": 0.1},
     }
     data["reports"] |= {"public_url": "http://10.0.0.5:8000"}
+    if channels is not None:
+        data["notifications"]["channels"] += channels
+        data["reports"]["channels"] = [c["id"] for c in channels]
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return config.load(path)
@@ -145,3 +154,50 @@ def test_only_what_fell_due_since_delivery_began_and_not_older_than_two_days(
         assert due() == [("safety", "2026-11-16"), ("safety", "2026-11-17")]
         clock.set(datetime(2026, 11, 20, 19, 0, tzinfo=TZ))  # Friday 19:00: Wednesday's (due 18:30) is too old
         assert due() == [("safety", "2026-11-19"), ("safety", "2026-11-20")]
+
+
+def test_signed_robots_get_the_report_and_only_an_errcode_0_counts(
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+    """Report delivery goes through the alerts' channels: DingTalk's 加签 is applied, and a
+    robot that answers HTTP 200 with an errcode has not taken the report."""
+    secret = "SEC0f3a9c1d7e5b2468ac"
+
+    def robot(request: Received) -> Reply:
+        """As DingTalk and WeCom do: 200 with an errcode; DingTalk checks its signature."""
+        if request.path == "/wecom":
+            return Reply(200, {"errcode": 93000, "errmsg": "invalid webhook url"})
+        digest = hmac.new(secret.encode(), f"{request.query.get('timestamp', '')}\n{secret}".encode(),
+                          hashlib.sha256).digest()
+        if request.query.get("sign") != base64.b64encode(digest).decode():
+            return Reply(200, {"errcode": 310000, "errmsg": "sign not match"})
+        return Reply(200, {"errcode": 0, "errmsg": "ok"})
+
+    _, smtp = receivers
+    with HttpReceiver(responder=robot) as robots:
+        site = site_file(tmp_path, robots, smtp, mosquitto, channels=[
+            {"id": "ding", "type": "dingtalk", "url": f"{robots.url}/ding?access_token=t", "secret": secret},
+            {"id": "ding-wrong", "type": "dingtalk", "url": f"{robots.url}/ding?access_token=t",
+             "secret": "SEC-not-the-robots-secret"},
+            {"id": "wecom", "type": "wecom", "url": f"{robots.url}/wecom?key=k"},
+        ])
+        clock = ManualClock(datetime(2026, 11, 18, 18, 20, tzinfo=TZ))
+        with TestClient(create_app(site, clock)) as client:
+            deliver(client)  # delivery begins
+            clock.set(datetime(2026, 11, 18, 18, 31, tzinfo=TZ))  # the record of the 18th is due
+            deliver(client)
+            robots.wait(3)
+            deliveries = gateway_of(client).deliveries
+            [due] = deliveries.due(int(clock.now().timestamp() * 1000))
+            assert deliveries.delivered(due) == {"ding"}
+            metrics = client.get("/metrics").text
+            deliver(client)  # the refused ones are tried again, the delivered one is not
+            robots.wait(5)
+    assert 'facility_reports_sent_total{channel="ding"} 1.0' in metrics
+    assert 'facility_reports_failed_total{channel="ding-wrong"} 1.0' in metrics
+    assert 'facility_reports_failed_total{channel="wecom"} 1.0' in metrics
+    [signed, *_] = [r for r in robots.requests if r.path == "/ding" and r.query["sign"]]
+    assert signed.query["access_token"] == "t"
+    text = signed.json()["text"]["content"]
+    assert "2026-11-18" in text
+    assert "http://10.0.0.5:8000/api/v1/reports/safety?date=2026-11-18&format=pdf" in text
+    assert sum(r.path == "/ding" for r in robots.requests) == 3  # ding once, ding-wrong twice
