@@ -193,14 +193,18 @@ def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
     )
 
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+# Nine digits hold every step up to a year in seconds; the bound also keeps int() from
+# converting an endless number (Python refuses more than 4300 digits with a ValueError).
+_STEP_DIGITS = 9
+_DURATION = re.compile(rf"^([0-9]{{1,{_STEP_DIGITS}}})([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _step_seconds(step: str) -> int:
     m = _DURATION.match(step.strip())
     if m is None or int(m[1]) == 0:
-        raise HTTPException(422, f"step {step!r} is not a duration like 300, 5m, 1h or 1d")
+        shown = step if len(step) <= _STEP_DIGITS + 3 else f"{step[:_STEP_DIGITS]}…"
+        raise HTTPException(422, f"step {shown!r} is not a duration like 300, 5m, 1h or 1d")
     seconds = int(m[1]) * _UNIT_S[m[2]]
     if seconds > MAX_STEP_S:
         raise HTTPException(422, f"step {step!r} is longer than a year")
@@ -215,7 +219,7 @@ def get_readings(
     start: Start = None,
     end: End = None,
     step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted",
-                                      pattern=r"^\s*\d+[smhd]?\s*$")] = None,
+                                      pattern=rf"^\s*[0-9]{{1,{_STEP_DIGITS}}}[smhd]?\s*$")] = None,
 ) -> list[SeriesOut]:
     _known(gw, device_id)
     d = gw.site.device(device_id)

@@ -267,3 +267,10 @@ def test_http_ingest_refuses_a_malformed_array_whole(api: TestClient) -> None:
     assert api.post("/api/v1/readings", content=b" [ ] ").json() == {"accepted": 0, "rejected": []}
     wait_for(lambda: accounting(api).total("facility_messages_rejected_total", reason="not_json") == 4)
 
+
+def test_a_step_with_endless_digits_is_a_422(api: TestClient) -> None:
+    for step in ("9" * 5000, "9" * 5000 + "d", "99999999d"):
+        response = api.get("/api/v1/devices/fridge/readings", params={"step": step})
+        assert response.status_code == 422
+    assert "longer than a year" in api.get("/api/v1/devices/fridge/readings",
+                                           params={"step": "999999999"}).json()["detail"]
