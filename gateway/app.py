@@ -33,6 +33,7 @@ from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
+from gateway.http_guard import BodyLimit, SecurityHeaders, refusal_counter
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.poll import pollers
 from gateway.live import LiveBus
@@ -254,6 +255,7 @@ def create_app(
             for start in before:
                 await stack.enter_async_context(start())
             gateway = await stack.enter_async_context(Gateway(site, clock))
+            gateway.counters.registry.register(refused)
             app.state.gateway = gateway
             app.state.auth = gateway.auth
             app.state.clock = clock
@@ -267,6 +269,11 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    # Outermost last: the 413 answer gets the security headers too.
+    refused = refusal_counter()
+    app.state.http_refused = refused
+    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
+    app.add_middleware(SecurityHeaders)
     app.include_router(router)
     app.include_router(alerts_router)
     app.include_router(auth_router)
