@@ -26,6 +26,7 @@ from prometheus_client import Counter
 import dashboards
 from devices.base import Event, Sample
 from gateway.alerts import AlertStore, Notice
+from gateway.api_docs import install_docs
 from gateway.audit import AuditTrail
 from gateway.auth import AuthStore
 from gateway.auth import router as auth_router
@@ -268,12 +269,18 @@ def create_app(
         summary=f"{site.name}: meters, UV lamps, sample fridges and doors",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is served from the package (install_docs), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        # Starlette's slash redirect writes the request's Host header into Location.
+        redirect_slashes=False,
     )
     # Outermost last: the 413 answer gets the security headers too.
     refused = refusal_counter()
     app.state.http_refused = refused
     app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
     app.add_middleware(SecurityHeaders)
+    install_docs(app)
     app.include_router(router)
     app.include_router(alerts_router)
     app.include_router(auth_router)

@@ -1,10 +1,12 @@
 """What the gateway's HTTP server refuses before a route sees it, through `facility-gateway
 run` as its own process and raw sockets: bodies over the limit (declared or chunked), requests
-that do not arrive whole in time, forged client addresses; and the headers every answer
-carries."""
+that do not arrive whole in time, forged client addresses, redirects built from the Host
+header; and the headers every answer carries, and the API docs served without a CDN."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -21,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import chromium, open_page
 from tests.services import HOST, GatewayProcess, Mosquitto, accounting, free_port
 
 pytestmark = pytest.mark.integration
@@ -251,3 +254,42 @@ def test_every_answer_carries_the_security_headers(gateway: Served) -> None:
         assert headers["x-frame-options"] == "DENY"
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["referrer-policy"] == "no-referrer"
+
+
+# ------------------------------------------------------------- redirects and the API docs
+
+
+def test_no_redirect_carries_the_host_header(gateway: Served) -> None:
+    response = gateway.client.get("/api/v1/devices/", headers=gateway.auth | {"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+def test_the_api_docs_come_from_the_gateway(gateway: Served) -> None:
+    docs = gateway.client.get("/docs")
+    assert docs.status_code == 200
+    assert not re.search(r"https?://", docs.text)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert len(assets) == 3  # script, style sheet, icon
+    for asset in assets:
+        served = gateway.client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 0
+    # The page's one inline script is allowed by its hash, and nothing else inline is.
+    inline = re.findall(r"<script>(.*?)</script>", docs.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert f"script-src 'self' 'sha256-{digest}';" in docs.headers["content-security-policy"]
+    assert gateway.client.get("/redoc").status_code == 404
+    assert "/api/v1/readings" in gateway.client.get("/openapi.json").json()["paths"]
+
+
+def test_the_api_docs_work_in_a_browser_under_the_policy(gateway: Served) -> None:
+    base = f"http://{HOST}:{gateway.port}"
+    with chromium() as browser, open_page(browser) as (page, console):
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{base}/docs")
+        page.locator(".swagger-ui .info .title").filter(has_text="Facility gateway").wait_for()
+        page.locator(".opblock-summary-path", has_text="/api/v1/readings").first.wait_for()
+        assert console.problems() == []
+        assert all(url.startswith((base, "data:")) for url in requested), requested
