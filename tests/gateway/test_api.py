@@ -265,6 +265,9 @@ def test_http_ingest_refuses_a_malformed_array_whole(api: TestClient) -> None:
         assert response.status_code == 422, body
         assert response.json()["detail"].startswith("the body is a malformed JSON array")
     assert api.post("/api/v1/readings", content=b" [ ] ").json() == {"accepted": 0, "rejected": []}
+    # Brackets, commas and escaped quotes inside strings are no part of the array's structure.
+    tricky = rb'[{"device_id": "meter", "ts": 1795219200, "energy_kwh": 2, "note": "a \" ], {[ b"}]'
+    assert api.post("/api/v1/readings", content=tricky).json() == {"accepted": 1, "rejected": []}
     wait_for(lambda: accounting(api).total("facility_messages_rejected_total", reason="not_json") == 4)
 
 
