@@ -7,21 +7,20 @@ load balancer and Prometheus, and name no readings."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, Field
 
 from devices import kinds
-from devices.base import DecodeError, Metric, MetricType, Reason
+from devices.base import Metric, MetricType, Reason
 from gateway.app import Gateway
 from gateway.auth import Ingester, Viewer
-from gateway.pipeline import BufferFull
+from gateway.pipeline import BufferFull, json_array_items
 from gateway.problems import problems
 
 router = APIRouter()
@@ -194,14 +193,18 @@ def get_device(gw: GatewayDep, _: Viewer, device_id: str) -> DeviceDetail:
     )
 
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+# Nine digits hold every step up to a year in seconds; the bound also keeps int() from
+# converting an endless number (Python refuses more than 4300 digits with a ValueError).
+_STEP_DIGITS = 9
+_DURATION = re.compile(rf"^([0-9]{{1,{_STEP_DIGITS}}})([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _step_seconds(step: str) -> int:
     m = _DURATION.match(step.strip())
     if m is None or int(m[1]) == 0:
-        raise HTTPException(422, f"step {step!r} is not a duration like 300, 5m, 1h or 1d")
+        shown = step if len(step) <= _STEP_DIGITS + 3 else f"{step[:_STEP_DIGITS]}…"
+        raise HTTPException(422, f"step {shown!r} is not a duration like 300, 5m, 1h or 1d")
     seconds = int(m[1]) * _UNIT_S[m[2]]
     if seconds > MAX_STEP_S:
         raise HTTPException(422, f"step {step!r} is longer than a year")
@@ -216,7 +219,7 @@ def get_readings(
     start: Start = None,
     end: End = None,
     step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted",
-                                      pattern=r"^\s*\d+[smhd]?\s*$")] = None,
+                                      pattern=rf"^\s*[0-9]{{1,{_STEP_DIGITS}}}[smhd]?\s*$")] = None,
 ) -> list[SeriesOut]:
     _known(gw, device_id)
     d = gw.site.device(device_id)
@@ -296,15 +299,15 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     accepted = 0
     try:
         try:
-            parsed = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            gw.ingestor.refuse("http", "", Reason.NOT_JSON, f"body is not JSON: {exc}", body, received_ms,
-                               HTTP_INGEST_WAIT_S)
-            raise HTTPException(422, f"body is not JSON: {exc}") from None
-        for i, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
-            error = _ingest_item(gw, item, received_ms)
+            items = json_array_items(body)
+        except ValueError as exc:
+            _not_json(gw, f"the body is a malformed JSON array: {exc}", body, received_ms)
+        for i, item in enumerate([body] if items is None else items):
+            error = gw.ingestor.accept_named("http", item, received_ms, HTTP_INGEST_WAIT_S)
             if error is None:
                 accepted += 1
+            elif items is None and error.reason is Reason.NOT_JSON:
+                raise HTTPException(422, f"the body is {error.detail}")  # recorded by accept_named
             else:
                 problems.append(IngestProblem(index=i, device_id=error.device_id, reason=error.reason.value,
                                               detail=error.detail))
@@ -321,17 +324,11 @@ def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
     return IngestResult(accepted=accepted, rejected=problems)
 
 
-def _ingest_item(gw: Gateway, item: object, received_ms: int) -> DecodeError | None:
-    payload = json.dumps(item, ensure_ascii=False).encode()
-    if not isinstance(item, dict):
-        return gw.ingestor.refuse("http", "", Reason.NOT_OBJECT, "a reading must be a JSON object", payload,
-                                  received_ms, HTTP_INGEST_WAIT_S)
-    device_id = item.pop("device_id", None)
-    if not isinstance(device_id, str):
-        return gw.ingestor.refuse("http", "", Reason.MISSING_FIELD, "device_id: a string is required", payload,
-                                  received_ms, HTTP_INGEST_WAIT_S)
-    return gw.ingestor.accept("http", device_id, "telemetry", json.dumps(item).encode(), received_ms,
-                              timeout=HTTP_INGEST_WAIT_S)
+def _not_json(gw: Gateway, detail: str, body: bytes, received_ms: int) -> NoReturn:
+    """A body that is not one reading nor a list of them: rejected whole, as MQTT rejects a
+    payload, and answered 422."""
+    gw.ingestor.refuse("http", "", Reason.NOT_JSON, detail, body, received_ms, HTTP_INGEST_WAIT_S)
+    raise HTTPException(422, detail)
 
 
 @router.get("/api/v1/rejected", tags=["ingest"], responses=GUARDED)

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 import dashboards
 from devices.base import Event, Sample
 from gateway.alerts import AlertStore, Notice
+from gateway.api_docs import install_docs
 from gateway.audit import AuditTrail
 from gateway.auth import AuthStore
 from gateway.auth import router as auth_router
@@ -33,6 +34,7 @@ from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
+from gateway.http_guard import BodyLimit, SecurityHeaders, refusal_counter
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.poll import pollers
 from gateway.live import LiveBus
@@ -273,6 +275,7 @@ def create_app(
             for start in before:
                 await stack.enter_async_context(start())
             gateway = await stack.enter_async_context(Gateway(site, clock))
+            gateway.counters.registry.register(refused)
             app.state.gateway = gateway
             app.state.auth = gateway.auth
             app.state.clock = clock
@@ -285,7 +288,18 @@ def create_app(
         summary=f"{site.name}: meters, UV lamps, sample fridges and doors",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is served from the package (install_docs), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        # Starlette's slash redirect writes the request's Host header into Location.
+        redirect_slashes=False,
     )
+    # Outermost last: the 413 answer gets the security headers too.
+    refused = refusal_counter()
+    app.state.http_refused = refused
+    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
+    app.add_middleware(SecurityHeaders)
+    install_docs(app)
     app.include_router(router)
     app.include_router(alerts_router)
     app.include_router(auth_router)

@@ -20,6 +20,7 @@ from gateway.app import Gateway, create_app
 from gateway.audit import AuditTrail
 from gateway.auth import AuthError, AuthStore, Role, Scope
 from gateway.clock import SystemClock
+from gateway.http_guard import timed_h11
 
 
 def _log(level: str) -> None:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             site = config.load(args.config)
             app = create_app(site, SystemClock())
-            return _serve(app, site.api.host, site.api.port, args.log_level)
+            return _serve(app, site.api, args.log_level)
         if args.command == "demo":
             from gateway.demo import demo_app
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  MQTT:                  mqtt://127.0.0.1:{args.mqtt_port} (facility/sunflower-kg/#)\n",
                 flush=True,
             )
-            return _serve(app, args.host, args.port, args.log_level)
+            return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
         if args.command in ("user", "api-key"):
             return _accounts(args)
         if args.command == "report":
@@ -184,9 +185,18 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(gateway.live.close)
 
 
-def _serve(app: FastAPI, host: str, port: int, log_level: str) -> int:
+def _serve(app: FastAPI, settings: config.ApiSettings, log_level: str) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    server = _Server(app, uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    trusted = [str(network) for network in settings.trusted_proxies]
+    server = _Server(app, uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level,
+        # h11 explicitly, whatever else is installed: the request deadline is built on it.
+        http=timed_h11(settings.request_timeout_s, app.state.http_refused),
+        ws="none",  # no WebSocket routes: no second protocol to bound
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
+        # configured proxies are believed, and with none the headers are not read at all.
+        proxy_headers=bool(trusted), forwarded_allow_ips=trusted,
+    ))
     asyncio.run(server.serve())
     return 0 if server.started and not server.gateway_failed else 1
 

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FilePath,
+    IPvAnyNetwork,
     SecretStr,
     SerializeAsAny,
     ValidationError,
@@ -271,6 +272,16 @@ class StorageSettings(_Strict):
 class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # A larger request is refused with 413 before its body is read, so a client cannot make the
+    # gateway hold what it sends in memory. HTTP ingest of 5,000 readings takes about 500 kB.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    # A request must arrive whole (headers and body) within this time of its first byte: a
+    # client that sends half a request and stalls must not hold a connection for ever.
+    request_timeout_s: float = Field(30, gt=0)
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or
+    # networks). Empty: the headers are ignored, so a client cannot claim another address
+    # (the login lockout counts failures by address).
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
 class IngestSettings(_Strict):

@@ -8,11 +8,14 @@ a backfill thread) and does no I/O.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
+
+from pydantic_core import from_json
 
 from devices import kinds
 from devices.base import DecodeError, DeviceKind, Event, MetricType, Reason, Sample
@@ -241,6 +244,25 @@ class Ingestor:
             newest.append(((sample.device_id, key), (sample.ts_ms, value)))
         return newest
 
+    def accept_named(self, transport: str, payload: bytes, received_ms: int,
+                     timeout: float | None = None) -> DecodeError | None:
+        """A reading, as JSON bytes, that names its device in a `device_id` field (HTTP
+        ingest). The bytes go to the device's decoder as they came, with the same parser as
+        MQTT payloads, so an item is rejected for what it is (not JSON, not an object, no
+        device, or whatever its kind's decoder finds) and never breaks the request."""
+        try:
+            message = from_json(payload)
+        except ValueError as exc:
+            return self.refuse(transport, "", Reason.NOT_JSON, not_json(exc), payload, received_ms, timeout)
+        if not isinstance(message, dict):
+            return self.refuse(transport, "", Reason.NOT_OBJECT, "a reading must be a JSON object", payload,
+                               received_ms, timeout)
+        device_id = message.get("device_id")
+        if not isinstance(device_id, str):
+            return self.refuse(transport, "", Reason.MISSING_FIELD, "device_id: a string is required", payload,
+                               received_ms, timeout)
+        return self.accept(transport, device_id, "telemetry", payload, received_ms, timeout)
+
     def refuse(
         self, transport: str, device_id: str, reason: Reason, detail: str, payload: bytes, received_ms: int,
         timeout: float | None = None,
@@ -262,3 +284,67 @@ def _native(device_id: str, channel: str, payload: bytes, received_ms: int) -> C
     if channel == "telemetry":
         return lambda kind: kind.decode(device_id, payload, received_ms)
     return lambda kind: kind.decode_event(device_id, payload, received_ms)
+
+
+# What the JSON parser's terse messages mean, for the person who reads the rejection.
+_JSON_HINTS: Final = {
+    "recursion limit exceeded": "nested too deep",
+    "number out of range": "a number with too many digits",
+    "hex escape": "a \\u escape that is not a whole character, e.g. a lone surrogate",
+}
+
+
+def not_json(exc: ValueError) -> str:
+    """The detail of a NOT_JSON rejection: the parser's message (with where it stopped) and,
+    where it is terse, what it means."""
+    hint = next((h for key, h in _JSON_HINTS.items() if key in str(exc)), None)
+    return f"not JSON: {exc}" + (f" ({hint})" if hint else "")
+
+
+# A JSON array's structure: whole strings (skipped, whatever they hold), brackets and commas;
+# a quote that starts no whole string is an unterminated one.
+_ARRAY_TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[][{},"]', re.S)
+_CLOSES: Final = {ord("]"): ord("["), ord("}"): ord("{")}
+_JSON_SPACE: Final = b" \t\r\n"
+
+
+def json_array_items(body: bytes) -> list[bytes] | None:
+    """The elements of a JSON array, each as its own bytes, unparsed; None when `body` is not
+    an array. Only the array's own brackets and commas are read (strings are skipped whole, and
+    nesting is counted, not recursed into), so an element that is bad JSON, nested too deep or
+    holding a number too long to read is one element to reject, not a broken body. Raises
+    ValueError when the array itself is malformed: unbalanced, unterminated, an empty element."""
+    start = len(body) - len(body.lstrip(_JSON_SPACE))
+    if body[start:start + 1] != b"[":
+        return None
+    items: list[bytes] = []
+    open_brackets: list[int] = []
+    item_start = start + 1
+
+    def element(end: int) -> None:
+        item = body[item_start:end].strip(_JSON_SPACE)
+        if not item:
+            raise ValueError(f"an empty element of the array before byte {end}")
+        items.append(item)
+
+    for token in _ARRAY_TOKEN.finditer(body, start):
+        char = body[token.start()]
+        if char == ord('"'):
+            if token.end() - token.start() == 1:
+                raise ValueError(f"a string that is not closed, at byte {token.start()}")
+        elif char in _CLOSES:
+            if not open_brackets or open_brackets.pop() != _CLOSES[char]:
+                raise ValueError(f"an unbalanced {chr(char)!r} at byte {token.start()}")
+            if not open_brackets:  # the array's own closing bracket
+                if body[token.end():].strip(_JSON_SPACE):
+                    raise ValueError(f"more after the array's end, from byte {token.end()}")
+                if items or body[item_start:token.start()].strip(_JSON_SPACE):
+                    element(token.start())
+                return items
+        elif char == ord(","):
+            if len(open_brackets) == 1:
+                element(token.start())
+                item_start = token.end()
+        else:
+            open_brackets.append(char)
+    raise ValueError("the array is not closed")

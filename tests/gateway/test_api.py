@@ -216,3 +216,64 @@ def test_an_invalid_request_is_a_422_that_does_not_echo_the_input(api: TestClien
     response = api.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert "input" not in response.json()["detail"][0]
+
+
+# What Python's json module cannot hold: a lone surrogate (valid JSON, not Unicode), an
+# integer longer than Python converts (4300 digits), nesting deeper than its recursion.
+UNREADABLE = {
+    "lone surrogate": b'{"device_id": "meter", "energy_kwh": 6, "note": "\\ud800"}',
+    "too many digits": b'{"device_id": "meter", "energy_kwh": ' + b"9" * 5000 + b"}",
+    "nested too deep": b'{"device_id": "meter", "energy_kwh": 7, "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+}
+
+
+def test_http_ingest_rejects_what_json_cannot_hold_as_mqtt_does(api: TestClient) -> None:
+    good = json.dumps({"device_id": "meter", "ts": T0, "energy_kwh": 5.0}).encode()
+    response = api.post("/api/v1/readings", content=b"[" + b", ".join([good, *UNREADABLE.values()]) + b"]")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [(p["index"], p["reason"]) for p in body["rejected"]] == [(1, "not_json"), (2, "not_json"),
+                                                                    (3, "not_json")]
+    for problem, meaning in zip(body["rejected"], UNREADABLE, strict=True):
+        assert meaning in problem["detail"]
+    wait_for(lambda: api.get("/api/v1/devices/meter").json()["last_values"].get("energy_kwh") == 5.0)
+
+    # Alone, each is the whole body: a 422 that says why.
+    for meaning, payload in UNREADABLE.items():
+        alone = api.post("/api/v1/readings", content=payload)
+        assert alone.status_code == 422
+        assert alone.json()["detail"].startswith("the body is not JSON")
+        assert meaning in alone.json()["detail"]
+
+    # Counted and kept as dead letters, as MQTT's rejections are.
+    wait_for(lambda: len(api.get("/api/v1/rejected", params={"reason": "not_json"}).json()) == 6)
+    m = accounting(api)
+    assert m.total("facility_messages_received_total", transport="http") == 7
+    assert m.total("facility_messages_rejected_total", reason="not_json") == 6
+    dead = api.get("/api/v1/rejected", params={"reason": "not_json"}).json()
+    assert {d["source"] for d in dead} == {"http"}
+    assert any(d["preview"].startswith('{"device_id": "meter", "energy_kwh": 6, "note": "\\ud800"') for d in dead)
+    wait_for(lambda: accounting(api).stored("sqlite") == 1)
+    accounting(api).check()
+
+
+def test_http_ingest_refuses_a_malformed_array_whole(api: TestClient) -> None:
+    for body in (b'[{"device_id": "meter", "energy_kwh": 1},]', b'[{"device_id": "meter"', b'[1] [2]',
+                 b'["unterminated]'):
+        response = api.post("/api/v1/readings", content=body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"].startswith("the body is a malformed JSON array")
+    assert api.post("/api/v1/readings", content=b" [ ] ").json() == {"accepted": 0, "rejected": []}
+    # Brackets, commas and escaped quotes inside strings are no part of the array's structure.
+    tricky = rb'[{"device_id": "meter", "ts": 1795219200, "energy_kwh": 2, "note": "a \" ], {[ b"}]'
+    assert api.post("/api/v1/readings", content=tricky).json() == {"accepted": 1, "rejected": []}
+    wait_for(lambda: accounting(api).total("facility_messages_rejected_total", reason="not_json") == 4)
+
+
+def test_a_step_with_endless_digits_is_a_422(api: TestClient) -> None:
+    for step in ("9" * 5000, "9" * 5000 + "d", "99999999d"):
+        response = api.get("/api/v1/devices/fridge/readings", params={"step": step})
+        assert response.status_code == 422
+    assert "longer than a year" in api.get("/api/v1/devices/fridge/readings",
+                                           params={"step": "999999999"}).json()["detail"]
