@@ -49,8 +49,8 @@ def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto:
         ], "retry_first_s": 0.1},
     }
     data["reports"] |= {"public_url": "http://10.0.0.5:8000"}
-    if channels is not None:
-        data["notifications"]["channels"] += channels
+    if channels is not None:  # for reports only: no alert is critical in an empty database
+        data["notifications"]["channels"] += [c | {"min_severity": "critical"} for c in channels]
         data["reports"]["channels"] = [c["id"] for c in channels]
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
