@@ -692,10 +692,41 @@ def require(need: Role, scope: Scope) -> Callable[[AuthStore, int, str | None], 
     return dependency
 
 
-Viewer = Annotated[Principal, Depends(require(Role.VIEWER, Scope.READ))]
+_viewer = require(Role.VIEWER, Scope.READ)
+Viewer = Annotated[Principal, Depends(_viewer)]
 Staff = Annotated[Principal, Depends(require(Role.STAFF, Scope.ACK))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN, Scope.ADMIN))]
 Ingester = Annotated[Principal, Depends(require(Role.STAFF, Scope.INGEST))]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Access as it was granted to a request, to be checked again while its answer lasts: a
+    live stream must end once the next request with the same credential would be refused
+    (the session ended or expired, the user disabled, the key revoked)."""
+
+    principal: Principal
+    credential: str | None
+    need: Role
+    scope: Scope
+    store: AuthStore
+    clock: Clock
+
+    def holds(self) -> bool:
+        """Whether the credential still passes. Reads SQLite: call it off the event loop."""
+        if self.credential is None:
+            return _anonymous_ok(self.store.settings, self.need, self.scope)
+        principal = self.store.authenticate(self.credential, int(self.clock.now().timestamp() * 1000))
+        return principal is not None and principal.can(self.need, self.scope)
+
+
+def _viewer_grant(request: Request, principal: Viewer, credential: Credential) -> Grant:
+    clock: Clock = request.app.state.clock
+    return Grant(principal, credential, Role.VIEWER, Scope.READ, _store(request), clock)
+
+
+# For answers that last (the live stream): a `Viewer` whose access can be checked again.
+ViewerGrant = Annotated[Grant, Depends(_viewer_grant)]
 
 
 @contextmanager

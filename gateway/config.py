@@ -271,6 +271,9 @@ class StorageSettings(_Strict):
 class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # A live stream sends a comment this often when quiet (so proxies keep it open), and
+    # checks this often that its session or key is still valid.
+    live_heartbeat_s: float = Field(15, ge=0.1, le=300)
 
 
 class IngestSettings(_Strict):
