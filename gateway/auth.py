@@ -720,7 +720,8 @@ class Grant:
         return principal is not None and principal.can(self.need, self.scope)
 
 
-def _viewer_grant(request: Request, principal: Viewer, credential: Credential) -> Grant:
+async def _viewer_grant(request: Request, principal: Viewer, credential: Credential) -> Grant:
+    # async: nothing here blocks, and a sync dependency would wait for a pool thread
     clock: Clock = request.app.state.clock
     return Grant(principal, credential, Role.VIEWER, Scope.READ, _store(request), clock)
 
