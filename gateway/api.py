@@ -7,14 +7,16 @@ load balancer and Prometheus, and name no readings."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from devices import kinds
 from devices.base import Metric, MetricType, Reason
@@ -22,11 +24,14 @@ from gateway.app import Gateway
 from gateway.auth import Ingester, Viewer
 from gateway.pipeline import BufferFull, json_array_items
 from gateway.problems import problems
+from gateway.query_limit import HeavyQuery, query_limiter
 
 router = APIRouter()
 # Reads and ingest need credentials, name a device, validate their query, and ingest may be
 # told to come back later.
 GUARDED = problems(401, 403, 404, 422, 503)
+# Heavy queries (gateway/query_limit.py) may be told to come back later too.
+BUSY = GUARDED | {503: GUARDED[503] | {"description": "too many heavy queries at once; see Retry-After"}}
 Start = Annotated[AwareDatetime | None,
                   Query(description="ISO 8601 with an offset (or Unix seconds); default: 24 h before end")]
 End = Annotated[AwareDatetime | None, Query(description="ISO 8601 with an offset (or Unix seconds); default: now")]
@@ -101,7 +106,10 @@ class SeriesOut(BaseModel):
     start: datetime
     end: datetime
     step_s: int | None
-    truncated: bool
+    truncated: bool = Field(description=f"raw points only: the window holds more than {MAX_RAW_POINTS:,}; these "
+                                        "are the oldest")
+    next: datetime | None = Field(None, description="where a truncated series goes on: ask again with this as "
+                                                    "`start` (and the metric), or ask for buckets with `step`")
     points: list[PointOut] | list[BucketOut]
 
 
@@ -211,16 +219,29 @@ def _step_seconds(step: str) -> int:
     return seconds
 
 
-@router.get("/api/v1/devices/{device_id}/readings", tags=["devices"], responses=GUARDED)
+# Large answers are serialised to JSON here, in the route's worker thread. Left to FastAPI,
+# that happens on the event loop: about 17 ms for two series of 10,000 points, so a second
+# of a stalled loop (and of waiting /health probes) for 60 such answers at once.
+_SERIES = TypeAdapter(list[SeriesOut])
+
+
+def _json(adapter: TypeAdapter[Any], value: object) -> Response:
+    return Response(adapter.dump_json(value), media_type="application/json")
+
+
+@router.get("/api/v1/devices/{device_id}/readings", tags=["devices"], responses=BUSY,
+            response_model=list[SeriesOut])
 def get_readings(
-    gw: GatewayDep, _: Viewer,
+    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
     device_id: str,
     metric: Annotated[str | None, Query(description="a metric key; all of the device's when omitted")] = None,
     start: Start = None,
     end: End = None,
     step: Annotated[str | None, Query(description="bucket width (300, 5m, 1h, 1d): raw points if omitted",
                                       pattern=rf"^\s*[0-9]{{1,{_STEP_DIGITS}}}[smhd]?\s*$")] = None,
-) -> list[SeriesOut]:
+) -> Response:
+    """A device's readings in a time window, per metric: raw points (at most MAX_RAW_POINTS
+    a series, the oldest first; `next` says where to go on) or buckets of `step`."""
     _known(gw, device_id)
     d = gw.site.device(device_id)
     assert d is not None
@@ -240,10 +261,11 @@ def get_readings(
         m = kind.metric(key)
         unit = m.unit if m else ""
         points: list[PointOut] | list[BucketOut]
-        truncated = False
+        truncated, next_start = False, None
         if step_s is None:
             raw = gw.store.points(device_id, key, _ms(start), _ms(end), MAX_RAW_POINTS + 1)
-            truncated = len(raw) > MAX_RAW_POINTS
+            if len(raw) > MAX_RAW_POINTS:
+                truncated, next_start = True, _dt(raw[MAX_RAW_POINTS].ts_ms)
             points = [PointOut(ts=_dt(p.ts_ms), value=p.value) for p in raw[:MAX_RAW_POINTS]]
         else:
             points = [
@@ -251,8 +273,8 @@ def get_readings(
                 for b in gw.store.buckets(device_id, key, _ms(start), _ms(end), step_s * 1000, offset_ms)
             ]
         out.append(SeriesOut(device_id=device_id, metric=key, unit=unit, start=start, end=end,
-                             step_s=step_s, truncated=truncated, points=points))
-    return out
+                             step_s=step_s, truncated=truncated, next=next_start, points=points))
+    return _json(_SERIES, out)
 
 
 class EventOut(BaseModel):
@@ -261,19 +283,22 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
-@router.get("/api/v1/devices/{device_id}/events", tags=["devices"], responses=GUARDED)
+_EVENTS = TypeAdapter(list[EventOut])
+
+
+@router.get("/api/v1/devices/{device_id}/events", tags=["devices"], responses=BUSY, response_model=list[EventOut])
 def get_events(
-    gw: GatewayDep, _: Viewer,
+    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
     device_id: str,
     start: Start = None,
     end: End = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[EventOut]:
+) -> Response:
     """A device's events (door access), newest first."""
     _known(gw, device_id)
     start, end = _window(gw, start, end)
-    return [EventOut(ts=_dt(e.ts_ms), type=e.type, data=e.data)
-            for e in gw.store.events(device_id, _ms(start), _ms(end), limit)]
+    return _json(_EVENTS, [EventOut(ts=_dt(e.ts_ms), type=e.type, data=e.data)
+                           for e in gw.store.events(device_id, _ms(start), _ms(end), limit)])
 
 
 @router.post(
@@ -342,13 +367,25 @@ def list_rejected(
                         detail=r.detail, preview=r.preview) for r in rows]
 
 
+# /health and /metrics must answer however busy the API is. They are `async` and take the
+# gateway from the request, not from `GatewayDep`: a sync route or dependency waits for a slot
+# in the thread pool that API work (readings, reports) may fill. What they read is in memory,
+# but behind locks that a spool commit (an fsync) can hold for a while, too long to block the
+# event loop: so they run in threads of their own, which nothing else uses.
+_OPERATIONS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="operations")
+
+
 @router.get("/health", tags=["operations"])
-def health(gw: GatewayDep) -> HealthOut:
-    parts = gw.health()
+async def health(request: Request) -> HealthOut:
+    gw: Gateway = request.app.state.gateway
+    parts = await asyncio.get_running_loop().run_in_executor(_OPERATIONS, gw.health)
     ok = all(p["state"] == "ok" for p in parts.values())
     return HealthOut(status="ok" if ok else "degraded", site=gw.site.id, components=parts)
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
-def metrics(gw: GatewayDep) -> Response:
-    return Response(gw.counters.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    query_limiter(request)  # so that its counters show before the first heavy query
+    body = await asyncio.get_running_loop().run_in_executor(_OPERATIONS, gw.counters.exposition)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

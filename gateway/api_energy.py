@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from gateway.api import GUARDED, GatewayDep
+from gateway.api import BUSY, GatewayDep
 from gateway.api_reports import RENDERED, FormatQuery, LangQuery, report_response
 from gateway.auth import Viewer
+from gateway.query_limit import HeavyQuery
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
 
@@ -18,11 +19,11 @@ router = APIRouter(tags=["reports"])
 
 @router.get(
     "/api/v1/reports/energy", response_model=None,
-    responses=GUARDED | {200: {"model": EnergyReport, "content": RENDERED,
-                               "description": "the report's data, or it rendered"}},
+    responses=BUSY | {200: {"model": EnergyReport, "content": RENDERED,
+                            "description": "the report's data, or it rendered"}},
 )
 async def energy(
-    gw: GatewayDep, _: Viewer,
+    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
     month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="e.g. 2026-10")],
     fmt: FormatQuery = "json",
     lang: LangQuery = "zh-CN",

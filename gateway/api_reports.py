@@ -20,10 +20,11 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api import GUARDED, GatewayDep
+from gateway.api import BUSY, GatewayDep
 from gateway.app import Gateway
 from gateway.auth import Staff, Viewer
 from gateway.problems import problems
+from gateway.query_limit import HeavyQuery
 from gateway.reports.document import Document
 from gateway.reports.safety import (
     FIRST_DAY,
@@ -91,11 +92,11 @@ def _check_date(day: date) -> date:
 
 @router.get(
     "/api/v1/reports/safety", response_model=None,
-    responses=GUARDED | {200: {"model": SafetyRecord | SafetySummary, "content": RENDERED,
-                               "description": "the record (date) or the summary (week, month), or it rendered"}},
+    responses=BUSY | {200: {"model": SafetyRecord | SafetySummary, "content": RENDERED,
+                            "description": "the record (date) or the summary (week, month), or it rendered"}},
 )
 async def safety(
-    gw: GatewayDep, _: Viewer,
+    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
     day: DayQuery = None,
     week: Annotated[str | None, Query(pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. "
                                       "2026-W42")] = None,
@@ -121,11 +122,11 @@ async def safety(
 
 @router.get(
     "/api/v1/reports/canteen", response_model=None,
-    responses=GUARDED | {200: {"model": CanteenRecord, "content": RENDERED,
-                               "description": "the canteen record, or it rendered"}},
+    responses=BUSY | {200: {"model": CanteenRecord, "content": RENDERED,
+                            "description": "the canteen record, or it rendered"}},
 )
 async def canteen_record(
-    gw: GatewayDep, _: Viewer,
+    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
     day: Annotated[date, Query(alias="date", description="a local date, e.g. 2026-10-12")],
     fmt: FormatQuery = "json",
     lang: LangQuery = "zh-CN",

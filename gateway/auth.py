@@ -15,6 +15,7 @@ API keys and the audit trail.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -30,11 +31,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.audit import AuditTrail
 from gateway.clock import Clock
@@ -66,13 +68,47 @@ class Scope(StrEnum):
 
 
 class AuthSettings(BaseModel):
+    """Failed logins are counted over a sliding window of `login_lockout_min`. A user name is
+    never locked for everyone: that would let anyone outside lock the head of logistics out.
+    What is locked is a client address, for one user name (`login_max_failures`) or for all
+    of them (`login_max_failures_per_client`, a client guessing across names). Failures
+    against one name from many addresses slow that name's logins down instead: each answer
+    waits `login_slow_delay_s`, doubled for every further `login_max_failures` failures, at
+    most `login_slow_max_delay_s`; the right password still gets in."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     session_ttl_h: float = Field(12, gt=0)
-    login_max_failures: int = Field(5, ge=1)
+    login_max_failures: int = Field(5, ge=1, description="per user name and client address")
+    login_max_failures_per_client: int = Field(20, ge=1, description="per client address, over all user names")
     login_lockout_min: float = Field(15, gt=0)
+    login_slow_after_failures: int = Field(10, ge=2, description="per user name, from all addresses")
+    login_slow_delay_s: float = Field(1.0, ge=0)
+    login_slow_max_delay_s: float = Field(8.0, ge=0)
     # Reads without login, e.g. a wall display on the intranet. Writes always need a login.
     public_read: bool = False
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Self:
+        # One address can add at most `login_max_failures` failures to a name within the
+        # window (it is locked after): above that, only many addresses slow a name down.
+        if self.login_slow_after_failures <= self.login_max_failures:
+            raise ValueError(f"login_slow_after_failures ({self.login_slow_after_failures}) must be more than "
+                             f"login_max_failures ({self.login_max_failures}): one address alone must not slow "
+                             "a user's logins down for everyone")
+        if self.login_max_failures_per_client < self.login_max_failures:
+            raise ValueError(f"login_max_failures_per_client ({self.login_max_failures_per_client}) must be at "
+                             f"least login_max_failures ({self.login_max_failures})")
+        if self.login_slow_max_delay_s < self.login_slow_delay_s:
+            raise ValueError("login_slow_max_delay_s must be at least login_slow_delay_s")
+        return self
+
+    def slow_delay_s(self, failures: int) -> float:
+        """How long a login for a name waits, given the name's failures in the window."""
+        if failures < self.login_slow_after_failures:
+            return 0.0
+        doublings = min(32, (failures - self.login_slow_after_failures) // self.login_max_failures)
+        return min(self.login_slow_max_delay_s, math.ldexp(self.login_slow_delay_s, doublings))
 
 
 class AuthError(Exception):
@@ -85,10 +121,15 @@ class LoginRefused(AuthError):
         super().__init__("wrong user name or password")
 
 
+LockedBy = Literal["username_and_client", "client"]
+
+
 class LoginLocked(AuthError):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many failed logins: try again in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, by: LockedBy) -> None:
+        where = "for this user name from this address" if by == "username_and_client" else "from this address"
+        super().__init__(f"too many failed logins {where}: try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
+        self.by = by
 
 
 class NotFound(AuthError):
@@ -246,11 +287,14 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_username ON login_failures (username, at_ms);
 CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures (client, at_ms);
+CREATE INDEX IF NOT EXISTS login_failures_pair ON login_failures (username, client, at_ms);
 """
 
-# The n-th newest failure inside the window, by user name and by client address.
-_NTH_FAILURE_BY_USERNAME = (
-    "SELECT at_ms FROM login_failures WHERE username = ? AND at_ms > ? ORDER BY at_ms DESC LIMIT 1 OFFSET ?"
+# The n-th newest failure inside the window, by user name and client address together, and
+# by client address alone: what locks.
+_NTH_FAILURE_BY_PAIR = (
+    "SELECT at_ms FROM login_failures WHERE username = ? AND client = ? AND at_ms > ? "
+    "ORDER BY at_ms DESC LIMIT 1 OFFSET ?"
 )
 _NTH_FAILURE_BY_CLIENT = (
     "SELECT at_ms FROM login_failures WHERE client = ? AND at_ms > ? ORDER BY at_ms DESC LIMIT 1 OFFSET ?"
@@ -377,14 +421,17 @@ class AuthStore:
 
     def login(self, name: str, password: str, client: str, now_ms: int) -> Session:
         """A new session, or `LoginRefused` (unknown name, wrong password or disabled user,
-        not saying which), or `LoginLocked` when the name or the client address has had
-        `login_max_failures` failures within `login_lockout_min`."""
-        window_ms = round(self.settings.login_lockout_min * 60_000)
+        not saying which), or `LoginLocked` when this client address has had
+        `login_max_failures` failures for this name, or `login_max_failures_per_client` for
+        any names, within `login_lockout_min`. The name itself is never locked: see
+        `login_delay_s` for what many addresses' failures do."""
+        window_ms = self._window_ms
         with self._transaction() as conn:
             conn.execute("DELETE FROM login_failures WHERE at_ms <= ?", (now_ms - window_ms,))
-            locked_until = self._locked_until(conn, name, client, now_ms, window_ms)
-            if locked_until is not None:
-                raise LoginLocked(math.ceil((locked_until - now_ms) / 1000))
+            locked = self._locked_until(conn, name, client, now_ms)
+            if locked is not None:
+                until, by = locked
+                raise LoginLocked(math.ceil((until - now_ms) / 1000), by)
             # The attempt counts as a failure until the password checks out: the hash is
             # computed outside the lock, and concurrent guesses must not all slip in under
             # the limit meanwhile.
@@ -393,53 +440,78 @@ class AuthStore:
             row = conn.execute("SELECT role, password_hash, disabled FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             verify_password(password, _dummy_hash())
-            self._after_failure(name, client, now_ms, window_ms)
+            self._after_failure(name, client, now_ms)
             raise LoginRefused
         role, password_hash, disabled = row
         if not verify_password(password, password_hash) or disabled:
-            self._after_failure(name, client, now_ms, window_ms)
+            self._after_failure(name, client, now_ms)
             raise LoginRefused
         token = secrets.token_urlsafe(32)
         expires_ms = now_ms + round(self.settings.session_ttl_h * 3_600_000)
         with self._transaction() as conn:
-            conn.execute("DELETE FROM login_failures WHERE username = ?", (name,))
+            # This address's failures for this name only: a success elsewhere must not give
+            # a guessing address its attempts back.
+            conn.execute("DELETE FROM login_failures WHERE username = ? AND client = ?", (name, client))
             conn.execute("DELETE FROM sessions WHERE expires_ms <= ?", (now_ms,))
             conn.execute("INSERT INTO sessions (token_hash, user, expires_ms) VALUES (?, ?, ?)",
                          (_sha256(token), name, expires_ms))
         return Session(token, name, Role(role), expires_ms)
 
+    def login_delay_s(self, name: str, now_ms: int) -> float:
+        """How long to wait before answering a login for `name`: 0 unless many addresses
+        have failed for it lately (see `AuthSettings`). The wait is the caller's to take,
+        without holding a thread."""
+        with self._lock:
+            (failures,) = self._conn.execute(
+                "SELECT count(*) FROM login_failures WHERE username = ? AND at_ms > ?", (name, now_ms - self._window_ms)
+            ).fetchone()
+        return self.settings.slow_delay_s(failures)
+
+    @property
+    def _window_ms(self) -> int:
+        return round(self.settings.login_lockout_min * 60_000)
+
     def _locked_until(
-        self, conn: sqlite3.Connection, name: str, client: str, now_ms: int, window_ms: int
-    ) -> int | None:
-        """When the lock on this name or client ends, or None if neither is locked. A lock
-        holds while `login_max_failures` failures are inside the window, that is until the
-        n-th newest failure leaves it."""
-        args = (now_ms - window_ms, self.settings.login_max_failures - 1)
-        ends = [
-            row[0] + window_ms
-            for row in (conn.execute(_NTH_FAILURE_BY_USERNAME, (name, *args)).fetchone(),
-                        conn.execute(_NTH_FAILURE_BY_CLIENT, (client, *args)).fetchone())
-            if row is not None
-        ]
+        self, conn: sqlite3.Connection, name: str, client: str, now_ms: int
+    ) -> tuple[int, LockedBy] | None:
+        """When the lock on this client for this name, or on this client for all names, ends
+        and which it is (the later one), or None if neither is locked. A lock holds while
+        its number of failures is inside the window, that is until the n-th newest of them
+        leaves it."""
+        since, s = now_ms - self._window_ms, self.settings
+        ends: list[tuple[int, LockedBy]] = []
+        pair = conn.execute(_NTH_FAILURE_BY_PAIR, (name, client, since, s.login_max_failures - 1)).fetchone()
+        if pair is not None:
+            ends.append((pair[0] + self._window_ms, "username_and_client"))
+        alone = conn.execute(_NTH_FAILURE_BY_CLIENT, (client, since, s.login_max_failures_per_client - 1)).fetchone()
+        if alone is not None:
+            ends.append((alone[0] + self._window_ms, "client"))
         return max(ends, default=None)
 
-    def _after_failure(self, name: str, client: str, now_ms: int, window_ms: int) -> None:
+    def _after_failure(self, name: str, client: str, now_ms: int) -> None:
         """Audits the failure that starts a lock (and only that one: locked attempts are
-        refused before they count)."""
-        since = now_ms - window_ms
+        refused before they count), and the one from which the name's logins are slowed."""
+        since, s = now_ms - self._window_ms, self.settings
         with self._lock:
-            (by_name,) = self._conn.execute(
-                "SELECT count(*) FROM login_failures WHERE username = ? AND at_ms > ?", (name, since)
+            by_pair, by_client, by_name, clients = self._conn.execute(
+                "SELECT count(*) FILTER (WHERE username = :name AND client = :client), "
+                "count(*) FILTER (WHERE client = :client), count(*) FILTER (WHERE username = :name), "
+                "count(DISTINCT client) FILTER (WHERE username = :name) "
+                "FROM login_failures WHERE (username = :name OR client = :client) AND at_ms > :since",
+                {"name": name, "client": client, "since": since},
             ).fetchone()
-            (by_client,) = self._conn.execute(
-                "SELECT count(*) FROM login_failures WHERE client = ? AND at_ms > ?", (client, since)
-            ).fetchone()
-            locked_until = self._locked_until(self._conn, name, client, now_ms, window_ms)
-        limit = self.settings.login_max_failures
-        locked = [by for by, count in (("username", by_name), ("client", by_client)) if count == limit]
+            locked_until = self._locked_until(self._conn, name, client, now_ms)
+        locked: list[LockedBy] = []
+        if by_pair == s.login_max_failures:
+            locked.append("username_and_client")
+        if by_client == s.login_max_failures_per_client:
+            locked.append("client")
         if locked and locked_until is not None:
             self.audit.record(now_ms, f"client:{client}", "login.locked", name,
-                              {"by": locked, "retry_after_s": math.ceil((locked_until - now_ms) / 1000)})
+                              {"by": locked, "retry_after_s": math.ceil((locked_until[0] - now_ms) / 1000)})
+        if by_name == s.login_slow_after_failures:
+            self.audit.record(now_ms, f"client:{client}", "login.slowed", name,
+                              {"failures": by_name, "clients": clients, "delay_s": s.slow_delay_s(by_name)})
 
     def logout(self, token: str) -> None:
         with self._lock:
@@ -601,14 +673,17 @@ def _authenticate(store: AuthStore, now_ms: int, credential: str | None, anonymo
     return principal
 
 
+def _anonymous_ok(settings: AuthSettings, need: Role, scope: Scope) -> bool:
+    return settings.public_read and need is Role.VIEWER and scope is Scope.READ
+
+
 def require(need: Role, scope: Scope) -> Callable[[AuthStore, int, str | None], Principal]:
     """A dependency that answers 401 without valid credentials and 403 when the caller's
     role (users) or scopes (API keys) do not cover `need`/`scope`. With `public_read`,
     anonymous callers pass where a viewer with the read scope would."""
 
     def dependency(store: StoreDep, now_ms: NowMs, credential: Credential) -> Principal:
-        anonymous_ok = store.settings.public_read and need is Role.VIEWER and scope is Scope.READ
-        principal = _authenticate(store, now_ms, credential, anonymous_ok)
+        principal = _authenticate(store, now_ms, credential, _anonymous_ok(store.settings, need, scope))
         if not principal.can(need, scope):
             lacking = f"the role {need}" if principal.role is not None else f"the scope {scope}"
             raise HTTPException(403, f"{principal.name} lacks {lacking}")
@@ -617,10 +692,42 @@ def require(need: Role, scope: Scope) -> Callable[[AuthStore, int, str | None], 
     return dependency
 
 
-Viewer = Annotated[Principal, Depends(require(Role.VIEWER, Scope.READ))]
+_viewer = require(Role.VIEWER, Scope.READ)
+Viewer = Annotated[Principal, Depends(_viewer)]
 Staff = Annotated[Principal, Depends(require(Role.STAFF, Scope.ACK))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN, Scope.ADMIN))]
 Ingester = Annotated[Principal, Depends(require(Role.STAFF, Scope.INGEST))]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Access as it was granted to a request, to be checked again while its answer lasts: a
+    live stream must end once the next request with the same credential would be refused
+    (the session ended or expired, the user disabled, the key revoked)."""
+
+    principal: Principal
+    credential: str | None
+    need: Role
+    scope: Scope
+    store: AuthStore
+    clock: Clock
+
+    def holds(self) -> bool:
+        """Whether the credential still passes. Reads SQLite: call it off the event loop."""
+        if self.credential is None:
+            return _anonymous_ok(self.store.settings, self.need, self.scope)
+        principal = self.store.authenticate(self.credential, int(self.clock.now().timestamp() * 1000))
+        return principal is not None and principal.can(self.need, self.scope)
+
+
+async def _viewer_grant(request: Request, principal: Viewer, credential: Credential) -> Grant:
+    # async: nothing here blocks, and a sync dependency would wait for a pool thread
+    clock: Clock = request.app.state.clock
+    return Grant(principal, credential, Role.VIEWER, Scope.READ, _store(request), clock)
+
+
+# For answers that last (the live stream): a `Viewer` whose access can be checked again.
+ViewerGrant = Annotated[Grant, Depends(_viewer_grant)]
 
 
 @contextmanager
@@ -735,17 +842,24 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
 router = APIRouter(tags=["auth"], responses=problems(400, 401, 403, 404, 409, 422, 429))
 
 # Endpoints are plain `def`: FastAPI runs them in its thread pool, so SQLite and scrypt
-# never block the event loop.
+# never block the event loop. Login is the exception, for its wait.
 
 
 @router.post(
     "/api/v1/auth/login",
     responses={401: {"description": "wrong user name or password"},
-               429: {"description": "too many failed logins; see Retry-After"}},
+               429: {"description": "too many failed logins from this address; see Retry-After"}},
 )
-def login(body: LoginIn, request: Request, store: StoreDep, now_ms: NowMs) -> LoginOut:
+async def login(body: LoginIn, request: Request, store: StoreDep) -> LoginOut:
+    """Answers later while many addresses are guessing this user's password, but never
+    refuses the right password from an address that has not failed."""
+    delay_s = await run_in_threadpool(store.login_delay_s, body.username, _now_ms(request))
+    if delay_s > 0:
+        # On the event loop, not in a thread: guesses in parallel must not tie up the pool.
+        await asyncio.sleep(delay_s)
     try:
-        session = store.login(body.username, body.password, _client(request), now_ms)
+        session = await run_in_threadpool(store.login, body.username, body.password, _client(request),
+                                          _now_ms(request))
     except LoginLocked as exc:
         raise HTTPException(429, str(exc),
                             headers={"Retry-After": str(exc.retry_after_s)}) from None

@@ -282,6 +282,13 @@ class ApiSettings(_Strict):
     # networks). Empty: the headers are ignored, so a client cannot claim another address
     # (the login lockout counts failures by address).
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # A live stream sends a comment this often when quiet (so proxies keep it open), and
+    # checks this often that its session or key is still valid.
+    live_heartbeat_s: float = Field(15, ge=0.1, le=300)
+    # Readings, events and reports at once; more wait up to `heavy_wait_s` for a turn, then
+    # get 503 with Retry-After. None: 4 per CPU core.
+    max_heavy_queries: int | None = Field(None, ge=1, le=1000)
+    heavy_wait_s: float = Field(0.5, ge=0, le=30)
 
 
 class IngestSettings(_Strict):

@@ -28,7 +28,7 @@ from gateway.alerts import Severity
 from gateway.api import GUARDED, GatewayDep, MetricOut
 from gateway.api_alerts import utc
 from gateway.app import Gateway
-from gateway.auth import Viewer
+from gateway.auth import Grant, Viewer, ViewerGrant
 from gateway.config import Device
 from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
@@ -37,9 +37,8 @@ from gateway.storage.sqlite import increase
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
-# A comment line this often keeps proxies from closing a quiet stream and lets the server
-# notice a browser that went away.
-HEARTBEAT_S = 15.0
+# The live stream's heartbeat is `api.live_heartbeat_s`: a comment line that often keeps
+# proxies from closing a quiet stream and lets the server notice a browser that went away.
 # What the browser waits before reconnecting after the stream broke (the SSE `retry:` field).
 RECONNECT_MS = 1000
 
@@ -350,14 +349,27 @@ async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
 # ------------------------------------------------------------------------- the live stream
 
 
-async def _events(gw: Gateway) -> AsyncIterator[str]:
+async def _events(gw: Gateway, grant: Grant) -> AsyncIterator[str]:
+    """The stream, until the gateway stops or the caller's access ends: checked once a
+    heartbeat, busy or quiet, before anything more is sent. The browser then reconnects
+    and is told 401."""
+    heartbeat_s = gw.site.api.live_heartbeat_s
+    loop = asyncio.get_running_loop()
     yield f"retry: {RECONNECT_MS}\n\n"
     with gw.live.subscribe() as sub:
         yield "event: hello\ndata: {}\n\n"
+        check_at = loop.time() + heartbeat_s
         while not sub.closed:
-            batch = await sub.next(HEARTBEAT_S)
+            batch = await sub.next(max(0.0, check_at - loop.time()))
+            if loop.time() >= check_at:
+                # A primary-key lookup, in a worker thread: the auth store's lock may be
+                # held by a login's transaction, which must not stall the event loop.
+                if not await asyncio.to_thread(grant.holds):
+                    return
+                check_at = loop.time() + heartbeat_s
             if not batch:
-                yield ": ping\n\n"
+                if not sub.closed:
+                    yield ": ping\n\n"
                 continue
             yield "".join(f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
                           for kind, data in batch)
@@ -368,11 +380,12 @@ async def _events(gw: Gateway) -> AsyncIterator[str]:
     responses=GUARDED | {200: {"content": {"text/event-stream": {}},
                                "description": "server-sent events: `reading`, `event`, `alert`, `work_order`"}},
 )
-async def live(gw: GatewayDep, _: Viewer) -> StreamingResponse:
+async def live(gw: GatewayDep, grant: ViewerGrant) -> StreamingResponse:
     """What changes, as it happens: each device's newest values (`reading`), door and card
     events (`event`), alert and work-order changes. A slow reader gets the newest state of
-    each thing, never a backlog."""
-    return StreamingResponse(_events(gw), media_type="text/event-stream",
+    each thing, never a backlog. The stream ends within `api.live_heartbeat_s` of its
+    session or key no longer being valid (logout, expiry, a disabled user, a revoked key)."""
+    return StreamingResponse(_events(gw, grant), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 

@@ -7,10 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +24,7 @@ from gateway import config
 from gateway.app import create_app
 from gateway.auth import Scope
 from gateway.clock import SystemClock
+from tests.served import serve
 from tests.services import Mosquitto, accounting, wait_for
 
 pytestmark = pytest.mark.integration
@@ -277,3 +282,31 @@ def test_a_step_with_endless_digits_is_a_422(api: TestClient) -> None:
         assert response.status_code == 422
     assert "longer than a year" in api.get("/api/v1/devices/fridge/readings",
                                            params={"step": "999999999"}).json()["detail"]
+
+
+def test_health_and_metrics_never_wait_for_the_thread_pool(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Sync routes (and sync dependencies) run in a shared pool of threads; when all of them
+    wait (HTTP ingest waits up to 10 s for its items to be durable, a read for SQLite) the
+    load balancer's probe must still get its answer."""
+    site = config.parse(SITE.format(url=mosquitto.url, client_id="gw-pool", data_dir=tmp_path / "data"), "site.yaml")
+    app = create_app(site, SystemClock())
+    release, waiting = threading.Event(), threading.Semaphore(0)
+
+    @app.get("/test/occupy")
+    def occupy() -> None:  # a sync route, holding a thread of the pool until released
+        waiting.release()
+        release.wait(30)
+
+    pool_size = 40  # anyio's default, which FastAPI uses
+    with serve(app) as url, ThreadPoolExecutor(pool_size + 10) as clients, httpx.Client(base_url=url) as probe:
+        occupied = [clients.submit(httpx.get, f"{url}/test/occupy", timeout=60) for _ in range(pool_size + 10)]
+        try:
+            for _ in range(pool_size):
+                assert waiting.acquire(timeout=10)  # every thread of the pool is taken
+            for path in ("/health", "/metrics", "/health"):
+                started = time.monotonic()
+                assert probe.get(path, timeout=5).status_code == 200
+                assert time.monotonic() - started < 1.0, path
+        finally:
+            release.set()
+        assert all(f.result().status_code == 200 for f in occupied)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -45,6 +46,10 @@ T0 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 PASSWORDS = {"ada": "ada-admin-passphrase", "sam": "sam-staff-passphrase", "vic": "vic-viewer-passphrase"}
 ROLES = {"ada": Role.ADMIN, "sam": Role.STAFF, "vic": Role.VIEWER}
 MAX_FAILURES = 3
+MAX_CLIENT_FAILURES = 6
+SLOW_AFTER = 6
+SLOW_DELAY = timedelta(seconds=0.3)
+SLOW_MAX_DELAY = timedelta(seconds=1.2)
 LOCKOUT = timedelta(minutes=15)
 OTHER_CLIENT = ("192.0.2.7", 50000)
 
@@ -89,6 +94,14 @@ class Env:
     store: AuthStore
     path: Path
     sessions: dict[str, str]  # a logged-in session per seeded user
+    app: FastAPI
+    _more: list[TestClient]
+
+    def from_address(self, host: str) -> TestClient:
+        """A client of the same app that connects from `host`."""
+        client = TestClient(self.app, client=(host, 50000))
+        self._more.append(client)
+        return client
 
     def login(self, name: str, password: str | None = None, via: TestClient | None = None) -> Response:
         return (via or self.client).post(
@@ -139,7 +152,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
 
 @pytest.fixture
 def make_env(seed: Seed, tmp_path: Path) -> Iterator[Callable[..., Env]]:
-    made: list[tuple[TestClient, TestClient, AuthStore, AuditTrail]] = []
+    made: list[tuple[Env, AuditTrail]] = []
 
     def make(**settings: Any) -> Env:
         path = tmp_path / f"state-{len(made)}.db"
@@ -147,18 +160,21 @@ def make_env(seed: Seed, tmp_path: Path) -> Iterator[Callable[..., Env]]:
         clock = ManualClock(T0)
         audit = AuditTrail(path)
         store = AuthStore(path, AuthSettings.model_validate({
-            "login_max_failures": MAX_FAILURES, "login_lockout_min": LOCKOUT.total_seconds() / 60, **settings,
+            "login_max_failures": MAX_FAILURES, "login_max_failures_per_client": MAX_CLIENT_FAILURES,
+            "login_slow_after_failures": SLOW_AFTER, "login_slow_delay_s": SLOW_DELAY.total_seconds(),
+            "login_slow_max_delay_s": SLOW_MAX_DELAY.total_seconds(),
+            "login_lockout_min": LOCKOUT.total_seconds() / 60, **settings,
         }), audit)
         app = build_app(store, clock)
-        client, other = TestClient(app), TestClient(app, client=OTHER_CLIENT)
-        made.append((client, other, store, audit))
-        return Env(client, other, clock, store, path, seed.sessions)
+        env = Env(TestClient(app), TestClient(app, client=OTHER_CLIENT), clock, store, path, seed.sessions, app, [])
+        made.append((env, audit))
+        return env
 
     yield make
-    for client, other, store, audit in made:
-        client.close()
-        other.close()
-        store.close()
+    for env, audit in made:
+        for client in (env.client, env.other, *env._more):
+            client.close()
+        env.store.close()
         audit.close()
 
 
@@ -196,7 +212,8 @@ def test_lockout_after_n_failures_answers_429_with_retry_after(env: Env) -> None
     locked = env.login("vic")  # the right password no longer helps
     assert locked.status_code == 429
     assert locked.headers["Retry-After"] == str(int(LOCKOUT.total_seconds()))
-    assert env.login("vic", via=env.other).status_code == 429  # the name is locked from everywhere
+    assert locked.json() == {"detail": "too many failed logins for this user name from this address: try again "
+                                       "in 900 s"}
 
     env.clock.advance(timedelta(minutes=10))
     assert env.login("vic").headers["Retry-After"] == str(5 * 60)
@@ -216,14 +233,84 @@ def test_the_window_slides(env: Env) -> None:
 def test_failures_for_unknown_names_count(env: Env) -> None:
     for _ in range(MAX_FAILURES):
         assert env.login("nobody", "some-password", via=env.other).status_code == 401
-    assert env.login("nobody", "some-password").status_code == 429
+    assert env.login("nobody", "some-password", via=env.other).status_code == 429
 
 
 def test_a_client_address_is_locked_across_names(env: Env) -> None:
-    for name in ("amy", "bob", "cat"):
+    names = ["amy", "bob", "cat", "dan", "eve", "fay"]
+    assert len(names) == MAX_CLIENT_FAILURES
+    for name in names:
         assert env.login(name, "guess-password").status_code == 401
-    assert env.login("vic").status_code == 429  # from the guessing address
+    locked = env.login("vic")  # from the guessing address, for a name it never tried
+    assert locked.status_code == 429
+    assert locked.json()["detail"].startswith("too many failed logins from this address:")
     assert env.login("vic", via=env.other).status_code == 200  # from elsewhere
+
+
+def test_one_address_guessing_a_name_locks_only_itself_for_that_name(make_env: Callable[..., Env]) -> None:
+    """Nobody outside can lock the head of logistics out by guessing at her password."""
+    env = make_env(login_max_failures=5, login_max_failures_per_client=10, login_slow_after_failures=10,
+                   login_slow_delay_s=2, login_slow_max_delay_s=2)
+    env.store.add_user("head", Role.ADMIN, "head-of-logistics-passphrase", "setup", ms(T0))
+    outside = env.from_address("198.51.100.66")
+    for _ in range(5):
+        assert env.login("head", "guess-password", via=outside).status_code == 401
+    assert env.login("head", "head-of-logistics-passphrase", via=outside).status_code == 429
+
+    started = time.monotonic()
+    assert env.login("head", "head-of-logistics-passphrase", via=env.other).status_code == 200
+    assert time.monotonic() - started < 1.5  # at once: one address's failures slow nobody else down
+    # The guessing address may still log into a name it did not guess at ...
+    assert env.login("vic", via=outside).status_code == 200
+    # ... and the success elsewhere gave it no attempts back for head
+    assert env.login("head", "head-of-logistics-passphrase", via=outside).status_code == 429
+    # ... until it has failed across many names: then it is locked for all of them
+    for name in ("amy", "bob", "cat", "dan", "eve"):
+        assert env.login(name, "guess-password", via=outside).status_code == 401
+    assert env.login("sam", via=outside).status_code == 429
+    assert env.login("sam", via=env.other).status_code == 200
+
+    entries = env.audit(env.sessions["ada"], action="login.locked")
+    assert [(e["actor"], e["target"], e["detail"]["by"]) for e in reversed(entries)] == [
+        ("client:198.51.100.66", "head", ["username_and_client"]),
+        ("client:198.51.100.66", "eve", ["client"]),
+    ]
+
+
+def test_many_addresses_guessing_a_name_slow_it_down_but_never_lock_it(env: Env) -> None:
+    guessers = [env.from_address(f"203.0.113.{i}") for i in range(1, 5)]
+    for guesser in guessers[:2]:
+        for _ in range(MAX_FAILURES):
+            assert env.login("vic", "guess-password", via=guesser).status_code == 401
+    # SLOW_AFTER failures from two addresses: every answer for vic now waits
+    started = time.monotonic()
+    assert env.login("vic", "guess-password", via=guessers[2]).status_code == 401
+    assert time.monotonic() - started >= SLOW_DELAY.total_seconds()
+    for _ in range(MAX_FAILURES - 1):
+        env.login("vic", "guess-password", via=guessers[2])
+    for _ in range(MAX_FAILURES):
+        env.login("vic", "guess-password", via=guessers[3])
+    # 12 failures: the wait has doubled twice, up to its bound
+
+    started = time.monotonic()
+    assert env.login("vic").status_code == 200  # the right password, from an address that has not failed
+    took = time.monotonic() - started
+    assert SLOW_MAX_DELAY.total_seconds() <= took < SLOW_MAX_DELAY.total_seconds() + 1.0
+    for guesser in guessers:
+        assert env.login("vic", via=guesser).status_code == 429  # each guessing address is locked for vic
+    assert env.login("sam", via=guessers[0]).status_code == 200  # and for vic only
+    assert env.login("sam").status_code == 200  # other names are not slowed
+
+    [slowed] = env.audit(env.sessions["ada"], action="login.slowed")
+    assert (slowed["actor"], slowed["target"]) == ("client:203.0.113.2", "vic")  # the failure that began it
+    assert slowed["detail"] == {"failures": SLOW_AFTER, "clients": 2, "delay_s": SLOW_DELAY.total_seconds()}
+
+
+def test_login_waits_grow_with_the_failures() -> None:
+    settings = AuthSettings(login_max_failures=5, login_slow_after_failures=10, login_slow_delay_s=1,
+                            login_slow_max_delay_s=8)
+    assert [settings.slow_delay_s(n) for n in (0, 9, 10, 14, 15, 20, 25, 30, 10**6)] == [
+        0, 0, 1, 1, 2, 4, 8, 8, 8]
 
 
 def test_a_success_clears_the_counter(env: Env) -> None:
@@ -257,7 +344,7 @@ def test_a_lockout_is_audited(env: Env) -> None:
     assert len(entries) == 1
     assert entries[0]["actor"] == "client:testclient"
     assert entries[0]["target"] == "vic"
-    assert entries[0]["detail"] == {"by": ["username", "client"], "retry_after_s": 900}
+    assert entries[0]["detail"] == {"by": ["username_and_client"], "retry_after_s": 900}
 
 
 def test_a_session_expires(env: Env) -> None:
@@ -635,3 +722,7 @@ def test_settings_are_strict() -> None:
         AuthSettings(session_ttl_h=0)
     with pytest.raises(ValueError, match="public_reads"):
         AuthSettings.model_validate({"public_reads": True})
+    with pytest.raises(ValueError, match="one address alone must not slow"):
+        AuthSettings(login_max_failures=10, login_slow_after_failures=10)
+    with pytest.raises(ValueError, match="login_max_failures_per_client"):
+        AuthSettings(login_max_failures=5, login_max_failures_per_client=4)

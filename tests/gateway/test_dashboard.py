@@ -6,24 +6,31 @@ is tests/test_dashboard_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import threading
 import time as wall
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from devices.base import Event, Sample
 from gateway import config
 from gateway.app import create_app
-from gateway.auth import Scope
+from gateway.auth import AuthStore, Role, Scope
 from gateway.clock import ManualClock
 from gateway.counters import Counters
 from gateway.live import LiveBus
+from tests.served import serve
 from tests.services import Mosquitto, accounting
 
 pytestmark = pytest.mark.integration
@@ -325,3 +332,141 @@ async def test_a_quiet_stream_times_out_and_a_closed_one_ends(tmp_path: Path) ->
         assert await asyncio.wait_for(waiting, 1.0) == []
         assert sub.closed
 
+
+
+# ------------------------------------------------------------------ the live stream's access
+
+LIVE_HEARTBEAT_S = 0.3
+# One heartbeat, and slack for a busy machine.
+ENDS_WITHIN_S = LIVE_HEARTBEAT_S + 1.0
+PASSWORDS = {"vic": "vic-viewer-passphrase", "ada": "ada-admin-passphrase"}
+
+
+@dataclass
+class Served:
+    """The gateway under uvicorn on a free port, with a client for it."""
+
+    app: FastAPI
+    clock: ManualClock
+    http: httpx.Client
+
+    @property
+    def auth(self) -> AuthStore:
+        store: AuthStore = self.app.state.auth
+        return store
+
+    def login(self, name: str) -> str:
+        answer = self.http.post("/api/v1/auth/login", json={"username": name, "password": PASSWORDS[name]})
+        assert answer.status_code == 200, answer.text
+        token: str = answer.json()["token"]
+        return token
+
+
+@pytest.fixture
+def served(mosquitto: Mosquitto, tmp_path: Path, clock: ManualClock,
+           request: pytest.FixtureRequest) -> Iterator[Callable[..., Served]]:
+    """`served(public_read=False)`: the gateway with a short live heartbeat, a viewer (vic)
+    and an admin (ada)."""
+    with ExitStack() as stack:
+
+        def start(public_read: bool = False) -> Served:
+            text = SITE.format(url=mosquitto.url, client_id=f"gw-{request.node.name}"[:60], data_dir=tmp_path / "data")
+            text += f"api: {{live_heartbeat_s: {LIVE_HEARTBEAT_S}}}\nauth: {{public_read: {str(public_read).lower()}}}\n"
+            app = create_app(config.parse(text, "site.yaml"), clock)
+            url = stack.enter_context(serve(app))
+            http = stack.enter_context(httpx.Client(base_url=url, timeout=5))
+            now_ms = int(clock.now().timestamp() * 1000)
+            for name, role in (("vic", Role.VIEWER), ("ada", Role.ADMIN)):
+                app.state.auth.add_user(name, role, PASSWORDS[name], "test", now_ms)
+            return Served(app, clock, http)
+
+        yield start
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+@contextmanager
+def live_stream(http: httpx.Client, headers: dict[str, str]) -> Iterator[Iterator[str]]:
+    """The stream's lines, from after its `hello`."""
+    with http.stream("GET", "/api/v1/live", headers=headers) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        for line in lines:
+            if line == "event: hello":
+                break
+        yield lines
+
+
+def ended_after(lines: Iterator[str], limit_s: float) -> float | None:
+    """Seconds until the stream ended, or None if it still runs after `limit_s` (its
+    heartbeat sends a line at least every LIVE_HEARTBEAT_S, so this never blocks longer)."""
+    started = wall.monotonic()
+    for _ in lines:
+        if wall.monotonic() - started > limit_s:
+            return None
+    return wall.monotonic() - started
+
+
+@pytest.mark.parametrize("ending", ["logout", "disabled", "expired", "revoked"])
+def test_a_live_stream_ends_within_a_heartbeat_once_its_access_does(served: Callable[..., Served],
+                                                                    ending: str) -> None:
+    gw = served()
+    admin = bearer(gw.login("ada"))
+    if ending == "revoked":
+        created = gw.http.post("/api/v1/api-keys", json={"name": "wall display", "scopes": ["read"]}, headers=admin)
+        credential, key_id = created.json()["key"], created.json()["id"]
+    else:
+        credential = gw.login("vic")
+    with live_stream(gw.http, bearer(credential)) as lines:
+        assert ended_after(lines, 4 * LIVE_HEARTBEAT_S) is None  # valid access: it keeps going
+        if ending == "logout":
+            assert gw.http.post("/api/v1/auth/logout", headers=bearer(credential)).status_code == 204
+        elif ending == "disabled":
+            assert gw.http.patch("/api/v1/users/vic", json={"disabled": True}, headers=admin).status_code == 200
+        elif ending == "expired":
+            gw.clock.advance(timedelta(hours=12))  # auth.session_ttl_h
+        else:
+            assert gw.http.delete(f"/api/v1/api-keys/{key_id}", headers=admin).status_code == 204
+        took = ended_after(lines, ENDS_WITHIN_S)
+        assert took is not None, f"the stream still runs {ENDS_WITHIN_S} s after its access ended ({ending})"
+    assert gw.http.get("/api/v1/live", headers=bearer(credential)).status_code == 401  # and cannot come back
+
+
+def test_a_busy_live_stream_ends_too(served: Callable[..., Served]) -> None:
+    """Readings arriving faster than the heartbeat must not put the check off."""
+    gw = served()
+    token = gw.login("vic")
+    ingest = bearer(gw.auth.create_api_key("sensors", [Scope.INGEST], "test", 0))
+    stop = threading.Event()
+
+    def feed() -> None:
+        with httpx.Client(base_url=str(gw.http.base_url), timeout=5) as http:
+            for i in itertools.count():
+                if stop.wait(LIVE_HEARTBEAT_S / 5):
+                    return
+                reading = {"device_id": "fridge", "ts": (NOW - timedelta(hours=1, seconds=-i)).isoformat(),
+                           "temperature_c": 4.0}
+                assert http.post("/api/v1/readings", json=reading, headers=ingest).status_code == 200
+
+    feeder = threading.Thread(target=feed)
+    with live_stream(gw.http, bearer(token)) as lines:
+        feeder.start()
+        try:
+            assert ended_after(lines, 4 * LIVE_HEARTBEAT_S) is None
+            assert gw.http.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+            took = ended_after(lines, ENDS_WITHIN_S)
+        finally:
+            stop.set()
+            feeder.join()
+    assert took is not None, f"the busy stream still runs {ENDS_WITHIN_S} s after the logout"
+
+
+def test_an_anonymous_stream_lasts_while_reads_are_public(served: Callable[..., Served]) -> None:
+    gw = served(public_read=True)
+    token = gw.login("vic")
+    with live_stream(gw.http, {}) as anonymous, live_stream(gw.http, bearer(token)) as vic:
+        assert gw.http.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+        assert ended_after(vic, ENDS_WITHIN_S) is not None
+        assert ended_after(anonymous, 4 * LIVE_HEARTBEAT_S) is None
