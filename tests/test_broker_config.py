@@ -1,0 +1,179 @@
+"""The shipped broker config on a real Mosquitto: `deploy/mosquitto/mosquitto.conf` and `acl`
+as they ship (only the port and file locations changed, `services.start_shipped_mosquitto`),
+with `facility-gateway run` as its own process logged in as the shipped `gateway` user with
+the shipped client id, and devices logged in under their own ids.
+
+What a device login sends must not cost the gateway its session, a retained message must be
+counted once, and the gateway's alert states must reach who may read them and no one else."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from gateway.config import MqttSettings
+from tests.services import (
+    MQTT_TIMEOUT_S,
+    Accounting,
+    GatewayProcess,
+    Mosquitto,
+    accounting,
+    free_port,
+    log_tail,
+    mqtt_client,
+    start_shipped_mosquitto,
+)
+
+pytestmark = pytest.mark.integration
+
+SITE_ID: Final = "broker-kg"
+METERS: Final = ("m00", "m01", "m02")
+LEAK: Final = "leak-1"
+# Every login of the password file: the gateway, the devices, a device login that tries to
+# pass for the gateway, and the shipped reader of alert states.
+PASSWORDS: Final = {
+    "gateway": "gateway-pw", **{m: f"{m}-pw" for m in METERS}, LEAK: "leak-pw", "intruder": "intruder-pw",
+    "alerts": "alerts-pw",
+}
+# Event times two days back, one second apart per meter: inside the clock-skew policy.
+T0: Final = int(time.time()) // 3600 * 3600 - 2 * 86_400
+SETTLE_S: Final = 30.0
+LOST_CONNECTION: Final = "MQTT connection to"  # … lost: … ; the gateway's warning when kicked off
+
+
+def reading(k: int) -> tuple[str, str, bytes]:
+    """Reading k: (device, topic, payload); each meter's energy total grows with k."""
+    device = METERS[k % len(METERS)]
+    payload = json.dumps({"ts": T0 + k // len(METERS), "energy_kwh": k}).encode()
+    return device, f"facility/{SITE_ID}/{device}/telemetry", payload
+
+
+def write_site(tmp_path: Path, broker: Mosquitto, **changes: Any) -> tuple[Path, int]:
+    api_port = free_port()
+    site: dict[str, Any] = {
+        "id": SITE_ID, "name": "经纪人测试幼儿园",
+        "buildings": [{"id": "main", "name": "主楼", "rooms": [{"id": "plant", "name": "配电房"}]}],
+        "devices": [
+            *({"id": m, "kind": "electricity_meter", "room": "plant", "interval_s": 60} for m in METERS),
+            {"id": LEAK, "kind": "leak_sensor", "room": "plant"},
+        ],
+        # The shipped login and, left at its default, the shipped client id (deploy/site.yaml).
+        "mqtt": {"url": broker.url, "username": "gateway", "password": PASSWORDS["gateway"]},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "api": {"port": api_port},
+        "auth": {"public_read": True},
+    }
+    for key, value in changes.items():
+        site[key] = site[key] | value if isinstance(value, dict) and key in site else value
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
+    return path, api_port
+
+
+@contextmanager
+def running_gateway(tmp_path: Path, broker: Mosquitto, **changes: Any) -> Iterator[GatewayProcess]:
+    config, api_port = write_site(tmp_path, broker, **changes)
+    gateway = GatewayProcess(config, api_port, tmp_path / "gateway.log")
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.client.close()
+        gateway.stop()
+
+
+@contextmanager
+def devices(broker: Mosquitto, *logins: str) -> Iterator[dict[str, mqtt.Client]]:
+    """Connected clients, each logged in as its device id with that id as its client id."""
+    with ExitStack() as stack:
+        clients = {}
+        for login in logins:
+            client, reason = stack.enter_context(mqtt_client(broker, login, login, PASSWORDS[login]))
+            assert not reason.is_failure, f"{login}: {reason}"
+            clients[login] = client
+        yield clients
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes, retain: bool = False) -> None:
+    """At QoS 1, returning once the broker has acknowledged it."""
+    info = client.publish(topic, payload, qos=1, retain=retain)
+    info.wait_for_publish(MQTT_TIMEOUT_S)
+    assert info.is_published(), f"the broker did not acknowledge {topic}"
+
+
+def try_to_take_over(broker: Mosquitto, client_id: str) -> None:
+    """A device login connecting with `client_id` and a clean session, as a misconfigured or
+    hostile device would: under MQTT that closes any other connection with the same client id
+    and discards its session, with whatever waits in it."""
+    with mqtt_client(broker, client_id, "intruder", PASSWORDS["intruder"]) as (_, reason):
+        assert not reason.is_failure, reason
+
+
+def within(timeout: float, check: Callable[[], bool]) -> bool:
+    """Polls `check` until it holds or `timeout` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stored(gateway: GatewayProcess) -> Accounting:
+    return accounting(gateway.client)
+
+
+def readings_in_api(gateway: GatewayProcess, device: str) -> list[float]:
+    window = {"metric": "energy_kwh", "start": datetime.fromtimestamp(T0 - 60, UTC).isoformat(),
+              "end": datetime.fromtimestamp(T0 + 3600, UTC).isoformat()}
+    series = gateway.client.get(f"/api/v1/devices/{device}/readings", params=window).json()
+    return [p["value"] for p in series[0]["points"]]
+
+
+# ------------------------------------------------------------------------ client ids
+
+
+def test_a_device_login_cannot_take_over_the_gateways_session(tmp_path: Path) -> None:
+    """300 readings the broker acknowledged, published around takeover attempts with the
+    gateway's client id — while it runs, and while it is stopped and its session holds what
+    arrives — are all stored, and the gateway is never disconnected."""
+    gateway_client_id = MqttSettings().client_id  # what deploy/site.yaml and the default use
+    (tmp_path / "mq").mkdir()
+    broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS)
+    n = 300
+    try:
+        with devices(broker, *METERS) as clients, running_gateway(tmp_path, broker) as gateway:
+
+            def send(first: int, last: int, takeovers: tuple[int, ...]) -> None:
+                for k in range(first, last):
+                    if k in takeovers:
+                        try_to_take_over(broker, gateway_client_id)
+                    device, topic, payload = reading(k)
+                    publish(clients[device], topic, payload)
+                    time.sleep(0.02)  # 50 a second: each takeover has time to cost something
+
+            send(0, 100, takeovers=(20, 50, 80))
+            gateway.stop()  # a restart (an upgrade, a reboot): its session keeps what arrives
+            send(100, 200, takeovers=(150,))
+            gateway.start()
+            send(200, 300, takeovers=(220, 260))
+
+            within(SETTLE_S, lambda: stored(gateway).stored("sqlite") >= n)  # the assertion says how many
+            m = stored(gateway)
+            assert m.stored("sqlite") == n, f"stored {m.stored('sqlite'):.0f} of {n} acknowledged readings"
+            m.check()
+            for i, device in enumerate(METERS):
+                assert readings_in_api(gateway, device) == [float(k) for k in range(i, n, len(METERS))], device
+            log = (tmp_path / "gateway.log").read_text(encoding="utf-8")
+            assert LOST_CONNECTION not in log, log_tail(tmp_path / "gateway.log")
+    finally:
+        broker.stop()
