@@ -9,6 +9,8 @@ counted once, and the gateway's alert states must reach who may read them and no
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,6 +21,8 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
 from tests.services import (
@@ -31,6 +35,7 @@ from tests.services import (
     log_tail,
     mqtt_client,
     start_shipped_mosquitto,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -175,5 +180,80 @@ def test_a_device_login_cannot_take_over_the_gateways_session(tmp_path: Path) ->
                 assert readings_in_api(gateway, device) == [float(k) for k in range(i, n, len(METERS))], device
             log = (tmp_path / "gateway.log").read_text(encoding="utf-8")
             assert LOST_CONNECTION not in log, log_tail(tmp_path / "gateway.log")
+    finally:
+        broker.stop()
+
+
+# ------------------------------------------------------------------------ alert states
+
+
+@contextmanager
+def subscribed(broker: Mosquitto, login: str, topic: str) -> Iterator[queue.Queue[mqtt.MQTTMessage]]:
+    """What `login` receives on `topic` (subscribed before this yields)."""
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    granted = threading.Event()
+    with mqtt_client(broker, login, login, PASSWORDS[login]) as (client, reason):
+        assert not reason.is_failure, f"{login}: {reason}"
+        client.on_message = lambda _client, _userdata, message: received.put(message)
+        client.on_subscribe = lambda *_: granted.set()
+        client.subscribe(topic, qos=1)
+        assert granted.wait(MQTT_TIMEOUT_S)
+        yield received
+
+
+def publish_v5(broker: Mosquitto, login: str, topic: str, payload: bytes) -> ReasonCode:
+    """Publishes at QoS 1 over MQTT 5 as `login`; the reason code of the broker's PUBACK
+    (MQTT 3.1.1 acknowledges a publish the ACL denies as if it were taken)."""
+    acked: queue.Queue[ReasonCode] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=login, protocol=MQTTProtocolVersion.MQTTv5)
+    client.username_pw_set(login, PASSWORDS[login])
+    client.on_publish = lambda _client, _userdata, _mid, reason, _properties: acked.put(reason)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1)
+        return acked.get(timeout=MQTT_TIMEOUT_S)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def raise_leak_alert(broker: Mosquitto) -> None:
+    with devices(broker, LEAK) as clients:
+        publish(clients[LEAK], f"facility/{SITE_ID}/{LEAK}/telemetry", b'{"leak": true}')
+
+
+MQTT_CHANNEL: Final = {"channels": [{"id": "broker", "type": "mqtt"}]}
+ALERT_TOPIC: Final = f"facility/{SITE_ID}/alerts/leak_detected/{LEAK}"
+
+
+def test_the_alerts_login_gets_the_alert_states_the_gateway_publishes(tmp_path: Path) -> None:
+    (tmp_path / "mq").mkdir()
+    broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS)
+    try:
+        with (running_gateway(tmp_path, broker, notifications=MQTT_CHANNEL) as gateway,
+              subscribed(broker, "alerts", f"facility/{SITE_ID}/alerts/#") as received):
+            raise_leak_alert(broker)
+            message = received.get(timeout=10)
+            assert message.topic == ALERT_TOPIC
+            state = json.loads(message.payload)
+            assert (state["transition"], state["alert"]["rule"], state["alert"]["device_id"]) == (
+                "raised", "leak_detected", LEAK)
+            sent = 'facility_notifications_sent_total{channel="broker"} 1.0'
+            wait_for(lambda: sent in gateway.client.get("/metrics").text)
+    finally:
+        broker.stop()
+
+
+@pytest.mark.parametrize("login", ["alerts", LEAK, "intruder"])
+def test_no_other_login_may_publish_an_alert_state(tmp_path: Path, login: str) -> None:
+    """Not the reader of alert states (whose user name, `alerts`, would fit the devices'
+    pattern `facility/+/%u/#` at the alert topics' level), not a device."""
+    (tmp_path / "mq").mkdir()
+    broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS)
+    try:
+        reason = publish_v5(broker, login, ALERT_TOPIC, b'{"transition": "cleared"}')
+        assert reason == "Not authorized"
+        assert not publish_v5(broker, "gateway", ALERT_TOPIC, b"{}").is_failure
     finally:
         broker.stop()
