@@ -122,6 +122,10 @@ class ServiceProcess:
             self._popen.wait()
         self._popen = None
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        assert self._popen is not None, f"{self.name} is not running"
+        self._popen.send_signal(sig)
+
     def _fail(self, what: str) -> NoReturn:
         pytest.fail(
             f"{self.name} {what}: {' '.join(self.argv)}\n"
@@ -188,6 +192,19 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing is answered, as a hung broker."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, paused or not: the broker vanishes mid-conversation and its clients see
+        their connections close. `start()` brings it back."""
+        self._process.send_signal(signal.SIGKILL)
+        self._process.stop()
 
 
 MosquittoFactory = Callable[..., Mosquitto]

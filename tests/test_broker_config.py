@@ -26,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
 from tests.services import (
+    DEPLOY_MOSQUITTO,
     MQTT_TIMEOUT_S,
     Accounting,
     GatewayProcess,
@@ -255,5 +256,31 @@ def test_no_other_login_may_publish_an_alert_state(tmp_path: Path, login: str) -
         reason = publish_v5(broker, login, ALERT_TOPIC, b'{"transition": "cleared"}')
         assert reason == "Not authorized"
         assert not publish_v5(broker, "gateway", ALERT_TOPIC, b"{}").is_failure
+    finally:
+        broker.stop()
+
+
+def test_under_mqtt5_an_alert_state_the_broker_refuses_counts_as_refused_not_sent(tmp_path: Path) -> None:
+    """With the shipped config but an ACL that does not let the gateway write alert states
+    (as the ACL shipped before), MQTT 5's PUBACK says so and the channel counts the notice
+    as a failed attempt and refused for good, not as sent."""
+    shipped = (DEPLOY_MOSQUITTO / "acl").read_text(encoding="utf-8")
+    grant = "topic write facility/+/alerts/#\n"
+    assert grant in shipped
+    acl = tmp_path / "acl"
+    acl.write_text(shipped.replace(grant, ""), encoding="utf-8")
+    (tmp_path / "mq").mkdir()
+    broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS, acl_file=acl)
+    try:
+        with running_gateway(tmp_path, broker, notifications=MQTT_CHANNEL, mqtt={"protocol": "5"}) as gateway:
+            raise_leak_alert(broker)
+            refused = 'facility_notifications_dropped_total{channel="broker",reason="refused"} 1.0'
+            assert within(10, lambda: refused in gateway.client.get("/metrics").text), "not counted as refused"
+            m = accounting(gateway.client)
+            assert m.total("facility_notifications_failed_total", channel="broker") == 1
+            assert m.total("facility_notifications_sent_total", channel="broker") == 0
+            health = gateway.client.get("/health").json()["components"]["notify:broker"]
+            assert health["state"] == "down"
+            assert "Not authorized" in health["detail"]
     finally:
         broker.stop()
