@@ -284,3 +284,61 @@ def test_under_mqtt5_an_alert_state_the_broker_refuses_counts_as_refused_not_sen
             assert "Not authorized" in health["detail"]
     finally:
         broker.stop()
+
+
+# ------------------------------------------------------------------------ retained messages
+
+
+def connections(tmp_path: Path) -> int:
+    """How often the gateway has connected to the broker so far, by its log."""
+    return (tmp_path / "gateway.log").read_text(encoding="utf-8").count("MQTT connected to")
+
+
+@pytest.mark.parametrize(("protocol", "reconnect"), [
+    ("3.1.1", "broker restart"),
+    ("5", "broker restart"),
+    ("5", "gateway restart"),
+])
+def test_a_retained_message_counts_once_however_often_the_gateway_reconnects(
+    tmp_path: Path, protocol: str, reconnect: str,
+) -> None:
+    """A malformed payload and a good reading, both retained on device topics before the
+    gateway first subscribed, are received once each: the bad one is rejected and kept as a
+    dead letter once, the good one is stored once, through two reconnections."""
+    (tmp_path / "mq").mkdir()
+    broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS)
+    bad_topic = f"facility/{SITE_ID}/m00/telemetry"
+    try:
+        with devices(broker, "m00", "m01") as clients:
+            publish(clients["m00"], bad_topic, b"{not json", retain=True)
+            _, topic, payload = reading(1)  # m01's
+            publish(clients["m01"], topic, payload, retain=True)
+        with running_gateway(tmp_path, broker, mqtt={"protocol": protocol}) as gateway:
+            wait_for(lambda: stored(gateway).total("facility_messages_received_total") >= 2)
+
+            def reconnect_then_send(k: int) -> None:
+                """Reconnects, then sends m02's reading k and waits until it is stored."""
+                if reconnect == "broker restart":
+                    before = connections(tmp_path)
+                    broker.restart()  # persistence: the gateway's session and the retained messages stay
+                    wait_for(lambda: connections(tmp_path) > before, SETTLE_S)
+                else:
+                    gateway.stop()
+                    gateway.start()
+                time.sleep(0.3)  # the gateway's SUBSCRIBE is handled before the reading below
+                with devices(broker, "m02") as clients:
+                    _, topic, payload = reading(k)
+                    publish(clients["m02"], topic, payload)
+                wait_for(lambda: float(k) in readings_in_api(gateway, "m02"))
+
+            reconnect_then_send(2)
+            reconnect_then_send(5)
+            m = stored(gateway)
+            rejected = gateway.client.get("/api/v1/rejected").json()
+            assert (m.total("facility_messages_rejected_total"), len(rejected)) == (1, 1), rejected
+            assert rejected[0]["source"] == f"mqtt:{bad_topic}"
+            assert m.total("facility_messages_received_total") == 4  # the two retained, m02's two
+            assert m.stored("sqlite") == 3
+            assert readings_in_api(gateway, "m01") == [1.0]
+    finally:
+        broker.stop()

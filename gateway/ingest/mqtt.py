@@ -7,7 +7,8 @@ bounded ingest buffer blocks that thread when the sinks fall behind, so the brok
 backlog instead of our memory. aiomqtt is used where an async API is worth more than raw
 rate (the simulators).
 
-The session is persistent (fixed client id, no clean start, a session expiry under MQTT 5)
+The session is persistent (fixed client id, no clean start, a session expiry under MQTT 5;
+the shipped Mosquitto keys it by the `gateway` login instead, so no other login can take it)
 and the subscription is QoS 1, so what arrives while the gateway is away waits on the broker.
 Acknowledgement is manual: a message's PUBACK goes out only once the spool has committed it
 (or its rejection), so a gateway killed at any moment loses nothing the broker delivered —
@@ -16,6 +17,17 @@ paho's own reconnect backoff doubles without jitter, so each wait is set here, j
 that a school's gateways do not all reconnect in the same second after a broker restart.
 The gateway's status is published retained on `facility/<site>/gateway/status`: `online` on
 connect, `offline` on a clean stop and, as the will, when the connection drops.
+
+A retained message comes again whenever the gateway subscribes, i.e. at every reconnection
+(MQTT 3.1.1 has no way to ask otherwise). A copy flagged retained whose payload is the one
+last received on its topic is nothing new: it is acknowledged and not counted, so a retained
+malformed payload is not rejected and dead-lettered again, and a retained reading without
+`ts` is not stored again at the time of receipt. A retained payload that differs (a QoS 0
+publish the broker did not queue while the gateway was away) is taken. The memory of payloads
+is this process's, so after a gateway restart a retained message counts once more under 3.1.1.
+Under MQTT 5 the subscription asks the broker not to send retained messages again for a
+subscription the session already has, which covers restarts too (and leaves out a retained
+QoS 0 publish made while the gateway was away, as QoS 0 leaves out any: at most once).
 
 `publish` (the alert states of the `mqtt` notification channel) waits for the broker's PUBACK:
 paho's `on_publish`, on its network thread, settles an asyncio future on the caller's loop.
@@ -30,6 +42,7 @@ import contextlib
 import logging
 import random
 import threading
+from collections import OrderedDict
 from functools import partial
 from typing import Final
 
@@ -38,6 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import Clock
 from gateway.config import MqttSettings
@@ -53,6 +67,10 @@ PUBACK_TIMEOUT_S: Final = 10.0
 # again gets the same answer. Other failures (quota exceeded, unspecified) may pass later.
 REFUSED_FOR_GOOD: Final = frozenset({0x87, 0x90, 0x99})  # not authorized, bad topic name, bad payload format
 
+# Topics whose last payload is remembered: a few per device (a large school has a few thousand);
+# beyond this the least recently heard are forgotten, and their retained copies count again.
+SEEN_TOPICS_MAX: Final = 20_000
+
 _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
 
 
@@ -63,7 +81,18 @@ class MqttIngest:
         self._ingestor = ingestor
         self.status_topic = f"facility/{site_id}/gateway/status"
         # Our native topics, and those of the site's Zigbee2MQTT, Tasmota and Shelly devices.
-        self._subscriptions = [(f"facility/{site_id}/#", 1), *((topic, 1) for topic in ingestor.vendor_topics)]
+        topics = [f"facility/{site_id}/#", *ingestor.vendor_topics]
+        v5 = settings.protocol == "5"
+        self._subscriptions: list[tuple[str, int]] | list[tuple[str, SubscribeOptions]] = (
+            # MQTT 5: retained messages only for a subscription the session does not have yet.
+            [(t, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)) for t in topics]
+            if v5 else [(t, 1) for t in topics]
+        )
+        # Topic → hash of the payload last received on it, least recently heard first (an
+        # OrderedDict: a plain dict's oldest entry gets slow to find after many deletions, which
+        # a device publishing on ever new topics would cause). Python's hash of bytes is SipHash
+        # with a per-process random key: no one can aim a collision. About 0.1 µs a message.
+        self._seen: OrderedDict[str, int] = OrderedDict()
         self.connected = False
         self._stopping = False
         self.last_error = "not connected yet"
@@ -74,7 +103,6 @@ class MqttIngest:
         self._acks_lock = threading.Lock()
         self._awaited: dict[int, _Waiter] = {}
         self._early: dict[int, ReasonCode] = {}
-        v5 = settings.protocol == "5"
         self._v5 = v5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -239,9 +267,25 @@ class MqttIngest:
         self._client.reconnect_delay_set(delay, delay)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        topic, payload = message.topic, bytes(message.payload)
+        digest = hash(payload)
+        seen = self._seen
+        last = seen.get(topic)
+        if last is not None:
+            seen.move_to_end(topic)  # the least recently heard are forgotten first
+        seen[topic] = digest
+        if len(seen) > SEEN_TOPICS_MAX:
+            seen.popitem(last=False)
+        # A resend (dup) may be of a delivery that never reached the spool: only a fresh copy
+        # of the retained message, sent because we subscribed again, is known to be old.
+        if message.retain and not message.dup and last == digest:
+            log.debug("retained message on %s delivered again on subscribing: already received", topic)
+            if message.qos:
+                client.ack(message.mid, message.qos)  # nothing to make durable first
+            return
         received_ms = int(self._clock.now().timestamp() * 1000)
         ack = partial(client.ack, message.mid, message.qos) if message.qos else None
-        self._ingestor.accept_mqtt(message.topic, bytes(message.payload), received_ms, ack)
+        self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
 
 
 def _settle_threadsafe(waiter: asyncio.Future[ReasonCode], outcome: ReasonCode | OSError) -> None:
