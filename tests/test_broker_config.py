@@ -66,7 +66,7 @@ def reading(k: int) -> tuple[str, str, bytes]:
 def write_site(tmp_path: Path, broker: Mosquitto, **changes: Any) -> tuple[Path, int]:
     api_port = free_port()
     site: dict[str, Any] = {
-        "id": SITE_ID, "name": "经纪人测试幼儿园",
+        "id": SITE_ID, "name": "消息代理测试幼儿园",
         "buildings": [{"id": "main", "name": "主楼", "rooms": [{"id": "plant", "name": "配电房"}]}],
         "devices": [
             *({"id": m, "kind": "electricity_meter", "room": "plant", "interval_s": 60} for m in METERS),
@@ -134,7 +134,8 @@ def within(timeout: float, check: Callable[[], bool]) -> bool:
     return True
 
 
-def stored(gateway: GatewayProcess) -> Accounting:
+def counts(gateway: GatewayProcess) -> Accounting:
+    """The gateway's counters, from /metrics."""
     return accounting(gateway.client)
 
 
@@ -173,8 +174,8 @@ def test_a_device_login_cannot_take_over_the_gateways_session(tmp_path: Path) ->
             gateway.start()
             send(200, 300, takeovers=(220, 260))
 
-            within(SETTLE_S, lambda: stored(gateway).stored("sqlite") >= n)  # the assertion says how many
-            m = stored(gateway)
+            within(SETTLE_S, lambda: counts(gateway).stored("sqlite") >= n)  # the assertion says how many
+            m = counts(gateway)
             assert m.stored("sqlite") == n, f"stored {m.stored('sqlite'):.0f} of {n} acknowledged readings"
             m.check()
             for i, device in enumerate(METERS):
@@ -314,7 +315,7 @@ def test_a_retained_message_counts_once_however_often_the_gateway_reconnects(
             _, topic, payload = reading(1)  # m01's
             publish(clients["m01"], topic, payload, retain=True)
         with running_gateway(tmp_path, broker, mqtt={"protocol": protocol}) as gateway:
-            wait_for(lambda: stored(gateway).total("facility_messages_received_total") >= 2)
+            wait_for(lambda: counts(gateway).total("facility_messages_received_total") >= 2)
 
             def reconnect_then_send(k: int) -> None:
                 """Reconnects, then sends m02's reading k and waits until it is stored."""
@@ -333,7 +334,7 @@ def test_a_retained_message_counts_once_however_often_the_gateway_reconnects(
 
             reconnect_then_send(2)
             reconnect_then_send(5)
-            m = stored(gateway)
+            m = counts(gateway)
             rejected = gateway.client.get("/api/v1/rejected").json()
             assert (m.total("facility_messages_rejected_total"), len(rejected)) == (1, 1), rejected
             assert rejected[0]["source"] == f"mqtt:{bad_topic}"
