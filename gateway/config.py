@@ -205,6 +205,8 @@ class MqttSettings(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: SecretStr | None = None
+    # The persistent session's key, unless the broker takes the user name instead (the shipped
+    # Mosquitto does, use_username_as_clientid, so that no other login can take the session).
     client_id: str = "facility-gateway"
     # 3.1.1 by default: paho parses MQTT 5 properties on every message, which cost a
     # quarter of the ingest rate in bench/ingest.py (7.4k vs 10.6k msg/s). Both keep a

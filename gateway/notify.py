@@ -22,7 +22,7 @@ import smtplib
 import ssl
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -130,9 +130,10 @@ TRANSITION_ZH: Final = {
 WECOM_TRANSIENT: Final = frozenset({45009, -1})
 DINGTALK_TRANSIENT: Final = frozenset({130101, -1})
 
-Publish = Callable[[str, bytes], None]
-"""Publishes retained at QoS 1 on the gateway's MQTT connection; raises `OSError` when it
-cannot take the message (then the notice is retried)."""
+Publish = Callable[[str, bytes], Awaitable[None]]
+"""Publishes retained at QoS 1 on the gateway's MQTT connection and returns once the broker
+has taken it; raises `PermissionError` when the broker refuses it for good (then the notice
+is dropped) and another `OSError` when it was not taken or it cannot tell (then it is retried)."""
 
 
 class DeliveryError(Exception):
@@ -409,7 +410,9 @@ class _MqttSender:
         # No phone numbers or e-mail addresses on the broker.
         document = {k: v for k, v in message.document.items() if k != "recipients"}
         try:
-            self.publish(message.topic, json.dumps(document, ensure_ascii=False).encode())
+            await self.publish(message.topic, json.dumps(document, ensure_ascii=False).encode())
+        except PermissionError as exc:  # e.g. not authorized by the broker's ACL (MQTT 5)
+            raise DeliveryError(f"publish refused: {exc}"[:200], transient=False) from None
         except OSError as exc:
             raise DeliveryError(f"publish: {exc}"[:200], transient=True) from None
         return True

@@ -122,6 +122,10 @@ class ServiceProcess:
             self._popen.wait()
         self._popen = None
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        assert self._popen is not None, f"{self.name} is not running"
+        self._popen.send_signal(sig)
+
     def _fail(self, what: str) -> NoReturn:
         pytest.fail(
             f"{self.name} {what}: {' '.join(self.argv)}\n"
@@ -189,6 +193,19 @@ class Mosquitto:
         self.stop()
         self.start()
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing is answered, as a hung broker."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, paused or not: the broker vanishes mid-conversation and its clients see
+        their connections close. `start()` brings it back."""
+        self._process.send_signal(signal.SIGKILL)
+        self._process.stop()
+
 
 MosquittoFactory = Callable[..., Mosquitto]
 """The `mosquitto_factory` fixture: `mosquitto_factory(**options)` starts a broker."""
@@ -225,6 +242,49 @@ def mosquitto_passwd(password_file: Path, users: dict[str, str]) -> None:
     for user, password in users.items():
         create = [] if password_file.exists() else ["-c"]
         subprocess.run([binary, *create, "-b", str(password_file), user, password], check=True)
+
+
+DEPLOY_MOSQUITTO: Final = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
+# What a test must change in the shipped broker config: where it listens and where its files
+# are (the shipped paths are inside the container). Every other directive is kept as shipped.
+_SHIPPED_RELOCATED: Final = ("listener", "password_file", "acl_file", "persistence_location", "log_dest")
+
+
+def start_shipped_mosquitto(directory: Path, users: dict[str, str], acl_file: Path | None = None) -> Mosquitto:
+    """Starts Mosquitto with `deploy/mosquitto/mosquitto.conf` as it ships, rewritten only
+    where it must be: a free loopback port, a password file with `users` (user → password),
+    the shipped ACL (or `acl_file`), and persistence, log and the broker's user in
+    `directory`. Fails when the shipped config no longer has a directive that is rewritten,
+    so that a change of its shape updates this helper instead of slipping past it."""
+    shipped = (DEPLOY_MOSQUITTO / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    directives = {line.split()[0] for line in shipped if line.strip() and not line.lstrip().startswith("#")}
+    missing = set(_SHIPPED_RELOCATED) - directives
+    assert not missing, f"deploy/mosquitto/mosquitto.conf has no {', '.join(sorted(missing))}: update this helper"
+    password_file = directory / "passwd"
+    mosquitto_passwd(password_file, users)
+    port = free_port()
+    log_path = directory / "mosquitto.log"
+    relocated = {
+        "listener": f"{port} {HOST}",
+        "password_file": str(password_file),
+        "acl_file": str(acl_file or DEPLOY_MOSQUITTO / "acl"),
+        "persistence_location": f"{directory}/",
+        "log_dest": f"file {log_path}",
+        "user": broker_user(),
+    }
+    lines = []
+    for line in shipped:
+        key = line.split()[0] if line.strip() and not line.lstrip().startswith("#") else None
+        if key in relocated:  # in place: `listener` opens the section that `protocol` belongs to
+            lines.append(f"{key} {relocated.pop(key)}")
+        elif key not in _SHIPPED_RELOCATED:  # a repeated directive (two log_dest) was replaced
+            lines.append(line)
+    lines += [f"{k} {v}" for k, v in relocated.items()]
+    conf_path = directory / "mosquitto.conf"
+    conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    broker = Mosquitto(port, conf_path, log_path)
+    broker.start()
+    return broker
 
 
 @contextmanager

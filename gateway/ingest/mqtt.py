@@ -7,7 +7,8 @@ bounded ingest buffer blocks that thread when the sinks fall behind, so the brok
 backlog instead of our memory. aiomqtt is used where an async API is worth more than raw
 rate (the simulators).
 
-The session is persistent (fixed client id, no clean start, a session expiry under MQTT 5)
+The session is persistent (fixed client id, no clean start, a session expiry under MQTT 5;
+the shipped Mosquitto keys it by the `gateway` login instead, so no other login can take it)
 and the subscription is QoS 1, so what arrives while the gateway is away waits on the broker.
 Acknowledgement is manual: a message's PUBACK goes out only once the spool has committed it
 (or its rejection), so a gateway killed at any moment loses nothing the broker delivered —
@@ -16,19 +17,41 @@ paho's own reconnect backoff doubles without jitter, so each wait is set here, j
 that a school's gateways do not all reconnect in the same second after a broker restart.
 The gateway's status is published retained on `facility/<site>/gateway/status`: `online` on
 connect, `offline` on a clean stop and, as the will, when the connection drops.
+
+A retained message comes again whenever the gateway subscribes, i.e. at every reconnection
+(MQTT 3.1.1 has no way to ask otherwise). A copy flagged retained whose payload is the one
+last received on its topic is nothing new: it is acknowledged and not counted, so a retained
+malformed payload is not rejected and dead-lettered again, and a retained reading without
+`ts` is not stored again at the time of receipt. A retained payload that differs (a QoS 0
+publish the broker did not queue while the gateway was away) is taken. The memory of payloads
+is this process's, so after a gateway restart a retained message counts once more under 3.1.1.
+Under MQTT 5 the subscription asks the broker not to send retained messages again for a
+subscription the session already has, which covers restarts too (and leaves out a retained
+QoS 0 publish made while the gateway was away, as QoS 0 leaves out any: at most once).
+
+`publish` (the alert states of the `mqtt` notification channel) waits for the broker's PUBACK:
+paho's `on_publish`, on its network thread, settles an asyncio future on the caller's loop.
+MQTT 5 brokers answer a publish they refuse with a failure reason code (not authorized by the
+ACL); MQTT 3.1.1 acknowledges it like any other, so only MQTT 5 can tell a refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
+import threading
+from collections import OrderedDict
 from functools import partial
+from typing import Final
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import Clock
 from gateway.config import MqttSettings
@@ -39,6 +62,16 @@ log = logging.getLogger(__name__)
 _jitter = random.Random()
 
 RECONNECT_MAX_S = 60
+PUBACK_TIMEOUT_S: Final = 10.0
+# MQTT 5 reason codes with which a broker refuses a publish for good: the same message sent
+# again gets the same answer. Other failures (quota exceeded, unspecified) may pass later.
+REFUSED_FOR_GOOD: Final = frozenset({0x87, 0x90, 0x99})  # not authorized, bad topic name, bad payload format
+
+# Topics whose last payload is remembered: a few per device (a large school has a few thousand);
+# beyond this the least recently heard are forgotten, and their retained copies count again.
+SEEN_TOPICS_MAX: Final = 20_000
+
+_Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
 
 
 class MqttIngest:
@@ -48,12 +81,28 @@ class MqttIngest:
         self._ingestor = ingestor
         self.status_topic = f"facility/{site_id}/gateway/status"
         # Our native topics, and those of the site's Zigbee2MQTT, Tasmota and Shelly devices.
-        self._subscriptions = [(f"facility/{site_id}/#", 1), *((topic, 1) for topic in ingestor.vendor_topics)]
+        topics = [f"facility/{site_id}/#", *ingestor.vendor_topics]
+        v5 = settings.protocol == "5"
+        self._subscriptions: list[tuple[str, int]] | list[tuple[str, SubscribeOptions]] = (
+            # MQTT 5: retained messages only for a subscription the session does not have yet.
+            [(t, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)) for t in topics]
+            if v5 else [(t, 1) for t in topics]
+        )
+        # Topic → hash of the payload last received on it, least recently heard first (an
+        # OrderedDict: a plain dict's oldest entry gets slow to find after many deletions, which
+        # a device publishing on ever new topics would cause). Python's hash of bytes is SipHash
+        # with a per-process random key: no one can aim a collision. About 0.1 µs a message.
+        self._seen: OrderedDict[str, int] = OrderedDict()
         self.connected = False
         self._stopping = False
         self.last_error = "not connected yet"
         self._failures = 0  # connection attempts failed since the last good one
-        v5 = settings.protocol == "5"
+        # PUBACKs awaited, by message id; and those that came before their publisher could say
+        # it waits for them (paho sends at once, on its own thread, before `publish` returns the
+        # id). Every QoS 1 publish of ours registers its id, so an early entry is always claimed.
+        self._acks_lock = threading.Lock()
+        self._awaited: dict[int, _Waiter] = {}
+        self._early: dict[int, ReasonCode] = {}
         self._v5 = v5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -76,6 +125,7 @@ class MqttIngest:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self._client = client
 
     def start(self) -> None:
@@ -90,15 +140,71 @@ class MqttIngest:
             self._client.connect_async(s.host, s.port, s.keepalive_s)
         self._client.loop_start()
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Publishes retained at QoS 1 on the gateway's own connection (alert states); paho
-        queues it while the broker is away."""
-        self._client.publish(topic, payload, qos=1, retain=True)
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publishes retained at QoS 1 on the gateway's own connection (alert states) and returns
+        once the broker has acknowledged it. Raises `PermissionError` when the broker refuses it
+        for good (MQTT 5 reason codes in `REFUSED_FOR_GOOD`), and another `OSError` when it was
+        not taken or it cannot tell: not connected, disconnected before the acknowledgement,
+        none within `PUBACK_TIMEOUT_S`, another failure reason code."""
+        if not self.connected:
+            # paho would queue it for the next connection, and a caller's retries would pile up there.
+            raise ConnectionError(f"not connected to the MQTT broker ({self.last_error})")
+        waiter: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
+        info = self._client.publish(topic, payload, qos=1, retain=True)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise OSError(f"publish: {paho.error_string(info.rc)}")  # not queued: no PUBACK will come
+        early = self._await_puback(info.mid, waiter)
+        try:
+            if info.rc == paho.MQTT_ERR_NO_CONN:  # the connection dropped since the check above
+                raise ConnectionError("disconnected from the MQTT broker before sending")
+            reason = early if early is not None else await asyncio.wait_for(waiter, PUBACK_TIMEOUT_S)
+        except TimeoutError:
+            raise TimeoutError(f"no PUBACK from the MQTT broker within {PUBACK_TIMEOUT_S:g} s") from None
+        finally:
+            self._forget_puback(info.mid, waiter)
+        if reason.is_failure:
+            if reason.value in REFUSED_FOR_GOOD:
+                raise PermissionError(f"the MQTT broker refused {topic}: {reason}")
+            raise OSError(f"the MQTT broker did not take {topic}: {reason}")
+
+    def _publish_unawaited(self, topic: str, payload: bytes) -> paho.MQTTMessageInfo:
+        """Publishes the gateway's status, retained at QoS 1, without waiting for the PUBACK."""
+        info = self._client.publish(topic, payload, qos=1, retain=True)
+        if info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            self._await_puback(info.mid, None)
+        return info
+
+    def _await_puback(self, mid: int, waiter: _Waiter) -> ReasonCode | None:
+        """Registers a publish's waiter; the PUBACK's reason if it has come already."""
+        with self._acks_lock:
+            early = self._early.pop(mid, None)
+            if early is None:
+                self._awaited[mid] = waiter
+        return early
+
+    def _forget_puback(self, mid: int, waiter: asyncio.Future[ReasonCode]) -> None:
+        """The publisher no longer waits (acknowledged, timed out, cancelled, disconnected): a
+        PUBACK still to come for this id is dropped. paho gives the id to no other message
+        until that PUBACK has come, so it cannot be taken for another's."""
+        with self._acks_lock:
+            if self._awaited.get(mid) is waiter:
+                self._awaited[mid] = None
+
+    def _on_publish(
+        self, client: paho.Client, userdata: object, mid: int, reason: ReasonCode, properties: Properties | None,
+    ) -> None:
+        with self._acks_lock:
+            if mid not in self._awaited:
+                self._early[mid] = reason
+                return
+            waiter = self._awaited.pop(mid)
+        if waiter is not None:
+            _settle_threadsafe(waiter, reason)
 
     def stop(self) -> None:
         self._stopping = True
         if self.connected:
-            info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            info = self._publish_unawaited(self.status_topic, b"offline")
             info.wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
@@ -121,7 +227,7 @@ class MqttIngest:
         self._failures = 0
         log.info("MQTT connected to %s (session present: %s)", self._settings.url, flags.session_present)
         client.subscribe(self._subscriptions)
-        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self._publish_unawaited(self.status_topic, b"online")
 
     def _on_disconnect(
         self,
@@ -137,6 +243,13 @@ class MqttIngest:
             log.warning("MQTT connection to %s lost: %s; reconnecting", self._settings.url, reason)
         self.connected = False
         self.last_error = f"disconnected: {reason}"
+        # paho sends unacknowledged messages again after reconnecting, but their publishers
+        # learn now that it is not known whether they arrived; the later PUBACKs are dropped.
+        with self._acks_lock:
+            waiting = [w for w in self._awaited.values() if w is not None]
+            self._awaited = dict.fromkeys(self._awaited)
+        for waiter in waiting:
+            _settle_threadsafe(waiter, ConnectionError(f"disconnected from the MQTT broker: {reason}"))
         self._next_retry()
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
@@ -154,6 +267,37 @@ class MqttIngest:
         self._client.reconnect_delay_set(delay, delay)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        topic, payload = message.topic, bytes(message.payload)
+        digest = hash(payload)
+        seen = self._seen
+        last = seen.get(topic)
+        if last is not None:
+            seen.move_to_end(topic)  # the least recently heard are forgotten first
+        seen[topic] = digest
+        if len(seen) > SEEN_TOPICS_MAX:
+            seen.popitem(last=False)
+        # A resend (dup) may be of a delivery that never reached the spool: only a fresh copy
+        # of the retained message, sent because we subscribed again, is known to be old.
+        if message.retain and not message.dup and last == digest:
+            log.debug("retained message on %s delivered again on subscribing: already received", topic)
+            if message.qos:
+                client.ack(message.mid, message.qos)  # nothing to make durable first
+            return
         received_ms = int(self._clock.now().timestamp() * 1000)
         ack = partial(client.ack, message.mid, message.qos) if message.qos else None
-        self._ingestor.accept_mqtt(message.topic, bytes(message.payload), received_ms, ack)
+        self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
+
+
+def _settle_threadsafe(waiter: asyncio.Future[ReasonCode], outcome: ReasonCode | OSError) -> None:
+    """Settles a publisher's future from paho's thread, on the future's own loop."""
+    with contextlib.suppress(RuntimeError):  # its loop is closed: the application ended, nobody waits
+        waiter.get_loop().call_soon_threadsafe(_settle, waiter, outcome)
+
+
+def _settle(waiter: asyncio.Future[ReasonCode], outcome: ReasonCode | OSError) -> None:
+    if waiter.done():
+        return  # timed out or cancelled meanwhile
+    if isinstance(outcome, OSError):
+        waiter.set_exception(outcome)
+    else:
+        waiter.set_result(outcome)

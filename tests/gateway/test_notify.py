@@ -468,8 +468,11 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
     site = site_with({"id": "mqtt", "type": "mqtt"})
     with mqtt_client(mosquitto, f"gateway-{device}") as (publisher, _):
         sent: list[mqtt.MQTTMessageInfo] = []
-        notifier = Notifier(site, counters, clock,
-                            publish=lambda topic, payload: sent.append(publisher.publish(topic, payload, 1, True)))
+
+        async def publish(topic: str, payload: bytes) -> None:
+            sent.append(publisher.publish(topic, payload, 1, True))
+
+        notifier = Notifier(site, counters, clock, publish=publish)
         async with running(notifier):
             notifier.submit(make_notice(device_id=device))
             notifier.submit(make_notice(Transition.CLEARED, (), device_id=device, state=AlertState.CLEARED,
