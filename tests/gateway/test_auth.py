@@ -48,8 +48,8 @@ ROLES = {"ada": Role.ADMIN, "sam": Role.STAFF, "vic": Role.VIEWER}
 MAX_FAILURES = 3
 MAX_CLIENT_FAILURES = 6
 SLOW_AFTER = 6
-SLOW_DELAY = timedelta(seconds=0.3)
-SLOW_MAX_DELAY = timedelta(seconds=1.2)
+SLOW_DELAY = timedelta(seconds=0.1)
+SLOW_MAX_DELAY = timedelta(seconds=0.4)
 LOCKOUT = timedelta(minutes=15)
 OTHER_CLIENT = ("192.0.2.7", 50000)
 
