@@ -22,7 +22,7 @@ from collections.abc import Callable
 from devices.vendors.dlt645 import Dlt645Source, encode_frame
 from devices.vendors.modbus import ModbusSource
 from gateway import config
-from gateway.pipeline import IngestBuffer, Ingestor
+from gateway.ingest.pipeline import IngestBuffer, Ingestor
 
 SITE = """\
 id: bench

@@ -59,15 +59,15 @@ import yaml
 
 from devices import kinds
 from devices.base import Sample
-from gateway.alerts import AlertStore
-from gateway.audit import AuditTrail
+from gateway.alerting.alerts import AlertStore
+from gateway.auth.audit import AuditTrail
 from gateway.clock import SystemClock
 from gateway.config import SiteConfig
 from gateway.reports.document import Document
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
-from gateway.roster import Roster
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.roster import Roster
+from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore, connect
 from simulators import DEMO_SITE
 

@@ -1,4 +1,4 @@
-"""The web dashboard's templates and static files (served by gateway/dashboard.py), and the
+"""The web dashboard's templates and static files (served by gateway/api/dashboard.py), and the
 Grafana provisioning of the docker-compose stack (grafana/, not part of the package)."""
 
 from pathlib import Path

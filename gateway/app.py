@@ -9,248 +9,24 @@ after it (simulators).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from datetime import timedelta
-from types import TracebackType
-from typing import Self
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import Counter
 
 import dashboards
-from devices.base import Event, Sample
-from gateway.alerts import AlertStore, Notice
-from gateway.api_docs import install_docs
-from gateway.audit import AuditTrail
-from gateway.auth import AuthStore
-from gateway.auth import router as auth_router
+from gateway.api.auth import router as auth_router
+from gateway.api.docs import install_docs
+from gateway.api.guard import BodyLimit, SecurityHeaders, refusal_counter
 from gateway.clock import Clock
 from gateway.config import SiteConfig
-from gateway.counters import Counters
-from gateway.device_state import DeviceStates
-from gateway.http_guard import BodyLimit, SecurityHeaders, refusal_counter
-from gateway.ingest.mqtt import MqttIngest
-from gateway.ingest.poll import pollers
-from gateway.live import LiveBus
-from gateway.notify import Notifier
-from gateway.pipeline import IngestBuffer, Ingestor
-from gateway.reports.checks import ManualChecks
-from gateway.reports.delivery import ReportDelivery
-from gateway.roster import Roster
-from gateway.rules.engine import RuleEngine
-from gateway.school_calendar import SchoolCalendar
-from gateway.sinks.influx import InfluxSink
-from gateway.spool import Spool
-from gateway.storage.sqlite import SqliteStore
-from gateway.work_orders import WorkOrders
-from gateway.writer import Sink, SinkWriter, Spooler, SpoolThread, SqliteSink
+from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
-
-RETENTION_EVERY = timedelta(hours=1)
-# How often (real time) the watchdog judges silence and deadlines and sends reminders.
-WATCH_EVERY_S = 1.0
-
-
-class Gateway:
-    def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
-        self.site = site
-        self.clock = clock
-        self.counters = Counters()
-        self.states = DeviceStates(site, clock)
-        # The spooler exists only once the event loop runs (__aenter__), hence the late-bound lambda.
-        self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.spooler.wake())  # noqa: PLW0108
-        self.ingestor = Ingestor(site, self.buffer)
-        self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
-        self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
-        self.calendar = SchoolCalendar(site)
-        self.roster = Roster(site, self.calendar)
-        self.notifier = Notifier(site, self.counters, clock, self.mqtt.publish if self.mqtt else None)
-        self.live = LiveBus(site, self.counters)
-        self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the spool",
-                            lambda: len(self.buffer))
-        self.counters.gauge("facility_buffer_capacity", "Capacity of the ingest buffer",
-                            lambda: self.buffer.capacity)
-        self.counters.gauge("facility_spool_messages", "Messages in the spool that some sink still needs",
-                            lambda: len(self.spool))
-        self.counters.gauge("facility_spool_capacity", "Bound of the spool, in messages",
-                            lambda: site.spool.max_messages)
-        registry = self.counters.registry
-        self._report_counters = (
-            Counter("facility_reports_sent", "Scheduled reports delivered, by channel", ["channel"], registry=registry),
-            Counter("facility_reports_failed", "Scheduled report deliveries that failed, by channel", ["channel"],
-                    registry=registry),
-        )
-        poll_errors = Counter("facility_poll_errors", "Polls of a meter that got no usable answer, by device and "
-                              "reason (connection, timeout, exception)", ["device", "reason"], registry=registry)
-        self.pollers = pollers(site, self.ingestor, clock, poll_errors)
-        self._stack = AsyncExitStack()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.failure: str | None = None  # set when a core task died: what died, and why
-        self.failed = asyncio.Event()
-
-    async def __aenter__(self) -> Self:
-        data_dir = self.site.storage.data_dir
-        stack = self._stack
-        self.store = SqliteStore(data_dir / "readings.db")
-        stack.callback(self.store.close)
-        sqlite_sink = SqliteSink(self.store)
-        sinks: list[Sink] = [sqlite_sink] if self.influx is None else [sqlite_sink, self.influx]
-        spool_settings = self.site.spool
-        self.spool = Spool(
-            data_dir / "spool.db", [s.name for s in sinks], max_messages=spool_settings.max_messages,
-            max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
-        )
-        stack.callback(self.spool.close)
-        self.audit = AuditTrail(data_dir / "state.db")
-        stack.callback(self.audit.close)
-        self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
-        stack.callback(self.auth.close)
-        self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
-        stack.callback(self.work_orders.close)
-        self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
-                                 self._alerted, self.work_orders.on_raised)
-        stack.callback(self.alerts.close)
-        self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
-        stack.callback(self.checks.close)
-        self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
-        stack.callback(self.deliveries.close)
-        self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
-        self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
-        self.counters.accounting(self.spool.totals)
-        latest = await asyncio.to_thread(self.store.latest)
-        self.states.seed(latest)
-        self.ingestor.seed(latest)
-        self.on_spool = on_spool = SpoolThread(self.counters)
-        stack.callback(on_spool.close)
-        stack.callback(sqlite_sink.close)
-        if self.influx is not None:
-            await self.influx.start()
-            stack.push_async_callback(self.influx.close)
-        self.writers = [
-            SinkWriter(sink, self.spool, on_spool, spool_settings.sink_batch, self.counters, self.clock)
-            for sink in sinks
-        ]
-        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
-                               self._committed)
-        group = await stack.enter_async_context(asyncio.TaskGroup())
-        core: list[tuple[str, Coroutine[None, None, None]]] = [
-            ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
-            ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
-            *((f"writer {w.sink.name}", w.run()) for w in self.writers),
-            *((f"poller {p.url}", p.run()) for p in self.pollers),
-        ]
-        if self.store.needs_rollups:
-            core.append(("rollups rebuild", self._rebuild_rollups()))
-        self._tasks = [group.create_task(self._supervised(name, run), name=name) for name, run in core]
-        stack.push_async_callback(self._cancel_tasks)
-        stack.callback(self.live.close)
-        if self.mqtt is not None:
-            self.mqtt.start()
-            stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._stack.aclose()
-
-    async def _supervised(self, name: str, run: Coroutine[None, None, None]) -> None:
-        """Runs a core task; if it dies, the gateway has failed: `/health` says what died and
-        `failed` is set, on which the process exits (non-zero) so that its supervisor starts
-        it again. The exception is kept here, not left to the task group: that would cancel
-        the application's lifespan and leave the API serving with ingest dead."""
-        try:
-            await run
-        except Exception as exc:  # the one top-level supervisor of the gateway's tasks
-            log.critical("the gateway's %s died; the gateway stops", name, exc_info=exc)
-            if self.failure is None:
-                self.failure = f"{name}: {type(exc).__name__}: {exc}"[:300]
-            self.failed.set()
-
-    async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-
-    def _committed(self, items: Sequence[tuple[int, Sample | Event]]) -> None:
-        """The rules and the dashboards see what the spool holds, in the order it was committed."""
-        engine = self.engine
-        for received_ms, item in items:
-            if isinstance(item, Sample):
-                engine.sample(item, received_ms)
-            else:
-                engine.event(item, received_ms)
-        self.live.committed(items)
-
-    def _alerted(self, notice: Notice) -> None:
-        self.notifier.submit(notice)
-        a = notice.alert
-        self.live.publish(f"alert:{a.id}", "alert", {
-            "id": a.id, "rule": a.rule, "device": a.device_id, "severity": a.severity, "state": a.state,
-            "transition": notice.transition,
-        })
-
-    async def _watch(self) -> None:
-        """Silence on the injected clock; reminders and escalation."""
-        while True:
-            self.engine.tick(int(self.clock.now().timestamp() * 1000))
-            self.alerts.tick()
-            await asyncio.sleep(WATCH_EVERY_S)
-
-    async def _rebuild_rollups(self) -> None:
-        """A database from before rollups gets them in the background, series by series
-        beside the writer (`facility-gateway rollups rebuild` does it offline)."""
-        log.warning("rollups: the readings have none yet (a database from an older version); building them")
-
-        def done(n: int, total: int) -> None:
-            if n == total or n % max(1, total // 10) == 0:
-                log.info("rollups: %d of %d series", n, total)
-
-        written = await asyncio.to_thread(self.store.rebuild_rollups, done)
-        log.info("rollups: built, %d five-minute buckets", written)
-
-    async def _retention(self) -> None:
-        keep = timedelta(days=self.site.storage.retention_days)
-        while True:
-            cutoff = self.clock.now() - keep
-            deleted = await asyncio.to_thread(self.store.delete_before, int(cutoff.timestamp() * 1000))
-            if deleted:
-                log.info("retention: deleted %d readings older than %s", deleted, cutoff.isoformat())
-            await asyncio.sleep(RETENTION_EVERY.total_seconds())
-
-    def health(self) -> dict[str, dict[str, str]]:
-        """Each part's state: `ok`, or what is wrong with it and why."""
-        parts: dict[str, dict[str, str]] = {}
-        if self.failure is not None:
-            parts["gateway"] = {"state": "down", "detail": f"stopping: {self.failure}"}
-        if self.mqtt is not None:
-            parts["mqtt"] = (
-                {"state": "ok"} if self.mqtt.connected else {"state": "down", "detail": self.mqtt.last_error}
-            )
-        if not self.on_spool.health.ok:
-            parts["spool"] = {"state": "down", "detail": self.on_spool.health.last_error}
-        elif self.spooler.overflowing:
-            parts["spool"] = {"state": "dropping", "detail": self.spooler.overflowing}
-        else:
-            parts["spool"] = {"state": "ok", "detail": f"{len(self.spool)}/{self.spool.max_messages}"}
-        for writer in self.writers:
-            h = writer.health
-            parts[writer.sink.name] = {"state": "ok"} if h.ok else {"state": "down", "detail": h.last_error}
-        depth = len(self.buffer)
-        full = depth >= self.buffer.capacity
-        parts["buffer"] = {"state": "full" if full else "ok", "detail": f"{depth}/{self.buffer.capacity}"}
-        for poller in self.pollers:
-            parts[f"{poller.protocol}:{poller.url}"] = poller.health()
-        for channel, state in self.notifier.health().items():
-            parts[f"notify:{channel}"] = {"state": "ok"} if state == "ok" else {"state": "down", "detail": state}
-        return parts
-
 
 Companion = Callable[[Gateway], AbstractAsyncContextManager[None]]
 
@@ -262,12 +38,12 @@ def create_app(
     before: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
     after: Sequence[Companion] = (),
 ) -> FastAPI:
-    from gateway.api import router
-    from gateway.api_alerts import router as alerts_router
-    from gateway.api_energy import router as energy_router
-    from gateway.api_reports import router as reports_router
-    from gateway.dashboard import asset_version
-    from gateway.dashboard import router as dashboard_router
+    from gateway.api.alerts import router as alerts_router
+    from gateway.api.dashboard import asset_version
+    from gateway.api.dashboard import router as dashboard_router
+    from gateway.api.devices import router
+    from gateway.api.energy import router as energy_router
+    from gateway.api.reports import router as reports_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from devices.base import Reason
-from gateway.spool import DROP_REASONS, Totals
+from gateway.spool.store import DROP_REASONS, Totals
 
 # The `_created` timestamps double the exposition and nobody here graphs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

@@ -16,7 +16,7 @@ The timetable is the kindergarten's of DOMAIN.md (entry 07:45–08:20, dismissal
 15:50–16:10, last pick-up 16:50, snacks at 10:00 and 16:00). Every other number is marked
 "assumption". A day is an open day when the site file gives it opening hours; open days all
 follow the same timetable. Which days are open days is the school calendar's
-(gateway/school_calendar.py): weekends, statutory holidays and make-up days (调休), breaks.
+(gateway/schedule/school_calendar.py): weekends, statutory holidays and make-up days (调休), breaks.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Final, Literal
 
 from devices import sample_fridge, uv_lamp
 from gateway.config import Device, Room, SiteConfig
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar
 
 Channel = Literal["telemetry", "event"]
 Fields = dict[str, object]

@@ -25,7 +25,7 @@ from itertools import pairwise
 
 from gateway.config import Device, SiteConfig
 from gateway.rules.params import LoadAfterHours
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar
 
 FIVE_MIN_MS = 300_000
 HOUR_MS = 3_600_000

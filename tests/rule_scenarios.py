@@ -16,7 +16,7 @@ from devices import kinds
 from gateway.config import SiteConfig, load, parse
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence, RuleEngine
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar
 from simulators.faults import Fault, inject
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import encode

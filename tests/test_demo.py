@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.cli.demo import demo_app
 from gateway.clock import ManualClock
-from gateway.demo import demo_app
 from tests.services import accounting, free_port
 
 pytestmark = pytest.mark.integration

@@ -31,10 +31,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devices import kinds
 from gateway import config
-from gateway.app import Gateway, create_app
-from gateway.auth import Role
-from gateway.auth import Scope as KeyScope
+from gateway.app import create_app
 from gateway.clock import SystemClock
+from gateway.config.auth import Role
+from gateway.config.auth import Scope as KeyScope
+from gateway.runtime import Gateway
 from tests.services import free_port, wait_for
 
 SITE = """\

@@ -24,16 +24,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import Gateway, create_app
-from gateway.broker import embedded_broker
+from gateway.app import create_app
+from gateway.cli.demo import demo_site
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
-from gateway.demo import demo_site
+from gateway.ingest.broker import embedded_broker
 from gateway.reports.document import Figures, Paragraphs
 from gateway.reports.energy import EnergyReport, Totals
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety_model import ItemStatus, SafetyRecord
-from gateway.school_calendar import SchoolCalendar
+from gateway.runtime import Gateway
+from gateway.schedule.school_calendar import SchoolCalendar
 from simulators.faults import (
     CounterReset,
     DoorHeldOpen,
@@ -175,7 +176,7 @@ class SimulatedMonth:
 
 
 def feed(gateway: Gateway, stream: Iterator[SimMessage], received_ms: int) -> tuple[int, dict[str, list[Reading]]]:
-    """Every message into the ingest path, as `gateway.demo._backfill` does; keeps each meter's
+    """Every message into the ingest path, as `gateway.cli.demo._backfill` does; keeps each meter's
     readings for the reckoning."""
     metric = {d.id: METRIC[d.kind] for d in gateway.site.devices if d.kind in METRIC}
     readings: dict[str, list[Reading]] = {device: [] for device in metric}

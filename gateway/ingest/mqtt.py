@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 from collections import OrderedDict
 from functools import partial
@@ -55,11 +54,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import Clock
 from gateway.config import MqttSettings
-from gateway.pipeline import Ingestor
+from gateway.ingest.pipeline import Ingestor
+from gateway.retry import Backoff
 
 log = logging.getLogger(__name__)
-# Its own generator: the shared one is for the application (and tests seed it).
-_jitter = random.Random()
 
 RECONNECT_MAX_S = 60
 PUBACK_TIMEOUT_S: Final = 10.0
@@ -97,6 +95,7 @@ class MqttIngest:
         self._stopping = False
         self.last_error = "not connected yet"
         self._failures = 0  # connection attempts failed since the last good one
+        self._backoff = Backoff(2, RECONNECT_MAX_S)
         # PUBACKs awaited, by message id; and those that came before their publisher could say
         # it waits for them (paho sends at once, on its own thread, before `publish` returns the
         # id). Every QoS 1 publish of ours registers its id, so an early entry is always claimed.
@@ -225,6 +224,7 @@ class MqttIngest:
         self.connected = True
         self.last_error = ""
         self._failures = 0
+        self._backoff.reset()
         log.info("MQTT connected to %s (session present: %s)", self._settings.url, flags.session_present)
         client.subscribe(self._subscriptions)
         self._publish_unawaited(self.status_topic, b"online")
@@ -261,8 +261,7 @@ class MqttIngest:
     def _next_retry(self) -> None:
         """Sets paho's wait before its next connection attempt: capped exponential, jittered.
         paho waits whole seconds at least one: 1–2 s, 2–4 s, … up to 30–60 s."""
-        ceiling = min(2 ** (self._failures + 1), RECONNECT_MAX_S)
-        delay = max(1, round(ceiling * _jitter.uniform(0.5, 1.0)))
+        delay = max(1, round(self._backoff.next_s()))
         self._failures += 1
         self._client.reconnect_delay_set(delay, delay)
 

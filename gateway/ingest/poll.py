@@ -36,7 +36,7 @@ from devices.vendors.modbus import PART as MODBUS_PART
 from devices.vendors.modbus import ModbusSource
 from gateway.clock import Clock
 from gateway.config import Device, SiteConfig
-from gateway.pipeline import Ingestor
+from gateway.ingest.pipeline import Ingestor
 
 log = logging.getLogger(__name__)
 # pymodbus logs every failed connect and every request left unanswered (as an error); the

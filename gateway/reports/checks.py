@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from gateway.audit import AuditTrail
+from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock
 from gateway.storage.sqlite import connect
 

@@ -20,33 +20,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 import httpx
 from prometheus_client import Counter
 
-from gateway.notify import (
-    HTTP_TIMEOUT_S,
-    Attachment,
-    DeliveryError,
-    DingtalkChannel,
-    EmailChannel,
-    Message,
-    WebhookChannel,
-    WecomChannel,
-    attempt,
-    sender,
-)
+from gateway.config.notifications import DingtalkChannel, EmailChannel, WebhookChannel, WecomChannel
+from gateway.notify import HTTP_TIMEOUT_S, Attachment, DeliveryError, Message, attempt, sender
 from gateway.reports.document import Document, Paragraphs
 from gateway.reports.energy import Month, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
-from gateway.reports.safety import day_states, month_days, record, summary
+from gateway.reports.safety import Sources, day_states, month_days, record, summary
 from gateway.reports.safety_layout import STATUS, daily_document, summary_document
 from gateway.reports.safety_model import ItemStatus
 from gateway.storage.sqlite import connect
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +70,7 @@ class Rendered:
 
 
 class ReportDelivery:
-    def __init__(self, gw: Gateway, path: Path, registry_counters: tuple[Counter, Counter]) -> None:
+    def __init__(self, gw: Sources, path: Path, registry_counters: tuple[Counter, Counter]) -> None:
         self._gw = gw
         self._conn = connect(path, _SCHEMA)
         self._sent, self._failed = registry_counters

@@ -28,10 +28,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from gateway.alerts import Alert, AlertFilter, AlertStore
+from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.config import Device, SiteConfig, TouPeriodName
 from gateway.rules.params import LoadAfterHours
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore, increase
 
 Utility = Literal["electricity", "water"]

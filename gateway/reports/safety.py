@@ -13,11 +13,13 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal, Protocol
 
 from devices import sample_fridge
-from gateway.alerts import Alert, AlertFilter, AlertStore
-from gateway.reports.checks import ManualCheck
+from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
+from gateway.clock import Clock
+from gateway.config import SiteConfig
+from gateway.reports.checks import ManualCheck, ManualChecks
 from gateway.reports.safety_items import SENSOR_ITEMS, DayState, Judge, always_manual, completed, uncovered, utc
 from gateway.reports.safety_model import (
     AlertLine,
@@ -35,13 +37,11 @@ from gateway.reports.safety_model import (
     SafetyRecord,
     SafetySummary,
 )
+from gateway.rules.engine import RuleEngine
 from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.config import SiteConfig
-    from gateway.storage.sqlite import SqliteStore
+from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.sqlite import SqliteStore
 
 # An alert cleared on a day but raised more than this before it is missed by `day_states`
 # (the alert store is indexed by when alerts began); open alerts are never missed.
@@ -51,19 +51,38 @@ FIRST_DAY: Final = date(1971, 1, 1)  # like the calendar's API: no Unix time bef
 _ORDER: Final = list(Category)
 
 
+class Sources(Protocol):
+    """What the records are made from: the running gateway has each of these."""
+
+    @property
+    def site(self) -> SiteConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def calendar(self) -> SchoolCalendar: ...
+    @property
+    def store(self) -> SqliteStore: ...
+    @property
+    def alerts(self) -> AlertStore: ...
+    @property
+    def checks(self) -> ManualChecks: ...
+    @property
+    def engine(self) -> RuleEngine: ...
+
+
 class FutureDay(ValueError):
     """A record of a day that has not begun."""
 
 
-def _now_ms(gw: Gateway) -> int:
+def _now_ms(gw: Sources) -> int:
     return int(gw.clock.now().timestamp() * 1000)
 
 
-def today(gw: Gateway) -> date:
+def today(gw: Sources) -> date:
     return gw.calendar.local_date(_now_ms(gw))
 
 
-def reported(gw: Gateway, days: Sequence[date]) -> list[date]:
+def reported(gw: Sources, days: Sequence[date]) -> list[date]:
     """The days of a period that have begun; raises FutureDay when none has."""
     now = today(gw)
     begun = [d for d in days if d <= now]
@@ -72,7 +91,7 @@ def reported(gw: Gateway, days: Sequence[date]) -> list[date]:
     return begun
 
 
-def day_states(gw: Gateway, days: Sequence[date]) -> list[DayState]:
+def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
     """What the gateway's live state says about each of `days` (begun, in order), read on
     the event loop's thread."""
     cal, now = gw.calendar, _now_ms(gw)

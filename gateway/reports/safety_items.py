@@ -50,9 +50,9 @@ from gateway.rules.power import Power
 from gateway.rules.water import Flow
 
 if TYPE_CHECKING:
-    from gateway.alerts import Alert
+    from gateway.alerting.alerts import Alert
     from gateway.config import Device, SiteConfig
-    from gateway.school_calendar import SchoolDay
+    from gateway.schedule.school_calendar import SchoolDay
     from gateway.storage.sqlite import SqliteStore
 
 MIN_MS: Final = 60_000

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from gateway.alerts import AlertState, Severity
+from gateway.alerting.alerts import AlertState
+from gateway.config.severity import Severity
 
 
 class ItemStatus(StrEnum):

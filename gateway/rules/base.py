@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from devices.base import Event, Sample
-from gateway.alerts import Severity
+from gateway.config.severity import Severity
 from gateway.rules.params import RuleParams
 
 if TYPE_CHECKING:
     from gateway.config import Building, Device, Room, Tariffs
-    from gateway.school_calendar import SchoolCalendar
+    from gateway.schedule.school_calendar import SchoolCalendar
 
 P = TypeVar("P", bound=RuleParams)
 

@@ -24,7 +24,7 @@ from gateway.rules.water import LeakDetectedRule, RunningTapRule, WaterLeakRule
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
-    from gateway.school_calendar import SchoolCalendar
+    from gateway.schedule.school_calendar import SchoolCalendar
 
 RULES: Final[dict[str, type[Rule[Any]]]] = {
     r.name: r

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gateway.alerts import (
+from gateway.alerting.alerts import (
     Alert,
     AlertError,
     AlertFilter,
@@ -22,16 +22,17 @@ from gateway.alerts import (
     AlertState,
     AlertStore,
     Notice,
-    Severity,
     Transition,
 )
-from gateway.audit import AuditTrail
+from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
-from gateway.roster import Person, Roster
+from gateway.config.duty import Person
+from gateway.config.severity import Severity
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.roster import Roster
+from gateway.schedule.school_calendar import SchoolCalendar
 from tests.rule_scenarios import DEMO, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

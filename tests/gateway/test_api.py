@@ -22,8 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
 from gateway.app import create_app
-from gateway.auth import Scope
 from gateway.clock import SystemClock
+from gateway.config.auth import Scope
 from tests.served import serve
 from tests.services import Mosquitto, accounting, wait_for
 

@@ -20,27 +20,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
+from gateway.api.access import Admin, Ingester, Staff, Viewer
+from gateway.api.auth import router
 from gateway.app import invalid_request
-from gateway.audit import AuditTrail
-from gateway.auth import (
-    Admin,
-    AuthSettings,
+from gateway.auth.audit import AuditTrail
+from gateway.auth.store import (
     AuthStore,
-    Ingester,
     InvalidInput,
     LoginLocked,
     LoginRefused,
     Principal,
-    Role,
-    Scope,
-    Staff,
-    Viewer,
-    allows,
     hash_password,
-    router,
     verify_password,
 )
 from gateway.clock import ManualClock
+from gateway.config.auth import AuthSettings, Role, Scope, allows
 
 T0 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 PASSWORDS = {"ada": "ada-admin-passphrase", "sam": "sam-staff-passphrase", "vic": "vic-viewer-passphrase"}

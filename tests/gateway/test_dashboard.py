@@ -26,8 +26,9 @@ from fastapi.testclient import TestClient
 from devices.base import Event, Sample
 from gateway import config
 from gateway.app import create_app
-from gateway.auth import AuthStore, Role, Scope
+from gateway.auth.store import AuthStore
 from gateway.clock import ManualClock
+from gateway.config.auth import Role, Scope
 from gateway.counters import Counters
 from gateway.live import LiveBus
 from tests.served import serve

@@ -26,7 +26,7 @@ from gateway import config
 from gateway.clock import SystemClock
 from gateway.ingest import mqtt as ingest_mqtt
 from gateway.ingest.mqtt import MqttIngest
-from gateway.pipeline import IngestBuffer, Ingestor
+from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from tests.services import MQTT_TIMEOUT_S, Mosquitto, MosquittoFactory, mosquitto_passwd, mqtt_client, wait_for
 
 pytestmark = pytest.mark.integration

@@ -23,12 +23,13 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gateway import config, notify
-from gateway.alerts import Alert, AlertState, Notice, Severity, Transition
+from gateway.alerting.alerts import Alert, AlertState, Notice, Transition
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
+from gateway.config.duty import Person
+from gateway.config.severity import Severity
 from gateway.counters import Counters
 from gateway.notify import Notifier, render
-from gateway.roster import Person
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 

@@ -9,7 +9,7 @@ import pytest
 
 from devices.base import Reason, Sample
 from gateway import config
-from gateway.pipeline import Batch, BufferFull, IngestBuffer, Ingestor
+from gateway.ingest.pipeline import Batch, BufferFull, IngestBuffer, Ingestor
 from gateway.storage.sqlite import Point
 
 SITE = """\

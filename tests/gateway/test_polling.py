@@ -16,8 +16,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
 from gateway import config
-from gateway.app import Gateway
 from gateway.clock import SystemClock
+from gateway.runtime import Gateway
 from tests.dlt645_meter import EmulatedMeter, MeterBus
 from tests.modbus_server import NullModem, modbus_serial_server, modbus_server, unit
 from tests.services import HOST, free_port

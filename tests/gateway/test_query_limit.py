@@ -23,10 +23,10 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 
 from devices.base import Sample
-from gateway import api, api_alerts, api_energy, api_reports, auth, dashboard
-from gateway.api import MAX_RAW_POINTS
+from gateway.api import alerts, auth, dashboard, devices, energy, reports
+from gateway.api.devices import MAX_RAW_POINTS
+from gateway.api.query_limit import HeavyQuery, QueryLimiter
 from gateway.counters import Counters
-from gateway.query_limit import HeavyQuery, QueryLimiter
 from gateway.storage.sqlite import SqliteStore
 from tests.services import GatewayProcess, Mosquitto, free_port
 
@@ -171,7 +171,7 @@ HEAVY = {"/api/v1/devices/{device_id}/readings", "/api/v1/devices/{device_id}/ev
 
 def test_every_heavy_route_takes_a_slot() -> None:
     [depends] = [a for a in get_args(HeavyQuery) if isinstance(a, Depends)]
-    routers = (api.router, api_alerts.router, api_energy.router, api_reports.router, auth.router, dashboard.router)
+    routers = (devices.router, alerts.router, energy.router, reports.router, auth.router, dashboard.router)
     routes = {(r.path, *sorted(r.methods or ())): r for router in routers for r in router.routes if isinstance(r, APIRoute)}
     assert {path for path, *_ in routes} >= HEAVY
     for (path, *methods), route in routes.items():

@@ -21,8 +21,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from gateway import config
-from gateway.app import Gateway, create_app
+from gateway.app import create_app
 from gateway.clock import ManualClock
+from gateway.runtime import Gateway
 from simulators import DEMO_SITE
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from gateway import config
-from gateway.roster import Roster
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.roster import Roster
+from gateway.schedule.school_calendar import SchoolCalendar
 
 SITE = """\
 id: kg-1

@@ -13,12 +13,12 @@ from typing import Final
 import pytest
 
 from devices.base import Sample
-from gateway.alerts import Severity
 from gateway.config import SiteConfig
+from gateway.config.severity import Severity
 from gateway.rules.base import Finding
 from gateway.rules.engine import RuleEngine
 from gateway.rules.power import _Thinned
-from gateway.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar
 from simulators import faults
 from simulators.model import SimMessage
 from tests.rule_scenarios import Run, demo_site, run, site_with, stream

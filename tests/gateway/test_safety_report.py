@@ -18,9 +18,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from gateway import config
-from gateway.app import Gateway, create_app
-from gateway.auth import Role, Scope
+from gateway.app import create_app
 from gateway.clock import ManualClock
+from gateway.config.auth import Role, Scope
+from gateway.runtime import Gateway
 from simulators import faults
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import encode, timeline

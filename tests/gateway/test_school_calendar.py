@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from gateway import config, school_calendar
-from gateway.school_calendar import DayKind, SchoolCalendar
+from gateway import config
+from gateway.schedule import school_calendar
+from gateway.schedule.school_calendar import DayKind, SchoolCalendar
 
 SITE = """\
 id: kg-1
@@ -264,7 +265,7 @@ def test_fall_back_day_lasts_25_hours_in_berlin() -> None:
 
 
 def test_a_year_without_data_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.school_calendar")
+    caplog.set_level(logging.WARNING, logger="gateway.schedule.school_calendar")
     first, second = (
         _calendar(),
         _calendar(PERIODS.replace("2026-03-10", "2027-03-10").replace("2026-03-11", "2027-03-11")),
@@ -289,7 +290,7 @@ def test_a_year_without_data_falls_back_with_one_warning(caplog: pytest.LogCaptu
 
 
 def test_library_years_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.school_calendar")
+    caplog.set_level(logging.WARNING, logger="gateway.schedule.school_calendar")
     cal = _calendar()
     for d in (date(2004, 1, 1), date(2026, 12, 31)):
         assert cal.day(d).source == "chinesecalendar"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devices.base import Event, Sample
-from gateway.spool import DROP_BEFORE_SINK, DROP_REFUSED, DROP_SPOOL_AGE, DROP_SPOOL_FULL, Rejection, Spool
+from gateway.spool.store import DROP_BEFORE_SINK, DROP_REFUSED, DROP_SPOOL_AGE, DROP_SPOOL_FULL, Rejection, Spool
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from gateway import config
 from gateway.app import create_app
-from gateway.auth import Scope
 from gateway.clock import SystemClock
+from gateway.config.auth import Scope
 from tests.services import Mosquitto, accounting, wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,15 +14,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gateway.alerts import AlertStore, Notice, Severity
-from gateway.audit import AuditTrail
+from gateway.alerting.alerts import AlertStore, Notice
+from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound, WorkOrders
+from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
-from gateway.roster import Roster
+from gateway.config.severity import Severity
+from gateway.config.work_orders import Trade
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
-from gateway.school_calendar import SchoolCalendar
-from gateway.work_orders import Status, Trade, WorkOrder, WorkOrderError, WorkOrderNotFound, WorkOrders
+from gateway.schedule.roster import Roster
+from gateway.schedule.school_calendar import SchoolCalendar
 from tests.rule_scenarios import DEMO, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import re
 import smtplib
 import ssl
@@ -27,79 +26,44 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
 from prometheus_client import Counter, Gauge
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from gateway.alerts import Alert, Notice, Severity, Transition
+from gateway.alerting.alerts import Alert, Notice, Transition
 from gateway.clock import Clock
+from gateway.config.notifications import (
+    Channel,
+    DingtalkChannel,
+    EmailChannel,
+    MqttChannel,
+    WebhookChannel,
+    WecomChannel,
+)
+from gateway.config.severity import Severity
 from gateway.counters import Counters
+from gateway.retry import Backoff
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
 
 
-class _Channel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    # Routing: a notice goes to a channel when every filter given matches.
-    min_severity: Severity = Severity.WARNING
-    rules: list[str] | None = None  # None: every rule
-    buildings: list[str] | None = None  # None: every building
-    queue: int = Field(1000, ge=1, description="notices waiting; when full, the oldest is dropped")
 
 
-class WebhookChannel(_Channel):
-    type: Literal["webhook"]
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
 
 
-class EmailChannel(_Channel):
-    type: Literal["email"]
-    host: str
-    port: int = Field(25, ge=1, le=65535)
-    starttls: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str
-    to: list[str] = Field(default_factory=list, description="always; the person on duty is added")
-    to_duty: bool = True
 
 
-class WecomChannel(_Channel):
-    type: Literal["wecom"]
-    url: str  # https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…
-    mention_duty: bool = True
 
 
-class DingtalkChannel(_Channel):
-    type: Literal["dingtalk"]
-    url: str  # https://oapi.dingtalk.com/robot/send?access_token=…
-    secret: SecretStr | None = None  # 加签: signs every request
-    mention_duty: bool = True
 
 
-class MqttChannel(_Channel):
-    type: Literal["mqtt"]
 
 
-Channel = Annotated[
-    WebhookChannel | EmailChannel | WecomChannel | DingtalkChannel | MqttChannel, Field(discriminator="type")
-]
 
 
-class NotificationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channels: list[Channel] = Field(default_factory=list)
-    retry_first_s: float = Field(1, gt=0)
-    retry_max_s: float = Field(300, gt=0)
-    give_up_after_h: float = Field(24, gt=0, description="a notice still undelivered after this is dropped")
 
 
 # ------------------------------------------------------------------------ the dispatcher
@@ -473,13 +437,11 @@ class _ChannelWorker:
     """One channel's queue (bounded; when full, the oldest notice is dropped) and its
     delivery loop, which retries the notice at its head until delivered, refused or stale."""
 
-    def __init__(self, channel: Channel, site: SiteConfig, metrics: _Metrics, clock: Clock,
-                 rng: random.Random) -> None:
+    def __init__(self, channel: Channel, site: SiteConfig, metrics: _Metrics, clock: Clock) -> None:
         self.channel = channel
         self._site = site
         self._settings = site.notifications
         self._clock = clock
-        self._rng = rng
         self._queue: deque[_Queued] = deque()
         self._ready = asyncio.Event()
         self._failing: str | None = None
@@ -523,7 +485,7 @@ class _ChannelWorker:
     async def _deliver(self, sender: Sender, item: _Queued) -> None:
         notice, cid = item.notice, self.channel.id
         give_up_after = timedelta(hours=self._settings.give_up_after_h)
-        tries = 0
+        backoff = Backoff(self._settings.retry_first_s, self._settings.retry_max_s)
         while True:
             try:
                 delivered = await attempt(sender, lambda: render(notice, self._site))
@@ -544,8 +506,7 @@ class _ChannelWorker:
                     _log.warning("notification channel %s: gave up on alert %d (%s) after %s: %s", cid,
                                  notice.alert.id, notice.transition, age, exc.reason)
                     return
-                await asyncio.sleep(self._backoff(tries))
-                tries += 1
+                await backoff.wait()
                 continue
             if delivered:
                 self._sent.inc()
@@ -553,10 +514,6 @@ class _ChannelWorker:
                 _log.debug("notification channel %s: no addressee for alert %d", cid, notice.alert.id)
             self._set_ok()
             return
-
-    def _backoff(self, attempt: int) -> float:
-        capped = min(self._settings.retry_max_s, self._settings.retry_first_s * 2.0 ** min(attempt, 32))
-        return capped * (0.5 + self._rng.random() / 2)  # jitter: retries of many gateways do not align
 
     def _set_failing(self, reason: str) -> None:
         if self._failing is None:
@@ -583,8 +540,7 @@ class Notifier:
         self._clock = clock
         self._publish = publish
         metrics = _Metrics(counters)
-        rng = random.Random()  # jitter only, not cryptography
-        self._workers = [_ChannelWorker(c, site, metrics, clock, rng) for c in settings.channels]
+        self._workers = [_ChannelWorker(c, site, metrics, clock) for c in settings.channels]
 
     def submit(self, notice: Notice) -> None:
         """Queues the notice for every matching channel. Event-loop thread only."""

@@ -21,7 +21,7 @@ from devices import kinds
 from devices.base import DecodeError, DeviceKind, Event, MetricType, Reason, Sample
 from devices.vendors import VendorSource
 from gateway.config import SiteConfig
-from gateway.spool import Rejection
+from gateway.spool.store import Rejection
 from gateway.storage.sqlite import Point
 
 CHANNELS: Final = ("telemetry", "event")

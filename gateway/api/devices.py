@@ -2,7 +2,7 @@
 metrics. OpenAPI at /docs.
 
 Reading needs a viewer (or an API key with the `read` scope), HTTP ingest the `ingest`
-scope or a staff login (gateway/auth.py). /health and /metrics stay open: they are for the
+scope or a staff login (gateway/auth/store.py). /health and /metrics stay open: they are for the
 load balancer and Prometheus, and name no readings."""
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from devices import kinds
 from devices.base import Metric, MetricType, Reason
-from gateway.app import Gateway
-from gateway.auth import Ingester, Viewer
-from gateway.pipeline import BufferFull, json_array_items
-from gateway.problems import problems
-from gateway.query_limit import HeavyQuery, query_limiter
+from gateway.api.access import Ingester, Viewer
+from gateway.api.problems import problems
+from gateway.api.query_limit import HeavyQuery, query_limiter
+from gateway.ingest.pipeline import BufferFull, json_array_items
+from gateway.runtime import Gateway
 
 router = APIRouter()
 # Reads and ingest need credentials, name a device, validate their query, and ingest may be
 # told to come back later.
 GUARDED = problems(401, 403, 404, 422, 503)
-# Heavy queries (gateway/query_limit.py) may be told to come back later too.
+# Heavy queries (gateway/api/query_limit.py) may be told to come back later too.
 BUSY = GUARDED | {503: GUARDED[503] | {"description": "too many heavy queries at once; see Retry-After"}}
 Start = Annotated[AwareDatetime | None,
                   Query(description="ISO 8601 with an offset (or Unix seconds); default: 24 h before end")]

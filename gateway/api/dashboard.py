@@ -24,15 +24,15 @@ from pydantic import BaseModel
 
 import dashboards
 from devices import kinds, sample_fridge
-from gateway.alerts import Severity
-from gateway.api import GUARDED, GatewayDep, MetricOut
-from gateway.api_alerts import utc
-from gateway.app import Gateway
-from gateway.auth import Grant, Viewer, ViewerGrant
+from gateway.api.access import Grant, Viewer, ViewerGrant
+from gateway.api.alerts import utc
+from gateway.api.devices import GUARDED, GatewayDep, MetricOut
 from gateway.config import Device
+from gateway.config.severity import Severity
 from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
+from gateway.runtime import Gateway
 from gateway.storage.sqlite import increase
 
 router = APIRouter()

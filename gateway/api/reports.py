@@ -20,11 +20,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api import BUSY, GatewayDep
-from gateway.app import Gateway
-from gateway.auth import Staff, Viewer
-from gateway.problems import problems
-from gateway.query_limit import HeavyQuery
+from gateway.api.access import Staff, Viewer
+from gateway.api.devices import BUSY, GatewayDep
+from gateway.api.problems import problems
+from gateway.api.query_limit import HeavyQuery
 from gateway.reports.document import Document
 from gateway.reports.safety import (
     FIRST_DAY,
@@ -41,6 +40,7 @@ from gateway.reports.safety import (
 from gateway.reports.safety_items import DayState, completed
 from gateway.reports.safety_layout import Lang, canteen_document, daily_document, summary_document
 from gateway.reports.safety_model import CanteenRecord, Item, SafetyRecord, SafetySummary
+from gateway.runtime import Gateway
 
 router = APIRouter(tags=["reports"])
 

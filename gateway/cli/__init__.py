@@ -15,12 +15,15 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from gateway import cli_reports, config
-from gateway.app import Gateway, create_app
-from gateway.audit import AuditTrail
-from gateway.auth import AuthError, AuthStore, Role, Scope
+from gateway import config
+from gateway.api.guard import timed_h11
+from gateway.app import create_app
+from gateway.auth.audit import AuditTrail
+from gateway.auth.store import AuthError, AuthStore
+from gateway.cli import reports as cli_reports
 from gateway.clock import SystemClock
-from gateway.http_guard import timed_h11
+from gateway.config.auth import Role, Scope
+from gateway.runtime import Gateway
 
 
 def _log(level: str) -> None:
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(site, SystemClock())
             return _serve(app, site.api, args.log_level)
         if args.command == "demo":
-            from gateway.demo import demo_app
+            from gateway.cli.demo import demo_app
 
             app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days)
             print(

@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Literal
 
 import chinese_calendar
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -28,30 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Period(BaseModel):
-    """Days from `start` to `end`, both included."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start: date
-    end: date
-    name: str = Field("", description="shown in the calendar, e.g. 寒假")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Period:
-        if self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
-        return self
 
 
-class CalendarSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    statutory_holidays: bool = Field(True, description="China's holidays and make-up days (调休)")
-    term_breaks: list[Period] = Field(default_factory=list, description="寒假, 暑假: closed")
-    closures: list[Period] = Field(default_factory=list, description="any other closed days")
-    # 护校: the school is closed and guarded; alerts go to the guard-duty rota of the roster.
-    guard_duty: list[Period] = Field(default_factory=list)
 
 
 class DayKind(StrEnum):

@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from gateway.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState, Severity
-from gateway.api import GUARDED, GatewayDep
-from gateway.auth import Staff, Viewer
-from gateway.problems import problems
+from gateway.alerting.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState
+from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound
+from gateway.api.access import Staff, Viewer
+from gateway.api.devices import GUARDED, GatewayDep
+from gateway.api.problems import problems
+from gateway.config.severity import Severity
+from gateway.config.work_orders import Trade
 from gateway.rules.params import RuleName
-from gateway.work_orders import Status, Trade, WorkOrder, WorkOrderError, WorkOrderNotFound
 
 router = APIRouter()
 Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-bit")]

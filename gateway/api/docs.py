@@ -19,7 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from gateway.http_guard import content_security_policy
+from gateway.api.guard import content_security_policy
 
 ASSETS: Final = "/docs/assets"
 _INLINE_SCRIPT: Final = re.compile(rb"<script>(.*?)</script>", re.S)

@@ -36,10 +36,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from gateway import config
-from gateway.app import Gateway, create_app
-from gateway.broker import embedded_broker
+from gateway.app import create_app
 from gateway.clock import Clock, SystemClock
-from gateway.school_calendar import SchoolCalendar
+from gateway.ingest.broker import embedded_broker
+from gateway.runtime import Gateway
+from gateway.schedule.school_calendar import SchoolCalendar
 from simulators import DEMO_SITE
 from simulators.faults import DoorHeldOpen, ExtraLoad, Fault, FloorWet, FridgeTemperature, LampSkipped, Leak, inject
 from simulators.meters import on_free_ports

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from gateway.api import BUSY, GatewayDep
-from gateway.api_reports import RENDERED, FormatQuery, LangQuery, report_response
-from gateway.auth import Viewer
-from gateway.query_limit import HeavyQuery
+from gateway.api.access import Viewer
+from gateway.api.devices import BUSY, GatewayDep
+from gateway.api.query_limit import HeavyQuery
+from gateway.api.reports import RENDERED, FormatQuery, LangQuery, report_response
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
 

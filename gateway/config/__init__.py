@@ -32,12 +32,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from devices import kinds
 from devices.vendors import VendorSource, sources
-from gateway.auth import AuthSettings
-from gateway.notify import NotificationSettings
-from gateway.roster import DutySettings
+from gateway.config.auth import AuthSettings
+from gateway.config.calendar import CalendarSettings
+from gateway.config.duty import DutySettings
+from gateway.config.notifications import NotificationSettings
+from gateway.config.work_orders import WorkOrderSettings
 from gateway.rules.params import APPLIES_TO, KIND_DEFAULTS, PARAMS, RuleParams
-from gateway.school_calendar import CalendarSettings
-from gateway.work_orders import WorkOrderSettings
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -11,42 +11,22 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from devices import kinds
-from gateway.audit import AuditTrail
+from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock
+from gateway.config.work_orders import Trade
 from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:
-    from gateway.alerts import Alert
+    from gateway.alerting.alerts import Alert
     from gateway.config import SiteConfig
     from gateway.rules.engine import Evidence
 
 
-class Trade(StrEnum):
-    WATER = "water"  # 水
-    ELECTRIC = "electric"  # 电
-    CARPENTRY = "carpentry"  # 木
-    OTHER = "other"  # 其他
 
 
-def _default_rules() -> dict[str, Trade]:
-    return {
-        "water_leak": Trade.WATER,
-        "running_tap": Trade.WATER,
-        "leak_detected": Trade.WATER,
-        "door_open_too_long": Trade.CARPENTRY,  # a door that does not close: its closer or lock
-        "uv_tube_life": Trade.ELECTRIC,
-        "device_offline": Trade.OTHER,
-    }
 
 
-class WorkOrderSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rules: dict[str, Trade] = Field(default_factory=_default_rules, description="rule → trade that fixes it")
-    due_within_h: float | None = Field(None, gt=0, description="default: by the end of the day it was opened")
 
 
 class Status(StrEnum):

@@ -12,31 +12,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.audit import AuditEntry, AuditTrail
+from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock
-from gateway.roster import Person
+from gateway.config.duty import Person
+from gateway.config.severity import Severity
 from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
-    from gateway.roster import Roster
     from gateway.rules.base import Finding
     from gateway.rules.engine import Evidence
+    from gateway.schedule.roster import Roster
 
 
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    MAJOR = "major"
-    MINOR = "minor"
-    WARNING = "warning"
-
-    @property
-    def rank(self) -> int:
-        """3 for critical down to 0 for warning: compare with `>=` for "at least"."""
-        return _RANKS[self]
 
 
-_RANKS: Final = {Severity.CRITICAL: 3, Severity.MAJOR: 2, Severity.MINOR: 1, Severity.WARNING: 0}
 
 
 class AlertState(StrEnum):

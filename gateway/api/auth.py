@@ -1,0 +1,231 @@
+"""Logging in and out, users, API keys and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.api.access import Admin, Credential, NowMs, StoreDep, _authenticate, _http_errors, _now_ms, _unauthorized
+from gateway.api.problems import problems
+from gateway.auth.store import (
+    API_KEY_PREFIX,
+    MAX_KEY_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    USER_NAME_PATTERN,
+    ApiKey,
+    LoginLocked,
+    LoginRefused,
+    User,
+    check_password,
+)
+from gateway.config.auth import Role, Scope
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=USER_NAME_PATTERN)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires: datetime
+    user: str
+    role: Role
+
+
+class PrincipalOut(BaseModel):
+    name: str
+    kind: Literal["user", "api_key", "anonymous"]
+    role: Role | None
+    scopes: list[Scope]
+
+
+class UserOut(BaseModel):
+    name: str
+    role: Role
+    created: datetime
+    disabled: bool
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=USER_NAME_PATTERN)
+    role: Role
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+
+
+class UserPatch(BaseModel):
+    """Fields left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    password: str | None = Field(None, min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    disabled: bool | None = None
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH, pattern=r"\S")
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created: datetime
+    created_by: str
+    revoked: datetime | None
+    last_used: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the key itself: shown this once, only its hash is kept")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(name=user.name, role=user.role, created=_dt(user.created_ms), disabled=user.disabled)
+
+
+def _key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id, name=key.name, scopes=sorted(key.scopes), created=_dt(key.created_ms), created_by=key.created_by,
+        revoked=None if key.revoked_ms is None else _dt(key.revoked_ms),
+        last_used=None if key.last_used_ms is None else _dt(key.last_used_ms),
+    )
+
+
+router = APIRouter(tags=["auth"], responses=problems(400, 401, 403, 404, 409, 422, 429))
+
+# Endpoints are plain `def`: FastAPI runs them in its thread pool, so SQLite and scrypt
+# never block the event loop. Login is the exception, for its wait.
+
+
+@router.post(
+    "/api/v1/auth/login",
+    responses={401: {"description": "wrong user name or password"},
+               429: {"description": "too many failed logins from this address; see Retry-After"}},
+)
+async def login(body: LoginIn, request: Request, store: StoreDep) -> LoginOut:
+    """Answers later while many addresses are guessing this user's password, but never
+    refuses the right password from an address that has not failed."""
+    delay_s = await run_in_threadpool(store.login_delay_s, body.username, _now_ms(request))
+    if delay_s > 0:
+        # On the event loop, not in a thread: guesses in parallel must not tie up the pool.
+        await asyncio.sleep(delay_s)
+    try:
+        session = await run_in_threadpool(store.login, body.username, body.password, _client(request),
+                                          _now_ms(request))
+    except LoginLocked as exc:
+        raise HTTPException(429, str(exc),
+                            headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except LoginRefused as exc:
+        raise _unauthorized(str(exc)) from None
+    return LoginOut(token=session.token, expires=_dt(session.expires_ms), user=session.user, role=session.role)
+
+
+@router.post("/api/v1/auth/logout", status_code=204)
+def logout(store: StoreDep, credential: Credential) -> None:
+    """Ends the session of the bearer token. Ending an unknown or ended session is no error."""
+    if credential is None:
+        raise _unauthorized("no session to end")
+    store.logout(credential)
+
+
+@router.get("/api/v1/auth/me")
+def me(store: StoreDep, now_ms: NowMs, credential: Credential) -> PrincipalOut:
+    """Who the caller is; any valid credential will do, whatever its role or scopes."""
+    principal = _authenticate(store, now_ms, credential, store.settings.public_read)
+    return PrincipalOut(name=principal.name, kind=principal.kind, role=principal.role,
+                        scopes=sorted(principal.scopes))
+
+
+@router.get("/api/v1/users")
+def list_users(_admin: Admin, store: StoreDep) -> list[UserOut]:
+    return [_user_out(u) for u in store.list_users()]
+
+
+@router.post("/api/v1/users", status_code=201,
+             responses={409: {"description": "the user exists"}})
+def add_user(body: UserIn, admin: Admin, store: StoreDep, now_ms: NowMs) -> UserOut:
+    with _http_errors():
+        return _user_out(store.add_user(body.name, body.role, body.password, admin.name, now_ms))
+
+
+@router.patch("/api/v1/users/{name}",
+              responses={404: {"description": "no such user"}, 409: {"description": "the last enabled admin"}})
+def update_user(name: str, body: UserPatch, admin: Admin, store: StoreDep, now_ms: NowMs) -> UserOut:
+    with _http_errors():
+        user = store.user(name)
+        if body.password is not None:
+            check_password(body.password)  # first, so that a bad password leaves everything unchanged
+        if body.role is not None:
+            user = store.set_role(name, body.role, admin.name, now_ms)
+        if body.disabled is True:
+            user = store.disable_user(name, admin.name, now_ms)
+        elif body.disabled is False:
+            user = store.enable_user(name, admin.name, now_ms)
+        if body.password is not None:
+            user = store.set_password(name, body.password, admin.name, now_ms)
+    return _user_out(user)
+
+
+@router.get("/api/v1/api-keys")
+def list_api_keys(_admin: Admin, store: StoreDep) -> list[ApiKeyOut]:
+    return [_key_out(k) for k in store.list_api_keys()]
+
+
+@router.post("/api/v1/api-keys", status_code=201)
+def create_api_key(body: ApiKeyIn, admin: Admin, store: StoreDep, now_ms: NowMs) -> ApiKeyCreated:
+    with _http_errors():
+        key = store.create_api_key(body.name, body.scopes, admin.name, now_ms)
+    key_id = key.removeprefix(API_KEY_PREFIX).partition("_")[0]
+    return ApiKeyCreated(**_key_out(store.api_key(key_id)).model_dump(), key=key)
+
+
+@router.delete("/api/v1/api-keys/{key_id}", status_code=204,
+               responses={404: {"description": "no such key"}})
+def revoke_api_key(key_id: str, admin: Admin, store: StoreDep, now_ms: NowMs) -> None:
+    with _http_errors():
+        store.revoke_api_key(key_id, admin.name, now_ms)
+
+
+@router.get("/api/v1/audit")
+def list_audit(
+    _admin: Admin,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    action: Annotated[str | None, Query(max_length=64, description="e.g. user.add, api_key.revoke")] = None,
+) -> list[AuditOut]:
+    """The audit trail, newest first."""
+    return [AuditOut(id=e.id, at=_dt(e.at_ms), actor=e.actor, action=e.action, target=e.target,
+                     detail=dict(e.detail))
+            for e in store.audit.newest(limit, action)]
