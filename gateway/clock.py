@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -55,3 +55,13 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def to_ms(moment: datetime) -> int:
+    """A timezone-aware moment as Unix milliseconds, the unit of every timestamp in the store."""
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: float, tz: tzinfo = UTC) -> datetime:
+    """Unix milliseconds as a moment in `tz` (UTC unless told)."""
+    return datetime.fromtimestamp(ms / 1000, tz)

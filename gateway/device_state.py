@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gateway.clock import Clock
+from gateway.clock import Clock, from_ms
 from gateway.config import SiteConfig
 from gateway.storage.sqlite import Point
 
@@ -49,7 +49,7 @@ class DeviceStates:
 
     def last_seen(self, device_id: str) -> datetime | None:
         ms = self._states[device_id].last_seen_ms
-        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+        return None if ms is None else from_ms(ms, UTC)
 
     def online(self, device_id: str) -> bool:
         """Heard from within its grace period, and not last reported offline by its bridge."""

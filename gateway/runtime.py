@@ -17,7 +17,7 @@ from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthStore
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
@@ -201,7 +201,7 @@ class Gateway:
     async def _watch(self) -> None:
         """Silence on the injected clock; reminders and escalation."""
         while True:
-            self.engine.tick(int(self.clock.now().timestamp() * 1000))
+            self.engine.tick(to_ms(self.clock.now()))
             self.alerts.tick()
             await asyncio.sleep(WATCH_EVERY_S)
 
@@ -221,7 +221,7 @@ class Gateway:
         keep = timedelta(days=self.site.storage.retention_days)
         while True:
             cutoff = self.clock.now() - keep
-            deleted = await asyncio.to_thread(self.store.delete_before, int(cutoff.timestamp() * 1000))
+            deleted = await asyncio.to_thread(self.store.delete_before, to_ms(cutoff))
             if deleted:
                 log.info("retention: deleted %d readings older than %s", deleted, cutoff.isoformat())
             await asyncio.sleep(RETENTION_EVERY.total_seconds())

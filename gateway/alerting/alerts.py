@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.auth.audit import AuditEntry, AuditTrail
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
 from gateway.config.severity import Severity
 from gateway.storage.sqlite import connect, where
@@ -169,7 +169,7 @@ class AlertStore:
         self._conn.close()
 
     def _now_ms(self) -> int:
-        return int(self._clock.now().timestamp() * 1000)
+        return to_ms(self._clock.now())
 
     # --- findings --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from devices import kinds
 from gateway.auth.audit import AuditTrail
-from gateway.clock import Clock
+from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.work_orders import Trade
 from gateway.storage.sqlite import connect, where
 
@@ -111,7 +111,7 @@ class WorkOrders:
         self._conn.close()
 
     def now_ms(self) -> int:
-        return int(self._clock.now().timestamp() * 1000)
+        return to_ms(self._clock.now())
 
     def on_raised(self, alert: Alert, evidence: Evidence) -> WorkOrder | None:
         """Opens an order when the alert's rule is one that needs a trade to fix it."""
@@ -124,8 +124,8 @@ class WorkOrders:
         if self._settings.due_within_h is not None:
             due = now + int(self._settings.due_within_h * 3_600_000)
         else:
-            local = datetime.fromtimestamp(now / 1000, self._site.tz).date() + timedelta(days=1)
-            due = int(datetime.combine(local, time(), tzinfo=self._site.tz).timestamp() * 1000)
+            local = from_ms(now, self._site.tz).date() + timedelta(days=1)
+            due = to_ms(datetime.combine(local, time(), tzinfo=self._site.tz))
         proof = {"metric": evidence.metric, "unit": metric.unit if metric else "",
                  "points": [[ts, v] for ts, v in evidence.points]}
         cur = self._conn.execute(

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.auth.store import ANONYMOUS, AuthStore, Conflict, InvalidInput, NotFound, Principal
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.config.auth import AuthSettings, Role, Scope
 
 # FastAPI
@@ -29,7 +29,7 @@ def _store(request: Request) -> AuthStore:
 
 def _now_ms(request: Request) -> int:
     clock: Clock = request.app.state.clock
-    return int(clock.now().timestamp() * 1000)
+    return to_ms(clock.now())
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -113,7 +113,7 @@ class Grant:
         """Whether the credential still passes. Reads SQLite: call it off the event loop."""
         if self.credential is None:
             return _anonymous_ok(self.store.settings, self.need, self.scope)
-        principal = self.store.authenticate(self.credential, int(self.clock.now().timestamp() * 1000))
+        principal = self.store.authenticate(self.credential, to_ms(self.clock.now()))
         return principal is not None and principal.can(self.need, self.scope)
 
 

@@ -18,6 +18,7 @@ from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, Work
 from gateway.api.access import Staff, Viewer
 from gateway.api.devices import GUARDED, GatewayDep
 from gateway.api.problems import problems
+from gateway.clock import from_ms, to_ms
 from gateway.config.severity import Severity
 from gateway.config.work_orders import Trade
 from gateway.rules.params import RuleName
@@ -29,7 +30,7 @@ CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
 
 def utc(ms: int | None) -> datetime | None:
     """Unix milliseconds as an aware UTC datetime; None stays None."""
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    return None if ms is None else from_ms(ms, UTC)
 
 
 class AlertOut(BaseModel):
@@ -96,8 +97,8 @@ async def list_alerts(
 ) -> list[AlertOut]:
     """Newest first."""
     try:
-        since = None if start is None else int(start.timestamp() * 1000)
-        until = None if end is None else int(end.timestamp() * 1000)
+        since = None if start is None else to_ms(start)
+        until = None if end is None else to_ms(end)
     except OverflowError:
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
     found = gw.alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
@@ -178,8 +179,8 @@ async def list_work_orders(
         # W53 of a year that has 52 weeks is the week after W52, W01 of the next year.
         monday = date.fromisocalendar(year, min(number, 52), 1) + timedelta(weeks=max(0, number - 52))
         tz = gw.site.tz
-        due_from = int(datetime.combine(monday, datetime.min.time(), tzinfo=tz).timestamp() * 1000)
-        due_until = int(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz).timestamp() * 1000)
+        due_from = to_ms(datetime.combine(monday, datetime.min.time(), tzinfo=tz))
+        due_until = to_ms(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz))
     orders = gw.work_orders.find(status=status, trade=trade, overdue=overdue, due_from_ms=due_from,
                                  due_until_ms=due_until, limit=limit)
     now = gw.work_orders.now_ms()
@@ -241,7 +242,7 @@ async def calendar(
     info = gw.calendar.day(when)
     buildings = []
     for b in gw.site.buildings:
-        spans = [SpanOut(start=datetime.fromtimestamp(lo / 1000, UTC), end=datetime.fromtimestamp(hi / 1000, UTC))
+        spans = [SpanOut(start=from_ms(lo, UTC), end=from_ms(hi, UTC))
                  for lo, hi in gw.calendar.open_spans_ms(b.id, when)]
         buildings.append(BuildingDay(id=b.id, name=b.name, open=spans))
     noon = gw.calendar.day_bounds_ms(when)[0] + 12 * 3_600_000

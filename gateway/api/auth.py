@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -24,11 +24,8 @@ from gateway.auth.store import (
     User,
     check_password,
 )
+from gateway.clock import from_ms
 from gateway.config.auth import Role, Scope
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _client(request: Request) -> str:
@@ -112,14 +109,14 @@ class AuditOut(BaseModel):
 
 
 def _user_out(user: User) -> UserOut:
-    return UserOut(name=user.name, role=user.role, created=_dt(user.created_ms), disabled=user.disabled)
+    return UserOut(name=user.name, role=user.role, created=from_ms(user.created_ms), disabled=user.disabled)
 
 
 def _key_out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(
-        id=key.id, name=key.name, scopes=sorted(key.scopes), created=_dt(key.created_ms), created_by=key.created_by,
-        revoked=None if key.revoked_ms is None else _dt(key.revoked_ms),
-        last_used=None if key.last_used_ms is None else _dt(key.last_used_ms),
+        id=key.id, name=key.name, scopes=sorted(key.scopes), created=from_ms(key.created_ms), created_by=key.created_by,
+        revoked=None if key.revoked_ms is None else from_ms(key.revoked_ms),
+        last_used=None if key.last_used_ms is None else from_ms(key.last_used_ms),
     )
 
 
@@ -149,7 +146,7 @@ async def login(body: LoginIn, request: Request, store: StoreDep) -> LoginOut:
                             headers={"Retry-After": str(exc.retry_after_s)}) from None
     except LoginRefused as exc:
         raise _unauthorized(str(exc)) from None
-    return LoginOut(token=session.token, expires=_dt(session.expires_ms), user=session.user, role=session.role)
+    return LoginOut(token=session.token, expires=from_ms(session.expires_ms), user=session.user, role=session.role)
 
 
 @router.post("/api/v1/auth/logout", status_code=204)
@@ -226,6 +223,6 @@ def list_audit(
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.add, api_key.revoke")] = None,
 ) -> list[AuditOut]:
     """The audit trail, newest first."""
-    return [AuditOut(id=e.id, at=_dt(e.at_ms), actor=e.actor, action=e.action, target=e.target,
+    return [AuditOut(id=e.id, at=from_ms(e.at_ms), actor=e.actor, action=e.action, target=e.target,
                      detail=dict(e.detail))
             for e in store.audit.newest(limit, action)]

@@ -27,6 +27,7 @@ from devices import kinds, sample_fridge
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
 from gateway.api.devices import GUARDED, GatewayDep, MetricOut
+from gateway.clock import to_ms
 from gateway.config import Device
 from gateway.config.severity import Severity
 from gateway.rules.params import FlowParams
@@ -255,7 +256,7 @@ def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
 @router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
 async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
     """Everything that needs attention today, on one screen."""
-    now_ms = int(gw.clock.now().timestamp() * 1000)
+    now_ms = to_ms(gw.clock.now())
     day = gw.calendar.day(gw.calendar.local_date(now_ms))
     open_alerts = gw.alerts.open_alerts()
     counts = dict.fromkeys(Severity, 0)
@@ -342,7 +343,7 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
 @router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
 async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
     """闭园检查: per building, what is still open, on or flowing."""
-    now_ms = int(gw.clock.now().timestamp() * 1000)
+    now_ms = to_ms(gw.clock.now())
     return ClosingOut(at=utc(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
 
 

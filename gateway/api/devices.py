@@ -11,7 +11,7 @@ import asyncio
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -23,6 +23,7 @@ from devices.base import Metric, MetricType, Reason
 from gateway.api.access import Ingester, Viewer
 from gateway.api.problems import problems
 from gateway.api.query_limit import HeavyQuery, query_limiter
+from gateway.clock import from_ms, to_ms
 from gateway.ingest.pipeline import BufferFull, json_array_items
 from gateway.runtime import Gateway
 
@@ -140,12 +141,8 @@ class HealthOut(BaseModel):
     components: dict[str, dict[str, str]]
 
 
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
 
 
 def _device_out(gw: Gateway, device_id: str) -> DeviceOut:
@@ -263,14 +260,14 @@ def get_readings(
         points: list[PointOut] | list[BucketOut]
         truncated, next_start = False, None
         if step_s is None:
-            raw = gw.store.points(device_id, key, _ms(start), _ms(end), MAX_RAW_POINTS + 1)
+            raw = gw.store.points(device_id, key, to_ms(start), to_ms(end), MAX_RAW_POINTS + 1)
             if len(raw) > MAX_RAW_POINTS:
-                truncated, next_start = True, _dt(raw[MAX_RAW_POINTS].ts_ms)
-            points = [PointOut(ts=_dt(p.ts_ms), value=p.value) for p in raw[:MAX_RAW_POINTS]]
+                truncated, next_start = True, from_ms(raw[MAX_RAW_POINTS].ts_ms)
+            points = [PointOut(ts=from_ms(p.ts_ms), value=p.value) for p in raw[:MAX_RAW_POINTS]]
         else:
             points = [
-                BucketOut(ts=_dt(b.ts_ms), mean=b.mean, min=b.min, max=b.max, count=b.count)
-                for b in gw.store.buckets(device_id, key, _ms(start), _ms(end), step_s * 1000, offset_ms)
+                BucketOut(ts=from_ms(b.ts_ms), mean=b.mean, min=b.min, max=b.max, count=b.count)
+                for b in gw.store.buckets(device_id, key, to_ms(start), to_ms(end), step_s * 1000, offset_ms)
             ]
         out.append(SeriesOut(device_id=device_id, metric=key, unit=unit, start=start, end=end,
                              step_s=step_s, truncated=truncated, next=next_start, points=points))
@@ -297,8 +294,8 @@ def get_events(
     """A device's events (door access), newest first."""
     _known(gw, device_id)
     start, end = _window(gw, start, end)
-    return _json(_EVENTS, [EventOut(ts=_dt(e.ts_ms), type=e.type, data=e.data)
-                           for e in gw.store.events(device_id, _ms(start), _ms(end), limit)])
+    return _json(_EVENTS, [EventOut(ts=from_ms(e.ts_ms), type=e.type, data=e.data)
+                           for e in gw.store.events(device_id, to_ms(start), to_ms(end), limit)])
 
 
 @router.post(
@@ -319,7 +316,7 @@ async def post_readings(gw: GatewayDep, _: Ingester, request: Request) -> Ingest
 
 
 def _ingest_http(gw: Gateway, body: bytes) -> IngestResult:
-    received_ms = _ms(gw.clock.now())
+    received_ms = to_ms(gw.clock.now())
     problems: list[IngestProblem] = []
     accepted = 0
     try:
@@ -363,7 +360,7 @@ def list_rejected(
     reason: Annotated[Reason | None, Query()] = None,
 ) -> list[RejectedOut]:
     rows = gw.spool.rejections(limit, reason.value if reason else None)
-    return [RejectedOut(at=_dt(r.at_ms), source=r.source, device_id=r.device_id, reason=r.reason,
+    return [RejectedOut(at=from_ms(r.at_ms), source=r.source, device_id=r.device_id, reason=r.reason,
                         detail=r.detail, preview=r.preview) for r in rows]
 
 

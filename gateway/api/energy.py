@@ -11,6 +11,7 @@ from gateway.api.access import Viewer
 from gateway.api.devices import BUSY, GatewayDep
 from gateway.api.query_limit import HeavyQuery
 from gateway.api.reports import RENDERED, FormatQuery, LangQuery, report_response
+from gateway.clock import to_ms
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
 
@@ -35,7 +36,7 @@ async def energy(
         which = Month.parse(month)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    now_ms = int(gw.clock.now().timestamp() * 1000)
+    now_ms = to_ms(gw.clock.now())
     if bounds_ms(gw.calendar, which)[0] > now_ms:
         raise HTTPException(422, f"{month} has not begun")
     leaks = leak_alerts(gw.alerts, gw.calendar, which)  # the alert store is read on the loop's thread

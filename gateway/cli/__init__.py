@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthError, AuthStore
 from gateway.cli import reports as cli_reports
-from gateway.clock import SystemClock
+from gateway.clock import SystemClock, to_ms
 from gateway.config.auth import Role, Scope
 from gateway.runtime import Gateway
 
@@ -124,7 +124,7 @@ def _accounts(args: argparse.Namespace) -> int:
     """`user` and `api-key`: straight into the state store, with or without a running gateway."""
     site = config.load(args.config)
     path = site.storage.data_dir / "state.db"
-    now_ms = int(SystemClock().now().timestamp() * 1000)
+    now_ms = to_ms(SystemClock().now())
     actor = f"cli:{getpass.getuser()}"
     audit = AuditTrail(path)
     store = AuthStore(path, site.auth, audit)

@@ -37,7 +37,7 @@ from fastapi import FastAPI
 
 from gateway import config
 from gateway.app import create_app
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, SystemClock, to_ms
 from gateway.ingest.broker import embedded_broker
 from gateway.runtime import Gateway
 from gateway.schedule.school_calendar import SchoolCalendar
@@ -133,7 +133,7 @@ def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) 
 async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_days: float) -> None:
     site = gateway.site
     anchor = _anchor(site.storage.data_dir, clock.now(), backfill_days)
-    first_start = gateway.calendar.local_date(int((anchor + timedelta(days=backfill_days)).timestamp() * 1000))
+    first_start = gateway.calendar.local_date(to_ms(anchor + timedelta(days=backfill_days)))
     # One stream from the anchor, history and live alike: a fault that carries a counter
     # correction on (a skipped lamp's tube hours) sees its device from before it begins, so the
     # counters never jump back where the history ends or the gateway restarts.
@@ -160,11 +160,11 @@ def _backfill(gateway: Gateway, stream: Iterator[SimMessage], start: datetime, r
         now = clock.now()
         if msg.ts > now:
             return now, chain([msg], stream)
-        ts_ms = int(msg.ts.timestamp() * 1000)
+        ts_ms = to_ms(msg.ts)
         if ts_ms <= resume_ms:
             continue
         payload = json.dumps(msg.payload, ensure_ascii=False).encode()
-        accept("replay", msg.device_id, msg.channel, payload, int(now.timestamp() * 1000))
+        accept("replay", msg.device_id, msg.channel, payload, to_ms(now))
         sent += 1
         done = (msg.ts - start).total_seconds() / total_s
         if done >= next_report:

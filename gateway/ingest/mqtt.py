@@ -52,7 +52,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.config import MqttSettings
 from gateway.ingest.pipeline import Ingestor
 from gateway.retry import Backoff
@@ -282,7 +282,7 @@ class MqttIngest:
             if message.qos:
                 client.ack(message.mid, message.qos)  # nothing to make durable first
             return
-        received_ms = int(self._clock.now().timestamp() * 1000)
+        received_ms = to_ms(self._clock.now())
         ack = partial(client.ack, message.mid, message.qos) if message.qos else None
         self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
 

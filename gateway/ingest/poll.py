@@ -34,7 +34,7 @@ from devices.vendors import BusUrl
 from devices.vendors.dlt645 import Dlt645Source, frame_length
 from devices.vendors.modbus import PART as MODBUS_PART
 from devices.vendors.modbus import ModbusSource
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.config import Device, SiteConfig
 from gateway.ingest.pipeline import Ingestor
 
@@ -248,7 +248,7 @@ class BusPoller:
         if meter.failing is not None:
             log.info("%s %s: read again after failing (%s)", self.protocol, device_id, meter.failing)
             meter.failing = None
-        received_ms = int(self._clock.now().timestamp() * 1000)
+        received_ms = to_ms(self._clock.now())
         part = MODBUS_PART if isinstance(meter.source, ModbusSource) else DLT645_PART
         await asyncio.to_thread(self._ingestor.accept_polled, self.protocol, device_id, meter.source, part, payload,
                                 received_ms, INGEST_WAIT_S)

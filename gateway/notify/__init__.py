@@ -33,7 +33,7 @@ import httpx
 from prometheus_client import Counter, Gauge
 
 from gateway.alerting.alerts import Alert, Notice, Transition
-from gateway.clock import Clock
+from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.notifications import (
     Channel,
     DingtalkChannel,
@@ -211,11 +211,11 @@ def dingtalk_signed_url(url: str, secret: str, timestamp_ms: int) -> str:
 
 
 def _local(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%d %H:%M")
+    return from_ms(ms, tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _iso(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
+    return from_ms(ms, tz).isoformat(timespec="milliseconds")
 
 
 def _truncate(text: str, max_bytes: int) -> str:
@@ -332,7 +332,7 @@ class _DingtalkSender:
         }
         url = self.channel.url
         if self.channel.secret is not None:
-            now_ms = int(self.clock.now().timestamp() * 1000)
+            now_ms = to_ms(self.clock.now())
             url = dingtalk_signed_url(url, self.channel.secret.get_secret_value(), now_ms)
         response = await post_json(self.client, url, body)
         _errcode(response, DINGTALK_TRANSIENT)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.auth.audit import AuditTrail
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.storage.sqlite import connect
 
 _SCHEMA = """
@@ -55,7 +55,7 @@ class ManualChecks:
 
     def complete(self, day: date, item: str, name: str, result: CheckResult, note: str, by: str) -> ManualCheck:
         """Records a person's check of `item` on `day`, replacing an earlier one."""
-        check = ManualCheck(day, item, name, result, note, by, int(self._clock.now().timestamp() * 1000))
+        check = ManualCheck(day, item, name, result, note, by, to_ms(self._clock.now()))
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO manual_checks (day, item, name, result, note, recorded_by, at_ms) "

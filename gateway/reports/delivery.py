@@ -25,6 +25,7 @@ from typing import Final, Literal
 import httpx
 from prometheus_client import Counter
 
+from gateway.clock import to_ms
 from gateway.config.notifications import DingtalkChannel, EmailChannel, WebhookChannel, WecomChannel
 from gateway.notify import HTTP_TIMEOUT_S, Attachment, DeliveryError, Message, attempt, sender
 from gateway.reports.document import Document, Paragraphs
@@ -133,7 +134,7 @@ class ReportDelivery:
     async def _deliver_due(self, client: httpx.AsyncClient) -> None:
         gw = self._gw
         now = gw.clock.now()
-        now_ms = int(now.timestamp() * 1000)
+        now_ms = to_ms(now)
         give_up_ms = int(gw.site.notifications.give_up_after_h * 3_600_000)
         for due in self.due(now_ms):
             pending = [c for c in self.channels if c.id not in self.delivered(due)]
@@ -171,7 +172,7 @@ class ReportDelivery:
         if due.kind == "energy":
             month = Month.parse(due.period)
             leaks = leak_alerts(gw.alerts, gw.calendar, month)
-            now_ms = int(gw.clock.now().timestamp() * 1000)
+            now_ms = to_ms(gw.clock.now())
 
             def build() -> tuple[Document, str]:
                 report = energy_report(site, gw.calendar, gw.store, leaks, month, now_ms)

@@ -23,12 +23,13 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
 
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
+from gateway.clock import from_ms
 from gateway.config import Device, SiteConfig, TouPeriodName
 from gateway.rules.params import LoadAfterHours
 from gateway.schedule.school_calendar import SchoolCalendar
@@ -290,7 +291,7 @@ def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) ->
     tz = site.tz
     period = []
     for i in range(n):
-        local = datetime.fromtimestamp((start_ms + i * FIVE_MIN_MS) / 1000, tz)
+        local = from_ms((start_ms + i * FIVE_MIN_MS), tz)
         period.append(by_minute[local.hour * 60 + local.minute])
     return _Slots(start_ms, opened, period)
 
@@ -395,7 +396,7 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
                             after_hours=_round(sum(closed_by_hour.get(h, 0.0) for h in hours)) if seen else None))
         if seen:
             for h in hours:
-                local = datetime.fromtimestamp(h / 1000, site.tz)
+                local = from_ms(h, site.tz)
                 weekday_hours[local.weekday()][local.hour].append(by_hour.get(h, 0.0))
     ids = [m.device.id for m in meters]
     people, area = site.people(), site.floor_area_m2()

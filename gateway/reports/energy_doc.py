@@ -3,9 +3,9 @@ summary, concrete recommendations, then the details behind them."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway.clock import from_ms
 from gateway.config import SiteConfig
 from gateway.reports.document import (
     Chart,
@@ -312,4 +312,4 @@ def _method(t: _Text) -> list[str]:
 
 
 def _local(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%d %H:%M")
+    return from_ms(ms, tz).strftime("%Y-%m-%d %H:%M")

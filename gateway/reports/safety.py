@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Final, Literal, Protocol
 
 from devices import sample_fridge
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
-from gateway.clock import Clock
+from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import SiteConfig
 from gateway.reports.checks import ManualCheck, ManualChecks
 from gateway.reports.safety_items import SENSOR_ITEMS, DayState, Judge, always_manual, completed, uncovered, utc
@@ -75,7 +75,7 @@ class FutureDay(ValueError):
 
 
 def _now_ms(gw: Sources) -> int:
-    return int(gw.clock.now().timestamp() * 1000)
+    return to_ms(gw.clock.now())
 
 
 def today(gw: Sources) -> date:
@@ -205,7 +205,7 @@ def _hours(store: SqliteStore, site: SiteConfig, state: DayState, device_id: str
     """Min, max and mean of the readings by local hour of the day: 24 rows, empty hours too."""
     by_hour: list[list[float]] = [[] for _ in range(24)]
     for p in store.points(device_id, "temperature_c", state.start_ms, state.as_of_ms, 200_000):
-        by_hour[datetime.fromtimestamp(p.ts_ms / 1000, site.tz).hour].append(p.value)
+        by_hour[from_ms(p.ts_ms, site.tz).hour].append(p.value)
     return [HourRow(hour=h, min_c=min(v, default=None), max_c=max(v, default=None),
                     mean_c=round(sum(v) / len(v), 2) if v else None, readings=len(v))
             for h, v in enumerate(by_hour)]

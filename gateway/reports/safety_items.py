@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from devices import sample_fridge
 from devices.base import Sample
+from gateway.clock import from_ms
 from gateway.reports.safety_model import (
     Category,
     Completion,
@@ -117,7 +118,7 @@ class Judge:
 
     def clock(self, ms: int) -> str:
         """Local time; with the date when it is not on the record's day."""
-        local = datetime.fromtimestamp(ms / 1000, self.tz)
+        local = from_ms(ms, self.tz)
         return f"{local:%H:%M}" if local.date() == self.day.info.date else f"{local:%m-%d %H:%M}"
 
     def spans(self, spans: Sequence[Span]) -> str:
@@ -126,7 +127,7 @@ class Judge:
 
 
 def utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    return from_ms(ms, UTC)
 
 
 def minutes(ms: float) -> float:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import time
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from devices.base import Event, Sample
+from gateway.clock import from_ms
 from gateway.config.severity import Severity
 from gateway.rules.params import RuleParams
 
@@ -65,15 +66,15 @@ class Context:
         return self.device.name or self.device.id
 
     def local_time(self, ts_ms: int) -> time:
-        return datetime.fromtimestamp(ts_ms / 1000, self.tz).time()
+        return from_ms(ts_ms, self.tz).time()
 
     def clock(self, ts_ms: int) -> str:
         """Local time of day, e.g. "21:03"."""
-        return datetime.fromtimestamp(ts_ms / 1000, self.tz).strftime("%H:%M")
+        return from_ms(ts_ms, self.tz).strftime("%H:%M")
 
     def stamp(self, ts_ms: int) -> str:
         """Local date and time, e.g. "10-03 21:03"."""
-        return datetime.fromtimestamp(ts_ms / 1000, self.tz).strftime("%m-%d %H:%M")
+        return from_ms(ts_ms, self.tz).strftime("%m-%d %H:%M")
 
 
 def minutes(ms: float) -> int:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from devices.base import Event, Sample
-from gateway.clock import Clock
+from gateway.clock import Clock, to_ms
 from gateway.device_state import DeviceStates
 from gateway.ingest.pipeline import Batch, IngestBuffer
 from gateway.sinks.writer import SinkWriter
@@ -90,7 +90,7 @@ class Spooler:
                 await self._enforce()
 
     def _now_ms(self) -> int:
-        return int(self._clock.now().timestamp() * 1000)
+        return to_ms(self._clock.now())
 
     async def _enforce(self) -> None:
         now_ms = self._now_ms()
