@@ -25,7 +25,7 @@ from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.ingest.poll import pollers
 from gateway.live import LiveBus
-from gateway.notify import Notifier
+from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
 from gateway.rules.engine import RuleEngine

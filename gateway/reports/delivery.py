@@ -26,8 +26,8 @@ import httpx
 from prometheus_client import Counter
 
 from gateway.clock import to_ms
-from gateway.config.notifications import DingtalkChannel, EmailChannel, WebhookChannel, WecomChannel
-from gateway.notify import HTTP_TIMEOUT_S, Attachment, DeliveryError, Message, attempt, sender
+from gateway.notify.channels import channels, sender
+from gateway.notify.message import HTTP_TIMEOUT_S, Attachment, ChannelSettings, Context, DeliveryError, Message, attempt
 from gateway.reports.document import Document, Paragraphs
 from gateway.reports.energy import Month, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS report_deliveries (
     PRIMARY KEY (kind, period, channel)
 ) WITHOUT ROWID;
 """
-Channel = EmailChannel | WebhookChannel | WecomChannel | DingtalkChannel
 
 
 @dataclass(frozen=True)
@@ -78,12 +77,12 @@ class ReportDelivery:
         self._round = asyncio.Lock()  # one round at a time: a report goes to a channel once
         settings = gw.site.reports
         wanted = set(settings.channels) if settings.channels is not None else None
-        # A report has no person on duty to add: an e-mail channel without its own list has no
-        # one to send it to.
-        self.channels: list[Channel] = [
+        # Each channel's module says whether it takes reports by default, only when listed in
+        # `reports.channels`, or never.
+        self.channels: list[ChannelSettings] = [
             c for c in gw.site.notifications.channels
-            if isinstance(c, Channel) and (c.id in wanted if wanted is not None else c.type in ("email", "webhook"))
-            and not (isinstance(c, EmailChannel) and not c.to)
+            if (takes := channels()[c.type].REPORTS) != "never"
+            and (c.id in wanted if wanted is not None else takes == "default")
         ]
 
     def close(self) -> None:
@@ -148,19 +147,21 @@ class ReportDelivery:
             message = functools.partial(self._message, rendered)
             for channel in pending:
                 try:
-                    delivered = await attempt(sender(channel, client, gw.clock, None), message)
+                    delivered = await attempt(sender(channel, Context(client, gw.clock, None)), message)
                 except DeliveryError as exc:
                     self._failed.labels(channel.id).inc()
                     log.warning("report %s %s to %s failed (%s); trying again", due.kind, due.period, channel.id,
                                 exc.reason)
                     continue
-                if not delivered:  # cannot happen for the channels chosen above; never counted as sent
-                    continue
-                self._sent.labels(channel.id).inc()
+                if delivered:
+                    self._sent.labels(channel.id).inc()
+                    log.info("report %s %s delivered to %s", due.kind, due.period, channel.id)
+                else:  # kept as done, not counted as sent: it would be no better a minute later
+                    log.warning("report %s %s: channel %s has no one to send it to (an e-mail channel "
+                                "without `to`?)", due.kind, due.period, channel.id)
                 with self._conn:
                     self._conn.execute("INSERT OR REPLACE INTO report_deliveries VALUES (?, ?, ?, ?)",
                                        (due.kind, due.period, channel.id, now_ms))
-                log.info("report %s %s delivered to %s", due.kind, due.period, channel.id)
 
     async def render(self, due: Due) -> Rendered:
         """The report as the API would serve it in PDF, with a short text for the message."""

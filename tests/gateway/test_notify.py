@@ -17,19 +17,22 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway import config, notify
+from gateway import config
 from gateway.alerting.alerts import Alert, AlertState, Notice, Transition
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
 from gateway.config.duty import Person
 from gateway.config.severity import Severity
 from gateway.counters import Counters
-from gateway.notify import Notifier, render
+from gateway.notify import notifier as notifier_module
+from gateway.notify.channels import channels
+from gateway.notify.message import ChannelSettings, Message
+from gateway.notify.notifier import Notifier, render
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 
@@ -292,7 +295,7 @@ async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, cou
 async def test_health_says_failing_then_ok_and_logs_each_change_once(
     receiver: HttpReceiver, counters: Counters, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.notify")
+    caplog.set_level(logging.INFO, logger="gateway.notify.notifier")
     receiver.default = Reply(503)
     notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
     assert notifier.health() == {"hook": "ok"}
@@ -302,7 +305,7 @@ async def test_health_says_failing_then_ok_and_logs_each_change_once(
         assert notifier.health() == {"hook": "failing: HTTP 503"}
         receiver.default = OK
         await eventually(lambda: notifier.health() == {"hook": "ok"})
-    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.notify"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.notify.notifier"]
     assert messages == ["notification channel hook failing: HTTP 503",
                         f"notification channel hook recovered after {len(receiver.requests) - 1} failed attempts"]
 
@@ -435,17 +438,17 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
         caplog: pytest.LogCaptureFixture) -> None:
     """Whatever a channel raises (here: making the text of one notice fails) is counted and
     logged for that channel; the channel goes on with the next notice and the notifier runs on."""
-    made = notify.render
+    made = notifier_module.render
 
-    def render_or_fail(notice: Notice, site: SiteConfig) -> notify.Message:
+    def render_or_fail(notice: Notice, site: SiteConfig) -> Message:
         if notice.alert.id == 1:
             raise ValueError("a defect in the text of alert 1")
         return made(notice, site)
 
-    monkeypatch.setattr(notify, "render", render_or_fail)
+    monkeypatch.setattr(notifier_module, "render", render_or_fail)
     notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
     async with running(notifier):
-        with caplog.at_level(logging.ERROR, logger="gateway.notify"):
+        with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
             notifier.submit(make_notice(id=1))
             notifier.submit(make_notice(id=2))
             await receiver.wait_for(1)
@@ -499,3 +502,27 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
 def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock) -> None:
     with pytest.raises(ValueError, match="no publish function"):
         Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock)
+
+
+# ------------------------------------------------------------------------ the convention
+
+
+@pytest.mark.parametrize("kind", sorted(channels()))
+def test_a_channel_is_one_module_that_declares_itself(kind: str) -> None:
+    """docs/architecture.md, "Adding a channel": a module in gateway/notify/channels/ with
+    its settings (a `type` literal of its own), whether it takes reports, and its sender."""
+    module = channels()[kind]
+    settings = module.SETTINGS
+    assert issubclass(settings, ChannelSettings)
+    assert get_args(settings.model_fields["type"].annotation) == (kind,)
+    assert module.REPORTS in ("default", "listed", "never")
+    assert callable(module.make)
+    assert module.__doc__, f"{module.__name__} says what the channel sends, and how"
+    # the site file takes it by its type
+    assert site_with({"id": "x", "type": kind, **_REQUIRED.get(kind, {})}).notifications.channels[0].type == kind
+
+
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "webhook": {"url": "http://127.0.0.1:9/hook"}, "wecom": {"url": "http://127.0.0.1:9/w"},
+    "dingtalk": {"url": "http://127.0.0.1:9/d"}, "email": {"host": "127.0.0.1", "sender": "a@b.example"},
+}
