@@ -298,7 +298,10 @@ class AlertStore:
         return _alert(row)
 
     def open_alerts(self) -> list[Alert]:
-        return sorted(self._open.values(), key=lambda a: a.id)
+        """The alerts not cleared, oldest first, from the store: what another replica, or this
+        one after a restart, answers too (the memory of open alerts is the rules' working copy)."""
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state != 'cleared' ORDER BY id")  # noqa: S608
+        return [_alert(row) for row in rows]
 
     def find(self, f: AlertFilter) -> list[Alert]:
         clause, args = where((("state = ?", f.state), ("severity = ?", f.severity), ("rule = ?", f.rule),

@@ -255,6 +255,18 @@ def test_there_is_one_open_alert_per_rule_and_device(h: Harness) -> None:
     assert [a.id for a in store.open_alerts()] == [leak_teaching.id, tap_kitchen.id]
 
 
+def test_another_replica_sees_the_same_open_alerts(h: Harness) -> None:
+    """What the API reads of open alerts comes from the store, not one process's memory: a
+    second store on the same database (another replica, or this one restarted) agrees at once."""
+    writer, reader = h.open(), h.open()
+    leak = _raise(h, writer, "water_leak", "kitchen-water")
+    tap = _raise(h, writer, "running_tap", "kitchen-water")
+    _raise(h, writer, "water_leak", "kitchen-water")
+    assert [(a.id, a.count) for a in reader.open_alerts()] == [(leak.id, 2), (tap.id, 1)]
+    writer.apply(_finding(h, "water_leak", "kitchen-water", active=False), Evidence())
+    assert [a.id for a in reader.open_alerts()] == [tap.id]
+
+
 def test_on_raised_gets_each_raise_with_its_evidence_but_no_repeat_or_clear(h: Harness) -> None:
     store = h.open()
     evidence = _evidence(h)
