@@ -302,3 +302,14 @@ def test_bad_event_is_rejected(name: str, payload: bytes, reason: Reason) -> Non
     with pytest.raises(DecodeError) as caught:
         kinds()[name].decode_event("d", payload, RECEIVED_MS)
     assert caught.value.reason is reason
+
+
+def test_devices_import_neither_the_gateway_nor_the_simulator() -> None:
+    """Kinds declare; the gateway and the simulator read the declarations, never the reverse."""
+    found = set()
+    for path in sorted((ROOT / "devices").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found |= {f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("gateway", "simulators")}
+    assert found == set()
