@@ -4,7 +4,7 @@ import importlib
 import pkgutil
 from functools import cache
 
-from devices.base import DeviceKind
+from devices.base import DeviceKind, Metric, Utility
 
 
 @cache
@@ -17,4 +17,20 @@ def kinds() -> dict[str, DeviceKind]:
         kind = getattr(module, "KIND", None)
         if isinstance(kind, DeviceKind):
             found[kind.name] = kind
+    return found
+
+
+@cache
+def meters() -> dict[Utility, tuple[DeviceKind, Metric]]:
+    """For each utility a site buys, the kind that meters it and the counter it reads
+    (`Metric.utility`). One kind a utility: a site's totals add up one kind's main meters."""
+    found: dict[Utility, tuple[DeviceKind, Metric]] = {}
+    for kind in kinds().values():
+        for metric in kind.metrics:
+            if metric.utility is None:
+                continue
+            if metric.utility in found:
+                other, _ = found[metric.utility]
+                raise ValueError(f"kinds {other.name} and {kind.name} both meter {metric.utility}")
+            found[metric.utility] = (kind, metric)
     return found

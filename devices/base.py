@@ -4,6 +4,16 @@ per-device settings, and one pure decoder shared by all kinds.
 A decoder takes bytes and the time of receipt and returns a `Sample` (one telemetry message)
 or an `Event`; anything wrong raises `DecodeError` with a reason code that the gateway counts.
 No I/O and no clock in here.
+
+A kind also declares, as data, how it is shown and what the rest of the system does with it,
+so that nothing outside `devices/` needs to know a kind by name:
+
+- each metric: the words for a state's two values (`StateWords`), whether it shows on a live
+  tile, the utility its counter measures (`Utility`: the site's totals and the energy report
+  add these up), the per-device settings that bound its allowed range (`SettingsRange`);
+- the kind: what "left on" means at closing (`ClosingCheck`, evaluated by the closing board)
+  and the behaviour the simulator gives it (`simulation`, a name the simulator maps to a model;
+  this package imports neither the gateway nor the simulator).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticCustomError
@@ -88,6 +98,36 @@ up in an alert's title and from there in an e-mail's Subject, where a line break
 
 
 @dataclass(frozen=True, slots=True)
+class StateWords:
+    """How a state's two values read to people, in both languages: no raw true/false ever
+    reaches a person."""
+
+    true_zh: str
+    false_zh: str
+    true_en: str
+    false_en: str
+
+
+ON_OFF: Final = StateWords("开", "关", "On", "Off")
+OPEN_CLOSED: Final = StateWords("开着", "已关", "Open", "Closed")
+
+Utility = Literal["electricity", "water"]
+"""What a site buys and pays for by the meter."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsRange:
+    """A range a gauge must stay within, set per device: the names of the two settings of
+    the kind that bound it (a fridge's `min_c` and `max_c`)."""
+
+    low: str
+    high: str
+
+    def of(self, settings: BaseModel) -> tuple[float, float]:
+        return float(getattr(settings, self.low)), float(getattr(settings, self.high))
+
+
+@dataclass(frozen=True, slots=True)
 class Metric:
     """One measured quantity of a device kind. `key` is both the JSON field of the native
     payload and the field name in storage (SQLite metric, line protocol field)."""
@@ -100,16 +140,53 @@ class Metric:
     required: bool = False
     minimum: float | None = None  # plausibility bounds: outside them a reading is rejected
     maximum: float | None = None
+    words: StateWords | None = None  # a state's two values; every state has them, nothing else does
+    tile: bool = True  # shown on the device's live tile (link health is not: the tile's dot says it)
+    utility: Utility | None = None  # a counter of what the site buys: totals and the energy report add it up
+    allowed: SettingsRange | None = None  # a gauge kept within a range that each device's settings set
+
+    def __post_init__(self) -> None:
+        if (self.type is MetricType.STATE) != (self.words is not None):
+            raise ValueError(f"metric {self.key}: a state, and only a state, has words for its two values")
+        if self.utility is not None and self.type is not MetricType.COUNTER:
+            raise ValueError(f"metric {self.key}: only a counter measures a utility")
+        if self.allowed is not None and self.type is not MetricType.GAUGE:
+            raise ValueError(f"metric {self.key}: only a gauge has an allowed range")
 
 
 COMMON_METRICS: Final = (
     Metric("battery_pct", "%", MetricType.GAUGE, "电池电量", "Battery", minimum=0, maximum=100),
-    Metric("rssi_dbm", "dBm", MetricType.GAUGE, "信号强度", "Signal strength", minimum=-150, maximum=20),
+    Metric("rssi_dbm", "dBm", MetricType.GAUGE, "信号强度", "Signal strength", minimum=-150, maximum=20, tile=False),
     # Zigbee's link quality indicator (LQI), 0–255.
-    Metric("link_quality", "LQI", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255),
+    Metric("link_quality", "LQI", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255, tile=False),
     # Availability as a bridge or the device itself reports it (Zigbee2MQTT, Tasmota LWT, Shelly).
-    Metric("online", "", MetricType.STATE, "在线", "Online"),
+    Metric("online", "", MetricType.STATE, "在线", "Online", words=StateWords("在线", "离线", "Online", "Offline"),
+           tile=False),
 )
+
+
+class ClosingCondition(StrEnum):
+    """When a device counts as left on at closing (闭园检查), judged on its check's metric. The
+    closing board has one evaluation for each; the thresholds are the rules' own, so the board
+    and the alerts agree."""
+
+    TRUE = "true"  # a state that reads true (a door left open)
+    # A state that reads true; inside the device's scheduled window (the `uv_not_run` rule's)
+    # it is listed as scheduled and does not keep the building open (a UV lamp on its timer).
+    TRUE_UNLESS_SCHEDULED = "true_unless_scheduled"
+    ABOVE_FLOW_THRESHOLD = "above_flow_threshold"  # above the device's `water_leak` flow threshold
+    ABOVE_BASE_LOAD = "above_base_load"  # above the `load_after_hours` limit (base load plus margin)
+
+
+_STATE_CONDITIONS: Final = (ClosingCondition.TRUE, ClosingCondition.TRUE_UNLESS_SCHEDULED)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosingCheck:
+    """What needs attention at closing for a kind: its `metric` meets `condition`."""
+
+    metric: str
+    condition: ClosingCondition
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +236,10 @@ def payload_model(name: str, metrics: tuple[Metric, ...]) -> type[_Payload]:
 
 @dataclass(frozen=True, slots=True)
 class DeviceKind:
-    """Everything the gateway knows of a kind; each `devices/<kind>.py` exports one as `KIND`."""
+    """Everything the gateway knows of a kind; each `devices/<kind>.py` exports one as `KIND`.
+
+    `closing` and `simulation` have no default: every kind says what it means at closing
+    (None: nothing) and how the simulator drives it."""
 
     name: str
     label_zh: str
@@ -167,6 +247,9 @@ class DeviceKind:
     metrics: tuple[Metric, ...]
     settings: type[BaseModel] = NoSettings
     events: tuple[type[EventPayload], ...] = ()
+    closing: ClosingCheck | None = field(kw_only=True)
+    # The simulator's behaviour for the kind (`simulators.model.BEHAVIOURS`): "metered_water", …
+    simulation: str = field(kw_only=True)
     payload: type[_Payload] = field(init=False)
     _by_key: dict[str, Metric] = field(init=False)
     _event_types: dict[str, type[EventPayload]] = field(init=False)
@@ -175,6 +258,16 @@ class DeviceKind:
         all_metrics = self.metrics + COMMON_METRICS
         object.__setattr__(self, "metrics", all_metrics)
         object.__setattr__(self, "_by_key", {m.key: m for m in all_metrics})
+        if self.closing is not None:
+            checked = self._by_key.get(self.closing.metric)
+            if checked is None:
+                raise ValueError(f"kind {self.name}: its closing check reads {self.closing.metric!r}, not a metric")
+            if (self.closing.condition in _STATE_CONDITIONS) != (checked.type is MetricType.STATE):
+                raise ValueError(f"kind {self.name}: closing condition {self.closing.condition} does not fit "
+                                 f"{checked.key}, a {checked.type}")
+        for m in all_metrics:
+            if m.allowed is not None and not {m.allowed.low, m.allowed.high} <= self.settings.model_fields.keys():
+                raise ValueError(f"kind {self.name}: {m.key}'s allowed range names settings it does not have")
         model_name = "".join(p.title() for p in self.name.split("_")) + "Payload"
         object.__setattr__(self, "payload", payload_model(model_name, all_metrics))
         types = {e.model_fields["type"].default: e for e in self.events}
@@ -182,6 +275,11 @@ class DeviceKind:
 
     def metric(self, key: str) -> Metric | None:
         return self._by_key.get(key)
+
+    @property
+    def event_types(self) -> list[str]:
+        """The `type` of each event its devices send (a door's card reader: "access")."""
+        return list(self._event_types)
 
     def decode(self, device_id: str, payload: bytes, received_ms: int) -> Sample:
         try:

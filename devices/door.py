@@ -4,7 +4,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from devices.base import DeviceKind, EventPayload, Metric, MetricType, Text
+from devices.base import (
+    OPEN_CLOSED,
+    ClosingCheck,
+    ClosingCondition,
+    DeviceKind,
+    EventPayload,
+    Metric,
+    MetricType,
+    Text,
+)
 
 
 class AccessEvent(EventPayload):
@@ -17,6 +26,9 @@ KIND = DeviceKind(
     name="door",
     label_zh="门",
     label_en="Door",
-    metrics=(Metric("open", "", MetricType.STATE, "门", "Door", required=True),),
+    metrics=(Metric("open", "", MetricType.STATE, "门", "Door", required=True, words=OPEN_CLOSED),),
     events=(AccessEvent,),
+    closing=ClosingCheck("open", ClosingCondition.TRUE),
+    # People come and go by the timetable, swiping their cards at the reader.
+    simulation="door_traffic",
 )

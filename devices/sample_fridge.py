@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from devices.base import DeviceKind, Metric, MetricType
+from devices.base import OPEN_CLOSED, DeviceKind, Metric, MetricType, SettingsRange
 
 
 class Settings(BaseModel):
@@ -26,10 +26,13 @@ KIND = DeviceKind(
     label_en="Sample fridge",
     metrics=(
         Metric("temperature_c", "°C", MetricType.GAUGE, "温度", "Temperature", required=True,
-               minimum=-50, maximum=60),
-        Metric("door_open", "", MetricType.STATE, "柜门", "Door"),
+               minimum=-50, maximum=60, allowed=SettingsRange("min_c", "max_c")),
+        Metric("door_open", "", MetricType.STATE, "柜门", "Door", words=OPEN_CLOSED),
         # From a smart plug the fridge hangs on: a fridge drawing nothing for long is unplugged or broken.
         Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
     ),
     settings=Settings,
+    closing=None,  # it runs day and night
+    # A thermostat's cycle, and the door opened briefly as each meal's samples go in.
+    simulation="cold_store",
 )

@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.base import DeviceKind, Metric, MetricType
+from devices.base import ON_OFF, ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType
 
 
 class Settings(BaseModel):
@@ -17,9 +17,13 @@ KIND = DeviceKind(
     label_zh="紫外线消毒灯",
     label_en="UV disinfection lamp",
     metrics=(
-        Metric("on", "", MetricType.STATE, "开关", "On", required=True),
+        Metric("on", "", MetricType.STATE, "开关", "On", required=True, words=ON_OFF),
         Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
         Metric("lamp_hours", "h", MetricType.COUNTER, "灯管累计时长", "Tube hours", minimum=0),
     ),
     settings=Settings,
+    # A lamp on after closing is expected inside its disinfection window, forgotten outside it.
+    closing=ClosingCheck("on", ClosingCondition.TRUE_UNLESS_SCHEDULED),
+    # A timed disinfection session after the staff have left.
+    simulation="uv_session",
 )

@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, tzinfo
 from operator import attrgetter
 from typing import ClassVar, Final
 
+from devices import kinds
 from gateway.config import SiteConfig
 from simulators.model import UV_LAMP_W, SimMessage, number
 
@@ -52,10 +53,12 @@ class Memo:
 
 @dataclass(frozen=True)
 class Fault(ABC):
-    """A fault on one device. Subclasses say which device kinds they fit (empty: any)."""
+    """A fault on one device. Subclasses say which of the simulator's behaviours they fit
+    (`simulators.model.BEHAVIOURS`; empty: any): a fault rewrites the fields that a behaviour's
+    model sends, so it fits every kind the simulator drives that way."""
 
     device_id: str
-    kinds: ClassVar[frozenset[str]] = frozenset()
+    fits: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def apply(self, message: SimMessage, memo: Memo) -> SimMessage | None:
@@ -94,7 +97,7 @@ class Leak(_Windowed):
     """A water leak of `lpm` litres a minute on top of the normal flow."""
 
     lpm: float
-    kinds: ClassVar[frozenset[str]] = frozenset({"water_meter"})
+    fits: ClassVar[frozenset[str]] = frozenset({"metered_water"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,7 +122,7 @@ class ExtraLoad(_Windowed):
     high-power appliance."""
 
     watts: float
-    kinds: ClassVar[frozenset[str]] = frozenset({"electricity_meter"})
+    fits: ClassVar[frozenset[str]] = frozenset({"metered_electricity"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -147,7 +150,7 @@ class CounterReset(Fault):
     at the first tick at or after `at`."""
 
     at: datetime
-    kinds: ClassVar[frozenset[str]] = frozenset({"electricity_meter", "water_meter", "uv_lamp"})
+    fits: ClassVar[frozenset[str]] = frozenset({"metered_electricity", "metered_water", "uv_session"})
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -215,7 +218,7 @@ class LampSkipped(_LampOverride):
     `ts`): off all day, and the hours it would have run missing from its tube hours after."""
 
     day: date
-    kinds: ClassVar[frozenset[str]] = frozenset({"uv_lamp"})
+    fits: ClassVar[frozenset[str]] = frozenset({"uv_session"})
     forced_on: ClassVar[bool] = False
 
     def _during(self, message: SimMessage) -> bool:
@@ -233,7 +236,7 @@ class LampOn(_LampOverride, _Windowed):
     """The lamp is switched on for the whole window (left on, or on while people are in the
     room): on, about 30 W, and its tube hours count the extra time from then on."""
 
-    kinds: ClassVar[frozenset[str]] = frozenset({"uv_lamp"})
+    fits: ClassVar[frozenset[str]] = frozenset({"uv_session"})
     forced_on: ClassVar[bool] = True
 
     def _during(self, message: SimMessage) -> bool:
@@ -254,7 +257,7 @@ class FridgeTemperature(_Windowed):
     """The fridge's air holds at `celsius` in the window (a failed compressor, a door left ajar)."""
 
     celsius: float
-    kinds: ClassVar[frozenset[str]] = frozenset({"sample_fridge"})
+    fits: ClassVar[frozenset[str]] = frozenset({"cold_store"})
 
     def apply(self, message: SimMessage, memo: Memo) -> SimMessage | None:
         if message.channel != "telemetry" or not self._during(message):
@@ -267,7 +270,7 @@ class Battery(_Windowed):
     """The sensor reports `pct` battery in the window."""
 
     pct: int
-    kinds: ClassVar[frozenset[str]] = frozenset({"sample_fridge", "door"})
+    fits: ClassVar[frozenset[str]] = frozenset({"cold_store", "door_traffic"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -284,7 +287,7 @@ class Battery(_Windowed):
 class DoorHeldOpen(_Windowed):
     """The door stands open throughout the window (propped open, a broken closer)."""
 
-    kinds: ClassVar[frozenset[str]] = frozenset({"door"})
+    fits: ClassVar[frozenset[str]] = frozenset({"door_traffic"})
 
     def apply(self, message: SimMessage, memo: Memo) -> SimMessage | None:
         if message.channel != "telemetry" or not self._during(message):
@@ -297,7 +300,7 @@ class FloorWet(_Windowed):
     """Water reaches a leak sensor: it reports wet throughout the window (a burst hose, a
     blocked drain) and dry again once the floor is mopped."""
 
-    kinds: ClassVar[frozenset[str]] = frozenset({"leak_sensor"})
+    fits: ClassVar[frozenset[str]] = frozenset({"dry_floor"})
 
     def apply(self, message: SimMessage, memo: Memo) -> SimMessage | None:
         if message.channel != "telemetry" or not self._during(message):
@@ -312,7 +315,7 @@ class Access(Fault):
     at: datetime
     credential: str
     granted: bool = True
-    kinds: ClassVar[frozenset[str]] = frozenset({"door"})
+    fits: ClassVar[frozenset[str]] = frozenset({"door_traffic"})
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -347,15 +350,14 @@ def inject(messages: Iterable[SimMessage], faults: Sequence[Fault], site: SiteCo
 
     Raises ValueError at once if a fault names a device the site does not have or a device of
     a kind the fault does not fit."""
-    kinds = {device.id: device.kind for device in site.devices}
+    devices = {device.id: kinds()[device.kind] for device in site.devices}
     for fault in faults:
-        kind = kinds.get(fault.device_id)
+        kind = devices.get(fault.device_id)
         if kind is None:
             raise ValueError(f"{fault.device_id}: site {site.id} has no such device for {type(fault).__name__}")
-        if fault.kinds and kind not in fault.kinds:
-            raise ValueError(
-                f"{fault.device_id}: {type(fault).__name__} fits {', '.join(sorted(fault.kinds))}, not {kind}"
-            )
+        if fault.fits and kind.simulation not in fault.fits:
+            fitting = sorted(k.name for k in kinds().values() if k.simulation in fault.fits)
+            raise ValueError(f"{fault.device_id}: {type(fault).__name__} fits {', '.join(fitting)}, not {kind.name}")
     added = sorted((m for fault in faults for m in fault.inserted(site.tz)), key=attrgetter("ts"))
     return _faulty(messages, faults, added)
 

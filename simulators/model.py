@@ -1,4 +1,4 @@
-"""A deterministic model of a kindergarten's day, one model per device kind.
+"""A deterministic model of a kindergarten's day, one model per behaviour of a device kind.
 
 Every reading is a function of the seed, the device and the time alone, not of where a call
 to `SiteSimulation.messages` started: any window can be generated on its own, consecutive
@@ -17,6 +17,17 @@ The timetable is the kindergarten's of DOMAIN.md (entry 07:45–08:20, dismissal
 "assumption". A day is an open day when the site file gives it opening hours; open days all
 follow the same timetable. Which days are open days is the school calendar's
 (gateway/schedule/school_calendar.py): weekends, statutory holidays and make-up days (调休), breaks.
+
+Which model drives a device is the device kind's choice: a kind names a behaviour
+(`DeviceKind.simulation`, e.g. "metered_water") and `BEHAVIOURS` maps behaviours to the
+models here. Chosen over the alternatives because the physics of a behaviour needs what only
+the simulation holds (the calendar, the rooms' loads that several meters share, the people
+who swipe cards), and `devices/` imports neither the simulator nor the gateway, so a kind
+cannot carry its model itself; and over a second registry keyed by kind name, because a new
+kind that behaves like an existing one then touches only its own module, its test and its
+fixtures. A kind with a new behaviour adds its model and one entry here, which is where its
+physics has to live anyway. The convention test (tests/devices/test_kinds.py) checks that
+every kind names a behaviour this module knows.
 """
 
 from __future__ import annotations
@@ -26,13 +37,13 @@ import math
 import random
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Final, Literal
 
-from devices import sample_fridge, uv_lamp
+from devices import kinds, sample_fridge, uv_lamp
 from gateway.config import Device, Room, SiteConfig
 from gateway.schedule.school_calendar import SchoolCalendar
 
@@ -654,6 +665,72 @@ class _LeakSensor(_Model):
         return [(t, "telemetry", {"leak": False, **self._radio.fields(t, rng)}) for t in self._ticks(day, hi_ms)]
 
 
+# --- Behaviours ------------------------------------------------------------------------------
+
+
+@dataclass
+class _World:
+    """What the models of a site are built from besides their device: the seed, the site's
+    calendar, rooms and people, and the rooms' loads (shared by the meters that measure them)."""
+
+    seed: int
+    site: SiteConfig
+    calendar: _Calendar
+    people: _People
+    rooms: dict[str, Room]
+    _loads: dict[tuple[str, str], _RoomLoad] = field(default_factory=dict)
+
+    def metered(self, device: Device, quantity: str, profiles: dict[str, _Profile]) -> list[_RoomLoad]:
+        """The loads a meter measures: in a plant room its whole building's, anywhere else its own room's."""
+        room = self.rooms[device.room]
+        scope = self.site.building_of(room.id).rooms if room.type == "plant" else [room]
+        for r in scope:
+            if (r.id, quantity) not in self._loads:
+                self._loads[r.id, quantity] = _RoomLoad(self.seed, r, quantity, profiles[r.type], self.calendar)
+        return [self._loads[r.id, quantity] for r in scope]
+
+    def first_reading(self, device: Device) -> float:
+        """A number in [0, 1) for the meter's reading when counting began (assumption)."""
+        return _uniforms(self.seed, device.id, "reading")[0]
+
+
+def _metered_electricity(world: _World, device: Device) -> _Model:
+    loads = world.metered(device, "electricity", _ELECTRICITY)
+    return _ElectricityMeter(world.seed, device, loads, 10_000 + 50_000 * world.first_reading(device))
+
+
+def _metered_water(world: _World, device: Device) -> _Model:
+    loads = world.metered(device, "water", _WATER)
+    return _WaterMeter(world.seed, device, loads, 1_000 + 7_000 * world.first_reading(device))
+
+
+def _uv_session(world: _World, device: Device) -> _Model:
+    return _UvLamp(world.seed, device, world.calendar)
+
+
+def _cold_store(world: _World, device: Device) -> _Model:
+    return _SampleFridge(world.seed, device)
+
+
+def _door_traffic(world: _World, device: Device) -> _Model:
+    return _Door(world.seed, device, world.rooms[device.room], world.people)
+
+
+def _dry_floor(world: _World, device: Device) -> _Model:
+    return _LeakSensor(world.seed, device)
+
+
+BEHAVIOURS: Final[Mapping[str, Callable[[_World, Device], _Model]]] = {
+    "metered_electricity": _metered_electricity,
+    "metered_water": _metered_water,
+    "uv_session": _uv_session,
+    "cold_store": _cold_store,
+    "door_traffic": _door_traffic,
+    "dry_floor": _dry_floor,
+}
+"""The simulator's behaviours, by the name a kind gives in `DeviceKind.simulation`."""
+
+
 # --- The site --------------------------------------------------------------------------------
 
 
@@ -667,42 +744,16 @@ class SiteSimulation:
 
     def __init__(self, site: SiteConfig, seed: int = 1) -> None:
         self._calendar = _Calendar(site)
-        people = _People.of(site)
-        loads: dict[tuple[str, str], _RoomLoad] = {}
-
-        def room_loads(rooms: list[Room], quantity: str, profiles: dict[str, _Profile]) -> list[_RoomLoad]:
-            for room in rooms:
-                if (room.id, quantity) not in loads:
-                    profile = profiles[room.type]
-                    loads[room.id, quantity] = _RoomLoad(seed, room, quantity, profile, self._calendar)
-            return [loads[room.id, quantity] for room in rooms]
-
         rooms = {r.id: r for b in site.buildings for r in b.rooms}
+        world = _World(seed, site, self._calendar, _People.of(site), rooms)
         self._models: list[_Model] = []
         for device in site.devices:
-            room = rooms[device.room]
-            # A meter in a plant room measures its whole building, anywhere else its own room.
-            scope = site.building_of(room.id).rooms if room.type == "plant" else [room]
-            u = _uniforms(seed, device.id, "reading")[0]  # assumption: readings when counting began
-            model: _Model
-            match device.kind:
-                case "electricity_meter":
-                    loads_here = room_loads(scope, "electricity", _ELECTRICITY)
-                    model = _ElectricityMeter(seed, device, loads_here, 10_000 + 50_000 * u)
-                case "water_meter":
-                    loads_here = room_loads(scope, "water", _WATER)
-                    model = _WaterMeter(seed, device, loads_here, 1_000 + 7_000 * u)
-                case "uv_lamp":
-                    model = _UvLamp(seed, device, self._calendar)
-                case "sample_fridge":
-                    model = _SampleFridge(seed, device)
-                case "door":
-                    model = _Door(seed, device, room, people)
-                case "leak_sensor":
-                    model = _LeakSensor(seed, device)
-                case other:
-                    raise ValueError(f"{device.id}: no simulation model for device kind {other!r}")
-            self._models.append(model)
+            behaviour = kinds()[device.kind].simulation
+            build = BEHAVIOURS.get(behaviour)
+            if build is None:
+                raise ValueError(f"{device.id}: no simulation model for behaviour {behaviour!r} "
+                                 f"of device kind {device.kind!r}")
+            self._models.append(build(world, device))
 
     def messages(self, start: datetime, end: datetime) -> Iterator[SimMessage]:
         """What the devices publish in [start, end), in nondecreasing time order."""

@@ -37,7 +37,14 @@ def imported(path: Path, name: str, known: dict[str, Path]) -> Iterator[str]:
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         else:
             continue
-        yield from (t for t in targets if t in known and t != name)
+        for target in targets:
+            # Importing a.b.c runs the packages a and a.b first: those are imports too, except
+            # of the importer's own packages, which are already running when it is imported.
+            parts = target.split(".")
+            for n in range(1, len(parts) + 1):
+                module = ".".join(parts[:n])
+                if module in known and module != name and not name.startswith(module + "."):
+                    yield module
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

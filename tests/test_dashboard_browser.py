@@ -211,6 +211,10 @@ def test_every_view_renders_without_console_errors(browser: Browser, site: Site)
                 # The kitchen tap is running, the teaching building has nothing left on.
                 expect(page.locator("section.closing[data-building=teaching]")).to_have_class(re.compile(r"\bclosing good\b"))
                 expect(page.locator("section.closing[data-building=service]")).to_have_class(re.compile(r"\bclosing bad\b"))
+            elif route == "buildings":
+                # A state reads in its kind's words, not as true/false.
+                expect(page.locator('[data-device=kitchen-door] [data-live="kitchen-door:open"]')).to_have_text("已关")
+                expect(page.locator('[data-device=uv-nap] [data-live="uv-nap:on"]')).to_have_text("关")
             elif route == "orders":
                 assert page.locator("article.order[data-order]").count() >= 1
 

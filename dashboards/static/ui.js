@@ -20,10 +20,6 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 const DIGITS = { kWh: 1, "m³": 2, "°C": 1, W: 0, "L/min": 1, V: 0, A: 1, "%": 0, dBm: 0, h: 0 };
-const STATE_WORDS = {
-  open: ["value.open", "value.closed"], door_open: ["value.open", "value.closed"], on: ["value.on", "value.off"],
-  leak: ["value.wet", "value.dry"], online: ["value.online", "value.offline"],
-};
 
 function metricOf(state, deviceId, key) {
   const device = state.devices.get(deviceId);
@@ -31,13 +27,12 @@ function metricOf(state, deviceId, key) {
   return kind?.metrics.find((m) => m.key === key);
 }
 
-/** A metric's value as people read it: "4.2 °C", "开", "1,250 W". */
+/** A metric's value as people read it: "4.2 °C", "开着", "1,250 W". A state's words are its kind's. */
 export function statusText(state, deviceId, key, value) {
   if (value === null || value === undefined) return "–";
   const metric = metricOf(state, deviceId, key);
   if (metric?.type === "state" || typeof value === "boolean") {
-    const [yes, no] = STATE_WORDS[key] ?? ["value.on", "value.off"];
-    return t(value ? yes : no);
+    return metric?.words ? pick(metric.words, value ? "true" : "false") : t(value ? "value.on" : "value.off");
   }
   const unit = metric?.unit ?? "";
   return `${num(value, DIGITS[unit] ?? 1)}${unit ? ` ${unit}` : ""}`;

@@ -13,7 +13,6 @@ const RULES = [
   "low_battery", "counter_reset",
 ];
 const STATUSES = ["open", "assigned", "on_site", "done"];
-const LINK_METRICS = new Set(["rssi_dbm", "link_quality", "online"]);
 const TRADES = ["water", "electric", "carpentry", "other"];
 
 function where(state, item) {
@@ -66,7 +65,7 @@ async function overview({ state }) {
     href: `#/device/${encodeURIComponent(f.device)}`, class: `tile ${f.in_range === false ? "bad" : ""}`,
   },
   h("span", { class: "tile-name" }, dot(f.online), f.name),
-  h("span", { class: "big" }, live(state, f.device, "temperature_c", f.temperature_c)),
+  h("span", { class: "big" }, live(state, f.device, f.metric, f.temperature_c)),
   h("small", { class: "muted" }, `${roomName(state, f.room)} · ${t("overview.range", { lo: num(f.min_c), hi: num(f.max_c) })}`),
   f.in_range == null ? null : chip(t(f.in_range ? "fridge.ok" : "fridge.out"), f.in_range ? "ok" : "bad"))));
   return h("div", { class: "grid" },
@@ -104,10 +103,11 @@ async function closing({ state }) {
       h("div", { class: "closing-head" }, h("h2", {}, b.name), status),
       b.open_now ? h("p", { class: "muted" }, b.closes_at ? t("closing.open", { t: when(b.closes_at, "time") }) : t("closing.open_all_day")) : null,
       section("closing.doors", b.doors_open, (d) => row(d, d.open_since ? h("small", {}, t("common.since", { t: when(d.open_since, "time") })) : null)),
-      section("closing.circuits", b.circuits, (x) => row(x, live(state, x.device, "power_w", x.power_w),
-        h("small", { class: "muted" }, ` ${t("closing.limit", { v: statusText(state, x.device, "power_w", x.limit_w) })}`))),
-      section("closing.water", b.water, (x) => row(x, live(state, x.device, "flow_lpm", x.flow_lpm))),
-      section("closing.lamps", b.lamps_on, (x) => row(x, x.scheduled ? chip(t("closing.scheduled"), "info") : chip(t("value.on"), "bad")), lampsOut),
+      section("closing.circuits", b.circuits, (x) => row(x, live(state, x.device, x.metric, x.power_w),
+        h("small", { class: "muted" }, ` ${t("closing.limit", { v: statusText(state, x.device, x.metric, x.limit_w) })}`))),
+      section("closing.water", b.water, (x) => row(x, live(state, x.device, x.metric, x.flow_lpm))),
+      section("closing.lamps", b.lamps_on, (x) => row(x, x.scheduled ? chip(t("closing.scheduled"), "info")
+        : chip(statusText(state, x.device, x.metric, true), "bad")), lampsOut),
     ], { class: `closing ${b.closed_up ? "good" : "bad"} ${b.open_now ? "open" : ""}`, "data-building": b.id });
   }));
 }
@@ -116,8 +116,8 @@ async function closing({ state }) {
 
 function deviceTile(state, d, alerting) {
   const kind = state.site.kinds[d.kind];
-  // Link health shows in the device's own page; the dot already says whether it is online.
-  const keys = kind.metrics.map((m) => m.key).filter((k) => k in d.last_values && !LINK_METRICS.has(k));
+  // What the kind shows on a tile: link health is left to the device's own page (the dot says online).
+  const keys = kind.metrics.filter((m) => m.tile && m.key in d.last_values).map((m) => m.key);
   return h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: `tile device ${alerting ? "bad" : ""}`, dataset: { device: d.id } },
     h("span", { class: "tile-name" }, dot(d.online), d.name || d.id),
     h("small", { class: "muted" }, pick(kind, "label")),
@@ -269,7 +269,7 @@ async function device({ state, arg, params, rerender }) {
   const range = RANGES[params.range] ? params.range : "24h";
   const link = (changes) => `#/device/${encodeURIComponent(d.id)}?${new URLSearchParams({ metric, range, ...changes })}`;
   const chartEl = h("div", { class: "chart", role: "img", "aria-label": pick(charted.find((m) => m.key === metric), "label") });
-  const events = d.kind === "door" ? await get(`/api/v1/devices/${encodeURIComponent(d.id)}/events`, { limit: 20 }) : null;
+  const events = kind.events.length ? await get(`/api/v1/devices/${encodeURIComponent(d.id)}/events`, { limit: 20 }) : null;
   const meta = [
     ["device.id", d.id], ["device.kind", pick(kind, "label")], ["device.room", roomName(state, d.room)],
     ["device.building", state.buildings.get(d.building)], ["device.interval", `${num(d.interval_s, 0)} s`],

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
-from gateway.config.severity import Severity
+from gateway.severity import Severity
 from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:

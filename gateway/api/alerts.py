@@ -19,9 +19,9 @@ from gateway.api.access import Staff, Viewer
 from gateway.api.devices import GUARDED, GatewayDep
 from gateway.api.problems import problems
 from gateway.clock import from_ms, to_ms
-from gateway.config.severity import Severity
 from gateway.config.work_orders import Trade
 from gateway.rules.params import RuleName
+from gateway.severity import Severity
 
 router = APIRouter()
 Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-bit")]

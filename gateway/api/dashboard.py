@@ -23,17 +23,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 import dashboards
-from devices import kinds, sample_fridge
+from devices import kinds, meters
+from devices.base import ClosingCondition, Utility
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
 from gateway.api.devices import GUARDED, GatewayDep, MetricOut
 from gateway.clock import to_ms
 from gateway.config import Device
-from gateway.config.severity import Severity
 from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
 from gateway.runtime import Gateway
+from gateway.severity import Severity
 from gateway.storage.sqlite import increase
 
 router = APIRouter()
@@ -63,6 +64,7 @@ class KindOut(BaseModel):
     label_zh: str
     label_en: str
     metrics: list[MetricOut]
+    events: list[str]  # the types of event its devices send (a door's card reader: access)
 
 
 class SiteOut(BaseModel):
@@ -81,7 +83,8 @@ def _site(gw: Gateway) -> SiteOut:
         buildings=[BuildingOut(id=b.id, name=b.name, rooms=[RoomOut(id=r.id, name=r.name, type=r.type)
                                                                for r in b.rooms]) for b in site.buildings],
         kinds={
-            k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[MetricOut.of(m) for m in k.metrics])
+            k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[MetricOut.of(m) for m in k.metrics],
+                            events=k.event_types)
             for k in kinds().values() if k.name in used
         },
     )
@@ -124,6 +127,7 @@ class DeviceRef(BaseModel):
 
 
 class FridgeOut(DeviceRef):
+    metric: str  # the gauge kept within range; the kind says which
     temperature_c: float | None
     at: datetime | None
     min_c: float
@@ -175,8 +179,10 @@ def _latest(gw: Gateway, device_id: str, metric: str) -> float | None:
     return None if point is None else point.value
 
 
-def _of_kind(gw: Gateway, kind: str) -> list[Device]:
-    return [d for d in gw.site.devices if d.kind == kind]
+def _checked(devices: list[Device], condition: ClosingCondition) -> list[tuple[Device, str]]:
+    """The devices whose kind's closing check has `condition`, each with the metric it reads."""
+    return [(d, check.metric) for d in devices
+            if (check := kinds()[d.kind].closing) is not None and check.condition is condition]
 
 
 def _consumption(start: float | None, end: float | None) -> float | None:
@@ -184,7 +190,7 @@ def _consumption(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else increase(start, end)
 
 
-async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Comparison:
+async def _comparison(gw: Gateway, utility: Utility, now_ms: int) -> Comparison:
     cal = gw.calendar
     today = cal.local_date(now_ms)
     midnight, _ = cal.day_bounds_ms(today)
@@ -193,14 +199,15 @@ async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Compa
     spans = [(midnight, now_ms), (midnight - day_ms, now_ms - day_ms), (midnight - week_ms, now_ms - week_ms),
              (midnight - day_ms, midnight)]
     times = sorted({t for span in spans for t in span})
-    meters = [d.id for b in gw.site.buildings for d in gw.site.main_meters(kind, b)]
-    unit = next(m.unit for m in kinds()[kind].metrics if m.key == metric)
-    if not meters:
+    kind, counter = meters()[utility]
+    metric, unit = counter.key, counter.unit
+    main = [d.id for b in gw.site.buildings for d in gw.site.main_meters(kind.name, b)]
+    if not main:
         return Comparison(unit=unit, today=None, yesterday=None, last_week=None, yesterday_total=None)
-    values = await asyncio.to_thread(gw.store.values_at, metric, meters, times)
+    values = await asyncio.to_thread(gw.store.values_at, metric, main, times)
     totals: list[float | None] = []
     for start, end in spans:
-        parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in meters]
+        parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in main]
         known = [p for p in parts if p is not None]
         totals.append(round(sum(known), 3) if known else None)
     return Comparison(unit=unit, today=totals[0], yesterday=totals[1], last_week=totals[2],
@@ -208,29 +215,42 @@ async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Compa
 
 
 def _fridges(gw: Gateway) -> list[FridgeOut]:
+    """Every gauge its kind keeps within a range that the device's settings set."""
     out = []
-    for d in _of_kind(gw, "sample_fridge"):
-        settings = d.kind_settings()
-        assert isinstance(settings, sample_fridge.Settings)
-        point = gw.states.get(d.id).latest.get("temperature_c")
-        temp = None if point is None else point.value
-        out.append(FridgeOut(
-            **_ref(gw, d).model_dump(), temperature_c=temp, at=None if point is None else utc(point.ts_ms),
-            min_c=settings.min_c, max_c=settings.max_c,
-            in_range=None if temp is None else settings.min_c <= temp <= settings.max_c,
-        ))
+    for d in gw.site.devices:
+        for m in kinds()[d.kind].metrics:
+            if m.allowed is None:
+                continue
+            low, high = m.allowed.of(d.kind_settings())
+            point = gw.states.get(d.id).latest.get(m.key)
+            temp = None if point is None else point.value
+            out.append(FridgeOut(
+                **_ref(gw, d).model_dump(), metric=m.key, temperature_c=temp,
+                at=None if point is None else utc(point.ts_ms), min_c=low, max_c=high,
+                in_range=None if temp is None else low <= temp <= high,
+            ))
     return out
 
 
-async def _doors_open(gw: Gateway, devices: list[Device]) -> list[DoorOut]:
-    open_now = [(d, point.ts_ms) for d in devices
-                if (point := gw.states.get(d.id).latest.get("open")) is not None and point.value]
-    since = await asyncio.to_thread(gw.store.runs_since, "open", 1.0, [(d.id, ts) for d, ts in open_now])
-    return [DoorOut(**_ref(gw, d).model_dump(), open_since=utc(s)) for (d, _), s in zip(open_now, since, strict=True)]
+async def _doors_open(gw: Gateway, checked: list[tuple[Device, str]]) -> list[DoorOut]:
+    """The devices whose state `metric` reads true now, and since when."""
+    open_now = [(d, metric, point.ts_ms) for d, metric in checked
+                if (point := gw.states.get(d.id).latest.get(metric)) is not None and point.value]
+
+    def since() -> list[int | None]:
+        found: dict[str, int | None] = {}
+        for metric in dict.fromkeys(m for _, m, _ in open_now):
+            at = [(d.id, ts) for d, m, ts in open_now if m == metric]
+            found.update(zip([i for i, _ in at], gw.store.runs_since(metric, 1.0, at), strict=True))
+        return [found[d.id] for d, _, _ in open_now]
+
+    began = await asyncio.to_thread(since)
+    return [DoorOut(**_ref(gw, d).model_dump(), open_since=utc(s))
+            for (d, _, _), s in zip(open_now, began, strict=True)]
 
 
-def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
-    on = _latest(gw, d.id, "on")
+def _lamp(gw: Gateway, d: Device, metric: str, now_ms: int) -> LampOut:
+    on = _latest(gw, d.id, metric)
     rule = gw.engine.rule(d.id, UvNotRunRule)
     window, ran, required, complete = (
         (None, 0.0, 0.0, True) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
@@ -268,11 +288,12 @@ async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
                    name_en=day.name_en),
         open_alerts=counts,
         unacknowledged=sum(1 for a in open_alerts if a.acked_by is None),
-        electricity=await _comparison(gw, "electricity_meter", "energy_kwh", now_ms),
-        water=await _comparison(gw, "water_meter", "volume_m3", now_ms),
+        electricity=await _comparison(gw, "electricity", now_ms),
+        water=await _comparison(gw, "water", now_ms),
         fridges=_fridges(gw),
-        doors_open=await _doors_open(gw, _of_kind(gw, "door")),
-        lamps=[_lamp(gw, d, now_ms) for d in _of_kind(gw, "uv_lamp")],
+        doors_open=await _doors_open(gw, _checked(gw.site.devices, ClosingCondition.TRUE)),
+        lamps=[_lamp(gw, d, metric, now_ms)
+               for d, metric in _checked(gw.site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED)],
         offline=[OfflineOut(**_ref(gw, d).model_dump(), last_seen=gw.states.last_seen(d.id))
                  for d in gw.site.devices if not gw.states.online(d.id)],
     )
@@ -282,15 +303,18 @@ async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
 
 
 class CircuitOut(DeviceRef):
+    metric: str  # what `power_w` was read from; the kind says which
     power_w: float
     limit_w: float
 
 
 class FlowOut(DeviceRef):
+    metric: str
     flow_lpm: float
 
 
 class LampOnOut(DeviceRef):
+    metric: str
     scheduled: bool  # inside its disinfection window: expected, not forgotten
 
 
@@ -317,21 +341,23 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
     rooms = {r.id for r in building.rooms}
     devices = [d for d in site.devices if d.room in rooms]
     circuits, water, lamps = [], [], []
-    for d in devices:
-        if d.kind == "electricity_meter":
-            power, rule = _latest(gw, d.id, "power_w"), gw.engine.rule(d.id, LoadAfterHoursRule)
-            limit = None if rule is None else rule.limit_w()
-            if power is not None and limit is not None and power > limit:
-                circuits.append(CircuitOut(**_ref(gw, d).model_dump(), power_w=power, limit_w=round(limit)))
-        elif d.kind == "water_meter":
-            flow = _latest(gw, d.id, "flow_lpm")
-            params = d.rule("water_leak", site.rules)
-            assert isinstance(params, FlowParams)
-            if flow is not None and flow > params.flow_threshold_lpm:
-                water.append(FlowOut(**_ref(gw, d).model_dump(), flow_lpm=flow))
-        elif d.kind == "uv_lamp" and _latest(gw, d.id, "on"):
-            lamps.append(LampOnOut(**_ref(gw, d).model_dump(), scheduled=_lamp(gw, d, now_ms).status == "running"))
-    doors = await _doors_open(gw, [d for d in devices if d.kind == "door"])
+    # One evaluation per closing condition, over the devices whose kind declares it.
+    for d, metric in _checked(devices, ClosingCondition.ABOVE_BASE_LOAD):
+        power, rule = _latest(gw, d.id, metric), gw.engine.rule(d.id, LoadAfterHoursRule)
+        limit = None if rule is None else rule.limit_w()
+        if power is not None and limit is not None and power > limit:
+            circuits.append(CircuitOut(**_ref(gw, d).model_dump(), metric=metric, power_w=power, limit_w=round(limit)))
+    for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):
+        flow = _latest(gw, d.id, metric)
+        params = d.rule("water_leak", site.rules)
+        assert isinstance(params, FlowParams)
+        if flow is not None and flow > params.flow_threshold_lpm:
+            water.append(FlowOut(**_ref(gw, d).model_dump(), metric=metric, flow_lpm=flow))
+    for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
+        if _latest(gw, d.id, metric):
+            scheduled = _lamp(gw, d, metric, now_ms).status == "running"
+            lamps.append(LampOnOut(**_ref(gw, d).model_dump(), metric=metric, scheduled=scheduled))
+    doors = await _doors_open(gw, _checked(devices, ClosingCondition.TRUE))
     return BuildingClosing(
         id=building.id, name=building.name, open_now=gw.calendar.is_open(building.id, now_ms),
         closes_at=utc(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),

@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from devices import kinds
-from devices.base import Metric, MetricType, Reason
+from devices.base import Metric, MetricType, Reason, StateWords
 from gateway.api.access import Ingester, Viewer
 from gateway.api.problems import problems
 from gateway.api.query_limit import HeavyQuery, query_limiter
@@ -58,10 +58,13 @@ class MetricOut(BaseModel):
     type: MetricType
     label_zh: str
     label_en: str
+    words: StateWords | None = Field(description="a state's two values as people read them")
+    tile: bool = Field(description="shown on the device's live tile")
 
     @classmethod
     def of(cls, m: Metric) -> MetricOut:
-        return cls(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en)
+        return cls(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en, words=m.words,
+                   tile=m.tile)
 
 
 class DeviceOut(BaseModel):

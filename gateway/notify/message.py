@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.clock import Clock
-from gateway.config.severity import Severity
+from gateway.severity import Severity
 
 HTTP_TIMEOUT_S: Final = 10.0
 

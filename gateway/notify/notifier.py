@@ -20,7 +20,6 @@ from prometheus_client import Counter, Gauge
 from gateway.alerting.alerts import Alert, Notice, Transition
 from gateway.clock import Clock, from_ms
 from gateway.config import SiteConfig
-from gateway.config.severity import Severity
 from gateway.counters import Counters
 from gateway.notify.channels import sender
 from gateway.notify.message import (
@@ -35,6 +34,7 @@ from gateway.notify.message import (
     one_line,
 )
 from gateway.retry import Backoff
+from gateway.severity import Severity
 
 _log = logging.getLogger(__name__)
 DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")

@@ -24,10 +24,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
 
 from pydantic import BaseModel
 
+from devices import meters
+from devices.base import Utility
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import from_ms
 from gateway.config import Device, SiteConfig, TouPeriodName
@@ -35,11 +36,8 @@ from gateway.rules.params import LoadAfterHours
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore, increase
 
-Utility = Literal["electricity", "water"]
-METERS: dict[Utility, tuple[str, str, str]] = {
-    "electricity": ("electricity_meter", "energy_kwh", "kWh"),
-    "water": ("water_meter", "volume_m3", "m³"),
-}
+# Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
+METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
 LEAK_RULES = ("water_leak", "running_tap")
 BASE_PERCENTILE = 10  # the base load, where not configured: this percentile of closed-hour power
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
@@ -329,7 +327,7 @@ def _read_meter(site: SiteConfig, store: SqliteStore, slots: _Slots, device: Dev
 
 def _meter_use(site: SiteConfig, cal: SchoolCalendar, m: _Meter, main: bool, slots: _Slots, start_ms: int,
                end_ms: int) -> MeterUse:
-    utility: Utility = "electricity" if m.device.kind == METERS["electricity"][0] else "water"
+    utility = next(u for u, (kind, _, _) in METERS.items() if kind == m.device.kind)
     hours = (end_ms - start_ms) // HOUR_MS
     seen = m.hours_seen > 0
     use = MeterUse(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Final, Literal, Protocol
 
-from devices import sample_fridge
+from devices import kinds
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import SiteConfig
@@ -190,21 +190,23 @@ def canteen(store: SqliteStore, site: SiteConfig, state: DayState) -> CanteenRec
     compliant = (None if not fridges or any(i.status not in (*good, ItemStatus.FAIL) for i in fridges)
                  else all(i.status in good for i in fridges))
     logs = []
-    for d in site.devices:
-        if d.kind == "sample_fridge" and d.room in kitchens:
-            settings = d.kind_settings()
-            assert isinstance(settings, sample_fridge.Settings)
-            logs.append(FridgeLog(device=d.id, name=d.name or d.id, range_min_c=settings.min_c,
-                                  range_max_c=settings.max_c, hours=_hours(store, site, state, d.id)))
+    # The kitchens' cold stores: a gauge that the device's settings keep within a range.
+    for d in (d for d in site.devices if d.room in kitchens):
+        for m in kinds()[d.kind].metrics:
+            if m.allowed is None:
+                continue
+            low, high = m.allowed.of(d.kind_settings())
+            logs.append(FridgeLog(device=d.id, name=d.name or d.id, range_min_c=low,
+                                  range_max_c=high, hours=_hours(store, site, state, d.id, m.key)))
     return CanteenRecord(site=site.id, site_name=site.name, day=_info(state), as_of=utc(state.as_of_ms),
                          complete=state.as_of_ms >= state.end_ms, compliant=compliant, fridges=logs,
                          counts=_counts(items), items=items)
 
 
-def _hours(store: SqliteStore, site: SiteConfig, state: DayState, device_id: str) -> list[HourRow]:
+def _hours(store: SqliteStore, site: SiteConfig, state: DayState, device_id: str, metric: str) -> list[HourRow]:
     """Min, max and mean of the readings by local hour of the day: 24 rows, empty hours too."""
     by_hour: list[list[float]] = [[] for _ in range(24)]
-    for p in store.points(device_id, "temperature_c", state.start_ms, state.as_of_ms, 200_000):
+    for p in store.points(device_id, metric, state.start_ms, state.as_of_ms, 200_000):
         by_hour[from_ms(p.ts_ms, site.tz).hour].append(p.value)
     return [HourRow(hour=h, min_c=min(v, default=None), max_c=max(v, default=None),
                     mean_c=round(sum(v) / len(v), 2) if v else None, readings=len(v))

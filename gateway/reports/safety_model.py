@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from gateway.alerting.alerts import AlertState
-from gateway.config.severity import Severity
+from gateway.severity import Severity
 
 
 class ItemStatus(StrEnum):

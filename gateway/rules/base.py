@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from devices.base import Event, Sample
 from gateway.clock import from_ms
-from gateway.config.severity import Severity
 from gateway.rules.params import RuleParams
+from gateway.severity import Severity
 
 if TYPE_CHECKING:
     from gateway.config import Building, Device, Room, Tariffs

@@ -14,7 +14,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.config.severity import Severity
+from gateway.severity import Severity
 
 
 class RuleParams(BaseModel):

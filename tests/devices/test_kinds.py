@@ -1,14 +1,30 @@
-"""Every device kind: the convention it must follow, and its decoder on good and bad input."""
+"""Every device kind: the convention it must follow, and its decoder on good and bad input;
+and that no code outside `devices/` tells kinds apart by name."""
 
 from __future__ import annotations
 
+import ast
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Final, get_args
 
 import pytest
 
-from devices import kinds
-from devices.base import DecodeError, DeviceKind, MetricType, Reason
+from devices import kinds, meters
+from devices.base import (
+    ClosingCheck,
+    ClosingCondition,
+    DecodeError,
+    DeviceKind,
+    Metric,
+    MetricType,
+    Reason,
+    SettingsRange,
+    StateWords,
+    Utility,
+)
+from gateway.rules.params import APPLIES_TO
+from simulators.model import BEHAVIOURS
 
 RECEIVED_MS = 1_795_236_000_000
 
@@ -43,7 +59,157 @@ def test_kind_follows_the_convention(name: str) -> None:
         assert m.label_en
         if m.type is not MetricType.STATE:
             assert m.unit, f"{name}.{m.key} has a unit"
+            assert m.words is None
+        else:
+            # A state reads as two different words in each language, never as true/false.
+            assert m.words is not None, f"{name}.{m.key} has words for its two values"
+            words = m.words
+            assert all((words.true_zh, words.false_zh, words.true_en, words.false_en))
+            assert words.true_zh != words.false_zh
+            assert words.true_en != words.false_en
+        if m.allowed is not None:
+            low, high = m.allowed.of(kind.settings.model_validate({}))
+            assert low < high, f"{name}.{m.key}: the default allowed range is not empty"
+    assert any(m.tile for m in kind.metrics if m.required), "a tile shows what the kind is for"
     kind.settings.model_validate({})  # every setting has a default
+    # What it means at closing is declared (None: nothing; the field has no default), on a metric of its own.
+    if kind.closing is not None:
+        assert kind.metric(kind.closing.metric) is not None
+    assert kind.simulation in BEHAVIOURS, f"{name}: the simulator has no behaviour {kind.simulation!r}"
+
+
+# The rule whose threshold or window each closing condition reads: it must apply to the kind,
+# or the board would never list (or never excuse) the kind's devices.
+CONDITION_RULES: Final = {
+    ClosingCondition.TRUE: None,
+    ClosingCondition.TRUE_UNLESS_SCHEDULED: "uv_not_run",
+    ClosingCondition.ABOVE_FLOW_THRESHOLD: "water_leak",
+    ClosingCondition.ABOVE_BASE_LOAD: "load_after_hours",
+}
+
+
+def test_every_closing_condition_reads_a_rule_that_applies_to_the_kind() -> None:
+    assert set(CONDITION_RULES) == set(ClosingCondition)
+    for kind in kinds().values():
+        rule = None if kind.closing is None else CONDITION_RULES[kind.closing.condition]
+        if rule is not None:
+            assert kind.name in APPLIES_TO[rule], f"{kind.name}: {rule} does not apply to it"
+
+
+def test_every_utility_has_one_meter_kind_and_every_behaviour_a_kind() -> None:
+    assert set(meters()) == set(get_args(Utility))
+    for kind, metric in meters().values():
+        assert metric.type is MetricType.COUNTER
+        assert kind.metric(metric.key) is metric
+    # A behaviour no kind names is a model nobody can reach.
+    assert {k.simulation for k in kinds().values()} == set(BEHAVIOURS)
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda: Metric("open", "", MetricType.STATE, "门", "Door"), "has words"),
+        (lambda: Metric("flow_lpm", "L/min", MetricType.GAUGE, "流量", "Flow",
+                        words=StateWords("是", "否", "Yes", "No")), "has words"),
+        (lambda: Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", utility="electricity"), "counter"),
+        (lambda: Metric("energy_kwh", "kWh", MetricType.COUNTER, "电量", "Energy",
+                        allowed=SettingsRange("min_c", "max_c")), "gauge"),
+        (lambda: DeviceKind("lamp", "灯", "Lamp", (), closing=ClosingCheck("on", ClosingCondition.TRUE),
+                            simulation="uv_session"), "not a metric"),
+        (lambda: DeviceKind("meter", "表", "Meter",
+                            (Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", required=True),),
+                            closing=ClosingCheck("power_w", ClosingCondition.TRUE), simulation="x"), "does not fit"),
+        (lambda: DeviceKind("fridge", "冰箱", "Fridge",
+                            (Metric("temperature_c", "°C", MetricType.GAUGE, "温度", "Temperature",
+                                    allowed=SettingsRange("min_c", "max_c")),),
+                            closing=None, simulation="cold_store"), "settings it does not have"),
+    ],
+)
+def test_a_declaration_that_does_not_fit_fails_when_the_kind_is_imported(make: Any, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        make()
+
+
+# --------------------------------------------------------------------- no kind by name elsewhere
+
+ROOT: Final = Path(__file__).parents[2]
+SCANNED: Final = ("gateway", "simulators")
+# Another piece of work is moving these onto a rule registry; they are not scanned until then.
+NOT_YET: Final = ("gateway/rules/", "gateway/config/", "gateway/reports/safety_items.py")
+# A string equal to a kind's name that does not name the kind.
+NOT_A_KIND: Final = {("gateway/reports/safety_model.py", "door")}  # a safety-record category and its facts' tag
+
+
+def _sources() -> list[tuple[str, ast.Module]]:
+    out = []
+    for top in SCANNED:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if not name.startswith(NOT_YET):
+                out.append((name, ast.parse(path.read_text(encoding="utf-8"), name)))
+    return out
+
+
+def _is_kind(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "kind") or (isinstance(node, ast.Name) and node.id == "kind")
+
+
+def _names_a_kind(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Constant) and n.value in kinds() for n in ast.walk(node))
+
+
+def _kind_comparisons(tree: ast.Module) -> list[int]:
+    """Lines that compare a `.kind` with a kind's name (==, !=, in) or match one against it."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_is_kind(o) for o in operands) and any(_names_a_kind(o) for o in operands if not _is_kind(o)):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Match) and _is_kind(node.subject):
+            lines += [case.pattern.lineno for case in node.cases if _names_a_kind(case.pattern)]
+    return lines
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    return {id(body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and (body := node.body) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)}
+
+
+@pytest.mark.parametrize(
+    ("code", "found"),
+    [
+        ('if d.kind == "door":\n    pass', [1]),
+        ('x = [d for d in ds if d.kind in ("uv_lamp", "door")]', [1]),
+        ('ok = "water_meter" != device.kind', [1]),
+        ('match device.kind:\n    case "leak_sensor":\n        pass\n    case other:\n        pass', [2]),
+        ('if d.kind == wanted:\n    pass', []),
+        ('if d.room == "door":\n    pass', []),
+    ],
+)
+def test_the_scan_finds_a_kind_compared_by_name(code: str, found: list[int]) -> None:
+    assert _kind_comparisons(ast.parse(code)) == found
+
+
+def test_no_code_outside_devices_compares_a_kind_by_name() -> None:
+    """A kind owns what is particular to it (presentation, closing check, simulation): code
+    elsewhere reads the kind's declarations instead of testing which kind a device is."""
+    sources = _sources()
+    assert len(sources) > 30
+    assert {f"{name}:{line}" for name, tree in sources for line in _kind_comparisons(tree)} == set()
+
+
+def test_no_code_outside_devices_names_a_kind() -> None:
+    """Stricter: no kind's name as a string at all (a dict keyed by kinds, a call with one),
+    docstrings aside."""
+    found = set()
+    for name, tree in _sources():
+        skip = _docstrings(tree)
+        found |= {f"{name}:{n.lineno} {n.value}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Constant) and n.value in kinds() and id(n) not in skip
+                  and (name, n.value) not in NOT_A_KIND}
+    assert found == set()
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))
@@ -136,3 +302,14 @@ def test_bad_event_is_rejected(name: str, payload: bytes, reason: Reason) -> Non
     with pytest.raises(DecodeError) as caught:
         kinds()[name].decode_event("d", payload, RECEIVED_MS)
     assert caught.value.reason is reason
+
+
+def test_devices_import_neither_the_gateway_nor_the_simulator() -> None:
+    """Kinds declare; the gateway and the simulator read the declarations, never the reverse."""
+    found = set()
+    for path in sorted((ROOT / "devices").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found |= {f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("gateway", "simulators")}
+    assert found == set()

@@ -155,6 +155,13 @@ def test_the_site_lists_buildings_rooms_and_the_kinds_in_use(api: TestClient) ->
     assert set(site["kinds"]) == {"electricity_meter", "water_meter", "sample_fridge", "door", "uv_lamp"}
     fridge = {m["key"]: m for m in site["kinds"]["sample_fridge"]["metrics"]}
     assert (fridge["temperature_c"]["unit"], fridge["temperature_c"]["label_zh"]) == ("°C", "温度")
+    # What the page shows comes from the kinds: a state's words, what a tile shows, card events.
+    door = {m["key"]: m for m in site["kinds"]["door"]["metrics"]}
+    assert door["open"]["words"] == {"true_zh": "开着", "false_zh": "已关", "true_en": "Open", "false_en": "Closed"}
+    assert fridge["temperature_c"]["words"] is None
+    assert (door["open"]["tile"], door["battery_pct"]["tile"], door["rssi_dbm"]["tile"], door["online"]["tile"]) == (
+        True, True, False, False)
+    assert (site["kinds"]["door"]["events"], site["kinds"]["uv_lamp"]["events"]) == (["access"], [])
 
 
 # -------------------------------------------------------------------------- the overview
@@ -259,10 +266,11 @@ def test_the_closing_board_lists_what_is_left_and_turns_green(post: Post, api: T
     assert main["open_now"] is False
     assert datetime.fromisoformat(main["closes_at"]) == at(TODAY, "17:30")
     assert [d["device"] for d in main["doors_open"]] == ["kitchen-door"]
-    assert [(c["device"], c["power_w"], c["limit_w"]) for c in main["circuits"]] == [("em-main", 2600, 1300)]
-    assert [(lamp["device"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", True)]
+    assert [(c["device"], c["metric"], c["power_w"], c["limit_w"]) for c in main["circuits"]] == [
+        ("em-main", "power_w", 2600, 1300)]
+    assert [(lamp["device"], lamp["metric"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", "on", True)]
     assert main["closed_up"] is False
-    assert [(w["device"], w["flow_lpm"]) for w in annex["water"]] == [("wm-office", 1.2)]
+    assert [(w["device"], w["metric"], w["flow_lpm"]) for w in annex["water"]] == [("wm-office", "flow_lpm", 1.2)]
     assert annex["closed_up"] is False
 
     post(

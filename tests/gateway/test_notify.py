@@ -27,12 +27,12 @@ from gateway.alerting.alerts import Alert, AlertState, Notice, Transition
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
 from gateway.config.duty import Person
-from gateway.config.severity import Severity
 from gateway.counters import Counters
 from gateway.notify import notifier as notifier_module
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings, Message
 from gateway.notify.notifier import Notifier, render
+from gateway.severity import Severity
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 

@@ -19,12 +19,12 @@ from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, Work
 from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
-from gateway.config.severity import Severity
 from gateway.config.work_orders import Trade
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.severity import Severity
 from tests.rule_scenarios import DEMO, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import SiteConfig, load
+from simulators import faults
 from simulators.faults import (
     Access,
     Battery,
@@ -21,7 +22,7 @@ from simulators.faults import (
     Silence,
     inject,
 )
-from simulators.model import SimMessage, SiteSimulation
+from simulators.model import BEHAVIOURS, SimMessage, SiteSimulation
 
 SITE: SiteConfig = load(Path(__file__).parents[2] / "simulators" / "kindergarten.yaml")
 TZ = SITE.tz
@@ -242,6 +243,16 @@ def test_an_unknown_device_is_named() -> None:
 def test_a_fault_must_fit_the_device_kind() -> None:
     with pytest.raises(ValueError, match=r"main-gate: Leak fits water_meter, not door"):
         inject([], [Leak("main-gate", at(1), at(2), lpm=1.0)], SITE)
+
+
+@pytest.mark.parametrize(
+    "fault", [c for name, c in vars(faults).items()
+              if isinstance(c, type) and issubclass(c, Fault) and c is not Fault and not name.startswith("_")],
+)
+def test_a_fault_fits_behaviours_the_simulator_has(fault: type[Fault]) -> None:
+    """Faults rewrite what a behaviour's model sends, so they name behaviours, not kinds
+    (none: any device, like `Silence`)."""
+    assert fault.fits <= BEHAVIOURS.keys()
 
 
 @pytest.mark.parametrize(
