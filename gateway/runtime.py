@@ -29,6 +29,8 @@ from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
 from gateway.rules.engine import RuleEngine
+from gateway.rules.learned import BaseLoad, LearnedStore
+from gateway.rules.power import LoadAfterHoursRule
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
@@ -55,6 +57,7 @@ class Gateway:
     work_orders: WorkOrders
     alerts: AlertStore
     checks: ManualChecks
+    learned: LearnedStore
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -121,6 +124,8 @@ class Gateway:
         stack.callback(self.alerts.close)
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
+        self.learned = LearnedStore(data_dir / "state.db")
+        stack.callback(self.learned.close)
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
@@ -199,11 +204,18 @@ class Gateway:
         })
 
     async def _watch(self) -> None:
-        """Silence on the injected clock; reminders and escalation."""
+        """Silence on the injected clock; reminders and escalation; what the rules learned,
+        saved for the readers of every replica."""
         while True:
-            self.engine.tick(to_ms(self.clock.now()))
+            now_ms = to_ms(self.clock.now())
+            self.engine.tick(now_ms)
             self.alerts.tick()
+            self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
+
+    def _base_loads(self) -> dict[str, BaseLoad]:
+        return {d.id: BaseLoad(rule.base_w(), rule.limit_w()) for d in self.site.devices
+                if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None}
 
     async def _rebuild_rollups(self) -> None:
         """A database from before rollups gets them in the background, series by series

@@ -31,7 +31,6 @@ from gateway.api.devices import GUARDED, GatewayDep, MetricOut
 from gateway.clock import to_ms
 from gateway.config import Device
 from gateway.rules.params import FlowParams
-from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
 from gateway.runtime import Gateway
 from gateway.severity import Severity
@@ -342,9 +341,10 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
     devices = [d for d in site.devices if d.room in rooms]
     circuits, water, lamps = [], [], []
     # One evaluation per closing condition, over the devices whose kind declares it.
+    base_loads = await asyncio.to_thread(gw.learned.base_loads)
     for d, metric in _checked(devices, ClosingCondition.ABOVE_BASE_LOAD):
-        power, rule = _latest(gw, d.id, metric), gw.engine.rule(d.id, LoadAfterHoursRule)
-        limit = None if rule is None else rule.limit_w()
+        power, learned = _latest(gw, d.id, metric), base_loads.get(d.id)
+        limit = None if learned is None else learned.limit_w
         if power is not None and limit is not None and power > limit:
             circuits.append(CircuitOut(**_ref(gw, d).model_dump(), metric=metric, power_w=power, limit_w=round(limit)))
     for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):

@@ -38,7 +38,7 @@ from gateway.reports.safety_model import (
     SafetySummary,
 )
 from gateway.rules.engine import RuleEngine
-from gateway.rules.power import LoadAfterHoursRule
+from gateway.rules.learned import LearnedStore
 from gateway.rules.uv import UvNotRunRule
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
@@ -68,6 +68,8 @@ class Sources(Protocol):
     def checks(self) -> ManualChecks: ...
     @property
     def engine(self) -> RuleEngine: ...
+    @property
+    def learned(self) -> LearnedStore: ...
 
 
 class FutureDay(ValueError):
@@ -98,17 +100,17 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
     lo, hi = cal.day_bounds_ms(days[0])[0], cal.day_bounds_ms(days[-1])[1]
     alerts = _alerts(gw.alerts, lo, hi)
     checks: dict[tuple[date, str], ManualCheck] = {(c.day, c.item): c for c in gw.checks.between(days[0], days[-1])}
+    # One answer for every replica: what the rules learned, from the store.
+    limits: dict[str, tuple[float | None, float | None] | None] = {
+        device_id: (b.base_w, b.limit_w) for device_id, b in gw.learned.base_loads().items()}
     out = []
     for d in days:
         start, end = cal.day_bounds_ms(d)
         lamps: dict[str, tuple[tuple[int, int] | None, float] | None] = {}
-        limits: dict[str, tuple[float | None, float | None] | None] = {}
         for device in gw.site.devices:
             if (lamp := gw.engine.rule(device.id, UvNotRunRule)) is not None:
                 window, _, required, _ = lamp.progress(d)
                 lamps[device.id] = (window, required)
-            if (meter := gw.engine.rule(device.id, LoadAfterHoursRule)) is not None:
-                limits[device.id] = (meter.base_w(), meter.limit_w())
         out.append(DayState(
             info=cal.day(d), start_ms=start, end_ms=end, as_of_ms=min(now, end),
             open_spans={b.id: [s for k in (-1, 0, 1) for s in cal.open_spans_ms(b.id, d + timedelta(days=k))]
