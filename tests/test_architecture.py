@@ -8,6 +8,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from devices.vendors import sources
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "devices", "simulators", "dashboards")
 MAX_TOP_LEVEL_MODULES = 12
@@ -95,3 +97,10 @@ def test_the_cycle_finder_finds_one() -> None:
 def test_gateway_is_grouped_by_stage_and_concern() -> None:
     top = sorted(p.name for p in (ROOT / "gateway").glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_every_vendor_codec_has_its_tests() -> None:
+    """docs/architecture.md, "A vendor codec": a test module of its own."""
+    tests = {p.stem.removeprefix("test_") for p in (ROOT / "tests" / "devices").glob("test_*.py")}
+    missing = [name for name in sources() if not any(t.startswith(name) for t in tests)]
+    assert missing == []
