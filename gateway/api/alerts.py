@@ -8,7 +8,7 @@ loop's thread, like the rules that write the same tables.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
@@ -21,7 +21,7 @@ from gateway.api.problems import problems
 from gateway.clock import from_ms, to_ms
 from gateway.config.severity import Severity
 from gateway.config.work_orders import Trade
-from gateway.rules.params import RuleName
+from gateway.rules import registry
 
 router = APIRouter()
 Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-bit")]
@@ -31,6 +31,12 @@ CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
 def utc(ms: int | None) -> datetime | None:
     """Unix milliseconds as an aware UTC datetime; None stays None."""
     return None if ms is None else from_ms(ms, UTC)
+
+
+if TYPE_CHECKING:
+    RuleName = str  # a member of the enum below is a str
+else:
+    RuleName = registry.name_enum()
 
 
 class AlertOut(BaseModel):

@@ -30,9 +30,10 @@ from gateway.api.devices import GUARDED, GatewayDep, MetricOut
 from gateway.clock import to_ms
 from gateway.config import Device
 from gateway.config.severity import Severity
-from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
+from gateway.rules.registry import specs
 from gateway.rules.uv import UvNotRunRule
+from gateway.rules.water import WATER_LEAK
 from gateway.runtime import Gateway
 from gateway.storage.sqlite import increase
 
@@ -65,12 +66,18 @@ class KindOut(BaseModel):
     metrics: list[MetricOut]
 
 
+class RuleOut(BaseModel):
+    label_zh: str
+    label_en: str
+
+
 class SiteOut(BaseModel):
     id: str
     name: str
     timezone: str
     buildings: list[BuildingOut]
     kinds: dict[str, KindOut]
+    rules: dict[str, RuleOut]  # every rule by id, in the registry's order, with its labels
 
 
 def _site(gw: Gateway) -> SiteOut:
@@ -84,12 +91,14 @@ def _site(gw: Gateway) -> SiteOut:
             k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[MetricOut.of(m) for m in k.metrics])
             for k in kinds().values() if k.name in used
         },
+        rules={spec.id: RuleOut(label_zh=spec.label_zh, label_en=spec.label_en) for spec in specs().values()},
     )
 
 
 @router.get("/api/v1/site", tags=["dashboard"], responses=GUARDED)
 def get_site(gw: GatewayDep, _: Viewer) -> SiteOut:
-    """Buildings, rooms and the kinds of device at this site, with their metrics' labels."""
+    """Buildings, rooms and the kinds of device at this site, with their metrics' labels; the
+    rules, with theirs."""
     return _site(gw)
 
 
@@ -325,9 +334,7 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
                 circuits.append(CircuitOut(**_ref(gw, d).model_dump(), power_w=power, limit_w=round(limit)))
         elif d.kind == "water_meter":
             flow = _latest(gw, d.id, "flow_lpm")
-            params = d.rule("water_leak", site.rules)
-            assert isinstance(params, FlowParams)
-            if flow is not None and flow > params.flow_threshold_lpm:
+            if flow is not None and flow > WATER_LEAK.params_for(d).flow_threshold_lpm:
                 water.append(FlowOut(**_ref(gw, d).model_dump(), flow_lpm=flow))
         elif d.kind == "uv_lamp" and _latest(gw, d.id, "on"):
             lamps.append(LampOnOut(**_ref(gw, d).model_dump(), scheduled=_lamp(gw, d, now_ms).status == "running"))
