@@ -34,6 +34,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.ingest import services
+from gateway.rules.doors import DOOR_AFTER_HOURS
 from tests.receivers import HttpReceiver
 from tests.services import accounting, free_port, gateway_process, require_binary
 
@@ -51,7 +52,7 @@ def site_file(directory: Path, mqtt_port: int, vm_url: str, api_port: int, hook:
         "buildings": [{"id": "b", "name": "楼", "rooms": [{"id": "r", "name": "房间"}]}],
         "devices": [{"id": f"m{d}", "kind": "electricity_meter", "room": "r"} for d in range(METERS)]
         + [{"id": "door", "kind": "door", "room": "r", "name": "大门",
-            "rules": {"door_after_hours": {"grace_min": 0}}}],
+            "rules": {DOOR_AFTER_HOURS.id: {"grace_min": 0}}}],
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-gateway"},
         "influxdb": {"url": vm_url, "token": "bench", "org": "bench", "bucket": "bench"},
         "storage": {"data_dir": str(directory / "data")},

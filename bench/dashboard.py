@@ -59,6 +59,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from devices import kinds
 from devices.base import MetricType, Sample
+from gateway.rules.water import RUNNING_TAP
 from gateway.storage.sqlite import SqliteStore
 from simulators import DEMO_SITE
 from tests.services import free_port, gateway_process, start_mosquitto
@@ -159,7 +160,7 @@ def build_site(devices: int, open_doors_pct: float) -> tuple[dict[str, Any], lis
         if kind == "sample_fridge":
             entry["settings"] = {"min_c": 0, "max_c": 8, "alarm_delay_min": 15}
         if kind == "water_meter" and room["type"] == "plant":
-            entry["rules"] = {"running_tap": {"enabled": False}}
+            entry["rules"] = {RUNNING_TAP.id: {"enabled": False}}
         entries.append(entry)
         base = rng.uniform(10_000, 50_000) if kind == "electricity_meter" else (
             rng.uniform(1_000, 5_000) if kind == "water_meter" else rng.uniform(10, 900))

@@ -66,6 +66,7 @@ from gateway.config import SiteConfig
 from gateway.reports.document import Document
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
 from gateway.reports.energy_doc import energy_document
+from gateway.rules.water import RUNNING_TAP
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore, connect
@@ -131,7 +132,7 @@ def build_site(devices: int) -> dict[str, Any]:
                 if kind == "sample_fridge":
                     entry["settings"] = {"min_c": 0, "max_c": 8, "alarm_delay_min": 15}
                 if kind == "water_meter" and room_type == "plant":
-                    entry["rules"] = {"running_tap": {"enabled": False}}
+                    entry["rules"] = {RUNNING_TAP.id: {"enabled": False}}
                 entries.append(entry)
             quota -= min(quota, len(room_kinds))
         buildings.append({"id": f"b{b + 1:02d}", "name": name, "floor_area_m2": 1200, "headcount": 150,

@@ -171,11 +171,11 @@ class ClosingCondition(StrEnum):
     and the alerts agree."""
 
     TRUE = "true"  # a state that reads true (a door left open)
-    # A state that reads true; inside the device's scheduled window (the `uv_not_run` rule's)
+    # A state that reads true; inside the device's scheduled window (the UV rule's)
     # it is listed as scheduled and does not keep the building open (a UV lamp on its timer).
     TRUE_UNLESS_SCHEDULED = "true_unless_scheduled"
-    ABOVE_FLOW_THRESHOLD = "above_flow_threshold"  # above the device's `water_leak` flow threshold
-    ABOVE_BASE_LOAD = "above_base_load"  # above the `load_after_hours` limit (base load plus margin)
+    ABOVE_FLOW_THRESHOLD = "above_flow_threshold"  # above the device's flow threshold (the leak rule's)
+    ABOVE_BASE_LOAD = "above_base_load"  # above the learned base load plus margin (the after-hours load rule's)
 
 
 _STATE_CONDITIONS: Final = (ClosingCondition.TRUE, ClosingCondition.TRUE_UNLESS_SCHEDULED)

@@ -1,5 +1,9 @@
 """What the gateway knows of each device right now: its newest value per metric and when it
-was last heard from (by event time). Kept in memory, seeded from the store at start."""
+was last heard from. Kept in memory, seeded from the store at start.
+
+Online is the offline rule's definition (gateway/rules/health.py `silent_after_ms`): silent
+for its missed intervals by the time of receipt, or last reported offline by its bridge. A
+backfilled reading (an old event time) still proves the device is there now."""
 
 from __future__ import annotations
 
@@ -7,25 +11,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gateway.clock import Clock, from_ms
+from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import SiteConfig
+from gateway.rules.health import silent_after_ms
 from gateway.storage.sqlite import Point
-
-# A device is offline once it has been silent for this many of its expected intervals.
-OFFLINE_AFTER_INTERVALS = 3
 
 
 @dataclass(slots=True)
 class DeviceState:
     latest: dict[str, Point] = field(default_factory=dict)
-    last_seen_ms: int | None = None
+    last_seen_ms: int | None = None  # the newest reading's event time
+    heard_ms: int | None = None  # when the gateway last received something (its clock)
 
 
 class DeviceStates:
     def __init__(self, site: SiteConfig, clock: Clock) -> None:
         self._clock = clock
         self._states = {d.id: DeviceState() for d in site.devices}
-        self._grace_ms = {d.id: d.interval_s * 1000 * OFFLINE_AFTER_INTERVALS for d in site.devices}
+        self._grace_ms = {d.id: silent_after_ms(d) for d in site.devices}
 
     def seed(self, latest: dict[str, dict[str, Point]]) -> None:
         for device_id, points in latest.items():
@@ -33,6 +36,8 @@ class DeviceStates:
             if state is not None:
                 state.latest.update(points)
                 state.last_seen_ms = max(p.ts_ms for p in points.values())
+                # Received at or after its event time: the best lower bound a restart knows.
+                state.heard_ms = state.last_seen_ms
 
     def update(self, device_id: str, ts_ms: int, values: Iterable[tuple[str, float]]) -> None:
         state = self._states[device_id]
@@ -43,6 +48,7 @@ class DeviceStates:
                 latest[metric] = Point(ts_ms, value)
         if state.last_seen_ms is None or ts_ms > state.last_seen_ms:
             state.last_seen_ms = ts_ms
+        state.heard_ms = to_ms(self._clock.now())
 
     def get(self, device_id: str) -> DeviceState:
         return self._states[device_id]
@@ -52,13 +58,12 @@ class DeviceStates:
         return None if ms is None else from_ms(ms, UTC)
 
     def online(self, device_id: str) -> bool:
-        """Heard from within its grace period, and not last reported offline by its bridge."""
+        """Received from within the offline rule's silence, and not last reported offline by
+        its bridge."""
         state = self._states[device_id]
-        ms = state.last_seen_ms
-        if ms is None:
+        if state.heard_ms is None or state.last_seen_ms is None:
             return False
         reported = state.latest.get("online")
-        if reported is not None and not reported.value and reported.ts_ms >= ms:
+        if reported is not None and not reported.value and reported.ts_ms >= state.last_seen_ms:
             return False
-        now_ms = self._clock.now().timestamp() * 1000
-        return now_ms - ms <= self._grace_ms[device_id]
+        return to_ms(self._clock.now()) - state.heard_ms <= self._grace_ms[device_id]

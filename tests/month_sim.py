@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from gateway.config import Device, SiteConfig
-from gateway.rules.params import LoadAfterHours
+from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.schedule.school_calendar import SchoolCalendar
 
 FIVE_MIN_MS = 300_000
@@ -145,8 +145,7 @@ def closed_parts(m: MeterMonth, slots: Sequence[Slot]) -> list[Part]:
 
 
 def _waste(site: SiteConfig, m: MeterMonth, slots: Sequence[Slot]) -> None:
-    params = m.device.rule("load_after_hours", site.rules)
-    assert isinstance(params, LoadAfterHours)
+    params = LOAD_AFTER_HOURS.params_for(m.device)
     parts = closed_parts(m, slots)
     if params.base_load_w is not None:
         base = params.base_load_w / 1000

@@ -33,6 +33,7 @@ from gateway.reports.document import Figures, Paragraphs
 from gateway.reports.energy import EnergyReport, Totals
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety_model import ItemStatus, SafetyRecord
+from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.runtime import Gateway
 from gateway.schedule.school_calendar import SchoolCalendar
 from simulators.faults import (
@@ -139,10 +140,11 @@ def month_site(tmp_path: Path) -> SiteConfig:
     base_load = {"load_after_hours": {"base_load_w": TEACHING_BASE_W}}
     devices = [d.model_copy(update={"source": None, "rules": d.rules | (base_load if d.id == "teaching-power" else {})})
                for d in site.devices]
-    site = site.model_copy(update={"devices": devices})
+    # Validated again, as a site file would be: rule parameters are resolved at validation.
+    site = SiteConfig(**(dict(site) | {"devices": devices}))
     teaching = site.device("teaching-power")
     assert teaching is not None
-    assert teaching.rule("load_after_hours", site.rules).model_dump()["base_load_w"] == TEACHING_BASE_W
+    assert LOAD_AFTER_HOURS.params_for(teaching).base_load_w == TEACHING_BASE_W
     return site
 
 
@@ -278,7 +280,7 @@ def reckon(m: SimulatedMonth) -> tuple[Mismatches, dict[str, MeterMonth], list[S
         bad.near(f"{where} cost_yuan", use.cost_yuan, mm.cost, 2)
         bad.near(f"{where} coverage", use.coverage, len(mm.hours_seen) / hours, 4)
         if mm.utility == "electricity":
-            configured = mm.device.rule("load_after_hours", site.rules).model_dump()["base_load_w"] is not None
+            configured = LOAD_AFTER_HOURS.params_for(mm.device).base_load_w is not None
             bad.same(f"{where} base_configured", use.base_configured, configured)
             bad.near(f"{where} base_kw", use.base_kw, mm.base_kw)
             bad.near(f"{where} waste_kwh", use.waste_kwh, sum(w for _, w in mm.waste))

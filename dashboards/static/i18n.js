@@ -53,12 +53,6 @@ const LABELS = {
     "orders.note": "备注", "orders.due_filter": "期限", "orders.opened": "开单 {t}",
     "trade.water": "水", "trade.electric": "电", "trade.carpentry": "木", "trade.other": "其他",
     "status.open": "待派", "status.assigned": "已派", "status.on_site": "到场", "status.done": "完成",
-    "rule.water_leak": "跑水漏水", "rule.running_tap": "长流水", "rule.leak_detected": "漏水报警", "rule.door_after_hours": "闭园后门未关",
-    "rule.door_open_too_long": "门开太久", "rule.after_hours_access": "非开放时段刷卡",
-    "rule.fridge_temperature": "留样冰箱温度", "rule.uv_not_run": "紫外线灯未消毒",
-    "rule.uv_on_while_open": "开放时段紫外线灯开启", "rule.uv_tube_life": "灯管寿命",
-    "rule.load_after_hours": "闭园后负荷偏高", "rule.lights_out": "熄灯后用电", "rule.high_power": "大功率电器",
-    "rule.device_offline": "设备离线", "rule.low_battery": "电池电量低", "rule.counter_reset": "计数器复位",
   },
   en: {
     "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
@@ -112,13 +106,6 @@ const LABELS = {
     "orders.note": "Note", "orders.due_filter": "Due", "orders.opened": "opened {t}",
     "trade.water": "Plumbing", "trade.electric": "Electrical", "trade.carpentry": "Carpentry", "trade.other": "Other",
     "status.open": "Open", "status.assigned": "Assigned", "status.on_site": "On site", "status.done": "Done",
-    "rule.water_leak": "Water leak", "rule.running_tap": "Running tap", "rule.leak_detected": "Leak detected", "rule.door_after_hours": "Door open after hours",
-    "rule.door_open_too_long": "Door open too long", "rule.after_hours_access": "After-hours access",
-    "rule.fridge_temperature": "Sample fridge temperature", "rule.uv_not_run": "UV lamp did not run",
-    "rule.uv_on_while_open": "UV lamp on while open", "rule.uv_tube_life": "UV tube life",
-    "rule.load_after_hours": "Load after hours", "rule.lights_out": "Power after lights-out",
-    "rule.high_power": "High-power appliance", "rule.device_offline": "Device offline",
-    "rule.low_battery": "Low battery", "rule.counter_reset": "Counter reset",
   },
 };
 

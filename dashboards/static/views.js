@@ -7,11 +7,6 @@ import { asStaff, card, chip, deviceLink, dialog, dot, h, live, metricLabel, roo
 
 const SEVERITIES = ["critical", "major", "minor", "warning"];
 const SEVERITY_TONE = { critical: "bad", major: "bad", minor: "warn", warning: "info" };
-const RULES = [
-  "water_leak", "running_tap", "leak_detected", "door_after_hours", "door_open_too_long", "after_hours_access", "fridge_temperature",
-  "uv_not_run", "uv_on_while_open", "uv_tube_life", "load_after_hours", "lights_out", "high_power", "device_offline",
-  "low_battery", "counter_reset",
-];
 const STATUSES = ["open", "assigned", "on_site", "done"];
 const TRADES = ["water", "electric", "carpentry", "other"];
 
@@ -322,7 +317,8 @@ async function alertsView({ state, params, rerender }) {
       select("state", params.state ?? "", ["open", "active", "acknowledged", "cleared"].map((s) => [s, t(`state.${s}`)]), t("alerts.state")),
       select("severity", params.severity ?? "", SEVERITIES.map((s) => [s, t(`severity.${s}`)]), t("alerts.severity")),
       select("building", params.building ?? "", state.site.buildings.map((b) => [b.id, b.name]), t("alerts.building")),
-      select("rule", params.rule ?? "", RULES.map((r) => [r, t(`rule.${r}`)]), t("alerts.rule")),
+      // The rules and their labels come from the registry, through /api/v1/site.
+      select("rule", params.rule ?? "", Object.entries(state.site.rules).map(([id, r]) => [id, pick(r, "label")]), t("alerts.rule")),
     ], "alerts"),
     alerts.length ? alerts.map((a) => alertRow(state, a, rerender)) : h("p", { class: "muted" }, t("alerts.none")));
 }

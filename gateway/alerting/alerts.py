@@ -12,10 +12,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
-from gateway.severity import Severity
 from gateway.storage.sqlite import connect, where
 
 if TYPE_CHECKING:

@@ -8,20 +8,20 @@ loop's thread, like the rules that write the same tables.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway.alerting.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState
+from gateway.alerting.severity import Severity
 from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound
 from gateway.api.access import Staff, Viewer
 from gateway.api.devices import GUARDED, GatewayDep
 from gateway.api.problems import problems
 from gateway.clock import from_ms, to_ms
 from gateway.config.work_orders import Trade
-from gateway.rules.params import RuleName
-from gateway.severity import Severity
+from gateway.rules import registry
 
 router = APIRouter()
 Id = Annotated[int, Path(ge=1, le=2**63 - 1, description="SQLite row ids are 64-bit")]
@@ -31,6 +31,12 @@ CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
 def utc(ms: int | None) -> datetime | None:
     """Unix milliseconds as an aware UTC datetime; None stays None."""
     return None if ms is None else from_ms(ms, UTC)
+
+
+if TYPE_CHECKING:
+    RuleName = str  # a member of the enum below is a str
+else:
+    RuleName = registry.name_enum()
 
 
 class AlertOut(BaseModel):

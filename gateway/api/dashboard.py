@@ -25,15 +25,16 @@ from pydantic import BaseModel
 import dashboards
 from devices import kinds, meters
 from devices.base import ClosingCondition, Utility
+from gateway.alerting.severity import Severity
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
 from gateway.api.devices import GUARDED, GatewayDep, MetricOut
 from gateway.clock import to_ms
 from gateway.config import Device
-from gateway.rules.params import FlowParams
+from gateway.rules.registry import specs
 from gateway.rules.uv import UvNotRunRule
+from gateway.rules.water import WATER_LEAK
 from gateway.runtime import Gateway
-from gateway.severity import Severity
 from gateway.storage.sqlite import increase
 
 router = APIRouter()
@@ -66,12 +67,18 @@ class KindOut(BaseModel):
     events: list[str]  # the types of event its devices send (a door's card reader: access)
 
 
+class RuleOut(BaseModel):
+    label_zh: str
+    label_en: str
+
+
 class SiteOut(BaseModel):
     id: str
     name: str
     timezone: str
     buildings: list[BuildingOut]
     kinds: dict[str, KindOut]
+    rules: dict[str, RuleOut]  # every rule by id, in the registry's order, with its labels
 
 
 def _site(gw: Gateway) -> SiteOut:
@@ -86,12 +93,14 @@ def _site(gw: Gateway) -> SiteOut:
                             events=k.event_types)
             for k in kinds().values() if k.name in used
         },
+        rules={spec.id: RuleOut(label_zh=spec.label_zh, label_en=spec.label_en) for spec in specs().values()},
     )
 
 
 @router.get("/api/v1/site", tags=["dashboard"], responses=GUARDED)
 def get_site(gw: GatewayDep, _: Viewer) -> SiteOut:
-    """Buildings, rooms and the kinds of device at this site, with their metrics' labels."""
+    """Buildings, rooms and the kinds of device at this site, with their metrics' labels; the
+    rules, with theirs."""
     return _site(gw)
 
 
@@ -349,9 +358,7 @@ async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosin
             circuits.append(CircuitOut(**_ref(gw, d).model_dump(), metric=metric, power_w=power, limit_w=round(limit)))
     for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):
         flow = _latest(gw, d.id, metric)
-        params = d.rule("water_leak", site.rules)
-        assert isinstance(params, FlowParams)
-        if flow is not None and flow > params.flow_threshold_lpm:
+        if flow is not None and flow > WATER_LEAK.params_for(d).flow_threshold_lpm:
             water.append(FlowOut(**_ref(gw, d).model_dump(), metric=metric, flow_lpm=flow))
     for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
         if _latest(gw, d.id, metric):

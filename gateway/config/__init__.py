@@ -10,38 +10,48 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     FilePath,
     IPvAnyNetwork,
     SecretStr,
-    SerializeAsAny,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from devices import kinds
-from devices.vendors import VendorSource, sources
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
 from gateway.config.notifications import NotificationSettings
 from gateway.config.work_orders import WorkOrderSettings
-from gateway.rules.params import APPLIES_TO, KIND_DEFAULTS, PARAMS, RuleParams
+from gateway.rules import registry
+from gateway.site import (
+    WEEKDAYS,
+    Building,
+    Device,
+    Ident,
+    Room,
+    Span,
+    Strict,
+    Tariffs,
+    TouPeriod,
+    TouPeriodName,
+    TouSpan,
+    every_weekday,
+    nested,
+)
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
+__all__ = [
+    "Building", "ConfigError", "Device", "Room", "SiteConfig", "Span", "Tariffs", "TouPeriod", "TouPeriodName",
+    "TouSpan", "load", "parse",
+]
 
 _PLACEHOLDERS: Final = ("changeme", "change-me", "change_me", "placeholder", "example", "secret", "password",
                         "admin", "default", "todo", "xxx", "123456", "<", ">")
@@ -65,135 +75,17 @@ class ConfigError(Exception):
     """A config file that cannot be used; its message lists every problem, one per line."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Room(_Strict):
-    id: Ident
-    name: str
-    type: Literal["classroom", "nap_room", "dorm", "kitchen", "office", "gate", "plant", "other"] = "other"
-
-
-class Building(_Strict):
-    id: Ident
-    name: str
-    rooms: list[Room] = Field(min_length=1)
-    # For the energy report's intensity (kWh and m³ per m² and per person).
-    floor_area_m2: float | None = Field(None, gt=0)
-    headcount: int | None = Field(None, gt=0, description="children and staff who use the building")
-    # Where a building keeps other hours than the site (a kitchen that starts at 06:00).
-    opening_hours: dict[str, list[Span]] | None = None
-
-    @field_validator("opening_hours")
-    @classmethod
-    def _weekdays(cls, v: dict[str, list[Span]] | None) -> dict[str, list[Span]] | None:
-        return None if v is None else _every_weekday(v)
-
-
-class Device(_Strict):
-    id: Ident
-    kind: str
-    room: Ident
-    name: str = ""
-    interval_s: float = Field(60, gt=0, description="expected reporting interval in seconds")
-    settings: dict[str, Any] = Field(default_factory=dict)
-    # Rule parameters for this device alone, over the site's `rules:` (see gateway/rules/params.py).
-    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # Where the data comes from when not as our native JSON on facility/<site>/<device>/…: a
-    # Zigbee2MQTT, Tasmota or Shelly device, a Modbus or DL/T 645 meter (see devices/vendors/).
-    source: SerializeAsAny[VendorSource] | None = None
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in kinds():
-            raise ValueError(f"unknown device kind {v!r} (known: {', '.join(sorted(kinds()))})")
-        return v
-
-    @field_validator("settings")
-    @classmethod
-    def _kind_settings(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        kind = info.data.get("kind")
-        if kind is None:
-            return v  # the kind itself was wrong; that error is reported already
-        try:
-            kinds()[kind].settings.model_validate(v)
-        except ValidationError as exc:
-            raise ValueError("; ".join(_nested(e) for e in exc.errors())) from None
-        return v
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, v: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
-        kind = info.data.get("kind")
-        if kind is None:
-            return v
-        for name, params in v.items():
-            if name not in PARAMS:
-                raise ValueError(f"unknown rule {name!r} (known: {', '.join(PARAMS)})")
-            if kind not in APPLIES_TO[name]:
-                raise ValueError(f"rule {name!r} does not apply to a {kind}")
-            _rule_params(name, params, name)
-        return v
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _source(cls, v: object, info: ValidationInfo) -> object:
-        if v is None or isinstance(v, VendorSource):
-            return v
-        known = ", ".join(sorted(sources()))
-        if not isinstance(v, dict) or "protocol" not in v:
-            raise ValueError(f"a source is a mapping with a protocol: one of {known}")
-        model = sources().get(v["protocol"])
-        if model is None:
-            raise ValueError(f"unknown protocol {v['protocol']!r} (known: {known})")
-        try:
-            source = model.model_validate(v)
-        except ValidationError as exc:
-            raise ValueError("; ".join(_nested(e) for e in exc.errors())) from None
-        kind = info.data.get("kind")
-        given = source.keys()
-        if kind is not None and given is not None:
-            kind_keys = {m.key for m in kinds()[kind].metrics}
-            stray = sorted(given - kind_keys)
-            if stray:
-                raise ValueError(f"a {kind} records no {', '.join(stray)} "
-                                 f"(it records: {', '.join(sorted(kind_keys))})")
-        return source
-
-    def kind_settings(self) -> BaseModel:
-        return kinds()[self.kind].settings.model_validate(self.settings)
-
-    def rule(self, name: str, site_rules: dict[str, dict[str, Any]]) -> RuleParams:
-        """This device's parameters of rule `name`: its own over the site's over the defaults."""
-        merged = KIND_DEFAULTS.get((name, self.kind), {}) | site_rules.get(name, {}) | self.rules.get(name, {})
-        return PARAMS[name].model_validate(merged)
-
-
 def _rule_params(name: str, params: dict[str, Any], where: str) -> None:
     try:
-        PARAMS[name].model_validate(params)
+        registry.specs()[name].params.model_validate(params)
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{where}.{_nested(e)}" for e in exc.errors())) from None
+        raise ValueError("; ".join(f"{where}.{nested(e)}" for e in exc.errors())) from None
 
 
-class Span(_Strict):
-    start: time
-    end: time
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.start >= self.end:
-            raise ValueError(f"start {self.start} must be before end {self.end}")
-        return self
-
-
-def _every_weekday(v: dict[str, list[Span]]) -> dict[str, list[Span]]:
-    unknown = set(v) - set(WEEKDAYS)
-    if unknown:
-        raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
-    return {d: v.get(d, []) for d in WEEKDAYS}
+def _known_rule(name: str) -> None:
+    known = registry.specs()
+    if name not in known:
+        raise ValueError(f"unknown rule {name!r} (known: {', '.join(known)})")
 
 
 def _default_hours() -> dict[str, list[Span]]:
@@ -201,7 +93,7 @@ def _default_hours() -> dict[str, list[Span]]:
     return {d: list(day) for d in WEEKDAYS[:5]} | {"sat": [], "sun": []}
 
 
-class MqttSettings(_Strict):
+class MqttSettings(Strict):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: SecretStr | None = None
@@ -256,7 +148,7 @@ class MqttSettings(_Strict):
         return urlsplit(self.url).scheme == "mqtts"
 
 
-class InfluxSettings(_Strict):
+class InfluxSettings(Strict):
     url: str
     token: SecretStr
     org: str
@@ -265,13 +157,13 @@ class InfluxSettings(_Strict):
     timeout_s: float = Field(10, gt=0)
 
 
-class StorageSettings(_Strict):
+class StorageSettings(Strict):
     data_dir: Path = Path("data")
     retention_days: int = Field(400, ge=1, description="raw readings older than this are deleted")
     rejected_keep: int = Field(10_000, ge=100, description="dead-letter entries kept")
 
 
-class ApiSettings(_Strict):
+class ApiSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     # A larger request is refused with 413 before its body is read, so a client cannot make the
@@ -293,7 +185,7 @@ class ApiSettings(_Strict):
     heavy_wait_s: float = Field(0.5, ge=0, le=30)
 
 
-class IngestSettings(_Strict):
+class IngestSettings(Strict):
     max_payload_bytes: int = Field(16_384, ge=64)
     buffer_capacity: int = Field(50_000, ge=100, description="messages (and rejections) waiting for the spool")
     # Clock-skew policy: a reading stamped further ahead of its time of receipt than this is
@@ -302,7 +194,7 @@ class IngestSettings(_Strict):
     max_clock_skew_s: float = Field(300, ge=0)
 
 
-class SpoolSettings(_Strict):
+class SpoolSettings(Strict):
     """Bounds of the durable spool; past either, the oldest messages are dropped for the
     sinks that have not taken them (counted, and /health says so)."""
 
@@ -311,66 +203,15 @@ class SpoolSettings(_Strict):
     sink_batch: int = Field(5_000, ge=1, le=100_000, description="messages per write to a sink")
 
 
-TouPeriodName = Literal["sharp", "peak", "flat", "valley"]  # 尖峰, 峰, 平, 谷
 
-
-class TouSpan(_Strict):
-    """Local times; an end at or before the start runs past midnight ("22:00"–"06:00")."""
-
-    start: time
-    end: time
-
-    def minutes(self) -> range | tuple[range, range]:
-        a, b = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
-        return range(a, b) if a < b else (range(a, 1440), range(b))
-
-
-class TouPeriod(_Strict):
-    name: TouPeriodName
-    yuan_per_kwh: float = Field(ge=0)
-    hours: list[TouSpan] = Field(min_length=1)
-
-
-class Tariffs(_Strict):
-    """Prices for costs in reports and alerts. Electricity: time-of-use periods (分时电价),
-    with `electricity_yuan_per_kwh` as the flat price for any minute no period covers.
-    Assumption: typical Shanghai non-residential prices; set the school's own."""
-
-    electricity_yuan_per_kwh: float = Field(0.75, ge=0)
-    electricity_periods: list[TouPeriod] = Field(default_factory=list)
-    water_yuan_per_m3: float = Field(5.0, ge=0)
-
-    @model_validator(mode="after")
-    def _no_overlap(self) -> Self:
-        self.by_minute()
-        return self
-
-    def by_minute(self) -> list[tuple[TouPeriodName, float]]:
-        """The period and price of each minute of the day (0 = 00:00). ValueError when two
-        periods claim one minute."""
-        out: list[tuple[TouPeriodName, float] | None] = [None] * 1440
-        for period in self.electricity_periods:
-            for span in period.hours:
-                ranges = span.minutes()
-                for minute in (m for r in (ranges if isinstance(ranges, tuple) else (ranges,)) for m in r):
-                    if (taken := out[minute]) is not None:
-                        raise ValueError(f"electricity periods {taken[0]!r} and {period.name!r} both cover "
-                                         f"{minute // 60:02d}:{minute % 60:02d}")
-                    out[minute] = (period.name, period.yuan_per_kwh)
-        return [m or ("flat", self.electricity_yuan_per_kwh) for m in out]
-
-    def electricity_price(self, minute_of_day: int) -> float:
-        return self.by_minute()[minute_of_day][1]
-
-
-class ReportTargets(_Strict):
+class ReportTargets(Strict):
     """Monthly consumption targets for the whole site (the energy report compares with them)."""
 
     electricity_kwh: float | None = Field(None, gt=0)
     water_m3: float | None = Field(None, gt=0)
 
 
-class ReportSettings(_Strict):
+class ReportSettings(Strict):
     targets: ReportTargets = Field(default_factory=ReportTargets)
     # Where staff reach the gateway, for links in delivered reports ("http://10.0.0.5:8000").
     public_url: str | None = None
@@ -406,7 +247,7 @@ class SiteConfig(BaseSettings):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
-    # Rule parameters for the whole site, by rule name (see gateway/rules/params.py).
+    # Rule parameters for the whole site, by rule name (each rule's module in gateway/rules/).
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tariffs: Tariffs = Field(default_factory=Tariffs)
     headcount: int | None = Field(None, gt=0, description="children and staff; default: the buildings' sum")
@@ -440,14 +281,13 @@ class SiteConfig(BaseSettings):
     @field_validator("opening_hours")
     @classmethod
     def _weekdays(cls, v: dict[str, list[Span]]) -> dict[str, list[Span]]:
-        return _every_weekday(v)
+        return every_weekday(v)
 
     @field_validator("rules")
     @classmethod
     def _rules(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name, params in v.items():
-            if name not in PARAMS:
-                raise ValueError(f"unknown rule {name!r} (known: {', '.join(PARAMS)})")
+            _known_rule(name)
             _rule_params(name, params, name)
         return v
 
@@ -463,7 +303,25 @@ class SiteConfig(BaseSettings):
             if d.room not in rooms:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
         self._sources_distinct()
+        self._resolve_rules()
         return self
+
+    def _resolve_rules(self) -> None:
+        """Every device's parameters of every rule that applies to it, validated once here and
+        read typed later (`spec.params_for(device)`)."""
+        specs = registry.specs()
+        for i, d in enumerate(self.devices):
+            for name, params in d.rules.items():
+                try:
+                    _known_rule(name)
+                    if not specs[name].applies(d.kind):
+                        raise ValueError(f"rule {name!r} does not apply to a {d.kind}")
+                    _rule_params(name, params, name)
+                except ValueError as exc:
+                    raise ValueError(f"@devices[{i}].rules: {exc}") from None
+            d.rule_params.clear()
+            d.rule_params.update({spec.id: spec.resolve(d, self.rules) for spec in specs.values()
+                                  if spec.applies(d.kind)})
 
     def _sources_distinct(self) -> None:
         """No MQTT topic feeds two devices, none lies under the gateway's own `facility/<site>/`,
@@ -506,14 +364,14 @@ class SiteConfig(BaseSettings):
                 if b not in buildings:
                     raise ValueError(f"@notifications.channels[{i}].buildings: no building {b!r}")
             for r in channel.rules or []:
-                if r not in PARAMS:
+                if r not in registry.specs():
                     raise ValueError(f"@notifications.channels[{i}].rules: unknown rule {r!r}")
         channel_ids = {c.id for c in self.notifications.channels}
         for c in self.reports.channels or []:
             if c not in channel_ids:
                 raise ValueError(f"@reports.channels: no notification channel {c!r}")
         for r in self.work_orders.rules:
-            if r not in PARAMS:
+            if r not in registry.specs():
                 raise ValueError(f"@work_orders.rules.{r}: unknown rule {r!r}")
         return self
 
@@ -582,11 +440,6 @@ def _unique(what: str, ids: list[str]) -> None:
             raise ValueError(f"@{what}[{n}].id: id {i!r} is used twice")
         seen.add(i)
 
-
-def _nested(err: Any) -> str:
-    where = ".".join(str(p) for p in err["loc"])
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
 
 
 def load(path: Path) -> SiteConfig:

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    pass
+from gateway.alerting.trade import Trade
+from gateway.rules import registry
 
-
-class Trade(StrEnum):
-    WATER = "water"  # 水
-    ELECTRIC = "electric"  # 电
-    CARPENTRY = "carpentry"  # 木
-    OTHER = "other"  # 其他
+__all__ = ["Trade", "WorkOrderSettings"]
 
 
 def _default_rules() -> dict[str, Trade]:
-    return {
-        "water_leak": Trade.WATER,
-        "running_tap": Trade.WATER,
-        "leak_detected": Trade.WATER,
-        "door_open_too_long": Trade.CARPENTRY,  # a door that does not close: its closer or lock
-        "uv_tube_life": Trade.ELECTRIC,
-        "device_offline": Trade.OTHER,
-    }
+    """The trades the rules declare (a leak for the plumber, a door that does not close for
+    the carpenter, a silent device for whoever looks after it)."""
+    return {spec.id: spec.trade for spec in registry.specs().values() if spec.trade is not None}
 
 
 class WorkOrderSettings(BaseModel):

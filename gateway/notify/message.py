@@ -13,8 +13,8 @@ from typing import Any, Final, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.alerting.severity import Severity
 from gateway.clock import Clock
-from gateway.severity import Severity
 
 HTTP_TIMEOUT_S: Final = 10.0
 

@@ -18,6 +18,7 @@ import httpx
 from prometheus_client import Counter, Gauge
 
 from gateway.alerting.alerts import Alert, Notice, Transition
+from gateway.alerting.severity import Severity
 from gateway.clock import Clock, from_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -34,7 +35,6 @@ from gateway.notify.message import (
     one_line,
 )
 from gateway.retry import Backoff
-from gateway.severity import Severity
 
 _log = logging.getLogger(__name__)
 DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")

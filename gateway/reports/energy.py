@@ -8,12 +8,13 @@ Definitions (docs/reports.md explains them to the reader):
 - Consumption is a counter's increase, attributed to the 5-minute bucket of the reading that
   shows it (`gateway.storage.sqlite.increase`).
 - After hours: every minute the meter's building is closed by the school calendar.
-- Base load of an electricity meter: `load_after_hours.base_load_w` where configured, else the
-  10th percentile of the month's power in whole closed hours. Waste: in every closed hour
-  (or closed part of an hour) whose power was above `load_after_hours`'s limit (base plus
-  margin), the energy above the base load; costed at the tariff of when it was drawn.
-- Leak losses: for each `water_leak` and `running_tap` alert begun in the month, what its
-  meter counted from the start of the flow until the alert cleared.
+- Base load of an electricity meter: the after-hours load rule's `base_load_w` where
+  configured (gateway/rules/power.py), else the 10th percentile of the month's power in whole
+  closed hours. Waste: in every closed hour (or closed part of an hour) whose power was above
+  that rule's limit (base plus margin), the energy above the base load; costed at the tariff
+  of when it was drawn.
+- Leak losses: for each alert of the leak and running-tap rules (gateway/rules/water.py)
+  begun in the month, what its meter counted from the start of the flow until the alert cleared.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from devices.base import Utility
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import from_ms
 from gateway.config import Device, SiteConfig, TouPeriodName
-from gateway.rules.params import LoadAfterHours
+from gateway.rules.power import LOAD_AFTER_HOURS, LoadAfterHours
+from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore, increase
 
 # Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
-LEAK_RULES = ("water_leak", "running_tap")
+LEAK_RULES = (WATER_LEAK.id, RUNNING_TAP.id)
 BASE_PERCENTILE = 10  # the base load, where not configured: this percentile of closed-hour power
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
 FIRST_YEAR, LAST_YEAR = 1971, 9998
@@ -337,8 +339,7 @@ def _meter_use(site: SiteConfig, cal: SchoolCalendar, m: _Meter, main: bool, slo
         cost_yuan=_round(m.cost, 2) if seen else None, coverage=round(m.hours_seen / hours, 4),
     )
     if utility == "electricity" and seen:
-        params = m.device.rule("load_after_hours", site.rules)
-        assert isinstance(params, LoadAfterHours)
+        params = LOAD_AFTER_HOURS.params_for(m.device)
         base_kw, configured = _base_kw(m, params)
         if base_kw is not None:
             limit_kw = base_kw + max(base_kw * params.margin_pct / 100, params.min_excess_w / 1000)

@@ -3,7 +3,7 @@ definitions the alert rules use (their parameters, the lamp's window, the learne
 the flow and power of a reading). How each status is decided is in docs/reports.md.
 
 Two choices hold for every sensor item. A reading vouches for its value until the next one
-for at most the device's offline threshold (`device_offline` intervals × `interval_s`);
+for at most the device's offline threshold (gateway/rules/health.py `silent_after_ms`);
 beyond that the time is a gap, and an item whose judged time has a gap is `manual` unless
 what the data does show already fails it. And an excursion, an opening or a run of flow is
 measured whole, also where it runs past midnight, so one that straddles two days fails both.
@@ -46,9 +46,11 @@ from gateway.reports.safety_series import (
     total_ms,
     where,
 )
-from gateway.rules.params import DeviceOffline, DoorAfterHours, LoadAfterHours, WaterLeak
-from gateway.rules.power import Power
-from gateway.rules.water import Flow
+from gateway.rules.doors import DOOR_AFTER_HOURS
+from gateway.rules.health import silent_after_ms
+from gateway.rules.power import LOAD_AFTER_HOURS, Power
+from gateway.rules.uv import UV_NOT_RUN
+from gateway.rules.water import WATER_LEAK, Flow
 
 if TYPE_CHECKING:
     from gateway.alerting.alerts import Alert
@@ -94,9 +96,7 @@ class Judge:
         self.judged: Span = (day.start_ms, day.as_of_ms)
 
     def hold_ms(self, device: Device) -> int:
-        params = device.rule("device_offline", self.site.rules)
-        assert isinstance(params, DeviceOffline)
-        return round(params.intervals * device.interval_s * 1000)
+        return round(silent_after_ms(device))
 
     def points(self, device_id: str, metric: str, lo: int, hi: int) -> list[tuple[int, float]]:
         return [(p.ts_ms, p.value) for p in self.store.points(device_id, metric, lo, hi, MAX_POINTS)]
@@ -224,12 +224,13 @@ def fridge(j: Judge, d: Device) -> Item:
 
 
 def uv(j: Judge, d: Device) -> Item:
-    """Ran its minutes in the `uv_not_run` rule's window (the rule's own window and minutes)."""
+    """Ran its minutes in the lamp rule's window (the rule's own window and minutes)."""
     lamp = j.day.lamps.get(d.id)
     item_id = f"uv:{d.id}"
     if lamp is None:
         return _item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED,
-                     ("本灯未启用消毒检查 (uv_not_run 规则已关闭)", "the uv_not_run rule is off for this lamp"))
+                     (f"本灯未启用消毒检查 ({UV_NOT_RUN.id} 规则已关闭)",
+                      f"the {UV_NOT_RUN.id} rule is off for this lamp"))
     window, required = lamp
     if window is None:
         why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else _NO_SCHOOL
@@ -300,12 +301,11 @@ def _disabled(item_id: str, category: Category, d: Device, site: SiteConfig, rul
 
 def door(j: Judge, d: Device) -> Item:
     """Closed after hours: fails on an opening during closed hours that lasted the
-    `door_after_hours` rule's grace or longer."""
-    params = d.rule("door_after_hours", j.site.rules)
-    assert isinstance(params, DoorAfterHours)
+    after-hours door rule's grace or longer."""
+    params = DOOR_AFTER_HOURS.params_for(d)
     item_id = f"door:{d.id}"
     if not params.enabled:
-        return _disabled(item_id, Category.DOOR, d, j.site, "door_after_hours")
+        return _disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS.id)
     grace_ms = round(params.grace_min * MIN_MS)
     c = _closed(j, d, lambda lo, hi: j.points(d.id, "open", lo, hi), grace_ms, bool)
     failed = [r for r in c.episodes if r[1] - r[0] >= grace_ms]
@@ -341,13 +341,12 @@ def door(j: Judge, d: Device) -> Item:
 
 
 def water(j: Judge, d: Device) -> Item:
-    """No running water at night: fails on flow above the `water_leak` rule's threshold in
-    every reading of its `continuous_min` or longer while the building is closed."""
-    params = d.rule("water_leak", j.site.rules)
-    assert isinstance(params, WaterLeak)
+    """No running water at night: fails on flow above the leak rule's threshold in every
+    reading of its `continuous_min` or longer while the building is closed."""
+    params = WATER_LEAK.params_for(d)
     item_id = f"water:{d.id}"
     if not params.enabled:
-        return _disabled(item_id, Category.WATER, d, j.site, "water_leak")
+        return _disabled(item_id, Category.WATER, d, j.site, WATER_LEAK.id)
     run_ms = round(params.continuous_min * MIN_MS)
     c = _closed(j, d, lambda lo, hi: _flows(j, d, lo, hi), run_ms, lambda lpm: lpm > params.flow_threshold_lpm)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
@@ -379,7 +378,7 @@ def water(j: Judge, d: Device) -> Item:
 
 def leak(j: Judge, d: Device) -> Item:
     """No water on the floor: fails when the leak sensor was wet at any time of the day, open
-    or closed, as its `leak_detected` alert would."""
+    or closed, as its leak alert would."""
     hold = j.hold_ms(d)
     lo, hi = j.judged
     points = j.points(d.id, "leak", lo - hold, hi)
@@ -407,16 +406,15 @@ def _flows(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
 
 
 def power(j: Judge, d: Device) -> Item:
-    """No load above base after hours: fails on power above the `load_after_hours` rule's
+    """No load above base after hours: fails on power above the after-hours load rule's
     limit (its configured or learned base load plus margin, as it stands now) for the rule's
     `duration_min` or longer while the building is closed."""
     item_id = f"power:{d.id}"
     found = j.day.limits.get(d.id)
     if found is None:
-        return _disabled(item_id, Category.POWER, d, j.site, "load_after_hours")
+        return _disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS.id)
     base, limit = found
-    params = d.rule("load_after_hours", j.site.rules)
-    assert isinstance(params, LoadAfterHours)
+    params = LOAD_AFTER_HOURS.params_for(d)
     duration_min = params.duration_min
     if limit is None:
         return _item(item_id, Category.POWER, d, j.site, ItemStatus.MANUAL,

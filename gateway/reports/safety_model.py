@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from gateway.alerting.alerts import AlertState
-from gateway.severity import Severity
+from gateway.alerting.severity import Severity
 
 
 class ItemStatus(StrEnum):

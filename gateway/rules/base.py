@@ -1,5 +1,8 @@
-"""What every rule is made of: a per-device instance fed that device's readings and events
-in event time, and the `Finding` it reports when its condition begins or ends.
+"""What every rule is made of: its declared `RuleSpec` (id, parameters, what it applies to,
+labels, severity, work-order trade), a per-device instance fed
+that device's readings and events in event time, and the `Finding` it reports when its
+condition begins or ends. Rule modules declare `RULES`, a tuple of specs; gateway/rules/registry.py
+finds them.
 
 A rule never reads the wall clock. `on_time(now_ms)` is called after each of its device's
 readings with the reading's event time (deadlines are judged on it, so a replay of a month
@@ -11,21 +14,107 @@ time the gateway received the device's last message, so history fed in late is n
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import time
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from datetime import date, time
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from devices.base import Event, Sample
+from devices import kinds
+from devices.base import DeviceKind, Event, MetricType, Sample
+from gateway.alerting.severity import Severity
 from gateway.clock import from_ms
 from gateway.rules.params import RuleParams
-from gateway.severity import Severity
 
 if TYPE_CHECKING:
-    from gateway.config import Building, Device, Room, Tariffs
-    from gateway.schedule.school_calendar import SchoolCalendar
+    from gateway.alerting.trade import Trade
+    from gateway.site import Building, Device, Room, Tariffs
 
 P = TypeVar("P", bound=RuleParams)
+
+
+class CalendarDay(Protocol):
+    @property
+    def school_day(self) -> bool: ...
+
+
+class Calendar(Protocol):
+    """What a rule reads of the school calendar (gateway/schedule/school_calendar.py)."""
+
+    def is_open(self, building_id: str, ts_ms: int) -> bool: ...
+    def local_date(self, ts_ms: int) -> date: ...
+    def day_bounds_ms(self, d: date) -> tuple[int, int]: ...
+    def day(self, d: date) -> CalendarDay: ...
+    def closing_ms(self, building_id: str, d: date) -> int | None: ...
+
+
+AppliesTo = Callable[[DeviceKind], bool]
+
+
+def every_kind(kind: DeviceKind) -> bool:
+    """For rules on every device (silence): a kind added later is covered without a word here."""
+    return True
+
+
+def kind_named(*names: str) -> AppliesTo:
+    """For rules that read a kind's own settings (a fridge's range, a lamp's tube life)."""
+    return lambda kind: kind.name in names
+
+
+def with_metric(key: str) -> AppliesTo:
+    """For rules on a capability: every kind that records metric `key`."""
+    return lambda kind: any(m.key == key for m in kind.metrics)
+
+
+def with_counter(kind: DeviceKind) -> bool:
+    return any(m.type is MetricType.COUNTER for m in kind.metrics)
+
+
+@dataclass(frozen=True)
+class RuleSpec(Generic[P]):
+    """One rule, declared by its module: everything that lists rules derives from these.
+
+    The id is the detector's `name`; the default severity is its parameters' default; a
+    trade, where given, opens a work order by default."""
+
+    detector: type[Rule[P]]
+    params: type[P]
+    label_zh: str
+    label_en: str
+    applies_to: AppliesTo
+    room_types: frozenset[str] | None = None  # None: every room
+    trade: Trade | None = None
+    kind_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # kind → parameters
+
+    @property
+    def id(self) -> str:
+        return self.detector.name
+
+    @property
+    def severity(self) -> Severity:
+        default = self.params.model_fields["severity"].default
+        return Severity(default)
+
+    def applies(self, kind: str) -> bool:
+        found = kinds().get(kind)
+        return found is not None and self.applies_to(found)
+
+    def resolve(self, device: Device, site_rules: Mapping[str, Mapping[str, object]]) -> P:
+        """Validates this rule's parameters for `device`: its own over the site's over its
+        kind's over the defaults. Done once, when the site is loaded."""
+        merged = (dict(self.kind_defaults.get(device.kind, {})) | dict(site_rules.get(self.id, {}))
+                  | device.rules.get(self.id, {}))
+        return self.params.model_validate(merged)
+
+    def params_for(self, device: Device) -> P:
+        """This rule's parameters for `device`, as validated with its site (a device outside
+        a site gets its own over the defaults)."""
+        found = device.rule_params.get(self.id)
+        if found is None:
+            found = self.resolve(device, {})
+        if not isinstance(found, self.params):
+            raise TypeError(f"{device.id}: parameters of {self.id} are a {type(found).__name__}")
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +143,7 @@ class Context:
     device: Device
     room: Room
     building: Building
-    calendar: SchoolCalendar
+    calendar: Calendar
     tariffs: Tariffs
     tz: ZoneInfo
 
@@ -82,11 +171,9 @@ def minutes(ms: float) -> int:
 
 
 class Rule(ABC, Generic[P]):
-    """One rule on one device. Subclasses set `name` and override what they need."""
+    """One rule on one device. Subclasses set `name` (the rule's id) and override what they need."""
 
     name: ClassVar[str]
-    # Room types the rule is meant for; None: every room.
-    room_types: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, ctx: Context, params: P) -> None:
         self.ctx = ctx

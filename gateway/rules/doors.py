@@ -3,9 +3,34 @@ configured (kitchen, stores), and a card used after hours by someone not allowed
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from devices.base import Event, Sample
-from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import AfterHoursAccess, DoorAfterHours, DoorOpenTooLong
+from gateway.alerting.severity import Severity
+from gateway.alerting.trade import Trade
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
+from gateway.rules.params import RuleParams
+
+
+class DoorAfterHours(RuleParams):
+    """按时关锁大门: a door open while its building is closed, past a grace period."""
+
+    severity: Severity = Severity.MAJOR
+    grace_min: float = Field(5, ge=0)
+
+
+class DoorOpenTooLong(RuleParams):
+    """A door (kitchen, stores) open longer than this while the building is open; off unless set."""
+
+    max_open_min: float | None = Field(None, gt=0)
+
+
+class AfterHoursAccess(RuleParams):
+    """A card used while the building is closed by a credential not allowed then."""
+
+    severity: Severity = Severity.MAJOR
+    allowed: list[str] = Field(default_factory=list, description="credentials allowed after hours")
+
 
 
 class DoorAfterHoursRule(Rule[DoorAfterHours]):
@@ -95,3 +120,14 @@ class AfterHoursAccessRule(Rule[AfterHoursAccess]):
         if self.raised and self.ctx.is_open(sample.ts_ms):
             return self.clear(sample.ts_ms)
         return None
+
+
+DOOR_AFTER_HOURS: RuleSpec[DoorAfterHours] = RuleSpec(DoorAfterHoursRule, DoorAfterHours,
+    "闭园后门未关", "Door open after hours", with_metric("open"))
+RULES = (
+    DOOR_AFTER_HOURS,
+    # A door that does not close: its closer or lock, for the carpenter.
+    RuleSpec(DoorOpenTooLongRule, DoorOpenTooLong, "门开太久", "Door open too long", with_metric("open"),
+             trade=Trade.CARPENTRY),
+    RuleSpec(AfterHoursAccessRule, AfterHoursAccess, "非开放时段刷卡", "After-hours access", with_metric("open")),
+)

@@ -1,4 +1,5 @@
-"""The rule engine: every enabled rule on every device it applies to, fed in event time.
+"""The rule engine: every enabled rule of the registry on every device it applies to, fed in
+event time.
 
 Rule state is per device and in memory, so the engine can be partitioned by device. Each
 finding goes to the caller's `report` with its evidence: the device's recent readings of the
@@ -14,26 +15,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from devices.base import Event, Sample
 from gateway.rules.base import Context, Finding, Rule
-from gateway.rules.doors import AfterHoursAccessRule, DoorAfterHoursRule, DoorOpenTooLongRule
-from gateway.rules.fridge import FridgeTemperatureRule
-from gateway.rules.health import CounterResetRule, DeviceOfflineRule, LowBatteryRule
-from gateway.rules.params import APPLIES_TO
-from gateway.rules.power import HighPowerRule, LightsOutRule, LoadAfterHoursRule
-from gateway.rules.uv import UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule
-from gateway.rules.water import LeakDetectedRule, RunningTapRule, WaterLeakRule
+from gateway.rules.registry import specs
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.schedule.school_calendar import SchoolCalendar
 
-RULES: Final[dict[str, type[Rule[Any]]]] = {
-    r.name: r
-    for r in (
-        WaterLeakRule, RunningTapRule, LeakDetectedRule, DoorAfterHoursRule, DoorOpenTooLongRule, AfterHoursAccessRule,
-        FridgeTemperatureRule, UvNotRunRule, UvOnWhileOpenRule, UvTubeLifeRule, LoadAfterHoursRule,
-        LightsOutRule, HighPowerRule, DeviceOfflineRule, LowBatteryRule, CounterResetRule,
-    )
-}
 # Readings kept per device as evidence for work orders: at one a minute, the last four hours.
 EVIDENCE_KEEP: Final = 240
 
@@ -60,13 +47,13 @@ class RuleEngine:
             room = site.room(device.room)
             ctx = Context(device, room, site.building_of(room.id), calendar, site.tariffs, site.tz)
             rules: list[Rule[Any]] = []
-            for name, cls in RULES.items():
-                params = device.rule(name, site.rules)
-                if device.kind not in APPLIES_TO[name] or not params.enabled:
+            for spec in specs().values():
+                if not spec.applies(device.kind):
                     continue
-                if cls.room_types is not None and room.type not in cls.room_types:
+                params = spec.params_for(device)
+                if not params.enabled or (spec.room_types is not None and room.type not in spec.room_types):
                     continue
-                rules.append(cls(ctx, params))
+                rules.append(spec.detector(ctx, params))
             self._rules[device.id] = rules
             self._recent[device.id] = deque(maxlen=EVIDENCE_KEEP)
 

@@ -4,10 +4,21 @@ fridge is the device-offline rule's, with its own severity."""
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from devices import sample_fridge
 from devices.base import Sample
-from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import FridgeTemperature
+from gateway.alerting.severity import Severity
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, kind_named, minutes
+from gateway.rules.params import RuleParams
+
+
+class FridgeTemperature(RuleParams):
+    """留样冰箱 out of its range (the kind's min_c/max_c) for longer than its alarm delay."""
+
+    severity: Severity = Severity.CRITICAL
+    hysteresis_c: float = Field(0.5, ge=0, description="back inside the range by this much to clear")
+
 
 
 class FridgeTemperatureRule(Rule[FridgeTemperature]):
@@ -53,3 +64,11 @@ class FridgeTemperatureRule(Rule[FridgeTemperature]):
             {"since_ms": self._since, "temperature_c": celsius, "worst_c": self._worst, "minutes": minutes(out)},
             "temperature_c",
         )
+
+
+FRIDGE_TEMPERATURE: RuleSpec[FridgeTemperature] = RuleSpec(FridgeTemperatureRule, FridgeTemperature,
+    "留样冰箱温度", "Sample fridge temperature",
+         kind_named(sample_fridge.KIND.name))
+RULES = (
+    FRIDGE_TEMPERATURE,
+)

@@ -4,10 +4,52 @@ new start, so it never counts as consumption; this tells a person it happened)."
 
 from __future__ import annotations
 
-from devices import kinds
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from devices import kinds, sample_fridge
 from devices.base import MetricType, Sample
-from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import CounterReset, DeviceOffline, LowBattery
+from gateway.alerting.severity import Severity
+from gateway.alerting.trade import Trade
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, every_kind, minutes, with_counter, with_metric
+from gateway.rules.params import RuleParams
+
+if TYPE_CHECKING:
+    from gateway.site import Device
+
+
+class DeviceOffline(RuleParams):
+    """No data for this many of the device's expected intervals: the one definition of
+    offline (see `silent_after_ms`)."""
+
+    intervals: float = Field(3, ge=1)
+
+
+def silent_after_ms(device: Device) -> float:
+    """How long `device` may be silent before it is offline: `device_offline`'s `intervals`
+    of its `interval_s`. The one definition, read by the rule, the dashboard's online flag
+    (gateway/device_state.py) and the daily record (how long a reading vouches for its value).
+
+    Silence is judged on the time of receipt (the gateway's injected clock), not on readings'
+    event time: the watchdog (gateway/runtime.py `_watch`) compares the wall clock with when
+    the gateway last heard the device, and readings' timestamps may be backfilled (a device
+    that sends an hour of history on reconnecting is back now, not an hour ago; one whose
+    clock runs slow is not silent). The daily record judges history, so there the same length
+    bounds how long a reading, by its event time, vouches for its value."""
+    return OFFLINE.params_for(device).intervals * device.interval_s * 1000
+
+
+class LowBattery(RuleParams):
+    severity: Severity = Severity.WARNING
+    below_pct: float = Field(20, gt=0, le=100)
+
+
+class CounterReset(RuleParams):
+    """A meter counter that went back to (near) zero: replaced, reset or rolled over."""
+
+    severity: Severity = Severity.WARNING
+
 
 
 class DeviceOfflineRule(Rule[DeviceOffline]):
@@ -21,7 +63,7 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
 
     def __init__(self, ctx: Context, params: DeviceOffline) -> None:
         super().__init__(ctx, params)
-        self._after_ms = params.intervals * ctx.device.interval_s * 1000
+        self._after_ms = silent_after_ms(ctx.device)
         self._last_ms: int | None = None
         self._reported_offline = False
 
@@ -46,7 +88,7 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         return self.clear(received_ms) if self.raised else None
 
     def _cold(self) -> tuple[str, str]:
-        if self.ctx.device.kind == "sample_fridge":
+        if self.ctx.device.kind == sample_fridge.KIND.name:
             return "; 留样冷链状态未知", "; the cold chain is unknown"
         return "", ""
 
@@ -118,3 +160,16 @@ class CounterResetRule(Rule[CounterReset]):
                     {"metric": key, "before": before, "after": value},
                 )
         return found
+
+
+OFFLINE: RuleSpec[DeviceOffline] = RuleSpec(
+    DeviceOfflineRule, DeviceOffline, "设备离线", "Device offline", every_kind, trade=Trade.OTHER,
+    # A silent fridge sensor means the cold chain is unknown.
+    kind_defaults={sample_fridge.KIND.name: {"severity": Severity.MAJOR}},
+)
+RULES = (
+    # Every kind: a kind added later is watched for silence without a word here.
+    OFFLINE,
+    RuleSpec(LowBatteryRule, LowBattery, "电池电量低", "Low battery", with_metric("battery_pct")),
+    RuleSpec(CounterResetRule, CounterReset, "计数器复位", "Counter reset", with_counter),
+)

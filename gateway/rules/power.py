@@ -8,9 +8,40 @@ import statistics
 from collections import deque
 from datetime import time
 
+from pydantic import Field
+
 from devices.base import Sample
-from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import HighPower, LightsOut, LoadAfterHours
+from gateway.alerting.severity import Severity
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
+from gateway.rules.params import RuleParams
+
+
+class LoadAfterHours(RuleParams):
+    """长明灯: load above the base load while the building is closed."""
+
+    base_load_w: float | None = Field(None, ge=0, description="default: learned from recent closed nights")
+    learn_nights: int = Field(7, ge=1)
+    margin_pct: float = Field(20, ge=0)
+    min_excess_w: float = Field(300, ge=0)
+    duration_min: float = Field(30, gt=0)
+
+
+class LightsOut(RuleParams):
+    """拉闸断电: a dorm circuit drawing power after lights-out."""
+
+    severity: Severity = Severity.MAJOR
+    start: time = time(22, 0)
+    end: time = time(6, 0)
+    max_w: float = Field(300, ge=0)
+    duration_min: float = Field(10, gt=0)
+
+
+class HighPower(RuleParams):
+    """大功率用电器: a step rise in power on a dorm or classroom circuit."""
+
+    severity: Severity = Severity.MAJOR
+    step_w: float = Field(1500, gt=0)
+
 
 
 class Power:
@@ -145,7 +176,6 @@ def _in(start: time, end: time, now: time) -> bool:
 
 class LightsOutRule(Rule[LightsOut]):
     name = "lights_out"
-    room_types = frozenset({"dorm"})
 
     def __init__(self, ctx: Context, params: LightsOut) -> None:
         super().__init__(ctx, params)
@@ -177,7 +207,6 @@ class LightsOutRule(Rule[LightsOut]):
 
 class HighPowerRule(Rule[HighPower]):
     name = "high_power"
-    room_types = frozenset({"dorm", "classroom"})
 
     def __init__(self, ctx: Context, params: HighPower) -> None:
         super().__init__(ctx, params)
@@ -207,3 +236,16 @@ class HighPowerRule(Rule[HighPower]):
             {"since_ms": ts, "step_w": round(power - prev), "before_w": round(prev), "power_w": round(power)},
             "power_w",
         )
+
+
+# Circuits: kinds that meter energy (a fridge's or a lamp's own power is not a circuit).
+_CIRCUIT = with_metric("energy_kwh")
+LOAD_AFTER_HOURS: RuleSpec[LoadAfterHours] = RuleSpec(LoadAfterHoursRule, LoadAfterHours,
+    "闭园后负荷偏高", "Load after hours", _CIRCUIT)
+RULES = (
+    LOAD_AFTER_HOURS,
+    RuleSpec(LightsOutRule, LightsOut, "熄灯后用电", "Power after lights-out", _CIRCUIT,
+             room_types=frozenset({"dorm"})),
+    RuleSpec(HighPowerRule, HighPower, "大功率电器", "High-power appliance", _CIRCUIT,
+             room_types=frozenset({"dorm", "classroom"})),
+)

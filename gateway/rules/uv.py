@@ -4,12 +4,38 @@ near the end of its rated life needs replacing."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
+
+from pydantic import Field
 
 from devices import uv_lamp
 from devices.base import Sample
-from gateway.rules.base import Context, Finding, Rule
-from gateway.rules.params import UvNotRun, UvOnWhileOpen, UvTubeLife
+from gateway.alerting.severity import Severity
+from gateway.alerting.trade import Trade
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, kind_named
+from gateway.rules.params import RuleParams
+
+
+class UvNotRun(RuleParams):
+    """消毒灯: on a school day a lamp must run its minutes (the kind's min_session_min) in a window."""
+
+    severity: Severity = Severity.MAJOR
+    window_start: time | None = Field(None, description="default: when the lamp's building closes")
+    window_end: time = time(20, 0)
+
+
+class UvOnWhileOpen(RuleParams):
+    """A UV lamp on while its room is in use: people must not be exposed."""
+
+    severity: Severity = Severity.WARNING
+
+
+class UvTubeLife(RuleParams):
+    """A tube near the end of its rated life (the kind's tube_life_h)."""
+
+    severity: Severity = Severity.WARNING
+    warn_at_pct: float = Field(90, gt=0, le=100)
+
 
 
 def _lamp(ctx: Context) -> uv_lamp.Settings:
@@ -149,3 +175,12 @@ class UvTubeLifeRule(Rule[UvTubeLife]):
              f"{hours:.0f} h of {self._life_h:g} h rated: plan a new tube"),
             {"lamp_hours": hours, "life_pct": pct},
         )
+
+
+_LAMP = kind_named(uv_lamp.KIND.name)  # the rules read the kind's settings (session, tube life)
+UV_NOT_RUN: RuleSpec[UvNotRun] = RuleSpec(UvNotRunRule, UvNotRun, "紫外线灯未消毒", "UV lamp did not run", _LAMP)
+RULES = (
+    UV_NOT_RUN,
+    RuleSpec(UvOnWhileOpenRule, UvOnWhileOpen, "开放时段紫外线灯开启", "UV lamp on while open", _LAMP),
+    RuleSpec(UvTubeLifeRule, UvTubeLife, "灯管寿命", "UV tube life", _LAMP, trade=Trade.ELECTRIC),
+)

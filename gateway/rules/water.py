@@ -4,13 +4,44 @@ change); and water seen by a leak sensor (漏水报警)."""
 
 from __future__ import annotations
 
+from datetime import time
 from typing import TypeVar
 
-from devices.base import Sample
-from gateway.rules.base import Context, Finding, Rule, minutes
-from gateway.rules.params import FlowParams, LeakDetected, RunningTap, WaterLeak
+from pydantic import Field
 
-F = TypeVar("F", bound=FlowParams)
+from devices.base import Sample
+from gateway.alerting.severity import Severity
+from gateway.alerting.trade import Trade
+from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
+from gateway.rules.params import RuleParams
+
+
+class FlowParams(RuleParams):
+    flow_threshold_lpm: float = Field(0, ge=0, description="flow above this counts as flowing")
+
+
+class WaterLeak(FlowParams):
+    """跑水漏水: water flowing in every interval while the building is closed, or a night
+    minimum flow above a threshold."""
+
+    severity: Severity = Severity.MAJOR
+    continuous_min: float = Field(60, gt=0)
+    night_start: time = time(1, 0)
+    night_end: time = time(4, 0)
+    night_min_flow_lpm: float = Field(0.5, ge=0)
+
+
+class RunningTap(FlowParams):
+    """长流水: water flowing without a break for hours while the building is open."""
+
+    continuous_h: float = Field(2, gt=0)
+
+
+class LeakDetected(RuleParams):
+    """漏水报警: a leak sensor reports water, at any hour."""
+
+    severity: Severity = Severity.MAJOR
+
 
 
 class Flow:
@@ -32,6 +63,9 @@ class Flow:
         if last is None or sample.ts_ms <= last[0] or volume < last[1]:
             return None
         return (volume - last[1]) * 1000 / ((sample.ts_ms - last[0]) / 60_000), volume
+
+
+F = TypeVar("F", bound=FlowParams)
 
 
 class _Run:
@@ -198,3 +232,16 @@ class LeakDetectedRule(Rule[LeakDetected]):
              f"water on the floor since {at}: go and look, and close the valve"),
             {"since_ms": ts}, "leak",
         )
+
+
+WATER_LEAK: RuleSpec[WaterLeak] = RuleSpec(WaterLeakRule, WaterLeak,
+    "跑水漏水", "Water leak", with_metric("volume_m3"), trade=Trade.WATER)
+RUNNING_TAP: RuleSpec[RunningTap] = RuleSpec(RunningTapRule, RunningTap,
+    "长流水", "Running tap", with_metric("volume_m3"), trade=Trade.WATER)
+LEAK_DETECTED: RuleSpec[LeakDetected] = RuleSpec(LeakDetectedRule, LeakDetected,
+    "漏水报警", "Leak detected", with_metric("leak"), trade=Trade.WATER)
+RULES = (
+    WATER_LEAK,
+    RUNNING_TAP,
+    LEAK_DETECTED,
+)

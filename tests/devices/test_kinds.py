@@ -23,7 +23,7 @@ from devices.base import (
     StateWords,
     Utility,
 )
-from gateway.rules.params import APPLIES_TO
+from gateway.rules.registry import specs
 from simulators.model import BEHAVIOURS
 
 RECEIVED_MS = 1_795_236_000_000
@@ -93,7 +93,7 @@ def test_every_closing_condition_reads_a_rule_that_applies_to_the_kind() -> None
     for kind in kinds().values():
         rule = None if kind.closing is None else CONDITION_RULES[kind.closing.condition]
         if rule is not None:
-            assert kind.name in APPLIES_TO[rule], f"{kind.name}: {rule} does not apply to it"
+            assert specs()[rule].applies(kind.name), f"{kind.name}: {rule} does not apply to it"
 
 
 def test_every_utility_has_one_meter_kind_and_every_behaviour_a_kind() -> None:

@@ -24,6 +24,7 @@ from gateway.alerting.alerts import (
     Notice,
     Transition,
 )
+from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
@@ -32,7 +33,6 @@ from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.severity import Severity
 from tests.rule_scenarios import DEMO, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

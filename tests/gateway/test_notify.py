@@ -24,6 +24,7 @@ import pytest
 
 from gateway import config
 from gateway.alerting.alerts import Alert, AlertState, Notice, Transition
+from gateway.alerting.severity import Severity
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
 from gateway.config.duty import Person
@@ -32,7 +33,6 @@ from gateway.notify import notifier as notifier_module
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings, Message
 from gateway.notify.notifier import Notifier, render
-from gateway.severity import Severity
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 

@@ -13,12 +13,12 @@ from typing import Final
 import pytest
 
 from devices.base import Sample
+from gateway.alerting.severity import Severity
 from gateway.config import SiteConfig
 from gateway.rules.base import Finding
 from gateway.rules.engine import RuleEngine
 from gateway.rules.power import _Thinned
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.severity import Severity
 from simulators import faults
 from simulators.model import SimMessage
 from tests.rule_scenarios import Run, demo_site, run, site_with, stream

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gateway.alerting.alerts import AlertStore, Notice
+from gateway.alerting.severity import Severity
 from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound, WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
@@ -24,7 +25,6 @@ from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.severity import Severity
 from tests.rule_scenarios import DEMO, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
