@@ -26,15 +26,29 @@ import dashboards
 from devices import kinds, sample_fridge
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
-from gateway.api.devices import GUARDED, GatewayDep, MetricOut
+from gateway.api.deps import (
+    AlertsDep,
+    CalendarDep,
+    ClockDep,
+    EngineDep,
+    LiveDep,
+    SiteDep,
+    StatesDep,
+    StoreDep,
+)
+from gateway.api.devices import MetricOut
+from gateway.api.problems import GUARDED
 from gateway.clock import to_ms
-from gateway.config import Device
+from gateway.config import Device, SiteConfig
 from gateway.config.severity import Severity
+from gateway.device_state import DeviceStates
+from gateway.live import LiveBus
+from gateway.rules.engine import RuleEngine
 from gateway.rules.params import FlowParams
 from gateway.rules.power import LoadAfterHoursRule
 from gateway.rules.uv import UvNotRunRule
-from gateway.runtime import Gateway
-from gateway.storage.sqlite import increase
+from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.sqlite import SqliteStore, increase
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
@@ -73,8 +87,7 @@ class SiteOut(BaseModel):
     kinds: dict[str, KindOut]
 
 
-def _site(gw: Gateway) -> SiteOut:
-    site = gw.site
+def _site(site: SiteConfig) -> SiteOut:
     used = {d.kind for d in site.devices}
     return SiteOut(
         id=site.id, name=site.name, timezone=site.timezone,
@@ -88,9 +101,9 @@ def _site(gw: Gateway) -> SiteOut:
 
 
 @router.get("/api/v1/site", tags=["dashboard"], responses=GUARDED)
-def get_site(gw: GatewayDep, _: Viewer) -> SiteOut:
+def get_site(site: SiteDep, _: Viewer) -> SiteOut:
     """Buildings, rooms and the kinds of device at this site, with their metrics' labels."""
-    return _site(gw)
+    return _site(site)
 
 
 # ----------------------------------------------------------------------------- the overview
@@ -165,18 +178,18 @@ class OverviewOut(BaseModel):
     offline: list[OfflineOut]
 
 
-def _ref(gw: Gateway, d: Device) -> DeviceRef:
-    return DeviceRef(device=d.id, name=d.name or d.id, room=d.room, building=gw.site.building_of(d.room).id,
-                     online=gw.states.online(d.id))
+def _ref(site: SiteConfig, states: DeviceStates, d: Device) -> DeviceRef:
+    return DeviceRef(device=d.id, name=d.name or d.id, room=d.room, building=site.building_of(d.room).id,
+                     online=states.online(d.id))
 
 
-def _latest(gw: Gateway, device_id: str, metric: str) -> float | None:
-    point = gw.states.get(device_id).latest.get(metric)
+def _latest(states: DeviceStates, device_id: str, metric: str) -> float | None:
+    point = states.get(device_id).latest.get(metric)
     return None if point is None else point.value
 
 
-def _of_kind(gw: Gateway, kind: str) -> list[Device]:
-    return [d for d in gw.site.devices if d.kind == kind]
+def _of_kind(site: SiteConfig, kind: str) -> list[Device]:
+    return [d for d in site.devices if d.kind == kind]
 
 
 def _consumption(start: float | None, end: float | None) -> float | None:
@@ -184,8 +197,8 @@ def _consumption(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else increase(start, end)
 
 
-async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Comparison:
-    cal = gw.calendar
+async def _comparison(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, kind: str, metric: str,
+                      now_ms: int) -> Comparison:
     today = cal.local_date(now_ms)
     midnight, _ = cal.day_bounds_ms(today)
     day_ms, week_ms = 86_400_000, 7 * 86_400_000
@@ -193,11 +206,11 @@ async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Compa
     spans = [(midnight, now_ms), (midnight - day_ms, now_ms - day_ms), (midnight - week_ms, now_ms - week_ms),
              (midnight - day_ms, midnight)]
     times = sorted({t for span in spans for t in span})
-    meters = [d.id for b in gw.site.buildings for d in gw.site.main_meters(kind, b)]
+    meters = [d.id for b in site.buildings for d in site.main_meters(kind, b)]
     unit = next(m.unit for m in kinds()[kind].metrics if m.key == metric)
     if not meters:
         return Comparison(unit=unit, today=None, yesterday=None, last_week=None, yesterday_total=None)
-    values = await asyncio.to_thread(gw.store.values_at, metric, meters, times)
+    values = await asyncio.to_thread(store.values_at, metric, meters, times)
     totals: list[float | None] = []
     for start, end in spans:
         parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in meters]
@@ -207,33 +220,36 @@ async def _comparison(gw: Gateway, kind: str, metric: str, now_ms: int) -> Compa
                       yesterday_total=totals[3])
 
 
-def _fridges(gw: Gateway) -> list[FridgeOut]:
+def _fridges(site: SiteConfig, states: DeviceStates) -> list[FridgeOut]:
     out = []
-    for d in _of_kind(gw, "sample_fridge"):
+    for d in _of_kind(site, "sample_fridge"):
         settings = d.kind_settings()
         assert isinstance(settings, sample_fridge.Settings)
-        point = gw.states.get(d.id).latest.get("temperature_c")
+        point = states.get(d.id).latest.get("temperature_c")
         temp = None if point is None else point.value
         out.append(FridgeOut(
-            **_ref(gw, d).model_dump(), temperature_c=temp, at=None if point is None else utc(point.ts_ms),
+            **_ref(site, states, d).model_dump(), temperature_c=temp, at=None if point is None else utc(point.ts_ms),
             min_c=settings.min_c, max_c=settings.max_c,
             in_range=None if temp is None else settings.min_c <= temp <= settings.max_c,
         ))
     return out
 
 
-async def _doors_open(gw: Gateway, devices: list[Device]) -> list[DoorOut]:
+async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore,
+                      devices: list[Device]) -> list[DoorOut]:
     open_now = [(d, point.ts_ms) for d in devices
-                if (point := gw.states.get(d.id).latest.get("open")) is not None and point.value]
-    since = await asyncio.to_thread(gw.store.runs_since, "open", 1.0, [(d.id, ts) for d, ts in open_now])
-    return [DoorOut(**_ref(gw, d).model_dump(), open_since=utc(s)) for (d, _), s in zip(open_now, since, strict=True)]
+                if (point := states.get(d.id).latest.get("open")) is not None and point.value]
+    since = await asyncio.to_thread(store.runs_since, "open", 1.0, [(d.id, ts) for d, ts in open_now])
+    return [DoorOut(**_ref(site, states, d).model_dump(), open_since=utc(s))
+            for (d, _), s in zip(open_now, since, strict=True)]
 
 
-def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
-    on = _latest(gw, d.id, "on")
-    rule = gw.engine.rule(d.id, UvNotRunRule)
+def _lamp(site: SiteConfig, states: DeviceStates, engine: RuleEngine, calendar: SchoolCalendar, d: Device,
+          now_ms: int) -> LampOut:
+    on = _latest(states, d.id, "on")
+    rule = engine.rule(d.id, UvNotRunRule)
     window, ran, required, complete = (
-        (None, 0.0, 0.0, True) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
+        (None, 0.0, 0.0, True) if rule is None else rule.progress(calendar.local_date(now_ms))
     )
     status: LampStatus
     if window is None:
@@ -247,18 +263,21 @@ def _lamp(gw: Gateway, d: Device, now_ms: int) -> LampOut:
     else:
         status = "due" if now_ms < window[1] else "missed"
     return LampOut(
-        **_ref(gw, d).model_dump(), on=None if on is None else bool(on), status=status, minutes_run=round(ran, 1),
-        minutes_required=required, window_start=None if window is None else utc(window[0]),
+        **_ref(site, states, d).model_dump(), on=None if on is None else bool(on), status=status,
+        minutes_run=round(ran, 1), minutes_required=required, window_start=None if window is None else utc(window[0]),
         window_end=None if window is None else utc(window[1]),
     )
 
 
 @router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
-async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
+async def overview(
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
+    alerts: AlertsDep, _: Viewer,
+) -> OverviewOut:
     """Everything that needs attention today, on one screen."""
-    now_ms = to_ms(gw.clock.now())
-    day = gw.calendar.day(gw.calendar.local_date(now_ms))
-    open_alerts = gw.alerts.open_alerts()
+    now_ms = to_ms(clock.now())
+    day = calendar.day(calendar.local_date(now_ms))
+    open_alerts = alerts.open_alerts()
     counts = dict.fromkeys(Severity, 0)
     for a in open_alerts:
         counts[a.severity] += 1
@@ -268,13 +287,13 @@ async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
                    name_en=day.name_en),
         open_alerts=counts,
         unacknowledged=sum(1 for a in open_alerts if a.acked_by is None),
-        electricity=await _comparison(gw, "electricity_meter", "energy_kwh", now_ms),
-        water=await _comparison(gw, "water_meter", "volume_m3", now_ms),
-        fridges=_fridges(gw),
-        doors_open=await _doors_open(gw, _of_kind(gw, "door")),
-        lamps=[_lamp(gw, d, now_ms) for d in _of_kind(gw, "uv_lamp")],
-        offline=[OfflineOut(**_ref(gw, d).model_dump(), last_seen=gw.states.last_seen(d.id))
-                 for d in gw.site.devices if not gw.states.online(d.id)],
+        electricity=await _comparison(site, calendar, store, "electricity_meter", "energy_kwh", now_ms),
+        water=await _comparison(site, calendar, store, "water_meter", "volume_m3", now_ms),
+        fridges=_fridges(site, states),
+        doors_open=await _doors_open(site, states, store, _of_kind(site, "door")),
+        lamps=[_lamp(site, states, engine, calendar, d, now_ms) for d in _of_kind(site, "uv_lamp")],
+        offline=[OfflineOut(**_ref(site, states, d).model_dump(), last_seen=states.last_seen(d.id))
+                 for d in site.devices if not states.online(d.id)],
     )
 
 
@@ -311,53 +330,57 @@ class ClosingOut(BaseModel):
     buildings: list[BuildingClosing]
 
 
-async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosing:
-    site = gw.site
+async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
+                   engine: RuleEngine, building_id: str, now_ms: int) -> BuildingClosing:
     building = next(b for b in site.buildings if b.id == building_id)
     rooms = {r.id for r in building.rooms}
     devices = [d for d in site.devices if d.room in rooms]
     circuits, water, lamps = [], [], []
     for d in devices:
         if d.kind == "electricity_meter":
-            power, rule = _latest(gw, d.id, "power_w"), gw.engine.rule(d.id, LoadAfterHoursRule)
+            power, rule = _latest(states, d.id, "power_w"), engine.rule(d.id, LoadAfterHoursRule)
             limit = None if rule is None else rule.limit_w()
             if power is not None and limit is not None and power > limit:
-                circuits.append(CircuitOut(**_ref(gw, d).model_dump(), power_w=power, limit_w=round(limit)))
+                circuits.append(CircuitOut(**_ref(site, states, d).model_dump(), power_w=power, limit_w=round(limit)))
         elif d.kind == "water_meter":
-            flow = _latest(gw, d.id, "flow_lpm")
+            flow = _latest(states, d.id, "flow_lpm")
             params = d.rule("water_leak", site.rules)
             assert isinstance(params, FlowParams)
             if flow is not None and flow > params.flow_threshold_lpm:
-                water.append(FlowOut(**_ref(gw, d).model_dump(), flow_lpm=flow))
-        elif d.kind == "uv_lamp" and _latest(gw, d.id, "on"):
-            lamps.append(LampOnOut(**_ref(gw, d).model_dump(), scheduled=_lamp(gw, d, now_ms).status == "running"))
-    doors = await _doors_open(gw, [d for d in devices if d.kind == "door"])
+                water.append(FlowOut(**_ref(site, states, d).model_dump(), flow_lpm=flow))
+        elif d.kind == "uv_lamp" and _latest(states, d.id, "on"):
+            lamp = _lamp(site, states, engine, calendar, d, now_ms)
+            lamps.append(LampOnOut(**_ref(site, states, d).model_dump(), scheduled=lamp.status == "running"))
+    doors = await _doors_open(site, states, store, [d for d in devices if d.kind == "door"])
     return BuildingClosing(
-        id=building.id, name=building.name, open_now=gw.calendar.is_open(building.id, now_ms),
-        closes_at=utc(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),
+        id=building.id, name=building.name, open_now=calendar.is_open(building.id, now_ms),
+        closes_at=utc(calendar.closing_ms(building.id, calendar.local_date(now_ms))),
         doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
         closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
     )
 
 
 @router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
-async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
+async def closing(
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
+    _: Viewer,
+) -> ClosingOut:
     """闭园检查: per building, what is still open, on or flowing."""
-    now_ms = to_ms(gw.clock.now())
-    return ClosingOut(at=utc(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
+    now_ms = to_ms(clock.now())
+    return ClosingOut(at=utc(now_ms), buildings=[await _closing(site, states, store, calendar, engine, b.id, now_ms)
+                                                 for b in site.buildings])
 
 
 # ------------------------------------------------------------------------- the live stream
 
 
-async def _events(gw: Gateway, grant: Grant) -> AsyncIterator[str]:
+async def _events(live: LiveBus, heartbeat_s: float, grant: Grant) -> AsyncIterator[str]:
     """The stream, until the gateway stops or the caller's access ends: checked once a
     heartbeat, busy or quiet, before anything more is sent. The browser then reconnects
     and is told 401."""
-    heartbeat_s = gw.site.api.live_heartbeat_s
     loop = asyncio.get_running_loop()
     yield f"retry: {RECONNECT_MS}\n\n"
-    with gw.live.subscribe() as sub:
+    with live.subscribe() as sub:
         yield "event: hello\ndata: {}\n\n"
         check_at = loop.time() + heartbeat_s
         while not sub.closed:
@@ -381,12 +404,12 @@ async def _events(gw: Gateway, grant: Grant) -> AsyncIterator[str]:
     responses=GUARDED | {200: {"content": {"text/event-stream": {}},
                                "description": "server-sent events: `reading`, `event`, `alert`, `work_order`"}},
 )
-async def live(gw: GatewayDep, grant: ViewerGrant) -> StreamingResponse:
+async def live(site: SiteDep, bus: LiveDep, grant: ViewerGrant) -> StreamingResponse:
     """What changes, as it happens: each device's newest values (`reading`), door and card
     events (`event`), alert and work-order changes. A slow reader gets the newest state of
     each thing, never a backlog. The stream ends within `api.live_heartbeat_s` of its
     session or key no longer being valid (logout, expiry, a disabled user, a revoked key)."""
-    return StreamingResponse(_events(gw, grant), media_type="text/event-stream",
+    return StreamingResponse(_events(bus, site.api.live_heartbeat_s, grant), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -404,9 +427,9 @@ def asset_version() -> str:
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def page(request: Request, gw: GatewayDep,
+def page(request: Request, site: SiteDep,
          lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
     """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
     return templates.TemplateResponse(request, "index.html", {
-        "lang": lang or "zh-CN", "title": gw.site.name, "version": asset_version(),
+        "lang": lang or "zh-CN", "title": site.name, "version": asset_version(),
     })
