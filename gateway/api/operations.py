@@ -38,7 +38,7 @@ async def health(site: SiteDep, check: HealthDep) -> HealthOut:
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
-async def metrics(counters: CountersDep, request: Request) -> Response:
-    query_limiter(request)  # so that its counters show before the first heavy query
+async def metrics(site: SiteDep, counters: CountersDep, request: Request) -> Response:
+    query_limiter(request, site, counters)  # so that its counters show before the first heavy query
     body = await asyncio.get_running_loop().run_in_executor(_OPERATIONS, counters.exposition)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
