@@ -41,8 +41,10 @@ def create_app(
     from gateway.api.alerts import router as alerts_router
     from gateway.api.dashboard import asset_version
     from gateway.api.dashboard import router as dashboard_router
-    from gateway.api.devices import router
+    from gateway.api.devices import router as devices_router
     from gateway.api.energy import router as energy_router
+    from gateway.api.ingest import router as ingest_router
+    from gateway.api.operations import router as operations_router
     from gateway.api.reports import router as reports_router
 
     @asynccontextmanager
@@ -76,7 +78,9 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
     app.add_middleware(SecurityHeaders)
     install_docs(app)
-    app.include_router(router)
+    app.include_router(devices_router)
+    app.include_router(ingest_router)
+    app.include_router(operations_router)
     app.include_router(alerts_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)

@@ -104,3 +104,88 @@ def test_every_vendor_codec_has_its_tests() -> None:
     tests = {p.stem.removeprefix("test_") for p in (ROOT / "tests" / "devices").glob("test_*.py")}
     missing = [name for name in sources() if not any(t.startswith(name) for t in tests)]
     assert missing == []
+
+
+# Routes and jobs take the parts they use (gateway/api/deps.py), not the application object. What is
+# left: the demo's simulation, a `Companion` that `create_app` starts with the gateway, and
+# `create_app`'s parameter of those companions.
+MAX_GATEWAY_PARAMETERS = 5
+APPLICATION_OBJECT = "Gateway"
+
+
+def _names(node: ast.AST) -> set[str]:
+    """Every name an annotation mentions, inside quoted annotations too."""
+    found = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            found.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            found.add(n.attr)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            try:
+                found |= _names(ast.parse(n.value, mode="eval"))
+            except SyntaxError:
+                continue
+    return found
+
+
+def _aliases(trees: dict[str, ast.Module]) -> set[str]:
+    """`Gateway` and every module-level name whose value mentions it (`GatewayDep =
+    Annotated[Gateway, …]`, `Companion = Callable[[Gateway], …]`), or that imports one under
+    another name, to a fixed point."""
+    aliases = {APPLICATION_OBJECT}
+    while True:
+        more = set(aliases)
+        for tree in trees.values():
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and _names(node.value) & aliases:
+                    more |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+                elif (isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name)
+                      and _names(node.value) & aliases):
+                    more.add(node.target.id)
+                elif isinstance(node, ast.ImportFrom):
+                    more |= {a.asname for a in node.names if a.asname and a.name in aliases}
+        if more == aliases:
+            return aliases
+        aliases = more
+
+
+def gateway_parameters(sources: dict[str, str]) -> list[str]:
+    """`module:function(parameter)` for each parameter annotated with the application object
+    or an alias of it."""
+    trees = {name: ast.parse(text) for name, text in sources.items()}
+    aliases = _aliases(trees)
+    found = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            a = node.args
+            params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *(p for p in (a.vararg, a.kwarg) if p is not None)]
+            found += [f"{name}:{node.name}({p.arg})" for p in params
+                      if p.annotation is not None and _names(p.annotation) & aliases]
+    return sorted(found)
+
+
+def test_few_functions_take_the_whole_gateway() -> None:
+    sources = {name: path.read_text(encoding="utf-8") for name, path in modules().items()}
+    found = gateway_parameters(sources)
+    assert len(found) <= MAX_GATEWAY_PARAMETERS, found
+
+
+def test_the_gateway_parameter_finder_sees_through_aliases() -> None:
+    sources = {
+        "app": "class Gateway: ...\nDep = Annotated[Gateway, Depends(f)]\nHook = Callable[[Gateway], None]\n"
+               "def make(after: Sequence[Hook]) -> None: ...\ndef f(request: Request) -> Gateway: ...\n",
+        "routes": "from app import Dep as G\nasync def a(gw: G, n: int) -> None: ...\n"
+                  "def b(*, gw: 'Gateway | None' = None) -> None:\n    def inner(g: Dep) -> None: ...\n",
+    }
+    assert gateway_parameters(sources) == ["app:make(after)", "routes:a(gw)", "routes:b(gw)", "routes:inner(g)"]
+
+
+def test_only_the_dependencies_read_the_gateway_from_the_app() -> None:
+    """gateway/api/deps.py hands out the gateway's parts; no other route module reaches for
+    the whole of it."""
+    readers = sorted(path.name for path in (ROOT / "gateway" / "api").glob("*.py")
+                     if "state.gateway" in path.read_text(encoding="utf-8"))
+    assert readers == ["deps.py"]

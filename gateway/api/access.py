@@ -54,7 +54,7 @@ def _credential(
     return None
 
 
-StoreDep = Annotated[AuthStore, Depends(_store)]
+AuthStoreDep = Annotated[AuthStore, Depends(_store)]
 NowMs = Annotated[int, Depends(_now_ms)]
 Credential = Annotated[str | None, Depends(_credential)]
 
@@ -79,7 +79,7 @@ def require(need: Role, scope: Scope) -> Callable[[AuthStore, int, str | None], 
     role (users) or scopes (API keys) do not cover `need`/`scope`. With `public_read`,
     anonymous callers pass where a viewer with the read scope would."""
 
-    def dependency(store: StoreDep, now_ms: NowMs, credential: Credential) -> Principal:
+    def dependency(store: AuthStoreDep, now_ms: NowMs, credential: Credential) -> Principal:
         principal = _authenticate(store, now_ms, credential, _anonymous_ok(store.settings, need, scope))
         if not principal.can(need, scope):
             lacking = f"the role {need}" if principal.role is not None else f"the scope {scope}"

@@ -17,8 +17,8 @@ from gateway.alerting.alerts import Alert, AlertError, AlertFilter, AlertNotFoun
 from gateway.alerting.severity import Severity
 from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound
 from gateway.api.access import Staff, Viewer
-from gateway.api.devices import GUARDED, GatewayDep
-from gateway.api.problems import problems
+from gateway.api.deps import AlertsDep, CalendarDep, ClockDep, RosterDep, SiteDep, WorkOrdersDep
+from gateway.api.problems import GUARDED, problems
 from gateway.clock import from_ms, to_ms
 from gateway.config.work_orders import Trade
 from gateway.rules import registry
@@ -89,7 +89,7 @@ class AckIn(BaseModel):
 
 @router.get("/api/v1/alerts", tags=["alerts"], responses=GUARDED)
 async def list_alerts(
-    gw: GatewayDep, _: Viewer,
+    alerts: AlertsDep, _: Viewer,
     state: AlertState | None = None,
     severity: Severity | None = None,
     rule: RuleName | None = None,
@@ -107,25 +107,25 @@ async def list_alerts(
         until = None if end is None else to_ms(end)
     except OverflowError:
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
-    found = gw.alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
+    found = alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
     return [AlertOut.of(a) for a in found]
 
 
 @router.get("/api/v1/alerts/{alert_id}", tags=["alerts"], responses=GUARDED)
-async def get_alert(gw: GatewayDep, _: Viewer, alert_id: Id) -> AlertDetail:
+async def get_alert(alerts: AlertsDep, _: Viewer, alert_id: Id) -> AlertDetail:
     try:
-        alert = gw.alerts.get(alert_id)
+        alert = alerts.get(alert_id)
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     history = [HistoryOut(at=utc(e.at_ms), actor=e.actor, action=e.action, detail=dict(e.detail))
-               for e in gw.alerts.history(alert_id)]
+               for e in alerts.history(alert_id)]
     return AlertDetail(**AlertOut.of(alert).model_dump(), history=history)
 
 
 @router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=CHANGES)
-async def acknowledge(gw: GatewayDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
+async def acknowledge(alerts: AlertsDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
     try:
-        return AlertOut.of(gw.alerts.acknowledge(alert_id, who.name, body.comment))
+        return AlertOut.of(alerts.acknowledge(alert_id, who.name, body.comment))
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except AlertError as exc:
@@ -170,7 +170,7 @@ class WorkOrderPatch(BaseModel):
 
 @router.get("/api/v1/work-orders", tags=["work orders"], responses=GUARDED)
 async def list_work_orders(
-    gw: GatewayDep, _: Viewer,
+    site: SiteDep, work_orders: WorkOrdersDep, _: Viewer,
     status: Status | None = None,
     trade: Trade | None = None,
     overdue: bool | None = None,
@@ -184,33 +184,33 @@ async def list_work_orders(
         year, number = int(week[:4]), int(week[6:])
         # W53 of a year that has 52 weeks is the week after W52, W01 of the next year.
         monday = date.fromisocalendar(year, min(number, 52), 1) + timedelta(weeks=max(0, number - 52))
-        tz = gw.site.tz
+        tz = site.tz
         due_from = to_ms(datetime.combine(monday, datetime.min.time(), tzinfo=tz))
         due_until = to_ms(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz))
-    orders = gw.work_orders.find(status=status, trade=trade, overdue=overdue, due_from_ms=due_from,
-                                 due_until_ms=due_until, limit=limit)
-    now = gw.work_orders.now_ms()
+    orders = work_orders.find(status=status, trade=trade, overdue=overdue, due_from_ms=due_from,
+                              due_until_ms=due_until, limit=limit)
+    now = work_orders.now_ms()
     return [WorkOrderOut.of(o, now) for o in orders]
 
 
 @router.get("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=GUARDED)
-async def get_work_order(gw: GatewayDep, _: Viewer, order_id: Id) -> WorkOrderOut:
+async def get_work_order(work_orders: WorkOrdersDep, _: Viewer, order_id: Id) -> WorkOrderOut:
     try:
-        return WorkOrderOut.of(gw.work_orders.get(order_id), gw.work_orders.now_ms())
+        return WorkOrderOut.of(work_orders.get(order_id), work_orders.now_ms())
     except WorkOrderNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
 
 @router.patch("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=CHANGES)
-async def update_work_order(gw: GatewayDep, who: Staff, order_id: Id, body: WorkOrderPatch) -> WorkOrderOut:
+async def update_work_order(work_orders: WorkOrdersDep, who: Staff, order_id: Id, body: WorkOrderPatch) -> WorkOrderOut:
     """Assign, move along (open → assigned → on_site → done, never back) and annotate."""
     try:
-        order = gw.work_orders.update(order_id, who.name, status=body.status, assignee=body.assignee, note=body.note)
+        order = work_orders.update(order_id, who.name, status=body.status, assignee=body.assignee, note=body.note)
     except WorkOrderNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except WorkOrderError as exc:
         raise HTTPException(409, str(exc)) from None
-    return WorkOrderOut.of(order, gw.work_orders.now_ms())
+    return WorkOrderOut.of(order, work_orders.now_ms())
 
 
 class SpanOut(BaseModel):
@@ -238,22 +238,22 @@ class CalendarDay(BaseModel):
 
 @router.get("/api/v1/calendar", tags=["calendar"], responses=GUARDED)
 async def calendar(
-    gw: GatewayDep, _: Viewer,
+    site: SiteDep, clock: ClockDep, school_calendar: CalendarDep, roster: RosterDep, _: Viewer,
     day: Annotated[date | None, Query(alias="date", description="default: today in the site's time zone")] = None,
 ) -> CalendarDay:
     """What kind of day it is and when each building is open."""
-    when = day or gw.clock.now().astimezone(gw.site.tz).date()
+    when = day or clock.now().astimezone(site.tz).date()
     if not date(1971, 1, 1) <= when <= date(9998, 12, 31):
         raise HTTPException(422, "date must lie between 1971 and 9998")
-    info = gw.calendar.day(when)
+    info = school_calendar.day(when)
     buildings = []
-    for b in gw.site.buildings:
+    for b in site.buildings:
         spans = [SpanOut(start=from_ms(lo, UTC), end=from_ms(hi, UTC))
-                 for lo, hi in gw.calendar.open_spans_ms(b.id, when)]
+                 for lo, hi in school_calendar.open_spans_ms(b.id, when)]
         buildings.append(BuildingDay(id=b.id, name=b.name, open=spans))
-    noon = gw.calendar.day_bounds_ms(when)[0] + 12 * 3_600_000
+    noon = school_calendar.day_bounds_ms(when)[0] + 12 * 3_600_000
     return CalendarDay(
         date=when, kind=info.kind, school_day=info.school_day, name_zh=info.name_zh, name_en=info.name_en,
         guard_duty=info.guard_duty, source=info.source, buildings=buildings,
-        on_duty=[p.name for p in gw.roster.chain(noon)],
+        on_duty=[p.name for p in roster.chain(noon)],
     )

@@ -10,7 +10,16 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.access import Admin, Credential, NowMs, StoreDep, _authenticate, _http_errors, _now_ms, _unauthorized
+from gateway.api.access import (
+    Admin,
+    AuthStoreDep,
+    Credential,
+    NowMs,
+    _authenticate,
+    _http_errors,
+    _now_ms,
+    _unauthorized,
+)
 from gateway.api.problems import problems
 from gateway.auth.store import (
     API_KEY_PREFIX,
@@ -131,7 +140,7 @@ router = APIRouter(tags=["auth"], responses=problems(400, 401, 403, 404, 409, 42
     responses={401: {"description": "wrong user name or password"},
                429: {"description": "too many failed logins from this address; see Retry-After"}},
 )
-async def login(body: LoginIn, request: Request, store: StoreDep) -> LoginOut:
+async def login(body: LoginIn, request: Request, store: AuthStoreDep) -> LoginOut:
     """Answers later while many addresses are guessing this user's password, but never
     refuses the right password from an address that has not failed."""
     delay_s = await run_in_threadpool(store.login_delay_s, body.username, _now_ms(request))
@@ -150,7 +159,7 @@ async def login(body: LoginIn, request: Request, store: StoreDep) -> LoginOut:
 
 
 @router.post("/api/v1/auth/logout", status_code=204)
-def logout(store: StoreDep, credential: Credential) -> None:
+def logout(store: AuthStoreDep, credential: Credential) -> None:
     """Ends the session of the bearer token. Ending an unknown or ended session is no error."""
     if credential is None:
         raise _unauthorized("no session to end")
@@ -158,7 +167,7 @@ def logout(store: StoreDep, credential: Credential) -> None:
 
 
 @router.get("/api/v1/auth/me")
-def me(store: StoreDep, now_ms: NowMs, credential: Credential) -> PrincipalOut:
+def me(store: AuthStoreDep, now_ms: NowMs, credential: Credential) -> PrincipalOut:
     """Who the caller is; any valid credential will do, whatever its role or scopes."""
     principal = _authenticate(store, now_ms, credential, store.settings.public_read)
     return PrincipalOut(name=principal.name, kind=principal.kind, role=principal.role,
@@ -166,20 +175,20 @@ def me(store: StoreDep, now_ms: NowMs, credential: Credential) -> PrincipalOut:
 
 
 @router.get("/api/v1/users")
-def list_users(_admin: Admin, store: StoreDep) -> list[UserOut]:
+def list_users(_admin: Admin, store: AuthStoreDep) -> list[UserOut]:
     return [_user_out(u) for u in store.list_users()]
 
 
 @router.post("/api/v1/users", status_code=201,
              responses={409: {"description": "the user exists"}})
-def add_user(body: UserIn, admin: Admin, store: StoreDep, now_ms: NowMs) -> UserOut:
+def add_user(body: UserIn, admin: Admin, store: AuthStoreDep, now_ms: NowMs) -> UserOut:
     with _http_errors():
         return _user_out(store.add_user(body.name, body.role, body.password, admin.name, now_ms))
 
 
 @router.patch("/api/v1/users/{name}",
               responses={404: {"description": "no such user"}, 409: {"description": "the last enabled admin"}})
-def update_user(name: str, body: UserPatch, admin: Admin, store: StoreDep, now_ms: NowMs) -> UserOut:
+def update_user(name: str, body: UserPatch, admin: Admin, store: AuthStoreDep, now_ms: NowMs) -> UserOut:
     with _http_errors():
         user = store.user(name)
         if body.password is not None:
@@ -196,12 +205,12 @@ def update_user(name: str, body: UserPatch, admin: Admin, store: StoreDep, now_m
 
 
 @router.get("/api/v1/api-keys")
-def list_api_keys(_admin: Admin, store: StoreDep) -> list[ApiKeyOut]:
+def list_api_keys(_admin: Admin, store: AuthStoreDep) -> list[ApiKeyOut]:
     return [_key_out(k) for k in store.list_api_keys()]
 
 
 @router.post("/api/v1/api-keys", status_code=201)
-def create_api_key(body: ApiKeyIn, admin: Admin, store: StoreDep, now_ms: NowMs) -> ApiKeyCreated:
+def create_api_key(body: ApiKeyIn, admin: Admin, store: AuthStoreDep, now_ms: NowMs) -> ApiKeyCreated:
     with _http_errors():
         key = store.create_api_key(body.name, body.scopes, admin.name, now_ms)
     key_id = key.removeprefix(API_KEY_PREFIX).partition("_")[0]
@@ -210,7 +219,7 @@ def create_api_key(body: ApiKeyIn, admin: Admin, store: StoreDep, now_ms: NowMs)
 
 @router.delete("/api/v1/api-keys/{key_id}", status_code=204,
                responses={404: {"description": "no such key"}})
-def revoke_api_key(key_id: str, admin: Admin, store: StoreDep, now_ms: NowMs) -> None:
+def revoke_api_key(key_id: str, admin: Admin, store: AuthStoreDep, now_ms: NowMs) -> None:
     with _http_errors():
         store.revoke_api_key(key_id, admin.name, now_ms)
 
@@ -218,7 +227,7 @@ def revoke_api_key(key_id: str, admin: Admin, store: StoreDep, now_ms: NowMs) ->
 @router.get("/api/v1/audit")
 def list_audit(
     _admin: Admin,
-    store: StoreDep,
+    store: AuthStoreDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.add, api_key.revoke")] = None,
 ) -> list[AuditOut]:

@@ -28,14 +28,31 @@ from devices.base import ClosingCondition, Utility
 from gateway.alerting.severity import Severity
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
-from gateway.api.devices import GUARDED, GatewayDep, MetricOut
+from gateway.api.deps import (
+    AlertsDep,
+    CalendarDep,
+    ClockDep,
+    EngineDep,
+    LearnedDep,
+    LiveDep,
+    SiteDep,
+    StatesDep,
+    StoreDep,
+)
+from gateway.api.devices import MetricOut
+from gateway.api.problems import GUARDED
 from gateway.clock import to_ms
-from gateway.config import Device
+from gateway.config import SiteConfig
+from gateway.device_state import DeviceStates
+from gateway.live import LiveBus
+from gateway.rules.engine import RuleEngine
+from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
 from gateway.rules.uv import UvNotRunRule
 from gateway.rules.water import WATER_LEAK
-from gateway.runtime import Gateway
-from gateway.storage.sqlite import increase
+from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.site import Device
+from gateway.storage.sqlite import SqliteStore, increase
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
@@ -81,8 +98,7 @@ class SiteOut(BaseModel):
     rules: dict[str, RuleOut]  # every rule by id, in the registry's order, with its labels
 
 
-def _site(gw: Gateway) -> SiteOut:
-    site = gw.site
+def _site(site: SiteConfig) -> SiteOut:
     used = {d.kind for d in site.devices}
     return SiteOut(
         id=site.id, name=site.name, timezone=site.timezone,
@@ -98,10 +114,10 @@ def _site(gw: Gateway) -> SiteOut:
 
 
 @router.get("/api/v1/site", tags=["dashboard"], responses=GUARDED)
-def get_site(gw: GatewayDep, _: Viewer) -> SiteOut:
+def get_site(site: SiteDep, _: Viewer) -> SiteOut:
     """Buildings, rooms and the kinds of device at this site, with their metrics' labels; the
     rules, with theirs."""
-    return _site(gw)
+    return _site(site)
 
 
 # ----------------------------------------------------------------------------- the overview
@@ -177,13 +193,13 @@ class OverviewOut(BaseModel):
     offline: list[OfflineOut]
 
 
-def _ref(gw: Gateway, d: Device) -> DeviceRef:
-    return DeviceRef(device=d.id, name=d.name or d.id, room=d.room, building=gw.site.building_of(d.room).id,
-                     online=gw.states.online(d.id))
+def _ref(site: SiteConfig, states: DeviceStates, d: Device) -> DeviceRef:
+    return DeviceRef(device=d.id, name=d.name or d.id, room=d.room, building=site.building_of(d.room).id,
+                     online=states.online(d.id))
 
 
-def _latest(gw: Gateway, device_id: str, metric: str) -> float | None:
-    point = gw.states.get(device_id).latest.get(metric)
+def _latest(states: DeviceStates, device_id: str, metric: str) -> float | None:
+    point = states.get(device_id).latest.get(metric)
     return None if point is None else point.value
 
 
@@ -198,8 +214,8 @@ def _consumption(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else increase(start, end)
 
 
-async def _comparison(gw: Gateway, utility: Utility, now_ms: int) -> Comparison:
-    cal = gw.calendar
+async def _comparison(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, utility: Utility,
+                      now_ms: int) -> Comparison:
     today = cal.local_date(now_ms)
     midnight, _ = cal.day_bounds_ms(today)
     day_ms, week_ms = 86_400_000, 7 * 86_400_000
@@ -209,10 +225,10 @@ async def _comparison(gw: Gateway, utility: Utility, now_ms: int) -> Comparison:
     times = sorted({t for span in spans for t in span})
     kind, counter = meters()[utility]
     metric, unit = counter.key, counter.unit
-    main = [d.id for b in gw.site.buildings for d in gw.site.main_meters(kind.name, b)]
+    main = [d.id for b in site.buildings for d in site.main_meters(kind.name, b)]
     if not main:
         return Comparison(unit=unit, today=None, yesterday=None, last_week=None, yesterday_total=None)
-    values = await asyncio.to_thread(gw.store.values_at, metric, main, times)
+    values = await asyncio.to_thread(store.values_at, metric, main, times)
     totals: list[float | None] = []
     for start, end in spans:
         parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in main]
@@ -222,46 +238,48 @@ async def _comparison(gw: Gateway, utility: Utility, now_ms: int) -> Comparison:
                       yesterday_total=totals[3])
 
 
-def _fridges(gw: Gateway) -> list[FridgeOut]:
+def _fridges(site: SiteConfig, states: DeviceStates) -> list[FridgeOut]:
     """Every gauge its kind keeps within a range that the device's settings set."""
     out = []
-    for d in gw.site.devices:
+    for d in site.devices:
         for m in kinds()[d.kind].metrics:
             if m.allowed is None:
                 continue
             low, high = m.allowed.of(d.kind_settings())
-            point = gw.states.get(d.id).latest.get(m.key)
+            point = states.get(d.id).latest.get(m.key)
             temp = None if point is None else point.value
             out.append(FridgeOut(
-                **_ref(gw, d).model_dump(), metric=m.key, temperature_c=temp,
+                **_ref(site, states, d).model_dump(), metric=m.key, temperature_c=temp,
                 at=None if point is None else utc(point.ts_ms), min_c=low, max_c=high,
                 in_range=None if temp is None else low <= temp <= high,
             ))
     return out
 
 
-async def _doors_open(gw: Gateway, checked: list[tuple[Device, str]]) -> list[DoorOut]:
+async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore,
+                      checked: list[tuple[Device, str]]) -> list[DoorOut]:
     """The devices whose state `metric` reads true now, and since when."""
     open_now = [(d, metric, point.ts_ms) for d, metric in checked
-                if (point := gw.states.get(d.id).latest.get(metric)) is not None and point.value]
+                if (point := states.get(d.id).latest.get(metric)) is not None and point.value]
 
     def since() -> list[int | None]:
         found: dict[str, int | None] = {}
         for metric in dict.fromkeys(m for _, m, _ in open_now):
             at = [(d.id, ts) for d, m, ts in open_now if m == metric]
-            found.update(zip([i for i, _ in at], gw.store.runs_since(metric, 1.0, at), strict=True))
+            found.update(zip([i for i, _ in at], store.runs_since(metric, 1.0, at), strict=True))
         return [found[d.id] for d, _, _ in open_now]
 
     began = await asyncio.to_thread(since)
-    return [DoorOut(**_ref(gw, d).model_dump(), open_since=utc(s))
+    return [DoorOut(**_ref(site, states, d).model_dump(), open_since=utc(s))
             for (d, _, _), s in zip(open_now, began, strict=True)]
 
 
-def _lamp(gw: Gateway, d: Device, metric: str, now_ms: int) -> LampOut:
-    on = _latest(gw, d.id, metric)
-    rule = gw.engine.rule(d.id, UvNotRunRule)
+def _lamp(site: SiteConfig, states: DeviceStates, engine: RuleEngine, calendar: SchoolCalendar, d: Device,
+          metric: str, now_ms: int) -> LampOut:
+    on = _latest(states, d.id, metric)
+    rule = engine.rule(d.id, UvNotRunRule)
     window, ran, required, complete = (
-        (None, 0.0, 0.0, True) if rule is None else rule.progress(gw.calendar.local_date(now_ms))
+        (None, 0.0, 0.0, True) if rule is None else rule.progress(calendar.local_date(now_ms))
     )
     status: LampStatus
     if window is None:
@@ -275,18 +293,22 @@ def _lamp(gw: Gateway, d: Device, metric: str, now_ms: int) -> LampOut:
     else:
         status = "due" if now_ms < window[1] else "missed"
     return LampOut(
-        **_ref(gw, d).model_dump(), on=None if on is None else bool(on), status=status, minutes_run=round(ran, 1),
+        **_ref(site, states, d).model_dump(), on=None if on is None else bool(on), status=status,
+        minutes_run=round(ran, 1),
         minutes_required=required, window_start=None if window is None else utc(window[0]),
         window_end=None if window is None else utc(window[1]),
     )
 
 
 @router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
-async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
+async def overview(
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
+    alerts: AlertsDep, _: Viewer,
+) -> OverviewOut:
     """Everything that needs attention today, on one screen."""
-    now_ms = to_ms(gw.clock.now())
-    day = gw.calendar.day(gw.calendar.local_date(now_ms))
-    open_alerts = gw.alerts.open_alerts()
+    now_ms = to_ms(clock.now())
+    day = calendar.day(calendar.local_date(now_ms))
+    open_alerts = await asyncio.to_thread(alerts.open_alerts)
     counts = dict.fromkeys(Severity, 0)
     for a in open_alerts:
         counts[a.severity] += 1
@@ -296,14 +318,14 @@ async def overview(gw: GatewayDep, _: Viewer) -> OverviewOut:
                    name_en=day.name_en),
         open_alerts=counts,
         unacknowledged=sum(1 for a in open_alerts if a.acked_by is None),
-        electricity=await _comparison(gw, "electricity", now_ms),
-        water=await _comparison(gw, "water", now_ms),
-        fridges=_fridges(gw),
-        doors_open=await _doors_open(gw, _checked(gw.site.devices, ClosingCondition.TRUE)),
-        lamps=[_lamp(gw, d, metric, now_ms)
-               for d, metric in _checked(gw.site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED)],
-        offline=[OfflineOut(**_ref(gw, d).model_dump(), last_seen=gw.states.last_seen(d.id))
-                 for d in gw.site.devices if not gw.states.online(d.id)],
+        electricity=await _comparison(site, calendar, store, "electricity", now_ms),
+        water=await _comparison(site, calendar, store, "water", now_ms),
+        fridges=_fridges(site, states),
+        doors_open=await _doors_open(site, states, store, _checked(site.devices, ClosingCondition.TRUE)),
+        lamps=[_lamp(site, states, engine, calendar, d, metric, now_ms)
+               for d, metric in _checked(site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED)],
+        offline=[OfflineOut(**_ref(site, states, d).model_dump(), last_seen=states.last_seen(d.id))
+                 for d in site.devices if not states.online(d.id)],
     )
 
 
@@ -343,54 +365,58 @@ class ClosingOut(BaseModel):
     buildings: list[BuildingClosing]
 
 
-async def _closing(gw: Gateway, building_id: str, now_ms: int) -> BuildingClosing:
-    site = gw.site
+async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
+                   engine: RuleEngine, learned: LearnedStore, building_id: str, now_ms: int) -> BuildingClosing:
     building = next(b for b in site.buildings if b.id == building_id)
     rooms = {r.id for r in building.rooms}
     devices = [d for d in site.devices if d.room in rooms]
     circuits, water, lamps = [], [], []
     # One evaluation per closing condition, over the devices whose kind declares it.
-    base_loads = await asyncio.to_thread(gw.learned.base_loads)
+    base_loads = await asyncio.to_thread(learned.base_loads)
     for d, metric in _checked(devices, ClosingCondition.ABOVE_BASE_LOAD):
-        power, learned = _latest(gw, d.id, metric), base_loads.get(d.id)
-        limit = None if learned is None else learned.limit_w
+        power, base = _latest(states, d.id, metric), base_loads.get(d.id)
+        limit = None if base is None else base.limit_w
         if power is not None and limit is not None and power > limit:
-            circuits.append(CircuitOut(**_ref(gw, d).model_dump(), metric=metric, power_w=power, limit_w=round(limit)))
+            circuits.append(CircuitOut(**_ref(site, states, d).model_dump(), metric=metric, power_w=power,
+                                       limit_w=round(limit)))
     for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):
-        flow = _latest(gw, d.id, metric)
+        flow = _latest(states, d.id, metric)
         if flow is not None and flow > WATER_LEAK.params_for(d).flow_threshold_lpm:
-            water.append(FlowOut(**_ref(gw, d).model_dump(), metric=metric, flow_lpm=flow))
+            water.append(FlowOut(**_ref(site, states, d).model_dump(), metric=metric, flow_lpm=flow))
     for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
-        if _latest(gw, d.id, metric):
-            scheduled = _lamp(gw, d, metric, now_ms).status == "running"
-            lamps.append(LampOnOut(**_ref(gw, d).model_dump(), metric=metric, scheduled=scheduled))
-    doors = await _doors_open(gw, _checked(devices, ClosingCondition.TRUE))
+        if _latest(states, d.id, metric):
+            scheduled = _lamp(site, states, engine, calendar, d, metric, now_ms).status == "running"
+            lamps.append(LampOnOut(**_ref(site, states, d).model_dump(), metric=metric, scheduled=scheduled))
+    doors = await _doors_open(site, states, store, _checked(devices, ClosingCondition.TRUE))
     return BuildingClosing(
-        id=building.id, name=building.name, open_now=gw.calendar.is_open(building.id, now_ms),
-        closes_at=utc(gw.calendar.closing_ms(building.id, gw.calendar.local_date(now_ms))),
+        id=building.id, name=building.name, open_now=calendar.is_open(building.id, now_ms),
+        closes_at=utc(calendar.closing_ms(building.id, calendar.local_date(now_ms))),
         doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
         closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
     )
 
 
 @router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
-async def closing(gw: GatewayDep, _: Viewer) -> ClosingOut:
+async def closing(
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
+    learned: LearnedDep, _: Viewer,
+) -> ClosingOut:
     """闭园检查: per building, what is still open, on or flowing."""
-    now_ms = to_ms(gw.clock.now())
-    return ClosingOut(at=utc(now_ms), buildings=[await _closing(gw, b.id, now_ms) for b in gw.site.buildings])
+    now_ms = to_ms(clock.now())
+    return ClosingOut(at=utc(now_ms), buildings=[
+        await _closing(site, states, store, calendar, engine, learned, b.id, now_ms) for b in site.buildings])
 
 
 # ------------------------------------------------------------------------- the live stream
 
 
-async def _events(gw: Gateway, grant: Grant) -> AsyncIterator[str]:
+async def _events(live: LiveBus, heartbeat_s: float, grant: Grant) -> AsyncIterator[str]:
     """The stream, until the gateway stops or the caller's access ends: checked once a
     heartbeat, busy or quiet, before anything more is sent. The browser then reconnects
     and is told 401."""
-    heartbeat_s = gw.site.api.live_heartbeat_s
     loop = asyncio.get_running_loop()
     yield f"retry: {RECONNECT_MS}\n\n"
-    with gw.live.subscribe() as sub:
+    with live.subscribe() as sub:
         yield "event: hello\ndata: {}\n\n"
         check_at = loop.time() + heartbeat_s
         while not sub.closed:
@@ -414,12 +440,12 @@ async def _events(gw: Gateway, grant: Grant) -> AsyncIterator[str]:
     responses=GUARDED | {200: {"content": {"text/event-stream": {}},
                                "description": "server-sent events: `reading`, `event`, `alert`, `work_order`"}},
 )
-async def live(gw: GatewayDep, grant: ViewerGrant) -> StreamingResponse:
+async def live(site: SiteDep, bus: LiveDep, grant: ViewerGrant) -> StreamingResponse:
     """What changes, as it happens: each device's newest values (`reading`), door and card
     events (`event`), alert and work-order changes. A slow reader gets the newest state of
     each thing, never a backlog. The stream ends within `api.live_heartbeat_s` of its
     session or key no longer being valid (logout, expiry, a disabled user, a revoked key)."""
-    return StreamingResponse(_events(gw, grant), media_type="text/event-stream",
+    return StreamingResponse(_events(bus, site.api.live_heartbeat_s, grant), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -437,9 +463,9 @@ def asset_version() -> str:
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def page(request: Request, gw: GatewayDep,
+def page(request: Request, site: SiteDep,
          lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
     """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
     return templates.TemplateResponse(request, "index.html", {
-        "lang": lang or "zh-CN", "title": gw.site.name, "version": asset_version(),
+        "lang": lang or "zh-CN", "title": site.name, "version": asset_version(),
     })

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from gateway.api.access import Viewer
-from gateway.api.devices import BUSY, GatewayDep
+from gateway.api.deps import AlertsDep, CalendarDep, ClockDep, SiteDep, StoreDep
+from gateway.api.problems import BUSY
 from gateway.api.query_limit import HeavyQuery
 from gateway.api.reports import RENDERED, FormatQuery, LangQuery, report_response
 from gateway.clock import to_ms
@@ -24,7 +25,8 @@ router = APIRouter(tags=["reports"])
                             "description": "the report's data, or it rendered"}},
 )
 async def energy(
-    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, store: StoreDep, alerts: AlertsDep,
+    _: Viewer, _slot: HeavyQuery,
     month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="e.g. 2026-10")],
     fmt: FormatQuery = "json",
     lang: LangQuery = "zh-CN",
@@ -36,9 +38,9 @@ async def energy(
         which = Month.parse(month)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    now_ms = to_ms(gw.clock.now())
-    if bounds_ms(gw.calendar, which)[0] > now_ms:
+    now_ms = to_ms(clock.now())
+    if bounds_ms(calendar, which)[0] > now_ms:
         raise HTTPException(422, f"{month} has not begun")
-    leaks = leak_alerts(gw.alerts, gw.calendar, which)  # the alert store is read on the loop's thread
-    report = await asyncio.to_thread(energy_report, gw.site, gw.calendar, gw.store, leaks, which, now_ms)
-    return await report_response(report, fmt, lambda: energy_document(report, gw.site, lang))
+    leaks = leak_alerts(alerts, calendar, which)  # the alert store is read on the loop's thread
+    report = await asyncio.to_thread(energy_report, site, calendar, store, leaks, which, now_ms)
+    return await report_response(report, fmt, lambda: energy_document(report, site, lang))

@@ -16,3 +16,10 @@ class Problem(BaseModel):
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a router or route that may answer with these codes."""
     return {code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in codes}
+
+
+# Reads and ingest need credentials, name a device, validate their query, and ingest may be
+# told to come back later.
+GUARDED = problems(401, 403, 404, 422, 503)
+# Heavy queries (gateway/api/query_limit.py) may be told to come back later too.
+BUSY = GUARDED | {503: GUARDED[503] | {"description": "too many heavy queries at once; see Retry-After"}}

@@ -21,7 +21,8 @@ from typing import Annotated, Final
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import Counter
 
-from gateway.config import ApiSettings
+from gateway.api.deps import CountersDep, SiteDep
+from gateway.config import ApiSettings, SiteConfig
 from gateway.counters import Counters
 
 RETRY_AFTER_S: Final = 2
@@ -69,22 +70,21 @@ class QueryLimiter:
         self._free.release()
 
 
-def query_limiter(request: Request) -> QueryLimiter:
-    """The app's limiter, made on first use from the gateway's settings. Call it on the
+def query_limiter(request: Request, site: SiteConfig, counters: Counters) -> QueryLimiter:
+    """The app's limiter, made on first use from the site's settings. Call it on the
     event loop's thread: two threads could otherwise both make one."""
     state = request.app.state
     limiter: QueryLimiter | None = getattr(state, "query_limiter", None)
     if limiter is None:
-        gateway = state.gateway
-        limiter = state.query_limiter = QueryLimiter.from_settings(gateway.site.api, gateway.counters)
+        limiter = state.query_limiter = QueryLimiter.from_settings(site.api, counters)
     return limiter
 
 
-async def _heavy_query(request: Request) -> AsyncIterator[None]:
+async def _heavy_query(request: Request, site: SiteDep, counters: CountersDep) -> AsyncIterator[None]:
     """Holds a slot while the route computes its answer, or answers 503. Not while the
     answer is sent: a client that stops reading would keep its slot for as long as it
     likes, and a few of them would keep everyone else out."""
-    limiter = query_limiter(request)
+    limiter = query_limiter(request, site, counters)
     if not await limiter.acquire():
         raise HTTPException(
             503, f"the gateway is busy: {limiter.limit} heavy queries (readings, events, reports) are running; "

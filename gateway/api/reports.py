@@ -21,13 +21,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.access import Staff, Viewer
-from gateway.api.devices import BUSY, GatewayDep
-from gateway.api.problems import problems
+from gateway.api.deps import ReportSourcesDep
+from gateway.api.problems import BUSY, problems
 from gateway.api.query_limit import HeavyQuery
 from gateway.reports.document import Document
 from gateway.reports.safety import (
     FIRST_DAY,
     FutureDay,
+    Sources,
     canteen,
     completion,
     day_states,
@@ -40,7 +41,6 @@ from gateway.reports.safety import (
 from gateway.reports.safety_items import DayState, completed
 from gateway.reports.safety_layout import Lang, canteen_document, daily_document, summary_document
 from gateway.reports.safety_model import CanteenRecord, Item, SafetyRecord, SafetySummary
-from gateway.runtime import Gateway
 
 router = APIRouter(tags=["reports"])
 
@@ -77,9 +77,9 @@ def _period(week: str | None, month: str | None) -> tuple[list[date], str, Liter
         raise HTTPException(422, f"{week or month} is not in the calendar: {exc}") from None
 
 
-def _states(gw: Gateway, days: list[date]) -> list[DayState]:
+def _states(sources: Sources, days: list[date]) -> list[DayState]:
     try:
-        return day_states(gw, reported(gw, [_check_date(d) for d in days]))
+        return day_states(sources, reported(sources, [_check_date(d) for d in days]))
     except FutureDay as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -96,7 +96,7 @@ def _check_date(day: date) -> date:
                             "description": "the record (date) or the summary (week, month), or it rendered"}},
 )
 async def safety(
-    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
+    sources: ReportSourcesDep, _: Viewer, _slot: HeavyQuery,
     day: DayQuery = None,
     week: Annotated[str | None, Query(pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. "
                                       "2026-W42")] = None,
@@ -109,14 +109,14 @@ async def safety(
     given = [name for name, value in (("date", day), ("week", week), ("month", month)) if value is not None]
     if len(given) != 1:
         raise HTTPException(422, f"give exactly one of date, week and month (given: {', '.join(given) or 'none'})")
-    tz = gw.site.tz
+    tz = sources.site.tz
     if day is not None:
-        [state] = _states(gw, [day])
-        one = await asyncio.to_thread(record, gw.store, gw.site, state)
+        [state] = _states(sources, [day])
+        one = await asyncio.to_thread(record, sources.store, sources.site, state)
         return await report_response(one, fmt, lambda: daily_document(one, lang, tz))
     days, period, kind = _period(week, month)
-    states = _states(gw, days)
-    many = await asyncio.to_thread(summary, gw.store, gw.site, states, period, kind, days[0])
+    states = _states(sources, days)
+    many = await asyncio.to_thread(summary, sources.store, sources.site, states, period, kind, days[0])
     return await report_response(many, fmt, lambda: summary_document(many, lang, tz))
 
 
@@ -126,16 +126,16 @@ async def safety(
                             "description": "the canteen record, or it rendered"}},
 )
 async def canteen_record(
-    gw: GatewayDep, _: Viewer, _slot: HeavyQuery,
+    sources: ReportSourcesDep, _: Viewer, _slot: HeavyQuery,
     day: Annotated[date, Query(alias="date", description="a local date, e.g. 2026-10-12")],
     fmt: FormatQuery = "json",
     lang: LangQuery = "zh-CN",
 ) -> Response:
     """食堂每日记录: the sample fridges' hourly temperatures and compliance, the kitchens' UV
     lamps and doors, and the canteen's manual checks (the same items as the daily record)."""
-    [state] = _states(gw, [day])
-    data = await asyncio.to_thread(canteen, gw.store, gw.site, state)
-    tz = gw.site.tz
+    [state] = _states(sources, [day])
+    data = await asyncio.to_thread(canteen, sources.store, sources.site, state)
+    tz = sources.site.tz
     return await report_response(data, fmt, lambda: canteen_document(data, lang, tz))
 
 
@@ -152,16 +152,16 @@ ItemId = Annotated[str, Path(pattern=r"^[a-z]+[:@][A-Za-z0-9_.-]{1,64}$", descri
 
 @router.post("/api/v1/reports/safety/{day}/items/{item_id}",
              responses=problems(400, 401, 403, 404, 409, 422))
-async def complete_check(gw: GatewayDep, who: Staff, day: date, item_id: ItemId, body: CheckIn) -> Item:
+async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_id: ItemId, body: CheckIn) -> Item:
     """Records a person's check of an item that needs one (status `manual`): `done`, or
     `fail` when they found a problem. Doing it again replaces it; the audit trail keeps both."""
-    [state] = _states(gw, [day])
-    found = await asyncio.to_thread(record, gw.store, gw.site, state)
+    [state] = _states(sources, [day])
+    found = await asyncio.to_thread(record, sources.store, sources.site, state)
     item = next((i for i in found.items if i.id == item_id), None)
     if item is None:
         raise HTTPException(404, f"the record of {day} has no item {item_id!r}")
     if not item.needs_check:
         raise HTTPException(409, f"{item_id} is {item.status} on {day}, not a manual check: only an item that "
                                  "no sensor vouches for can be completed by hand")
-    check = gw.checks.complete(day, item_id, body.name.strip(), body.result, body.note, who.name)
+    check = sources.checks.complete(day, item_id, body.name.strip(), body.result, body.note, who.name)
     return completed(item, completion(check))

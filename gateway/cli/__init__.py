@@ -23,7 +23,7 @@ from gateway.auth.store import AuthError, AuthStore
 from gateway.cli import reports as cli_reports
 from gateway.clock import SystemClock, to_ms
 from gateway.config.auth import Role, Scope
-from gateway.runtime import Gateway
+from gateway.live import LiveBus
 
 
 def _log(level: str) -> None:
@@ -173,13 +173,13 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None:
-            self._exit_on_failure = asyncio.create_task(self._stop_when_failed(gateway))
+            self._exit_on_failure = asyncio.create_task(self._stop_when_failed(gateway.failed, gateway.live))
 
-    async def _stop_when_failed(self, gateway: Gateway) -> None:
-        await gateway.failed.wait()
+    async def _stop_when_failed(self, failed: asyncio.Event, live: LiveBus) -> None:
+        await failed.wait()
         self.gateway_failed = True
         self.should_exit = True
-        gateway.live.close()
+        live.close()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

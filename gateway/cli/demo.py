@@ -38,7 +38,9 @@ from fastapi import FastAPI
 from gateway import config
 from gateway.app import create_app
 from gateway.clock import Clock, SystemClock, to_ms
+from gateway.device_state import DeviceStates
 from gateway.ingest.broker import embedded_broker
+from gateway.ingest.pipeline import Ingestor
 from gateway.runtime import Gateway
 from gateway.schedule.school_calendar import SchoolCalendar
 from simulators import DEMO_SITE
@@ -76,13 +78,14 @@ def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock 
     clock = clock or SystemClock()
 
     @asynccontextmanager
-    async def simulation(gateway: Gateway) -> AsyncIterator[None]:
+    async def simulation(gateway: Gateway) -> AsyncIterator[None]:  # a `Companion` (gateway/app.py)
         # Said before the gateway's first poll, which it precedes (nothing is awaited in between).
         polled = [d.id for d in site.devices if d.source is not None and d.source.bus_key() is not None]
         if polled:
             log.info("demo: the simulated meters (%s) answer once the history is written; until then the "
                      "gateway cannot reach them", ", ".join(polled))
-        task = asyncio.create_task(_simulate(gateway, clock, mqtt_port, backfill_days))
+        task = asyncio.create_task(_simulate(site, gateway.calendar, gateway.states, gateway.ingestor, clock,
+                                             mqtt_port, backfill_days))
         try:
             yield
         finally:
@@ -130,29 +133,29 @@ def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) 
     ]
 
 
-async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_days: float) -> None:
-    site = gateway.site
+async def _simulate(site: config.SiteConfig, calendar: SchoolCalendar, states: DeviceStates, ingestor: Ingestor,
+                    clock: Clock, mqtt_port: int, backfill_days: float) -> None:
     anchor = _anchor(site.storage.data_dir, clock.now(), backfill_days)
-    first_start = gateway.calendar.local_date(to_ms(anchor + timedelta(days=backfill_days)))
+    first_start = calendar.local_date(to_ms(anchor + timedelta(days=backfill_days)))
     # One stream from the anchor, history and live alike: a fault that carries a counter
     # correction on (a skipped lamp's tube hours) sees its device from before it begins, so the
     # counters never jump back where the history ends or the gateway restarts.
     stream = inject(timeline(SiteSimulation(site, seed=SEED), anchor, None),
-                    demo_faults(site, gateway.calendar, first_start), site)
-    stored = [gateway.states.get(d.id).last_seen_ms or 0 for d in site.devices]
+                    demo_faults(site, calendar, first_start), site)
+    stored = [states.get(d.id).last_seen_ms or 0 for d in site.devices]
     resume_ms = max(stored, default=0)
-    until, rest = await asyncio.to_thread(_backfill, gateway, stream, anchor, resume_ms, clock)
+    until, rest = await asyncio.to_thread(_backfill, ingestor, stream, anchor, resume_ms, clock)
     log.info("demo: history complete up to %s; the simulated kindergarten now runs live", until.isoformat())
     await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", start=until, messages=rest)
 
 
-def _backfill(gateway: Gateway, stream: Iterator[SimMessage], start: datetime, resume_ms: int,
+def _backfill(ingestor: Ingestor, stream: Iterator[SimMessage], start: datetime, resume_ms: int,
               clock: Clock) -> tuple[datetime, Iterator[SimMessage]]:
     """Feeds the stream to the ingest path until it has caught up with the clock; returns
     when that was and the rest of the stream. Messages already stored (before `resume_ms`)
     are generated, to keep totals running, but not ingested again. Runs on a worker thread:
     the ingest buffer may make it wait."""
-    accept = gateway.ingestor.accept
+    accept = ingestor.accept
     total_s = max((clock.now() - start).total_seconds(), 1.0)
     next_report = PROGRESS_EVERY
     sent = 0

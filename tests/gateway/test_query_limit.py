@@ -23,7 +23,7 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 
 from devices.base import Sample
-from gateway.api import alerts, auth, dashboard, devices, energy, reports
+from gateway.api import alerts, auth, dashboard, devices, energy, ingest, operations, reports
 from gateway.api.devices import MAX_RAW_POINTS
 from gateway.api.query_limit import HeavyQuery, QueryLimiter
 from gateway.counters import Counters
@@ -171,7 +171,8 @@ HEAVY = {"/api/v1/devices/{device_id}/readings", "/api/v1/devices/{device_id}/ev
 
 def test_every_heavy_route_takes_a_slot() -> None:
     [depends] = [a for a in get_args(HeavyQuery) if isinstance(a, Depends)]
-    routers = (devices.router, alerts.router, energy.router, reports.router, auth.router, dashboard.router)
+    routers = (devices.router, ingest.router, operations.router, alerts.router, energy.router, reports.router,
+               auth.router, dashboard.router)
     routes = {(r.path, *sorted(r.methods or ())): r for router in routers for r in router.routes if isinstance(r, APIRoute)}
     assert {path for path, *_ in routes} >= HEAVY
     for (path, *methods), route in routes.items():

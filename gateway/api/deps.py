@@ -1,0 +1,140 @@
+"""The parts of the running gateway that routes use, one typed dependency each.
+
+A route names what it reads or changes (`store: StoreDep`, `alerts: AlertsDep`), never the
+whole `Gateway`: this module is the only one in the API that knows the application object
+(`request.app.state.gateway`, put there by `create_app`'s lifespan). The dependencies are
+`async`: a sync one would wait for a thread-pool slot on every request, for an attribute read.
+
+The auth store and the clock of the access checks come from gateway/api/access.py
+(`AuthStoreDep`, `NowMs`), which also serves apps without a gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.alerting.alerts import AlertStore
+from gateway.alerting.work_orders import WorkOrders
+from gateway.clock import Clock
+from gateway.config import SiteConfig
+from gateway.counters import Counters
+from gateway.device_state import DeviceStates
+from gateway.ingest.pipeline import IngestBuffer, Ingestor
+from gateway.live import LiveBus
+from gateway.reports.checks import ManualChecks
+from gateway.reports.safety import Sources
+from gateway.rules.engine import RuleEngine
+from gateway.rules.learned import LearnedStore
+from gateway.runtime import Gateway
+from gateway.schedule.roster import Roster
+from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.spool.store import Spool
+from gateway.storage.sqlite import SqliteStore
+
+# Each part's state, `ok` or what is wrong with it (`Gateway.health`).
+HealthCheck = Callable[[], dict[str, dict[str, str]]]
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def _site(request: Request) -> SiteConfig:
+    return _gateway(request).site
+
+
+async def _clock(request: Request) -> Clock:
+    return _gateway(request).clock
+
+
+async def _store(request: Request) -> SqliteStore:
+    return _gateway(request).store
+
+
+async def _states(request: Request) -> DeviceStates:
+    return _gateway(request).states
+
+
+async def _alerts(request: Request) -> AlertStore:
+    return _gateway(request).alerts
+
+
+async def _work_orders(request: Request) -> WorkOrders:
+    return _gateway(request).work_orders
+
+
+async def _calendar(request: Request) -> SchoolCalendar:
+    return _gateway(request).calendar
+
+
+async def _roster(request: Request) -> Roster:
+    return _gateway(request).roster
+
+
+async def _engine(request: Request) -> RuleEngine:
+    return _gateway(request).engine
+
+
+async def _learned(request: Request) -> LearnedStore:
+    return _gateway(request).learned
+
+
+async def _checks(request: Request) -> ManualChecks:
+    return _gateway(request).checks
+
+
+async def _live(request: Request) -> LiveBus:
+    return _gateway(request).live
+
+
+async def _ingestor(request: Request) -> Ingestor:
+    return _gateway(request).ingestor
+
+
+async def _buffer(request: Request) -> IngestBuffer:
+    return _gateway(request).buffer
+
+
+async def _spool(request: Request) -> Spool:
+    return _gateway(request).spool
+
+
+async def _counters(request: Request) -> Counters:
+    return _gateway(request).counters
+
+
+async def _health(request: Request) -> HealthCheck:
+    return _gateway(request).health
+
+
+async def _report_sources(request: Request) -> Sources:
+    return _gateway(request)
+
+
+SiteDep = Annotated[SiteConfig, Depends(_site)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+# The readings and events (SQLite); the auth store is `access.AuthStoreDep`.
+StoreDep = Annotated[SqliteStore, Depends(_store)]
+StatesDep = Annotated[DeviceStates, Depends(_states)]
+AlertsDep = Annotated[AlertStore, Depends(_alerts)]
+WorkOrdersDep = Annotated[WorkOrders, Depends(_work_orders)]
+CalendarDep = Annotated[SchoolCalendar, Depends(_calendar)]
+RosterDep = Annotated[Roster, Depends(_roster)]
+# What the rules know of each device (a lamp's minutes run today, a circuit's base load).
+EngineDep = Annotated[RuleEngine, Depends(_engine)]
+ChecksDep = Annotated[ManualChecks, Depends(_checks)]
+LearnedDep = Annotated[LearnedStore, Depends(_learned)]
+LiveDep = Annotated[LiveBus, Depends(_live)]
+IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
+# The ingest buffer, to wait for what was accepted to be durable.
+BufferDep = Annotated[IngestBuffer, Depends(_buffer)]
+# The spool, with its log of rejected messages.
+SpoolDep = Annotated[Spool, Depends(_spool)]
+CountersDep = Annotated[Counters, Depends(_counters)]
+HealthDep = Annotated[HealthCheck, Depends(_health)]
+# For the safety record's routes, which read most of these (gateway/reports/safety.py).
+ReportSourcesDep = Annotated[Sources, Depends(_report_sources)]
