@@ -99,7 +99,7 @@ def _zigbee2mqtt_state(payload: dict[str, object]) -> dict[str, object]:
     if "open" in payload:
         state["contact"] = not payload["open"]  # the magnet is near: closed
     if "leak" in payload:
-        state["water_leak"] = payload["leak"]
+        state[z2m_codec.WATER_LEAK] = payload["leak"]
     if "on" in payload:
         state["state"] = "ON" if payload["on"] else "OFF"
     if "rssi_dbm" in payload:

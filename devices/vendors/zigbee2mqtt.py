@@ -22,6 +22,9 @@ _OFFLINE: Final = "offline"
 
 # Zigbee2MQTT properties whose unit is already ours (°C, %, W, kWh, A), by the key they become.
 # Zigbee2MQTT defines `battery` as a percentage and `linkquality` as the LQI (0–255) for all devices.
+# A leak sensor's exposed property (the gateway's own leak rules have other names).
+WATER_LEAK: Final = "water_leak"
+
 _NUMBERS: Final = {
     "temperature": "temperature_c",
     "humidity": "humidity_pct",
@@ -67,7 +70,7 @@ def _decode_state(device_id: str, payload: bytes) -> Decoded:
 
     contact = fields.boolean(message.get("contact"), "contact")
     put("open", None if contact is None else not contact)  # contact true means the magnet is near: closed
-    put("leak", fields.boolean(message.get("water_leak"), "water_leak"))
+    put("leak", fields.boolean(message.get(WATER_LEAK), WATER_LEAK))
     # `state` of a switch or plug. TOGGLE is only ever a command sent to `/set`; in a published
     # state it means someone wrote to the wrong topic, so it is refused with the other strings.
     put("on", fields.on_off(message.get("state"), "state"))
