@@ -3,7 +3,7 @@ monthly (月总结) summaries: 「坚持进行日检查、周汇报、月总结�
 blank. Sensors fill the record; what no sensor vouches for is `manual` until a person
 completes it (gateway/reports/checks.py). A summary is built from the daily records alone.
 
-The live state a record needs (the rules' windows and learned base loads, alerts, manual
+The state a record needs (the lamps' windows, the learned base loads, alerts, manual
 checks, the calendar) is read on the event loop's thread, where rules and alerts live
 (`day_states`); the readings are then read and judged in a worker thread (`record`).
 """
@@ -37,9 +37,8 @@ from gateway.reports.safety_model import (
     SafetyRecord,
     SafetySummary,
 )
-from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import LearnedStore
-from gateway.rules.uv import UvNotRunRule
+from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
 
@@ -66,8 +65,6 @@ class Sources(Protocol):
     def alerts(self) -> AlertStore: ...
     @property
     def checks(self) -> ManualChecks: ...
-    @property
-    def engine(self) -> RuleEngine: ...
     @property
     def learned(self) -> LearnedStore: ...
 
@@ -108,9 +105,10 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
         start, end = cal.day_bounds_ms(d)
         lamps: dict[str, tuple[tuple[int, int] | None, float] | None] = {}
         for device in gw.site.devices:
-            if (lamp := gw.engine.rule(device.id, UvNotRunRule)) is not None:
-                window, _, required, _ = lamp.progress(d)
-                lamps[device.id] = (window, required)
+            room = gw.site.room(device.room)
+            if (params := UV_NOT_RUN.runs_on(device, room.type)) is not None:
+                window = disinfection_window(params, cal, gw.site.building_of(room.id).id, d)
+                lamps[device.id] = (window, required_minutes(device))
         out.append(DayState(
             info=cal.day(d), start_ms=start, end_ms=end, as_of_ms=min(now, end),
             open_spans={b.id: [s for k in (-1, 0, 1) for s in cal.open_spans_ms(b.id, d + timedelta(days=k))]

@@ -106,6 +106,14 @@ class RuleSpec(Generic[P]):
                   | device.rules.get(self.id, {}))
         return self.params.model_validate(merged)
 
+    def runs_on(self, device: Device, room_type: str) -> P | None:
+        """This rule's parameters where it runs on `device` (in a room of `room_type`); None
+        where it does not: a kind it does not apply to, a room type it leaves out, or off."""
+        if not self.applies(device.kind) or (self.room_types is not None and room_type not in self.room_types):
+            return None
+        params = self.params_for(device)
+        return params if params.enabled else None
+
     def params_for(self, device: Device) -> P:
         """This rule's parameters for `device`, as validated with its site (a device outside
         a site gets its own over the defaults)."""

@@ -48,12 +48,8 @@ class RuleEngine:
             ctx = Context(device, room, site.building_of(room.id), calendar, site.tariffs, site.tz)
             rules: list[Rule[Any]] = []
             for spec in specs().values():
-                if not spec.applies(device.kind):
-                    continue
-                params = spec.params_for(device)
-                if not params.enabled or (spec.room_types is not None and room.type not in spec.room_types):
-                    continue
-                rules.append(spec.detector(ctx, params))
+                if (params := spec.runs_on(device, room.type)) is not None:
+                    rules.append(spec.detector(ctx, params))
             self._rules[device.id] = rules
             self._recent[device.id] = deque(maxlen=EVIDENCE_KEEP)
 

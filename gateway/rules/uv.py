@@ -12,8 +12,9 @@ from devices import uv_lamp
 from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
-from gateway.rules.base import Context, Finding, Rule, RuleSpec, kind_named
+from gateway.rules.base import Calendar, Context, Finding, Rule, RuleSpec, kind_named
 from gateway.rules.params import RuleParams
+from gateway.site import Device
 
 
 class UvNotRun(RuleParams):
@@ -38,8 +39,28 @@ class UvTubeLife(RuleParams):
 
 
 
-def _lamp(ctx: Context) -> uv_lamp.Settings:
-    settings = ctx.device.kind_settings()
+def disinfection_window(p: UvNotRun, cal: Calendar, building_id: str, day: date) -> tuple[int, int] | None:
+    """A lamp's disinfection window on `day` (Unix ms), None on a day without one: from the
+    building's closing (or `window_start`) to `window_end`, on school days. A function of the
+    site and the calendar alone, so that the daily record reads it without a running rule."""
+    if not cal.day(day).school_day:
+        return None
+    midnight, _ = cal.day_bounds_ms(day)
+    if p.window_start is not None:
+        lo: int | None = midnight + (p.window_start.hour * 60 + p.window_start.minute) * 60_000
+    else:
+        lo = cal.closing_ms(building_id, day)
+    hi = midnight + (p.window_end.hour * 60 + p.window_end.minute) * 60_000
+    return None if lo is None or lo >= hi else (lo, hi)
+
+
+def required_minutes(device: Device) -> float:
+    """The minutes a lamp must run in its window: its kind's session length."""
+    return _lamp(device).min_session_min
+
+
+def _lamp(device: Device) -> uv_lamp.Settings:
+    settings = device.kind_settings()
     assert isinstance(settings, uv_lamp.Settings)
     return settings
 
@@ -49,7 +70,7 @@ class UvNotRunRule(Rule[UvNotRun]):
 
     def __init__(self, ctx: Context, params: UvNotRun) -> None:
         super().__init__(ctx, params)
-        self._required_ms = _lamp(ctx).min_session_min * 60_000
+        self._required_ms = required_minutes(ctx.device) * 60_000
         self._max_gap_ms = 2 * ctx.device.interval_s * 1000  # a longer gap is not counted as run time
         self._day: date | None = None
         self._window: tuple[int, int] | None = None  # today's, None on a day without one
@@ -59,16 +80,7 @@ class UvNotRunRule(Rule[UvNotRun]):
         self._prev: tuple[int, bool] | None = None
 
     def _window_of(self, day: date) -> tuple[int, int] | None:
-        cal, p = self.ctx.calendar, self.params
-        if not cal.day(day).school_day:
-            return None
-        midnight, _ = cal.day_bounds_ms(day)
-        if p.window_start is not None:
-            lo: int | None = midnight + (p.window_start.hour * 60 + p.window_start.minute) * 60_000
-        else:
-            lo = cal.closing_ms(self.ctx.building.id, day)
-        hi = midnight + (p.window_end.hour * 60 + p.window_end.minute) * 60_000
-        return None if lo is None or lo >= hi else (lo, hi)
+        return disinfection_window(self.params, self.ctx.calendar, self.ctx.building.id, day)
 
     def progress(self, day: date) -> tuple[tuple[int, int] | None, float, float, bool]:
         """(the day's window or None, minutes run in it so far, minutes required, whether the
@@ -154,7 +166,7 @@ class UvTubeLifeRule(Rule[UvTubeLife]):
 
     def __init__(self, ctx: Context, params: UvTubeLife) -> None:
         super().__init__(ctx, params)
-        self._life_h = _lamp(ctx).tube_life_h
+        self._life_h = _lamp(ctx.device).tube_life_h
         self._warn_h = self._life_h * params.warn_at_pct / 100
 
     def on_sample(self, sample: Sample) -> Finding | None:
