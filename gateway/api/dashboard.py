@@ -32,7 +32,6 @@ from gateway.api.deps import (
     AlertsDep,
     CalendarDep,
     ClockDep,
-    EngineDep,
     LearnedDep,
     LiveDep,
     SiteDep,
@@ -45,10 +44,11 @@ from gateway.clock import to_ms
 from gateway.config import SiteConfig
 from gateway.device_state import DeviceStates
 from gateway.live import LiveBus
-from gateway.rules.engine import RuleEngine
+from gateway.reports.safety_items import MAX_POINTS, lamp_run
+from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
-from gateway.rules.uv import UvNotRunRule
+from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
 from gateway.rules.water import WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
@@ -274,36 +274,61 @@ async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore
             for (d, _, _), s in zip(open_now, began, strict=True)]
 
 
-def _lamp(site: SiteConfig, states: DeviceStates, engine: RuleEngine, calendar: SchoolCalendar, d: Device,
-          metric: str, now_ms: int) -> LampOut:
-    on = _latest(states, d.id, metric)
-    rule = engine.rule(d.id, UvNotRunRule)
-    window, ran, required, complete = (
-        (None, 0.0, 0.0, True) if rule is None else rule.progress(calendar.local_date(now_ms))
-    )
-    status: LampStatus
-    if window is None:
-        status = "none"
-    elif on and window[0] <= now_ms < window[1]:
-        status = "running"
-    elif ran >= required:
-        status = "ran"
-    elif not complete:
-        status = "unknown"
-    else:
-        status = "due" if now_ms < window[1] else "missed"
-    return LampOut(
-        **_ref(site, states, d).model_dump(), on=None if on is None else bool(on), status=status,
-        minutes_run=round(ran, 1),
-        minutes_required=required, window_start=None if window is None else utc(window[0]),
-        window_end=None if window is None else utc(window[1]),
-    )
+def _window(site: SiteConfig, calendar: SchoolCalendar, d: Device, now_ms: int) -> tuple[int, int] | None:
+    """Today's disinfection window of a lamp, None without one (or where the rule is off)."""
+    room = site.room(d.room)
+    params = UV_NOT_RUN.runs_on(d, room.type)
+    if params is None:
+        return None
+    return disinfection_window(params, calendar, site.building_of(room.id).id, calendar.local_date(now_ms))
+
+
+async def _lamps(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
+                 checked: list[tuple[Device, str]], now_ms: int) -> list[LampOut]:
+    """Each lamp's disinfection today, counted from its stored readings as the daily record
+    counts it (`lamp_run`): every replica, and a restarted gateway, shows the same minutes."""
+    windows = [(d, metric, _window(site, calendar, d, now_ms)) for d, metric in checked]
+
+    def runs() -> list[tuple[float, bool]]:
+        out = []
+        for d, metric, window in windows:
+            if window is None:
+                out.append((0.0, True))
+                continue
+            hold = round(silent_after_ms(d))
+            points = store.points(d.id, metric, window[0] - hold, max(window[0], min(window[1], now_ms)),
+                                  MAX_POINTS)
+            ran, holes = lamp_run([(p.ts_ms, p.value) for p in points], window, now_ms, hold)
+            out.append((ran, not holes))
+        return out
+
+    lamps = []
+    for (d, metric, window), (ran, complete) in zip(windows, await asyncio.to_thread(runs), strict=True):
+        on = _latest(states, d.id, metric)
+        required = required_minutes(d)
+        status: LampStatus
+        if window is None:
+            status = "none"
+        elif on and window[0] <= now_ms < window[1]:
+            status = "running"
+        elif ran >= required:
+            status = "ran"
+        elif not complete:
+            status = "unknown"
+        else:
+            status = "due" if now_ms < window[1] else "missed"
+        lamps.append(LampOut(
+            **_ref(site, states, d).model_dump(), on=None if on is None else bool(on), status=status,
+            minutes_run=ran, minutes_required=required, window_start=None if window is None else utc(window[0]),
+            window_end=None if window is None else utc(window[1]),
+        ))
+    return lamps
 
 
 @router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
 async def overview(
-    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
-    alerts: AlertsDep, _: Viewer,
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, alerts: AlertsDep,
+    _: Viewer,
 ) -> OverviewOut:
     """Everything that needs attention today, on one screen."""
     now_ms = to_ms(clock.now())
@@ -322,8 +347,8 @@ async def overview(
         water=await _comparison(site, calendar, store, "water", now_ms),
         fridges=_fridges(site, states),
         doors_open=await _doors_open(site, states, store, _checked(site.devices, ClosingCondition.TRUE)),
-        lamps=[_lamp(site, states, engine, calendar, d, metric, now_ms)
-               for d, metric in _checked(site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED)],
+        lamps=await _lamps(site, states, store, calendar,
+                           _checked(site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED), now_ms),
         offline=[OfflineOut(**_ref(site, states, d).model_dump(), last_seen=states.last_seen(d.id))
                  for d in site.devices if not states.online(d.id)],
     )
@@ -366,7 +391,7 @@ class ClosingOut(BaseModel):
 
 
 async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
-                   engine: RuleEngine, learned: LearnedStore, building_id: str, now_ms: int) -> BuildingClosing:
+                   learned: LearnedStore, building_id: str, now_ms: int) -> BuildingClosing:
     building = next(b for b in site.buildings if b.id == building_id)
     rooms = {r.id for r in building.rooms}
     devices = [d for d in site.devices if d.room in rooms]
@@ -385,7 +410,8 @@ async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, c
             water.append(FlowOut(**_ref(site, states, d).model_dump(), metric=metric, flow_lpm=flow))
     for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
         if _latest(states, d.id, metric):
-            scheduled = _lamp(site, states, engine, calendar, d, metric, now_ms).status == "running"
+            window = _window(site, calendar, d, now_ms)
+            scheduled = window is not None and window[0] <= now_ms < window[1]
             lamps.append(LampOnOut(**_ref(site, states, d).model_dump(), metric=metric, scheduled=scheduled))
     doors = await _doors_open(site, states, store, _checked(devices, ClosingCondition.TRUE))
     return BuildingClosing(
@@ -398,13 +424,13 @@ async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, c
 
 @router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
 async def closing(
-    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, engine: EngineDep,
-    learned: LearnedDep, _: Viewer,
+    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, learned: LearnedDep,
+    _: Viewer,
 ) -> ClosingOut:
     """闭园检查: per building, what is still open, on or flowing."""
     now_ms = to_ms(clock.now())
     return ClosingOut(at=utc(now_ms), buildings=[
-        await _closing(site, states, store, calendar, engine, learned, b.id, now_ms) for b in site.buildings])
+        await _closing(site, states, store, calendar, learned, b.id, now_ms) for b in site.buildings])
 
 
 # ------------------------------------------------------------------------- the live stream

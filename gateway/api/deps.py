@@ -26,7 +26,6 @@ from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
-from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
 from gateway.schedule.roster import Roster
@@ -75,10 +74,6 @@ async def _roster(request: Request) -> Roster:
     return _gateway(request).roster
 
 
-async def _engine(request: Request) -> RuleEngine:
-    return _gateway(request).engine
-
-
 async def _learned(request: Request) -> LearnedStore:
     return _gateway(request).learned
 
@@ -125,7 +120,6 @@ WorkOrdersDep = Annotated[WorkOrders, Depends(_work_orders)]
 CalendarDep = Annotated[SchoolCalendar, Depends(_calendar)]
 RosterDep = Annotated[Roster, Depends(_roster)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
-EngineDep = Annotated[RuleEngine, Depends(_engine)]
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
 LiveDep = Annotated[LiveBus, Depends(_live)]

@@ -223,6 +223,19 @@ def fridge(j: Judge, d: Device) -> Item:
 # ------------------------------------------------------------------------------- UV lamps
 
 
+def lamp_run(points: Sequence[tuple[int, float]], window: Span, as_of_ms: int,
+             hold_ms: int) -> tuple[float, list[Span]]:
+    """The minutes a lamp was on in its window up to `as_of_ms`, and the stretches of the
+    window no reading vouches for: one count for the daily record and the dashboard. `points`
+    are its `on` readings from `hold_ms` before the window on (each holds until the next, or
+    for `hold_ms`, the device's silence)."""
+    lo, hi = window
+    judged = (lo, max(lo, min(hi, as_of_ms)))
+    stretches = held(list(points), *judged, hold_ms)
+    ran = minutes(total_ms([(h.start, h.end) for h in where(stretches, bool)]))
+    return ran, gaps(stretches, [judged]) if judged[0] < judged[1] else []
+
+
 def uv(j: Judge, d: Device) -> Item:
     """Ran its minutes in the lamp rule's window (the rule's own window and minutes)."""
     lamp = j.day.lamps.get(d.id)
@@ -236,12 +249,9 @@ def uv(j: Judge, d: Device) -> Item:
         why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else _NO_SCHOOL
         return _item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED, why)
     lo, hi = window
-    judged = (lo, max(lo, min(hi, j.day.as_of_ms)))
     hold = j.hold_ms(d)
-    points = j.points(d.id, "on", lo - hold, judged[1])
-    stretches = held(points, *judged, hold)
-    ran = minutes(total_ms([(h.start, h.end) for h in where(stretches, bool)]))
-    holes = gaps(stretches, [judged]) if judged[0] < judged[1] else []
+    points = j.points(d.id, "on", lo - hold, max(lo, min(hi, j.day.as_of_ms)))
+    ran, holes = lamp_run(points, window, j.day.as_of_ms, hold)
     facts = UvFacts(window=j.span(window), minutes_on=ran, minutes_required=required)
     span = j.spans([window])
     if ran >= required:

@@ -232,11 +232,16 @@ def test_a_lamp_is_running_then_ran_then_a_skipped_one_missed(post: Post, api: T
     post(*[("uv-1", start + timedelta(minutes=m), {"on": m < 35}) for m in range(21, 41)])
     clock.set(start + timedelta(minutes=40))
     assert (lamp()["status"], lamp()["minutes_run"]) == ("ran", 35)
-    # The next day nothing runs: missed once its window has ended.
-    tomorrow = at(TODAY + timedelta(days=1), "20:05")
-    clock.set(tomorrow)
-    post(("uv-1", tomorrow, {"on": False}))
+    # The next day the lamp says it is off all through its window (17:30–20:00): missed once
+    # the window has ended.
+    window = at(TODAY + timedelta(days=1), "17:30")
+    clock.set(window + timedelta(minutes=155))
+    post(*[("uv-1", window + timedelta(minutes=m), {"on": False}) for m in range(0, 155)])
     assert (lamp()["status"], lamp()["minutes_run"]) == ("missed", 0)
+    # A day it says nothing in its window is not known to be missed, as the daily record says.
+    clock.set(window + timedelta(days=1, minutes=155))
+    post(("uv-1", window + timedelta(days=1, minutes=155), {"on": False}))
+    assert (lamp()["status"], lamp()["minutes_run"]) == ("unknown", 0)
 
 
 def test_open_alerts_by_severity(post: Post, api: TestClient) -> None:
