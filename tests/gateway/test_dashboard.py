@@ -236,7 +236,7 @@ def test_a_lamp_is_running_then_ran_then_a_skipped_one_missed(post: Post, api: T
     # the window has ended.
     window = at(TODAY + timedelta(days=1), "17:30")
     clock.set(window + timedelta(minutes=155))
-    post(*[("uv-1", window + timedelta(minutes=m), {"on": False}) for m in range(0, 155)])
+    post(*[("uv-1", window + timedelta(minutes=m), {"on": False}) for m in range(155)])
     assert (lamp()["status"], lamp()["minutes_run"]) == ("missed", 0)
     # A day it says nothing in its window is not known to be missed, as the daily record says.
     clock.set(window + timedelta(days=1, minutes=155))
