@@ -44,7 +44,7 @@ from gateway.clock import to_ms
 from gateway.config import SiteConfig
 from gateway.device_state import DeviceStates
 from gateway.live import LiveBus
-from gateway.reports.safety_items import MAX_POINTS, lamp_run
+from gateway.reports.judging import MAX_POINTS, lamp_run
 from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs

@@ -25,6 +25,7 @@ from gateway.api.deps import ReportSourcesDep
 from gateway.api.problems import BUSY, problems
 from gateway.api.query_limit import HeavyQuery
 from gateway.reports.document import Document
+from gateway.reports.judging import DayState
 from gateway.reports.safety import (
     FIRST_DAY,
     FutureDay,
@@ -38,7 +39,7 @@ from gateway.reports.safety import (
     summary,
     week_days,
 )
-from gateway.reports.safety_items import DayState, completed
+from gateway.reports.safety_items import completed
 from gateway.reports.safety_layout import Lang, canteen_document, daily_document, summary_document
 from gateway.reports.safety_model import CanteenRecord, Item, SafetyRecord, SafetySummary
 

@@ -11,16 +11,17 @@ checks, the calendar) is read on the event loop's thread, where rules and alerts
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Final, Literal, Protocol
 
 from devices import kinds
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import Clock, from_ms, to_ms
-from gateway.config import SiteConfig
+from gateway.config import Device, SiteConfig
 from gateway.reports.checks import ManualCheck, ManualChecks
-from gateway.reports.safety_items import SENSOR_ITEMS, DayState, Judge, always_manual, completed, uncovered, utc
+from gateway.reports.judging import DayState, Judge, utc
+from gateway.reports.safety_items import always_manual, completed, uncovered
 from gateway.reports.safety_model import (
     AlertLine,
     CanteenRecord,
@@ -37,7 +38,9 @@ from gateway.reports.safety_model import (
     SafetyRecord,
     SafetySummary,
 )
+from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
+from gateway.rules.registry import specs
 from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
@@ -150,10 +153,16 @@ def _counts(items: Sequence[Item]) -> Counts:
     return counts
 
 
+def judges(kind: str) -> list[Callable[[Judge, Device], Item]]:
+    """The judges of a device of `kind` for the daily record: those of the rules that apply
+    to the kind, in the registry's order. A judge itself says when its rule is off."""
+    return [s.judge for s in specs().values() if s.judge is not None and s.applies(kind)]
+
+
 def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecord:
     """The daily safety record of one day (in a worker thread: it reads the store)."""
-    j = Judge(store, site, state)
-    sensed = [SENSOR_ITEMS[d.kind](j, d) for d in site.devices if d.kind in SENSOR_ITEMS]
+    j = Judge(store, site, state, silent_after_ms)
+    sensed: list[Item] = [judge(j, d) for d in site.devices for judge in judges(d.kind)]
     items = sorted(sensed + uncovered(site, state.info), key=lambda i: _ORDER.index(i.category))
     items = [completed(i, state.completions.get(i.id)) for i in items + always_manual(site, state.info)]
     names = {p.id: p.name for p in site.duty.people}

@@ -17,7 +17,7 @@ from abc import ABC
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from devices import kinds
@@ -49,6 +49,10 @@ class Calendar(Protocol):
 
 
 AppliesTo = Callable[[DeviceKind], bool]
+# A rule's judge for the daily safety record: (gateway.reports.judging.Judge, Device) →
+# gateway.reports.safety_model.Item. Named loosely here: those types reach the site's config
+# and the alerts, which import this module, and a cycle under TYPE_CHECKING is still one.
+DayJudge = Callable[[Any, "Device"], Any]
 
 
 def every_kind(kind: DeviceKind) -> bool:
@@ -85,6 +89,7 @@ class RuleSpec(Generic[P]):
     room_types: frozenset[str] | None = None  # None: every room
     trade: Trade | None = None
     kind_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # kind → parameters
+    judge: DayJudge | None = None  # its item of the daily safety record, per device (gateway/reports/judging.py)
 
     @property
     def id(self) -> str:

@@ -3,13 +3,37 @@ configured (kitchen, stores), and a card used after hours by someone not allowed
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from devices.base import Event, Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
+from gateway.reports.judging import (
+    MIN_MS,
+    Judge,
+    after_hours,
+    disabled,
+    longest_of,
+    missing,
+    record_item,
+    utc,
+    verdict,
+)
+from gateway.reports.judging import minutes as record_minutes
+from gateway.reports.safety_model import (
+    Category,
+    DoorFacts,
+    Item,
+    ItemStatus,
+)
+from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
 from gateway.rules.params import RuleParams
+
+if TYPE_CHECKING:
+    from gateway.site import Device
 
 
 class DoorAfterHours(RuleParams):
@@ -121,9 +145,52 @@ class AfterHoursAccessRule(Rule[AfterHoursAccess]):
             return self.clear(sample.ts_ms)
         return None
 
+# ------------------------------------------------------------ the daily record's judge
+
+
+def door(j: Judge, d: Device) -> Item:
+    """Closed after hours: fails on an opening during closed hours that lasted the
+    after-hours door rule's grace or longer."""
+    params = DOOR_AFTER_HOURS.params_for(d)
+    item_id = f"door:{d.id}"
+    if not params.enabled:
+        return disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS.id)
+    grace_ms = round(params.grace_min * MIN_MS)
+    c = after_hours(j, d, lambda lo, hi: j.points(d.id, "open", lo, hi), grace_ms, bool)
+    failed = [r for r in c.episodes if r[1] - r[0] >= grace_ms]
+    [last_closed] = j.store.runs_since("open", 0.0, [(d.id, j.judged[1] - 1)])
+    longest = longest_of(c.episodes)
+    open_min = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
+    facts = DoorFacts(
+        closing=None if (closing := j.day.closing_ms[j.site.building_of(d.room).id]) is None else utc(closing),
+        closed_since=None if last_closed is None else utc(last_closed), open_after_hours=bool(c.inside),
+        openings=len(c.episodes), minutes_open=open_min, grace_min=params.grace_min,
+        longest=None if longest is None else j.span(longest),
+    )
+    status = verdict(bool(failed), c.holes, c.readings)
+    if status is ItemStatus.FAIL:
+        worst = longest_of(failed)
+        assert worst is not None
+        detail = (f"闭园时段开着 {record_minutes(worst[1] - worst[0]):g} 分钟 ({j.spans([worst])}), 超过 "
+                  f"{params.grace_min:g} 分钟宽限",
+                  f"open for {record_minutes(worst[1] - worst[0]):g} min after hours ({j.spans([worst])}), "
+                  f"past the {params.grace_min:g}-min grace")
+    elif status is ItemStatus.MANUAL:
+        detail = missing(j, c.holes, c.readings)
+    elif c.episodes:
+        detail = (f"闭园时段开启 {len(c.episodes)} 次, 共 {open_min:g} 分钟, 均短于 {params.grace_min:g} 分钟宽限",
+                  f"opened {len(c.episodes)} times after hours, {open_min:g} min in all, each under the "
+                  f"{params.grace_min:g}-min grace")
+    else:
+        detail = "闭园时段未开启", "not opened after hours"
+    if last_closed is not None and status is not ItemStatus.MANUAL:
+        detail = detail[0] + f"; {j.clock(last_closed)} 起关闭", detail[1] + f"; closed since {j.clock(last_closed)}"
+    return record_item(item_id, Category.DOOR, d, j.site, status, detail).model_copy(
+        update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
+
 
 DOOR_AFTER_HOURS: RuleSpec[DoorAfterHours] = RuleSpec(DoorAfterHoursRule, DoorAfterHours,
-    "闭园后门未关", "Door open after hours", with_metric("open"))
+    "闭园后门未关", "Door open after hours", with_metric("open"), judge=door)
 RULES = (
     DOOR_AFTER_HOURS,
     # A door that does not close: its closer or lock, for the carpenter.

@@ -4,13 +4,33 @@ fridge is the device-offline rule's, with its own severity."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from devices import sample_fridge
 from devices.base import Sample
 from gateway.alerting.severity import Severity
+from gateway.reports.judging import (
+    MIN_MS,
+    Judge,
+    missing,
+    record_item,
+    verdict,
+)
+from gateway.reports.judging import minutes as record_minutes
+from gateway.reports.safety_model import (
+    Category,
+    FridgeFacts,
+    Item,
+    ItemStatus,
+)
+from gateway.reports.safety_series import clip, gaps, held, mean, overlaps, runs, total_ms, where
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, kind_named, minutes
 from gateway.rules.params import RuleParams
+
+if TYPE_CHECKING:
+    from gateway.site import Device
 
 
 class FridgeTemperature(RuleParams):
@@ -65,10 +85,64 @@ class FridgeTemperatureRule(Rule[FridgeTemperature]):
             "temperature_c",
         )
 
+# ------------------------------------------------------------ the daily record's judge
+
+
+def fridge(j: Judge, d: Device) -> Item:
+    """In range all day: fails on an excursion that lasted the fridge's alarm delay or longer;
+    shorter ones (the door opened for the samples) are counted and named, not failed."""
+    s = d.kind_settings()
+    assert isinstance(s, sample_fridge.Settings)
+    delay_ms = round(s.alarm_delay_min * MIN_MS)
+    hold = j.hold_ms(d)
+    lo, hi = j.day.start_ms - delay_ms, min(j.day.end_ms + delay_ms, j.day.as_of_ms)
+    points = j.points(d.id, "temperature_c", lo - hold, hi)
+    stretches = held(points, lo, hi, hold)
+    today = clip(stretches, [j.judged])
+
+    def out(celsius: float) -> bool:
+        return celsius < s.min_c or celsius > s.max_c
+
+    excursions = [r for r in runs(where(stretches, out)) if overlaps(r, [j.judged])]
+    failed = [r for r in excursions if r[1] - r[0] >= delay_ms]
+    holes = gaps(today, [j.judged])
+    readings = [v for ts, v in points if j.judged[0] <= ts < j.judged[1]]
+    longest = max(excursions, key=lambda r: r[1] - r[0], default=None)
+    out_min = record_minutes(total_ms([(h.start, h.end) for h in where(today, out)]))
+    facts = FridgeFacts(
+        range_min_c=s.min_c, range_max_c=s.max_c, alarm_delay_min=s.alarm_delay_min,
+        lowest_c=min(readings, default=None), highest_c=max(readings, default=None),
+        mean_c=None if (m := mean(today)) is None else round(m, 1), minutes_out=out_min,
+        excursions=len(excursions), short_excursions=len(excursions) - len(failed),
+        longest=None if longest is None else j.span(longest),
+    )
+    status = verdict(bool(failed), holes, len(readings))
+    band = f"{s.min_c:g}–{s.max_c:g} °C"
+    if status is ItemStatus.FAIL:
+        worst = max(failed, key=lambda r: r[1] - r[0])
+        detail = (f"{j.spans([worst])} 超出 {band} {record_minutes(worst[1] - worst[0]):g} 分钟, 达到报警延时 "
+                  f"{s.alarm_delay_min:g} 分钟 (全天最低 {facts.lowest_c} °C, 最高 {facts.highest_c} °C): 请检查留样",
+                  f"outside {band} for {record_minutes(worst[1] - worst[0]):g} min ({j.spans([worst])}), at least the "
+                  f"{s.alarm_delay_min:g}-min alarm delay (lowest {facts.lowest_c} °C, highest {facts.highest_c} °C): "
+                  "check the retained samples")
+    elif status is ItemStatus.MANUAL:
+        detail = missing(j, holes, len(readings))
+    else:
+        detail = (f"全天在 {band} 内 (最低 {facts.lowest_c}, 最高 {facts.highest_c}, 平均 {facts.mean_c} °C)",
+                  f"within {band} all day (lowest {facts.lowest_c}, highest {facts.highest_c}, "
+                  f"mean {facts.mean_c} °C)")
+        if excursions:
+            detail = (detail[0] + f"; 开门等短时超出 {len(excursions)} 次共 {out_min:g} 分钟, 均短于 "
+                      f"{s.alarm_delay_min:g} 分钟报警延时, 不计为不合格",
+                      detail[1] + f"; {len(excursions)} short excursions (door openings), {out_min:g} min in "
+                      f"all, each under the {s.alarm_delay_min:g}-min alarm delay: not failures")
+    item = record_item(f"fridge:{d.id}", Category.FRIDGE, d, j.site, status, detail)
+    return item.model_copy(update={"facts": facts, "gaps": [j.span(g) for g in holes]})
+
 
 FRIDGE_TEMPERATURE: RuleSpec[FridgeTemperature] = RuleSpec(FridgeTemperatureRule, FridgeTemperature,
     "留样冰箱温度", "Sample fridge temperature",
-         kind_named(sample_fridge.KIND.name))
+         kind_named(sample_fridge.KIND.name), judge=fridge)
 RULES = (
     FRIDGE_TEMPERATURE,
 )

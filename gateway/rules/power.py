@@ -7,13 +7,35 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from datetime import time
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from devices.base import Sample
 from gateway.alerting.severity import Severity
+from gateway.reports.judging import (
+    MIN_MS,
+    Judge,
+    after_hours,
+    disabled,
+    longest_of,
+    missing,
+    record_item,
+    verdict,
+)
+from gateway.reports.judging import minutes as record_minutes
+from gateway.reports.safety_model import (
+    Category,
+    Item,
+    ItemStatus,
+    PowerFacts,
+)
+from gateway.reports.safety_series import Held, integral_min, total_ms
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
 from gateway.rules.params import RuleParams
+
+if TYPE_CHECKING:
+    from gateway.site import Device
 
 
 class LoadAfterHours(RuleParams):
@@ -240,8 +262,60 @@ class HighPowerRule(Rule[HighPower]):
 
 # Circuits: kinds that meter energy (a fridge's or a lamp's own power is not a circuit).
 _CIRCUIT = with_metric("energy_kwh")
+
+# ------------------------------------------------------------ the daily record's judge
+
+
+def power(j: Judge, d: Device) -> Item:
+    """No load above base after hours: fails on power above the after-hours load rule's
+    limit (its configured or learned base load plus margin, as it stands now) for the rule's
+    `duration_min` or longer while the building is closed."""
+    item_id = f"power:{d.id}"
+    found = j.day.limits.get(d.id)
+    if found is None:
+        return disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS.id)
+    base, limit = found
+    params = LOAD_AFTER_HOURS.params_for(d)
+    duration_min = params.duration_min
+    if limit is None:
+        return record_item(item_id, Category.POWER, d, j.site, ItemStatus.MANUAL,
+                     ("基础负荷尚未学习到 (需先有一个完整的闭园时段): 请人工检查电器电源",
+                      "the base load is not learned yet (it needs one whole closed period): check power by hand"))
+    run_ms = round(duration_min * MIN_MS)
+    c = after_hours(j, d, lambda lo, hi: _powers(j, d, lo, hi), run_ms, lambda watts: watts > limit)
+    failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
+    above = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
+    excess = round(integral_min([Held(h.start, h.end, h.value - limit) for h in c.inside]) / 60_000, 2)
+    longest = longest_of(c.episodes)
+    facts = PowerFacts(base_w=None if base is None else round(base), limit_w=round(limit), duration_min=duration_min,
+                       minutes_above=above, kwh_above_limit=excess,
+                       longest=None if longest is None else j.span(longest))
+    status = verdict(bool(failed), c.holes, c.readings)
+    if status is ItemStatus.FAIL:
+        worst = longest_of(failed)
+        assert worst is not None
+        detail = (f"闭园时段高于基础负荷上限 {limit:.0f} W 连续 {record_minutes(worst[1] - worst[0]):g} 分钟 "
+                  f"({j.spans([worst])}); 当日闭园时段共 {above:g} 分钟, 超出约 {excess:g} kWh",
+                  f"above the {limit:.0f} W base-load limit for {record_minutes(worst[1] - worst[0]):g} min "
+                  f"after hours ({j.spans([worst])}); {above:g} min and about {excess:g} kWh above it that day")
+    elif status is ItemStatus.MANUAL:
+        detail = missing(j, c.holes, c.readings)
+    elif c.episodes:
+        detail = (f"闭园时段高于 {limit:.0f} W 共 {above:g} 分钟, 最长连续不足 {duration_min:g} 分钟",
+                  f"above {limit:.0f} W for {above:g} min after hours, none of it {duration_min:g} min long")
+    else:
+        detail = f"闭园时段未超过 {limit:.0f} W", f"never above {limit:.0f} W after hours"
+    return record_item(item_id, Category.POWER, d, j.site, status, detail).model_copy(
+        update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
+
+def _powers(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
+    watts = Power()
+    return [(s.ts_ms, got) for s in j.samples(d.id, ("energy_kwh", "power_w"), lo, hi)
+            if (got := watts(s)) is not None]
+
+
 LOAD_AFTER_HOURS: RuleSpec[LoadAfterHours] = RuleSpec(LoadAfterHoursRule, LoadAfterHours,
-    "闭园后负荷偏高", "Load after hours", _CIRCUIT)
+    "闭园后负荷偏高", "Load after hours", _CIRCUIT, judge=power)
 RULES = (
     LOAD_AFTER_HOURS,
     RuleSpec(LightsOutRule, LightsOut, "熄灯后用电", "Power after lights-out", _CIRCUIT,

@@ -12,6 +12,21 @@ from devices import uv_lamp
 from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
+from gateway.reports.judging import (
+    NO_SCHOOL,
+    Judge,
+    lamp_run,
+    minutes,
+    missing,
+    record_item,
+)
+from gateway.reports.safety_model import (
+    Category,
+    Item,
+    ItemStatus,
+    UvFacts,
+)
+from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Calendar, Context, Finding, Rule, RuleSpec, kind_named
 from gateway.rules.params import RuleParams
 from gateway.site import Device
@@ -188,9 +203,45 @@ class UvTubeLifeRule(Rule[UvTubeLife]):
             {"lamp_hours": hours, "life_pct": pct},
         )
 
+# ------------------------------------------------------------ the daily record's judge
+
+
+def uv(j: Judge, d: Device) -> Item:
+    """Ran its minutes in the lamp rule's window (the rule's own window and minutes)."""
+    lamp = j.day.lamps.get(d.id)
+    item_id = f"uv:{d.id}"
+    if lamp is None:
+        return record_item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED,
+                     (f"本灯未启用消毒检查 ({UV_NOT_RUN.id} 规则已关闭)",
+                      f"the {UV_NOT_RUN.id} rule is off for this lamp"))
+    window, required = lamp
+    if window is None:
+        why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else NO_SCHOOL
+        return record_item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED, why)
+    lo, hi = window
+    hold = j.hold_ms(d)
+    points = j.points(d.id, "on", lo - hold, max(lo, min(hi, j.day.as_of_ms)))
+    ran, holes = lamp_run(points, window, j.day.as_of_ms, hold)
+    facts = UvFacts(window=j.span(window), minutes_on=ran, minutes_required=required)
+    span = j.spans([window])
+    if ran >= required:
+        status, detail = ItemStatus.PASS, (f"{span} 内运行 {ran:g} 分钟, 要求 {required:g} 分钟",
+                                           f"ran {ran:g} min in {span}; {required:g} min required")
+    elif j.day.as_of_ms < hi:
+        status, detail = ItemStatus.PENDING, (f"消毒时段 {span} 未结束, 已运行 {ran:g} 分钟",
+                                              f"the window {span} has not ended; {ran:g} min so far")
+    elif ran + minutes(total_ms(holes)) < required:
+        status, detail = ItemStatus.FAIL, (f"{span} 内只运行 {ran:g} 分钟, 要求至少 {required:g} 分钟",
+                                           f"ran only {ran:g} min in {span}; at least {required:g} min required")
+    else:
+        status, detail = ItemStatus.MANUAL, missing(j, holes, sum(1 for ts, _ in points if ts >= lo))
+    return record_item(item_id, Category.UV, d, j.site, status, detail).model_copy(
+        update={"facts": facts, "gaps": [j.span(g) for g in holes]})
+
 
 _LAMP = kind_named(uv_lamp.KIND.name)  # the rules read the kind's settings (session, tube life)
-UV_NOT_RUN: RuleSpec[UvNotRun] = RuleSpec(UvNotRunRule, UvNotRun, "紫外线灯未消毒", "UV lamp did not run", _LAMP)
+UV_NOT_RUN: RuleSpec[UvNotRun] = RuleSpec(UvNotRunRule, UvNotRun, "紫外线灯未消毒", "UV lamp did not run", _LAMP,
+                                          judge=uv)
 RULES = (
     UV_NOT_RUN,
     RuleSpec(UvOnWhileOpenRule, UvOnWhileOpen, "开放时段紫外线灯开启", "UV lamp on while open", _LAMP),

@@ -5,15 +5,36 @@ change); and water seen by a leak sensor (漏水报警)."""
 from __future__ import annotations
 
 from datetime import time
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
 from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
+from gateway.reports.judging import (
+    MIN_MS,
+    Judge,
+    after_hours,
+    disabled,
+    longest_of,
+    missing,
+    record_item,
+    verdict,
+)
+from gateway.reports.judging import minutes as record_minutes
+from gateway.reports.safety_model import (
+    Category,
+    Item,
+    ItemStatus,
+    WaterFacts,
+)
+from gateway.reports.safety_series import clip, gaps, held, integral_min, runs, total_ms, where
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
 from gateway.rules.params import RuleParams
+
+if TYPE_CHECKING:
+    from gateway.site import Device
 
 
 class FlowParams(RuleParams):
@@ -233,13 +254,78 @@ class LeakDetectedRule(Rule[LeakDetected]):
             {"since_ms": ts}, "leak",
         )
 
+# ------------------------------------------------------------ the daily record's judge
+
+
+def water(j: Judge, d: Device) -> Item:
+    """No running water at night: fails on flow above the leak rule's threshold in every
+    reading of its `continuous_min` or longer while the building is closed."""
+    params = WATER_LEAK.params_for(d)
+    item_id = f"water:{d.id}"
+    if not params.enabled:
+        return disabled(item_id, Category.WATER, d, j.site, WATER_LEAK.id)
+    run_ms = round(params.continuous_min * MIN_MS)
+    c = after_hours(j, d, lambda lo, hi: _flows(j, d, lo, hi), run_ms, lambda lpm: lpm > params.flow_threshold_lpm)
+    failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
+    flowing = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
+    loss = round(integral_min(c.inside) / 1000, 3)
+    longest = longest_of(c.episodes)
+    facts = WaterFacts(threshold_lpm=params.flow_threshold_lpm, continuous_min=params.continuous_min,
+                       minutes_flowing=flowing, loss_m3=loss, longest=None if longest is None else j.span(longest))
+    status = verdict(bool(failed), c.holes, c.readings)
+    if status is ItemStatus.FAIL:
+        worst = longest_of(failed)
+        assert worst is not None
+        detail = (f"闭园时段持续流水 {record_minutes(worst[1] - worst[0]):g} 分钟 ({j.spans([worst])}), 达到 "
+                  f"{params.continuous_min:g} 分钟跑水判定; 当日闭园时段流水 {flowing:g} 分钟, 约 {loss:g} m³",
+                  f"water ran for {record_minutes(worst[1] - worst[0]):g} min after hours ({j.spans([worst])}), "
+                  f"at least the {params.continuous_min:g} min of a leak; {flowing:g} min and about {loss:g} m³ "
+                  "after hours that day")
+    elif status is ItemStatus.MANUAL:
+        detail = missing(j, c.holes, c.readings)
+    elif c.episodes:
+        detail = (f"闭园时段流水 {flowing:g} 分钟 (约 {loss:g} m³), 最长连续不足 {params.continuous_min:g} 分钟",
+                  f"{flowing:g} min of flow after hours (about {loss:g} m³), none of it "
+                  f"{params.continuous_min:g} min without a break")
+    else:
+        detail = "闭园时段无流水", "no flow after hours"
+    return record_item(item_id, Category.WATER, d, j.site, status, detail).model_copy(
+        update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
+
+def leak(j: Judge, d: Device) -> Item:
+    """No water on the floor: fails when the leak sensor was wet at any time of the day, open
+    or closed, as its leak alert would."""
+    hold = j.hold_ms(d)
+    lo, hi = j.judged
+    points = j.points(d.id, "leak", lo - hold, hi)
+    today = clip(held(points, lo, hi, hold), [j.judged])
+    wet = runs(where(today, bool))
+    holes = gaps(today, [j.judged])
+    readings = sum(1 for ts, _ in points if lo <= ts < hi)
+    status = verdict(bool(wet), holes, readings)
+    if status is ItemStatus.FAIL:
+        wet_min = record_minutes(total_ms(wet))
+        detail = (f"检测到漏水 ({j.spans(wet)}), 共 {wet_min:g} 分钟: 请检查并处理",
+                  f"water detected ({j.spans(wet)}), {wet_min:g} min in all: check and deal with it")
+    elif status is ItemStatus.MANUAL:
+        detail = missing(j, holes, readings)
+    else:
+        detail = "全天未检测到漏水", "no water detected all day"
+    return record_item(f"leak:{d.id}", Category.WATER, d, j.site, status, detail).model_copy(
+        update={"gaps": [j.span(g) for g in holes]})
+
+def _flows(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
+    flow = Flow()
+    return [(s.ts_ms, got[0]) for s in j.samples(d.id, ("volume_m3", "flow_lpm"), lo, hi)
+            if (got := flow(s)) is not None]
+
 
 WATER_LEAK: RuleSpec[WaterLeak] = RuleSpec(WaterLeakRule, WaterLeak,
-    "跑水漏水", "Water leak", with_metric("volume_m3"), trade=Trade.WATER)
+    "跑水漏水", "Water leak", with_metric("volume_m3"), trade=Trade.WATER, judge=water)
 RUNNING_TAP: RuleSpec[RunningTap] = RuleSpec(RunningTapRule, RunningTap,
     "长流水", "Running tap", with_metric("volume_m3"), trade=Trade.WATER)
 LEAK_DETECTED: RuleSpec[LeakDetected] = RuleSpec(LeakDetectedRule, LeakDetected,
-    "漏水报警", "Leak detected", with_metric("leak"), trade=Trade.WATER)
+    "漏水报警", "Leak detected", with_metric("leak"), trade=Trade.WATER, judge=leak)
 RULES = (
     WATER_LEAK,
     RUNNING_TAP,

@@ -13,6 +13,7 @@ import pytest
 from devices import kinds
 from gateway.alerting.severity import Severity
 from gateway.config.work_orders import WorkOrderSettings
+from gateway.reports.safety import judges
 from gateway.rules.base import Rule, RuleSpec
 from gateway.rules.health import OFFLINE
 from gateway.rules.params import RuleParams
@@ -62,6 +63,23 @@ def test_each_rule_id_is_written_in_its_module_and_at_most_one_other_file() -> N
 
 def test_every_device_kind_is_covered_by_the_offline_rule() -> None:
     assert all(OFFLINE.applies(name) for name in kinds())
+
+
+# The rules whose module judges the daily record's item for a kind (STYLE.md rule 15): one each.
+JUDGED: Final = {"sample_fridge": "fridge_temperature", "uv_lamp": "uv_not_run", "door": "door_after_hours",
+                 "water_meter": "water_leak", "leak_sensor": "leak_detected", "electricity_meter": "load_after_hours"}
+
+
+def test_the_daily_record_judges_come_from_their_rules() -> None:
+    judged = {s.id for s in specs().values() if s.judge is not None}
+    assert judged == set(JUDGED.values())
+    for s in specs().values():
+        if s.judge is not None:
+            assert s.judge.__module__ == s.detector.__module__, f"{s.id}'s judge lives with its rule"
+    for kind in kinds():
+        found = [s.id for s in specs().values() if s.judge is not None and s.applies(kind)]
+        assert found == ([JUDGED[kind]] if kind in JUDGED else []), kind
+    assert [kind for kind in kinds() if judges(kind)] == [kind for kind in kinds() if kind in JUDGED]
 
 
 def test_the_api_enum_and_work_order_defaults_come_from_the_registry() -> None:
