@@ -130,6 +130,9 @@ class Gateway:
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
+        # The circuits whose base load is learned (and saved for every replica's readers).
+        self._load_rules = [(d.id, rule) for d in self.site.devices
+                            if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None]
         self.counters.accounting(self.spool.totals)
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)
@@ -214,8 +217,7 @@ class Gateway:
             await asyncio.sleep(WATCH_EVERY_S)
 
     def _base_loads(self) -> dict[str, BaseLoad]:
-        return {d.id: BaseLoad(rule.base_w(), rule.limit_w()) for d in self.site.devices
-                if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None}
+        return {device_id: BaseLoad(rule.base_w(), rule.limit_w()) for device_id, rule in self._load_rules}
 
     async def _rebuild_rollups(self) -> None:
         """A database from before rollups gets them in the background, series by series

@@ -61,8 +61,8 @@ class RuleEngine:
                 rule.raised = (rule.name, device_id) in open_alerts
 
     def rule(self, device_id: str, rule_type: type[R]) -> R | None:
-        """A device's instance of a rule, for what it knows (a lamp's minutes run today, a
-        circuit's learned base load); None where the rule is off for that device."""
+        """A device's instance of a rule, for what it learned (a circuit's base load, which the
+        gateway saves for readers: gateway/rules/learned.py); None where the rule is off."""
         return next((r for r in self._rules.get(device_id, ()) if isinstance(r, rule_type)), None)
 
     def sample(self, sample: Sample, received_ms: int) -> None:

@@ -91,19 +91,7 @@ class UvNotRunRule(Rule[UvNotRun]):
         self._window: tuple[int, int] | None = None  # today's, None on a day without one
         self._ran_ms = 0.0
         self._judged = False
-        self._partial = False
         self._prev: tuple[int, bool] | None = None
-
-    def _window_of(self, day: date) -> tuple[int, int] | None:
-        return disinfection_window(self.params, self.ctx.calendar, self.ctx.building.id, day)
-
-    def progress(self, day: date) -> tuple[tuple[int, int] | None, float, float, bool]:
-        """(the day's window or None, minutes run in it so far, minutes required, whether the
-        window was heard from its start: if not, what ran before is unknown)."""
-        required = self._required_ms / 60_000
-        if day != self._day:  # nothing heard from the lamp yet that day
-            return self._window_of(day), 0.0, required, True
-        return self._window, self._ran_ms / 60_000, required, not self._partial
 
     def on_sample(self, sample: Sample) -> Finding | None:
         on = sample.values.get("on")
@@ -133,10 +121,11 @@ class UvNotRunRule(Rule[UvNotRun]):
         day = self.ctx.calendar.local_date(now_ms)
         if day != self._day:
             first = self._day is None
-            self._day, self._window, self._ran_ms = day, self._window_of(day), 0.0
+            self._day, self._ran_ms = day, 0.0
+            self._window = disinfection_window(self.params, self.ctx.calendar, self.ctx.building.id, day)
             # Heard first inside or after a window (the gateway started mid-evening): what ran
             # before is unknown, so that day is not judged.
-            self._partial = self._judged = first and self._window is not None and now_ms > self._window[0]
+            self._judged = first and self._window is not None and now_ms > self._window[0]
         return found
 
     def _raise(self, window: tuple[int, int]) -> Finding:
