@@ -56,6 +56,7 @@ def create_app(
             gateway.counters.registry.register(refused)
             app.state.gateway = gateway
             app.state.auth = gateway.auth
+            app.state.people = gateway.people
             app.state.clock = clock
             for companion in after:
                 await stack.enter_async_context(companion(gateway))

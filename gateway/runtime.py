@@ -16,6 +16,7 @@ from devices.base import Event, Sample
 from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
+from gateway.auth.people import People
 from gateway.auth.store import AuthStore
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
@@ -54,6 +55,7 @@ class Gateway:
     spool: Spool
     audit: AuditTrail
     auth: AuthStore
+    people: People
     work_orders: WorkOrders
     alerts: AlertStore
     checks: ManualChecks
@@ -117,6 +119,7 @@ class Gateway:
         stack.callback(self.audit.close)
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
+        self.people = People(self.auth, self.site.duty.people)
         self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
         stack.callback(self.work_orders.close)
         self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,

@@ -4,18 +4,25 @@
 
 const TOKEN_KEY = "facility.token";
 const USER_KEY = "facility.user";
+const NAME_KEY = "facility.name";
+const ROLE_KEY = "facility.role";
 
 export class HttpError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfter = null) {
     super(`${status}: ${detail}`);
     this.status = status;
     this.detail = detail;
+    this.retryAfter = retryAfter; // seconds, from a 429's Retry-After
   }
 }
 
+/** Who is logged in on this browser: { user (login id), name (as people read it), role, token }. */
 export function session() {
   const user = localStorage.getItem(USER_KEY);
-  return user ? { user, token: localStorage.getItem(TOKEN_KEY) } : null;
+  return user ? {
+    user, name: localStorage.getItem(NAME_KEY) || user, role: localStorage.getItem(ROLE_KEY),
+    token: localStorage.getItem(TOKEN_KEY),
+  } : null;
 }
 
 function headers(extra = {}) {
@@ -27,10 +34,11 @@ async function failure(res) {
   let detail = res.statusText;
   try {
     const body = await res.json();
-    detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    // A sentence; both languages' ({ zh, en }, for what a person is refused); or what failed validation.
+    detail = typeof body.detail === "string" || body.detail?.zh ? body.detail : JSON.stringify(body.detail);
   } catch { /* not JSON: keep the status text */ }
   if (res.status === 401) forget();
-  return new HttpError(res.status, detail);
+  return new HttpError(res.status, detail, Number(res.headers.get("Retry-After")) || null);
 }
 
 export async function get(path, params = {}) {
@@ -42,8 +50,11 @@ export async function get(path, params = {}) {
 }
 
 export async function send(method, path, body) {
+  // A FormData body (a photo) goes as multipart; anything else as JSON.
+  const form = body instanceof FormData;
   const res = await fetch(path, {
-    method, headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body),
+    method, headers: form ? headers() : headers({ "Content-Type": "application/json" }),
+    body: form ? body : JSON.stringify(body),
   });
   if (!res.ok) throw await failure(res);
   return res.status === 204 ? null : res.json();
@@ -53,6 +64,8 @@ export async function login(username, password) {
   const out = await send("POST", "/api/v1/auth/login", { username, password });
   localStorage.setItem(TOKEN_KEY, out.token);
   localStorage.setItem(USER_KEY, out.user);
+  localStorage.setItem(NAME_KEY, out.display_name);
+  localStorage.setItem(ROLE_KEY, out.role);
   return out;
 }
 
@@ -65,8 +78,7 @@ export async function logout() {
 }
 
 function forget() {
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(USER_KEY);
+  for (const key of [TOKEN_KEY, USER_KEY, NAME_KEY, ROLE_KEY]) localStorage.removeItem(key);
 }
 
 /**

@@ -5,7 +5,7 @@
 import { HttpError, get, login, logout, session, stream } from "./api.js";
 import { language, setLanguage, setTimeZone, t } from "./i18n.js";
 import { h, showLogin, statusText } from "./ui.js";
-import { VIEWS } from "./views.js";
+import { NAV, NAV_PARENT, VIEWS } from "./views/index.js";
 
 const state = {
   site: null,
@@ -15,8 +15,6 @@ const state = {
   view: null, // { name, arg, params, refresh }
   liveState: "connecting",
 };
-
-const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
 
 function route() {
   const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
@@ -32,12 +30,12 @@ function renderChrome() {
   const current = route().name;
   const nav = document.getElementById("nav");
   nav.replaceChildren(...NAV.map((name) => h("a", {
-    href: `#/${name}`, class: name === current || (current === "device" && name === "buildings") ? "active" : "",
+    href: `#/${name}`, class: name === (NAV_PARENT[current] ?? current) ? "active" : "",
   }, t(`nav.${name}`))));
   document.getElementById("lang").textContent = t("lang.switch");
   document.getElementById("lang").title = t("lang.name");
   const who = session();
-  document.getElementById("user").textContent = who ? `${who.user} · ${t("user.logout")}` : t("user.login");
+  document.getElementById("user").textContent = who ? `${who.name} · ${t("user.logout")}` : t("user.login");
   renderLive();
 }
 

@@ -10,8 +10,12 @@ const LABELS = {
     "lang.switch": "EN", "lang.name": "English",
     "user.login": "登录", "user.logout": "退出",
     "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
-    "login.failed": "登录失败", "login.needed": "此操作需要值班人员登录",
-    "common.cancel": "取消", "common.loading": "加载中…", "common.none": "无", "common.error": "出错了",
+    "login.needed": "请先登录，再办理此事", "login.wrong": "用户名或密码不对",
+    "login.locked": "登录失败次数太多，请 {s} 秒后再试", "login.offline": "连不上网关，请稍后再试",
+    "action.offline": "连不上网关，未保存，请稍后再试", "action.forbidden": "您的账号无权办理此事，请换有权限的账号登录",
+    "action.too_large": "文件太大，未保存", "action.conflict": "记录已被他人更改，请刷新后再试",
+    "action.invalid": "填写的内容不符合要求，请检查后再试", "action.failed": "未保存，请稍后再试",
+    "common.cancel": "取消", "common.close": "关闭", "common.loading": "加载中…", "common.none": "无", "common.error": "出错了",
     "common.retry": "重试", "common.offline": "离线", "common.online": "在线", "common.all": "全部",
     "common.unknown": "未知", "common.since": "自 {t}", "common.updated": "更新于 {t}",
     "day.school": "上学日", "day.closed": "非上学日",
@@ -61,8 +65,13 @@ const LABELS = {
     "lang.switch": "中文", "lang.name": "中文",
     "user.login": "Log in", "user.logout": "Log out",
     "login.title": "Log in", "login.username": "User name", "login.password": "Password", "login.submit": "Log in",
-    "login.failed": "Login failed", "login.needed": "This needs a staff login",
-    "common.cancel": "Cancel", "common.loading": "Loading…", "common.none": "None", "common.error": "Something went wrong",
+    "login.needed": "Please log in first to do this", "login.wrong": "Wrong user name or password",
+    "login.locked": "Too many failed logins: try again in {s} s", "login.offline": "Cannot reach the gateway: try again later",
+    "action.offline": "Cannot reach the gateway: nothing was saved, try again later",
+    "action.forbidden": "Your account may not do this: log in with one that may",
+    "action.too_large": "The file is too large: nothing was saved", "action.conflict": "Someone changed this meanwhile: reload and try again",
+    "action.invalid": "Something filled in is not allowed: check and try again", "action.failed": "Not saved: try again later",
+    "common.cancel": "Cancel", "common.close": "Close", "common.loading": "Loading…", "common.none": "None", "common.error": "Something went wrong",
     "common.retry": "Retry", "common.offline": "Offline", "common.online": "Online", "common.all": "All",
     "common.unknown": "Unknown", "common.since": "since {t}", "common.updated": "updated {t}",
     "day.school": "School day", "day.closed": "No school",
@@ -108,6 +117,11 @@ const LABELS = {
     "status.open": "Open", "status.assigned": "Assigned", "status.on_site": "On site", "status.done": "Done",
   },
 };
+
+/** A view's own labels, `{ "zh-CN": {...}, en: {...} }`, added to the common ones above. */
+export function addLabels(labels) {
+  for (const [language, entries] of Object.entries(labels)) Object.assign(LABELS[language], entries);
+}
 
 export const LANGS = Object.keys(LABELS);
 const STORE_KEY = "facility.lang";

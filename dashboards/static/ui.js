@@ -1,7 +1,7 @@
 // Small building blocks of the views: elements, values with units, chips, the login dialog.
 
-import { HttpError, login } from "./api.js";
-import { num, pick, t } from "./i18n.js";
+import { HttpError, login, session } from "./api.js";
+import { isZh, num, pick, t } from "./i18n.js";
 
 /** An element: h("a", { href, class, onclick }, child, …). Text is always set as text. */
 export function h(tag, attrs = {}, ...children) {
@@ -80,7 +80,7 @@ export function dialog(build) {
 }
 
 /** The login form; `onSubmit(user, password)` may throw to show a refusal. */
-export function showLogin(message, onSubmit) {
+export function showLogin(message, onSubmit, onCancel = () => {}) {
   dialog((close) => {
     const error = h("p", { class: "error-text", role: "alert" });
     const form = h("form", { method: "dialog", class: "form" },
@@ -91,7 +91,7 @@ export function showLogin(message, onSubmit) {
         h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
       error,
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "secondary", onclick: close }, t("common.cancel")),
+        h("button", { type: "button", class: "secondary", onclick: () => { close(); onCancel(); } }, t("common.cancel")),
         h("button", { type: "submit" }, t("login.submit"))));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -99,10 +99,33 @@ export function showLogin(message, onSubmit) {
         await onSubmit(form.username.value, form.password.value);
         close();
       } catch (err) {
-        error.textContent = `${t("login.failed")}: ${err instanceof HttpError ? err.detail : err.message}`;
+        error.textContent = loginRefusal(err);
       }
     });
     return form;
+  });
+}
+
+/** Why a login failed, in the page's language (the gateway's own words are English). */
+function loginRefusal(err) {
+  if (!(err instanceof HttpError)) return t("login.offline");
+  if (err.status === 429) return t("login.locked", { s: num(err.retryAfter ?? 60, 0) });
+  if (err.status === 401 || err.status === 422) return t("login.wrong");
+  return t("login.offline");
+}
+
+/** Logs in first when nobody is (or the login may not do staff work), then runs `next()`:
+ * a person signs in before typing a comment or signing a record, not after. Resolves to
+ * false when they cancel. */
+export function signedIn(message = t("login.needed")) {
+  const who = session();
+  if (who && who.role !== "viewer") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    showLogin(message, async (user, password) => {
+      await login(user, password);
+      document.dispatchEvent(new Event("session"));
+      resolve(true);
+    }, () => resolve(false));
   });
 }
 
@@ -112,12 +135,17 @@ export async function asStaff(action) {
     return await action();
   } catch (err) {
     if (!(err instanceof HttpError) || (err.status !== 401 && err.status !== 403)) throw err;
-    return new Promise((resolve, reject) => {
-      showLogin(t("login.needed"), async (user, password) => {
-        await login(user, password);
-        document.dispatchEvent(new Event("session"));
-        try { resolve(await action()); } catch (e) { reject(e); }
-      });
-    });
+    if (!(await signedIn())) throw err;
+    return action();
   }
+}
+
+/** A message for a failed action, in the page's language, with the gateway's reason where it
+ * is one a person can act on (a 409's or 422's detail). */
+export function failure(err) {
+  if (!(err instanceof HttpError)) return t("action.offline");
+  if (err.status === 403) return t("action.forbidden");
+  if (err.status === 413) return t("action.too_large");
+  if (err.detail?.zh) return isZh() ? err.detail.zh : err.detail.en;
+  return t(err.status === 409 ? "action.conflict" : err.status === 422 ? "action.invalid" : "action.failed");
 }

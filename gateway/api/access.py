@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.auth.people import People
 from gateway.auth.store import ANONYMOUS, AuthStore, Conflict, InvalidInput, NotFound, Principal
 from gateway.clock import Clock, to_ms
 from gateway.config.auth import AuthSettings, Role, Scope
@@ -25,6 +26,11 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 def _store(request: Request) -> AuthStore:
     store: AuthStore = request.app.state.auth
     return store
+
+
+def _people(request: Request) -> People:
+    people: People = request.app.state.people
+    return people
 
 
 def _now_ms(request: Request) -> int:
@@ -55,6 +61,7 @@ def _credential(
 
 
 AuthStoreDep = Annotated[AuthStore, Depends(_store)]
+PeopleDep = Annotated[People, Depends(_people)]
 NowMs = Annotated[int, Depends(_now_ms)]
 Credential = Annotated[str | None, Depends(_credential)]
 

@@ -16,9 +16,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 from gateway.alerting.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState
 from gateway.alerting.severity import Severity
 from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound
-from gateway.api.access import Staff, Viewer
+from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import AlertsDep, CalendarDep, ClockDep, RosterDep, SiteDep, WorkOrdersDep
 from gateway.api.problems import GUARDED, problems
+from gateway.auth.people import Actor, Directory
 from gateway.clock import from_ms, to_ms
 from gateway.config.work_orders import Trade
 from gateway.rules import registry
@@ -56,18 +57,20 @@ class AlertOut(BaseModel):
     last: datetime
     count: int
     level: int
-    acked_by: str | None
+    acked_by: str | None = Field(description="the login id; acked_by_actor is how people read it")
+    acked_by_actor: Actor | None
     acked_at: datetime | None
     ack_comment: str | None
     cleared_at: datetime | None
 
     @classmethod
-    def of(cls, a: Alert) -> AlertOut:
+    def of(cls, a: Alert, names: Directory) -> AlertOut:
         return cls(
             id=a.id, rule=a.rule, device_id=a.device_id, building=a.building_id, room=a.room_id,
             severity=a.severity, state=a.state, title_zh=a.title_zh, title_en=a.title_en, detail_zh=a.detail_zh,
             detail_en=a.detail_en, facts=a.facts, first=utc(a.first_ms), last=utc(a.last_ms), count=a.count,
-            level=a.level, acked_by=a.acked_by, acked_at=utc(a.acked_ms), ack_comment=a.ack_comment,
+            level=a.level, acked_by=a.acked_by, acked_by_actor=names.maybe(a.acked_by), acked_at=utc(a.acked_ms),
+            ack_comment=a.ack_comment,
             cleared_at=utc(a.cleared_ms),
         )
 
@@ -75,6 +78,7 @@ class AlertOut(BaseModel):
 class HistoryOut(BaseModel):
     at: datetime
     actor: str
+    who: Actor
     action: str
     detail: dict[str, Any]
 
@@ -89,7 +93,7 @@ class AckIn(BaseModel):
 
 @router.get("/api/v1/alerts", tags=["alerts"], responses=GUARDED)
 async def list_alerts(
-    alerts: AlertsDep, _: Viewer,
+    alerts: AlertsDep, people: PeopleDep, _: Viewer,
     state: AlertState | None = None,
     severity: Severity | None = None,
     rule: RuleName | None = None,
@@ -108,24 +112,27 @@ async def list_alerts(
     except OverflowError:
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
     found = alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
-    return [AlertOut.of(a) for a in found]
+    names = people.directory()
+    return [AlertOut.of(a, names) for a in found]
 
 
 @router.get("/api/v1/alerts/{alert_id}", tags=["alerts"], responses=GUARDED)
-async def get_alert(alerts: AlertsDep, _: Viewer, alert_id: Id) -> AlertDetail:
+async def get_alert(alerts: AlertsDep, people: PeopleDep, _: Viewer, alert_id: Id) -> AlertDetail:
     try:
         alert = alerts.get(alert_id)
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    history = [HistoryOut(at=utc(e.at_ms), actor=e.actor, action=e.action, detail=dict(e.detail))
+    names = people.directory()
+    history = [HistoryOut(at=utc(e.at_ms), actor=e.actor, who=names.actor(e.actor), action=e.action,
+                          detail=dict(e.detail))
                for e in alerts.history(alert_id)]
-    return AlertDetail(**AlertOut.of(alert).model_dump(), history=history)
+    return AlertDetail(**AlertOut.of(alert, names).model_dump(), history=history)
 
 
 @router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=CHANGES)
-async def acknowledge(alerts: AlertsDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
+async def acknowledge(alerts: AlertsDep, people: PeopleDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
     try:
-        return AlertOut.of(alerts.acknowledge(alert_id, who.name, body.comment))
+        return AlertOut.of(alerts.acknowledge(alert_id, who.name, body.comment), people.directory())
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except AlertError as exc:

@@ -488,10 +488,18 @@ def asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
+@cache
+def page_modules() -> list[str]:
+    """The dashboard's own script modules besides app.js (not the vendored libraries)."""
+    static = dashboards.STATIC
+    return sorted(str(p.relative_to(static)) for p in static.rglob("*.js")
+                  if p.name != "app.js" and "vendor" not in p.relative_to(static).parts)
+
+
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
 def page(request: Request, site: SiteDep,
          lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
     """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
     return templates.TemplateResponse(request, "index.html", {
-        "lang": lang or "zh-CN", "title": site.name, "version": asset_version(),
+        "lang": lang or "zh-CN", "title": site.name, "version": asset_version(), "modules": page_modules(),
     })

@@ -133,6 +133,19 @@ def check_user_name(name: str) -> None:
         raise InvalidInput(f"user name {name!r}: 1 to 64 of a-z, 0-9 and . _ @ -, starting with a letter or digit")
 
 
+MAX_DISPLAY_NAME_LENGTH = 50
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def clean_display_name(display: str) -> str:
+    """How a person is shown (王师傅, 李主任, Ms Li): any script, 1 to 50 characters, no
+    control or direction-changing characters, surrounding spaces dropped."""
+    cleaned = display.strip()
+    if not cleaned or len(cleaned) > MAX_DISPLAY_NAME_LENGTH or _CONTROL.search(cleaned):
+        raise InvalidInput(f"a display name has 1 to {MAX_DISPLAY_NAME_LENGTH} printable characters")
+    return cleaned
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a user (with a role), an API key (with scopes, named `key:<id>`) or,
@@ -163,10 +176,11 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    name: str
+    name: str  # the login id
     role: Role
     created_ms: int
     disabled: bool
+    display_name: str = ""  # how people read it; "" until set (the roster's name, else the login, is shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +200,8 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL,              -- viewer, staff or admin
     password_hash TEXT NOT NULL,     -- scrypt$n$r$p$salt$hash (base64)
     created_ms INTEGER NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
+    disabled INTEGER NOT NULL DEFAULT 0,
+    display_name TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY,     -- SHA-256 (hex) of the token, which is never stored
@@ -235,6 +250,9 @@ class AuthStore:
         self.settings = settings
         self.audit = audit
         self._conn = connect(path, _SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(users)")}
+        if "display_name" not in columns:  # a state database from before display names
+            self._conn.execute("ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''")
         self._lock = threading.Lock()  # one connection, used by one thread at a time
 
     def close(self) -> None:
@@ -261,18 +279,22 @@ class AuthStore:
 
     # Users
 
-    def add_user(self, name: str, role: Role, password: str, actor: str, now_ms: int) -> User:
+    def add_user(self, name: str, role: Role, password: str, actor: str, now_ms: int,
+                 display_name: str = "") -> User:
         check_user_name(name)
+        display = clean_display_name(display_name) if display_name else ""
         password_hash = hash_password(password)
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"user {name!r} exists")
             conn.execute(
-                "INSERT INTO users (name, role, password_hash, created_ms, disabled) VALUES (?, ?, ?, ?, 0)",
-                (name, role.value, password_hash, now_ms),
+                "INSERT INTO users (name, role, password_hash, created_ms, disabled, display_name) "
+                "VALUES (?, ?, ?, ?, 0, ?)",
+                (name, role.value, password_hash, now_ms, display),
             )
-        self.audit.record(now_ms, actor, "user.add", name, {"role": role.value})
-        return User(name, role, now_ms, disabled=False)
+        self.audit.record(now_ms, actor, "user.add", name,
+                          {"role": role.value} | ({"display_name": display} if display else {}))
+        return User(name, role, now_ms, disabled=False, display_name=display)
 
     def user(self, name: str) -> User:
         with self._lock:
@@ -280,8 +302,20 @@ class AuthStore:
 
     def list_users(self) -> list[User]:
         with self._lock:
-            rows = self._conn.execute("SELECT name, role, created_ms, disabled FROM users ORDER BY name").fetchall()
-        return [User(name, Role(role), created, bool(disabled)) for name, role, created, disabled in rows]
+            rows = self._conn.execute(
+                "SELECT name, role, created_ms, disabled, display_name FROM users ORDER BY name").fetchall()
+        return [User(name, Role(role), created, bool(disabled), display)
+                for name, role, created, disabled, display in rows]
+
+    def set_display_name(self, name: str, display_name: str, actor: str, now_ms: int) -> User:
+        display = clean_display_name(display_name)
+        with self._transaction() as conn:
+            user = self._user(conn, name)
+            if user.display_name == display:
+                return user
+            conn.execute("UPDATE users SET display_name = ? WHERE name = ?", (display, name))
+        self.audit.record(now_ms, actor, "user.display_name", name, {"from": user.display_name, "to": display})
+        return replace(user, display_name=display)
 
     def set_role(self, name: str, role: Role, actor: str, now_ms: int) -> User:
         with self._transaction() as conn:
@@ -327,10 +361,11 @@ class AuthStore:
 
     @staticmethod
     def _user(conn: sqlite3.Connection, name: str) -> User:
-        row = conn.execute("SELECT role, created_ms, disabled FROM users WHERE name = ?", (name,)).fetchone()
+        row = conn.execute("SELECT role, created_ms, disabled, display_name FROM users WHERE name = ?",
+                           (name,)).fetchone()
         if row is None:
             raise NotFound(f"no user {name!r}")
-        return User(name, Role(row[0]), row[1], bool(row[2]))
+        return User(name, Role(row[0]), row[1], bool(row[2]), row[3])
 
     @staticmethod
     def _keep_an_admin(conn: sqlite3.Connection, name: str) -> None:

@@ -22,7 +22,7 @@ from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthError, AuthStore
 from gateway.cli import reports as cli_reports
 from gateway.clock import SystemClock, to_ms
-from gateway.config.auth import Role, Scope
+from gateway.config.auth import AuthSettings, Role, Scope
 from gateway.live import LiveBus
 
 
@@ -50,13 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     p.add_argument("--backfill-days", type=float, default=35, help="simulated history written on first start")
 
-    p = sub.add_parser("user", help="add an API user (the first admin, say); the password is asked for")
-    p.add_argument("--config", type=Path, required=True)
-    p.add_argument("name")
+    p = sub.add_parser("user", help="add a user (the first admin, say); the password is asked for")
+    _state_of(p)
+    p.add_argument("name", help="the login id: a-z, 0-9 and . _ @ -, e.g. logistics-li")
+    p.add_argument("--display-name", default="", help="how people read it, in any script, e.g. 李主任")
     p.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
 
     p = sub.add_parser("api-key", help="create an API key for a machine; it is shown once")
-    p.add_argument("--config", type=Path, required=True)
+    _state_of(p)
     p.add_argument("name")
     p.add_argument("--scope", action="append", choices=[s.value for s in Scope], required=True)
 
@@ -87,17 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(site, SystemClock())
             return _serve(app, site.api, args.log_level)
         if args.command == "demo":
-            from gateway.cli.demo import demo_app
+            from gateway.cli.demo import banner, demo_app
 
             app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days)
-            print(
-                f"\n  园区设施监测网关 演示 / Facility gateway demo\n"
-                f"  API 文档 / API docs:   http://{args.host}:{args.port}/docs\n"
-                f"  设备 / Devices:        http://{args.host}:{args.port}/api/v1/devices\n"
-                f"  健康 / Health:         http://{args.host}:{args.port}/health\n"
-                f"  MQTT:                  mqtt://127.0.0.1:{args.mqtt_port} (facility/sunflower-kg/#)\n",
-                flush=True,
-            )
+            print(banner(args.host, args.port, args.mqtt_port), flush=True)
             return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
         if args.command in ("user", "api-key"):
             return _accounts(args)
@@ -120,18 +114,34 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _state_of(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="the site file, whose storage.data_dir holds the accounts")
+    where.add_argument("--data-dir", type=Path, help="the data folder itself (the demo's: demo-data)")
+
+
 def _accounts(args: argparse.Namespace) -> int:
     """`user` and `api-key`: straight into the state store, with or without a running gateway."""
-    site = config.load(args.config)
-    path = site.storage.data_dir / "state.db"
+    if args.config is not None:
+        site = config.load(args.config)
+        data_dir, settings = site.storage.data_dir, site.auth
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        # A folder named by hand that is not there is a typo, not a new site.
+        data_dir, settings = args.data_dir, AuthSettings()
+        if not data_dir.is_dir():
+            print(f"refused: no data folder {data_dir} (start the demo once, or name the right one)",
+                  file=sys.stderr)
+            return 1
+    path = data_dir / "state.db"
     now_ms = to_ms(SystemClock().now())
     actor = f"cli:{getpass.getuser()}"
     audit = AuditTrail(path)
-    store = AuthStore(path, site.auth, audit)
+    store = AuthStore(path, settings, audit)
     try:
         if args.command == "user":
             password = os.environ.get("FACILITY_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
-            user = store.add_user(args.name, Role(args.role), password, actor, now_ms)
+            user = store.add_user(args.name, Role(args.role), password, actor, now_ms, display_name=args.display_name)
             print(f"user {user.name} added with the role {user.role}")
         else:
             key = store.create_api_key(args.name, [Scope(s) for s in args.scope], actor, now_ms)

@@ -37,7 +37,9 @@ from fastapi import FastAPI
 
 from gateway import config
 from gateway.app import create_app
+from gateway.auth.store import AuthStore
 from gateway.clock import Clock, SystemClock, to_ms
+from gateway.config.auth import Role
 from gateway.device_state import DeviceStates
 from gateway.ingest.broker import embedded_broker
 from gateway.ingest.pipeline import Ingestor
@@ -53,6 +55,21 @@ from simulators.publish import timeline
 log = logging.getLogger(__name__)
 
 SEED = 1
+# The demo's ready accounts, one for each of the school's people on its duty roster (their
+# display names are the roster's), and a teacher who may only look. One password for all: a
+# demo on a laptop, never a school's.
+DEMO_PASSWORD = "sunflower-demo"  # noqa: S105 (printed in the banner on purpose)
+DEMO_ACCOUNTS: dict[str, tuple[Role, str]] = {
+    "logistics-li": (Role.ADMIN, "后勤主任 head of logistics"),
+    "principal-zhao": (Role.ADMIN, "园长 principal"),
+    "guard-wang": (Role.STAFF, "门卫 gate guard"),
+    "canteen-chen": (Role.STAFF, "食堂负责人 canteen manager"),
+    "doctor-zhou": (Role.STAFF, "保健医生 health doctor"),
+    "plumber-liu": (Role.STAFF, "水电工 plumber and electrician"),
+    "carpenter-zhang": (Role.STAFF, "木工 carpenter"),
+    "teacher-sun": (Role.VIEWER, "教师 a teacher, who may only look"),
+}
+DEMO_NAMES = {"teacher-sun": "孙老师"}
 PROGRESS_EVERY = 0.05  # log progress every 5 % of the backfill
 
 
@@ -79,6 +96,7 @@ def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock 
 
     @asynccontextmanager
     async def simulation(gateway: Gateway) -> AsyncIterator[None]:  # a `Companion` (gateway/app.py)
+        await asyncio.to_thread(demo_accounts, gateway.auth, site, to_ms(clock.now()))
         # Said before the gateway's first poll, which it precedes (nothing is awaited in between).
         polled = [d.id for d in site.devices if d.source is not None and d.source.bus_key() is not None]
         if polled:
@@ -94,6 +112,30 @@ def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock 
                 await task
 
     return create_app(site, clock, before=[lambda: embedded_broker("127.0.0.1", mqtt_port)], after=[simulation])
+
+
+def demo_accounts(auth: AuthStore, site: config.SiteConfig, now_ms: int) -> None:
+    """Adds the accounts of `DEMO_ACCOUNTS` that the data folder does not have yet."""
+    roster = {p.id: p.name for p in site.duty.people}
+    have = {u.name for u in auth.list_users()}
+    for login, (role, _) in DEMO_ACCOUNTS.items():
+        if login not in have:
+            auth.add_user(login, role, DEMO_PASSWORD, "system", now_ms,
+                          display_name=roster.get(login) or DEMO_NAMES.get(login, ""))
+
+
+def banner(host: str, port: int, mqtt_port: int) -> str:
+    """What the demo prints when it starts: where to look, and who to log in as."""
+    url = f"http://{host}:{port}/"
+    accounts = "\n".join(f"    {login:<16} {what}" for login, (_, what) in DEMO_ACCOUNTS.items())
+    return (
+        f"\n  园区设施监测网关 演示 / Facility gateway demo\n"
+        f"  仪表盘 / Dashboard:    {url}\n"
+        f"  API 文档 / API docs:   {url}docs\n"
+        f"  健康 / Health:         {url}health\n"
+        f"  MQTT:                  mqtt://127.0.0.1:{mqtt_port} (facility/sunflower-kg/#)\n\n"
+        f"  演示账号 / Demo accounts (密码 / password: {DEMO_PASSWORD}):\n{accounts}\n"
+    )
 
 
 def _anchor(data_dir: Path, now: datetime, backfill_days: float) -> datetime:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    # Only for types: gateway.config imports this module for DutySettings.
-    pass
-
+from gateway.config.work_orders import Trade
 
 # A shift's days: weekdays, or a kind of day from the school calendar.
 DayKey = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun", "school_day", "closed_day", "guard_duty"]
@@ -22,6 +19,7 @@ class Person(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: str
     role: str = ""  # e.g. 门卫, 后勤主任
+    trades: list[Trade] = Field(default_factory=list, description="the work-order trades they repair")
     email: str | None = None
     mobile: str | None = Field(None, description="for @-mentions in WeCom and DingTalk group robots")
 

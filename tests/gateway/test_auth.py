@@ -24,6 +24,7 @@ from gateway.api.access import Admin, Ingester, Staff, Viewer
 from gateway.api.auth import router
 from gateway.app import invalid_request
 from gateway.auth.audit import AuditTrail
+from gateway.auth.people import People
 from gateway.auth.store import (
     AuthStore,
     InvalidInput,
@@ -51,6 +52,7 @@ OTHER_CLIENT = ("192.0.2.7", 50000)
 def build_app(store: AuthStore, clock: ManualClock) -> FastAPI:
     app = FastAPI()
     app.state.auth = store
+    app.state.people = People(store, [])
     app.state.clock = clock
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, invalid_request)  # as create_app does
@@ -189,7 +191,8 @@ def test_login_gives_a_session_for_the_users_role(env: Env) -> None:
     assert datetime.fromisoformat(body["expires"]) == T0 + timedelta(hours=12)
     assert env.client.get("/staff", headers=bearer(body["token"])).json() == {"name": "sam"}
     me = env.client.get("/api/v1/auth/me", headers=bearer(body["token"])).json()
-    assert me == {"name": "sam", "kind": "user", "role": "staff", "scopes": []}
+    assert me == {"name": "sam", "who": {"id": "sam", "name_zh": "sam", "name_en": "sam", "person": True},
+                  "kind": "user", "role": "staff", "scopes": []}
 
 
 def test_wrong_password_and_unknown_user_are_refused_alike(env: Env) -> None:
@@ -467,7 +470,8 @@ def test_public_read_lets_anonymous_read_only(make_env: Callable[..., Env]) -> N
     env = make_env(public_read=True)
     assert env.client.get("/viewer").json() == {"name": "anonymous"}
     me = env.client.get("/api/v1/auth/me").json()
-    assert me == {"name": "anonymous", "kind": "anonymous", "role": "viewer", "scopes": ["read"]}
+    assert (me["name"], me["kind"], me["role"], me["scopes"]) == ("anonymous", "anonymous", "viewer", ["read"])
+    assert (me["who"]["name_zh"], me["who"]["person"]) == ("未登录的访客", False)
     for path in ("/staff", "/admin", "/api/v1/users"):
         assert env.client.get(path).status_code == 401
     assert env.client.post("/ingest").status_code == 401
@@ -506,7 +510,9 @@ def test_api_key_scopes(env: Env) -> None:
 
     key_id = read_key.split("_")[1]
     me = env.client.get("/api/v1/auth/me", headers=bearer(read_key)).json()
-    assert me == {"name": f"key:{key_id}", "kind": "api_key", "role": None, "scopes": ["read"]}
+    assert me == {"name": f"key:{key_id}", "kind": "api_key", "role": None, "scopes": ["read"],
+                  "who": {"id": f"key:{key_id}", "name_zh": "接口密钥「a key」", "name_en": "API key “a key”",
+                          "person": False}}
 
 
 def test_a_key_with_a_wrong_secret_is_401(env: Env) -> None:
@@ -601,7 +607,8 @@ def test_user_management_and_its_audit_trail(env: Env) -> None:
     headers = bearer(admin)
     created = env.client.post("/api/v1/users", json={"name": "zoe", "role": "viewer",
                                                       "password": "zoe-first-passphrase"}, headers=headers)
-    assert created.json() == {"name": "zoe", "role": "viewer", "created": "2026-11-23T07:30:00Z", "disabled": False}
+    assert created.json() == {"name": "zoe", "display_name": "zoe", "role": "viewer", "created": "2026-11-23T07:30:00Z",
+                              "disabled": False}
     zoe = env.token("zoe", "zoe-first-passphrase")
 
     patched = env.client.patch("/api/v1/users/zoe", json={"role": "staff"}, headers=headers)
@@ -679,6 +686,47 @@ def test_refused_user_requests(
     users = {u["name"]: u for u in env.client.get("/api/v1/users", headers=bearer(admin)).json()}
     assert users["sam"]["role"] == "staff"
     assert (users["ada"]["role"], users["ada"]["disabled"]) == ("admin", False)
+
+
+def test_people_have_display_names_in_any_script(env: Env) -> None:
+    """The login id stays ASCII; the name people read is anything printable, shown for the
+    actor in the audit trail and at login, and renaming is audited."""
+    admin = bearer(env.sessions["ada"])
+    created = env.client.post("/api/v1/users", json={"name": "logistics-li", "display_name": " 李主任 ", "role": "staff",
+                                                      "password": "li-first-passphrase"}, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["display_name"] == "李主任"
+    login = env.login("logistics-li", "li-first-passphrase").json()
+    assert (login["user"], login["display_name"]) == ("logistics-li", "李主任")
+    renamed = env.client.patch("/api/v1/users/logistics-li", json={"display_name": "李 Li"}, headers=admin)
+    assert renamed.json()["display_name"] == "李 Li"
+    for bad in ("", "   ", "a\u202eb", "x" * 51, "tab\there"):
+        response = env.client.patch("/api/v1/users/logistics-li", json={"display_name": bad}, headers=admin)
+        assert response.status_code == 422, bad
+    assert env.client.post("/api/v1/users", json={"name": "李主任", "role": "staff", "password": "li-first-passphrase"},
+                           headers=admin).status_code == 422  # the login id is not the display name
+    [entry] = env.audit(env.sessions["ada"], action="user.display_name")
+    assert (entry["who"]["name_zh"], entry["target"], entry["detail"]) == ("ada", "logistics-li",
+                                                                             {"from": "李主任", "to": "李 Li"})
+    people = env.client.get("/api/v1/people", headers=admin).json()
+    assert {"id": "logistics-li", "name": "李 Li", "role": "staff", "duty_role": "", "trades": []} in people
+    assert env.client.get("/api/v1/people", headers=bearer(env.sessions["vic"])).status_code == 403
+
+
+def test_an_older_state_database_gains_display_names(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
+                     "created_ms INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)")
+        conn.execute("INSERT INTO users VALUES ('old', 'staff', 'x', 0, 0)")
+    audit = AuditTrail(path)
+    store = AuthStore(path, AuthSettings(), audit)
+    try:
+        assert store.user("old").display_name == ""
+        assert store.set_display_name("old", "老王", "setup", 1).display_name == "老王"
+    finally:
+        store.close()
+        audit.close()
 
 
 def test_an_admin_can_step_down_once_there_is_another(env: Env) -> None:

@@ -1,0 +1,18 @@
+// The views, by route name. Each module's default export is `{ render(ctx), live }`: `render`
+// fetches what the view shows and returns its element; `live` names the stream events after
+// which it is fetched again (readings patch values in place anyway). `NAV` is the menu, in
+// order; a view not in it (a device's page) is reached by links.
+
+import alerts from "./alerts.js";
+import buildings from "./buildings.js";
+import closing from "./closing.js";
+import device from "./device.js";
+import orders from "./orders.js";
+import overview from "./overview.js";
+
+export const VIEWS = { overview, closing, buildings, device, alerts, orders };
+
+export const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
+
+/** The menu entry that stays lit on a page reached from it. */
+export const NAV_PARENT = { device: "buildings" };
