@@ -80,7 +80,7 @@ export function dialog(build) {
 }
 
 /** The login form; `onSubmit(user, password)` may throw to show a refusal. */
-export function showLogin(message, onSubmit, onCancel = () => {}) {
+export function showLogin(message, onSubmit, onCancel = () => {}, onDone = () => {}) {
   dialog((close) => {
     const error = h("p", { class: "error-text", role: "alert" });
     const form = h("form", { method: "dialog", class: "form" },
@@ -98,6 +98,7 @@ export function showLogin(message, onSubmit, onCancel = () => {}) {
       try {
         await onSubmit(form.username.value, form.password.value);
         close();
+        onDone();
       } catch (err) {
         error.textContent = loginRefusal(err);
       }
@@ -124,8 +125,7 @@ export function signedIn(message = t("login.needed")) {
     showLogin(message, async (user, password) => {
       await login(user, password);
       document.dispatchEvent(new Event("session"));
-      resolve(true);
-    }, () => resolve(false));
+    }, () => resolve(false), () => resolve(true));
   });
 }
 
