@@ -29,6 +29,7 @@ from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
+from gateway.reports.safety import Register
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
@@ -60,6 +61,7 @@ class Gateway:
     alerts: AlertStore
     checks: ManualChecks
     learned: LearnedStore
+    registers: list[Register]  # what people keep in the dashboard that joins the daily record
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -129,6 +131,7 @@ class Gateway:
         stack.callback(self.checks.close)
         self.learned = LearnedStore(data_dir / "state.db")
         stack.callback(self.learned.close)
+        self.registers = []
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)

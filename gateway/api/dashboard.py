@@ -488,12 +488,22 @@ def asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def _own(suffix: str) -> list[str]:
+    static = dashboards.STATIC
+    return sorted(str(p.relative_to(static)) for p in static.rglob(f"*{suffix}")
+                  if "vendor" not in p.relative_to(static).parts)
+
+
 @cache
 def page_modules() -> list[str]:
     """The dashboard's own script modules besides app.js (not the vendored libraries)."""
-    static = dashboards.STATIC
-    return sorted(str(p.relative_to(static)) for p in static.rglob("*.js")
-                  if p.name != "app.js" and "vendor" not in p.relative_to(static).parts)
+    return [m for m in _own(".js") if m != "app.js"]
+
+
+@cache
+def page_styles() -> list[str]:
+    """app.css, then each view's own style sheet (views/<view>.css)."""
+    return sorted(_own(".css"), key=lambda name: name != "app.css")
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
@@ -502,4 +512,5 @@ def page(request: Request, site: SiteDep,
     """The dashboard. It asks for a login only if reading needs one (auth.public_read)."""
     return templates.TemplateResponse(request, "index.html", {
         "lang": lang or "zh-CN", "title": site.name, "version": asset_version(), "modules": page_modules(),
+        "styles": page_styles(),
     })

@@ -64,6 +64,7 @@ class DayState:
     limits: dict[str, tuple[float | None, float | None] | None]  # meter → (base W, limit W); None: rule off
     alerts: list[Alert]
     completions: dict[str, Completion]
+    registered: list[Item]  # the registers' items (留样, fire patrols, …), judged when the state was read
 
 
 class Judge:

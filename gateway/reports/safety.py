@@ -42,7 +42,7 @@ from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
 from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
-from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
 from gateway.storage.sqlite import SqliteStore
 
 # An alert cleared on a day but raised more than this before it is missed by `day_states`
@@ -51,6 +51,14 @@ ALERT_LOOKBACK: Final = timedelta(days=31)
 _PAGE: Final = 1000
 FIRST_DAY: Final = date(1971, 1, 1)  # like the calendar's API: no Unix time before it
 _ORDER: Final = list(Category)
+
+
+class Register(Protocol):
+    """A record kept by people in the dashboard (the 留样 register, the fire patrols, …) whose
+    state joins the daily record as items: `items` judges one day from the register's own
+    table (read on the event loop's thread, so it must be quick: no readings)."""
+
+    def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]: ...
 
 
 class Sources(Protocol):
@@ -70,6 +78,8 @@ class Sources(Protocol):
     def checks(self) -> ManualChecks: ...
     @property
     def learned(self) -> LearnedStore: ...
+    @property
+    def registers(self) -> Sequence[Register]: ...
 
 
 class FutureDay(ValueError):
@@ -120,6 +130,7 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
             lamps=lamps, limits=limits,
             alerts=[a for a in alerts if a.first_ms < end and (a.cleared_ms is None or a.cleared_ms >= start)],
             completions={item: completion(c) for (on, item), c in checks.items() if on == d},
+            registered=[i for r in gw.registers for i in r.items(gw.site, cal.day(d), start, end, min(now, end))],
         ))
     return out
 
@@ -164,7 +175,8 @@ def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecor
     j = Judge(store, site, state, silent_after_ms)
     sensed: list[Item] = [judge(j, d) for d in site.devices for judge in judges(d.kind)]
     items = sorted(sensed + uncovered(site, state.info), key=lambda i: _ORDER.index(i.category))
-    items = [completed(i, state.completions.get(i.id)) for i in items + always_manual(site, state.info)]
+    items = [completed(i, state.completions.get(i.id))
+             for i in items + always_manual(site, state.info) + state.registered]
     names = {p.id: p.name for p in site.duty.people}
     return SafetyRecord(
         site=site.id, site_name=site.name, day=_info(state), start=utc(state.start_ms), end=utc(state.end_ms),
