@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.cli.demo import demo_app
+from gateway.cli.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, banner, demo_app
 from gateway.clock import ManualClock
 from tests.services import accounting, free_port
 
@@ -56,4 +56,20 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         # The page itself, in Chinese.
         assert "向日葵幼儿园" in client.get("/").text
         assert client.get("/api/v1/rejected").json() == []
+        # Each of the school's people can log in, and is greeted by name.
+        for login, (role, _) in DEMO_ACCOUNTS.items():
+            answer = client.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})
+            assert answer.status_code == 200, login
+            assert answer.json()["role"] == role
+        assert answer.json()["display_name"] == "孙老师"
+        me = client.post("/api/v1/auth/login", json={"username": "guard-wang", "password": DEMO_PASSWORD}).json()
+        assert me["display_name"] == "王师傅"
+
+
+def test_the_demo_banner_names_the_dashboard_and_the_accounts() -> None:
+    text = banner("127.0.0.1", 8000, 1883)
+    assert "http://127.0.0.1:8000/\n" in text
+    assert DEMO_PASSWORD in text
+    for login in DEMO_ACCOUNTS:
+        assert f"    {login} " in text
 
