@@ -27,7 +27,7 @@ from gateway.config import SiteConfig
 from gateway.reports.checks import CheckResult
 from gateway.reports.judging import record_item
 from gateway.reports.safety_model import Category, Completion, Item, ItemStatus
-from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
+from gateway.schedule.school_calendar import DayKind, SchoolCalendar, SchoolDay
 from gateway.storage.sqlite import connect
 
 SweepKind = Literal["before_break", "before_term", "on_demand"]
@@ -46,6 +46,7 @@ class Break:
     last: date
     name_zh: str
     name_en: str
+    term: bool  # a term break (寒假, 暑假) of the site file, not a holiday
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +61,9 @@ class DueSweep:
         if self.kind == "before_break":
             return (f"{zh}放假前检查", f"Check before the {en} break") if zh else (
                 "放假前检查", "Check before the break")
-        return (f"{zh}后开学前检查", f"Check before school starts after {en}") if zh else (
-            "开学前检查", "Check before school starts")
+        if self.closed.term or not zh:
+            return "新学期开学前检查", "Check before the new term"
+        return f"{zh}假期结束前检查", f"Check before school resumes after {en}"
 
 
 def _closed_from(cal: SchoolCalendar, first: date, step: int) -> list[SchoolDay]:
@@ -77,7 +79,8 @@ def _closed_from(cal: SchoolCalendar, first: date, step: int) -> list[SchoolDay]
 def _break(days: list[SchoolDay]) -> Break:
     ordered = sorted(days, key=lambda d: d.date)
     named = next((d for d in ordered if d.name_zh), None)
-    return Break(ordered[0].date, ordered[-1].date, named.name_zh if named else "", named.name_en if named else "")
+    return Break(ordered[0].date, ordered[-1].date, named.name_zh if named else "", named.name_en if named else "",
+                 any(d.kind is DayKind.TERM_BREAK for d in ordered))
 
 
 def due_sweeps(cal: SchoolCalendar, min_break_days: int, first: date, last: date) -> list[DueSweep]:
