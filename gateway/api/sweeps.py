@@ -246,10 +246,15 @@ async def _checklist(p: _Parts, sweep: Sweep, b: Building, now_ms: int) -> list[
     types = {r.type for r in b.rooms}
     manual = [(i.id, i.zh, i.en, None, i.trade) for i in site.sweep.items
               if (i.room_types is None or types & set(i.room_types)) and i.unless_sensed not in checked]
+    # A fault a sensor shows may already have its work order (a leak's, for the plumber): it
+    # shows with the item, which then is not turned into a second one.
+    pending = {o.device_id: o for status in (Status.OPEN, Status.ASSIGNED, Status.ON_SITE)
+               for o in p.work_orders.find(status=status, limit=10_000) if o.device_id}
     out = []
     for item_id, zh, en, sensor, trade in sensed + manual:
         mark = marks.get((b.id, item_id))
-        order = None if mark is None or mark.order_id is None else p.work_orders.get(mark.order_id)
+        order = (p.work_orders.get(mark.order_id) if mark is not None and mark.order_id is not None
+                 else pending.get(item_id.partition(":")[2]) if sensor == "problem" else None)
         out.append(ItemOut(
             id=item_id, sensed=item_id.partition(":")[1] == ":", text_zh=zh, text_en=en, sensor_result=sensor,
             result=mark.result if mark else sensor, note=mark.note if mark else "",
