@@ -7,6 +7,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -30,6 +31,7 @@ from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
 from gateway.reports.safety import Register
+from gateway.reports.sweeps import SweepRegister, SweepStore
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
@@ -62,6 +64,7 @@ class Gateway:
     checks: ManualChecks
     learned: LearnedStore
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
+    sweeps: SweepStore
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -131,7 +134,7 @@ class Gateway:
         stack.callback(self.checks.close)
         self.learned = LearnedStore(data_dir / "state.db")
         stack.callback(self.learned.close)
-        self.registers = []
+        self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
@@ -171,6 +174,13 @@ class Gateway:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
+
+    def _registers(self, path: Path) -> list[Register]:
+        """What people keep in the dashboard that joins the daily record: each register's
+        store, closed with the gateway."""
+        self.sweeps = SweepStore(path, self.audit, self.clock)
+        self._stack.callback(self.sweeps.close)
+        return [SweepRegister(self.sweeps, self.calendar, self.people)]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

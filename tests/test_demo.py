@@ -44,7 +44,7 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         assert sorted((a["rule"], a["device_id"], a["state"]) for a in alerts) == sorted(expected)
 
         board = {b["id"]: b for b in client.get("/api/v1/dashboard/closing").json()["buildings"]}
-        assert [w["device"] for w in board["service"]["water"]] == ["service-water"]
+        assert [i["device"] for i in board["service"]["items"] if i["check"] == "water"] == ["service-water"]
         overview = client.get("/api/v1/dashboard/overview").json()
         assert overview["open_alerts"]["major"] == 2
         assert overview["electricity"]["today"] > 0

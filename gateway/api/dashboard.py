@@ -32,7 +32,6 @@ from gateway.api.deps import (
     AlertsDep,
     CalendarDep,
     ClockDep,
-    LearnedDep,
     LiveDep,
     SiteDep,
     StatesDep,
@@ -46,10 +45,8 @@ from gateway.device_state import DeviceStates
 from gateway.live import LiveBus
 from gateway.reports.judging import MAX_POINTS, lamp_run
 from gateway.rules.health import silent_after_ms
-from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
 from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
-from gateway.rules.water import WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
 from gateway.storage.sqlite import SqliteStore, increase
@@ -352,85 +349,6 @@ async def overview(
         offline=[OfflineOut(**_ref(site, states, d).model_dump(), last_seen=states.last_seen(d.id))
                  for d in site.devices if not states.online(d.id)],
     )
-
-
-# ------------------------------------------------------------------------ the closing board
-
-
-class CircuitOut(DeviceRef):
-    metric: str  # what `power_w` was read from; the kind says which
-    power_w: float
-    limit_w: float
-
-
-class FlowOut(DeviceRef):
-    metric: str
-    flow_lpm: float
-
-
-class LampOnOut(DeviceRef):
-    metric: str
-    scheduled: bool  # inside its disinfection window: expected, not forgotten
-
-
-class BuildingClosing(BaseModel):
-    id: str
-    name: str
-    open_now: bool
-    closes_at: datetime | None
-    doors_open: list[DoorOut]
-    circuits: list[CircuitOut]
-    water: list[FlowOut]
-    lamps_on: list[LampOnOut]
-    closed_up: bool
-
-
-class ClosingOut(BaseModel):
-    at: datetime
-    buildings: list[BuildingClosing]
-
-
-async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
-                   learned: LearnedStore, building_id: str, now_ms: int) -> BuildingClosing:
-    building = next(b for b in site.buildings if b.id == building_id)
-    rooms = {r.id for r in building.rooms}
-    devices = [d for d in site.devices if d.room in rooms]
-    circuits, water, lamps = [], [], []
-    # One evaluation per closing condition, over the devices whose kind declares it.
-    base_loads = await asyncio.to_thread(learned.base_loads)
-    for d, metric in _checked(devices, ClosingCondition.ABOVE_BASE_LOAD):
-        power, base = _latest(states, d.id, metric), base_loads.get(d.id)
-        limit = None if base is None else base.limit_w
-        if power is not None and limit is not None and power > limit:
-            circuits.append(CircuitOut(**_ref(site, states, d).model_dump(), metric=metric, power_w=power,
-                                       limit_w=round(limit)))
-    for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):
-        flow = _latest(states, d.id, metric)
-        if flow is not None and flow > WATER_LEAK.params_for(d).flow_threshold_lpm:
-            water.append(FlowOut(**_ref(site, states, d).model_dump(), metric=metric, flow_lpm=flow))
-    for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
-        if _latest(states, d.id, metric):
-            window = _window(site, calendar, d, now_ms)
-            scheduled = window is not None and window[0] <= now_ms < window[1]
-            lamps.append(LampOnOut(**_ref(site, states, d).model_dump(), metric=metric, scheduled=scheduled))
-    doors = await _doors_open(site, states, store, _checked(devices, ClosingCondition.TRUE))
-    return BuildingClosing(
-        id=building.id, name=building.name, open_now=calendar.is_open(building.id, now_ms),
-        closes_at=utc(calendar.closing_ms(building.id, calendar.local_date(now_ms))),
-        doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
-        closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
-    )
-
-
-@router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
-async def closing(
-    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, learned: LearnedDep,
-    _: Viewer,
-) -> ClosingOut:
-    """闭园检查: per building, what is still open, on or flowing."""
-    now_ms = to_ms(clock.now())
-    return ClosingOut(at=utc(now_ms), buildings=[
-        await _closing(site, states, store, calendar, learned, b.id, now_ms) for b in site.buildings])
 
 
 # ------------------------------------------------------------------------- the live stream

@@ -26,6 +26,7 @@ from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
+from gateway.reports.sweeps import SweepStore
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
 from gateway.schedule.roster import Roster
@@ -82,6 +83,10 @@ async def _checks(request: Request) -> ManualChecks:
     return _gateway(request).checks
 
 
+async def _sweeps(request: Request) -> SweepStore:
+    return _gateway(request).sweeps
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -122,6 +127,7 @@ RosterDep = Annotated[Roster, Depends(_roster)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
+SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.access import Staff, Viewer
+from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import ReportSourcesDep
 from gateway.api.problems import BUSY, problems
 from gateway.api.query_limit import HeavyQuery
@@ -143,7 +143,9 @@ async def canteen_record(
 class CheckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"\S", description="who did the check, e.g. 王师傅")
+    # Until the ledger's change lands (the signed-in account is who signed): default, their name.
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"\S",
+                             description="who did the check, e.g. 王师傅; default: the signed-in person")
     result: Literal["ok", "problem"]
     note: str = Field("", max_length=2000)
 
@@ -153,7 +155,8 @@ ItemId = Annotated[str, Path(pattern=r"^[a-z]+[:@][A-Za-z0-9_.-]{1,64}$", descri
 
 @router.post("/api/v1/reports/safety/{day}/items/{item_id}",
              responses=problems(400, 401, 403, 404, 409, 422))
-async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_id: ItemId, body: CheckIn) -> Item:
+async def complete_check(sources: ReportSourcesDep, people: PeopleDep, who: Staff, day: date, item_id: ItemId,
+                         body: CheckIn) -> Item:
     """Records a person's check of an item that needs one (status `manual`): `done`, or
     `fail` when they found a problem. Doing it again replaces it; the audit trail keeps both."""
     [state] = _states(sources, [day])
@@ -164,5 +167,6 @@ async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_
     if not item.needs_check:
         raise HTTPException(409, f"{item_id} is {item.status} on {day}, not a manual check: only an item that "
                                  "no sensor vouches for can be completed by hand")
-    check = sources.checks.complete(day, item_id, body.name.strip(), body.result, body.note, who.name)
+    name = people.directory().display(who.name) if body.name is None else body.name.strip()
+    check = sources.checks.complete(day, item_id, name, body.result, body.note, who.name)
     return completed(item, completion(check))

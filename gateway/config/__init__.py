@@ -30,6 +30,7 @@ from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
 from gateway.config.notifications import NotificationSettings
+from gateway.config.sweep import SweepSettings
 from gateway.config.work_orders import WorkOrderSettings
 from gateway.rules import registry
 from gateway.site import (
@@ -255,6 +256,7 @@ class SiteConfig(BaseSettings):
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    sweep: SweepSettings = Field(default_factory=SweepSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 
@@ -373,6 +375,13 @@ class SiteConfig(BaseSettings):
         for r in self.work_orders.rules:
             if r not in registry.specs():
                 raise ValueError(f"@work_orders.rules.{r}: unknown rule {r!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_references(self) -> Self:
+        for d in self.sweep.standby_w:
+            if self.device(d) is None:
+                raise ValueError(f"@sweep.standby_w.{d}: no device {d!r}")
         return self
 
     @model_validator(mode="after")
