@@ -7,6 +7,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -18,6 +19,7 @@ from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import AuthStore
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -62,6 +64,7 @@ class Gateway:
     checks: ManualChecks
     learned: LearnedStore
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
+    samples: SampleRegister  # 留样
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -131,7 +134,7 @@ class Gateway:
         stack.callback(self.checks.close)
         self.learned = LearnedStore(data_dir / "state.db")
         stack.callback(self.learned.close)
-        self.registers = []
+        self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
@@ -171,6 +174,12 @@ class Gateway:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
+
+    def _registers(self, state_db: Path) -> list[Register]:
+        """The registers people keep in the dashboard, each in the state database."""
+        self.samples = SampleRegister(state_db, self.site, self.calendar, self.audit, self.clock, self.alerts)
+        self._stack.callback(self.samples.close)
+        return [self.samples]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -213,12 +222,13 @@ class Gateway:
         })
 
     async def _watch(self) -> None:
-        """Silence on the injected clock; reminders and escalation; what the rules learned,
-        saved for the readers of every replica."""
+        """Silence and the 留样 deadlines on the injected clock; reminders and escalation; what
+        the rules learned, saved for the readers of every replica."""
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
             self.alerts.tick()
+            self.samples.judge(now_ms)
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
 

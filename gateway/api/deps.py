@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from gateway.alerting.alerts import AlertStore
 from gateway.alerting.work_orders import WorkOrders
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -82,6 +83,10 @@ async def _checks(request: Request) -> ManualChecks:
     return _gateway(request).checks
 
 
+async def _samples(request: Request) -> SampleRegister:
+    return _gateway(request).samples
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -122,6 +127,8 @@ RosterDep = Annotated[Roster, Depends(_roster)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
+# The 留样 register.
+SamplesDep = Annotated[SampleRegister, Depends(_samples)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.
