@@ -50,7 +50,7 @@ class MealOut(BaseModel):
 
 
 class SamplesDay(BaseModel):
-    date: date
+    day: date
     as_of: datetime
     min_weight_g: float
     keep_h: float
@@ -62,7 +62,7 @@ class SamplesDay(BaseModel):
 class SampleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: date = Field(description="the meal's local date")
+    day: date = Field(description="the meal's local date")
     meal: str = Field(max_length=32, description="a meal's id in the site's samples settings")
     dish: str = Field(min_length=1, max_length=60, pattern=r"\S", description="e.g. 番茄炒蛋")
     weight_g: float = Field(gt=0, le=5000)
@@ -105,7 +105,7 @@ async def samples_of_day(
             detail_zh=item.detail_zh, detail_en=item.detail_en,
             samples=[by_id[x.id] for x in of_day if x.meal == meal.id]))
     return SamplesDay(
-        date=on, as_of=from_ms(now, UTC), min_weight_g=site.samples.min_weight_g, keep_h=site.samples.keep_h,
+        day=on, as_of=from_ms(now, UTC), min_weight_g=site.samples.min_weight_g, keep_h=site.samples.keep_h,
         fridges=[FridgeOut(id=d.id, name=d.name or d.id) for d in register.fridges], meals=meals,
         kept=lines[len(of_day):])
 
@@ -116,7 +116,7 @@ async def register_sample(register: SamplesDep, store: StoreDep, site: SiteDep, 
     """Registers one dish's sample, taken by the signed-in person."""
     taken = None if body.taken_at is None else to_ms(body.taken_at)
     try:
-        sample = register.register(body.date, body.meal, body.dish.strip(), body.weight_g, body.fridge, taken,
+        sample = register.register(body.day, body.meal, body.dish.strip(), body.weight_g, body.fridge, taken,
                                    who.name)
     except Refused as exc:
         raise refusal(exc.status, exc.zh, exc.en) from None

@@ -223,7 +223,10 @@ class SampleRegister:
         one after the deadline, pending before it; not required where the meal is not served."""
         s = site.samples
         samples = self.on_day(day.date)
-        where_kept = self.fridges[0] if self.fridges else None
+        # The meals' items stand in the room of the fridge their samples go to (the kitchen).
+        room = site.room(self.fridges[0].room) if self.fridges else None
+        place = {} if room is None else {"subject": room.name, "building": site.building_of(room.id).id,
+                                         "room": room.id}
         out = []
         for meal in s.meals:
             kept = [x for x in samples if x.meal == meal.id and x.weight_g >= s.min_weight_g]
@@ -242,7 +245,7 @@ class SampleRegister:
                 status, detail = ItemStatus.PENDING, (f"{due} 前留样", f"due by {due}")
             else:
                 status, detail = ItemStatus.FAIL, (f"{due} 截止时未留样", f"no sample registered by {due}")
-            item = record_item(f"sample:{meal.id}", Category.CANTEEN, where_kept, site, status, detail)
+            item = record_item(f"sample:{meal.id}", Category.CANTEEN, None, site, status, detail, **place)
             out.append(item.model_copy(update={
                 "check_zh": f"留样：{meal.label_zh}（每样 ≥{s.min_weight_g:g} 克，冷藏 ≥{s.keep_h:g} 小时）",
                 "check_en": f"Food samples: {meal.label_en.lower()} (≥{s.min_weight_g:g} g of each dish, "
