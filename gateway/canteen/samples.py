@@ -239,8 +239,10 @@ class SampleRegister:
                 dishes_zh = "、".join(f"{x.dish} {x.weight_g:g} 克" for x in kept)
                 dishes_en = ", ".join(f"{x.dish} {x.weight_g:g} g" for x in kept)
                 first = f"{from_ms(kept[0].taken_ms, site.tz):%H:%M}"
-                status, detail = ItemStatus.PASS, (f"已留样 {len(kept)} 样：{dishes_zh}（{first} 起登记）",
-                                                   f"{len(kept)} kept: {dishes_en} (registered from {first})")
+                when = (f"{first} 起登记", f"registered from {first}") if len(kept) > 1 else \
+                    (f"{first} 登记", f"registered at {first}")
+                status, detail = ItemStatus.PASS, (f"已留样 {len(kept)} 样：{dishes_zh}（{when[0]}）",
+                                                   f"{len(kept)} kept: {dishes_en} ({when[1]})")
             elif as_of_ms < deadline:
                 status, detail = ItemStatus.PENDING, (f"{due} 前留样", f"due by {due}")
             else:
