@@ -52,8 +52,8 @@ VIEWS = {
     "alerts": "form.filters select[name=rule]",
     "orders": "form.filters select[name=trade]",
 }
-NAV_ZH = ["概览", "闭园检查", "楼宇房间", "告警", "工单"]
-NAV_EN = ["Overview", "Closing check", "Buildings", "Alerts", "Work orders"]
+NAV_ZH = ["概览", "闭园检查", "楼宇房间", "告警", "工单", "留样"]
+NAV_EN = ["Overview", "Closing check", "Buildings", "Alerts", "Work orders", "Samples"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
