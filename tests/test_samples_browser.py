@@ -61,7 +61,7 @@ def register(page: Page, dish: str, grams: str) -> None:
 
 
 def test_the_canteen_manager_registers_lunch_on_a_phone_and_discards_one_early(browser: Browser, site: Site) -> None:
-    with open_page(browser, PHONE) as (page, console):
+    with open_page(browser, PHONE, locale="zh-CN") as (page, console):
         show(page, site.url, "samples", READY)
         log_in(page, "canteen-chen")
         register(page, "番茄炒蛋", "130")
@@ -92,6 +92,8 @@ def test_the_canteen_manager_registers_lunch_on_a_phone_and_discards_one_early(b
         dialog.locator("button[type=submit]").click()
         expect(dialog).not_to_be_visible()
         expect(page.locator("#view .sample.kept")).to_have_count(1)
+        expect(lunch.locator(".sample").first).to_contain_text("提前处理")
+        screenshot(page, SHOTS, "after-discard-phone-zh")
         assert console.problems("status of 422") == []  # the refused 100 g sample
 
     [alert] = wait_until("the early-discard alert", lambda: site.api.get(
@@ -123,7 +125,7 @@ def test_a_viewer_can_read_the_register_but_not_change_it(site: Site) -> None:
 @pytest.mark.parametrize(("viewport", "lang"), [(DESKTOP, "zh-CN"), (DESKTOP, "en"), (PHONE, "en")],
                          ids=["desktop-zh", "desktop-en", "phone-en"])
 def test_screenshots(browser: Browser, site: Site, viewport: Any, lang: str) -> None:
-    with open_page(browser, viewport) as (page, console):
+    with open_page(browser, viewport, locale=lang) as (page, console):
         use_language(page, site.url, lang)
         show(page, site.url, "samples", READY)
         assert horizontal_overflow(page) == 0

@@ -314,18 +314,20 @@ def served(meal: Meal, day: SchoolDay) -> bool:
 def temperature(store: SqliteStore, fridge: Device, lo: int, hi: int) -> RetentionTemperature | None:
     """The fridge's readings from `lo` (taken) to `hi` (discarded, or now) against its kind's
     allowed range; None for a fridge whose kind has no range. Each reading holds until the
-    next for at most the fridge's offline threshold, as in the daily record."""
+    next for at most the fridge's offline threshold, as in the daily record: the lowest and
+    highest are of the values that held, the one before `lo` included."""
     metric = next((m for m in kinds()[fridge.kind].metrics if m.allowed is not None), None)
     if metric is None or metric.allowed is None:
         return None
     low, high = metric.allowed.of(fridge.kind_settings())
     hold = round(silent_after_ms(fridge))
     points = [(p.ts_ms, p.value) for p in store.points(fridge.id, metric.key, lo - hold, hi, MAX_POINTS)]
-    stretches = held(points, lo, hi, hold)
+    stretches = held(points, lo, hi, hold)  # the reading before `lo` holds into the retention
     inside = [v for ts, v in points if lo <= ts < hi]
+    values = [h.value for h in stretches]
     out_ms = total_ms([(h.start, h.end) for h in where(stretches, lambda v: v < low or v > high)])
     return RetentionTemperature(
-        range_min_c=low, range_max_c=high, lowest_c=min(inside, default=None), highest_c=max(inside, default=None),
+        range_min_c=low, range_max_c=high, lowest_c=min(values, default=None), highest_c=max(values, default=None),
         minutes_out=round(out_ms / 60_000, 1), minutes_no_data=round(total_ms(gaps(stretches, [(lo, hi)])) / 60_000, 1),
         readings=len(inside))
 

@@ -20,9 +20,10 @@ addLabels({
     "samples.discard_ok": "已满保存时间，确认已将这份留样处理掉？",
     "samples.early_warning": "未到可处理时间（{t}）。提前处理会发出告警，请写明原因。如怀疑食物中毒，留样须封存移交，不得处理。",
     "samples.reason": "提前处理的原因", "samples.confirm": "确认处理", "samples.early_confirm": "提前处理并告警",
-    "samples.temp": "保存期间 {lo}–{hi} °C", "samples.temp_out": "，超出 {range} 共 {m} 分钟",
+    "samples.temp": "保存期间 {span} °C", "samples.temp_out": "，超出 {range} 共 {m} 分钟",
     "samples.temp_in": "，全程在 {range} 内", "samples.temp_none": "保存期间无温度读数",
     "samples.no_meal": "今日不开餐，无需留样",
+    "samples.discarded": "{t} 由 {who} 处理", "samples.early": "提前处理", "samples.why": "原因：{r}",
   },
   en: {
     "nav.samples": "Samples",
@@ -37,9 +38,10 @@ addLabels({
     "samples.discard_ok": "Its retention has ended. Confirm that this sample was discarded?",
     "samples.early_warning": "Not due until {t}. Discarding it early raises an alert: give the reason. If food poisoning is suspected, samples are sealed and handed over, never discarded.",
     "samples.reason": "Why it is discarded early", "samples.confirm": "Confirm", "samples.early_confirm": "Discard early and alert",
-    "samples.temp": "{lo}–{hi} °C while kept", "samples.temp_out": "; {m} min outside {range}",
+    "samples.temp": "{span} °C while kept", "samples.temp_out": "; {m} min outside {range}",
     "samples.temp_in": "; within {range} throughout", "samples.temp_none": "No temperature readings while kept",
     "samples.no_meal": "No meals today: no samples needed",
+    "samples.discarded": "discarded {t} by {who}", "samples.early": "Discarded early", "samples.why": "because: {r}",
   },
 });
 
@@ -49,14 +51,18 @@ function temperature(s) {
   const temp = s.temperature;
   if (!temp || temp.lowest_c === null) return t("samples.temp_none");
   const range = `${num(temp.range_min_c)}–${num(temp.range_max_c)} °C`;
-  return t("samples.temp", { lo: num(temp.lowest_c), hi: num(temp.highest_c) })
+  const span = temp.lowest_c === temp.highest_c ? num(temp.lowest_c) : `${num(temp.lowest_c)}–${num(temp.highest_c)}`;
+  return t("samples.temp", { span })
     + (temp.minutes_out ? t("samples.temp_out", { m: num(temp.minutes_out, 0), range }) : t("samples.temp_in", { range }));
 }
 
 function sampleLine(s) {
+  const gone = s.discarded_at ? t("samples.discarded", { t: when(s.discarded_at), who: pick(s.discarded_by, "name") }) : null;
   return h("li", { class: "sample", dataset: { sample: s.id } },
-    h("div", { class: "sample-head" }, h("strong", {}, s.dish), h("span", {}, `${num(s.weight_g, 0)} g`)),
-    h("p", { class: "muted small" }, `${when(s.taken_at, "time")} · ${t("samples.by", { who: pick(s.taken_by, "name") })} · ${s.fridge_name}`));
+    h("div", { class: "sample-head" }, h("strong", {}, s.dish), h("span", {}, `${num(s.weight_g, 0)} g`),
+      s.early_reason ? chip(t("samples.early"), "bad") : null),
+    h("p", { class: "muted small" }, `${when(s.taken_at, "time")} · ${t("samples.by", { who: pick(s.taken_by, "name") })} · ${s.fridge_name}`),
+    gone ? h("p", { class: "muted small" }, gone, s.early_reason ? ` · ${t("samples.why", { r: s.early_reason })}` : "") : null);
 }
 
 function mealCard(meal) {
