@@ -94,7 +94,7 @@ def test_the_canteen_manager_registers_lunch_on_a_phone_and_discards_one_early(b
         expect(page.locator("#view .sample.kept")).to_have_count(1)
         expect(lunch.locator(".sample").first).to_contain_text("提前处理")
         screenshot(page, SHOTS, "after-discard-phone-zh")
-        assert console.problems("status of 422") == []  # the refused 100 g sample
+        assert console.problems("status of 409") == []  # the refused 100 g sample
 
     [alert] = wait_until("the early-discard alert", lambda: site.api.get(
         "/api/v1/alerts", params={"rule": "sample_discarded_early"}).json())

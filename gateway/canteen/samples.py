@@ -122,15 +122,15 @@ class SampleRegister:
         now = to_ms(self._clock.now())
         meal = s.meal(meal_id)
         if meal is None:
-            raise Refused(422, "没有这一餐次，请从列表中选择餐次。", "There is no such meal: choose one from the list.")
+            raise Refused(409, "没有这一餐次，请从列表中选择餐次。", "There is no such meal: choose one from the list.")
         if weight_g < s.min_weight_g:
-            raise Refused(422, f"留样重量不足：每样至少 {s.min_weight_g:g} 克，本次只有 {weight_g:g} 克。"
+            raise Refused(409, f"留样重量不足：每样至少 {s.min_weight_g:g} 克，本次只有 {weight_g:g} 克。"
                                "请补足后再登记。",
                           f"Too little kept: at least {s.min_weight_g:g} g of each dish, this is {weight_g:g} g. "
                           "Add more, then register it.")
         fridge = next((d for d in self.fridges if d.id == fridge_id), None)
         if fridge is None:
-            raise Refused(422, "所选冰箱不是本园的留样冰箱，请从列表中选择留样冰箱。",
+            raise Refused(409, "所选冰箱不是本园的留样冰箱，请从列表中选择留样冰箱。",
                           "That is not one of the site's sample fridges: choose one from the list.")
         info = self._calendar.day(day)
         if not served(meal, info):
@@ -139,9 +139,9 @@ class SampleRegister:
         start, _ = self._calendar.day_bounds_ms(day)
         taken = now if taken_ms is None else taken_ms
         if taken > now + AHEAD_MS:
-            raise Refused(422, "留样时间不能晚于现在。", "The time taken cannot be later than now.")
+            raise Refused(409, "留样时间不能晚于现在。", "The time taken cannot be later than now.")
         if taken < start:
-            raise Refused(422, f"留样时间早于{day:%m月%d日}：请填写这一餐留样的实际时间。",
+            raise Refused(409, f"留样时间早于{day:%m月%d日}：请填写这一餐留样的实际时间。",
                           f"The time taken is before {day:%d %b}: give when this meal's sample was taken.")
         after = taken + round(s.keep_h * 3_600_000)
         with self._lock:

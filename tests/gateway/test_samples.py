@@ -105,11 +105,11 @@ def refused(call: Any, *args: Any) -> Refused:
 def test_a_sample_is_refused_when_light_in_an_unknown_fridge_or_for_a_meal_not_served(kitchen: Kitchen) -> None:
     r = kitchen.register
     light = refused(r.register, MONDAY, "lunch", "番茄炒蛋", 100.0, "sample-fridge", None, "canteen-chen")
-    assert (light.status, light.zh) == (422, "留样重量不足：每样至少 125 克，本次只有 100 克。请补足后再登记。")
-    assert refused(r.register, MONDAY, "lunch", "番茄炒蛋", 130.0, "uv-kitchen", None, "canteen-chen").status == 422
+    assert (light.status, light.zh) == (409, "留样重量不足：每样至少 125 克，本次只有 100 克。请补足后再登记。")
+    assert refused(r.register, MONDAY, "lunch", "番茄炒蛋", 130.0, "uv-kitchen", None, "canteen-chen").status == 409
     weekend = refused(r.register, SATURDAY, "lunch", "番茄炒蛋", 130.0, "sample-fridge", None, "canteen-chen")
     assert (weekend.status, weekend.zh) == (409, "03月21日不是上学日，不供应午餐，无需留样。")
-    assert refused(r.register, MONDAY, "supper", "粥", 130.0, "sample-fridge", None, "canteen-chen").status == 422
+    assert refused(r.register, MONDAY, "supper", "粥", 130.0, "sample-fridge", None, "canteen-chen").status == 409
     assert r.on_day(MONDAY) == []
 
 
@@ -254,7 +254,7 @@ def test_the_canteen_record_holds_the_register_with_the_fridge_temperature(
             "taken_at": at(MONDAY, "11:50").isoformat()}
     assert client.post("/api/v1/samples", json=body, headers=viewer).status_code == 403
     light = client.post("/api/v1/samples", json=body | {"weight_g": 100}, headers=staff)
-    assert light.status_code == 422
+    assert light.status_code == 409
     assert light.json()["detail"]["zh"].startswith("留样重量不足")
     made = client.post("/api/v1/samples", json=body, headers=staff)
     assert made.status_code == 201, made.text
