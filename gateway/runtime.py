@@ -19,6 +19,7 @@ from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import AuthStore
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -65,6 +66,7 @@ class Gateway:
     learned: LearnedStore
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
     sweeps: SweepStore
+    samples: SampleRegister  # 留样
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -177,10 +179,12 @@ class Gateway:
 
     def _registers(self, path: Path) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's
-        store, closed with the gateway."""
+        store, in the state database, closed with the gateway."""
         self.sweeps = SweepStore(path, self.audit, self.clock)
         self._stack.callback(self.sweeps.close)
-        return [SweepRegister(self.sweeps, self.calendar, self.people)]
+        self.samples = SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)
+        self._stack.callback(self.samples.close)
+        return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -223,12 +227,13 @@ class Gateway:
         })
 
     async def _watch(self) -> None:
-        """Silence on the injected clock; reminders and escalation; what the rules learned,
-        saved for the readers of every replica."""
+        """Silence and the 留样 deadlines on the injected clock; reminders and escalation; what
+        the rules learned, saved for the readers of every replica."""
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
             self.alerts.tick()
+            self.samples.judge(now_ms)
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
 

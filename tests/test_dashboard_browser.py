@@ -52,8 +52,8 @@ VIEWS = {
     "alerts": "form.filters select[name=rule]",
     "orders": "form.filters select[name=trade]",
 }
-NAV_ZH = ["概览", "闭园检查", "放假前检查", "楼宇房间", "告警", "工单"]
-NAV_EN = ["Overview", "Closing check", "Pre-break check", "Buildings", "Alerts", "Work orders"]
+NAV_ZH = ["概览", "闭园检查", "留样", "工单", "告警", "楼宇房间", "放假前检查"]
+NAV_EN = ["Overview", "Closing check", "Samples", "Work orders", "Alerts", "Buildings", "Pre-break check"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:

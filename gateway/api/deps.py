@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from gateway.alerting.alerts import AlertStore
 from gateway.alerting.work_orders import WorkOrders
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -87,6 +88,10 @@ async def _sweeps(request: Request) -> SweepStore:
     return _gateway(request).sweeps
 
 
+async def _samples(request: Request) -> SampleRegister:
+    return _gateway(request).samples
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -128,6 +133,8 @@ RosterDep = Annotated[Roster, Depends(_roster)]
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
 SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
+# The 留样 register.
+SamplesDep = Annotated[SampleRegister, Depends(_samples)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.

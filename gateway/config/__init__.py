@@ -30,6 +30,7 @@ from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
 from gateway.config.notifications import NotificationSettings
+from gateway.config.samples import SampleSettings
 from gateway.config.sweep import SweepSettings
 from gateway.config.work_orders import WorkOrderSettings
 from gateway.rules import registry
@@ -257,6 +258,7 @@ class SiteConfig(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
+    samples: SampleSettings = Field(default_factory=SampleSettings)  # 留样
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 

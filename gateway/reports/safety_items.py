@@ -39,8 +39,6 @@ ALWAYS_MANUAL: Final = (
                 "Tableware disinfection: after every meal, registered", True),
     ManualCheck("canteen:goods", Category.CANTEEN, "食品验收: 食品原料到货验收并登记",
                 "Goods acceptance: deliveries checked on arrival, registered", True),
-    ManualCheck("canteen:samples", Category.CANTEEN, "留样登记: 每餐每样 ≥125 g, 冷藏 ≥48 小时",
-                "Sample registration: ≥125 g of every dish, kept refrigerated ≥48 h", True),
     ManualCheck("guard:walkround", Category.GUARD, "下班前电器、电源、门窗检查",
                 "Walk-round before leaving: appliances, power, doors and windows", False),
 )

@@ -73,6 +73,8 @@ devices:
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_clock_skew_s: 86400}}
+# Nobody keeps the 留样 register here: no alerts for meals without samples.
+rules: {{sample_missing: {{enabled: false}}}}
 """
 
 

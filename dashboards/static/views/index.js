@@ -9,11 +9,12 @@ import closing from "./closing.js";
 import device from "./device.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import samples from "./samples.js";
 import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples };
 
-export const NAV = ["overview", "closing", "sweep", "buildings", "alerts", "orders"];
+export const NAV = ["overview", "closing", "samples", "orders", "alerts", "buildings", "sweep"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
