@@ -45,6 +45,7 @@ def create_app(
     from gateway.api.energy import router as energy_router
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
+    from gateway.api.overview import router as overview_router
     from gateway.api.reports import router as reports_router
 
     @asynccontextmanager
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(alerts_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)
+    app.include_router(overview_router)
     app.include_router(reports_router)
     app.include_router(energy_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
