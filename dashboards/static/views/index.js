@@ -9,10 +9,11 @@ import closing from "./closing.js";
 import device from "./device.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import reports from "./reports.js";
 
-export const VIEWS = { overview, closing, buildings, device, alerts, orders };
+export const VIEWS = { overview, closing, buildings, device, alerts, orders, reports };
 
-export const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
+export const NAV = ["overview", "closing", "buildings", "alerts", "orders", "reports"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
