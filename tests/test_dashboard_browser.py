@@ -80,7 +80,7 @@ def show_any(page: Page, base_url: str, route: str) -> None:
         page.evaluate("(hash) => { location.hash = hash; }", f"#/{route}")
     else:
         page.goto(url)
-    page.wait_for_selector(f"#view[data-view='{route.split('?')[0]}']")
+    page.wait_for_selector(f"#view[data-view='{route.split('?', maxsplit=1)[0]}']")
     if route.startswith("device/"):
         page.wait_for_selector("#view .chart canvas, #view .chart p")
     page.wait_for_selector("#live[data-state=connected]")

@@ -314,12 +314,12 @@ def _method(t: _Text) -> list[str]:
           "increase of the meter reading; what a meter reports after a gap counts where it resumes."),
         t("闭园时段按校历（含节假日、调休和楼宇自己的开放时间）以 5 分钟为单位划分。",
           "After hours follows the school calendar (holidays, make-up days, each building's hours) in 5-minute steps."),
-        t(f"基础负荷：「{LOAD_AFTER_HOURS.label_zh}」规则中设定的基础负荷，未设定时取本月整点闭园小时功率的第 10 百分位。"
-          "浪费：闭园时段功率"
-          "超过告警限值（基础负荷加裕量）的小时里，高于基础负荷的电量，按当时电价计费。",
-          f"Base load: as set for the “{LOAD_AFTER_HOURS.label_en}” rule, else the 10th percentile of the month's power in "
-          "whole closed hours. Waste: in closed hours above the alert limit (base plus margin), the energy above the "
-          "base load, at the price of its time."),
+        t(f"基础负荷：「{LOAD_AFTER_HOURS.label_zh}」规则中设定的基础负荷，"
+          "未设定时取本月整点闭园小时功率的第 10 百分位。"
+          "浪费：闭园时段功率超过告警限值（基础负荷加裕量）的小时里，高于基础负荷的电量，按当时电价计费。",
+          f"Base load: as set for the “{LOAD_AFTER_HOURS.label_en}” rule, else the 10th percentile of the month's "
+          "power in whole closed hours. Waste: in closed hours above the alert limit (base plus margin), the energy "
+          "above the base load, at the price of its time."),
         t("漏水损失：本月开始的每个漏水或长流水告警，从流水开始到告警恢复期间该水表的用量。",
           "Leak losses: for each leak or running-tap alert begun this month, what its meter counted from the start "
           "of the flow until the alert cleared."),
