@@ -67,9 +67,17 @@ def nav() -> list[str]:
     return re.findall(r'"([a-z_]+)"', found[1])
 
 
+# Pages of a view behind its first: the reports' other tabs.
+MORE_PAGES = ["reports?type=safety", "reports?type=safety&period=month", "reports?type=canteen"]
+
+
 def every_page() -> list[str]:
     """Every view of the menu, and a device's page (reached by links)."""
     return [*nav(), DEVICE_PAGE]
+
+
+def file_name(route: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", route).strip("-")
 
 
 def show_any(page: Page, base_url: str, route: str) -> None:
@@ -77,7 +85,8 @@ def show_any(page: Page, base_url: str, route: str) -> None:
     stream is connected; a device page also waits for its chart."""
     url = f"{base_url}/#/{route}"
     if page.url.startswith(base_url):
-        page.evaluate("(hash) => { location.hash = hash; }", f"#/{route}")
+        page.evaluate("(hash) => { delete document.getElementById('view').dataset.view; location.hash = hash; }",
+                      f"#/{route}")
     else:
         page.goto(url)
     page.wait_for_selector(f"#view[data-view='{route.split('?', maxsplit=1)[0]}']")
@@ -261,7 +270,7 @@ def test_no_view_scrolls_sideways_on_a_phone(browser: Browser, site: Site, lang:
     with open_page(browser, PHONE) as (page, console):
         use_language(page, site.url, lang)
         overflows = {}
-        for route in every_page():
+        for route in every_page() + MORE_PAGES:
             show_any(page, site.url, route)
             overflows[route] = horizontal_overflow(page)
         # The folded menu, opened, fits too.
@@ -281,9 +290,9 @@ def test_screenshots_of_every_view(browser: Browser, site: Site, lang: str) -> N
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         with open_page(browser, viewport) as (page, _):
             use_language(page, site.url, lang)
-            for route in every_page():
+            for route in every_page() + MORE_PAGES:
                 show_any(page, site.url, route)
-                path = screenshot(page, directory, f"{name}{suffix}-{route.replace('/', '-')}")
+                path = screenshot(page, directory, f"{name}{suffix}-{file_name(route)}")
                 assert path.stat().st_size > 0
             if name == "phone":
                 page.locator("#menu").click()

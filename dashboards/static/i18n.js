@@ -127,6 +127,14 @@ export function dayWord(site, schoolDay) {
   return site?.kind === "kindergarten" ? t(`${key}.kindergarten`) : t(key);
 }
 
+// Unit symbols as a Chinese page writes them where the symbol is not one people read there.
+const UNIT_WORDS = { "zh-CN": { "L/min": "升/分钟", h: "小时" } };
+
+/** A unit as the page's language writes it: L/min is 升/分钟 in Chinese; kWh, m³ and °C stay. */
+export function unitWord(unit) {
+  return UNIT_WORDS[lang]?.[unit] ?? unit;
+}
+
 /** A view's own labels, `{ "zh-CN": {...}, en: {...} }`, added to the common ones above. */
 export function addLabels(labels) {
   for (const [language, entries] of Object.entries(labels)) Object.assign(LABELS[language], entries);

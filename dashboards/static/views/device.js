@@ -7,7 +7,7 @@
 // cleared; green: within range).
 
 import { get } from "../api.js";
-import { addLabels, isZh, num, pick, t, when } from "../i18n.js";
+import { addLabels, isZh, num, pick, t, unitWord, when } from "../i18n.js";
 import { card, dot, h, live, metricLabel, roomName } from "../ui.js";
 import { echarts, list } from "./common.js";
 import { alertRow } from "./alerts.js";
@@ -64,7 +64,7 @@ function chartTitle(m, step) {
     const unit = t(`device.unit.${m.unit}`) === `device.unit.${m.unit}` ? m.unit : t(`device.unit.${m.unit}`);
     return `${t(`device.step.${step}`)}${isZh() ? "" : " "}${use}${paren(unit)}`;
   }
-  return m.unit ? `${pick(m, "label")}${paren(m.unit)}` : pick(m, "label");
+  return m.unit ? `${pick(m, "label")}${paren(unitWord(m.unit))}` : pick(m, "label");
 }
 
 /** A local date (YYYY-MM-DD) in the site's time zone. */
@@ -120,7 +120,7 @@ async function drawChart(el, legendEl, state, device, metric, range) {
   }
   const chart = lib.getInstanceByDom(el) ?? lib.init(el, null, { renderer: "canvas" });
   const ts = series.points.map((p) => Date.parse(p.ts));
-  const unit = m.unit;
+  const unit = unitWord(m.unit);
   const words = onOff ? m.words : null;
   const areas = closed.map(([lo, hi]) => [{ xAxis: lo, itemStyle: { color: COLOURS.closed } }, { xAxis: hi }]);
   const shown = alerts.filter((a) => (a.cleared_at ? Date.parse(a.cleared_at) : endMs) > startMs);

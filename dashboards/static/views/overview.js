@@ -3,7 +3,7 @@
 // consumption, the sample fridges, doors, UV lamps and devices offline.
 
 import { get } from "../api.js";
-import { addLabels, dayWord, num, pct, pick, t, when } from "../i18n.js";
+import { addLabels, dayWord, isZh, num, pct, pick, t, when } from "../i18n.js";
 import { card, chip, deviceLink, dot, h, live, roomName } from "../ui.js";
 import { SEVERITIES, SEVERITY_TONE, list, where } from "./common.js";
 
@@ -63,7 +63,8 @@ function lampRow(state, lamp) {
 }
 
 function person(p) {
-  return p.role ? `${p.name}（${p.role}）` : p.name;
+  if (!p.role) return p.name;
+  return isZh() ? `${p.name}（${p.role}）` : `${p.name} (${p.role})`;
 }
 
 function dutyCard(duty) {
