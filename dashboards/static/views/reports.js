@@ -21,7 +21,7 @@ addLabels({
     "reports.waste": "可节约（高于基础负荷）", "reports.leaks": "漏水损失", "reports.vs_last": "比上月 {p}", "reports.no_compare": "上月无完整数据",
     "reports.days": "{w}：{n} 天", "reports.buildings": "各楼宇", "reports.building": "楼宇",
     "reports.done": "合格或已检查", "reports.fail": "不合格", "reports.manual": "待人工检查", "reports.pending": "未到时间",
-    "reports.not_required": "今日无需", "reports.alerts": "告警 {n} 次",
+    "reports.not_required": "无需检查", "reports.alerts": "告警 {n} 次",
     "reports.fails": "不合格项", "reports.blank": "未填写的检查", "reports.none_failed": "没有不合格项",
     "reports.none_blank": "没有未填写的检查", "reports.by_day": "逐日",
     "reports.compliant": "留样冰箱全天合格", "reports.not_compliant": "留样冰箱有不合格", "reports.check_needed": "留样冰箱需人工确认",
