@@ -67,8 +67,9 @@ def nav() -> list[str]:
     return re.findall(r'"([a-z_]+)"', found[1])
 
 
-# Pages of a view behind its first: the reports' other tabs.
-MORE_PAGES = ["reports?type=safety", "reports?type=safety&period=month", "reports?type=canteen"]
+# Pages of a view behind its first: the reports' other tabs; a state's and a counter's chart.
+MORE_PAGES = ["reports?type=safety", "reports?type=safety&period=month", "reports?type=canteen",
+              "device/sample-fridge?metric=door_open", "device/teaching-water?metric=volume_m3"]
 
 
 def every_page() -> list[str]:

@@ -143,7 +143,8 @@ async function drawChart(el, legendEl, state, device, metric, range) {
     yAxis: onOff
       ? { type: "value", min: 0, max: 1, interval: 1, axisLabel: { formatter: (v) => pick(words, v >= 0.5 ? "true" : "false") } }
       : {
-        type: "value", scale: !counter, axisLabel: { formatter: (v) => num(v, 2) },
+        // With a band the axis reaches past it; its odd end values (−1, 9) are left unlabelled.
+        type: "value", scale: !counter, axisLabel: { formatter: (v) => num(v, 2), showMinLabel: !allowed, showMaxLabel: !allowed },
         ...(allowed ? { min: (e) => Math.min(e.min, allowed[0]) - 1, max: (e) => Math.max(e.max, allowed[1]) + 1 } : {}),
       },
     animation: false,
