@@ -46,6 +46,7 @@ def create_app(
     from gateway.api.energy import router as energy_router
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
+    from gateway.api.overview import router as overview_router
     from gateway.api.reports import router as reports_router
     from gateway.api.samples import router as samples_router
     from gateway.api.sweeps import router as sweeps_router
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(dashboard_router)
     app.include_router(closing_router)
     app.include_router(sweeps_router)
+    app.include_router(overview_router)
     app.include_router(reports_router)
     app.include_router(energy_router)
     app.include_router(samples_router)

@@ -47,7 +47,7 @@ from gateway.device_state import DeviceStates
 from gateway.reports.checks import CheckResult, ManualChecks
 from gateway.reports.sweeps import due_sweeps
 from gateway.rules.learned import LearnedStore
-from gateway.rules.uv import UV_NOT_RUN, disinfection_window
+from gateway.rules.uv import lamp_window
 from gateway.rules.water import WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Building, Device
@@ -129,11 +129,7 @@ def _noun(d: Device, room: str) -> str:
 
 
 def _window(s: Sensors, d: Device, now_ms: int) -> tuple[int, int] | None:
-    room = s.site.room(d.room)
-    params = UV_NOT_RUN.runs_on(d, room.type)
-    if params is None:
-        return None
-    return disinfection_window(params, s.calendar, s.site.building_of(room.id).id, s.calendar.local_date(now_ms))
+    return lamp_window(s.site, s.calendar, d, s.calendar.local_date(now_ms))
 
 
 def _words(s: Sensors, look: Look, base_w: float | None, standby: bool, now_ms: int) -> tuple[str, str]:

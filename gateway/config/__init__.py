@@ -51,8 +51,8 @@ from gateway.site import (
 )
 
 __all__ = [
-    "Building", "ConfigError", "Device", "Room", "SiteConfig", "Span", "Tariffs", "TouPeriod", "TouPeriodName",
-    "TouSpan", "load", "parse",
+    "Building", "ConfigError", "Device", "Room", "SchoolKind", "SiteConfig", "Span", "Tariffs", "TouPeriod",
+    "TouPeriodName", "TouSpan", "load", "parse",
 ]
 
 _PLACEHOLDERS: Final = ("changeme", "change-me", "change_me", "placeholder", "example", "secret", "password",
@@ -71,6 +71,9 @@ def placeholder_problem(secret: str) -> str | None:
     if len(set(secret)) < 4:
         return "too few distinct characters"
     return None
+
+
+SchoolKind = Literal["kindergarten", "primary", "secondary", "school"]
 
 
 class ConfigError(Exception):
@@ -237,6 +240,8 @@ class SiteConfig(BaseSettings):
 
     id: Ident
     name: str
+    # What sort of school it is: a kindergarten has 开园日 where a school has 上学日.
+    kind: SchoolKind = "school"
     timezone: str = "Asia/Shanghai"
     opening_hours: dict[str, list[Span]] = Field(default_factory=_default_hours)
     buildings: list[Building] = Field(min_length=1)

@@ -70,6 +70,14 @@ devices:
   - {{id: fridge, kind: sample_fridge, room: kitchen, name: 留样冰箱}}
   - {{id: kitchen-door, kind: door, room: kitchen, name: 厨房门}}
   - {{id: uv-1, kind: uv_lamp, room: class-1, name: 小一班紫外线灯, settings: {{min_session_min: 30}}}}
+duty:
+  people:
+    - {{id: guard-wang, name: 王师傅, role: 门卫}}
+    - {{id: logistics-li, name: 李主任, role: 后勤主任}}
+    - {{id: principal-zhao, name: 赵园长, role: 园长}}
+  shifts:
+    - {{days: [school_day], start: "07:00", end: "18:00", chain: [logistics-li, principal-zhao]}}
+    - {{days: [school_day], start: "18:00", end: "07:00", chain: [guard-wang, logistics-li]}}
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_clock_skew_s: 86400}}
@@ -183,6 +191,29 @@ def test_the_site_lists_buildings_rooms_and_the_kinds_in_use(api: TestClient) ->
     assert (door["open"]["tile"], door["battery_pct"]["tile"], door["rssi_dbm"]["tile"], door["online"]["tile"]) == (
         True, True, False, False)
     assert (site["kinds"]["door"]["events"], site["kinds"]["uv_lamp"]["events"]) == (["access"], [])
+    # A site is a school unless it says it is a kindergarten (its days are 开园日, not 上学日).
+    assert site["kind"] == "school"
+
+
+def test_settings_and_events_read_as_words(api: TestClient) -> None:
+    """Every setting has its label and unit, every event and its fields their words: the page
+    never shows a settings key (min_session_min) or a raw value (true)."""
+    kinds = api.get("/api/v1/site").json()["kinds"]
+    lamp = {s["key"]: s for s in kinds["uv_lamp"]["settings"]}
+    assert (lamp["min_session_min"]["label_zh"], lamp["min_session_min"]["unit_zh"]) == ("每次消毒至少", "分钟")
+    assert (lamp["tube_life_h"]["label_en"], lamp["tube_life_h"]["unit_en"]) == ("Tube life", "h")
+    assert [s["key"] for s in kinds["sample_fridge"]["settings"]] == ["min_c", "max_c", "alarm_delay_min"]
+    access = kinds["door"]["event_labels"]["access"]
+    assert (access["label_zh"], access["label_en"]) == ("刷卡", "Card swipe")
+    fields = {f["key"]: f for f in access["fields"]}
+    assert fields["credential"]["label_zh"] == "卡号"
+    assert fields["granted"]["words"] == {"true_zh": "已开门", "false_zh": "未开门", "true_en": "door opened",
+                                          "false_en": "refused"}
+    assert kinds["electricity_meter"]["settings"] == []
+    # A gauge kept within a range names the device settings that bound it.
+    fridge = {m["key"]: m for m in kinds["sample_fridge"]["metrics"]}
+    assert fridge["temperature_c"]["allowed"] == {"low": "min_c", "high": "max_c"}
+    assert fridge["door_open"]["allowed"] is None
 
 
 # -------------------------------------------------------------------------- the overview
@@ -272,6 +303,49 @@ def test_open_alerts_by_severity(post: Post, api: TestClient) -> None:
     assert o["unacknowledged"] == 1
     [alert] = api.get("/api/v1/alerts", params={"open": True}).json()
     assert alert["rule"] == "fridge_temperature"
+
+
+def test_open_alerts_have_titles_and_owners(post: Post, api: TestClient) -> None:
+    """The head sees each open alert by its title, and whose hands it is in, by name."""
+    post(*[("fridge", NOW - timedelta(minutes=m), {"temperature_c": 12.0}) for m in range(30, 0, -1)])
+    [line] = api.get("/api/v1/dashboard/overview").json()["alerts"]
+    assert line["title_zh"].startswith("留样冰箱")
+    assert (line["severity"], line["state"], line["acked_by"], line["assignee"]) == ("critical", "active", None, None)
+    app: Any = api.app
+    app.state.auth.add_user("guard-wang", Role.STAFF, "a long demo password", "test", 0, display_name="王师傅")
+    app.state.gateway.alerts.acknowledge(line["id"], "guard-wang", "已到现场")
+    [line] = api.get("/api/v1/dashboard/overview").json()["alerts"]
+    assert line["state"] == "acknowledged"
+    assert (line["acked_by"]["name_zh"], line["acked_by"]["person"]) == ("王师傅", True)
+
+
+def test_who_is_on_duty_and_who_is_next(api: TestClient, clock: ManualClock) -> None:
+    duty = api.get("/api/v1/dashboard/overview").json()["duty"]
+    assert duty["on_duty"] == {"id": "logistics-li", "name": "李主任", "role": "后勤主任"}
+    assert duty["next"] == [{"id": "principal-zhao", "name": "赵园长", "role": "园长"}]
+    clock.set(at(TODAY, "21:00"))
+    duty = api.get("/api/v1/dashboard/overview").json()["duty"]
+    assert (duty["on_duty"]["name"], [p["name"] for p in duty["next"]]) == ("王师傅", ["李主任"])
+    clock.set(at(TODAY + timedelta(days=3), "10:00"))  # a Saturday: no shift covers it
+    assert api.get("/api/v1/dashboard/overview").json()["duty"] == {"on_duty": None, "next": []}
+
+
+def test_todays_ledger_orders_and_closing_state(post: Post, api: TestClient) -> None:
+    """Today's safety record counted as the record itself counts it; no work orders; each
+    building's closing state in one line, as the closing board judges it."""
+    post(("kitchen-door", NOW - timedelta(minutes=5), {"open": True}))
+    o = api.get("/api/v1/dashboard/overview").json()
+    record = api.get("/api/v1/reports/safety", params={"date": TODAY.date().isoformat()}).json()["counts"]
+    assert o["ledger"] == {"done": record["pass"] + record["done"], "blank": record["manual"],
+                           "failed": record["fail"], "pending": record["pending"],
+                           "total": sum(record.values()) - record["not_required"]}
+    assert o["orders"] == {"by_status": {"open": 0, "assigned": 0, "on_site": 0, "done": 0}, "overdue": 0,
+                           "orders": []}
+    board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
+    for line in o["closing"]:
+        b = board[line["id"]]
+        assert (line["name"], line["open_now"], line["closed_up"]) == (b["name"], b["open_now"], b["closed_up"])
+    assert [line["open_now"] for line in o["closing"]] == [True, True]  # 10:00 on a school day
 
 
 # ----------------------------------------------------------------------- closing board

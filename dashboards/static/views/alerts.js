@@ -21,14 +21,14 @@ export function alertRow(state, a, onChange) {
       a.count > 1 ? ` · ${t("alerts.count", { n: num(a.count, 0) })}` : "",
       a.cleared_at ? ` · ${t("alerts.cleared", { t: when(a.cleared_at) })}` : ""),
     a.acked_by ? h("p", { class: "small ack-note" }, t("alerts.acked_by", { who: pick(a.acked_by_actor, "name"), t: when(a.acked_at) }),
-      a.ack_comment ? `: ${a.ack_comment}` : "") : null,
+      a.ack_comment ? `${t("common.colon")}${a.ack_comment}` : "") : null,
     h("div", { class: "actions" }, ack, h("button", {
       type: "button", class: "secondary", onclick: async () => {
         if (history.childElementCount) { history.replaceChildren(); return; }
         const detail = await get(`/api/v1/alerts/${a.id}`);
         history.replaceChildren(h("ol", {}, detail.history.map((e) => h("li", {},
           `${when(e.at)} · ${t(`transition.${e.action.replace("alert.", "")}`)} · ${pick(e.who, "name")}`,
-          e.detail.comment ? `: ${e.detail.comment}` : ""))));
+          e.detail.comment ? `${t("common.colon")}${e.detail.comment}` : ""))));
       },
     }, t("alerts.history"))),
     history);

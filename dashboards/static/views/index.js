@@ -9,12 +9,13 @@ import closing from "./closing.js";
 import device from "./device.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import reports from "./reports.js";
 import samples from "./samples.js";
 import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, reports };
 
-export const NAV = ["overview", "closing", "samples", "orders", "alerts", "buildings", "sweep"];
+export const NAV = ["overview", "closing", "samples", "orders", "alerts", "reports", "buildings", "sweep"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
