@@ -128,7 +128,7 @@ function closingCard(buildings) {
   return card(t("overview.closing"), list(buildings, (b) => h("a", { class: "row", href: "#/closing", dataset: { building: b.id } },
     h("span", { class: "grow" }, b.name),
     b.open_now ? chip(b.closes_at ? t("closing.open", { t: when(b.closes_at, "time") }) : t("closing.open_all_day"), "info")
-      : b.closed_up ? chip(t("closing.ok"), "ok")
+      : b.closed_up ? chip(t("closing.closed_up"), "ok")
         : chip(t("overview.closing_left", { n: num(b.left, 0) }), b.state === "known" ? "warn" : "bad")), ""));
 }
 
