@@ -288,6 +288,8 @@ class DeviceKind:
     closing: ClosingCheck | None = field(kw_only=True)
     # The simulator's behaviour for the kind (`simulators.model.BEHAVIOURS`): "metered_water", …
     simulation: str = field(kw_only=True)
+    # Keeps the canteen's retained food samples (留样): the 留样 register's fridges are of such kinds.
+    keeps_samples: bool = field(default=False, kw_only=True)
     payload: type[_Payload] = field(init=False)
     _by_key: dict[str, Metric] = field(init=False)
     _event_types: dict[str, type[EventPayload]] = field(init=False)

@@ -38,4 +38,5 @@ KIND = DeviceKind(
     closing=None,  # it runs day and night
     # A thermostat's cycle, and the door opened briefly as each meal's samples go in.
     simulation="cold_store",
+    keeps_samples=True,
 )

@@ -38,7 +38,6 @@ from gateway.rules.samples import SAMPLE_DISCARDED_EARLY, SAMPLE_MISSING, discar
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
 from gateway.storage.sqlite import SqliteStore, connect
 
-FRIDGE_KIND: Final = "sample_fridge"
 # A sample's time may be set a little ahead of the gateway's clock (a phone's clock is off).
 AHEAD_MS: Final = 5 * 60_000
 MAX_POINTS: Final = 200_000
@@ -107,7 +106,7 @@ class SampleRegister:
         self._audit = audit
         self._clock = clock
         self._alerts = alerts
-        self.fridges: list[Device] = [d for d in site.devices if d.kind == FRIDGE_KIND]
+        self.fridges: list[Device] = [d for d in site.devices if kinds()[d.kind].keeps_samples]
 
     def close(self) -> None:
         with self._lock:

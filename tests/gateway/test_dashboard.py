@@ -344,8 +344,10 @@ def test_todays_ledger_orders_and_closing_state(post: Post, api: TestClient) -> 
     board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
     for line in o["closing"]:
         b = board[line["id"]]
-        assert (line["name"], line["open_now"], line["closed_up"]) == (b["name"], b["open_now"], b["closed_up"])
-    assert [line["open_now"] for line in o["closing"]] == [True, True]  # 10:00 on a school day
+        assert (line["name"], line["state"], line["open_now"]) == (b["name"], b["state"], b["open_now"])
+        assert line["closed_up"] == (b["state"] == "closed_up")
+        assert line["left"] == sum(1 for i in b["items"] if i["state"] != "scheduled")
+    assert [line["state"] for line in o["closing"]] == ["open", "open"]  # 10:00 on a school day
 
 
 # ----------------------------------------------------------------------- closing board
