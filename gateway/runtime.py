@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -29,10 +30,12 @@ from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
+from gateway.reports.fire_patrol import PatrolRegister
 from gateway.reports.safety import Register
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
@@ -61,6 +64,7 @@ class Gateway:
     alerts: AlertStore
     checks: ManualChecks
     learned: LearnedStore
+    patrols: FirePatrols
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
     deliveries: ReportDelivery
     engine: RuleEngine
@@ -131,7 +135,7 @@ class Gateway:
         stack.callback(self.checks.close)
         self.learned = LearnedStore(data_dir / "state.db")
         stack.callback(self.learned.close)
-        self.registers = []
+        self.registers = self._registers(stack, data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
@@ -171,6 +175,12 @@ class Gateway:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
+
+    def _registers(self, stack: AsyncExitStack, state_db: Path) -> list[Register]:
+        """What people keep in the dashboard that joins the daily record: the fire patrols, …"""
+        self.patrols = stack.enter_context(closing(
+            FirePatrols(state_db, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)))
+        return [PatrolRegister(self.patrols, self.people)]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -218,6 +228,7 @@ class Gateway:
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
+            self.patrols.tick()
             self.alerts.tick()
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)

@@ -28,6 +28,7 @@ from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.spool.store import Spool
@@ -82,6 +83,10 @@ async def _checks(request: Request) -> ManualChecks:
     return _gateway(request).checks
 
 
+async def _patrols(request: Request) -> FirePatrols:
+    return _gateway(request).patrols
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -122,6 +127,8 @@ RosterDep = Annotated[Roster, Depends(_roster)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
+# The fire patrols' records (消防巡查).
+PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.

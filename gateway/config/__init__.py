@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
+from gateway.config.fire_patrol import FirePatrolSettings
 from gateway.config.notifications import NotificationSettings
 from gateway.config.work_orders import WorkOrderSettings
 from gateway.rules import registry
@@ -255,6 +256,7 @@ class SiteConfig(BaseSettings):
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    fire_patrol: FirePatrolSettings = Field(default_factory=FirePatrolSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 
