@@ -47,13 +47,14 @@ SHOWS = "([selector, value]) => document.querySelector(selector)?.dataset.value 
 VIEWS = {
     "overview": ".severities",
     "closing": "section.closing",
+    "patrol": ".patrol-day",
     "buildings": ".rooms .tile.device",
     "device/sample-fridge": ".device-head ~ .card .chart canvas",
     "alerts": "form.filters select[name=rule]",
     "orders": "form.filters select[name=trade]",
 }
-NAV_ZH = ["概览", "闭园检查", "楼宇房间", "告警", "工单"]
-NAV_EN = ["Overview", "Closing check", "Buildings", "Alerts", "Work orders"]
+NAV_ZH = ["概览", "闭园检查", "消防巡查", "楼宇房间", "告警", "工单"]
+NAV_EN = ["Overview", "Closing check", "Fire patrol", "Buildings", "Alerts", "Work orders"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:

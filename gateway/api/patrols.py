@@ -66,6 +66,7 @@ class RoundOut(BaseModel):
     night: bool
     due: datetime
     status: ItemStatus = Field(description="as in the daily safety record (item fire:<id>)")
+    recordable: bool = Field(description="not recorded yet, and due (or nearly): it can be recorded now")
     detail_zh: str
     detail_en: str
     patrol: PatrolOut | None
@@ -73,6 +74,7 @@ class RoundOut(BaseModel):
 
 class PatrolDayOut(BaseModel):
     date: date
+    today: date = Field(description="the site's local date now")
     school_day: bool
     grace_min: float
     items: list[ItemOut] = Field(description="what a round checks")
@@ -111,9 +113,10 @@ async def patrol_day(
         item = ledger[item_id(r)]
         record = records.get(r.id)
         rounds.append(RoundOut(id=r.id, at=r.label, night=r.round.night, due=_utc(r.due_ms), status=item.status,
+                               recordable=record is None and patrols.recordable(r, now),
                                detail_zh=item.detail_zh, detail_en=item.detail_en,
                                patrol=None if record is None else PatrolOut.of(record, names)))
-    return PatrolDayOut(date=d, school_day=info.school_day, grace_min=site.fire_patrol.grace_min,
+    return PatrolDayOut(date=d, today=calendar.local_date(now), school_day=info.school_day, grace_min=site.fire_patrol.grace_min,
                         items=[ItemOut(id=i.id, name_zh=i.zh, name_en=i.en) for i in site.fire_patrol.items],
                         rounds=rounds)
 

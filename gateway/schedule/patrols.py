@@ -163,6 +163,11 @@ class FirePatrols:
                                 f"There is no {shown} fire patrol on {day:%Y-%m-%d}.")
         return found
 
+    @staticmethod
+    def recordable(r: Round, now_ms: int) -> bool:
+        """Whether round `r` may be recorded at `now_ms`: from a little before its time on."""
+        return now_ms >= r.due_ms - EARLY.total_seconds() * 1000
+
     # --- people's records --------------------------------------------------------------------
 
     def submit(self, day: date, round_id: str, results: Mapping[str, tuple[ItemResult, str]], by: str) -> Patrol:
@@ -170,7 +175,7 @@ class FirePatrols:
         the problem is where there is one."""
         found = self.round(day, round_id)
         now = self._now_ms()
-        if now < found.due_ms - EARLY.total_seconds() * 1000:
+        if not self.recordable(found, now):
             raise PatrolRefused(409, f"{found.label} 的巡查还没到时间，不能提前登记。",
                                 f"The {found.label} patrol is not due yet: it cannot be recorded in advance.")
         items = self._settings.items

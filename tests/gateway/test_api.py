@@ -45,6 +45,7 @@ devices:
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_payload_bytes: 1024}}
+fire_patrol: {{rounds: []}}  # no patrols here: no reminders of missed rounds among the alerts tested
 """
 T0 = 1_795_219_200  # 2026-11-21T00:00:00Z
 

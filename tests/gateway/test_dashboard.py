@@ -73,6 +73,7 @@ devices:
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_clock_skew_s: 86400}}
+fire_patrol: {{rounds: []}}  # no reminders of missed patrol rounds among the alerts counted
 """
 
 

@@ -9,10 +9,11 @@ import closing from "./closing.js";
 import device from "./device.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import patrol from "./patrol.js";
 
-export const VIEWS = { overview, closing, buildings, device, alerts, orders };
+export const VIEWS = { overview, closing, buildings, device, alerts, orders, patrol };
 
-export const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
+export const NAV = ["overview", "closing", "patrol", "buildings", "alerts", "orders"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
