@@ -73,8 +73,8 @@ class RoundOut(BaseModel):
 
 
 class PatrolDayOut(BaseModel):
-    date: date
     today: date = Field(description="the site's local date now")
+    date: date
     school_day: bool
     grace_min: float
     items: list[ItemOut] = Field(description="what a round checks")
@@ -116,7 +116,8 @@ async def patrol_day(
                                recordable=record is None and patrols.recordable(r, now),
                                detail_zh=item.detail_zh, detail_en=item.detail_en,
                                patrol=None if record is None else PatrolOut.of(record, names)))
-    return PatrolDayOut(date=d, today=calendar.local_date(now), school_day=info.school_day, grace_min=site.fire_patrol.grace_min,
+    return PatrolDayOut(date=d, today=calendar.local_date(now), school_day=info.school_day,
+                        grace_min=site.fire_patrol.grace_min,
                         items=[ItemOut(id=i.id, name_zh=i.zh, name_en=i.en) for i in site.fire_patrol.items],
                         rounds=rounds)
 

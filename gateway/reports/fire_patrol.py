@@ -29,13 +29,13 @@ class PatrolRegister:
     def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]:
         running = {r.id for r in self._patrols.rounds(day.date)}
         patrols = self._patrols.of_day(day.date)
-        names = self._people.directory()
+        names = self._people.directory() if patrols else None  # read only where someone is named
         grace = site.fire_patrol.grace_min
         out = []
         for r in self._patrols.configured(day.date):
             if r.id not in running:
                 status, detail = ItemStatus.NOT_REQUIRED, ("这一天不安排这一轮巡查。", "No such round that day.")
-            elif (patrol := patrols.get(r.id)) is not None:
+            elif (patrol := patrols.get(r.id)) is not None and names is not None:
                 status = ItemStatus.FAIL if patrol.problems else ItemStatus.DONE
                 detail = _patrolled(site, r, patrol, names)
             elif as_of_ms < r.due_ms:
