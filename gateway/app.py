@@ -47,6 +47,7 @@ def create_app(
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
     from gateway.api.overview import router as overview_router
+    from gateway.api.patrols import router as patrols_router
     from gateway.api.reports import router as reports_router
     from gateway.api.samples import router as samples_router
     from gateway.api.sweeps import router as sweeps_router
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(energy_router)
     app.include_router(samples_router)
+    app.include_router(patrols_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)

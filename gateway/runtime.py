@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -31,11 +31,13 @@ from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
+from gateway.reports.fire_patrol import PatrolRegister
 from gateway.reports.safety import Register
 from gateway.reports.sweeps import SweepRegister, SweepStore
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
@@ -64,6 +66,7 @@ class Gateway:
     alerts: AlertStore
     checks: ManualChecks
     learned: LearnedStore
+    patrols: FirePatrols
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
     sweeps: SweepStore
     samples: SampleRegister  # 留样
@@ -180,11 +183,14 @@ class Gateway:
     def _registers(self, path: Path) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's
         store, in the state database, closed with the gateway."""
-        self.sweeps = SweepStore(path, self.audit, self.clock)
-        self._stack.callback(self.sweeps.close)
-        self.samples = SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)
-        self._stack.callback(self.samples.close)
-        return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples]
+        stack = self._stack
+        self.sweeps = stack.enter_context(closing(SweepStore(path, self.audit, self.clock)))
+        self.samples = stack.enter_context(closing(
+            SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)))
+        self.patrols = stack.enter_context(closing(
+            FirePatrols(path, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)))
+        return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
+                PatrolRegister(self.patrols, self.people)]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -232,6 +238,7 @@ class Gateway:
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
+            self.patrols.tick()
             self.alerts.tick()
             self.samples.judge(now_ms)
             self.learned.save_base_loads(self._base_loads(), now_ms)

@@ -32,6 +32,9 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         ("uv_not_run", "uv-nap", "active"),  # skipped on Tuesday
         ("water_leak", "service-water", "active"),  # since midnight, still running
         ("sample_missing", "sample-fridge", "active"),  # nobody registered breakfast's 留样 by 08:30
+        # Nobody patrols in the demo: the rounds missed in the last 12 hours are reminded of.
+        ("fire_patrol_missed", "fire-patrol-2026-11-18-0200", "active"),
+        ("fire_patrol_missed", "fire-patrol-2026-11-18-0800", "active"),
     }
     with TestClient(app) as client:
         # The history is written in the background: wait until it has all been stored.
@@ -47,7 +50,7 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         board = {b["id"]: b for b in client.get("/api/v1/dashboard/closing").json()["buildings"]}
         assert [i["device"] for i in board["service"]["items"] if i["check"] == "water"] == ["service-water"]
         overview = client.get("/api/v1/dashboard/overview").json()
-        assert overview["open_alerts"]["major"] == 3
+        assert overview["open_alerts"]["major"] == 3 + 2  # and the two patrol rounds missed
         assert overview["electricity"]["today"] > 0
         assert overview["electricity"]["yesterday_total"] > 0
         orders = client.get("/api/v1/work-orders").json()

@@ -30,6 +30,7 @@ from gateway.reports.safety import Sources
 from gateway.reports.sweeps import SweepStore
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.spool.store import Spool
@@ -92,6 +93,10 @@ async def _samples(request: Request) -> SampleRegister:
     return _gateway(request).samples
 
 
+async def _patrols(request: Request) -> FirePatrols:
+    return _gateway(request).patrols
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -135,6 +140,8 @@ LearnedDep = Annotated[LearnedStore, Depends(_learned)]
 SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
 # The 留样 register.
 SamplesDep = Annotated[SampleRegister, Depends(_samples)]
+# The fire patrols' records (消防巡查).
+PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.

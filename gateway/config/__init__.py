@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
+from gateway.config.fire_patrol import FirePatrolSettings
 from gateway.config.notifications import NotificationSettings
 from gateway.config.samples import SampleSettings
 from gateway.config.sweep import SweepSettings
@@ -264,6 +265,7 @@ class SiteConfig(BaseSettings):
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
     samples: SampleSettings = Field(default_factory=SampleSettings)  # 留样
+    fire_patrol: FirePatrolSettings = Field(default_factory=FirePatrolSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 

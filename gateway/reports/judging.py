@@ -208,4 +208,5 @@ CHECKS: Final[dict[Category, tuple[str, str]]] = {
     Category.POWER: ("闭园后无超基础负荷用电", "No after-hours load above base"),
     Category.CANTEEN: ("食堂登记", "Canteen register"),
     Category.GUARD: ("门卫巡查", "Guard's round"),
+    Category.FIRE: ("消防巡查", "Fire-safety patrol"),
 }

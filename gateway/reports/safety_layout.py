@@ -107,6 +107,7 @@ _CATEGORY: Final[dict[Category, tuple[str, str]]] = {
     Category.POWER: ("用电", "Power"),
     Category.CANTEEN: ("食堂", "Canteen"),
     Category.GUARD: ("门卫", "Guard"),
+    Category.FIRE: ("消防", "Fire safety"),
 }
 _DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
     "school_day": ("上学日", "school day"),

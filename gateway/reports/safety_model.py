@@ -32,6 +32,7 @@ class Category(StrEnum):
     POWER = "power"  # 闭园用电
     CANTEEN = "canteen"  # 食堂登记
     GUARD = "guard"  # 门卫巡查
+    FIRE = "fire"  # 消防巡查
 
 
 Result = Literal["ok", "problem"]

@@ -81,8 +81,9 @@ duty:
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_clock_skew_s: 86400}}
-# Nobody keeps the 留样 register here: no alerts for meals without samples.
+# Nobody keeps the 留样 register or patrols here: no alerts for meals without samples or missed rounds.
 rules: {{sample_missing: {{enabled: false}}}}
+fire_patrol: {{rounds: []}}
 """
 
 

@@ -17,7 +17,9 @@ export function alertRow(state, a, onChange) {
       chip(t(`state.${a.state}`), a.state === "active" ? "bad" : a.state === "cleared" ? "ok" : "info", { dataset: { role: "state" } })),
     h("p", {}, pick(a, "detail")),
     h("p", { class: "muted small" },
-      deviceLink(state, a.device_id), ` · ${where(state, a)} · ${t("alerts.first", { t: when(a.first) })}`,
+      // An alert about no device (a fire patrol not done in time) is the whole site's.
+      state.devices.has(a.device_id) ? [deviceLink(state, a.device_id), ` · ${where(state, a)}`] : state.site.name,
+      ` · ${t("alerts.first", { t: when(a.first) })}`,
       a.count > 1 ? ` · ${t("alerts.count", { n: num(a.count, 0) })}` : "",
       a.cleared_at ? ` · ${t("alerts.cleared", { t: when(a.cleared_at) })}` : ""),
     a.acked_by ? h("p", { class: "small ack-note" }, t("alerts.acked_by", { who: pick(a.acked_by_actor, "name"), t: when(a.acked_at) }),

@@ -9,13 +9,14 @@ import closing from "./closing.js";
 import device from "./device.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import patrol from "./patrol.js";
 import reports from "./reports.js";
 import samples from "./samples.js";
 import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, reports };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, reports };
 
-export const NAV = ["overview", "closing", "samples", "orders", "alerts", "reports", "buildings", "sweep"];
+export const NAV = ["overview", "closing", "samples", "patrol", "orders", "alerts", "reports", "buildings", "sweep"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
