@@ -46,6 +46,8 @@ def create_app(
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
     from gateway.api.reports import router as reports_router
+    from gateway.api.work_orders import photo_allowance
+    from gateway.api.work_orders import router as work_orders_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,13 +78,15 @@ def create_app(
     # Outermost last: the 413 answer gets the security headers too.
     refused = refusal_counter()
     app.state.http_refused = refused
-    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
+    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused,
+                       allowances=[photo_allowance(site)])
     app.add_middleware(SecurityHeaders)
     install_docs(app)
     app.include_router(devices_router)
     app.include_router(ingest_router)
     app.include_router(operations_router)
     app.include_router(alerts_router)
+    app.include_router(work_orders_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)
     app.include_router(reports_router)

@@ -4,7 +4,12 @@ real SQLite state database, fed by a real AlertStore, on a ManualClock."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+import struct
+import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +21,16 @@ import yaml
 
 from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.severity import Severity
-from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound, WorkOrders
+from gateway.alerting.work_orders import (
+    PhotoTooLarge,
+    Repair,
+    Status,
+    WorkOrder,
+    WorkOrderError,
+    WorkOrderInvalid,
+    WorkOrderNotFound,
+    WorkOrders,
+)
 from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
@@ -206,67 +220,108 @@ def test_due_within_h_and_the_rules_come_from_the_site_file(tmp_path: Path) -> N
 # --- updates ----------------------------------------------------------------------------------------
 
 
+def _done(h: Harness, order_id: int, who: str) -> WorkOrder:
+    """Dispatched to `who`, who completes it at once."""
+    h.orders.update(order_id, "logistics-li", assignee=who)
+    return h.orders.complete(order_id, who, "更换水龙头阀芯", Repair.REPLACE)
+
+
 def test_an_order_moves_forward_to_done(h: Harness) -> None:
     order = _order(h)
 
     h.clock.advance(HOUR)
-    assigned = h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
-    assert (assigned.status, assigned.assignee, assigned.updated_ms, assigned.done_ms) == (
-        Status.ASSIGNED, "plumber-liu", h.now_ms(), None)
+    due = _ms(_local(2026, 10, 16, 12))
+    assigned = h.orders.update(order.id, "logistics-li", assignee="plumber-liu", note="先关总阀", due_ms=due)
+    assert (assigned.status, assigned.assignee, assigned.note, assigned.due_ms, assigned.updated_ms,
+            assigned.done_ms) == (Status.ASSIGNED, "plumber-liu", "先关总阀", due, h.now_ms(), None)
 
     h.clock.advance(HOUR)
-    on_site = h.orders.update(order.id, "plumber-liu", status=Status.ON_SITE, note="已到厨房")
-    assert (on_site.status, on_site.assignee, on_site.note, on_site.updated_ms) == (
-        Status.ON_SITE, "plumber-liu", "已到厨房", h.now_ms())
+    on_site = h.orders.arrive(order.id, "plumber-liu")
+    assert (on_site.status, on_site.assignee, on_site.on_site_ms, on_site.updated_ms) == (
+        Status.ON_SITE, "plumber-liu", h.now_ms(), h.now_ms())
+    with pytest.raises(WorkOrderError, match="already on_site"):
+        h.orders.arrive(order.id, "plumber-liu")
 
     h.clock.advance(HOUR)
-    done = h.orders.update(order.id, "plumber-liu", status=Status.DONE, note="更换水龙头阀芯")
+    done = h.orders.complete(order.id, "plumber-liu", "  更换水龙头阀芯  ", Repair.REPLACE)
     done_at = h.now_ms()
-    assert (done.status, done.assignee, done.note, done.done_ms) == (
-        Status.DONE, "plumber-liu", "更换水龙头阀芯", done_at)
+    assert (done.status, done.assignee, done.work_done, done.repair, done.photo, done.done_ms) == (
+        Status.DONE, "plumber-liu", "更换水龙头阀芯", Repair.REPLACE, None, done_at)
     assert h.orders.get(order.id) == done
     # The unchanged fields stay as opened.
-    assert (done.alert_id, done.evidence, done.opened_ms, done.due_ms) == (
-        order.alert_id, order.evidence, order.opened_ms, order.due_ms)
+    assert (done.alert_id, done.evidence, done.opened_ms, done.on_site_ms) == (
+        order.alert_id, order.evidence, order.opened_ms, on_site.on_site_ms)
 
-    # A later note on a done order keeps when it was done.
+    # A later note on a done order keeps when it was done; nothing else changes any more.
     h.clock.advance(HOUR)
     noted = h.orders.update(order.id, "logistics-li", note="已验收")
     assert (noted.status, noted.done_ms, noted.note) == (Status.DONE, done_at, "已验收")
+    for change in ({"assignee": "carpenter-zhang"}, {"trade": Trade.OTHER}, {"due_ms": due + 1}):
+        with pytest.raises(WorkOrderError, match="done"):
+            h.orders.update(order.id, "logistics-li", **change)
+    with pytest.raises(WorkOrderError, match="already done"):
+        h.orders.complete(order.id, "plumber-liu", "again", Repair.REPAIR)
 
 
 def test_history_of_an_order_is_in_the_audit_trail(h: Harness) -> None:
     order = _order(h)
     opened_at = h.now_ms()
     h.clock.advance(HOUR)
-    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu", note="带上阀芯")
     with pytest.raises(WorkOrderError):
         h.orders.update(order.id, "logistics-li", status=Status.OPEN)  # refused: not recorded
     h.clock.advance(HOUR)
-    h.orders.update(order.id, "plumber-liu", status=Status.DONE, note="修好了")
+    h.orders.arrive(order.id, "plumber-liu")
+    h.clock.advance(HOUR)
+    h.orders.complete(order.id, "plumber-liu", "修好了", Repair.REPAIR)
+    h.orders.update(order.id, "logistics-li", note="已验收")
 
-    entries = list(reversed(h.audit.about(f"work_order:{order.id}")))
+    entries = h.orders.history(order.id)
 
     assert [(e.action, e.actor, e.at_ms) for e in entries] == [
         ("work_order.open", "rule:water_leak", opened_at),
-        ("work_order.update", "logistics-li", opened_at + 3_600_000),
-        ("work_order.update", "plumber-liu", opened_at + 7_200_000),
+        ("work_order.dispatch", "logistics-li", opened_at + 3_600_000),
+        ("work_order.on_site", "plumber-liu", opened_at + 7_200_000),
+        ("work_order.done", "plumber-liu", opened_at + 10_800_000),
+        ("work_order.update", "logistics-li", opened_at + 10_800_000),
     ]
     assert dict(entries[0].detail) == {"alert": order.alert_id, "trade": "water"}
-    assert dict(entries[1].detail) == {"status": "assigned", "assignee": "plumber-liu", "note": ""}
-    assert dict(entries[2].detail) == {"status": "done", "assignee": "plumber-liu", "note": "修好了"}
+    assert dict(entries[1].detail) == {"status": "assigned", "assignee": "plumber-liu", "trade": "water",
+                                       "due_ms": order.due_ms, "note": "带上阀芯"}
+    assert dict(entries[3].detail) == {"work_done": "修好了", "repair": "repair", "photo": ""}
 
 
 def test_an_order_can_skip_ahead_but_not_go_back(h: Harness) -> None:
     order = _order(h)
-    done = h.orders.update(order.id, "logistics-li", status=Status.DONE, assignee="plumber-liu")
-    assert (done.status, done.done_ms) == (Status.DONE, h.now_ms())
+    done = _done(h, order.id, "plumber-liu")  # assigned, then done without 到场
+    assert (done.status, done.on_site_ms, done.done_ms) == (Status.DONE, None, h.now_ms())
 
     for back in (Status.ON_SITE, Status.ASSIGNED, Status.OPEN):
         with pytest.raises(WorkOrderError, match="back") as caught:
             h.orders.update(order.id, "logistics-li", status=back)
         assert not isinstance(caught.value, WorkOrderNotFound)
     assert h.orders.get(order.id) == done
+
+    other = _order(h)
+    h.orders.update(other.id, "logistics-li", assignee="plumber-liu")
+    h.orders.arrive(other.id, "plumber-liu")
+    with pytest.raises(WorkOrderError, match="back") as refused:
+        h.orders.update(other.id, "logistics-li", status=Status.ASSIGNED)
+    assert refused.value.zh == "工单只能往前推进，不能退回。"
+
+
+def test_done_is_reached_only_by_saying_what_was_done(h: Harness) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    with pytest.raises(WorkOrderInvalid, match="Done") as caught:
+        h.orders.update(order.id, "plumber-liu", status=Status.DONE)
+    assert caught.value.zh == "完成工单请点「完成」，写明做了什么。"
+    for blank in ("", "  \n "):
+        with pytest.raises(WorkOrderInvalid, match="Say what was done") as said:
+            h.orders.complete(order.id, "plumber-liu", blank, Repair.REPAIR)
+        assert said.value.zh == "请写明做了什么。"
+    assert h.orders.get(order.id).status is Status.ASSIGNED
+    assert [e.action for e in h.orders.history(order.id)] == ["work_order.open", "work_order.dispatch"]
 
 
 @pytest.mark.parametrize("status", [Status.ASSIGNED, Status.ON_SITE, Status.DONE])
@@ -276,6 +331,10 @@ def test_leaving_open_needs_an_assignee(h: Harness, status: Status) -> None:
         h.orders.update(order.id, "logistics-li", status=status)
     with pytest.raises(WorkOrderError, match="assignee"):
         h.orders.update(order.id, "logistics-li", status=status, assignee="")
+    with pytest.raises(WorkOrderError, match="assignee"):
+        h.orders.complete(order.id, "logistics-li", "修好了", Repair.REPAIR)
+    with pytest.raises(WorkOrderError, match="assignee"):
+        h.orders.arrive(order.id, "logistics-li")
     assert h.orders.get(order.id) == order
     assert len(h.audit.about(f"work_order:{order.id}")) == 1  # only the opening
 
@@ -285,8 +344,133 @@ def test_an_assigned_order_cannot_lose_its_assignee(h: Harness) -> None:
     h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
     with pytest.raises(WorkOrderError, match="assignee"):
         h.orders.update(order.id, "logistics-li", assignee="")
-    reassigned = h.orders.update(order.id, "logistics-li", assignee="plumber-sun")
-    assert (reassigned.status, reassigned.assignee) == (Status.ASSIGNED, "plumber-sun")
+    reassigned = h.orders.update(order.id, "logistics-li", assignee="plumber-sun", trade=Trade.ELECTRIC)
+    assert (reassigned.status, reassigned.assignee, reassigned.trade) == (
+        Status.ASSIGNED, "plumber-sun", Trade.ELECTRIC)
+
+
+def test_the_due_time_is_after_the_order_was_opened(h: Harness) -> None:
+    order = _order(h)
+    with pytest.raises(WorkOrderInvalid, match="due time") as caught:
+        h.orders.update(order.id, "logistics-li", assignee="plumber-liu", due_ms=order.opened_ms)
+    assert caught.value.zh == "期限要晚于开单时间。"
+    assert h.orders.get(order.id) == order
+
+
+# --- photos -----------------------------------------------------------------------------------------
+
+
+def tiny_png(width: int = 4, height: int = 3) -> bytes:
+    """A real PNG (a green rectangle), made with the standard library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x1a\x7f\x5a" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PHOTOS = {
+    "image/png": tiny_png(),
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(32) + b"\xff\xd9",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(24),
+}
+
+
+@pytest.mark.parametrize("media", sorted(PHOTOS))
+def test_a_photo_is_kept_under_a_name_of_its_own_by_its_bytes(h: Harness, media: str) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    done = h.orders.complete(order.id, "plumber-liu", "更换水龙头", Repair.REPLACE, PHOTOS[media])
+    assert done.photo is not None
+    assert re.fullmatch(rf"{order.id}-[0-9a-f]{{16}}\.(jpg|png|webp)", done.photo)
+    found = h.orders.photo(order.id)
+    assert found is not None
+    path, served_as = found
+    assert (served_as, path.parent, path.read_bytes()) == (media, h.orders.photos, PHOTOS[media])
+    assert [p.name for p in h.orders.photos.iterdir()] == [done.photo]  # nothing half-written left
+    assert h.orders.history(order.id)[-1].detail["photo"] == done.photo
+
+
+@pytest.mark.parametrize("data", [
+    b"GIF89a" + bytes(20),  # a GIF
+    b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    b"%PDF-1.7\n",
+    b"RIFF\x24\x00\x00\x00WAVEfmt ",  # RIFF, but sound
+    b"",
+])
+def test_a_file_that_is_no_photo_is_refused(h: Harness, data: bytes) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    with pytest.raises(WorkOrderInvalid) as caught:
+        h.orders.complete(order.id, "plumber-liu", "更换水龙头", Repair.REPLACE, data)
+    assert (caught.value.zh, caught.value.en) == ("照片只能是 JPEG、PNG 或 WebP 格式的图片。",
+                                                  "The photo must be a JPEG, PNG or WebP image.")
+    assert h.orders.get(order.id).status is Status.ASSIGNED
+    assert not h.orders.photos.exists() or list(h.orders.photos.iterdir()) == []
+
+
+def test_a_photo_over_the_limit_is_refused(tmp_path: Path) -> None:
+    h = _harness(tmp_path, _variant(work_orders={"photo_max_bytes": 65_536}))
+    try:
+        order = _order(h)
+        h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+        at_limit = PHOTOS["image/jpeg"] + bytes(65_536 - len(PHOTOS["image/jpeg"]))
+        with pytest.raises(PhotoTooLarge) as caught:
+            h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit + b"\x00")
+        assert caught.value.zh == "照片太大（0.1 MB），不能超过 0.1 MB。"
+        assert h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit).photo
+    finally:
+        h.close()
+
+
+# --- by hand ----------------------------------------------------------------------------------------
+
+
+def test_an_alert_without_an_order_is_dispatched_by_hand(h: Harness) -> None:
+    alert = h.alerts.apply(_finding(h, "door_after_hours", "kitchen-door", metric="open"), _evidence(h, "open"))
+    assert alert is not None
+    assert h.opened == [None]
+    assert h.orders.for_alerts([alert.id]) == {}
+    due = h.now_ms() + 3 * 3_600_000
+
+    order = h.orders.open_for(alert, Trade.CARPENTRY, "logistics-li", assignee="carpenter-zhang", note="门吸坏了",
+                              due_ms=due)
+
+    assert (order.alert_id, order.trade, order.status, order.assignee, order.note, order.due_ms, order.evidence) == (
+        alert.id, Trade.CARPENTRY, Status.ASSIGNED, "carpenter-zhang", "门吸坏了", due,
+        {"metric": None, "unit": "", "points": []})
+    assert [(e.action, e.actor) for e in h.orders.history(order.id)] == [
+        ("work_order.open", "logistics-li"), ("work_order.dispatch", "logistics-li")]
+    assert h.orders.for_alerts([alert.id, alert.id + 100]) == {alert.id: order.id}
+    with pytest.raises(WorkOrderError, match="already has a work order") as caught:
+        h.orders.open_for(alert, Trade.OTHER, "logistics-li", assignee="plumber-liu")
+    assert caught.value.zh == f"这条告警已有工单（第 {order.id} 号）。"
+    other = h.alerts.apply(_finding(h, "fridge_temperature", "sample-fridge"), Evidence())
+    assert other is not None
+    with pytest.raises(WorkOrderInvalid, match="due time"):
+        h.orders.open_for(other, Trade.ELECTRIC, "logistics-li", assignee="plumber-liu", due_ms=h.now_ms())
+    assert len(h.orders.find()) == 1
+
+
+def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript("""CREATE TABLE work_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL,
+            rule TEXT NOT NULL, trade TEXT NOT NULL, device_id TEXT NOT NULL, building_id TEXT NOT NULL,
+            room_id TEXT NOT NULL, title_zh TEXT NOT NULL, title_en TEXT NOT NULL, evidence TEXT NOT NULL,
+            opened_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, status TEXT NOT NULL, assignee TEXT,
+            note TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL, done_ms INTEGER);
+            INSERT INTO work_orders VALUES (1, 7, 'water_leak', 'water', 'kitchen-water', 'service', 'kitchen',
+            '漏水', 'Leak', '{}', 1000, 2000, 'assigned', 'plumber-liu', '', 1000, NULL);""")
+    h = _harness(tmp_path, demo_site())
+    try:
+        old = h.orders.get(1)
+        assert (old.status, old.assignee, old.work_done, old.repair, old.photo, old.on_site_ms) == (
+            Status.ASSIGNED, "plumber-liu", "", None, None, None)
+        assert h.orders.complete(1, "plumber-liu", "修好了", Repair.SALVAGE).repair is Repair.SALVAGE
+    finally:
+        h.close()
 
 
 def test_an_unknown_order_is_not_found(h: Harness) -> None:
@@ -307,14 +491,14 @@ def test_overdue_is_not_done_by_the_due_time_or_done_late(h: Harness) -> None:
 
     h.clock.set(_local(2026, 10, 16, 9))
     assert h.orders.find(overdue=True) == [order]
-    late = h.orders.update(order.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    late = _done(h, order.id, "plumber-liu")
     assert late.overdue(h.now_ms())
     assert late.overdue(late.due_ms - 1)  # it stays late, whenever asked
     assert h.orders.find(overdue=True) == [late]
 
     in_time = _order(h)  # opened 09:00 on the 16th, due at midnight
     h.clock.advance(HOUR)
-    in_time = h.orders.update(in_time.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    in_time = _done(h, in_time.id, "plumber-liu")
     h.clock.set(_local(2026, 10, 20, 9))
     assert not in_time.overdue(h.now_ms())
     assert h.orders.find(overdue=False) == [in_time]
@@ -342,10 +526,10 @@ def _week(h: Harness) -> Week:
     monday = opened_at(_local(2026, 10, 12, 10), "door_open_too_long", "kitchen-door")
     tuesday = opened_at(_local(2026, 10, 13, 9))
     h.clock.set(_local(2026, 10, 14, 8))
-    tuesday = h.orders.update(tuesday.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    tuesday = _done(h, tuesday.id, "plumber-liu")
     wednesday = opened_at(_local(2026, 10, 14, 9), "uv_tube_life", "uv-kitchen")
     h.clock.set(_local(2026, 10, 14, 15))
-    wednesday = h.orders.update(wednesday.id, "electrician-wu", status=Status.DONE, assignee="electrician-wu")
+    wednesday = _done(h, wednesday.id, "electrician-wu")
     thursday = opened_at(_local(2026, 10, 15, 9), "device_offline", "main-gate")
     h.clock.set(_local(2026, 10, 15, 12))
     return Week(last_week, monday, tuesday, wednesday, thursday)
