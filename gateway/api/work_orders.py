@@ -256,15 +256,12 @@ async def on_site(work_orders: WorkOrdersDep, people: PeopleDep, live: LiveDep, 
 @router.post("/api/v1/work-orders/{order_id}/done", responses=CHANGES | problems(413))
 async def complete(
     site: SiteDep, work_orders: WorkOrdersDep, people: PeopleDep, live: LiveDep, who: Staff, order_id: Id,
+    repair: Annotated[Repair, Form(description="repaired, replaced or mended with old parts")],
     work_done: Annotated[str, Form(max_length=2000, description="what was done (required)")] = "",
-    repair: Annotated[Repair | None, Form(description="repaired, replaced or mended with old parts")] = None,
     photo: Annotated[UploadFile | None, File(description="JPEG, PNG or WebP, at most work_orders.photo_max_bytes; "
                                                           "its name and declared type are ignored")] = None,
 ) -> WorkOrderOut:
     """完成: multipart form with what was done, how, and optionally a photo."""
-    if repair is None:
-        raise refusal(422, "请选择是修理、更换还是修旧利废。", "Choose whether it was repaired, replaced or mended "
-                      "with old parts.")
     data = None
     if photo is not None:
         data = await photo.read(site.work_orders.photo_max_bytes + 1)  # one byte more tells it is too large

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import yaml
+from fastapi import FastAPI
 
 from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.severity import Severity
@@ -31,15 +33,21 @@ from gateway.alerting.work_orders import (
     WorkOrderNotFound,
     WorkOrders,
 )
+from gateway.app import create_app
 from gateway.auth.audit import AuditTrail
+from gateway.cli.demo import DEMO_PASSWORD, demo_accounts
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
+from gateway.config.auth import Scope
 from gateway.config.work_orders import Trade
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
+from tests.dashboard_site import wait_until, write_site
 from tests.rule_scenarios import DEMO, demo_site
+from tests.served import serve
+from tests.services import Mosquitto
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 THURSDAY_NIGHT = datetime(2026, 10, 15, 22, 0, tzinfo=SHANGHAI)  # a school day
@@ -569,3 +577,184 @@ def test_find_by_status_and_trade(h: Harness) -> None:
     assert _ids(h.orders.find(trade=Trade.WATER)) == [w.last_week.id, w.tuesday.id]
     assert _ids(h.orders.find(trade=Trade.CARPENTRY, overdue=False)) == []
     assert _ids(h.orders.find(status=Status.DONE, trade=Trade.ELECTRIC)) == [w.wednesday.id]
+
+
+# --- the API ----------------------------------------------------------------------------------------
+# The gateway of the demo kindergarten (closed all day) under uvicorn on a free port, on a
+# ManualClock: a real socket, so the body limit in front of the routes is the real one.
+
+PHOTO_LIMIT = 65_536
+
+
+@dataclass
+class Served:
+    app: FastAPI
+    clock: ManualClock
+    http: httpx.Client
+
+    def as_(self, login: str) -> dict[str, str]:
+        answer = self.http.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def ingest(self, readings: list[dict[str, Any]]) -> None:
+        key = self.app.state.auth.create_api_key("sensors", [Scope.INGEST], "test", 0)
+        answer = self.http.post("/api/v1/readings", json=readings, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rejected"] == []
+
+
+@pytest.fixture
+def served(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Served]:
+    path, _ = write_site(tmp_path, mosquitto, f"wo-{tmp_path.name}"[:60])
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["work_orders"] = {"photo_max_bytes": PHOTO_LIMIT}
+    site = parse(yaml.safe_dump(data, allow_unicode=True), str(path))
+    clock = ManualClock(THURSDAY_NIGHT)
+    app = create_app(site, clock)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        demo_accounts(app.state.auth, site, _ms(THURSDAY_NIGHT))
+        yield Served(app, clock, http)
+
+
+def _leak_order(s: Served) -> dict[str, Any]:
+    """A kitchen tap running for an hour and five minutes at night: the leak's work order."""
+    start = THURSDAY_NIGHT - timedelta(minutes=65)
+    s.ingest([{"device_id": "kitchen-water", "ts": (start + timedelta(minutes=m)).isoformat(),
+               "volume_m3": 1000 + 0.002 * m, "flow_lpm": 2.0} for m in range(66)])
+    viewer = s.as_("teacher-sun")
+    orders: list[dict[str, Any]] = wait_until("the leak's work order",
+                                              lambda: s.http.get("/api/v1/work-orders", headers=viewer).json())
+    return orders[0]
+
+
+def _done_form(work_done: str = "更换水龙头阀芯", repair: str = "replace") -> dict[str, str]:
+    return {"work_done": work_done, "repair": repair}
+
+
+@pytest.mark.integration
+def test_an_order_is_dispatched_worked_and_done_through_the_api(served: Served) -> None:
+    s = served
+    order = _leak_order(s)
+    head, plumber, viewer = s.as_("logistics-li"), s.as_("plumber-liu"), s.as_("teacher-sun")
+    url = f"/api/v1/work-orders/{order['id']}"
+    assert (order["status"], order["trade"], order["assignee_actor"], order["photo_url"]) == (
+        "open", "water", None, None)
+    assert order["evidence"]["unit"] == "L/min"
+    assert len(order["evidence"]["points"]) >= 60
+    alerts = s.http.get("/api/v1/alerts", headers=viewer).json()
+    assert [a["work_order_id"] for a in alerts if a["rule"] == "water_leak"] == [order["id"]]
+
+    # A viewer may read but do nothing.
+    alert_url = f"/api/v1/alerts/{order['alert_id']}/work-order"
+    for refused in [
+        s.http.post(f"{url}/dispatch", json={"assignee": "plumber-liu"}, headers=viewer),
+        s.http.post(f"{url}/on-site", headers=viewer),
+        s.http.post(f"{url}/done", data=_done_form(), headers=viewer),
+        s.http.patch(url, json={"note": "看看"}, headers=viewer),
+        s.http.post(alert_url, json={"assignee": "plumber-liu", "trade": "water"}, headers=viewer),
+    ]:
+        assert refused.status_code == 403, refused.request.url
+
+    # The assignee is an enabled account.
+    s.app.state.auth.disable_user("carpenter-zhang", "test", _ms(THURSDAY_NIGHT))
+    for who, zh in (("刘师傅", "没有这个账号，请从名单里选一位负责人。"), ("carpenter-zhang", "这个账号已停用，请另选一位负责人。")):
+        refused = s.http.post(f"{url}/dispatch", json={"assignee": who}, headers=head)
+        assert (refused.status_code, refused.json()["detail"]["zh"]) == (422, zh)
+        assert s.http.patch(url, json={"assignee": who}, headers=head).status_code == 422
+    # Not yet dispatched: neither on site nor done.
+    early = s.http.post(f"{url}/on-site", headers=plumber)
+    assert (early.status_code, early.json()["detail"]["zh"]) == (409, "请先把工单派给一位负责人。")
+
+    s.clock.advance(timedelta(minutes=10))
+    due = "2026-10-16T10:00:00+08:00"
+    dispatched = s.http.post(f"{url}/dispatch", headers=head, json={
+        "assignee": "plumber-liu", "trade": "water", "note": "先关厨房总阀", "due": due})
+    assert dispatched.status_code == 200, dispatched.text
+    out = dispatched.json()
+    assert (out["status"], out["assignee"], out["assignee_actor"]["name_zh"], out["note"], out["due"]) == (
+        "assigned", "plumber-liu", "刘师傅", "先关厨房总阀", "2026-10-16T02:00:00Z")
+    too_early = s.http.post(f"{url}/dispatch", headers=head, json={"assignee": "plumber-liu",
+                                                                    "due": "2026-10-01T10:00:00+08:00"})
+    assert (too_early.status_code, too_early.json()["detail"]["zh"]) == (422, "期限要晚于开单时间。")
+
+    s.clock.advance(timedelta(minutes=30))
+    assert s.http.post(f"{url}/on-site", headers=plumber).json()["status"] == "on_site"
+    again = s.http.post(f"{url}/on-site", headers=plumber)
+    assert (again.status_code, again.json()["detail"]["zh"]) == (409, "这张工单已经标记过到场了。")
+
+    # Completing says what was done, how, and the photo is one.
+    for form, files, code, zh in [
+        (_done_form(" "), None, 422, "请写明做了什么。"),
+        (_done_form(), {"photo": ("leak.png", b"GIF89a" + bytes(40), "image/png")}, 422,
+         "照片只能是 JPEG、PNG 或 WebP 格式的图片。"),
+        (_done_form(), {"photo": ("big.png", PHOTOS["image/png"] + bytes(PHOTO_LIMIT), "image/png")}, 413,
+         "照片太大（0.1 MB），不能超过 0.1 MB。"),
+    ]:
+        refused = s.http.post(f"{url}/done", data=form, files=files, headers=plumber)
+        assert (refused.status_code, refused.json()["detail"]["zh"]) == (code, zh)
+    assert s.http.post(f"{url}/done", data={"work_done": "换了"}, headers=plumber).status_code == 422  # how?
+    # Past the larger of the body limit and the photo's, the guard refuses before reading it.
+    huge = s.http.post(f"{url}/done", data=_done_form(), headers=plumber,
+                       files={"photo": ("huge.jpg", bytes(1_100_000), "image/jpeg")})
+    assert huge.status_code == 413
+    assert "work_orders.photo_max_bytes" in huge.json()["detail"]
+    assert s.http.get(url, headers=viewer).json()["status"] == "on_site"
+
+    s.clock.advance(timedelta(minutes=20))
+    done = s.http.post(f"{url}/done", data=_done_form(), headers=plumber,
+                       files={"photo": ("../../etc/passwd.jpg", PHOTOS["image/png"], "image/jpeg")})
+    assert done.status_code == 200, done.text
+    out = done.json()
+    assert (out["status"], out["work_done"], out["repair"], out["photo_url"]) == (
+        "done", "更换水龙头阀芯", "replace", f"{url}/photo")
+    photo = s.http.get(out["photo_url"], headers=viewer)
+    assert (photo.status_code, photo.headers["content-type"], photo.content) == (200, "image/png", PHOTOS["image/png"])
+    assert s.http.post(f"{url}/done", data=_done_form(), headers=plumber).status_code == 409
+
+    detail = s.http.get(url, headers=viewer).json()
+    assert detail["photo_max_bytes"] == PHOTO_LIMIT
+    assert [(e["action"], e["who"]["name_zh"]) for e in detail["history"]] == [
+        ("work_order.open", "系统（跑水漏水）"),
+        ("work_order.dispatch", "李主任"),
+        ("work_order.on_site", "刘师傅"),
+        ("work_order.done", "刘师傅"),
+    ]
+    dispatch_step, done_step = detail["history"][1], detail["history"][3]
+    assert (dispatch_step["assignee"]["name_zh"], dispatch_step["note"], dispatch_step["due"],
+            dispatch_step["trade"]) == ("刘师傅", "先关厨房总阀", "2026-10-16T02:00:00Z", "water")
+    assert (done_step["work_done"], done_step["repair"]) == ("更换水龙头阀芯", "replace")
+
+    audit = s.http.get("/api/v1/audit", params={"limit": 50}, headers=head).json()
+    steps = [(e["action"], e["actor"]) for e in reversed(audit) if e["target"] == f"work_order:{order['id']}"]
+    assert steps == [("work_order.open", "rule:water_leak"), ("work_order.dispatch", "logistics-li"),
+                     ("work_order.on_site", "plumber-liu"), ("work_order.done", "plumber-liu")]
+
+
+@pytest.mark.integration
+def test_an_alert_without_an_order_is_dispatched_by_hand_through_the_api(served: Served) -> None:
+    s = served
+    s.ingest([{"device_id": "kitchen-door", "ts": THURSDAY_NIGHT.isoformat(), "open": True}])
+    head = s.as_("logistics-li")
+
+    def door_alert() -> dict[str, Any] | None:
+        alerts: list[dict[str, Any]] = s.http.get("/api/v1/alerts", headers=head).json()
+        return next((a for a in alerts if a["rule"] == "door_after_hours"), None)
+
+    alert = wait_until("the door's alert", door_alert)
+    assert alert is not None
+    assert alert["work_order_id"] is None
+    body = {"assignee": "carpenter-zhang", "trade": "carpentry", "note": "门关不上"}
+
+    opened = s.http.post(f"/api/v1/alerts/{alert['id']}/work-order", json=body, headers=head)
+
+    assert opened.status_code == 201, opened.text
+    order = opened.json()
+    assert (order["alert_id"], order["trade"], order["status"], order["assignee_actor"]["name_zh"]) == (
+        alert["id"], "carpentry", "assigned", "张师傅")
+    assert s.http.get(f"/api/v1/alerts/{alert['id']}", headers=head).json()["work_order_id"] == order["id"]
+    twice = s.http.post(f"/api/v1/alerts/{alert['id']}/work-order", json=body, headers=head)
+    assert (twice.status_code, twice.json()["detail"]["zh"]) == (409, f"这条告警已有工单（第 {order['id']} 号）。")
+    missing = s.http.post("/api/v1/alerts/4711/work-order", json=body, headers=head)
+    assert (missing.status_code, missing.json()["detail"]["zh"]) == (404, "没有这条告警。")
+    assert s.http.get(f"/api/v1/work-orders/{order['id']}/photo", headers=head).status_code == 404
