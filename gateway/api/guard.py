@@ -147,7 +147,7 @@ def content_security_policy(*script_src: str) -> str:
         "default-src 'self'",
         " ".join(["script-src 'self'", *script_src]),
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # blob: a photo fetched with the login (work orders)
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
