@@ -118,6 +118,7 @@ def test_the_head_dispatches_and_the_plumber_completes_on_a_phone(browser: Brows
         expect(dialog.locator(".error-text")).to_have_text("照片太大（6 MB），不能超过 5 MB，请换一张或压缩后再传。")
         dialog.locator("input[name=photo]").set_input_files(
             {"name": "水龙头.png", "mimeType": "image/png", "buffer": tiny_png(320, 200)})
+        expect(dialog.locator(".error-text")).to_be_empty()
         screenshot(page, artifacts_dir("dashboard"), "phone-done-dialog")
         dialog.locator("button[type=submit]").click()
         expect(dialog).not_to_be_visible()

@@ -164,6 +164,7 @@ function doneDialog(order, onDone) {
   const photo = h("input", { type: "file", name: "photo", accept: "image/jpeg,image/png,image/webp" });
   const mb = num(order.photo_max_bytes / MB, 1);
   const error = errorLine();
+  photo.addEventListener("change", () => { error.textContent = ""; }); // a refusal was about the photo before
   dialog((close) => {
     const form = h("form", { class: "form done" },
       h("h2", {}, t("done.title")), h("p", {}, pick(order, "title")),
