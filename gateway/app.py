@@ -51,6 +51,8 @@ def create_app(
     from gateway.api.reports import router as reports_router
     from gateway.api.samples import router as samples_router
     from gateway.api.sweeps import router as sweeps_router
+    from gateway.api.work_orders import photo_allowance
+    from gateway.api.work_orders import router as work_orders_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,13 +83,15 @@ def create_app(
     # Outermost last: the 413 answer gets the security headers too.
     refused = refusal_counter()
     app.state.http_refused = refused
-    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused)
+    app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused,
+                       allowances=[photo_allowance(site)])
     app.add_middleware(SecurityHeaders)
     install_docs(app)
     app.include_router(devices_router)
     app.include_router(ingest_router)
     app.include_router(operations_router)
     app.include_router(alerts_router)
+    app.include_router(work_orders_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)
     app.include_router(closing_router)

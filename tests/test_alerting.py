@@ -170,11 +170,12 @@ def test_a_leak_opens_a_work_order_with_its_evidence(
     assert order["evidence"]["metric"] == "flow_lpm"
     assert order["evidence"]["unit"] == "L/min"
     assert len(order["evidence"]["points"]) >= 60
-    assigned = api.patch(f"/api/v1/work-orders/{order['id']}", json={"assignee": "张师傅"}, headers=staff)
+    assigned = api.patch(f"/api/v1/work-orders/{order['id']}", json={"assignee": "plumber"}, headers=staff)
     assert assigned.json()["status"] == "assigned"
     back = api.patch(f"/api/v1/work-orders/{order['id']}", json={"status": "open"}, headers=staff)
     assert back.status_code == 409
-    done = api.patch(f"/api/v1/work-orders/{order['id']}", json={"status": "done", "note": "换了阀门"}, headers=staff)
+    done = api.post(f"/api/v1/work-orders/{order['id']}/done", data={"work_done": "换了阀门", "repair": "replace"},
+                    headers=staff)
     assert done.json()["done_at"] is not None
 
 

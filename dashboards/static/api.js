@@ -49,6 +49,13 @@ export async function get(path, params = {}) {
   return res.json();
 }
 
+/** A file the gateway serves behind the login (a work order's photo), as a Blob. */
+export async function blob(path) {
+  const res = await fetch(path, { headers: headers() });
+  if (!res.ok) throw await failure(res);
+  return res.blob();
+}
+
 export async function send(method, path, body) {
   // A FormData body (a photo) goes as multipart; anything else as JSON.
   const form = body instanceof FormData;

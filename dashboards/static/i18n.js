@@ -47,11 +47,6 @@ const LABELS = {
     "state.open": "未恢复", "state.active": "未确认", "state.acknowledged": "已确认", "state.cleared": "已恢复",
     "transition.raised": "触发", "transition.repeated": "再次发生", "transition.reminder": "提醒",
     "transition.escalated": "升级", "transition.acknowledged": "确认", "transition.cleared": "恢复",
-    "orders.title": "工单", "orders.trade": "工种", "orders.status": "状态", "orders.overdue": "已超期",
-    "orders.due": "期限 {t}", "orders.assignee": "负责人", "orders.advance": "改为「{s}」", "orders.none": "没有工单",
-    "orders.note": "备注", "orders.due_filter": "期限", "orders.opened": "开单 {t}",
-    "trade.water": "水", "trade.electric": "电", "trade.carpentry": "木", "trade.other": "其他",
-    "status.open": "待派", "status.assigned": "已派", "status.on_site": "到场", "status.done": "完成",
   },
   en: {
     "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
@@ -100,11 +95,6 @@ const LABELS = {
     "state.open": "Not cleared", "state.active": "Active", "state.acknowledged": "Acknowledged", "state.cleared": "Cleared",
     "transition.raised": "raised", "transition.repeated": "repeated", "transition.reminder": "reminder",
     "transition.escalated": "escalated", "transition.acknowledged": "acknowledged", "transition.cleared": "cleared",
-    "orders.title": "Work orders", "orders.trade": "Trade", "orders.status": "Status", "orders.overdue": "Overdue",
-    "orders.due": "due {t}", "orders.assignee": "Assignee", "orders.advance": "Mark “{s}”", "orders.none": "No work orders",
-    "orders.note": "Note", "orders.due_filter": "Due", "orders.opened": "opened {t}",
-    "trade.water": "Plumbing", "trade.electric": "Electrical", "trade.carpentry": "Carpentry", "trade.other": "Other",
-    "status.open": "Open", "status.assigned": "Assigned", "status.on_site": "On site", "status.done": "Done",
   },
 };
 

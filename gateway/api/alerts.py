@@ -1,13 +1,13 @@
-"""The HTTP API of alerts, work orders and the school calendar.
+"""The HTTP API of alerts and the school calendar (work orders: gateway/api/work_orders.py).
 
-Reading needs a viewer; acknowledging an alert and moving a work order along need a staff
-login or an API key with the `ack` scope. Handlers are `async` so that they run on the event
+Reading needs a viewer; acknowledging an alert needs a staff login or an API key with the
+`ack` scope. Handlers are `async` so that they run on the event
 loop's thread, like the rules that write the same tables.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -15,13 +15,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway.alerting.alerts import Alert, AlertError, AlertFilter, AlertNotFound, AlertState
 from gateway.alerting.severity import Severity
-from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound
 from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import AlertsDep, CalendarDep, ClockDep, RosterDep, SiteDep, WorkOrdersDep
 from gateway.api.problems import GUARDED, problems
 from gateway.auth.people import Actor, Directory
 from gateway.clock import from_ms, to_ms
-from gateway.config.work_orders import Trade
 from gateway.rules import registry
 
 router = APIRouter()
@@ -62,16 +60,17 @@ class AlertOut(BaseModel):
     acked_at: datetime | None
     ack_comment: str | None
     cleared_at: datetime | None
+    work_order_id: int | None = Field(description="the work order opened for it, if any")
 
     @classmethod
-    def of(cls, a: Alert, names: Directory) -> AlertOut:
+    def of(cls, a: Alert, names: Directory, work_order_id: int | None) -> AlertOut:
         return cls(
             id=a.id, rule=a.rule, device_id=a.device_id, building=a.building_id, room=a.room_id,
             severity=a.severity, state=a.state, title_zh=a.title_zh, title_en=a.title_en, detail_zh=a.detail_zh,
             detail_en=a.detail_en, facts=a.facts, first=utc(a.first_ms), last=utc(a.last_ms), count=a.count,
             level=a.level, acked_by=a.acked_by, acked_by_actor=names.maybe(a.acked_by), acked_at=utc(a.acked_ms),
             ack_comment=a.ack_comment,
-            cleared_at=utc(a.cleared_ms),
+            cleared_at=utc(a.cleared_ms), work_order_id=work_order_id,
         )
 
 
@@ -93,7 +92,7 @@ class AckIn(BaseModel):
 
 @router.get("/api/v1/alerts", tags=["alerts"], responses=GUARDED)
 async def list_alerts(
-    alerts: AlertsDep, people: PeopleDep, _: Viewer,
+    alerts: AlertsDep, work_orders: WorkOrdersDep, people: PeopleDep, _: Viewer,
     state: AlertState | None = None,
     severity: Severity | None = None,
     rule: RuleName | None = None,
@@ -113,11 +112,13 @@ async def list_alerts(
         raise HTTPException(422, "start and end must lie between the years 1 and 9999") from None
     found = alerts.find(AlertFilter(state, severity, rule, building, device, since, until, open, limit, offset))
     names = people.directory()
-    return [AlertOut.of(a, names) for a in found]
+    orders = work_orders.for_alerts([a.id for a in found])
+    return [AlertOut.of(a, names, orders.get(a.id)) for a in found]
 
 
 @router.get("/api/v1/alerts/{alert_id}", tags=["alerts"], responses=GUARDED)
-async def get_alert(alerts: AlertsDep, people: PeopleDep, _: Viewer, alert_id: Id) -> AlertDetail:
+async def get_alert(alerts: AlertsDep, work_orders: WorkOrdersDep, people: PeopleDep, _: Viewer,
+                    alert_id: Id) -> AlertDetail:
     try:
         alert = alerts.get(alert_id)
     except AlertNotFound as exc:
@@ -126,98 +127,20 @@ async def get_alert(alerts: AlertsDep, people: PeopleDep, _: Viewer, alert_id: I
     history = [HistoryOut(at=utc(e.at_ms), actor=e.actor, who=names.actor(e.actor), action=e.action,
                           detail=dict(e.detail))
                for e in alerts.history(alert_id)]
-    return AlertDetail(**AlertOut.of(alert, names).model_dump(), history=history)
+    order = work_orders.for_alerts([alert_id]).get(alert_id)
+    return AlertDetail(**AlertOut.of(alert, names, order).model_dump(), history=history)
 
 
 @router.post("/api/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=CHANGES)
-async def acknowledge(alerts: AlertsDep, people: PeopleDep, who: Staff, alert_id: Id, body: AckIn) -> AlertOut:
+async def acknowledge(alerts: AlertsDep, work_orders: WorkOrdersDep, people: PeopleDep, who: Staff, alert_id: Id,
+                      body: AckIn) -> AlertOut:
     try:
-        return AlertOut.of(alerts.acknowledge(alert_id, who.name, body.comment), people.directory())
+        acked = alerts.acknowledge(alert_id, who.name, body.comment)
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except AlertError as exc:
         raise HTTPException(409, str(exc)) from None
-
-
-class WorkOrderOut(BaseModel):
-    id: int
-    alert_id: int
-    rule: str
-    trade: Trade
-    device_id: str
-    building: str
-    room: str
-    title_zh: str
-    title_en: str
-    evidence: dict[str, Any]
-    opened: datetime
-    due: datetime
-    status: Status
-    assignee: str | None
-    note: str
-    updated: datetime
-    done_at: datetime | None
-    overdue: bool
-
-    @classmethod
-    def of(cls, o: WorkOrder, now_ms: int) -> WorkOrderOut:
-        return cls(
-            id=o.id, alert_id=o.alert_id, rule=o.rule, trade=o.trade, device_id=o.device_id, building=o.building_id,
-            room=o.room_id, title_zh=o.title_zh, title_en=o.title_en, evidence=o.evidence, opened=utc(o.opened_ms),
-            due=utc(o.due_ms), status=o.status, assignee=o.assignee, note=o.note, updated=utc(o.updated_ms),
-            done_at=utc(o.done_ms), overdue=o.overdue(now_ms),
-        )
-
-
-class WorkOrderPatch(BaseModel):
-    status: Status | None = None
-    assignee: str | None = Field(None, min_length=1, max_length=100)
-    note: str | None = Field(None, max_length=2000)
-
-
-@router.get("/api/v1/work-orders", tags=["work orders"], responses=GUARDED)
-async def list_work_orders(
-    site: SiteDep, work_orders: WorkOrdersDep, _: Viewer,
-    status: Status | None = None,
-    trade: Trade | None = None,
-    overdue: bool | None = None,
-    week: Annotated[str | None, Query(pattern=r"^2\d{3}-W(0[1-9]|[1-4]\d|5[0-3])$",
-                                      description="ISO week of the due date, e.g. 2026-W47")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[WorkOrderOut]:
-    """Overdue first, then by due time. `overdue=true&week=…` is the weekly list of overdue orders."""
-    due_from = due_until = None
-    if week is not None:
-        year, number = int(week[:4]), int(week[6:])
-        # W53 of a year that has 52 weeks is the week after W52, W01 of the next year.
-        monday = date.fromisocalendar(year, min(number, 52), 1) + timedelta(weeks=max(0, number - 52))
-        tz = site.tz
-        due_from = to_ms(datetime.combine(monday, datetime.min.time(), tzinfo=tz))
-        due_until = to_ms(datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz))
-    orders = work_orders.find(status=status, trade=trade, overdue=overdue, due_from_ms=due_from,
-                              due_until_ms=due_until, limit=limit)
-    now = work_orders.now_ms()
-    return [WorkOrderOut.of(o, now) for o in orders]
-
-
-@router.get("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=GUARDED)
-async def get_work_order(work_orders: WorkOrdersDep, _: Viewer, order_id: Id) -> WorkOrderOut:
-    try:
-        return WorkOrderOut.of(work_orders.get(order_id), work_orders.now_ms())
-    except WorkOrderNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
-@router.patch("/api/v1/work-orders/{order_id}", tags=["work orders"], responses=CHANGES)
-async def update_work_order(work_orders: WorkOrdersDep, who: Staff, order_id: Id, body: WorkOrderPatch) -> WorkOrderOut:
-    """Assign, move along (open → assigned → on_site → done, never back) and annotate."""
-    try:
-        order = work_orders.update(order_id, who.name, status=body.status, assignee=body.assignee, note=body.note)
-    except WorkOrderNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except WorkOrderError as exc:
-        raise HTTPException(409, str(exc)) from None
-    return WorkOrderOut.of(order, work_orders.now_ms())
+    return AlertOut.of(acked, people.directory(), work_orders.for_alerts([alert_id]).get(alert_id))
 
 
 class SpanOut(BaseModel):

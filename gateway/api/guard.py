@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import ClassVar, Final
+import re
+from collections.abc import Sequence
+from typing import ClassVar, Final, NamedTuple
 
 import h11
 from prometheus_client import Counter
@@ -44,24 +46,41 @@ class _TooLarge(Exception):
     """The body passed the limit while the application was reading it (already answered)."""
 
 
-class BodyLimit:
-    """Refuses a request whose body is larger than `max_bytes` with 413: at once when its
-    Content-Length says so, without reading it; otherwise (chunked, or a Content-Length
-    that lies) as soon as the bytes read pass the limit. The answer closes the connection,
-    since the rest of the body is left unread."""
+class Allowance(NamedTuple):
+    """A route whose bodies may be larger than the limit (a photo upload): the paths it
+    matches in full, its own limit and the setting that sets it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, refused: Counter) -> None:
+    path: re.Pattern[str]
+    max_bytes: int
+    setting: str
+
+
+class BodyLimit:
+    """Refuses a request whose body is larger than `max_bytes` (or its route's allowance)
+    with 413: at once when its Content-Length says so, without reading it; otherwise
+    (chunked, or a Content-Length that lies) as soon as the bytes read pass the limit. The
+    answer closes the connection, since the rest of the body is left unread."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, refused: Counter, allowances: Sequence[Allowance] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._allowances = allowances
         self._refused = refused.labels(TOO_LARGE)
+
+    def _limit(self, path: str) -> tuple[int, str]:
+        for allowance in self._allowances:
+            if allowance.path.fullmatch(path):
+                return max(allowance.max_bytes, self.max_bytes), allowance.setting
+        return self.max_bytes, "api.max_body_bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self._limit(scope["path"])
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared > max_bytes:
+            await self._refuse(send, max_bytes, setting)
             return
         read = 0
         started = answered = False
@@ -71,11 +90,11 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 read += len(message.get("body", b""))
-                if read > self.max_bytes:
+                if read > max_bytes:
                     # Answered here rather than where the exception lands: FastAPI turns an
                     # error while it reads a body into its own 400.
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(send, max_bytes, setting)
                         answered = True
                     raise _TooLarge
             return message
@@ -99,9 +118,9 @@ class BodyLimit:
             if started:
                 raise
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, max_bytes: int, setting: str) -> None:
         self._refused.inc()
-        detail = (f"the request body is larger than {self.max_bytes} bytes (api.max_body_bytes); "
+        detail = (f"the request body is larger than {max_bytes} bytes ({setting}); "
                   "send less at a time, e.g. fewer readings per request")
         body = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
@@ -128,7 +147,7 @@ def content_security_policy(*script_src: str) -> str:
         "default-src 'self'",
         " ".join(["script-src 'self'", *script_src]),
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # blob: a photo fetched with the login (work orders)
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

@@ -1,4 +1,5 @@
-"""Work orders' settings (`work_orders:`): which rules open one, for which trade."""
+"""Work orders' settings (`work_orders:`): which rules open one, for which trade, when it is
+due, and how large a photo of the finished repair may be."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from gateway.alerting.trade import Trade
 from gateway.rules import registry
 
 __all__ = ["Trade", "WorkOrderSettings"]
+
+MB = 1024 * 1024
 
 
 def _default_rules() -> dict[str, Trade]:
@@ -21,3 +24,5 @@ class WorkOrderSettings(BaseModel):
 
     rules: dict[str, Trade] = Field(default_factory=_default_rules, description="rule → trade that fixes it")
     due_within_h: float | None = Field(None, gt=0, description="default: by the end of the day it was opened")
+    photo_max_bytes: int = Field(5 * MB, ge=64 * 1024, le=50 * MB,
+                                 description="the largest photo of a finished repair (JPEG, PNG or WebP)")

@@ -4,28 +4,50 @@ real SQLite state database, fed by a real AlertStore, on a ManualClock."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+import struct
+import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import yaml
+from fastapi import FastAPI
 
 from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.severity import Severity
-from gateway.alerting.work_orders import Status, WorkOrder, WorkOrderError, WorkOrderNotFound, WorkOrders
+from gateway.alerting.work_orders import (
+    PhotoTooLarge,
+    Repair,
+    Status,
+    WorkOrder,
+    WorkOrderError,
+    WorkOrderInvalid,
+    WorkOrderNotFound,
+    WorkOrders,
+)
+from gateway.app import create_app
 from gateway.auth.audit import AuditTrail
+from gateway.cli.demo import DEMO_PASSWORD, demo_accounts
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig, parse
+from gateway.config.auth import Scope
 from gateway.config.work_orders import Trade
 from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
+from tests.dashboard_site import wait_until, write_site
 from tests.rule_scenarios import DEMO, demo_site
+from tests.served import serve
+from tests.services import Mosquitto
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 THURSDAY_NIGHT = datetime(2026, 10, 15, 22, 0, tzinfo=SHANGHAI)  # a school day
@@ -206,67 +228,108 @@ def test_due_within_h_and_the_rules_come_from_the_site_file(tmp_path: Path) -> N
 # --- updates ----------------------------------------------------------------------------------------
 
 
+def _done(h: Harness, order_id: int, who: str) -> WorkOrder:
+    """Dispatched to `who`, who completes it at once."""
+    h.orders.update(order_id, "logistics-li", assignee=who)
+    return h.orders.complete(order_id, who, "更换水龙头阀芯", Repair.REPLACE)
+
+
 def test_an_order_moves_forward_to_done(h: Harness) -> None:
     order = _order(h)
 
     h.clock.advance(HOUR)
-    assigned = h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
-    assert (assigned.status, assigned.assignee, assigned.updated_ms, assigned.done_ms) == (
-        Status.ASSIGNED, "plumber-liu", h.now_ms(), None)
+    due = _ms(_local(2026, 10, 16, 12))
+    assigned = h.orders.update(order.id, "logistics-li", assignee="plumber-liu", note="先关总阀", due_ms=due)
+    assert (assigned.status, assigned.assignee, assigned.note, assigned.due_ms, assigned.updated_ms,
+            assigned.done_ms) == (Status.ASSIGNED, "plumber-liu", "先关总阀", due, h.now_ms(), None)
 
     h.clock.advance(HOUR)
-    on_site = h.orders.update(order.id, "plumber-liu", status=Status.ON_SITE, note="已到厨房")
-    assert (on_site.status, on_site.assignee, on_site.note, on_site.updated_ms) == (
-        Status.ON_SITE, "plumber-liu", "已到厨房", h.now_ms())
+    on_site = h.orders.arrive(order.id, "plumber-liu")
+    assert (on_site.status, on_site.assignee, on_site.on_site_ms, on_site.updated_ms) == (
+        Status.ON_SITE, "plumber-liu", h.now_ms(), h.now_ms())
+    with pytest.raises(WorkOrderError, match="already on_site"):
+        h.orders.arrive(order.id, "plumber-liu")
 
     h.clock.advance(HOUR)
-    done = h.orders.update(order.id, "plumber-liu", status=Status.DONE, note="更换水龙头阀芯")
+    done = h.orders.complete(order.id, "plumber-liu", "  更换水龙头阀芯  ", Repair.REPLACE)
     done_at = h.now_ms()
-    assert (done.status, done.assignee, done.note, done.done_ms) == (
-        Status.DONE, "plumber-liu", "更换水龙头阀芯", done_at)
+    assert (done.status, done.assignee, done.work_done, done.repair, done.photo, done.done_ms) == (
+        Status.DONE, "plumber-liu", "更换水龙头阀芯", Repair.REPLACE, None, done_at)
     assert h.orders.get(order.id) == done
     # The unchanged fields stay as opened.
-    assert (done.alert_id, done.evidence, done.opened_ms, done.due_ms) == (
-        order.alert_id, order.evidence, order.opened_ms, order.due_ms)
+    assert (done.alert_id, done.evidence, done.opened_ms, done.on_site_ms) == (
+        order.alert_id, order.evidence, order.opened_ms, on_site.on_site_ms)
 
-    # A later note on a done order keeps when it was done.
+    # A later note on a done order keeps when it was done; nothing else changes any more.
     h.clock.advance(HOUR)
     noted = h.orders.update(order.id, "logistics-li", note="已验收")
     assert (noted.status, noted.done_ms, noted.note) == (Status.DONE, done_at, "已验收")
+    for change in ({"assignee": "carpenter-zhang"}, {"trade": Trade.OTHER}, {"due_ms": due + 1}):
+        with pytest.raises(WorkOrderError, match="done"):
+            h.orders.update(order.id, "logistics-li", **change)
+    with pytest.raises(WorkOrderError, match="already done"):
+        h.orders.complete(order.id, "plumber-liu", "again", Repair.REPAIR)
 
 
 def test_history_of_an_order_is_in_the_audit_trail(h: Harness) -> None:
     order = _order(h)
     opened_at = h.now_ms()
     h.clock.advance(HOUR)
-    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu", note="带上阀芯")
     with pytest.raises(WorkOrderError):
         h.orders.update(order.id, "logistics-li", status=Status.OPEN)  # refused: not recorded
     h.clock.advance(HOUR)
-    h.orders.update(order.id, "plumber-liu", status=Status.DONE, note="修好了")
+    h.orders.arrive(order.id, "plumber-liu")
+    h.clock.advance(HOUR)
+    h.orders.complete(order.id, "plumber-liu", "修好了", Repair.REPAIR)
+    h.orders.update(order.id, "logistics-li", note="已验收")
 
-    entries = list(reversed(h.audit.about(f"work_order:{order.id}")))
+    entries = h.orders.history(order.id)
 
     assert [(e.action, e.actor, e.at_ms) for e in entries] == [
         ("work_order.open", "rule:water_leak", opened_at),
-        ("work_order.update", "logistics-li", opened_at + 3_600_000),
-        ("work_order.update", "plumber-liu", opened_at + 7_200_000),
+        ("work_order.dispatch", "logistics-li", opened_at + 3_600_000),
+        ("work_order.on_site", "plumber-liu", opened_at + 7_200_000),
+        ("work_order.done", "plumber-liu", opened_at + 10_800_000),
+        ("work_order.update", "logistics-li", opened_at + 10_800_000),
     ]
     assert dict(entries[0].detail) == {"alert": order.alert_id, "trade": "water"}
-    assert dict(entries[1].detail) == {"status": "assigned", "assignee": "plumber-liu", "note": ""}
-    assert dict(entries[2].detail) == {"status": "done", "assignee": "plumber-liu", "note": "修好了"}
+    assert dict(entries[1].detail) == {"status": "assigned", "assignee": "plumber-liu", "trade": "water",
+                                       "due_ms": order.due_ms, "note": "带上阀芯"}
+    assert dict(entries[3].detail) == {"work_done": "修好了", "repair": "repair", "photo": ""}
 
 
 def test_an_order_can_skip_ahead_but_not_go_back(h: Harness) -> None:
     order = _order(h)
-    done = h.orders.update(order.id, "logistics-li", status=Status.DONE, assignee="plumber-liu")
-    assert (done.status, done.done_ms) == (Status.DONE, h.now_ms())
+    done = _done(h, order.id, "plumber-liu")  # assigned, then done without 到场
+    assert (done.status, done.on_site_ms, done.done_ms) == (Status.DONE, None, h.now_ms())
 
     for back in (Status.ON_SITE, Status.ASSIGNED, Status.OPEN):
         with pytest.raises(WorkOrderError, match="back") as caught:
             h.orders.update(order.id, "logistics-li", status=back)
         assert not isinstance(caught.value, WorkOrderNotFound)
     assert h.orders.get(order.id) == done
+
+    other = _order(h)
+    h.orders.update(other.id, "logistics-li", assignee="plumber-liu")
+    h.orders.arrive(other.id, "plumber-liu")
+    with pytest.raises(WorkOrderError, match="back") as refused:
+        h.orders.update(other.id, "logistics-li", status=Status.ASSIGNED)
+    assert refused.value.zh == "工单只能往前推进，不能退回。"
+
+
+def test_done_is_reached_only_by_saying_what_was_done(h: Harness) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    with pytest.raises(WorkOrderInvalid, match="Done") as caught:
+        h.orders.update(order.id, "plumber-liu", status=Status.DONE)
+    assert caught.value.zh == "完成工单请点「完成」，写明做了什么。"
+    for blank in ("", "  \n "):
+        with pytest.raises(WorkOrderInvalid, match="Say what was done") as said:
+            h.orders.complete(order.id, "plumber-liu", blank, Repair.REPAIR)
+        assert said.value.zh == "请写明做了什么。"
+    assert h.orders.get(order.id).status is Status.ASSIGNED
+    assert [e.action for e in h.orders.history(order.id)] == ["work_order.open", "work_order.dispatch"]
 
 
 @pytest.mark.parametrize("status", [Status.ASSIGNED, Status.ON_SITE, Status.DONE])
@@ -276,6 +339,10 @@ def test_leaving_open_needs_an_assignee(h: Harness, status: Status) -> None:
         h.orders.update(order.id, "logistics-li", status=status)
     with pytest.raises(WorkOrderError, match="assignee"):
         h.orders.update(order.id, "logistics-li", status=status, assignee="")
+    with pytest.raises(WorkOrderError, match="assignee"):
+        h.orders.complete(order.id, "logistics-li", "修好了", Repair.REPAIR)
+    with pytest.raises(WorkOrderError, match="assignee"):
+        h.orders.arrive(order.id, "logistics-li")
     assert h.orders.get(order.id) == order
     assert len(h.audit.about(f"work_order:{order.id}")) == 1  # only the opening
 
@@ -285,8 +352,133 @@ def test_an_assigned_order_cannot_lose_its_assignee(h: Harness) -> None:
     h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
     with pytest.raises(WorkOrderError, match="assignee"):
         h.orders.update(order.id, "logistics-li", assignee="")
-    reassigned = h.orders.update(order.id, "logistics-li", assignee="plumber-sun")
-    assert (reassigned.status, reassigned.assignee) == (Status.ASSIGNED, "plumber-sun")
+    reassigned = h.orders.update(order.id, "logistics-li", assignee="plumber-sun", trade=Trade.ELECTRIC)
+    assert (reassigned.status, reassigned.assignee, reassigned.trade) == (
+        Status.ASSIGNED, "plumber-sun", Trade.ELECTRIC)
+
+
+def test_the_due_time_is_after_the_order_was_opened(h: Harness) -> None:
+    order = _order(h)
+    with pytest.raises(WorkOrderInvalid, match="due time") as caught:
+        h.orders.update(order.id, "logistics-li", assignee="plumber-liu", due_ms=order.opened_ms)
+    assert caught.value.zh == "期限要晚于开单时间。"
+    assert h.orders.get(order.id) == order
+
+
+# --- photos -----------------------------------------------------------------------------------------
+
+
+def tiny_png(width: int = 4, height: int = 3) -> bytes:
+    """A real PNG (a green rectangle), made with the standard library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x1a\x7f\x5a" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PHOTOS = {
+    "image/png": tiny_png(),
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(32) + b"\xff\xd9",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(24),
+}
+
+
+@pytest.mark.parametrize("media", sorted(PHOTOS))
+def test_a_photo_is_kept_under_a_name_of_its_own_by_its_bytes(h: Harness, media: str) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    done = h.orders.complete(order.id, "plumber-liu", "更换水龙头", Repair.REPLACE, PHOTOS[media])
+    assert done.photo is not None
+    assert re.fullmatch(rf"{order.id}-[0-9a-f]{{16}}\.(jpg|png|webp)", done.photo)
+    found = h.orders.photo(order.id)
+    assert found is not None
+    path, served_as = found
+    assert (served_as, path.parent, path.read_bytes()) == (media, h.orders.photos, PHOTOS[media])
+    assert [p.name for p in h.orders.photos.iterdir()] == [done.photo]  # nothing half-written left
+    assert h.orders.history(order.id)[-1].detail["photo"] == done.photo
+
+
+@pytest.mark.parametrize("data", [
+    b"GIF89a" + bytes(20),  # a GIF
+    b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    b"%PDF-1.7\n",
+    b"RIFF\x24\x00\x00\x00WAVEfmt ",  # RIFF, but sound
+    b"",
+])
+def test_a_file_that_is_no_photo_is_refused(h: Harness, data: bytes) -> None:
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    with pytest.raises(WorkOrderInvalid) as caught:
+        h.orders.complete(order.id, "plumber-liu", "更换水龙头", Repair.REPLACE, data)
+    assert (caught.value.zh, caught.value.en) == ("照片只能是 JPEG、PNG 或 WebP 格式的图片。",
+                                                  "The photo must be a JPEG, PNG or WebP image.")
+    assert h.orders.get(order.id).status is Status.ASSIGNED
+    assert not h.orders.photos.exists() or list(h.orders.photos.iterdir()) == []
+
+
+def test_a_photo_over_the_limit_is_refused(tmp_path: Path) -> None:
+    h = _harness(tmp_path, _variant(work_orders={"photo_max_bytes": 65_536}))
+    try:
+        order = _order(h)
+        h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+        at_limit = PHOTOS["image/jpeg"] + bytes(65_536 - len(PHOTOS["image/jpeg"]))
+        with pytest.raises(PhotoTooLarge) as caught:
+            h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit + b"\x00")
+        assert caught.value.zh == "照片太大（0.1 MB），不能超过 0.1 MB。"
+        assert h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit).photo
+    finally:
+        h.close()
+
+
+# --- by hand ----------------------------------------------------------------------------------------
+
+
+def test_an_alert_without_an_order_is_dispatched_by_hand(h: Harness) -> None:
+    alert = h.alerts.apply(_finding(h, "door_after_hours", "kitchen-door", metric="open"), _evidence(h, "open"))
+    assert alert is not None
+    assert h.opened == [None]
+    assert h.orders.for_alerts([alert.id]) == {}
+    due = h.now_ms() + 3 * 3_600_000
+
+    order = h.orders.open_for(alert, Trade.CARPENTRY, "logistics-li", assignee="carpenter-zhang", note="门吸坏了",
+                              due_ms=due)
+
+    assert (order.alert_id, order.trade, order.status, order.assignee, order.note, order.due_ms, order.evidence) == (
+        alert.id, Trade.CARPENTRY, Status.ASSIGNED, "carpenter-zhang", "门吸坏了", due,
+        {"metric": None, "unit": "", "points": []})
+    assert [(e.action, e.actor) for e in h.orders.history(order.id)] == [
+        ("work_order.open", "logistics-li"), ("work_order.dispatch", "logistics-li")]
+    assert h.orders.for_alerts([alert.id, alert.id + 100]) == {alert.id: order.id}
+    with pytest.raises(WorkOrderError, match="already has a work order") as caught:
+        h.orders.open_for(alert, Trade.OTHER, "logistics-li", assignee="plumber-liu")
+    assert caught.value.zh == f"这条告警已有工单（第 {order.id} 号）。"
+    other = h.alerts.apply(_finding(h, "fridge_temperature", "sample-fridge"), Evidence())
+    assert other is not None
+    with pytest.raises(WorkOrderInvalid, match="due time"):
+        h.orders.open_for(other, Trade.ELECTRIC, "logistics-li", assignee="plumber-liu", due_ms=h.now_ms())
+    assert len(h.orders.find()) == 1
+
+
+def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript("""CREATE TABLE work_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL,
+            rule TEXT NOT NULL, trade TEXT NOT NULL, device_id TEXT NOT NULL, building_id TEXT NOT NULL,
+            room_id TEXT NOT NULL, title_zh TEXT NOT NULL, title_en TEXT NOT NULL, evidence TEXT NOT NULL,
+            opened_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, status TEXT NOT NULL, assignee TEXT,
+            note TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL, done_ms INTEGER);
+            INSERT INTO work_orders VALUES (1, 7, 'water_leak', 'water', 'kitchen-water', 'service', 'kitchen',
+            '漏水', 'Leak', '{}', 1000, 2000, 'assigned', 'plumber-liu', '', 1000, NULL);""")
+    h = _harness(tmp_path, demo_site())
+    try:
+        old = h.orders.get(1)
+        assert (old.status, old.assignee, old.work_done, old.repair, old.photo, old.on_site_ms) == (
+            Status.ASSIGNED, "plumber-liu", "", None, None, None)
+        assert h.orders.complete(1, "plumber-liu", "修好了", Repair.SALVAGE).repair is Repair.SALVAGE
+    finally:
+        h.close()
 
 
 def test_an_unknown_order_is_not_found(h: Harness) -> None:
@@ -307,14 +499,14 @@ def test_overdue_is_not_done_by_the_due_time_or_done_late(h: Harness) -> None:
 
     h.clock.set(_local(2026, 10, 16, 9))
     assert h.orders.find(overdue=True) == [order]
-    late = h.orders.update(order.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    late = _done(h, order.id, "plumber-liu")
     assert late.overdue(h.now_ms())
     assert late.overdue(late.due_ms - 1)  # it stays late, whenever asked
     assert h.orders.find(overdue=True) == [late]
 
     in_time = _order(h)  # opened 09:00 on the 16th, due at midnight
     h.clock.advance(HOUR)
-    in_time = h.orders.update(in_time.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    in_time = _done(h, in_time.id, "plumber-liu")
     h.clock.set(_local(2026, 10, 20, 9))
     assert not in_time.overdue(h.now_ms())
     assert h.orders.find(overdue=False) == [in_time]
@@ -342,10 +534,10 @@ def _week(h: Harness) -> Week:
     monday = opened_at(_local(2026, 10, 12, 10), "door_open_too_long", "kitchen-door")
     tuesday = opened_at(_local(2026, 10, 13, 9))
     h.clock.set(_local(2026, 10, 14, 8))
-    tuesday = h.orders.update(tuesday.id, "plumber-liu", status=Status.DONE, assignee="plumber-liu")
+    tuesday = _done(h, tuesday.id, "plumber-liu")
     wednesday = opened_at(_local(2026, 10, 14, 9), "uv_tube_life", "uv-kitchen")
     h.clock.set(_local(2026, 10, 14, 15))
-    wednesday = h.orders.update(wednesday.id, "electrician-wu", status=Status.DONE, assignee="electrician-wu")
+    wednesday = _done(h, wednesday.id, "electrician-wu")
     thursday = opened_at(_local(2026, 10, 15, 9), "device_offline", "main-gate")
     h.clock.set(_local(2026, 10, 15, 12))
     return Week(last_week, monday, tuesday, wednesday, thursday)
@@ -385,3 +577,184 @@ def test_find_by_status_and_trade(h: Harness) -> None:
     assert _ids(h.orders.find(trade=Trade.WATER)) == [w.last_week.id, w.tuesday.id]
     assert _ids(h.orders.find(trade=Trade.CARPENTRY, overdue=False)) == []
     assert _ids(h.orders.find(status=Status.DONE, trade=Trade.ELECTRIC)) == [w.wednesday.id]
+
+
+# --- the API ----------------------------------------------------------------------------------------
+# The gateway of the demo kindergarten (closed all day) under uvicorn on a free port, on a
+# ManualClock: a real socket, so the body limit in front of the routes is the real one.
+
+PHOTO_LIMIT = 65_536
+
+
+@dataclass
+class Served:
+    app: FastAPI
+    clock: ManualClock
+    http: httpx.Client
+
+    def as_(self, login: str) -> dict[str, str]:
+        answer = self.http.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def ingest(self, readings: list[dict[str, Any]]) -> None:
+        key = self.app.state.auth.create_api_key("sensors", [Scope.INGEST], "test", 0)
+        answer = self.http.post("/api/v1/readings", json=readings, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rejected"] == []
+
+
+@pytest.fixture
+def served(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Served]:
+    path, _ = write_site(tmp_path, mosquitto, f"wo-{tmp_path.name}"[:60])
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["work_orders"] = {"photo_max_bytes": PHOTO_LIMIT}
+    site = parse(yaml.safe_dump(data, allow_unicode=True), str(path))
+    clock = ManualClock(THURSDAY_NIGHT)
+    app = create_app(site, clock)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        demo_accounts(app.state.auth, site, _ms(THURSDAY_NIGHT))
+        yield Served(app, clock, http)
+
+
+def _leak_order(s: Served) -> dict[str, Any]:
+    """A kitchen tap running for an hour and five minutes at night: the leak's work order."""
+    start = THURSDAY_NIGHT - timedelta(minutes=65)
+    s.ingest([{"device_id": "kitchen-water", "ts": (start + timedelta(minutes=m)).isoformat(),
+               "volume_m3": 1000 + 0.002 * m, "flow_lpm": 2.0} for m in range(66)])
+    viewer = s.as_("teacher-sun")
+    orders: list[dict[str, Any]] = wait_until("the leak's work order",
+                                              lambda: s.http.get("/api/v1/work-orders", headers=viewer).json())
+    return orders[0]
+
+
+def _done_form(work_done: str = "更换水龙头阀芯", repair: str = "replace") -> dict[str, str]:
+    return {"work_done": work_done, "repair": repair}
+
+
+@pytest.mark.integration
+def test_an_order_is_dispatched_worked_and_done_through_the_api(served: Served) -> None:
+    s = served
+    order = _leak_order(s)
+    head, plumber, viewer = s.as_("logistics-li"), s.as_("plumber-liu"), s.as_("teacher-sun")
+    url = f"/api/v1/work-orders/{order['id']}"
+    assert (order["status"], order["trade"], order["assignee_actor"], order["photo_url"]) == (
+        "open", "water", None, None)
+    assert order["evidence"]["unit"] == "L/min"
+    assert len(order["evidence"]["points"]) >= 60
+    alerts = s.http.get("/api/v1/alerts", headers=viewer).json()
+    assert [a["work_order_id"] for a in alerts if a["rule"] == "water_leak"] == [order["id"]]
+
+    # A viewer may read but do nothing.
+    alert_url = f"/api/v1/alerts/{order['alert_id']}/work-order"
+    for refused in [
+        s.http.post(f"{url}/dispatch", json={"assignee": "plumber-liu"}, headers=viewer),
+        s.http.post(f"{url}/on-site", headers=viewer),
+        s.http.post(f"{url}/done", data=_done_form(), headers=viewer),
+        s.http.patch(url, json={"note": "看看"}, headers=viewer),
+        s.http.post(alert_url, json={"assignee": "plumber-liu", "trade": "water"}, headers=viewer),
+    ]:
+        assert refused.status_code == 403, refused.request.url
+
+    # The assignee is an enabled account.
+    s.app.state.auth.disable_user("carpenter-zhang", "test", _ms(THURSDAY_NIGHT))
+    for who, zh in (("刘师傅", "没有这个账号，请从名单里选一位负责人。"), ("carpenter-zhang", "这个账号已停用，请另选一位负责人。")):
+        refused = s.http.post(f"{url}/dispatch", json={"assignee": who}, headers=head)
+        assert (refused.status_code, refused.json()["detail"]["zh"]) == (422, zh)
+        assert s.http.patch(url, json={"assignee": who}, headers=head).status_code == 422
+    # Not yet dispatched: neither on site nor done.
+    early = s.http.post(f"{url}/on-site", headers=plumber)
+    assert (early.status_code, early.json()["detail"]["zh"]) == (409, "请先把工单派给一位负责人。")
+
+    s.clock.advance(timedelta(minutes=10))
+    due = "2026-10-16T10:00:00+08:00"
+    dispatched = s.http.post(f"{url}/dispatch", headers=head, json={
+        "assignee": "plumber-liu", "trade": "water", "note": "先关厨房总阀", "due": due})
+    assert dispatched.status_code == 200, dispatched.text
+    out = dispatched.json()
+    assert (out["status"], out["assignee"], out["assignee_actor"]["name_zh"], out["note"], out["due"]) == (
+        "assigned", "plumber-liu", "刘师傅", "先关厨房总阀", "2026-10-16T02:00:00Z")
+    too_early = s.http.post(f"{url}/dispatch", headers=head, json={"assignee": "plumber-liu",
+                                                                    "due": "2026-10-01T10:00:00+08:00"})
+    assert (too_early.status_code, too_early.json()["detail"]["zh"]) == (422, "期限要晚于开单时间。")
+
+    s.clock.advance(timedelta(minutes=30))
+    assert s.http.post(f"{url}/on-site", headers=plumber).json()["status"] == "on_site"
+    again = s.http.post(f"{url}/on-site", headers=plumber)
+    assert (again.status_code, again.json()["detail"]["zh"]) == (409, "这张工单已经标记过到场了。")
+
+    # Completing says what was done, how, and the photo is one.
+    for form, files, code, zh in [
+        (_done_form(" "), None, 422, "请写明做了什么。"),
+        (_done_form(), {"photo": ("leak.png", b"GIF89a" + bytes(40), "image/png")}, 422,
+         "照片只能是 JPEG、PNG 或 WebP 格式的图片。"),
+        (_done_form(), {"photo": ("big.png", PHOTOS["image/png"] + bytes(PHOTO_LIMIT), "image/png")}, 413,
+         "照片太大（0.1 MB），不能超过 0.1 MB。"),
+    ]:
+        refused = s.http.post(f"{url}/done", data=form, files=files, headers=plumber)
+        assert (refused.status_code, refused.json()["detail"]["zh"]) == (code, zh)
+    assert s.http.post(f"{url}/done", data={"work_done": "换了"}, headers=plumber).status_code == 422  # how?
+    # Past the larger of the body limit and the photo's, the guard refuses before reading it.
+    huge = s.http.post(f"{url}/done", data=_done_form(), headers=plumber,
+                       files={"photo": ("huge.jpg", bytes(1_100_000), "image/jpeg")})
+    assert huge.status_code == 413
+    assert "work_orders.photo_max_bytes" in huge.json()["detail"]
+    assert s.http.get(url, headers=viewer).json()["status"] == "on_site"
+
+    s.clock.advance(timedelta(minutes=20))
+    done = s.http.post(f"{url}/done", data=_done_form(), headers=plumber,
+                       files={"photo": ("../../etc/passwd.jpg", PHOTOS["image/png"], "image/jpeg")})
+    assert done.status_code == 200, done.text
+    out = done.json()
+    assert (out["status"], out["work_done"], out["repair"], out["photo_url"]) == (
+        "done", "更换水龙头阀芯", "replace", f"{url}/photo")
+    photo = s.http.get(out["photo_url"], headers=viewer)
+    assert (photo.status_code, photo.headers["content-type"], photo.content) == (200, "image/png", PHOTOS["image/png"])
+    assert s.http.post(f"{url}/done", data=_done_form(), headers=plumber).status_code == 409
+
+    detail = s.http.get(url, headers=viewer).json()
+    assert detail["photo_max_bytes"] == PHOTO_LIMIT
+    assert [(e["action"], e["who"]["name_zh"]) for e in detail["history"]] == [
+        ("work_order.open", "系统（跑水漏水）"),
+        ("work_order.dispatch", "李主任"),
+        ("work_order.on_site", "刘师傅"),
+        ("work_order.done", "刘师傅"),
+    ]
+    dispatch_step, done_step = detail["history"][1], detail["history"][3]
+    assert (dispatch_step["assignee"]["name_zh"], dispatch_step["note"], dispatch_step["due"],
+            dispatch_step["trade"]) == ("刘师傅", "先关厨房总阀", "2026-10-16T02:00:00Z", "water")
+    assert (done_step["work_done"], done_step["repair"]) == ("更换水龙头阀芯", "replace")
+
+    audit = s.http.get("/api/v1/audit", params={"limit": 50}, headers=head).json()
+    steps = [(e["action"], e["actor"]) for e in reversed(audit) if e["target"] == f"work_order:{order['id']}"]
+    assert steps == [("work_order.open", "rule:water_leak"), ("work_order.dispatch", "logistics-li"),
+                     ("work_order.on_site", "plumber-liu"), ("work_order.done", "plumber-liu")]
+
+
+@pytest.mark.integration
+def test_an_alert_without_an_order_is_dispatched_by_hand_through_the_api(served: Served) -> None:
+    s = served
+    s.ingest([{"device_id": "kitchen-door", "ts": THURSDAY_NIGHT.isoformat(), "open": True}])
+    head = s.as_("logistics-li")
+
+    def door_alert() -> dict[str, Any] | None:
+        alerts: list[dict[str, Any]] = s.http.get("/api/v1/alerts", headers=head).json()
+        return next((a for a in alerts if a["rule"] == "door_after_hours"), None)
+
+    alert = wait_until("the door's alert", door_alert)
+    assert alert is not None
+    assert alert["work_order_id"] is None
+    body = {"assignee": "carpenter-zhang", "trade": "carpentry", "note": "门关不上"}
+
+    opened = s.http.post(f"/api/v1/alerts/{alert['id']}/work-order", json=body, headers=head)
+
+    assert opened.status_code == 201, opened.text
+    order = opened.json()
+    assert (order["alert_id"], order["trade"], order["status"], order["assignee_actor"]["name_zh"]) == (
+        alert["id"], "carpentry", "assigned", "张师傅")
+    assert s.http.get(f"/api/v1/alerts/{alert['id']}", headers=head).json()["work_order_id"] == order["id"]
+    twice = s.http.post(f"/api/v1/alerts/{alert['id']}/work-order", json=body, headers=head)
+    assert (twice.status_code, twice.json()["detail"]["zh"]) == (409, f"这条告警已有工单（第 {order['id']} 号）。")
+    missing = s.http.post("/api/v1/alerts/4711/work-order", json=body, headers=head)
+    assert (missing.status_code, missing.json()["detail"]["zh"]) == (404, "没有这条告警。")
+    assert s.http.get(f"/api/v1/work-orders/{order['id']}/photo", headers=head).status_code == 404

@@ -4,11 +4,17 @@ import { get, send } from "../api.js";
 import { num, pick, t, when } from "../i18n.js";
 import { asStaff, chip, deviceLink, dialog, failure, h, signedIn } from "../ui.js";
 import { SEVERITIES, SEVERITY_TONE, filters, select, where } from "./common.js";
+import { dispatchDialog } from "./orders.js";
 
 export function alertRow(state, a, onChange) {
   const ack = a.acked_by == null && a.state !== "cleared"
     ? h("button", { type: "button", class: "ack", dataset: { alert: a.id }, onclick: async () => { if (await signedIn()) ackDialog(a, onChange); } }, t("alerts.ack"))
     : null;
+  // Its work order, or 派单 to open one (the same dialog as in the orders view).
+  const order = a.work_order_id != null
+    ? h("a", { class: "order-link", href: `#/orders/${a.work_order_id}` }, t("orders.open_order"))
+    : h("button", { type: "button", class: "dispatch secondary", dataset: { alert: a.id },
+      onclick: () => dispatchDialog(state, { alert: a }, (o) => { location.hash = `#/orders/${o.id}`; }) }, t("orders.dispatch"));
   const history = h("div", { class: "history" });
   return h("article", { class: `alert ${a.severity} ${a.state}`, dataset: { alert: a.id, state: a.state } },
     h("div", { class: "alert-head" },
@@ -24,7 +30,7 @@ export function alertRow(state, a, onChange) {
       a.cleared_at ? ` · ${t("alerts.cleared", { t: when(a.cleared_at) })}` : ""),
     a.acked_by ? h("p", { class: "small ack-note" }, t("alerts.acked_by", { who: pick(a.acked_by_actor, "name"), t: when(a.acked_at) }),
       a.ack_comment ? `${t("common.colon")}${a.ack_comment}` : "") : null,
-    h("div", { class: "actions" }, ack, h("button", {
+    h("div", { class: "actions" }, order, ack, h("button", {
       type: "button", class: "secondary", onclick: async () => {
         if (history.childElementCount) { history.replaceChildren(); return; }
         const detail = await get(`/api/v1/alerts/${a.id}`);
