@@ -40,6 +40,9 @@ devices:
   - {{id: native, kind: water_meter, room: kitchen}}
 mqtt: {{url: "{url}", client_id: "gw-vendor-mqtt"}}
 storage: {{data_dir: "{data_dir}"}}
+# On the real clock: nobody keeps the 留样 register or patrols here, at whatever hour the test runs.
+rules: {{sample_missing: {{enabled: false}}}}
+fire_patrol: {{rounds: []}}
 """
 
 
