@@ -51,9 +51,10 @@ VIEWS = {
     "device/sample-fridge": ".device-head ~ .card .chart canvas",
     "alerts": "form.filters select[name=rule]",
     "orders": "form.filters select[name=trade]",
+    "ledger": ".ledger-signatures",
 }
-NAV_ZH = ["概览", "闭园检查", "楼宇房间", "告警", "工单"]
-NAV_EN = ["Overview", "Closing check", "Buildings", "Alerts", "Work orders"]
+NAV_ZH = ["概览", "闭园检查", "楼宇房间", "告警", "工单", "安全台账"]
+NAV_EN = ["Overview", "Closing check", "Buildings", "Alerts", "Work orders", "Safety ledger"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:

@@ -211,6 +211,7 @@ def _aim(case: ApiCase, data: st.DataObject, api: Api) -> None:
 _UNSTATABLE = re.compile(
     r"start must be before end|a \w+ has no metric|more than \d+ buckets|between the years 1 and 9999|longer than a year"
     r"|date must lie between|exactly one of date|is not in the calendar|has not begun|is not YYYY-MM"
+    r"|When you found a problem, say what it is|Write the problem, the measure or the outcome"
 )
 
 

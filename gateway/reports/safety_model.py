@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from gateway.alerting.alerts import AlertState
 from gateway.alerting.severity import Severity
+from gateway.auth.actor import Actor
 
 
 class ItemStatus(StrEnum):
@@ -97,11 +98,41 @@ Facts = Annotated[FridgeFacts | UvFacts | DoorFacts | WaterFacts | PowerFacts, F
 
 
 class Completion(BaseModel):
-    name: str = Field(description="who did the check, as they signed")
     result: Result
-    note: str
-    by: str = Field(description="the login that recorded it")
+    note: str = Field(description="what the person found; for a problem, the problem")
+    by: Actor = Field(description="who did the check: the signed-in account")
     at: datetime
+
+
+class Entry(BaseModel):
+    """One stage of a rectification, as a person wrote it."""
+
+    text: str
+    by: Actor
+    at: datetime
+
+
+class Rectification(BaseModel):
+    """整改 of a failed item: 存在问题, 整改措施, 整改结果; each written by someone, some time
+    (the outcome often later, by another person). A manual check reported as a problem has
+    its note as the problem until someone writes one."""
+
+    problem: Entry | None = None
+    measure: Entry | None = None
+    outcome: Entry | None = None
+
+
+class Signature(BaseModel):
+    by: Actor
+    at: datetime
+
+
+class Signatures(BaseModel):
+    """Who signed the day's record: 检查人, 负责人, and the 园长's review (after both)."""
+
+    inspector: Signature | None = None
+    responsible: Signature | None = None
+    review: Signature | None = None
 
 
 class Item(BaseModel):
@@ -120,6 +151,7 @@ class Item(BaseModel):
     facts: Facts | None = None
     gaps: list[SpanOut] = Field(default_factory=list, description="stretches without data")
     completion: Completion | None = None
+    rectification: Rectification | None = Field(None, description="of a failed item, once someone wrote one")
 
 
 class AlertLine(BaseModel):
@@ -135,8 +167,8 @@ class AlertLine(BaseModel):
     first: datetime
     last: datetime
     cleared: datetime | None
-    acked_by: str | None
-    acked_by_name: str | None = Field(description="the duty roster's name where the login is a person's id")
+    acked_by: str | None = Field(description="as recorded: a login, or rule:, key:, system")
+    acked_by_actor: Actor | None = Field(description="who acknowledged it, as people read it")
     acked_at: datetime | None
     ack_comment: str | None
 
@@ -163,6 +195,7 @@ class SafetyRecord(BaseModel):
     counts: Counts
     items: list[Item]
     alerts: list[AlertLine]
+    signatures: Signatures
 
 
 class HourRow(BaseModel):
@@ -197,6 +230,7 @@ class DayLine(BaseModel):
     day: DayInfo
     counts: Counts
     alerts: int
+    signatures: Signatures
 
 
 class ItemRef(BaseModel):
@@ -209,6 +243,8 @@ class ItemRef(BaseModel):
     status: ItemStatus
     detail_zh: str
     detail_en: str
+    completion: Completion | None = None
+    rectification: Rectification | None = None
 
 
 class SafetySummary(BaseModel):
@@ -221,6 +257,6 @@ class SafetySummary(BaseModel):
     as_of: datetime
     days: list[DayLine]
     totals: Counts
-    fails: list[ItemRef]
     open_manual: list[ItemRef] = Field(description="manual checks nobody has done: the blank ledger")
+    fails: list[ItemRef] = Field(description="failed items, with their rectification")
     alerts: int = Field(description="alerts active at some time in the period")

@@ -154,7 +154,7 @@ def door(j: Judge, d: Device) -> Item:
     params = DOOR_AFTER_HOURS.params_for(d)
     item_id = f"door:{d.id}"
     if not params.enabled:
-        return disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS.id)
+        return disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS)
     grace_ms = round(params.grace_min * MIN_MS)
     c = after_hours(j, d, lambda lo, hi: j.points(d.id, "open", lo, hi), grace_ms, bool)
     failed = [r for r in c.episodes if r[1] - r[0] >= grace_ms]

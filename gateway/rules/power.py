@@ -273,7 +273,7 @@ def power(j: Judge, d: Device) -> Item:
     item_id = f"power:{d.id}"
     found = j.day.limits.get(d.id)
     if found is None:
-        return disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS.id)
+        return disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS)
     base, limit = found
     params = LOAD_AFTER_HOURS.params_for(d)
     duration_min = params.duration_min

@@ -263,7 +263,7 @@ def water(j: Judge, d: Device) -> Item:
     params = WATER_LEAK.params_for(d)
     item_id = f"water:{d.id}"
     if not params.enabled:
-        return disabled(item_id, Category.WATER, d, j.site, WATER_LEAK.id)
+        return disabled(item_id, Category.WATER, d, j.site, WATER_LEAK)
     run_ms = round(params.continuous_min * MIN_MS)
     c = after_hours(j, d, lambda lo, hi: _flows(j, d, lo, hi), run_ms, lambda lpm: lpm > params.flow_threshold_lpm)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]

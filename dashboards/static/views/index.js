@@ -7,12 +7,13 @@ import alerts from "./alerts.js";
 import buildings from "./buildings.js";
 import closing from "./closing.js";
 import device from "./device.js";
+import ledger from "./ledger.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
 
-export const VIEWS = { overview, closing, buildings, device, alerts, orders };
+export const VIEWS = { overview, closing, buildings, device, alerts, orders, ledger };
 
-export const NAV = ["overview", "closing", "buildings", "alerts", "orders"];
+export const NAV = ["overview", "closing", "buildings", "alerts", "orders", "ledger"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
