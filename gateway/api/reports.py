@@ -199,7 +199,7 @@ def _named(items: list[Item]) -> tuple[str, str]:
             "; ".join(i.check_en + (f" ({i.subject})" if i.subject else "") for i in items))
 
 
-@router.post("/api/v1/reports/safety/{day}/items/{item_id}", responses=problems(401, 403, 404, 409, 422))
+@router.post("/api/v1/reports/safety/{day}/items/{item_id}", responses=problems(400, 401, 403, 404, 409, 422))
 async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_id: ItemId, body: CheckIn) -> Item:
     """Records the signed-in person's check of an item that needs one (status `manual`):
     `done`, or `fail` when they found a problem (the note says what). Doing it again replaces
@@ -223,7 +223,7 @@ async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_
 
 
 @router.post("/api/v1/reports/safety/{day}/items/{item_id}/rectification",
-             responses=problems(401, 403, 404, 409, 422))
+             responses=problems(400, 401, 403, 404, 409, 422))
 async def rectify(sources: ReportSourcesDep, who: Staff, day: date, item_id: ItemId, body: RectifyIn) -> Item:
     """Writes stages of the rectification (整改) of a failed item, each under the signed-in
     person's name and the time: 存在问题, 整改措施, 整改结果 (after a measure). Once the person
@@ -256,7 +256,7 @@ async def rectify(sources: ReportSourcesDep, who: Staff, day: date, item_id: Ite
     return _item(await _record(sources, day), item_id)
 
 
-@router.post("/api/v1/reports/safety/{day}/signatures/{role}", responses=problems(401, 403, 409, 422))
+@router.post("/api/v1/reports/safety/{day}/signatures/{role}", responses=problems(400, 401, 403, 409, 422))
 async def sign(sources: ReportSourcesDep, who: Staff, day: date, role: SignRole) -> Signatures:
     """Signs the day's record as the signed-in person: the inspector (检查人, any staff) when
     no item is blank; the person responsible (负责人, an admin) after the inspector, when every

@@ -26,7 +26,6 @@ from gateway.reports.document import (
 from gateway.reports.safety_model import (
     AlertLine,
     CanteenRecord,
-    Category,
     DayInfo,
     Entry,
     FridgeLog,
@@ -54,7 +53,6 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "checks": ("检查记录", "Checks"),
     "alerts": ("当日告警", "Alerts of the day"),
     "no_alerts": ("当日无告警。", "No alerts that day."),
-    "category": ("类别", "Category"),
     "item": ("检查项目", "Check"),
     "finding": ("检查情况", "Finding"),
     "result": ("结果", "Result"),
@@ -118,15 +116,6 @@ STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
     ItemStatus.NOT_REQUIRED: ("无需检查", "Not required", Tone.PLAIN),
     ItemStatus.PENDING: ("未到时间", "Not due yet", Tone.PLAIN),
 }
-_CATEGORY: Final[dict[Category, tuple[str, str]]] = {
-    Category.FRIDGE: ("留样冰箱", "Sample fridge"),
-    Category.UV: ("紫外线消毒", "UV disinfection"),
-    Category.DOOR: ("门", "Doors"),
-    Category.WATER: ("用水", "Water"),
-    Category.POWER: ("用电", "Power"),
-    Category.CANTEEN: ("食堂", "Canteen"),
-    Category.GUARD: ("门卫", "Guard"),
-}
 _DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
     "school_day": ("上学日", "school day"),
     "weekend": ("周末", "weekend"),
@@ -166,9 +155,6 @@ class _Words:
 
     def status(self, status: ItemStatus) -> str:
         return STATUS[status][self.n]
-
-    def category(self, category: Category) -> str:
-        return _CATEGORY[category][self.n]
 
     def day(self, info: DayInfo) -> str:
         kind = _DAY_KINDS.get(info.kind, (info.kind, info.kind))[self.n]

@@ -128,7 +128,8 @@ function itemHead(item) {
 function who(item) {
   const c = item.completion;
   if (c) return h("p", { class: "small who" }, t("ledger.checked_by", { who: pick(c.by, "name"), t: when(c.at) }), c.note ? `${isZh() ? "：" : ": "}${c.note}` : "");
-  return item.device && !item.needs_check ? h("p", { class: "small muted who" }, t("ledger.sensors")) : null;
+  const judged = ["pass", "fail", "pending"].includes(item.status);
+  return item.device && judged ? h("p", { class: "small muted who" }, t("ledger.sensors")) : null;
 }
 
 function problemDialog(item, base, rerender) {
@@ -176,7 +177,7 @@ function rectification(item, base, rerender) {
     const entry = r[stage];
     // A sensor's failure: what it shows is the problem unless someone wrote one.
     const text = entry?.text ?? (stage === "problem" && !item.completion ? pick(item, "detail") : "");
-    areas[stage] = h("textarea", { name: stage, rows: 2, maxlength: 2000, placeholder: t(`ledger.hint.${stage}`) }, text);
+    areas[stage] = h("textarea", { name: stage, rows: stage === "problem" ? 3 : 2, maxlength: 2000, placeholder: t(`ledger.hint.${stage}`) }, text);
     return h("label", { class: "stage", dataset: { stage } }, t(`ledger.stage.${stage}`), areas[stage],
       entry ? h("small", { class: "muted by" }, t("ledger.by", { who: pick(entry.by, "name"), t: when(entry.at) })) : null);
   });
@@ -264,7 +265,7 @@ async function ledger({ state, arg, rerender }) {
     blank.length
       ? card(t("ledger.blank", { n: blank.length }), [h("p", { class: "small" }, t("ledger.blank_hint")),
         h("div", { class: "stack" }, blank.map((i) => blankItem(i, base, rerender)))], { class: "ledger-blank" })
-      : h("p", { class: "ledger-complete" }, chip(t("ledger.no_blank"), "ok")),
+      : h("p", { class: "ledger-complete" }, t("ledger.no_blank")),
     failed.length ? card(t("ledger.fails", { n: failed.length }),
       h("div", { class: "stack" }, failed.map((i) => failedItem(i, base, rerender))), { class: "ledger-failed" }) : null,
     r.alerts.length ? card(t("ledger.alerts", { n: r.alerts.length }), h("ul", { class: "list" }, r.alerts.map((a) => h("li", { class: "row" },
