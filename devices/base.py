@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticCustomError
@@ -110,6 +110,38 @@ class StateWords:
 
 ON_OFF: Final = StateWords("开", "关", "On", "Off")
 OPEN_CLOSED: Final = StateWords("开着", "已关", "Open", "Closed")
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """How a setting or an event (or one of an event's fields) reads to people, in both
+    languages, with its unit's words; a yes/no field has words for its two values. Declared in
+    the field's annotation (`min_c: Annotated[float, Label("最低温度", "Lowest temperature", "°C", "°C")]`),
+    so that no setting's key or raw value ever reaches a person."""
+
+    zh: str
+    en: str
+    unit_zh: str = ""
+    unit_en: str = ""
+    words: StateWords | None = None
+
+
+MINUTES: Final = ("分钟", "min")
+HOURS: Final = ("小时", "h")
+CELSIUS: Final = ("°C", "°C")
+
+
+def labels(model: type[BaseModel], skip: tuple[str, ...] = ()) -> dict[str, Label]:
+    """Each field's `Label`, by field name; raises ValueError for a field without one."""
+    out: dict[str, Label] = {}
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        found = next((m for m in info.metadata if isinstance(m, Label)), None)
+        if found is None:
+            raise ValueError(f"{model.__name__}.{name} has no Label: say how it reads to people")
+        out[name] = found
+    return out
+
 
 Utility = Literal["electricity", "water"]
 """What a site buys and pays for by the meter."""
@@ -212,9 +244,15 @@ class _Payload(BaseModel):
 
 
 class EventPayload(_Payload):
-    """Base of a kind's event models; `type` tells them apart."""
+    """Base of a kind's event models; `type` tells them apart, `LABEL` says what it is to
+    people (刷卡) and each field's `Label` how it reads."""
 
+    LABEL: ClassVar[Label]
     type: str
+
+    @classmethod
+    def field_labels(cls) -> dict[str, Label]:
+        return labels(cls, skip=("ts", "type"))
 
 
 class NoSettings(BaseModel):
@@ -250,6 +288,8 @@ class DeviceKind:
     closing: ClosingCheck | None = field(kw_only=True)
     # The simulator's behaviour for the kind (`simulators.model.BEHAVIOURS`): "metered_water", …
     simulation: str = field(kw_only=True)
+    # Keeps the canteen's retained food samples (留样): the 留样 register's fridges are of such kinds.
+    keeps_samples: bool = field(default=False, kw_only=True)
     payload: type[_Payload] = field(init=False)
     _by_key: dict[str, Metric] = field(init=False)
     _event_types: dict[str, type[EventPayload]] = field(init=False)
@@ -272,9 +312,23 @@ class DeviceKind:
         object.__setattr__(self, "payload", payload_model(model_name, all_metrics))
         types = {e.model_fields["type"].default: e for e in self.events}
         object.__setattr__(self, "_event_types", types)
+        # Every setting and every event reads as words: checked when the kind is made.
+        labels(self.settings)
+        for e in self.events:
+            if not isinstance(getattr(e, "LABEL", None), Label):
+                raise TypeError(f"kind {self.name}: event {e.__name__} has no LABEL")
+            e.field_labels()
 
     def metric(self, key: str) -> Metric | None:
         return self._by_key.get(key)
+
+    def setting_labels(self) -> dict[str, Label]:
+        """Each of its per-device settings as people read it, in the settings' order."""
+        return labels(self.settings)
+
+    def event_labels(self) -> dict[str, tuple[Label, dict[str, Label]]]:
+        """Each event type: what it is, and how each of its fields reads."""
+        return {name: (e.LABEL, e.field_labels()) for name, e in self._event_types.items()}
 
     @property
     def event_types(self) -> list[str]:

@@ -1,6 +1,6 @@
 """A door or the gate (门/大门): open state, and access events from a card reader."""
 
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -10,16 +10,19 @@ from devices.base import (
     ClosingCondition,
     DeviceKind,
     EventPayload,
+    Label,
     Metric,
     MetricType,
+    StateWords,
     Text,
 )
 
 
 class AccessEvent(EventPayload):
+    LABEL: ClassVar[Label] = Label("刷卡", "Card swipe")
     type: Literal["access"] = "access"
-    credential: Text = Field(min_length=1, max_length=64)
-    granted: bool
+    credential: Annotated[Text, Label("卡号", "Card")] = Field(min_length=1, max_length=64)
+    granted: Annotated[bool, Label("结果", "Result", words=StateWords("已开门", "未开门", "door opened", "refused"))]
 
 
 KIND = DeviceKind(

@@ -1,17 +1,20 @@
 """The fridge that keeps retained food samples (留样冰箱): temperature, optional door state."""
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from devices.base import OPEN_CLOSED, DeviceKind, Metric, MetricType, SettingsRange
+from devices.base import CELSIUS, MINUTES, OPEN_CLOSED, DeviceKind, Label, Metric, MetricType, SettingsRange
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # The usual refrigerated range for retained samples is 0–8 °C.
-    min_c: float = 0.0
-    max_c: float = 8.0
+    min_c: Annotated[float, Label("最低温度", "Lowest temperature", *CELSIUS)] = 0.0
+    max_c: Annotated[float, Label("最高温度", "Highest temperature", *CELSIUS)] = 8.0
     # Door openings warm the fridge briefly; a breach counts only after this long.
-    alarm_delay_min: float = Field(15, ge=0)
+    alarm_delay_min: Annotated[float, Label("超温多久才报警", "Alarm after out of range for", *MINUTES)] = Field(
+        15, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Settings":
@@ -35,4 +38,5 @@ KIND = DeviceKind(
     closing=None,  # it runs day and night
     # A thermostat's cycle, and the door opened briefly as each meal's samples go in.
     simulation="cold_store",
+    keeps_samples=True,
 )

@@ -1,15 +1,17 @@
 """A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and cumulative tube hours."""
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.base import ON_OFF, ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType
+from devices.base import HOURS, MINUTES, ON_OFF, ClosingCheck, ClosingCondition, DeviceKind, Label, Metric, MetricType
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # Common practice: a session of at least 30 minutes, a tube replaced after about 1000 h.
-    min_session_min: float = Field(30, gt=0)
-    tube_life_h: float = Field(1000, gt=0)
+    min_session_min: Annotated[float, Label("每次消毒至少", "Shortest disinfection", *MINUTES)] = Field(30, gt=0)
+    tube_life_h: Annotated[float, Label("灯管寿命", "Tube life", *HOURS)] = Field(1000, gt=0)
 
 
 KIND = DeviceKind(

@@ -39,13 +39,18 @@ def create_app(
     after: Sequence[Companion] = (),
 ) -> FastAPI:
     from gateway.api.alerts import router as alerts_router
+    from gateway.api.closing import router as closing_router
     from gateway.api.dashboard import asset_version
     from gateway.api.dashboard import router as dashboard_router
     from gateway.api.devices import router as devices_router
     from gateway.api.energy import router as energy_router
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
+    from gateway.api.overview import router as overview_router
+    from gateway.api.patrols import router as patrols_router
     from gateway.api.reports import router as reports_router
+    from gateway.api.samples import router as samples_router
+    from gateway.api.sweeps import router as sweeps_router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,8 +90,13 @@ def create_app(
     app.include_router(alerts_router)
     app.include_router(auth_router)
     app.include_router(dashboard_router)
+    app.include_router(closing_router)
+    app.include_router(sweeps_router)
+    app.include_router(overview_router)
     app.include_router(reports_router)
     app.include_router(energy_router)
+    app.include_router(samples_router)
+    app.include_router(patrols_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -18,6 +19,7 @@ from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import AuthStore
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -29,10 +31,13 @@ from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
+from gateway.reports.fire_patrol import PatrolRegister
 from gateway.reports.safety import Register
+from gateway.reports.sweeps import SweepRegister, SweepStore
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
@@ -61,7 +66,10 @@ class Gateway:
     alerts: AlertStore
     checks: ManualChecks
     learned: LearnedStore
+    patrols: FirePatrols
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
+    sweeps: SweepStore
+    samples: SampleRegister  # 留样
     deliveries: ReportDelivery
     engine: RuleEngine
     on_spool: SpoolThread
@@ -131,7 +139,7 @@ class Gateway:
         stack.callback(self.checks.close)
         self.learned = LearnedStore(data_dir / "state.db")
         stack.callback(self.learned.close)
-        self.registers = []
+        self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
@@ -171,6 +179,18 @@ class Gateway:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
+
+    def _registers(self, path: Path) -> list[Register]:
+        """What people keep in the dashboard that joins the daily record: each register's
+        store, in the state database, closed with the gateway."""
+        stack = self._stack
+        self.sweeps = stack.enter_context(closing(SweepStore(path, self.audit, self.clock)))
+        self.samples = stack.enter_context(closing(
+            SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)))
+        self.patrols = stack.enter_context(closing(
+            FirePatrols(path, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)))
+        return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
+                PatrolRegister(self.patrols, self.people)]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -213,12 +233,14 @@ class Gateway:
         })
 
     async def _watch(self) -> None:
-        """Silence on the injected clock; reminders and escalation; what the rules learned,
-        saved for the readers of every replica."""
+        """Silence and the 留样 deadlines on the injected clock; reminders and escalation; what
+        the rules learned, saved for the readers of every replica."""
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
+            self.patrols.tick()
             self.alerts.tick()
+            self.samples.judge(now_ms)
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
 

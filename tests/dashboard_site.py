@@ -53,8 +53,10 @@ class Site:
 _client_ids = itertools.count()
 
 
-def write_site(directory: Path, broker: Mosquitto, client_id: str) -> tuple[Path, int]:
-    """The demo site, closed every day, readable without login; its file and API port."""
+def write_site(directory: Path, broker: Mosquitto, client_id: str,
+               settings: dict[str, Any] | None = None) -> tuple[Path, int]:
+    """The demo site, closed every day, readable without login, with a test's own `settings`
+    (top-level sections of the site file); its file and API port."""
     data = yaml.safe_load(DEMO_SITE.read_text(encoding="utf-8"))
     # Every device native, fed by the test alone: the site file's meters on fixed ports would
     # be polled from whatever answers there (`facility-gateway simulate`, say).
@@ -70,7 +72,7 @@ def write_site(directory: Path, broker: Mosquitto, client_id: str) -> tuple[Path
         "api": {"port": port},
         "rules": {"door_after_hours": {"grace_min": 0}},
         "auth": {"public_read": True},
-    }
+    } | (settings or {})
     path = directory / "site.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path, port
@@ -125,12 +127,13 @@ def wait_until(what: str, check: Callable[[], T], timeout_s: float = WAIT_MS / 1
 
 
 @contextmanager
-def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, name: str) -> Iterator[Site]:
+def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, name: str,
+                 settings: dict[str, Any] | None = None) -> Iterator[Site]:
     """A gateway of the demo kindergarten with a day of readings and the demo's accounts (one
     per role, password `DEMO_PASSWORD`: guard-wang, logistics-li, principal-zhao, canteen-chen,
     doctor-zhou, plumber-liu, carpenter-zhang, teacher-sun the viewer) and `STAFF` (no display name)."""
     directory = tmp_path_factory.mktemp(name)
-    config, port = write_site(directory, mosquitto, f"{name}-gateway")
+    config, port = write_site(directory, mosquitto, f"{name}-gateway", settings)
     add_user(config, STAFF, "staff")
     site_config = load(config)
     audit = AuditTrail(site_config.storage.data_dir / "state.db")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.cli.demo import demo_app
+from gateway.cli.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, banner, demo_app
 from gateway.clock import ManualClock
 from tests.services import accounting, free_port
 
@@ -31,6 +31,10 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         ("fridge_temperature", "sample-fridge", "cleared"),  # Tuesday afternoon
         ("uv_not_run", "uv-nap", "active"),  # skipped on Tuesday
         ("water_leak", "service-water", "active"),  # since midnight, still running
+        ("sample_missing", "sample-fridge", "active"),  # nobody registered breakfast's 留样 by 08:30
+        # Nobody patrols in the demo: the rounds missed in the last 12 hours are reminded of.
+        ("fire_patrol_missed", "fire-patrol-2026-11-18-0200", "active"),
+        ("fire_patrol_missed", "fire-patrol-2026-11-18-0800", "active"),
     }
     with TestClient(app) as client:
         # The history is written in the background: wait until it has all been stored.
@@ -44,9 +48,9 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         assert sorted((a["rule"], a["device_id"], a["state"]) for a in alerts) == sorted(expected)
 
         board = {b["id"]: b for b in client.get("/api/v1/dashboard/closing").json()["buildings"]}
-        assert [w["device"] for w in board["service"]["water"]] == ["service-water"]
+        assert [i["device"] for i in board["service"]["items"] if i["check"] == "water"] == ["service-water"]
         overview = client.get("/api/v1/dashboard/overview").json()
-        assert overview["open_alerts"]["major"] == 2
+        assert overview["open_alerts"]["major"] == 3 + 2  # and the two patrol rounds missed
         assert overview["electricity"]["today"] > 0
         assert overview["electricity"]["yesterday_total"] > 0
         orders = client.get("/api/v1/work-orders").json()
@@ -56,4 +60,20 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         # The page itself, in Chinese.
         assert "向日葵幼儿园" in client.get("/").text
         assert client.get("/api/v1/rejected").json() == []
+        # Each of the school's people can log in, and is greeted by name.
+        for login, (role, _) in DEMO_ACCOUNTS.items():
+            answer = client.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})
+            assert answer.status_code == 200, login
+            assert answer.json()["role"] == role
+        assert answer.json()["display_name"] == "孙老师"
+        me = client.post("/api/v1/auth/login", json={"username": "guard-wang", "password": DEMO_PASSWORD}).json()
+        assert me["display_name"] == "王师傅"
+
+
+def test_the_demo_banner_names_the_dashboard_and_the_accounts() -> None:
+    text = banner("127.0.0.1", 8000, 1883)
+    assert "http://127.0.0.1:8000/\n" in text
+    assert DEMO_PASSWORD in text
+    for login in DEMO_ACCOUNTS:
+        assert f"    {login} " in text
 

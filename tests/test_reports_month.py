@@ -465,7 +465,7 @@ def test_a_simulated_month_reports_what_its_meters_counted_and_each_fault_on_its
         assert abs(totals.previous_month.coverage - 1 / 30) < 0.002
     [summary] = [s for s in doc.sections if s.title == "概要"]
     figures = next(block for block in summary.blocks if isinstance(block, Figures))
-    assert [f.note for f in figures.items[:2]] == ["比上月: 无完整数据"] * 2
+    assert [f.note for f in figures.items[:2]] == ["比上月：无完整数据"] * 2
 
     fails = {(d, i.id) for d, r in m.records.items() for i in r.items
              if i.device is not None and i.status is ItemStatus.FAIL}

@@ -127,3 +127,16 @@ export function stream(onEvent, onState) {
   };
   connect();
 }
+
+/** A file the gateway renders (a report's PDF, HTML or CSV), fetched with the session token:
+ * `{ blob, filename }`, the name from Content-Disposition or else `fallback`. */
+export async function download(path, params, fallback) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
+  const res = await fetch(`${path}?${query}`, { headers: headers() });
+  if (!res.ok) throw await failure(res);
+  const disposition = res.headers.get("Content-Disposition") ?? "";
+  const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
+  const plain = /filename="([^"]+)"/i.exec(disposition);
+  const filename = utf8 ? decodeURIComponent(utf8[1]) : plain ? plain[1] : fallback;
+  return { blob: await res.blob(), filename };
+}

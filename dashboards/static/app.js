@@ -4,7 +4,7 @@
 
 import { HttpError, get, login, logout, session, stream } from "./api.js";
 import { language, setLanguage, setTimeZone, t } from "./i18n.js";
-import { h, showLogin, statusText } from "./ui.js";
+import { failure, h, showLogin, statusText } from "./ui.js";
 import { NAV, NAV_PARENT, VIEWS } from "./views/index.js";
 
 const state = {
@@ -28,10 +28,15 @@ function route() {
 
 function renderChrome() {
   const current = route().name;
+  const lit = NAV_PARENT[current] ?? current;
   const nav = document.getElementById("nav");
   nav.replaceChildren(...NAV.map((name) => h("a", {
-    href: `#/${name}`, class: name === (NAV_PARENT[current] ?? current) ? "active" : "",
+    href: `#/${name}`, class: name === lit ? "active" : "", "aria-current": name === lit ? "page" : null,
   }, t(`nav.${name}`))));
+  // On a phone the menu is folded behind one button that names the view shown.
+  const menu = document.getElementById("menu");
+  menu.replaceChildren(h("span", { class: "menu-icon", "aria-hidden": "true" }, "☰"), " ", t(`nav.${NAV.includes(lit) ? lit : "overview"}`));
+  menu.setAttribute("aria-label", t("common.menu"));
   document.getElementById("lang").textContent = t("lang.switch");
   document.getElementById("lang").title = t("lang.name");
   const who = session();
@@ -52,7 +57,11 @@ async function render() {
   const seq = ++renderSeq;
   const main = document.getElementById("view");
   const ctx = { ...r, state, rerender: render, refreshSoon };
-  if (!state.view || state.view.name !== r.name || state.view.arg !== r.arg) main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
+  const shown = r.arg ? `${r.name}/${r.arg}` : r.name;
+  if (!state.view || state.view.name !== r.name || state.view.arg !== r.arg) {
+    main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
+    delete main.dataset.view;
+  }
   const since = readingSeq;
   lastRefresh = Date.now();
   try {
@@ -60,6 +69,7 @@ async function render() {
     if (seq !== renderSeq) return; // a newer render started meanwhile
     for (const [key, { value, seq: at }] of recent) if (at > since) patch(node, key, value);
     main.replaceChildren(node);
+    main.dataset.view = shown; // what is on the page now (tests wait for it)
     state.view = { name: r.name, arg: r.arg, live: VIEWS[r.name].live ?? [] };
   } catch (err) {
     if (seq !== renderSeq) return;
@@ -67,7 +77,9 @@ async function render() {
       showLogin(t("login.needed"), async (u, p) => { await login(u, p); await start(); });
       return;
     }
-    main.replaceChildren(h("div", { class: "card error" }, h("p", {}, `${t("common.error")}: ${err.message}`),
+    // The gateway's own reason where it gives one a person can read, else a plain sentence.
+    const reason = err instanceof HttpError && err.detail?.zh ? failure(err) : t("common.load_failed");
+    main.replaceChildren(h("div", { class: "card error", role: "alert" }, h("p", {}, reason),
       h("button", { type: "button", onclick: render }, t("common.retry"))));
   }
 }
@@ -186,7 +198,15 @@ document.getElementById("user").addEventListener("click", async () => {
     showLogin("", async (u, p) => { await login(u, p); renderChrome(); render(); });
   }
 });
-window.addEventListener("hashchange", render);
+document.getElementById("menu").addEventListener("click", () => {
+  const top = document.querySelector(".top");
+  top.classList.toggle("menu-open");
+  document.getElementById("menu").setAttribute("aria-expanded", String(top.classList.contains("menu-open")));
+});
+window.addEventListener("hashchange", () => {
+  document.querySelector(".top").classList.remove("menu-open");
+  render();
+});
 document.addEventListener("session", renderChrome); // a login from a view's staff action
 setLanguage(language());
 start();

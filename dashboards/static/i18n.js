@@ -5,8 +5,8 @@
 const LABELS = {
   "zh-CN": {
     "nav.overview": "概览", "nav.closing": "闭园检查", "nav.buildings": "楼宇房间", "nav.alerts": "告警",
-    "nav.orders": "工单",
-    "live.connected": "实时", "live.connecting": "连接中…", "live.down": "已断开, 重连中",
+    "nav.orders": "工单", "nav.reports": "报表",
+    "live.connected": "实时", "live.connecting": "连接中…", "live.down": "已断开，正在重连",
     "lang.switch": "EN", "lang.name": "English",
     "user.login": "登录", "user.logout": "退出",
     "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
@@ -17,12 +17,13 @@ const LABELS = {
     "action.invalid": "填写的内容不符合要求，请检查后再试", "action.failed": "未保存，请稍后再试",
     "common.cancel": "取消", "common.close": "关闭", "common.loading": "加载中…", "common.none": "无", "common.error": "出错了",
     "common.retry": "重试", "common.offline": "离线", "common.online": "在线", "common.all": "全部",
-    "common.unknown": "未知", "common.since": "自 {t}", "common.updated": "更新于 {t}",
-    "day.school": "上学日", "day.closed": "非上学日",
+    "common.unknown": "未知", "common.since": "自 {t} 起", "common.updated": "更新于 {t}", "common.colon": "：",
+    "common.load_failed": "没能加载，请稍后重试", "common.menu": "菜单",
+    "day.school": "上学日", "day.closed": "非上学日", "day.school.kindergarten": "开园日", "day.closed.kindergarten": "不开园",
     "value.on": "开", "value.off": "关",
     "overview.alerts": "未处理告警", "overview.unacked": "{n} 条待确认",
     "overview.energy": "今日能耗", "overview.electricity": "用电", "overview.water": "用水",
-    "overview.today": "今日至此刻", "overview.yesterday": "昨日同期", "overview.last_week": "上周同日同期",
+    "overview.today": "今日累计", "overview.yesterday": "昨日同期", "overview.last_week": "上周同日同期",
     "overview.yesterday_total": "昨日全天 {v}", "overview.fridges": "留样冰箱", "overview.doors": "当前开着的门",
     "overview.lamps": "今日紫外线消毒", "overview.offline": "离线设备", "overview.no_doors": "所有门已关",
     "overview.no_offline": "全部在线", "overview.range": "范围 {lo}–{hi} °C",
@@ -30,24 +31,18 @@ const LABELS = {
     "lamp.running": "消毒中", "lamp.ran": "已完成", "lamp.due": "待消毒", "lamp.missed": "未完成", "lamp.unknown": "不详",
     "lamp.none": "今日无需", "lamp.minutes": "{ran}/{need} 分钟",
     "severity.critical": "紧急", "severity.major": "重要", "severity.minor": "一般", "severity.warning": "提示",
-    "closing.title": "闭园检查", "closing.ok": "已关闭妥当", "closing.todo": "{n} 项未处理",
-    "closing.open": "开放中, {t} 闭园", "closing.open_all_day": "开放中",
-    "closing.doors.done": "门已全部关好", "closing.doors.todo": "{n} 扇门未关",
-    "closing.circuits.done": "无回路高于基础负荷", "closing.circuits.todo": "{n} 个回路高于基础负荷",
-    "closing.water.done": "无流水", "closing.water.todo": "{n} 处仍在流水",
-    "closing.lamps.done": "紫外线灯已关", "closing.lamps.todo": "{n} 盏紫外线灯亮着", "closing.scheduled": "计划消毒中", "closing.limit": "基础负荷上限 {v}",
     "buildings.title": "楼宇房间", "buildings.no_devices": "无设备",
     "device.history": "历史", "device.range.24h": "24 小时", "device.range.7d": "7 天", "device.range.30d": "30 天",
     "device.metadata": "设备信息", "device.alerts": "最近告警", "device.events": "最近刷卡/开门记录",
-    "device.id": "编号", "device.kind": "类型", "device.room": "房间", "device.building": "楼宇",
+    "device.kind": "类型", "device.room": "房间", "device.building": "楼宇",
     "device.interval": "上报间隔", "device.last_seen": "最后上报", "device.source": "数据来源",
-    "source.native": "本系统 JSON", "source.zigbee2mqtt": "Zigbee2MQTT", "source.tasmota": "Tasmota",
+    "source.native": "直接接入", "source.zigbee2mqtt": "Zigbee2MQTT", "source.tasmota": "Tasmota",
     "source.shelly": "Shelly", "source.modbus": "Modbus 轮询", "source.dlt645": "DL/T 645 轮询",
     "device.no_data": "此时段无数据", "device.per_bucket": "每段用量", "device.not_found": "没有这个设备",
     "alerts.title": "告警", "alerts.state": "状态", "alerts.severity": "级别", "alerts.building": "楼宇",
     "alerts.rule": "规则", "alerts.ack": "确认", "alerts.ack_title": "确认告警", "alerts.comment": "处理说明",
-    "alerts.comment_hint": "例如: 已到现场, 关闭阀门", "alerts.acked_by": "{who} 于 {t} 确认",
-    "alerts.history": "经过", "alerts.count": "第 {n} 次", "alerts.first": "开始 {t}", "alerts.cleared": "已于 {t} 恢复",
+    "alerts.comment_hint": "例如：已到现场，已关阀门", "alerts.acked_by": "{who} 于 {t} 确认",
+    "alerts.history": "处理记录", "alerts.count": "第 {n} 次", "alerts.first": "开始 {t}", "alerts.cleared": "已于 {t} 恢复",
     "alerts.none": "没有符合条件的告警",
     "state.open": "未恢复", "state.active": "未确认", "state.acknowledged": "已确认", "state.cleared": "已恢复",
     "transition.raised": "触发", "transition.repeated": "再次发生", "transition.reminder": "提醒",
@@ -60,7 +55,7 @@ const LABELS = {
   },
   en: {
     "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
-    "nav.orders": "Work orders",
+    "nav.orders": "Work orders", "nav.reports": "Reports",
     "live.connected": "Live", "live.connecting": "Connecting…", "live.down": "Disconnected, retrying",
     "lang.switch": "中文", "lang.name": "中文",
     "user.login": "Log in", "user.logout": "Log out",
@@ -73,8 +68,9 @@ const LABELS = {
     "action.invalid": "Something filled in is not allowed: check and try again", "action.failed": "Not saved: try again later",
     "common.cancel": "Cancel", "common.close": "Close", "common.loading": "Loading…", "common.none": "None", "common.error": "Something went wrong",
     "common.retry": "Retry", "common.offline": "Offline", "common.online": "Online", "common.all": "All",
-    "common.unknown": "Unknown", "common.since": "since {t}", "common.updated": "updated {t}",
-    "day.school": "School day", "day.closed": "No school",
+    "common.unknown": "Unknown", "common.since": "since {t}", "common.updated": "updated {t}", "common.colon": ": ",
+    "common.load_failed": "Could not load this page: try again later", "common.menu": "Menu",
+    "day.school": "School day", "day.closed": "No school", "day.school.kindergarten": "Open day", "day.closed.kindergarten": "Closed day",
     "value.on": "On", "value.off": "Off",
     "overview.alerts": "Open alerts", "overview.unacked": "{n} to acknowledge",
     "overview.energy": "Today's consumption", "overview.electricity": "Electricity", "overview.water": "Water",
@@ -87,25 +83,19 @@ const LABELS = {
     "lamp.running": "Running", "lamp.ran": "Done", "lamp.due": "Due", "lamp.missed": "Missed", "lamp.unknown": "Unknown", "lamp.none": "Not today",
     "lamp.minutes": "{ran}/{need} min",
     "severity.critical": "Critical", "severity.major": "Major", "severity.minor": "Minor", "severity.warning": "Warning",
-    "closing.title": "Closing check", "closing.ok": "Closed up", "closing.todo": "{n} to do",
-    "closing.open": "Open, closes {t}", "closing.open_all_day": "Open",
-    "closing.doors.done": "All doors closed", "closing.doors.todo": "{n} door(s) open",
-    "closing.circuits.done": "No circuit above base load", "closing.circuits.todo": "{n} circuit(s) above base load",
-    "closing.water.done": "No water flowing", "closing.water.todo": "Water flowing at {n} meter(s)",
-    "closing.lamps.done": "UV lamps off", "closing.lamps.todo": "{n} UV lamp(s) on", "closing.scheduled": "scheduled disinfection", "closing.limit": "base load limit {v}",
     "buildings.title": "Buildings and rooms", "buildings.no_devices": "No devices",
     "device.history": "History", "device.range.24h": "24 h", "device.range.7d": "7 days", "device.range.30d": "30 days",
     "device.metadata": "Device", "device.alerts": "Recent alerts", "device.events": "Recent card and door events",
-    "device.id": "Id", "device.kind": "Kind", "device.room": "Room", "device.building": "Building",
+    "device.kind": "Kind", "device.room": "Room", "device.building": "Building",
     "device.interval": "Reporting interval", "device.last_seen": "Last heard", "device.source": "Data from",
-    "source.native": "native JSON", "source.zigbee2mqtt": "Zigbee2MQTT", "source.tasmota": "Tasmota",
+    "source.native": "direct", "source.zigbee2mqtt": "Zigbee2MQTT", "source.tasmota": "Tasmota",
     "source.shelly": "Shelly", "source.modbus": "Modbus (polled)", "source.dlt645": "DL/T 645 (polled)",
     "device.no_data": "No data in this range", "device.per_bucket": "Use per interval",
     "device.not_found": "No such device",
     "alerts.title": "Alerts", "alerts.state": "State", "alerts.severity": "Severity", "alerts.building": "Building",
     "alerts.rule": "Rule", "alerts.ack": "Acknowledge", "alerts.ack_title": "Acknowledge alert", "alerts.comment": "What was done",
     "alerts.comment_hint": "e.g. on site, valve closed", "alerts.acked_by": "acknowledged by {who} at {t}",
-    "alerts.history": "History", "alerts.count": "{n} times", "alerts.first": "began {t}", "alerts.cleared": "cleared {t}",
+    "alerts.history": "What happened", "alerts.count": "{n} times", "alerts.first": "began {t}", "alerts.cleared": "cleared {t}",
     "alerts.none": "No alerts match",
     "state.open": "Not cleared", "state.active": "Active", "state.acknowledged": "Acknowledged", "state.cleared": "Cleared",
     "transition.raised": "raised", "transition.repeated": "repeated", "transition.reminder": "reminder",
@@ -117,6 +107,21 @@ const LABELS = {
     "status.open": "Open", "status.assigned": "Assigned", "status.on_site": "On site", "status.done": "Done",
   },
 };
+
+/** The word for a day people come in (or do not), by what sort of school the site is:
+ * a kindergarten has 开园日 where a school has 上学日. */
+export function dayWord(site, schoolDay) {
+  const key = schoolDay ? "day.school" : "day.closed";
+  return site?.kind === "kindergarten" ? t(`${key}.kindergarten`) : t(key);
+}
+
+// Unit symbols as a Chinese page writes them where the symbol is not one people read there.
+const UNIT_WORDS = { "zh-CN": { "L/min": "升/分钟", h: "小时" } };
+
+/** A unit as the page's language writes it: L/min is 升/分钟 in Chinese; kWh, m³ and °C stay. */
+export function unitWord(unit) {
+  return UNIT_WORDS[lang]?.[unit] ?? unit;
+}
 
 /** A view's own labels, `{ "zh-CN": {...}, en: {...} }`, added to the common ones above. */
 export function addLabels(labels) {
@@ -176,6 +181,7 @@ const FORMATS = {
   time: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
   datetime: { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
   date: { year: "numeric", month: "long", day: "numeric", weekday: "long" },
+  day: { month: "short", day: "numeric", weekday: "short" },
   axis: { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
 };
 

@@ -1,7 +1,7 @@
 // Small building blocks of the views: elements, values with units, chips, the login dialog.
 
 import { HttpError, login, session } from "./api.js";
-import { isZh, num, pick, t } from "./i18n.js";
+import { isZh, num, pick, t, unitWord } from "./i18n.js";
 
 /** An element: h("a", { href, class, onclick }, child, …). Text is always set as text. */
 export function h(tag, attrs = {}, ...children) {
@@ -35,7 +35,7 @@ export function statusText(state, deviceId, key, value) {
     return metric?.words ? pick(metric.words, value ? "true" : "false") : t(value ? "value.on" : "value.off");
   }
   const unit = metric?.unit ?? "";
-  return `${num(value, DIGITS[unit] ?? 1)}${unit ? ` ${unit}` : ""}`;
+  return `${num(value, DIGITS[unit] ?? 1)}${unit ? ` ${unitWord(unit)}` : ""}`;
 }
 
 export function metricLabel(state, deviceId, key) {

@@ -187,20 +187,20 @@ class AlertStore:
 
     def _raise(self, found: Finding, evidence: Evidence) -> Alert:
         device = self._site.device(found.device_id)
-        assert device is not None
-        building = self._site.building_of(device.room)
+        # A finding about no device (a fire patrol not done) is the whole site's: no building, no room.
+        building, room = ("", "") if device is None else (self._site.building_of(device.room).id, device.room)
         now = self._now_ms()
         cur = self._conn.execute(
             "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
             "detail_zh, detail_en, facts, first_ms, last_ms, count, level, notified_ms, raised_clock_ms) "
             "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)",
-            (found.rule, found.device_id, building.id, device.room, found.severity, found.title_zh,
+            (found.rule, found.device_id, building, room, found.severity, found.title_zh,
              found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
              found.at_ms, now, now),
         )
         alert_id = cur.lastrowid
         assert alert_id is not None
-        alert = Alert(alert_id, found.rule, found.device_id, building.id, device.room, found.severity,
+        alert = Alert(alert_id, found.rule, found.device_id, building, room, found.severity,
                       AlertState.ACTIVE, found.title_zh, found.title_en, found.detail_zh, found.detail_en,
                       dict(found.facts), found.since_ms, found.at_ms, 1)
         self._open[found.rule, found.device_id] = alert

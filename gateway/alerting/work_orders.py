@@ -182,6 +182,24 @@ class WorkOrders:
         orders.sort(key=lambda o: not o.overdue(now))  # stable: by due time within each group
         return orders[:limit]
 
+    # --- opened by a person (a sweep's item turned into a work order) -----------------------
+
+    def open_by_hand(self, who: str, trade: Trade, building_id: str, room_id: str, title: tuple[str, str],
+                     due_ms: int, source: str) -> WorkOrder:
+        """Opens an order that no alert raised: `alert_id` 0, no device, the rule column naming
+        where it came from (`source`, e.g. sweep). `who` is the signed-in login."""
+        now = self.now_ms()
+        proof: dict[str, Any] = {"metric": None, "unit": "", "points": []}
+        cur = self._conn.execute(
+            "INSERT INTO work_orders (alert_id, rule, trade, device_id, building_id, room_id, title_zh, title_en, "
+            "evidence, opened_ms, due_ms, status, updated_ms) VALUES (0, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+            (source, trade, building_id, room_id, title[0], title[1], json.dumps(proof), now, max(due_ms, now), now),
+        )
+        order_id = cur.lastrowid
+        assert order_id is not None
+        self._audit.record(now, who, "work_order.open", f"work_order:{order_id}", {"source": source, "trade": trade})
+        return self.get(order_id)
+
 
 def _order(row: Any) -> WorkOrder:
     (id_, alert_id, rule, trade, device, building, room, tzh, ten, evidence, opened, due, status, assignee, note,

@@ -26,6 +26,7 @@ from gateway.api.problems import problems
 from gateway.auth.people import Actor, People
 from gateway.auth.store import (
     API_KEY_PREFIX,
+    DISPLAY_NAME_PATTERN,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_KEY_NAME_LENGTH,
     MAX_PASSWORD_LENGTH,
@@ -82,7 +83,8 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=USER_NAME_PATTERN, description="the login id: a-z, 0-9 and . _ @ -")
-    display_name: str = Field("", max_length=MAX_DISPLAY_NAME_LENGTH, description="any script: 李主任")
+    display_name: str = Field("", max_length=MAX_DISPLAY_NAME_LENGTH, pattern=DISPLAY_NAME_PATTERN,
+                              description="any script: 李主任; empty: the roster's name, else the login")
     role: Role
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
@@ -93,7 +95,8 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    display_name: str | None = Field(None, max_length=MAX_DISPLAY_NAME_LENGTH)
+    display_name: str | None = Field(None, max_length=MAX_DISPLAY_NAME_LENGTH, pattern=DISPLAY_NAME_PATTERN,
+                                     description="empty: the roster's name, else the login")
     password: str | None = Field(None, min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     disabled: bool | None = None
 

@@ -20,39 +20,27 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import dashboards
-from devices import kinds, meters
-from devices.base import ClosingCondition, Utility
-from gateway.alerting.severity import Severity
+from devices import kinds
+from devices.base import ClosingCondition, Label, StateWords
 from gateway.api.access import Grant, Viewer, ViewerGrant
 from gateway.api.alerts import utc
 from gateway.api.deps import (
-    AlertsDep,
-    CalendarDep,
-    ClockDep,
-    LearnedDep,
     LiveDep,
     SiteDep,
-    StatesDep,
-    StoreDep,
 )
 from gateway.api.devices import MetricOut
 from gateway.api.problems import GUARDED
-from gateway.clock import to_ms
-from gateway.config import SiteConfig
+from gateway.config import SchoolKind, SiteConfig
 from gateway.device_state import DeviceStates
 from gateway.live import LiveBus
-from gateway.reports.judging import MAX_POINTS, lamp_run
-from gateway.rules.health import silent_after_ms
-from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
-from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
-from gateway.rules.water import WATER_LEAK
+from gateway.rules.uv import lamp_window
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
-from gateway.storage.sqlite import SqliteStore, increase
+from gateway.storage.sqlite import SqliteStore
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
@@ -77,11 +65,33 @@ class BuildingOut(BaseModel):
     rooms: list[RoomOut]
 
 
+class LabelOut(BaseModel):
+    """A setting, an event or an event's field as people read it (`devices.base.Label`)."""
+
+    key: str
+    label_zh: str
+    label_en: str
+    unit_zh: str
+    unit_en: str
+    words: StateWords | None = Field(description="a yes/no value's two words")
+
+    @classmethod
+    def of(cls, key: str, label: Label) -> LabelOut:
+        return cls(key=key, label_zh=label.zh, label_en=label.en, unit_zh=label.unit_zh, unit_en=label.unit_en,
+                   words=label.words)
+
+
+class EventTypeOut(LabelOut):
+    fields: list[LabelOut]
+
+
 class KindOut(BaseModel):
     label_zh: str
     label_en: str
     metrics: list[MetricOut]
     events: list[str]  # the types of event its devices send (a door's card reader: access)
+    event_labels: dict[str, EventTypeOut] = Field(description="each event type and its fields as people read them")
+    settings: list[LabelOut] = Field(description="the per-device settings, with their labels and units")
 
 
 class RuleOut(BaseModel):
@@ -92,6 +102,7 @@ class RuleOut(BaseModel):
 class SiteOut(BaseModel):
     id: str
     name: str
+    kind: SchoolKind = Field(description="kindergarten, primary, secondary or school: a kindergarten's days are 开园日")
     timezone: str
     buildings: list[BuildingOut]
     kinds: dict[str, KindOut]
@@ -101,12 +112,16 @@ class SiteOut(BaseModel):
 def _site(site: SiteConfig) -> SiteOut:
     used = {d.kind for d in site.devices}
     return SiteOut(
-        id=site.id, name=site.name, timezone=site.timezone,
+        id=site.id, name=site.name, kind=site.kind, timezone=site.timezone,
         buildings=[BuildingOut(id=b.id, name=b.name, rooms=[RoomOut(id=r.id, name=r.name, type=r.type)
                                                                for r in b.rooms]) for b in site.buildings],
         kinds={
             k.name: KindOut(label_zh=k.label_zh, label_en=k.label_en, metrics=[MetricOut.of(m) for m in k.metrics],
-                            events=k.event_types)
+                            events=k.event_types,
+                            event_labels={t: EventTypeOut(**LabelOut.of(t, label).model_dump(),
+                                                          fields=[LabelOut.of(f, x) for f, x in fields.items()])
+                                          for t, (label, fields) in k.event_labels().items()},
+                            settings=[LabelOut.of(key, x) for key, x in k.setting_labels().items()])
             for k in kinds().values() if k.name in used
         },
         rules={spec.id: RuleOut(label_zh=spec.label_zh, label_en=spec.label_en) for spec in specs().values()},
@@ -120,26 +135,7 @@ def get_site(site: SiteDep, _: Viewer) -> SiteOut:
     return _site(site)
 
 
-# ----------------------------------------------------------------------------- the overview
-
-
-class DayOut(BaseModel):
-    date: str
-    kind: str
-    school_day: bool
-    name_zh: str
-    name_en: str
-
-
-class Comparison(BaseModel):
-    """A site's consumption today so far, against the same span of yesterday and of the same
-    weekday last week (midnight to the same time of day), from its buildings' main meters."""
-
-    unit: str
-    today: float | None
-    yesterday: float | None
-    last_week: float | None
-    yesterday_total: float | None
+# ------------------------------------------- what the overview and the closing board share
 
 
 class DeviceRef(BaseModel):
@@ -150,47 +146,8 @@ class DeviceRef(BaseModel):
     online: bool
 
 
-class FridgeOut(DeviceRef):
-    metric: str  # the gauge kept within range; the kind says which
-    temperature_c: float | None
-    at: datetime | None
-    min_c: float
-    max_c: float
-    in_range: bool | None
-
-
 class DoorOut(DeviceRef):
     open_since: datetime | None
-
-
-# unknown: the gateway started after the window began, and the lamp has not run its minutes since
-LampStatus = Literal["running", "ran", "due", "missed", "unknown", "none"]
-
-
-class LampOut(DeviceRef):
-    on: bool | None
-    status: LampStatus
-    minutes_run: float
-    minutes_required: float
-    window_start: datetime | None
-    window_end: datetime | None
-
-
-class OfflineOut(DeviceRef):
-    last_seen: datetime | None
-
-
-class OverviewOut(BaseModel):
-    at: datetime
-    day: DayOut
-    open_alerts: dict[Severity, int]
-    unacknowledged: int
-    electricity: Comparison
-    water: Comparison
-    fridges: list[FridgeOut]
-    doors_open: list[DoorOut]
-    lamps: list[LampOut]
-    offline: list[OfflineOut]
 
 
 def _ref(site: SiteConfig, states: DeviceStates, d: Device) -> DeviceRef:
@@ -207,53 +164,6 @@ def _checked(devices: list[Device], condition: ClosingCondition) -> list[tuple[D
     """The devices whose kind's closing check has `condition`, each with the metric it reads."""
     return [(d, check.metric) for d in devices
             if (check := kinds()[d.kind].closing) is not None and check.condition is condition]
-
-
-def _consumption(start: float | None, end: float | None) -> float | None:
-    """A counter's increase between two readings; None when either is unknown."""
-    return None if start is None or end is None else increase(start, end)
-
-
-async def _comparison(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, utility: Utility,
-                      now_ms: int) -> Comparison:
-    today = cal.local_date(now_ms)
-    midnight, _ = cal.day_bounds_ms(today)
-    day_ms, week_ms = 86_400_000, 7 * 86_400_000
-    # (start, end) of: today so far, yesterday to this time, last week's same day to this time, all yesterday
-    spans = [(midnight, now_ms), (midnight - day_ms, now_ms - day_ms), (midnight - week_ms, now_ms - week_ms),
-             (midnight - day_ms, midnight)]
-    times = sorted({t for span in spans for t in span})
-    kind, counter = meters()[utility]
-    metric, unit = counter.key, counter.unit
-    main = [d.id for b in site.buildings for d in site.main_meters(kind.name, b)]
-    if not main:
-        return Comparison(unit=unit, today=None, yesterday=None, last_week=None, yesterday_total=None)
-    values = await asyncio.to_thread(store.values_at, metric, main, times)
-    totals: list[float | None] = []
-    for start, end in spans:
-        parts = [_consumption(values[m][times.index(start)], values[m][times.index(end)]) for m in main]
-        known = [p for p in parts if p is not None]
-        totals.append(round(sum(known), 3) if known else None)
-    return Comparison(unit=unit, today=totals[0], yesterday=totals[1], last_week=totals[2],
-                      yesterday_total=totals[3])
-
-
-def _fridges(site: SiteConfig, states: DeviceStates) -> list[FridgeOut]:
-    """Every gauge its kind keeps within a range that the device's settings set."""
-    out = []
-    for d in site.devices:
-        for m in kinds()[d.kind].metrics:
-            if m.allowed is None:
-                continue
-            low, high = m.allowed.of(d.kind_settings())
-            point = states.get(d.id).latest.get(m.key)
-            temp = None if point is None else point.value
-            out.append(FridgeOut(
-                **_ref(site, states, d).model_dump(), metric=m.key, temperature_c=temp,
-                at=None if point is None else utc(point.ts_ms), min_c=low, max_c=high,
-                in_range=None if temp is None else low <= temp <= high,
-            ))
-    return out
 
 
 async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore,
@@ -276,161 +186,7 @@ async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore
 
 def _window(site: SiteConfig, calendar: SchoolCalendar, d: Device, now_ms: int) -> tuple[int, int] | None:
     """Today's disinfection window of a lamp, None without one (or where the rule is off)."""
-    room = site.room(d.room)
-    params = UV_NOT_RUN.runs_on(d, room.type)
-    if params is None:
-        return None
-    return disinfection_window(params, calendar, site.building_of(room.id).id, calendar.local_date(now_ms))
-
-
-async def _lamps(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
-                 checked: list[tuple[Device, str]], now_ms: int) -> list[LampOut]:
-    """Each lamp's disinfection today, counted from its stored readings as the daily record
-    counts it (`lamp_run`): every replica, and a restarted gateway, shows the same minutes."""
-    windows = [(d, metric, _window(site, calendar, d, now_ms)) for d, metric in checked]
-
-    def runs() -> list[tuple[float, bool]]:
-        out = []
-        for d, metric, window in windows:
-            if window is None:
-                out.append((0.0, True))
-                continue
-            hold = round(silent_after_ms(d))
-            points = store.points(d.id, metric, window[0] - hold, max(window[0], min(window[1], now_ms)),
-                                  MAX_POINTS)
-            ran, holes = lamp_run([(p.ts_ms, p.value) for p in points], window, now_ms, hold)
-            out.append((ran, not holes))
-        return out
-
-    lamps = []
-    for (d, metric, window), (ran, complete) in zip(windows, await asyncio.to_thread(runs), strict=True):
-        on = _latest(states, d.id, metric)
-        required = required_minutes(d)
-        status: LampStatus
-        if window is None:
-            status = "none"
-        elif on and window[0] <= now_ms < window[1]:
-            status = "running"
-        elif ran >= required:
-            status = "ran"
-        elif not complete:
-            status = "unknown"
-        else:
-            status = "due" if now_ms < window[1] else "missed"
-        lamps.append(LampOut(
-            **_ref(site, states, d).model_dump(), on=None if on is None else bool(on), status=status,
-            minutes_run=ran, minutes_required=required, window_start=None if window is None else utc(window[0]),
-            window_end=None if window is None else utc(window[1]),
-        ))
-    return lamps
-
-
-@router.get("/api/v1/dashboard/overview", tags=["dashboard"], responses=GUARDED)
-async def overview(
-    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, alerts: AlertsDep,
-    _: Viewer,
-) -> OverviewOut:
-    """Everything that needs attention today, on one screen."""
-    now_ms = to_ms(clock.now())
-    day = calendar.day(calendar.local_date(now_ms))
-    open_alerts = await asyncio.to_thread(alerts.open_alerts)
-    counts = dict.fromkeys(Severity, 0)
-    for a in open_alerts:
-        counts[a.severity] += 1
-    return OverviewOut(
-        at=utc(now_ms),
-        day=DayOut(date=day.date.isoformat(), kind=day.kind, school_day=day.school_day, name_zh=day.name_zh,
-                   name_en=day.name_en),
-        open_alerts=counts,
-        unacknowledged=sum(1 for a in open_alerts if a.acked_by is None),
-        electricity=await _comparison(site, calendar, store, "electricity", now_ms),
-        water=await _comparison(site, calendar, store, "water", now_ms),
-        fridges=_fridges(site, states),
-        doors_open=await _doors_open(site, states, store, _checked(site.devices, ClosingCondition.TRUE)),
-        lamps=await _lamps(site, states, store, calendar,
-                           _checked(site.devices, ClosingCondition.TRUE_UNLESS_SCHEDULED), now_ms),
-        offline=[OfflineOut(**_ref(site, states, d).model_dump(), last_seen=states.last_seen(d.id))
-                 for d in site.devices if not states.online(d.id)],
-    )
-
-
-# ------------------------------------------------------------------------ the closing board
-
-
-class CircuitOut(DeviceRef):
-    metric: str  # what `power_w` was read from; the kind says which
-    power_w: float
-    limit_w: float
-
-
-class FlowOut(DeviceRef):
-    metric: str
-    flow_lpm: float
-
-
-class LampOnOut(DeviceRef):
-    metric: str
-    scheduled: bool  # inside its disinfection window: expected, not forgotten
-
-
-class BuildingClosing(BaseModel):
-    id: str
-    name: str
-    open_now: bool
-    closes_at: datetime | None
-    doors_open: list[DoorOut]
-    circuits: list[CircuitOut]
-    water: list[FlowOut]
-    lamps_on: list[LampOnOut]
-    closed_up: bool
-
-
-class ClosingOut(BaseModel):
-    at: datetime
-    buildings: list[BuildingClosing]
-
-
-async def _closing(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
-                   learned: LearnedStore, building_id: str, now_ms: int) -> BuildingClosing:
-    building = next(b for b in site.buildings if b.id == building_id)
-    rooms = {r.id for r in building.rooms}
-    devices = [d for d in site.devices if d.room in rooms]
-    circuits, water, lamps = [], [], []
-    # One evaluation per closing condition, over the devices whose kind declares it.
-    base_loads = await asyncio.to_thread(learned.base_loads)
-    for d, metric in _checked(devices, ClosingCondition.ABOVE_BASE_LOAD):
-        power, base = _latest(states, d.id, metric), base_loads.get(d.id)
-        limit = None if base is None else base.limit_w
-        if power is not None and limit is not None and power > limit:
-            circuits.append(CircuitOut(**_ref(site, states, d).model_dump(), metric=metric, power_w=power,
-                                       limit_w=round(limit)))
-    for d, metric in _checked(devices, ClosingCondition.ABOVE_FLOW_THRESHOLD):
-        flow = _latest(states, d.id, metric)
-        if flow is not None and flow > WATER_LEAK.params_for(d).flow_threshold_lpm:
-            water.append(FlowOut(**_ref(site, states, d).model_dump(), metric=metric, flow_lpm=flow))
-    for d, metric in _checked(devices, ClosingCondition.TRUE_UNLESS_SCHEDULED):
-        if _latest(states, d.id, metric):
-            window = _window(site, calendar, d, now_ms)
-            scheduled = window is not None and window[0] <= now_ms < window[1]
-            lamps.append(LampOnOut(**_ref(site, states, d).model_dump(), metric=metric, scheduled=scheduled))
-    doors = await _doors_open(site, states, store, _checked(devices, ClosingCondition.TRUE))
-    return BuildingClosing(
-        id=building.id, name=building.name, open_now=calendar.is_open(building.id, now_ms),
-        closes_at=utc(calendar.closing_ms(building.id, calendar.local_date(now_ms))),
-        doors_open=doors, circuits=circuits, water=water, lamps_on=lamps,
-        closed_up=not (doors or circuits or water or any(not lamp.scheduled for lamp in lamps)),
-    )
-
-
-@router.get("/api/v1/dashboard/closing", tags=["dashboard"], responses=GUARDED)
-async def closing(
-    site: SiteDep, clock: ClockDep, calendar: CalendarDep, states: StatesDep, store: StoreDep, learned: LearnedDep,
-    _: Viewer,
-) -> ClosingOut:
-    """闭园检查: per building, what is still open, on or flowing."""
-    now_ms = to_ms(clock.now())
-    return ClosingOut(at=utc(now_ms), buildings=[
-        await _closing(site, states, store, calendar, learned, b.id, now_ms) for b in site.buildings])
+    return lamp_window(site, calendar, d, calendar.local_date(now_ms))
 
 
 # ------------------------------------------------------------------------- the live stream

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from gateway.alerting.alerts import AlertStore
 from gateway.alerting.work_orders import WorkOrders
+from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -26,8 +27,10 @@ from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
+from gateway.reports.sweeps import SweepStore
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
+from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.spool.store import Spool
@@ -82,6 +85,18 @@ async def _checks(request: Request) -> ManualChecks:
     return _gateway(request).checks
 
 
+async def _sweeps(request: Request) -> SweepStore:
+    return _gateway(request).sweeps
+
+
+async def _samples(request: Request) -> SampleRegister:
+    return _gateway(request).samples
+
+
+async def _patrols(request: Request) -> FirePatrols:
+    return _gateway(request).patrols
+
+
 async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
@@ -122,6 +137,11 @@ RosterDep = Annotated[Roster, Depends(_roster)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]
+SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
+# The 留样 register.
+SamplesDep = Annotated[SampleRegister, Depends(_samples)]
+# The fire patrols' records (消防巡查).
+PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.

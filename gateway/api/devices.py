@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from devices import kinds
-from devices.base import Metric, MetricType, StateWords
+from devices.base import Metric, MetricType, SettingsRange, StateWords
 from gateway.api.access import Viewer
 from gateway.api.deps import ClockDep, SiteDep, StatesDep, StoreDep
 from gateway.api.problems import BUSY, GUARDED
@@ -41,11 +41,13 @@ class MetricOut(BaseModel):
     label_en: str
     words: StateWords | None = Field(description="a state's two values as people read them")
     tile: bool = Field(description="shown on the device's live tile")
+    allowed: SettingsRange | None = Field(None, description="the two settings of the device that bound its "
+                                                            "allowed range (a fridge's min_c and max_c)")
 
     @classmethod
     def of(cls, m: Metric) -> MetricOut:
         return cls(key=m.key, unit=m.unit, type=m.type, label_zh=m.label_zh, label_en=m.label_en, words=m.words,
-                   tile=m.tile)
+                   tile=m.tile, allowed=m.allowed)
 
 
 class DeviceOut(BaseModel):

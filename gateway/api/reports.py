@@ -20,11 +20,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.access import Staff, Viewer
-from gateway.api.deps import ReportSourcesDep
+from gateway.api.access import PeopleDep, Staff, Viewer
+from gateway.api.deps import ReportSourcesDep, SamplesDep
 from gateway.api.problems import BUSY, problems, refusal
 from gateway.api.query_limit import HeavyQuery
-from gateway.clock import from_ms
+from gateway.canteen.samples import retained
+from gateway.clock import from_ms, to_ms
 from gateway.config.auth import Role, Scope
 from gateway.reports.checks import STAGES, AlreadySigned, SignRole, Stage
 from gateway.reports.document import Document
@@ -136,15 +137,19 @@ async def safety(
                             "description": "the canteen record, or it rendered"}},
 )
 async def canteen_record(
-    sources: ReportSourcesDep, _: Viewer, _slot: HeavyQuery,
+    sources: ReportSourcesDep, register: SamplesDep, people: PeopleDep, _: Viewer, _slot: HeavyQuery,
     day: Annotated[date, Query(alias="date", description="a local date, e.g. 2026-10-12")],
     fmt: FormatQuery = "json",
     lang: LangQuery = "zh-CN",
 ) -> Response:
     """食堂每日记录: the sample fridges' hourly temperatures and compliance, the kitchens' UV
-    lamps and doors, and the canteen's manual checks (the same items as the daily record)."""
+    lamps and doors, the canteen's manual checks (the same items as the daily record) and the
+    day's 留样 register with each sample's fridge temperature while kept."""
     [state] = _states(sources, [day])
     data = await asyncio.to_thread(canteen, sources.store, sources.site, state)
+    samples = await asyncio.to_thread(retained, sources.store, sources.site, register.on_day(day),
+                                      people.directory(), to_ms(sources.clock.now()))
+    data = data.model_copy(update={"samples": samples})
     tz = sources.site.tz
     return await report_response(data, fmt, lambda: canteen_document(data, lang, tz))
 

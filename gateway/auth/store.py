@@ -134,15 +134,19 @@ def check_user_name(name: str) -> None:
 
 
 MAX_DISPLAY_NAME_LENGTH = 50
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+# No control or direction-changing characters: a name must read as it is stored.
+_NAME_CHARS = r"[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
+DISPLAY_NAME_PATTERN = f"^{_NAME_CHARS}*$"
+_DISPLAY_NAME = re.compile(DISPLAY_NAME_PATTERN)
 
 
 def clean_display_name(display: str) -> str:
-    """How a person is shown (王师傅, 李主任, Ms Li): any script, 1 to 50 characters, no
-    control or direction-changing characters, surrounding spaces dropped."""
+    """How a person is shown (王师傅, 李主任, Ms Li): any script, at most 50 characters, no
+    control or direction-changing characters, surrounding spaces dropped. Empty means none:
+    the roster's name, else the login id, is shown."""
     cleaned = display.strip()
-    if not cleaned or len(cleaned) > MAX_DISPLAY_NAME_LENGTH or _CONTROL.search(cleaned):
-        raise InvalidInput(f"a display name has 1 to {MAX_DISPLAY_NAME_LENGTH} printable characters")
+    if len(cleaned) > MAX_DISPLAY_NAME_LENGTH or not _DISPLAY_NAME.fullmatch(cleaned):
+        raise InvalidInput(f"a display name has at most {MAX_DISPLAY_NAME_LENGTH} printable characters")
     return cleaned
 
 
@@ -282,7 +286,7 @@ class AuthStore:
     def add_user(self, name: str, role: Role, password: str, actor: str, now_ms: int,
                  display_name: str = "") -> User:
         check_user_name(name)
-        display = clean_display_name(display_name) if display_name else ""
+        display = clean_display_name(display_name)
         password_hash = hash_password(password)
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():

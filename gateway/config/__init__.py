@@ -29,7 +29,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
+from gateway.config.fire_patrol import FirePatrolSettings
 from gateway.config.notifications import NotificationSettings
+from gateway.config.samples import SampleSettings
+from gateway.config.sweep import SweepSettings
 from gateway.config.work_orders import WorkOrderSettings
 from gateway.rules import registry
 from gateway.site import (
@@ -49,8 +52,8 @@ from gateway.site import (
 )
 
 __all__ = [
-    "Building", "ConfigError", "Device", "Room", "SiteConfig", "Span", "Tariffs", "TouPeriod", "TouPeriodName",
-    "TouSpan", "load", "parse",
+    "Building", "ConfigError", "Device", "Room", "SchoolKind", "SiteConfig", "Span", "Tariffs", "TouPeriod",
+    "TouPeriodName", "TouSpan", "load", "parse",
 ]
 
 _PLACEHOLDERS: Final = ("changeme", "change-me", "change_me", "placeholder", "example", "secret", "password",
@@ -69,6 +72,9 @@ def placeholder_problem(secret: str) -> str | None:
     if len(set(secret)) < 4:
         return "too few distinct characters"
     return None
+
+
+SchoolKind = Literal["kindergarten", "primary", "secondary", "school"]
 
 
 class ConfigError(Exception):
@@ -235,6 +241,8 @@ class SiteConfig(BaseSettings):
 
     id: Ident
     name: str
+    # What sort of school it is: a kindergarten has 开园日 where a school has 上学日.
+    kind: SchoolKind = "school"
     timezone: str = "Asia/Shanghai"
     opening_hours: dict[str, list[Span]] = Field(default_factory=_default_hours)
     buildings: list[Building] = Field(min_length=1)
@@ -255,6 +263,9 @@ class SiteConfig(BaseSettings):
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    sweep: SweepSettings = Field(default_factory=SweepSettings)
+    samples: SampleSettings = Field(default_factory=SampleSettings)  # 留样
+    fire_patrol: FirePatrolSettings = Field(default_factory=FirePatrolSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
 
@@ -373,6 +384,13 @@ class SiteConfig(BaseSettings):
         for r in self.work_orders.rules:
             if r not in registry.specs():
                 raise ValueError(f"@work_orders.rules.{r}: unknown rule {r!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_references(self) -> Self:
+        for d in self.sweep.standby_w:
+            if self.device(d) is None:
+                raise ValueError(f"@sweep.standby_w.{d}: no device {d!r}")
         return self
 
     @model_validator(mode="after")

@@ -67,7 +67,8 @@ def _headline_and_text(notice: Notice, site: SiteConfig) -> tuple[str, str]:
         event += f" ({who}: {alert.ack_comment})" if alert.ack_comment else f" ({who})"
     building = next((b for b in site.buildings if b.id == alert.building_id), None)
     room = next((r for b in site.buildings for r in b.rooms if r.id == alert.room_id), None)
-    place = f"{building.name if building else alert.building_id} {room.name if room else alert.room_id}"
+    place = (f"{building.name if building else alert.building_id} {room.name if room else alert.room_id}"
+             if alert.building_id else site.name)  # a finding about no device is the whole site's
     lines = [headline]
     if alert.detail_zh:
         lines.append(alert.detail_zh)

@@ -222,4 +222,5 @@ CHECKS: Final[dict[Category, tuple[str, str]]] = {
     Category.POWER: ("闭园后无异常用电", "No unusual load after hours"),
     Category.CANTEEN: ("食堂登记", "Canteen register"),
     Category.GUARD: ("门卫巡查", "Guard's round"),
+    Category.FIRE: ("消防巡查", "Fire-safety patrol"),
 }

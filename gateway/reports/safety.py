@@ -46,7 +46,7 @@ from gateway.reports.safety_model import (
 from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
-from gateway.rules.uv import UV_NOT_RUN, disinfection_window, required_minutes
+from gateway.rules.uv import UV_NOT_RUN, lamp_window, required_minutes
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
 from gateway.storage.sqlite import SqliteStore
 
@@ -132,10 +132,8 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
         start, end = cal.day_bounds_ms(d)
         lamps: dict[str, tuple[tuple[int, int] | None, float] | None] = {}
         for device in gw.site.devices:
-            room = gw.site.room(device.room)
-            if (params := UV_NOT_RUN.runs_on(device, room.type)) is not None:
-                window = disinfection_window(params, cal, gw.site.building_of(room.id).id, d)
-                lamps[device.id] = (window, required_minutes(device))
+            if UV_NOT_RUN.runs_on(device, gw.site.room(device.room).type) is not None:
+                lamps[device.id] = (lamp_window(gw.site, cal, device, d), required_minutes(device))
         out.append(DayState(
             info=cal.day(d), start_ms=start, end_ms=end, as_of_ms=min(now, end),
             open_spans={b.id: [s for k in (-1, 0, 1) for s in cal.open_spans_ms(b.id, d + timedelta(days=k))]

@@ -32,6 +32,7 @@ from gateway.reports.safety_model import (
     Item,
     ItemRef,
     ItemStatus,
+    RetainedSample,
     SafetyRecord,
     SafetySummary,
     Signatures,
@@ -304,6 +305,7 @@ def canteen_document(r: CanteenRecord, lang: Lang, tz: ZoneInfo) -> Document:
         sections=[
             Section(w("summary"), [figures]),
             *(_fridge_section(w, log, f"fridge_log_{log.device}" if many else "fridge_log") for log in r.fridges),
+            _samples_section(w, r.samples, on),
             Section(w("checks"), [_items_table(w, r.items, on)]),
         ],
     )
@@ -370,3 +372,63 @@ def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
             Section(w("days"), [chart, days]),
         ],
     )
+
+
+# ------------------------------------------------- 留样 register (gateway/canteen/samples.py)
+
+_SAMPLE_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "title": ("留样记录", "Retained food samples"),
+    "none": ("当日无留样记录。", "No samples registered that day."),
+    "meal": ("餐次", "Meal"),
+    "dish": ("菜品", "Dish"),
+    "weight": ("重量（克）", "Weight (g)"),
+    "taken": ("留样时间 / 留样人", "Taken / by"),
+    "fridge": ("冰箱", "Fridge"),
+    "after": ("可处理时间", "Discard after"),
+    "discarded": ("处理时间 / 处理人", "Discarded / by"),
+    "kept": ("仍在冰箱", "still in the fridge"),
+    "early": ("提前处理，原因：{reason}", "discarded early: {reason}"),
+    "temperature": ("保存期间温度", "Temperature while kept"),
+    "extremes": ("最低 {lo:g}、最高 {hi:g} °C", "lowest {lo:g}, highest {hi:g} °C"),
+    "within": ("，全程在 {lo:g}–{hi:g} °C 内", "; within {lo:g}–{hi:g} °C throughout"),
+    "outside": ("，超出 {lo:g}–{hi:g} °C 共 {out:g} 分钟", "; {out:g} min outside {lo:g}–{hi:g} °C"),
+    "no_data": ("无读数", "no readings"),
+    "gap": ("，无数据 {gap:g} 分钟", ", no data for {gap:g} min"),
+}
+
+
+def _samples_section(w: _Words, samples: Sequence[RetainedSample], on: date) -> Section:
+    """The day's 留样 register: each dish with who kept it, where, until when, and its
+    fridge's temperature over the time it was kept."""
+
+    def say(key: str, **values: object) -> str:
+        return _SAMPLE_WORDS[key][w.n].format(**values)
+
+    if not samples:
+        return Section(say("title"), [Paragraphs([say("none")])])
+    rows: list[list[Cell]] = []
+    tones: list[list[Tone]] = []
+    for x in samples:
+        by = w.pick(x.taken_by.name_zh, x.taken_by.name_en)
+        if x.discarded_at is None:
+            discarded = say("kept")
+        else:
+            who = "" if x.discarded_by is None else w.pick(x.discarded_by.name_zh, x.discarded_by.name_en)
+            discarded = f"{w.time(x.discarded_at, on)} {who}".strip()
+            if x.early_reason:
+                discarded += f"（{say('early', reason=x.early_reason)}）" if w.n == 0 else \
+                    f" ({say('early', reason=x.early_reason)})"
+        t = x.temperature
+        if t is None or t.lowest_c is None or t.highest_c is None:
+            temperature = say("no_data")
+        else:
+            temperature = say("extremes", lo=t.lowest_c, hi=t.highest_c) + say(
+                "outside" if t.minutes_out else "within", lo=t.range_min_c, hi=t.range_max_c, out=t.minutes_out)
+            if t.minutes_no_data:
+                temperature += say("gap", gap=t.minutes_no_data)
+        rows.append([w.pick(x.meal_zh, x.meal_en), x.dish, x.weight_g, f"{w.time(x.taken_at, on)} {by}",
+                     x.fridge_name, w.time(x.discard_after, on), discarded, temperature])
+        out = t is not None and (t.minutes_out > 0 or t.lowest_c is None)
+        tones.append([*[Tone.PLAIN] * 6, Tone.BAD if x.early_reason else Tone.PLAIN, Tone.BAD if out else Tone.PLAIN])
+    columns = [say(k) for k in ("meal", "dish", "weight", "taken", "fridge", "after", "discarded", "temperature")]
+    return Section(say("title"), [Table("samples", columns, rows, decimals=[None, None, 0], tones=tones)])

@@ -32,6 +32,7 @@ class Category(StrEnum):
     POWER = "power"  # 闭园用电
     CANTEEN = "canteen"  # 食堂登记
     GUARD = "guard"  # 门卫巡查
+    FIRE = "fire"  # 消防巡查
 
 
 Result = Literal["ok", "problem"]
@@ -214,6 +215,43 @@ class FridgeLog(BaseModel):
     hours: list[HourRow]
 
 
+# ------------------------------------------------- 留样 register (gateway/canteen/samples.py)
+
+
+class RetentionTemperature(BaseModel):
+    """The sample's fridge over the sample's retention: from when it was taken to when it was
+    discarded (or now), judged against the fridge's allowed range."""
+
+    range_min_c: float
+    range_max_c: float
+    lowest_c: float | None
+    highest_c: float | None
+    minutes_out: float = Field(description="minutes the readings held outside the allowed range")
+    minutes_no_data: float = Field(description="minutes no reading vouches for (the fridge was silent)")
+    readings: int
+
+
+class RetainedSample(BaseModel):
+    """One dish of one meal in the 留样 register."""
+
+    id: int
+    day: date = Field(description="the meal's local date")
+    meal: str = Field(description="the meal's id in the site's samples settings, e.g. lunch")
+    meal_zh: str
+    meal_en: str
+    dish: str
+    weight_g: float
+    fridge: str
+    fridge_name: str
+    taken_at: datetime
+    taken_by: Actor
+    discard_after: datetime = Field(description="the earliest it may be discarded: taken_at + keep_h")
+    discarded_at: datetime | None
+    discarded_by: Actor | None
+    early_reason: str | None = Field(description="why it was discarded before discard_after")
+    temperature: RetentionTemperature | None = Field(description="None where the fridge has no temperature range")
+
+
 class CanteenRecord(BaseModel):
     site: str
     site_name: str
@@ -224,6 +262,7 @@ class CanteenRecord(BaseModel):
     fridges: list[FridgeLog]
     counts: Counts
     items: list[Item]
+    samples: list[RetainedSample] = Field(default_factory=list, description="the day's 留样 register")
 
 
 class DayLine(BaseModel):

@@ -60,6 +60,12 @@ def every_kind(kind: DeviceKind) -> bool:
     return True
 
 
+def no_device(kind: DeviceKind) -> bool:
+    """For rules about the site rather than a device (a fire patrol not done in time): the
+    engine runs them on no device; their own module raises and clears their findings."""
+    return False
+
+
 def kind_named(*names: str) -> AppliesTo:
     """For rules that read a kind's own settings (a fridge's range, a lamp's tube life)."""
     return lambda kind: kind.name in names

@@ -5,6 +5,7 @@ near the end of its rated life needs replacing."""
 from __future__ import annotations
 
 from datetime import date, time
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -30,6 +31,9 @@ from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Calendar, Context, Finding, Rule, RuleSpec, kind_named
 from gateway.rules.params import RuleParams
 from gateway.site import Device
+
+if TYPE_CHECKING:
+    from gateway.config import SiteConfig
 
 
 class UvNotRun(RuleParams):
@@ -67,6 +71,15 @@ def disinfection_window(p: UvNotRun, cal: Calendar, building_id: str, day: date)
         lo = cal.closing_ms(building_id, day)
     hi = midnight + (p.window_end.hour * 60 + p.window_end.minute) * 60_000
     return None if lo is None or lo >= hi else (lo, hi)
+
+
+def lamp_window(site: SiteConfig, cal: Calendar, device: Device, day: date) -> tuple[int, int] | None:
+    """A lamp's disinfection window on `day`, None without one or where the rule is off for it."""
+    room = site.room(device.room)
+    params = UV_NOT_RUN.runs_on(device, room.type)
+    if params is None:
+        return None
+    return disinfection_window(params, cal, site.building_of(room.id).id, day)
 
 
 def required_minutes(device: Device) -> float:

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 
 
-_WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Bounds the per-date cache of shift instants (see SchoolCalendar for the same policy).
 _CACHE_DAYS: Final = 4096
 
@@ -74,14 +73,7 @@ class Roster:
         return found
 
     def _runs_on(self, d: date, shift: Shift) -> bool:
-        day = self._calendar.day(d)
-        keys = set(shift.days)
-        return (
-            _WEEKDAYS[d.weekday()] in keys
-            or ("school_day" in keys and day.school_day)
-            or ("closed_day" in keys and not day.school_day)
-            or ("guard_duty" in keys and day.guard_duty)
-        )
+        return self._calendar.is_one_of(d, shift.days)
 
     def _instants(self, d: date, shift: Shift) -> tuple[int, int]:
         end_day = d if shift.end > shift.start else d + timedelta(days=1)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import chinese_calendar
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from zoneinfo import ZoneInfo
 
     # Only for types: gateway.config imports this module for CalendarSettings.
@@ -152,6 +153,18 @@ class SchoolCalendar:
         if self._site.opening_hours[_WEEKDAYS[d.weekday()]]:
             return SchoolDay(d, DayKind.SCHOOL_DAY, True, "", "", False, source)
         return SchoolDay(d, DayKind.WEEKEND, False, "", "", False, source)
+
+    def is_one_of(self, d: date, keys: Collection[str]) -> bool:
+        """Whether `d` is one of the days `keys` names (the duty roster's and the fire patrol's
+        day keys): its weekday (`mon` … `sun`, whatever kind of day it is), or its kind
+        (`school_day`, `closed_day`, `guard_duty`)."""
+        day = self.day(d)
+        return (
+            _WEEKDAYS[d.weekday()] in keys
+            or ("school_day" in keys and day.school_day)
+            or ("closed_day" in keys and not day.school_day)
+            or ("guard_duty" in keys and day.guard_duty)
+        )
 
     @staticmethod
     def _warn_unknown_year(year: int) -> None:

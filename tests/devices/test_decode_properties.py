@@ -31,6 +31,7 @@ from devices.base import (
     DeviceKind,
     Event,
     EventPayload,
+    Label,
     Metric,
     MetricType,
     Reason,
@@ -174,6 +175,8 @@ def field_values(info: FieldInfo) -> st.SearchStrategy[Any]:
         if isinstance(rule, AfterValidator) and rule.func is check_one_line:
             limits["alphabet"] = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
             continue
+        if isinstance(rule, Label):
+            continue  # how the field reads to people: no constraint on its values
         if isinstance(rule, annotated_types.MinLen):
             limits["min_size"] = rule.min_length
         elif isinstance(rule, annotated_types.MaxLen):

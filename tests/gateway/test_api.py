@@ -45,6 +45,9 @@ devices:
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_payload_bytes: 1024}}
+# Nobody keeps the 留样 register or patrols here: no alerts for meals without samples or missed rounds.
+rules: {{sample_missing: {{enabled: false}}}}
+fire_patrol: {{rounds: []}}
 """
 T0 = 1_795_219_200  # 2026-11-21T00:00:00Z
 

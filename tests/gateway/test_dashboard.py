@@ -70,9 +70,20 @@ devices:
   - {{id: fridge, kind: sample_fridge, room: kitchen, name: 留样冰箱}}
   - {{id: kitchen-door, kind: door, room: kitchen, name: 厨房门}}
   - {{id: uv-1, kind: uv_lamp, room: class-1, name: 小一班紫外线灯, settings: {{min_session_min: 30}}}}
+duty:
+  people:
+    - {{id: guard-wang, name: 王师傅, role: 门卫}}
+    - {{id: logistics-li, name: 李主任, role: 后勤主任}}
+    - {{id: principal-zhao, name: 赵园长, role: 园长}}
+  shifts:
+    - {{days: [school_day], start: "07:00", end: "18:00", chain: [logistics-li, principal-zhao]}}
+    - {{days: [school_day], start: "18:00", end: "07:00", chain: [guard-wang, logistics-li]}}
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
 storage: {{data_dir: "{data_dir}"}}
 ingest: {{max_clock_skew_s: 86400}}
+# Nobody keeps the 留样 register or patrols here: no alerts for meals without samples or missed rounds.
+rules: {{sample_missing: {{enabled: false}}}}
+fire_patrol: {{rounds: []}}
 """
 
 
@@ -99,6 +110,24 @@ def api(mosquitto: Mosquitto, tmp_path: Path, clock: ManualClock,
 
 
 Post = Callable[..., None]
+PASSWORD = "a staff password"
+
+
+@pytest.fixture
+def staff(api: TestClient) -> dict[str, str]:
+    """王师傅's login (staff), as headers."""
+    auth: AuthStore = api.app.state.auth  # type: ignore[attr-defined]
+    auth.add_user("guard-wang", Role.STAFF, PASSWORD, "tests", 0, display_name="王师傅")
+    token = api.post("/api/v1/auth/login", json={"username": "guard-wang", "password": PASSWORD}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 10) -> Any:
+    deadline = wall.monotonic() + timeout_s
+    while not (found := check()):
+        assert wall.monotonic() < deadline, "not in time"
+        wall.sleep(0.05)
+    return found
 
 
 @pytest.fixture
@@ -163,6 +192,29 @@ def test_the_site_lists_buildings_rooms_and_the_kinds_in_use(api: TestClient) ->
     assert (door["open"]["tile"], door["battery_pct"]["tile"], door["rssi_dbm"]["tile"], door["online"]["tile"]) == (
         True, True, False, False)
     assert (site["kinds"]["door"]["events"], site["kinds"]["uv_lamp"]["events"]) == (["access"], [])
+    # A site is a school unless it says it is a kindergarten (its days are 开园日, not 上学日).
+    assert site["kind"] == "school"
+
+
+def test_settings_and_events_read_as_words(api: TestClient) -> None:
+    """Every setting has its label and unit, every event and its fields their words: the page
+    never shows a settings key (min_session_min) or a raw value (true)."""
+    kinds = api.get("/api/v1/site").json()["kinds"]
+    lamp = {s["key"]: s for s in kinds["uv_lamp"]["settings"]}
+    assert (lamp["min_session_min"]["label_zh"], lamp["min_session_min"]["unit_zh"]) == ("每次消毒至少", "分钟")
+    assert (lamp["tube_life_h"]["label_en"], lamp["tube_life_h"]["unit_en"]) == ("Tube life", "h")
+    assert [s["key"] for s in kinds["sample_fridge"]["settings"]] == ["min_c", "max_c", "alarm_delay_min"]
+    access = kinds["door"]["event_labels"]["access"]
+    assert (access["label_zh"], access["label_en"]) == ("刷卡", "Card swipe")
+    fields = {f["key"]: f for f in access["fields"]}
+    assert fields["credential"]["label_zh"] == "卡号"
+    assert fields["granted"]["words"] == {"true_zh": "已开门", "false_zh": "未开门", "true_en": "door opened",
+                                          "false_en": "refused"}
+    assert kinds["electricity_meter"]["settings"] == []
+    # A gauge kept within a range names the device settings that bound it.
+    fridge = {m["key"]: m for m in kinds["sample_fridge"]["metrics"]}
+    assert fridge["temperature_c"]["allowed"] == {"low": "min_c", "high": "max_c"}
+    assert fridge["door_open"]["allowed"] is None
 
 
 # -------------------------------------------------------------------------- the overview
@@ -254,6 +306,51 @@ def test_open_alerts_by_severity(post: Post, api: TestClient) -> None:
     assert alert["rule"] == "fridge_temperature"
 
 
+def test_open_alerts_have_titles_and_owners(post: Post, api: TestClient) -> None:
+    """The head sees each open alert by its title, and whose hands it is in, by name."""
+    post(*[("fridge", NOW - timedelta(minutes=m), {"temperature_c": 12.0}) for m in range(30, 0, -1)])
+    [line] = api.get("/api/v1/dashboard/overview").json()["alerts"]
+    assert line["title_zh"].startswith("留样冰箱")
+    assert (line["severity"], line["state"], line["acked_by"], line["assignee"]) == ("critical", "active", None, None)
+    app: Any = api.app
+    app.state.auth.add_user("guard-wang", Role.STAFF, "a long demo password", "test", 0, display_name="王师傅")
+    app.state.gateway.alerts.acknowledge(line["id"], "guard-wang", "已到现场")
+    [line] = api.get("/api/v1/dashboard/overview").json()["alerts"]
+    assert line["state"] == "acknowledged"
+    assert (line["acked_by"]["name_zh"], line["acked_by"]["person"]) == ("王师傅", True)
+
+
+def test_who_is_on_duty_and_who_is_next(api: TestClient, clock: ManualClock) -> None:
+    duty = api.get("/api/v1/dashboard/overview").json()["duty"]
+    assert duty["on_duty"] == {"id": "logistics-li", "name": "李主任", "role": "后勤主任"}
+    assert duty["next"] == [{"id": "principal-zhao", "name": "赵园长", "role": "园长"}]
+    clock.set(at(TODAY, "21:00"))
+    duty = api.get("/api/v1/dashboard/overview").json()["duty"]
+    assert (duty["on_duty"]["name"], [p["name"] for p in duty["next"]]) == ("王师傅", ["李主任"])
+    clock.set(at(TODAY + timedelta(days=3), "10:00"))  # a Saturday: no shift covers it
+    assert api.get("/api/v1/dashboard/overview").json()["duty"] == {"on_duty": None, "next": []}
+
+
+def test_todays_ledger_orders_and_closing_state(post: Post, api: TestClient) -> None:
+    """Today's safety record counted as the record itself counts it; no work orders; each
+    building's closing state in one line, as the closing board judges it."""
+    post(("kitchen-door", NOW - timedelta(minutes=5), {"open": True}))
+    o = api.get("/api/v1/dashboard/overview").json()
+    record = api.get("/api/v1/reports/safety", params={"date": TODAY.date().isoformat()}).json()["counts"]
+    assert o["ledger"] == {"done": record["pass"] + record["done"], "blank": record["manual"],
+                           "failed": record["fail"], "pending": record["pending"],
+                           "total": sum(record.values()) - record["not_required"]}
+    assert o["orders"] == {"by_status": {"open": 0, "assigned": 0, "on_site": 0, "done": 0}, "overdue": 0,
+                           "orders": []}
+    board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
+    for line in o["closing"]:
+        b = board[line["id"]]
+        assert (line["name"], line["state"], line["open_now"]) == (b["name"], b["state"], b["open_now"])
+        assert line["closed_up"] == (b["state"] == "closed_up")
+        assert line["left"] == sum(1 for i in b["items"] if i["state"] != "scheduled")
+    assert [line["state"] for line in o["closing"]] == ["open", "open"]  # 10:00 on a school day
+
+
 # ----------------------------------------------------------------------- closing board
 
 
@@ -267,17 +364,21 @@ def test_the_closing_board_lists_what_is_left_and_turns_green(post: Post, api: T
         ("wm-office", evening - timedelta(minutes=1), {"volume_m3": 1.0, "flow_lpm": 1.2}),
         ("uv-1", evening - timedelta(minutes=1), {"on": True}),  # 17:30–20:00 is its window
     )
-    board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
+    out = api.get("/api/v1/dashboard/closing").json()
+    board = {b["id"]: b for b in out["buildings"]}
     main, annex = board["main"], board["annex"]
     assert main["open_now"] is False
     assert datetime.fromisoformat(main["closes_at"]) == at(TODAY, "17:30")
-    assert [d["device"] for d in main["doors_open"]] == ["kitchen-door"]
-    assert [(c["device"], c["metric"], c["power_w"], c["limit_w"]) for c in main["circuits"]] == [
-        ("em-main", "power_w", 2600, 1300)]
-    assert [(lamp["device"], lamp["metric"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", "on", True)]
-    assert main["closed_up"] is False
-    assert [(w["device"], w["metric"], w["flow_lpm"]) for w in annex["water"]] == [("wm-office", "flow_lpm", 1.2)]
-    assert annex["closed_up"] is False
+    # By place, in plain words; a lamp on its timer is listed but does not count.
+    assert [(i["device"], i["state"], i["text_zh"], i["text_en"]) for i in main["items"]] == [
+        ("em-main", "todo", "教学楼：用电 2.6 千瓦，平时夜里约 1 千瓦", "教学楼: using 2.6 kW, usually about 1 kW at night"),
+        ("kitchen-door", "todo", "厨房：门还开着（17:35 起）", "厨房: the door is still open (since 17:35)"),
+        ("uv-1", "scheduled", "小一班：正在按计划消毒", "小一班: disinfecting on schedule"),
+    ]
+    assert main["state"] == "todo"
+    assert [(i["device"], i["text_zh"]) for i in annex["items"]] == [("wm-office", "办公室：水还在流（1.2 升/分钟）")]
+    assert annex["state"] == "todo"
+    assert out["walkround"] is None
 
     post(
         ("kitchen-door", evening, {"open": False}),
@@ -285,8 +386,32 @@ def test_the_closing_board_lists_what_is_left_and_turns_green(post: Post, api: T
         ("wm-office", evening, {"volume_m3": 1.0, "flow_lpm": 0.0}),
     )
     board = {b["id"]: b for b in api.get("/api/v1/dashboard/closing").json()["buildings"]}
-    assert board["main"]["closed_up"] is True  # the lamp is on, but on its schedule
-    assert board["annex"]["closed_up"] is True
+    assert board["main"]["state"] == "closed_up"  # the lamp is on, but on its schedule
+    assert board["annex"]["state"] == "closed_up"
+
+
+def test_the_closing_board_is_neutral_while_open_and_a_known_fault_reads_as_known(
+        post: Post, api: TestClient, clock: ManualClock, staff: dict[str, str]) -> None:
+    noon = at(TODAY, "12:00")
+    clock.set(noon)
+    post(("wm-office", noon - timedelta(minutes=1), {"volume_m3": 1.0, "flow_lpm": 1.2}))
+    annex = api.get("/api/v1/dashboard/closing").json()["buildings"][1]
+    assert (annex["state"], annex["open_now"]) == ("open", True)
+
+    late = at(TODAY, "21:00")
+    clock.set(late)
+    # An hour of running water at night: the leak rule raises an alert, which opens a work order.
+    post(*[("wm-office", late - timedelta(minutes=70 - m), {"volume_m3": 1.0 + m / 1000, "flow_lpm": 1.2})
+           for m in range(70)])
+    [item] = wait_for(lambda: (b := api.get("/api/v1/dashboard/closing").json()["buildings"][1])["items"]
+                      and b["items"][0]["order"] and b["items"])
+    assert item["state"] == "known"
+    assert item["known_zh"] == "已派单 · 水工 · 待接单"
+    assert api.get("/api/v1/dashboard/closing").json()["buildings"][1]["state"] == "known"
+    api.post(f"/api/v1/alerts/{item['alert']['id']}/ack", json={"comment": "已关总阀"}, headers=staff)
+    [item] = api.get("/api/v1/dashboard/closing").json()["buildings"][1]["items"]
+    assert item["known_zh"] == "已派单 · 水工 · 待接单；已确认 · 王师傅"
+    assert item["known_en"] == "Work order · plumber · waiting; Acknowledged · 王师傅"
 
 
 def test_a_lamp_on_outside_its_window_keeps_a_building_open(post: Post, api: TestClient,
@@ -295,8 +420,8 @@ def test_a_lamp_on_outside_its_window_keeps_a_building_open(post: Post, api: Tes
     clock.set(late)
     post(("uv-1", late - timedelta(minutes=1), {"on": True}))
     main = api.get("/api/v1/dashboard/closing").json()["buildings"][0]
-    assert [(lamp["device"], lamp["scheduled"]) for lamp in main["lamps_on"]] == [("uv-1", False)]
-    assert main["closed_up"] is False
+    assert [(i["device"], i["state"], i["text_zh"]) for i in main["items"]] == [("uv-1", "todo", "小一班：紫外线灯亮着")]
+    assert main["state"] == "todo"
 
 
 def test_a_lamp_first_heard_inside_its_window_is_unknown_not_due(post: Post, api: TestClient,

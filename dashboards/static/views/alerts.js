@@ -17,18 +17,20 @@ export function alertRow(state, a, onChange) {
       chip(t(`state.${a.state}`), a.state === "active" ? "bad" : a.state === "cleared" ? "ok" : "info", { dataset: { role: "state" } })),
     h("p", {}, pick(a, "detail")),
     h("p", { class: "muted small" },
-      deviceLink(state, a.device_id), ` · ${where(state, a)} · ${t("alerts.first", { t: when(a.first) })}`,
+      // An alert about no device (a fire patrol not done in time) is the whole site's.
+      state.devices.has(a.device_id) ? [deviceLink(state, a.device_id), ` · ${where(state, a)}`] : state.site.name,
+      ` · ${t("alerts.first", { t: when(a.first) })}`,
       a.count > 1 ? ` · ${t("alerts.count", { n: num(a.count, 0) })}` : "",
       a.cleared_at ? ` · ${t("alerts.cleared", { t: when(a.cleared_at) })}` : ""),
     a.acked_by ? h("p", { class: "small ack-note" }, t("alerts.acked_by", { who: pick(a.acked_by_actor, "name"), t: when(a.acked_at) }),
-      a.ack_comment ? `: ${a.ack_comment}` : "") : null,
+      a.ack_comment ? `${t("common.colon")}${a.ack_comment}` : "") : null,
     h("div", { class: "actions" }, ack, h("button", {
       type: "button", class: "secondary", onclick: async () => {
         if (history.childElementCount) { history.replaceChildren(); return; }
         const detail = await get(`/api/v1/alerts/${a.id}`);
         history.replaceChildren(h("ol", {}, detail.history.map((e) => h("li", {},
           `${when(e.at)} · ${t(`transition.${e.action.replace("alert.", "")}`)} · ${pick(e.who, "name")}`,
-          e.detail.comment ? `: ${e.detail.comment}` : ""))));
+          e.detail.comment ? `${t("common.colon")}${e.detail.comment}` : ""))));
       },
     }, t("alerts.history"))),
     history);

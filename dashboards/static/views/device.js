@@ -1,15 +1,51 @@
-// One device: its history chart, metadata, recent alerts and door events.
+// One device: its history chart, settings, recent alerts and events.
+//
+// The chart says what it shows: a counter as use per bucket under a title naming both
+// (每小时用电量（千瓦时）), a state as 开/关 steps, a gauge with its allowed range where the kind
+// has one; the building's closed hours are shaded and the device's alerts marked, in the
+// colours of the rest of the dashboard (red: not acknowledged, amber: acknowledged, grey:
+// cleared; green: within range).
 
 import { get } from "../api.js";
-import { num, pick, t, when } from "../i18n.js";
+import { addLabels, isZh, num, pick, t, unitWord, when } from "../i18n.js";
 import { card, dot, h, live, metricLabel, roomName } from "../ui.js";
 import { echarts, list } from "./common.js";
 import { alertRow } from "./alerts.js";
+
+addLabels({
+  "zh-CN": {
+    "device.seconds": "{n} 秒", "device.settings": "设定", "device.event": "事件",
+    "device.step.1h": "每小时", "device.step.6h": "每 6 小时", "device.step.1d": "每天",
+    "device.use.kWh": "用电量", "device.use.m³": "用水量", "device.use.h": "灯管使用时长",
+    "device.unit.kWh": "千瓦时", "device.unit.m³": "立方米", "device.unit.h": "小时",
+    "device.legend.closed": "闭园时段", "device.legend.allowed": "允许范围 {lo}–{hi} {unit}",
+    "device.legend.active": "告警未确认", "device.legend.acknowledged": "告警已确认", "device.legend.cleared": "告警已恢复",
+  },
+  en: {
+    "device.seconds": "{n} s", "device.settings": "Settings", "device.event": "Event",
+    "device.step.1h": "Hourly", "device.step.6h": "Six-hourly", "device.step.1d": "Daily",
+    "device.use.kWh": "electricity use", "device.use.m³": "water use", "device.use.h": "tube hours",
+    "device.unit.kWh": "kWh", "device.unit.m³": "m³", "device.unit.h": "h",
+    "device.legend.closed": "Closed hours", "device.legend.allowed": "Allowed range {lo}–{hi} {unit}",
+    "device.legend.active": "Alert not acknowledged", "device.legend.acknowledged": "Alert acknowledged",
+    "device.legend.cleared": "Alert cleared",
+  },
+});
 
 const RANGES = {
   "24h": { hours: 24, gauge: "5m", counter: "1h" },
   "7d": { hours: 168, gauge: "30m", counter: "6h" },
   "30d": { hours: 720, gauge: "2h", counter: "1d" },
+};
+
+// One meaning per colour, as everywhere in the dashboard (app.css): the data itself is blue.
+const COLOURS = {
+  data: "#1f5fa8",
+  allowed: "rgba(26,127,90,0.12)",
+  closed: "rgba(102,115,111,0.10)",
+  active: "rgba(192,57,43,0.22)",
+  acknowledged: "rgba(178,106,0,0.20)",
+  cleared: "rgba(120,128,125,0.18)",
 };
 
 function increases(points) {
@@ -20,41 +56,142 @@ function increases(points) {
   });
 }
 
-async function drawChart(el, state, device, metric, range) {
+/** What the chart shows, as its title says it: 每小时用电量（千瓦时）, 温度（°C）, 开关. */
+function chartTitle(m, step) {
+  const paren = (text) => (isZh() ? `（${text}）` : ` (${text})`);
+  if (m.type === "counter") {
+    const use = t(`device.use.${m.unit}`) === `device.use.${m.unit}` ? pick(m, "label") : t(`device.use.${m.unit}`);
+    const unit = t(`device.unit.${m.unit}`) === `device.unit.${m.unit}` ? m.unit : t(`device.unit.${m.unit}`);
+    return `${t(`device.step.${step}`)}${isZh() ? "" : " "}${use}${paren(unit)}`;
+  }
+  return m.unit ? `${pick(m, "label")}${paren(unitWord(m.unit))}` : pick(m, "label");
+}
+
+/** A local date (YYYY-MM-DD) in the site's time zone. */
+function localDate(ms, timeZone) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date(ms));
+}
+
+/** The building's closed spans within [startMs, endMs], from the school calendar's open spans. */
+async function closedSpans(state, buildingId, startMs, endMs) {
+  const tz = state.site.timezone;
+  const dates = [];
+  for (let ms = startMs - 86_400_000; ms <= endMs + 86_400_000; ms += 86_400_000) {
+    const d = localDate(ms, tz);
+    if (!dates.includes(d)) dates.push(d);
+  }
+  const days = await Promise.all(dates.map((date) => get("/api/v1/calendar", { date })));
+  const open = days.flatMap((day) => (day.buildings.find((b) => b.id === buildingId)?.open ?? [])
+    .map((s) => [Date.parse(s.start), Date.parse(s.end)])).sort((a, b) => a[0] - b[0]);
+  const closed = [];
+  let from = startMs;
+  for (const [lo, hi] of open) {
+    if (hi <= from) continue;
+    if (lo > from) closed.push([from, Math.min(lo, endMs)]);
+    from = Math.max(from, hi);
+    if (from >= endMs) break;
+  }
+  if (from < endMs) closed.push([from, endMs]);
+  return closed.filter(([lo, hi]) => hi > lo);
+}
+
+function legend(items) {
+  return h("div", { class: "chart-legend" }, items.map(([colour, text]) => h("span", {},
+    h("span", { class: "swatch", style: `background:${colour}` }), text)));
+}
+
+async function drawChart(el, legendEl, state, device, metric, range) {
   const m = state.site.kinds[device.kind].metrics.find((x) => x.key === metric);
   const counter = m.type === "counter";
+  const onOff = m.type === "state";
   const spec = RANGES[range];
-  const start = new Date(Date.now() - spec.hours * 3600_000).toISOString();
-  const [[series], lib] = await Promise.all([
-    get(`/api/v1/devices/${encodeURIComponent(device.id)}/readings`, { metric, start, step: counter ? spec.counter : spec.gauge }),
+  const endMs = Date.now();
+  const startMs = endMs - spec.hours * 3600_000;
+  const step = counter ? spec.counter : spec.gauge;
+  const [[series], lib, closed, alerts] = await Promise.all([
+    get(`/api/v1/devices/${encodeURIComponent(device.id)}/readings`, { metric, start: new Date(startMs).toISOString(), step }),
     echarts(),
+    closedSpans(state, device.building, startMs, endMs),
+    get("/api/v1/alerts", { device: device.id, start: new Date(startMs - 30 * 86_400_000).toISOString(), limit: 200 }),
   ]);
   if (!series.points.length) {
     el.replaceChildren(h("p", { class: "muted" }, t("device.no_data")));
     return;
   }
   const chart = lib.getInstanceByDom(el) ?? lib.init(el, null, { renderer: "canvas" });
-  const times = series.points.map((p) => when(p.ts, "axis"));
-  const unit = m.unit;
+  const ts = series.points.map((p) => Date.parse(p.ts));
+  const unit = unitWord(m.unit);
+  const words = onOff ? m.words : null;
+  const areas = closed.map(([lo, hi]) => [{ xAxis: lo, itemStyle: { color: COLOURS.closed } }, { xAxis: hi }]);
+  const shown = alerts.filter((a) => (a.cleared_at ? Date.parse(a.cleared_at) : endMs) > startMs);
+  for (const a of shown) {
+    areas.push([{ xAxis: Math.max(startMs, Date.parse(a.first)), itemStyle: { color: COLOURS[a.state] } },
+      { xAxis: a.cleared_at ? Date.parse(a.cleared_at) : endMs }]);
+  }
+  let allowed = null;
+  if (m.allowed && device.settings[m.allowed.low] != null && device.settings[m.allowed.high] != null) {
+    allowed = [device.settings[m.allowed.low], device.settings[m.allowed.high]];
+    areas.push([{ yAxis: allowed[0], itemStyle: { color: COLOURS.allowed } }, { yAxis: allowed[1] }]);
+  }
+  const markArea = { silent: true, data: areas };
+  const text = (v) => (onOff ? pick(words, v >= 0.5 ? "true" : "false") : `${num(v, 2)} ${unit}`);
   const base = {
-    grid: { left: 48, right: 16, top: 32, bottom: 32 },
-    tooltip: { trigger: "axis", valueFormatter: (v) => `${num(v, 2)} ${unit}` },
-    xAxis: { type: "category", data: times, boundaryGap: counter },
-    yAxis: { type: "value", name: unit, scale: !counter, axisLabel: { formatter: (v) => num(v, 2) } },
+    title: { text: chartTitle(m, step), left: 0, top: 0, textStyle: { fontSize: 14, fontWeight: 600, color: "#1d2724" } },
+    grid: { left: onOff ? 56 : 52, right: 16, top: 40, bottom: 28 },
+    tooltip: { trigger: "axis", valueFormatter: text },
+    xAxis: { type: "time", min: startMs, max: endMs, axisLabel: { hideOverlap: true, formatter: (v) => when(v, range === "24h" ? "time" : "axis") } },
+    yAxis: onOff
+      ? { type: "value", min: 0, max: 1, interval: 1, axisLabel: { formatter: (v) => pick(words, v >= 0.5 ? "true" : "false") } }
+      : {
+        // With a band the axis reaches past it; its odd end values (−1, 9) are left unlabelled.
+        type: "value", scale: !counter, axisLabel: { formatter: (v) => num(v, 2), showMinLabel: !allowed, showMaxLabel: !allowed },
+        ...(allowed ? { min: (e) => Math.min(e.min, allowed[0]) - 1, max: (e) => Math.max(e.max, allowed[1]) + 1 } : {}),
+      },
     animation: false,
   };
   const seriesSpec = counter
-    ? [{ type: "bar", name: t("device.per_bucket"), data: increases(series.points), itemStyle: { color: "#1a7f5a" } }]
-    : m.type === "state"
-      ? [{ type: "line", step: "end", data: series.points.map((p) => p.max), symbol: "none", areaStyle: { opacity: 0.2 } }]
+    ? [{ type: "bar", name: chartTitle(m, step), data: ts.map((x, i) => [x, increases(series.points)[i]]), itemStyle: { color: COLOURS.data }, markArea }]
+    : onOff
+      ? [{ type: "line", name: pick(m, "label"), step: "end", data: ts.map((x, i) => [x, series.points[i].max >= 0.5 ? 1 : 0]), symbol: "none",
+        lineStyle: { color: COLOURS.data }, areaStyle: { color: "rgba(31,95,168,0.15)" }, markArea }]
       : [
-        { type: "line", data: series.points.map((p) => p.min), lineStyle: { opacity: 0 }, stack: "band", symbol: "none" },
-        { type: "line", data: series.points.map((p) => p.max - p.min), lineStyle: { opacity: 0 }, stack: "band", symbol: "none",
-          areaStyle: { color: "rgba(26,127,90,0.15)" }, tooltip: { show: false } },
-        { type: "line", name: pick(m, "label"), data: series.points.map((p) => p.mean), symbol: "none", lineStyle: { color: "#1a7f5a", width: 2 } },
+        { type: "line", data: ts.map((x, i) => [x, series.points[i].min]), lineStyle: { opacity: 0 }, stack: "band", symbol: "none", tooltip: { show: false } },
+        { type: "line", data: ts.map((x, i) => [x, series.points[i].max - series.points[i].min]), lineStyle: { opacity: 0 }, stack: "band", symbol: "none",
+          areaStyle: { color: "rgba(31,95,168,0.12)" }, tooltip: { show: false } },
+        { type: "line", name: pick(m, "label"), data: ts.map((x, i) => [x, series.points[i].mean]), symbol: "none", lineStyle: { color: COLOURS.data, width: 2 }, markArea },
       ];
   chart.setOption({ ...base, series: seriesSpec }, true);
   chart.resize();
+  const states = [...new Set(shown.map((a) => a.state))];
+  legendEl.replaceChildren(legend([
+    closed.length ? [COLOURS.closed, t("device.legend.closed")] : null,
+    allowed ? [COLOURS.allowed, t("device.legend.allowed", { lo: num(allowed[0]), hi: num(allowed[1]), unit })] : null,
+    ...states.map((s) => [COLOURS[s], t(`device.legend.${s}`)]),
+  ].filter(Boolean)));
+}
+
+/** An event as words: 刷卡 · 卡号 9008 · 已开门. */
+function eventText(kind, e) {
+  const label = kind.event_labels?.[e.type];
+  if (!label) return t("device.event");
+  const fields = label.fields.map((f) => {
+    const v = e.data[f.key];
+    if (v === undefined || v === null) return null;
+    if (f.words) return pick(f.words, v ? "true" : "false");
+    const unit = pick(f, "unit");
+    return `${pick(f, "label")} ${typeof v === "number" ? num(v, 2) : v}${unit ? ` ${unit}` : ""}`;
+  });
+  return [pick(label, "label"), ...fields.filter(Boolean)].join(" · ");
+}
+
+/** A setting as people read it: 最高温度 8 °C. */
+function settingRows(kind, settings) {
+  return (kind.settings ?? []).filter((s) => s.key in settings).map((s) => {
+    const v = settings[s.key];
+    const unit = pick(s, "unit");
+    const value = s.words ? pick(s.words, v ? "true" : "false") : `${typeof v === "number" ? num(v, 2) : v}${unit ? ` ${unit}` : ""}`;
+    return [h("dt", {}, pick(s, "label")), h("dd", { dataset: { setting: s.key } }, value)];
+  });
 }
 
 async function device({ state, arg, params, rerender }) {
@@ -69,30 +206,32 @@ async function device({ state, arg, params, rerender }) {
   const range = RANGES[params.range] ? params.range : "24h";
   const link = (changes) => `#/device/${encodeURIComponent(d.id)}?${new URLSearchParams({ metric, range, ...changes })}`;
   const chartEl = h("div", { class: "chart", role: "img", "aria-label": pick(charted.find((m) => m.key === metric), "label") });
+  const legendEl = h("div");
   const events = kind.events.length ? await get(`/api/v1/devices/${encodeURIComponent(d.id)}/events`, { limit: 20 }) : null;
   const meta = [
-    ["device.id", d.id], ["device.kind", pick(kind, "label")], ["device.room", roomName(state, d.room)],
-    ["device.building", state.buildings.get(d.building)], ["device.interval", `${num(d.interval_s, 0)} s`],
+    ["device.kind", pick(kind, "label")], ["device.room", roomName(state, d.room)],
+    ["device.building", state.buildings.get(d.building)], ["device.interval", t("device.seconds", { n: num(d.interval_s, 0) })],
     ["device.last_seen", when(d.last_seen)],
     ["device.source", d.source ? `${t(`source.${d.source.protocol}`)} · ${d.source.where}` : t("source.native")],
   ];
+  const settings = settingRows(kind, d.settings);
   const view = h("div", { class: "grid" },
-    h("div", { class: "device-head wide" }, h("h1", {}, dot(d.online), d.name || d.id),
+    h("div", { class: "device-head wide" }, h("h1", {}, dot(d.online), d.name || pick(kind, "label")),
       h("dl", { class: "values inline" }, Object.entries(d.last_values).filter(([k]) => k !== "rssi_dbm").map(([k, v]) => [
         h("dt", {}, metricLabel(state, d.id, k)), h("dd", {}, live(state, d.id, k, v, { class: "big" }))]))),
     card(t("device.history"), [
       h("div", { class: "toolbar" },
         h("div", { class: "segmented" }, charted.map((m) => h("a", { href: link({ metric: m.key }), class: m.key === metric ? "active" : "" }, pick(m, "label")))),
         h("div", { class: "segmented" }, Object.keys(RANGES).map((r) => h("a", { href: link({ range: r }), class: r === range ? "active" : "", dataset: { range: r } }, t(`device.range.${r}`))))),
-      chartEl,
+      chartEl, legendEl,
     ], { class: "wide" }),
-    card(t("device.metadata"), h("dl", { class: "meta" }, meta.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)]),
-      Object.entries(d.settings).map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "number" ? num(v, 2) : String(v))]))),
+    card(t("device.metadata"), [h("dl", { class: "meta" }, meta.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
+      settings.length ? [h("h3", { class: "meta-head" }, t("device.settings")), h("dl", { class: "meta settings" }, settings)] : null]),
     card(t("device.alerts"), alerts.length ? h("div", { class: "stack" }, alerts.map((a) => alertRow(state, a, rerender)))
       : h("p", { class: "muted" }, t("common.none"))),
     events ? card(t("device.events"), list(events, (e) => h("div", { class: "row" }, h("span", { class: "grow" }, when(e.ts)),
-      h("small", {}, [e.type, ...Object.values(e.data)].join(" · "))), t("common.none"))) : null);
-  requestAnimationFrame(() => drawChart(chartEl, state, d, metric, range));
+      h("small", { dataset: { event: e.type } }, eventText(kind, e))), t("common.none"))) : null);
+  requestAnimationFrame(() => drawChart(chartEl, legendEl, state, d, metric, range));
   return view;
 }
 

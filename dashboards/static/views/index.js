@@ -10,10 +10,14 @@ import device from "./device.js";
 import ledger from "./ledger.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
+import patrol from "./patrol.js";
+import reports from "./reports.js";
+import samples from "./samples.js";
+import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, buildings, device, alerts, orders, ledger };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, ledger, reports };
 
-export const NAV = ["overview", "closing", "buildings", "alerts", "orders", "ledger"];
+export const NAV = ["overview", "closing", "samples", "patrol", "ledger", "orders", "alerts", "reports", "buildings", "sweep"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
