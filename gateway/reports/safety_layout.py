@@ -70,8 +70,8 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "began": ("开始", "Began"),
     "cleared": ("恢复", "Cleared"),
     "state": ("状态", "State"),
-    "acked_by": ("确认人", "Acknowledged by"),
-    "acked_at": ("确认时间", "Acknowledged at"),
+    "acked_by": ("确认人", "Ack. by"),
+    "acked_at": ("确认时间", "Ack. at"),
     "comment": ("处理说明", "Comment"),
     "partial": ("当日尚未结束：记录截至 {t}，之后的数据尚未判定；签字只对签字时已判定的内容负责。",
                 "The day is not over: judged up to {t}; a signature vouches for what was judged when it was given."),
@@ -337,6 +337,14 @@ def _signed(w: _Words, signatures: Signatures) -> str:
     return w.pick("、", ", ").join(who) if who else w("not_signed")
 
 
+def _summary_title(w: _Words, s: SafetySummary) -> str:
+    """安全检查周汇报（2026 年第 42 周）; a month by its number, 安全检查月总结 2026-10."""
+    if s.kind == "month":
+        return f"{w(s.kind)} {s.period}"
+    year, week = s.period[:4], int(s.period[6:])
+    return w.pick(f"{w(s.kind)}（{year} 年第 {week} 周）", f"{w(s.kind)}: week {week} of {year}")
+
+
 def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
     """The blank ledger first (items nobody checked, days nobody signed), then the problems
     with their rectification, then the days."""
@@ -362,7 +370,7 @@ def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
     if unsigned:
         blank.append(Paragraphs([w("unsigned", days=w.pick("、", ", ").join(unsigned))]))
     return Document(
-        key=f"safety-{s.period}", lang=lang, title=f"{w(s.kind)} {s.period}",
+        key=f"safety-{s.period}", lang=lang, title=_summary_title(w, s),
         meta=[(w("site"), s.site_name), (w("period"), f"{s.first.isoformat()} – {s.last.isoformat()}"),
               (w("as_of"), w.time(s.as_of))],
         sections=[

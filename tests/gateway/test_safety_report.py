@@ -404,11 +404,13 @@ def test_a_day_is_signed_by_three_people_in_order_once_nothing_is_blank(week: We
         return answer.status_code, body["detail"]["zh"] if answer.status_code != 200 else ""
 
     # The ledger is blank: the refusal names what is left, in words.
-    assert sign("inspector", guard) == (409, "还有 5 项没有检查（台账空白），请先检查登记：「闭园后门已关好」（教学楼）、"
-                                             "「餐具消毒」、「食品验收」、「留样登记」、「下班前安全检查」。")
+    assert sign("inspector", guard) == (409, "还有 8 项没有检查（台账空白），请先检查登记：「闭园后门已关好」（教学楼）、"
+                                             "「餐具消毒」、「食品验收」、「下班前安全检查」、「消防巡查」（02:00）、"
+                                             "「消防巡查」（08:00）、「消防巡查」（16:30）、「消防巡查」（21:00）。")
     assert sign("review", principal)[0] == 409
     assert sign("responsible", canteen)[0] == 403  # staff, not an admin
-    for item in ("door@teaching", *CANTEEN):
+    rounds = [i["id"] for i in get(week.client, date=day.isoformat())["items"] if i["category"] == "fire"]
+    for item in ("door@teaching", *CANTEEN, *rounds):
         assert week.client.post(f"{base}/items/{item}", json={"result": "ok", "note": ""}, headers=canteen).is_success
     assert week.client.post(f"{base}/items/guard:walkround", json={"result": "problem", "note": "三楼走廊灯没关"},
                             headers=guard).is_success
@@ -418,8 +420,12 @@ def test_a_day_is_signed_by_three_people_in_order_once_nothing_is_blank(week: We
     assert sign("responsible", guard)[0] == 403
     # Both failures need a measure before the person responsible signs.
     assert sign("responsible", head) == (409, "以下异常项目还没有整改措施，请先填写：「夜间无跑水漏水」（教学楼总水表）、"
-                                              "「下班前安全检查」。")
-    for item, measure in (("water:teaching-water", "更换水箱浮球阀"), ("guard:walkround", "已关灯，提醒值班老师")):
+                                              "「下班前安全检查」、「留样：早餐（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）、"
+                                              "「留样：午餐（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）、"
+                                              "「留样：午点（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）。")
+    measures = [("water:teaching-water", "更换水箱浮球阀"), ("guard:walkround", "已关灯，提醒值班老师"),
+                *((sample, "提醒食堂每餐留样") for sample in SAMPLES)]
+    for item, measure in measures:
         assert week.client.post(f"{base}/items/{item}/rectification", json={"measure": measure},
                                 headers=head).is_success
     # What the inspector signed is kept: a registered check is not changed, a blank one may be filled.
