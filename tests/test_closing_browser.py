@@ -76,8 +76,8 @@ def test_the_guard_sees_the_known_leak_as_known_and_signs_the_walk_round(browser
     day = site.api.get("/api/v1/dashboard/closing").json()["day"]
     record = site.api.get("/api/v1/reports/safety", params={"date": day}).json()
     walk = next(i for i in record["items"] if i["id"] == "guard:walkround")
-    assert (walk["status"], walk["completion"]["name"], walk["completion"]["by"], walk["completion"]["note"]) == (
-        "done", "王师傅", "guard-wang", "门窗已锁，厨房漏水已报修")
+    assert (walk["status"], walk["completion"]["by"]["name_zh"], walk["completion"]["by"]["id"],
+            walk["completion"]["note"]) == ("done", "王师傅", "guard-wang", "门窗已锁，厨房漏水已报修")
     assert audit(site, "safety_check.completed") == [
         ("guard-wang", "safety_check.completed", f"safety:{day}:guard:walkround")]
     # A viewer may not sign it.

@@ -55,10 +55,11 @@ VIEWS = {
     "device/sample-fridge": ".device-head ~ .card .chart canvas",
     "alerts": "form.filters select[name=rule]",
     "orders": "form.filters select[name=trade]",
+    "ledger": ".ledger-signatures",
 }
-NAV_ZH = ["概览", "闭园检查", "留样", "消防巡查", "工单", "告警", "报表", "楼宇房间", "放假前检查"]
-NAV_EN = ["Overview", "Closing check", "Samples", "Fire patrol", "Work orders", "Alerts", "Reports", "Buildings",
-          "Pre-break check"]
+NAV_ZH = ["概览", "闭园检查", "留样", "消防巡查", "安全台账", "工单", "告警", "报表", "楼宇房间", "放假前检查"]
+NAV_EN = ["Overview", "Closing check", "Samples", "Fire patrol", "Safety ledger", "Work orders", "Alerts", "Reports",
+          "Buildings", "Pre-break check"]
 INDEX = ROOT / "dashboards" / "static" / "views" / "index.js"
 DEVICE_PAGE = "device/sample-fridge"
 

@@ -213,6 +213,7 @@ _UNSTATABLE = re.compile(
     r"|date must lie between|exactly one of date|is not in the calendar|has not begun|is not YYYY-MM"
     # a work order's assignee is an enabled account; its completion says what was done
     r"|no such account|account is disabled|Say what was done"
+    r"|When you found a problem, say what it is|Write the problem, the measure or the outcome"
 )
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
+from gateway.auth.actor import Actor
 from gateway.rules.registry import specs
 
 if TYPE_CHECKING:
@@ -24,14 +23,9 @@ if TYPE_CHECKING:
     from gateway.auth.store import AuthStore
     from gateway.config.duty import Person
 
+__all__ = ["SYSTEM", "Actor", "Directory", "People"]
+
 SYSTEM = "system"
-
-
-class Actor(BaseModel):
-    id: str = Field(description="as recorded: a login, rule:<rule>, key:<id>, client:<address> or system")
-    name_zh: str
-    name_en: str
-    person: bool = Field(description="a person's account (or a roster entry), not a machine")
 
 
 class People:

@@ -8,6 +8,7 @@ Charts carry their numbers, not pictures: HTML and PDF draw them as SVG, CSV lis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -95,13 +96,31 @@ class HeatMap:
     values: list[list[float | None]]
 
 
-Block = Figures | Paragraphs | Table | Chart | HeatMap
+@dataclass(frozen=True)
+class SignLine:
+    """One place to sign: `label` with its colon ("检查人："), and who signed and when, or
+    empty strings for a line left to sign by hand."""
+
+    label: str
+    name: str = ""
+    when: str = ""
+
+
+@dataclass(frozen=True)
+class SignLines:
+    """The signatures at the foot of a record that is printed and filed (检查人：＿＿)."""
+
+    key: str
+    lines: list[SignLine]
+
+
+Block = Figures | Paragraphs | Table | Chart | HeatMap | SignLines
 
 
 @dataclass(frozen=True)
 class Section:
     title: str
-    blocks: list[Block]
+    blocks: Sequence[Block]
 
 
 @dataclass(frozen=True)

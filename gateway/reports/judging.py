@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from devices.base import Sample
+from gateway.auth.actor import Actor
 from gateway.clock import from_ms
-from gateway.reports.safety_model import Category, Completion, Item, ItemStatus, SpanOut
+from gateway.reports.safety_model import Category, Completion, Item, ItemStatus, Rectification, Signatures, SpanOut
 from gateway.reports.safety_series import (
     Held,
     Span,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from gateway.storage.sqlite import SqliteStore
 
 MIN_MS: Final = 60_000
-NO_SCHOOL: Final = ("非上学日, 无需消毒", "not a school day: no disinfection required")
+NO_SCHOOL: Final = ("非上学日，无需消毒", "not a school day: no disinfection needed")
 # A day of one reading a second fits; past it the rest of the day shows as a gap (manual).
 MAX_POINTS: Final = 200_000
 
@@ -65,6 +66,9 @@ class DayState:
     alerts: list[Alert]
     completions: dict[str, Completion]
     registered: list[Item]  # the registers' items (留样, fire patrols, …), judged when the state was read
+    rectifications: dict[str, Rectification]  # item → what people wrote of its rectification
+    signatures: Signatures
+    actors: dict[str, Actor]  # the alerts' acknowledgers, named when the state was read
 
 
 class Judge:
@@ -106,8 +110,9 @@ class Judge:
         local = from_ms(ms, self.tz)
         return f"{local:%H:%M}" if local.date() == self.day.info.date else f"{local:%m-%d %H:%M}"
 
-    def spans(self, spans: Sequence[Span]) -> str:
-        shown = ", ".join(f"{self.clock(lo)}–{self.clock(hi)}" for lo, hi in spans[:3])
+    def spans(self, spans: Sequence[Span], sep: str = ", ") -> str:
+        """Up to three spans of local times; Chinese sentences pass `sep="、"`."""
+        shown = sep.join(f"{self.clock(lo)}–{self.clock(hi)}" for lo, hi in spans[:3])
         return shown + (" …" if len(spans) > 3 else "")
 
 
@@ -144,10 +149,10 @@ def verdict(failed: bool, holes: Sequence[Span], readings: int) -> ItemStatus:
 
 def missing(j: Judge, holes: Sequence[Span], readings: int) -> tuple[str, str]:
     if readings == 0:
-        return "无读数: 传感器无法担保, 请人工检查", "no readings: no sensor vouches for it, check by hand"
+        return "传感器没有读数，无法判断，请人工检查", "no readings from the sensor: check by hand"
     gone = minutes(total_ms(holes))
-    return (f"数据中断 {gone:g} 分钟 ({j.spans(holes)}): 传感器无法担保, 请人工检查",
-            f"no data for {gone:g} min ({j.spans(holes)}): no sensor vouches for it, check by hand")
+    return (f"数据中断 {gone:g} 分钟（{j.spans(holes, '、')}），传感器无法判断，请人工检查",
+            f"no data for {gone:g} min ({j.spans(holes)}): the sensor cannot tell, check by hand")
 
 
 def lamp_run(points: Sequence[tuple[int, float]], window: Span, as_of_ms: int,
@@ -195,17 +200,26 @@ def longest_of(episodes: Sequence[Span]) -> Span | None:
     return max(episodes, key=lambda r: r[1] - r[0], default=None)
 
 
-def disabled(item_id: str, category: Category, d: Device, site: SiteConfig, rule: str) -> Item:
+class Labelled(Protocol):
+    """A rule's spec, as far as a sentence names it."""
+
+    @property
+    def label_zh(self) -> str: ...
+    @property
+    def label_en(self) -> str: ...
+
+
+def disabled(item_id: str, category: Category, d: Device, site: SiteConfig, rule: Labelled) -> Item:
     return record_item(item_id, category, d, site, ItemStatus.NOT_REQUIRED,
-                 (f"本设备已关闭 {rule} 规则", f"the {rule} rule is off for this device"))
+                       (f"本设备已关闭「{rule.label_zh}」检查", f"the “{rule.label_en}” check is off for this device"))
 
 
 CHECKS: Final[dict[Category, tuple[str, str]]] = {
     Category.FRIDGE: ("留样冰箱全天温度合格", "Sample fridge in range all day"),
     Category.UV: ("紫外线消毒灯运行时长达标", "UV lamp ran its minutes"),
-    Category.DOOR: ("闭园后门已关", "Doors closed after hours"),
-    Category.WATER: ("夜间无跑水", "No running water at night"),
-    Category.POWER: ("闭园后无超基础负荷用电", "No after-hours load above base"),
+    Category.DOOR: ("闭园后门已关好", "Doors closed after hours"),
+    Category.WATER: ("夜间无跑水漏水", "No running water at night"),
+    Category.POWER: ("闭园后无异常用电", "No unusual load after hours"),
     Category.CANTEEN: ("食堂登记", "Canteen register"),
     Category.GUARD: ("门卫巡查", "Guard's round"),
     Category.FIRE: ("消防巡查", "Fire-safety patrol"),

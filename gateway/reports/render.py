@@ -18,7 +18,7 @@ import weasyprint
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from gateway.reports import svg
-from gateway.reports.document import Cell, Chart, Document, Figures, HeatMap, Paragraphs, Table, Tone
+from gateway.reports.document import Cell, Chart, Document, Figures, HeatMap, Paragraphs, SignLines, Table, Tone
 
 FORMATS: Final = ("html", "pdf", "csv")
 _MEDIA_TYPES: Final = {
@@ -100,11 +100,13 @@ def render(doc: Document, fmt: str) -> tuple[bytes, str, str]:
     return renderers[fmt](doc), _MEDIA_TYPES[fmt], f"{doc.key}.{fmt}"
 
 
-def _as_table(block: Table | Chart | HeatMap) -> tuple[str, list[str], list[list[Cell]]]:
+def _as_table(block: Table | Chart | HeatMap | SignLines) -> tuple[str, list[str], list[list[Cell]]]:
     """A block's title, header and rows as CSV lists them: a chart by x label, one column
-    per series; a heat map by row label, one column per column label."""
+    per series; a heat map by row label, one column per column label; signatures a line each."""
     if isinstance(block, Table):
         return block.caption, block.columns, block.rows
+    if isinstance(block, SignLines):
+        return "", ["", "", ""], [[line.label, line.name, line.when] for line in block.lines]
     title = f"{block.title} ({block.unit})" if block.unit else block.title
     if isinstance(block, Chart):
         columns = [s.values for s in block.series]
@@ -193,6 +195,7 @@ def _template_environment() -> Environment:
         table=lambda b: isinstance(b, Table),
         chart=lambda b: isinstance(b, Chart),
         heat_map=lambda b: isinstance(b, HeatMap),
+        sign_lines=lambda b: isinstance(b, SignLines),
     )
     env.globals.update(table_view=_table_view, chart_svg=svg.chart, heat_map_svg=svg.heat_map)
     return env

@@ -17,9 +17,10 @@ from typing import Final, Literal, Protocol
 
 from devices import kinds
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
+from gateway.auth.people import Directory, People
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
-from gateway.reports.checks import ManualCheck, ManualChecks
+from gateway.reports.checks import ManualCheck, ManualChecks, Signed, Written
 from gateway.reports.judging import DayState, Judge, utc
 from gateway.reports.safety_items import always_manual, completed, uncovered
 from gateway.reports.safety_model import (
@@ -30,13 +31,17 @@ from gateway.reports.safety_model import (
     Counts,
     DayInfo,
     DayLine,
+    Entry,
     FridgeLog,
     HourRow,
     Item,
     ItemRef,
     ItemStatus,
+    Rectification,
     SafetyRecord,
     SafetySummary,
+    Signature,
+    Signatures,
 )
 from gateway.rules.health import silent_after_ms
 from gateway.rules.learned import LearnedStore
@@ -80,6 +85,8 @@ class Sources(Protocol):
     def learned(self) -> LearnedStore: ...
     @property
     def registers(self) -> Sequence[Register]: ...
+    @property
+    def people(self) -> People: ...
 
 
 class FutureDay(ValueError):
@@ -110,6 +117,13 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
     lo, hi = cal.day_bounds_ms(days[0])[0], cal.day_bounds_ms(days[-1])[1]
     alerts = _alerts(gw.alerts, lo, hi)
     checks: dict[tuple[date, str], ManualCheck] = {(c.day, c.item): c for c in gw.checks.between(days[0], days[-1])}
+    written: dict[date, list[Written]] = {}
+    for w in gw.checks.rectifications(days[0], days[-1]):
+        written.setdefault(w.day, []).append(w)
+    signed: dict[date, list[Signed]] = {}
+    for s in gw.checks.signatures(days[0], days[-1]):
+        signed.setdefault(s.day, []).append(s)
+    names = gw.people.directory()
     # One answer for every replica: what the rules learned, from the store.
     limits: dict[str, tuple[float | None, float | None] | None] = {
         device_id: (b.base_w, b.limit_w) for device_id, b in gw.learned.base_loads().items()}
@@ -127,8 +141,11 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
             closing_ms={b.id: cal.closing_ms(b.id, d) for b in gw.site.buildings},
             lamps=lamps, limits=limits,
             alerts=[a for a in alerts if a.first_ms < end and (a.cleared_ms is None or a.cleared_ms >= start)],
-            completions={item: completion(c) for (on, item), c in checks.items() if on == d},
+            completions={item: completion(c, names) for (on, item), c in checks.items() if on == d},
             registered=[i for r in gw.registers for i in r.items(gw.site, cal.day(d), start, end, min(now, end))],
+            rectifications=rectifications(written.get(d, []), names),
+            signatures=signatures(signed.get(d, []), names),
+            actors={a.acked_by: names.actor(a.acked_by) for a in alerts if a.acked_by is not None},
         ))
     return out
 
@@ -146,8 +163,21 @@ def _alerts(store: AlertStore, lo: int, hi: int) -> list[Alert]:
         offset += _PAGE
 
 
-def completion(c: ManualCheck) -> Completion:
-    return Completion(name=c.name, result=c.result, note=c.note, by=c.by, at=utc(c.at_ms))
+def completion(c: ManualCheck, names: Directory) -> Completion:
+    return Completion(result=c.result, note=c.note, by=names.actor(c.by), at=utc(c.at_ms))
+
+
+def rectifications(written: Sequence[Written], names: Directory) -> dict[str, Rectification]:
+    """By item: the stages people wrote of its rectification."""
+    out: dict[str, Rectification] = {}
+    for w in written:
+        entry = Entry(text=w.text, by=names.actor(w.by), at=utc(w.at_ms))
+        out[w.item] = out.get(w.item, Rectification()).model_copy(update={w.stage: entry})
+    return out
+
+
+def signatures(signed: Sequence[Signed], names: Directory) -> Signatures:
+    return Signatures(**{s.role: Signature(by=names.actor(s.by), at=utc(s.at_ms)) for s in signed})
 
 
 def _info(state: DayState) -> DayInfo:
@@ -173,22 +203,21 @@ def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecor
     j = Judge(store, site, state, silent_after_ms)
     sensed: list[Item] = [judge(j, d) for d in site.devices for judge in judges(d.kind)]
     items = sorted(sensed + uncovered(site, state.info), key=lambda i: _ORDER.index(i.category))
-    items = [completed(i, state.completions.get(i.id))
+    items = [completed(i, state.completions.get(i.id), state.rectifications.get(i.id))
              for i in items + always_manual(site, state.info) + state.registered]
-    names = {p.id: p.name for p in site.duty.people}
     return SafetyRecord(
         site=site.id, site_name=site.name, day=_info(state), start=utc(state.start_ms), end=utc(state.end_ms),
         as_of=utc(state.as_of_ms), complete=state.as_of_ms >= state.end_ms, counts=_counts(items), items=items,
-        alerts=[_alert(a, names) for a in state.alerts],
+        alerts=[_alert(a, state) for a in state.alerts], signatures=state.signatures,
     )
 
 
-def _alert(a: Alert, names: dict[str, str]) -> AlertLine:
+def _alert(a: Alert, state: DayState) -> AlertLine:
     return AlertLine(
         id=a.id, rule=a.rule, device=a.device_id, building=a.building_id, room=a.room_id, severity=a.severity,
         state=a.state, title_zh=a.title_zh, title_en=a.title_en, first=utc(a.first_ms), last=utc(a.last_ms),
         cleared=None if a.cleared_ms is None else utc(a.cleared_ms), acked_by=a.acked_by,
-        acked_by_name=None if a.acked_by is None else names.get(a.acked_by),
+        acked_by_actor=None if a.acked_by is None else state.actors.get(a.acked_by),
         acked_at=None if a.acked_ms is None else utc(a.acked_ms), ack_comment=a.ack_comment,
     )
 
@@ -259,13 +288,14 @@ def summary(store: SqliteStore, site: SiteConfig, states: Sequence[DayState], pe
 
     def refs(status: ItemStatus) -> list[ItemRef]:
         return [ItemRef(date=r.day.date, id=i.id, category=i.category, subject=i.subject, check_zh=i.check_zh,
-                        check_en=i.check_en, status=i.status, detail_zh=i.detail_zh, detail_en=i.detail_en)
+                        check_en=i.check_en, status=i.status, detail_zh=i.detail_zh, detail_en=i.detail_en,
+                        completion=i.completion, rectification=i.rectification)
                 for r in records for i in r.items if i.status is status]
 
     return SafetySummary(
         site=site.id, site_name=site.name, period=period, kind=kind, first=first, last=records[-1].day.date,
         as_of=records[-1].as_of,
-        days=[DayLine(day=r.day, counts=r.counts, alerts=len(r.alerts)) for r in records],
-        totals=totals, fails=refs(ItemStatus.FAIL), open_manual=refs(ItemStatus.MANUAL),
+        days=[DayLine(day=r.day, counts=r.counts, alerts=len(r.alerts), signatures=r.signatures) for r in records],
+        totals=totals, open_manual=refs(ItemStatus.MANUAL), fails=refs(ItemStatus.FAIL),
         alerts=len({a.id for r in records for a in r.alerts}),
     )

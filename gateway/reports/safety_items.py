@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from gateway.reports.judging import NO_SCHOOL, record_item
-from gateway.reports.safety_model import Category, Completion, Item, ItemStatus
+from gateway.reports.safety_model import Category, Completion, Entry, Item, ItemStatus, Rectification
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
@@ -28,31 +28,34 @@ class ManualCheck:
 
     id: str
     category: Category
-    check_zh: str
+    check_zh: str  # what it is, short: it names the item in lists
     check_en: str
+    how_zh: str  # what the person checks
+    how_en: str
     school_days_only: bool
 
 
 # The short list of what only a person can vouch for. Canteen items count where the site has a kitchen.
 ALWAYS_MANUAL: Final = (
-    ManualCheck("canteen:tableware", Category.CANTEEN, "餐具消毒: 餐用具每餐后消毒并登记",
-                "Tableware disinfection: after every meal, registered", True),
-    ManualCheck("canteen:goods", Category.CANTEEN, "食品验收: 食品原料到货验收并登记",
-                "Goods acceptance: deliveries checked on arrival, registered", True),
-    ManualCheck("guard:walkround", Category.GUARD, "下班前电器、电源、门窗检查",
-                "Walk-round before leaving: appliances, power, doors and windows", False),
+    ManualCheck("canteen:tableware", Category.CANTEEN, "餐具消毒", "Tableware disinfection",
+                "餐用具每餐后消毒并登记", "tableware disinfected after every meal and registered", True),
+    ManualCheck("canteen:goods", Category.CANTEEN, "食品验收", "Goods acceptance",
+                "食品原料到货时验收并登记", "deliveries checked on arrival and registered", True),
+    ManualCheck("guard:walkround", Category.GUARD, "下班前安全检查", "Check before leaving",
+                "门卫下班前检查电器、电源、门窗",
+                "the guard checks appliances, power, doors and windows before leaving", False),
 )
 
 # A building without a sensor of a kind gets the check by hand: (category, kind, what to do).
 _BY_HAND: Final = (
-    (Category.DOOR, "door", ("本楼无门磁: 请人工检查门窗是否关锁",
-                             "no door sensor here: check by hand that doors are locked")),
-    (Category.WATER, "water_meter", ("本楼无水表: 请人工检查有无长流水、跑冒滴漏",
+    (Category.DOOR, "door", ("本楼没有门磁，请人工检查门窗是否关好锁好",
+                             "no door sensor here: check by hand that doors and windows are locked")),
+    (Category.WATER, "water_meter", ("本楼没有水表，请人工检查有无长流水、跑冒滴漏",
                                      "no water meter here: check by hand for running taps and leaks")),
-    (Category.POWER, "electricity_meter", ("本楼无电表: 请人工检查电器电源是否关闭",
+    (Category.POWER, "electricity_meter", ("本楼没有电表，请人工检查电器电源是否关闭",
                                            "no electricity meter here: check by hand that appliances are off")),
-    (Category.UV, "uv_lamp", ("本楼无紫外线灯传感器: 请人工登记消毒",
-                              "no UV lamp sensor here: register disinfection by hand")),
+    (Category.UV, "uv_lamp", ("本楼的紫外线灯没有传感器，请人工检查消毒并登记",
+                              "no sensor on this building's UV lamps: check the disinfection and register it")),
 )
 
 
@@ -73,8 +76,8 @@ def uncovered(site: SiteConfig, day: SchoolDay) -> list[Item]:
         for r in b.rooms:
             if r.type == "kitchen" and not any(d.kind == "sample_fridge" and d.room == r.id for d in site.devices):
                 out.append(record_item(f"fridge@{r.id}", Category.FRIDGE, None, site, ItemStatus.MANUAL,
-                                 ("无留样冰箱传感器: 请人工记录冰箱温度",
-                                  "no sample fridge sensor: log its temperature by hand"),
+                                 ("留样冰箱没有温度传感器，请人工记录冰箱温度",
+                                  "no sensor in the sample fridge: log its temperature by hand"),
                                  subject=r.name, building=b.id, room=r.id))
     return out
 
@@ -86,21 +89,28 @@ def always_manual(site: SiteConfig, day: SchoolDay) -> list[Item]:
         if check.category is Category.CANTEEN and not kitchen:
             continue
         if check.school_days_only and not day.school_day:
-            status, detail = ItemStatus.NOT_REQUIRED, ("非上学日, 食堂不开餐",
+            status, detail = ItemStatus.NOT_REQUIRED, ("非上学日，食堂不开餐",
                                                        "not a school day: the canteen is closed")
         else:
-            status, detail = ItemStatus.MANUAL, ("无传感器可担保: 请人工检查并登记",
-                                                 "no sensor vouches for this: check and register it")
+            status, detail = ItemStatus.MANUAL, (f"无传感器监测，请人工检查：{check.how_zh}",
+                                                 f"no sensor watches this, check by hand: {check.how_en}")
         item = record_item(check.id, check.category, None, site, status, detail)
         out.append(item.model_copy(update={"check_zh": check.check_zh, "check_en": check.check_en}))
     return out
 
 
-def completed(item: Item, completion: Completion | None) -> Item:
-    """A person's check applies to an item that needs one: done, or fail for a problem."""
-    if completion is None:
-        return item
-    if not item.needs_check:
-        return item.model_copy(update={"completion": completion})
-    status = ItemStatus.DONE if completion.result == "ok" else ItemStatus.FAIL
-    return item.model_copy(update={"completion": completion, "status": status})
+def completed(item: Item, completion: Completion | None, rectification: Rectification | None = None) -> Item:
+    """What people wrote of an item: a check applies to an item that needs one (done, or fail
+    for a problem, whose note is the problem until someone writes one); a rectification
+    stays with its item."""
+    update: dict[str, object] = {}
+    if completion is not None:
+        update["completion"] = completion
+        if item.needs_check:
+            update["status"] = ItemStatus.DONE if completion.result == "ok" else ItemStatus.FAIL
+            if completion.result == "problem" and (rectification is None or rectification.problem is None):
+                found = Entry(text=completion.note, by=completion.by, at=completion.at)
+                rectification = (rectification or Rectification()).model_copy(update={"problem": found})
+    if rectification is not None:
+        update["rectification"] = rectification
+    return item.model_copy(update=update) if update else item

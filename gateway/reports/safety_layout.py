@@ -18,14 +18,16 @@ from gateway.reports.document import (
     Paragraphs,
     Section,
     Series,
+    SignLine,
+    SignLines,
     Table,
     Tone,
 )
 from gateway.reports.safety_model import (
     AlertLine,
     CanteenRecord,
-    Category,
     DayInfo,
+    Entry,
     FridgeLog,
     Item,
     ItemRef,
@@ -33,6 +35,7 @@ from gateway.reports.safety_model import (
     RetainedSample,
     SafetyRecord,
     SafetySummary,
+    Signatures,
 )
 
 Lang = Literal["zh-CN", "en"]
@@ -48,26 +51,39 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "as_of": ("数据截至", "Data as of"),
     "whole_day": ("全天", "the whole day"),
     "summary": ("概况", "Summary"),
-    "checks": ("检查项目", "Checks"),
+    "checks": ("检查记录", "Checks"),
     "alerts": ("当日告警", "Alerts of the day"),
     "no_alerts": ("当日无告警。", "No alerts that day."),
-    "category": ("类别", "Category"),
-    "check": ("检查项", "Check"),
-    "subject": ("对象", "Subject"),
-    "status": ("状态", "Status"),
-    "detail": ("说明", "Detail"),
-    "by_hand": ("人工确认", "Checked by"),
+    "item": ("检查项目", "Check"),
+    "finding": ("检查情况", "Finding"),
+    "result": ("结果", "Result"),
+    "checker": ("检查人", "Checked by"),
+    "problem": ("存在问题", "Problem"),
+    "measure": ("整改措施", "Measure"),
+    "outcome": ("整改结果", "Outcome"),
+    "sensors": ("自动监测", "Sensors"),
+    "checked_ok": ("人工检查，正常", "checked by hand, in order"),
+    "checked_problem": ("人工检查，发现问题", "checked by hand: a problem"),
+    "by": ("{text}（{who} {t}）", "{text} ({who}, {t})"),
     "severity": ("级别", "Severity"),
     "alert": ("告警", "Alert"),
     "began": ("开始", "Began"),
-    "cleared": ("解除", "Cleared"),
+    "cleared": ("恢复", "Cleared"),
     "state": ("状态", "State"),
-    "acked_by": ("确认人", "Acknowledged by"),
-    "acked_at": ("确认时间", "Acknowledged at"),
-    "comment": ("确认备注", "Comment"),
-    "partial": ("当日尚未结束: 记录截至 {t}, 之后的数据尚未判定。", "The day is not over: judged up to {t}."),
-    "complete_by_hand": ("「待人工检查」项请检查后在系统中登记, 不得空白。",
-                         "Every item marked 'manual check' needs a person's check, registered in the gateway."),
+    "acked_by": ("确认人", "Ack. by"),
+    "acked_at": ("确认时间", "Ack. at"),
+    "comment": ("处理说明", "Comment"),
+    "partial": ("当日尚未结束：记录截至 {t}，之后的数据尚未判定；签字只对签字时已判定的内容负责。",
+                "The day is not over: judged up to {t}; a signature vouches for what was judged when it was given."),
+    "blank_left": ("尚有 {n} 项待检查（台账空白），请检查后在系统中登记。",
+                   "{n} items still to check (blank in the ledger): check them and register them in the gateway."),
+    "none_blank": ("所有项目均已检查或由传感器判定。", "Every item is checked, by a person or by its sensors."),
+    "signatures": ("签字", "Signatures"),
+    "sign_inspector": ("检查人：", "Inspector:"),
+    "sign_responsible": ("负责人：", "Person responsible:"),
+    "sign_review": ("园长（审核）：", "Principal (review):"),
+    "signed": ("签字", "Signed"),
+    "not_signed": ("未签字", "not signed"),
     "compliance": ("留样冰箱合规", "Sample fridge compliance"),
     "yes": ("合格", "compliant"),
     "no": ("不合格", "not compliant"),
@@ -83,31 +99,23 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "days": ("每日", "Day by day"),
     "weekday": ("星期", "Weekday"),
     "kind": ("日类型", "Day"),
-    "fails": ("未通过项", "Failed checks"),
-    "no_fails": ("本期无未通过项。", "No failed checks in this period."),
-    "open": ("待人工检查 (台账空白)", "Manual checks not done (blank ledger)"),
-    "none_open": ("本期无空白项。", "No blank entries in this period."),
+    "fails": ("异常项目及整改", "Problems and their rectification"),
+    "no_fails": ("本期没有异常项目。", "No problems in this period."),
+    "open": ("台账空白（待检查，无人登记）", "Blank in the ledger (to check, nobody registered)"),
+    "none_open": ("本期台账没有空白。", "Nothing blank in this period."),
+    "unsigned": ("检查人未签字的日子：{days}。", "Days the inspector has not signed: {days}."),
     "alert_count": ("告警", "Alerts"),
     "per_day": ("每日检查结果", "Checks per day"),
     "items_unit": ("项", "items"),
 }
+# The one vocabulary of the statuses: the dashboard's ledger view uses the same words.
 STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
-    ItemStatus.PASS: ("通过", "pass", Tone.GOOD),
-    ItemStatus.FAIL: ("未通过", "fail", Tone.BAD),
-    ItemStatus.MANUAL: ("待人工检查", "manual check", Tone.WARN),
-    ItemStatus.DONE: ("已人工确认", "done", Tone.GOOD),
-    ItemStatus.NOT_REQUIRED: ("无需检查", "not required", Tone.PLAIN),
-    ItemStatus.PENDING: ("待判定", "pending", Tone.PLAIN),
-}
-_CATEGORY: Final[dict[Category, tuple[str, str]]] = {
-    Category.FRIDGE: ("留样冰箱", "Sample fridge"),
-    Category.UV: ("紫外线消毒", "UV disinfection"),
-    Category.DOOR: ("门", "Doors"),
-    Category.WATER: ("用水", "Water"),
-    Category.POWER: ("用电", "Power"),
-    Category.CANTEEN: ("食堂", "Canteen"),
-    Category.GUARD: ("门卫", "Guard"),
-    Category.FIRE: ("消防", "Fire safety"),
+    ItemStatus.PASS: ("正常", "OK", Tone.GOOD),
+    ItemStatus.FAIL: ("异常", "Problem", Tone.BAD),
+    ItemStatus.MANUAL: ("待检查", "To check", Tone.WARN),
+    ItemStatus.DONE: ("已检查", "Checked", Tone.GOOD),
+    ItemStatus.NOT_REQUIRED: ("无需检查", "Not required", Tone.PLAIN),
+    ItemStatus.PENDING: ("未到时间", "Not due yet", Tone.PLAIN),
 }
 _DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
     "school_day": ("上学日", "school day"),
@@ -118,12 +126,13 @@ _DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
     "closure": ("停课", "closure"),
     "guard_duty": ("护校", "guard duty"),
 }
+# As the dashboard says them (dashboards/static/i18n.js: severity.*, state.*).
 _SEVERITY: Final[dict[str, tuple[str, str]]] = {
-    "critical": ("严重", "critical"), "major": ("重要", "major"), "minor": ("一般", "minor"),
-    "warning": ("提示", "warning"),
+    "critical": ("紧急", "Critical"), "major": ("重要", "Major"), "minor": ("一般", "Minor"),
+    "warning": ("提示", "Warning"),
 }
 _ALERT_STATE: Final[dict[str, tuple[str, str]]] = {
-    "active": ("未确认", "active"), "acknowledged": ("已确认", "acknowledged"), "cleared": ("已解除", "cleared"),
+    "active": ("未确认", "Active"), "acknowledged": ("已确认", "Acknowledged"), "cleared": ("已恢复", "Cleared"),
 }
 _WEEKDAYS: Final = (("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
                     ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
@@ -148,9 +157,6 @@ class _Words:
     def status(self, status: ItemStatus) -> str:
         return STATUS[status][self.n]
 
-    def category(self, category: Category) -> str:
-        return _CATEGORY[category][self.n]
-
     def day(self, info: DayInfo) -> str:
         kind = _DAY_KINDS.get(info.kind, (info.kind, info.kind))[self.n]
         name = self.pick(info.name_zh, info.name_en)
@@ -170,19 +176,50 @@ def _status_figures(w: _Words, counts: dict[ItemStatus, int]) -> Figures:
                     for s, n in counts.items() if n or s in _SHOWN])
 
 
+def _checked(w: _Words, i: Item | ItemRef) -> str:
+    """检查项目: what is checked, and where."""
+    what = w.pick(i.check_zh, i.check_en)
+    return what if not i.subject else w.pick(f"{what}（{i.subject}）", f"{what} ({i.subject})")
+
+
+def _finding(w: _Words, i: Item | ItemRef) -> str:
+    """检查情况: what a person found, else what the sensors show (or why it is still open)."""
+    c = i.completion
+    if c is None or i.status not in (ItemStatus.DONE, ItemStatus.FAIL):
+        return w.pick(i.detail_zh, i.detail_en)
+    if c.result == "ok":
+        return w("checked_ok") + (w.pick(f"：{c.note}", f": {c.note}") if c.note else "")
+    return w("checked_problem")
+
+
+def _checker(w: _Words, i: Item, on: date) -> str:
+    """检查人: who checked it, else the sensors where they judged it."""
+    if i.completion is not None:
+        return f"{w.pick(i.completion.by.name_zh, i.completion.by.name_en)} {w.time(i.completion.at, on)}"
+    return "" if i.needs_check or i.device is None else w("sensors")
+
+
+def _entry(w: _Words, entry: Entry | None, on: date | None) -> str | None:
+    if entry is None:
+        return None
+    return w("by", text=entry.text, who=w.pick(entry.by.name_zh, entry.by.name_en), t=w.time(entry.at, on))
+
+
+def _rectification(w: _Words, i: Item | ItemRef, on: date | None) -> list[Cell]:
+    r = i.rectification
+    return [None, None, None] if r is None else [_entry(w, r.problem, on), _entry(w, r.measure, on),
+                                                 _entry(w, r.outcome, on)]
+
+
 def _items_table(w: _Words, items: Sequence[Item], on: date) -> Table:
     rows: list[list[Cell]] = []
     tones: list[list[Tone]] = []
     for i in items:
-        c = i.completion
-        by_hand = "" if c is None else " ".join(p for p in (
-            c.name, w.time(c.at, on), w.pick("正常", "ok") if c.result == "ok" else w.pick("有问题", "problem"), c.note,
-        ) if p)
-        rows.append([w.category(i.category), w.pick(i.check_zh, i.check_en), i.subject, w.status(i.status),
-                     w.pick(i.detail_zh, i.detail_en), by_hand])
-        tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN, STATUS[i.status][2]])
-    return Table("items", [w(k) for k in ("category", "check", "subject", "status", "detail", "by_hand")], rows,
-                 tones=tones)
+        rows.append([_checked(w, i), _finding(w, i), w.status(i.status), _checker(w, i, on),
+                     *_rectification(w, i, on)])
+        tones.append([Tone.PLAIN, Tone.PLAIN, STATUS[i.status][2]])
+    columns = ("item", "finding", "result", "checker", "problem", "measure", "outcome")
+    return Table("items", [w(k) for k in columns], rows, tones=tones)
 
 
 def _alerts_block(w: _Words, alerts: Sequence[AlertLine], on: date) -> Block:
@@ -190,12 +227,29 @@ def _alerts_block(w: _Words, alerts: Sequence[AlertLine], on: date) -> Block:
         return Paragraphs([w("no_alerts")])
     rows: list[list[Cell]] = [
         [_SEVERITY[a.severity][w.n], w.pick(a.title_zh, a.title_en), w.time(a.first, on), w.time(a.cleared, on),
-         _ALERT_STATE[a.state][w.n], a.acked_by_name or a.acked_by or "", w.time(a.acked_at, on), a.ack_comment or ""]
+         _ALERT_STATE[a.state][w.n], "" if a.acked_by_actor is None else w.pick(a.acked_by_actor.name_zh,
+                                                                                 a.acked_by_actor.name_en),
+         w.time(a.acked_at, on), a.ack_comment or ""]
         for a in alerts
     ]
     tones = [[Tone.BAD if a.severity in ("critical", "major") else Tone.WARN] for a in alerts]
     return Table("alerts", [w(k) for k in ("severity", "alert", "began", "cleared", "state", "acked_by", "acked_at",
                                            "comment")], rows, tones=tones)
+
+
+def _counted(w: _Words, counts: dict[ItemStatus, int]) -> str:
+    """正常 17 项，异常 2 项，…: a line, where a filed record has no room for tiles."""
+    shown = [f"{w.status(st)} {n} {w('items_unit')}" for st, n in counts.items() if n or st in _SHOWN]
+    return w.pick("，", ", ").join(shown) + w.pick("。", ".")
+
+
+def _sign_lines(w: _Words, signatures: Signatures, on: date) -> SignLines:
+    lines = []
+    for role in ("inspector", "responsible", "review"):
+        s = getattr(signatures, role)
+        lines.append(SignLine(w(f"sign_{role}")) if s is None
+                     else SignLine(w(f"sign_{role}"), w.pick(s.by.name_zh, s.by.name_en), w.time(s.at, on)))
+    return SignLines("signatures", lines)
 
 
 def _meta(w: _Words, site_name: str, info: DayInfo, as_of: datetime, complete: bool) -> list[tuple[str, str]]:
@@ -206,16 +260,18 @@ def _meta(w: _Words, site_name: str, info: DayInfo, as_of: datetime, complete: b
 def daily_document(r: SafetyRecord, lang: Lang, tz: ZoneInfo) -> Document:
     w = _Words(lang, tz)
     on = r.day.date
-    notes = [w("complete_by_hand")]
+    blank = r.counts.get(ItemStatus.MANUAL, 0)
+    notes = [w("blank_left", n=blank) if blank else w("none_blank")]
     if not r.complete:
         notes.insert(0, w("partial", t=w.time(r.as_of, on)))
     return Document(
         key=f"safety-{on.isoformat()}", lang=lang, title=w("daily"),
         meta=_meta(w, r.site_name, r.day, r.as_of, r.complete),
         sections=[
-            Section(w("summary"), [_status_figures(w, r.counts), Paragraphs(notes)]),
+            Section(w("summary"), [Paragraphs([_counted(w, r.counts), *notes])]),
             Section(w("checks"), [_items_table(w, r.items, on)]),
             Section(w("alerts"), [_alerts_block(w, r.alerts, on)]),
+            Section(w("signatures"), [_sign_lines(w, r.signatures, on)]),
         ],
     )
 
@@ -255,43 +311,73 @@ def canteen_document(r: CanteenRecord, lang: Lang, tz: ZoneInfo) -> Document:
     )
 
 
-def _refs_table(w: _Words, key: str, refs: Sequence[ItemRef], detail: bool) -> Table:
-    columns = ["date", "category", "check", "subject"] + (["detail"] if detail else [])
+def _blank_table(w: _Words, refs: Sequence[ItemRef]) -> Table:
+    rows: list[list[Cell]] = [[ref.date.isoformat(), _checked(w, ref), w.pick(ref.detail_zh, ref.detail_en)]
+                              for ref in refs]
+    return Table("open_manual", [w(k) for k in ("date", "item", "finding")], rows,
+                 tones=[[Tone.PLAIN, Tone.WARN] for _ in refs])
+
+
+def _fails_table(w: _Words, refs: Sequence[ItemRef]) -> Table:
+    """Each failure with its rectification: a missing measure or outcome shows as missing."""
     rows: list[list[Cell]] = []
+    tones: list[list[Tone]] = []
     for ref in refs:
-        row: list[Cell] = [ref.date.isoformat(), w.category(ref.category), w.pick(ref.check_zh, ref.check_en),
-                           ref.subject]
-        rows.append([*row, w.pick(ref.detail_zh, ref.detail_en)] if detail else row)
-    return Table(key, [w(k) for k in columns], rows)
+        rectified = _rectification(w, ref, None)
+        rows.append([ref.date.isoformat(), _checked(w, ref), _finding(w, ref), *rectified])
+        tones.append([Tone.PLAIN, Tone.BAD, Tone.PLAIN, Tone.PLAIN,
+                      *(Tone.WARN if cell is None else Tone.GOOD for cell in rectified[1:])])
+    return Table("fails", [w(k) for k in ("date", "item", "finding", "problem", "measure", "outcome")], rows,
+                 tones=tones)
+
+
+def _signed(w: _Words, signatures: Signatures) -> str:
+    who = [w(f"sign_{role}").rstrip("：:") for role in ("inspector", "responsible", "review")
+           if getattr(signatures, role) is not None]
+    return w.pick("、", ", ").join(who) if who else w("not_signed")
+
+
+def _summary_title(w: _Words, s: SafetySummary) -> str:
+    """安全检查周汇报（2026 年第 42 周）; a month by its number, 安全检查月总结 2026-10."""
+    if s.kind == "month":
+        return f"{w(s.kind)} {s.period}"
+    year, week = s.period[:4], int(s.period[6:])
+    return w.pick(f"{w(s.kind)}（{year} 年第 {week} 周）", f"{w(s.kind)}: week {week} of {year}")
 
 
 def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
+    """The blank ledger first (items nobody checked, days nobody signed), then the problems
+    with their rectification, then the days."""
     w = _Words(lang, tz)
     rows: list[list[Cell]] = []
     tones: list[list[Tone]] = []
     for line in s.days:
         kind = _DAY_KINDS.get(line.day.kind, (line.day.kind, line.day.kind))[w.n]
         rows.append([line.day.date.isoformat(), _WEEKDAYS[w.n][line.day.date.weekday()], kind,
-                     *(line.counts[st] for st in _SHOWN), line.alerts])
+                     *(line.counts[st] for st in _SHOWN), line.alerts, _signed(w, line.signatures)])
         tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN,
-                      *(STATUS[st][2] if line.counts[st] else Tone.PLAIN for st in _SHOWN)])
-    days = Table("days", [w("date"), w("weekday"), w("kind"), *(w.status(st) for st in _SHOWN), w("alert_count")],
-                 rows, tones=tones)
+                      *(STATUS[st][2] if line.counts[st] else Tone.PLAIN for st in _SHOWN), Tone.PLAIN,
+                      Tone.WARN if line.signatures.inspector is None else Tone.PLAIN])
+    days = Table("days", [w("date"), w("weekday"), w("kind"), *(w.status(st) for st in _SHOWN), w("alert_count"),
+                          w("signed")], rows, tones=tones)
     chart = Chart("days_chart", w("per_day"), w("items_unit"), [line.day.date.strftime("%m-%d") for line in s.days],
                   [Series(w.status(st), [float(line.counts[st]) for line in s.days]) for st in _SHOWN[:4]],
                   stacked=True)
     figures = _status_figures(w, s.totals)
     figures = Figures([*figures.items, Figure(w("alert_count"), str(s.alerts))])
+    unsigned = [line.day.date.strftime("%m-%d") for line in s.days if line.signatures.inspector is None]
+    blank: list[Block] = [_blank_table(w, s.open_manual)] if s.open_manual else [Paragraphs([w("none_open")])]
+    if unsigned:
+        blank.append(Paragraphs([w("unsigned", days=w.pick("、", ", ").join(unsigned))]))
     return Document(
-        key=f"safety-{s.period}", lang=lang, title=f"{w(s.kind)} {s.period}",
+        key=f"safety-{s.period}", lang=lang, title=_summary_title(w, s),
         meta=[(w("site"), s.site_name), (w("period"), f"{s.first.isoformat()} – {s.last.isoformat()}"),
               (w("as_of"), w.time(s.as_of))],
         sections=[
             Section(w("summary"), [figures]),
+            Section(w("open"), blank),
+            Section(w("fails"), [_fails_table(w, s.fails) if s.fails else Paragraphs([w("no_fails")])]),
             Section(w("days"), [chart, days]),
-            Section(w("fails"), [_refs_table(w, "fails", s.fails, True) if s.fails else Paragraphs([w("no_fails")])]),
-            Section(w("open"), [_refs_table(w, "open_manual", s.open_manual, False) if s.open_manual
-                                else Paragraphs([w("none_open")])]),
         ],
     )
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from gateway.alerting.alerts import AlertState
 from gateway.alerting.severity import Severity
-from gateway.auth.people import Actor
+from gateway.auth.actor import Actor
 
 
 class ItemStatus(StrEnum):
@@ -99,11 +99,41 @@ Facts = Annotated[FridgeFacts | UvFacts | DoorFacts | WaterFacts | PowerFacts, F
 
 
 class Completion(BaseModel):
-    name: str = Field(description="who did the check, as they signed")
     result: Result
-    note: str
-    by: str = Field(description="the login that recorded it")
+    note: str = Field(description="what the person found; for a problem, the problem")
+    by: Actor = Field(description="who did the check: the signed-in account")
     at: datetime
+
+
+class Entry(BaseModel):
+    """One stage of a rectification, as a person wrote it."""
+
+    text: str
+    by: Actor
+    at: datetime
+
+
+class Rectification(BaseModel):
+    """整改 of a failed item: 存在问题, 整改措施, 整改结果; each written by someone, some time
+    (the outcome often later, by another person). A manual check reported as a problem has
+    its note as the problem until someone writes one."""
+
+    problem: Entry | None = None
+    measure: Entry | None = None
+    outcome: Entry | None = None
+
+
+class Signature(BaseModel):
+    by: Actor
+    at: datetime
+
+
+class Signatures(BaseModel):
+    """Who signed the day's record: 检查人, 负责人, and the 园长's review (after both)."""
+
+    inspector: Signature | None = None
+    responsible: Signature | None = None
+    review: Signature | None = None
 
 
 class Item(BaseModel):
@@ -122,6 +152,7 @@ class Item(BaseModel):
     facts: Facts | None = None
     gaps: list[SpanOut] = Field(default_factory=list, description="stretches without data")
     completion: Completion | None = None
+    rectification: Rectification | None = Field(None, description="of a failed item, once someone wrote one")
 
 
 class AlertLine(BaseModel):
@@ -137,8 +168,8 @@ class AlertLine(BaseModel):
     first: datetime
     last: datetime
     cleared: datetime | None
-    acked_by: str | None
-    acked_by_name: str | None = Field(description="the duty roster's name where the login is a person's id")
+    acked_by: str | None = Field(description="as recorded: a login, or rule:, key:, system")
+    acked_by_actor: Actor | None = Field(description="who acknowledged it, as people read it")
     acked_at: datetime | None
     ack_comment: str | None
 
@@ -165,6 +196,7 @@ class SafetyRecord(BaseModel):
     counts: Counts
     items: list[Item]
     alerts: list[AlertLine]
+    signatures: Signatures
 
 
 class HourRow(BaseModel):
@@ -237,6 +269,7 @@ class DayLine(BaseModel):
     day: DayInfo
     counts: Counts
     alerts: int
+    signatures: Signatures
 
 
 class ItemRef(BaseModel):
@@ -249,6 +282,8 @@ class ItemRef(BaseModel):
     status: ItemStatus
     detail_zh: str
     detail_en: str
+    completion: Completion | None = None
+    rectification: Rectification | None = None
 
 
 class SafetySummary(BaseModel):
@@ -261,6 +296,6 @@ class SafetySummary(BaseModel):
     as_of: datetime
     days: list[DayLine]
     totals: Counts
-    fails: list[ItemRef]
     open_manual: list[ItemRef] = Field(description="manual checks nobody has done: the blank ledger")
+    fails: list[ItemRef] = Field(description="failed items, with their rectification")
     alerts: int = Field(description="alerts active at some time in the period")

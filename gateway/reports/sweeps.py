@@ -323,8 +323,8 @@ class SweepRegister:
                 status = ItemStatus.FAIL if problems else ItemStatus.DONE
                 detail = ((f"{who} {at} 签字：{problems} 项有问题", f"signed by {who} at {at}: {problems} problem(s)")
                           if problems else (f"{who} {at} 签字：全部正常", f"signed by {who} at {at}: all in order"))
-                completion = Completion(name=who, result="problem" if problems else "ok", note=last.note,
-                                        by=last.by, at=from_ms(last.at_ms, site.tz))
+                completion = Completion(result="problem" if problems else "ok", note=last.note,
+                                        by=names.actor(last.by), at=from_ms(last.at_ms, site.tz))
             item = record_item(f"sweep@{b.id}", Category.GUARD, None, site, status, detail, subject=b.name,
                                building=b.id)
             out.append(item.model_copy(update={"check_zh": check[0], "check_en": check[1], "needs_check": False,

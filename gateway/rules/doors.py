@@ -154,7 +154,7 @@ def door(j: Judge, d: Device) -> Item:
     params = DOOR_AFTER_HOURS.params_for(d)
     item_id = f"door:{d.id}"
     if not params.enabled:
-        return disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS.id)
+        return disabled(item_id, Category.DOOR, d, j.site, DOOR_AFTER_HOURS)
     grace_ms = round(params.grace_min * MIN_MS)
     c = after_hours(j, d, lambda lo, hi: j.points(d.id, "open", lo, hi), grace_ms, bool)
     failed = [r for r in c.episodes if r[1] - r[0] >= grace_ms]
@@ -171,14 +171,14 @@ def door(j: Judge, d: Device) -> Item:
     if status is ItemStatus.FAIL:
         worst = longest_of(failed)
         assert worst is not None
-        detail = (f"闭园时段开着 {record_minutes(worst[1] - worst[0]):g} 分钟 ({j.spans([worst])}), 超过 "
+        detail = (f"闭园时段开着 {record_minutes(worst[1] - worst[0]):g} 分钟（{j.spans([worst], '、')}），超过 "
                   f"{params.grace_min:g} 分钟宽限",
                   f"open for {record_minutes(worst[1] - worst[0]):g} min after hours ({j.spans([worst])}), "
                   f"past the {params.grace_min:g}-min grace")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, c.holes, c.readings)
     elif c.episodes:
-        detail = (f"闭园时段开启 {len(c.episodes)} 次, 共 {open_min:g} 分钟, 均短于 {params.grace_min:g} 分钟宽限",
+        detail = (f"闭园时段开启 {len(c.episodes)} 次，共 {open_min:g} 分钟，均短于 {params.grace_min:g} 分钟宽限",
                   f"opened {len(c.episodes)} times after hours, {open_min:g} min in all, each under the "
                   f"{params.grace_min:g}-min grace")
     else:

@@ -120,20 +120,20 @@ def fridge(j: Judge, d: Device) -> Item:
     band = f"{s.min_c:g}–{s.max_c:g} °C"
     if status is ItemStatus.FAIL:
         worst = max(failed, key=lambda r: r[1] - r[0])
-        detail = (f"{j.spans([worst])} 超出 {band} {record_minutes(worst[1] - worst[0]):g} 分钟, 达到报警延时 "
-                  f"{s.alarm_delay_min:g} 分钟 (全天最低 {facts.lowest_c} °C, 最高 {facts.highest_c} °C): 请检查留样",
+        detail = (f"{j.spans([worst], '、')} 超出 {band} {record_minutes(worst[1] - worst[0]):g} 分钟，达到报警延时 "
+                  f"{s.alarm_delay_min:g} 分钟（全天最低 {facts.lowest_c} °C，最高 {facts.highest_c} °C），请检查留样",
                   f"outside {band} for {record_minutes(worst[1] - worst[0]):g} min ({j.spans([worst])}), at least the "
                   f"{s.alarm_delay_min:g}-min alarm delay (lowest {facts.lowest_c} °C, highest {facts.highest_c} °C): "
                   "check the retained samples")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, holes, len(readings))
     else:
-        detail = (f"全天在 {band} 内 (最低 {facts.lowest_c}, 最高 {facts.highest_c}, 平均 {facts.mean_c} °C)",
+        detail = (f"全天在 {band} 内（最低 {facts.lowest_c} °C，最高 {facts.highest_c} °C，平均 {facts.mean_c} °C）",
                   f"within {band} all day (lowest {facts.lowest_c}, highest {facts.highest_c}, "
                   f"mean {facts.mean_c} °C)")
         if excursions:
-            detail = (detail[0] + f"; 开门等短时超出 {len(excursions)} 次共 {out_min:g} 分钟, 均短于 "
-                      f"{s.alarm_delay_min:g} 分钟报警延时, 不计为不合格",
+            detail = (detail[0] + f"；开门等短时超出 {len(excursions)} 次，共 {out_min:g} 分钟，均短于 "
+                      f"{s.alarm_delay_min:g} 分钟的报警延时，不算不合格",
                       detail[1] + f"; {len(excursions)} short excursions (door openings), {out_min:g} min in "
                       f"all, each under the {s.alarm_delay_min:g}-min alarm delay: not failures")
     item = record_item(f"fridge:{d.id}", Category.FRIDGE, d, j.site, status, detail)

@@ -273,13 +273,13 @@ def power(j: Judge, d: Device) -> Item:
     item_id = f"power:{d.id}"
     found = j.day.limits.get(d.id)
     if found is None:
-        return disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS.id)
+        return disabled(item_id, Category.POWER, d, j.site, LOAD_AFTER_HOURS)
     base, limit = found
     params = LOAD_AFTER_HOURS.params_for(d)
     duration_min = params.duration_min
     if limit is None:
         return record_item(item_id, Category.POWER, d, j.site, ItemStatus.MANUAL,
-                     ("基础负荷尚未学习到 (需先有一个完整的闭园时段): 请人工检查电器电源",
+                     ("还没学到基础负荷（需要先有一个完整的闭园时段），请人工检查电器电源",
                       "the base load is not learned yet (it needs one whole closed period): check power by hand"))
     run_ms = round(duration_min * MIN_MS)
     c = after_hours(j, d, lambda lo, hi: _powers(j, d, lo, hi), run_ms, lambda watts: watts > limit)
@@ -294,14 +294,14 @@ def power(j: Judge, d: Device) -> Item:
     if status is ItemStatus.FAIL:
         worst = longest_of(failed)
         assert worst is not None
-        detail = (f"闭园时段高于基础负荷上限 {limit:.0f} W 连续 {record_minutes(worst[1] - worst[0]):g} 分钟 "
-                  f"({j.spans([worst])}); 当日闭园时段共 {above:g} 分钟, 超出约 {excess:g} kWh",
+        detail = (f"闭园时段高于基础负荷上限 {limit:.0f} W，连续 {record_minutes(worst[1] - worst[0]):g} 分钟"
+                  f"（{j.spans([worst], '、')}）；当日闭园时段共 {above:g} 分钟，超出约 {excess:g} kWh",
                   f"above the {limit:.0f} W base-load limit for {record_minutes(worst[1] - worst[0]):g} min "
                   f"after hours ({j.spans([worst])}); {above:g} min and about {excess:g} kWh above it that day")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, c.holes, c.readings)
     elif c.episodes:
-        detail = (f"闭园时段高于 {limit:.0f} W 共 {above:g} 分钟, 最长连续不足 {duration_min:g} 分钟",
+        detail = (f"闭园时段高于 {limit:.0f} W 共 {above:g} 分钟，最长一次不足 {duration_min:g} 分钟",
                   f"above {limit:.0f} W for {above:g} min after hours, none of it {duration_min:g} min long")
     else:
         detail = f"闭园时段未超过 {limit:.0f} W", f"never above {limit:.0f} W after hours"

@@ -214,8 +214,8 @@ def uv(j: Judge, d: Device) -> Item:
     item_id = f"uv:{d.id}"
     if lamp is None:
         return record_item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED,
-                     (f"本灯未启用消毒检查 ({UV_NOT_RUN.id} 规则已关闭)",
-                      f"the {UV_NOT_RUN.id} rule is off for this lamp"))
+                           (f"本灯已关闭「{UV_NOT_RUN.label_zh}」检查",
+                            f"the “{UV_NOT_RUN.label_en}” check is off for this lamp"))
     window, required = lamp
     if window is None:
         why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else NO_SCHOOL
@@ -227,13 +227,13 @@ def uv(j: Judge, d: Device) -> Item:
     facts = UvFacts(window=j.span(window), minutes_on=ran, minutes_required=required)
     span = j.spans([window])
     if ran >= required:
-        status, detail = ItemStatus.PASS, (f"{span} 内运行 {ran:g} 分钟, 要求 {required:g} 分钟",
+        status, detail = ItemStatus.PASS, (f"{span} 内运行 {ran:g} 分钟，要求 {required:g} 分钟",
                                            f"ran {ran:g} min in {span}; {required:g} min required")
     elif j.day.as_of_ms < hi:
-        status, detail = ItemStatus.PENDING, (f"消毒时段 {span} 未结束, 已运行 {ran:g} 分钟",
+        status, detail = ItemStatus.PENDING, (f"消毒时段 {span} 还没结束，已运行 {ran:g} 分钟",
                                               f"the window {span} has not ended; {ran:g} min so far")
     elif ran + minutes(total_ms(holes)) < required:
-        status, detail = ItemStatus.FAIL, (f"{span} 内只运行 {ran:g} 分钟, 要求至少 {required:g} 分钟",
+        status, detail = ItemStatus.FAIL, (f"{span} 内只运行了 {ran:g} 分钟，要求至少 {required:g} 分钟",
                                            f"ran only {ran:g} min in {span}; at least {required:g} min required")
     else:
         status, detail = ItemStatus.MANUAL, missing(j, holes, sum(1 for ts, _ in points if ts >= lo))

@@ -263,7 +263,7 @@ def water(j: Judge, d: Device) -> Item:
     params = WATER_LEAK.params_for(d)
     item_id = f"water:{d.id}"
     if not params.enabled:
-        return disabled(item_id, Category.WATER, d, j.site, WATER_LEAK.id)
+        return disabled(item_id, Category.WATER, d, j.site, WATER_LEAK)
     run_ms = round(params.continuous_min * MIN_MS)
     c = after_hours(j, d, lambda lo, hi: _flows(j, d, lo, hi), run_ms, lambda lpm: lpm > params.flow_threshold_lpm)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
@@ -276,15 +276,15 @@ def water(j: Judge, d: Device) -> Item:
     if status is ItemStatus.FAIL:
         worst = longest_of(failed)
         assert worst is not None
-        detail = (f"闭园时段持续流水 {record_minutes(worst[1] - worst[0]):g} 分钟 ({j.spans([worst])}), 达到 "
-                  f"{params.continuous_min:g} 分钟跑水判定; 当日闭园时段流水 {flowing:g} 分钟, 约 {loss:g} m³",
+        detail = (f"闭园时段持续流水 {record_minutes(worst[1] - worst[0]):g} 分钟（{j.spans([worst], '、')}），达到 "
+                  f"{params.continuous_min:g} 分钟的跑水判定；当日闭园时段共流水 {flowing:g} 分钟，约 {loss:g} m³",
                   f"water ran for {record_minutes(worst[1] - worst[0]):g} min after hours ({j.spans([worst])}), "
                   f"at least the {params.continuous_min:g} min of a leak; {flowing:g} min and about {loss:g} m³ "
                   "after hours that day")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, c.holes, c.readings)
     elif c.episodes:
-        detail = (f"闭园时段流水 {flowing:g} 分钟 (约 {loss:g} m³), 最长连续不足 {params.continuous_min:g} 分钟",
+        detail = (f"闭园时段流水 {flowing:g} 分钟（约 {loss:g} m³），最长一次不足 {params.continuous_min:g} 分钟",
                   f"{flowing:g} min of flow after hours (about {loss:g} m³), none of it "
                   f"{params.continuous_min:g} min without a break")
     else:
@@ -305,7 +305,7 @@ def leak(j: Judge, d: Device) -> Item:
     status = verdict(bool(wet), holes, readings)
     if status is ItemStatus.FAIL:
         wet_min = record_minutes(total_ms(wet))
-        detail = (f"检测到漏水 ({j.spans(wet)}), 共 {wet_min:g} 分钟: 请检查并处理",
+        detail = (f"检测到漏水（{j.spans(wet, '、')}），共 {wet_min:g} 分钟，请检查并处理",
                   f"water detected ({j.spans(wet)}), {wet_min:g} min in all: check and deal with it")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, holes, readings)

@@ -27,6 +27,8 @@ from gateway.reports.document import (
     Paragraphs,
     Section,
     Series,
+    SignLine,
+    SignLines,
     Table,
     Tone,
 )
@@ -125,6 +127,9 @@ def safety_report() -> Document:
                       [["Class 1", 30, "done"], ["Class 2", 12, "short"], ["Dormitory", None, "no data"]],
                       tones=[[], [Tone.PLAIN, Tone.BAD, Tone.BAD], [Tone.PLAIN, Tone.WARN, Tone.WARN]]),
             ]),
+            Section("Signatures", [SignLines("signatures", [
+                SignLine("Inspector:", "Wang", "17:40"), SignLine("Person responsible:"),
+                SignLine("Principal (review):")])]),
         ],
     )
 
@@ -146,6 +151,8 @@ def texts(doc: Document) -> Iterator[str]:
                 yield from (block.caption, *block.columns)
             elif isinstance(block, Chart):
                 yield from (block.title, block.unit, *(s.name for s in block.series))
+            elif isinstance(block, SignLines):
+                yield from (text for line in block.lines for text in (line.label, line.name, line.when))
             else:
                 yield from (block.title, *block.rows)
 
@@ -406,6 +413,14 @@ def test_render_names_the_file_and_media_type() -> None:
     assert (media_type, name) == ("text/html; charset=utf-8", "safety-2026-10-15.html")
     body, media_type, name = render.render(doc, "pdf")
     assert (media_type, name, body[:5]) == ("application/pdf", "safety-2026-10-15.pdf", b"%PDF-")
+
+
+def test_signature_lines_print_names_and_blank_lines_and_list_in_csv(pdfs: dict[str, Path]) -> None:
+    text = re.sub(r"\s+", " ", _pdf_tool("pdftotext", "-layout", str(pdfs["en"]), "-"))
+    assert "Inspector: Wang 17:40 Person responsible: Principal (review):" in text
+    rows = list(csv.reader(render.csv(safety_report())[1:].splitlines()))
+    assert rows[-5:] == [["signatures", ""], ["", "", ""], ["Inspector:", "Wang", "17:40"],
+                         ["Person responsible:", "", ""], ["Principal (review):", "", ""]]
 
 
 def test_render_rejects_an_unknown_format() -> None:

@@ -5,6 +5,7 @@ clock, and every number the record shows is checked against the messages that we
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time as wall
 from collections.abc import Callable, Iterator
@@ -25,8 +26,9 @@ from gateway.runtime import Gateway
 from simulators import faults
 from simulators.model import SimMessage, SiteSimulation
 from simulators.publish import encode, timeline
+from tests.browser import artifacts_dir
 from tests.rule_scenarios import DEMO
-from tests.services import Mosquitto, accounting
+from tests.services import Mosquitto, accounting, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +101,8 @@ class Week:
                 if m.device_id == device and m.channel == "telemetry" and key in m.payload]
 
     def login(self, name: str, role: Role = Role.STAFF) -> dict[str, str]:
-        self.gw.auth.add_user(name, role, PASSWORD, "test", ms(NOW))
+        if name not in {u.name for u in self.gw.auth.list_users()}:
+            self.gw.auth.add_user(name, role, PASSWORD, "test", ms(NOW))
         token = self.client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD}).json()["token"]
         return {"Authorization": f"Bearer {token}"}
 
@@ -292,7 +295,7 @@ def test_the_alerts_of_the_day_show_who_acknowledged_them(week: Week) -> None:
     record = get(week.client, date=TUE.isoformat())
     lines = {a["rule"]: a for a in record["alerts"]}
     fridge = lines["fridge_temperature"]
-    assert (fridge["acked_by"], fridge["acked_by_name"], fridge["ack_comment"]) == (
+    assert (fridge["acked_by"], fridge["acked_by_actor"]["name_zh"], fridge["ack_comment"]) == (
         "canteen-chen", "陈师傅", "压缩机已修复, 留样已检查")
     assert parse(fridge["acked_at"]) == ms(NOW)
     assert fridge["severity"] == "critical"
@@ -304,54 +307,166 @@ def test_the_alerts_of_the_day_show_who_acknowledged_them(week: Week) -> None:
 # ------------------------------------------------------------------- manual completion
 
 
-def test_completing_a_manual_check_marks_it_done_and_audits_it(week: Week) -> None:
-    staff = week.login("guard-wang")
+def test_completing_a_manual_check_marks_it_done_under_the_login_and_audits_it(week: Week) -> None:
+    staff = week.login("guard-wang")  # the duty roster's 王师傅
     url = f"/api/v1/reports/safety/{SUN.isoformat()}/items/guard:walkround"
-    answer = week.client.post(url, json={"name": "王师傅", "result": "ok", "note": "门窗已锁"}, headers=staff)
+    answer = week.client.post(url, json={"result": "ok", "note": "门窗已锁"}, headers=staff)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "done"
-    again = week.client.post(url, json={"name": "李主任", "result": "ok", "note": "复查"}, headers=staff)
+    again = week.client.post(url, json={"result": "ok", "note": "复查"}, headers=staff)
     assert again.status_code == 200
     item = next(i for i in get(week.client, date=SUN.isoformat())["items"] if i["id"] == "guard:walkround")
     assert item["status"] == "done"
     completion = item["completion"]
-    assert (completion["name"], completion["note"], completion["by"]) == ("李主任", "复查", "guard-wang")
+    assert (completion["note"], completion["by"]["id"], completion["by"]["name_zh"]) == ("复查", "guard-wang", "王师傅")
     assert parse(completion["at"]) == ms(NOW)
     admin = week.login("head", Role.ADMIN)
     audit = week.client.get("/api/v1/audit", params={"action": "safety_check.completed"}, headers=admin).json()
-    assert [(e["actor"], e["target"], e["detail"]["name"]) for e in audit] == [
-        ("guard-wang", f"safety:{SUN.isoformat()}:guard:walkround", "李主任"),
-        ("guard-wang", f"safety:{SUN.isoformat()}:guard:walkround", "王师傅"),
+    assert [(e["actor"], e["target"], e["detail"]["note"]) for e in audit] == [
+        ("guard-wang", f"safety:{SUN.isoformat()}:guard:walkround", "复查"),
+        ("guard-wang", f"safety:{SUN.isoformat()}:guard:walkround", "门窗已锁"),
     ]
-    # A problem found by hand fails the item; a fridge whose data has a gap can be vouched for.
+    # A problem found by hand fails the item, and its note is the problem; a fridge whose data
+    # has a gap can be vouched for.
     doors = f"/api/v1/reports/safety/{SUN.isoformat()}/items/door@teaching"
-    assert week.client.post(doors, json={"name": "王师傅", "result": "problem", "note": "侧门未锁"},
-                            headers=staff).json()["status"] == "fail"
+    failed = week.client.post(doors, json={"result": "problem", "note": "侧门未锁"}, headers=staff).json()
+    assert failed["status"] == "fail"
+    assert (failed["rectification"]["problem"]["text"], failed["rectification"]["problem"]["by"]["name_zh"]) == (
+        "侧门未锁", "王师傅")
     fridge = f"/api/v1/reports/safety/{SAT.isoformat()}/items/fridge:sample-fridge"
-    assert week.client.post(fridge, json={"name": "陈师傅", "result": "ok", "note": "温度计 4 °C"},
+    assert week.client.post(fridge, json={"result": "ok", "note": "温度计 4 °C"},
                             headers=staff).json()["status"] == "done"
     saturday = get(week.client, date=SAT.isoformat())
     assert next(i for i in saturday["items"] if i["id"] == "fridge:sample-fridge")["status"] == "done"
 
 
 def test_completion_is_refused_where_it_does_not_apply(week: Week) -> None:
-    staff = week.login("logistics-li")
-    body = {"name": "李主任", "result": "ok", "note": ""}
+    staff = week.login("canteen-chen")
+    body = {"result": "ok", "note": ""}
     base = "/api/v1/reports/safety"
     judged = week.client.post(f"{base}/{TUE.isoformat()}/items/fridge:sample-fridge", json=body, headers=staff)
     assert judged.status_code == 409
-    assert "not a manual check" in judged.json()["detail"]
+    assert judged.json()["detail"]["zh"] == "「留样冰箱全天温度合格」（留样冰箱）由传感器判定为「异常」，不用人工登记；有问题请在整改中写明。"
     assert week.client.post(f"{base}/{TUE.isoformat()}/items/door:no-such-door", json=body,
                             headers=staff).status_code == 404
     tomorrow = (NOW + timedelta(days=1)).date().isoformat()
     assert week.client.post(f"{base}/{tomorrow}/items/guard:walkround", json=body, headers=staff).status_code == 422
     assert week.client.post(f"{base}/{MON.isoformat()}/items/guard:walkround", json=body).status_code == 403
-    assert week.client.post(f"{base}/{MON.isoformat()}/items/guard:walkround", json={**body, "name": " "},
-                            headers=staff).status_code == 422
+    # Who did the check is the login: a body that names someone, as before, is refused.
+    named = week.client.post(f"{base}/{MON.isoformat()}/items/guard:walkround", json={**body, "name": "王师傅"},
+                             headers=staff)
+    assert named.status_code == 422
+    assert named.json()["detail"][0]["loc"] == ["body", "name"]
+    problem = week.client.post(f"{base}/{MON.isoformat()}/items/guard:walkround",
+                               json={"result": "problem", "note": "  "}, headers=staff)
+    assert (problem.status_code, problem.json()["detail"]["zh"]) == (422, "发现问题时，请写明存在什么问题。")
     # Reading: exactly one of date, week and month, none in the future.
     for params in ({}, {"date": MON.isoformat(), "week": "2026-W42"}, {"date": tomorrow}, {"week": "2026-W53"},
                    {"month": "2027-01"}, {"month": "9999-12"}, {"date": "1970-12-31"}):
         assert week.client.get(base, params=params).status_code == 422, params
+
+
+# ------------------------------------------------------------- rectification and signing
+
+
+def test_a_sensor_failure_is_rectified_stage_by_stage_by_whoever_writes(week: Week) -> None:
+    guard, head = week.login("guard-wang"), week.login("logistics-li", Role.ADMIN)
+    url = f"/api/v1/reports/safety/{WED.isoformat()}/items/door:kitchen-door/rectification"
+    early = week.client.post(url, json={"outcome": "已修好"}, headers=head)
+    assert (early.status_code, early.json()["detail"]["zh"]) == (409, "请先填写整改措施，再填写整改结果。")
+    first = week.client.post(url, json={"problem": "厨房门闭园后开着 45 分钟"}, headers=guard)
+    assert first.status_code == 200, first.text
+    second = week.client.post(url, json={"problem": "厨房门闭园后开着 45 分钟", "measure": "更换闭门器"}, headers=head)
+    r = second.json()["rectification"]
+    assert (r["problem"]["by"]["name_zh"], r["measure"]["by"]["name_zh"], r["outcome"]) == ("王师傅", "李主任", None)
+    assert week.client.post(url, json={"outcome": "闭门器已换，门能自动关上"}, headers=guard).json()[
+        "rectification"]["outcome"]["by"]["id"] == "guard-wang"
+    assert week.client.post(url, json={"measure": " "}, headers=head).status_code == 422
+    assert week.client.post(url, json={}, headers=head).json()["detail"]["zh"] == "请填写存在问题、整改措施或整改结果。"
+    assert week.client.post(url, json={"measure": "x"}).status_code == 403
+    fine = f"/api/v1/reports/safety/{WED.isoformat()}/items/fridge:sample-fridge/rectification"
+    assert week.client.post(fine, json={"problem": "x"}, headers=head).json()["detail"]["zh"] == (
+        "「留样冰箱全天温度合格」（留样冰箱）现在是「正常」：只有异常的项目需要整改。")
+    audit = week.client.get("/api/v1/audit", params={"action": "safety_check.rectified"}, headers=head).json()
+    assert [(e["actor"], e["detail"]["stage"]) for e in audit if e["target"].endswith("door:kitchen-door")] == [
+        ("guard-wang", "outcome"), ("logistics-li", "measure"), ("guard-wang", "problem")]
+
+
+def test_a_day_is_signed_by_three_people_in_order_once_nothing_is_blank(week: Week) -> None:
+    day = THU  # the night leak failed the teaching building's water
+    guard, head = week.login("guard-wang"), week.login("logistics-li", Role.ADMIN)
+    principal, canteen = week.login("principal-zhao", Role.ADMIN), week.login("canteen-chen")
+    base = f"/api/v1/reports/safety/{day.isoformat()}"
+
+    def sign(role: str, who: dict[str, str]) -> tuple[int, str]:
+        answer = week.client.post(f"{base}/signatures/{role}", headers=who)
+        body = answer.json()
+        return answer.status_code, body["detail"]["zh"] if answer.status_code != 200 else ""
+
+    # The ledger is blank: the refusal names what is left, in words.
+    assert sign("inspector", guard) == (409, "还有 8 项没有检查（台账空白），请先检查登记：「闭园后门已关好」（教学楼）、"
+                                             "「餐具消毒」、「食品验收」、「下班前安全检查」、「消防巡查」（02:00）、"
+                                             "「消防巡查」（08:00）、「消防巡查」（16:30）、「消防巡查」（21:00）。")
+    assert sign("review", principal)[0] == 409
+    assert sign("responsible", canteen)[0] == 403  # staff, not an admin
+    rounds = [i["id"] for i in get(week.client, date=day.isoformat())["items"] if i["category"] == "fire"]
+    for item in ("door@teaching", *CANTEEN, *rounds):
+        assert week.client.post(f"{base}/items/{item}", json={"result": "ok", "note": ""}, headers=canteen).is_success
+    assert week.client.post(f"{base}/items/guard:walkround", json={"result": "problem", "note": "三楼走廊灯没关"},
+                            headers=guard).is_success
+    assert sign("responsible", head) == (409, "请等检查人签字后再签「负责人」。")
+    assert sign("inspector", guard) == (200, "")
+    assert sign("inspector", canteen) == (409, "本日「检查人」已由王师傅于 10-19 00:30 签字。")
+    assert sign("responsible", guard)[0] == 403
+    # Both failures need a measure before the person responsible signs.
+    assert sign("responsible", head) == (409, "以下异常项目还没有整改措施，请先填写：「夜间无跑水漏水」（教学楼总水表）、"
+                                              "「下班前安全检查」、「留样：早餐（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）、"
+                                              "「留样：午餐（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）、"
+                                              "「留样：午点（每样 ≥125 克，冷藏 ≥48 小时）」（厨房）。")
+    measures = [("water:teaching-water", "更换水箱浮球阀"), ("guard:walkround", "已关灯，提醒值班老师"),
+                *((sample, "提醒食堂每餐留样") for sample in SAMPLES)]
+    for item, measure in measures:
+        assert week.client.post(f"{base}/items/{item}/rectification", json={"measure": measure},
+                                headers=head).is_success
+    # What the inspector signed is kept: a registered check is not changed, a blank one may be filled.
+    changed = week.client.post(f"{base}/items/door@teaching", json={"result": "problem", "note": "x"}, headers=guard)
+    assert (changed.status_code, changed.json()["detail"]["zh"]) == (409, "检查人已签字，已登记的检查结果不能再改。")
+    assert sign("review", principal) == (409, "检查人和负责人都签字后，园长才能审核。")
+    assert sign("responsible", head) == (200, "")
+    kept = week.client.post(f"{base}/items/guard:walkround/rectification", json={"measure": "改了"}, headers=head)
+    assert kept.status_code == 409
+    assert week.client.post(f"{base}/items/guard:walkround/rectification", json={"outcome": "次日复查已关"},
+                            headers=guard).is_success
+    assert sign("review", head) == (409, "您已作为「负责人」签字：同一天的记录，一人只能签一处。")
+    assert sign("review", principal) == (200, "")
+    signatures = get(week.client, date=day.isoformat())["signatures"]
+    assert [(signatures[r]["by"]["name_zh"], parse(signatures[r]["at"])) for r in ("inspector", "responsible", "review")
+            ] == [("王师傅", ms(NOW)), ("李主任", ms(NOW)), ("赵园长", ms(NOW))]
+    audit = week.client.get("/api/v1/audit", params={"action": "safety_record.signed"}, headers=head).json()
+    assert [(e["actor"], e["detail"]["role"]) for e in audit if e["target"] == f"safety:{day.isoformat()}"] == [
+        ("principal-zhao", "review"), ("logistics-li", "responsible"), ("guard-wang", "inspector")]
+    # An API key is not a person: it cannot sign.
+    key = week.gw.auth.create_api_key("robot", [Scope.ADMIN], "test", ms(NOW))
+    robot = {"Authorization": f"Bearer {key}"}
+    assert week.client.post(f"/api/v1/reports/safety/{FRI.isoformat()}/signatures/inspector",
+                            headers=robot).status_code == 403
+    assert week.client.post(f"/api/v1/reports/safety/{FRI.isoformat()}/signatures/nobody",
+                            headers=guard).status_code == 422
+    # The printed record has the columns, the names, the problem; no login ids.
+    text = week.client.get("/api/v1/reports/safety", params={"date": day.isoformat(), "format": "html"}).text
+    for words in ("检查项目", "检查情况", "存在问题", "整改措施", "整改结果", "三楼走廊灯没关", "王师傅", "李主任", "赵园长",
+                  "园长（审核）："):
+        assert words in text, words
+    for login in ("guard-wang", "logistics-li", "principal-zhao", "canteen-chen"):
+        assert login not in text
+    for lang in ("zh-CN", "en"):
+        pdf = week.client.get("/api/v1/reports/safety", params={"date": day.isoformat(), "format": "pdf", "lang": lang})
+        path = artifacts_dir("reports") / f"ledger-signed-{lang}.pdf"
+        path.write_bytes(pdf.content)
+        for old in path.parent.glob(f"{path.stem}-*.png"):
+            old.unlink()
+        subprocess.run([require_binary("pdftoppm", "poppler-utils"), "-png", "-r", "70", str(path),
+                        str(path.with_suffix(""))], check=True)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -370,6 +485,7 @@ def test_the_week_and_the_month_count_what_the_daily_records_say(week: Week) -> 
         fails = [(r["day"]["date"], i["id"]) for r in daily for i in r["items"] if i["status"] == "fail"]
         assert [(f["date"], f["id"]) for f in summary["fails"]] == fails
         blank = [(r["day"]["date"], i["id"]) for r in daily for i in r["items"] if i["status"] == "manual"]
+        assert [line["signatures"] for line in summary["days"]] == [r["signatures"] for r in daily]
         assert [(m["date"], m["id"]) for m in summary["open_manual"]] == blank
         assert summary["alerts"] == len({a["id"] for r in daily for a in r["alerts"]})
     week_summary = get(week.client, week="2026-W42")
@@ -410,7 +526,7 @@ def test_the_record_renders_in_chinese_by_default_and_in_english(week: Week) -> 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "每日安全检查记录" in page.text
-    assert "未通过" in page.text
+    assert "异常" in page.text
     assert "Daily safety record" in week.client.get("/api/v1/reports/safety",
                                                     params={**params, "format": "html", "lang": "en"}).text
     table = week.client.get("/api/v1/reports/safety", params={**params, "format": "csv"})

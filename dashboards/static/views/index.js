@@ -7,6 +7,7 @@ import alerts from "./alerts.js";
 import buildings from "./buildings.js";
 import closing from "./closing.js";
 import device from "./device.js";
+import ledger from "./ledger.js";
 import orders from "./orders.js";
 import overview from "./overview.js";
 import patrol from "./patrol.js";
@@ -14,9 +15,9 @@ import reports from "./reports.js";
 import samples from "./samples.js";
 import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, reports };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, ledger, reports };
 
-export const NAV = ["overview", "closing", "samples", "patrol", "orders", "alerts", "reports", "buildings", "sweep"];
+export const NAV = ["overview", "closing", "samples", "patrol", "ledger", "orders", "alerts", "reports", "buildings", "sweep"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };
