@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from gateway.cli.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, banner, demo_app
 from gateway.clock import ManualClock
-from tests.services import accounting, free_port
+from tests.services import accounting, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +60,18 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
         # The page itself, in Chinese.
         assert "向日葵幼儿园" in client.get("/").text
         assert client.get("/api/v1/rejected").json() == []
+        # The people kept their records on the days of the history: Monday's ledger has nothing
+        # blank; yesterday nobody kept the snack's sample; both days not signed yet.
+        wait_for((tmp_path / "data" / "demo-records.json").exists, timeout=60)
+        monday = client.get("/api/v1/reports/safety", params={"date": "2026-11-16"}).json()
+        assert monday["counts"]["manual"] == 0, [i["id"] for i in monday["items"] if i["status"] == "manual"]
+        done = {i["id"]: i for i in monday["items"]}
+        assert done["sample:lunch"]["status"] == "pass"
+        assert done["fire:0800"]["status"] == "done"
+        assert done["canteen:tableware"]["completion"]["by"]["name_zh"] == "陈师傅"
+        tuesday = {i["id"]: i["status"] for i in client.get(
+            "/api/v1/reports/safety", params={"date": "2026-11-17"}).json()["items"]}
+        assert (tuesday["sample:lunch"], tuesday["sample:snack"]) == ("pass", "fail")
         # Each of the school's people can log in, and is greeted by name.
         for login, (role, _) in DEMO_ACCOUNTS.items():
             answer = client.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})

@@ -120,6 +120,7 @@ async def register_sample(register: SamplesDep, store: StoreDep, site: SiteDep, 
                                    who.name)
     except Refused as exc:
         raise refusal(exc.status, exc.zh, exc.en) from None
+    register.judge(to_ms(clock.now()))  # a late sample clears its alert at once
     [line] = await _lines(store, site, people, [sample], to_ms(clock.now()))
     return line
 
@@ -133,5 +134,6 @@ async def discard_sample(register: SamplesDep, store: StoreDep, site: SiteDep, c
         sample = register.discard(sample_id, who.name, body.reason)
     except Refused as exc:
         raise refusal(exc.status, exc.zh, exc.en) from None
+    register.judge(to_ms(clock.now()))  # an early discard raises its alert at once
     [line] = await _lines(store, site, people, [sample], to_ms(clock.now()))
     return line

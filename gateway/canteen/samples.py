@@ -153,7 +153,6 @@ class SampleRegister:
         self._audit.record(now, by, "sample.registered", f"sample:{sample_id}", {
             "day": day.isoformat(), "meal": meal.id, "dish": dish, "weight_g": weight_g, "fridge": fridge.id,
             "taken_ms": taken})
-        self.judge(now)
         return FoodSample(sample_id, day, meal.id, dish, weight_g, fridge.id, taken, by, after, None, None, None)
 
     def discard(self, sample_id: int, by: str, reason: str | None) -> FoodSample:
@@ -178,7 +177,6 @@ class SampleRegister:
             return self.discard(sample_id, by, reason)
         self._audit.record(now, by, "sample.discarded", f"sample:{sample_id}",
                            {"early": early, **({"reason": kept_reason} if early else {})})
-        self.judge(now)
         return self.get(sample_id)
 
     def _stamp(self, ms: int) -> str:
@@ -257,7 +255,7 @@ class SampleRegister:
 
     def judge(self, now_ms: int) -> None:
         """Raises, updates and clears today's 留样 alerts (the watchdog calls this every tick,
-        on the injected clock; the actions right after they change the register)."""
+        on the injected clock; the routes right after a person changed the register)."""
         if not self.fridges:
             return
         cal, s = self._calendar, self._settings

@@ -153,6 +153,7 @@ def test_a_meal_without_samples_by_its_deadline_raises_an_alert_that_a_late_samp
 
     kitchen.clock.set(at(MONDAY, "12:40"))
     r.register(MONDAY, "lunch", "红烧鸡块", 130.0, "sample-fridge", to_ms(at(MONDAY, "12:10")), "canteen-chen")
+    kitchen.judge_at(at(MONDAY, "12:40"))
     assert kitchen.open_alerts("sample_missing") == []
     assert kitchen.alerts.get(alert.id).state == "cleared"
     assert kitchen.items(MONDAY)["sample:lunch"].status is ItemStatus.PASS
@@ -176,6 +177,7 @@ def test_an_early_discard_raises_an_alert_with_its_reason(kitchen: Kitchen) -> N
     sample = r.register(MONDAY, "lunch", "清蒸鲈鱼", 140.0, "sample-fridge", None, "canteen-chen")
     kitchen.clock.set(at(MONDAY, "16:00"))
     r.discard(sample.id, "canteen-chen", "冰箱断电，留样已变质")
+    kitchen.judge_at(at(MONDAY, "16:00"))
     [alert] = kitchen.open_alerts("sample_discarded_early")
     assert (alert.device_id, alert.facts["samples"]) == ("sample-fridge", str(sample.id))
     actions = [(e.action, e.actor, dict(e.detail)) for e in kitchen.audit.about(f"sample:{sample.id}")]

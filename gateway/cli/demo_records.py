@@ -1,0 +1,126 @@
+"""What the demo kindergarten's people did on the days of its history, so that the ledger,
+the 留样 register and the fire patrols look lived in: the canteen manager kept two dishes of
+every meal, the guard walked every fire round and his supervisor signed it, each day's manual
+checks were done, and a day whose record was complete was signed by the inspector, the person
+responsible and the principal.
+
+Not every day, because that is not how schools are: one day a week ago nobody filled in
+anything (the blank ledger, 台账空白, that the district's inspectors look for first), yesterday
+nobody kept the afternoon snack's sample, and the last two days are not signed yet. Today is
+left to whoever tries the demo.
+
+Each record is written by the store that the dashboard writes through, on a clock set to when
+the person did it, so its time and its audit entry read as if it had been done then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Final
+
+from gateway.canteen.samples import SampleRegister, served
+from gateway.clock import ManualClock, to_ms
+from gateway.reports.checks import ManualChecks, SignRole
+from gateway.reports.safety import day_states, record
+from gateway.reports.safety_model import Category, ItemStatus
+from gateway.schedule.patrols import FirePatrols
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+MARKER: Final = "demo-records.json"
+# Who did what: the kindergarten's roster ids (simulators/kindergarten.yaml).
+CANTEEN, GUARD, HEAD, PRINCIPAL = "canteen-chen", "guard-wang", "logistics-li", "principal-zhao"
+DISHES: Final = (("小米粥", "鸡蛋饼"), ("番茄炒蛋", "清蒸鲈鱼"), ("水果拼盘", "南瓜发糕"))
+BLANK_DAY_AGO: Final = 6  # nobody filled in anything that day
+UNSIGNED_DAYS: Final = 2  # the last days before today are not signed yet
+MISSED_SAMPLE: Final = "snack"  # yesterday's snack kept no sample
+
+
+def _days(first: date, today: date) -> Iterator[date]:
+    day = first
+    while day < today:
+        yield day
+        day += timedelta(days=1)
+
+
+async def fill(gateway: Gateway, first: date) -> None:
+    """Writes the people's records of the days from `first` to yesterday, once per data folder.
+    Run after the history's readings are stored: whether a day may be signed depends on them."""
+    marker = gateway.site.storage.data_dir / MARKER
+    if marker.exists():
+        return
+    # The readings of the history in the store first: a day's record is judged from them.
+    while gateway.spool.totals().pending.get("sqlite", 0) > 0:  # noqa: ASYNC110 (no event says a sink caught up)
+        await asyncio.sleep(0.2)
+    today = gateway.calendar.local_date(to_ms(gateway.clock.now()))
+    await asyncio.to_thread(_registers, gateway, first, today)
+    signed = 0
+    for day in _days(first, today):
+        if day < today - timedelta(days=UNSIGNED_DAYS) and day != today - timedelta(days=BLANK_DAY_AGO):
+            signed += await _sign(gateway, day)
+    marker.write_text("{}")
+    log.info("demo: the people's records of the history are written (%d days signed)", signed)
+
+
+def _registers(gw: Gateway, first: date, today: date) -> None:
+    clock = ManualClock(gw.clock.now())
+    path = gw.site.storage.data_dir / "state.db"
+    with ExitStack() as stack:
+        samples = stack.enter_context(closing(
+            SampleRegister(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts)))
+        patrols = stack.enter_context(closing(
+            FirePatrols(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts.apply)))
+        checks = stack.enter_context(closing(ManualChecks(path, gw.audit, clock)))
+
+        def at(day: date, when: time, minutes: int = 0) -> datetime:
+            return datetime.combine(day, when, gw.site.tz) + timedelta(minutes=minutes)
+
+        fridge = samples.fridges[0].id if samples.fridges else None
+        for day in _days(first, today):
+            if day == today - timedelta(days=BLANK_DAY_AGO):
+                continue
+            info = gw.calendar.day(day)
+            for meal, dishes in zip(gw.site.samples.meals, DISHES * 3, strict=False):
+                if fridge is None or not served(meal, info) or (day == today - timedelta(days=1)
+                                                                and meal.id == MISSED_SAMPLE):
+                    continue
+                for k, dish in enumerate(dishes):
+                    clock.set(at(day, meal.deadline, -40 + k))
+                    samples.register(day, meal.id, dish, 130 + 10 * k, fridge, None, CANTEEN)
+            for r in patrols.rounds(day):
+                clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(minutes=10))
+                patrols.submit(day, r.id, {i.id: ("ok", "") for i in gw.site.fire_patrol.items}, GUARD)
+                clock.advance(timedelta(hours=1))
+                patrols.sign(day, r.id, HEAD)
+            [state] = day_states(gw, [day])
+            for item in record(gw.store, gw.site, state).items:
+                if item.status is ItemStatus.MANUAL and item.completion is None:
+                    clock.set(at(day, time(17, 30)))
+                    by = CANTEEN if item.category is Category.CANTEEN else GUARD
+                    checks.complete(day, item.id, "ok", "", by)
+        for sample in samples.kept():
+            if sample.discard_after_ms <= to_ms(gw.clock.now()):
+                clock.set(datetime.fromtimestamp(sample.discard_after_ms / 1000, gw.site.tz) + timedelta(hours=1))
+                samples.discard(sample.id, CANTEEN, None)
+
+
+async def _sign(gw: Gateway, day: date) -> int:
+    """Signs `day` in the three roles if its record has nothing blank or failed; 1 if it did."""
+    [state] = day_states(gw, [day])
+    found = await asyncio.to_thread(record, gw.store, gw.site, state)
+    if found.counts[ItemStatus.MANUAL] or found.counts[ItemStatus.FAIL]:
+        return 0
+    clock = ManualClock(datetime.combine(day, time(17, 40), gw.site.tz))
+    with closing(ManualChecks(gw.site.storage.data_dir / "state.db", gw.audit, clock)) as checks:
+        roles: tuple[tuple[SignRole, str], ...] = (("inspector", GUARD), ("responsible", HEAD), ("review", PRINCIPAL))
+        for role, who in roles:
+            checks.sign(day, role, who)
+            clock.advance(timedelta(minutes=20))
+    return 1
