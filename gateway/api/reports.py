@@ -212,6 +212,9 @@ async def complete_check(sources: ReportSourcesDep, who: Staff, day: date, item_
     found = await _record(sources, day)
     item = _item(found, item_id)
     zh, en = _named([item])
+    if item.page is not None:
+        raise refusal(409, f"{zh}在它自己的页面登记，请从台账里这一项的链接前往。",
+                      f"{en} is kept on its own page: follow the item's link in the ledger.")
     if not item.needs_check:
         status_zh, status_en, _ = STATUS[item.status]
         raise refusal(409, f"{zh}由传感器判定为「{status_zh}」，不用人工登记；有问题请在整改中写明。",

@@ -96,6 +96,8 @@ class SampleRegister:
     """The register of one site. Its writes and the alerts it judges run on the event loop's
     thread; `retained` reads the fridges' readings in a worker thread."""
 
+    page = "samples"  # the dashboard's view where it is kept
+
     def __init__(self, path: Path, site: SiteConfig, calendar: SchoolCalendar, audit: AuditTrail, clock: Clock,
                  alerts: AlertStore) -> None:
         self._conn = connect(path, _SCHEMA, durable=True)
@@ -133,8 +135,9 @@ class SampleRegister:
                           "That is not one of the site's sample fridges: choose one from the list.")
         info = self._calendar.day(day)
         if not served(meal, info):
-            raise Refused(409, f"{day:%m月%d日}不是上学日，不供应{meal.label_zh}，无需留样。",
-                          f"{day:%d %b} is not a school day: no {meal.label_en.lower()} is served, so no sample.")
+            word_zh, word_en = self._site.day_word()
+            raise Refused(409, f"{day:%m月%d日}不是{word_zh}，不供应{meal.label_zh}，无需留样。",
+                          f"{day:%d %b} is not a {word_en}: no {meal.label_en.lower()} is served, so no sample.")
         start, _ = self._calendar.day_bounds_ms(day)
         taken = now if taken_ms is None else taken_ms
         if taken > now + AHEAD_MS:
@@ -230,8 +233,9 @@ class SampleRegister:
             deadline = self.deadline_ms(day.date, meal)
             due = f"{from_ms(deadline, site.tz):%H:%M}"
             if not served(meal, day):
-                status, detail = ItemStatus.NOT_REQUIRED, (f"非上学日，不供应{meal.label_zh}",
-                                                           f"not a school day: no {meal.label_en.lower()} served")
+                closed_zh, closed_en = site.day_word(school_day=False)
+                status, detail = ItemStatus.NOT_REQUIRED, (f"{closed_zh}，不供应{meal.label_zh}",
+                                                           f"{closed_en}: no {meal.label_en.lower()} served")
             elif kept:
                 dishes_zh = "、".join(f"{x.dish} {x.weight_g:g} 克" for x in kept)
                 dishes_en = ", ".join(f"{x.dish} {x.weight_g:g} g" for x in kept)

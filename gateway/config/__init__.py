@@ -231,6 +231,12 @@ class ReportSettings(Strict):
     lang: Literal["zh-CN", "en"] = "zh-CN"
 
 
+_DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
+    "weekend": ("周末", "weekend"), "holiday": ("法定节假日", "public holiday"), "term_break": ("假期", "term break"),
+    "closure": ("停课", "closure"), "guard_duty": ("护校", "guard duty"),
+}
+
+
 class SiteConfig(BaseSettings):
     """The whole configuration. Keys from the file win over defaults; environment variables
     (`FACILITY_` prefix, `__` between levels) win over the file, for secrets in production."""
@@ -440,6 +446,23 @@ class SiteConfig(BaseSettings):
     def floor_area_m2(self) -> float | None:
         areas = [b.floor_area_m2 for b in self.buildings]
         return sum(a for a in areas if a) if all(areas) else None
+
+    def day_word(self, school_day: bool = True) -> tuple[str, str]:
+        """What a day people come in is called, in Chinese and English: a kindergarten's 开园日,
+        a school's 上学日 (and the days they do not: 非开园日, 非上学日). Every report and record
+        says it from here; the dashboard from the site's `kind` (i18n.js dayWord)."""
+        if self.kind == "kindergarten":
+            return ("开园日", "open day") if school_day else ("非开园日", "closed day")
+        return ("上学日", "school day") if school_day else ("非上学日", "no school")
+
+    def day_kind_words(self, kind: str) -> tuple[str, str]:
+        """A kind of day of the school calendar (gateway/schedule/school_calendar.py) in words."""
+        if kind == "school_day":
+            return self.day_word()
+        if kind == "makeup_day":
+            zh, en = self.day_word()
+            return f"调休{zh}", f"make-up {en}"
+        return _DAY_KINDS.get(kind, (kind, kind))
 
     def main_meters(self, kind: str, building: Building) -> list[Device]:
         """The meters of `kind` that together measure all of `building`: those in its plant

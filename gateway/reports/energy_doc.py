@@ -73,7 +73,8 @@ def _month(t: _Text, month: str) -> str:
 
 def days_open(t: _Text, site: SiteConfig) -> str:
     """What the days people come in are called: a kindergarten's 开园日, a school's 上学日."""
-    return t("开园日", "Days open") if site.kind == "kindergarten" else t("上学日", "School days")
+    zh, en = site.day_word()
+    return t(zh, f"{en[0].upper()}{en[1:]}s")
 
 
 def energy_document(r: EnergyReport, site: SiteConfig, lang: str = "zh-CN") -> Document:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class PatrolRegister:
     """A `gateway.reports.safety.Register` of the fire patrols."""
 
+    page = "patrol"  # the dashboard's view where it is kept
+
     def __init__(self, patrols: FirePatrols, people: People) -> None:
         self._patrols = patrols
         self._people = people

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
     from gateway.storage.sqlite import SqliteStore
 
 MIN_MS: Final = 60_000
-NO_SCHOOL: Final = ("非上学日，无需消毒", "not a school day: no disinfection needed")
+def no_school(site: SiteConfig) -> tuple[str, str]:
+    """Why a check is not asked for on a day nobody comes in."""
+    zh, en = site.day_word(school_day=False)
+    return f"{zh}，无需消毒", f"{en[0].upper()}{en[1:]}: no disinfection needed"
 # A day of one reading a second fits; past it the rest of the day shows as a gap (manual).
 MAX_POINTS: Final = 200_000
 

@@ -61,7 +61,10 @@ _ORDER: Final = list(Category)
 class Register(Protocol):
     """A record kept by people in the dashboard (the 留样 register, the fire patrols, …) whose
     state joins the daily record as items: `items` judges one day from the register's own
-    table (read on the event loop's thread, so it must be quick: no readings)."""
+    table (read on the event loop's thread, so it must be quick: no readings). Its items are
+    kept on its own page (`page`, a dashboard view), not ticked in the ledger."""
+
+    page: str
 
     def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]: ...
 
@@ -142,7 +145,8 @@ def day_states(gw: Sources, days: Sequence[date]) -> list[DayState]:
             lamps=lamps, limits=limits,
             alerts=[a for a in alerts if a.first_ms < end and (a.cleared_ms is None or a.cleared_ms >= start)],
             completions={item: completion(c, names) for (on, item), c in checks.items() if on == d},
-            registered=[i for r in gw.registers for i in r.items(gw.site, cal.day(d), start, end, min(now, end))],
+            registered=[i.model_copy(update={"page": r.page}) for r in gw.registers
+                        for i in r.items(gw.site, cal.day(d), start, end, min(now, end))],
             rectifications=rectifications(written.get(d, []), names),
             signatures=signatures(signed.get(d, []), names),
             actors={a.acked_by: names.actor(a.acked_by) for a in alerts if a.acked_by is not None},
@@ -180,9 +184,11 @@ def signatures(signed: Sequence[Signed], names: Directory) -> Signatures:
     return Signatures(**{s.role: Signature(by=names.actor(s.by), at=utc(s.at_ms)) for s in signed})
 
 
-def _info(state: DayState) -> DayInfo:
+def _info(state: DayState, site: SiteConfig) -> DayInfo:
     i = state.info
-    return DayInfo(date=i.date, kind=i.kind, school_day=i.school_day, name_zh=i.name_zh, name_en=i.name_en)
+    kind_zh, kind_en = site.day_kind_words(i.kind)
+    return DayInfo(date=i.date, kind=i.kind, kind_zh=kind_zh, kind_en=kind_en, school_day=i.school_day,
+                   name_zh=i.name_zh, name_en=i.name_en)
 
 
 def _counts(items: Sequence[Item]) -> Counts:
@@ -206,7 +212,7 @@ def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecor
     items = [completed(i, state.completions.get(i.id), state.rectifications.get(i.id))
              for i in items + always_manual(site, state.info) + state.registered]
     return SafetyRecord(
-        site=site.id, site_name=site.name, day=_info(state), start=utc(state.start_ms), end=utc(state.end_ms),
+        site=site.id, site_name=site.name, day=_info(state, site), start=utc(state.start_ms), end=utc(state.end_ms),
         as_of=utc(state.as_of_ms), complete=state.as_of_ms >= state.end_ms, counts=_counts(items), items=items,
         alerts=[_alert(a, state) for a in state.alerts], signatures=state.signatures,
     )
@@ -246,7 +252,7 @@ def canteen(store: SqliteStore, site: SiteConfig, state: DayState) -> CanteenRec
             low, high = m.allowed.of(d.kind_settings())
             logs.append(FridgeLog(device=d.id, name=d.name or d.id, range_min_c=low,
                                   range_max_c=high, hours=_hours(store, site, state, d.id, m.key)))
-    return CanteenRecord(site=site.id, site_name=site.name, day=_info(state), as_of=utc(state.as_of_ms),
+    return CanteenRecord(site=site.id, site_name=site.name, day=_info(state, site), as_of=utc(state.as_of_ms),
                          complete=state.as_of_ms >= state.end_ms, compliant=compliant, fridges=logs,
                          counts=_counts(items), items=items)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from gateway.reports.judging import NO_SCHOOL, record_item
+from gateway.reports.judging import no_school, record_item
 from gateway.reports.safety_model import Category, Completion, Entry, Item, ItemStatus, Rectification
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def uncovered(site: SiteConfig, day: SchoolDay) -> list[Item]:
                 continue
             status, detail = ItemStatus.MANUAL, todo
             if category is Category.UV and not day.school_day:
-                status, detail = ItemStatus.NOT_REQUIRED, NO_SCHOOL
+                status, detail = ItemStatus.NOT_REQUIRED, no_school(site)
             out.append(record_item(f"{category}@{b.id}", category, None, site, status, detail, subject=b.name,
                              building=b.id))
         for r in b.rooms:
@@ -89,8 +89,9 @@ def always_manual(site: SiteConfig, day: SchoolDay) -> list[Item]:
         if check.category is Category.CANTEEN and not kitchen:
             continue
         if check.school_days_only and not day.school_day:
-            status, detail = ItemStatus.NOT_REQUIRED, ("非上学日，食堂不开餐",
-                                                       "not a school day: the canteen is closed")
+            closed_zh, closed_en = site.day_word(school_day=False)
+            status, detail = ItemStatus.NOT_REQUIRED, (f"{closed_zh}，食堂不开餐",
+                                                       f"{closed_en}: the canteen is closed")
         else:
             status, detail = ItemStatus.MANUAL, (f"无传感器监测，请人工检查：{check.how_zh}",
                                                  f"no sensor watches this, check by hand: {check.how_en}")

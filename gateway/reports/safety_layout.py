@@ -117,15 +117,6 @@ STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
     ItemStatus.NOT_REQUIRED: ("无需检查", "Not required", Tone.PLAIN),
     ItemStatus.PENDING: ("未到时间", "Not due yet", Tone.PLAIN),
 }
-_DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
-    "school_day": ("上学日", "school day"),
-    "weekend": ("周末", "weekend"),
-    "holiday": ("法定节假日", "public holiday"),
-    "makeup_day": ("调休上学日", "make-up school day"),
-    "term_break": ("假期", "term break"),
-    "closure": ("停课", "closure"),
-    "guard_duty": ("护校", "guard duty"),
-}
 # As the dashboard says them (dashboards/static/i18n.js: severity.*, state.*).
 _SEVERITY: Final[dict[str, tuple[str, str]]] = {
     "critical": ("紧急", "Critical"), "major": ("重要", "Major"), "minor": ("一般", "Minor"),
@@ -158,7 +149,7 @@ class _Words:
         return STATUS[status][self.n]
 
     def day(self, info: DayInfo) -> str:
-        kind = _DAY_KINDS.get(info.kind, (info.kind, info.kind))[self.n]
+        kind = self.pick(info.kind_zh, info.kind_en)
         name = self.pick(info.name_zh, info.name_en)
         weekday = _WEEKDAYS[self.n][info.date.weekday()]
         return f"{info.date.isoformat()} {weekday} · {kind}" + (f" ({name})" if name else "")
@@ -352,7 +343,7 @@ def summary_document(s: SafetySummary, lang: Lang, tz: ZoneInfo) -> Document:
     rows: list[list[Cell]] = []
     tones: list[list[Tone]] = []
     for line in s.days:
-        kind = _DAY_KINDS.get(line.day.kind, (line.day.kind, line.day.kind))[w.n]
+        kind = w.pick(line.day.kind_zh, line.day.kind_en)
         rows.append([line.day.date.isoformat(), _WEEKDAYS[w.n][line.day.date.weekday()], kind,
                      *(line.counts[st] for st in _SHOWN), line.alerts, _signed(w, line.signatures)])
         tones.append([Tone.PLAIN, Tone.PLAIN, Tone.PLAIN,

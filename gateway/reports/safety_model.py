@@ -147,6 +147,8 @@ class Item(BaseModel):
     check_en: str
     status: ItemStatus
     needs_check: bool = Field(description="a person must vouch for it (status manual before completion)")
+    page: str | None = Field(None, description="the dashboard's view where people keep it (a register's: "
+                                               "samples, patrol, sweep); None: it is checked in the ledger")
     detail_zh: str
     detail_en: str
     facts: Facts | None = None
@@ -177,6 +179,8 @@ class AlertLine(BaseModel):
 class DayInfo(BaseModel):
     date: date
     kind: str
+    kind_zh: str = Field(description="the kind in words, as this site says it: 开园日 for a kindergarten")
+    kind_en: str
     school_day: bool
     name_zh: str
     name_en: str

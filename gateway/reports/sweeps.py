@@ -294,6 +294,8 @@ class SweepRegister:
     of the day is signed there without a problem, fail when one was signed with problems,
     manual while one is unsigned (signed on the sweep's page, not in the record)."""
 
+    page = "sweep"  # the dashboard's view where it is kept
+
     def __init__(self, store: SweepStore, calendar: SchoolCalendar, people: People) -> None:
         self._store = store
         self._calendar = calendar

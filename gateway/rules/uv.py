@@ -14,11 +14,11 @@ from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.reports.judging import (
-    NO_SCHOOL,
     Judge,
     lamp_run,
     minutes,
     missing,
+    no_school,
     record_item,
 )
 from gateway.reports.safety_model import (
@@ -218,7 +218,7 @@ def uv(j: Judge, d: Device) -> Item:
                             f"the “{UV_NOT_RUN.label_en}” check is off for this lamp"))
     window, required = lamp
     if window is None:
-        why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else NO_SCHOOL
+        why = ("今日无消毒时段", "no disinfection window today") if j.day.info.school_day else no_school(j.site)
         return record_item(item_id, Category.UV, d, j.site, ItemStatus.NOT_REQUIRED, why)
     lo, hi = window
     hold = j.hold_ms(d)

@@ -108,7 +108,7 @@ def test_a_sample_is_refused_when_light_in_an_unknown_fridge_or_for_a_meal_not_s
     assert (light.status, light.zh) == (409, "留样重量不足：每样至少 125 克，本次只有 100 克。请补足后再登记。")
     assert refused(r.register, MONDAY, "lunch", "番茄炒蛋", 130.0, "uv-kitchen", None, "canteen-chen").status == 409
     weekend = refused(r.register, SATURDAY, "lunch", "番茄炒蛋", 130.0, "sample-fridge", None, "canteen-chen")
-    assert (weekend.status, weekend.zh) == (409, "03月21日不是上学日，不供应午餐，无需留样。")
+    assert (weekend.status, weekend.zh) == (409, "03月21日不是开园日，不供应午餐，无需留样。")
     assert refused(r.register, MONDAY, "supper", "粥", 130.0, "sample-fridge", None, "canteen-chen").status == 409
     assert r.on_day(MONDAY) == []
 

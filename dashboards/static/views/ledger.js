@@ -13,14 +13,11 @@ addLabels({
     // The statuses: the same words as the printed record (gateway/reports/safety_layout.py STATUS).
     "ledger.status.pass": "正常", "ledger.status.fail": "异常", "ledger.status.manual": "待检查",
     "ledger.status.done": "已检查", "ledger.status.not_required": "无需检查", "ledger.status.pending": "未到时间",
-    "ledger.day.school_day": "上学日", "ledger.day.weekend": "周末", "ledger.day.holiday": "法定节假日",
-    "ledger.day.makeup_day": "调休上学日", "ledger.day.term_break": "假期", "ledger.day.closure": "停课",
-    "ledger.day.guard_duty": "护校",
     "ledger.prev": "前一天", "ledger.next": "后一天", "ledger.today": "今天", "ledger.date": "日期",
     "ledger.pdf": "打印 / 下载 PDF",
     "ledger.future": "这一天还没到，没有记录。",
     "ledger.partial": "当日尚未结束：记录截至 {t}。签字只对签字时已判定的内容负责。",
-    "ledger.blank": "台账空白：还有 {n} 项待检查", "ledger.blank_hint": "请检查后逐项登记：正常，或写明存在的问题。",
+    "ledger.go": "去「{page}」登记", "ledger.blank": "台账空白：还有 {n} 项待检查", "ledger.blank_hint": "请检查后逐项登记：正常，或写明存在的问题。",
     "ledger.no_blank": "没有空白项：每一项都已检查或由传感器判定。",
     "ledger.fails": "异常项目（{n} 项）：请写明整改", "ledger.others": "其他项目",
     "ledger.ok": "正常", "ledger.problem_button": "有问题",
@@ -45,14 +42,11 @@ addLabels({
     "nav.ledger": "Safety ledger",
     "ledger.status.pass": "OK", "ledger.status.fail": "Problem", "ledger.status.manual": "To check",
     "ledger.status.done": "Checked", "ledger.status.not_required": "Not required", "ledger.status.pending": "Not due yet",
-    "ledger.day.school_day": "school day", "ledger.day.weekend": "weekend", "ledger.day.holiday": "public holiday",
-    "ledger.day.makeup_day": "make-up school day", "ledger.day.term_break": "term break", "ledger.day.closure": "closure",
-    "ledger.day.guard_duty": "guard duty",
     "ledger.prev": "Previous day", "ledger.next": "Next day", "ledger.today": "Today", "ledger.date": "Date",
     "ledger.pdf": "Print / download PDF",
     "ledger.future": "This day has not come yet: there is no record.",
     "ledger.partial": "The day is not over: judged up to {t}. A signature vouches for what was judged when it was given.",
-    "ledger.blank": "Blank in the ledger: {n} items to check", "ledger.blank_hint": "Check each and register it: OK, or say what the problem is.",
+    "ledger.go": "Register it in “{page}”", "ledger.blank": "Blank in the ledger: {n} items to check", "ledger.blank_hint": "Check each and register it: OK, or say what the problem is.",
     "ledger.no_blank": "Nothing blank: every item is checked, by a person or by its sensors.",
     "ledger.fails": "Problems ({n}): write their rectification", "ledger.others": "Other items",
     "ledger.ok": "OK", "ledger.problem_button": "Problem",
@@ -159,14 +153,16 @@ function problemDialog(item, base, rerender) {
 
 function blankItem(item, base, rerender) {
   const error = h("p", { class: "error-text", role: "alert" });
-  return h("article", { class: "ledger-item blank", dataset: { item: item.id, status: item.status } },
-    itemHead(item), h("p", { class: "small" }, pick(item, "detail")), evidence(item.facts),
-    h("div", { class: "actions" },
+  // A register's item (留样, a fire round, a sweep) is kept on its own page, not ticked here.
+  const actions = item.page
+    ? h("div", { class: "actions" }, h("a", { class: "button", href: `#/${item.page}` }, t("ledger.go", { page: t(`nav.${item.page}`) })))
+    : h("div", { class: "actions" },
       h("button", { type: "button", class: "problem secondary", onclick: async () => { if (await signedIn()) problemDialog(item, base, rerender); } },
         t("ledger.problem_button")),
       h("button", { type: "button", class: "ok", onclick: () => act(error, () => send("POST", `${base}/items/${encodeURIComponent(item.id)}`, { result: "ok", note: "" }), rerender) },
-        t("ledger.ok"))),
-    error);
+        t("ledger.ok")));
+  return h("article", { class: "ledger-item blank", dataset: { item: item.id, status: item.status } },
+    itemHead(item), h("p", { class: "small" }, pick(item, "detail")), evidence(item.facts), actions, error);
 }
 
 function rectification(item, base, rerender) {
@@ -259,7 +255,7 @@ async function ledger({ state, arg, rerender }) {
   return h("div", { class: "stack ledger", dataset: { day } },
     dayNav(day, now),
     h("header", { class: "ledger-title" },
-      h("h1", {}, `${r.day.date} · ${t(`ledger.day.${r.day.kind}`)}${name ? ` · ${name}` : ""}`),
+      h("h1", {}, `${when(r.day.date, "date")} · ${pick(r.day, "kind")}${name ? ` · ${name}` : ""}`),
       h("div", { class: "counts" }, counts),
       r.complete ? null : h("p", { class: "small muted" }, t("ledger.partial", { t: when(r.as_of, "time") }))),
     blank.length
