@@ -6,8 +6,9 @@ responsible and the principal.
 
 Not every day, because that is not how schools are: one day a week ago nobody filled in
 anything (the blank ledger, 台账空白, that the district's inspectors look for first), yesterday
-nobody kept the afternoon snack's sample, and the last two days are not signed yet. Today is
-left to whoever tries the demo.
+nobody kept the afternoon snack's sample, and the last two days are not signed yet. Today,
+what was due before the demo started is done but the latest meal's sample and the latest
+fire round, and nobody has ticked the day's manual checks: that is left to whoever tries it.
 
 Each record is written by the store that the dashboard writes through, on a clock set to when
 the person did it, so its time and its audit entry read as if it had been done then.
@@ -18,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Final
 
 from gateway.canteen.samples import SampleRegister, served
 from gateway.clock import ManualClock, to_ms
+from gateway.config.samples import Meal
 from gateway.reports.checks import ManualChecks, SignRole
 from gateway.reports.safety import day_states, record
+from gateway.reports.safety_items import always_manual, uncovered
 from gateway.reports.safety_model import Category, ItemStatus
-from gateway.schedule.patrols import FirePatrols
+from gateway.schedule.patrols import FirePatrols, Round
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -61,6 +64,7 @@ async def fill(gateway: Gateway, first: date) -> None:
         await asyncio.sleep(0.2)
     today = gateway.calendar.local_date(to_ms(gateway.clock.now()))
     await asyncio.to_thread(_registers, gateway, first, today)
+    await asyncio.to_thread(_today, gateway, today)
     signed = 0
     for day in _days(first, today):
         if day < today - timedelta(days=UNSIGNED_DAYS) and day != today - timedelta(days=BLANK_DAY_AGO):
@@ -69,46 +73,62 @@ async def fill(gateway: Gateway, first: date) -> None:
     log.info("demo: the people's records of the history are written (%d days signed)", signed)
 
 
-def _registers(gw: Gateway, first: date, today: date) -> None:
-    clock = ManualClock(gw.clock.now())
+@contextmanager
+def _stores(gw: Gateway, clock: ManualClock) -> Iterator[tuple[SampleRegister, FirePatrols, ManualChecks]]:
+    """The stores the dashboard writes through, on a clock of the demo's own."""
     path = gw.site.storage.data_dir / "state.db"
     with ExitStack() as stack:
-        samples = stack.enter_context(closing(
-            SampleRegister(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts)))
-        patrols = stack.enter_context(closing(
-            FirePatrols(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts.apply)))
-        checks = stack.enter_context(closing(ManualChecks(path, gw.audit, clock)))
+        yield (stack.enter_context(closing(SampleRegister(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts))),
+               stack.enter_context(closing(FirePatrols(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts.apply))),
+               stack.enter_context(closing(ManualChecks(path, gw.audit, clock))))
 
-        def at(day: date, when: time, minutes: int = 0) -> datetime:
-            return datetime.combine(day, when, gw.site.tz) + timedelta(minutes=minutes)
 
-        fridge = samples.fridges[0].id if samples.fridges else None
+def _keep(gw: Gateway, samples: SampleRegister, patrols: FirePatrols, clock: ManualClock, day: date,
+          meals: list[Meal], rounds: list[Round]) -> None:
+    """The canteen manager keeps two dishes of each of `meals`; the guard walks `rounds`."""
+    for meal in meals:
+        dishes = DISHES[gw.site.samples.meals.index(meal) % len(DISHES)]
+        for k, dish in enumerate(dishes):
+            clock.set(datetime.combine(day, meal.deadline, gw.site.tz) - timedelta(minutes=40 - k))
+            samples.register(day, meal.id, dish, 130 + 10 * k, samples.fridges[0].id, None, CANTEEN)
+    for r in rounds:
+        clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(minutes=10))
+        patrols.submit(day, r.id, {i.id: ("ok", "") for i in gw.site.fire_patrol.items}, GUARD)
+
+
+def _registers(gw: Gateway, first: date, today: date) -> None:
+    clock = ManualClock(gw.clock.now())
+    with _stores(gw, clock) as (samples, patrols, checks):
         for day in _days(first, today):
             if day == today - timedelta(days=BLANK_DAY_AGO):
                 continue
             info = gw.calendar.day(day)
-            for meal, dishes in zip(gw.site.samples.meals, DISHES * 3, strict=False):
-                if fridge is None or not served(meal, info) or (day == today - timedelta(days=1)
-                                                                and meal.id == MISSED_SAMPLE):
-                    continue
-                for k, dish in enumerate(dishes):
-                    clock.set(at(day, meal.deadline, -40 + k))
-                    samples.register(day, meal.id, dish, 130 + 10 * k, fridge, None, CANTEEN)
+            missed = MISSED_SAMPLE if day == today - timedelta(days=1) else None
+            meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info) and m.id != missed]
+            _keep(gw, samples, patrols, clock, day, meals, patrols.rounds(day))
             for r in patrols.rounds(day):
-                clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(minutes=10))
-                patrols.submit(day, r.id, {i.id: ("ok", "") for i in gw.site.fire_patrol.items}, GUARD)
-                clock.advance(timedelta(hours=1))
+                clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(hours=1, minutes=10))
                 patrols.sign(day, r.id, HEAD)
-            [state] = day_states(gw, [day])
-            for item in record(gw.store, gw.site, state).items:
-                if item.status is ItemStatus.MANUAL and item.completion is None:
-                    clock.set(at(day, time(17, 30)))
-                    by = CANTEEN if item.category is Category.CANTEEN else GUARD
-                    checks.complete(day, item.id, "ok", "", by)
+            for item in [*uncovered(gw.site, info), *always_manual(gw.site, info)]:
+                if item.status is ItemStatus.MANUAL:
+                    clock.set(datetime.combine(day, time(17, 30), gw.site.tz))
+                    checks.complete(day, item.id, "ok", "", CANTEEN if item.category is Category.CANTEEN else GUARD)
         for sample in samples.kept():
             if sample.discard_after_ms <= to_ms(gw.clock.now()):
                 clock.set(datetime.fromtimestamp(sample.discard_after_ms / 1000, gw.site.tz) + timedelta(hours=1))
                 samples.discard(sample.id, CANTEEN, None)
+
+
+def _today(gw: Gateway, today: date) -> None:
+    """Today's samples and rounds that were due before now, but the latest of each."""
+    now = gw.clock.now()
+    clock = ManualClock(now)
+    with _stores(gw, clock) as (samples, patrols, _):
+        info = gw.calendar.day(today)
+        meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info)
+                 and datetime.combine(today, m.deadline, gw.site.tz) < now]
+        due = [r for r in patrols.rounds(today) if r.due_ms + 10 * 60_000 < to_ms(now)]
+        _keep(gw, samples, patrols, clock, today, meals[:-1], due[:-1])
 
 
 async def _sign(gw: Gateway, day: date) -> int:
