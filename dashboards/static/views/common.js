@@ -7,6 +7,8 @@ export const SEVERITIES = ["critical", "major", "minor", "warning"];
 export const SEVERITY_TONE = { critical: "bad", major: "bad", minor: "warn", warning: "info" };
 
 export function where(state, item) {
+  // Something of the whole site (a fire round, the 留样 register's day) has no room.
+  if (!item.room && !item.building) return state.site.name;
   return `${roomName(state, item.room)} · ${state.buildings.get(item.building) ?? item.building}`;
 }
 
