@@ -59,7 +59,7 @@ class Message:
     e-mail takes the headline as its subject and the text as its body, the robots the text,
     the webhook and MQTT the JSON document."""
 
-    headline: str  # 【严重】厨房门 在闭园时段开着 (one line: it becomes an e-mail Subject)
+    headline: str  # 【紧急】厨房门 在闭园时段开着 (one line: it becomes an e-mail Subject)
     text: str  # the headline, then the details, one per line
     document: dict[str, Any]
     topic: str | None = None  # where MQTT keeps it retained; None: not for MQTT

@@ -18,7 +18,6 @@ import httpx
 from prometheus_client import Counter, Gauge
 
 from gateway.alerting.alerts import Alert, Notice, Transition
-from gateway.alerting.severity import Severity
 from gateway.clock import Clock, from_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
@@ -39,12 +38,6 @@ from gateway.retry import Backoff
 _log = logging.getLogger(__name__)
 DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")
 
-SEVERITY_ZH: Final = {
-    Severity.CRITICAL: "严重",
-    Severity.MAJOR: "重要",
-    Severity.MINOR: "一般",
-    Severity.WARNING: "提示",
-}
 TRANSITION_ZH: Final = {
     Transition.RAISED: "告警",
     Transition.REPEATED: "再次发生",
@@ -57,7 +50,7 @@ TRANSITION_ZH: Final = {
 def _headline_and_text(notice: Notice, site: SiteConfig) -> tuple[str, str]:
     """The Chinese text of a notice, as every text channel sends it."""
     alert = notice.alert
-    severity = SEVERITY_ZH[alert.severity]
+    severity = alert.severity.words[0]
     tag = severity if notice.transition is Transition.RAISED else f"{severity}·{TRANSITION_ZH[notice.transition]}"
     headline = one_line(f"【{tag}】{alert.title_zh}")
     event = TRANSITION_ZH[notice.transition]

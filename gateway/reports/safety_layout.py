@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from gateway.alerting.severity import Severity
 from gateway.reports.document import (
     Block,
     Cell,
@@ -117,11 +118,7 @@ STATUS: Final[dict[ItemStatus, tuple[str, str, Tone]]] = {
     ItemStatus.NOT_REQUIRED: ("无需检查", "Not required", Tone.PLAIN),
     ItemStatus.PENDING: ("未到时间", "Not due yet", Tone.PLAIN),
 }
-# As the dashboard says them (dashboards/static/i18n.js: severity.*, state.*).
-_SEVERITY: Final[dict[str, tuple[str, str]]] = {
-    "critical": ("紧急", "Critical"), "major": ("重要", "Major"), "minor": ("一般", "Minor"),
-    "warning": ("提示", "Warning"),
-}
+# As the dashboard says them (dashboards/static/i18n.js: state.*).
 _ALERT_STATE: Final[dict[str, tuple[str, str]]] = {
     "active": ("未确认", "Active"), "acknowledged": ("已确认", "Acknowledged"), "cleared": ("已恢复", "Cleared"),
 }
@@ -217,7 +214,7 @@ def _alerts_block(w: _Words, alerts: Sequence[AlertLine], on: date) -> Block:
     if not alerts:
         return Paragraphs([w("no_alerts")])
     rows: list[list[Cell]] = [
-        [_SEVERITY[a.severity][w.n], w.pick(a.title_zh, a.title_en), w.time(a.first, on), w.time(a.cleared, on),
+        [Severity(a.severity).words[w.n], w.pick(a.title_zh, a.title_en), w.time(a.first, on), w.time(a.cleared, on),
          _ALERT_STATE[a.state][w.n], "" if a.acked_by_actor is None else w.pick(a.acked_by_actor.name_zh,
                                                                                  a.acked_by_actor.name_en),
          w.time(a.acked_at, on), a.ack_comment or ""]

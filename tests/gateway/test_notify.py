@@ -124,9 +124,9 @@ def receiver() -> Iterator[HttpReceiver]:
 def test_text_in_chinese_for_each_transition() -> None:
     site = site_with()
     raised = render(make_notice(), site)
-    assert raised.headline == "【严重】厨房门 在闭园时段开着"
+    assert raised.headline == "【紧急】厨房门 在闭园时段开着"
     assert raised.text.splitlines() == [
-        "【严重】厨房门 在闭园时段开着",
+        "【紧急】厨房门 在闭园时段开着",
         "厨房门 在闭园时段开着 (自 21:03 起, 已 12 分钟)",
         "事件: 告警",
         "位置: 教学楼 厨房",
@@ -136,7 +136,7 @@ def test_text_in_chinese_for_each_transition() -> None:
     ]
     acked = render(make_notice(Transition.ACKNOWLEDGED, (), state=AlertState.ACKNOWLEDGED, acked_by="zhang",
                                ack_comment="已关门", acked_ms=T0_MS), site)
-    assert acked.headline == "【严重·已确认】厨房门 在闭园时段开着"
+    assert acked.headline == "【紧急·已确认】厨房门 在闭园时段开着"
     assert "事件: 已确认 (张三: 已关门)" in acked.text.splitlines()
     assert "值班" not in acked.text
     reminder = render(make_notice(Transition.REMINDER, severity=Severity.MINOR), site)
@@ -398,7 +398,7 @@ async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Cou
             await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="mail") == 1)
     assert mail.recipients == ["office@kg.example", "zhang@kg.example"]
     assert mail.sender == "facility@kg.example"
-    assert mail.subject == "【严重】厨房门 在闭园时段开着"
+    assert mail.subject == "【紧急】厨房门 在闭园时段开着"
     assert mail.text.rstrip("\n") == render(make_notice(), site).text
     assert "值班: 张三" in mail.text
     assert mail.message.get_content_charset() == "utf-8"
@@ -428,7 +428,7 @@ async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters:
         async with running(notifier):
             notifier.submit(make_notice(title_zh="厨房门\r\nBcc: someone@elsewhere.example"))
             (mail,) = await smtp.wait_for(1)
-    assert mail.subject == "【严重】厨房门 Bcc: someone@elsewhere.example"
+    assert mail.subject == "【紧急】厨房门 Bcc: someone@elsewhere.example"
     assert mail.message["Bcc"] is None
     assert mail.recipients == ["office@kg.example"]
 
