@@ -9,7 +9,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import Browser
 
+from tests.browser import chromium
 from tests.services import (
     Mosquitto,
     MosquittoFactory,
@@ -65,3 +67,10 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
     server = start_victoria_metrics(tmp_path_factory.mktemp("victoria-metrics"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium for a module's browser tests (tests/browser.py)."""
+    with chromium() as b:
+        yield b

@@ -34,7 +34,7 @@ from tests.browser import settle
 from tests.services import GatewayProcess, Mosquitto, free_port, mqtt_client
 from tests.test_alerting import add_user
 
-__all__ = ["DEMO_PASSWORD", "SITE", "STAFF", "Site", "history", "log_in", "publish", "running_site", "show",
+__all__ = ["DEMO_PASSWORD", "SITE", "STAFF", "Site", "history", "log_in", "publish", "running_site", "show", "signed_in",
            "use_language", "wait_until", "write_site"]
 
 SITE = "sunflower-kg"
@@ -176,6 +176,13 @@ def use_language(page: Page, base_url: str, lang: str) -> None:
     page.evaluate("(lang) => localStorage.setItem('facility.lang', lang)", lang)
     page.reload()
     expect(page.locator("html")).to_have_attribute("lang", lang)
+
+
+def signed_in(api: httpx.Client, user: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
+    """The headers of a request by `user`, logged in through the API."""
+    answer = api.post("/api/v1/auth/login", json={"username": user, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def log_in(page: Page, user: str, password: str = DEMO_PASSWORD) -> None:

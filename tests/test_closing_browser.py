@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import DESKTOP, PHONE, artifacts_dir, chromium, horizontal_overflow, open_page, screenshot
-from tests.dashboard_site import DEMO_PASSWORD, Site, running_site, show, use_language
+from tests.browser import DESKTOP, PHONE, artifacts_dir, horizontal_overflow, open_page, screenshot
+from tests.dashboard_site import DEMO_PASSWORD, Site, running_site, show, signed_in, use_language
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -24,18 +23,6 @@ pytestmark = pytest.mark.integration
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "closing") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-def token(api: httpx.Client, user: str) -> dict[str, str]:
-    answer = api.post("/api/v1/auth/login", json={"username": user, "password": DEMO_PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def sign_in_when_asked(page: Page, user: str) -> None:
@@ -48,7 +35,7 @@ def sign_in_when_asked(page: Page, user: str) -> None:
 
 def audit(site: Site, *actions: str) -> list[tuple[str, str, str]]:
     """(actor, action, target), oldest first, of the actions named."""
-    entries = site.api.get("/api/v1/audit", params={"limit": 500}, headers=token(site.api, "principal-zhao")).json()
+    entries = site.api.get("/api/v1/audit", params={"limit": 500}, headers=signed_in(site.api, "principal-zhao")).json()
     return [(e["actor"], e["action"], e["target"]) for e in reversed(entries) if e["action"] in actions]
 
 
@@ -81,7 +68,7 @@ def test_the_guard_sees_the_known_leak_as_known_and_signs_the_walk_round(browser
     assert audit(site, "safety_check.completed") == [
         ("guard-wang", "safety_check.completed", f"safety:{day}:guard:walkround")]
     # A viewer may not sign it.
-    viewer = token(site.api, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     assert site.api.post(f"/api/v1/reports/safety/{day}/items/guard:walkround", json={"result": "ok", "note": ""},
                          headers=viewer).status_code == 403
 
@@ -137,7 +124,7 @@ def test_the_head_runs_a_sweep_and_turns_a_problem_into_a_work_order(browser: Br
     assert {actor for actor, _ in mine} == {"logistics-li"}
 
     # A viewer reads, and is refused every action.
-    viewer = token(site.api, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     base = f"/api/v1/sweeps/{sweep_id}/buildings/service"
     for path, body in ((f"{base}/items/valuables", {"result": "ok"}), (f"{base}/items/valuables/work-order", {}),
                        (f"{base}/sign", {}), ("/api/v1/sweeps", {"title": "开学前检查"})):

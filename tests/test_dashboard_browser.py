@@ -27,7 +27,6 @@ from tests.browser import (
     PHONE,
     ROOT,
     artifacts_dir,
-    chromium,
     horizontal_overflow,
     open_page,
     screenshot,
@@ -104,12 +103,6 @@ def show_any(page: Page, base_url: str, route: str) -> None:
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "dashboard") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def show(page: Page, base_url: str, route: str) -> None:

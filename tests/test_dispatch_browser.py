@@ -15,12 +15,21 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import PHONE, artifacts_dir, chromium, horizontal_overflow, open_page, screenshot, settle
-from tests.dashboard_site import DEMO_PASSWORD, Site, log_in, publish, running_site, show, use_language, wait_until
+from tests.browser import PHONE, artifacts_dir, horizontal_overflow, open_page, screenshot, settle
+from tests.dashboard_site import (
+    DEMO_PASSWORD,
+    Site,
+    log_in,
+    publish,
+    running_site,
+    show,
+    signed_in,
+    use_language,
+    wait_until,
+)
 from tests.gateway.test_work_orders import tiny_png
 
 pytestmark = pytest.mark.integration
@@ -35,18 +44,6 @@ LOGINS = ("logistics-li", "plumber-liu", "carpenter-zhang", "teacher-sun", "prin
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Any) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "dispatch") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-def _as(api: httpx.Client, login: str) -> dict[str, str]:
-    answer = api.post("/api/v1/auth/login", json={"username": login, "password": DEMO_PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def _leak_order(site: Site) -> dict[str, Any]:
@@ -138,7 +135,7 @@ def test_the_head_dispatches_and_the_plumber_completes_on_a_phone(browser: Brows
         assert console.problems() == []
 
     # Each step, in the audit trail, under the signed-in account.
-    admin = _as(site.api, "principal-zhao")
+    admin = signed_in(site.api, "principal-zhao")
     audit = site.api.get("/api/v1/audit", params={"limit": 200}, headers=admin).json()
     steps_ = [(e["action"], e["actor"], e["who"]["name_zh"]) for e in reversed(audit)
               if e["target"] == f"work_order:{order['id']}"]
@@ -183,7 +180,7 @@ def test_an_alert_without_an_order_is_dispatched_from_its_row(browser: Browser, 
 
 def test_a_viewer_may_do_none_of_it(browser: Browser, site: Site) -> None:
     order = _leak_order(site)
-    viewer = _as(site.api, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     url = f"/api/v1/work-orders/{order['id']}"
     for refused in [
         site.api.post(f"{url}/dispatch", json={"assignee": "plumber-liu"}, headers=viewer),

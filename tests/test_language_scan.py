@@ -26,7 +26,7 @@ from gateway.cli.demo import DEMO_NAMES
 from gateway.config import SiteConfig, load
 from gateway.rules.registry import specs
 from simulators import DEMO_SITE
-from tests.browser import chromium, open_page
+from tests.browser import open_page
 from tests.dashboard_site import Site, running_site, use_language
 from tests.services import Mosquitto, require_binary
 from tests.test_dashboard_browser import MORE_PAGES, every_page, show_any
@@ -105,12 +105,6 @@ def test_the_scan_finds_what_it_looks_for() -> None:
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "language") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

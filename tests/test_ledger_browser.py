@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from tests.browser import DESKTOP, PHONE, artifacts_dir, chromium, horizontal_overflow, open_page, screenshot
-from tests.dashboard_site import DEMO_PASSWORD, Site, log_in, running_site, show, use_language
+from tests.browser import DESKTOP, PHONE, artifacts_dir, horizontal_overflow, open_page, screenshot
+from tests.dashboard_site import Site, log_in, running_site, show, signed_in, use_language
 from tests.services import Mosquitto, require_binary
 
 pytestmark = pytest.mark.integration
@@ -32,18 +32,6 @@ SIGNED = ".ledger-signatures [data-sign={role}] .sign-name"
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "ledger") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-def token(site: Site, user: str) -> dict[str, str]:
-    answer = site.api.post("/api/v1/auth/login", json={"username": user, "password": DEMO_PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def switch_user(page: Page, user: str) -> None:
@@ -114,7 +102,7 @@ def test_a_day_is_checked_rectified_and_signed_by_three_people(browser: Browser,
         assert console.problems("409") == []
 
     # Each action is in the audit trail with its actor.
-    admin = token(site, "principal-zhao")
+    admin = signed_in(site.api, "principal-zhao")
 
     def audit(action: str) -> list[dict[str, object]]:
         entries: list[dict[str, object]] = site.api.get("/api/v1/audit", params={"action": action},
@@ -134,7 +122,7 @@ def test_a_day_is_checked_rectified_and_signed_by_three_people(browser: Browser,
         ("guard-wang", {"role": "inspector"})]
 
     # A viewer may do none of it.
-    viewer = token(site, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     base = f"/api/v1/reports/safety/{day}"
     for path, body in ((f"{base}/items/guard:walkround", {"result": "ok", "note": ""}),
                        (f"{base}/items/guard:walkround/rectification", {"outcome": "已复查"}),

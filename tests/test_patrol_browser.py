@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import DESKTOP, PHONE, artifacts_dir, chromium, horizontal_overflow, open_page, screenshot
-from tests.dashboard_site import DEMO_PASSWORD, Site, log_in, running_site, show, use_language
+from tests.browser import DESKTOP, PHONE, artifacts_dir, horizontal_overflow, open_page, screenshot
+from tests.dashboard_site import DEMO_PASSWORD, Site, log_in, running_site, show, signed_in, use_language
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -27,18 +27,6 @@ NOTE = "二楼走廊灭火器压力不足"
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "patrol") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-def token(site: Site, user: str) -> dict[str, str]:
-    answer = site.api.post("/api/v1/auth/login", json={"username": user, "password": DEMO_PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def a_round_to_record(site: Site) -> tuple[str, dict[str, Any]]:
@@ -109,7 +97,7 @@ def test_a_round_is_patrolled_on_a_phone_and_signed_by_another(browser: Browser,
         assert text in item["detail_zh"], text
     assert "Signed by 李主任" in item["detail_en"]
 
-    admin = token(site, "logistics-li")
+    admin = signed_in(site.api, "logistics-li")
     target = f"fire_patrol:{day}:{rnd['id']}"
     trail = {e["action"]: e for e in site.api.get("/api/v1/audit", params={"limit": 1000}, headers=admin).json()
              if e["target"] == target}
@@ -119,7 +107,7 @@ def test_a_round_is_patrolled_on_a_phone_and_signed_by_another(browser: Browser,
     assert (trail["fire_patrol.supervised"]["actor"], trail["fire_patrol.supervised"]["who"]["name_zh"]) == (
         "logistics-li", "李主任")
 
-    viewer = token(site, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     body = {"items": [{"id": i["id"], "result": "ok"} for i in site.api.get("/api/v1/fire-patrols").json()["items"]]}
     assert site.api.post(f"/api/v1/fire-patrols/{day}/{rnd['id']}", json=body, headers=viewer).status_code == 403
     assert site.api.post(f"/api/v1/fire-patrols/{day}/{rnd['id']}/signature", headers=viewer).status_code == 403

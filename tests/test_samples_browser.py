@@ -17,8 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import DESKTOP, PHONE, artifacts_dir, chromium, horizontal_overflow, open_page, screenshot
-from tests.dashboard_site import DEMO_PASSWORD, Site, log_in, running_site, show, use_language, wait_until
+from tests.browser import DESKTOP, PHONE, artifacts_dir, horizontal_overflow, open_page, screenshot
+from tests.dashboard_site import Site, log_in, running_site, show, signed_in, use_language, wait_until
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -36,18 +36,6 @@ SHOTS: Final = artifacts_dir("samples")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running_site(tmp_path_factory, mosquitto, "samples", {"samples": {"meals": MEALS}}) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-def token(site: Site, user: str) -> dict[str, str]:
-    answer = site.api.post("/api/v1/auth/login", json={"username": user, "password": DEMO_PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def register(page: Page, dish: str, grams: str) -> None:
@@ -101,20 +89,20 @@ def test_the_canteen_manager_registers_lunch_on_a_phone_and_discards_one_early(b
     assert alert["device_id"] == "sample-fridge"
     assert "冰箱门未关严，留样已变质" in alert["detail_zh"]
 
-    admin = token(site, "logistics-li")
+    admin = signed_in(site.api, "logistics-li")
     trail = site.api.get("/api/v1/audit", params={"limit": 1000}, headers=admin).json()
     ours = [(e["action"], e["actor"], e["who"]["name_zh"]) for e in reversed(trail) if e["action"].startswith("sample.")]
     assert ours == [("sample.registered", "canteen-chen", "陈师傅")] * 2 + [("sample.discarded", "canteen-chen", "陈师傅")]
 
 
 def test_a_viewer_can_read_the_register_but_not_change_it(site: Site) -> None:
-    viewer = token(site, "teacher-sun")
+    viewer = signed_in(site.api, "teacher-sun")
     day = site.api.get("/api/v1/samples", headers=viewer)
     assert day.status_code == 200
     body: dict[str, Any] = {"day": day.json()["day"], "meal": "lunch", "dish": "米饭", "weight_g": 150,
                             "fridge": "sample-fridge"}
     assert site.api.post("/api/v1/samples", json=body, headers=viewer).status_code == 403
-    staff = token(site, "canteen-chen")
+    staff = signed_in(site.api, "canteen-chen")
     made = site.api.post("/api/v1/samples", json=body, headers=staff)
     assert made.status_code == 201, made.text
     discard = site.api.post(f"/api/v1/samples/{made.json()['id']}/discard", json={"reason": "试"}, headers=viewer)

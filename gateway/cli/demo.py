@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import date, datetime, time, timedelta
 from itertools import chain
@@ -41,6 +41,7 @@ from gateway.auth.store import AuthStore
 from gateway.cli import demo_records
 from gateway.clock import Clock, SystemClock, to_ms
 from gateway.config.auth import Role
+from gateway.device_state import DeviceStates
 from gateway.ingest.broker import embedded_broker
 from gateway.ingest.pipeline import Ingestor
 from gateway.runtime import Gateway
@@ -102,7 +103,8 @@ def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock 
         if polled:
             log.info("demo: the simulated meters (%s) answer once the history is written; until then the "
                      "gateway cannot reach them", ", ".join(polled))
-        task = asyncio.create_task(_simulate(gateway, clock, mqtt_port, backfill_days))
+        task = asyncio.create_task(_simulate(site, gateway.calendar, gateway.states, gateway.ingestor, clock,
+                                             mqtt_port, backfill_days, lambda first: demo_records.fill(gateway, first)))
         try:
             yield
         finally:
@@ -174,8 +176,10 @@ def demo_faults(site: config.SiteConfig, calendar: SchoolCalendar, today: date) 
     ]
 
 
-async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_days: float) -> None:
-    site, calendar, states, ingestor = gateway.site, gateway.calendar, gateway.states, gateway.ingestor
+async def _simulate(site: config.SiteConfig, calendar: SchoolCalendar, states: DeviceStates, ingestor: Ingestor,
+                    clock: Clock, mqtt_port: int, backfill_days: float,
+                    then: Callable[[date], Awaitable[None]]) -> None:
+    """The history, then (`then`, from its first whole day) the people's records, then live."""
     anchor = _anchor(site.storage.data_dir, clock.now(), backfill_days)
     first_start = calendar.local_date(to_ms(anchor + timedelta(days=backfill_days)))
     # One stream from the anchor, history and live alike: a fault that carries a counter
@@ -187,7 +191,7 @@ async def _simulate(gateway: Gateway, clock: Clock, mqtt_port: int, backfill_day
     resume_ms = max(stored, default=0)
     until, rest = await asyncio.to_thread(_backfill, ingestor, stream, anchor, resume_ms, clock)
     log.info("demo: history complete up to %s; the simulated kindergarten now runs live", until.isoformat())
-    await demo_records.fill(gateway, calendar.local_date(to_ms(anchor)) + timedelta(days=1))
+    await then(calendar.local_date(to_ms(anchor)) + timedelta(days=1))
     await publish(site, f"mqtt://127.0.0.1:{mqtt_port}", start=until, messages=rest)
 
 

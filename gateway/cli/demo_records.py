@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -33,7 +34,13 @@ from gateway.reports.safety_model import Category, ItemStatus
 from gateway.schedule.patrols import FirePatrols, Round
 
 if TYPE_CHECKING:
+    from gateway.alerting.alerts import AlertStore
+    from gateway.auth.audit import AuditTrail
+    from gateway.clock import Clock
+    from gateway.config import SiteConfig
+    from gateway.reports.safety import Sources
     from gateway.runtime import Gateway
+    from gateway.schedule.school_calendar import SchoolCalendar
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +70,30 @@ async def fill(gateway: Gateway, first: date) -> None:
     while gateway.spool.totals().pending.get("sqlite", 0) > 0:  # noqa: ASYNC110 (no event says a sink caught up)
         await asyncio.sleep(0.2)
     today = gateway.calendar.local_date(to_ms(gateway.clock.now()))
-    await asyncio.to_thread(_registers, gateway, first, today)
-    await asyncio.to_thread(_today, gateway, today)
+    office = _Office(gateway.site, gateway.calendar, gateway.audit, gateway.alerts, gateway.clock)
+    await asyncio.to_thread(_registers, office, first, today)
+    await asyncio.to_thread(_today, office, today)
     signed = 0
     for day in _days(first, today):
         if day < today - timedelta(days=UNSIGNED_DAYS) and day != today - timedelta(days=BLANK_DAY_AGO):
-            signed += await _sign(gateway, day)
+            signed += await _sign(gateway, gateway.audit, day)
     marker.write_text("{}")
     log.info("demo: the people's records of the history are written (%d days signed)", signed)
 
 
+@dataclass(frozen=True, slots=True)
+class _Office:
+    """What the people's records are written with."""
+
+    site: SiteConfig
+    calendar: SchoolCalendar
+    audit: AuditTrail
+    alerts: AlertStore
+    clock: Clock
+
+
 @contextmanager
-def _stores(gw: Gateway, clock: ManualClock) -> Iterator[tuple[SampleRegister, FirePatrols, ManualChecks]]:
+def _stores(gw: _Office, clock: ManualClock) -> Iterator[tuple[SampleRegister, FirePatrols, ManualChecks]]:
     """The stores the dashboard writes through, on a clock of the demo's own."""
     path = gw.site.storage.data_dir / "state.db"
     with ExitStack() as stack:
@@ -83,7 +102,7 @@ def _stores(gw: Gateway, clock: ManualClock) -> Iterator[tuple[SampleRegister, F
                stack.enter_context(closing(ManualChecks(path, gw.audit, clock))))
 
 
-def _keep(gw: Gateway, samples: SampleRegister, patrols: FirePatrols, clock: ManualClock, day: date,
+def _keep(gw: _Office, samples: SampleRegister, patrols: FirePatrols, clock: ManualClock, day: date,
           meals: list[Meal], rounds: list[Round]) -> None:
     """The canteen manager keeps two dishes of each of `meals`; the guard walks `rounds`."""
     for meal in meals:
@@ -96,7 +115,7 @@ def _keep(gw: Gateway, samples: SampleRegister, patrols: FirePatrols, clock: Man
         patrols.submit(day, r.id, {i.id: ("ok", "") for i in gw.site.fire_patrol.items}, GUARD)
 
 
-def _registers(gw: Gateway, first: date, today: date) -> None:
+def _registers(gw: _Office, first: date, today: date) -> None:
     clock = ManualClock(gw.clock.now())
     with _stores(gw, clock) as (samples, patrols, checks):
         for day in _days(first, today):
@@ -119,7 +138,7 @@ def _registers(gw: Gateway, first: date, today: date) -> None:
                 samples.discard(sample.id, CANTEEN, None)
 
 
-def _today(gw: Gateway, today: date) -> None:
+def _today(gw: _Office, today: date) -> None:
     """Today's samples and rounds that were due before now, but the latest of each."""
     now = gw.clock.now()
     clock = ManualClock(now)
@@ -131,14 +150,14 @@ def _today(gw: Gateway, today: date) -> None:
         _keep(gw, samples, patrols, clock, today, meals[:-1], due[:-1])
 
 
-async def _sign(gw: Gateway, day: date) -> int:
+async def _sign(gw: Sources, audit: AuditTrail, day: date) -> int:
     """Signs `day` in the three roles if its record has nothing blank or failed; 1 if it did."""
     [state] = day_states(gw, [day])
     found = await asyncio.to_thread(record, gw.store, gw.site, state)
     if found.counts[ItemStatus.MANUAL] or found.counts[ItemStatus.FAIL]:
         return 0
     clock = ManualClock(datetime.combine(day, time(17, 40), gw.site.tz))
-    with closing(ManualChecks(gw.site.storage.data_dir / "state.db", gw.audit, clock)) as checks:
+    with closing(ManualChecks(gw.site.storage.data_dir / "state.db", audit, clock)) as checks:
         roles: tuple[tuple[SignRole, str], ...] = (("inspector", GUARD), ("responsible", HEAD), ("review", PRINCIPAL))
         for role, who in roles:
             checks.sign(day, role, who)
