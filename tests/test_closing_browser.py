@@ -90,7 +90,7 @@ def test_the_head_runs_a_sweep_and_turns_a_problem_into_a_work_order(browser: Br
         page.locator("dialog#dialog button[type=submit]").click()
         expect(dispensers.locator("[data-role=result]")).to_have_text("有问题")
         dispensers.locator("button.to-order").click()
-        expect(dispensers.locator("a.ordered")).to_have_text("已转工单 · 电 · 待派")
+        expect(dispensers.locator("a.ordered")).to_have_text("已转工单 · 电工 · 待派")
         # Everything else is in order: tick what is still unchecked, one by one.
         while (unchecked := teaching.locator("li.sweep-item.unchecked")).count():
             before = unchecked.count()
