@@ -19,7 +19,7 @@ addLabels({
     "orders.evidence": "触发时的{metric}", "orders.evidence_unit": "触发时的{metric}（{unit}）",
     "orders.no_evidence": "这张工单是手动派的，没有触发时的读数。可到设备页查看历史读数：",
     "orders.result": "维修结果", "orders.work_done": "做了什么", "orders.repair": "处理方式", "orders.photo": "照片",
-    "orders.photo_alt": "维修完成后的照片", "orders.history": "经过", "orders.on_site_at": "{t} 到场",
+    "orders.photo_alt": "维修完成后的照片", "orders.history": "处理记录", "orders.on_site_at": "{t} 到场",
     "orders.done_at": "{t} 完成",
     "dispatch.title": "派单", "dispatch.person": "派给谁", "dispatch.pick": "请选择负责人",
     "dispatch.fits": "会{trade}活的", "dispatch.others": "其他人员", "dispatch.due": "期限", "dispatch.due_hint": "不填则按默认期限",
