@@ -12,9 +12,10 @@ The auth store and the clock of the access checks come from gateway/api/access.p
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from gateway.alerting.alerts import AlertStore
 from gateway.alerting.work_orders import WorkOrders
@@ -125,6 +126,15 @@ async def _report_sources(request: Request) -> Sources:
     return _gateway(request)
 
 
+def _local_day(day: Annotated[date | None, Query(alias="date", description="a local date; default today")] = None,
+               ) -> date | None:
+    """A day of the site's calendar asked for in a query: between 1971 and 9998, as the calendar's."""
+    if day is not None and not date(1971, 1, 1) <= day <= date(9998, 12, 31):
+        raise HTTPException(422, "date must lie between 1971 and 9998")
+    return day
+
+
+LocalDayDep = Annotated[date | None, Depends(_local_day)]
 SiteDep = Annotated[SiteConfig, Depends(_site)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 # The readings and events (SQLite); the auth store is `access.AuthStoreDep`.

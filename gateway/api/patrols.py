@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.access import PeopleDep, Staff, Viewer
-from gateway.api.deps import CalendarDep, ClockDep, PatrolsDep, SiteDep
+from gateway.api.deps import CalendarDep, ClockDep, LocalDayDep, PatrolsDep, SiteDep
 from gateway.api.problems import problems, refusal
 from gateway.auth.people import Actor, Directory
 from gateway.clock import from_ms, to_ms
@@ -98,7 +98,7 @@ class PatrolIn(BaseModel):
 @router.get("/api/v1/fire-patrols", responses=problems(401, 403, 422))
 async def patrol_day(
     _: Viewer, patrols: PatrolsDep, people: PeopleDep, site: SiteDep, clock: ClockDep, calendar: CalendarDep,
-    day: Annotated[date | None, Query(alias="date", description="a local date; default today")] = None,
+    day: LocalDayDep = None,
 ) -> PatrolDayOut:
     """The rounds of a day (today by default) with each one's state and record."""
     now = to_ms(clock.now())

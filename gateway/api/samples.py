@@ -14,11 +14,11 @@ import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.api.access import PeopleDep, Staff, Viewer
-from gateway.api.deps import CalendarDep, ClockDep, SamplesDep, SiteDep, StoreDep
+from gateway.api.deps import CalendarDep, ClockDep, LocalDayDep, SamplesDep, SiteDep, StoreDep
 from gateway.api.problems import GUARDED, problems, refusal
 from gateway.canteen.samples import FoodSample, Refused, retained, served
 from gateway.clock import from_ms, to_ms
@@ -85,7 +85,7 @@ async def _lines(store: SqliteStore, site: SiteConfig, people: PeopleDep, sample
 @router.get("/api/v1/samples", responses=GUARDED)
 async def samples_of_day(
     register: SamplesDep, store: StoreDep, site: SiteDep, clock: ClockDep, cal: CalendarDep, people: PeopleDep,
-    _: Viewer, day: Annotated[date | None, Query(alias="date", description="a local date; default today")] = None,
+    _: Viewer, day: LocalDayDep = None,
 ) -> SamplesDay:
     """A day's meals (deadline, status, samples) and every sample in the fridges now."""
     now = to_ms(clock.now())
