@@ -29,10 +29,11 @@ from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthStore
 from gateway.cli.demo import DEMO_PASSWORD, demo_accounts
 from gateway.config import load
+from gateway.config.auth import Role
 from simulators import DEMO_SITE
 from tests.browser import settle
 from tests.services import GatewayProcess, Mosquitto, free_port, mqtt_client
-from tests.test_alerting import add_user
+from tests.test_alerting import STAFF_PASSWORD
 
 __all__ = ["DEMO_PASSWORD", "SITE", "STAFF", "Site", "history", "log_in", "publish", "running_site", "show", "signed_in",
            "use_language", "wait_until", "write_site"]
@@ -134,12 +135,14 @@ def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
     doctor-zhou, plumber-liu, carpenter-zhang, teacher-sun the viewer) and `STAFF` (no display name)."""
     directory = tmp_path_factory.mktemp(name)
     config, port = write_site(directory, mosquitto, f"{name}-gateway", settings)
-    add_user(config, STAFF, "staff")
     site_config = load(config)
+    site_config.storage.data_dir.mkdir(parents=True, exist_ok=True)
     audit = AuditTrail(site_config.storage.data_dir / "state.db")
     auth = AuthStore(site_config.storage.data_dir / "state.db", site_config.auth, audit)
     try:
-        demo_accounts(auth, site_config, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        auth.add_user(STAFF, Role.STAFF, STAFF_PASSWORD, "setup", now_ms)
+        demo_accounts(auth, site_config, now_ms)
     finally:
         auth.close()
         audit.close()
