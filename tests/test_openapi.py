@@ -246,6 +246,8 @@ def _not_a_finding(failure: Failure, case: ApiCase, response: schemathesis.Respo
                 "cannot say that it must be one")
     if isinstance(failure, AcceptedNegativeData) and any(isinstance(v, list) for v in (case.query or {}).values()):
         return "FastAPI takes the last of a repeated query parameter that is not a list"
+    if isinstance(failure, AcceptedNegativeData) and any(v == {} for v in (case.query or {}).values()):
+        return "an empty object in a query is sent as an empty value, which a text parameter may be"
     if isinstance(failure, AcceptedNegativeData) and any(
             _is_number(v) for k, v in (case.query or {}).items() if k in ("start", "end")):
         return "start and end take Unix seconds too, as their descriptions say"
