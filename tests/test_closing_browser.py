@@ -47,7 +47,7 @@ def test_the_guard_sees_the_known_leak_as_known_and_signs_the_walk_round(browser
         expect(service).to_have_attribute("data-state", "known")
         leak = service.locator("li.closing-item[data-device=kitchen-water]")
         expect(leak).to_contain_text("厨房：水还在流（2 升/分钟）")
-        expect(leak).to_contain_text("已派单 · 水工 · 待接单")
+        expect(leak).to_contain_text("已派单 · 水工 · 待派")
         expect(page.locator("section.closing[data-building=teaching]")).to_have_attribute("data-state", "closed_up")
         expect(page.locator(".closing-top .updated")).to_contain_text("更新于 ")
 

@@ -35,6 +35,15 @@ class Status(StrEnum):
     ON_SITE = "on_site"
     DONE = "done"
 
+    @property
+    def words(self) -> tuple[str, str]:
+        """How people say it, in Chinese and English (views/orders.js status.* say the same)."""
+        return _STATUS_WORDS[self]
+
+
+_STATUS_WORDS: Final = {Status.OPEN: ("待派", "Open"), Status.ASSIGNED: ("已派", "Assigned"),
+                        Status.ON_SITE: ("已到场", "On site"), Status.DONE: ("已完成", "Done")}
+
 
 class Repair(StrEnum):
     """How a finished job was done: the words the logistics ledgers use."""

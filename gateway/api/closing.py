@@ -65,14 +65,6 @@ _SENSED: Final[dict[ClosingCondition, Sensed]] = {
 # The ledger's item the guard signs on the board (gateway/reports/safety_items.py).
 WALKROUND: Final = "guard:walkround"
 
-_TRADE: Final[dict[Trade, tuple[str, str]]] = {
-    Trade.WATER: ("水工", "plumber"), Trade.ELECTRIC: ("电工", "electrician"),
-    Trade.CARPENTRY: ("木工", "carpenter"), Trade.OTHER: ("维修工", "repairs"),
-}
-_STATUS: Final[dict[Status, tuple[str, str]]] = {
-    Status.OPEN: ("待接单", "waiting"), Status.ASSIGNED: ("已派人", "assigned"),
-    Status.ON_SITE: ("处理中", "in progress"), Status.DONE: ("已完成", "done"),
-}
 
 
 # --------------------------------------------------------------------- what the sensors say
@@ -262,7 +254,7 @@ class ClosingItem(BaseModel):
     since: datetime | None
     alert: AlertRef | None
     order: OrderRef | None
-    known_zh: str = Field(description="「已派单 · 水工 · 处理中」, 「已确认 · 李主任」; empty when unknown")
+    known_zh: str = Field(description="「已派单 · 水工 · 已到场」, 「已确认 · 李主任」; empty when unknown")
     known_en: str
 
 
@@ -279,8 +271,8 @@ class BuildingClosing(BaseModel):
 def _known(alert: Alert | None, order: WorkOrder | None, names: Directory) -> tuple[str, str]:
     parts: list[tuple[str, str]] = []
     if order is not None:
-        tzh, ten = _TRADE[order.trade]
-        szh, sen = _STATUS[order.status]
+        tzh, ten = order.trade.words
+        szh, sen = order.status.words
         who = "" if order.assignee is None else names.display(order.assignee)
         parts.append((" · ".join(x for x in ("已派单", tzh, who, szh) if x),
                       " · ".join(x for x in ("Work order", ten, who, sen) if x)))

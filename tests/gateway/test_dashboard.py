@@ -406,12 +406,12 @@ def test_the_closing_board_is_neutral_while_open_and_a_known_fault_reads_as_know
     [item] = wait_for(lambda: (b := api.get("/api/v1/dashboard/closing").json()["buildings"][1])["items"]
                       and b["items"][0]["order"] and b["items"])
     assert item["state"] == "known"
-    assert item["known_zh"] == "已派单 · 水工 · 待接单"
+    assert item["known_zh"] == "已派单 · 水工 · 待派"
     assert api.get("/api/v1/dashboard/closing").json()["buildings"][1]["state"] == "known"
     api.post(f"/api/v1/alerts/{item['alert']['id']}/ack", json={"comment": "已关总阀"}, headers=staff)
     [item] = api.get("/api/v1/dashboard/closing").json()["buildings"][1]["items"]
-    assert item["known_zh"] == "已派单 · 水工 · 待接单；已确认 · 王师傅"
-    assert item["known_en"] == "Work order · plumber · waiting; Acknowledged · 王师傅"
+    assert item["known_zh"] == "已派单 · 水工 · 待派；已确认 · 王师傅"
+    assert item["known_en"] == "Work order · Plumbing · Open; Acknowledged · 王师傅"
 
 
 def test_a_lamp_on_outside_its_window_keeps_a_building_open(post: Post, api: TestClient,
