@@ -14,7 +14,7 @@ from typing import Self
 from prometheus_client import Counter
 
 from devices.base import Event, Sample
-from gateway.alerting.alerts import AlertStore, Notice
+from gateway.alerting.alerts import AlertStore, Notice, Transition
 from gateway.alerting.work_orders import WorkOrders
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import People
@@ -225,7 +225,8 @@ class Gateway:
         self.live.committed(items)
 
     def _alerted(self, notice: Notice) -> None:
-        self.notifier.submit(notice)
+        if notice.transition is not Transition.UPDATED:  # new figures are for live views, not for people's phones
+            self.notifier.submit(notice)
         a = notice.alert
         self.live.publish(f"alert:{a.id}", "alert", {
             "id": a.id, "rule": a.rule, "device": a.device_id, "severity": a.severity, "state": a.state,

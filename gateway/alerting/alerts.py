@@ -16,7 +16,7 @@ from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
-from gateway.storage.sqlite import connect, where
+from gateway.storage.sqlite import add_columns, connect, where
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
@@ -39,6 +39,7 @@ class Transition(StrEnum):
     """What happened to an alert; each is one history entry and one notice."""
 
     RAISED = "raised"
+    UPDATED = "updated"  # new figures while open (duration, loss): for live views, not a message to people
     REPEATED = "repeated"  # raised again while still open: the occurrence count went up
     REMINDER = "reminder"
     ESCALATED = "escalated"
@@ -61,15 +62,20 @@ class Alert:
     title_en: str
     detail_zh: str
     detail_en: str
-    facts: dict[str, float | str]  # the numbers behind the text: since_ms, loss_m3, cost_yuan, …
-    first_ms: int  # event time the condition began
-    last_ms: int  # event time of the newest occurrence or update
+    # The numbers behind the text: since_ms, minutes, loss_m3, cost_yuan, … as they stand while
+    # the alert is active, its final figures once cleared.
+    facts: dict[str, float | str]
+    # Event time (the readings' timestamps), docs/alerts.md: when the condition began, the
+    # newest reading that still showed it, when it was raised and cleared.
+    first_ms: int
+    last_ms: int
     count: int  # occurrences while open
     level: int = 0  # escalation level: index into the duty chain
     acked_by: str | None = None
     acked_ms: int | None = None
     ack_comment: str | None = None
     cleared_ms: int | None = None
+    raised_ms: int | None = None  # None for an alert stored before the raise moment was kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     level INTEGER NOT NULL,
     acked_by TEXT, acked_ms INTEGER, ack_comment TEXT,
     cleared_ms INTEGER,
+    raised_ms INTEGER,              -- event time of the raise
     notified_ms INTEGER NOT NULL,   -- the clock's time of the last notice to a person
     raised_clock_ms INTEGER NOT NULL
 );
@@ -109,7 +116,8 @@ CREATE INDEX IF NOT EXISTS alerts_first ON alerts (first_ms);
 """
 
 _COLUMNS: Final = ("id, rule, device_id, building_id, room_id, severity, state, title_zh, title_en, detail_zh, "
-                   "detail_en, facts, first_ms, last_ms, count, level, acked_by, acked_ms, ack_comment, cleared_ms")
+                   "detail_en, facts, first_ms, last_ms, count, level, acked_by, acked_ms, ack_comment, cleared_ms, "
+                   "raised_ms")
 
 
 class AlertError(Exception):
@@ -150,6 +158,7 @@ class AlertStore:
                  notify: Callable[[Notice], None],
                  on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
         self._conn = connect(path, _SCHEMA)
+        add_columns(self._conn, "alerts", {"raised_ms": "INTEGER"})  # a state database from before it
         self._site = site
         self._audit = audit
         self._roster = roster
@@ -161,9 +170,9 @@ class AlertStore:
         self._timers: dict[int, _Timers] = {}
         query = f"SELECT {_COLUMNS}, notified_ms, raised_clock_ms FROM alerts WHERE state != 'cleared'"  # noqa: S608
         for row in self._conn.execute(query):
-            alert = _alert(row[:20])
+            alert = _alert(row[:21])
             self._open[alert.rule, alert.device_id] = alert
-            self._timers[alert.id] = _Timers(row[20], row[21])
+            self._timers[alert.id] = _Timers(row[21], row[22])
 
     def close(self) -> None:
         self._conn.close()
@@ -174,13 +183,16 @@ class AlertStore:
     # --- findings --------------------------------------------------------------------------
 
     def apply(self, found: Finding, evidence: Evidence) -> Alert | None:
-        """A rule's finding: raise, count a repeat, or clear. Returns the alert it touched."""
+        """A rule's finding: raise, update the figures, count a repeat, or clear. Returns the
+        alert it touched."""
         key = (found.rule, found.device_id)
         current = self._open.get(key)
         if not found.active:
             if current is None:
                 return None
             return self._clear(current, found)
+        if found.update:
+            return None if current is None else self._update(current, found)
         if current is not None:
             return self._repeat(current, found)
         return self._raise(found, evidence)
@@ -192,17 +204,17 @@ class AlertStore:
         now = self._now_ms()
         cur = self._conn.execute(
             "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
-            "detail_zh, detail_en, facts, first_ms, last_ms, count, level, notified_ms, raised_clock_ms) "
-            "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)",
+            "detail_zh, detail_en, facts, first_ms, last_ms, count, level, raised_ms, notified_ms, raised_clock_ms) "
+            "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
             (found.rule, found.device_id, building, room, found.severity, found.title_zh,
              found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
-             found.at_ms, now, now),
+             found.at_ms, found.at_ms, now, now),
         )
         alert_id = cur.lastrowid
         assert alert_id is not None
         alert = Alert(alert_id, found.rule, found.device_id, building, room, found.severity,
                       AlertState.ACTIVE, found.title_zh, found.title_en, found.detail_zh, found.detail_en,
-                      dict(found.facts), found.since_ms, found.at_ms, 1)
+                      dict(found.facts), found.since_ms, found.at_ms, 1, raised_ms=found.at_ms)
         self._open[found.rule, found.device_id] = alert
         self._timers[alert_id] = _Timers(now, now)
         self._transition(alert, Transition.RAISED, now, f"rule:{found.rule}", self._on_duty(0, now))
@@ -225,11 +237,35 @@ class AlertStore:
         self._transition(updated, Transition.REPEATED, now, f"rule:{found.rule}", self._on_duty(alert.level, now))
         return updated
 
+    def _update(self, alert: Alert, found: Finding) -> Alert:
+        """New figures of an open alert: stored, and told to live views only (no message, no
+        audit entry: the figures of a leak change with every reading)."""
+        updated = replace(alert, last_ms=max(alert.last_ms, found.at_ms), title_zh=found.title_zh,
+                          title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en,
+                          facts=alert.facts | dict(found.facts))
+        if updated == alert:
+            return alert
+        self._conn.execute(
+            "UPDATE alerts SET last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, facts = ? "
+            "WHERE id = ?",
+            (updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh, updated.detail_en,
+             _json(updated.facts), alert.id),
+        )
+        self._open[alert.rule, alert.device_id] = updated
+        self._notify(Notice(Transition.UPDATED, updated, self._now_ms()))
+        return updated
+
     def _clear(self, alert: Alert, found: Finding) -> Alert:
+        """The condition ended: its final figures (title, detail and facts where the rule gives
+        them) replace the running ones; `last_ms` stays the newest reading that showed it."""
         facts = alert.facts | dict(found.facts)
-        updated = replace(alert, state=AlertState.CLEARED, cleared_ms=found.at_ms, last_ms=found.at_ms, facts=facts)
-        self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, last_ms = ?, facts = ? "
-                           "WHERE id = ?", (found.at_ms, found.at_ms, _json(facts), alert.id))
+        updated = replace(alert, state=AlertState.CLEARED, cleared_ms=found.at_ms, facts=facts,
+                          title_zh=found.title_zh or alert.title_zh, title_en=found.title_en or alert.title_en,
+                          detail_zh=found.detail_zh or alert.detail_zh, detail_en=found.detail_en or alert.detail_en)
+        self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, facts = ?, title_zh = ?, "
+                           "title_en = ?, detail_zh = ?, detail_en = ? WHERE id = ?",
+                           (found.at_ms, _json(facts), updated.title_zh, updated.title_en, updated.detail_zh,
+                            updated.detail_en, alert.id))
         del self._open[alert.rule, alert.device_id]
         self._timers.pop(alert.id, None)
         self._transition(updated, Transition.CLEARED, self._now_ms(), f"rule:{found.rule}", ())
@@ -322,6 +358,6 @@ def _json(facts: Mapping[str, object]) -> str:
 
 def _alert(row: Sequence[Any]) -> Alert:
     (id_, rule, device, building, room, severity, state, tzh, ten, dzh, den, facts, first, last, count, level,
-     acked_by, acked_ms, comment, cleared) = row
+     acked_by, acked_ms, comment, cleared, raised) = row
     return Alert(id_, rule, device, building, room, Severity(severity), AlertState(state), tzh, ten, dzh, den,
-                 json.loads(facts), first, last, count, level, acked_by, acked_ms, comment, cleared)
+                 json.loads(facts), first, last, count, level, acked_by, acked_ms, comment, cleared, raised)

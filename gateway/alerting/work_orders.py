@@ -21,7 +21,7 @@ from devices import kinds
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.work_orders import Trade
-from gateway.storage.sqlite import connect, where
+from gateway.storage.sqlite import add_columns, connect, where
 
 if TYPE_CHECKING:
     from gateway.alerting.alerts import Alert
@@ -162,10 +162,7 @@ class WorkOrders:
 
     def __init__(self, path: Path, site: SiteConfig, audit: AuditTrail, clock: Clock) -> None:
         self._conn = connect(path, _SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(work_orders)")}
-        for name, declaration in _ADDED.items():
-            if name not in columns:
-                self._conn.execute(f"ALTER TABLE work_orders ADD COLUMN {name} {declaration}")
+        add_columns(self._conn, "work_orders", _ADDED)
         self.photos = path.parent / "photos"
         self._site = site
         self._settings = site.work_orders

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from gateway.auth.audit import AuditTrail
 from gateway.config.auth import AuthSettings, Role, Scope, allows
-from gateway.storage.sqlite import connect
+from gateway.storage.sqlite import add_columns, connect
 
 
 class AuthError(Exception):
@@ -254,9 +254,8 @@ class AuthStore:
         self.settings = settings
         self.audit = audit
         self._conn = connect(path, _SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(users)")}
-        if "display_name" not in columns:  # a state database from before display names
-            self._conn.execute("ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''")
+        # a state database from before display names
+        add_columns(self._conn, "users", {"display_name": "TEXT NOT NULL DEFAULT ''"})
         self._lock = threading.Lock()  # one connection, used by one thread at a time
 
     def close(self) -> None:

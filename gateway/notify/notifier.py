@@ -40,6 +40,7 @@ DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")
 
 TRANSITION_ZH: Final = {
     Transition.RAISED: "告警",
+    Transition.UPDATED: "数据更新",
     Transition.REPEATED: "再次发生",
     Transition.REMINDER: "提醒(未确认)",
     Transition.ESCALATED: "升级",

@@ -81,7 +81,8 @@ class WaterFacts(BaseModel):
     threshold_lpm: float
     continuous_min: float
     minutes_flowing: float
-    loss_m3: float
+    loss_m3: float = Field(description="lost by the day's leaks (runs that failed the item), as their alerts give it")
+    cost_yuan: float
     longest: SpanOut | None
 
 
@@ -91,7 +92,9 @@ class PowerFacts(BaseModel):
     limit_w: float | None
     duration_min: float
     minutes_above: float
-    kwh_above_limit: float
+    waste_kwh: float = Field(description="wasted by the day's load left on (runs that failed the item), as the alerts "
+                             "and the energy report give it")
+    waste_yuan: float
     longest: SpanOut | None
 
 

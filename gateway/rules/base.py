@@ -138,8 +138,10 @@ class RuleSpec(Generic[P]):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A rule's report on its device: the condition began (`active`) or ended. The texts say
-    what was seen, since when and, where it applies, what it cost."""
+    """A rule's report on its device: the condition began (`active`), goes on with new
+    figures (`update`: its duration, loss or worst value so far; not a new occurrence) or
+    ended (its final figures). The texts say what was seen, since when and, where it
+    applies, what it cost."""
 
     rule: str
     device_id: str
@@ -153,6 +155,7 @@ class Finding:
     detail_en: str = ""
     facts: dict[str, float | str] = field(default_factory=dict)
     evidence: str | None = None  # the metric whose recent readings back the finding
+    update: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,16 @@ class Rule(ABC, Generic[P]):
             title[0], title[1], detail[0], detail[1], facts or {}, evidence,
         )
 
+    def update(self, since_ms: int, at_ms: int, title: tuple[str, str], detail: tuple[str, str],
+               facts: dict[str, float | str]) -> Finding:
+        """The open condition's figures as they stand at `at_ms` (event time)."""
+        return Finding(
+            self.name, self.ctx.device.id, True, self.params.severity, since_ms, at_ms,
+            title[0], title[1], detail[0], detail[1], facts, None, update=True,
+        )
+
     def clear(self, at_ms: int, facts: dict[str, float | str] | None = None,
-              detail: tuple[str, str] = ("", "")) -> Finding:
-        return self.finding(False, at_ms, at_ms, ("", ""), detail, facts)
+              detail: tuple[str, str] = ("", ""), title: tuple[str, str] = ("", "")) -> Finding:
+        """The condition ended at `at_ms`; `title`, `detail` and `facts`, where given, are its
+        final figures and replace those of the alert."""
+        return self.finding(False, at_ms, at_ms, title, detail, facts)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from datetime import time
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
 from devices.base import Sample
 from gateway.alerting.severity import Severity
+from gateway.clock import from_ms
 from gateway.reports.judging import (
     MIN_MS,
     Judge,
@@ -30,9 +33,10 @@ from gateway.reports.safety_model import (
     ItemStatus,
     PowerFacts,
 )
-from gateway.reports.safety_series import Held, integral_min, total_ms
+from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
 from gateway.rules.params import RuleParams
+from gateway.storage.sqlite import increase
 
 if TYPE_CHECKING:
     from gateway.site import Device
@@ -106,6 +110,67 @@ class _Thinned:
             self._stride *= 2
 
 
+def power_words(watts: float) -> str:
+    """A power as people read it: W below 1 kW ("850 W"), kW with one decimal above ("2.1 kW")."""
+    return f"{watts:.0f} W" if abs(watts) < 1000 else f"{watts / 1000:.1f} kW"
+
+
+class Waste:
+    """Load left on, one definition for the alert, the daily record and the energy report
+    (docs/alerts.md): from the last reading before the load rose above the limit to the
+    first reading after it fell (or the newest), the energy the meter counted less the base
+    load over that time, each interval at the tariff of when it was drawn."""
+
+    def __init__(self, since_ms: int, before: tuple[int, float], base_w: float,
+                 prices: Sequence[tuple[str, float]], tz: ZoneInfo) -> None:
+        self.since_ms = since_ms  # the first reading above the limit
+        self.base_w = base_w
+        self._last_ms, self._last_kwh = before
+        self._prices = prices  # by local minute of the day (Tariffs.by_minute)
+        self._tz = tz
+        self.kwh = 0.0
+        self.yuan = 0.0
+
+    def add(self, ts_ms: int, energy_kwh: float) -> None:
+        if ts_ms <= self._last_ms:
+            return
+        wasted = increase(self._last_kwh, energy_kwh) - self.base_w / 1000 * (ts_ms - self._last_ms) / 3_600_000
+        local = from_ms(self._last_ms, self._tz)
+        self.kwh += wasted
+        self.yuan += wasted * self._prices[local.hour * 60 + local.minute][1]
+        self._last_ms, self._last_kwh = ts_ms, energy_kwh
+
+    @property
+    def until_ms(self) -> int:
+        return self._last_ms
+
+    def facts(self) -> dict[str, float | str]:
+        return {
+            "since_ms": self.since_ms,
+            "minutes": minutes(self._last_ms - self.since_ms),
+            "base_w": round(self.base_w),
+            "waste_kwh": round(max(0.0, self.kwh), 2),
+            "cost_yuan": round(max(0.0, self.yuan), 2),
+        }
+
+
+def replayed_waste(samples: Sequence[Sample], span: tuple[int, int], base_w: float,
+                   prices: Sequence[tuple[str, float]], tz: ZoneInfo) -> Waste | None:
+    """The waste of a run of load left on over `span` (its first reading above the limit to
+    the first one below) from stored readings, the last one before the span included; None
+    without a reading before it."""
+    lo, hi = span
+    counts = [(s.ts_ms, v) for s in samples if (v := s.values.get("energy_kwh")) is not None and s.ts_ms <= hi]
+    before = [c for c in counts if c[0] < lo]
+    if not before:
+        return None
+    waste = Waste(lo, before[-1], base_w, prices, tz)
+    for ts, kwh in counts:
+        if ts >= lo:
+            waste.add(ts, kwh)
+    return waste
+
+
 class LoadAfterHoursRule(Rule[LoadAfterHours]):
     """The base load is configured, or the median of the last closed periods' medians; a
     period with an alert does not teach it."""
@@ -118,9 +183,9 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
         self._nights: deque[float] = deque(maxlen=params.learn_nights)
         self._tonight = _Thinned()
         self._tainted = False  # tonight had an alert: do not learn from it
-        self._since: int | None = None
-        self._prev_ms = 0
-        self._waste_kwh = 0.0
+        self._prices = ctx.tariffs.by_minute()
+        self._counter: tuple[int, float] | None = None  # the newest reading's energy
+        self._run: Waste | None = None
 
     def base_w(self) -> float | None:
         if self.params.base_load_w is not None:
@@ -136,9 +201,14 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
 
     def on_sample(self, sample: Sample) -> Finding | None:
         power = self._power(sample)
+        ts = sample.ts_ms
+        before, energy = self._counter, sample.values.get("energy_kwh")
+        if energy is not None:
+            self._counter = (ts, energy)
+            if self._run is not None:
+                self._run.add(ts, energy)
         if power is None:
             return None
-        ts = sample.ts_ms
         if self.ctx.is_open(ts):
             if self._tonight.values and not self._tainted:
                 self._nights.append(statistics.median(self._tonight.values))
@@ -148,47 +218,49 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
         base, limit = self.base_w(), self.limit_w()
         if base is None or limit is None:
             return None
-        p = self.params
         if power <= limit:
             return self._end(ts)
-        if self._since is None:
-            self._since, self._prev_ms, self._waste_kwh = ts, ts, 0.0
-        self._waste_kwh += (power - base) / 1000 * (ts - self._prev_ms) / 3_600_000
-        self._prev_ms = ts
-        if self.raised or ts - self._since < p.duration_min * 60_000:
+        if self._run is None:
+            self._run = Waste(ts, before or (ts, energy or 0.0), base, self._prices, self.ctx.tz)
+            if energy is not None:
+                self._run.add(ts, energy)
+        if self.raised:
+            return self._finding(self._run, power, "update")
+        if ts - self._run.since_ms < self.params.duration_min * 60_000:
             return None
         self._tainted = True
-        facts = self._facts(ts, base, power)
-        name, since = self.ctx.name, self.ctx.clock(self._since)
-        return self.finding(
-            True, self._since, ts,
-            (f"{name} 闭园后负荷偏高 {power / 1000:.1f} kW", f"{name}: {power / 1000:.1f} kW drawn while closed"),
-            (f"自 {since} 起高于基础负荷 {base / 1000:.1f} kW 约 {(power - base) / 1000:.1f} kW, "
-             f"已 {facts['minutes']} 分钟, "
-             f"浪费约 {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}): 长明灯或电器未关",
-             f"{(power - base) / 1000:.1f} kW above the base load of {base / 1000:.1f} kW since {since}, "
-             f"{facts['minutes']} min: about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted: lights or "
-             "appliances left on"),
-            facts, "power_w",
-        )
+        return self._finding(self._run, power, "raise")
 
-    def _facts(self, ts: int, base: float, power: float) -> dict[str, float | str]:
-        assert self._since is not None
-        return {
-            "since_ms": self._since,
-            "minutes": minutes(ts - self._since),
-            "base_w": round(base),
-            "power_w": round(power),
-            "waste_kwh": round(self._waste_kwh, 2),
-            "cost_yuan": round(self._waste_kwh * self.ctx.tariffs.electricity_yuan_per_kwh, 2),
-        }
+    def _finding(self, run: Waste, power: float, what: str) -> Finding:
+        facts = run.facts() | {"power_w": round(power)}
+        name, since = self.ctx.name, self.ctx.stamp(run.since_ms)
+        base, n = power_words(run.base_w), facts["minutes"]
+        title = (f"{name} 闭园后负荷偏高 {power_words(power)}", f"{name}: {power_words(power)} drawn while closed")
+        detail = (f"自 {since} 起高于基础负荷 {base} 约 {power_words(power - run.base_w)}, 已 {n} 分钟, "
+                  f"浪费约 {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}): 长明灯或电器未关",
+                  f"{power_words(power - run.base_w)} above the base load of {base} since {since}, {n} min so far: "
+                  f"about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted: lights or appliances left on")
+        if what == "update":
+            return self.update(run.since_ms, run.until_ms, title, detail, facts)
+        return self.finding(True, run.since_ms, run.until_ms, title, detail, facts, "power_w")
 
     def _end(self, ts: int) -> Finding | None:
-        since, self._since = self._since, None
+        run, self._run = self._run, None
         if not self.raised:
             return None
-        return self.clear(ts, {"waste_kwh": round(self._waste_kwh, 2), "minutes": minutes(ts - (since or ts)),
-                               "cost_yuan": round(self._waste_kwh * self.ctx.tariffs.electricity_yuan_per_kwh, 2)})
+        if run is None:  # raised before a restart: nothing known of its run
+            return self.clear(ts)
+        facts = run.facts()
+        name, span = self.ctx.name, f"{self.ctx.stamp(run.since_ms)}–{self.ctx.clock(ts)}"
+        return self.clear(
+            ts, facts,
+            (f"{span} 高于基础负荷 {power_words(run.base_w)} 共 {facts['minutes']} 分钟, "
+             f"浪费约 {facts['waste_kwh']} kWh (¥{facts['cost_yuan']})",
+             f"above the base load of {power_words(run.base_w)} {span}, {facts['minutes']} min: "
+             f"about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted"),
+            (f"{name} 闭园后负荷偏高 {facts['minutes']} 分钟, 浪费 {facts['waste_kwh']} kWh",
+             f"{name}: load left on after hours for {facts['minutes']} min, {facts['waste_kwh']} kWh wasted"),
+        )
 
 
 def _in(start: time, end: time, now: time) -> bool:
@@ -285,28 +357,38 @@ def power(j: Judge, d: Device) -> Item:
     c = after_hours(j, d, lambda lo, hi: _powers(j, d, lo, hi), run_ms, lambda watts: watts > limit)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
     above = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
-    excess = round(integral_min([Held(h.start, h.end, h.value - limit) for h in c.inside]) / 60_000, 2)
+    wastes = [w for r in failed if base is not None and (w := _waste(j, d, base, r)) is not None]
+    kwh, yuan = round(sum(w.kwh for w in wastes), 2), round(sum(w.yuan for w in wastes), 2)
     longest = longest_of(c.episodes)
     facts = PowerFacts(base_w=None if base is None else round(base), limit_w=round(limit), duration_min=duration_min,
-                       minutes_above=above, kwh_above_limit=excess,
+                       minutes_above=above, waste_kwh=kwh, waste_yuan=yuan,
                        longest=None if longest is None else j.span(longest))
     status = verdict(bool(failed), c.holes, c.readings)
     if status is ItemStatus.FAIL:
         worst = longest_of(failed)
         assert worst is not None
-        detail = (f"闭园时段高于基础负荷上限 {limit:.0f} W，连续 {record_minutes(worst[1] - worst[0]):g} 分钟"
-                  f"（{j.spans([worst], '、')}）；当日闭园时段共 {above:g} 分钟，超出约 {excess:g} kWh",
-                  f"above the {limit:.0f} W base-load limit for {record_minutes(worst[1] - worst[0]):g} min "
-                  f"after hours ({j.spans([worst])}); {above:g} min and about {excess:g} kWh above it that day")
+        detail = (f"闭园时段高于基础负荷上限 {power_words(limit)}，连续 {record_minutes(worst[1] - worst[0]):g} 分钟"
+                  f"（{j.spans([worst], '、')}），浪费约 {kwh:g} kWh（¥{yuan:g}）；"
+                  f"当日闭园时段共 {above:g} 分钟高于上限",
+                  f"above the {power_words(limit)} base-load limit for {record_minutes(worst[1] - worst[0]):g} min "
+                  f"after hours ({j.spans([worst])}): about {kwh:g} kWh (¥{yuan:g}) wasted; {above:g} min above "
+                  "the limit that day")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, c.holes, c.readings)
     elif c.episodes:
-        detail = (f"闭园时段高于 {limit:.0f} W 共 {above:g} 分钟，最长一次不足 {duration_min:g} 分钟",
-                  f"above {limit:.0f} W for {above:g} min after hours, none of it {duration_min:g} min long")
+        detail = (f"闭园时段高于 {power_words(limit)} 共 {above:g} 分钟，最长一次不足 {duration_min:g} 分钟",
+                  f"above {power_words(limit)} for {above:g} min after hours, none of it {duration_min:g} min long")
     else:
-        detail = f"闭园时段未超过 {limit:.0f} W", f"never above {limit:.0f} W after hours"
+        detail = f"闭园时段未超过 {power_words(limit)}", f"never above {power_words(limit)} after hours"
     return record_item(item_id, Category.POWER, d, j.site, status, detail).model_copy(
         update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
+
+
+def _waste(j: Judge, d: Device, base_w: float, run: tuple[int, int]) -> Waste | None:
+    """A run's waste from the stored readings, by the one definition of load left on."""
+    samples = j.samples(d.id, ("energy_kwh",), run[0] - j.hold_ms(d), run[1] + 1)
+    return replayed_waste(samples, run, base_w, j.site.tariffs.by_minute(), j.tz)
+
 
 def _powers(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:
     watts = Power()

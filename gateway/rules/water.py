@@ -4,6 +4,7 @@ change); and water seen by a leak sensor (漏水报警)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import time
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,9 +30,10 @@ from gateway.reports.safety_model import (
     ItemStatus,
     WaterFacts,
 )
-from gateway.reports.safety_series import clip, gaps, held, integral_min, runs, total_ms, where
+from gateway.reports.safety_series import clip, gaps, held, runs, total_ms, where
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
 from gateway.rules.params import RuleParams
+from gateway.storage.sqlite import increase
 
 if TYPE_CHECKING:
     from gateway.site import Device
@@ -89,41 +91,105 @@ class Flow:
 F = TypeVar("F", bound=FlowParams)
 
 
-class _Run:
-    """A run of uninterrupted flow: since when, and the volume at its start."""
+class LeakLoss:
+    """A leak's loss, one definition for the alert, the daily record and the energy report
+    (docs/alerts.md): from the last reading before the flow was seen to the newest one, the
+    volume the meter counted while the building was closed, above the rule's threshold flow;
+    while it was open (a leak that runs on into the day), no more than the leak's own
+    closed-hours rate, so that the building's normal use is never counted as lost."""
 
-    def __init__(self, since_ms: int, volume: float) -> None:
-        self.since_ms = since_ms
-        self.volume = volume
+    def __init__(self, since_ms: int, before: tuple[int, float], threshold_lpm: float,
+                 water_yuan_per_m3: float) -> None:
+        self.since_ms = since_ms  # the first reading that showed the flow
+        self._last_ms, self._last_m3 = before
+        self._threshold_m3_per_ms = threshold_lpm / 1000 / 60_000
+        self._price = water_yuan_per_m3
+        self._closed_m3 = 0.0
+        self._closed_ms = 0
+        self._open_m3 = 0.0
+        self._open_ms = 0
+
+    def add(self, ts_ms: int, volume_m3: float, building_open: bool) -> None:
+        """A reading at `ts_ms`, the building open or closed then."""
+        if ts_ms <= self._last_ms:
+            return
+        counted, span = increase(self._last_m3, volume_m3), ts_ms - self._last_ms
+        self._last_ms, self._last_m3 = ts_ms, volume_m3
+        if building_open:
+            self._open_m3 += counted
+            self._open_ms += span
+        else:
+            self._closed_m3 += max(0.0, counted - self._threshold_m3_per_ms * span)
+            self._closed_ms += span
+
+    @property
+    def until_ms(self) -> int:
+        return self._last_ms
+
+    @property
+    def loss_m3(self) -> float:
+        rate = self._closed_m3 / self._closed_ms if self._closed_ms else 0.0
+        return self._closed_m3 + min(self._open_m3, rate * self._open_ms)
+
+    def facts(self) -> dict[str, float | str]:
+        lost = self.loss_m3
+        hours = max(1e-9, (self._last_ms - self.since_ms) / 3_600_000)
+        return {
+            "since_ms": self.since_ms,
+            "minutes": minutes(self._last_ms - self.since_ms),
+            "loss_m3": round(lost, 3),
+            "rate_m3_per_h": round(lost / hours, 3),
+            "cost_yuan": round(lost * self._price, 2),
+        }
+
+
+def replayed_loss(samples: Sequence[Sample], span: tuple[int, int], threshold_lpm: float, water_yuan_per_m3: float,
+                  building_open: Callable[[int], bool]) -> LeakLoss | None:
+    """The loss of a run of flow over `span` (its first flowing reading to the first reading
+    without flow) from stored readings, the last one before the span included; None without
+    a reading before it."""
+    lo, hi = span
+    volumes = [(s.ts_ms, v) for s in samples if (v := s.values.get("volume_m3")) is not None and s.ts_ms <= hi]
+    before = [p for p in volumes if p[0] < lo]
+    if not before:
+        return None
+    loss = LeakLoss(lo, before[-1], threshold_lpm, water_yuan_per_m3)
+    for ts, volume in volumes:
+        if ts >= lo:
+            loss.add(ts, volume, building_open(ts))
+    return loss
 
 
 class _FlowRule(Rule[F]):
-    """A rule on runs of uninterrupted flow."""
+    """A rule on runs of uninterrupted flow, each with its loss so far."""
 
     def __init__(self, ctx: Context, params: F) -> None:
         super().__init__(ctx, params)
         self._flow = Flow()
-        self._run: _Run | None = None
+        self._before: tuple[int, float] | None = None  # the newest reading's time and volume
+        self._previous: tuple[int, float] | None = None  # and the one before it
+        self._run: LeakLoss | None = None
 
     def _reading(self, sample: Sample) -> tuple[float, float, bool] | None:
-        """(flow L/min, volume m³, flowing), or None for a reading that cannot tell."""
+        """(flow L/min, volume m³, flowing), or None for a reading that cannot tell. The run
+        under way counts this reading, the one that ends it included."""
         got = self._flow(sample)
-        if got is None:
+        volume = sample.values.get("volume_m3")
+        if volume is not None:
+            self._previous, self._before = self._before, (sample.ts_ms, volume)
+        if got is None or volume is None:
             return None
-        flow, volume = got
+        if self._run is not None:
+            self._run.add(sample.ts_ms, volume, self.ctx.is_open(sample.ts_ms))
+        flow, _ = got
         return flow, volume, flow > self.params.flow_threshold_lpm
 
-
-def _loss(ctx: Context, run: _Run, volume: float, ts_ms: int) -> dict[str, float | str]:
-    lost = max(0.0, volume - run.volume)
-    hours = max(1e-9, (ts_ms - run.since_ms) / 3_600_000)
-    return {
-        "since_ms": run.since_ms,
-        "minutes": minutes(ts_ms - run.since_ms),
-        "loss_m3": round(lost, 3),
-        "rate_m3_per_h": round(lost / hours, 3),
-        "cost_yuan": round(lost * ctx.tariffs.water_yuan_per_m3, 2),
-    }
+    def _start(self, ts: int, volume: float) -> LeakLoss:
+        """A run that begins at this reading: its loss counts from the reading before."""
+        run = LeakLoss(ts, self._previous or (ts, volume), self.params.flow_threshold_lpm,
+                       self.ctx.tariffs.water_yuan_per_m3)
+        run.add(ts, volume, self.ctx.is_open(ts))
+        return run
 
 
 class WaterLeakRule(_FlowRule[WaterLeak]):
@@ -142,23 +208,25 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
         ts = sample.ts_ms
         night = self._night(ts, flow)
         if not flowing:
-            self._run = None
+            run, self._run = self._run, None
             if self.raised:
-                return self.clear(ts)
+                return self._cleared(run, ts)
             return night
         if self.raised:
-            return None  # until the flow stops: in the day a building's own use hides a leak
+            # until the flow stops (in the day a building's own use hides a leak): its figures so far
+            return None if self._run is None else self._finding(self._run, ts, "update")
         if self.ctx.is_open(ts):
             self._run = None  # the closed hours are over before the run was long enough
             return night
         if self._run is None:
-            self._run = _Run(ts, volume)
+            self._run = self._start(ts, volume)
         if ts - self._run.since_ms >= self.params.continuous_min * 60_000:
-            return self._raise(self._run, volume, ts, "continuous")
+            return self._finding(self._run, ts, "raise")
         return night
 
     def _night(self, ts: int, flow: float) -> Finding | None:
-        """The night minimum: the lowest flow in the night window, judged when it ends."""
+        """The night minimum: the lowest flow in the night window, judged when it ends. Its
+        loss is that flow over the window: no more is known of a building open at night."""
         p = self.params
         day = self.ctx.calendar.local_date(ts)
         start_ms, _ = self.ctx.calendar.day_bounds_ms(day)
@@ -185,17 +253,33 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
                 )
         return None
 
-    def _raise(self, run: _Run, volume: float, ts: int, why: str) -> Finding:
-        facts = _loss(self.ctx, run, volume, ts)
-        n = facts["minutes"]
-        return self.finding(
-            True, run.since_ms, ts,
-            (f"{self.ctx.name} 闭园时段持续用水 {n} 分钟", f"{self.ctx.name}: water running for {n} min while closed"),
-            (f"自 {self.ctx.clock(run.since_ms)} 起每个周期都有流量, 已流失 {facts['loss_m3']} m³ "
-             f"(约 ¥{facts['cost_yuan']}), 约 {facts['rate_m3_per_h']} m³/h: 疑似跑水漏水",
-             f"flow in every interval since {self.ctx.clock(run.since_ms)}: {facts['loss_m3']} m³ lost "
-             f"(≈ ¥{facts['cost_yuan']}), about {facts['rate_m3_per_h']} m³/h: a leak or a running tap"),
-            facts | {"why": why}, "flow_lpm",
+    def _finding(self, run: LeakLoss, ts: int, what: str) -> Finding:
+        facts = run.facts()
+        n, since = facts["minutes"], self.ctx.stamp(run.since_ms)
+        title = (f"{self.ctx.name} 闭园时段持续用水 {n} 分钟",
+                 f"{self.ctx.name}: water running for {n} min while closed")
+        detail = (f"自 {since} 起每个周期都有流量, 已流失 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']}), "
+                  f"约 {facts['rate_m3_per_h']} m³/h: 疑似跑水漏水",
+                  f"flow in every interval since {since}: {facts['loss_m3']} m³ lost (≈ ¥{facts['cost_yuan']}), "
+                  f"about {facts['rate_m3_per_h']} m³/h: a leak or a running tap")
+        if what == "update":
+            return self.update(run.since_ms, ts, title, detail, facts)
+        return self.finding(True, run.since_ms, ts, title, detail, facts | {"why": "continuous"}, "flow_lpm")
+
+    def _cleared(self, run: LeakLoss | None, ts: int) -> Finding:
+        """The flow stopped: the leak's final figures (none known for a run begun before a
+        restart, or for the night minimum's)."""
+        if run is None:
+            return self.clear(ts)
+        facts = run.facts()
+        span = f"{self.ctx.stamp(run.since_ms)}–{self.ctx.clock(ts)}"
+        return self.clear(
+            ts, facts,
+            (f"{span} 持续流水 {facts['minutes']} 分钟后停止, 共流失 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
+             f"water ran {span}, {facts['minutes']} min, then stopped: {facts['loss_m3']} m³ lost "
+             f"(≈ ¥{facts['cost_yuan']})"),
+            (f"{self.ctx.name} 跑水 {facts['minutes']} 分钟, 流失 {facts['loss_m3']} m³",
+             f"{self.ctx.name}: water ran {facts['minutes']} min, {facts['loss_m3']} m³ lost"),
         )
 
 
@@ -209,25 +293,37 @@ class RunningTapRule(_FlowRule[RunningTap]):
         _, volume, flowing = reading
         ts = sample.ts_ms
         if not flowing:
-            self._run = None
-            return self.clear(ts) if self.raised else None
+            run, self._run = self._run, None
+            return self._finding(run, ts, "clear") if self.raised else None
         if self._run is None:
             if not self.ctx.is_open(ts):
                 return None  # closed hours are the leak rule's
-            self._run = _Run(ts, volume)
-        if self.raised or ts - self._run.since_ms < self.params.continuous_h * 3_600_000:
+            self._run = self._start(ts, volume)
+        if self.raised:
+            return self._finding(self._run, ts, "update")
+        if ts - self._run.since_ms < self.params.continuous_h * 3_600_000:
             return None
-        facts = _loss(self.ctx, self._run, volume, ts)
-        hours = round((ts - self._run.since_ms) / 3_600_000, 1)
-        return self.finding(
-            True, self._run.since_ms, ts,
-            (f"{self.ctx.name} 长流水 {hours} 小时", f"{self.ctx.name}: water running without a break for {hours} h"),
-            (f"自 {self.ctx.clock(self._run.since_ms)} 起不间断用水, "
-             f"共 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
-             f"water ran without a break since {self.ctx.clock(self._run.since_ms)}: {facts['loss_m3']} m³ "
-             f"(≈ ¥{facts['cost_yuan']})"),
-            facts, "flow_lpm",
-        )
+        return self._finding(self._run, ts, "raise")
+
+    def _finding(self, run: LeakLoss | None, ts: int, what: str) -> Finding:
+        if run is None:  # a run begun before a restart: nothing known of it
+            return self.clear(ts)
+        facts = run.facts()
+        hours = round((run.until_ms - run.since_ms) / 3_600_000, 1)
+        since = self.ctx.stamp(run.since_ms)
+        title = (f"{self.ctx.name} 长流水 {hours} 小时",
+                 f"{self.ctx.name}: water running without a break for {hours} h")
+        detail = (f"自 {since} 起不间断用水, 共 {facts['loss_m3']} m³ (约 ¥{facts['cost_yuan']})",
+                  f"water ran without a break since {since}: {facts['loss_m3']} m³ (≈ ¥{facts['cost_yuan']})")
+        if what == "clear":
+            span = f"{since}–{self.ctx.clock(ts)}"
+            return self.clear(ts, facts, (f"{span} 不间断用水 {hours} 小时后停止, 共 {facts['loss_m3']} m³ "
+                                          f"(约 ¥{facts['cost_yuan']})",
+                                          f"water ran without a break {span}, {hours} h, then stopped: "
+                                          f"{facts['loss_m3']} m³ (≈ ¥{facts['cost_yuan']})"), title)
+        if what == "update":
+            return self.update(run.since_ms, ts, title, detail, facts)
+        return self.finding(True, run.since_ms, ts, title, detail, facts, "flow_lpm")
 
 
 class LeakDetectedRule(Rule[LeakDetected]):
@@ -259,7 +355,8 @@ class LeakDetectedRule(Rule[LeakDetected]):
 
 def water(j: Judge, d: Device) -> Item:
     """No running water at night: fails on flow above the leak rule's threshold in every
-    reading of its `continuous_min` or longer while the building is closed."""
+    reading of its `continuous_min` or longer while the building is closed; such a run's loss
+    is the leak's (`LeakLoss`), as its alert and the energy report give it."""
     params = WATER_LEAK.params_for(d)
     item_id = f"water:{d.id}"
     if not params.enabled:
@@ -268,29 +365,41 @@ def water(j: Judge, d: Device) -> Item:
     c = after_hours(j, d, lambda lo, hi: _flows(j, d, lo, hi), run_ms, lambda lpm: lpm > params.flow_threshold_lpm)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
     flowing = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
-    loss = round(integral_min(c.inside) / 1000, 3)
+    losses = [loss for r in failed if (loss := _loss(j, d, params, r)) is not None]
+    total = sum(x.loss_m3 for x in losses)
+    lost, cost = round(total, 3), round(total * j.site.tariffs.water_yuan_per_m3, 2)
     longest = longest_of(c.episodes)
     facts = WaterFacts(threshold_lpm=params.flow_threshold_lpm, continuous_min=params.continuous_min,
-                       minutes_flowing=flowing, loss_m3=loss, longest=None if longest is None else j.span(longest))
+                       minutes_flowing=flowing, loss_m3=lost, cost_yuan=cost,
+                       longest=None if longest is None else j.span(longest))
     status = verdict(bool(failed), c.holes, c.readings)
     if status is ItemStatus.FAIL:
         worst = longest_of(failed)
         assert worst is not None
         detail = (f"闭园时段持续流水 {record_minutes(worst[1] - worst[0]):g} 分钟（{j.spans([worst], '、')}），达到 "
-                  f"{params.continuous_min:g} 分钟的跑水判定；当日闭园时段共流水 {flowing:g} 分钟，约 {loss:g} m³",
+                  f"{params.continuous_min:g} 分钟的跑水判定，流失约 {lost:g} m³（约 ¥{cost:g}）；"
+                  f"当日闭园时段共流水 {flowing:g} 分钟",
                   f"water ran for {record_minutes(worst[1] - worst[0]):g} min after hours ({j.spans([worst])}), "
-                  f"at least the {params.continuous_min:g} min of a leak; {flowing:g} min and about {loss:g} m³ "
-                  "after hours that day")
+                  f"at least the {params.continuous_min:g} min of a leak: about {lost:g} m³ lost (≈ ¥{cost:g}); "
+                  f"{flowing:g} min of flow after hours that day")
     elif status is ItemStatus.MANUAL:
         detail = missing(j, c.holes, c.readings)
     elif c.episodes:
-        detail = (f"闭园时段流水 {flowing:g} 分钟（约 {loss:g} m³），最长一次不足 {params.continuous_min:g} 分钟",
-                  f"{flowing:g} min of flow after hours (about {loss:g} m³), none of it "
-                  f"{params.continuous_min:g} min without a break")
+        detail = (f"闭园时段流水 {flowing:g} 分钟，最长一次不足 {params.continuous_min:g} 分钟",
+                  f"{flowing:g} min of flow after hours, none of it {params.continuous_min:g} min without a break")
     else:
         detail = "闭园时段无流水", "no flow after hours"
     return record_item(item_id, Category.WATER, d, j.site, status, detail).model_copy(
         update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
+
+
+def _loss(j: Judge, d: Device, params: WaterLeak, run: tuple[int, int]) -> LeakLoss | None:
+    """A run's loss from the stored readings, by the leak's one definition."""
+    spans = j.day.open_spans[j.site.building_of(d.room).id]
+    samples = j.samples(d.id, ("volume_m3",), run[0] - j.hold_ms(d), run[1] + 1)
+    return replayed_loss(samples, run, params.flow_threshold_lpm, j.site.tariffs.water_yuan_per_m3,
+                         lambda ts: any(lo <= ts < hi for lo, hi in spans))
+
 
 def leak(j: Judge, d: Device) -> Item:
     """No water on the floor: fails when the leak sensor was wet at any time of the day, open

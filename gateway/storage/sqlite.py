@@ -125,6 +125,15 @@ def connect(path: Path, schema: str, *, durable: bool = False) -> sqlite3.Connec
     return conn
 
 
+def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Adds to `table` the columns (name → declaration) that a state database from an earlier
+    version lacks."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in columns.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
