@@ -3,7 +3,8 @@ configured (kitchen, stores), and a card used after hours by someone not allowed
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from abc import abstractmethod
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
@@ -35,6 +36,8 @@ from gateway.rules.params import RuleParams
 if TYPE_CHECKING:
     from gateway.site import Device
 
+P = TypeVar("P", bound=RuleParams)
+
 
 class DoorAfterHours(RuleParams):
     """按时关锁大门: a door open while its building is closed, past a grace period."""
@@ -57,66 +60,83 @@ class AfterHoursAccess(RuleParams):
 
 
 
-class DoorAfterHoursRule(Rule[DoorAfterHours]):
-    name = "door_after_hours"
+class _OpenRule(Rule[P]):
+    """A door open longer than allowed: its open minutes, one definition for the alert and
+    the daily record, run from the first reading that shows it open (while the rule's
+    condition holds) to the first that shows it closed."""
 
-    def __init__(self, ctx: Context, params: DoorAfterHours) -> None:
-        super().__init__(ctx, params)
-        self._since: int | None = None  # open while closed since
-
-    def on_sample(self, sample: Sample) -> Finding | None:
-        is_open = sample.values.get("open")
-        if is_open is None:
-            return None
-        ts = sample.ts_ms
-        if not is_open or self.ctx.is_open(ts):
-            self._since = None
-            if self.raised:
-                return self.clear(ts, {"closed_ms": ts})
-            return None
-        if self._since is None:
-            self._since = ts
-        held = ts - self._since
-        if self.raised or held < self.params.grace_min * 60_000:
-            return None
-        name, since = self.ctx.name, self.ctx.clock(self._since)
-        return self.finding(
-            True, self._since, ts,
-            (f"{name} 在闭园时段开着", f"{name} is open after hours"),
-            (f"自 {since} 起开着, 已 {minutes(held)} 分钟, 请检查并关锁",
-             f"open since {since}, {minutes(held)} min so far: check and lock it"),
-            {"since_ms": self._since, "minutes": minutes(held)}, "open",
-        )
-
-
-class DoorOpenTooLongRule(Rule[DoorOpenTooLong]):
-    name = "door_open_too_long"
-
-    def __init__(self, ctx: Context, params: DoorOpenTooLong) -> None:
+    def __init__(self, ctx: Context, params: P) -> None:
         super().__init__(ctx, params)
         self._since: int | None = None
 
+    @abstractmethod
+    def judged(self, ts: int) -> bool:
+        """Whether an opening at `ts` counts: after hours, or in opening hours."""
+
+    @abstractmethod
+    def limit_min(self) -> float | None:
+        """Open this long and it is raised; None: the rule is not set for this door."""
+
+    @abstractmethod
+    def words(self, name: str) -> tuple[str, str]:
+        """The title while open."""
+
     def on_sample(self, sample: Sample) -> Finding | None:
-        limit = self.params.max_open_min
+        limit = self.limit_min()
         is_open = sample.values.get("open")
         if limit is None or is_open is None:
             return None
         ts = sample.ts_ms
-        if not is_open or not self.ctx.is_open(ts):
-            self._since = None
-            return self.clear(ts) if self.raised else None
+        if not is_open or not self.judged(ts):
+            opened, self._since = self._since, None
+            return self._closed(opened, ts) if self.raised else None
         if self._since is None:
             self._since = ts
         held = ts - self._since
-        if self.raised or held < limit * 60_000:
+        if not self.raised and held < limit * 60_000:
             return None
-        name, since = self.ctx.name, self.ctx.clock(self._since)
-        return self.finding(
-            True, self._since, ts,
-            (f"{name} 开门超过 {limit:g} 分钟", f"{name} open longer than {limit:g} min"),
-            (f"自 {since} 起开着, 已 {minutes(held)} 分钟", f"open since {since}, {minutes(held)} min so far"),
-            {"since_ms": self._since, "minutes": minutes(held)}, "open",
-        )
+        name, since = self.ctx.name, self.ctx.stamp(self._since)
+        detail = (f"自 {since} 起开着, 已 {minutes(held)} 分钟, 请检查并关好",
+                  f"open since {since}, {minutes(held)} min so far: check it and close it")
+        facts: dict[str, float | str] = {"since_ms": self._since, "minutes": minutes(held)}
+        if self.raised:
+            return self.update(self._since, ts, self.words(name), detail, facts)
+        return self.finding(True, self._since, ts, self.words(name), detail, facts, "open")
+
+    def _closed(self, since: int | None, ts: int) -> Finding:
+        if since is None:  # raised before a restart: nothing known of the opening
+            return self.clear(ts, {"closed_ms": ts})
+        n, span = minutes(ts - since), f"{self.ctx.stamp(since)}–{self.ctx.clock(ts)}"
+        return self.clear(ts, {"since_ms": since, "minutes": n, "closed_ms": ts},
+                          (f"{span} 开着 {n} 分钟", f"open {span}, {n} min"),
+                          (f"{self.ctx.name} 开着 {n} 分钟后已关", f"{self.ctx.name} was open {n} min, now closed"))
+
+
+class DoorAfterHoursRule(_OpenRule[DoorAfterHours]):
+    name = "door_after_hours"
+
+    def judged(self, ts: int) -> bool:
+        return not self.ctx.is_open(ts)
+
+    def limit_min(self) -> float | None:
+        return self.params.grace_min
+
+    def words(self, name: str) -> tuple[str, str]:
+        return f"{name} 在闭园时段开着", f"{name} is open after hours"
+
+
+class DoorOpenTooLongRule(_OpenRule[DoorOpenTooLong]):
+    name = "door_open_too_long"
+
+    def judged(self, ts: int) -> bool:
+        return self.ctx.is_open(ts)
+
+    def limit_min(self) -> float | None:
+        return self.params.max_open_min
+
+    def words(self, name: str) -> tuple[str, str]:
+        limit = self.params.max_open_min
+        return f"{name} 开门超过 {limit:g} 分钟", f"{name} open longer than {limit:g} min"
 
 
 class AfterHoursAccessRule(Rule[AfterHoursAccess]):

@@ -50,6 +50,7 @@ class FridgeTemperatureRule(Rule[FridgeTemperature]):
         assert isinstance(settings, sample_fridge.Settings)
         self._range = settings
         self._since: int | None = None  # outside the range since
+        self._back: int | None = None  # back inside the range since (not yet by the hysteresis)
         self._worst = 0.0
 
     def on_sample(self, sample: Sample) -> Finding | None:
@@ -57,32 +58,58 @@ class FridgeTemperatureRule(Rule[FridgeTemperature]):
         if celsius is None:
             return None
         ts, r, h = sample.ts_ms, self._range, self.params.hysteresis_c
+        inside = r.min_c <= celsius <= r.max_c
         if self.raised:
-            self._worst = max(self._worst, celsius) if self._worst > r.max_c else min(self._worst, celsius)
+            if self._since is not None:
+                self._worst = max(self._worst, celsius) if self._worst > r.max_c else min(self._worst, celsius)
+                self._back = (self._back or ts) if inside else None
             if r.min_c + h <= celsius <= r.max_c - h:
-                began, self._since = self._since or ts, None
-                return self.clear(ts, {"worst_c": self._worst, "minutes": minutes(ts - began)})
-            return None
-        if r.min_c <= celsius <= r.max_c:
+                return self._cleared(ts)
+            return None if self._since is None else self._finding(celsius, ts, update=True)
+        if inside:
             self._since = None
             return None
         if self._since is None:
-            self._since, self._worst = ts, celsius
+            self._since, self._worst, self._back = ts, celsius, None
         self._worst = max(self._worst, celsius) if celsius > r.max_c else min(self._worst, celsius)
-        out = ts - self._since
-        if out < r.alarm_delay_min * 60_000:
+        if ts - self._since < r.alarm_delay_min * 60_000:
             return None
-        name, since = self.ctx.name, self.ctx.clock(self._since)
-        side_zh, side_en = ("过高", "too warm") if celsius > r.max_c else ("过低", "too cold")
-        return self.finding(
-            True, self._since, ts,
-            (f"{name} 温度{side_zh}: {celsius:.1f} °C", f"{name} {side_en}: {celsius:.1f} °C"),
-            (f"自 {since} 起超出 {r.min_c:g}–{r.max_c:g} °C 已 {minutes(out)} 分钟 (极值 {self._worst:.1f} °C), "
-             "请检查留样是否安全",
-             f"outside {r.min_c:g}–{r.max_c:g} °C since {since}, {minutes(out)} min (extreme {self._worst:.1f} °C): "
-             "check the retained samples"),
-            {"since_ms": self._since, "temperature_c": celsius, "worst_c": self._worst, "minutes": minutes(out)},
-            "temperature_c",
+        return self._finding(celsius, ts, update=False)
+
+    def _finding(self, celsius: float, ts: int, *, update: bool) -> Finding:
+        """Out of range so far: minutes from the first reading outside to this one (or to the
+        first back inside, where it is on its way back)."""
+        assert self._since is not None
+        r = self._range
+        n = minutes((self._back or ts) - self._since)
+        name, since = self.ctx.name, self.ctx.stamp(self._since)
+        side_zh, side_en = ("过高", "too warm") if self._worst > r.max_c else ("过低", "too cold")
+        title = f"{name} 温度{side_zh}: {celsius:.1f} °C", f"{name} {side_en}: {celsius:.1f} °C"
+        detail = (f"自 {since} 起超出 {r.min_c:g}–{r.max_c:g} °C 已 {n} 分钟 (极值 {self._worst:.1f} °C), "
+                  "请检查留样是否安全",
+                  f"outside {r.min_c:g}–{r.max_c:g} °C since {since}, {n} min (extreme {self._worst:.1f} °C): "
+                  "check the retained samples")
+        facts: dict[str, float | str] = {"since_ms": self._since, "temperature_c": celsius, "worst_c": self._worst,
+                                         "minutes": n}
+        if update:
+            return self.update(self._since, ts, title, detail, facts)
+        return self.finding(True, self._since, ts, title, detail, facts, "temperature_c")
+
+    def _cleared(self, ts: int) -> Finding:
+        """Back inside the range by the hysteresis: the excursion's final figures, its minutes
+        out of range up to the first reading back inside it."""
+        began, self._since = self._since, None
+        if began is None:  # raised before a restart: nothing known of the excursion
+            return self.clear(ts)
+        r, back = self._range, self._back or ts
+        n, span = minutes(back - began), f"{self.ctx.stamp(began)}–{self.ctx.clock(back)}"
+        side_zh, side_en = ("过高", "too warm") if self._worst > r.max_c else ("过低", "too cold")
+        return self.clear(
+            ts, {"since_ms": began, "worst_c": self._worst, "minutes": n, "back_ms": back},
+            (f"{span} 超出 {r.min_c:g}–{r.max_c:g} °C 共 {n} 分钟 (极值 {self._worst:.1f} °C), 已恢复正常",
+             f"outside {r.min_c:g}–{r.max_c:g} °C {span}, {n} min (extreme {self._worst:.1f} °C), back in range"),
+            (f"{self.ctx.name} 温度{side_zh} {n} 分钟, 已恢复",
+             f"{self.ctx.name} was {side_en} for {n} min, back in range"),
         )
 
 # ------------------------------------------------------------ the daily record's judge

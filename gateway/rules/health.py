@@ -66,6 +66,7 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         self._after_ms = silent_after_ms(ctx.device)
         self._last_ms: int | None = None
         self._reported_offline = False
+        self._shown = -1  # the silent minutes the alert shows
 
     def on_sample(self, sample: Sample) -> Finding | None:
         online = sample.values.get("online")
@@ -84,8 +85,16 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
     def heard(self, received_ms: int) -> Finding | None:
         if self._reported_offline:  # the message was the offline report itself
             return None
+        silent_since = self._last_ms
         self._last_ms = received_ms if self._last_ms is None else max(self._last_ms, received_ms)
-        return self.clear(received_ms) if self.raised else None
+        if not self.raised:
+            return None
+        if silent_since is None or received_ms < silent_since:  # raised before a restart, or reported offline
+            return self.clear(received_ms)
+        n, span = minutes(received_ms - silent_since), f"{self.ctx.stamp(silent_since)}–{self.ctx.clock(received_ms)}"
+        return self.clear(received_ms, {"minutes": n},
+                          (f"{span} 无数据 {n} 分钟, 已恢复", f"no data {span}, {n} min: back again"),
+                          (f"{self.ctx.name} 离线 {n} 分钟后恢复", f"{self.ctx.name} was offline {n} min, back again"))
 
     def _cold(self) -> tuple[str, str]:
         if self.ctx.device.kind == sample_fridge.KIND.name:
@@ -96,17 +105,18 @@ class DeviceOfflineRule(Rule[DeviceOffline]):
         if self._last_ms is None:
             self._last_ms = now_ms
         silent = now_ms - self._last_ms
-        if self.raised or silent <= self._after_ms:
+        if silent <= self._after_ms or (self.raised and (self._reported_offline or minutes(silent) == self._shown)):
             return None
+        self._shown = minutes(silent)
         name, since = self.ctx.name, self.ctx.stamp(self._last_ms)
         cold_zh, cold_en = self._cold()
-        return self.finding(
-            True, self._last_ms, now_ms,
-            (f"{name} 离线", f"{name} is offline"),
-            (f"自 {since} 起无数据 ({minutes(silent)} 分钟){cold_zh}",
-             f"no data since {since} ({minutes(silent)} min){cold_en}"),
-            {"since_ms": self._last_ms, "minutes": minutes(silent)},
-        )
+        title = (f"{name} 离线", f"{name} is offline")
+        detail = (f"自 {since} 起无数据 ({self._shown} 分钟){cold_zh}",
+                  f"no data since {since} ({self._shown} min){cold_en}")
+        facts: dict[str, float | str] = {"since_ms": self._last_ms, "minutes": self._shown}
+        if self.raised:  # the silence goes on: its minutes so far (the last data stays where it was)
+            return self.update(self._last_ms, self._last_ms, title, detail, facts)
+        return self.finding(True, self._last_ms, now_ms, title, detail, facts)
 
 
 class LowBatteryRule(Rule[LowBattery]):
@@ -137,13 +147,13 @@ class CounterResetRule(Rule[CounterReset]):
     def __init__(self, ctx: Context, params: CounterReset) -> None:
         super().__init__(ctx, params)
         kind = kinds()[ctx.device.kind]
-        self._keys = tuple(m.key for m in kind.metrics if m.type is MetricType.COUNTER)
+        self._counters = {m.key: m for m in kind.metrics if m.type is MetricType.COUNTER}
         self._last: dict[str, float] = {}
 
     def on_sample(self, sample: Sample) -> Finding | None:
         ts = sample.ts_ms
         found = self.clear(ts) if self.raised else None
-        for key in self._keys:
+        for key, metric in self._counters.items():
             value = sample.values.get(key)
             if value is None:
                 continue
@@ -154,9 +164,10 @@ class CounterResetRule(Rule[CounterReset]):
                 return self.finding(
                     True, ts, ts,
                     (f"{name} 计数器归零", f"{name}: counter reset"),
-                    (f"{key} 从 {before:g} 回到 {value:g}: 表计更换、复位或翻转; 之后的用量从新读数起算",
-                     f"{key} went from {before:g} back to {value:g}: meter replaced, reset or rolled over; "
-                     "consumption counts from the new reading"),
+                    (f"{metric.label_zh}从 {before:g} {metric.unit} 回到 {value:g} {metric.unit}: "
+                     "表计更换、复位或翻转; 之后的用量从新读数起算",
+                     f"{metric.label_en} went from {before:g} {metric.unit} back to {value:g} {metric.unit}: "
+                     "meter replaced, reset or rolled over; consumption counts from the new reading"),
                     {"metric": key, "before": before, "after": value},
                 )
         return found

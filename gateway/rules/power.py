@@ -283,20 +283,31 @@ class LightsOutRule(Rule[LightsOut]):
         ts, p = sample.ts_ms, self.params
         local = self.ctx.local_time(ts)
         if power <= p.max_w or not _in(p.start, p.end, local):
-            self._since = None
-            return self.clear(ts) if self.raised else None
+            since, self._since = self._since, None
+            if not self.raised:
+                return None
+            if since is None:  # raised before a restart
+                return self.clear(ts)
+            n, span = minutes(ts - since), f"{self.ctx.stamp(since)}–{self.ctx.clock(ts)}"
+            return self.clear(ts, {"since_ms": since, "minutes": n},
+                              (f"熄灯后 {span} 持续高于 {power_words(p.max_w)} 共 {n} 分钟",
+                               f"above {power_words(p.max_w)} after lights-out {span}, {n} min"),
+                              (f"{self.ctx.name} 熄灯后用电 {n} 分钟",
+                               f"{self.ctx.name}: {n} min of power after lights-out"))
         if self._since is None:
             self._since = ts
-        if self.raised or ts - self._since < p.duration_min * 60_000:
+        if not self.raised and ts - self._since < p.duration_min * 60_000:
             return None
-        name = self.ctx.name
-        return self.finding(
-            True, self._since, ts,
-            (f"{name} 熄灯后仍在用电 {power:.0f} W", f"{name}: {power:.0f} W after lights-out"),
-            (f"熄灯 ({p.start:%H:%M}) 后自 {self.ctx.clock(self._since)} 起持续高于 {p.max_w:g} W",
-             f"above {p.max_w:g} W since {self.ctx.clock(self._since)}, after lights-out at {p.start:%H:%M}"),
-            {"since_ms": self._since, "power_w": round(power), "minutes": minutes(ts - self._since)}, "power_w",
-        )
+        name, n = self.ctx.name, minutes(ts - self._since)
+        title = (f"{name} 熄灯后仍在用电 {power_words(power)}", f"{name}: {power_words(power)} after lights-out")
+        detail = (f"熄灯 ({p.start:%H:%M}) 后自 {self.ctx.stamp(self._since)} 起持续高于 {power_words(p.max_w)}, "
+                  f"已 {n} 分钟",
+                  f"above {power_words(p.max_w)} since {self.ctx.stamp(self._since)}, after lights-out at "
+                  f"{p.start:%H:%M}, {n} min so far")
+        facts: dict[str, float | str] = {"since_ms": self._since, "power_w": round(power), "minutes": n}
+        if self.raised:
+            return self.update(self._since, ts, title, detail, facts)
+        return self.finding(True, self._since, ts, title, detail, facts, "power_w")
 
 
 class HighPowerRule(Rule[HighPower]):
@@ -322,10 +333,10 @@ class HighPowerRule(Rule[HighPower]):
         name = self.ctx.name
         return self.finding(
             True, ts, ts,
-            (f"{name} 疑似大功率用电器 (+{power - prev:.0f} W)",
-             f"{name}: high-power appliance (+{power - prev:.0f} W)"),
-            (f"{self.ctx.clock(ts)} 功率从 {prev:.0f} W 跃升到 {power:.0f} W, 请检查是否违规使用电器",
-             f"power jumped from {prev:.0f} W to {power:.0f} W at {self.ctx.clock(ts)}: "
+            (f"{name} 疑似大功率用电器 (+{power_words(power - prev)})",
+             f"{name}: high-power appliance (+{power_words(power - prev)})"),
+            (f"{self.ctx.stamp(ts)} 功率从 {power_words(prev)} 跃升到 {power_words(power)}, 请检查是否违规使用电器",
+             f"power jumped from {power_words(prev)} to {power_words(power)} at {self.ctx.stamp(ts)}: "
              "check for a forbidden appliance"),
             {"since_ms": ts, "step_w": round(power - prev), "before_w": round(prev), "power_w": round(power)},
             "power_w",

@@ -13,6 +13,7 @@ from devices import uv_lamp
 from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
+from gateway.clock import from_ms
 from gateway.reports.judging import (
     Judge,
     lamp_run,
@@ -105,6 +106,7 @@ class UvNotRunRule(Rule[UvNotRun]):
         self._ran_ms = 0.0
         self._judged = False
         self._prev: tuple[int, bool] | None = None
+        self._missed = ("", "")  # the raised alert's detail (unknown after a restart)
 
     def on_sample(self, sample: Sample) -> Finding | None:
         on = sample.values.get("on")
@@ -118,7 +120,11 @@ class UvNotRunRule(Rule[UvNotRun]):
             self._ran_ms += max(0, min(end, hi) - max(start, lo))
         self._prev = (ts, bool(on))
         if self.raised and self._window is not None and self._ran_ms >= self._required_ms:
-            return self.clear(ts, {"minutes_run": round(self._ran_ms / 60_000)})
+            # The alert is about the day that was missed: its figures stay that day's.
+            day, (missed_zh, missed_en) = f"{self._day:%m-%d}" if self._day else "", self._missed
+            return self.clear(ts, {"next_run_ms": ts},
+                              (f"{missed_zh}; {day} 已按要求运行, 恢复正常" if missed_zh else "",
+                               f"{missed_en}; it ran its minutes on {day}: back to normal" if missed_en else ""))
         return found
 
     def check_time(self) -> Finding | None:
@@ -145,13 +151,14 @@ class UvNotRunRule(Rule[UvNotRun]):
         lo, hi = window
         ran = round(self._ran_ms / 60_000)
         need = round(self._required_ms / 60_000)
-        name = self.ctx.name
-        span = f"{self.ctx.clock(lo)}–{self.ctx.clock(hi)}"
+        name, day = self.ctx.name, from_ms(lo, self.ctx.tz).strftime("%m-%d")
+        span = f"{day} {self.ctx.clock(lo)}–{self.ctx.clock(hi)}"
+        self._missed = (f"{span} 只运行了 {ran} 分钟, 要求至少 {need} 分钟",
+                        f"ran {ran} min in {span}; at least {need} min required")
         return self.finding(
             True, lo, hi,
-            (f"{name} 今日未完成消毒", f"{name} did not complete today's disinfection"),
-            (f"{span} 只运行了 {ran} 分钟, 要求至少 {need} 分钟",
-             f"ran {ran} min in {span}; at least {need} min required"),
+            (f"{name} {day} 未完成消毒", f"{name} did not complete its disinfection on {day}"),
+            self._missed,
             {"since_ms": lo, "minutes_run": ran, "minutes_required": need}, "on",
         )
 
