@@ -50,16 +50,22 @@ class AlertOut(BaseModel):
     title_en: str
     detail_zh: str
     detail_en: str
-    facts: dict[str, float | str]
-    first: datetime
-    last: datetime
+    facts: dict[str, float | str] = Field(
+        description="the figures behind the texts (minutes, loss_m3, waste_kwh, cost_yuan, worst_c, …): as they "
+                    "stand while the alert is active, final once it is cleared")
+    # Event time: the moments of the readings, docs/alerts.md.
+    first: datetime = Field(description="event time: when the condition began (its first reading)")
+    raised_at: datetime | None = Field(
+        description="event time: when the condition had lasted long enough to raise the alert; null for an alert "
+                    "stored before this was kept")
+    last: datetime = Field(description="event time: the newest reading that still showed the condition")
     count: int
     level: int
     acked_by: str | None = Field(description="the login id; acked_by_actor is how people read it")
     acked_by_actor: Actor | None
-    acked_at: datetime | None
+    acked_at: datetime | None = Field(description="wall clock: when a person acknowledged it")
     ack_comment: str | None
-    cleared_at: datetime | None
+    cleared_at: datetime | None = Field(description="event time: the reading that ended the condition")
     work_order_id: int | None = Field(description="the work order opened for it, if any")
 
     @classmethod
@@ -67,15 +73,15 @@ class AlertOut(BaseModel):
         return cls(
             id=a.id, rule=a.rule, device_id=a.device_id, building=a.building_id, room=a.room_id,
             severity=a.severity, state=a.state, title_zh=a.title_zh, title_en=a.title_en, detail_zh=a.detail_zh,
-            detail_en=a.detail_en, facts=a.facts, first=utc(a.first_ms), last=utc(a.last_ms), count=a.count,
-            level=a.level, acked_by=a.acked_by, acked_by_actor=names.maybe(a.acked_by), acked_at=utc(a.acked_ms),
-            ack_comment=a.ack_comment,
+            detail_en=a.detail_en, facts=a.facts, first=utc(a.first_ms), raised_at=utc(a.raised_ms),
+            last=utc(a.last_ms), count=a.count, level=a.level, acked_by=a.acked_by,
+            acked_by_actor=names.maybe(a.acked_by), acked_at=utc(a.acked_ms), ack_comment=a.ack_comment,
             cleared_at=utc(a.cleared_ms), work_order_id=work_order_id,
         )
 
 
 class HistoryOut(BaseModel):
-    at: datetime
+    at: datetime = Field(description="wall clock: when the gateway recorded the transition")
     actor: str
     who: Actor
     action: str
