@@ -47,10 +47,14 @@ class Run:
     messages: int = 0
 
     def raised(self, rule: str, device_id: str) -> list[Finding]:
-        return [f for f, _ in self.findings if f.active and f.rule == rule and f.device_id == device_id]
+        return [f for f, _ in self.findings if f.active and not f.update and f.rule == rule and f.device_id == device_id]
+
+    def updates(self, rule: str, device_id: str) -> list[Finding]:
+        """The figures of an open condition as they went up."""
+        return [f for f, _ in self.findings if f.update and f.rule == rule and f.device_id == device_id]
 
     def raised_all(self) -> list[Finding]:
-        return [f for f, _ in self.findings if f.active]
+        return [f for f, _ in self.findings if f.active and not f.update]
 
     def cleared(self, rule: str, device_id: str) -> list[Finding]:
         return [f for f, _ in self.findings if not f.active and f.rule == rule and f.device_id == device_id]

@@ -93,10 +93,11 @@ F = TypeVar("F", bound=FlowParams)
 
 class LeakLoss:
     """A leak's loss, one definition for the alert, the daily record and the energy report
-    (docs/alerts.md): from the last reading before the flow was seen to the newest one, the
-    volume the meter counted while the building was closed, above the rule's threshold flow;
-    while it was open (a leak that runs on into the day), no more than the leak's own
-    closed-hours rate, so that the building's normal use is never counted as lost."""
+    (docs/alerts.md), for a run of flow from the last reading before the flow was seen to the
+    newest one: while the building is closed, the volume the meter counted above the rule's
+    threshold flow; while it is open, only the run's floor, its lowest flow (the flow of a
+    reading, `Flow`), over that time: a tap left running (or a leak that runs on into the day)
+    is the flow that never stopped, not the building's normal use on top of it."""
 
     def __init__(self, since_ms: int, before: tuple[int, float], threshold_lpm: float,
                  water_yuan_per_m3: float) -> None:
@@ -105,22 +106,23 @@ class LeakLoss:
         self._threshold_m3_per_ms = threshold_lpm / 1000 / 60_000
         self._price = water_yuan_per_m3
         self._closed_m3 = 0.0
-        self._closed_ms = 0
         self._open_m3 = 0.0
         self._open_ms = 0
+        self._floor: float | None = None  # m³ per ms
 
-    def add(self, ts_ms: int, volume_m3: float, building_open: bool) -> None:
-        """A reading at `ts_ms`, the building open or closed then."""
+    def add(self, ts_ms: int, volume_m3: float, flow_lpm: float, building_open: bool) -> None:
+        """A reading at `ts_ms` with its flow, the building open or closed then."""
         if ts_ms <= self._last_ms:
             return
         counted, span = increase(self._last_m3, volume_m3), ts_ms - self._last_ms
         self._last_ms, self._last_m3 = ts_ms, volume_m3
+        rate = flow_lpm / 1000 / 60_000
+        self._floor = rate if self._floor is None else min(self._floor, rate)
         if building_open:
             self._open_m3 += counted
             self._open_ms += span
         else:
             self._closed_m3 += max(0.0, counted - self._threshold_m3_per_ms * span)
-            self._closed_ms += span
 
     @property
     def until_ms(self) -> int:
@@ -128,8 +130,7 @@ class LeakLoss:
 
     @property
     def loss_m3(self) -> float:
-        rate = self._closed_m3 / self._closed_ms if self._closed_ms else 0.0
-        return self._closed_m3 + min(self._open_m3, rate * self._open_ms)
+        return self._closed_m3 + min(self._open_m3, (self._floor or 0.0) * self._open_ms)
 
     def facts(self) -> dict[str, float | str]:
         lost = self.loss_m3
@@ -149,14 +150,16 @@ def replayed_loss(samples: Sequence[Sample], span: tuple[int, int], threshold_lp
     without flow) from stored readings, the last one before the span included; None without
     a reading before it."""
     lo, hi = span
-    volumes = [(s.ts_ms, v) for s in samples if (v := s.values.get("volume_m3")) is not None and s.ts_ms <= hi]
-    before = [p for p in volumes if p[0] < lo]
+    flow = Flow()
+    readings = [(s.ts_ms, s.values["volume_m3"], got[0]) for s in samples
+                if s.ts_ms <= hi and (got := flow(s)) is not None]
+    before = [s for s in samples if s.ts_ms < lo and "volume_m3" in s.values]
     if not before:
         return None
-    loss = LeakLoss(lo, before[-1], threshold_lpm, water_yuan_per_m3)
-    for ts, volume in volumes:
+    loss = LeakLoss(lo, (before[-1].ts_ms, before[-1].values["volume_m3"]), threshold_lpm, water_yuan_per_m3)
+    for ts, volume, lpm in readings:
         if ts >= lo:
-            loss.add(ts, volume, building_open(ts))
+            loss.add(ts, volume, lpm, building_open(ts))
     return loss
 
 
@@ -179,16 +182,16 @@ class _FlowRule(Rule[F]):
             self._previous, self._before = self._before, (sample.ts_ms, volume)
         if got is None or volume is None:
             return None
-        if self._run is not None:
-            self._run.add(sample.ts_ms, volume, self.ctx.is_open(sample.ts_ms))
         flow, _ = got
+        if self._run is not None:
+            self._run.add(sample.ts_ms, volume, flow, self.ctx.is_open(sample.ts_ms))
         return flow, volume, flow > self.params.flow_threshold_lpm
 
-    def _start(self, ts: int, volume: float) -> LeakLoss:
+    def _start(self, ts: int, volume: float, flow: float) -> LeakLoss:
         """A run that begins at this reading: its loss counts from the reading before."""
         run = LeakLoss(ts, self._previous or (ts, volume), self.params.flow_threshold_lpm,
                        self.ctx.tariffs.water_yuan_per_m3)
-        run.add(ts, volume, self.ctx.is_open(ts))
+        run.add(ts, volume, flow, self.ctx.is_open(ts))
         return run
 
 
@@ -219,7 +222,7 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
             self._run = None  # the closed hours are over before the run was long enough
             return night
         if self._run is None:
-            self._run = self._start(ts, volume)
+            self._run = self._start(ts, volume, flow)
         if ts - self._run.since_ms >= self.params.continuous_min * 60_000:
             return self._finding(self._run, ts, "raise")
         return night
@@ -290,7 +293,7 @@ class RunningTapRule(_FlowRule[RunningTap]):
         reading = self._reading(sample)
         if reading is None:
             return None
-        _, volume, flowing = reading
+        flow, volume, flowing = reading
         ts = sample.ts_ms
         if not flowing:
             run, self._run = self._run, None
@@ -298,7 +301,7 @@ class RunningTapRule(_FlowRule[RunningTap]):
         if self._run is None:
             if not self.ctx.is_open(ts):
                 return None  # closed hours are the leak rule's
-            self._run = self._start(ts, volume)
+            self._run = self._start(ts, volume, flow)
         if self.raised:
             return self._finding(self._run, ts, "update")
         if ts - self._run.since_ms < self.params.continuous_h * 3_600_000:
@@ -396,7 +399,7 @@ def water(j: Judge, d: Device) -> Item:
 def _loss(j: Judge, d: Device, params: WaterLeak, run: tuple[int, int]) -> LeakLoss | None:
     """A run's loss from the stored readings, by the leak's one definition."""
     spans = j.day.open_spans[j.site.building_of(d.room).id]
-    samples = j.samples(d.id, ("volume_m3",), run[0] - j.hold_ms(d), run[1] + 1)
+    samples = j.samples(d.id, ("volume_m3", "flow_lpm"), run[0] - j.hold_ms(d), run[1] + 1)
     return replayed_loss(samples, run, params.flow_threshold_lpm, j.site.tariffs.water_yuan_per_m3,
                          lambda ts: any(lo <= ts < hi for lo, hi in spans))
 

@@ -204,7 +204,8 @@ def test_a_clear_closes_the_alert_with_the_time_of_the_finding_and_merges_its_fa
 
     assert cleared is not None
     assert cleared.id == raised.id
-    assert (cleared.state, cleared.cleared_ms, cleared.last_ms) == (AlertState.CLEARED, ended_at, ended_at)
+    # The newest reading that showed the condition stays where it was: the clearing reading did not show it.
+    assert (cleared.state, cleared.cleared_ms, cleared.last_ms) == (AlertState.CLEARED, ended_at, raised.last_ms)
     assert cleared.facts == {"flow_lpm": 0.0, "since": "09:55", "loss_m3": 0.42, "cost_yuan": 2.1}
     assert (cleared.title_zh, cleared.first_ms, cleared.count) == (raised.title_zh, raised.first_ms, 1)
     assert store.get(raised.id) == cleared

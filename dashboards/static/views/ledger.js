@@ -35,8 +35,8 @@ addLabels({
     "ledger.fact.fridge": "最低 {lo} °C · 最高 {hi} °C · 平均 {mean} °C · 超出范围 {out} 分钟",
     "ledger.fact.uv": "运行 {ran} 分钟，要求 {need} 分钟",
     "ledger.fact.door": "开门 {n} 次 · 闭园后开着 {open} 分钟",
-    "ledger.fact.water": "闭园后流水 {min} 分钟 · 约 {m3} m³",
-    "ledger.fact.power": "上限 {limit} W · 超出 {min} 分钟 · {kwh} kWh",
+    "ledger.fact.water": "闭园后流水 {min} 分钟 · 跑水流失 {m3} m³",
+    "ledger.fact.power": "上限 {limit} W · 超出 {min} 分钟 · 浪费 {kwh} kWh",
   },
   en: {
     "nav.ledger": "Safety ledger",
@@ -64,8 +64,8 @@ addLabels({
     "ledger.fact.fridge": "lowest {lo} °C · highest {hi} °C · mean {mean} °C · {out} min out of range",
     "ledger.fact.uv": "ran {ran} min of {need} min required",
     "ledger.fact.door": "opened {n} times · open {open} min after hours",
-    "ledger.fact.water": "{min} min of flow after hours · about {m3} m³",
-    "ledger.fact.power": "limit {limit} W · {min} min above · {kwh} kWh",
+    "ledger.fact.water": "{min} min of flow after hours · {m3} m³ lost to leaks",
+    "ledger.fact.power": "limit {limit} W · {min} min above · {kwh} kWh wasted",
   },
 });
 
@@ -95,7 +95,7 @@ function evidence(facts) {
     uv: () => t("ledger.fact.uv", { ran: fixed(facts.minutes_on), need: fixed(facts.minutes_required) }),
     door: () => t("ledger.fact.door", { n: facts.openings, open: fixed(facts.minutes_open) }),
     water: () => t("ledger.fact.water", { min: fixed(facts.minutes_flowing), m3: fixed(facts.loss_m3, 3) }),
-    power: () => (facts.limit_w == null ? null : t("ledger.fact.power", { limit: fixed(facts.limit_w, 0), min: fixed(facts.minutes_above), kwh: fixed(facts.kwh_above_limit, 2) })),
+    power: () => (facts.limit_w == null ? null : t("ledger.fact.power", { limit: fixed(facts.limit_w, 0), min: fixed(facts.minutes_above), kwh: fixed(facts.waste_kwh, 2) })),
   }[facts.kind];
   const text = words?.();
   return text ? h("p", { class: "small muted evidence" }, text) : null;
