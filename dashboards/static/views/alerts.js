@@ -26,6 +26,8 @@ export function alertRow(state, a, onChange) {
       // An alert about no device (a fire patrol not done in time) is the whole site's.
       state.devices.has(a.device_id) ? [deviceLink(state, a.device_id), ` · ${where(state, a)}`] : state.site.name,
       ` · ${t("alerts.first", { t: when(a.first) })}`,
+      // Event time: a leak raised an hour after it began says both.
+      a.raised_at && a.raised_at !== a.first ? ` · ${t("alerts.raised", { t: when(a.raised_at) })}` : "",
       a.count > 1 ? ` · ${t("alerts.count", { n: num(a.count, 0) })}` : "",
       a.cleared_at ? ` · ${t("alerts.cleared", { t: when(a.cleared_at) })}` : ""),
     a.acked_by ? h("p", { class: "small ack-note" }, t("alerts.acked_by", { who: pick(a.acked_by_actor, "name"), t: when(a.acked_at) }),
