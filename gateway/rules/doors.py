@@ -149,7 +149,7 @@ class AfterHoursAccessRule(Rule[AfterHoursAccess]):
         if credential in self.params.allowed:
             return None
         granted = bool(event.data.get("granted"))
-        name, at = self.ctx.name, self.ctx.clock(event.ts_ms)
+        name, at = self.ctx.name, self.ctx.stamp(event.ts_ms)
         result_zh, result_en = ("已开门", "let in") if granted else ("被拒绝", "refused")
         return self.finding(
             True, event.ts_ms, event.ts_ms,

@@ -37,13 +37,12 @@ def settings(site_rules: Mapping[str, Mapping[str, object]]) -> PatrolMissed:
     return PatrolMissed.model_validate(dict(site_rules.get(FIRE_PATROL_MISSED.id, {})))
 
 
-def missed(params: PatrolMissed, subject: str, round_at: str, due_ms: int, now_ms: int,
-           grace_min: float) -> Finding:
-    """Round `round_at` (local time, 08:00) of `subject` (the round's id of its day) has no
-    record `grace_min` after it was due."""
+def missed(params: PatrolMissed, subject: str, round_at: str, due_ms: int, grace_min: float) -> Finding:
+    """Round `round_at` (its local date and time, "12-02 08:00") of `subject` (the round's id
+    of its day) has no record `grace_min` after it was due: raised at that moment."""
     late = f"{grace_min:g}"
     return Finding(
-        FIRE_PATROL_MISSED.id, subject, True, params.severity, due_ms, now_ms,
+        FIRE_PATROL_MISSED.id, subject, True, params.severity, due_ms, due_ms + round(grace_min * 60_000),
         f"{round_at} 的消防巡查未按时完成", f"The {round_at} fire patrol was not done on time",
         f"{round_at} 的消防巡查过了 {late} 分钟仍无记录，请安排巡查并在「消防巡查」中登记。",
         f"No record of the {round_at} fire patrol {late} minutes after it was due: please patrol and record it "

@@ -53,7 +53,7 @@ def missing(params: SampleMissing, fridge_id: str, day: str, meals: Sequence[tup
     due_en = "; ".join(f"{m[2].lower()} by {m[3]}" for m in meals)
     return Finding(
         SAMPLE_MISSING.id, fridge_id, True, params.severity, since_ms, at_ms,
-        f"{zh}未留样", f"No food samples kept for {en}",
+        f"{day[5:]} {zh}未留样", f"No food samples kept for {en} on {day[5:]}",
         f"应留样时间：{due_zh}。至今未登记留样，请食堂立即留样并登记。",
         f"Samples were due ({due_en}) and none is registered: keep them now and register them.",
         {"day": day, "meals": ",".join(m[0] for m in meals), "since_ms": since_ms},
@@ -69,7 +69,8 @@ def discarded_early(params: SampleDiscardedEarly, fridge_id: str, day: str,
     why_en = "; ".join(f"{s[1]} at {s[2]}, because: {s[3]}" for s in samples)
     return Finding(
         SAMPLE_DISCARDED_EARLY.id, fridge_id, True, params.severity, since_ms, at_ms,
-        f"留样未满保存时间即处理：{dishes}", f"Food samples discarded before their retention ended: {dishes_en}",
+        f"{day[5:]} 留样未满保存时间即处理：{dishes}",
+        f"Food samples discarded before their retention ended on {day[5:]}: {dishes_en}",
         f"{why_zh}。如怀疑食物中毒，留样须封存移交，不得处理。",
         f"{why_en}. If food poisoning is suspected, samples are sealed and handed over, never discarded.",
         {"day": day, "samples": ",".join(str(s[0]) for s in samples), "since_ms": since_ms},

@@ -178,8 +178,8 @@ class UvOnWhileOpenRule(Rule[UvOnWhileOpen]):
             return self.finding(
                 True, ts, ts,
                 (f"{name} 在开放时段开启", f"{name} is on while its room is in use"),
-                (f"{self.ctx.clock(ts)} 紫外线灯开启而房间在开放时段: 紫外线伤眼伤皮肤, 请确认室内无人",
-                 f"the UV lamp is on at {self.ctx.clock(ts)} while the room is open: make sure nobody is inside"),
+                (f"{self.ctx.stamp(ts)} 紫外线灯开启而房间在开放时段: 紫外线伤眼伤皮肤, 请确认室内无人",
+                 f"the UV lamp is on at {self.ctx.stamp(ts)} while the room is open: make sure nobody is inside"),
                 {"since_ms": ts}, "on",
             )
         return self.clear(ts) if self.raised else None

@@ -246,8 +246,8 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
                     True, lo, ts,
                     (f"{self.ctx.name} 夜间最小流量 {lowest:.1f} L/min", f"{self.ctx.name}: night minimum flow "
                      f"{lowest:.1f} L/min"),
-                    (f"{self.ctx.clock(lo)}–{self.ctx.clock(hi)} 流量从未低于 {lowest:.1f} L/min, 疑似漏水",
-                     f"flow never fell below {lowest:.1f} L/min between {self.ctx.clock(lo)} and "
+                    (f"{self.ctx.stamp(lo)}–{self.ctx.clock(hi)} 流量从未低于 {lowest:.1f} L/min, 疑似漏水",
+                     f"flow never fell below {lowest:.1f} L/min between {self.ctx.stamp(lo)} and "
                      f"{self.ctx.clock(hi)}: a leak is likely"),
                     {"since_ms": lo, "night_min_flow_lpm": round(lowest, 2),
                      "loss_m3": round(lowest * (hi - lo) / 60_000 / 1000, 3),
@@ -344,7 +344,7 @@ class LeakDetectedRule(Rule[LeakDetected]):
             return self.clear(ts, {"dry_ms": ts}) if self.raised else None
         if self.raised:
             return None
-        name, at = self.ctx.name, self.ctx.clock(ts)
+        name, at = self.ctx.name, self.ctx.stamp(ts)
         return self.finding(
             True, ts, ts,
             (f"{name} 检测到漏水", f"{name}: water detected"),

@@ -264,7 +264,7 @@ class FirePatrols:
                     continue
                 self._settled.add(key)
                 if self._remind(day, r.id, now):
-                    self._report(fire_patrol.missed(self._rule, r.subject, r.label, r.due_ms, now,
+                    self._report(fire_patrol.missed(self._rule, r.subject, f"{day:%m-%d} {r.label}", r.due_ms,
                                                     self._settings.grace_min), Evidence())
 
     def _remind(self, day: date, round_id: str, now: int) -> bool:

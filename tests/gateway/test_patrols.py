@@ -195,8 +195,8 @@ async def test_a_missed_round_reminds_the_person_on_duty_once(tmp_path: Path) ->
             [raised] = await _requests(hook, 1)
             assert raised["transition"] == "raised"
             alert = raised["alert"]
-            assert (alert["rule"], alert["title_zh"]) == ("fire_patrol_missed", "08:00 的消防巡查未按时完成")
-            assert alert["detail_zh"] == "08:00 的消防巡查过了 60 分钟仍无记录，请安排巡查并在「消防巡查」中登记。"
+            assert (alert["rule"], alert["title_zh"]) == ("fire_patrol_missed", "10-15 08:00 的消防巡查未按时完成")
+            assert alert["detail_zh"] == "10-15 08:00 的消防巡查过了 60 分钟仍无记录，请安排巡查并在「消防巡查」中登记。"
             expected = on_duty.chain(to_ms(at(THU, "09:01")))[0]
             assert [p["id"] for p in raised["recipients"]] == [expected.id] == ["logistics-li"]
             assert "位置: 向日葵幼儿园" in raised["text"]
@@ -210,7 +210,7 @@ async def test_a_missed_round_reminds_the_person_on_duty_once(tmp_path: Path) ->
             clock.set(at(THU, "17:31"))
             third = (await _requests(hook, 3))[2]
             assert (third["transition"], third["alert"]["title_en"]) == (
-                "raised", "The 16:30 fire patrol was not done on time")
+                "raised", "The 10-15 16:30 fire patrol was not done on time")
             assert [p["id"] for p in third["recipients"]] == [on_duty.chain(to_ms(at(THU, "17:31")))[0].id]
         # Another process (or this one restarted) does not remind again of the same round.
         async with Gateway(site, clock, mqtt=False):
