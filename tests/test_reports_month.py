@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,7 +34,7 @@ from gateway.clock import ManualClock
 from gateway.config import SiteConfig
 from gateway.ingest.broker import embedded_broker
 from gateway.reports.document import Figures, Paragraphs
-from gateway.reports.energy import EnergyReport, Totals
+from gateway.reports.energy import AlertFigures, EnergyReport, Totals
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety_model import ItemStatus, SafetyRecord
 from gateway.rules.power import LOAD_AFTER_HOURS, LoadAfterHoursRule
@@ -477,31 +477,48 @@ def _september(m: SimulatedMonth, cal: SchoolCalendar, devices: Sequence[str]) -
     return total, min(covered) / ((end - start) // HOUR_MS)
 
 
-def _loads(bad: Mismatches, m: SimulatedMonth) -> None:
-    """Every after-hours load alert is one of the injected loads; the report quotes its final
-    facts, which agree with the meter's raw readings over its span."""
-    alerts = sorted(m.alerts[LOAD], key=lambda a: a["first"])
-    found = [(a["device_id"], datetime.fromisoformat(a["first"]).astimezone(TZ).date()) for a in alerts]
-    bad.same("load alerts (meter, day)", found, [(f.device_id, f.start.date()) for f in EXTRA_LOADS])
-    quoted = {x.alert_id: x for x in m.report.load_episodes}
-    bad.same("load episodes", sorted(quoted), sorted(a["id"] for a in alerts))
+Injected = TypeVar("Injected", ExtraLoad, Leak)
+
+
+def _each_injected(bad: Mismatches, m: SimulatedMonth, rules: Sequence[str], faults: Sequence[Injected],
+                   quoted: Sequence[AlertFigures], facts: Sequence[str],
+                   what: str) -> Iterator[tuple[dict[str, Any], str, int, int, Injected]]:
+    """The alerts of `rules`: one for each injected fault, each quoted by the report with its
+    `facts`. Yields each with where to say it, its first and clearing moments and its fault."""
+    alerts = sorted((a for rule in rules for a in m.alerts[rule]), key=lambda a: a["first"])
+    found = sorted((a["device_id"], datetime.fromisoformat(a["first"]).astimezone(TZ).date()) for a in alerts)
+    bad.same(f"{what} alerts (meter, day)", found, sorted((f.device_id, f.start.date()) for f in faults))
+    by_id = {x.alert_id: x for x in quoted}
+    bad.same(f"{what} alerts quoted", sorted(by_id), sorted(a["id"] for a in alerts))
     for a in alerts:
         first, cleared = moment_ms(a["first"]), moment_ms(a["cleared_at"])
         assert first is not None
-        where = f"load alert {a['id']} {datetime.fromtimestamp(first / 1000, TZ):%m-%d %H:%M}"
-        load = next((f for f in EXTRA_LOADS if f.device_id == a["device_id"] and f.start.date() ==
-                     datetime.fromtimestamp(first / 1000, TZ).date()), None)
-        if load is None or cleared is None:
-            bad.append(f"{where}: not an injected load, or never cleared")
+        began = datetime.fromtimestamp(first / 1000, TZ)
+        where = f"{what} alert {a['id']} {a['device_id']} {began:%m-%d %H:%M}"
+        fault = next((f for f in faults if f.device_id == a["device_id"] and f.start.date() == began.date()), None)
+        if fault is None or cleared is None:
+            bad.append(f"{where}: not an injected {what}, or never cleared")
             continue
-        bad.same(f"{where} begins with the load", 0 <= first - ms(load.start) <= 120_000, True)
-        bad.same(f"{where} cleared when it stopped", 0 <= cleared - ms(load.end) <= 120_000, True)
-        x = quoted.get(a["id"])
+        # It begins at the first reading with the fault and clears at the first without.
+        bad.same(f"{where} begins with the {what}", 0 <= first - ms(fault.start) <= 120_000, True)
+        bad.same(f"{where} cleared when it stopped", 0 <= cleared - ms(fault.end) <= 120_000, True)
+        x = by_id.get(a["id"])
         if x is not None:
-            bad.same(f"{where} quoted", (x.waste_kwh, x.cost_yuan, x.minutes, x.base_w, x.first_ms, x.until_ms,
-                                         x.cleared),
-                     (fact(a, "waste_kwh"), fact(a, "cost_yuan"), fact(a, "minutes"), fact(a, "base_w"), first,
-                      cleared, True))
+            got: list[object] = [x.first_ms, x.until_ms, x.cleared]
+            want: list[object] = [first, cleared, True]
+            for key in facts:
+                got.append(getattr(x, key))
+                want.append(fact(a, key))
+            bad.same(f"{where} quoted", got, want)
+        yield a, where, first, cleared, fault
+
+
+def _loads(bad: Mismatches, m: SimulatedMonth) -> None:
+    """Every after-hours load alert is one of the injected loads; the report quotes its final
+    facts, which agree with the meter's raw readings over its span."""
+    for a, where, first, cleared, load in _each_injected(
+            bad, m, [LOAD], EXTRA_LOADS, m.report.load_episodes, ("waste_kwh", "cost_yuan", "minutes", "base_w"),
+            "load"):
         span = episode(m.readings[a["device_id"]], first, cleared)
         kwh, yuan = load_waste(m.site, span, fact(a, "base_w"))
         bad.same(f"{where} base in force", fact(a, "base_w"), TEACHING_BASE_W)
@@ -516,26 +533,8 @@ def _leaks(bad: Mismatches, m: SimulatedMonth) -> None:
     """Every leak alert is one of the injected leaks; the report quotes its final facts, which
     agree with the meter's raw readings over its span."""
     report = m.report
-    alerts = sorted((a for rule in LEAK_RULES for a in m.alerts[rule]), key=lambda a: a["first"])
-    found = sorted((a["device_id"], datetime.fromisoformat(a["first"]).astimezone(TZ).date()) for a in alerts)
-    bad.same("leak alerts (meter, day)", found, sorted((leak.device_id, leak.start.date()) for leak in LEAKS))
-    quoted = {x.alert_id: x for x in report.leaks}
-    bad.same("leak losses", sorted(quoted), sorted(a["id"] for a in alerts))
-    for a in alerts:
-        first, cleared = moment_ms(a["first"]), moment_ms(a["cleared_at"])
-        assert first is not None
-        where = f"leak {a['device_id']} {datetime.fromtimestamp(first / 1000, TZ):%m-%d %H:%M}"
-        leak = next((f for f in LEAKS if f.device_id == a["device_id"]), None)
-        if leak is None or cleared is None:
-            bad.append(f"{where}: not an injected leak, or never cleared")
-            continue
-        # The run begins at the first reading with the leak's flow and clears at the first without.
-        bad.same(f"{where} begins with the leak", 0 <= first - ms(leak.start) <= 120_000, True)
-        bad.same(f"{where} cleared when it stopped", 0 <= cleared - ms(leak.end) <= 120_000, True)
-        x = quoted.get(a["id"])
-        if x is not None:
-            bad.same(f"{where} quoted", (x.loss_m3, x.cost_yuan, x.minutes, x.first_ms, x.until_ms, x.cleared),
-                     (fact(a, "loss_m3"), fact(a, "cost_yuan"), fact(a, "minutes"), first, cleared, True))
+    for a, where, first, cleared, leak in _each_injected(
+            bad, m, LEAK_RULES, LEAKS, report.leaks, ("loss_m3", "cost_yuan", "minutes"), "leak"):
         lost = episode(m.readings[a["device_id"]], first, cleared).counted
         bad.near(f"{where} loss_m3", fact(a, "loss_m3"), lost)
         bad.near(f"{where} cost_yuan", fact(a, "cost_yuan"), lost * m.site.tariffs.water_yuan_per_m3, 2)

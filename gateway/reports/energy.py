@@ -188,36 +188,33 @@ class BuildingUse(BaseModel):
     previous_kwh: Comparison
 
 
-class LeakLoss(BaseModel):
-    """A leak or running-tap alert begun in the month, with its rule's figures (final once
-    cleared, as of `until_ms` while it runs)."""
+class AlertFigures(BaseModel):
+    """An alert begun in the month whose figures the report quotes: its rule's, final once it
+    cleared, as of its last update (`until_ms`) while it is still active."""
 
     alert_id: int
-    rule: str
     device_id: str
     name: str
     first_ms: int
     until_ms: int  # cleared, or the alert's last update while it is still active
     cleared: bool
     minutes: float
-    loss_m3: float
     cost_yuan: float
 
 
-class LoadEpisode(BaseModel):
-    """An after-hours load alert begun in the month, with its rule's figures: the energy it
-    counted above the base load in force (`base_w`) and what that cost at its tariff."""
+class LeakLoss(AlertFigures):
+    """A leak or running-tap alert: the water it lost above the meter's normal flow."""
 
-    alert_id: int
-    device_id: str
-    name: str
-    first_ms: int
-    until_ms: int  # cleared, or the alert's last update while it is still active
-    cleared: bool
-    minutes: float
+    rule: str
+    loss_m3: float
+
+
+class LoadEpisode(AlertFigures):
+    """An after-hours load alert: the energy it counted above the base load in force
+    (`base_w`), costed at its tariff."""
+
     base_w: float | None
     waste_kwh: float
-    cost_yuan: float
 
 
 class EnergyReport(BaseModel):

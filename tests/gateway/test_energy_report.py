@@ -47,12 +47,7 @@ id: kg
 name: 测试幼儿园
 kind: kindergarten
 timezone: Asia/Shanghai
-opening_hours:
-  mon: [{{start: "07:30", end: "17:30"}}]
-  tue: [{{start: "07:30", end: "17:30"}}]
-  wed: [{{start: "07:30", end: "17:30"}}]
-  thu: [{{start: "07:30", end: "17:30"}}]
-  fri: [{{start: "07:30", end: "17:30"}}]
+opening_hours: {{mon: &day [{{start: "07:30", end: "17:30"}}], tue: *day, wed: *day, thu: *day, fri: *day}}
 buildings:
   - id: main
     name: 教学楼
