@@ -53,10 +53,10 @@ BASE_SOURCES: dict[BaseSource, tuple[str, str]] = {
     "learned": ("网关按近几晚学到的值", "learned by the gateway from recent nights"),
     "mixed": ("部分设定、部分学到", "partly configured, partly learned"),
 }
-# The same, short, for a table's cell.
+# The same, short, for a table's column of its own.
 BASE_SOURCES_SHORT: dict[BaseSource, tuple[str, str]] = {
-    "configured": ("设定值", "configured"),
-    "learned": ("学到的值", "learned"),
+    "configured": ("设定", "configured"),
+    "learned": ("学到", "learned"),
     "mixed": ("部分设定", "partly configured"),
 }
 
@@ -295,11 +295,20 @@ def _after_hours_sentence(t: _Text, r: EnergyReport) -> str:
              f"{_num(rest)} kWh is the base load and short uses.")
 
 
-def _base(t: _Text, watts: float | None, source: BaseSource | None, short: bool = False) -> str:
+def _source(t: _Text, source: BaseSource | None) -> str | None:
+    """Where a base load comes from, in a table's cell: 设定, learned."""
+    return None if source is None else t(*BASE_SOURCES_SHORT[source])
+
+
+def _base_cell(t: _Text, watts: float | None) -> str:
+    return power_text(watts) if watts is not None else t("未学到", "not learned yet")
+
+
+def _base(t: _Text, watts: float | None, source: BaseSource | None) -> str:
     """A base load with where it comes from: 2.1 kW（设定值）, 2.1 kW (configured)."""
     if watts is None or source is None:
         return t("未学到", "not learned yet")
-    zh, en = (BASE_SOURCES_SHORT if short else BASE_SOURCES)[source]
+    zh, en = BASE_SOURCES[source]
     return t(f"{power_text(watts)}（{zh}）", f"{power_text(watts)} ({en})")
 
 
@@ -446,9 +455,6 @@ def _utility_blocks(t: _Text, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
         [t("去年同期", "Same days last year") if t.partial else t("去年同月", "Same month last year"), year.total,
          delta(_comparable(year)), round(year.coverage * 100, 1)],
         [t("月度目标", "Monthly target"), u.target, None if t.partial else delta(u.target), None],
-        # intensities are small numbers (0.48 kWh a person so far): their own digits, not the column's
-        [t("人均", "Per person"), _num(u.per_person, 2), None, None],
-        [t("每平方米", "Per m²"), _num(u.per_m2, 2), None, None],
     ]
     if t.partial:
         span = f"{_local(prev.start_ms, tz)} – {_local(prev.end_ms, tz)}"
@@ -465,6 +471,10 @@ def _utility_blocks(t: _Text, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
     blocks.append(Table(f"{key}-comparison", [t("项目", "Item"), u.unit, t("本期相比 %", "This period vs, %"),
                                               t("数据完整 %", "Data %")], rows,
                         decimals=[None, 2 if key == "water" else 0, 1, 1], caption=caption))
+    # Intensities are small numbers (0.48 kWh a person so far): a table with their own digits.
+    blocks.append(Table(f"{key}-intensity", [t("强度", "Intensity"), u.unit],
+                        [[t("人均", "Per person"), u.per_person], [t("每平方米", "Per m²"), u.per_m2]],
+                        decimals=[None, 2]))
     blocks.append(Chart(f"{key}-daily", t("每日用量", "Daily use"), u.unit, [d.date.strftime("%d") for d in u.daily],
                         [Series(t("开园时段", "Open hours"),
                                 [None if d.total is None or d.after_hours is None else round(d.total - d.after_hours, 3)
@@ -493,17 +503,16 @@ def _after_hours(t: _Text, r: EnergyReport) -> list[Paragraphs | Table]:
     mains = {b.building_id: [m for m in r.meters if m.main and m.utility == "electricity" and m.building_id ==
                              b.building_id] for b in r.buildings}
     for b in r.buildings:
-        rows.append([b.name, b.after_hours_kwh, b.waste_kwh, b.after_hours_rest,
-                     _base(t, b.base_w, b.base_source, short=True),
-                     power_text(b.standby_w) if b.standby_w is not None else t("未设定", "not set"),
-                     b.base_excess_kwh, b.base_excess_yuan])
-        tones.append([Tone.PLAIN] * 2 + [Tone.BAD if b.waste_kwh else Tone.PLAIN] + [Tone.PLAIN] * 3
+        standby = power_text(b.standby_w) if b.standby_w is not None else t("未设定", "not set")
+        rows.append([b.name, b.after_hours_kwh, b.waste_kwh, b.after_hours_rest, _base_cell(t, b.base_w),
+                     _source(t, b.base_source), standby, b.base_excess_kwh, b.base_excess_yuan])
+        tones.append([Tone.PLAIN] * 2 + [Tone.BAD if b.waste_kwh else Tone.PLAIN] + [Tone.PLAIN] * 4
                      + [Tone.WARN if b.base_excess_kwh else Tone.PLAIN] * 2)
         if len(mains[b.building_id]) > 1:
             for m in mains[b.building_id]:
-                rows.append([f"  {m.name}", m.after_hours, m.waste_kwh, m.after_hours_rest,
-                             _base(t, m.base_w, m.base_source, short=True), None, None, None])
-                tones.append([Tone.PLAIN] * 8)
+                rows.append([f"  {m.name}", m.after_hours, m.waste_kwh, m.after_hours_rest, _base_cell(t, m.base_w),
+                             _source(t, m.base_source), None, None, None])
+                tones.append([Tone.PLAIN] * 9)
     explain = t("闭园时段用电 = 闭园负荷偏高告警算出的浪费 + 基础负荷及短时用电。"
                 f"基础负荷是「{LOAD_AFTER_HOURS.label_zh}」规则用的值：设定值，或网关按近几晚学到的值。"
                 "预期待机是楼宇配置里该楼闭园时应有的用电（网络、监控、必须开着的冰箱）；"
@@ -516,9 +525,9 @@ def _after_hours(t: _Text, r: EnergyReport) -> list[Paragraphs | Table]:
     table = Table("after-hours", [t("楼宇", "Building"), t("闭园用电 kWh", "After hours kWh"),
                                   t("其中浪费 kWh", "Of it waste kWh"),
                                   t("基础负荷及短时用电 kWh", "Base load and short uses kWh"),
-                                  t("基础负荷", "Base load"), t("预期待机", "Expected standby"),
+                                  t("基础负荷", "Base load"), t("来源", "From"), t("预期待机", "Expected standby"),
                                   t("超出待机 kWh", "Above standby kWh"), t("超出待机（元）", "Above standby (¥)")],
-                  rows, decimals=[None, 0, 1, 0, None, None, 0, 0], tones=tones,
+                  rows, decimals=[None, 0, 1, 0, None, None, None, 0, 0], tones=tones,
                   caption=t("浪费取自闭园负荷偏高告警", "Waste is quoted from the after-hours load alerts"))
     return [Paragraphs([explain]), table]
 
