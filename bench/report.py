@@ -18,7 +18,7 @@ Run: `.venv/bin/python -m bench.report [--devices 500] [--month 2026-10] [--runs
    including rollups. Reference in the same build: the same batches inserted into a bare
    readings table (the same schema and pragmas, no rollups). The database is cached in
    `bench/.cache/` (git-ignored) with the build's figures; `--rebuild` builds it again.
-3. The whole report: `leak_alerts` (an empty alert store) + `energy_report` +
+3. The whole report: `leak_alerts` and `load_alerts` (an empty alert store) + `energy_report` +
    `energy_document` + `render` to HTML and to PDF. Cold: the first run after opening the
    store, with the database file evicted from the OS page cache (fsync, then
    posix_fadvise DONTNEED); warm: the median of `--runs` runs.
@@ -64,7 +64,7 @@ from gateway.auth.audit import AuditTrail
 from gateway.clock import SystemClock
 from gateway.config import SiteConfig
 from gateway.reports.document import Document
-from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts
+from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts, load_alerts
 from gateway.reports.energy_doc import energy_document
 from gateway.rules.water import RUNNING_TAP
 from gateway.schedule.roster import Roster
@@ -359,7 +359,8 @@ def whole_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, aler
                  render: Callable[[Document, str], tuple[bytes, str, str]]) -> Run:
     now_ms = bounds_ms(cal, month)[1] + 8 * 3_600_000  # the 1st of the next month, 08:00: monthly delivery
     t0, c0 = time.perf_counter(), time.process_time()
-    report = energy_report(site, cal, store, leak_alerts(alerts, cal, month), month, now_ms)
+    report = energy_report(site, cal, store, leak_alerts(alerts, cal, month), load_alerts(alerts, cal, month),
+                           month, now_ms, {})
     t1 = time.perf_counter()
     doc = energy_document(report, site, "zh-CN")
     t2 = time.perf_counter()

@@ -49,6 +49,9 @@ class Building(Strict):
     # For the energy report's intensity (kWh and m³ per m² and per person).
     floor_area_m2: float | None = Field(None, gt=0)
     headcount: int | None = Field(None, gt=0, description="children and staff who use the building")
+    # What the building should draw while closed (network, CCTV, the fridges that must stay
+    # on): the energy report flags a base load above it as a saving to look at.
+    standby_w: float | None = Field(None, ge=0, description="expected standby power while closed, in W")
     # Where a building keeps other hours than the site (a kitchen that starts at 06:00).
     opening_hours: dict[str, list[Span]] | None = None
 

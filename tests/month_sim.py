@@ -9,14 +9,15 @@ tariffs, rule parameters) and the school calendar (open spans, local days) are s
   slot of the later reading; a counter that went down was reset and counted its new value.
 - A slot is open when it lies within one of its building's open spans that day; every other
   slot is after hours. Its tariff is that of its first minute.
-- Waste: each hour is one part when its slots all share the building's opening and the tariff
-  period, else twelve 5-minute parts. A closed part of use u and length h hours wastes
-  u − base × h when u / h is above the limit, base + max(base × margin %, min excess).
+- An alert's episode runs from the last reading before its first reading to its clearing
+  reading. Waste of a load left on: what the meter counted over the episode less the base
+  load times its length, costed interval by interval at the price of the interval's end.
+  Leak loss: what the meter counted over the episode (the test's leaks are all while closed).
 """
 
 from __future__ import annotations
 
-import statistics
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from gateway.config import Device, SiteConfig
-from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.schedule.school_calendar import SchoolCalendar
 
 FIVE_MIN_MS = 300_000
@@ -71,15 +71,6 @@ def month_slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: in
     return out
 
 
-@dataclass(frozen=True)
-class Part:
-    """A closed stretch of one hour: the whole hour, or one of its 5-minute slots."""
-
-    slot: int  # index of its first slot
-    hours: float
-    use: float
-
-
 @dataclass
 class MeterMonth:
     device: Device
@@ -92,10 +83,6 @@ class MeterMonth:
     after_hours: float = 0.0
     cost: float = 0.0
     by_period: dict[str, float] = field(default_factory=dict)
-    # electricity
-    base_kw: float | None = None
-    limit_kw: float | None = None
-    waste: list[tuple[Part, float]] = field(default_factory=list)  # (part, kWh above base)
 
 
 def meter_month(site: SiteConfig, device: Device, readings: Sequence[Reading], slots: Sequence[Slot],
@@ -121,62 +108,52 @@ def meter_month(site: SiteConfig, device: Device, readings: Sequence[Reading], s
         else:
             m.cost += use * site.tariffs.water_yuan_per_m3
     m.by_period = dict(by_period)
-    if utility == "electricity":
-        _waste(site, m, slots)
     return m
 
 
-def closed_parts(m: MeterMonth, slots: Sequence[Slot]) -> list[Part]:
-    """The meter's closed parts of every hour with readings or use."""
-    b = m.building
-    hours = set(m.hours_seen) | {i // SLOTS_PER_HOUR for i in m.by_slot}
-    out = []
-    for h in sorted(hours):
-        first = h * SLOTS_PER_HOUR
-        mine = range(first, first + SLOTS_PER_HOUR)
-        whole = all(slots[i].open[b] == slots[first].open[b] and slots[i].period == slots[first].period
-                    for i in mine)
-        if whole:
-            if not slots[first].open[b]:
-                out.append(Part(first, 1.0, sum(m.by_slot.get(i, 0.0) for i in mine)))
-        else:
-            out += [Part(i, 1 / SLOTS_PER_HOUR, m.by_slot.get(i, 0.0)) for i in mine if not slots[i].open[b]]
-    return out
+@dataclass(frozen=True)
+class Episode:
+    """An alert's span in the raw readings: from the last reading before its first reading to
+    its clearing reading."""
+
+    start_ms: int
+    end_ms: int
+    counted: float  # what the meter counted over it
+    intervals: list[tuple[int, int, float]]  # (from ms, to ms, counted) between consecutive readings
+
+    @property
+    def hours(self) -> float:
+        return (self.end_ms - self.start_ms) / HOUR_MS
 
 
-def _waste(site: SiteConfig, m: MeterMonth, slots: Sequence[Slot]) -> None:
-    params = LOAD_AFTER_HOURS.params_for(m.device)
-    parts = closed_parts(m, slots)
-    if params.base_load_w is not None:
-        base = params.base_load_w / 1000
-    else:
-        whole = sorted(p.use for p in parts if p.hours == 1 and p.slot // SLOTS_PER_HOUR in m.hours_seen)
-        if not whole:
-            return
-        base = statistics.quantiles(whole, n=100, method="inclusive")[9] if len(whole) > 1 else whole[0]
-    limit = base + max(base * params.margin_pct / 100, params.min_excess_w / 1000)
-    m.base_kw, m.limit_kw = base, limit
-    m.waste = [(p, p.use - base * p.hours) for p in parts if p.use / p.hours > limit]
+def episode(readings: Sequence[Reading], first_ms: int, cleared_ms: int) -> Episode:
+    """The readings of an alert that began (its first reading) at `first_ms` and cleared at
+    `cleared_ms` (its clearing reading, or the newest before it)."""
+    times = [t for t, _ in readings]
+    lo = bisect_left(times, first_ms) - 1
+    hi = bisect_right(times, cleared_ms) - 1
+    assert 0 <= lo < hi, (first_ms, cleared_ms)
+    intervals = [(a[0], b[0], rise(a[1], b[1])) for a, b in pairwise(readings[lo:hi + 1])]
+    return Episode(times[lo], times[hi], sum(c for _, _, c in intervals), intervals)
 
 
-def waste_yuan(m: MeterMonth, slots: Sequence[Slot]) -> float:
-    return sum(kwh * slots[p.slot].price for p, kwh in m.waste)
+def load_waste(site: SiteConfig, e: Episode, base_w: float) -> tuple[float, float]:
+    """(kWh above the base load, its cost): what the episode counted less the base over its
+    length, each interval at the time-of-use price of its end."""
+    tariff = site.tariffs.by_minute()
+    kwh = yuan = 0.0
+    for lo, hi, counted in e.intervals:
+        above = counted - base_w / 1000 * (hi - lo) / HOUR_MS
+        local = datetime.fromtimestamp((hi - 1) / 1000, site.tz)
+        kwh += above
+        yuan += above * tariff[local.hour * 60 + local.minute][1]
+    return kwh, yuan
 
 
-def waste_nights(m: MeterMonth, slots: Sequence[Slot]) -> int:
-    """Closed periods (evening to next morning) with waste: the local dates twelve hours
-    before the wasting parts."""
-    return len({(slots[p.slot].local - timedelta(hours=12)).date() for p, _ in m.waste})
-
-
-def counted_between(readings: Sequence[Reading], first_ms: int, until_ms: int) -> float | None:
-    """The counter's rise from its newest reading at or before `first_ms` to its newest at or
-    before `until_ms` (None without one)."""
-    before = [v for t, v in readings if t <= first_ms]
-    after = [v for t, v in readings if t <= until_ms]
-    if not before or not after:
-        return None
-    return rise(before[-1], after[-1])
+def closed_hours(slots: Sequence[Slot], building: str) -> tuple[float, float]:
+    """The building's closed hours in the slots, and what one kW through them costs."""
+    shut = [s.price for s in slots if not s.open[building]]
+    return len(shut) / SLOTS_PER_HOUR, sum(shut) / SLOTS_PER_HOUR
 
 
 def summed(meters: Iterable[MeterMonth]) -> dict[int, float]:

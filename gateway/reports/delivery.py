@@ -29,7 +29,7 @@ from gateway.clock import to_ms
 from gateway.notify.channels import channels, sender
 from gateway.notify.message import HTTP_TIMEOUT_S, Attachment, ChannelSettings, Context, DeliveryError, Message, attempt
 from gateway.reports.document import Document, Paragraphs
-from gateway.reports.energy import Month, energy_report, leak_alerts
+from gateway.reports.energy import Month, energy_report, leak_alerts, load_alerts
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety import Sources, day_states, month_days, record, summary
 from gateway.reports.safety_layout import STATUS, daily_document, summary_document
@@ -172,11 +172,12 @@ class ReportDelivery:
         build: Callable[[], tuple[Document, str]]
         if due.kind == "energy":
             month = Month.parse(due.period)
-            leaks = leak_alerts(gw.alerts, gw.calendar, month)
+            leaks, loads = leak_alerts(gw.alerts, gw.calendar, month), load_alerts(gw.alerts, gw.calendar, month)
             now_ms = to_ms(gw.clock.now())
 
             def build() -> tuple[Document, str]:
-                report = energy_report(site, gw.calendar, gw.store, leaks, month, now_ms)
+                report = energy_report(site, gw.calendar, gw.store, leaks, loads, month, now_ms,
+                                       gw.learned.base_loads())
                 doc = energy_document(report, site, lang)
                 return doc, "\n".join(_paragraphs(doc))
         elif due.query == "date":

@@ -3,18 +3,22 @@ and meter, read from the hourly rollups (5-minute ones only for the hours that a
 opening or a tariff period splits).
 
 Definitions (docs/reports.md explains them to the reader):
+- The period: the whole month, or for the month in progress the month to date (月初至今), from
+  its start to the end of the last whole hour before now (`through_ms`). Comparisons are like
+  for like: the same days of the previous month and of the same month last year, up to the
+  same time of day (the whole month where it is shorter). The monthly target is compared only
+  once the month is over. Coverage and school days count the elapsed span.
 - Totals of a building come from its main meters (`SiteConfig.main_meters`), so a sub-meter
   is never counted twice; a sub-meter's own figures are in the meter table.
 - Consumption is a counter's increase, attributed to the 5-minute bucket of the reading that
   shows it (`gateway.storage.sqlite.increase`).
 - After hours: every minute the meter's building is closed by the school calendar.
-- Base load of an electricity meter: the after-hours load rule's `base_load_w` where
-  configured (gateway/rules/power.py), else the 10th percentile of the month's power in whole
-  closed hours. Waste: in every closed hour (or closed part of an hour) whose power was above
-  that rule's limit (base plus margin), the energy above the base load; costed at the tariff
-  of when it was drawn.
-- Leak losses: for each alert of the leak and running-tap rules (gateway/rules/water.py)
-  begun in the month, what its meter counted from the start of the flow until the alert cleared.
+- Waste (electricity) is quoted from the after-hours load rule's alerts begun in the month
+  (gateway/rules/power.py computes `waste_kwh` and `cost_yuan` for each episode); the rest of
+  the after-hours energy is the base load and short uses. The base load is the rule's:
+  configured `base_load_w`, else what the rule has learned (`LearnedStore.base_loads()`).
+- Leak losses are quoted from the leak and running-tap rules' alerts begun in the month
+  (gateway/rules/water.py computes `loss_m3` and `cost_yuan`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from __future__ import annotations
 import calendar as calendar_module
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -32,18 +37,27 @@ from devices import meters
 from devices.base import Utility
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import from_ms
-from gateway.config import Device, SiteConfig, TouPeriodName
-from gateway.rules.power import LOAD_AFTER_HOURS, LoadAfterHours
+from gateway.config import Building, Device, SiteConfig, TouPeriodName
+from gateway.rules.learned import BaseLoad
+from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore, increase
+from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore
 
 # Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
 LEAK_RULES = (WATER_LEAK.id, RUNNING_TAP.id)
-BASE_PERCENTILE = 10  # the base load, where not configured: this percentile of closed-hour power
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
 FIRST_YEAR, LAST_YEAR = 1971, 9998
+# A period says it has too little data, instead of comparing or calling anything a saving,
+# when it is shorter than this or its least covered main meter has readings in fewer of its
+# elapsed hours than this share.
+MIN_HOURS = 72
+MIN_COVERAGE = 0.5
+
+# Where a meter's base load comes from: the site file (`load_after_hours.base_load_w`) or the
+# rule's learning; a building whose main meters differ is "mixed".
+BaseSource = Literal["configured", "learned", "mixed"]
 
 
 class Month(BaseModel):
@@ -93,9 +107,12 @@ class DayUse(BaseModel):
 
 
 class Comparison(BaseModel):
-    """Another month's total, with the share of its hours that have readings (a month the
-    gateway ran for half of compares only as far as its coverage says)."""
+    """Another month's use over the span that compares with this period: the whole month, or
+    for a month to date the same days up to the same time of day. `coverage`: the share of
+    the span's hours with readings (of the least covered meter)."""
 
+    start_ms: int
+    end_ms: int
     total: float | None
     coverage: float
 
@@ -109,17 +126,22 @@ class Totals(BaseModel):
     after_hours_share: float | None
     cost_yuan: float | None
     by_period: list[PeriodUse]  # electricity: time-of-use periods, in the order peak → valley
+    coverage: float  # the share of the period's elapsed hours with readings, of the least covered main meter
+    enough_data: bool  # at least MIN_HOURS elapsed and MIN_COVERAGE covered: it may be compared
     previous_month: Comparison
     same_month_last_year: Comparison
-    target: float | None
+    target: float | None  # the monthly target; compared only once the month is over
     per_person: float | None
     per_m2: float | None
-    daily: list[DayUse]
+    daily: list[DayUse]  # the elapsed days
     # Mean consumption per hour of day (columns 0–23) for each weekday (rows Monday–Sunday).
     weekday_hours: list[list[float | None]]
 
 
 class MeterUse(BaseModel):
+    """One meter's period. For electricity, its after-hours energy is the waste its alerts
+    counted plus the rest (`after_hours_rest`): the base load and short uses."""
+
     device_id: str
     name: str
     utility: Utility
@@ -129,14 +151,15 @@ class MeterUse(BaseModel):
     after_hours: float | None
     after_hours_share: float | None
     cost_yuan: float | None
-    coverage: float  # the share of the month's hours with readings
-    base_kw: float | None = None  # electricity
-    base_configured: bool = False
-    waste_kwh: float | None = None
+    coverage: float  # the share of the period's elapsed hours with readings
+    # electricity, where the after-hours load rule watches the meter
+    base_w: float | None = None  # the rule's base load; None: not learned yet
+    base_source: BaseSource | None = None
+    waste_kwh: float | None = None  # the sum of its after-hours load alerts begun in the month
     waste_yuan: float | None = None
-    waste_hours: int = 0  # closed hours (or 5-minute slots of split hours) with load left on
-    waste_duration_h: float = 0.0  # their length
-    waste_nights: int = 0  # closed periods (calendar days) with load left on
+    waste_episodes: int = 0
+    waste_minutes: float = 0.0
+    after_hours_rest: float | None = None  # after hours less waste: base load and short uses
 
 
 class BuildingUse(BaseModel):
@@ -145,41 +168,74 @@ class BuildingUse(BaseModel):
     electricity_kwh: float | None
     water_m3: float | None
     cost_yuan: float | None
+    coverage: float  # electricity main meters, as `Totals.coverage`
+    enough_data: bool
+    after_hours_kwh: float | None
     after_hours_share: float | None  # electricity
-    waste_kwh: float | None
+    waste_kwh: float | None  # its electricity main meters' alerts
     waste_yuan: float | None
+    after_hours_rest: float | None  # after hours less waste: base load and short uses
+    base_w: float | None  # its electricity main meters' base loads summed; None while one is not learned
+    base_source: BaseSource | None
+    standby_w: float | None  # what it is expected to draw while closed (`Building.standby_w`)
+    closed_h: float  # the hours it was closed in the period
+    # Where the base is above the expected standby: what the difference costs over the closed hours.
+    base_excess_kwh: float | None
+    base_excess_yuan: float | None
     floor_area_m2: float | None
     headcount: int | None
     kwh_per_m2: float | None
     previous_kwh: Comparison
 
 
-class LeakLoss(BaseModel):
+class AlertFigures(BaseModel):
+    """An alert begun in the month whose figures the report quotes: its rule's, final once it
+    cleared, as of its last update (`until_ms`) while it is still active."""
+
     alert_id: int
-    rule: str
     device_id: str
     name: str
     first_ms: int
-    until_ms: int  # cleared, or the end of the month
+    until_ms: int  # cleared, or the alert's last update while it is still active
     cleared: bool
-    loss_m3: float
+    minutes: float
     cost_yuan: float
+
+
+class LeakLoss(AlertFigures):
+    """A leak or running-tap alert: the water it lost above the meter's normal flow."""
+
+    rule: str
+    loss_m3: float
+
+
+class LoadEpisode(AlertFigures):
+    """An after-hours load alert: the energy it counted above the base load in force
+    (`base_w`), costed at its tariff."""
+
+    base_w: float | None
+    waste_kwh: float
 
 
 class EnergyReport(BaseModel):
     site_id: str
     site_name: str
     month: str
-    start_ms: int
-    end_ms: int
+    start_ms: int  # the month's first instant
+    end_ms: int  # the month's end
+    partial: bool  # the month is in progress: the report is its month to date (月初至今)
+    through_ms: int  # the end of what it covers: `end_ms`, or the end of the last whole hour before now
+    hours: int  # the period's elapsed hours
     generated_ms: int
-    school_days: int
+    school_days: int  # in the period (days begun by `through_ms`)
+    school_days_month: int  # in the whole month
     electricity: Totals
     water: Totals
     buildings: list[BuildingUse]  # ranked: most electricity per m² (or in all) first
     meters: list[MeterUse]
     waste_kwh: float | None  # main meters
     waste_yuan: float | None
+    load_episodes: list[LoadEpisode]
     leaks: list[LeakLoss]
     leak_m3: float
     leak_yuan: float
@@ -187,7 +243,7 @@ class EnergyReport(BaseModel):
 
 @dataclass
 class _Slots:
-    """The month in 5-minute slots: for each building whether it is open, and for each slot
+    """The period in 5-minute slots: for each building whether it is open, and for each slot
     its tariff period and price."""
 
     start_ms: int
@@ -204,14 +260,20 @@ class _Slots:
         if hours is None:  # once per building: every meter of it asks for every hour
             is_open, period = self.open[building_id], self.period
             hours = self._uniform[building_id] = [
-                all(is_open[j] == is_open[i] and period[j] == period[i] for j in range(i, i + SLOTS_PER_HOUR))
+                all(is_open[j] == is_open[i] and period[j] == period[i] for j in range(i, min(i + SLOTS_PER_HOUR,
+                                                                                           len(period))))
                 for i in range(0, len(period), SLOTS_PER_HOUR)]
         return hours[self.index(hour_ms) // SLOTS_PER_HOUR]
+
+    def closed(self, building_id: str) -> tuple[float, float]:
+        """The building's closed hours in the period, and what one kW drawn through them costs."""
+        shut = [price for is_open, (_, price) in zip(self.open[building_id], self.period, strict=True) if not is_open]
+        return len(shut) / SLOTS_PER_HOUR, sum(shut) / SLOTS_PER_HOUR
 
 
 @dataclass
 class _Meter:
-    """One meter's month, accumulated over its buckets."""
+    """One meter's period, accumulated over its buckets."""
 
     device: Device
     building_id: str
@@ -222,8 +284,24 @@ class _Meter:
     by_period: dict[TouPeriodName, float] = field(default_factory=lambda: defaultdict(float))
     by_hour: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # local hour start → use
     closed_by_hour: dict[int, float] = field(default_factory=lambda: defaultdict(float))
-    # (use, length in hours, slot of its start) of every closed stretch of an hour
-    closed_parts: list[tuple[float, float, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Period:
+    """What the report covers: [start, through) of the month [start, end)."""
+
+    month: Month
+    start_ms: int
+    end_ms: int
+    through_ms: int
+
+    @property
+    def partial(self) -> bool:
+        return self.through_ms < self.end_ms
+
+    @property
+    def hours(self) -> int:
+        return (self.through_ms - self.start_ms) // HOUR_MS
 
 
 def bounds_ms(cal: SchoolCalendar, month: Month) -> tuple[int, int]:
@@ -231,44 +309,85 @@ def bounds_ms(cal: SchoolCalendar, month: Month) -> tuple[int, int]:
     return cal.day_bounds_ms(month.first())[0], cal.day_bounds_ms(month.shift(1).first())[0]
 
 
-def leak_alerts(alerts: AlertStore, cal: SchoolCalendar, month: Month) -> list[Alert]:
-    """The alerts whose losses the report counts: leaks and running taps begun in `month`."""
+def through_ms(cal: SchoolCalendar, month: Month, now_ms: int) -> int:
+    """The end of what a report of `month` made at `now_ms` covers: the month's end once it is
+    over, else the end of the last whole hour (hourly rollups of a whole hour compare with
+    the same hour of other months)."""
+    start, end = bounds_ms(cal, month)
+    if now_ms >= end:
+        return end
+    return max(start, now_ms - (now_ms - start) % HOUR_MS)
+
+
+def like_for_like(cal: SchoolCalendar, month: Month, other: Month, through: int) -> tuple[int, int]:
+    """The span of `other` that compares with `month` up to `through`: the same days up to the
+    same time of day, or the whole of `other` (for a whole month, or where `other` is shorter
+    than the days elapsed)."""
+    other_start, other_end = bounds_ms(cal, other)
+    if through >= bounds_ms(cal, month)[1]:
+        return other_start, other_end
+    day = cal.local_date(through)
+    into_day = through - cal.day_bounds_ms(day)[0]
+    if day.day > calendar_module.monthrange(other.year, other.month)[1]:
+        return other_start, other_end
+    return other_start, cal.day_bounds_ms(date(other.year, other.month, day.day))[0] + into_day
+
+
+def _begun_in(alerts: AlertStore, cal: SchoolCalendar, month: Month, rules: Sequence[str]) -> list[Alert]:
     start_ms, end_ms = bounds_ms(cal, month)
-    return [a for rule in LEAK_RULES
+    return [a for rule in rules
             for a in alerts.find(AlertFilter(rule=rule, since_ms=start_ms, until_ms=end_ms, limit=10_000))]
 
 
-def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, leaks: list[Alert],
-                  month: Month, now_ms: int, progress: Callable[[int, int], None] | None = None) -> EnergyReport:
-    """Computes the report for `month` (up to `now_ms` for the current one) with the month's
-    `leak_alerts`. `progress` hears (meters done, meters) as the meters are read. Reads SQLite
-    only: it may run in a worker thread."""
+def leak_alerts(alerts: AlertStore, cal: SchoolCalendar, month: Month) -> list[Alert]:
+    """The alerts whose losses the report quotes: leaks and running taps begun in `month`."""
+    return _begun_in(alerts, cal, month, LEAK_RULES)
+
+
+def load_alerts(alerts: AlertStore, cal: SchoolCalendar, month: Month) -> list[Alert]:
+    """The alerts whose waste the report quotes: loads left on after hours begun in `month`."""
+    return _begun_in(alerts, cal, month, (LOAD_AFTER_HOURS.id,))
+
+
+def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, leaks: Sequence[Alert],
+                  loads: Sequence[Alert], month: Month, now_ms: int, learned: Mapping[str, BaseLoad],
+                  progress: Callable[[int, int], None] | None = None) -> EnergyReport:
+    """Computes the report for `month` (its month to date while it is in progress) with the
+    month's `leak_alerts` and `load_alerts` and the base loads the rules have `learned`
+    (`LearnedStore.base_loads()`). `progress` hears (meters done, meters) as the meters are
+    read. Reads SQLite only: it may run in a worker thread."""
     start_ms, end_ms = bounds_ms(cal, month)
-    slots = _slots(site, cal, start_ms, end_ms)
+    p = _Period(month, start_ms, end_ms, through_ms(cal, month, now_ms))
+    slots = _slots(site, cal, p.start_ms, p.through_ms)
     meters = [d for d in site.devices if d.kind in {kind for kind, _, _ in METERS.values()}]
     main = {d.id for b in site.buildings for kind, _, _ in METERS.values() for d in site.main_meters(kind, b)}
     done = 0
     read: dict[str, _Meter] = {}
     for utility, (kind, metric, _) in METERS.items():
         for device in (d for d in meters if d.kind == kind):
-            read[device.id] = _read_meter(site, store, slots, device, metric, utility, start_ms, end_ms)
+            read[device.id] = _read_meter(site, store, slots, device, metric, utility, p)
             done += 1
             if progress:
                 progress(done, len(meters))
-    uses = {d.id: _meter_use(site, cal, read[d.id], d.id in main, slots, start_ms, end_ms) for d in meters}
-    days = month.days()
-    losses = _leaks(site, store, leaks, end_ms)
-    totals = {u: _totals(site, cal, store, month, u, [read[i] for i in read if i in main and uses[i].utility == u],
+    episodes = _episodes(site, loads)
+    uses = {d.id: _meter_use(read[d.id], d.id in main, p, learned, [e for e in episodes if e.device_id == d.id])
+            for d in meters}
+    days = [d for d in month.days() if cal.day_bounds_ms(d)[0] < p.through_ms]
+    losses = _leaks(site, leaks)
+    totals = {u: _totals(site, cal, store, p, u, [read[i] for i in read if i in main and uses[i].utility == u],
                          days) for u in METERS}
-    main_uses = [u for u in uses.values() if u.main and u.waste_kwh is not None]
+    watched = [u for u in uses.values() if u.main and u.waste_kwh is not None]
     return EnergyReport(
         site_id=site.id, site_name=site.name, month=str(month), start_ms=start_ms, end_ms=end_ms,
-        generated_ms=now_ms, school_days=sum(cal.day(d).school_day for d in days),
+        partial=p.partial, through_ms=p.through_ms, hours=p.hours, generated_ms=now_ms,
+        school_days=sum(cal.day(d).school_day for d in days),
+        school_days_month=sum(cal.day(d).school_day for d in month.days()),
         electricity=totals["electricity"], water=totals["water"],
-        buildings=_buildings(site, store, uses, month, cal),
+        buildings=_buildings(site, cal, store, uses, slots, p),
         meters=sorted(uses.values(), key=lambda u: (u.utility, -(u.total or 0))),
-        waste_kwh=_round(sum(u.waste_kwh or 0 for u in main_uses)) if main_uses else None,
-        waste_yuan=_round(sum(u.waste_yuan or 0 for u in main_uses), 2) if main_uses else None,
+        waste_kwh=_round(sum(u.waste_kwh or 0 for u in watched)) if watched else None,
+        waste_yuan=_round(sum(u.waste_yuan or 0 for u in watched), 2) if watched else None,
+        load_episodes=episodes,
         leaks=losses, leak_m3=round(sum(x.loss_m3 for x in losses), 3),
         leak_yuan=round(sum(x.cost_yuan for x in losses), 2),
     )
@@ -277,7 +396,7 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, lea
 def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) -> _Slots:
     n = (end_ms - start_ms) // FIVE_MIN_MS
     opened: dict[str, list[bool]] = {}
-    first, last = cal.local_date(start_ms), cal.local_date(end_ms - 1)
+    first, last = cal.local_date(start_ms), cal.local_date(max(start_ms, end_ms - 1))
     for b in site.buildings:
         flags = [False] * n
         d = first
@@ -297,21 +416,21 @@ def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) ->
 
 
 def _read_meter(site: SiteConfig, store: SqliteStore, slots: _Slots, device: Device, metric: str,
-                utility: Utility, start_ms: int, end_ms: int) -> _Meter:
+                utility: Utility, p: _Period) -> _Meter:
     building = site.building_of(device.room).id
     m = _Meter(device, building)
-    hourly = store.rollups(metric, [device.id], [(start_ms, end_ms)]).get(device.id, [])
+    hourly = store.rollups(metric, [device.id], [(p.start_ms, p.through_ms)]).get(device.id, [])
     m.hours_seen = sum(1 for r in hourly if r.count)
     split = [(r.ts_ms, r.ts_ms + HOUR_MS) for r in hourly if r.increase and not slots.uniform(building, r.ts_ms)]
     fine = store.rollups(metric, [device.id], split, FIVE_MIN_MS).get(device.id, []) if split else []
-    whole = ((r.ts_ms, r.increase, SLOTS_PER_HOUR) for r in hourly if r.increase and slots.uniform(building, r.ts_ms))
-    parts = ((r.ts_ms, r.increase, 1) for r in fine if r.increase)
+    whole = ((r.ts_ms, r.increase) for r in hourly if r.increase and slots.uniform(building, r.ts_ms))
+    parts = ((r.ts_ms, r.increase) for r in fine if r.increase)
     is_open = slots.open[building]
-    for ts, use, n_slots in (*whole, *parts):
+    for ts, use in (*whole, *parts):
         i = slots.index(ts)
         if not 0 <= i < len(is_open):
             continue
-        hour = ts - (ts - start_ms) % HOUR_MS
+        hour = ts - (ts - p.start_ms) % HOUR_MS
         m.total += use
         m.by_hour[hour] += use
         name, price = slots.period[i]
@@ -323,50 +442,53 @@ def _read_meter(site: SiteConfig, store: SqliteStore, slots: _Slots, device: Dev
         if not is_open[i]:
             m.after_hours += use
             m.closed_by_hour[hour] += use
-            m.closed_parts.append((use, n_slots / SLOTS_PER_HOUR, i))
     return m
 
 
-def _meter_use(site: SiteConfig, cal: SchoolCalendar, m: _Meter, main: bool, slots: _Slots, start_ms: int,
-               end_ms: int) -> MeterUse:
+def base_load(device: Device, learned: Mapping[str, BaseLoad]) -> tuple[float | None, BaseSource | None]:
+    """The after-hours load rule's base load of a circuit in W, and where it comes from: the
+    site file's `base_load_w`, else what the rule has learned (None before it has)."""
+    params = LOAD_AFTER_HOURS.params_for(device)
+    if params.base_load_w is not None:
+        return params.base_load_w, "configured"
+    found = learned.get(device.id)
+    if found is None or found.base_w is None:
+        return None, None
+    return found.base_w, "learned"
+
+
+def _meter_use(m: _Meter, main: bool, p: _Period, learned: Mapping[str, BaseLoad],
+               episodes: list[LoadEpisode]) -> MeterUse:
     utility = next(u for u, (kind, _, _) in METERS.items() if kind == m.device.kind)
-    hours = (end_ms - start_ms) // HOUR_MS
     seen = m.hours_seen > 0
     use = MeterUse(
         device_id=m.device.id, name=m.device.name or m.device.id, utility=utility, building_id=m.building_id,
         main=main, total=_round(m.total) if seen else None, after_hours=_round(m.after_hours) if seen else None,
         after_hours_share=_share(m.after_hours, m.total) if seen else None,
-        cost_yuan=_round(m.cost, 2) if seen else None, coverage=round(m.hours_seen / hours, 4),
+        cost_yuan=_round(m.cost, 2) if seen else None, coverage=_coverage(m.hours_seen, p.hours),
     )
-    if utility == "electricity" and seen:
-        params = LOAD_AFTER_HOURS.params_for(m.device)
-        base_kw, configured = _base_kw(m, params)
-        if base_kw is not None:
-            limit_kw = base_kw + max(base_kw * params.margin_pct / 100, params.min_excess_w / 1000)
-            waste = [(u - base_kw * h, h, i) for u, h, i in m.closed_parts if u / h > limit_kw]
-            use.base_kw = round(base_kw, 3)
-            use.waste_kwh = _round(sum(w for w, _, _ in waste))
-            use.waste_yuan = _round(sum(w * slots.period[i][1] for w, _, i in waste), 2)
-            use.waste_hours = len(waste)
-            use.waste_duration_h = round(sum(h for _, h, _ in waste), 3)
-            # a night is the closed stretch from one evening to the next morning: count it by its evening
-            evenings = {cal.local_date(slots.start_ms + i * FIVE_MIN_MS - 12 * HOUR_MS) for _, _, i in waste}
-            use.waste_nights = len(evenings)
-        use.base_configured = configured
+    if utility == "electricity" and LOAD_AFTER_HOURS.params_for(m.device).enabled:
+        use.base_w, use.base_source = base_load(m.device, learned)
+        waste = sum(e.waste_kwh for e in episodes)
+        use.waste_kwh = _round(waste)
+        use.waste_yuan = _round(sum(e.cost_yuan for e in episodes), 2)
+        use.waste_episodes = len(episodes)
+        use.waste_minutes = round(sum(e.minutes for e in episodes), 1)
+        # An episode counts whole in the month it began, so at the month's edges its waste can
+        # reach past the period's after-hours energy: the rest is then nothing, not negative.
+        use.after_hours_rest = _round(max(0.0, m.after_hours - waste)) if seen else None
     return use
 
 
-def _base_kw(m: _Meter, params: LoadAfterHours) -> tuple[float | None, bool]:
-    if params.base_load_w is not None:
-        return params.base_load_w / 1000, True
-    whole = sorted(u for u, h, _ in m.closed_parts if h == 1)
-    if not whole:
-        return None, False
-    return statistics.quantiles(whole, n=100, method="inclusive")[BASE_PERCENTILE - 1] if len(whole) > 1 \
-        else whole[0], False
+def _coverage(hours_seen: int, hours: int) -> float:
+    return round(min(1.0, hours_seen / hours), 4) if hours else 0.0
 
 
-def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Month, utility: Utility,
+def _enough(p: _Period, coverage: float) -> bool:
+    return p.hours >= MIN_HOURS and coverage >= MIN_COVERAGE
+
+
+def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, p: _Period, utility: Utility,
             meters: list[_Meter], days: list[date]) -> Totals:
     _, metric, unit = METERS[utility]
     seen = [m for m in meters if m.hours_seen]
@@ -389,7 +511,7 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
     weekday_hours: list[list[list[float]]] = [[[] for _ in range(24)] for _ in range(7)]
     for d in days:
         lo, hi = cal.day_bounds_ms(d)
-        hours = range(lo, hi, HOUR_MS)
+        hours = range(lo, min(hi, p.through_ms), HOUR_MS)
         daily.append(DayUse(date=d, school_day=cal.day(d).school_day,
                             total=_round(sum(by_hour.get(h, 0.0) for h in hours)) if seen else None,
                             after_hours=_round(sum(closed_by_hour.get(h, 0.0) for h in hours)) if seen else None))
@@ -398,6 +520,7 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
                 local = from_ms(h, site.tz)
                 weekday_hours[local.weekday()][local.hour].append(by_hour.get(h, 0.0))
     ids = [m.device.id for m in meters]
+    coverage = min((_coverage(m.hours_seen, p.hours) for m in meters), default=0.0)
     people, area = site.people(), site.floor_area_m2()
     target = site.reports.targets.electricity_kwh if utility == "electricity" else site.reports.targets.water_m3
     return Totals(
@@ -406,8 +529,9 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
         by_period=[PeriodUse(period=name, yuan_per_kwh=prices[name], kwh=_round(by_period[name]) or 0.0,
                              cost_yuan=round(by_period[name] * prices[name], 2))
                    for name in order if name in by_period] if utility == "electricity" else [],
-        previous_month=_month_total(cal, store, metric, ids, month.shift(-1)),
-        same_month_last_year=_month_total(cal, store, metric, ids, month.shift(-12)),
+        coverage=coverage, enough_data=_enough(p, coverage),
+        previous_month=_compared(cal, store, metric, ids, p, -1),
+        same_month_last_year=_compared(cal, store, metric, ids, p, -12),
         target=target,
         per_person=_round(total / people, 4) if total is not None and people else None,
         per_m2=_round(total / area, 4) if total is not None and area else None,
@@ -416,60 +540,95 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, month: Mo
     )
 
 
-def _month_total(cal: SchoolCalendar, store: SqliteStore, metric: str, ids: list[str], month: Month) -> Comparison:
-    """The sum of `ids`' use in `month`; coverage: the least covered meter's share of hours."""
-    start, end = bounds_ms(cal, month)
+def _compared(cal: SchoolCalendar, store: SqliteStore, metric: str, ids: list[str], p: _Period,
+              months: int) -> Comparison:
+    """The sum of `ids`' use over the span of the month `months` away that compares with the
+    period; coverage: the least covered meter's share of the span's hours."""
+    start, end = like_for_like(cal, p.month, p.month.shift(months), p.through_ms)
     found = store.increases(metric, ids, start, end)
     known = [v for v in found.values() if v is not None]
     hours = (end - start) // HOUR_MS
-    return Comparison(total=_round(sum(v for v, _ in known)) if known else None,
-                      coverage=round(min((v[1] if v else 0) for v in found.values()) / hours, 4) if ids else 0.0)
+    return Comparison(start_ms=start, end_ms=end, total=_round(sum(v for v, _ in known)) if known else None,
+                      coverage=min((_coverage(v[1] if v else 0, hours) for v in found.values()), default=0.0))
 
 
-def _buildings(site: SiteConfig, store: SqliteStore, uses: dict[str, MeterUse], month: Month,
-               cal: SchoolCalendar) -> list[BuildingUse]:
-    out = []
-    for b in site.buildings:
-        def main(kind: str) -> list[MeterUse]:
-            return [uses[d.id] for d in site.main_meters(kind, b) if uses[d.id].total is not None]  # noqa: B023
-
-        power, water = main(METERS["electricity"][0]), main(METERS["water"][0])
-        kwh = _round(sum(u.total or 0 for u in power)) if power else None
-        after = sum(u.after_hours or 0 for u in power)
-        costs = [u.cost_yuan for u in power + water if u.cost_yuan is not None]
-        wasted = [u for u in power if u.waste_kwh is not None]
-        out.append(BuildingUse(
-            building_id=b.id, name=b.name, electricity_kwh=kwh,
-            water_m3=_round(sum(u.total or 0 for u in water)) if water else None,
-            cost_yuan=_round(sum(costs), 2) if costs else None,
-            after_hours_share=_share(after, kwh),
-            waste_kwh=_round(sum(u.waste_kwh or 0 for u in wasted)) if wasted else None,
-            waste_yuan=_round(sum(u.waste_yuan or 0 for u in wasted), 2) if wasted else None,
-            floor_area_m2=b.floor_area_m2, headcount=b.headcount,
-            kwh_per_m2=_round(kwh / b.floor_area_m2, 4) if kwh is not None and b.floor_area_m2 else None,
-            previous_kwh=_month_total(cal, store, METERS["electricity"][1],
-                                      [d.id for d in site.main_meters(METERS["electricity"][0], b)], month.shift(-1)),
-        ))
+def _buildings(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, uses: dict[str, MeterUse], slots: _Slots,
+               p: _Period) -> list[BuildingUse]:
+    out = [_building(site, cal, store, b, uses, slots, p) for b in site.buildings]
     by_area = all(b.kwh_per_m2 is not None for b in out)
     return sorted(out, key=lambda b: -((b.kwh_per_m2 if by_area else b.electricity_kwh) or 0))
 
 
-def _leaks(site: SiteConfig, store: SqliteStore, alerts: list[Alert], end_ms: int) -> list[LeakLoss]:
-    """Each leak alert with what its meter counted from the start of the flow until the
-    alert cleared (or the month ended): the water the leak cost."""
-    out = []
-    metric = METERS["water"][1]
-    for a in alerts:
-        device = site.device(a.device_id)
-        until = min(a.cleared_ms or end_ms, end_ms)
-        first, last = store.values_at(metric, [a.device_id], [a.first_ms, until])[a.device_id]
-        lost = 0.0 if first is None or last is None else increase(first, last)
-        out.append(LeakLoss(
-            alert_id=a.id, rule=a.rule, device_id=a.device_id,
-            name=device.name if device and device.name else a.device_id, first_ms=a.first_ms,
-            until_ms=until, cleared=a.cleared_ms is not None,
-            loss_m3=round(lost, 3), cost_yuan=round(lost * site.tariffs.water_yuan_per_m3, 2),
-        ))
+def _building(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, b: Building, uses: dict[str, MeterUse],
+              slots: _Slots, p: _Period) -> BuildingUse:
+    circuits = [uses[d.id] for d in site.main_meters(METERS["electricity"][0], b)]
+    power = [u for u in circuits if u.total is not None]
+    water = [uses[d.id] for d in site.main_meters(METERS["water"][0], b) if uses[d.id].total is not None]
+    kwh = _round(sum(u.total or 0 for u in power)) if power else None
+    after = _round(sum(u.after_hours or 0 for u in power)) if power else None
+    costs = [u.cost_yuan for u in power + water if u.cost_yuan is not None]
+    watched = [u for u in power if u.waste_kwh is not None]
+    bases = [u.base_w for u in circuits]
+    sources = {u.base_source for u in circuits}
+    base_w = sum(w for w in bases if w is not None) if circuits and None not in bases else None
+    source: BaseSource | None = None if base_w is None else sources.pop() if len(sources) == 1 else "mixed"
+    closed_h, yuan_per_kw = slots.closed(b.id)
+    excess_kw = (base_w - b.standby_w) / 1000 if base_w is not None and b.standby_w is not None else 0.0
+    coverage = min((u.coverage for u in circuits), default=0.0)
+    return BuildingUse(
+        building_id=b.id, name=b.name, electricity_kwh=kwh,
+        water_m3=_round(sum(u.total or 0 for u in water)) if water else None,
+        cost_yuan=_round(sum(costs), 2) if costs else None,
+        coverage=coverage, enough_data=_enough(p, coverage),
+        after_hours_kwh=after, after_hours_share=_share(after, kwh),
+        waste_kwh=_round(sum(u.waste_kwh or 0 for u in watched)) if watched else None,
+        waste_yuan=_round(sum(u.waste_yuan or 0 for u in watched), 2) if watched else None,
+        after_hours_rest=_round(sum(u.after_hours_rest or 0 for u in watched)) if watched and after is not None
+        else None,
+        base_w=base_w, base_source=source, standby_w=b.standby_w, closed_h=round(closed_h, 2),
+        base_excess_kwh=_round(excess_kw * closed_h) if excess_kw > 0 else None,
+        base_excess_yuan=_round(excess_kw * yuan_per_kw, 2) if excess_kw > 0 else None,
+        floor_area_m2=b.floor_area_m2, headcount=b.headcount,
+        kwh_per_m2=_round(kwh / b.floor_area_m2, 4) if kwh is not None and b.floor_area_m2 else None,
+        previous_kwh=_compared(cal, store, METERS["electricity"][1], [u.device_id for u in circuits], p, -1),
+    )
+
+
+def _fact(a: Alert, key: str) -> float:
+    """A number of the alert's facts. Alerts from before the rules counted a figure lack it:
+    their figure is taken as 0 (the report lists the alert, its loss or waste unknown)."""
+    value = a.facts.get(key)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _until(a: Alert) -> int:
+    return a.cleared_ms if a.cleared_ms is not None else a.last_ms
+
+
+def _name(site: SiteConfig, device_id: str) -> str:
+    device = site.device(device_id)
+    return device.name if device and device.name else device_id
+
+
+def _episodes(site: SiteConfig, alerts: Sequence[Alert]) -> list[LoadEpisode]:
+    """Each after-hours load alert with the figures its rule computed."""
+    out = [LoadEpisode(
+        alert_id=a.id, device_id=a.device_id, name=_name(site, a.device_id), first_ms=a.first_ms,
+        until_ms=_until(a), cleared=a.cleared_ms is not None, minutes=_fact(a, "minutes"),
+        base_w=_fact(a, "base_w") if "base_w" in a.facts else None,
+        waste_kwh=_fact(a, "waste_kwh"), cost_yuan=_fact(a, "cost_yuan"),
+    ) for a in alerts]
+    return sorted(out, key=lambda x: x.first_ms)
+
+
+def _leaks(site: SiteConfig, alerts: Sequence[Alert]) -> list[LeakLoss]:
+    """Each leak alert with the loss its rule computed: the water above the meter's normal flow
+    over the leak's span (gateway/rules/water.py)."""
+    out = [LeakLoss(
+        alert_id=a.id, rule=a.rule, device_id=a.device_id, name=_name(site, a.device_id), first_ms=a.first_ms,
+        until_ms=_until(a), cleared=a.cleared_ms is not None, minutes=_fact(a, "minutes"),
+        loss_m3=_fact(a, "loss_m3"), cost_yuan=_fact(a, "cost_yuan"),
+    ) for a in alerts]
     return sorted(out, key=lambda x: x.first_ms)
 
 

@@ -1,8 +1,11 @@
 """The monthly energy report laid out for reading (zh-CN or en): key figures, a plain-language
-summary, concrete recommendations, then the details behind them."""
+summary, concrete recommendations, then the details behind them. Every sentence is written
+in both languages side by side and says the same in each; a month in progress reads as the
+month to date (月初至今) throughout."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.clock import from_ms
@@ -19,26 +22,85 @@ from gateway.reports.document import (
     Table,
     Tone,
 )
-from gateway.reports.energy import Comparison, EnergyReport, MeterUse, Totals
+from gateway.reports.energy import (
+    MIN_COVERAGE,
+    MIN_HOURS,
+    BaseSource,
+    BuildingUse,
+    Comparison,
+    EnergyReport,
+    MeterUse,
+    Totals,
+)
 from gateway.rules.power import LOAD_AFTER_HOURS
 
-# Recommend looking at a meter's load left on from this much waste in a month.
+# Recommend looking at a meter's load left on from this much waste in the period.
 WASTE_WORTH_KWH = 20.0
 WASTE_WORTH_SHARE = 0.02
 NIGHT_WATER_WORTH_SHARE = 0.15  # after-hours water above this share of all water is worth a look
-COVERAGE_WORTH = 0.95  # meters with fewer hours of data than this are named
+COVERAGE_WORTH = 0.95  # meters with fewer hours of data than this are named; other months compared from it
 PERIOD_NAMES = {"sharp": ("尖峰", "critical peak"), "peak": ("峰", "peak"), "flat": ("平", "flat"),
                 "valley": ("谷", "valley")}
 WEEKDAYS = (("周一", "Mon"), ("周二", "Tue"), ("周三", "Wed"), ("周四", "Thu"), ("周五", "Fri"), ("周六", "Sat"),
             ("周日", "Sun"))
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+AS_ALERTS_SAY = ("数字取自各告警；未恢复的告警为截至最后一次更新的数字",
+                 "The figures are the alerts' own; an alert not cleared yet shows them as of its last update")
+# Where a base load comes from, as a reader says it: (zh, en), in brackets after its value.
+BASE_SOURCES: dict[BaseSource, tuple[str, str]] = {
+    "configured": ("设定值", "configured"),
+    "learned": ("网关按近几晚学到的值", "learned by the gateway from recent nights"),
+    "mixed": ("部分设定、部分学到", "partly configured, partly learned"),
+}
+# The same, short, for a table's column of its own.
+BASE_SOURCES_SHORT: dict[BaseSource, tuple[str, str]] = {
+    "configured": ("设定", "configured"),
+    "learned": ("学到", "learned"),
+    "mixed": ("部分设定", "partly configured"),
+}
 
 
 class _Text:
-    def __init__(self, lang: str) -> None:
+    """The reader's language, and the words of the report's period: the month, or the month
+    to date while it is in progress."""
+
+    def __init__(self, lang: str, partial: bool) -> None:
         self.zh = lang != "en"
+        self.partial = partial
 
     def __call__(self, zh: str, en: str) -> str:
         return zh if self.zh else en
+
+    @property
+    def period(self) -> str:
+        """Before a noun or verb in Chinese, after a clause in English: 本月 / this month."""
+        return self("月初至今", "so far this month") if self.partial else self("本月", "this month")
+
+    @property
+    def vs_previous(self) -> tuple[str, str]:
+        return ("上月同期", "the same days last month") if self.partial else ("上月", "last month")
+
+    @property
+    def vs_last_year(self) -> tuple[str, str]:
+        return ("去年同期", "the same days last year") if self.partial else ("去年同月", "the same month last year")
+
+
+def power_text(watts: float | None) -> str:
+    """A power as people read it: W below 1 kW ("30 W"), kW with one decimal above ("2.1 kW")."""
+    if watts is None:
+        return "—"
+    if abs(watts) < 1000:
+        return f"{watts:,.0f} W"
+    # half up, as people round: a 2,050 W base reads 2.1 kW (binary 2.05 would print 2.0)
+    return f"{Decimal(repr(watts / 1000)).quantize(Decimal('0.1'), ROUND_HALF_UP):,} kW"
+
+
+def _money(v: float | None) -> str:
+    """Yuan: whole above ¥10, to the fen below it (a small leak costs ¥0.45, not ¥0)."""
+    if v is None:
+        return "¥—"
+    return f"¥{v:,.0f}" if abs(v) >= 10 or not v else f"¥{v:,.2f}"
 
 
 def _num(v: float | None, digits: int = 0) -> str:
@@ -49,26 +111,45 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.1f}%"
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+
+
 def _comparable(c: Comparison) -> float | None:
-    """Another month's total where it is worth comparing with: readings in nearly all its hours."""
+    """Another month's total where it is worth comparing with: readings in nearly all the
+    hours of the span compared."""
     return c.total if c.total and c.coverage >= COVERAGE_WORTH else None
 
 
-def _change(t: _Text, now: float | None, then: float | None, versus: str) -> tuple[str, Tone]:
-    if now is None or not then:
-        return t(f"{versus}：无完整数据", f"{versus}: no complete data"), Tone.PLAIN
-    delta = (now - then) / then
+def _change(t: _Text, u: Totals) -> tuple[str, Tone]:
+    """The key figure's note: the change against the previous month's same span, unless this
+    period or that one has too little data."""
+    zh, en = t.vs_previous
+    if not u.enough_data:
+        return t("数据不足，暂不比较", "too little data to compare"), Tone.PLAIN
+    then = _comparable(u.previous_month)
+    if u.total is None or not then:
+        return t(f"比{zh}：无完整数据", f"vs {en}: no complete data"), Tone.PLAIN
+    delta = (u.total - then) / then
     arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
-    return f"{versus} {arrow} {abs(delta) * 100:.1f}%", Tone.BAD if delta > 0.02 else Tone.GOOD if delta < -0.02 \
-        else Tone.PLAIN
+    tone = Tone.BAD if delta > 0.02 else Tone.GOOD if delta < -0.02 else Tone.PLAIN
+    return t(f"比{zh} {arrow} {abs(delta) * 100:.1f}%", f"vs {en} {arrow} {abs(delta) * 100:.1f}%"), tone
 
 
 def _month(t: _Text, month: str) -> str:
     """2026-12 as people write it: 2026 年 12 月, December 2026."""
     year, number = (int(x) for x in month.split("-"))
-    names = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-             "November", "December")
-    return t(f"{year} 年 {number} 月", f"{names[number - 1]} {year}")
+    return t(f"{year} 年 {number} 月", f"{MONTHS[number - 1]} {year}")
+
+
+def _moment(t: _Text, ms: int, tz: ZoneInfo) -> str:
+    """A moment as people write it: 11 月 2 日 10:00, 2 November 10:00."""
+    local = from_ms(ms, tz)
+    return t(f"{local.month} 月 {local.day} 日 {local:%H:%M}", f"{local.day} {MONTHS[local.month - 1]} {local:%H:%M}")
 
 
 def days_open(t: _Text, site: SiteConfig) -> str:
@@ -78,168 +159,322 @@ def days_open(t: _Text, site: SiteConfig) -> str:
 
 
 def energy_document(r: EnergyReport, site: SiteConfig, lang: str = "zh-CN") -> Document:
-    t = _Text(lang)
+    t = _Text(lang, r.partial)
     tz = site.tz
     month = _month(t, r.month)
+    if r.partial:
+        month = t(f"{month}（月初至今）", f"{month} (month to date)")
+        days = t(f"{r.school_days} 天（全月 {r.school_days_month} 天）",
+                 f"{r.school_days} so far ({r.school_days_month} in the month)")
+    else:
+        days = t(f"{r.school_days} 天", str(r.school_days))
     meta = [
         (t("单位", "Site"), r.site_name),
         (t("月份", "Month"), month),
-        (days_open(t, site), t(f"{r.school_days} 天", str(r.school_days))),
+        (t("统计时段", "Period"), t(f"{_local(r.start_ms, tz)} 至 {_local(r.through_ms, tz)}",
+                                    f"{_local(r.start_ms, tz)} to {_local(r.through_ms, tz)}")),
+        (days_open(t, site), days),
         (t("生成时间", "Generated"), _local(r.generated_ms, tz)),
     ]
-    if r.generated_ms < r.end_ms:
-        meta.append((t("数据截至", "Data up to"), _local(r.generated_ms, tz)))
     return Document(
         key=f"energy-{r.month}", lang="en" if not t.zh else "zh-CN",
         title=t(f"{r.site_name} {month}节能报告", f"{r.site_name}: energy-saving report for {month}"),
         meta=meta,
         sections=[
-            Section(t("概要", "Summary"), [_figures(t, r), Paragraphs(_summary(t, r))]),
+            Section(t("概要", "Summary"), [_figures(t, r), Paragraphs(_summary(t, r, tz))]),
             Section(t("建议", "Recommendations"), [Paragraphs(_recommendations(t, r, site), bullets=True)]),
-            Section(t("用电", "Electricity"), _utility_blocks(t, r.electricity, "electricity")),
-            Section(t("用水", "Water"), _utility_blocks(t, r.water, "water")),
+            Section(t("用电", "Electricity"), _utility_blocks(t, r.electricity, "electricity", tz)),
+            Section(t("用水", "Water"), _utility_blocks(t, r.water, "water", tz)),
+            Section(t("闭园用电与基础负荷", "After-hours electricity and base load"), _after_hours(t, r)),
             Section(t("楼宇排名", "Buildings ranked"), [_buildings(t, r)]),
             Section(t("表计明细", "Meters"), [_meters(t, r)]),
+            Section(t("闭园负荷偏高告警", "Load left on after hours"), [_episodes(t, r, tz)]),
             Section(t("漏水损失", "Leak losses"), [_leaks(t, r, tz)]),
             Section(t("计算说明", "How the figures are computed"), [Paragraphs(_method(t))]),
         ],
     )
 
 
+def _main_episodes(r: EnergyReport) -> tuple[int, float]:
+    """The after-hours load alerts of main meters: how many, and their hours."""
+    mains = [m for m in r.meters if m.main and m.utility == "electricity"]
+    return sum(m.waste_episodes for m in mains), sum(m.waste_minutes for m in mains) / 60
+
+
 def _figures(t: _Text, r: EnergyReport) -> Figures:
     e, w = r.electricity, r.water
-    e_note, e_tone = _change(t, e.total, _comparable(e.previous_month), t("比上月", "vs last month"))
-    w_note, w_tone = _change(t, w.total, _comparable(w.previous_month), t("比上月", "vs last month"))
+    e_note, e_tone = _change(t, e)
+    w_note, w_tone = _change(t, w)
     cost = None if e.cost_yuan is None and w.cost_yuan is None else (e.cost_yuan or 0) + (w.cost_yuan or 0)
+    episodes, _ = _main_episodes(r)
+    quiet = Tone.GOOD if e.enough_data else Tone.PLAIN  # nothing found in too little data is no all-clear
     items = [
         Figure(t("用电", "Electricity"), f"{_num(e.total)} kWh", e_note, e_tone),
         Figure(t("用水", "Water"), f"{_num(w.total, 1)} m³", w_note, w_tone),
-        Figure(t("费用", "Cost"), f"¥{_num(cost)}", t("电费 + 水费", "power + water")),
+        Figure(t("费用", "Cost"), f"{_money(cost)}", t("电费 + 水费", "power + water")),
         Figure(t("闭园时段用电", "Electricity after hours"), _pct(e.after_hours_share),
                f"{_num(e.after_hours)} kWh"),
-        Figure(t("可节约（浪费）", "Waste above base load"), f"¥{_num(r.waste_yuan)}", f"{_num(r.waste_kwh)} kWh",
-               Tone.BAD if r.waste_kwh else Tone.GOOD),
-        Figure(t("漏水损失", "Leak losses"), f"¥{_num(r.leak_yuan)}", f"{_num(r.leak_m3, 2)} m³",
-               Tone.BAD if r.leaks else Tone.GOOD),
+        Figure(t("闭园负荷偏高浪费", "Wasted after hours"), f"{_money(r.waste_yuan)}",
+               t(f"{_num(r.waste_kwh)} kWh，{episodes} 次告警" if episodes else "没有告警",
+                 f"{_num(r.waste_kwh)} kWh, {_plural(episodes, 'alert', 'alerts')}" if episodes else "no alerts"),
+               Tone.BAD if r.waste_kwh else quiet),
     ]
+    high = [b for b in r.buildings if b.base_excess_yuan]
+    if high:
+        items.append(Figure(t("基础负荷高于待机", "Base load above standby"),
+                            f"{_money(sum(b.base_excess_yuan or 0 for b in high))}",
+                            f"{_num(sum(b.base_excess_kwh or 0 for b in high))} kWh", Tone.WARN))
+    items.append(Figure(t("漏水损失", "Leak losses"), f"{_money(r.leak_yuan)}", f"{_num(r.leak_m3, 2)} m³",
+                        Tone.BAD if r.leaks else quiet if w.enough_data else Tone.PLAIN))
     return Figures(items)
 
 
-def _summary(t: _Text, r: EnergyReport) -> list[str]:
+def _summary(t: _Text, r: EnergyReport, tz: ZoneInfo) -> list[str]:
     e, w = r.electricity, r.water
     out = []
+    if r.partial:
+        out.append(t(f"本报告为月初至今（截至 {_moment(t, r.through_ms, tz)}，共 {r.hours} 小时）的数据，"
+                     "与上月和去年同月的相同日期相比；月度目标到月底再比较。",
+                     f"This report covers the month to date (up to {_moment(t, r.through_ms, tz)}, {r.hours} hours) "
+                     "and compares it with the same days of last month and of the same month last year; the monthly "
+                     "target is compared at the end of the month."))
+    if r.hours < MIN_HOURS:
+        out.append(t(f"月初至今只有 {r.hours} 小时，不足 {MIN_HOURS // 24} 天：暂不与其他月份比较，也不据此判断节约。",
+                     f"The month to date is only {r.hours} hours, less than {MIN_HOURS // 24} days: it is not "
+                     "compared with other months yet, nor judged as a saving."))
     for name_zh, name_en, u, digits in (("用电", "Electricity", e, 0), ("用水", "Water", w, 1)):
+        period_zh = "月初至今" if r.partial else "本月"
+        period_en = "month to date" if r.partial else "this month"
         if u.total is None:
-            out.append(t(f"本月{name_zh}：无数据。", f"{name_en} this month: no data."))
+            out.append(t(f"{period_zh}{name_zh}：无数据。", f"{name_en} {period_en}: no data."))
             continue
-        parts = [t(f"本月{name_zh} {_num(u.total, digits)} {u.unit}，费用 ¥{_num(u.cost_yuan)}",
-                   f"{name_en} this month: {_num(u.total, digits)} {u.unit}, costing ¥{_num(u.cost_yuan)}")]
-        for other, zh, en in ((u.previous_month, "上月", "last month"),
-                              (u.same_month_last_year, "去年同月", "the same month last year")):
-            if then := _comparable(other):
-                d = (u.total - then) / then * 100
-                parts.append(t(f"比{zh}{'增加' if d > 0 else '减少'} {abs(d):.1f}%",
-                               f"{abs(d):.1f}% {'more' if d > 0 else 'less'} than {en}"))
-        if u.target:
-            d = (u.total - u.target) / u.target * 100
-            parts.append(t(f"{'超出' if d > 0 else '低于'}目标 {abs(d):.1f}%",
-                           f"{abs(d):.1f}% {'over' if d > 0 else 'under'} target"))
+        parts = [t(f"{period_zh}{name_zh} {_num(u.total, digits)} {u.unit}，费用 {_money(u.cost_yuan)}",
+                   f"{name_en} {period_en}: {_num(u.total, digits)} {u.unit}, costing {_money(u.cost_yuan)}")]
+        if r.hours >= MIN_HOURS and u.coverage < MIN_COVERAGE:
+            parts.append(t(f"只有 {u.coverage * 100:.0f}% 的小时有数据（不到一半）：暂不比较，也不据此判断节约",
+                           f"with readings in only {u.coverage * 100:.0f}% of the hours (under half): it is not "
+                           "compared, nor judged as a saving"))
+        elif u.enough_data:
+            for other, (zh, en) in ((u.previous_month, t.vs_previous), (u.same_month_last_year, t.vs_last_year)):
+                if then := _comparable(other):
+                    d = (u.total - then) / then * 100
+                    parts.append(t(f"比{zh}{'增加' if d > 0 else '减少'} {abs(d):.1f}%",
+                                   f"{abs(d):.1f}% {'more' if d > 0 else 'less'} than {en}"))
+            if u.target and not r.partial:
+                d = (u.total - u.target) / u.target * 100
+                parts.append(t(f"{'超出' if d > 0 else '低于'}目标 {abs(d):.1f}%",
+                               f"{abs(d):.1f}% {'over' if d > 0 else 'under'} target"))
         if u.after_hours_share is not None:
             parts.append(t(f"闭园时段占 {_pct(u.after_hours_share)}", f"{_pct(u.after_hours_share)} after hours"))
         out.append(t("，".join(parts) + "。", "; ".join(parts) + "."))
-    if r.waste_kwh:
-        out.append(t(f"闭园时段高于基础负荷的用电约 {_num(r.waste_kwh)} kWh ≈ ¥{_num(r.waste_yuan)}，可以节约。",
-                     f"About {_num(r.waste_kwh)} kWh ≈ ¥{_num(r.waste_yuan)} was drawn above base load "
-                     "while buildings were closed: it can be saved."))
+    if e.after_hours:
+        out.append(_after_hours_sentence(t, r))
     if r.leaks:
-        out.append(t(f"共 {len(r.leaks)} 次漏水/长流水告警，损失约 {_num(r.leak_m3, 2)} m³ ≈ ¥{_num(r.leak_yuan)}。",
-                     f"{len(r.leaks)} leak or running-tap alerts lost about {_num(r.leak_m3, 2)} m³ ≈ "
-                     f"¥{_num(r.leak_yuan)}."))
+        n = len(r.leaks)
+        out.append(t(f"共 {n} 次漏水/长流水告警，损失约 {_num(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}。",
+                     f"{_plural(n, 'leak or running-tap alert', 'leak or running-tap alerts')} lost about "
+                     f"{_num(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}."))
     return out
 
 
+def _after_hours_sentence(t: _Text, r: EnergyReport) -> str:
+    """The after-hours energy split: the waste the alerts counted, and the rest."""
+    after = r.electricity.after_hours or 0.0
+    episodes, hours = _main_episodes(r)
+    rest = max(0.0, after - (r.waste_kwh or 0.0))
+    if not episodes:
+        return t(f"闭园时段用电 {_num(after)} kWh，没有闭园负荷偏高告警：全部是基础负荷及短时用电。",
+                 f"{_num(after)} kWh was drawn while closed, with no after-hours load alert: all of it is the base "
+                 "load and short uses.")
+    return t(f"闭园时段用电 {_num(after)} kWh：其中 {episodes} 次闭园负荷偏高告警（共 {hours:.1f} 小时）"
+             f"比基础负荷多耗 {_num(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)}，"
+             f"其余 {_num(rest)} kWh 是基础负荷及短时用电。",
+             f"{_num(after)} kWh was drawn while closed: "
+             f"{_plural(episodes, 'after-hours load alert', 'after-hours load alerts')} ({hours:.1f} h in all) "
+             f"counted {_num(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)} above the base load, and the other "
+             f"{_num(rest)} kWh is the base load and short uses.")
+
+
+def _source(t: _Text, source: BaseSource | None) -> str | None:
+    """Where a base load comes from, in a table's cell: 设定, learned."""
+    return None if source is None else t(*BASE_SOURCES_SHORT[source])
+
+
+def _base_cell(t: _Text, watts: float | None) -> str:
+    return power_text(watts) if watts is not None else t("未学到", "not learned yet")
+
+
+def _base(t: _Text, watts: float | None, source: BaseSource | None) -> str:
+    """A base load with where it comes from: 2.1 kW（设定值）, 2.1 kW (configured)."""
+    if watts is None or source is None:
+        return t("未学到", "not learned yet")
+    zh, en = BASE_SOURCES[source]
+    return t(f"{power_text(watts)}（{zh}）", f"{power_text(watts)} ({en})")
+
+
 def _recommendations(t: _Text, r: EnergyReport, site: SiteConfig) -> list[str]:
+    """Each thing worth doing, the most money at stake first."""
+    found = [*_load_advice(t, r, site), *_water_advice(t, r, site), *_tariff_advice(t, r), *_target_advice(t, r),
+             *_coverage_advice(t, r)]
+    if found:
+        return [text for _, text in sorted(found, key=lambda f: -f[0])]
+    if not r.electricity.enough_data:
+        return [t("月初至今的数据还不足以判断，暂无建议；到月底的报告再完整比较。",
+                  "There is too little data so far this month to judge: no recommendations yet; the report at the "
+                  "end of the month compares it in full.")]
+    return [t(f"{t.period}没有发现浪费、漏水或数据缺失，继续保持。",
+              f"No waste, leaks or data gaps {t.period}: keep it up.")]
+
+
+Advice = list[tuple[float, str]]  # (yuan at stake, text)
+
+
+def _load_advice(t: _Text, r: EnergyReport, site: SiteConfig) -> Advice:
     buildings = {b.id: b.name for b in site.buildings}
-    found: list[tuple[float, str]] = []  # (yuan at stake, text)
-    for m in r.meters:
-        if m.waste_kwh and m.total and (m.waste_kwh >= WASTE_WORTH_KWH or m.waste_kwh >= m.total * WASTE_WORTH_SHARE):
-            found.append((m.waste_yuan or 0, _waste_text(t, m, buildings[m.building_id])))
+    found = [(m.waste_yuan or 0, _waste_text(t, m, buildings[m.building_id])) for m in r.meters
+             if m.waste_kwh and m.total and m.waste_kwh >= min(WASTE_WORTH_KWH, m.total * WASTE_WORTH_SHARE)]
+    return found + [(b.base_excess_yuan or 0, _standby_text(t, b)) for b in r.buildings if b.base_excess_kwh]
+
+
+def _water_advice(t: _Text, r: EnergyReport, site: SiteConfig) -> Advice:
+    found = []
     for leak in {x.device_id: x for x in r.leaks}:
         mine = [x for x in r.leaks if x.device_id == leak]
-        m3, yuan = sum(x.loss_m3 for x in mine), sum(x.cost_yuan for x in mine)
-        found.append((yuan, t(f"{mine[0].name}：本月 {len(mine)} 次漏水或长流水，约 {m3:,.2f} m³ ≈ ¥{yuan:,.0f}。"
+        n, m3, yuan = len(mine), sum(x.loss_m3 for x in mine), sum(x.cost_yuan for x in mine)
+        found.append((yuan, t(f"{mine[0].name}：{t.period}有 {n} 次漏水或长流水，约 {m3:,.2f} m³ ≈ {_money(yuan)}。"
                               "请水工检查管路、阀门和水箱浮球，修好后观察夜间读数是否归零。",
-                              f"{mine[0].name}: {len(mine)} leaks or running taps this month, about {m3:,.2f} m³ ≈ "
-                              f"¥{yuan:,.0f}. Have the plumber check pipes, valves and cistern floats, then "
-                              "watch that the night reading stays at zero.")))
+                              f"{mine[0].name}: {_plural(n, 'leak or running tap', 'leaks or running taps')} "
+                              f"{t.period}, about {m3:,.2f} m³ ≈ {_money(yuan)}. Have the plumber check pipes, valves "
+                              "and cistern floats, then watch that the night reading stays at zero.")))
     w = r.water
-    if not r.leaks and w.after_hours_share and w.after_hours_share > NIGHT_WATER_WORTH_SHARE:
+    if not r.leaks and w.enough_data and w.after_hours_share and w.after_hours_share > NIGHT_WATER_WORTH_SHARE:
         found.append(((w.after_hours or 0) * site.tariffs.water_yuan_per_m3,
                       t(f"闭园时段用水占 {_pct(w.after_hours_share)}（{_num(w.after_hours, 1)} m³），"
                         "高于正常水平：请检查是否有滴漏或长流水。",
                         f"{_pct(w.after_hours_share)} of the water ({_num(w.after_hours, 1)} m³) was used "
                         "after hours, more than usual: look for drips and taps left running.")))
-    peak = next((p for p in r.electricity.by_period if p.period == "peak"), None)
-    valley = next((p for p in r.electricity.by_period if p.period == "valley"), None)
-    if peak and valley and r.electricity.total and peak.kwh > 0:
-        moved = peak.kwh * 0.1
-        saving = moved * (peak.yuan_per_kwh - valley.yuan_per_kwh)
-        found.append((saving, t(
-            f"峰时段用电 {_num(peak.kwh)} kWh（¥{peak.yuan_per_kwh:.2f}/kWh）。把其中一成（如消毒柜、热水器、"
-            f"洗衣）移到谷时段（¥{valley.yuan_per_kwh:.2f}/kWh），每月可省约 ¥{saving:,.0f}。",
-            f"{_num(peak.kwh)} kWh was drawn at peak price (¥{peak.yuan_per_kwh:.2f}/kWh). Moving a tenth of it "
-            f"(sterilising cabinets, water heaters, laundry) to valley hours (¥{valley.yuan_per_kwh:.2f}/kWh) "
-            f"saves about ¥{saving:,.0f} a month.")))
+    return found
+
+
+def _tariff_advice(t: _Text, r: EnergyReport) -> Advice:
+    e = r.electricity
+    peak = next((p for p in e.by_period if p.period == "peak"), None)
+    valley = next((p for p in e.by_period if p.period == "valley"), None)
+    if not (peak and valley and e.enough_data and e.total and peak.kwh > 0):
+        return []
+    saving = peak.kwh * 0.1 * (peak.yuan_per_kwh - valley.yuan_per_kwh)
+    return [(saving, t(
+        f"{t.period}峰时段用电 {_num(peak.kwh)} kWh（¥{peak.yuan_per_kwh:.2f}/kWh）。如把其中一成（如消毒柜、"
+        f"热水器、洗衣）移到谷时段（¥{valley.yuan_per_kwh:.2f}/kWh），可省约 {_money(saving)}。",
+        f"{_num(peak.kwh)} kWh was drawn at peak price (¥{peak.yuan_per_kwh:.2f}/kWh) {t.period}. Moving a "
+        f"tenth of it (sterilising cabinets, water heaters, laundry) to valley hours "
+        f"(¥{valley.yuan_per_kwh:.2f}/kWh) would save about {_money(saving)}."))]
+
+
+def _target_advice(t: _Text, r: EnergyReport) -> Advice:
+    found: Advice = []
     for u, zh, en in ((r.electricity, "用电", "Electricity"), (r.water, "用水", "Water")):
-        if u.total is not None and u.target and u.total > u.target:
-            found.append((0.0, t(f"{zh}超出月度目标 {((u.total - u.target) / u.target * 100):.1f}%：请在行政会上"
-                                 "通报，并对照楼宇排名找出增长最多的楼宇。",
-                                 f"{en} is {((u.total - u.target) / u.target * 100):.1f}% over the monthly target: "
-                                 "raise it at the staff meeting and check the building ranking for the largest rise.")))
-    for m in r.meters:
-        if m.coverage < COVERAGE_WORTH:
-            found.append((0.0, t(f"{m.name}：本月只有 {m.coverage * 100:.0f}% 的小时有数据，请检查表计通信；"
-                                 "缺数据的小时不计入上面的数字。",
-                                 f"{m.name}: only {m.coverage * 100:.0f}% of the month's hours have readings; check "
-                                 "its communication. Hours without data are not in the figures above.")))
-    if not found:
-        return [t("本月没有发现浪费、漏水或数据缺失，继续保持。",
-                  "No waste, leaks or data gaps this month: keep it up.")]
-    return [text for _, text in sorted(found, key=lambda f: -f[0])]
+        if u.total is None or not u.target or u.total <= u.target:
+            continue
+        over = (u.total - u.target) / u.target * 100
+        if r.partial:  # the whole month's target, already passed: no pro rata guess needed
+            text = t(f"{zh}月初至今已超出全月目标 {over:.1f}%：请在行政会上通报，并对照楼宇排名找出增长最多的楼宇。",
+                     f"{en} so far this month is already {over:.1f}% over the whole month's target: raise it at "
+                     "the staff meeting and check the building ranking for the largest rise.")
+        else:
+            text = t(f"{zh}超出月度目标 {over:.1f}%：请在行政会上通报，并对照楼宇排名找出增长最多的楼宇。",
+                     f"{en} is {over:.1f}% over the monthly target: raise it at the staff meeting and check the "
+                     "building ranking for the largest rise.")
+        found.append((0.0, text))
+    return found
+
+
+def _coverage_advice(t: _Text, r: EnergyReport) -> Advice:
+    if not r.hours:  # coverage is of the elapsed hours: none have elapsed in the month's first hour
+        return []
+    return [(0.0, t(f"{m.name}：{t.period}只有 {m.coverage * 100:.0f}% 的小时有数据，请检查表计通信；"
+                    "缺数据的小时不计入上面的数字。",
+                    f"{m.name}: only {m.coverage * 100:.0f}% of the hours {t.period} have readings; "
+                    "check its communication. Hours without data are not in the figures above."))
+            for m in r.meters if m.coverage < COVERAGE_WORTH]
 
 
 def _waste_text(t: _Text, m: MeterUse, building: str) -> str:
-    excess_kw = (m.waste_kwh or 0) / m.waste_duration_h if m.waste_duration_h else 0.0
-    base = t("（设定值）", "(configured)") if m.base_configured else t("（按本月最低时段估算）", "(learned)")
+    hours = m.waste_minutes / 60
+    excess = (m.waste_kwh or 0) / hours * 1000 if hours else 0.0
+    if m.base_w is None or m.base_source is None:
+        above_zh = f"平均高出基础负荷约 {power_text(excess)}"
+        above_en = f"about {power_text(excess)} above its base load"
+    else:
+        zh, en = BASE_SOURCES[m.base_source]
+        above_zh = f"平均比基础负荷 {power_text(m.base_w)}（{zh}）高出约 {power_text(excess)}"
+        above_en = f"about {power_text(excess)} above its base load of {power_text(m.base_w)} ({en})"
+    where_zh = m.name if building in m.name else f"{building}{m.name}"
+    where_en = m.name if building in m.name else f"{building} {m.name}"
     return t(
-        f"{building}{m.name}：{m.waste_nights} 个闭园的夜间或假日比基础负荷 {_num(m.base_kw, 1)} kW{base}多耗"
-        f"约 {excess_kw:.1f} kW，共约 {_num(m.waste_kwh)} kWh ≈ ¥{_num(m.waste_yuan)}。请门卫在闭园检查时关闭"
-        "照明、空调、饮水机和电脑，考虑给该回路加装定时断电。",
-        f"{building} {m.name}: on {m.waste_nights} closed nights or days it drew about {excess_kw:.1f} kW above its "
-        f"base load of {_num(m.base_kw, 1)} kW {base}, about {_num(m.waste_kwh)} kWh ≈ ¥{_num(m.waste_yuan)} in all. "
-        "Have the guard switch off lights, air conditioners, water dispensers and computers at closing, and "
-        "consider a timer on that circuit.")
+        f"{where_zh}：{t.period}有 {m.waste_episodes} 次闭园后负荷偏高（共 {hours:.1f} 小时），{above_zh}，"
+        f"共多耗约 {_num(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)}。请门卫在闭园检查时关闭照明、空调、饮水机和"
+        "电脑，考虑给该回路加装定时断电。",
+        f"{where_en}: load was left on after closing {_times(m.waste_episodes)} {t.period} "
+        f"({hours:.1f} h in all), on average {above_en}, about {_num(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)} "
+        "in all. Have the guard switch off lights, air conditioners, water dispensers and computers at closing, "
+        "and consider a timer on that circuit.")
 
 
-def _utility_blocks(t: _Text, u: Totals, key: str) -> list[Figures | Table | Chart | HeatMap | Paragraphs]:
+def _standby_text(t: _Text, b: BuildingUse) -> str:
+    extra = (b.base_w or 0) - (b.standby_w or 0)
+    return t(
+        f"{b.name}：闭园时的基础负荷为 {_base(t, b.base_w, b.base_source)}，高于该楼预期的待机功率 "
+        f"{power_text(b.standby_w)}；多出的 {power_text(extra)} 在{t.period}的 {b.closed_h:,.0f} 个闭园小时里约 "
+        f"{_num(b.base_excess_kwh)} kWh ≈ {_money(b.base_excess_yuan)}。请检查闭园后仍开着的冰箱、服务器、热水器和"
+        "饮水机，能关的关掉或加装定时。",
+        f"{b.name}: its base load while closed is {_base(t, b.base_w, b.base_source)}, above the building's "
+        f"expected standby of {power_text(b.standby_w)}; the extra {power_text(extra)} over the "
+        f"{b.closed_h:,.0f} closed hours {t.period} comes to about {_num(b.base_excess_kwh)} kWh ≈ "
+        f"{_money(b.base_excess_yuan)}. Check the fridges, servers, water heaters and water dispensers left on "
+        "after closing: switch off what can be, or put it on a timer.")
+
+
+Blocks = list[Figures | Table | Chart | HeatMap | Paragraphs]
+
+
+def _utility_blocks(t: _Text, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
     if u.total is None:
-        return [Paragraphs([t("本月没有数据。", "No data this month.")])]
-    blocks: list[Figures | Table | Chart | HeatMap | Paragraphs] = []
+        return [Paragraphs([t(f"{t.period}没有数据。", f"No data {t.period}.")])]
+    blocks: Blocks = []
+    prev, year = u.previous_month, u.same_month_last_year
+
+    def delta(then: float | None) -> float | None:
+        return _delta(u.total, then) if u.enough_data else None
+
     rows: list[list[str | int | float | None]] = [
-        [t("本月", "This month"), u.total, None],
-        [t("上月", "Last month"), u.previous_month.total, _delta(u.total, _comparable(u.previous_month)),
-         round(u.previous_month.coverage * 100, 1)],
-        [t("去年同月", "Same month last year"), u.same_month_last_year.total,
-         _delta(u.total, _comparable(u.same_month_last_year)), round(u.same_month_last_year.coverage * 100, 1)],
-        [t("月度目标", "Monthly target"), u.target, _delta(u.total, u.target), None],
-        [t("人均", "Per person"), u.per_person, None, None],
-        [t("每平方米", "Per m²"), u.per_m2, None, None],
+        [t("月初至今", "Month to date") if t.partial else t("本月", "This month"), u.total, None,
+         round(u.coverage * 100, 1)],
+        [t("上月同期", "Same days last month") if t.partial else t("上月", "Last month"), prev.total,
+         delta(_comparable(prev)), round(prev.coverage * 100, 1)],
+        [t("去年同期", "Same days last year") if t.partial else t("去年同月", "Same month last year"), year.total,
+         delta(_comparable(year)), round(year.coverage * 100, 1)],
+        [t("月度目标", "Monthly target"), u.target, None if t.partial else delta(u.target), None],
     ]
-    blocks.append(Table(f"{key}-comparison", [t("项目", "Item"), u.unit, t("本月相比 %", "This month vs, %"),
+    if t.partial:
+        span = f"{_local(prev.start_ms, tz)} – {_local(prev.end_ms, tz)}"
+        caption = t(f"对比：上月和去年同月取相同日期（上月为 {span}）；数据不足 95% 的时段不作比较；"
+                    "月度目标到月底再比较",
+                    f"Comparison: last month and the same month last year over the same days (last month: {span}); "
+                    "spans with under 95% of their data are not compared; the monthly target is compared at the "
+                    "end of the month")
+    else:
+        caption = t("对比（数据不足 95% 的月份不作比较）",
+                    "Comparison (months with under 95% of their data are not compared)")
+    if not u.enough_data:
+        caption += t("；本期数据不足，暂不比较", "; this period has too little data to compare")
+    blocks.append(Table(f"{key}-comparison", [t("项目", "Item"), u.unit, t("本期相比 %", "This period vs, %"),
                                               t("数据完整 %", "Data %")], rows,
-                        decimals=[None, 2 if key == "water" else 0, 1, 1],
-                        caption=t("对比（数据不足 95% 的月份不作比较）",
-                                  "Comparison (months with under 95% of their data are not compared)")))
+                        decimals=[None, 2 if key == "water" else 0, 1, 1], caption=caption))
+    # Intensities are small numbers (0.48 kWh a person so far): a table with their own digits.
+    blocks.append(Table(f"{key}-intensity", [t("强度", "Intensity"), u.unit],
+                        [[t("人均", "Per person"), u.per_person], [t("每平方米", "Per m²"), u.per_m2]],
+                        decimals=[None, 2]))
     blocks.append(Chart(f"{key}-daily", t("每日用量", "Daily use"), u.unit, [d.date.strftime("%d") for d in u.daily],
                         [Series(t("开园时段", "Open hours"),
                                 [None if d.total is None or d.after_hours is None else round(d.total - d.after_hours, 3)
@@ -260,21 +495,59 @@ def _delta(now: float | None, then: float | None) -> float | None:
     return None if now is None or not then else round((now - then) / then * 100, 1)
 
 
+def _after_hours(t: _Text, r: EnergyReport) -> list[Paragraphs | Table]:
+    """Per building (and per main meter where a building has several), the after-hours energy
+    split into the waste the alerts counted and the rest, the base and the expected standby."""
+    rows: list[list[str | int | float | None]] = []
+    tones: list[list[Tone]] = []
+    mains = {b.building_id: [m for m in r.meters if m.main and m.utility == "electricity" and m.building_id ==
+                             b.building_id] for b in r.buildings}
+    for b in r.buildings:
+        standby = power_text(b.standby_w) if b.standby_w is not None else t("未设定", "not set")
+        rows.append([b.name, b.after_hours_kwh, b.waste_kwh, b.after_hours_rest, _base_cell(t, b.base_w),
+                     _source(t, b.base_source), standby, b.base_excess_kwh, b.base_excess_yuan])
+        tones.append([Tone.PLAIN] * 2 + [Tone.BAD if b.waste_kwh else Tone.PLAIN] + [Tone.PLAIN] * 4
+                     + [Tone.WARN if b.base_excess_kwh else Tone.PLAIN] * 2)
+        if len(mains[b.building_id]) > 1:
+            for m in mains[b.building_id]:
+                rows.append([f"  {m.name}", m.after_hours, m.waste_kwh, m.after_hours_rest, _base_cell(t, m.base_w),
+                             _source(t, m.base_source), None, None, None])
+                tones.append([Tone.PLAIN] * 9)
+    explain = t("闭园时段用电 = 闭园负荷偏高告警算出的浪费 + 基础负荷及短时用电。"
+                f"基础负荷是「{LOAD_AFTER_HOURS.label_zh}」规则用的值：设定值，或网关按近几晚学到的值。"
+                "预期待机是楼宇配置里该楼闭园时应有的用电（网络、监控、必须开着的冰箱）；"
+                "基础负荷高于它的部分，按闭园小时和当时电价折算成电量和费用。",
+                "Electricity after hours = the waste the after-hours load alerts counted + the base load and short "
+                f"uses. The base load is the one the “{LOAD_AFTER_HOURS.label_en}” rule uses: configured, or "
+                "learned by the gateway from recent nights. The expected standby is what the building should draw "
+                "while closed (network, CCTV, the fridges that must stay on), as its settings give it; a base above "
+                "it is costed over the closed hours at the price of their time.")
+    table = Table("after-hours", [t("楼宇", "Building"), t("闭园用电 kWh", "After hours kWh"),
+                                  t("其中浪费 kWh", "Of it waste kWh"),
+                                  t("基础负荷及短时用电 kWh", "Base load and short uses kWh"),
+                                  t("基础负荷", "Base load"), t("来源", "From"), t("预期待机", "Expected standby"),
+                                  t("超出待机 kWh", "Above standby kWh"), t("超出待机（元）", "Above standby (¥)")],
+                  rows, decimals=[None, 0, 1, 0, None, None, None, 0, 0], tones=tones,
+                  caption=t("浪费取自闭园负荷偏高告警", "Waste is quoted from the after-hours load alerts"))
+    return [Paragraphs([explain]), table]
+
+
 def _buildings(t: _Text, r: EnergyReport) -> Table:
     rows: list[list[str | int | float | None]] = []
     tones = []
     for i, b in enumerate(r.buildings, 1):
-        change = _delta(b.electricity_kwh, _comparable(b.previous_kwh))
+        change = _delta(b.electricity_kwh, _comparable(b.previous_kwh)) if b.enough_data else None
         rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.cost_yuan,
                      None if b.after_hours_share is None else round(b.after_hours_share * 100, 1), b.waste_kwh, change])
         tones.append([Tone.PLAIN] * 7 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
                                          Tone.BAD if change and change > 2 else Tone.GOOD if change and change < -2
                                          else Tone.PLAIN])
+    zh, en = t.vs_previous
     return Table("buildings", [t("名次", "Rank"), t("楼宇", "Building"), "kWh", "kWh/m²", "m³",
                                t("费用（元）", "Cost (¥)"),
                                t("闭园用电 %", "After hours %"), t("浪费 kWh", "Waste kWh"),
-                               t("比上月 %", "vs last month %")],
-                 rows, decimals=[0, None, 0, 2, 1, 0, 1, 0, 1], tones=tones,
+                               t(f"比{zh} %", f"vs {en} %")],
+                 rows, decimals=[0, None, 0, 2, 1, 0, 1, 1, 1], tones=tones,
                  caption=t("按每平方米用电排序（无面积时按总量）",
                            "By electricity per m² (by total where no area is given)"))
 
@@ -283,28 +556,44 @@ def _meters(t: _Text, r: EnergyReport) -> Table:
     rows: list[list[str | int | float | None]] = []
     tones = []
     for m in r.meters:
-        rows.append([m.name, t("电", "power") if m.utility == "electricity" else t("水", "water"),
-                     t("总表", "main") if m.main else t("分表", "sub"), m.total, "kWh" if m.utility == "electricity"
-                     else "m³", None if m.after_hours_share is None else round(m.after_hours_share * 100, 1),
-                     m.base_kw, m.waste_kwh, m.waste_yuan, m.cost_yuan, round(m.coverage * 100, 1)])
+        power = m.utility == "electricity"
+        rows.append([m.name, t("电", "power") if power else t("水", "water"),
+                     t("总表", "main") if m.main else t("分表", "sub"), m.total, "kWh" if power else "m³",
+                     None if m.after_hours_share is None else round(m.after_hours_share * 100, 1),
+                     power_text(m.base_w) if m.base_w is not None else None, m.waste_kwh, m.waste_yuan, m.cost_yuan,
+                     round(m.coverage * 100, 1)])
         tones.append([Tone.PLAIN] * 7 + [Tone.BAD if m.waste_kwh else Tone.PLAIN] * 2
                      + [Tone.PLAIN, Tone.WARN if m.coverage < COVERAGE_WORTH else Tone.PLAIN])
     return Table("meters", [t("表计", "Meter"), t("类别", "Utility"), t("类型", "Type"), t("用量", "Use"),
-                            t("单位", "Unit"), t("闭园 %", "After hours %"), t("基础负荷 kW", "Base kW"),
+                            t("单位", "Unit"), t("闭园 %", "After hours %"), t("基础负荷", "Base load"),
                             t("浪费 kWh", "Waste kWh"), t("浪费（元）", "Waste (¥)"), t("费用（元）", "Cost (¥)"),
                             t("数据完整 %", "Data %")],
-                 rows, decimals=[None, None, None, 2, None, 1, 2, 1, 1, 0, 1], tones=tones,
+                 rows, decimals=[None, None, None, 2, None, 1, None, 1, 1, 0, 1], tones=tones,
                  caption=t("分表的用量已含在所属总表中", "Sub-meters are part of their building's main meter"))
+
+
+def _episodes(t: _Text, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
+    if not r.load_episodes:
+        return Paragraphs([t(f"{t.period}没有闭园负荷偏高告警。", f"No after-hours load alerts {t.period}.")])
+    return Table("load-episodes", [t("表计", "Meter"), t("开始", "From"), t("到", "Until"), t("已恢复", "Cleared"),
+                                   t("分钟", "Minutes"), t("当时基础负荷", "Base load then"),
+                                   t("浪费 kWh", "Waste kWh"), t("浪费（元）", "Waste (¥)")],
+                 [[x.name, _local(x.first_ms, tz), _local(x.until_ms, tz),
+                   t("是", "yes") if x.cleared else t("否，仍在进行", "no, still on"), x.minutes,
+                   power_text(x.base_w) if x.base_w is not None else None, x.waste_kwh, x.cost_yuan]
+                  for x in r.load_episodes], decimals=[None, None, None, None, 0, None, 2, 2],
+                 caption=t(*AS_ALERTS_SAY))
 
 
 def _leaks(t: _Text, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
     if not r.leaks:
-        return Paragraphs([t("本月没有漏水或长流水告警。", "No leak or running-tap alerts this month.")])
+        return Paragraphs([t(f"{t.period}没有漏水或长流水告警。", f"No leak or running-tap alerts {t.period}.")])
     return Table("leaks", [t("表计", "Meter"), t("开始", "From"), t("到", "Until"), t("已恢复", "Cleared"),
-                           "m³", t("损失（元）", "Loss (¥)")],
+                           t("分钟", "Minutes"), "m³", t("损失（元）", "Loss (¥)")],
                  [[x.name, _local(x.first_ms, tz), _local(x.until_ms, tz),
-                   t("是", "yes") if x.cleared else t("否", "no"),
-                   x.loss_m3, x.cost_yuan] for x in r.leaks], decimals=[None, None, None, None, 3, 2])
+                   t("是", "yes") if x.cleared else t("否，仍在进行", "no, still on"), x.minutes,
+                   x.loss_m3, x.cost_yuan] for x in r.leaks], decimals=[None, None, None, None, 0, 3, 2],
+                 caption=t(*AS_ALERTS_SAY))
 
 
 def _method(t: _Text) -> list[str]:
@@ -313,17 +602,27 @@ def _method(t: _Text) -> list[str]:
           "用量是表计读数的增量，通信中断后补报的用量计入恢复的时段。",
           "A building's use comes from its main meters (plant room); sub-meters are not counted twice. Use is the "
           "increase of the meter reading; what a meter reports after a gap counts where it resumes."),
+        t("月份未结束时报告月初至今：从 1 日 0 时到最近一个整点，与上月和去年同月的相同日期、相同时刻相比"
+          "（那个月较短时取整月）；月度目标到月底再比较，不按天数折算。数据完整度按已过去的小时计算；"
+          "不足 3 天或不到一半的小时有数据时，不作比较，也不判断节约。",
+          "While the month is in progress the report covers the month to date, from the 1st at 00:00 to the last "
+          "whole hour, and compares it with the same days and hours of last month and of the same month last year "
+          "(the whole month where that month is shorter); the monthly target is compared at the end of the month, "
+          "not scaled by days. Data coverage counts the hours that have passed; with under 3 days, or readings in "
+          "under half of the hours, nothing is compared or judged as a saving."),
         t("闭园时段按校历（含节假日、调休和楼宇自己的开放时间）以 5 分钟为单位划分。",
           "After hours follows the school calendar (holidays, make-up days, each building's hours) in 5-minute steps."),
-        t(f"基础负荷：「{LOAD_AFTER_HOURS.label_zh}」规则中设定的基础负荷，"
-          "未设定时取本月整点闭园小时功率的第 10 百分位。"
-          "浪费：闭园时段功率超过告警限值（基础负荷加裕量）的小时里，高于基础负荷的电量，按当时电价计费。",
-          f"Base load: as set for the “{LOAD_AFTER_HOURS.label_en}” rule, else the 10th percentile of the month's "
-          "power in whole closed hours. Waste: in closed hours above the alert limit (base plus margin), the energy "
-          "above the base load, at the price of its time."),
-        t("漏水损失：本月开始的每个漏水或长流水告警，从流水开始到告警恢复期间该水表的用量。",
-          "Leak losses: for each leak or running-tap alert begun this month, what its meter counted from the start "
-          "of the flow until the alert cleared."),
+        t(f"浪费：本月开始的每次「{LOAD_AFTER_HOURS.label_zh}」告警所算的电量——从超出开始到告警恢复，表计计量的用电"
+          "减去当时的基础负荷乘以这段时间，按用电时的电价计费；其余闭园用电是基础负荷及短时用电。基础负荷是该规则的"
+          "设定值，未设定时为网关按近几晚学到的值。",
+          f"Waste: what each “{LOAD_AFTER_HOURS.label_en}” alert begun this month counted, from when the load "
+          "rose until the alert cleared: the energy the meter counted less the base load in force over that time, "
+          "at the price of when it was drawn; the rest of the after-hours energy is the base load and short uses. "
+          "The base load is the rule's configured one, else the one the gateway learned from recent nights."),
+        t("漏水损失：本月开始的每个漏水或长流水告警所算的水量——漏水期间超过该水表正常流量的部分（闭园时全部计入），"
+          "按水价计费。",
+          "Leak losses: what each leak or running-tap alert begun this month counted: the water above the meter's "
+          "normal flow during the leak (all of it while the building is closed), at the water price."),
     ]
 
 

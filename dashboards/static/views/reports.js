@@ -18,8 +18,10 @@ addLabels({
     "reports.failed": "报表没能生成，请稍后重试。", "reports.login": "请先登录，再查看报表。", "reports.forbidden": "您的账号无权查看报表。",
     "reports.busy": "网关正忙，请过一会儿再试。",
     "reports.electricity": "用电", "reports.water": "用水", "reports.cost": "费用", "reports.after_hours": "闭园时段用电",
-    "reports.waste": "可节约（高于基础负荷）", "reports.leaks": "漏水损失", "reports.vs_last": "比上月 {p}", "reports.no_compare": "上月无完整数据",
-    "reports.days": "{w}：{n} 天", "reports.buildings": "各楼宇", "reports.building": "楼宇",
+    "reports.waste": "闭园负荷偏高浪费（告警）", "reports.leaks": "漏水损失", "reports.vs_last": "比上月 {p}", "reports.no_compare": "上月无完整数据",
+    "reports.vs_last_same": "比上月同期 {p}", "reports.no_compare_same": "上月同期无完整数据", "reports.too_little": "数据不足，暂不比较",
+    "reports.to_date": "月初至今，截至 {t}",
+    "reports.days": "{w}：{n} 天", "reports.days_so_far": "{w}：{n} 天（全月 {m} 天）", "reports.buildings": "各楼宇", "reports.building": "楼宇",
     "reports.done": "正常或已检查", "reports.fail": "异常", "reports.manual": "待检查", "reports.pending": "未到时间",
     "reports.not_required": "无需检查", "reports.alerts": "告警 {n} 次",
     "reports.fails": "异常项目", "reports.blank": "台账空白（待检查）", "reports.none_failed": "没有异常项目",
@@ -38,9 +40,11 @@ addLabels({
     "reports.failed": "The report could not be made: try again later.", "reports.login": "Please log in to see reports.",
     "reports.forbidden": "Your account may not see reports.", "reports.busy": "The gateway is busy: try again in a moment.",
     "reports.electricity": "Electricity", "reports.water": "Water", "reports.cost": "Cost", "reports.after_hours": "Electricity after hours",
-    "reports.waste": "Could be saved (above base load)", "reports.leaks": "Leak losses", "reports.vs_last": "{p} vs last month",
+    "reports.waste": "Wasted after hours (alerts)", "reports.leaks": "Leak losses", "reports.vs_last": "{p} vs last month",
     "reports.no_compare": "no complete data for last month",
-    "reports.days": "{w}: {n}", "reports.buildings": "Buildings", "reports.building": "Building",
+    "reports.vs_last_same": "{p} vs the same days last month", "reports.no_compare_same": "no complete data for the same days last month",
+    "reports.too_little": "too little data to compare", "reports.to_date": "month to date, up to {t}",
+    "reports.days": "{w}: {n}", "reports.days_so_far": "{w}: {n} so far ({m} in the month)", "reports.buildings": "Buildings", "reports.building": "Building",
     "reports.done": "OK or checked", "reports.fail": "Problem", "reports.manual": "To check", "reports.pending": "Not due yet",
     "reports.not_required": "Not required", "reports.alerts": "{n} alerts",
     "reports.fails": "Problems", "reports.blank": "Blank in the ledger (to check)", "reports.none_failed": "No problems",
@@ -164,10 +168,16 @@ const share = (v) => (v == null ? "–" : `${num(v * 100, 1)}%`);
 
 // ------------------------------------------------------------------------------ the reports
 
-function change(now, then) {
-  if (now == null || !then?.total || then.coverage < 0.95) return [t("reports.no_compare"), ""];
+// A month's total against the previous month's: the same days while the month is in progress
+// (the report's `partial`), nothing at all while the period has too little data to compare.
+function change(totals, partial) {
+  const now = totals.total;
+  const then = totals.previous_month;
+  if (!totals.enough_data) return [t("reports.too_little"), ""];
+  if (now == null || !then?.total || then.coverage < 0.95) return [t(partial ? "reports.no_compare_same" : "reports.no_compare"), ""];
   const d = now / then.total - 1;
-  return [t("reports.vs_last", { p: `${d > 0 ? "+" : ""}${num(d * 100, 1)}%` }), d > 0.02 ? "bad" : d < -0.02 ? "ok" : ""];
+  const p = `${d > 0 ? "+" : ""}${num(d * 100, 1)}%`;
+  return [t(partial ? "reports.vs_last_same" : "reports.vs_last", { p }), d > 0.02 ? "bad" : d < -0.02 ? "ok" : ""];
 }
 
 async function energy(state, params, today) {
@@ -177,21 +187,22 @@ async function energy(state, params, today) {
   const e = r.electricity;
   const w = r.water;
   const cost = e.cost_yuan == null && w.cost_yuan == null ? null : (e.cost_yuan ?? 0) + (w.cost_yuan ?? 0);
-  const [eNote, eTone] = change(e.total, e.previous_month);
-  const [wNote, wTone] = change(w.total, w.previous_month);
+  const [eNote, eTone] = change(e, r.partial);
+  const [wNote, wTone] = change(w, r.partial);
   return [
     h("div", { class: "report-tools" }, picker("month", month, options, t("reports.month")),
       downloads("/api/v1/reports/energy", { month }, `energy-${month}`)),
     card(null, [
-      h("p", { class: "muted small" }, r.site_name, " · ", t("reports.days", { w: dayWord(state.site, true), n: num(r.school_days, 0) }),
-        r.generated_ms < r.end_ms ? ` · ${t("reports.as_of", { t: when(r.generated_ms) })}` : ""),
+      h("p", { class: "muted small" }, r.site_name, " · ",
+        t(r.partial ? "reports.days_so_far" : "reports.days", { w: dayWord(state.site, true), n: num(r.school_days, 0), m: num(r.school_days_month, 0) }),
+        r.partial ? ` · ${t("reports.to_date", { t: when(r.through_ms) })}` : ""),
       h("div", { class: "figures", dataset: { report: "energy" } },
         figure(t("reports.electricity"), `${num(e.total, 0)} kWh`, eNote, eTone),
         figure(t("reports.water"), `${num(w.total, 1)} m³`, wNote, wTone),
         figure(t("reports.cost"), money(cost)),
         figure(t("reports.after_hours"), share(e.after_hours_share), `${num(e.after_hours, 0)} kWh`),
-        figure(t("reports.waste"), money(r.waste_yuan), `${num(r.waste_kwh, 0)} kWh`, r.waste_kwh ? "bad" : "ok"),
-        figure(t("reports.leaks"), money(r.leak_yuan), `${num(r.leak_m3, 2)} m³`, r.leaks.length ? "bad" : "ok")),
+        figure(t("reports.waste"), money(r.waste_yuan), `${num(r.waste_kwh, 0)} kWh`, r.waste_kwh ? "bad" : e.enough_data ? "ok" : ""),
+        figure(t("reports.leaks"), money(r.leak_yuan), `${num(r.leak_m3, 2)} m³`, r.leaks.length ? "bad" : w.enough_data ? "ok" : "")),
     ]),
     card(t("reports.buildings"), h("table", { class: "report-table" },
       h("thead", {}, h("tr", {}, h("th", {}, t("reports.building")), h("th", {}, "kWh"), h("th", {}, "m³"), h("th", {}, t("reports.cost")))),
