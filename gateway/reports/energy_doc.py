@@ -5,7 +5,6 @@ month to date (月初至今) throughout."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.clock import from_ms
@@ -32,7 +31,7 @@ from gateway.reports.energy import (
     MeterUse,
     Totals,
 )
-from gateway.rules.power import LOAD_AFTER_HOURS
+from gateway.rules.power import LOAD_AFTER_HOURS, power_words
 
 # Recommend looking at a meter's load left on from this much waste in the period.
 WASTE_WORTH_KWH = 20.0
@@ -87,13 +86,8 @@ class _Text:
 
 
 def power_text(watts: float | None) -> str:
-    """A power as people read it: W below 1 kW ("30 W"), kW with one decimal above ("2.1 kW")."""
-    if watts is None:
-        return "—"
-    if abs(watts) < 1000:
-        return f"{watts:,.0f} W"
-    # half up, as people round: a 2,050 W base reads 2.1 kW (binary 2.05 would print 2.0)
-    return f"{Decimal(repr(watts / 1000)).quantize(Decimal('0.1'), ROUND_HALF_UP):,} kW"
+    """A power as people read it (`power_words`), "—" where none is known."""
+    return "—" if watts is None else power_words(watts)
 
 
 def _money(v: float | None) -> str:

@@ -8,6 +8,7 @@ import statistics
 from collections import deque
 from collections.abc import Sequence
 from datetime import time
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -111,8 +112,12 @@ class _Thinned:
 
 
 def power_words(watts: float) -> str:
-    """A power as people read it: W below 1 kW ("850 W"), kW with one decimal above ("2.1 kW")."""
-    return f"{watts:.0f} W" if abs(watts) < 1000 else f"{watts / 1000:.1f} kW"
+    """A power as people read it, in the alerts and the reports alike: W below 1 kW ("850 W"),
+    kW with one decimal above ("2.1 kW"), rounded half up as people round (a 2,050 W base
+    reads 2.1 kW, where binary 2.05 would print 2.0)."""
+    if abs(watts) < 1000:
+        return f"{watts:,.0f} W"
+    return f"{Decimal(repr(watts / 1000)).quantize(Decimal('0.1'), ROUND_HALF_UP):,} kW"
 
 
 class Waste:

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from gateway import config
 from gateway.app import create_app
-from gateway.auth.store import Scope
 from gateway.clock import ManualClock
+from gateway.config.auth import Scope
 from gateway.runtime import Gateway
 from tests.receivers import HttpReceiver
 from tests.services import Mosquitto, wait_for
@@ -97,7 +97,8 @@ def feed(api: TestClient, start: datetime, until: datetime) -> None:
 
 
 def the_alert(api: TestClient) -> dict[str, Any]:
-    [alert] = api.get("/api/v1/alerts", params={"rule": "water_leak"}).json()
+    found: list[dict[str, Any]] = api.get("/api/v1/alerts", params={"rule": "water_leak"}).json()
+    [alert] = found
     return alert
 
 
