@@ -37,6 +37,8 @@ from gateway.reports.document import Figures, Paragraphs
 from gateway.reports.energy import AlertFigures, EnergyReport, Totals
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety_model import ItemStatus, SafetyRecord
+from gateway.rules.doors import DOOR_AFTER_HOURS
+from gateway.rules.fridge import FRIDGE_TEMPERATURE
 from gateway.rules.power import LOAD_AFTER_HOURS, LoadAfterHoursRule
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.runtime import Gateway
@@ -113,10 +115,11 @@ LEAKS = [
 # 18:00), and the two closed hours of the gap leave its night-water check to a person.
 SILENCE = Silence("service-water", at(D[23], "15:00"), at(D[23], "20:00"))
 DOOR = DoorHeldOpen("kitchen-door", at(D[19], "18:20"), at(D[19], "19:05"))  # after the 18:00 closing
+FRIDGE = FridgeTemperature("sample-fridge", at(D[15], "13:00"), at(D[15], "13:40"), celsius=9.5)
 FAULTS: list[Fault] = [
     *EXTRA_LOADS,
     *LEAKS,
-    FridgeTemperature("sample-fridge", at(D[15], "13:00"), at(D[15], "13:40"), celsius=9.5),
+    FRIDGE,
     DOOR,
     LampSkipped("uv-nap", D[21]),
     SILENCE,
@@ -226,7 +229,7 @@ def run_month(tmp_path: Path) -> SimulatedMonth:
         assert client.get("/api/v1/rejected").json() == []
         learned = saved_base_loads(client.app.state.gateway)  # type: ignore[attr-defined]
         alerts = {rule: client.get("/api/v1/alerts", params={"rule": rule, "limit": 1000}).json()
-                  for rule in (LOAD, *LEAK_RULES)}
+                  for rule in (LOAD, *LEAK_RULES, DOOR_AFTER_HOURS.id, FRIDGE_TEMPERATURE.id)}
         answer = client.get("/api/v1/reports/energy", params={"month": MONTH})
         assert answer.status_code == 200, answer.text
         report = EnergyReport.model_validate(answer.json())
@@ -544,6 +547,42 @@ def _leaks(bad: Mismatches, m: SimulatedMonth) -> None:
     bad.near("leak_yuan", report.leak_yuan, sum(x.cost_yuan for x in report.leaks), 2)
 
 
+def records_agree(m: SimulatedMonth) -> Mismatches:
+    """The daily record gives each injected fault's figures as its alert's final ones, and
+    both agree with the fault as injected (to a reading's minute)."""
+    bad = Mismatches()
+
+    def item(day: date, item_id: str) -> dict[str, Any]:
+        [found] = [i for i in m.records[day].items if i.id == item_id]
+        return found.facts.model_dump() if found.facts is not None else {}
+
+    def one(rule: str, device: str) -> dict[str, Any]:
+        mine = [a for a in m.alerts[rule] if a["device_id"] == device]
+        assert len(mine) == 1, (rule, device, mine)
+        return mine[0]
+
+    for leak in LEAKS:
+        a, facts = one(WATER_LEAK.id, leak.device_id), item(leak.start.date(), f"water:{leak.device_id}")
+        bad.same(f"record of the leak at {leak.device_id} loss_m3", facts["loss_m3"], fact(a, "loss_m3"))
+        bad.same(f"record of the leak at {leak.device_id} cost_yuan", facts["cost_yuan"], fact(a, "cost_yuan"))
+    for load in EXTRA_LOADS:
+        [a] = [x for x in m.alerts[LOAD] if datetime.fromisoformat(x["first"]).astimezone(TZ).date() == load.start.date()]
+        for day in (load.start.date(), load.end.date()):  # an episode across midnight is judged whole on both days
+            facts = item(day, f"power:{load.device_id}")
+            bad.near(f"record of {day} {load.device_id} waste_kwh", facts["waste_kwh"], fact(a, "waste_kwh"), 2)
+            bad.near(f"record of {day} {load.device_id} waste_yuan", facts["waste_yuan"], fact(a, "cost_yuan"), 2)
+    door, facts = one(DOOR_AFTER_HOURS.id, DOOR.device_id), item(DOOR.start.date(), f"door:{DOOR.device_id}")
+    held = (DOOR.end - DOOR.start).total_seconds() / 60
+    bad.same("the door's alert minutes", abs(fact(door, "minutes") - held) <= 1, True)
+    bad.same("the door's record minutes", abs(facts["longest"]["minutes"] - fact(door, "minutes")) <= 0.5, True)
+    fridge, facts = one(FRIDGE_TEMPERATURE.id, FRIDGE.device_id), item(FRIDGE.start.date(), f"fridge:{FRIDGE.device_id}")
+    warm = (FRIDGE.end - FRIDGE.start).total_seconds() / 60
+    bad.same("the fridge's alert minutes", abs(fact(fridge, "minutes") - warm) <= 1, True)
+    bad.same("the fridge's record minutes", abs(facts["longest"]["minutes"] - fact(fridge, "minutes")) <= 0.5, True)
+    bad.same("the fridge's extreme", (fact(fridge, "worst_c"), facts["highest_c"]), (FRIDGE.celsius, FRIDGE.celsius))
+    return bad
+
+
 # ------------------------------------------------------------------------------- the test
 
 
@@ -552,6 +591,8 @@ def test_a_simulated_month_reports_what_its_meters_counted_and_each_fault_on_its
 
     bad, meters = reckon(m)
     assert bad == [], "the report disagrees with the raw readings:\n" + "\n".join(bad)
+    disagree = records_agree(m)
+    assert disagree == [], "the daily record disagrees with the alerts:\n" + "\n".join(disagree)
 
     # The base loads: configured for the teaching building, learned by the rule for the others,
     # near their buildings' night loads.

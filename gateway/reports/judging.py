@@ -51,6 +51,7 @@ def no_school(site: SiteConfig) -> tuple[str, str]:
     return f"{zh}，无需消毒", f"{en[0].upper()}{en[1:]}: no disinfection needed"
 # A day of one reading a second fits; past it the rest of the day shows as a gap (manual).
 MAX_POINTS: Final = 200_000
+WHOLE_MS: Final = 24 * 3_600_000  # how far past the day a run that reaches beyond it is followed
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,28 @@ def after_hours(j: Judge, d: Device, points: Callable[[int, int], list[tuple[int
     episodes = [r for r in runs(where(stretches, condition)) if overlaps(r, hours)]
     readings = sum(1 for ts, _ in found if overlaps((ts, ts + 1), hours))
     return Closed(hours, episodes, where(within, condition), gaps(within, hours), readings)
+
+
+def whole_run(j: Judge, d: Device, run: Span, points: Callable[[int, int], list[tuple[int, float]]],
+              condition: Callable[[float], bool]) -> Span:
+    """The run of `condition` while the building is closed that contains `run`, whole, as its
+    rule sees it: from its first reading to the first that ends it (or the opening). A run
+    that reaches past the margin around the day (load left on from 19:00 to 06:00) is followed
+    up to `WHOLE_MS` further, so that both days it touches give the figures of the whole."""
+    lo, hi = run
+    spans = j.day.open_spans[j.site.building_of(d.room).id]
+
+    def still(ts: int, value: float) -> bool:
+        return condition(value) and not any(a <= ts < b for a, b in spans)
+
+    found = points(lo - WHOLE_MS, hi + WHOLE_MS)
+    start = lo
+    for ts, value in reversed([p for p in found if p[0] < lo]):
+        if not still(ts, value):
+            break
+        start = ts
+    end = next((ts for ts, value in found if ts >= hi and not still(ts, value)), max(hi, found[-1][0] if found else hi))
+    return start, end
 
 
 def longest_of(episodes: Sequence[Span]) -> Span | None:

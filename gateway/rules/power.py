@@ -26,6 +26,7 @@ from gateway.reports.judging import (
     missing,
     record_item,
     verdict,
+    whole_run,
 )
 from gateway.reports.judging import minutes as record_minutes
 from gateway.reports.safety_model import (
@@ -373,7 +374,7 @@ def power(j: Judge, d: Device) -> Item:
     c = after_hours(j, d, lambda lo, hi: _powers(j, d, lo, hi), run_ms, lambda watts: watts > limit)
     failed = [r for r in c.episodes if r[1] - r[0] >= run_ms]
     above = record_minutes(total_ms([(h.start, h.end) for h in c.inside]))
-    wastes = [w for r in failed if base is not None and (w := _waste(j, d, base, r)) is not None]
+    wastes = [w for r in failed if base is not None and (w := _waste(j, d, base, limit, r)) is not None]
     kwh, yuan = round(sum(w.kwh for w in wastes), 2), round(sum(w.yuan for w in wastes), 2)
     longest = longest_of(c.episodes)
     facts = PowerFacts(base_w=None if base is None else round(base), limit_w=round(limit), duration_min=duration_min,
@@ -400,10 +401,11 @@ def power(j: Judge, d: Device) -> Item:
         update={"facts": facts, "gaps": [j.span(g) for g in c.holes]})
 
 
-def _waste(j: Judge, d: Device, base_w: float, run: tuple[int, int]) -> Waste | None:
-    """A run's waste from the stored readings, by the one definition of load left on."""
-    samples = j.samples(d.id, ("energy_kwh",), run[0] - j.hold_ms(d), run[1] + 1)
-    return replayed_waste(samples, run, base_w, j.site.tariffs.by_minute(), j.tz)
+def _waste(j: Judge, d: Device, base_w: float, limit_w: float, run: tuple[int, int]) -> Waste | None:
+    """A run's waste from the stored readings, whole, by the one definition of load left on."""
+    lo, hi = whole_run(j, d, run, lambda a, b: _powers(j, d, a, b), lambda watts: watts > limit_w)
+    samples = j.samples(d.id, ("energy_kwh",), lo - j.hold_ms(d), hi + 1)
+    return replayed_waste(samples, (lo, hi), base_w, j.site.tariffs.by_minute(), j.tz)
 
 
 def _powers(j: Judge, d: Device, lo: int, hi: int) -> list[tuple[int, float]]:

@@ -22,6 +22,7 @@ from gateway.reports.judging import (
     missing,
     record_item,
     verdict,
+    whole_run,
 )
 from gateway.reports.judging import minutes as record_minutes
 from gateway.reports.safety_model import (
@@ -397,11 +398,12 @@ def water(j: Judge, d: Device) -> Item:
 
 
 def _loss(j: Judge, d: Device, params: WaterLeak, run: tuple[int, int]) -> LeakLoss | None:
-    """A run's loss from the stored readings, by the leak's one definition."""
+    """A run's loss from the stored readings, whole, by the leak's one definition."""
     spans = j.day.open_spans[j.site.building_of(d.room).id]
-    samples = j.samples(d.id, ("volume_m3", "flow_lpm"), run[0] - j.hold_ms(d), run[1] + 1)
-    return replayed_loss(samples, run, params.flow_threshold_lpm, j.site.tariffs.water_yuan_per_m3,
-                         lambda ts: any(lo <= ts < hi for lo, hi in spans))
+    lo, hi = whole_run(j, d, run, lambda a, b: _flows(j, d, a, b), lambda lpm: lpm > params.flow_threshold_lpm)
+    samples = j.samples(d.id, ("volume_m3", "flow_lpm"), lo - j.hold_ms(d), hi + 1)
+    return replayed_loss(samples, (lo, hi), params.flow_threshold_lpm, j.site.tariffs.water_yuan_per_m3,
+                         lambda ts: any(a <= ts < b for a, b in spans))
 
 
 def leak(j: Judge, d: Device) -> Item:
