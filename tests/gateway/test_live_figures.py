@@ -30,12 +30,10 @@ NIGHT = datetime(2026, 11, 24, tzinfo=TZ)  # a Tuesday: the kitchen is closed fr
 LEAK = (time(1, 0), time(4, 30))
 LPM = 2.0
 SITE = """\
-id: kg
-name: 测试幼儿园
+id: live
+name: 小星星幼儿园
 buildings:
-  - id: main
-    name: 教学楼
-    rooms: [{{id: kitchen, name: 厨房, type: kitchen}}]
+  - {{id: service, name: 综合楼, rooms: [{{id: kitchen, name: 厨房, type: kitchen}}]}}
 devices:
   - {{id: kitchen-water, name: 厨房水表, kind: water_meter, room: kitchen}}
 mqtt: {{url: "{url}", client_id: "gw-live-figures"}}
