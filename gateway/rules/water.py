@@ -213,8 +213,10 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
         night = self._night(ts, flow)
         if not flowing:
             run, self._run = self._run, None
-            if self.raised:
+            if self.raised and night is None:
                 return self._cleared(run, ts)
+            return night
+        if night is not None:
             return night
         if self.raised:
             # until the flow stops (in the day a building's own use hides a leak): its figures so far
@@ -242,7 +244,8 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
             return None
         if self._night_end_ms is not None and ts >= self._night_end_ms:
             lowest, self._night_min, self._night_end_ms = self._night_min, None, None
-            if lowest is not None and lowest > p.night_min_flow_lpm and not self.raised:
+            # Not while a run is under way while closed: the continuous check has it, with its loss.
+            if lowest is not None and lowest > p.night_min_flow_lpm and not self.raised and self._run is None:
                 return self.finding(
                     True, lo, ts,
                     (f"{self.ctx.name} 夜间最小流量 {lowest:.1f} L/min", f"{self.ctx.name}: night minimum flow "

@@ -315,3 +315,20 @@ def test_after_a_restart_an_open_alert_still_clears() -> None:
     closed = Sample("kitchen-door", ms(at(TUE, "21:40")), {"open": 0.0})
     engine.sample(closed, closed.ts_ms)
     assert [(f.rule, f.active) for f in found] == [("door_after_hours", False)]
+
+
+@pytest.mark.parametrize("begins", ["03:05", "03:59", "23:30"])
+def test_a_leak_whose_run_crosses_the_night_window_is_raised_once_at_its_hour(begins: str) -> None:
+    """The night minimum's window ends at 04:00 while the run goes on: it must neither
+    swallow the hour's alert nor raise one of its own beside it."""
+    found: list[Finding] = []
+    engine = RuleEngine(SITE, SchoolCalendar(SITE), lambda f, e: found.append(f))
+    start = at(WED, begins)
+    for minute in range(90):
+        ts = ms(start + timedelta(minutes=minute))
+        engine.sample(Sample("teaching-water", ts, {"volume_m3": 100 + 0.002 * minute, "flow_lpm": 2.0}), ts)
+    raised = [f for f in found if f.rule == "water_leak" and f.active and not f.update]
+    assert [(f.at_ms - f.since_ms, f.facts["why"]) for f in raised] == [(60 * 60_000, "continuous")]
+    updates = [f for f in found if f.rule == "water_leak" and f.update]
+    assert len(updates) == 29  # each reading after the raise, with its figures
+    assert updates[-1].facts["loss_m3"] == pytest.approx(0.002 * 89, abs=1e-9)
