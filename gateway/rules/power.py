@@ -163,14 +163,15 @@ class Waste:
 def replayed_waste(samples: Sequence[Sample], span: tuple[int, int], base_w: float,
                    prices: Sequence[tuple[str, float]], tz: ZoneInfo) -> Waste | None:
     """The waste of a run of load left on over `span` (its first reading above the limit to
-    the first one below) from stored readings, the last one before the span included; None
-    without a reading before it."""
+    the first one below) from stored readings, counted from the last one before the span, or
+    from the span's first where the meter had none before (as the rule counts); None without
+    any."""
     lo, hi = span
     counts = [(s.ts_ms, v) for s in samples if (v := s.values.get("energy_kwh")) is not None and s.ts_ms <= hi]
-    before = [c for c in counts if c[0] < lo]
-    if not before:
+    start = [c for c in counts if c[0] < lo][-1:] or counts[:1]
+    if not start:
         return None
-    waste = Waste(lo, before[-1], base_w, prices, tz)
+    waste = Waste(lo, start[0], base_w, prices, tz)
     for ts, kwh in counts:
         if ts >= lo:
             waste.add(ts, kwh)

@@ -148,16 +148,17 @@ class LeakLoss:
 def replayed_loss(samples: Sequence[Sample], span: tuple[int, int], threshold_lpm: float, water_yuan_per_m3: float,
                   building_open: Callable[[int], bool]) -> LeakLoss | None:
     """The loss of a run of flow over `span` (its first flowing reading to the first reading
-    without flow) from stored readings, the last one before the span included; None without
-    a reading before it."""
+    without flow) from stored readings, counted from the last one before the span, or from
+    the span's first where the meter had none before (as the rule counts); None without any."""
     lo, hi = span
     flow = Flow()
     readings = [(s.ts_ms, s.values["volume_m3"], got[0]) for s in samples
                 if s.ts_ms <= hi and (got := flow(s)) is not None]
-    before = [s for s in samples if s.ts_ms < lo and "volume_m3" in s.values]
-    if not before:
+    volumes = [(s.ts_ms, s.values["volume_m3"]) for s in samples if s.ts_ms <= hi and "volume_m3" in s.values]
+    start = [v for v in volumes if v[0] < lo][-1:] or volumes[:1]
+    if not start:
         return None
-    loss = LeakLoss(lo, (before[-1].ts_ms, before[-1].values["volume_m3"]), threshold_lpm, water_yuan_per_m3)
+    loss = LeakLoss(lo, start[0], threshold_lpm, water_yuan_per_m3)
     for ts, volume, lpm in readings:
         if ts >= lo:
             loss.add(ts, volume, lpm, building_open(ts))
