@@ -340,23 +340,36 @@ class LeakDetectedRule(Rule[LeakDetected]):
 
     name = "leak_detected"
 
+    def __init__(self, ctx: Context, params: LeakDetected) -> None:
+        super().__init__(ctx, params)
+        self._since: int | None = None  # wet since
+
     def on_sample(self, sample: Sample) -> Finding | None:
         leak = sample.values.get("leak")
         if leak is None:
             return None
         ts = sample.ts_ms
         if not leak:
-            return self.clear(ts, {"dry_ms": ts}) if self.raised else None
+            wet, self._since = self._since, None
+            if not self.raised:
+                return None
+            if wet is None:  # raised before a restart
+                return self.clear(ts, {"dry_ms": ts})
+            n, span = minutes(ts - wet), f"{self.ctx.stamp(wet)}–{self.ctx.clock(ts)}"
+            return self.clear(ts, {"since_ms": wet, "minutes": n, "dry_ms": ts},
+                              (f"{span} 地面有水 {n} 分钟, 已干", f"water on the floor {span}, {n} min: dry again"),
+                              (f"{self.ctx.name} 检测到漏水 {n} 分钟, 已干",
+                               f"{self.ctx.name}: water detected for {n} min, dry again"))
+        if self._since is None:
+            self._since = ts
+        name, at, n = self.ctx.name, self.ctx.stamp(self._since), minutes(ts - self._since)
+        title = (f"{name} 检测到漏水", f"{name}: water detected")
+        detail = (f"{at} 起检测到地面有水{f', 已 {n} 分钟' if n else ''}, 请立即到场查看并关闭阀门",
+                  f"water on the floor since {at}{f', {n} min so far' if n else ''}: go and look, and close the valve")
+        facts: dict[str, float | str] = {"since_ms": self._since, "minutes": n}
         if self.raised:
-            return None
-        name, at = self.ctx.name, self.ctx.stamp(ts)
-        return self.finding(
-            True, ts, ts,
-            (f"{name} 检测到漏水", f"{name}: water detected"),
-            (f"{at} 起检测到地面有水, 请立即到场查看并关闭阀门",
-             f"water on the floor since {at}: go and look, and close the valve"),
-            {"since_ms": ts}, "leak",
-        )
+            return self.update(self._since, ts, title, detail, facts)
+        return self.finding(True, self._since, ts, title, detail, facts, "leak")
 
 # ------------------------------------------------------------ the daily record's judge
 
