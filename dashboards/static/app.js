@@ -5,7 +5,7 @@
 import { HttpError, get, login, logout, session, stream } from "./api.js";
 import { language, setLanguage, setTimeZone, t } from "./i18n.js";
 import { failure, h, showLogin, statusText } from "./ui.js";
-import { NAV, NAV_PARENT, VIEWS } from "./views/index.js";
+import { ADMIN_ONLY, NAV, NAV_PARENT, VIEWS } from "./views/index.js";
 
 const state = {
   site: null,
@@ -30,7 +30,9 @@ function renderChrome() {
   const current = route().name;
   const lit = NAV_PARENT[current] ?? current;
   const nav = document.getElementById("nav");
-  nav.replaceChildren(...NAV.map((name) => h("a", {
+  // The settings are an admin's: nobody else sees them in the menu.
+  const shown = session()?.role === "admin" ? NAV : NAV.filter((name) => !ADMIN_ONLY.includes(name));
+  nav.replaceChildren(...shown.map((name) => h("a", {
     href: `#/${name}`, class: name === lit ? "active" : "", "aria-current": name === lit ? "page" : null,
   }, t(`nav.${name}`))));
   // On a phone the menu is folded behind one button that names the view shown.
@@ -56,7 +58,7 @@ async function render() {
   const r = route();
   const seq = ++renderSeq;
   const main = document.getElementById("view");
-  const ctx = { ...r, state, rerender: render, refreshSoon };
+  const ctx = { ...r, state, rerender: render, refreshSoon, reloadSite: loadSite };
   const shown = r.arg ? `${r.name}/${r.arg}` : r.name;
   if (!state.view || state.view.name !== r.name || state.view.arg !== r.arg) {
     main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));

@@ -70,6 +70,16 @@ export function dot(online) {
   return h("span", { class: `dot ${online ? "on" : "off"}`, title: t(online ? "common.online" : "common.offline") });
 }
 
+/** Hands a fetched file to the browser to save, as a link to it clicked would. */
+export function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 /** A modal dialog; `build(close)` returns its content. */
 export function dialog(build) {
   const el = document.getElementById("dialog");

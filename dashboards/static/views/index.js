@@ -13,11 +13,15 @@ import overview from "./overview.js";
 import patrol from "./patrol.js";
 import reports from "./reports.js";
 import samples from "./samples.js";
+import settings from "./settings.js";
 import sweep from "./sweep.js";
 
-export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, ledger, reports };
+export const VIEWS = { overview, closing, sweep, buildings, device, alerts, orders, samples, patrol, ledger, reports, settings };
 
-export const NAV = ["overview", "closing", "samples", "patrol", "ledger", "orders", "alerts", "reports", "buildings", "sweep"];
+export const NAV = ["overview", "closing", "samples", "patrol", "ledger", "orders", "alerts", "reports", "buildings", "sweep", "settings"];
+
+/** Views only an admin sees in the menu (anyone else reaching one is told it needs an admin). */
+export const ADMIN_ONLY = ["settings"];
 
 /** The menu entry that stays lit on a page reached from it. */
 export const NAV_PARENT = { device: "buildings" };

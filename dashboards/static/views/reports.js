@@ -5,7 +5,7 @@
 
 import { HttpError, download, get } from "../api.js";
 import { addLabels, dayWord, isZh, language, num, pick, t, when } from "../i18n.js";
-import { card, chip, h } from "../ui.js";
+import { card, chip, h, saveFile } from "../ui.js";
 import { list } from "./common.js";
 
 addLabels({
@@ -141,12 +141,7 @@ function downloads(path, query, key) {
       message.textContent = t("reports.downloading");
       try {
         const { blob, filename } = await download(path, { ...query, format: fmt, lang: language() }, `${key}.${fmt}`);
-        const url = URL.createObjectURL(blob);
-        const a = h("a", { href: url, download: filename, hidden: true });
-        document.body.append(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10_000);
+        saveFile(blob, filename);
         message.textContent = t("reports.saved", { f: filename });
       } catch (err) {
         message.className = "small error-text download-note";
