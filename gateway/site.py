@@ -130,6 +130,16 @@ class Device(Strict):
         return self._rule_params
 
 
+class RetiredDevice(Strict):
+    """A device taken out of service in the dashboard: it reports no more and no rule watches
+    it, but its readings, alerts and records stay, under its id and name (never given again)."""
+
+    id: Ident
+    kind: str
+    room: str  # where it was; the room itself may have gone since
+    name: str = ""
+    retired_at_ms: int = Field(ge=0, description="when it was retired (Unix ms)")
+
 
 class Span(Strict):
     start: time

@@ -40,6 +40,7 @@ from gateway.site import (
     Building,
     Device,
     Ident,
+    RetiredDevice,
     Room,
     Span,
     Strict,
@@ -253,6 +254,7 @@ class SiteConfig(BaseSettings):
     opening_hours: dict[str, list[Span]] = Field(default_factory=_default_hours)
     buildings: list[Building] = Field(min_length=1)
     devices: list[Device] = Field(default_factory=list)
+    retired: list[RetiredDevice] = Field(default_factory=list)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influxdb: InfluxSettings | None = None
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -274,6 +276,10 @@ class SiteConfig(BaseSettings):
     fire_patrol: FirePatrolSettings = Field(default_factory=FirePatrolSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
+    # Where the school's settings are kept (docs/admin.md): "dashboard", the state database, which
+    # this file seeds and people change in the dashboard's admin area; or "file", this file
+    # alone, the admin area read-only.
+    managed_from: Literal["dashboard", "file"] = "dashboard"
 
     @classmethod
     def settings_customise_sources(
@@ -314,6 +320,12 @@ class SiteConfig(BaseSettings):
         _unique("buildings", [b.id for b in self.buildings])
         _unique("rooms", rooms)
         _unique("devices", [d.id for d in self.devices])
+        _unique("retired", [d.id for d in self.retired])
+        retired = {d.id: d for d in self.retired}
+        for i, d in enumerate(self.devices):
+            if d.id in retired:
+                raise ValueError(f"@devices[{i}].id: {d.id!r} was the id of a retired device "
+                                 f"({retired[d.id].name or d.id}); an id is never given twice")
         for i, d in enumerate(self.devices):
             if d.id in ("gateway", "alerts"):  # facility/<site>/gateway/… and …/alerts/… are the gateway's
                 raise ValueError(f"@devices[{i}].id: {d.id!r} is reserved for the gateway itself")
