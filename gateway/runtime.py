@@ -22,6 +22,7 @@ from gateway.auth.store import AuthStore
 from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
+from gateway.config.editor import SettingsEditor
 from gateway.config.stored import ConfigStore
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
@@ -76,6 +77,7 @@ class Gateway:
     on_spool: SpoolThread
     writers: list[SinkWriter]
     spooler: Spooler
+    settings: SettingsEditor  # changes to the school's settings, applied while running
 
     def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
         self._stack = AsyncExitStack()
@@ -83,9 +85,8 @@ class Gateway:
         # file's: gateway/config/stored.py says which wins.
         self.config = ConfigStore(site.storage.data_dir / "state.db")
         self._stack.callback(self.config.close)
-        start = self.config.startup(site, to_ms(clock.now()))
+        self._start_config = start = self.config.startup(site, to_ms(clock.now()))
         site = start.site
-        self.file_pending = start.file_pending
         self.site = site
         self.clock = clock
         self.counters = Counters()
@@ -136,8 +137,9 @@ class Gateway:
             max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
         )
         stack.callback(self.spool.close)
-        self.audit = AuditTrail(data_dir / "state.db")
-        stack.callback(self.audit.close)
+        self.audit = stack.enter_context(closing(AuditTrail(data_dir / "state.db")))
+        self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
+                                       self._start_config.version, self._start_config.file_pending)
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
         self.people = People(self.auth, self.site.duty.people)
