@@ -286,10 +286,7 @@ class _Doc:
             return [self.unknown_key(loc)]
         if kind == "missing":
             key = loc[-1] if loc else ""
-            label = self.label(loc)
-            named_zh = f"「{label.zh}」（`{key}`）" if label else f"`{key}`"
-            named_en = f"“{label.en}” (`{key}`)" if label else f"`{key}`"
-            return [self.problem(loc[:-1], f"缺少必填的键 {named_zh}", f"the required key {named_en} is missing")]
+            return [self.problem(loc, f"缺少必填的键 `{key}`", f"the required key `{key}` is missing")]
         if kind in _BOUNDS:
             return [self.bound(loc, kind, ctx)]
         if kind in _EXPECTED:
@@ -447,10 +444,10 @@ class _Doc:
                 known = self.known(what)
                 ids = {i for i, _, _ in known}
                 given = [loc[-1]] if pattern[-1] is str else (value if isinstance(value, list) else [value])
-                noun_zh, noun_en = _REFERENCE_NOUNS[what]
+                noun_zh, noun_en, nouns_en = _REFERENCE_NOUNS[what]
                 zh, en = _listed(known)
                 return [self.problem(loc, f"没有{noun_zh} `{g}`；可选的{noun_zh}：{zh}",
-                                     f"there is no {noun_en} `{g}`; the {noun_en}s are: {en}")
+                                     f"there is no {noun_en} `{g}`; the {nouns_en} are: {en}")
                         for g in given if g not in ids]
         return []
 
@@ -522,7 +519,8 @@ _REFERENCES: Final[tuple[tuple[tuple[object, ...], str], ...]] = (
     (("work_orders", "rules", str), "rule"),
     (("sweep", "standby_w", str), "device"),
 )
-_REFERENCE_NOUNS: Final[dict[str, tuple[str, str]]] = {
-    "room": ("房间", "room"), "building": ("楼", "building"), "device": ("设备", "device"),
-    "person": ("值班人员", "person"), "channel": ("通知渠道", "notification channel"), "rule": ("规则", "rule"),
+_REFERENCE_NOUNS: Final[dict[str, tuple[str, str, str]]] = {
+    "room": ("房间", "room", "rooms"), "building": ("楼", "building", "buildings"),
+    "device": ("设备", "device", "devices"), "person": ("值班人员", "person", "people on duty"),
+    "channel": ("通知渠道", "notification channel", "notification channels"), "rule": ("规则", "rule", "rules"),
 }
