@@ -38,6 +38,7 @@ def create_app(
     before: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
     after: Sequence[Companion] = (),
 ) -> FastAPI:
+    from gateway.api.admin import router as admin_router
     from gateway.api.alerts import router as alerts_router
     from gateway.api.closing import router as closing_router
     from gateway.api.dashboard import asset_version
@@ -101,6 +102,7 @@ def create_app(
     app.include_router(energy_router)
     app.include_router(samples_router)
     app.include_router(patrols_router)
+    app.include_router(admin_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)

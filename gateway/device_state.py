@@ -27,7 +27,14 @@ class DeviceState:
 class DeviceStates:
     def __init__(self, site: SiteConfig, clock: Clock) -> None:
         self._clock = clock
-        self._states = {d.id: DeviceState() for d in site.devices}
+        self._states: dict[str, DeviceState] = {}
+        self._grace_ms: dict[str, float] = {}
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """A new device starts unheard; a device kept keeps what it reported; a retired one
+        is forgotten (what is still on its way is stored and then ignored here)."""
+        self._states = {d.id: self._states.get(d.id) or DeviceState() for d in site.devices}
         self._grace_ms = {d.id: silent_after_ms(d) for d in site.devices}
 
     def seed(self, latest: dict[str, dict[str, Point]]) -> None:
@@ -40,7 +47,9 @@ class DeviceStates:
                 state.heard_ms = state.last_seen_ms
 
     def update(self, device_id: str, ts_ms: int, values: Iterable[tuple[str, float]]) -> None:
-        state = self._states[device_id]
+        state = self._states.get(device_id)
+        if state is None:  # retired while its reading was on its way
+            return
         latest = state.latest
         for metric, value in values:
             old = latest.get(metric)

@@ -57,12 +57,16 @@ class Subscription:
 class LiveBus:
     def __init__(self, site: SiteConfig, counters: Counters) -> None:
         self._subscribers: set[Subscription] = set()
+        self._states: dict[str, frozenset[str]] = {}
+        self.reconfigure(site)
+        counters.gauge("facility_live_subscribers", "Dashboards connected to the live stream",
+                       lambda: len(self._subscribers))
+
+    def reconfigure(self, site: SiteConfig) -> None:
         self._states = {
             d.id: frozenset(m.key for m in kinds()[d.kind].metrics if m.type is MetricType.STATE)
             for d in site.devices
         }
-        counters.gauge("facility_live_subscribers", "Dashboards connected to the live stream",
-                       lambda: len(self._subscribers))
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
@@ -79,7 +83,7 @@ class LiveBus:
             return
         for _, item in items:
             if isinstance(item, Sample):
-                states = self._states[item.device_id]
+                states = self._states.get(item.device_id, frozenset())
                 values = {k: bool(v) if k in states else v for k, v in item.values.items()}
                 for sub in self._subscribers:
                     data = {"device": item.device_id, "ts": item.ts_ms, "values": values}

@@ -22,11 +22,13 @@ from gateway.auth.store import AuthStore
 from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
+from gateway.config.editor import SettingsEditor
+from gateway.config.stored import ConfigStore
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
-from gateway.ingest.poll import pollers
+from gateway.ingest.poll import BusPoller, pollers
 from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
@@ -75,8 +77,16 @@ class Gateway:
     on_spool: SpoolThread
     writers: list[SinkWriter]
     spooler: Spooler
+    settings: SettingsEditor  # changes to the school's settings, applied while running
 
     def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
+        self._stack = AsyncExitStack()
+        # The school's settings as kept in the state database (changed in the dashboard), or the
+        # file's: gateway/config/stored.py says which wins.
+        self.config = ConfigStore(site.storage.data_dir / "state.db")
+        self._stack.callback(self.config.close)
+        self._start_config = start = self.config.startup(site, to_ms(clock.now()))
+        site = start.site
         self.site = site
         self.clock = clock
         self.counters = Counters()
@@ -106,8 +116,10 @@ class Gateway:
         )
         poll_errors = Counter("facility_poll_errors", "Polls of a meter that got no usable answer, by device and "
                               "reason (connection, timeout, exception)", ["device", "reason"], registry=registry)
+        self._poll_errors = poll_errors
         self.pollers = pollers(site, self.ingestor, clock, poll_errors)
-        self._stack = AsyncExitStack()
+        self._poller_tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: str | None = None  # set when a core task died: what died, and why
         self.failed = asyncio.Event()
@@ -125,8 +137,9 @@ class Gateway:
             max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
         )
         stack.callback(self.spool.close)
-        self.audit = AuditTrail(data_dir / "state.db")
-        stack.callback(self.audit.close)
+        self.audit = stack.enter_context(closing(AuditTrail(data_dir / "state.db")))
+        self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
+                                       self._start_config.version, self._start_config.file_pending)
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
         self.people = People(self.auth, self.site.duty.people)
@@ -144,9 +157,7 @@ class Gateway:
         stack.callback(self.deliveries.close)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
-        # The circuits whose base load is learned (and saved for every replica's readers).
-        self._load_rules = [(d.id, rule) for d in self.site.devices
-                            if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None]
+        self._load_rules = self._learning()
         self.counters.accounting(self.spool.totals)
         latest = await asyncio.to_thread(self.store.latest)
         self.states.seed(latest)
@@ -168,11 +179,10 @@ class Gateway:
             ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
             ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
             *((f"writer {w.sink.name}", w.run()) for w in self.writers),
-            *((f"poller {p.url}", p.run()) for p in self.pollers),
         ]
         if self.store.needs_rollups:
             core.append(("rollups rebuild", self._rebuild_rollups()))
-        self._tasks = [group.create_task(self._supervised(name, run), name=name) for name, run in core]
+        self._start(group, core)
         stack.push_async_callback(self._cancel_tasks)
         stack.callback(self.live.close)
         if self.mqtt is not None:
@@ -211,8 +221,66 @@ class Gateway:
             self.failed.set()
 
     async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
+        self._group = None
+        for task in (*self._tasks, *self._poller_tasks.values()):
             task.cancel()
+
+    def _start(self, group: asyncio.TaskGroup, core: list[tuple[str, Coroutine[None, None, None]]]) -> None:
+        self._tasks = [group.create_task(self._supervised(name, run), name=name) for name, run in core]
+        self._group = group
+        self._start_pollers(self.pollers)
+
+    def _start_pollers(self, started: Sequence[BusPoller]) -> None:
+        assert self._group is not None
+        for p in started:
+            self._poller_tasks[p.url] = self._group.create_task(self._supervised(f"poller {p.url}", p.run()),
+                                                                name=f"poller {p.url}")
+
+    def _learning(self) -> list[tuple[str, LoadAfterHoursRule]]:
+        """The circuits whose base load is learned (and saved for every replica's readers)."""
+        return [(d.id, rule) for d in self.site.devices
+                if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None]
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """Applies the school's changed settings at once, on the event loop's thread: every part
+        takes the site as it is now. What is unchanged keeps its state (a device's rules in the
+        middle of timing a leak, a channel's queue, a bus being polled); a retired device's open
+        alerts end; readings already on their way are stored whatever changed."""
+        self.site = site
+        self.states.reconfigure(site)
+        self.ingestor.reconfigure(site)
+        if self.mqtt is not None:
+            self.mqtt.resubscribe()
+        if self.influx is not None:
+            self.influx.reconfigure(site)
+        self.calendar.reconfigure(site)
+        self.roster.reconfigure(site)
+        self.people.reconfigure(site.duty.people)
+        self.notifier.reconfigure(site)
+        self.live.reconfigure(site)
+        self.alerts.reconfigure(site)
+        self.work_orders.reconfigure(site)
+        self.samples.reconfigure(site)
+        self.patrols.reconfigure(site)
+        gone = self.engine.reconfigure(site, {(a.rule, a.device_id) for a in self.alerts.open_alerts()})
+        now_ms = to_ms(self.clock.now())
+        for device_id in gone:
+            self.alerts.retire(device_id, now_ms)
+        self._load_rules = self._learning()
+        self._reconfigure_pollers(site)
+
+    def _reconfigure_pollers(self, site: SiteConfig) -> None:
+        """A bus whose meters changed is polled anew; the others go on."""
+        wanted = {p.url: p for p in pollers(site, self.ingestor, self.clock, self._poll_errors)}
+        running = {p.url: p for p in self.pollers}
+        changed = [url for url, p in running.items() if url not in wanted or not p.same_meters(wanted[url])]
+        for url in changed:
+            task = self._poller_tasks.pop(url, None)
+            if task is not None:
+                task.cancel()
+        self.pollers = [running[url] if url in running and url not in changed else p for url, p in wanted.items()]
+        if self._group is not None:
+            self._start_pollers([p for p in self.pollers if p.url not in self._poller_tasks])
 
     def _committed(self, items: Sequence[tuple[int, Sample | Event]]) -> None:
         """The rules and the dashboards see what the spool holds, in the order it was committed."""

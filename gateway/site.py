@@ -8,7 +8,7 @@ registry. Keeping them here is what lets the rules import them without a cycle.
 from __future__ import annotations
 
 from datetime import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -28,8 +28,19 @@ from devices.vendors import VendorSource, sources
 if TYPE_CHECKING:
     from gateway.rules.params import RuleParams
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+IDENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_WORDS: Final[dict[str, tuple[str, str]]] = dict(zip(WEEKDAYS, (
+    ("周一", "Monday"), ("周二", "Tuesday"), ("周三", "Wednesday"), ("周四", "Thursday"), ("周五", "Friday"),
+    ("周六", "Saturday"), ("周日", "Sunday")), strict=True))
+RoomType = Literal["classroom", "nap_room", "dorm", "kitchen", "office", "gate", "plant", "other"]
+# How each room type reads to people, in Chinese and English (the site file's error messages list them).
+ROOM_TYPE_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "classroom": ("教室", "Classroom"), "nap_room": ("午睡室", "Nap room"), "dorm": ("宿舍", "Dormitory"),
+    "kitchen": ("厨房", "Kitchen"), "office": ("办公室", "Office"), "gate": ("门卫室", "Gatehouse"),
+    "plant": ("设备间", "Plant room"), "other": ("其他", "Other"),
+}
 
 
 class Strict(BaseModel):
@@ -39,7 +50,7 @@ class Strict(BaseModel):
 class Room(Strict):
     id: Ident
     name: str
-    type: Literal["classroom", "nap_room", "dorm", "kitchen", "office", "gate", "plant", "other"] = "other"
+    type: RoomType = "other"
 
 
 class Building(Strict):
@@ -129,6 +140,16 @@ class Device(Strict):
         Read them typed through the rule's spec: `spec.params_for(device)`."""
         return self._rule_params
 
+
+class RetiredDevice(Strict):
+    """A device taken out of service in the dashboard: it reports no more and no rule watches
+    it, but its readings, alerts and records stay, under its id and name (never given again)."""
+
+    id: Ident
+    kind: str
+    room: str  # where it was; the room itself may have gone since
+    name: str = ""
+    retired_at_ms: int = Field(ge=0, description="when it was retired (Unix ms)")
 
 
 class Span(Strict):

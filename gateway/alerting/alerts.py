@@ -16,11 +16,11 @@ from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
+from gateway.rules.base import Finding
 from gateway.storage.sqlite import add_columns, connect, where
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
-    from gateway.rules.base import Finding
     from gateway.rules.engine import Evidence
     from gateway.schedule.roster import Roster
 
@@ -176,6 +176,18 @@ class AlertStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        self._site = site
+        self._duty = site.duty
+
+    def retire(self, device_id: str, at_ms: int) -> None:
+        """A device taken out of service: its open alerts end, saying why."""
+        for (rule, device), alert in list(self._open.items()):
+            if device == device_id:
+                retired = Finding(rule, device_id, False, alert.severity, alert.first_ms, at_ms, "", "",
+                                  "设备已停用，不再监测。", "The device was retired; it is no longer watched.")
+                self._clear(alert, retired)
 
     def _now_ms(self) -> int:
         return to_ms(self._clock.now())

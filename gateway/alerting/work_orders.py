@@ -164,10 +164,13 @@ class WorkOrders:
         self._conn = connect(path, _SCHEMA)
         add_columns(self._conn, "work_orders", _ADDED)
         self.photos = path.parent / "photos"
-        self._site = site
-        self._settings = site.work_orders
         self._audit = audit
         self._clock = clock
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        self._site = site
+        self._settings = site.work_orders
 
     def close(self) -> None:
         self._conn.close()

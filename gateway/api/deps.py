@@ -22,10 +22,12 @@ from gateway.alerting.work_orders import WorkOrders
 from gateway.canteen.samples import SampleRegister
 from gateway.clock import Clock
 from gateway.config import SiteConfig
+from gateway.config.editor import SettingsEditor
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
+from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
 from gateway.reports.sweeps import SweepStore
@@ -76,6 +78,14 @@ async def _calendar(request: Request) -> SchoolCalendar:
 
 async def _roster(request: Request) -> Roster:
     return _gateway(request).roster
+
+
+async def _settings(request: Request) -> SettingsEditor:
+    return _gateway(request).settings
+
+
+async def _notifier(request: Request) -> Notifier:
+    return _gateway(request).notifier
 
 
 async def _learned(request: Request) -> LearnedStore:
@@ -144,6 +154,8 @@ AlertsDep = Annotated[AlertStore, Depends(_alerts)]
 WorkOrdersDep = Annotated[WorkOrders, Depends(_work_orders)]
 CalendarDep = Annotated[SchoolCalendar, Depends(_calendar)]
 RosterDep = Annotated[Roster, Depends(_roster)]
+SettingsDep = Annotated[SettingsEditor, Depends(_settings)]
+NotifierDep = Annotated[Notifier, Depends(_notifier)]
 # What the rules know of each device (a lamp's minutes run today, a circuit's base load).
 ChecksDep = Annotated[ManualChecks, Depends(_checks)]
 LearnedDep = Annotated[LearnedStore, Depends(_learned)]

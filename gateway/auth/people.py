@@ -34,6 +34,9 @@ class People:
 
     def __init__(self, auth: AuthStore, roster: Sequence[Person]) -> None:
         self._auth = auth
+        self.reconfigure(roster)
+
+    def reconfigure(self, roster: Sequence[Person]) -> None:
         self._roster = {p.id: p for p in roster}
 
     def directory(self) -> Directory:

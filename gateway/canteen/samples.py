@@ -102,12 +102,15 @@ class SampleRegister:
                  alerts: AlertStore) -> None:
         self._conn = connect(path, _SCHEMA, durable=True)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
-        self._site = site
-        self._settings = site.samples
         self._calendar = calendar
         self._audit = audit
         self._clock = clock
         self._alerts = alerts
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        self._site = site
+        self._settings = site.samples
         self.fridges: list[Device] = [d for d in site.devices if kinds()[d.kind].keeps_samples]
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ and the key. Secrets may also come from the environment (`FACILITY_MQTT__PASSWOR
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -31,6 +30,7 @@ from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
 from gateway.config.fire_patrol import FirePatrolSettings
 from gateway.config.notifications import NotificationSettings
+from gateway.config.problems import Problem, document, problems, text_hints
 from gateway.config.samples import SampleSettings
 from gateway.config.sweep import SweepSettings
 from gateway.config.work_orders import WorkOrderSettings
@@ -40,6 +40,7 @@ from gateway.site import (
     Building,
     Device,
     Ident,
+    RetiredDevice,
     Room,
     Span,
     Strict,
@@ -78,7 +79,13 @@ SchoolKind = Literal["kindergarten", "primary", "secondary", "school"]
 
 
 class ConfigError(Exception):
-    """A config file that cannot be used; its message lists every problem, one per line."""
+    """A config file that cannot be used: its `problems`, each with its line in the file. The
+    message gives each as `file:line: key: <zh>`, with the English on an indented line below."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(_describe(source, p) for p in problems))
 
 
 def _rule_params(name: str, params: dict[str, Any], where: str) -> None:
@@ -237,6 +244,7 @@ _DAY_KINDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+@document
 class SiteConfig(BaseSettings):
     """The whole configuration. Keys from the file win over defaults; environment variables
     (`FACILITY_` prefix, `__` between levels) win over the file, for secrets in production."""
@@ -253,6 +261,7 @@ class SiteConfig(BaseSettings):
     opening_hours: dict[str, list[Span]] = Field(default_factory=_default_hours)
     buildings: list[Building] = Field(min_length=1)
     devices: list[Device] = Field(default_factory=list)
+    retired: list[RetiredDevice] = Field(default_factory=list)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influxdb: InfluxSettings | None = None
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -274,6 +283,10 @@ class SiteConfig(BaseSettings):
     fire_patrol: FirePatrolSettings = Field(default_factory=FirePatrolSettings)
     # Production refuses anonymous MQTT, placeholder secrets and half-configured TLS.
     mode: Literal["development", "production"] = "development"
+    # Where the school's settings are kept (docs/admin.md): "dashboard", the state database, which
+    # this file seeds and people change in the dashboard's admin area; or "file", this file
+    # alone, the admin area read-only.
+    managed_from: Literal["dashboard", "file"] = "dashboard"
 
     @classmethod
     def settings_customise_sources(
@@ -314,6 +327,12 @@ class SiteConfig(BaseSettings):
         _unique("buildings", [b.id for b in self.buildings])
         _unique("rooms", rooms)
         _unique("devices", [d.id for d in self.devices])
+        _unique("retired", [d.id for d in self.retired])
+        retired = {d.id: d for d in self.retired}
+        for i, d in enumerate(self.devices):
+            if d.id in retired:
+                raise ValueError(f"@devices[{i}].id: {d.id!r} was the id of a retired device "
+                                 f"({retired[d.id].name or d.id}); an id is never given twice")
         for i, d in enumerate(self.devices):
             if d.id in ("gateway", "alerts"):  # facility/<site>/gateway/… and …/alerts/… are the gateway's
                 raise ValueError(f"@devices[{i}].id: {d.id!r} is reserved for the gateway itself")
@@ -488,25 +507,31 @@ def load(path: Path) -> SiteConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(str(path), [Problem((), None, f"读不到这个文件：{exc.strerror}",
+                                              f"cannot read: {exc.strerror}")]) from None
     return parse(text, str(path))
 
 
 def parse(text: str, source: str) -> SiteConfig:
+    # A tab, a full-width space or colon where YAML wants its own: YAML's message would be
+    # cryptic (or the key silently a string), so these are said first, with any other problem.
+    hints = text_hints(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        why = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [*hints, Problem((), mark.line + 1 if mark else None,
+                                                   f"不是有效的 YAML：{why}", f"not valid YAML: {why}")]) from None
     if node is None or not isinstance(node, yaml.MappingNode):
-        raise ConfigError(f"{source}:1: the site file must be a mapping of keys to values")
+        raise ConfigError(source, [*hints, Problem((), 1, "站点文件应是“键: 值”的映射",
+                                                   "the site file must be a mapping of keys to values")])
     lines: dict[tuple[str | int, ...], int] = {}
     data = _to_python(node, (), lines)
     try:
         return SiteConfig(**data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(source, err, lines) for err in exc.errors())) from None
+        raise ConfigError(source, [*hints, *problems(exc, data, lines)]) from None
 
 
 def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
@@ -528,23 +553,8 @@ def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[s
         return node.value
 
 
-_AT = re.compile(r"^@(?P<loc>[\w.\[\]-]+): (?P<msg>.*)$", re.S)
-
-
-def _describe(source: str, err: Any, lines: dict[tuple[str | int, ...], int]) -> str:
-    loc: tuple[str | int, ...] = tuple(err["loc"])
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    # Whole-file checks name the key they are about as "@path: message".
-    if (at := _AT.match(msg)) is not None:
-        msg = at["msg"]
-        loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", at["loc"]))
-    line = 1
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            line = lines[loc[:n]]
-            break
-    key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top)"
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    return f"{source}:{line}: {key}: {msg}"
-
+def _describe(source: str, problem: Problem) -> str:
+    """`file:line: key: <zh>`, then the English indented on the next line."""
+    where = f"{source}:{problem.line}" if problem.line is not None else source
+    key = f" {problem.key}:" if problem.key else ""
+    return f"{where}:{key} {problem.zh}\n    {problem.en}"

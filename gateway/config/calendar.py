@@ -37,3 +37,6 @@ class CalendarSettings(BaseModel):
     closures: list[Period] = Field(default_factory=list, description="any other closed days")
     # 护校: the school is closed and guarded; alerts go to the guard-duty rota of the roster.
     guard_duty: list[Period] = Field(default_factory=list)
+    # The school's own make-up days (调休上课): days it opens though they would be closed (a
+    # Saturday of a sports day, a day traded for a holiday); the statutory ones need no entry.
+    makeup_days: list[Period] = Field(default_factory=list, description="extra days the school opens")

@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.alerting.trade import Trade
+from gateway.site import RoomType
 
 # What the sensors check at closing (gateway/api/closing.py): a door left open, power above
 # standby, water running, a UV lamp on.
 Sensed = Literal["door", "power", "water", "uv"]
-RoomType = Literal["classroom", "nap_room", "dorm", "kitchen", "office", "gate", "plant", "other"]
 
 
 class SweepItem(BaseModel):

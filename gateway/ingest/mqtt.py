@@ -78,14 +78,11 @@ class MqttIngest:
         self._clock = clock
         self._ingestor = ingestor
         self.status_topic = f"facility/{site_id}/gateway/status"
-        # Our native topics, and those of the site's Zigbee2MQTT, Tasmota and Shelly devices.
-        topics = [f"facility/{site_id}/#", *ingestor.vendor_topics]
-        v5 = settings.protocol == "5"
-        self._subscriptions: list[tuple[str, int]] | list[tuple[str, SubscribeOptions]] = (
-            # MQTT 5: retained messages only for a subscription the session does not have yet.
-            [(t, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)) for t in topics]
-            if v5 else [(t, 1) for t in topics]
-        )
+        self._native = f"facility/{site_id}/#"
+        self._v5 = v5 = settings.protocol == "5"
+        self._subscriptions: list[tuple[str, int]] | list[tuple[str, SubscribeOptions]] = []
+        self._topics: list[str] = []
+        self._topics_lock = threading.Lock()
         # Topic → hash of the payload last received on it, least recently heard first (an
         # OrderedDict: a plain dict's oldest entry gets slow to find after many deletions, which
         # a device publishing on ever new topics would cause). Python's hash of bytes is SipHash
@@ -102,7 +99,6 @@ class MqttIngest:
         self._acks_lock = threading.Lock()
         self._awaited: dict[int, _Waiter] = {}
         self._early: dict[int, ReasonCode] = {}
-        self._v5 = v5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -126,6 +122,29 @@ class MqttIngest:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         self._client = client
+        self.resubscribe()
+
+    def resubscribe(self) -> None:
+        """Our native topics and those of the site's Zigbee2MQTT, Tasmota and Shelly devices as
+        the ingestor routes them now: the connection subscribes to new ones and leaves old ones
+        at once, and every reconnection subscribes to the whole list."""
+        topics = [self._native, *self._ingestor.vendor_topics]
+        with self._topics_lock:
+            added = [t for t in topics if t not in self._topics]
+            gone = [t for t in self._topics if t not in topics]
+            self._topics = topics
+            self._subscriptions = self._options(topics)
+            if self.connected and added:
+                self._client.subscribe(self._options(added))
+            if self.connected and gone:
+                self._client.unsubscribe(gone)
+
+    def _options(self, topics: list[str]) -> list[tuple[str, int]] | list[tuple[str, SubscribeOptions]]:
+        # MQTT 5: retained messages only for a subscription the session does not have yet.
+        if self._v5:
+            return [(t, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB))
+                    for t in topics]
+        return [(t, 1) for t in topics]
 
     def start(self) -> None:
         """Connects in the background; paho's thread keeps reconnecting until `stop()`."""
@@ -226,7 +245,8 @@ class MqttIngest:
         self._failures = 0
         self._backoff.reset()
         log.info("MQTT connected to %s (session present: %s)", self._settings.url, flags.session_present)
-        client.subscribe(self._subscriptions)
+        with self._topics_lock:
+            client.subscribe(self._subscriptions)
         self._publish_unawaited(self.status_topic, b"online")
 
     def _on_disconnect(

@@ -123,20 +123,27 @@ class Ingestor:
         self._max_bytes = site.ingest.max_payload_bytes
         self._future_ms = int(site.ingest.max_clock_skew_s * 1000)
         self._past_ms = site.storage.retention_days * 86_400_000
-        self._kinds = {d.id: kinds()[d.kind] for d in site.devices}
         self._counter_keys = {
             name: frozenset(m.key for m in kind.metrics if m.type is MetricType.COUNTER)
             for name, kind in kinds().items()
         }
+        self._kinds: dict[str, DeviceKind] = {}
         # Vendor topics (Zigbee2MQTT, Tasmota, Shelly): topic → (device, its source, the part).
-        self._routes: dict[str, tuple[str, VendorSource, str]] = {
-            topic: (d.id, d.source, part) for d in site.devices if d.source is not None
-            for topic, part in d.source.topics().items()
-        }
+        self._routes: dict[str, tuple[str, VendorSource, str]] = {}
+        self.reconfigure(site)
         self._status_topic = f"facility/{site.id}/gateway/status"
         self._alerts_prefix = f"facility/{site.id}/alerts/"
         self._last_count: dict[_Series, _Count] = {}  # newest value of each counter
         self._lock = threading.Lock()  # transports call in from several threads
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """The devices as configured now: each map is built whole and then swapped in, so a
+        transport's thread reading it meanwhile sees the old one or the new one."""
+        self._kinds = {d.id: kinds()[d.kind] for d in site.devices}
+        self._routes = {
+            topic: (d.id, d.source, part) for d in site.devices if d.source is not None
+            for topic, part in d.source.topics().items()
+        }
 
     def seed(self, latest: Mapping[str, Mapping[str, Point]]) -> None:
         """The newest stored counter values, so a decrease is caught across restarts."""

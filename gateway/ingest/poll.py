@@ -212,6 +212,7 @@ class BusPoller:
         self.url = url
         self.protocol = first.protocol
         self._meters = [_Meter(device, source) for device, source in meters]
+        self._given = list(meters)
         self._ingestor = ingestor
         self._clock = clock
         self._errors = errors
@@ -256,6 +257,11 @@ class BusPoller:
     def health(self) -> dict[str, str]:
         failing = [f"{m.device.id}: {m.failing}" for m in self._meters if m.failing is not None]
         return {"state": "down", "detail": "; ".join(failing)} if failing else {"state": "ok"}
+
+
+    def same_meters(self, other: BusPoller) -> bool:
+        """Whether `other` polls the same meters the same way."""
+        return self._given == other._given
 
 
 def pollers(site: SiteConfig, ingestor: Ingestor, clock: Clock, errors: Counter) -> list[BusPoller]:

@@ -77,6 +77,16 @@ def _headline_and_text(notice: Notice, site: SiteConfig) -> tuple[str, str]:
     return headline, "\n".join(lines)
 
 
+def test_message(site: SiteConfig, channel: ChannelSettings) -> Message:
+    """What "send a test message" sends: it says where it comes from and that nothing is wrong.
+    For MQTT it is kept on `facility/<site>/alerts/test`, beside the alert states (which are
+    `…/alerts/<rule>/<device>`), where the broker's ACL lets the gateway write."""
+    headline = f"【测试】{site.name}的通知渠道「{channel.id}」可以收到消息"
+    text = f"{headline}\n这是一条测试消息，不是告警，无需处理。\nA test message from {site.name}: nothing is wrong."
+    document = {"site": site.id, "test": True, "channel": channel.id, "text": text}
+    return Message(headline, text, document, topic=f"facility/{site.id}/alerts/test")
+
+
 def render(notice: Notice, site: SiteConfig) -> Message:
     """A notice as every channel sends it."""
     headline, text = _headline_and_text(notice, site)
@@ -159,6 +169,19 @@ class _ChannelWorker:
         self._failed = metrics.failed.labels(channel=cid)
         self._dropped = {why: metrics.dropped.labels(channel=cid, reason=why) for why in DROP_REASONS}
         self._queued = metrics.queued.labels(channel=cid)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """The site's names and retry policy as they are now (the channel itself unchanged)."""
+        self._site = site
+        self._settings = site.notifications
+
+    def take_queue(self, old: _ChannelWorker) -> None:
+        """What a channel's previous settings had still to send, sent with the new ones."""
+        self._queue.extend(old._queue)
+        old._queue.clear()
+        self._queued.set(len(self._queue))
+        if self._queue:
+            self._ready.set()
 
     def matches(self, notice: Notice) -> bool:
         c, alert = self.channel, notice.alert
@@ -244,11 +267,54 @@ class Notifier:
     def __init__(self, site: SiteConfig, counters: Counters, clock: Clock, publish: Publish | None = None) -> None:
         # One HTTP client for every channel; it binds to the event loop only when first used.
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(HTTP_TIMEOUT_S), follow_redirects=False)
-        context = Context(self._client, clock, publish)
-        metrics = _Metrics(counters)
-        # Made here, so that a channel that cannot work (MQTT without a connection) fails at once.
-        self._workers = [(_ChannelWorker(c, site, metrics, clock), sender(c, context))
-                         for c in site.notifications.channels]
+        self._context = Context(self._client, clock, publish)
+        self._metrics = _Metrics(counters)
+        self._clock = clock
+        self._site = site
+        self._workers: list[tuple[_ChannelWorker, Sender]] = []
+        self._tasks: dict[_ChannelWorker, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """The channels as configured now. A channel whose settings did not change keeps its
+        queue and its delivery in progress; a changed one starts afresh with what the old one had
+        queued, a removed one stops. Senders are made here, so that a channel that
+        cannot work (MQTT without a connection) fails at once, before anything changes."""
+        kept = {w.channel.id: (w, s) for w, s in self._workers}
+        workers: list[tuple[_ChannelWorker, Sender]] = []
+        for c in site.notifications.channels:
+            old = kept.get(c.id)
+            if old is not None and old[0].channel == c:
+                old[0].reconfigure(site)
+                workers.append(old)
+                continue
+            worker = _ChannelWorker(c, site, self._metrics, self._clock)
+            if old is not None:
+                worker.take_queue(old[0])
+            workers.append((worker, sender(c, self._context)))
+        self._site, self._workers = site, workers
+        if self._group is not None:
+            self._start_workers(self._group)
+
+    def _start_workers(self, group: asyncio.TaskGroup) -> None:
+        live = {w for w, _ in self._workers}
+        for worker, task in list(self._tasks.items()):
+            if worker not in live:
+                task.cancel()
+                del self._tasks[worker]
+        for worker, channel_sender in self._workers:
+            if worker not in self._tasks:
+                self._tasks[worker] = group.create_task(worker.run(channel_sender), name=f"notify-{worker.channel.id}")
+
+    async def test(self, channel: ChannelSettings) -> str | None:
+        """Sends one test message through `channel` (saved or not) at once, without retrying:
+        None when it was delivered, else why not."""
+        try:
+            await attempt(sender(channel, self._context), lambda: test_message(self._site, channel))
+        except DeliveryError as exc:
+            return exc.reason
+        return None
 
     def submit(self, notice: Notice) -> None:
         """Queues the notice for every matching channel. Event-loop thread only."""
@@ -263,7 +329,9 @@ class Notifier:
     async def run(self) -> None:
         """Delivers until cancelled."""
         async with self._client, asyncio.TaskGroup() as group:
-            for worker, channel_sender in self._workers:
-                group.create_task(worker.run(channel_sender), name=f"notify-{worker.channel.id}")
-            if not self._workers:
-                await asyncio.Event().wait()  # nothing to deliver; still "runs until cancelled"
+            self._group = group
+            try:
+                self._start_workers(group)
+                await asyncio.Event().wait()  # channels come and go (reconfigure); runs until cancelled
+            finally:
+                self._group = None

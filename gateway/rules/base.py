@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from devices import kinds
-from devices.base import DeviceKind, Event, MetricType, Sample
+from devices.base import DeviceKind, Event, Label, MetricType, Sample, labels
 from gateway.alerting.severity import Severity
 from gateway.clock import from_ms
 from gateway.rules.params import RuleParams
@@ -105,6 +105,10 @@ class RuleSpec(Generic[P]):
     def severity(self) -> Severity:
         default = self.params.model_fields["severity"].default
         return Severity(default)
+
+    def param_labels(self) -> dict[str, Label]:
+        """Each parameter as people read it (label and unit), in the parameters' order."""
+        return labels(self.params)
 
     def applies(self, kind: str) -> bool:
         found = kinds().get(kind)

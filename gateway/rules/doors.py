@@ -4,11 +4,11 @@ configured (kitchen, stores), and a card used after hours by someone not allowed
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from pydantic import Field
 
-from devices.base import Event, Sample
+from devices.base import MINUTES, Event, Label, Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.reports.judging import (
@@ -31,7 +31,7 @@ from gateway.reports.safety_model import (
 )
 from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
-from gateway.rules.params import RuleParams
+from gateway.rules.params import RuleParams, SeverityLevel
 
 if TYPE_CHECKING:
     from gateway.site import Device
@@ -42,21 +42,29 @@ P = TypeVar("P", bound=RuleParams)
 class DoorAfterHours(RuleParams):
     """按时关锁大门: a door open while its building is closed, past a grace period."""
 
-    severity: Severity = Severity.MAJOR
-    grace_min: float = Field(5, ge=0)
+    severity: SeverityLevel = Severity.MAJOR
+    grace_min: Annotated[float, Label(
+        "关门时段门开着多久才报警", "Alarm after a door is open after hours for", *MINUTES,
+    )] = Field(5, ge=0)
 
 
 class DoorOpenTooLong(RuleParams):
     """A door (kitchen, stores) open longer than this while the building is open; off unless set."""
 
-    max_open_min: float | None = Field(None, gt=0)
+    max_open_min: Annotated[float | None, Label(
+        "开放时段门最多可开多久（不填则不查）",
+        "Longest a door may stay open in opening hours (unset: not checked)",
+        *MINUTES,
+    )] = Field(None, gt=0)
 
 
 class AfterHoursAccess(RuleParams):
     """A card used while the building is closed by a credential not allowed then."""
 
-    severity: Severity = Severity.MAJOR
-    allowed: list[str] = Field(default_factory=list, description="credentials allowed after hours")
+    severity: SeverityLevel = Severity.MAJOR
+    allowed: Annotated[list[str], Label(
+        "关门时段允许刷的卡号", "Cards allowed after hours",
+    )] = Field(default_factory=list, description="credentials allowed after hours")
 
 
 

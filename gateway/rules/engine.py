@@ -41,17 +41,42 @@ R = TypeVar("R", bound=Rule[Any])
 class RuleEngine:
     def __init__(self, site: SiteConfig, calendar: SchoolCalendar, report: Report) -> None:
         self._report = report
+        self._calendar = calendar
         self._rules: dict[str, list[Rule[Any]]] = {}
         self._recent: dict[str, deque[tuple[int, dict[str, float]]]] = {}
+        self._made_from: dict[str, tuple[object, ...]] = {}  # what each device's rules were made from
+        self.reconfigure(site, set())
+
+    def reconfigure(self, site: SiteConfig, open_alerts: set[tuple[str, str]]) -> list[str]:
+        """The rules as the site is configured now. A device whose rules would be made from the
+        same things (itself, its room, its building, the prices, the site's rule parameters)
+        keeps its rules and what they are in the middle of (a leak being timed); a new or
+        changed device gets new rules, which know of its open alerts (`resume`). Returns the
+        devices no longer configured, whose open alerts the caller ends."""
+        rules_by_device: dict[str, list[Rule[Any]]] = {}
+        made_from: dict[str, tuple[object, ...]] = {}
         for device in site.devices:
             room = site.room(device.room)
-            ctx = Context(device, room, site.building_of(room.id), calendar, site.tariffs, site.tz)
+            building = site.building_of(room.id)
+            made_from[device.id] = key = (device, room, building.model_copy(update={"rooms": []}),
+                                          site.tariffs, site.tz)
+            if self._made_from.get(device.id) == key:
+                rules_by_device[device.id] = self._rules[device.id]
+                continue
+            ctx = Context(device, room, building, self._calendar, site.tariffs, site.tz)
             rules: list[Rule[Any]] = []
             for spec in specs().values():
                 if (params := spec.runs_on(device, room.type)) is not None:
-                    rules.append(spec.detector(ctx, params))
-            self._rules[device.id] = rules
-            self._recent[device.id] = deque(maxlen=EVIDENCE_KEEP)
+                    rule = spec.detector(ctx, params)
+                    rule.raised = (rule.name, device.id) in open_alerts
+                    rules.append(rule)
+            rules_by_device[device.id] = rules
+            self._recent.setdefault(device.id, deque(maxlen=EVIDENCE_KEEP))
+        gone = [d for d in self._rules if d not in rules_by_device]
+        for device_id in gone:
+            self._recent.pop(device_id, None)
+        self._rules, self._made_from = rules_by_device, made_from
+        return gone
 
     def resume(self, open_alerts: set[tuple[str, str]]) -> None:
         """After a restart: rules whose (rule, device) alert is still open know it, so that

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 
 from gateway.alerting.severity import Severity
 from gateway.rules.base import Finding, Rule, RuleSpec, no_device
-from gateway.rules.params import RuleParams
+from gateway.rules.params import RuleParams, SeverityLevel
 
 
 class PatrolMissed(RuleParams):
-    severity: Severity = Severity.MAJOR
+    severity: SeverityLevel = Severity.MAJOR
 
 
 class PatrolMissedRule(Rule[PatrolMissed]):

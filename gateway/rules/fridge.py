@@ -4,12 +4,12 @@ fridge is the device-offline rule's, with its own severity."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from devices import sample_fridge
-from devices.base import Sample
+from devices.base import CELSIUS, Label, Sample
 from gateway.alerting.severity import Severity
 from gateway.reports.judging import (
     MIN_MS,
@@ -27,7 +27,7 @@ from gateway.reports.safety_model import (
 )
 from gateway.reports.safety_series import clip, gaps, held, mean, overlaps, runs, total_ms, where
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, kind_named, minutes
-from gateway.rules.params import RuleParams
+from gateway.rules.params import RuleParams, SeverityLevel
 
 if TYPE_CHECKING:
     from gateway.site import Device
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 class FridgeTemperature(RuleParams):
     """留样冰箱 out of its range (the kind's min_c/max_c) for longer than its alarm delay."""
 
-    severity: Severity = Severity.CRITICAL
-    hysteresis_c: float = Field(0.5, ge=0, description="back inside the range by this much to clear")
+    severity: SeverityLevel = Severity.CRITICAL
+    hysteresis_c: Annotated[float, Label(
+        "回到范围内多少度才算恢复", "Cleared when back inside the range by", *CELSIUS,
+    )] = Field(0.5, ge=0, description="back inside the range by this much to clear")
 
 
 

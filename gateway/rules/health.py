@@ -4,16 +4,16 @@ new start, so it never counts as consumption; this tells a person it happened)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from devices import kinds, sample_fridge
-from devices.base import MetricType, Sample
+from devices.base import Label, MetricType, Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, every_kind, minutes, with_counter, with_metric
-from gateway.rules.params import RuleParams
+from gateway.rules.params import PERCENT, RuleParams, SeverityLevel
 
 if TYPE_CHECKING:
     from gateway.site import Device
@@ -23,7 +23,12 @@ class DeviceOffline(RuleParams):
     """No data for this many of the device's expected intervals: the one definition of
     offline (see `silent_after_ms`)."""
 
-    intervals: float = Field(3, ge=1)
+    intervals: Annotated[float, Label(
+        "连续几个上报周期没有数据算离线",
+        "Offline after this many reporting intervals without data",
+        "个周期",
+        "intervals",
+    )] = Field(3, ge=1)
 
 
 def silent_after_ms(device: Device) -> float:
@@ -41,14 +46,16 @@ def silent_after_ms(device: Device) -> float:
 
 
 class LowBattery(RuleParams):
-    severity: Severity = Severity.WARNING
-    below_pct: float = Field(20, gt=0, le=100)
+    severity: SeverityLevel = Severity.WARNING
+    below_pct: Annotated[float, Label(
+        "电量低于多少时提醒", "Warn when the battery is below", *PERCENT,
+    )] = Field(20, gt=0, le=100)
 
 
 class CounterReset(RuleParams):
     """A meter counter that went back to (near) zero: replaced, reset or rolled over."""
 
-    severity: Severity = Severity.WARNING
+    severity: SeverityLevel = Severity.WARNING
 
 
 

@@ -9,12 +9,12 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from devices.base import Sample
+from devices.base import MINUTES, Label, Sample
 from gateway.alerting.severity import Severity
 from gateway.clock import from_ms
 from gateway.reports.judging import (
@@ -37,7 +37,7 @@ from gateway.reports.safety_model import (
 )
 from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
-from gateway.rules.params import RuleParams
+from gateway.rules.params import PERCENT, WATTS, RuleParams, SeverityLevel
 from gateway.storage.sqlite import increase
 
 if TYPE_CHECKING:
@@ -47,28 +47,42 @@ if TYPE_CHECKING:
 class LoadAfterHours(RuleParams):
     """长明灯: load above the base load while the building is closed."""
 
-    base_load_w: float | None = Field(None, ge=0, description="default: learned from recent closed nights")
-    learn_nights: int = Field(7, ge=1)
-    margin_pct: float = Field(20, ge=0)
-    min_excess_w: float = Field(300, ge=0)
-    duration_min: float = Field(30, gt=0)
+    base_load_w: Annotated[float | None, Label(
+        "关门时的基础用电（不填则按最近几晚自动学习）",
+        "Base load while closed (unset: learned from recent nights)",
+        *WATTS,
+    )] = Field(None, ge=0, description="default: learned from recent closed nights")
+    learn_nights: Annotated[int, Label(
+        "用最近几晚学习基础用电", "Nights the base load is learned from", "晚", "nights",
+    )] = Field(7, ge=1)
+    margin_pct: Annotated[float, Label(
+        "超出基础用电多少才算", "Counted above the base load by", *PERCENT,
+    )] = Field(20, ge=0)
+    min_excess_w: Annotated[float, Label(
+        "至少多用多少功率才算", "Counted only when the excess is at least", *WATTS,
+    )] = Field(300, ge=0)
+    duration_min: Annotated[float, Label("持续多久才报警", "Alarm after lasting", *MINUTES)] = Field(30, gt=0)
 
 
 class LightsOut(RuleParams):
     """拉闸断电: a dorm circuit drawing power after lights-out."""
 
-    severity: Severity = Severity.MAJOR
-    start: time = time(22, 0)
-    end: time = time(6, 0)
-    max_w: float = Field(300, ge=0)
-    duration_min: float = Field(10, gt=0)
+    severity: SeverityLevel = Severity.MAJOR
+    start: Annotated[time, Label("熄灯时间", "Lights-out from")] = time(22, 0)
+    end: Annotated[time, Label("熄灯结束时间", "Lights-out until")] = time(6, 0)
+    max_w: Annotated[float, Label(
+        "熄灯后允许的最大功率", "Most power allowed after lights-out", *WATTS,
+    )] = Field(300, ge=0)
+    duration_min: Annotated[float, Label("持续多久才报警", "Alarm after lasting", *MINUTES)] = Field(10, gt=0)
 
 
 class HighPower(RuleParams):
     """大功率用电器: a step rise in power on a dorm or classroom circuit."""
 
-    severity: Severity = Severity.MAJOR
-    step_w: float = Field(1500, gt=0)
+    severity: SeverityLevel = Severity.MAJOR
+    step_w: Annotated[float, Label(
+        "功率一下子升高多少算大功率电器", "A rise in power counted as a high-power appliance", *WATTS,
+    )] = Field(1500, gt=0)
 
 
 

@@ -33,6 +33,7 @@ def specs() -> dict[str, RuleSpec[Any]]:
                 raise TypeError(f"gateway.rules.{info.name}.RULES holds a {type(spec).__name__}, not a RuleSpec")
             if spec.id in found:
                 raise ValueError(f"rule {spec.id!r} is declared twice")
+            spec.param_labels()  # a parameter without a label would reach people by its key
             found[spec.id] = spec
     return found
 

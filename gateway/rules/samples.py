@@ -16,19 +16,19 @@ from collections.abc import Sequence
 from devices import sample_fridge
 from gateway.alerting.severity import Severity
 from gateway.rules.base import Finding, Rule, RuleSpec, kind_named
-from gateway.rules.params import RuleParams
+from gateway.rules.params import RuleParams, SeverityLevel
 
 
 class SampleMissing(RuleParams):
     """留样: a meal served today has no sample registered by its deadline (samples: meals)."""
 
-    severity: Severity = Severity.MAJOR
+    severity: SeverityLevel = Severity.MAJOR
 
 
 class SampleDiscardedEarly(RuleParams):
     """留样: a sample discarded before its retention (samples: keep_h) ended."""
 
-    severity: Severity = Severity.MAJOR
+    severity: SeverityLevel = Severity.MAJOR
 
 
 class SampleMissingRule(Rule[SampleMissing]):

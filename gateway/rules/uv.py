@@ -5,12 +5,12 @@ near the end of its rated life needs replacing."""
 from __future__ import annotations
 
 from datetime import date, time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from devices import uv_lamp
-from devices.base import Sample
+from devices.base import Label, Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.clock import from_ms
@@ -30,7 +30,7 @@ from gateway.reports.safety_model import (
 )
 from gateway.reports.safety_series import total_ms
 from gateway.rules.base import Calendar, Context, Finding, Rule, RuleSpec, kind_named
-from gateway.rules.params import RuleParams
+from gateway.rules.params import PERCENT, RuleParams, SeverityLevel
 from gateway.site import Device
 
 if TYPE_CHECKING:
@@ -40,22 +40,26 @@ if TYPE_CHECKING:
 class UvNotRun(RuleParams):
     """消毒灯: on a school day a lamp must run its minutes (the kind's min_session_min) in a window."""
 
-    severity: Severity = Severity.MAJOR
-    window_start: time | None = Field(None, description="default: when the lamp's building closes")
-    window_end: time = time(20, 0)
+    severity: SeverityLevel = Severity.MAJOR
+    window_start: Annotated[time | None, Label(
+        "消毒时段开始（不填则为所在楼关门时）", "Disinfection window from (unset: when the building closes)",
+    )] = Field(None, description="default: when the lamp's building closes")
+    window_end: Annotated[time, Label("消毒时段结束", "Disinfection window until")] = time(20, 0)
 
 
 class UvOnWhileOpen(RuleParams):
     """A UV lamp on while its room is in use: people must not be exposed."""
 
-    severity: Severity = Severity.WARNING
+    severity: SeverityLevel = Severity.WARNING
 
 
 class UvTubeLife(RuleParams):
     """A tube near the end of its rated life (the kind's tube_life_h)."""
 
-    severity: Severity = Severity.WARNING
-    warn_at_pct: float = Field(90, gt=0, le=100)
+    severity: SeverityLevel = Severity.WARNING
+    warn_at_pct: Annotated[float, Label(
+        "灯管用到额定寿命的多少时提醒", "Warn at this share of the tube's rated life", *PERCENT,
+    )] = Field(90, gt=0, le=100)
 
 
 

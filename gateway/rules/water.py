@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from pydantic import Field
 
-from devices.base import Sample
+from devices.base import HOURS, MINUTES, Label, Sample
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.reports.judging import (
@@ -33,7 +33,7 @@ from gateway.reports.safety_model import (
 )
 from gateway.reports.safety_series import clip, gaps, held, runs, total_ms, where
 from gateway.rules.base import Context, Finding, Rule, RuleSpec, minutes, with_metric
-from gateway.rules.params import RuleParams
+from gateway.rules.params import LITRES_PER_MIN, RuleParams, SeverityLevel
 from gateway.storage.sqlite import increase
 
 if TYPE_CHECKING:
@@ -41,30 +41,38 @@ if TYPE_CHECKING:
 
 
 class FlowParams(RuleParams):
-    flow_threshold_lpm: float = Field(0, ge=0, description="flow above this counts as flowing")
+    flow_threshold_lpm: Annotated[float, Label(
+        "流量超过多少算在用水", "Flow above this counts as flowing", *LITRES_PER_MIN,
+    )] = Field(0, ge=0, description="flow above this counts as flowing")
 
 
 class WaterLeak(FlowParams):
     """跑水漏水: water flowing in every interval while the building is closed, or a night
     minimum flow above a threshold."""
 
-    severity: Severity = Severity.MAJOR
-    continuous_min: float = Field(60, gt=0)
-    night_start: time = time(1, 0)
-    night_end: time = time(4, 0)
-    night_min_flow_lpm: float = Field(0.5, ge=0)
+    severity: SeverityLevel = Severity.MAJOR
+    continuous_min: Annotated[float, Label(
+        "关门时段连续用水多久算跑水", "Leak when water flows while closed for", *MINUTES,
+    )] = Field(60, gt=0)
+    night_start: Annotated[time, Label("夜间查最小流量的时段开始", "Night minimum flow checked from")] = time(1, 0)
+    night_end: Annotated[time, Label("夜间查最小流量的时段结束", "Night minimum flow checked until")] = time(4, 0)
+    night_min_flow_lpm: Annotated[float, Label(
+        "夜间最小流量超过多少算漏水", "Leak when the night's minimum flow is above", *LITRES_PER_MIN,
+    )] = Field(0.5, ge=0)
 
 
 class RunningTap(FlowParams):
     """长流水: water flowing without a break for hours while the building is open."""
 
-    continuous_h: float = Field(2, gt=0)
+    continuous_h: Annotated[float, Label(
+        "开放时段连续用水多久算长流水", "Running tap when water flows without a break for", *HOURS,
+    )] = Field(2, gt=0)
 
 
 class LeakDetected(RuleParams):
     """漏水报警: a leak sensor reports water, at any hour."""
 
-    severity: Severity = Severity.MAJOR
+    severity: SeverityLevel = Severity.MAJOR
 
 
 

@@ -126,17 +126,20 @@ class FirePatrols:
                  report: Report) -> None:
         self._conn = connect(path, _SCHEMA, durable=True)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
-        self._settings = site.fire_patrol
-        self._rule = fire_patrol.settings(site.rules)
         self._calendar = calendar
         self._audit = audit
         self._clock = clock
         self._report = report
+        self.reconfigure(site)
+        self._settled: set[tuple[date, str]] = set()  # patrolled or reminded: the watchdog's cache of the store
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        self._settings = site.fire_patrol
+        self._rule = fire_patrol.settings(site.rules)
         night = self._settings.night_rounds
         if night is None:
             night = any(r.type in SLEEPING_ROOMS for b in site.buildings for r in b.rooms)
         self._rounds = sorted((r for r in self._settings.rounds if night or not r.night), key=lambda r: r.at)
-        self._settled: set[tuple[date, str]] = set()  # patrolled or reminded: the watchdog's cache of the store
 
     def close(self) -> None:
         with self._lock:

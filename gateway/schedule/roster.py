@@ -39,6 +39,9 @@ class Roster:
 
     def __init__(self, site: SiteConfig, calendar: SchoolCalendar) -> None:
         self._calendar = calendar
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
         self._shifts = site.duty.shifts
         self._people = {p.id: p for p in site.duty.people}
         # The config checks every id in a chain exists, so chains resolve once, here.

@@ -98,6 +98,11 @@ class SchoolCalendar:
     """
 
     def __init__(self, site: SiteConfig) -> None:
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """Takes the site's calendar and hours as they are now (changed in the dashboard):
+        every day is decided anew."""
         self._site = site
         self._tz = site.tz
         self._settings = site.calendar
@@ -137,6 +142,9 @@ class SchoolCalendar:
             period = next((p for p in periods if p.start <= d <= p.end), None)
             if period is not None:
                 return SchoolDay(d, kind, False, period.name, period.name, kind is DayKind.GUARD_DUTY, "site")
+        extra = next((p for p in s.makeup_days if p.start <= d <= p.end), None)
+        if extra is not None:
+            return SchoolDay(d, DayKind.MAKEUP_DAY, True, extra.name, extra.name, False, "site")
         source: Source = "site"
         if s.statutory_holidays:
             statutory = _statutory(d)

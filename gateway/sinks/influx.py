@@ -44,6 +44,11 @@ class LineProtocol:
         self._prefix: dict[str, str] = {}
         self._kind: dict[str, str] = {}
         self._states: dict[str, frozenset[str]] = {}
+        self.reconfigure(site)
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        """New and moved devices' tags. A retired device's stay: the spool may still hold
+        its readings, written with the tags it had."""
         for d in site.devices:
             building = site.building_of(d.room)
             tags = ",".join(
@@ -78,6 +83,9 @@ class InfluxSink:
         self._settings = settings
         self._lines = LineProtocol(site)
         self._client: InfluxDBClientAsync | None = None
+
+    def reconfigure(self, site: SiteConfig) -> None:
+        self._lines.reconfigure(site)
 
     async def start(self) -> None:
         s = self._settings

@@ -45,25 +45,31 @@ def test_good_file_loads_with_defaults() -> None:
 
 
 def _errors(text: str) -> list[str]:
+    """Each problem as `file:line: key: English`."""
     with pytest.raises(config.ConfigError) as caught:
         config.parse(text, "site.yaml")
-    return str(caught.value).splitlines()
+    return [f"site.yaml:{p.line}: {p.key}: {p.en}".replace(": : ", ": ") for p in caught.value.problems]
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("    interval_s: 30\n", "    interval_s: 30\n    colour: red\n", "site.yaml:14: devices[0].colour: unknown key"),
-        ("kind: sample_fridge", "kind: sample_fridgе", "site.yaml:11: devices[0].kind: unknown device kind"),
-        ("settings: {max_c: 6}", "settings: {max_c: -3}", "site.yaml:14: devices[0].settings: min_c (0.0) must be below"),
-        ("settings: {max_c: 6}", "settings: {max_celsius: 6}", "site.yaml:14: devices[0].settings: max_celsius: Extra"),
-        ("room: kitchen", "room: attic", "site.yaml:12: devices[0].room: no building has a room 'attic'"),
-        ("{id: gate,", "{id: fridge-1,", "site.yaml:15: devices[1].id: id 'fridge-1' is used twice"),
+        ("    interval_s: 30\n", "    interval_s: 30\n    colour: red\n", "site.yaml:14: devices[0].colour: device fridge-1: unknown key `colour`; "
+         "the keys here: id, kind, room"),
+        ("kind: sample_fridge", "kind: sample_fridgе", "site.yaml:11: devices[0].kind: device fridge-1: unknown device kind `sample_fridgе`; "
+         "the kinds are: door (Door)"),
+        ("settings: {max_c: 6}", "settings: {max_c: -3}", "site.yaml:14: devices[0].settings: device fridge-1: min_c (0.0) must be below"),
+        ("settings: {max_c: 6}", "settings: {max_celsius: 6}", "site.yaml:14: devices[0].settings.max_celsius: device fridge-1: unknown key `max_celsius`; "
+         "the keys here: min_c (Lowest temperature)"),
+        ("room: kitchen", "room: attic", "site.yaml:12: devices[0].room: device fridge-1: there is no room `attic`; "
+         "the rooms are: class-1 (小一班), kitchen (厨房)"),
+        ("{id: gate,", "{id: fridge-1,", "site.yaml:15: devices[1].id: device fridge-1: the id `fridge-1` is used twice"),
         ("name: 向日葵幼儿园\n", "name: 向日葵幼儿园\ntimezone: Mars/Olympus\n", "site.yaml:3: timezone: unknown time zone"),
-        ("interval_s: 30", "interval_s: -1", "site.yaml:13: devices[0].interval_s: Input should be greater than 0"),
+        ("interval_s: 30", "interval_s: -1", "site.yaml:13: devices[0].interval_s: device fridge-1: must be greater than 0"),
         ('mon: [{start: "07:30", end: "17:30"}]', 'mon: [{start: "17:30", end: "07:30"}]',
          "site.yaml:17: opening_hours.mon[0]: start 17:30:00 must be before end"),
-        ("opening_hours:\n  mon:", "opening_hours:\n  monday:", "site.yaml:16: opening_hours: unknown weekday"),
+        ("opening_hours:\n  mon:", "opening_hours:\n  monday:", "site.yaml:17: opening_hours.monday: unknown weekday `monday`; "
+         "use: mon (Monday)"),
     ],
 )
 def test_mistakes_are_named_with_line_and_key(old: str, new: str, expected: str) -> None:
@@ -76,7 +82,7 @@ def test_several_mistakes_are_all_reported() -> None:
     text = GOOD.replace("interval_s: 30", "interval_s: 30\n    colour: red").replace("kind: door", "kind: dor")
     errors = _errors(text)
     assert len(errors) == 2
-    assert "colour: unknown key" in errors[0]
+    assert "colour: device fridge-1: unknown key" in errors[0]
     assert "devices[1].kind" in errors[1]
 
 
@@ -141,7 +147,7 @@ def test_production_refuses_anonymous_mqtt_and_placeholder_secrets(
 def test_production_refuses_a_placeholder_influxdb_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACILITY_MQTT__PASSWORD", GENERATED)
     text = PRODUCTION + 'influxdb: {url: "http://influx:8086", token: "my-token-example", org: o, bucket: b}\n'
-    with pytest.raises(config.ConfigError, match=r"influxdb\.token: production mode refuses this secret"):
+    with pytest.raises(config.ConfigError, match=r"influxdb\.token: .*production mode refuses this secret"):
         config.parse(text, "site.yaml")
 
 

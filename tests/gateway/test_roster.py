@@ -179,18 +179,22 @@ def test_a_whole_day_shift_lasts_across_dst() -> None:
 def _errors(text: str) -> list[str]:
     with pytest.raises(config.ConfigError) as caught:
         config.parse(text, "test.yaml")
-    return str(caught.value).splitlines()
+    return [f"test.yaml:{p.line}: {p.key}: {p.en}" for p in caught.value.problems]
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("chain: [nurse]", "chain: [nurse, doctor]", "test.yaml:11: duty.shifts[0].chain: no person 'doctor'"),
-        ("days: [mon, sat]", "days: [mon, holiday]", "test.yaml:11: duty.shifts[0].days[1]: Input should be"),
-        ("days: [mon, sat]", "days: []", "test.yaml:11: duty.shifts[0].days: List should have at least 1 item"),
-        ('end: "12:00"', 'end: "25:00"', "test.yaml:11: duty.shifts[0].end: Input should be in a valid time format"),
-        ("chain: [nurse]", "chain: [nurse], who: x", "test.yaml:11: duty.shifts[0].who: unknown key"),
-        ("{id: nurse,", "{id: nurse guard,", "test.yaml:9: duty.people[0].id: String should match pattern"),
+        ("chain: [nurse]", "chain: [nurse, doctor]", "test.yaml:11: duty.shifts[0].chain: shift 1: there is no person `doctor`; "
+         "the people on duty are: nurse (周医生)"),
+        ("days: [mon, sat]", "days: [mon, holiday]", "test.yaml:11: duty.shifts[0].days[1]: shift 1: `holiday` is not one of "
+         "the values allowed: mon (Monday)"),
+        ("days: [mon, sat]", "days: []", "test.yaml:11: duty.shifts[0].days: shift 1: needs at least 1 item"),
+        ('end: "12:00"', 'end: "25:00"', "test.yaml:11: duty.shifts[0].end: shift 1: must be a time of day"),
+        ("chain: [nurse]", "chain: [nurse], who: x", "test.yaml:11: duty.shifts[0].who: shift 1: unknown key `who`; "
+         "the keys here: days, start, end, chain"),
+        ("{id: nurse,", "{id: nurse guard,", "test.yaml:9: duty.people[0].id: person nurse guard (周医生): `nurse guard` "
+         "cannot be an id: use only letters, digits and _ . -"),
     ],
 )
 def test_roster_mistakes_are_named_with_line_and_key(old: str, new: str, expected: str) -> None:

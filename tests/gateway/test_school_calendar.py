@@ -303,7 +303,7 @@ def test_library_years_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
 def _errors(text: str) -> list[str]:
     with pytest.raises(config.ConfigError) as caught:
         config.parse(text, "test.yaml")
-    return str(caught.value).splitlines()
+    return [f"test.yaml:{p.line}: {p.key}: {p.en}" for p in caught.value.problems]
 
 
 @pytest.mark.parametrize(
@@ -311,11 +311,11 @@ def _errors(text: str) -> list[str]:
     [
         (
             "calendar:\n  term_breaks:\n    - {start: 2026-07-10, end: 2026-07-01}\n",
-            "test.yaml:18: calendar.term_breaks[0]: end 2026-07-01 is before start 2026-07-10",
+            "test.yaml:18: calendar.term_breaks[0]: term break 1: end 2026-07-01 is before start 2026-07-10",
         ),
         (
             "calendar:\n  closures:\n    - {start: 2026-07-10, ends: 2026-07-11}\n",
-            "test.yaml:18: calendar.closures[0].ends: unknown key",
+            "test.yaml:18: calendar.closures[0].ends: closure 1: unknown key `ends`; the keys here: start, end, name",
         ),
         ("calendar:\n  holidays: false\n", "test.yaml:17: calendar.holidays: unknown key"),
         pytest.param(

@@ -1,0 +1,194 @@
+"""The school's settings as people change them in the dashboard, kept in the state database.
+
+A site file has two parts. The **school** (`SCHOOL_KEYS`: buildings, rooms, devices, hours,
+calendar, roster, channels, tariffs, rule parameters …) is what the head of logistics sets up;
+the **deployment** (MQTT, InfluxDB, storage, API, spool, auth, mode) is the IT side's and
+always comes from the file and the environment. The school part is stored here, one version
+per change, with who made it and when, and the running gateway is reconfigured from it
+(gateway/runtime.py `Gateway.reconfigure`).
+
+Where the file and the store meet (at start, `ConfigStore.startup`), docs/admin.md:
+- `managed_from: file`: the file is the truth; the store only keeps its versions (for the
+  history and the export) and the dashboard shows the settings read-only;
+- `managed_from: dashboard` (default): the file seeds the store once; later the store wins. A
+  file edited since it last seeded is taken too, unless someone changed the settings in the
+  dashboard meanwhile: then the stored settings stay and the admin area says so (import the
+  file there to see and apply its differences). Nobody's work is overwritten silently.
+
+The stored document is the school part in JSON without default values (`school_of`), secrets
+included: it is what `export` writes as a site file, and importing that file gives it back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import SecretStr
+from pydantic_core import to_jsonable_python
+
+from gateway.config import SiteConfig
+from gateway.storage.sqlite import connect
+
+# The sections of the site file that describe the school, in the file's order.
+SCHOOL_KEYS: Final = (
+    "id", "name", "kind", "timezone", "headcount", "opening_hours", "buildings", "devices", "retired",
+    "calendar", "duty", "notifications", "tariffs", "reports", "rules", "work_orders", "samples",
+    "fire_patrol", "sweep",
+)
+# What a secret reads as outside the store: the API's answers and the audit trail.
+MASK: Final = "**********"
+
+Origin = Literal["file", "dashboard", "import"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS site_config (
+    version INTEGER PRIMARY KEY,
+    school TEXT NOT NULL,       -- the school part, JSON (school_of)
+    origin TEXT NOT NULL,       -- file | dashboard | import
+    actor TEXT NOT NULL,        -- the login, or "file"
+    at_ms INTEGER NOT NULL,     -- wall clock
+    file_text TEXT              -- origin file: the school part as the file had it (its fingerprint)
+);
+"""
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reveal(v) for v in value]
+    return value
+
+
+def school_of(site: SiteConfig) -> dict[str, Any]:
+    """The school part of a site as plain JSON data, defaults left out, secrets readable."""
+    data = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=True)
+    ordered = {k: data[k] for k in SCHOOL_KEYS if k in data}
+    return dict(to_jsonable_python(_reveal(ordered)))
+
+
+def masked(value: Any, secrets: Any) -> Any:
+    """`value` with every secret that `secrets` (the same shape, from `school_of`'s model) holds
+    replaced by `MASK`: `value` and `secrets` come from one model, walked together."""
+    if isinstance(secrets, SecretStr):
+        return MASK if value else value
+    if isinstance(value, dict) and isinstance(secrets, dict):
+        return {k: masked(v, secrets.get(k)) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(secrets, list):
+        return [masked(v, s) for v, s in zip(value, secrets, strict=False)]
+    return value
+
+
+def masked_school(site: SiteConfig) -> dict[str, Any]:
+    """`school_of` with the secrets (a channel's password, a DingTalk signing secret) masked:
+    for the dashboard and the audit trail."""
+    secrets = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=True)
+    return dict(masked(school_of(site), secrets))
+
+
+def unmasked(new: Any, old: Any) -> Any:
+    """A section sent back by the dashboard with `MASK` where a secret was: the stored secret
+    there again (a secret is written, never read back)."""
+    if new == MASK and isinstance(old, str):
+        return old
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: unmasked(v, old.get(k)) for k, v in new.items()}
+    if isinstance(new, list) and isinstance(old, list):
+        by_id = {o.get("id"): o for o in old if isinstance(o, dict) and "id" in o}
+        return [unmasked(v, by_id.get(v.get("id")) if isinstance(v, dict) and "id" in v else None)
+                for v in new]
+    return new
+
+
+def deployment_of(site: SiteConfig) -> dict[str, Any]:
+    """The deployment part of a site (connections, storage, mode), as python values."""
+    return site.model_dump(exclude=set(SCHOOL_KEYS), exclude_defaults=True)
+
+
+def with_school(site: SiteConfig, school: Mapping[str, Any]) -> SiteConfig:
+    """The site with another school part: validated by the site file's own model, so every
+    check of a site file applies (raises pydantic's ValidationError)."""
+    return SiteConfig(**{**deployment_of(site), **school})
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    version: int
+    school: dict[str, Any]
+    origin: Origin
+    actor: str
+    at_ms: int
+
+
+class ConfigStore:
+    """The versions of the school part, newest last. Every write is fsync'd."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path, _SCHEMA, durable=True)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def current(self) -> Version | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, school, origin, actor, at_ms FROM site_config ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else _version(row)
+
+    def save(self, school: Mapping[str, Any], origin: Origin, actor: str, at_ms: int,
+             file_text: str | None = None) -> int:
+        """Stores a new version; returns its number."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO site_config (school, origin, actor, at_ms, file_text) VALUES (?, ?, ?, ?, ?)",
+                (json.dumps(school, ensure_ascii=False), origin, actor, at_ms, file_text),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def last_from_file(self) -> tuple[int, str] | None:
+        """The version last taken from the site file and the file's school part then."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, file_text FROM site_config WHERE origin = 'file' ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def startup(self, file_site: SiteConfig, at_ms: int) -> Startup:
+        """The site the gateway starts with, from the site file and what is stored (the module's
+        docstring says which wins)."""
+        school = school_of(file_site)
+        text = json.dumps(school, ensure_ascii=False, sort_keys=True)
+        current = self.current()
+        seeded = self.last_from_file()
+        if current is not None and current.school == school:
+            return Startup(file_site, current.version, file_pending=False)
+        if file_site.managed_from == "file" or current is None or (
+            seeded is not None and seeded[0] == current.version and seeded[1] != text
+        ):
+            return Startup(file_site, self.save(school, "file", "file", at_ms, text), file_pending=False)
+        # Changed in the dashboard since the file last seeded the store: the store wins.
+        stored = with_school(file_site, current.school)
+        return Startup(stored, current.version, file_pending=seeded is None or seeded[1] != text)
+
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    site: SiteConfig
+    version: int
+    file_pending: bool  # the site file differs from the settings in use and was not taken
+
+
+def _version(row: sqlite3.Row | tuple[Any, ...]) -> Version:
+    return Version(int(row[0]), json.loads(row[1]), row[2], str(row[3]), int(row[4]))
