@@ -8,12 +8,11 @@ const NAME_KEY = "facility.name";
 const ROLE_KEY = "facility.role";
 
 export class HttpError extends Error {
-  constructor(status, detail, retryAfter = null, body = null) {
+  constructor(status, detail, retryAfter = null) {
     super(`${status}: ${detail}`);
     this.status = status;
     this.detail = detail;
     this.retryAfter = retryAfter; // seconds, from a 429's Retry-After
-    this.body = body; // the answer's JSON, where a view needs more than its detail (a 422's problems)
   }
 }
 
@@ -33,14 +32,13 @@ function headers(extra = {}) {
 
 async function failure(res) {
   let detail = res.statusText;
-  let body = null;
   try {
-    body = await res.json();
+    const body = await res.json();
     // A sentence; both languages' ({ zh, en }, for what a person is refused); or what failed validation.
     detail = typeof body.detail === "string" || body.detail?.zh ? body.detail : JSON.stringify(body.detail);
   } catch { /* not JSON: keep the status text */ }
   if (res.status === 401) forget();
-  return new HttpError(res.status, detail, Number(res.headers.get("Retry-After")) || null, body);
+  return new HttpError(res.status, detail, Number(res.headers.get("Retry-After")) || null);
 }
 
 export async function get(path, params = {}) {

@@ -19,6 +19,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces `el`'s children, taken as h() takes them: lists flattened, null and false left out. */
+export function refill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
 const DIGITS = { kWh: 1, "m³": 2, "°C": 1, W: 0, "L/min": 1, V: 0, A: 1, "%": 0, dBm: 0, h: 0 };
 
 function metricOf(state, deviceId, key) {

@@ -5,7 +5,7 @@
 
 import { get, send } from "../../api.js";
 import { addLabels, num, t, when } from "../../i18n.js";
-import { dialog, h } from "../../ui.js";
+import { dialog, h, refill } from "../../ui.js";
 import { copy, field, group, idField, outcome, said, shownDefault, submit } from "./form.js";
 
 addLabels({
@@ -91,7 +91,7 @@ function listPage(ctx) {
       }))),
     h("details", { class: "card retired" }, h("summary", {}, t("devices.retired")),
       ctx.site.retired.length ? h("ul", { class: "list" }, ctx.site.retired.map((d) => h("li", { class: "small" },
-        `${d.name || said(kindOf(ctx, d.kind))} · ${roomLabel(ctx, d.room)} · ${t("devices.retired_at", { t: when(d.retired_at) })}`)))
+        `${d.name || said(kindOf(ctx, d.kind))} · ${roomLabel(ctx, d.room)} · ${t("devices.retired_at", { t: when(d.retired_at_ms) })}`)))
         : h("p", { class: "muted small" }, t("devices.retired_none"))));
   return root;
 }
@@ -146,8 +146,8 @@ function deviceForm(ctx, device, mode) {
   const top = outcome();
   const kindBox = h("div", {});
   const sourceBox = h("div", {});
-  const drawKind = () => kindBox.replaceChildren(kindParts(ctx, device) ?? "");
-  const drawSource = () => sourceBox.replaceChildren(sourceParts(ctx, device) ?? "");
+  const drawKind = () => refill(kindBox, kindParts(ctx, device));
+  const drawSource = () => refill(sourceBox, sourceParts(ctx, device));
   drawKind();
   drawSource();
   const kinds = { label: t("device.kind_label"), type: "choice", required: true, choices: ctx.catalog.kinds };

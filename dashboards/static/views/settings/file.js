@@ -1,9 +1,9 @@
 // 配置文件: the site file as the settings are now (a download), and a site file read in: first
 // a preview of what it would change (or what is wrong in it, by line), then 应用.
 
-import { HttpError, download, send } from "../../api.js";
+import { download, send } from "../../api.js";
 import { addLabels, num, t } from "../../i18n.js";
-import { failure, h, saveFile } from "../../ui.js";
+import { failure, h, refill, saveFile } from "../../ui.js";
 import { outcome, said, submit } from "./form.js";
 
 addLabels({
@@ -71,15 +71,12 @@ function importCard(ctx) {
     try {
       out = await send("POST", "/api/v1/admin/config/import", { yaml: text.value, apply: false, version: ctx.config.version });
     } catch (err) {
-      out = err instanceof HttpError && err.status === 422 && err.body?.problems ? err.body : null;
-      if (!out) {
-        preview.replaceChildren(h("p", { class: "error-text", role: "alert" }, failure(err)));
-        return;
-      }
+      preview.replaceChildren(h("p", { class: "error-text", role: "alert" }, failure(err)));
+      return;
     }
     const problems = out.problems ?? [];
     const changes = out.changes ?? [];
-    preview.replaceChildren(problems.length
+    refill(preview, problems.length
       ? [h("p", { class: "error-text" }, t("file.problems", { n: problems.length })), h("ul", { class: "problems" }, problems.map(problemLine))]
       : changes.length ? [h("p", {}, t("file.changes")), h("ul", { class: "changes" }, changes.map((c) => h("li", {}, said(c))))]
         : h("p", { class: "muted" }, t("file.no_changes")));

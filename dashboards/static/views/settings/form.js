@@ -5,7 +5,7 @@
 
 import { HttpError, send } from "../../api.js";
 import { addLabels, isZh, t } from "../../i18n.js";
-import { failure, h } from "../../ui.js";
+import { failure, h, refill } from "../../ui.js";
 
 addLabels({
   "zh-CN": {
@@ -155,7 +155,7 @@ export function group(tag, attrs, path, ...children) {
 export function listEditor(ctx, items, render, make, opts = {}) {
   const box = h("div", { class: `list-editor ${opts.class ?? ""}` });
   const draw = () => {
-    box.replaceChildren(
+    refill(box,
       items.length ? null : h("p", { class: "muted small" }, opts.empty ?? t("form.none_yet")),
       items.map((item, i) => h("div", { class: "list-item" }, render(item, i),
         ctx.readOnly ? null : h("button", { type: "button", class: "secondary remove", onclick: () => { items.splice(i, 1); draw(); } },
@@ -188,7 +188,7 @@ export function showProblems(root, top, problems, rewrite) {
     if (slot) slot.textContent = slot.textContent ? `${slot.textContent} ${said(p)}` : said(p);
     else rest.push(said(p));
   }
-  top.replaceChildren(h("p", { class: "error-text", role: "alert" }, t("form.problems", { n: problems.length })),
+  refill(top, h("p", { class: "error-text", role: "alert" }, t("form.problems", { n: problems.length })),
     rest.length ? h("ul", { class: "problems" }, rest.map((x) => h("li", { class: "error-text" }, x))) : null);
   root.querySelector(".field-error:not(:empty)")?.scrollIntoView({ block: "center" });
 }
@@ -220,8 +220,8 @@ export async function submit(ctx, root, top, request, rewrite = (p) => p, after 
     if (err instanceof HttpError && err.status === 409) {
       notice = { tone: "bad", text: `${t("form.conflict")}${err.detail?.zh ? ` ${said(err.detail)}` : ""}`, changes: [] };
       ctx.rerender();
-    } else if (err instanceof HttpError && err.status === 422 && err.body?.problems?.length) {
-      showProblems(root, top, err.body.problems, rewrite);
+    } else if (err instanceof HttpError && err.status === 422 && err.detail?.problems?.length) {
+      showProblems(root, top, err.detail.problems, rewrite);
     } else {
       top.replaceChildren(h("p", { class: "error-text", role: "alert" }, failure(err)));
     }

@@ -1,7 +1,7 @@
 // 开放时间: the school's hours per weekday, and each building's own (or 与学校相同).
 
 import { addLabels, t } from "../../i18n.js";
-import { h } from "../../ui.js";
+import { h, refill } from "../../ui.js";
 import { copy, field, group, listEditor, said, sectionForm } from "./form.js";
 
 addLabels({
@@ -41,7 +41,7 @@ function buildingHours(ctx, i) {
   const buildings = copy(ctx.site.buildings);
   const b = buildings[i];
   const body = h("div", {});
-  const draw = () => body.replaceChildren(b.opening_hours ? weekEditor(ctx, b.opening_hours, ["buildings", i, "opening_hours"]) : null);
+  const draw = () => refill(body, b.opening_hours ? weekEditor(ctx, b.opening_hours, ["buildings", i, "opening_hours"]) : null);
   const toggle = { same: b.opening_hours === null || b.opening_hours === undefined };
   draw();
   const form = sectionForm(ctx, "buildings", buildings, h("section", { class: "card" },

