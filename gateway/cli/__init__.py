@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(site, SystemClock())
             return _serve(app, site.api, args.log_level)
         if args.command == "demo":
-            from gateway.cli.demo import DEMO_SITE, banner, demo_app
+            from gateway.cli.demo import banner, demo_app
+            from simulators import DEMO_SITE
 
             site_file = args.config or DEMO_SITE
             app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days, site_file=site_file)
