@@ -246,6 +246,9 @@ def test_a_retired_device_keeps_its_history_and_its_id(admin: Admin,
                                 json={"version": admin.config()["version"]})
     assert retired.status_code == 200, retired.text
     assert "fridge" not in admin.devices()
+    history = admin.client.get("/api/v1/devices/fridge/readings", headers=admin.headers,
+                               params={"start": "2020-01-01T00:00:00Z"}).json()
+    assert [p["value"] for s in history for p in s["points"] if s["metric"] == "temperature_c"] == [4.0]
     site = admin.config()["site"]
     assert [(d["id"], d["name"]) for d in site["retired"]] == [("fridge", "留样冰箱")]
     again = admin.add_device({"id": "fridge", "kind": "sample_fridge", "room": "kitchen"})
