@@ -87,6 +87,10 @@ class Gateway:
         self._stack.callback(self.config.close)
         self._start_config = start = self.config.startup(site, to_ms(clock.now()))
         site = start.site
+        if start.file_pending:
+            log.warning("the site file's school settings differ from those changed in the dashboard since the file "
+                        "last seeded them; the dashboard's (version %d) are used. To take the file's, import it in "
+                        "the dashboard (设置 → 配置文件), which shows the differences first", start.version)
         self.site = site
         self.clock = clock
         self.counters = Counters()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from gateway.cli.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, banner, demo_app
 from gateway.clock import ManualClock
+from simulators import DEMO_SITE
 from tests.services import accounting, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,8 +88,11 @@ def test_the_demo_history_shows_each_of_its_faults_and_nothing_else(tmp_path: Pa
 
 
 def test_the_demo_banner_names_the_dashboard_and_the_accounts() -> None:
-    text = banner("127.0.0.1", 8000, 1883)
+    text = banner("127.0.0.1", 8000, 1883, DEMO_SITE, Path("demo-data"), "sunflower-kg")
     assert "http://127.0.0.1:8000/\n" in text
+    assert f"站点文件 / Site file:  {DEMO_SITE.resolve()}\n" in text
+    assert f"数据目录 / Data:       {Path('demo-data').resolve()}\n" in text
+    assert "facility/sunflower-kg/#" in text
     assert DEMO_PASSWORD in text
     for login in DEMO_ACCOUNTS:
         assert f"    {login} " in text

@@ -31,7 +31,7 @@ from gateway.config.notifications import NotificationSettings
 from gateway.config.stored import masked_school, school_of, unmasked
 from gateway.notify.message import ChannelSettings
 from gateway.rules.registry import specs
-from gateway.site import WEEKDAYS
+from gateway.site import ROOM_TYPE_WORDS, WEEKDAY_WORDS
 
 router = APIRouter(tags=["admin"])
 
@@ -41,11 +41,6 @@ SCHOOL_FIELDS: Final = ("name", "kind", "timezone", "headcount")
 Section = Literal["school", "opening_hours", "buildings", "calendar", "duty", "notifications", "tariffs",
                   "reports", "rules", "work_orders", "samples", "fire_patrol", "sweep"]
 
-ROOM_TYPES: Final[dict[str, Words]] = {
-    "classroom": ("教室", "classroom"), "nap_room": ("午睡室", "nap room"), "dorm": ("宿舍", "dormitory"),
-    "kitchen": ("厨房", "kitchen"), "office": ("办公室", "office"), "gate": ("门卫室", "gatehouse"),
-    "plant": ("配电房/水泵房", "plant room"), "other": ("其他", "other"),
-}
 SCHOOL_KINDS: Final[dict[str, Words]] = {
     "kindergarten": ("幼儿园", "kindergarten"), "primary": ("小学", "primary school"),
     "secondary": ("中学", "secondary school"), "school": ("学校", "school"),
@@ -60,9 +55,6 @@ CHANNEL_TYPES: Final[dict[str, Words]] = {
     "email": ("电子邮件", "E-mail"), "webhook": ("Webhook（HTTP 接口）", "Webhook (HTTP)"),
     "mqtt": ("MQTT 告警主题", "MQTT alert topics"),
 }
-WEEKDAY_WORDS: Final[dict[str, Words]] = dict(zip(WEEKDAYS, (
-    ("周一", "Monday"), ("周二", "Tuesday"), ("周三", "Wednesday"), ("周四", "Thursday"), ("周五", "Friday"),
-    ("周六", "Saturday"), ("周日", "Sunday")), strict=True))
 
 
 class Choice(BaseModel):
@@ -233,7 +225,7 @@ def catalog() -> Catalog:
                        rules=[r.id for r in rules.values() if r.applies(k.name)]) for k in kinds().values()],
         rules=[RuleOut(id=r.id, zh=r.label_zh, en=r.label_en, params=_label_fields(r.params, r.param_labels()))
                for r in rules.values()],
-        room_types=_choices(ROOM_TYPES), protocols=_choices({p: PROTOCOLS.get(p, (p, p)) for p in sources()}),
+        room_types=_choices(ROOM_TYPE_WORDS), protocols=_choices({p: PROTOCOLS.get(p, (p, p)) for p in sources()}),
         school_kinds=_choices(SCHOOL_KINDS), channel_types=_choices(CHANNEL_TYPES),
         weekdays=_choices(WEEKDAY_WORDS),
         day_keys=_choices(WEEKDAY_WORDS | {"school_day": ("上学日/开园日", "school days"),

@@ -135,6 +135,14 @@ def _known(site: SiteConfig, device_id: str) -> None:
         raise HTTPException(404, f"no device {device_id!r} in site {site.id!r}")
 
 
+def _kind_of(site: SiteConfig, device_id: str) -> str:
+    """The kind of a device, in service or retired: a retired one's readings and events stay."""
+    device = site.device(device_id) or next((d for d in site.retired if d.id == device_id), None)
+    if device is None:
+        raise HTTPException(404, f"no device {device_id!r} in site {site.id!r}")
+    return device.kind
+
+
 @router.get("/api/v1/devices", tags=["devices"], responses=GUARDED)
 def list_devices(site: SiteDep, states: StatesDep, _: Viewer) -> list[DeviceOut]:
     return [_device_out(site, states, d.id) for d in site.devices]
@@ -195,14 +203,12 @@ def get_readings(
 ) -> Response:
     """A device's readings in a time window, per metric: raw points (at most MAX_RAW_POINTS
     a series, the oldest first; `next` says where to go on) or buckets of `step`."""
-    _known(site, device_id)
-    d = site.device(device_id)
-    assert d is not None
-    kind = kinds()[d.kind]
+    kind_name = _kind_of(site, device_id)
+    kind = kinds()[kind_name]
     start, end = _window(site, clock, start, end)
     if metric is not None and kind.metric(metric) is None:
         known = ", ".join(m.key for m in kind.metrics)
-        raise HTTPException(422, f"a {d.kind} has no metric {metric!r} (known: {known})")
+        raise HTTPException(422, f"a {kind_name} has no metric {metric!r} (known: {known})")
     step_s = _step_seconds(step) if step is not None else None
     if step_s is not None and (end - start).total_seconds() / step_s > MAX_BUCKETS:
         raise HTTPException(422, f"more than {MAX_BUCKETS} buckets: use a larger step")
@@ -248,7 +254,7 @@ def get_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
     """A device's events (door access), newest first."""
-    _known(site, device_id)
+    _kind_of(site, device_id)
     start, end = _window(site, clock, start, end)
     return _json(_EVENTS, [EventOut(ts=from_ms(e.ts_ms), type=e.type, data=e.data)
                            for e in store.events(device_id, to_ms(start), to_ms(end), limit)])

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt-port", type=int, default=1883, help="port of the embedded MQTT broker")
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     p.add_argument("--backfill-days", type=float, default=35, help="simulated history written on first start")
+    p.add_argument("--config", type=Path, default=None,
+                   help="a site file to simulate instead of the demo kindergarten (e.g. your own, to try it)")
 
     p = sub.add_parser("user", help="add a user (the first admin, say); the password is asked for")
     _state_of(p)
@@ -89,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(app, site.api, args.log_level)
         if args.command == "demo":
             from gateway.cli.demo import banner, demo_app
+            from simulators import DEMO_SITE
 
-            app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days)
-            print(banner(args.host, args.port, args.mqtt_port), flush=True)
+            site_file = args.config or DEMO_SITE
+            app = demo_app(args.data_dir, args.mqtt_port, args.backfill_days, site_file=site_file)
+            print(banner(args.host, args.port, args.mqtt_port, site_file, args.data_dir,
+                         config.load(site_file).id), flush=True)
             return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
         if args.command in ("user", "api-key"):
             return _accounts(args)

@@ -74,8 +74,10 @@ DEMO_NAMES = {"teacher-sun": "孙老师"}
 PROGRESS_EVERY = 0.05  # log progress every 5 % of the backfill
 
 
-def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
-    site = on_free_ports(config.load(DEMO_SITE))
+def demo_site(data_dir: Path, mqtt_port: int, site_file: Path = DEMO_SITE) -> config.SiteConfig:
+    """The site file (the demo kindergarten's by default) on the demo's broker and folder, its
+    simulated meters on free ports, readable without a login."""
+    site = on_free_ports(config.load(site_file))
     return site.model_copy(
         update={
             "mqtt": site.mqtt.model_copy(
@@ -88,11 +90,12 @@ def demo_site(data_dir: Path, mqtt_port: int) -> config.SiteConfig:
     )
 
 
-def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock | None = None) -> FastAPI:
+def demo_app(data_dir: Path, mqtt_port: int, backfill_days: float, clock: Clock | None = None,
+             site_file: Path = DEMO_SITE) -> FastAPI:
     # amqtt logs every session state transition at INFO
     for noisy in ("amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    site = demo_site(data_dir, mqtt_port)
+    site = demo_site(data_dir, mqtt_port, site_file)
     clock = clock or SystemClock()
 
     @asynccontextmanager
@@ -125,8 +128,9 @@ def demo_accounts(auth: AuthStore, site: config.SiteConfig, now_ms: int) -> None
                           display_name=roster.get(login) or DEMO_NAMES.get(login, ""))
 
 
-def banner(host: str, port: int, mqtt_port: int) -> str:
-    """What the demo prints when it starts: where to look, and who to log in as."""
+def banner(host: str, port: int, mqtt_port: int, site_file: Path, data_dir: Path, site_id: str) -> str:
+    """What the demo prints when it starts: where to look, who to log in as, and which site
+    file and data folder it uses."""
     url = f"http://{host}:{port}/"
     accounts = "\n".join(f"    {login:<16} {what}" for login, (_, what) in DEMO_ACCOUNTS.items())
     return (
@@ -134,7 +138,11 @@ def banner(host: str, port: int, mqtt_port: int) -> str:
         f"  仪表盘 / Dashboard:    {url}\n"
         f"  API 文档 / API docs:   {url}docs\n"
         f"  健康 / Health:         {url}health\n"
-        f"  MQTT:                  mqtt://127.0.0.1:{mqtt_port} (facility/sunflower-kg/#)\n\n"
+        f"  MQTT:                  mqtt://127.0.0.1:{mqtt_port} (facility/{site_id}/#)\n"
+        f"  站点文件 / Site file:  {site_file.resolve()}\n"
+        f"  数据目录 / Data:       {data_dir.resolve()}\n"
+        f"  (设置在仪表盘「设置」中修改后保存在数据目录；站点文件只在第一次启动时导入。\n"
+        f"   Settings changed in the dashboard are kept in the data folder; the site file seeds them once.)\n\n"
         f"  演示账号 / Demo accounts (密码 / password: {DEMO_PASSWORD}):\n{accounts}\n"
     )
 

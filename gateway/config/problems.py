@@ -281,7 +281,7 @@ class _Doc:
         if kind in ("value_error", "assertion_error"):
             if prefix and not err["loc"]:  # a nested model's own check (min_c below max_c): its message says it
                 return [self.fallback(loc, msg)]
-            return self.checked(loc, msg) or [self.fallback(loc, msg)]
+            return self.checked(loc) or [self.fallback(loc, msg)]
         if kind == "extra_forbidden":
             return [self.unknown_key(loc)]
         if kind == "missing":
@@ -330,11 +330,9 @@ class _Doc:
         zh = ", ".join(f"{k}（{lab.zh}）" if (lab := labels[k]) else k for k in allowed)
         en = ", ".join(f"{k} ({lab.en})" if (lab := labels[k]) else k for k in allowed)
         key = loc[-1] if loc else ""
-        where_zh, where_en = self.place(loc)
-        text_zh = f"未知的键 `{key}`；这里可用的键：{zh}" if allowed else f"未知的键 `{key}`"
-        text_en = f"unknown key `{key}`; the keys here: {en}" if allowed else f"unknown key `{key}`"
-        return Problem(loc, self.line(loc), f"{where_zh}：{text_zh}" if where_zh else text_zh,
-                       f"{where_en}: {text_en}" if where_en else text_en)
+        if not allowed:
+            return self.problem(loc, f"未知的键 `{key}`", f"unknown key `{key}`")
+        return self.problem(loc, f"未知的键 `{key}`；这里可用的键：{zh}", f"unknown key `{key}`; the keys here: {en}")
 
     def bound(self, loc: Path, kind: str, ctx: Mapping[str, Any]) -> Problem:
         zh_word, en_word, key = _BOUNDS[kind]
@@ -362,7 +360,7 @@ class _Doc:
 
     # Whole-file checks and validators that fold errors into one message: explained from the document.
 
-    def checked(self, loc: Path, msg: str) -> list[Problem]:
+    def checked(self, loc: Path) -> list[Problem]:
         value = self.value(loc)
         match loc:
             case ("devices", int(), "kind"):

@@ -68,9 +68,10 @@ def _reveal(value: Any) -> Any:
     return value
 
 
-def school_of(site: SiteConfig) -> dict[str, Any]:
-    """The school part of a site as plain JSON data, defaults left out, secrets readable."""
-    data = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=True)
+def school_of(site: SiteConfig, *, defaults: bool = False) -> dict[str, Any]:
+    """The school part of a site as plain JSON data, secrets readable; defaults left out
+    unless `defaults` (a form shows every value)."""
+    data = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=not defaults)
     ordered = {k: data[k] for k in SCHOOL_KEYS if k in data}
     return dict(to_jsonable_python(_reveal(ordered)))
 
@@ -88,10 +89,10 @@ def masked(value: Any, secrets: Any) -> Any:
 
 
 def masked_school(site: SiteConfig) -> dict[str, Any]:
-    """`school_of` with the secrets (a channel's password, a DingTalk signing secret) masked:
-    for the dashboard and the audit trail."""
-    secrets = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=True)
-    return dict(masked(school_of(site), secrets))
+    """`school_of` with every value, defaults included, and the secrets (a channel's password,
+    a DingTalk signing secret) masked: for the dashboard's forms."""
+    secrets = site.model_dump(include=set(SCHOOL_KEYS))
+    return dict(masked(school_of(site, defaults=True), secrets))
 
 
 def unmasked(new: Any, old: Any) -> Any:

@@ -1,0 +1,93 @@
+"""Where the school's settings come from at start (the site file or what was changed in the
+dashboard), and what a change while running keeps: a device's rules in the middle of a leak."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devices.base import Sample
+from gateway import config
+from gateway.config.stored import ConfigStore, school_of, with_school
+from gateway.rules.base import Finding
+from gateway.rules.engine import RuleEngine
+from gateway.rules.water import WaterLeakRule
+from gateway.schedule.school_calendar import SchoolCalendar
+
+SITE = """\
+id: kg
+name: 测试幼儿园
+buildings:
+  - id: main
+    name: 教学楼
+    rooms: [{id: kitchen, name: 厨房, type: kitchen}, {id: plant, name: 水泵房, type: plant}]
+devices:
+  - {id: tap, kind: water_meter, room: plant, name: 总水表}
+"""
+NOW_MS = 1_795_219_200_000
+
+
+def file_site(text: str = SITE) -> config.SiteConfig:
+    return config.parse(text, "site.yaml")
+
+
+def test_the_file_seeds_the_store_and_is_taken_again_while_nobody_changed_the_settings(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "state.db")
+    first = store.startup(file_site(), NOW_MS)
+    assert (first.version, first.file_pending) == (1, False)
+    assert store.startup(file_site(), NOW_MS).version == 1  # the same file: nothing new
+
+    renamed = file_site(SITE.replace("测试幼儿园", "向日葵幼儿园"))
+    taken = store.startup(renamed, NOW_MS)
+    assert (taken.version, taken.site.name, taken.file_pending) == (2, "向日葵幼儿园", False)
+
+
+def test_settings_changed_in_the_dashboard_win_over_a_file_edited_since(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "state.db")
+    seeded = store.startup(file_site(), NOW_MS).site
+    changed = school_of(seeded) | {"headcount": 150}
+    store.save(changed, "dashboard", "head", NOW_MS)
+
+    kept = store.startup(file_site(), NOW_MS)  # the file as it was: no difference to speak of
+    assert (kept.version, kept.site.headcount, kept.file_pending) == (2, 150, False)
+    edited = store.startup(file_site(SITE.replace("总水表", "主水表")), NOW_MS)
+    assert (edited.version, edited.site.headcount, edited.file_pending) == (2, 150, True)
+    assert edited.site.devices[0].name == "总水表"
+
+
+def test_a_file_managed_site_takes_its_file_every_time(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "state.db")
+    seeded = store.startup(file_site(), NOW_MS).site
+    store.save(school_of(seeded) | {"headcount": 150}, "dashboard", "head", NOW_MS)
+    managed = store.startup(file_site(SITE + "managed_from: file\n"), NOW_MS)
+    assert (managed.version, managed.site.headcount) == (3, None)
+
+
+def test_a_change_keeps_the_rules_of_devices_it_does_not_touch(tmp_path: Path) -> None:
+    site = file_site()
+    calendar = SchoolCalendar(site)
+    found: list[Finding] = []
+    engine = RuleEngine(site, calendar, lambda f, _: found.append(f))
+    rule = engine.rule("tap", WaterLeakRule)
+    assert rule is not None
+    t0 = int(datetime(2026, 11, 21, 20, 0, tzinfo=UTC).timestamp() * 1000)
+    for i in range(5):  # water running at night, a leak being timed
+        engine.sample(Sample("tap", t0 + i * 60_000, {"volume_m3": 10 + i * 0.01}), t0 + i * 60_000)
+
+    school = school_of(site)
+    school["devices"].append({"id": "fridge", "kind": "sample_fridge", "room": "kitchen"})
+    school["headcount"] = 80
+    gone = engine.reconfigure(with_school(site, school), set())
+    assert gone == []
+    assert engine.rule("tap", WaterLeakRule) is rule  # the leak's timing goes on
+    assert engine.rule("fridge", WaterLeakRule) is None
+
+    school["devices"][0]["rules"] = {"water_leak": {"continuous_min": 30}}
+    engine.reconfigure(with_school(site, school), {("water_leak", "tap")})
+    renewed = engine.rule("tap", WaterLeakRule)
+    assert renewed is not None
+    assert renewed is not rule
+    assert renewed.raised  # its open alert is known, so it clears it when the water stops
+
+    school["devices"].pop(0)
+    assert engine.reconfigure(with_school(site, school), set()) == ["tap"]
