@@ -91,3 +91,9 @@ def test_a_change_keeps_the_rules_of_devices_it_does_not_touch(tmp_path: Path) -
 
     school["devices"].pop(0)
     assert engine.reconfigure(with_school(site, school), set()) == ["tap"]
+
+
+def test_a_channel_keeps_its_kind_in_the_stored_settings() -> None:
+    """A channel's `type` picks its model: the stored settings, written without defaults, keep it."""
+    site = file_site(SITE + "notifications:\n  channels:\n    - {type: webhook, id: office, url: 'http://127.0.0.1:9/hook'}\n")
+    assert with_school(site, school_of(site)).notifications.channels[0].type == "webhook"
