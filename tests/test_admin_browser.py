@@ -109,8 +109,11 @@ def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_o
     # Read at once by the running gateway: no restart.
     sent = time.time()
     publish(site.broker, [("library-water", {"ts": sent, "volume_m3": 12.5, "flow_lpm": 0.0})])
-    device = wait_until("the new meter's reading", lambda: (d := site.api.get("/api/v1/devices/library-water").json())
-                        if d.get("last_values", {}).get("volume_m3") == 12.5 else None, timeout_s=5)
+    def reading() -> dict[str, Any] | None:
+        found: dict[str, Any] = site.api.get("/api/v1/devices/library-water").json()
+        return found if found.get("last_values", {}).get("volume_m3") == 12.5 else None
+
+    device = wait_until("the new meter's reading", reading, timeout_s=5)
     assert device["room"] == "reading-room"
     assert device["building"] == "library"
     with open_page(browser) as (page, console):
@@ -176,3 +179,106 @@ def span_of(form: Any, weekday: str, start: str, end: str) -> None:
         day.locator("button.add").click()
     day.locator("input[name=start]").first.fill(start)
     day.locator("input[name=end]").first.fill(end)
+
+
+def test_an_admin_adds_an_account_with_a_chinese_name_who_then_logs_in(browser: Browser, site: Site) -> None:
+    password = "huang-laoshi-2026"
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "users")
+        form = page.locator("#view form.user-add")
+        form.locator("input[name=display_name]").fill("黄老师")
+        form.locator("input[name=name]").fill("teacher-huang")
+        form.locator("select[name=role]").select_option("staff")
+        form.locator("input[name=password]").fill("short")
+        form.locator("button[type=submit]").click()
+        expect(form.locator("[role=alert]")).to_have_text("密码至少要 10 个字符")
+        form.locator("input[name=password]").fill(password)
+        form.locator("button[type=submit]").click()
+        expect(page.locator("#view .users .banner")).to_have_text("已添加账号：黄老师")
+        row = page.locator("#view form.user[data-user=teacher-huang]")
+        expect(row.locator("input[name=display_name]")).to_have_value("黄老师")
+        assert console.problems() == []
+    with open_page(browser) as (page, console):
+        show(page, site.url, "overview", ".severities")
+        log_in(page, "teacher-huang", password)
+        expect(page.locator("#user")).to_have_text("黄老师 · 退出")
+        expect(page.locator("#nav")).not_to_contain_text("设置")
+        assert console.problems() == []
+
+
+def test_a_test_message_reaches_a_real_webhook(browser: Browser, site: Site, hook: HttpReceiver) -> None:
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "notifications")
+        channel = page.locator(f"#view .channel[data-channel={HOOK}]")
+        expect(channel.locator("input[name=url]")).to_have_value(hook.url)
+        channel.locator("button.test").click()
+        expect(channel.locator(".test-result")).to_have_text("测试消息已送达。")
+        assert console.problems() == []
+    tests = [r.json() for r in hook.requests if r.json().get("test")]
+    assert [(m["channel"], m["site"]) for m in tests] == [(HOOK, "sunflower-kg")]
+
+
+@pytest.mark.parametrize("user", ["guard-wang", "teacher-sun"])
+def test_staff_and_viewers_neither_see_nor_reach_the_settings(browser: Browser, site: Site, user: str) -> None:
+    assert site.api.get("/api/v1/admin/config").status_code == 401
+    who = signed_in(site.api, user)
+    assert site.api.get("/api/v1/admin/config", headers=who).status_code == 403
+    change = site.api.put("/api/v1/admin/config/school", headers=who,
+                          json={"version": 1, "value": {"name": "改名幼儿园"}})
+    assert change.status_code == 403
+    assert site.api.get("/api/v1/admin/config/export", headers=who).status_code == 403
+    with open_page(browser) as (page, console):
+        use_language(page, site.url, "zh-CN")
+        log_in(page, user)
+        expect(page.locator("#nav a")).not_to_have_text(["设置"])
+        expect(page.locator("#nav")).not_to_contain_text("设置")
+        page.evaluate("() => { location.hash = '#/settings/school'; }")
+        expect(page.locator("#view .settings-refused")).to_contain_text("需要管理员权限")
+        expect(page.locator("#view form")).to_have_count(0)
+        assert console.problems("status of 403") == []
+    with open_page(browser) as (page, _):
+        use_language(page, site.url, "zh-CN")
+        log_in(page, ADMIN)
+        expect(page.locator("#nav")).to_contain_text("设置")
+
+
+def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Browser, site: Site) -> None:
+    """The same wrong values typed in the form and written in a site file: the same words."""
+    school = site.api.get("/api/v1/admin/config", headers=signed_in(site.api, ADMIN)).json()["site"]
+    rooms = len(school["buildings"][0]["rooms"])
+    document = yaml.safe_load(site.api.get("/api/v1/admin/config/export", headers=signed_in(site.api, ADMIN)).text)
+    document["buildings"][0]["floor_area_m2"] = -5
+    document["buildings"][0]["rooms"].append({"id": "reading room", "name": "阅览室"})
+    with pytest.raises(ConfigError) as refused:
+        parse(yaml.safe_dump(document, allow_unicode=True), "site.yaml")
+    said = {p.path: p for p in refused.value.problems}
+    area, room_id = said[("buildings", 0, "floor_area_m2")], said[("buildings", 0, "rooms", rooms, "id")]
+    for lang, words in (("zh-CN", lambda p: p.zh), ("en", lambda p: p.en)):
+        with open_page(browser) as (page, console):
+            as_admin(page, site, "school", lang)
+            building = page.locator("#view fieldset.building").first
+            building.locator("input[name=floor_area_m2]").fill("-5")
+            building.locator(".rooms-editor > button.add").click()
+            room = building.locator(".room-fields").last
+            room.locator("input[name=id]").fill("reading room")
+            room.locator("input[name=name]").fill("阅览室")
+            building.locator("xpath=ancestor::form").locator("button.save").click()
+            expect(building.locator("label.field:has(input[name=floor_area_m2]) .field-error")).to_have_text(words(area))
+            expect(room.locator("label.field:has(input[name=id]) .field-error")).to_have_text(words(room_id))
+            screenshot(page, SHOTS, f"school-problems-desktop-{lang[:2]}")
+            assert console.problems("status of 422") == []
+
+
+@pytest.mark.parametrize(("viewport", "lang"), [(PHONE_430, "zh-CN"), (PHONE_430, "en"), (DESKTOP, "zh-CN"), (DESKTOP, "en")],
+                         ids=["phone-zh", "phone-en", "desktop-zh", "desktop-en"])
+def test_screenshots_of_every_settings_page(browser: Browser, site: Site, viewport: ViewportSize, lang: str) -> None:
+    name = f"{'desktop' if viewport is DESKTOP else 'phone'}-{lang[:2]}"
+    overflows = {}
+    with open_page(browser, viewport) as (page, console):
+        as_admin(page, site, "school", lang)
+        for route in SETTINGS_PAGES:
+            settings_page(page, site, route.removeprefix("settings/"))
+            overflows[route] = horizontal_overflow(page)
+            screenshot(page, SHOTS, f"{name}-{route.replace('/', '-')}")
+        assert console.problems() == []
+    assert {r: px for r, px in overflows.items() if px > 1} == {}
