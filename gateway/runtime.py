@@ -272,6 +272,7 @@ class Gateway:
             self.alerts.retire(device_id, now_ms)
         self._load_rules = self._learning()
         self._reconfigure_pollers(site)
+        self.live.publish("settings", "settings", {})  # open dashboards fetch the site's names anew
 
     def _reconfigure_pollers(self, site: SiteConfig) -> None:
         """A bus whose meters changed is polled anew; the others go on."""

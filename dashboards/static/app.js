@@ -142,6 +142,7 @@ function onReading(data) {
 
 function onEvent(type, data) {
   if (type === "reading") onReading(data);
+  else if (type === "settings") loadSite().then(render); // changed in 设置: new rooms, devices, names
   else if (state.view?.live.includes(type)) refreshSoon();
 }
 

@@ -283,8 +283,9 @@ async def put_section(section: Section, body: ChangeIn, settings: SettingsDep, a
 
     def edit(school: dict[str, Any]) -> dict[str, Any]:
         if section == "school":
-            if not isinstance(body.value, dict):
-                raise SettingsError(422, "学校信息应是一组名称和值。", "The school's fields must be a mapping.")
+            if not isinstance(body.value, dict) or not set(body.value) <= set(SCHOOL_FIELDS):
+                raise SettingsError(422, "学校信息只有名称、类型、时区和人数。",
+                                    "The school's fields are its name, kind, time zone and headcount.")
             for key in SCHOOL_FIELDS:
                 school.pop(key, None)
             school.update({k: v for k, v in body.value.items() if v is not None})

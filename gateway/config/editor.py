@@ -88,6 +88,14 @@ class SettingsEditor:
         """The site `school` would make and what it changes, without changing anything; raises
         SettingsError (422) with the problems at their places."""
         site = self._site()
+        outside = [k for k in school if k not in SCHOOL_KEYS]
+        if outside:  # the deployment's part (connections, storage, mode) is the site file's alone
+            raise SettingsError(422, "这些不是学校的设置，只能在站点文件里改：" + "、".join(outside),
+                                "These are not the school's settings; only the site file sets them: "
+                                + ", ".join(outside),
+                                [Problem((k,), None, f"「{k}」不是学校的设置，只能在站点文件里改。",
+                                         f"{k} is not one of the school's settings; only the site file sets it.")
+                                 for k in outside])
         if school.get("id", site.id) != site.id:
             other = school.get("id")
             raise SettingsError(422, f"这份配置属于另一所学校（编号 {other}），不是{site.name}（编号 {site.id}）。",

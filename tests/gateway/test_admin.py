@@ -278,3 +278,15 @@ def test_a_site_managed_from_its_file_is_read_only(mosquitto: Mosquitto, tmp_pat
         refused = admin.put("school", {"name": "改名", "kind": "kindergarten"})
         assert refused.status_code == 409
         assert "站点文件" in refused.json()["detail"]["zh"]
+
+
+def test_the_deployment_part_is_never_changed_from_the_dashboard(admin: Admin) -> None:
+    sneaky = admin.put("school", {"name": "x", "storage": {"data_dir": "/tmp/elsewhere"}})
+    assert sneaky.status_code == 422
+    exported = admin.client.get("/api/v1/admin/config/export", headers=admin.headers).text
+    imported = admin.client.post("/api/v1/admin/config/import", headers=admin.headers, json={
+        "yaml": exported + "mqtt: {url: 'mqtt://192.0.2.1:1883'}\nmanaged_from: file\n", "apply": True,
+        "version": admin.config()["version"]}).json()
+    assert imported["changes"] == []  # only the school's part of a file is taken
+    assert admin.client.app.state.gateway.site.mqtt.url.startswith("mqtt://127.0.0.1")  # type: ignore[attr-defined]
+    assert admin.config()["read_only"] is False
