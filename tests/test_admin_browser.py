@@ -210,7 +210,6 @@ def test_a_test_message_reaches_a_real_webhook(browser: Browser, site: Site, hoo
     with open_page(browser) as (page, console):
         as_admin(page, site, "notifications")
         channel = page.locator(f"#view .channel[data-channel={HOOK}]")
-        expect(channel.locator("input[name=url]")).to_have_value(hook.url)
         channel.locator("button.test").click()
         expect(channel.locator(".test-result")).to_have_text("测试消息已送达。")
         assert console.problems() == []
@@ -280,5 +279,6 @@ def test_screenshots_of_every_settings_page(browser: Browser, site: Site, viewpo
             settings_page(page, site, route.removeprefix("settings/"))
             overflows[route] = horizontal_overflow(page)
             screenshot(page, SHOTS, f"{name}-{route.replace('/', '-')}")
-        assert console.problems() == []
+        # The inbox's route comes with device discovery; without it the page says so.
+        assert console.problems("admin/discovered") == []
     assert {r: px for r, px in overflows.items() if px > 1} == {}

@@ -142,7 +142,9 @@ function onReading(data) {
 
 function onEvent(type, data) {
   if (type === "reading") onReading(data);
-  else if (type === "settings") loadSite().then(render); // changed in 设置: new rooms, devices, names
+  // Changed in 设置: new rooms, devices, names. A page where someone may be typing (设置 itself)
+  // is not drawn anew under them: a save made from older settings is refused and says so.
+  else if (type === "settings") loadSite().then(() => VIEWS[state.view?.name]?.keepsInput || render());
   else if (state.view?.live.includes(type)) refreshSoon();
 }
 

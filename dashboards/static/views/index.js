@@ -1,6 +1,7 @@
-// The views, by route name. Each module's default export is `{ render(ctx), live }`: `render`
-// fetches what the view shows and returns its element; `live` names the stream events after
-// which it is fetched again (readings patch values in place anyway). `NAV` is the menu, in
+// The views, by route name. Each module's default export is `{ render(ctx), live, keepsInput }`:
+// `render` fetches what the view shows and returns its element; `live` names the stream events
+// after which it is fetched again (readings patch values in place anyway); `keepsInput`, that it
+// is not drawn anew when the settings change (someone may be typing in it). `NAV` is the menu, in
 // order; a view not in it (a device's page) is reached by links.
 
 import alerts from "./alerts.js";

@@ -99,4 +99,4 @@ async function settingsView(ctx) {
     tabs(page), banner(config), noticeLine(), await PAGES[page].render(sub), changed(config));
 }
 
-export default { render: settingsView, live: [] };
+export default { render: settingsView, live: [], keepsInput: true };
