@@ -33,7 +33,8 @@ pytestmark = pytest.mark.integration
 SHOTS: Final = artifacts_dir("admin")
 ADMIN: Final = "logistics-li"
 # The settings' pages, each by its route (the language scan reads every one of them too).
-SETTINGS_PAGES: Final = ["settings/school", "settings/devices", "settings/devices/new", "settings/hours",
+SETTINGS_PAGES: Final = ["settings/school", "settings/devices", "settings/devices/new", "settings/devices/edit/kitchen-water",
+                         "settings/hours",
                          "settings/calendar", "settings/duty", "settings/users", "settings/notifications",
                          "settings/tariffs", "settings/inbox", "settings/file"]
 # The width of a large phone: forms must fit it without scrolling sideways.
@@ -80,7 +81,7 @@ def today(site: Site) -> str:
 def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_once(browser: Browser, site: Site) -> None:
     with open_page(browser) as (page, console):
         as_admin(page, site, "school")
-        page.locator("#view .buildings-editor > button.add").click()
+        page.locator("#view .buildings-editor > .add-row > button.add").click()
         building = page.locator("#view fieldset.building").last
         building.locator("input[name=id]").first.fill("library")
         building.locator("input[name=name]").first.fill("图书馆")
@@ -257,7 +258,7 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
             as_admin(page, site, "school", lang)
             building = page.locator("#view fieldset.building").first
             building.locator("input[name=floor_area_m2]").fill("-5")
-            building.locator(".rooms-editor > button.add").click()
+            building.locator(".rooms-editor > .add-row > button.add").click()
             room = building.locator(".room-fields").last
             room.locator("input[name=id]").fill("reading room")
             room.locator("input[name=name]").fill("阅览室")
@@ -273,12 +274,20 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
 def test_screenshots_of_every_settings_page(browser: Browser, site: Site, viewport: ViewportSize, lang: str) -> None:
     name = f"{'desktop' if viewport is DESKTOP else 'phone'}-{lang[:2]}"
     overflows = {}
-    with open_page(browser, viewport) as (page, console):
+    with open_page(browser, viewport, locale=lang) as (page, console):
         as_admin(page, site, "school", lang)
         for route in SETTINGS_PAGES:
             settings_page(page, site, route.removeprefix("settings/"))
             overflows[route] = horizontal_overflow(page)
-            screenshot(page, SHOTS, f"{name}-{route.replace('/', '-')}")
+            whole_page(page, f"{name}-{route.replace('/', '-')}", viewport)
         # The inbox's route comes with device discovery; without it the page says so.
         assert console.problems("admin/discovered") == []
     assert {r: px for r, px in overflows.items() if px > 1} == {}
+
+
+def whole_page(page: Page, name: str, viewport: ViewportSize) -> None:
+    """A screenshot of the whole page in a window as tall as it, so that 保存's bar, which stays
+    at the bottom of the window, is drawn where it belongs: at the end of its form."""
+    page.set_viewport_size({"width": viewport["width"], "height": page.evaluate("() => document.body.scrollHeight")})
+    screenshot(page, SHOTS, name)
+    page.set_viewport_size(viewport)

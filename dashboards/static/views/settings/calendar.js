@@ -79,7 +79,7 @@ function periodsForm(ctx) {
         field(ctx, { label: t("cal.name"), type: "text" }, p, "name", ["calendar", key, i, "name"], { placeholder: t("cal.name_hint") })),
       () => ({ start: "", end: "", name: "" }), { addLabel: t("cal.add") }));
   });
-  return sectionForm(ctx, "calendar", calendar, h("section", { class: "card" }, h("h2", {}, t("cal.periods")),
+  return sectionForm(ctx, "calendar", calendar, h("div", { class: "form-body" }, h("h2", {}, t("cal.periods")),
     field(ctx, { label: t("cal.statutory"), type: "boolean" }, calendar, "statutory_holidays", ["calendar", "statutory_holidays"]),
     lists));
 }

@@ -20,7 +20,7 @@ addLabels({
     "device.room_label": "所在房间", "device.pick_room": "请选择房间", "device.interval_label": "上报间隔（秒）",
     "device.settings": "设备参数", "device.rules": "告警规则参数（仅此设备）",
     "device.rules_hint": "空着即沿用全校设置（灰字）", "device.source_label": "接入方式", "device.source_fields": "接入参数",
-    "device.back": "返回设备列表", "device.not_found": "没有这个设备", "device.save": "保存",
+    "device.back": "返回设备列表", "device.not_found": "没有这个设备",
   },
   en: {
     "devices.add": "Add a device", "devices.none": "No devices in this room", "devices.edit": "Edit", "devices.retire": "Retire",
@@ -33,7 +33,7 @@ addLabels({
     "device.room_label": "Room", "device.pick_room": "Choose a room", "device.interval_label": "Reporting interval (s)",
     "device.settings": "Settings", "device.rules": "Alert rules' parameters (this device only)",
     "device.rules_hint": "empty: the site's setting (in grey)", "device.source_label": "Connected as", "device.source_fields": "Connection",
-    "device.back": "All devices", "device.not_found": "No such device", "device.save": "Save",
+    "device.back": "All devices", "device.not_found": "No such device",
   },
 });
 
@@ -177,8 +177,8 @@ function deviceForm(ctx, device, mode) {
             drawSource();
           },
         })),
-      sourceBox, kindBox, top,
-      ctx.readOnly ? null : h("div", { class: "actions" }, h("button", { type: "submit", class: "save" }, t("device.save")))));
+      sourceBox, kindBox,
+      ctx.readOnly ? null : h("div", { class: "save-bar" }, top, h("button", { type: "submit", class: "save" }, t("form.save")))));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const request = mode === "edit"

@@ -85,7 +85,7 @@ function dutyForm(ctx) {
     h("section", { class: "card" }, shiftsEditor(ctx, duty)),
     h("section", { class: "card" }, h("h2", {}, t("duty.timing")), h("div", { class: "fields" },
       field(ctx, { label: t("duty.remind"), type: "number", min: 1, required: true }, duty, "remind_every_min", ["duty", "remind_every_min"]),
-      field(ctx, { label: t("duty.escalate"), type: "number", min: 1, required: true }, duty, "escalate_after_min", ["duty", "escalate_after_min"])))));
+      field(ctx, { label: t("duty.escalate"), type: "number", min: 1, required: true }, duty, "escalate_after_min", ["duty", "escalate_after_min"])))), { bare: true });
 }
 
 export default {

@@ -8,7 +8,7 @@ import { outcome, said, submit } from "./form.js";
 
 addLabels({
   "zh-CN": {
-    "file.export": "导出配置文件", "file.export_hint": "当前全部设置，YAML 格式，可备份或用来配置另一所学校。",
+    "file.export": "导出配置文件", "file.export_hint": "当前的全部设置，可留作备份，或用来配置另一所学校。",
     "file.download": "下载", "file.saved": "已下载：{f}",
     "file.import": "导入配置文件", "file.import_hint": "先预览会改动什么，确认后再应用。",
     "file.choose": "选择文件", "file.text": "或把内容粘贴在这里", "file.preview": "预览改动", "file.apply": "应用",
@@ -16,7 +16,7 @@ addLabels({
     "file.line": "第 {n} 行：", "file.empty": "请先选择文件或粘贴内容",
   },
   en: {
-    "file.export": "Export the site file", "file.export_hint": "All the settings as they are now, as YAML: a backup, or a start for another school.",
+    "file.export": "Export the site file", "file.export_hint": "All the settings as they are now: a backup, or a start for another school.",
     "file.download": "Download", "file.saved": "Downloaded: {f}",
     "file.import": "Import a site file", "file.import_hint": "See what it would change first, then apply it.",
     "file.choose": "Choose a file", "file.text": "or paste it here", "file.preview": "Preview the changes", "file.apply": "Apply",

@@ -13,14 +13,14 @@ addLabels({
     "form.saved_none": "已保存，没有改动", "form.conflict": "别人刚刚修改了设置，已重新载入最新内容，请再改一次。",
     "form.problems": "有 {n} 处需要改正，见各项下方的说明", "form.yes": "是", "form.list_hint": "多项用逗号或换行分开",
     "form.id_hint": "编号：字母、数字、点、横线或下划线，以字母或数字开头，保存后不能改",
-    "form.none_yet": "还没有", "common.code": "编号",
+    "form.none_yet": "还没有", "common.code": "编号", "form.inherited": "沿用：{v}",
   },
   en: {
     "form.add": "Add", "form.remove": "Remove", "form.save": "Save", "form.saved": "Saved",
     "form.saved_none": "Saved: nothing changed", "form.conflict": "Someone else changed the settings just now: the newest are loaded, please make your change again.",
     "form.problems": "{n} things to correct: see the notes under the fields", "form.yes": "Yes", "form.list_hint": "separate items with commas or new lines",
     "form.id_hint": "Code: letters, digits, dots, dashes or underscores, starting with a letter or digit; fixed once saved",
-    "form.none_yet": "None yet", "common.code": "Code",
+    "form.none_yet": "None yet", "common.code": "Code", "form.inherited": "inherited: {v}",
   },
 });
 
@@ -61,7 +61,7 @@ function shown(spec, value) {
 /** The empty choice names what it inherits by its label, not its id. */
 function inheritedChoice(spec, placeholder) {
   const inherited = spec.choices.find((c) => c.id === placeholder);
-  return inherited ? said(inherited) : placeholder ?? "";
+  return inherited ? t("form.inherited", { v: said(inherited) }) : placeholder ?? "";
 }
 
 /**
@@ -104,7 +104,9 @@ export function field(ctx, spec, model, key, path, opts = {}) {
     opts.onChange?.(model[key]);
   };
   input.addEventListener(spec.type === "boolean" || spec.type === "choice" ? "change" : "input", onChange);
-  const hint = opts.hint ? h("small", { class: "muted" }, opts.hint) : null;
+  // A time field shows no placeholder: what it inherits is said under it.
+  const inherits = spec.type === "time" && opts.placeholder ? t("form.inherited", { v: opts.placeholder.slice(0, 5) }) : null;
+  const hint = opts.hint || inherits ? h("small", { class: "muted" }, opts.hint ?? inherits) : null;
   const error = h("small", { class: "field-error error-text", role: "alert" });
   if (spec.type === "boolean") {
     return h("div", { class: "field check" }, h("label", {}, input, fieldLabel(spec)), hint, error);
@@ -151,7 +153,8 @@ export function group(tag, attrs, path, ...children) {
     h("small", { class: "field-error error-text", role: "alert" }), children);
 }
 
-/** A list of things with 删除 on each and 添加 after; `draw` is called again after either. */
+/** A list of things with 删除 on each and 添加 after (with `addWith` beside it: what to add);
+ * the list is drawn again after either. */
 export function listEditor(ctx, items, render, make, opts = {}) {
   const box = h("div", { class: `list-editor ${opts.class ?? ""}` });
   const draw = () => {
@@ -160,8 +163,8 @@ export function listEditor(ctx, items, render, make, opts = {}) {
       items.map((item, i) => h("div", { class: "list-item" }, render(item, i),
         ctx.readOnly ? null : h("button", { type: "button", class: "secondary remove", onclick: () => { items.splice(i, 1); draw(); } },
           opts.removeLabel ?? t("form.remove")))),
-      ctx.readOnly ? null : h("button", { type: "button", class: "secondary add", onclick: () => { items.push(make()); draw(); } },
-        opts.addLabel ?? t("form.add")));
+      ctx.readOnly ? null : h("div", { class: "add-row" }, opts.addWith,
+        h("button", { type: "button", class: "secondary add", onclick: () => { items.push(make()); draw(); } }, opts.addLabel ?? t("form.add"))));
   };
   draw();
   return box;
@@ -234,11 +237,13 @@ export function saveSection(ctx, section, value, root, top) {
   return submit(ctx, root, top, (version) => send("PUT", `/api/v1/admin/config/${section}`, { version, value }));
 }
 
-/** A form for one section: its fields, then the answer line and 保存 (none when read-only). */
+/** A form for one section: a card of its fields (or, `bare`, the cards it is given), then a
+ * bar that stays in sight at the bottom with the answer and 保存 (none when read-only). */
 export function sectionForm(ctx, section, value, body, attrs = {}) {
+  const { bare, ...rest } = attrs;
   const top = outcome();
-  const form = h("form", { ...attrs, class: `form settings-form ${attrs.class ?? ""}`, dataset: { ...attrs.dataset, section }, novalidate: true },
-    body, top, ctx.readOnly ? null : h("div", { class: "actions" }, h("button", { type: "submit", class: "save" }, t("form.save"))));
+  const form = h("form", { ...rest, class: `form settings-form ${bare ? "bare" : "card"} ${rest.class ?? ""}`, dataset: { ...rest.dataset, section }, novalidate: true },
+    body, ctx.readOnly ? null : h("div", { class: "save-bar" }, top, h("button", { type: "submit", class: "save" }, t("form.save"))));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     saveSection(ctx, section, typeof value === "function" ? value() : value, form, top);

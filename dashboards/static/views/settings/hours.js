@@ -32,7 +32,7 @@ export function weekEditor(ctx, hours, path) {
 
 function schoolHours(ctx) {
   const hours = copy(ctx.site.opening_hours);
-  return sectionForm(ctx, "opening_hours", hours, h("section", { class: "card" },
+  return sectionForm(ctx, "opening_hours", hours, h("div", { class: "form-body" },
     h("h2", {}, t("hours.school")), h("p", { class: "muted small" }, t("hours.hint")),
     weekEditor(ctx, hours, ["opening_hours"])), { dataset: { hours: "school" } });
 }
@@ -44,7 +44,7 @@ function buildingHours(ctx, i) {
   const draw = () => refill(body, b.opening_hours ? weekEditor(ctx, b.opening_hours, ["buildings", i, "opening_hours"]) : null);
   const toggle = { same: b.opening_hours === null || b.opening_hours === undefined };
   draw();
-  const form = sectionForm(ctx, "buildings", buildings, h("section", { class: "card" },
+  const form = sectionForm(ctx, "buildings", buildings, h("div", { class: "form-body" },
     h("h2", {}, t("hours.building", { name: b.name })),
     field(ctx, { label: t("hours.same"), type: "boolean" }, toggle, "same", ["buildings", i, "opening_hours"], {
       onChange: (same) => {

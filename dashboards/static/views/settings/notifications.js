@@ -60,7 +60,8 @@ function channelFields(ctx, channel, i, fresh) {
       (type?.fields ?? []).filter((f) => !COMMON.has(f.key) && KNOWN.has(f.type))
         .map((f) => field(ctx, f, channel, f.key, path(f.key), { placeholder: shownDefault(f.default) }))),
     h("h4", {}, t("notify.routing")),
-    field(ctx, { label: t("notify.severity"), type: "choice", required: true, choices: ctx.catalog.severities }, channel, "min_severity", path("min_severity")),
+    h("div", { class: "fields" }, field(ctx, { label: t("notify.severity"), type: "choice", required: true, choices: ctx.catalog.severities },
+      channel, "min_severity", path("min_severity"))),
     field(ctx, { label: t("notify.rules"), type: "list", choices: ctx.catalog.rules }, channel, "rules", path("rules"), { omitEmpty: true, hint: t("notify.rules_hint") }),
     field(ctx, { label: t("notify.buildings"), type: "list", choices: buildings }, channel, "buildings", path("buildings"), { omitEmpty: true, hint: t("notify.buildings_hint") }),
     testButton(channel));
@@ -82,15 +83,15 @@ function notificationsForm(ctx) {
     const c = newChannel(ctx, kind.value);
     fresh.add(c);
     return c;
-  }, { addLabel: t("notify.add"), removeLabel: t("notify.remove"), class: "channels" });
+  }, { addLabel: t("notify.add"), removeLabel: t("notify.remove"), class: "channels",
+    addWith: h("label", { class: "field new-type" }, h("span", {}, t("notify.type")), kind) });
   return sectionForm(ctx, "notifications", value, h("div", { class: "stack" },
     h("section", { class: "card" }, h("h2", {}, t("notify.title")),
-      ctx.readOnly ? null : h("label", { class: "field new-type" }, h("span", {}, t("notify.type")), kind),
       group("div", {}, ["notifications", "channels"], list)),
     h("section", { class: "card" }, h("h2", {}, t("notify.timing")), h("div", { class: "fields" },
       field(ctx, { label: t("notify.retry_first"), type: "number", required: true }, value, "retry_first_s", ["notifications", "retry_first_s"]),
       field(ctx, { label: t("notify.retry_max"), type: "number", required: true }, value, "retry_max_s", ["notifications", "retry_max_s"]),
-      field(ctx, { label: t("notify.give_up"), type: "number", required: true }, value, "give_up_after_h", ["notifications", "give_up_after_h"])))));
+      field(ctx, { label: t("notify.give_up"), type: "number", required: true }, value, "give_up_after_h", ["notifications", "give_up_after_h"])))), { bare: true });
 }
 
-export default { render: (ctx) => notificationsForm(ctx) };
+export default { render: notificationsForm };

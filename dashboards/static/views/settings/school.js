@@ -8,7 +8,7 @@ import { copy, field, group, idField, listEditor, sectionForm } from "./form.js"
 addLabels({
   "zh-CN": {
     "school.title": "学校", "school.name": "校名", "school.kind": "学校类型", "school.timezone": "时区",
-    "school.timezone_hint": "如 Asia/Shanghai（北京时间）", "school.headcount": "总人数（师生）",
+    "school.timezone_hint": "中国大陆的学校不用改", "school.headcount": "总人数（师生）",
     "school.headcount_hint": "不填则按各楼人数相加",
     "buildings.list": "楼宇", "building.name": "楼名", "building.area": "建筑面积（平方米）",
     "building.headcount": "使用人数", "building.standby": "闭园时应有的待机功率（瓦）",
@@ -18,7 +18,7 @@ addLabels({
   },
   en: {
     "school.title": "School", "school.name": "Name", "school.kind": "Kind of school", "school.timezone": "Time zone",
-    "school.timezone_hint": "e.g. Asia/Shanghai (China Standard Time)", "school.headcount": "Headcount (children and staff)",
+    "school.timezone_hint": "schools in mainland China keep it", "school.headcount": "Headcount (children and staff)",
     "school.headcount_hint": "empty: the buildings' headcounts added up",
     "buildings.list": "Buildings", "building.name": "Name", "building.area": "Floor area (m²)",
     "building.headcount": "People using it", "building.standby": "Expected standby power while closed (W)",
@@ -31,7 +31,7 @@ addLabels({
 function schoolForm(ctx) {
   const { site, catalog } = ctx;
   const value = { name: site.name, kind: site.kind, timezone: site.timezone, headcount: site.headcount ?? null };
-  return sectionForm(ctx, "school", value, h("section", { class: "card" }, h("h2", {}, t("school.title")),
+  return sectionForm(ctx, "school", value, h("div", { class: "form-body" }, h("h2", {}, t("school.title")),
     h("div", { class: "fields" },
       field(ctx, { label: t("school.name"), type: "text", required: true }, value, "name", ["name"]),
       field(ctx, { label: t("school.kind"), type: "choice", required: true, choices: catalog.school_kinds }, value, "kind", ["kind"]),
@@ -71,7 +71,7 @@ function buildingsForm(ctx) {
     fresh.add(room);
     return b;
   }, { addLabel: t("building.add"), removeLabel: t("building.remove"), class: "buildings-editor" });
-  return sectionForm(ctx, "buildings", buildings, h("section", { class: "card" }, h("h2", {}, t("buildings.list")), editor));
+  return sectionForm(ctx, "buildings", buildings, h("div", { class: "form-body" }, h("h2", {}, t("buildings.list")), editor));
 }
 
 export default {

@@ -10,7 +10,7 @@ addLabels({
     "tariffs.title": "电价与水价", "tariffs.flat": "电价（元/千瓦时）", "tariffs.flat_hint": "分时时段以外的时间按此价",
     "tariffs.water": "水价（元/立方米）", "tariffs.periods": "分时电价", "tariffs.period": "时段",
     "tariffs.price": "电价（元/千瓦时）", "tariffs.hours": "时间", "tariffs.add": "添加分时时段",
-    "tariffs.start": "开始", "tariffs.end": "结束", "tariffs.add_span": "添加时间",
+    "tariffs.start": "开始", "tariffs.end": "结束", "tariffs.add_span": "添加时间", "tariffs.remove": "删除这个时段",
     "tou.sharp": "尖峰", "tou.peak": "峰", "tou.flat": "平", "tou.valley": "谷",
     "targets.title": "每月用量目标", "targets.electricity": "用电（千瓦时）", "targets.water": "用水（立方米）",
     "targets.hint": "能耗月报与目标比较；不填则不比较",
@@ -20,7 +20,7 @@ addLabels({
     "tariffs.title": "Electricity and water prices", "tariffs.flat": "Electricity (yuan/kWh)", "tariffs.flat_hint": "for any time no period covers",
     "tariffs.water": "Water (yuan/m³)", "tariffs.periods": "Time-of-use electricity", "tariffs.period": "Period",
     "tariffs.price": "Price (yuan/kWh)", "tariffs.hours": "Hours", "tariffs.add": "Add a period",
-    "tariffs.start": "From", "tariffs.end": "To", "tariffs.add_span": "Add hours",
+    "tariffs.start": "From", "tariffs.end": "To", "tariffs.add_span": "Add hours", "tariffs.remove": "Remove this period",
     "tou.sharp": "Critical peak", "tou.peak": "Peak", "tou.flat": "Flat", "tou.valley": "Valley",
     "targets.title": "Monthly targets", "targets.electricity": "Electricity (kWh)", "targets.water": "Water (m³)",
     "targets.hint": "the energy report compares each month with them; empty: no comparison",
@@ -42,10 +42,10 @@ function tariffsForm(ctx) {
       listEditor(ctx, p.hours, (span, j) => h("div", { class: "span-fields" },
         field(ctx, { label: t("tariffs.start"), type: "time", required: true }, span, "start", at("electricity_periods", i, "hours", j, "start")),
         field(ctx, { label: t("tariffs.end"), type: "time", required: true }, span, "end", at("electricity_periods", i, "hours", j, "end"))),
-      () => ({ start: "08:00", end: "11:00" }), { addLabel: t("tariffs.add_span") }))),
+      () => ({ start: "08:00", end: "11:00" }), { addLabel: t("tariffs.add_span"), class: "spans" }))),
   () => ({ name: "flat", yuan_per_kwh: tariffs.electricity_yuan_per_kwh, hours: [{ start: "08:00", end: "11:00" }] }),
-  { addLabel: t("tariffs.add") });
-  return sectionForm(ctx, "tariffs", tariffs, h("section", { class: "card" }, h("h2", {}, t("tariffs.title")),
+  { addLabel: t("tariffs.add"), removeLabel: t("tariffs.remove") });
+  return sectionForm(ctx, "tariffs", tariffs, h("div", { class: "form-body" }, h("h2", {}, t("tariffs.title")),
     h("div", { class: "fields" },
       field(ctx, { label: t("tariffs.flat"), type: "number", required: true, min: 0 }, tariffs, "electricity_yuan_per_kwh", at("electricity_yuan_per_kwh"), { hint: t("tariffs.flat_hint") }),
       field(ctx, { label: t("tariffs.water"), type: "number", required: true, min: 0 }, tariffs, "water_yuan_per_m3", at("water_yuan_per_m3"))),
@@ -54,7 +54,7 @@ function tariffsForm(ctx) {
 
 function targetsForm(ctx) {
   const reports = copy(ctx.site.reports);
-  return sectionForm(ctx, "reports", reports, h("section", { class: "card" }, h("h2", {}, t("targets.title")),
+  return sectionForm(ctx, "reports", reports, h("div", { class: "form-body" }, h("h2", {}, t("targets.title")),
     h("p", { class: "muted small" }, t("targets.hint")),
     h("div", { class: "fields" },
       field(ctx, { label: t("targets.electricity"), type: "number" }, reports.targets, "electricity_kwh", ["reports", "targets", "electricity_kwh"]),
@@ -65,7 +65,7 @@ function targetsForm(ctx) {
 function rulesForm(ctx) {
   const rules = copy(ctx.site.rules);
   const value = () => Object.fromEntries(Object.entries(rules).filter(([, params]) => Object.keys(params).length));
-  return sectionForm(ctx, "rules", value, h("section", { class: "card" }, h("h2", {}, t("rules.title")),
+  return sectionForm(ctx, "rules", value, h("div", { class: "form-body" }, h("h2", {}, t("rules.title")),
     h("p", { class: "muted small" }, t("rules.hint")),
     ctx.catalog.rules.filter((r) => r.params.length).map((r) => {
       rules[r.id] ??= {};

@@ -64,12 +64,12 @@ function passwordInput(name = "password") {
 
 function addForm(rerender) {
   const line = h("p", { class: "error-text", role: "alert" });
-  const form = h("form", { class: "form user-add", novalidate: true },
-    h("label", {}, t("users.display"), h("input", { name: "display_name", maxlength: MAX_NAME, placeholder: t("users.display_hint") })),
-    h("label", {}, t("users.login"), h("input", { name: "name", autocomplete: "off", autocapitalize: "none", spellcheck: "false", required: true }),
+  const form = h("form", { class: "form user-add", novalidate: true }, h("div", { class: "fields" },
+    h("label", { class: "field" }, t("users.display"), h("input", { name: "display_name", maxlength: MAX_NAME, placeholder: t("users.display_hint") })),
+    h("label", { class: "field" }, t("users.login"), h("input", { name: "name", autocomplete: "off", autocapitalize: "none", spellcheck: "false", required: true }),
       h("small", { class: "muted" }, t("users.login_hint"))),
-    h("label", {}, t("users.role"), roleSelect("staff")),
-    h("label", {}, t("users.password"), passwordInput(), h("small", { class: "muted" }, t("users.password_hint", { n: MIN_PASSWORD }))),
+    h("label", { class: "field" }, t("users.role"), roleSelect("staff")),
+    h("label", { class: "field" }, t("users.password"), passwordInput(), h("small", { class: "muted" }, t("users.password_hint", { n: MIN_PASSWORD })))),
     line, h("div", { class: "actions" }, h("button", { type: "submit" }, t("users.add"))));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -126,9 +126,9 @@ function userRow(user, rerender) {
   // The login and the display name are in fields: a login is typed, not read as a sentence.
   const form = h("form", { class: `form user ${user.disabled ? "disabled" : ""}`, dataset: { user: user.name }, novalidate: true },
     h("div", { class: "fields" },
-      h("label", {}, t("users.display"), h("input", { name: "display_name", value: user.display_name, maxlength: MAX_NAME })),
-      h("label", {}, t("users.login"), h("input", { name: "name", value: user.name, readonly: true })),
-      h("label", {}, t("users.role"), roleSelect(user.role))),
+      h("label", { class: "field" }, t("users.display"), h("input", { name: "display_name", value: user.display_name, maxlength: MAX_NAME })),
+      h("label", { class: "field" }, t("users.login"), h("input", { name: "name", value: user.name, readonly: true })),
+      h("label", { class: "field" }, t("users.role"), roleSelect(user.role))),
     user.disabled ? h("p", {}, h("span", { class: "chip bad" }, t("users.disabled"))) : null,
     line,
     h("div", { class: "actions" },
