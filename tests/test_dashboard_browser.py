@@ -63,11 +63,20 @@ INDEX = ROOT / "dashboards" / "static" / "views" / "index.js"
 DEVICE_PAGE = "device/sample-fridge"
 
 
+def _declared(name: str) -> list[str]:
+    found = re.search(rf"export const {name} = \[([^\]]*)\]", INDEX.read_text(encoding="utf-8"))
+    assert found, f"views/index.js declares {name}"
+    return re.findall(r'"([a-z_]+)"', found[1])
+
+
 def nav() -> list[str]:
     """The menu's views, read from views/index.js now: a view added there is covered at once."""
-    found = re.search(r"export const NAV = \[([^\]]*)\]", INDEX.read_text(encoding="utf-8"))
-    assert found, "views/index.js declares NAV"
-    return re.findall(r'"([a-z_]+)"', found[1])
+    return _declared("NAV")
+
+
+def menu() -> list[str]:
+    """The menu as anyone but an admin sees it (the admin's views, ADMIN_ONLY, left out)."""
+    return [v for v in nav() if v not in _declared("ADMIN_ONLY")]
 
 
 # Pages of a view behind its first: the reports' other tabs; a state's and a counter's chart.
@@ -192,10 +201,10 @@ def test_an_alert_is_acknowledged_from_the_page(browser: Browser, site: Site) ->
 
 
 def menu_reads(page: Page, words: list[str]) -> None:
-    """The menu has an entry per view of NAV and reads in `words`' language (views added by
-    others may sit between them)."""
+    """The menu has an entry per view of NAV but the admin's and reads in `words`' language
+    (views added by others may sit between them)."""
     entries = page.locator("#nav a")
-    expect(entries).to_have_count(len(nav()))
+    expect(entries).to_have_count(len(menu()))
     expect(entries.first).to_have_text(words[0])
     assert set(words) <= set(entries.all_inner_texts())
 
@@ -275,7 +284,7 @@ def test_no_view_scrolls_sideways_on_a_phone(browser: Browser, site: Site, lang:
         # The folded menu, opened, fits too.
         page.locator("#menu").click()
         expect(page.locator("#nav")).to_be_visible()
-        expect(page.locator("#nav a")).to_have_count(len(nav()))
+        expect(page.locator("#nav a")).to_have_count(len(menu()))
         overflows["menu"] = horizontal_overflow(page)
         assert {r: px for r, px in overflows.items() if px > 1} == {}
         assert console.problems() == []

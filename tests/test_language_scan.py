@@ -27,17 +27,19 @@ from gateway.config import SiteConfig, load
 from gateway.rules.registry import specs
 from simulators import DEMO_SITE
 from tests.browser import open_page
-from tests.dashboard_site import Site, running_site, use_language
+from tests.dashboard_site import Site, log_in, running_site, use_language
 from tests.services import Mosquitto, require_binary
+from tests.test_admin_browser import ADMIN, INBOX_UNTIL_DISCOVERY, SETTINGS_PAGES
 from tests.test_dashboard_browser import MORE_PAGES, every_page, show_any
 
 pytestmark = pytest.mark.integration
 
 # English that a Chinese page may show, each for a reason: units people read in Chinese
-# documents too (kWh, LQI, dBm), protocols and formats by their own names (MQTT, Zigbee2MQTT,
-# Modbus, DL/T 645, PDF, CSV, HTML, API) and UV, as 紫外线 lamps are labelled on the box.
-ALLOWED: Final = frozenset({"kWh", "kW", "LQI", "dBm", "MQTT", "Zigbee2MQTT", "Modbus", "DL", "PDF", "CSV", "HTML",
-                            "UV", "API"})
+# documents too (kWh, LQI, dBm), protocols, products and formats by their own names (MQTT,
+# Zigbee, Zigbee2MQTT, Tasmota, Shelly, Modbus, DL/T 645, HTTP, Webhook, PDF, CSV, HTML, API)
+# and UV, as 紫外线 lamps are labelled on the box.
+ALLOWED: Final = frozenset({"kWh", "kW", "LQI", "dBm", "MQTT", "Zigbee", "Zigbee2MQTT", "Tasmota", "Shelly", "Modbus",
+                            "DL", "HTTP", "Webhook", "PDF", "CSV", "HTML", "UV", "API"})
 BOOLEANS: Final = re.compile(r"\b(true|false|null|undefined|NaN)\b")
 WORD: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 HAN: Final = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
@@ -114,14 +116,15 @@ def test_every_view_reads_in_its_language(browser: Browser, site: Site, lang: st
     found = {}
     with open_page(browser) as (page, console):
         use_language(page, site.url, lang)
-        for route in every_page() + MORE_PAGES:
+        log_in(page, ADMIN)  # an admin sees every page, the settings' too
+        for route in every_page() + MORE_PAGES + SETTINGS_PAGES:
             show_any(page, site.url, route)
             # The language button names the other language in its own script (中文, EN).
             text = page.evaluate("() => [...document.querySelectorAll('.brand, #menu, #nav, #live, #user, #view')]"
                                  ".map((el) => el.innerText).join('\\n')")
             if problems := scan(text, config):
                 found[route] = problems
-        assert console.problems() == []
+        assert console.problems(INBOX_UNTIL_DISCOVERY) == []
     assert found == {}
 
 

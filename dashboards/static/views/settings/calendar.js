@@ -5,7 +5,7 @@
 import { get } from "../../api.js";
 import { addLabels, language, num, pick, t } from "../../i18n.js";
 import { h } from "../../ui.js";
-import { copy, field, group, listEditor, said, sectionForm } from "./form.js";
+import { copy, field, group, listEditor, sectionForm } from "./form.js";
 
 addLabels({
   "zh-CN": {
@@ -20,7 +20,7 @@ addLabels({
   en: {
 "cal.prev": "Previous month", "cal.next": "Next month", "cal.legend": "Legend",
     "cal.periods": "The school's own days", "cal.statutory": "Follow China's public holidays and make-up days",
-    "cal.term_breaks": "Winter and summer breaks", "cal.closures": "Closures", "cal.guard_duty": "Guard duty (护校)",
+    "cal.term_breaks": "Winter and summer breaks", "cal.closures": "Closures", "cal.guard_duty": "Guard duty",
     "cal.makeup_days": "Make-up school days",
     "cal.term_breaks_hint": "no school on these days", "cal.closures_hint": "other days without school (a power cut, bad weather)",
     "cal.guard_duty_hint": "no school, the site is guarded; alerts go to the guard-duty rota", "cal.makeup_days_hint": "days the school opens that would be closed",
@@ -49,12 +49,16 @@ async function monthView(ctx) {
   const [y, m] = month.split("-").map(Number);
   const lead = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7; // Monday first
   const kinds = new Map(days.map((d) => [d.kind, d]));
+  // Months and weekdays as the page's language writes dates: 2026年12月, ‹ 11月; December 2026, ‹ November.
+  const named = (ym, style) => new Intl.DateTimeFormat(language(), { ...style, timeZone: "UTC" })
+    .format(Date.UTC(Number(ym.slice(0, 4)), Number(ym.slice(5, 7)) - 1, 1));
   const link = (to, label, cls) => h("a", { href: `#/settings/calendar?month=${to}`, class: cls }, label);
+  const weekday = new Intl.DateTimeFormat(language(), { weekday: "short", timeZone: "UTC" });
   return h("section", { class: "card month", dataset: { month } },
-    h("div", { class: "month-head" }, link(shift(month, -1), `‹ ${t("cal.prev")}`, "prev"),
-      h("h2", {}, new Intl.DateTimeFormat(language(), { year: "numeric", month: "long", timeZone: "UTC" }).format(Date.UTC(y, m - 1, 1))), link(shift(month, 1), `${t("cal.next")} ›`, "next")),
+    h("div", { class: "month-head" }, link(shift(month, -1), `‹ ${named(shift(month, -1), { month: "long" })}`, "prev"),
+      h("h2", {}, named(month, { year: "numeric", month: "long" })), link(shift(month, 1), `${named(shift(month, 1), { month: "long" })} ›`, "next")),
     h("div", { class: "month-grid" },
-      ctx.catalog.weekdays.map((w) => h("div", { class: "weekday-name" }, said(w))),
+      Array.from({ length: 7 }, (_, i) => h("div", { class: "weekday-name" }, weekday.format(Date.UTC(2024, 0, 1 + i)))), // 2024-01-01: a Monday
       Array.from({ length: lead }, () => h("div", { class: "day blank" })),
       days.map((d) => {
         const name = pick(d, "name");
