@@ -63,7 +63,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, hook: H
 
 
 def settings_page(page: Page, site: Site, sub: str) -> None:
-    show(page, site.url, f"settings/{sub}", f".settings[data-page='{sub.split('/')[0]}']")
+    show(page, site.url, f"settings/{sub}", f".settings[data-page='{sub.split('/', maxsplit=1)[0]}']")
 
 
 def as_admin(page: Page, site: Site, sub: str, lang: str = "zh-CN") -> None:
@@ -118,6 +118,7 @@ def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_o
         return found if found.get("last_values", {}).get("volume_m3") == 12.5 else None
 
     device = wait_until("the new meter's reading", reading, timeout_s=5)
+    assert device is not None
     assert device["room"] == "reading-room"
     assert device["building"] == "library"
     with open_page(browser) as (page, console):
@@ -256,7 +257,7 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
         parse(yaml.safe_dump(document, allow_unicode=True), "site.yaml")
     said = {p.path: p for p in refused.value.problems}
     area, room_id = said[("buildings", 0, "floor_area_m2")], said[("buildings", 0, "rooms", rooms, "id")]
-    for lang, words in (("zh-CN", lambda p: p.zh), ("en", lambda p: p.en)):
+    for lang, words in (("zh-CN", "zh"), ("en", "en")):
         with open_page(browser) as (page, console):
             as_admin(page, site, "school", lang)
             building = page.locator("#view fieldset.building").first
@@ -266,8 +267,8 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
             room.locator("input[name=id]").fill("reading room")
             room.locator("input[name=name]").fill("阅览室")
             building.locator("xpath=ancestor::form").locator("button.save").click()
-            expect(building.locator("label.field:has(input[name=floor_area_m2]) .field-error")).to_have_text(words(area))
-            expect(room.locator("label.field:has(input[name=id]) .field-error")).to_have_text(words(room_id))
+            expect(building.locator("label.field:has(input[name=floor_area_m2]) .field-error")).to_have_text(getattr(area, words))
+            expect(room.locator("label.field:has(input[name=id]) .field-error")).to_have_text(getattr(room_id, words))
             screenshot(page, SHOTS, f"school-problems-desktop-{lang[:2]}")
             assert console.problems("status of 422") == []
 

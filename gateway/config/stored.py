@@ -73,7 +73,8 @@ def school_of(site: SiteConfig, *, defaults: bool = False) -> dict[str, Any]:
     unless `defaults` (a form shows every value)."""
     data = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=not defaults)
     # A channel's `type` picks its model (and is its default): without it the settings no longer load.
-    for channel, dumped in zip(site.notifications.channels, data.get("notifications", {}).get("channels", []), strict=True):
+    dumped_channels = data.get("notifications", {}).get("channels", [])
+    for channel, dumped in zip(site.notifications.channels, dumped_channels, strict=True):
         dumped["type"] = channel.type
     ordered = {k: data[k] for k in SCHOOL_KEYS if k in data}
     return dict(to_jsonable_python(_reveal(ordered)))
