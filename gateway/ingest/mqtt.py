@@ -54,6 +54,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import Clock, to_ms
 from gateway.config import MqttSettings
+from gateway.discovery.listener import Discovery
 from gateway.ingest.pipeline import Ingestor
 from gateway.retry import Backoff
 
@@ -73,13 +74,17 @@ _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this ackno
 
 
 class MqttIngest:
-    def __init__(self, settings: MqttSettings, site_id: str, ingestor: Ingestor, clock: Clock) -> None:
+    def __init__(self, settings: MqttSettings, site_id: str, ingestor: Ingestor, clock: Clock,
+                 discovery: Discovery) -> None:
         self._settings = settings
         self._clock = clock
         self._ingestor = ingestor
+        self._discovery = discovery
         self.status_topic = f"facility/{site_id}/gateway/status"
-        # Our native topics, and those of the site's Zigbee2MQTT, Tasmota and Shelly devices.
-        topics = [f"facility/{site_id}/#", *ingestor.vendor_topics]
+        # Our native topics, those of the site's Zigbee2MQTT, Tasmota and Shelly devices, and
+        # where devices announce themselves (gateway/discovery/): none of these overlap, so
+        # that no broker sends a message twice for two of our subscriptions.
+        topics = [f"facility/{site_id}/#", *ingestor.vendor_topics, *discovery.topics]
         v5 = settings.protocol == "5"
         self._subscriptions: list[tuple[str, int]] | list[tuple[str, SubscribeOptions]] = (
             # MQTT 5: retained messages only for a subscription the session does not have yet.
@@ -283,6 +288,10 @@ class MqttIngest:
                 client.ack(message.mid, message.qos)  # nothing to make durable first
             return
         received_ms = to_ms(self._clock.now())
+        if self._discovery.observe(topic, payload, received_ms):
+            if message.qos:
+                client.ack(message.mid, message.qos)  # the inbox is kept best effort: nothing to spool
+            return
         ack = partial(client.ack, message.mid, message.qos) if message.qos else None
         self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
 
