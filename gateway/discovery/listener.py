@@ -109,6 +109,8 @@ class Discovery:
         parse = self._parser(topic)
         if parse is None:
             return False
+        if not payload:
+            return True  # a retained message cleared: nothing to note
         if len(payload) > MAX_DISCOVERY_BYTES:
             self.ignored.labels("too_large").inc()
             return True

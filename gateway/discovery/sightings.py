@@ -208,14 +208,12 @@ _HA_ABBREVIATIONS: Final = {"dev_cla": "device_class", "stat_t": "state_topic", 
 def homeassistant(payload: bytes, component: str, node_object: list[str], z2m_base: str) -> list[Sighting]:
     """`<prefix>/<component>/[<node_id>/]<object_id>/config`: one entity of a device. The entities
     of one device (its `device.identifiers`) make one entry."""
-    if not payload:
-        return []  # an empty retained config removes the entity: nothing to add
     config = _expanded(parse_json(payload))
     device = _expanded(config.get("device", {}))
     identifiers = device.get("identifiers")
     if isinstance(identifiers, list):
         identifiers = identifiers[0] if identifiers else None
-    identity = _identity(identifiers) if identifiers is not None else "/".join(node_object)
+    identity = _identity(identifiers) if identifiers is not None else ":".join(node_object)
     device_class = config.get("device_class")
     keys = frozenset({"on"}) if component in HA_SWITCHES else frozenset(
         {HA_CLASSES[device_class]} if isinstance(device_class, str) and device_class in HA_CLASSES else ())

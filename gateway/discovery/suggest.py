@@ -82,19 +82,19 @@ def adopted(entry: Entry, site: SiteConfig) -> bool:
 
 def suggest(facts: Sighting, site: SiteConfig) -> Suggestion | str:
     """A suggestion, or the code of why there is none (`WHY`), or an invalid source's detail."""
+    source = facts.source
+    if facts.protocol != "native" and source is None:
+        return facts.note or "no_config"
     kind, why = _kind(facts)
     if kind is None:
         return why
-    if facts.protocol == "native":
+    if source is None:  # the gateway's own JSON: its id is the one its topic names
         return Suggestion(facts.said, _name(facts.said, kind), kind, None)
-    if facts.source is None:
-        return facts.note or "no_config"
-    model = _source_model(facts.source)
+    model = _source_model(source)
     if isinstance(model, str) or model is None:
         return model or "no_config"
-    candidate = str(facts.source.get("name") or facts.source.get("topic") or facts.source.get("prefix") or "")
-    return Suggestion(_unique_id(candidate.rsplit("/", 1)[-1], kind, site), _name(facts.said, kind), kind,
-                      facts.source)
+    candidate = str(source.get("name") or source.get("topic") or source.get("prefix") or "")
+    return Suggestion(_unique_id(candidate.rsplit("/", 1)[-1], kind, site), _name(facts.said, kind), kind, source)
 
 
 def why_text(code: str) -> tuple[str, str]:
