@@ -178,7 +178,7 @@ def test_announced_devices_land_once_each_with_their_suggestion(api: TestClient,
     assert native["suggestion"]["id"] == "new-meter"
     assert native["samples"][0]["payload"] == '{"volume_m3": 3.25, "flow_lpm": 0}'
     assert "pattern write facility/+/%u/#" in native["acl"][0]
-    assert "publishClientSend facility/disc-kg/new-meter/# allow" in native["dynsec"][2]
+    assert "publishClientSend 'facility/disc-kg/new-meter/#' allow" in native["dynsec"][2]
     # The unknown device's reading is still rejected as before, not stored.
     assert api.get("/api/v1/devices/new-meter", headers=admin).status_code == 404
 
