@@ -81,10 +81,10 @@ class DiscoveryInbox:
 
     def flush(self) -> None:
         """Writes what the listener heard since the last flush, in one transaction."""
-        heard = self._listener.take()
-        if not heard:
-            return
-        with self._lock:
+        with self._lock:  # taken and written together, so that two flushes keep their order
+            heard = self._listener.take()
+            if not heard:
+                return
             conn = self._conn
             conn.execute("BEGIN")
             try:

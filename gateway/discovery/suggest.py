@@ -54,6 +54,8 @@ WHY: Final = {
 _FRIDGE: Final = re.compile(r"fridge|freezer|refrigerator|冰箱|冷藏|冷柜|留样", re.IGNORECASE)
 _UV: Final = re.compile(r"\buv\b|uv[_-]|紫外|消毒", re.IGNORECASE)
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
+# A name that is only an address (a Zigbee device not renamed yet): no name for people.
+_ADDRESS: Final = re.compile(r"^(0x)?[0-9a-fA-F]{12,16}$")
 _NOT_IDENT: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 _IDENT: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The gateway's login and its role under the dynamic security plugin (docs/discovery.md).
@@ -132,7 +134,9 @@ def _source_model(source: dict[str, Any] | None) -> VendorSource | str | None:
 
 def _name(said: str, kind: str) -> str:
     label = kinds()[kind].label_zh
-    return said if _CJK.search(said) else f"{label}（{said}）"
+    if _CJK.search(said):
+        return said
+    return label if _ADDRESS.match(said) else f"{label}（{said}）"
 
 
 def _unique_id(text: str, kind: str, site: SiteConfig) -> str:

@@ -24,7 +24,8 @@ from gateway.discovery import inbox as inbox_module
 from gateway.discovery import listener as listener_module
 from gateway.discovery.inbox import DiscoveryInbox
 from gateway.discovery.listener import Discovery
-from gateway.discovery.sightings import SAMPLE_BYTES
+from gateway.discovery.sightings import SAMPLE_BYTES, Sighting
+from gateway.discovery.suggest import Suggestion, suggest
 from tests.services import Mosquitto, mqtt_client, wait_for
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "discovery"
@@ -176,6 +177,7 @@ def test_announced_devices_land_once_each_with_their_suggestion(api: TestClient,
     native = found["native:new-meter"]
     assert_suggests(native, "water_meter", None)
     assert native["suggestion"]["id"] == "new-meter"
+    assert native["suggestion"]["name"] == f"{kinds()['water_meter'].label_zh}（new-meter）"
     assert native["samples"][0]["payload"] == '{"volume_m3": 3.25, "flow_lpm": 0}'
     assert "pattern write facility/+/%u/#" in native["acl"][0]
     assert "publishClientSend 'facility/disc-kg/new-meter/#' allow" in native["dynsec"][2]
@@ -258,3 +260,20 @@ def test_the_listener_and_the_inbox_are_bounded(tmp_path: Path) -> None:
     finally:
         store.close()
         audit.close()
+
+
+def test_a_suggested_id_is_unique_and_an_address_is_no_name(tmp_path: Path) -> None:
+    site = config.parse(SITE.format(url="mqtt://127.0.0.1:1", client_id="unused", data_dir=tmp_path), "site.yaml")
+    label = kinds()["door"].label_zh
+    taken = suggest(Sighting("zigbee2mqtt:0x00158d000122fcd2", "zigbee2mqtt", "door", "", frozenset({"open"}),
+                             {"protocol": "zigbee2mqtt", "name": "door"}), site)
+    assert isinstance(taken, Suggestion)
+    assert (taken.id, taken.name) == ("door-2", f"{label}（door）")  # the site has a device `door`
+    unnamed = suggest(Sighting("zigbee2mqtt:0x00158d000122fcd3", "zigbee2mqtt", "0x00158d000122fcd3", "",
+                               frozenset({"open"}), {"protocol": "zigbee2mqtt", "name": "0x00158d000122fcd3"}), site)
+    assert isinstance(unnamed, Suggestion)
+    assert (unnamed.id, unnamed.name) == ("0x00158d000122fcd3", label)
+    chinese = suggest(Sighting("zigbee2mqtt:0x00158d000122fcd4", "zigbee2mqtt", "厨房门", "", frozenset({"open"}),
+                               {"protocol": "zigbee2mqtt", "name": "厨房门"}), site)
+    assert isinstance(chinese, Suggestion)
+    assert (chinese.id, chinese.name) == ("door-2", "厨房门")  # no id in Chinese: the kind's, made unique
