@@ -44,6 +44,7 @@ def create_app(
     from gateway.api.dashboard import asset_version
     from gateway.api.dashboard import router as dashboard_router
     from gateway.api.devices import router as devices_router
+    from gateway.api.discovered import router as discovered_router
     from gateway.api.energy import router as energy_router
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(samples_router)
     app.include_router(patrols_router)
     app.include_router(admin_router)
+    app.include_router(discovered_router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)
