@@ -44,6 +44,7 @@ def create_app(
     from gateway.api.dashboard import asset_version
     from gateway.api.dashboard import router as dashboard_router
     from gateway.api.devices import router as devices_router
+    from gateway.api.discovered import router as discovered_router
     from gateway.api.energy import router as energy_router
     from gateway.api.ingest import router as ingest_router
     from gateway.api.operations import router as operations_router
@@ -88,21 +89,10 @@ def create_app(
                        allowances=[photo_allowance(site)])
     app.add_middleware(SecurityHeaders)
     install_docs(app)
-    app.include_router(devices_router)
-    app.include_router(ingest_router)
-    app.include_router(operations_router)
-    app.include_router(alerts_router)
-    app.include_router(work_orders_router)
-    app.include_router(auth_router)
-    app.include_router(dashboard_router)
-    app.include_router(closing_router)
-    app.include_router(sweeps_router)
-    app.include_router(overview_router)
-    app.include_router(reports_router)
-    app.include_router(energy_router)
-    app.include_router(samples_router)
-    app.include_router(patrols_router)
-    app.include_router(admin_router)
+    for router in (devices_router, ingest_router, operations_router, alerts_router, work_orders_router, auth_router,
+                   dashboard_router, closing_router, sweeps_router, overview_router, reports_router, energy_router,
+                   samples_router, patrols_router, admin_router, discovered_router):
+        app.include_router(router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)

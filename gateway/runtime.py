@@ -26,6 +26,8 @@ from gateway.config.editor import SettingsEditor
 from gateway.config.stored import ConfigStore
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
+from gateway.discovery.inbox import DiscoveryInbox
+from gateway.discovery.listener import Discovery
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.ingest.poll import BusPoller, pollers
@@ -73,6 +75,7 @@ class Gateway:
     sweeps: SweepStore
     samples: SampleRegister  # 留样
     deliveries: ReportDelivery
+    discovered: DiscoveryInbox  # the 新设备 inbox
     engine: RuleEngine
     on_spool: SpoolThread
     writers: list[SinkWriter]
@@ -98,7 +101,8 @@ class Gateway:
         # The spooler exists only once the event loop runs (__aenter__), hence the late-bound lambda.
         self.buffer = IngestBuffer(site.ingest.buffer_capacity, on_ready=lambda: self.spooler.wake())  # noqa: PLW0108
         self.ingestor = Ingestor(site, self.buffer)
-        self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock) if mqtt else None
+        self.discovery = Discovery(site, self.counters.registry)
+        self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock, self.discovery) if mqtt else None
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
         self.calendar = SchoolCalendar(site)
         self.roster = Roster(site, self.calendar)
@@ -154,8 +158,9 @@ class Gateway:
         stack.callback(self.alerts.close)
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
-        self.learned = LearnedStore(data_dir / "state.db")
-        stack.callback(self.learned.close)
+        self.learned = stack.enter_context(closing(LearnedStore(data_dir / "state.db")))
+        self.discovered = stack.enter_context(closing(
+            DiscoveryInbox(data_dir / "state.db", self.discovery, self.audit, self.clock)))
         self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
@@ -182,6 +187,7 @@ class Gateway:
         core: list[tuple[str, Coroutine[None, None, None]]] = [
             ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
             ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
+            ("discovery inbox", self.discovered.run()),
             *((f"writer {w.sink.name}", w.run()) for w in self.writers),
         ]
         if self.store.needs_rollups:
@@ -253,6 +259,7 @@ class Gateway:
         self.site = site
         self.states.reconfigure(site)
         self.ingestor.reconfigure(site)
+        self.discovery.reconfigure(site)
         if self.mqtt is not None:
             self.mqtt.resubscribe()
         if self.influx is not None:

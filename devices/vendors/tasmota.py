@@ -31,7 +31,7 @@ MAX_RELAYS: Final = 32
 _MS_THRESHOLD: Final = 1e11
 # The `ENERGY` fields we read, by the key they become. Tasmota's units are ours (kWh, W, V, A);
 # Today, Yesterday, Period, ApparentPower, ReactivePower and Factor are of no use to the kinds.
-_ENERGY: Final = {"Total": "energy_kwh", "Power": "power_w", "Voltage": "voltage_v", "Current": "current_a"}
+ENERGY_FIELDS: Final = {"Total": "energy_kwh", "Power": "power_w", "Voltage": "voltage_v", "Current": "current_a"}
 # Objects of a SENSOR message whose `Temperature` is usually the device's own, not the air's or
 # the fridge's: `ESP32` is the chip's internal sensor (Tasmota32), `ANALOG` the thermistor on the
 # ADC, which Shelly relays and plugs running Tasmota use to watch their own relay. Never chosen
@@ -144,7 +144,7 @@ class TasmotaSource(VendorSource):
         values: dict[str, float | bool] = {}
         energy = fields.json_object(message.get("ENERGY"), "ENERGY")
         if energy is not None:
-            for key, ours in _ENERGY.items():
+            for key, ours in ENERGY_FIELDS.items():
                 value = self._channel(fields, energy.get(key), f"ENERGY.{key}")
                 if value is not None:
                     values[ours] = value

@@ -25,7 +25,7 @@ _OFFLINE: Final = "offline"
 # A leak sensor's exposed property (the gateway's own leak rules have other names).
 WATER_LEAK: Final = "water_leak"
 
-_NUMBERS: Final = {
+NUMBERS: Final = {
     "temperature": "temperature_c",
     "humidity": "humidity_pct",
     "power": "power_w",
@@ -74,7 +74,7 @@ def _decode_state(device_id: str, payload: bytes) -> Decoded:
     # `state` of a switch or plug. TOGGLE is only ever a command sent to `/set`; in a published
     # state it means someone wrote to the wrong topic, so it is refused with the other strings.
     put("on", fields.on_off(message.get("state"), "state"))
-    for z2m_key, our_key in _NUMBERS.items():
+    for z2m_key, our_key in NUMBERS.items():
         put(our_key, fields.number(message.get(z2m_key), z2m_key))
     # Battery devices report `voltage` in millivolts of their cell (an Aqara sensor: 3005), plugs
     # in volts of the mains. Z2M publishes every property a device exposes, null until known, so

@@ -15,7 +15,8 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic_core import to_jsonable_python
 
 from devices import kinds
 from devices.base import Label
@@ -24,11 +25,11 @@ from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.api.access import Admin, Viewer
 from gateway.api.deps import CalendarDep, ClockDep, NotifierDep, SettingsDep, SiteDep
-from gateway.api.problems import refusal
+from gateway.api.problems import GUARDED, problems, refusal
 from gateway.config import ConfigError, SiteConfig, parse
 from gateway.config.editor import Changed, SettingsError, Words
-from gateway.config.notifications import NotificationSettings
-from gateway.config.stored import masked_school, school_of, unmasked
+from gateway.config.notifications import Channel, NotificationSettings
+from gateway.config.stored import masked_school, reveal, school_of, unmasked
 from gateway.notify.message import ChannelSettings
 from gateway.rules.registry import specs
 from gateway.site import ROOM_TYPE_WORDS, WEEKDAY_WORDS
@@ -114,20 +115,28 @@ class ConfigOut(BaseModel):
 
 
 class ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     version: int
     value: Any
 
 
 class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     version: int
     device: dict[str, Any]
 
 
 class VersionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     version: int
 
 
 class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     yaml: str = Field(max_length=2_000_000)
     apply: bool = False
     version: int | None = Field(None, description="needed to apply")
@@ -156,7 +165,10 @@ class PreviewOut(BaseModel):
 
 
 class TestIn(BaseModel):
-    channel: dict[str, Any]
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    channel: Channel = Field(description="a channel as in the site file; a secret sent as the mask "
+                                         "(**********) is the saved channel's")
 
 
 class TestOut(BaseModel):
@@ -264,11 +276,8 @@ def _refused(exc: SettingsError) -> HTTPException:
         {"path": list(p.path), "zh": p.zh, "en": p.en} for p in exc.problems]})
 
 
-CHANGE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
-    401: {"description": "not signed in"}, 403: {"description": "not an admin"},
-    409: {"description": "changed by someone else since `version`, or managed from the site file"},
-    422: {"description": "a value is wrong: `problems` says which and why, at its place"},
-}
+# Refusals: `{"detail": {"zh", "en"}}`; a wrong value's (422) also has `problems`, each at its place.
+CHANGE_ANSWERS: Final = problems(400, 401, 403, 409, 422)
 
 
 @router.get("/api/v1/admin/config", responses=CHANGE_ANSWERS)
@@ -318,7 +327,7 @@ async def add_device(body: DeviceIn, settings: SettingsDep, admin: Admin) -> Cha
     return _changed(settings, body.version, edit, admin)
 
 
-@router.put("/api/v1/admin/devices/{device_id}", responses=CHANGE_ANSWERS | {404: {"description": "no such device"}})
+@router.put("/api/v1/admin/devices/{device_id}", responses=CHANGE_ANSWERS | problems(404))
 async def edit_device(device_id: Annotated[str, Path(max_length=64)], body: DeviceIn, settings: SettingsDep,
                       admin: Admin) -> ChangedOut:
     """Edits or moves a device; its id stays (its readings and alerts are kept under it)."""
@@ -331,7 +340,7 @@ async def edit_device(device_id: Annotated[str, Path(max_length=64)], body: Devi
 
 
 @router.post("/api/v1/admin/devices/{device_id}/retire",
-             responses=CHANGE_ANSWERS | {404: {"description": "no such device"}})
+             responses=CHANGE_ANSWERS | problems(404))
 async def retire_device(device_id: Annotated[str, Path(max_length=64)], body: VersionIn, settings: SettingsDep,
                         clock: ClockDep, admin: Admin) -> ChangedOut:
     """Takes a device out of service: no rule watches it and it reports no more; its readings,
@@ -391,31 +400,24 @@ _CHANNELS: Final = TypeAdapter(NotificationSettings)
 @router.post("/api/v1/admin/channels/test", responses=CHANGE_ANSWERS)
 async def try_channel(body: TestIn, site: SiteDep, notifier: NotifierDep, _: Admin) -> TestOut:
     """Sends one test message through a channel, saved or not yet, and says whether it arrived."""
+    sent = to_jsonable_python(reveal(body.channel.model_dump()))
     stored = next((c for c in school_of(site).get("notifications", {}).get("channels", [])
-                   if c.get("id") == body.channel.get("id")), None)
-    given = unmasked(body.channel, stored)  # a saved channel's secret, masked in the form
-    try:
-        channel: ChannelSettings = _CHANNELS.validate_python({"channels": [given]}).channels[0]
-    except ValidationError as exc:
-        raise HTTPException(422, {"zh": "渠道的设置不完整或不对。",
-                                  "en": "The channel's settings are incomplete or wrong.",
-                                  "problems": [{"path": ["notifications", "channels", 0, *e["loc"][2:]],
-                                                "zh": f"这一项的值不对：{e['msg']}", "en": e["msg"]}
-                                               for e in exc.errors()]}) from None
+                   if c.get("id") == sent["id"]), None)
+    channel: ChannelSettings = _CHANNELS.validate_python({"channels": [unmasked(sent, stored)]}).channels[0]
     failed = await notifier.test(channel)
     if failed is None:
         return TestOut(ok=True, zh="测试消息已送达。", en="The test message was delivered.")
     return TestOut(ok=False, zh=f"没有送达：{failed}", en=f"Not delivered: {failed}")
 
 
-@router.get("/api/v1/calendar/month", tags=["calendar"])
+@router.get("/api/v1/calendar/month", tags=["calendar"], responses=GUARDED)
 async def calendar_month(site: SiteDep, calendar: CalendarDep, _: Viewer,
                          month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                                      description="YYYY-MM")]) -> list[MonthDay]:
     """Each day of a month with its kind (上学日, 周末, 法定节假日, 寒假 …), for the calendar's month view."""
+    if not 1971 <= int(month[:4]) <= 9998:
+        raise HTTPException(422, "the month's date must lie between 1971 and 9998")
     first = date.fromisoformat(f"{month}-01")
-    if not 1971 <= first.year <= 9998:
-        raise HTTPException(422, "month must lie between 1971 and 9998")
     days = []
     d = first
     while d.month == first.month:

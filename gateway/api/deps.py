@@ -25,6 +25,7 @@ from gateway.config import SiteConfig
 from gateway.config.editor import SettingsEditor
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
+from gateway.discovery.inbox import DiscoveryInbox
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
@@ -112,6 +113,10 @@ async def _live(request: Request) -> LiveBus:
     return _gateway(request).live
 
 
+async def _discovery(request: Request) -> DiscoveryInbox:
+    return _gateway(request).discovered
+
+
 async def _ingestor(request: Request) -> Ingestor:
     return _gateway(request).ingestor
 
@@ -165,6 +170,8 @@ SamplesDep = Annotated[SampleRegister, Depends(_samples)]
 # The fire patrols' records (消防巡查).
 PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]
+# The 新设备 inbox: devices heard announcing themselves.
+DiscoveryDep = Annotated[DiscoveryInbox, Depends(_discovery)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 # The ingest buffer, to wait for what was accepted to be durable.
 BufferDep = Annotated[IngestBuffer, Depends(_buffer)]

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from devices.vendors import TopicLevels
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
@@ -106,6 +107,17 @@ def _default_hours() -> dict[str, list[Span]]:
     return {d: list(day) for d in WEEKDAYS[:5]} | {"sat": [], "sun": []}
 
 
+class DiscoverySettings(Strict):
+    """Where the gateway listens for devices that announce themselves (the 新设备 inbox,
+    docs/discovery.md). Listening never adopts a device: a person adds it to the site file."""
+
+    enabled: bool = True
+    zigbee2mqtt_base: TopicLevels = "zigbee2mqtt"  # Zigbee2MQTT's base_topic: <base>/bridge/devices, …/event
+    tasmota_prefix: TopicLevels = "tasmota/discovery"  # Tasmota's own discovery: <prefix>/<MAC>/config|sensors
+    homeassistant_prefix: TopicLevels = "homeassistant"  # Home Assistant MQTT discovery: <prefix>/…/config
+    shelly: bool = True  # shellies/announce
+
+
 class MqttSettings(Strict):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
@@ -129,6 +141,7 @@ class MqttSettings(Strict):
     ca_file: FilePath | None = None
     cert_file: FilePath | None = None
     key_file: FilePath | None = None
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     @field_validator("url")
     @classmethod

@@ -58,13 +58,14 @@ CREATE TABLE IF NOT EXISTS site_config (
 """
 
 
-def _reveal(value: Any) -> Any:
+def reveal(value: Any) -> Any:
+    """A dumped model with its secrets as their text."""
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, dict):
-        return {k: _reveal(v) for k, v in value.items()}
+        return {k: reveal(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_reveal(v) for v in value]
+        return [reveal(v) for v in value]
     return value
 
 
@@ -77,7 +78,7 @@ def school_of(site: SiteConfig, *, defaults: bool = False) -> dict[str, Any]:
     for channel, dumped in zip(site.notifications.channels, dumped_channels, strict=True):
         dumped["type"] = channel.type
     ordered = {k: data[k] for k in SCHOOL_KEYS if k in data}
-    return dict(to_jsonable_python(_reveal(ordered)))
+    return dict(to_jsonable_python(reveal(ordered)))
 
 
 def masked(value: Any, secrets: Any) -> Any:

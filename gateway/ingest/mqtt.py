@@ -54,6 +54,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import Clock, to_ms
 from gateway.config import MqttSettings
+from gateway.discovery.listener import Discovery
 from gateway.ingest.pipeline import Ingestor
 from gateway.retry import Backoff
 
@@ -73,10 +74,12 @@ _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this ackno
 
 
 class MqttIngest:
-    def __init__(self, settings: MqttSettings, site_id: str, ingestor: Ingestor, clock: Clock) -> None:
+    def __init__(self, settings: MqttSettings, site_id: str, ingestor: Ingestor, clock: Clock,
+                 discovery: Discovery) -> None:
         self._settings = settings
         self._clock = clock
         self._ingestor = ingestor
+        self._discovery = discovery
         self.status_topic = f"facility/{site_id}/gateway/status"
         self._native = f"facility/{site_id}/#"
         self._v5 = v5 = settings.protocol == "5"
@@ -125,10 +128,12 @@ class MqttIngest:
         self.resubscribe()
 
     def resubscribe(self) -> None:
-        """Our native topics and those of the site's Zigbee2MQTT, Tasmota and Shelly devices as
-        the ingestor routes them now: the connection subscribes to new ones and leaves old ones
-        at once, and every reconnection subscribes to the whole list."""
-        topics = [self._native, *self._ingestor.vendor_topics]
+        """Our native topics, those of the site's Zigbee2MQTT, Tasmota and Shelly devices as the
+        ingestor routes them now, and where devices announce themselves (gateway/discovery/):
+        the connection subscribes to new ones and leaves old ones at once, and every
+        reconnection subscribes to the whole list. None of them overlap, so that no broker
+        sends a message twice for two of our subscriptions."""
+        topics = [self._native, *self._ingestor.vendor_topics, *self._discovery.topics]
         with self._topics_lock:
             added = [t for t in topics if t not in self._topics]
             gone = [t for t in self._topics if t not in topics]
@@ -303,6 +308,10 @@ class MqttIngest:
                 client.ack(message.mid, message.qos)  # nothing to make durable first
             return
         received_ms = to_ms(self._clock.now())
+        if self._discovery.observe(topic, payload, received_ms):
+            if message.qos:
+                client.ack(message.mid, message.qos)  # the inbox is kept best effort: nothing to spool
+            return
         ack = partial(client.ack, message.mid, message.qos) if message.qos else None
         self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
 

@@ -20,10 +20,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import CollectorRegistry
 
 from devices.base import Sample
 from gateway import config
 from gateway.clock import SystemClock
+from gateway.discovery.listener import Discovery
 from gateway.ingest import mqtt as ingest_mqtt
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
@@ -72,7 +74,7 @@ def connected(broker: Mosquitto, protocol: str, buffer: IngestBuffer | None = No
     site = config.parse(SITE + mqtt_yaml, "site.yaml")
     if buffer is None:  # not `or`: an empty buffer is falsy
         buffer = IngestBuffer(100, on_ready=lambda: None)
-    ingest = MqttIngest(site.mqtt, site.id, Ingestor(site, buffer), SystemClock())
+    ingest = MqttIngest(site.mqtt, site.id, Ingestor(site, buffer), SystemClock(), Discovery(site, CollectorRegistry()))
     ingest.start()
     try:
         wait_for(lambda: ingest.connected)
