@@ -2,7 +2,9 @@
 kindergarten: the head of logistics adds a building, a room and a water meter whose first
 reading is taken at once (no restart); changes a building's hours and adds a closure, which
 the calendar and the closing board follow; adds an account with a Chinese name that then logs
-in; sends a test message to a real webhook receiver. Staff and viewers neither see 设置 nor
+in; sends a test message to a real webhook receiver; adopts a Zigbee leak sensor that
+Zigbee2MQTT's bridge listed, from the 新设备 inbox; imports a changed site file after its
+preview. Staff and viewers neither see 设置 nor
 reach the admin API. A wrong value typed in a form reads under its field in the very words
 `check-config` gives for the same value in a site file. Screenshots of every settings page
 (zh-CN and en, phone and desktop) go to `$ADMIN_ARTIFACTS` (default `test-artifacts/admin/`).
@@ -25,6 +27,8 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from gateway.config import ConfigError, parse
 from tests.browser import DESKTOP, artifacts_dir, horizontal_overflow, open_page, screenshot
 from tests.dashboard_site import Site, log_in, publish, running_site, show, signed_in, use_language, wait_until
+from tests.gateway.test_discovery import fixture
+from tests.gateway.test_discovery import publish as publish_on
 from tests.receivers import HttpReceiver
 from tests.services import Mosquitto
 
@@ -40,9 +44,8 @@ SETTINGS_PAGES: Final = ["settings/school", "settings/devices", "settings/device
 # The width of a large phone: forms must fit it without scrolling sideways.
 PHONE_430: Final[ViewportSize] = {"width": 430, "height": 932}
 HOOK: Final = "office-hook"
-# The 新设备 inbox's route comes with device discovery; until then the page says it cannot
-# discover devices, and the browser logs the 404 it got.
-INBOX_UNTIL_DISCOVERY: Final = "admin/discovered"
+# A leak sensor in Zigbee2MQTT's list of paired devices (tests/fixtures/discovery/).
+LEAK_SENSOR: Final = "zigbee2mqtt:0x00158d000405cfee"
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -98,7 +101,7 @@ def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_o
         expect(page.locator("#view .banner.notice")).to_contain_text("新增楼宇「图书馆」")
 
         settings_page(page, site, "devices")
-        page.locator("#view a.add-device").click()
+        page.locator("#view button.add-device").click()
         form = page.locator("#view form.device-form")
         expect(form).to_be_visible()
         form.locator("input[name=name]").fill("图书馆水表")
@@ -273,6 +276,88 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
             assert console.problems("status of 422") == []
 
 
+def test_a_zigbee_device_the_bridge_lists_is_adopted_from_the_inbox(browser: Browser, site: Site) -> None:
+    admin = signed_in(site.api, ADMIN)
+    # Not retained: the session's broker serves other tests' gateways too.
+    publish_on(site.broker, [("zigbee2mqtt/bridge/devices", fixture("z2m_bridge_devices_1.33.json"))])
+    wait_until("the bridge's devices in the inbox", lambda: LEAK_SENSOR in {
+        e["key"] for e in site.api.get("/api/v1/admin/discovered", headers=admin).json()})
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "inbox")
+        entry = page.locator(f"#view .discovered[data-key='{LEAK_SENSOR}']")
+        expect(entry).to_contain_text("建议类型：漏水传感器")
+        entry.locator("details summary").first.click()
+        expect(entry.locator(".sample-message pre").first).to_contain_text("Bathroom leak sensor")
+        screenshot(page, SHOTS, "inbox-desktop-zh")
+        entry.locator("button.adopt").click()
+        form = page.locator("#view form.device-form[data-mode=adopt]")
+        expect(form.locator("select[name=kind]")).to_have_value("leak_sensor")
+        expect(form.locator("select[name=protocol]")).to_have_value("zigbee2mqtt")
+        form.locator("input[name=name]").fill("水槽下漏水传感器")
+        form.locator("select[name=room]").select_option("kitchen")
+        device_id = form.locator("input[name=id]").input_value()
+        assert device_id
+        form.locator("button.save").click()
+        expect(page.locator(f"#view [data-device='{device_id}']")).to_contain_text("水槽下漏水传感器")
+        assert console.problems() == []
+
+    publish_on(site.broker, [("zigbee2mqtt/Bathroom leak sensor", b'{"water_leak": true, "battery": 91, "linkquality": 120}')])
+
+    def wet() -> dict[str, Any] | None:
+        found: dict[str, Any] = site.api.get(f"/api/v1/devices/{device_id}").json()
+        return found if found.get("last_values", {}).get("leak") else None
+
+    device = wait_until("the adopted sensor's reading", wet, timeout_s=5)
+    assert device is not None
+    assert (device["name"], device["room"]) == ("水槽下漏水传感器", "kitchen")
+    left = {e["key"] for e in site.api.get("/api/v1/admin/discovered", headers=admin).json()}
+    assert LEAK_SENSOR not in left
+
+
+def test_a_site_file_is_imported_after_its_preview(browser: Browser, site: Site) -> None:
+    admin = signed_in(site.api, ADMIN)
+    exported = site.api.get("/api/v1/admin/config/export", headers=admin)
+    assert exported.status_code == 200
+    document = yaml.safe_load(exported.text)
+    document["tariffs"] = {**document.get("tariffs", {}), "water_yuan_per_m3": 6.2}
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "file")
+        form = page.locator("#view form.import")
+        form.locator("textarea[name=yaml]").fill(yaml.safe_dump(document, allow_unicode=True))
+        form.locator("button[type=submit]").click()
+        expect(form.locator(".preview")).to_contain_text("修改电价和水价")
+        form.locator("button.apply").click()
+        saved(page)
+        assert console.problems() == []
+    assert site.api.get("/api/v1/admin/config", headers=admin).json()["site"]["tariffs"]["water_yuan_per_m3"] == 6.2
+
+
+def test_settings_managed_in_the_site_file_are_shown_and_never_changed(
+        browser: Browser, tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> None:
+    with running_site(tmp_path_factory, mosquitto, "admin-file", {"managed_from": "file"}) as managed:
+        admin = signed_in(managed.api, ADMIN)
+        config = managed.api.get("/api/v1/admin/config", headers=admin).json()
+        assert config["read_only"]
+        refused = managed.api.put("/api/v1/admin/config/school", headers=admin,
+                                  json={"version": config["version"], "value": {"name": "改名幼儿园"}})
+        assert refused.status_code == 409
+        with open_page(browser) as (page, console):
+            for sub in ("school", "devices", "hours", "calendar", "duty", "notifications", "tariffs", "file"):
+                if sub == "school":
+                    as_admin(page, managed, sub)
+                else:
+                    settings_page(page, managed, sub)
+                view = page.locator("#view")
+                expect(view.locator(".banner.read-only")).to_contain_text("由配置文件管理")
+                expect(view.locator("button.save, button.add, button.remove, button.retire, button.add-device, "
+                                    "a.edit, form.import")).to_have_count(0)
+                expect(view.locator("input:not([disabled]), select:not([disabled]), textarea:not([disabled])")).to_have_count(0)
+                if sub == "school":
+                    expect(view.locator("fieldset.building")).to_have_count(len(config["site"]["buildings"]))
+                    screenshot(page, SHOTS, "read-only-school-desktop-zh")
+            assert console.problems() == []
+
+
 @pytest.mark.parametrize(("viewport", "lang"), [(PHONE_430, "zh-CN"), (PHONE_430, "en"), (DESKTOP, "zh-CN"), (DESKTOP, "en")],
                          ids=["phone-zh", "phone-en", "desktop-zh", "desktop-en"])
 def test_screenshots_of_every_settings_page(browser: Browser, site: Site, viewport: ViewportSize, lang: str) -> None:
@@ -284,7 +369,7 @@ def test_screenshots_of_every_settings_page(browser: Browser, site: Site, viewpo
             settings_page(page, site, route.removeprefix("settings/"))
             overflows[route] = horizontal_overflow(page)
             whole_page(page, f"{name}-{route.replace('/', '-')}", viewport)
-        assert console.problems(INBOX_UNTIL_DISCOVERY) == []
+        assert console.problems() == []
     assert {r: px for r, px in overflows.items() if px > 1} == {}
 
 

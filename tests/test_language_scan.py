@@ -29,7 +29,7 @@ from simulators import DEMO_SITE
 from tests.browser import open_page
 from tests.dashboard_site import Site, log_in, running_site, use_language
 from tests.services import Mosquitto, require_binary
-from tests.test_admin_browser import ADMIN, INBOX_UNTIL_DISCOVERY, SETTINGS_PAGES
+from tests.test_admin_browser import ADMIN, SETTINGS_PAGES
 from tests.test_dashboard_browser import MORE_PAGES, every_page, show_any
 
 pytestmark = pytest.mark.integration
@@ -124,7 +124,7 @@ def test_every_view_reads_in_its_language(browser: Browser, site: Site, lang: st
                                  ".map((el) => el.innerText).join('\\n')")
             if problems := scan(text, config):
                 found[route] = problems
-        assert console.problems(INBOX_UNTIL_DISCOVERY) == []
+        assert console.problems() == []
     assert found == {}
 
 

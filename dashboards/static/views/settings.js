@@ -30,6 +30,7 @@ addLabels({
     "settings.read_only_nofile": "本校的设置由配置文件管理，这里只能查看。",
     "settings.changed": "上次修改：{t}，{who}", "settings.changed_file": "上次修改：{t}，来自配置文件",
     "settings.pages": "设置的各部分",
+    "settings.file_pending": "配置文件在这里改过设置之后又被修改，没有自动采用，以免覆盖这里的修改。要看它有哪些不同，请到",
   },
   en: {
     "nav.settings": "Settings",
@@ -43,6 +44,7 @@ addLabels({
     "settings.read_only_nofile": "This school's settings are managed in the site file: they can be looked at here, not changed.",
     "settings.changed": "Last changed {t} by {who}", "settings.changed_file": "Last changed {t}, from the site file",
     "settings.pages": "Parts of the settings",
+    "settings.file_pending": "The site file was edited after the settings were changed here, and was not taken so that those changes stay. To see how it differs, go to",
   },
 });
 
@@ -64,9 +66,12 @@ function tabs(current) {
 }
 
 function banner(config) {
-  if (!config.read_only) return null;
-  return h("p", { class: "banner read-only", role: "note" },
-    config.file ? t("settings.read_only", { file: config.file }) : t("settings.read_only_nofile"));
+  if (config.read_only) {
+    return h("p", { class: "banner read-only", role: "note" },
+      config.file ? t("settings.read_only", { file: config.file }) : t("settings.read_only_nofile"));
+  }
+  return config.file_pending ? h("p", { class: "banner file-pending", role: "note" }, t("settings.file_pending"),
+    " ", h("a", { href: "#/settings/file" }, t("settings.file"))) : null;
 }
 
 function changed(config) {

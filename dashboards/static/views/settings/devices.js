@@ -82,7 +82,7 @@ function listPage(ctx) {
   const top = outcome();
   const root = h("div", { class: "stack devices-admin" });
   root.append(top,
-    ctx.readOnly ? null : h("a", { href: `${LIST}/new`, class: "button add-device" }, t("devices.add")),
+    ctx.readOnly ? null : h("button", { type: "button", class: "add-device", onclick: () => { location.hash = `${LIST}/new`; } }, t("devices.add")),
     ...ctx.site.buildings.map((b) => h("section", { class: "card", dataset: { building: b.id } }, h("h2", {}, b.name),
       b.rooms.map((r) => {
         const here = ctx.site.devices.filter((d) => d.room === r.id);
@@ -136,7 +136,7 @@ function kindParts(ctx, device) {
 
 function sourceParts(ctx, device) {
   const protocol = device.source ? ctx.catalog.protocols.find((p) => p.id === device.source.protocol) : null;
-  if (!protocol) return null;
+  if (!protocol?.fields?.length) return null;
   return group("fieldset", { class: "device-source", legend: t("device.source_fields") }, ["device", "source"],
     h("div", { class: "fields" }, protocol.fields.map((f) => field(ctx, f, device.source, f.key, ["device", "source", f.key],
       { omitEmpty: !f.required, placeholder: shownDefault(f.default) }))));

@@ -13,14 +13,14 @@ addLabels({
     "inbox.seen": "首次 {first}，最近 {last}，共 {n} 条消息", "inbox.suggested": "建议类型：{kind}",
     "inbox.no_suggestion": "认不出是哪类设备，可手动添加", "inbox.sent": "它发来的内容", "inbox.acl": "MQTT 服务器权限配置（复制给管理服务器的人）",
     "inbox.adopt": "采用", "inbox.dismiss": "忽略", "inbox.restore": "恢复", "inbox.dismissed": "已忽略的设备",
-    "inbox.copy": "复制", "inbox.copied": "已复制",
+    "inbox.copy": "复制", "inbox.copied": "已复制", "inbox.by_hand": "手动添加",
   },
   en: {
     "inbox.none": "No new devices found. A device appears here once it sends to the MQTT broker.", "inbox.unavailable": "This gateway cannot discover new devices yet.",
     "inbox.seen": "first {first}, last {last}, {n} messages", "inbox.suggested": "Suggested kind: {kind}",
     "inbox.no_suggestion": "Not recognised: add it by hand", "inbox.sent": "What it sent", "inbox.acl": "Broker permissions (for whoever runs the broker)",
     "inbox.adopt": "Adopt", "inbox.dismiss": "Dismiss", "inbox.restore": "Restore", "inbox.dismissed": "Dismissed devices",
-    "inbox.copy": "Copy", "inbox.copied": "Copied",
+    "inbox.copy": "Copy", "inbox.copied": "Copied", "inbox.by_hand": "Add by hand",
   },
 });
 
@@ -31,6 +31,15 @@ function copyBlock(lines) {
     button.textContent = t("inbox.copied");
   } }, t("inbox.copy"));
   return h("div", { class: "copy-block" }, h("pre", {}, text), button);
+}
+
+/** A message as sent, laid out when it is whole JSON (a long one is cut, and shown as it is). */
+function readable(payload) {
+  try {
+    return JSON.stringify(JSON.parse(payload), null, 2);
+  } catch {
+    return payload;
+  }
 }
 
 function entry(ctx, d, redraw) {
@@ -45,21 +54,24 @@ function entry(ctx, d, redraw) {
   };
   const s = d.suggestion;
   return h("article", { class: "card discovered", dataset: { key: d.key, state: d.state } },
-    h("div", { class: "alert-head" }, h("strong", { class: "grow" }, pick(d, "title")), h("span", { class: "chip info" }, pick(d, "protocol"))),
+    h("h2", {}, pick(d, "title")),
     h("p", { class: "muted small" }, t("inbox.seen", { first: when(d.first_seen), last: when(d.last_seen), n: num(d.messages, 0) })),
     h("p", {}, s ? t("inbox.suggested", { kind: pick(s, "kind") }) : t("inbox.no_suggestion")),
     pick(d, "why") ? h("p", { class: "small" }, pick(d, "why")) : null,
     // What a device sent is its own (English keys, ids): folded, for whoever wants to look.
     h("details", {}, h("summary", {}, t("inbox.sent")),
       d.samples.map((x) => h("div", { class: "sample-message" }, h("p", { class: "muted small" }, when(x.at)),
-        h("pre", {}, `${x.topic}\n${typeof x.payload === "string" ? x.payload : JSON.stringify(x.payload, null, 2)}`)))),
+        h("pre", {}, `${x.topic}\n${readable(x.payload)}`)))),
     d.acl.length || d.dynsec.length ? h("details", {}, h("summary", {}, t("inbox.acl")), copyBlock([...d.acl, ...d.dynsec])) : null,
     line,
     ctx.readOnly ? null : h("div", { class: "actions" },
       d.state === "dismissed"
         ? h("button", { type: "button", class: "secondary restore", onclick: act("restore") }, t("inbox.restore"))
         : [h("button", { type: "button", class: "secondary dismiss", onclick: act("dismiss") }, t("inbox.dismiss")),
-          h("a", { class: "button adopt", href: `#/settings/devices/new?adopt=${encodeURIComponent(d.key)}` }, t("inbox.adopt"))]));
+          // Without a suggestion there is nothing to take over: the device is added by hand.
+          h("button", { type: "button", class: s ? "adopt" : "secondary add-by-hand", onclick: () => {
+            location.hash = s ? `#/settings/devices/new?adopt=${encodeURIComponent(d.key)}` : "#/settings/devices/new";
+          } }, t(s ? "inbox.adopt" : "inbox.by_hand"))]));
 }
 
 async function inboxPage(ctx) {

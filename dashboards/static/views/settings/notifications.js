@@ -70,7 +70,7 @@ function channelFields(ctx, channel, i, fresh) {
 function newChannel(ctx, typeId) {
   const type = ctx.catalog.channel_types.find((x) => x.id === typeId);
   const channel = { id: "", type: typeId, min_severity: "warning" };
-  for (const f of type.fields) if (!COMMON.has(f.key) && f.default != null) channel[f.key] = copy(f.default);
+  for (const f of type.fields ?? []) if (!COMMON.has(f.key) && f.default != null) channel[f.key] = copy(f.default);
   return channel;
 }
 
