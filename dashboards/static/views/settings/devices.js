@@ -24,7 +24,7 @@ addLabels({
   },
   en: {
     "devices.add": "Add a device", "devices.none": "No devices in this room", "devices.edit": "Edit", "devices.retire": "Retire",
-    "devices.page": "Readings", "devices.every": "reports every {n} s", "devices.native": "direct",
+    "devices.page": "Readings", "devices.every": "reports every {n} s", "devices.native": "Direct",
     "devices.retired": "Retired devices", "devices.retired_at": "retired {t}", "devices.retired_none": "No retired devices",
     "devices.retire_title": "Retire a device", "devices.retire_text": "Once “{name}” is retired its readings are no longer taken and it raises no alerts; its history is kept. Its code cannot be used again.",
     "devices.retire_confirm": "Retire it",
@@ -72,7 +72,8 @@ function deviceLine(ctx, d, root, top) {
   const protocol = d.source ? ctx.catalog.protocols.find((p) => p.id === d.source.protocol) : null;
   return h("li", { class: "device-line", dataset: { device: d.id } },
     h("div", { class: "grow" }, h("strong", {}, d.name || said(kind)),
-      h("p", { class: "muted small" }, [said(kind), t("devices.every", { n: num(d.interval_s, 0) }), protocol ? said(protocol) : t("devices.native")].join(" · "))),
+      h("p", { class: "muted small" }, [said(kind), t("devices.every", { n: num(d.interval_s, 0) }), protocol ? said(protocol) : null]
+        .filter(Boolean).join(" · "))),
     h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: "page-link" }, t("devices.page")),
     ctx.readOnly ? null : h("a", { href: `${LIST}/edit/${encodeURIComponent(d.id)}`, class: "button secondary edit" }, t("devices.edit")),
     ctx.readOnly ? null : h("button", { type: "button", class: "secondary retire", onclick: () => retireDialog(ctx, d, root, top) }, t("devices.retire")));

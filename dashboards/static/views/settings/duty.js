@@ -16,6 +16,7 @@ addLabels({
     "duty.end_hint": "结束不晚于开始即跨过午夜；00:00 到 00:00 为全天",
     "duty.chain": "先后顺序", "duty.chain_hint": "告警先发给第一位，未确认则依次往后", "duty.who": "第 {n} 位",
     "duty.pick": "请选择", "duty.add_shift": "添加班次", "duty.add_link": "再加一位",
+    "duty.remove_person": "删除这个人", "duty.remove_shift": "删除这个班次",
     "duty.timing": "提醒与升级", "duty.remind": "未确认时每隔多少分钟提醒", "duty.escalate": "未确认多少分钟后找下一位",
   },
   en: {
@@ -27,6 +28,7 @@ addLabels({
     "duty.end_hint": "an end at or before the start runs past midnight; 00:00 to 00:00 is the whole day",
     "duty.chain": "In order", "duty.chain_hint": "alerts go to the first; unacknowledged, to each next in turn", "duty.who": "No. {n}",
     "duty.pick": "Choose", "duty.add_shift": "Add a shift", "duty.add_link": "Add someone",
+    "duty.remove_person": "Remove this person", "duty.remove_shift": "Remove this shift",
     "duty.timing": "Reminders and escalation", "duty.remind": "Remind every (min) while unacknowledged",
     "duty.escalate": "Next in the chain after (min) unacknowledged",
   },
@@ -54,7 +56,7 @@ function peopleEditor(ctx, duty, fresh) {
       const p = { id: "", name: "", role: "", trades: [], email: null, mobile: null };
       fresh.add(p);
       return p;
-    }, { addLabel: t("duty.add_person") }));
+    }, { addLabel: t("duty.add_person"), removeLabel: t("duty.remove_person") }));
 }
 
 function chainEditor(ctx, duty, shift, i) {
@@ -62,7 +64,7 @@ function chainEditor(ctx, duty, shift, i) {
   return group("fieldset", { class: "chain", legend: t("duty.chain") }, ["duty", "shifts", i, "chain"],
     h("small", { class: "muted" }, t("duty.chain_hint")),
     listEditor(ctx, shift.chain, (_, j) => field(ctx, { ...who, label: t("duty.who", { n: j + 1 }) }, shift.chain, j,
-      ["duty", "shifts", i, "chain", j], { placeholder: t("duty.pick") }), () => null, { addLabel: t("duty.add_link") }));
+      ["duty", "shifts", i, "chain", j], { placeholder: t("duty.pick") }), () => null, { addLabel: t("duty.add_link"), class: "compact" }));
 }
 
 function shiftsEditor(ctx, duty) {
@@ -74,7 +76,7 @@ function shiftsEditor(ctx, duty) {
         field(ctx, { label: t("duty.start"), type: "time", required: true }, s, "start", ["duty", "shifts", i, "start"]),
         field(ctx, { label: t("duty.end"), type: "time", required: true }, s, "end", ["duty", "shifts", i, "end"], { hint: t("duty.end_hint") })),
       chainEditor(ctx, duty, s, i)),
-    () => ({ days: [], start: "00:00", end: "00:00", chain: [null] }), { addLabel: t("duty.add_shift") }));
+    () => ({ days: [], start: "00:00", end: "00:00", chain: [null] }), { addLabel: t("duty.add_shift"), removeLabel: t("duty.remove_shift") }));
 }
 
 function dutyForm(ctx) {
