@@ -4,7 +4,8 @@ reading is taken at once (no restart); changes a building's hours and adds a clo
 the calendar and the closing board follow; adds an account with a Chinese name that then logs
 in; sends a test message to a real webhook receiver; adopts a Zigbee leak sensor that
 Zigbee2MQTT's bridge listed, from the 新设备 inbox; imports a changed site file after its
-preview. Staff and viewers neither see 设置 nor
+preview; saves after someone else did and is told so, with their settings shown. A site
+managed from its file shows every page without a control to change it. Staff and viewers neither see 设置 nor
 reach the admin API. A wrong value typed in a form reads under its field in the very words
 `check-config` gives for the same value in a site file. Screenshots of every settings page
 (zh-CN and en, phone and desktop) go to `$ADMIN_ARTIFACTS` (default `test-artifacts/admin/`).
@@ -247,6 +248,25 @@ def test_staff_and_viewers_neither_see_nor_reach_the_settings(browser: Browser, 
         use_language(page, site.url, "zh-CN")
         log_in(page, ADMIN)
         expect(page.locator("#nav")).to_contain_text("设置")
+
+
+def test_a_save_after_someone_else_s_is_refused_and_the_page_shows_theirs(browser: Browser, site: Site) -> None:
+    admin = signed_in(site.api, ADMIN)
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "school")
+        school = page.locator("#view form[data-section=school]")
+        school.locator("input[name=headcount]").fill("150")
+        # Meanwhile, another admin changes the school from another browser.
+        config = site.api.get("/api/v1/admin/config", headers=admin).json()
+        theirs = {key: config["site"][key] for key in ("name", "kind", "timezone")} | {"headcount": 160}
+        changed = site.api.put("/api/v1/admin/config/school", headers=admin,
+                               json={"version": config["version"], "value": theirs})
+        assert changed.status_code == 200, changed.text
+        school.locator("button.save").click()
+        expect(page.locator("#view .banner.notice.bad")).to_contain_text("别人刚刚修改了设置")
+        expect(page.locator("#view form[data-section=school] input[name=headcount]")).to_have_value("160")
+        assert console.problems("status of 409") == []
+    assert site.api.get("/api/v1/admin/config", headers=admin).json()["site"]["headcount"] == 160
 
 
 def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Browser, site: Site) -> None:
