@@ -11,14 +11,14 @@ addLabels({
   "zh-CN": {
     "form.add": "添加", "form.remove": "删除", "form.save": "保存", "form.saved": "已保存",
     "form.saved_none": "已保存，没有改动", "form.conflict": "别人刚刚修改了设置，已重新载入最新内容，请再改一次。",
-    "form.problems": "有 {n} 处需要改正，见各项下方的说明", "form.yes": "是", "form.list_hint": "多项用逗号或换行分开",
+    "form.problems": "有 {n} 处需要改正，见各项下方的说明", "form.list_hint": "多项用逗号或换行分开",
     "form.id_hint": "编号：字母、数字、点、横线或下划线，以字母或数字开头，保存后不能改",
     "form.none_yet": "还没有", "common.code": "编号", "form.inherited": "沿用：{v}",
   },
   en: {
     "form.add": "Add", "form.remove": "Remove", "form.save": "Save", "form.saved": "Saved",
     "form.saved_none": "Saved: nothing changed", "form.conflict": "Someone else changed the settings just now: the newest are loaded, please make your change again.",
-    "form.problems": "{n} things to correct: see the notes under the fields", "form.yes": "Yes", "form.list_hint": "separate items with commas or new lines",
+    "form.problems": "{n} things to correct: see the notes under the fields", "form.list_hint": "separate items with commas or new lines",
     "form.id_hint": "Code: letters, digits, dots, dashes or underscores, starting with a letter or digit; fixed once saved",
     "form.none_yet": "None yet", "common.code": "Code", "form.inherited": "inherited: {v}",
   },
@@ -221,7 +221,7 @@ export async function submit(ctx, root, top, request, rewrite = (p) => p, after 
     return out;
   } catch (err) {
     if (err instanceof HttpError && err.status === 409) {
-      notice = { tone: "bad", text: `${t("form.conflict")}${err.detail?.zh ? ` ${said(err.detail)}` : ""}`, changes: [] };
+      notice = { tone: "bad", text: t("form.conflict"), changes: [] };
       ctx.rerender();
     } else if (err instanceof HttpError && err.status === 422 && err.detail?.problems?.length) {
       showProblems(root, top, err.detail.problems, rewrite);

@@ -9,7 +9,7 @@ addLabels({
   "zh-CN": {
     "tariffs.title": "电价与水价", "tariffs.flat": "电价（元/千瓦时）", "tariffs.flat_hint": "分时时段以外的时间按此价",
     "tariffs.water": "水价（元/立方米）", "tariffs.periods": "分时电价", "tariffs.period": "时段",
-    "tariffs.price": "电价（元/千瓦时）", "tariffs.hours": "时间", "tariffs.add": "添加分时时段",
+    "tariffs.price": "电价（元/千瓦时）", "tariffs.add": "添加分时时段",
     "tariffs.start": "开始", "tariffs.end": "结束", "tariffs.add_span": "添加时间", "tariffs.remove": "删除这个时段",
     "tou.sharp": "尖峰", "tou.peak": "峰", "tou.flat": "平", "tou.valley": "谷",
     "targets.title": "每月用量目标", "targets.electricity": "用电（千瓦时）", "targets.water": "用水（立方米）",
@@ -19,7 +19,7 @@ addLabels({
   en: {
     "tariffs.title": "Electricity and water prices", "tariffs.flat": "Electricity (yuan/kWh)", "tariffs.flat_hint": "for any time no period covers",
     "tariffs.water": "Water (yuan/m³)", "tariffs.periods": "Time-of-use electricity", "tariffs.period": "Period",
-    "tariffs.price": "Price (yuan/kWh)", "tariffs.hours": "Hours", "tariffs.add": "Add a period",
+    "tariffs.price": "Price (yuan/kWh)", "tariffs.add": "Add a period",
     "tariffs.start": "From", "tariffs.end": "To", "tariffs.add_span": "Add hours", "tariffs.remove": "Remove this period",
     "tou.sharp": "Critical peak", "tou.peak": "Peak", "tou.flat": "Flat", "tou.valley": "Valley",
     "targets.title": "Monthly targets", "targets.electricity": "Electricity (kWh)", "targets.water": "Water (m³)",
