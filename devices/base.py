@@ -273,6 +273,21 @@ def payload_model(name: str, metrics: tuple[Metric, ...]) -> type[_Payload]:
 
 
 @dataclass(frozen=True, slots=True)
+class Recognition:
+    """How a device that announces itself (gateway/discovery/) is taken for this kind: by a
+    reading it reports (`by`, metric keys as the vendor codecs make them) and, where `named` is
+    given, only when its name also says so (a thermometer is a sample fridge only when it is
+    called one). Kinds are tried by `rank`, lowest first."""
+
+    by: frozenset[str]
+    rank: int
+    named: re.Pattern[str] | None = None
+
+    def matches(self, keys: frozenset[str], name: str) -> bool:
+        return bool(self.by & keys) and (self.named is None or self.named.search(name) is not None)
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceKind:
     """Everything the gateway knows of a kind; each `devices/<kind>.py` exports one as `KIND`.
 
@@ -290,6 +305,8 @@ class DeviceKind:
     simulation: str = field(kw_only=True)
     # Keeps the canteen's retained food samples (留样): the 留样 register's fridges are of such kinds.
     keeps_samples: bool = field(default=False, kw_only=True)
+    # How a discovered device is recognised as one of this kind; None: never suggested.
+    recognised: Recognition | None = field(default=None, kw_only=True)
     payload: type[_Payload] = field(init=False)
     _by_key: dict[str, Metric] = field(init=False)
     _event_types: dict[str, type[EventPayload]] = field(init=False)

@@ -13,6 +13,7 @@ from devices.base import (
     Label,
     Metric,
     MetricType,
+    Recognition,
     StateWords,
     Text,
 )
@@ -34,4 +35,5 @@ KIND = DeviceKind(
     closing=ClosingCheck("open", ClosingCondition.TRUE),
     # People come and go by the timetable, swiping their cards at the reader.
     simulation="door_traffic",
+    recognised=Recognition(frozenset({"open"}), rank=2),
 )

@@ -1,6 +1,6 @@
 """An electricity meter (电表) per building or circuit: cumulative energy, optional power."""
 
-from devices.base import ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType
+from devices.base import ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType, Recognition
 
 KIND = DeviceKind(
     name="electricity_meter",
@@ -18,4 +18,5 @@ KIND = DeviceKind(
     closing=ClosingCheck("power_w", ClosingCondition.ABOVE_BASE_LOAD),
     # The sum of the electricity the rooms it measures draw, by their timetable.
     simulation="metered_electricity",
+    recognised=Recognition(frozenset({"energy_kwh", "power_w"}), rank=6),
 )

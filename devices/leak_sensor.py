@@ -3,7 +3,7 @@
 Unlike a water meter's flow rules, which infer a leak from consumption, this reports water
 where it should not be; it raises its own alert (`leak_detected`)."""
 
-from devices.base import DeviceKind, Metric, MetricType, StateWords
+from devices.base import DeviceKind, Metric, MetricType, Recognition, StateWords
 
 KIND = DeviceKind(
     name="leak_sensor",
@@ -14,4 +14,5 @@ KIND = DeviceKind(
     closing=None,  # water on the floor is an alert (`leak_detected`) at any hour, not a closing chore
     # A floor that stays dry: water comes only from a fault scenario.
     simulation="dry_floor",
+    recognised=Recognition(frozenset({"leak"}), rank=1),
 )

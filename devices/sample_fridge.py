@@ -1,10 +1,21 @@
 """The fridge that keeps retained food samples (留样冰箱): temperature, optional door state."""
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from devices.base import CELSIUS, MINUTES, OPEN_CLOSED, DeviceKind, Label, Metric, MetricType, SettingsRange
+from devices.base import (
+    CELSIUS,
+    MINUTES,
+    OPEN_CLOSED,
+    DeviceKind,
+    Label,
+    Metric,
+    MetricType,
+    Recognition,
+    SettingsRange,
+)
 
 
 class Settings(BaseModel):
@@ -39,4 +50,7 @@ KIND = DeviceKind(
     # A thermostat's cycle, and the door opened briefly as each meal's samples go in.
     simulation="cold_store",
     keeps_samples=True,
+    # A thermometer is one only when its name says so (the gateway has no kind for room temperature).
+    recognised=Recognition(frozenset({"temperature_c"}), rank=4,
+                           named=re.compile(r"fridge|freezer|refrigerator|冰箱|冷藏|冷柜|留样", re.IGNORECASE)),
 )

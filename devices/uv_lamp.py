@@ -1,10 +1,22 @@
 """A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and cumulative tube hours."""
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.base import HOURS, MINUTES, ON_OFF, ClosingCheck, ClosingCondition, DeviceKind, Label, Metric, MetricType
+from devices.base import (
+    HOURS,
+    MINUTES,
+    ON_OFF,
+    ClosingCheck,
+    ClosingCondition,
+    DeviceKind,
+    Label,
+    Metric,
+    MetricType,
+    Recognition,
+)
 
 
 class Settings(BaseModel):
@@ -28,4 +40,7 @@ KIND = DeviceKind(
     closing=ClosingCheck("on", ClosingCondition.TRUE_UNLESS_SCHEDULED),
     # A timed disinfection session after the staff have left.
     simulation="uv_session",
+    # A switch or a metered plug is one only when its name says so.
+    recognised=Recognition(frozenset({"on", "power_w", "energy_kwh"}), rank=5,
+                           named=re.compile(r"\buv\b|uv[_-]|紫外|消毒", re.IGNORECASE)),
 )

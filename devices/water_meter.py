@@ -1,6 +1,6 @@
 """A water meter (水表): cumulative volume, optional instantaneous flow."""
 
-from devices.base import ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType
+from devices.base import ClosingCheck, ClosingCondition, DeviceKind, Metric, MetricType, Recognition
 
 KIND = DeviceKind(
     name="water_meter",
@@ -15,4 +15,5 @@ KIND = DeviceKind(
     closing=ClosingCheck("flow_lpm", ClosingCondition.ABOVE_FLOW_THRESHOLD),
     # The sum of the water the rooms it measures use, by their timetable.
     simulation="metered_water",
+    recognised=Recognition(frozenset({"volume_m3", "flow_lpm"}), rank=3),
 )

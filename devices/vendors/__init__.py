@@ -85,6 +85,13 @@ class VendorSource(BaseModel):
         return None
 
 
+# How each source's protocol is called, for people (zh, en).
+PROTOCOL_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "zigbee2mqtt": ("Zigbee 设备（经 Zigbee2MQTT）", "Zigbee device (through Zigbee2MQTT)"),
+    "tasmota": ("Tasmota 设备", "Tasmota device"), "shelly": ("Shelly 设备", "Shelly device"),
+    "modbus": ("Modbus 仪表", "Modbus meter"), "dlt645": ("DL/T 645 电表", "DL/T 645 meter"),
+}
+
 @cache
 def sources() -> dict[str, type[VendorSource]]:
     """Every source model, by its `protocol`: the modules of this package are discovered, as

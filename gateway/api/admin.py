@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 
 from devices import kinds
 from devices.base import Label
-from devices.vendors import sources
+from devices.vendors import PROTOCOL_WORDS, sources
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
 from gateway.api.access import Admin, Viewer
@@ -45,11 +45,6 @@ Section = Literal["school", "opening_hours", "buildings", "calendar", "duty", "n
 SCHOOL_KINDS: Final[dict[str, Words]] = {
     "kindergarten": ("幼儿园", "kindergarten"), "primary": ("小学", "primary school"),
     "secondary": ("中学", "secondary school"), "school": ("学校", "school"),
-}
-PROTOCOLS: Final[dict[str, Words]] = {
-    "zigbee2mqtt": ("Zigbee 设备（经 Zigbee2MQTT）", "Zigbee device (through Zigbee2MQTT)"),
-    "tasmota": ("Tasmota 设备", "Tasmota device"), "shelly": ("Shelly 设备", "Shelly device"),
-    "modbus": ("Modbus 仪表", "Modbus meter"), "dlt645": ("DL/T 645 电表", "DL/T 645 meter"),
 }
 CHANNEL_TYPES: Final[dict[str, Words]] = {
     "wecom": ("企业微信群机器人", "WeCom group robot"), "dingtalk": ("钉钉群机器人", "DingTalk group robot"),
@@ -237,7 +232,7 @@ def catalog() -> Catalog:
                        rules=[r.id for r in rules.values() if r.applies(k.name)]) for k in kinds().values()],
         rules=[RuleOut(id=r.id, zh=r.label_zh, en=r.label_en, params=_label_fields(r.params, r.param_labels()))
                for r in rules.values()],
-        room_types=_choices(ROOM_TYPE_WORDS), protocols=_choices({p: PROTOCOLS.get(p, (p, p)) for p in sources()}),
+        room_types=_choices(ROOM_TYPE_WORDS), protocols=_choices({p: PROTOCOL_WORDS.get(p, (p, p)) for p in sources()}),
         school_kinds=_choices(SCHOOL_KINDS), channel_types=_choices(CHANNEL_TYPES),
         weekdays=_choices(WEEKDAY_WORDS),
         day_keys=_choices(WEEKDAY_WORDS | {"school_day": ("上学日/开园日", "school days"),

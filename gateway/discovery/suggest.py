@@ -17,7 +17,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from devices import kinds
-from devices.vendors import VendorSource, sources
+from devices.vendors import PROTOCOL_WORDS, VendorSource, sources
 from gateway.config import SiteConfig
 from gateway.discovery.inbox import Entry
 from gateway.discovery.sightings import Sighting
@@ -25,9 +25,7 @@ from gateway.site import nested
 
 # How each protocol is called, for people (zh, en).
 PROTOCOLS: Final = {
-    "zigbee2mqtt": ("Zigbee（Zigbee2MQTT）", "Zigbee (Zigbee2MQTT)"),
-    "tasmota": ("Tasmota 设备", "Tasmota device"),
-    "shelly": ("Shelly 设备", "Shelly device"),
+    **PROTOCOL_WORDS,
     "homeassistant": ("Home Assistant 自动发现", "Home Assistant discovery"),
     "native": ("本网关协议（JSON）", "the gateway's own JSON"),
 }
@@ -43,16 +41,9 @@ WHY: Final = {
                    "(it reads Zigbee2MQTT, Tasmota, Shelly and its own JSON)"),
     "no_config": ("还没有收到它的 Tasmota 发现配置，不知道它的主题",
                   "its Tasmota discovery config has not been heard yet, so its topic is unknown"),
-    "temperature_only": ("只报告温度，名称看不出是留样冰箱；网关没有测室温的设备类型",
-                         "it reports a temperature only and its name does not say it is a sample fridge; "
-                         "the gateway has no kind for room temperature"),
-    "switch_only": ("不计量的开关，没有可记录的读数；若它控制紫外灯，请按紫外灯添加",
-                    "a switch without metering: nothing a kind records; if it powers a UV lamp, add it as one"),
     "nothing_known": ("它报告的内容里没有网关任何设备类型记录的读数",
                       "it reports nothing that any of the gateway's device kinds records"),
 }
-_FRIDGE: Final = re.compile(r"fridge|freezer|refrigerator|冰箱|冷藏|冷柜|留样", re.IGNORECASE)
-_UV: Final = re.compile(r"\buv\b|uv[_-]|紫外|消毒", re.IGNORECASE)
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
 # A name that is only an address (a Zigbee device not renamed yet): no name for people.
 _ADDRESS: Final = re.compile(r"^(0x)?[0-9a-fA-F]{12,16}$")
@@ -102,24 +93,24 @@ def suggest(facts: Sighting, site: SiteConfig) -> Suggestion | str:
 def why_text(code: str) -> tuple[str, str]:
     if code in WHY:
         return WHY[code]
+    if code.startswith("unnamed:"):
+        kind = kinds()[code.removeprefix("unnamed:")]
+        return (f"它报告的读数像{kind.label_zh}，但名称看不出是{kind.label_zh}；若是，请按{kind.label_zh}添加",
+                f"what it reports fits a {kind.label_en.lower()}, but its name does not say it is one; "
+                f"if it is, add it as one")
     return f"建议的数据来源无效：{code}", f"the suggested source is invalid: {code}"
 
 
 def _kind(facts: Sighting) -> tuple[str | None, str]:
-    keys, said = facts.keys, facts.said
-    if "leak" in keys:
-        return "leak_sensor", ""
-    if "open" in keys:
-        return "door", ""
-    if keys & {"volume_m3", "flow_lpm"}:
-        return "water_meter", ""
-    if "temperature_c" in keys:
-        return ("sample_fridge", "") if _FRIDGE.search(said) else (None, "temperature_only")
-    if keys & {"energy_kwh", "power_w"}:
-        return ("uv_lamp" if _UV.search(said) else "electricity_meter"), ""
-    if "on" in keys:
-        return ("uv_lamp", "") if _UV.search(said) else (None, "switch_only")
-    return None, "nothing_known"
+    """The kind that recognises what the device reports (each kind says how: `Recognition`),
+    or why none: a kind that would but for its name (a thermometer not called a fridge)."""
+    ranked = sorted((k for k in kinds().values() if k.recognised is not None),
+                    key=lambda k: k.recognised.rank if k.recognised else 0)
+    found = next((k for k in ranked if k.recognised and k.recognised.matches(facts.keys, facts.said)), None)
+    if found is not None:
+        return found.name, ""
+    unnamed = next((k for k in ranked if k.recognised and k.recognised.by & facts.keys), None)
+    return None, ("nothing_known" if unnamed is None else f"unnamed:{unnamed.name}")
 
 
 def _source_model(source: dict[str, Any] | None) -> VendorSource | str | None:

@@ -161,6 +161,7 @@ class _ChannelWorker:
         self._settings = site.notifications
         self._clock = clock
         self._queue: deque[_Queued] = deque()
+        self._current: _Queued | None = None  # the notice being delivered (retried)
         self._ready = asyncio.Event()
         self._failing: str | None = None
         self._failed_attempts = 0
@@ -176,7 +177,11 @@ class _ChannelWorker:
         self._settings = site.notifications
 
     def take_queue(self, old: _ChannelWorker) -> None:
-        """What a channel's previous settings had still to send, sent with the new ones."""
+        """What a channel's previous settings had still to send, the notice it was trying
+        included, sent with the new ones (the old worker stops)."""
+        if old._current is not None:
+            self._queue.append(old._current)
+            old._current = None
         self._queue.extend(old._queue)
         old._queue.clear()
         self._queued.set(len(self._queue))
@@ -209,9 +214,10 @@ class _ChannelWorker:
             while not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
-            item = self._queue.popleft()
+            item = self._current = self._queue.popleft()
             self._queued.set(len(self._queue))
             await self._deliver(sender, item)
+            self._current = None
 
     async def _deliver(self, sender: Sender, item: _Queued) -> None:
         notice, cid = item.notice, self.channel.id

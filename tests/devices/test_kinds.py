@@ -139,7 +139,8 @@ NOT_YET: Final = ("gateway/rules/", "gateway/config/", "gateway/reports/safety_i
 # A string equal to a kind's name that does not name the kind.
 # A safety-record category and its facts' tag; the closing board's and the sweep's checks by category.
 NOT_A_KIND: Final = {("gateway/reports/safety_model.py", "door"), ("gateway/api/closing.py", "door"),
-                     ("gateway/api/sweeps.py", "door")}
+                     ("gateway/api/sweeps.py", "door"),
+                     ("gateway/discovery/sightings.py", "door")}  # Home Assistant's device class
 
 
 def _sources() -> list[tuple[str, ast.Module]]:

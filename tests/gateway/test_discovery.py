@@ -162,7 +162,7 @@ def test_announced_devices_land_once_each_with_their_suggestion(api: TestClient,
     assert_suggests(found["zigbee2mqtt:0x00158d0006d3ad73"], "leak_sensor",
                     {"protocol": "zigbee2mqtt", "name": "leak_kitchen"})  # from Home Assistant's config
 
-    assert_no_suggestion(found["tasmota:DC4F220756C6"], "temperature only")  # a boiler room's probes
+    assert_no_suggestion(found["tasmota:DC4F220756C6"], "its name does not say")  # a boiler room's probes
     energy = found[f"tasmota:{TASMOTA_ENERGY_MAC}"]
     assert_suggests(energy, "electricity_meter", {"protocol": "tasmota", "topic": "tasmota_xxxxxx"})
     assert energy["messages"] == 2

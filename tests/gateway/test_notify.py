@@ -526,3 +526,26 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     "webhook": {"url": "http://127.0.0.1:9/hook"}, "wecom": {"url": "http://127.0.0.1:9/w"},
     "dingtalk": {"url": "http://127.0.0.1:9/d"}, "email": {"host": "127.0.0.1", "sender": "a@b.example"},
 }
+
+
+async def test_channels_changed_while_running_keep_what_they_had_queued(counters: Counters,
+                                                                        clock: ManualClock) -> None:
+    with HttpReceiver(default=OK) as old, HttpReceiver(default=OK) as new, HttpReceiver(default=OK) as added:
+        old.respond(503, times=1000)  # the office's old address is down: the notice waits in its queue
+        notifier = Notifier(site_with({"id": "office", "type": "webhook", "url": old.url}), counters, clock)
+        async with running(notifier):
+            notifier.submit(make_notice())
+            await old.wait_for(1)
+            # The head corrects the office's address and adds the guard's phone, in the dashboard.
+            notifier.reconfigure(site_with({"id": "office", "type": "webhook", "url": new.url},
+                                           {"id": "guard", "type": "webhook", "url": added.url}))
+            assert alert_ids(await new.wait_for(1)) == [make_notice().alert.id]  # sent the new way
+            notifier.submit(make_notice(Transition.CLEARED))
+            await added.wait_for(1)
+            await new.wait_for(2)
+            # The guard's channel is removed again: it stops; the office's goes on.
+            notifier.reconfigure(site_with({"id": "office", "type": "webhook", "url": new.url}))
+            assert notifier.health() == {"office": "ok"}
+            notifier.submit(make_notice())
+            await new.wait_for(3)
+        assert len(added.requests) == 1
