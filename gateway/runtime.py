@@ -88,6 +88,7 @@ class Gateway:
         # file's: gateway/config/stored.py says which wins.
         self.config = ConfigStore(site.storage.data_dir / "state.db")
         self._stack.callback(self.config.close)
+        self._site_file = site.file
         self._start_config = start = self.config.startup(site, to_ms(clock.now()))
         site = start.site
         if start.file_pending:
@@ -147,7 +148,8 @@ class Gateway:
         stack.callback(self.spool.close)
         self.audit = stack.enter_context(closing(AuditTrail(data_dir / "state.db")))
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
-                                       self._start_config.version, self._start_config.file_pending)
+                                       self._start_config.version, self._start_config.file_pending,
+                                       self._site_file)
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
         self.people = People(self.auth, self.site.duty.people)

@@ -15,7 +15,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from devices import kinds
@@ -23,13 +23,16 @@ from devices.base import Label
 from devices.vendors import PROTOCOL_WORDS, sources
 from gateway.alerting.severity import Severity
 from gateway.alerting.trade import Trade
-from gateway.api.access import Admin, Viewer
+from gateway.api.access import Admin, PeopleDep, Viewer
 from gateway.api.deps import CalendarDep, ClockDep, NotifierDep, SettingsDep, SiteDep
 from gateway.api.problems import GUARDED, problems, refusal
+from gateway.auth.actor import Actor
+from gateway.auth.people import People
 from gateway.config import ConfigError, SiteConfig, parse
 from gateway.config.editor import Changed, SettingsError, Words
 from gateway.config.notifications import Channel, NotificationSettings
 from gateway.config.stored import masked_school, reveal, school_of, unmasked
+from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings
 from gateway.rules.registry import specs
 from gateway.site import ROOM_TYPE_WORDS, WEEKDAY_WORDS
@@ -51,6 +54,32 @@ CHANNEL_TYPES: Final[dict[str, Words]] = {
     "email": ("电子邮件", "E-mail"), "webhook": ("Webhook（HTTP 接口）", "Webhook (HTTP)"),
     "mqtt": ("MQTT 告警主题", "MQTT alert topics"),
 }
+
+
+# The words of the channels' and the sources' own settings (their models carry no labels).
+FIELD_WORDS: Final[dict[str, Words]] = {
+    "url": ("地址", "Address (URL)"), "secret": ("加签密钥", "Signing secret"),
+    "mention_duty": ("@值班的人", "Mention the person on duty"), "host": ("邮件服务器", "Mail server"),
+    "port": ("端口", "Port"), "starttls": ("使用 STARTTLS 加密", "Use STARTTLS"), "username": ("登录名", "Login"),
+    "password": ("密码", "Password"), "sender": ("发件人", "Sender"), "to": ("收件人", "Recipients"),
+    "to_duty": ("同时发给值班的人", "Also to the person on duty"),
+    "name": ("在 Zigbee2MQTT 中的名称", "Its name in Zigbee2MQTT"),
+    "base_topic": ("Zigbee2MQTT 的主题前缀", "Zigbee2MQTT's base topic"), "topic": ("Tasmota 主题", "Tasmota topic"),
+    "full_topic": ("Tasmota 完整主题格式", "Tasmota full topic"), "relay": ("继电器序号", "Relay number"),
+    "sensor": ("传感器名称", "Sensor name"), "prefix": ("Shelly 主题前缀", "Shelly topic prefix"),
+    "switch": ("开关序号", "Switch number"), "unit": ("从站地址", "Unit id"), "preset": ("电表型号", "Meter model"),
+    "byte_order": ("字节顺序", "Byte order"), "word_order": ("字顺序", "Word order"),
+    "timeout_s": ("超时", "Timeout"),
+    "max_gap": ("合并读取的最大间隔（寄存器数）", "Largest gap read together (registers)"),
+    "address": ("电表地址（12 位数字）", "Meter address (12 digits)"), "energy": ("电能读数", "Energy reading"),
+}
+# The words of the choices among them (a meter's model, e.g. sdm120, is its own name).
+CHOICE_WORDS: Final[dict[str, Words]] = {
+    "forward": ("正向有功电能", "forward active energy"), "combined": ("组合有功电能", "combined active energy"),
+    "big": ("高位在前", "most significant first"), "little": ("低位在前", "least significant first"),
+}
+# A channel's routing (every channel has it) is set in its own controls, not with its settings.
+_ROUTING: Final = frozenset(ChannelSettings.model_fields)
 
 
 class Choice(BaseModel):
@@ -75,6 +104,11 @@ class FieldOut(BaseModel):
     exclusive_min: bool = False
     exclusive_max: bool = False
     choices: list[Choice] | None = None
+    secret: bool = Field(False, description="written, never read back: shown as ********** once set")
+
+
+class WithFields(Choice):
+    fields: list[FieldOut] = Field(description="its own settings, as a form shows them")
 
 
 class KindOut(Choice):
@@ -90,9 +124,9 @@ class Catalog(BaseModel):
     kinds: list[KindOut]
     rules: list[RuleOut]
     room_types: list[Choice]
-    protocols: list[Choice]
+    protocols: list[WithFields]
     school_kinds: list[Choice]
-    channel_types: list[Choice]
+    channel_types: list[WithFields]
     weekdays: list[Choice]
     day_keys: list[Choice]
     trades: list[Choice]
@@ -105,6 +139,10 @@ class ConfigOut(BaseModel):
     source: Literal["file", "dashboard"]
     file_pending: bool = Field(description="the site file changed since it seeded these settings and was not "
                                            "taken (someone changed them here): import it to see its differences")
+    file: str | None = Field(description="the site file the gateway was started with")
+    changed_at: int | None = Field(description="when this version was made (Unix ms)")
+    changed_by: Actor | None = Field(description="who made it; none: taken from the site file")
+    changed_from: Literal["file", "dashboard", "import"] | None
     site: dict[str, Any] = Field(description="the school's part of the site file as JSON, secrets masked")
     catalog: Catalog
 
@@ -186,6 +224,12 @@ class MonthDay(BaseModel):
 # --- the catalog ------------------------------------------------------------------------------
 
 
+def _words_fields(model: type[BaseModel], skip: frozenset[str]) -> list[FieldOut]:
+    """A channel's or a source's own settings that a form can show (not lists of models or maps)."""
+    labels = {k: Label(*FIELD_WORDS[k]) for k in model.model_fields if k in FIELD_WORDS and k not in skip}
+    return _label_fields(model, labels)
+
+
 def _label_fields(model: type[BaseModel], labels: dict[str, Label]) -> list[FieldOut]:
     out = []
     for key, label in labels.items():
@@ -202,8 +246,13 @@ def _label_fields(model: type[BaseModel], labels: dict[str, Label]) -> list[Fiel
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         out.append(FieldOut(key=key, zh=label.zh, en=label.en, unit_zh=label.unit_zh, unit_en=label.unit_en,
                             type=kind, default=TypeAdapter(Any).dump_python(default, mode="json"),
-                            required=info.is_required(), choices=choices, **bounds))
+                            required=info.is_required(), choices=choices, secret=_secret(info.annotation),
+                            **bounds))
     return out
+
+
+def _secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def _form_type(annotation: Any) -> tuple[Any, list[Choice] | None]:
@@ -212,7 +261,8 @@ def _form_type(annotation: Any) -> tuple[Any, list[Choice] | None]:
         args = [a for a in get_args(annotation) if a is not type(None)]
         return _form_type(args[0]) if len(args) == 1 else ("text", None)
     if origin is Literal:
-        return "choice", [Choice(id=str(v), zh=str(v), en=str(v)) for v in get_args(annotation)]
+        return "choice", [Choice(id=str(v), zh=CHOICE_WORDS.get(str(v), (str(v),) * 2)[0],
+                                 en=CHOICE_WORDS.get(str(v), (str(v),) * 2)[1]) for v in get_args(annotation)]
     if origin is Annotated:
         return _form_type(get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, Severity):
@@ -232,8 +282,12 @@ def catalog() -> Catalog:
                        rules=[r.id for r in rules.values() if r.applies(k.name)]) for k in kinds().values()],
         rules=[RuleOut(id=r.id, zh=r.label_zh, en=r.label_en, params=_label_fields(r.params, r.param_labels()))
                for r in rules.values()],
-        room_types=_choices(ROOM_TYPE_WORDS), protocols=_choices({p: PROTOCOL_WORDS.get(p, (p, p)) for p in sources()}),
-        school_kinds=_choices(SCHOOL_KINDS), channel_types=_choices(CHANNEL_TYPES),
+        room_types=_choices(ROOM_TYPE_WORDS),
+        protocols=[WithFields(id=p, zh=PROTOCOL_WORDS[p][0], en=PROTOCOL_WORDS[p][1],
+                              fields=_words_fields(model, frozenset({"protocol"}))) for p, model in sources().items()],
+        school_kinds=_choices(SCHOOL_KINDS),
+        channel_types=[WithFields(id=c, zh=CHANNEL_TYPES[c][0], en=CHANNEL_TYPES[c][1],
+                                  fields=_words_fields(module.SETTINGS, _ROUTING)) for c, module in channels().items()],
         weekdays=_choices(WEEKDAY_WORDS),
         day_keys=_choices(WEEKDAY_WORDS | {"school_day": ("上学日/开园日", "school days"),
                                            "closed_day": ("不上学的日子", "closed days"),
@@ -250,9 +304,12 @@ def _choices(words: dict[str, Words]) -> list[Choice]:
 # --- reading and changing -----------------------------------------------------------------------
 
 
-def _config(site: SiteConfig, settings: SettingsDep) -> ConfigOut:
+def _config(site: SiteConfig, settings: SettingsDep, people: People) -> ConfigOut:
+    made = settings.current()
     return ConfigOut(version=settings.version, read_only=settings.read_only, source=site.managed_from,
-                     file_pending=settings.file_pending, site=masked_school(site), catalog=catalog())
+                     file_pending=settings.file_pending, file=None if settings.file is None else str(settings.file),
+                     changed_at=made.at_ms, changed_by=None if made.origin == "file" else people.name(made.actor),
+                     changed_from=made.origin, site=masked_school(site), catalog=catalog())
 
 
 def _changed(settings: SettingsDep, version: int, edit: Callable[[dict[str, Any]], dict[str, Any]],
@@ -276,9 +333,9 @@ CHANGE_ANSWERS: Final = problems(400, 401, 403, 409, 422)
 
 
 @router.get("/api/v1/admin/config", responses=CHANGE_ANSWERS)
-async def get_config(site: SiteDep, settings: SettingsDep, _: Admin) -> ConfigOut:
+def get_config(site: SiteDep, settings: SettingsDep, people: PeopleDep, _: Admin) -> ConfigOut:
     """The school's settings as they are now, with what each value may be."""
-    return _config(site, settings)
+    return _config(site, settings, people)
 
 
 @router.put("/api/v1/admin/config/{section}", responses=CHANGE_ANSWERS)

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     FilePath,
     IPvAnyNetwork,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -300,6 +301,11 @@ class SiteConfig(BaseSettings):
     # this file seeds and people change in the dashboard's admin area; or "file", this file
     # alone, the admin area read-only.
     managed_from: Literal["dashboard", "file"] = "dashboard"
+    _file: Path | None = PrivateAttr(None)  # the site file it was read from (`load`)
+
+    @property
+    def file(self) -> Path | None:
+        return self._file
 
     @classmethod
     def settings_customise_sources(
@@ -522,7 +528,9 @@ def load(path: Path) -> SiteConfig:
     except OSError as exc:
         raise ConfigError(str(path), [Problem((), None, f"读不到这个文件：{exc.strerror}",
                                               f"cannot read: {exc.strerror}")]) from None
-    return parse(text, str(path))
+    site = parse(text, str(path))
+    site._file = path.resolve()
+    return site
 
 
 def parse(text: str, source: str) -> SiteConfig:

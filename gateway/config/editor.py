@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from gateway.config.stored import (
     SCHOOL_KEYS,
     ConfigStore,
     Origin,
+    Version,
     masked,
     school_of,
     with_school,
@@ -71,7 +73,7 @@ class SettingsEditor:
     """Every change to the school's settings of one running gateway. Event-loop thread only."""
 
     def __init__(self, store: ConfigStore, audit: AuditTrail, clock: Clock, site: Callable[[], SiteConfig],
-                 apply: Callable[[SiteConfig], None], version: int, file_pending: bool) -> None:
+                 apply: Callable[[SiteConfig], None], version: int, file_pending: bool, file: Path | None) -> None:
         self._store = store
         self._audit = audit
         self._clock = clock
@@ -79,6 +81,13 @@ class SettingsEditor:
         self._apply = apply
         self.version = version
         self.file_pending = file_pending
+        self.file = file  # the site file the gateway started with
+
+    def current(self) -> Version:
+        """The version in use: when, by whom and from where it was made."""
+        made = self._store.current()
+        assert made is not None  # the store is seeded at start
+        return made
 
     @property
     def read_only(self) -> bool:
