@@ -14,21 +14,19 @@ September therefore has one day of data, which the report must not compare with.
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import time as wall
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic_core import from_json
 
 from gateway.app import create_app
 from gateway.cli.demo import demo_site
@@ -54,10 +52,7 @@ from simulators.faults import (
     LampSkipped,
     Leak,
     Silence,
-    inject,
 )
-from simulators.model import SiteSimulation
-from simulators.publish import timeline
 from tests.month_sim import (
     FIVE_MIN_MS,
     HOUR_MS,
@@ -74,6 +69,7 @@ from tests.month_sim import (
     summed,
 )
 from tests.services import accounting, free_port
+from tests.simulated import Sent, simulated
 
 pytestmark = pytest.mark.integration
 
@@ -191,64 +187,30 @@ class SimulatedMonth:
     learned: dict[str, float | None]  # circuit → the base load its rule learned, as saved
 
 
-# Messages per chunk from the process that simulates the month.
-CHUNK = 5_000
-Chunk = list[tuple[str, str, bytes]]  # (device, channel, payload as the device sends it)
-
-
-def simulate(site: SiteConfig, out: Connection) -> None:
-    """Runs in a process of its own, so that simulating the month and encoding its payloads
-    take the other core while the gateway ingests: the month's messages as JSON bytes, as
-    `gateway.cli.demo._backfill` encodes them, in chunks; then an empty chunk and each meter's
-    readings for the reckoning."""
-    metric = {d.id: METRIC[d.kind] for d in site.devices if d.kind in METRIC}
+def feed(gateway: Gateway, messages: Iterable[Sent], received_ms: int) -> tuple[int, dict[str, list[Reading]]]:
+    """Every message into the ingest path, as `gateway.cli.demo._backfill` does; keeps each meter's
+    readings, as its payloads tell them, for the reckoning."""
+    metric = {d.id: METRIC[d.kind] for d in gateway.site.devices if d.kind in METRIC}
     readings: dict[str, list[Reading]] = {device: [] for device in metric}
-    chunk: Chunk = []
-    with out:
-        for msg in inject(timeline(SiteSimulation(site, seed=SEED), START, END), FAULTS, site):
-            payload = msg.payload
-            if msg.channel == "telemetry" and msg.device_id in metric:
-                value = payload[metric[msg.device_id]]
-                assert isinstance(value, float | int)
-                readings[msg.device_id].append((ms(datetime.fromisoformat(str(payload["ts"]))), float(value)))
-            chunk.append((msg.device_id, msg.channel, json.dumps(payload, ensure_ascii=False).encode()))
-            if len(chunk) == CHUNK:
-                out.send(chunk)
-                chunk = []
-        if chunk:
-            out.send(chunk)
-        out.send([])
-        out.send(readings)
-
-
-def feed(gateway: Gateway, chunks: Connection, received_ms: int) -> tuple[int, dict[str, list[Reading]]]:
-    """Every message `simulate` sends into the ingest path; returns how many, and each meter's
-    readings."""
     accept = gateway.ingestor.accept
     sent = 0
-    while chunk := chunks.recv():
-        for device_id, channel, payload in chunk:
-            rejected = accept("replay", device_id, channel, payload, received_ms)
-            assert rejected is None, rejected
-        sent += len(chunk)
-    readings: dict[str, list[Reading]] = chunks.recv()
+    for _, device_id, channel, payload in messages:
+        if channel == "telemetry" and device_id in metric:
+            fields = from_json(payload)
+            readings[device_id].append((ms(datetime.fromisoformat(fields["ts"])), float(fields[metric[device_id]])))
+        rejected = accept("replay", device_id, channel, payload, received_ms)
+        assert rejected is None, rejected
+        sent += 1
     return sent, readings
 
 
 def run_month(tmp_path: Path) -> SimulatedMonth:
     site = month_site(tmp_path)
     check_fault_days(site, SchoolCalendar(site))
-    processes = multiprocessing.get_context("spawn")  # not fork: the test process has threads
-    chunks, out = processes.Pipe(duplex=False)
-    simulator = processes.Process(target=simulate, args=(site, out), daemon=True)
-    simulator.start()
-    out.close()  # the simulator's end: receiving fails instead of waiting if it dies
+    messages = simulated(site, START, END, FAULTS, SEED)
     app = create_app(site, ManualClock(NOW), before=[lambda: embedded_broker("127.0.0.1", site.mqtt.port)])
     with TestClient(app) as client:
-        with chunks:
-            sent, readings = feed(client.app.state.gateway, chunks, ms(NOW))  # type: ignore[attr-defined]
-        simulator.join()
-        assert simulator.exitcode == 0
+        sent, readings = feed(client.app.state.gateway, messages, ms(NOW))  # type: ignore[attr-defined]
         deadline = wall.monotonic() + STORED_WITHIN_S
         while True:
             counts = accounting(client)
