@@ -4,7 +4,7 @@ follows the simulation."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from gateway.rules.engine import Evidence, RuleEngine
 from gateway.schedule.school_calendar import SchoolCalendar
 from simulators.faults import Fault, inject
 from simulators.model import SimMessage, SiteSimulation
-from simulators.publish import encode
+from tests.simulated import Sent
 
 DEMO = Path(__file__).parents[1] / "simulators" / "kindergarten.yaml"
 TICK_MS = 60_000
@@ -68,22 +68,20 @@ def stream(site: SiteConfig, start: datetime, end: datetime, faults: Sequence[Fa
     return list(inject(SiteSimulation(site, seed).messages(start, end), faults, site))
 
 
-def run(site: SiteConfig, messages: Sequence[SimMessage]) -> Run:
+def run(site: SiteConfig, messages: Iterable[Sent]) -> Run:
     result = Run()
     engine = RuleEngine(site, SchoolCalendar(site), lambda f, e: result.findings.append((f, e)))
     kind_of = {d.id: kinds()[d.kind] for d in site.devices}
     next_tick = 0
-    for message in messages:
-        ts_ms = int(message.ts.timestamp() * 1000)
+    for ts_ms, device_id, channel, payload in messages:
         while ts_ms >= next_tick:
             if next_tick:
                 engine.tick(next_tick)
             next_tick = (ts_ms // TICK_MS + 1) * TICK_MS if not next_tick else next_tick + TICK_MS
-        kind = kind_of[message.device_id]
-        payload = encode(message.payload)
-        if message.channel == "telemetry":
-            engine.sample(kind.decode(message.device_id, payload, ts_ms), ts_ms)
+        kind = kind_of[device_id]
+        if channel == "telemetry":
+            engine.sample(kind.decode(device_id, payload, ts_ms), ts_ms)
         else:
-            engine.event(kind.decode_event(message.device_id, payload, ts_ms), ts_ms)
+            engine.event(kind.decode_event(device_id, payload, ts_ms), ts_ms)
         result.messages += 1
     return result

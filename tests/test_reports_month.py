@@ -14,10 +14,9 @@ September therefore has one day of data, which the report must not compare with.
 
 from __future__ import annotations
 
-import json
 import time as wall
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic_core import from_json
 
 from gateway.app import create_app
 from gateway.cli.demo import demo_site
@@ -52,10 +52,7 @@ from simulators.faults import (
     LampSkipped,
     Leak,
     Silence,
-    inject,
 )
-from simulators.model import SimMessage, SiteSimulation
-from simulators.publish import timeline
 from tests.month_sim import (
     FIVE_MIN_MS,
     HOUR_MS,
@@ -72,6 +69,7 @@ from tests.month_sim import (
     summed,
 )
 from tests.services import accounting, free_port
+from tests.simulated import Sent, simulated
 
 pytestmark = pytest.mark.integration
 
@@ -189,22 +187,18 @@ class SimulatedMonth:
     learned: dict[str, float | None]  # circuit → the base load its rule learned, as saved
 
 
-def feed(gateway: Gateway, stream: Iterator[SimMessage], received_ms: int) -> tuple[int, dict[str, list[Reading]]]:
+def feed(gateway: Gateway, messages: Iterable[Sent], received_ms: int) -> tuple[int, dict[str, list[Reading]]]:
     """Every message into the ingest path, as `gateway.cli.demo._backfill` does; keeps each meter's
-    readings for the reckoning."""
+    readings, as its payloads tell them, for the reckoning."""
     metric = {d.id: METRIC[d.kind] for d in gateway.site.devices if d.kind in METRIC}
     readings: dict[str, list[Reading]] = {device: [] for device in metric}
     accept = gateway.ingestor.accept
     sent = 0
-    for msg in stream:
-        payload = msg.payload
-        if msg.channel == "telemetry" and msg.device_id in metric:
-            stamp = datetime.fromisoformat(str(payload["ts"]))
-            value = payload[metric[msg.device_id]]
-            assert isinstance(value, float | int)
-            readings[msg.device_id].append((ms(stamp), float(value)))
-        rejected = accept("replay", msg.device_id, msg.channel, json.dumps(payload, ensure_ascii=False).encode(),
-                          received_ms)
+    for _, device_id, channel, payload in messages:
+        if channel == "telemetry" and device_id in metric:
+            fields = from_json(payload)
+            readings[device_id].append((ms(datetime.fromisoformat(fields["ts"])), float(fields[metric[device_id]])))
+        rejected = accept("replay", device_id, channel, payload, received_ms)
         assert rejected is None, rejected
         sent += 1
     return sent, readings
@@ -213,10 +207,10 @@ def feed(gateway: Gateway, stream: Iterator[SimMessage], received_ms: int) -> tu
 def run_month(tmp_path: Path) -> SimulatedMonth:
     site = month_site(tmp_path)
     check_fault_days(site, SchoolCalendar(site))
+    messages = simulated(site, START, END, FAULTS, SEED)
     app = create_app(site, ManualClock(NOW), before=[lambda: embedded_broker("127.0.0.1", site.mqtt.port)])
     with TestClient(app) as client:
-        stream = inject(timeline(SiteSimulation(site, seed=SEED), START, END), FAULTS, site)
-        sent, readings = feed(client.app.state.gateway, stream, ms(NOW))  # type: ignore[attr-defined]
+        sent, readings = feed(client.app.state.gateway, messages, ms(NOW))  # type: ignore[attr-defined]
         deadline = wall.monotonic() + STORED_WITHIN_S
         while True:
             counts = accounting(client)

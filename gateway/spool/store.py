@@ -20,7 +20,6 @@ All methods run on one thread (the caller's executor); a lock guards the connect
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections import Counter
@@ -29,6 +28,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from pydantic_core import from_json, to_json
 
 from devices.base import Event, Sample
 from gateway.storage.sqlite import connect
@@ -110,14 +111,17 @@ class Overflow:
     dropped: Mapping[str, int]
 
 
+# Every message is encoded once on its way in and decoded once per sink on its way out: the
+# compiled codec, not the json module, which took a sixth of the pipeline's time. Values that are
+# not finite are written as JSON's NaN and Infinity, as the json module wrote them.
 def _encode(item: Sample | Event) -> str:
-    if isinstance(item, Sample):
-        return json.dumps(["s", item.device_id, item.ts_ms, item.values], ensure_ascii=False)
-    return json.dumps(["e", item.device_id, item.ts_ms, item.type, item.data], ensure_ascii=False)
+    row = (["s", item.device_id, item.ts_ms, item.values] if isinstance(item, Sample)
+           else ["e", item.device_id, item.ts_ms, item.type, item.data])
+    return to_json(row, inf_nan_mode="constants").decode()
 
 
 def _decode(text: str) -> Sample | Event:
-    row = json.loads(text)
+    row = from_json(text)
     if row[0] == "s":
         return Sample(row[1], row[2], row[3])
     return Event(row[1], row[2], row[3], row[4])

@@ -22,6 +22,7 @@ from gateway.schedule.school_calendar import SchoolCalendar
 from simulators import faults
 from simulators.model import SimMessage
 from tests.rule_scenarios import Run, demo_site, run, site_with, stream
+from tests.simulated import encoded, simulated
 
 INTERVAL_MS: Final = 60_000  # every device of the demo reports once a minute
 MON: Final = date(2026, 10, 12)  # the week after National Day; Saturday the 10th was a 调休 school day
@@ -88,7 +89,7 @@ def messages() -> list[SimMessage]:
 
 @pytest.fixture(scope="module")
 def result(messages: list[SimMessage]) -> Run:
-    return run(SITE, messages)
+    return run(SITE, encoded(messages))
 
 
 def first_tick(messages: list[SimMessage], device: str, when: datetime, where: Callable[[SimMessage], bool]
@@ -194,7 +195,7 @@ def test_a_window_heard_only_from_its_middle_is_not_judged() -> None:
     """The gateway starts at 19:00, after the lamps ran at about 18:15: that evening's run is
     unknown, not missing. The next evening is judged again (here: one lamp skipped)."""
     messages = stream(SITE, at(MON, "19:00"), at(WED, "06:00"), [faults.LampSkipped("uv-nap", TUE)])
-    result = run(SITE, messages)
+    result = run(SITE, encoded(messages))
     assert [(f.rule, f.device_id) for f in result.raised_all()] == [("uv_not_run", "uv-nap")]
     [raised] = result.raised("uv_not_run", "uv-nap")
     within_interval(raised.at_ms, ms(at(TUE, "20:00")))
@@ -293,7 +294,7 @@ def test_a_normal_month_raises_nothing() -> None:
     closed, Sunday 20 September and Saturday 10 October are 调休 school days."""
     demo = demo_site()
     start = datetime(2026, 9, 14, tzinfo=demo.tz)
-    result = run(demo, stream(demo, start, start + timedelta(days=31)))
+    result = run(demo, simulated(demo, start, start + timedelta(days=31)))
     assert result.messages > 700_000
     assert [(f.rule, f.device_id, f.title_en) for f, _ in result.findings] == []
 
