@@ -313,7 +313,7 @@ def test_a_zigbee_device_the_bridge_lists_is_adopted_from_the_inbox(browser: Bro
         form = page.locator("#view form.device-form[data-mode=adopt]")
         expect(form.locator("select[name=kind]")).to_have_value("leak_sensor")
         expect(form.locator("select[name=protocol]")).to_have_value("zigbee2mqtt")
-        form.locator("input[name=name]").fill("水槽下漏水传感器")
+        form.locator("input[data-path='device.name']").fill("水槽下漏水传感器")
         form.locator("select[name=room]").select_option("kitchen")
         device_id = form.locator("input[name=id]").input_value()
         assert device_id
@@ -368,7 +368,7 @@ def test_settings_managed_in_the_site_file_are_shown_and_never_changed(
                 else:
                     settings_page(page, managed, sub)
                 view = page.locator("#view")
-                expect(view.locator(".banner.read-only")).to_contain_text("由配置文件管理")
+                expect(view.locator(".banner.read-only")).to_contain_text(f"由配置文件 {config['file']} 管理")
                 expect(view.locator("button.save, button.add, button.remove, button.retire, button.add-device, "
                                     "a.edit, form.import")).to_have_count(0)
                 expect(view.locator("input:not([disabled]), select:not([disabled]), textarea:not([disabled])")).to_have_count(0)
