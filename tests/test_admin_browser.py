@@ -2,7 +2,7 @@
 kindergarten: the head of logistics adds a building, a room and a water meter whose first
 reading is taken at once (no restart); changes a building's hours and adds a closure, which
 the calendar and the closing board follow; adds an account with a Chinese name that then logs
-in; sends a test message to a real webhook receiver; adopts a Zigbee leak sensor that
+in; sends a test message to a real webhook receiver; adopts a Zigbee door sensor that
 Zigbee2MQTT's bridge listed, from the 新设备 inbox; imports a changed site file after its
 preview; saves after someone else did and is told so, with their settings shown. A site
 managed from its file shows every page without a control to change it. Staff and viewers neither see 设置 nor
@@ -45,8 +45,8 @@ SETTINGS_PAGES: Final = ["settings/school", "settings/devices", "settings/device
 # The width of a large phone: forms must fit it without scrolling sideways.
 PHONE_430: Final[ViewportSize] = {"width": 430, "height": 932}
 HOOK: Final = "office-hook"
-# A leak sensor in Zigbee2MQTT's list of paired devices (tests/fixtures/discovery/).
-LEAK_SENSOR: Final = "zigbee2mqtt:0x00158d000405cfee"
+# An Aqara contact sensor in Zigbee2MQTT's list of paired devices (tests/fixtures/discovery/).
+DOOR_SENSOR: Final = "zigbee2mqtt:0x00158d000122fcd1"
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -296,42 +296,42 @@ def test_a_wrong_value_reads_under_its_field_as_check_config_says(browser: Brows
             assert console.problems("status of 422") == []
 
 
-def test_a_zigbee_device_the_bridge_lists_is_adopted_from_the_inbox(browser: Browser, site: Site) -> None:
+def test_a_zigbee_door_the_bridge_lists_is_adopted_from_the_inbox(browser: Browser, site: Site) -> None:
     admin = signed_in(site.api, ADMIN)
     # Not retained: the session's broker serves other tests' gateways too.
     publish_on(site.broker, [("zigbee2mqtt/bridge/devices", fixture("z2m_bridge_devices_1.33.json"))])
-    wait_until("the bridge's devices in the inbox", lambda: LEAK_SENSOR in {
+    wait_until("the bridge's devices in the inbox", lambda: DOOR_SENSOR in {
         e["key"] for e in site.api.get("/api/v1/admin/discovered", headers=admin).json()})
     with open_page(browser) as (page, console):
         as_admin(page, site, "inbox")
-        entry = page.locator(f"#view .discovered[data-key='{LEAK_SENSOR}']")
-        expect(entry).to_contain_text("建议类型：漏水传感器")
+        entry = page.locator(f"#view .discovered[data-key='{DOOR_SENSOR}']")
+        expect(entry).to_contain_text("建议类型：门")
         entry.locator("details summary").first.click()
-        expect(entry.locator(".sample-message pre").first).to_contain_text("Bathroom leak sensor")
+        expect(entry.locator(".sample-message pre").first).to_contain_text("Door Sensor")
         screenshot(page, SHOTS, "inbox-desktop-zh")
         entry.locator("button.adopt").click()
         form = page.locator("#view form.device-form[data-mode=adopt]")
-        expect(form.locator("select[name=kind]")).to_have_value("leak_sensor")
+        expect(form.locator("select[name=kind]")).to_have_value("door")
         expect(form.locator("select[name=protocol]")).to_have_value("zigbee2mqtt")
-        form.locator("input[data-path='device.name']").fill("水槽下漏水传感器")
+        form.locator("input[data-path='device.name']").fill("厨房后门")
         form.locator("select[name=room]").select_option("kitchen")
         device_id = form.locator("input[name=id]").input_value()
         assert device_id
         form.locator("button.save").click()
-        expect(page.locator(f"#view [data-device='{device_id}']")).to_contain_text("水槽下漏水传感器")
+        expect(page.locator(f"#view [data-device='{device_id}']")).to_contain_text("厨房后门")
         assert console.problems() == []
 
-    publish_on(site.broker, [("zigbee2mqtt/Bathroom leak sensor", b'{"water_leak": true, "battery": 91, "linkquality": 120}')])
+    publish_on(site.broker, [("zigbee2mqtt/Door Sensor", b'{"contact": false, "battery": 91, "linkquality": 120}')])
 
-    def wet() -> dict[str, Any] | None:
+    def opened() -> dict[str, Any] | None:
         found: dict[str, Any] = site.api.get(f"/api/v1/devices/{device_id}").json()
-        return found if found.get("last_values", {}).get("leak") else None
+        return found if found.get("last_values", {}).get("open") else None
 
-    device = wait_until("the adopted sensor's reading", wet, timeout_s=5)
+    device = wait_until("the adopted door's reading", opened, timeout_s=5)
     assert device is not None
-    assert (device["name"], device["room"]) == ("水槽下漏水传感器", "kitchen")
+    assert (device["name"], device["room"]) == ("厨房后门", "kitchen")
     left = {e["key"] for e in site.api.get("/api/v1/admin/discovered", headers=admin).json()}
-    assert LEAK_SENSOR not in left
+    assert DOOR_SENSOR not in left
 
 
 def test_a_site_file_is_imported_after_its_preview(browser: Browser, site: Site) -> None:
