@@ -97,7 +97,7 @@ def without_lifespan(app: ASGIApp) -> ASGIApp:
 
 # Under pytest-xdist this module's cases, one per operation, collapse (6 tests ran instead of 70):
 # scripts/check runs it in a pytest of its own, after the parallel run of the others.
-pytestmark = pytest.mark.fuzz
+pytestmark = pytest.mark.alone
 
 # The schema as the app serves it, from a twin of the app under test that is never started
 # (it opens no files); the fixture checks that the app under test serves the same schema.

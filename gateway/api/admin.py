@@ -275,7 +275,8 @@ def _form_type(annotation: Any) -> tuple[Any, list[Choice] | None]:
     return ("list" if origin in (list, tuple, set, frozenset) else "text"), None
 
 
-def catalog() -> Catalog:
+def catalog(site: SiteConfig) -> Catalog:
+    """What each value may be, in words; a kindergarten's days are 开园日."""
     rules = specs()
     return Catalog(
         kinds=[KindOut(id=k.name, zh=k.label_zh, en=k.label_en, settings=_label_fields(k.settings, k.setting_labels()),
@@ -289,9 +290,8 @@ def catalog() -> Catalog:
         channel_types=[WithFields(id=c, zh=CHANNEL_TYPES[c][0], en=CHANNEL_TYPES[c][1],
                                   fields=_words_fields(module.SETTINGS, _ROUTING)) for c, module in channels().items()],
         weekdays=_choices(WEEKDAY_WORDS),
-        day_keys=_choices(WEEKDAY_WORDS | {"school_day": ("上学日/开园日", "school days"),
-                                           "closed_day": ("不上学的日子", "closed days"),
-                                           "guard_duty": ("护校日", "guard duty days")}),
+        day_keys=_choices(WEEKDAY_WORDS | {"school_day": site.day_word(), "closed_day": site.day_word(False),
+                                           "guard_duty": ("护校日", "guard duty day")}),
         trades=_choices({t.value: t.words for t in Trade}),
         severities=_choices({s.value: s.words for s in Severity}),
     )
@@ -309,7 +309,7 @@ def _config(site: SiteConfig, settings: SettingsDep, people: People) -> ConfigOu
     return ConfigOut(version=settings.version, read_only=settings.read_only, source=site.managed_from,
                      file_pending=settings.file_pending, file=None if settings.file is None else str(settings.file),
                      changed_at=made.at_ms, changed_by=None if made.origin == "file" else people.name(made.actor),
-                     changed_from=made.origin, site=masked_school(site), catalog=catalog())
+                     changed_from=made.origin, site=masked_school(site), catalog=catalog(site))
 
 
 def _changed(settings: SettingsDep, version: int, edit: Callable[[dict[str, Any]], dict[str, Any]],

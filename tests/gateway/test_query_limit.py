@@ -127,6 +127,7 @@ def probing(client: httpx.Client, path: str) -> Iterator[list[float]]:
         prober.join()
 
 
+@pytest.mark.alone  # judges /health's answer time: not beside another test process on two cores
 def test_health_answers_at_once_while_heavy_reads_are_refused_beyond_the_limit(gateway: Start) -> None:
     client = gateway(max_heavy_queries=4, heavy_wait_s=0.2)
     with probing(client, "/health") as health, probing(client, "/metrics") as metrics:
