@@ -537,8 +537,13 @@ def parse(text: str, source: str) -> SiteConfig:
     # A tab, a full-width space or colon where YAML wants its own: YAML's message would be
     # cryptic (or the key silently a string), so these are said first, with any other problem.
     hints = text_hints(text)
+    too_deep = Problem((), None, f"嵌套超过 {MAX_DEPTH} 层或展开后超过 {MAX_NODES:,} 个值，不像站点文件",
+                       f"nested more than {MAX_DEPTH} levels deep or over {MAX_NODES:,} values once its aliases "
+                       "are expanded: not a site file")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # a hostile file: YAML's parser recurses per level
+        raise ConfigError(source, [*hints, too_deep]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         why = getattr(exc, "problem", None) or str(exc)
@@ -548,11 +553,36 @@ def parse(text: str, source: str) -> SiteConfig:
         raise ConfigError(source, [*hints, Problem((), 1, "站点文件应是“键: 值”的映射",
                                                    "the site file must be a mapping of keys to values")])
     lines: dict[tuple[str | int, ...], int] = {}
+    if _too_big(node):
+        raise ConfigError(source, [*hints, too_deep])
     data = _to_python(node, (), lines)
     try:
         return SiteConfig(**data)
     except ValidationError as exc:
         raise ConfigError(source, [*hints, *problems(exc, data, lines)]) from None
+
+
+# Far deeper and larger than any site file (a Modbus register inside a device inside the list
+# is 5 levels; 10,000 devices are about 100,000 values).
+MAX_DEPTH: Final = 32
+MAX_NODES: Final = 1_000_000
+
+
+def _too_big(node: yaml.Node) -> bool:
+    """Whether the tree goes deeper than MAX_DEPTH or, its aliases expanded, holds more than
+    MAX_NODES values; found without recursing and stopping at the bound (a hostile file may nest
+    thousands of levels, or alias a list of lists into billions of values)."""
+    seen, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_NODES:
+            return True
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((n, depth + 1) for pair in current.value for n in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((n, depth + 1) for n in current.value)
+    return False
 
 
 def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:

@@ -288,3 +288,17 @@ def test_a_rule_parameter_without_a_label_is_refused() -> None:
     spec = RuleSpec(UnlabelledRule, Unlabelled, "无标签", "Unlabelled", every_kind)
     with pytest.raises(ValueError, match=r"Unlabelled\.minutes has no Label"):
         spec.param_labels()
+
+
+@pytest.mark.parametrize("text", [
+    "a:\n  " + "- " * 3000 + "x\n",  # thousands of levels
+    "a:\n" + "".join(f"{'  ' * n}- b{n}:\n" for n in range(40)) + "  " * 40 + "x: 1\n",  # deeper than a site file
+    # aliases that would expand into 10^10 values
+    "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefghi", "bcdefghij", strict=True)),
+])
+def test_a_file_nested_too_deep_or_too_large_is_refused_quickly(text: str) -> None:
+    with pytest.raises(config.ConfigError) as refused:
+        config.parse(text, "site.yaml")
+    assert [p.en for p in refused.value.problems][-1].startswith("nested more than 32 levels deep")
