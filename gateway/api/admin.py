@@ -31,6 +31,7 @@ from gateway.auth.people import People
 from gateway.config import ConfigError, SiteConfig, parse
 from gateway.config.editor import Changed, SettingsError, Words
 from gateway.config.notifications import Channel, NotificationSettings
+from gateway.config.problems import Problem
 from gateway.config.stored import masked_school, reveal, school_of, unmasked
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings
@@ -318,14 +319,22 @@ def _changed(settings: SettingsDep, version: int, edit: Callable[[dict[str, Any]
         changed: Changed = settings.change(version, edit, admin.name)
     except SettingsError as exc:
         raise _refused(exc) from None
-    return ChangedOut(version=changed.version, changes=[WordsOut(zh=zh, en=en) for zh, en in changed.changes])
+    return ChangedOut(version=changed.version, changes=_words_out(changed.changes))
+
+
+def _words_out(words: list[Words]) -> list[WordsOut]:
+    return [WordsOut(zh=zh, en=en) for zh, en in words]
+
+
+def _problems_out(found: list[Problem]) -> list[ProblemOut]:
+    return [ProblemOut(path=list(p.path), zh=p.zh, en=p.en) for p in found]
 
 
 def _refused(exc: SettingsError) -> HTTPException:
     if not exc.problems:
         return refusal(exc.status, exc.zh, exc.en)
-    return HTTPException(exc.status, {"zh": exc.zh, "en": exc.en, "problems": [
-        {"path": list(p.path), "zh": p.zh, "en": p.en} for p in exc.problems]})
+    return HTTPException(exc.status, {"zh": exc.zh, "en": exc.en,
+                                      "problems": [p.model_dump() for p in _problems_out(exc.problems)]})
 
 
 # Refusals: `{"detail": {"zh", "en"}}`; a wrong value's (422) also has `problems`, each at its place.
@@ -428,22 +437,19 @@ async def import_config(body: ImportIn, settings: SettingsDep, admin: Admin) -> 
     try:
         school = school_of(parse(body.yaml, "site file"))
     except ConfigError as exc:
-        return PreviewOut(changes=[], problems=[ProblemOut(path=list(p.path), zh=p.zh, en=p.en)
-                                                for p in exc.problems])
+        return PreviewOut(changes=[], problems=_problems_out(exc.problems))
     try:
-        _, changes = settings.preview(school)
-        if body.apply:
-            if body.version is None:
-                raise SettingsError(422, "应用前请先预览。", "Preview before applying: send the version you saw.")
-            changed = settings.change(body.version, lambda _: school, admin.name, "import")
-            return PreviewOut(changes=[WordsOut(zh=zh, en=en) for zh, en in changed.changes], problems=[],
-                              version=changed.version)
+        if not body.apply:
+            return PreviewOut(changes=_words_out(settings.preview(school)[1]), problems=[])
+        if body.version is None:
+            raise SettingsError(422, "应用前请先预览。", "Preview before applying: send the version you saw.")
+        changed = settings.change(body.version, lambda _: school, admin.name, "import")
     except SettingsError as exc:
         if exc.status != 422:
             raise _refused(exc) from None
-        return PreviewOut(changes=[], problems=[ProblemOut(path=list(p.path), zh=p.zh, en=p.en)
-                                                for p in exc.problems] or [ProblemOut(path=[], zh=exc.zh, en=exc.en)])
-    return PreviewOut(changes=[WordsOut(zh=zh, en=en) for zh, en in changes], problems=[])
+        return PreviewOut(changes=[], problems=_problems_out(exc.problems) or [ProblemOut(path=[], zh=exc.zh,
+                                                                                         en=exc.en)])
+    return PreviewOut(changes=_words_out(changed.changes), problems=[], version=changed.version)
 
 
 _CHANNELS: Final = TypeAdapter(NotificationSettings)

@@ -28,7 +28,7 @@ from gateway.config.stored import (
     ConfigStore,
     Origin,
     Version,
-    masked,
+    masked_school,
     school_of,
     with_school,
 )
@@ -108,7 +108,7 @@ class SettingsEditor:
         if school.get("id", site.id) != site.id:
             other = school.get("id")
             raise SettingsError(422, f"这份配置属于另一所学校（编号 {other}），不是{site.name}（编号 {site.id}）。",
-                                f"These settings are another school's (id {school.get('id')}), not {site.name}'s "
+                                f"These settings are another school's (id {other}), not {site.name}'s "
                                 f"(id {site.id}).")
         try:
             new = with_school(site, school)
@@ -139,14 +139,10 @@ class SettingsEditor:
         self.file_pending = False if origin == "import" else self.file_pending
         self._audit.record(now_ms, actor, f"settings.{origin}", "site", {
             "version": self.version, "changes": [zh for zh, _ in changes],
-            "sections": sections_diff(masked(before, _secrets(site)), masked(after, _secrets(new))),
+            "sections": sections_diff(masked_school(site, defaults=False), masked_school(new, defaults=False)),
         })
         self._apply(new)
         return Changed(self.version, changes)
-
-
-def _secrets(site: SiteConfig) -> Any:
-    return site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=True)
 
 
 def sections_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,23 +81,23 @@ def school_of(site: SiteConfig, *, defaults: bool = False) -> dict[str, Any]:
     return dict(to_jsonable_python(reveal(ordered)))
 
 
-def masked(value: Any, secrets: Any) -> Any:
+def _masked(value: Any, secrets: Any) -> Any:
     """`value` with every secret that `secrets` (the same shape, from `school_of`'s model) holds
     replaced by `MASK`: `value` and `secrets` come from one model, walked together."""
     if isinstance(secrets, SecretStr):
         return MASK if value else value
     if isinstance(value, dict) and isinstance(secrets, dict):
-        return {k: masked(v, secrets.get(k)) for k, v in value.items()}
+        return {k: _masked(v, secrets.get(k)) for k, v in value.items()}
     if isinstance(value, list) and isinstance(secrets, list):
-        return [masked(v, s) for v, s in zip(value, secrets, strict=False)]
+        return [_masked(v, s) for v, s in zip(value, secrets, strict=False)]
     return value
 
 
-def masked_school(site: SiteConfig) -> dict[str, Any]:
-    """`school_of` with every value, defaults included, and the secrets (a channel's password,
-    a DingTalk signing secret) masked: for the dashboard's forms."""
-    secrets = site.model_dump(include=set(SCHOOL_KEYS))
-    return dict(masked(school_of(site, defaults=True), secrets))
+def masked_school(site: SiteConfig, *, defaults: bool = True) -> dict[str, Any]:
+    """`school_of` with the secrets (a channel's password, a DingTalk signing secret) masked:
+    with every value for the dashboard's forms, without defaults for the audit trail."""
+    secrets = site.model_dump(include=set(SCHOOL_KEYS), exclude_defaults=not defaults)
+    return dict(_masked(school_of(site, defaults=defaults), secrets))
 
 
 def unmasked(new: Any, old: Any) -> Any:

@@ -58,8 +58,9 @@ class RuleEngine:
         for device in site.devices:
             room = site.room(device.room)
             building = site.building_of(room.id)
-            made_from[device.id] = key = (device, room, building.model_copy(update={"rooms": []}),
-                                          site.tariffs, site.tz)
+            # Hours are the calendar's, which every rule shares and which takes them anew in place.
+            shell = building.model_copy(update={"rooms": [], "opening_hours": None})
+            made_from[device.id] = key = (device, room, shell, site.tariffs, site.tz)
             if self._made_from.get(device.id) == key:
                 rules_by_device[device.id] = self._rules[device.id]
                 continue

@@ -77,6 +77,7 @@ def test_a_change_keeps_the_rules_of_devices_it_does_not_touch(tmp_path: Path) -
     school = school_of(site)
     school["devices"].append({"id": "fridge", "kind": "sample_fridge", "room": "kitchen"})
     school["headcount"] = 80
+    school["buildings"][0]["opening_hours"] = {"mon": [{"start": "06:30", "end": "18:00"}]}  # the calendar's
     gone = engine.reconfigure(with_school(site, school), set())
     assert gone == []
     assert engine.rule("tap", WaterLeakRule) is rule  # the leak's timing goes on
