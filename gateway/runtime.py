@@ -51,6 +51,7 @@ from gateway.spool.spooler import Spooler
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
 from gateway.storage.sqlite import SqliteStore
+from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Gateway:
 
     def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
         self._stack = AsyncExitStack()
+        self.state = StateDatabase(site.storage.state_database_url)
+        self._stack.callback(self.state.close)
         # The school's settings as kept in the state database (changed in the dashboard), or the
         # file's: gateway/config/stored.py says which wins.
         self.config = ConfigStore(site.storage.data_dir / "state.db")
@@ -146,7 +149,7 @@ class Gateway:
             max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
         )
         stack.callback(self.spool.close)
-        self.audit = stack.enter_context(closing(AuditTrail(data_dir / "state.db")))
+        self.audit = AuditTrail(self.state, self.site.id)
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
                                        self._start_config.version, self._start_config.file_pending,
                                        self._site_file)

@@ -3,6 +3,7 @@ loopback ports and stopped at the end."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser
 
+from gateway.storage.state import StateDatabase, sqlite_url
 from tests.browser import chromium
 from tests.services import (
     Mosquitto,
     MosquittoFactory,
+    Postgres,
     VictoriaMetrics,
     start_mosquitto,
+    start_postgres,
     start_victoria_metrics,
 )
 
@@ -67,6 +71,33 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
     server = start_victoria_metrics(tmp_path_factory.mktemp("victoria-metrics"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A state store of its own for the test, once on each engine: a SQLite file, then a
+    schema of its own in the session's PostgreSQL server. The stores' tests take it (or
+    `state_db`), so both implementations pass the same suite."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "state.db")
+    server: Postgres = request.getfixturevalue("postgres")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    server.execute(f"CREATE SCHEMA {schema}")
+    return server.url(schema=schema)
+
+
+@pytest.fixture
+def state_db(state_url: str) -> Iterator[StateDatabase]:
+    db = StateDatabase(state_url)
+    yield db
+    db.close()
 
 
 @pytest.fixture(scope="module")

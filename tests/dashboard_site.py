@@ -30,6 +30,7 @@ from gateway.auth.store import AuthStore
 from gateway.cli.demo import DEMO_PASSWORD, demo_accounts
 from gateway.config import load
 from gateway.config.auth import Role
+from gateway.storage.state import StateDatabase
 from simulators import DEMO_SITE
 from tests.browser import settle
 from tests.services import GatewayProcess, Mosquitto, free_port, mqtt_client
@@ -137,7 +138,8 @@ def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
     config, port = write_site(directory, mosquitto, f"{name}-gateway", settings)
     site_config = load(config)
     site_config.storage.data_dir.mkdir(parents=True, exist_ok=True)
-    audit = AuditTrail(site_config.storage.data_dir / "state.db")
+    db = StateDatabase(site_config.storage.state_database_url)
+    audit = AuditTrail(db, site_config.id)
     auth = AuthStore(site_config.storage.data_dir / "state.db", site_config.auth, audit)
     try:
         now_ms = int(time.time() * 1000)
@@ -145,7 +147,7 @@ def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
         demo_accounts(auth, site_config, now_ms)
     finally:
         auth.close()
-        audit.close()
+        db.close()
     gateway = GatewayProcess(config, port, directory / "gateway.log")
     gateway.start()
     try:

@@ -1,6 +1,6 @@
 """Real services for integration tests, each a subprocess on a free loopback port with its
-own temporary directory: Mosquitto (the production broker) and VictoriaMetrics (a server
-that speaks the InfluxDB v2 write API, from Debian's packages).
+own temporary directory: Mosquitto (the production broker), VictoriaMetrics (a server
+that speaks the InfluxDB v2 write API) and PostgreSQL, all from Debian's packages.
 
 A missing binary skips the test, or fails it when `CI=true`, with the package to install.
 Readiness is polled for at most `READY_TIMEOUT_S`; a service that does not come up fails
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -549,3 +550,84 @@ class _Client(Protocol):  # httpx.Client, and Starlette's TestClient (built on a
 def accounting(client: _Client) -> Accounting:
     text = client.get("/metrics").text
     return Accounting([(m[1], dict(_LABEL.findall(m[2] or "")), float(m[3])) for m in _SAMPLE.finditer(text)])
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL server program from Debian's packages (`postgresql`), which installs them
+    in /usr/lib/postgresql/<version>/bin, off the PATH; the newest version there."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    for directory in versions:
+        if (directory / name).is_file():
+            return str(directory / name)
+    return require_binary(name, "postgresql")
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, the command runs as Debian's `postgres` user
+    (setpriv replaces itself with the program, so signals reach the server)."""
+    if os.getuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server made by `initdb` in a directory of its own, on a free loopback
+    port, trusting local connections. Its durability is switched off (fsync, full-page
+    writes): a test's database dies with the test."""
+
+    port: int
+    directory: Path
+    user: str = "gateway"
+    host: str = HOST
+    _process: ServiceProcess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        data = self.directory / "data"
+        subprocess.run(
+            _as_postgres_user([postgres_binary("initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
+                               "-E", "UTF8", "--no-locale", "--no-sync"]),
+            check=True, capture_output=True,
+        )
+        self._process = ServiceProcess("postgres", _as_postgres_user([
+            postgres_binary("postgres"), "-D", str(data), "-p", str(self.port),
+            "-c", f"listen_addresses={self.host}", "-c", "unix_socket_directories=",
+            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+            "-c", "max_connections=300",
+        ]), self.directory / "postgres.log")
+
+    def url(self, database: str = "postgres", schema: str | None = None) -> str:
+        """A SQLAlchemy URL (psycopg 3); with `schema`, every connection works in it."""
+        options = f"?options=-csearch_path%3D{schema}" if schema else ""
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}{options}"
+
+    def execute(self, sql: str) -> None:
+        """Runs one statement as the superuser, outside a transaction (CREATE DATABASE…)."""
+        import psycopg
+        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def start(self) -> None:
+        self._process.start(lambda: _accepts_connections(self.port))
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): SIGTERM would wait for every client to leave."""
+        if self._process.running:
+            self._process.send_signal(signal.SIGINT)
+        self._process.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres() -> Postgres:
+    """initdb and a server in a new temporary directory (pytest's are private to root, where
+    the `postgres` user could not go); the directory is removed when the server is stopped."""
+    directory = Path(tempfile.mkdtemp(prefix="facility-postgres-"))
+    if os.getuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(directory, pw.pw_uid, pw.pw_gid)
+    server = Postgres(free_port(), directory)
+    server.start()
+    return server

@@ -1,29 +1,30 @@
-"""The audit trail: who changed what and when (users, API keys, login lockouts), newest
-first. It lives in the shared state database; the time of each entry is passed in."""
+"""The audit trail: who changed what and when (users, API keys, login lockouts, settings,
+alerts, work orders, ledgers), newest first. It lives in the state store, one trail a site;
+the time of each entry is passed in."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from gateway.storage.sqlite import connect
+from sqlalchemy import BigInteger, Column, Index, Table, Text, select
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,          -- Unix milliseconds
-    actor TEXT NOT NULL,          -- a user name, "key:<id>" or "client:<address>"
-    action TEXT NOT NULL,         -- e.g. "user.add", "api_key.revoke", "login.locked"
-    target TEXT NOT NULL,         -- the user name or API key id acted on
-    detail TEXT NOT NULL          -- a JSON object
-);
-CREATE INDEX IF NOT EXISTS audit_action ON audit (action, id);
-CREATE INDEX IF NOT EXISTS audit_target ON audit (target, id);
-"""
+from gateway.storage.state import ID, METADATA, StateDatabase
+
+AUDIT = Table(
+    "audit", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),      # Unix milliseconds
+    Column("actor", Text, nullable=False),         # a user name, "key:<id>" or "client:<address>"
+    Column("action", Text, nullable=False),        # e.g. "user.add", "api_key.revoke", "login.locked"
+    Column("target", Text, nullable=False),        # the user name or API key id acted on
+    Column("detail", Text, nullable=False),        # a JSON object
+    Column("site", Text, nullable=False, server_default=""),
+    Index("audit_action", "action", "id"),
+    Index("audit_target", "target", "id"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,42 +38,36 @@ class AuditEntry:
 
 
 class AuditTrail:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = connect(path, _SCHEMA)
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
+    """The trail of one site."""
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def __init__(self, db: StateDatabase, site: str) -> None:
+        self._db = db
+        self.site = site
+        db.create(AUDIT, site=site)
 
     def record(self, at_ms: int, actor: str, action: str, target: str, detail: Mapping[str, object]) -> None:
         """Appends one entry. `detail` must be JSON-serialisable and never hold a secret."""
         text = json.dumps(dict(detail), ensure_ascii=False, sort_keys=True)
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                (at_ms, actor, action, target, text),
-            )
+        with self._db.write() as conn:
+            conn.execute(AUDIT.insert().values(at=at_ms, actor=actor, action=action, target=target, detail=text,
+                                               site=self.site))
 
     def about(self, target: str, limit: int = 1000) -> list[AuditEntry]:
         """The newest entries about one target, e.g. "alert:17"."""
-        with self._lock:
-            rows = self._conn.execute("SELECT id, at, actor, action, target, detail FROM audit WHERE target = ? "
-                                      "ORDER BY id DESC LIMIT ?", (target, limit)).fetchall()
-        return [_entry(row) for row in rows]
+        return self._select(AUDIT.c.target == target, limit)
 
     def newest(self, limit: int, action: str | None = None) -> list[AuditEntry]:
-        query = "SELECT id, at, actor, action, target, detail FROM audit"
-        args: tuple[object, ...] = ()
-        if action is not None:
-            query += " WHERE action = ?"
-            args = (action,)
-        with self._lock:
-            rows = self._conn.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return self._select(AUDIT.c.action == action if action is not None else None, limit)
+
+    def _select(self, condition: Any, limit: int) -> list[AuditEntry]:
+        query = select(AUDIT.c.id, AUDIT.c.at, AUDIT.c.actor, AUDIT.c.action, AUDIT.c.target, AUDIT.c.detail) \
+            .where(AUDIT.c.site == self.site)
+        if condition is not None:
+            query = query.where(condition)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(AUDIT.c.id.desc()).limit(limit)).all()
         return [_entry(row) for row in rows]
 
 
-def _entry(row: tuple[int, int, str, str, str, str]) -> AuditEntry:
-    id_, at, actor, action, target, detail = row
-    return AuditEntry(id_, at, actor, action, target, json.loads(detail))
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(row.id, row.at, row.actor, row.action, row.target, json.loads(row.detail))

@@ -25,6 +25,7 @@ from gateway.cli import reports as cli_reports
 from gateway.clock import SystemClock, to_ms
 from gateway.config.auth import AuthSettings, Role, Scope
 from gateway.live import LiveBus
+from gateway.storage.state import StateDatabase, sqlite_url
 
 
 def _log(level: str) -> None:
@@ -132,6 +133,7 @@ def _accounts(args: argparse.Namespace) -> int:
         site = config.load(args.config)
         data_dir, settings = site.storage.data_dir, site.auth
         data_dir.mkdir(parents=True, exist_ok=True)
+        url, site_id = site.storage.state_database_url, site.id
     else:
         # A folder named by hand that is not there is a typo, not a new site.
         data_dir, settings = args.data_dir, AuthSettings()
@@ -139,10 +141,13 @@ def _accounts(args: argparse.Namespace) -> int:
             print(f"refused: no data folder {data_dir} (start the demo once, or name the right one)",
                   file=sys.stderr)
             return 1
+        # The site is not known here: its entries are the site's that next opens the folder.
+        url, site_id = sqlite_url(data_dir / "state.db"), ""
     path = data_dir / "state.db"
     now_ms = to_ms(SystemClock().now())
     actor = f"cli:{getpass.getuser()}"
-    audit = AuditTrail(path)
+    db = StateDatabase(url)
+    audit = AuditTrail(db, site_id)
     store = AuthStore(path, settings, audit)
     try:
         if args.command == "user":
@@ -157,7 +162,7 @@ def _accounts(args: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
-        audit.close()
+        db.close()
     return 0
 
 

@@ -186,8 +186,16 @@ class InfluxSettings(Strict):
 
 class StorageSettings(Strict):
     data_dir: Path = Path("data")
+    # Where alerts, work orders, ledgers, registers, users, audit and settings live: None is
+    # state.db in data_dir (SQLite); a district's replicas share PostgreSQL,
+    # postgresql+psycopg://user:password@host:5432/database.
+    state_url: str | None = Field(None, pattern=r"^(sqlite|postgresql(\+psycopg)?)://")
     retention_days: int = Field(400, ge=1, description="raw readings older than this are deleted")
     rejected_keep: int = Field(10_000, ge=100, description="dead-letter entries kept")
+
+    @property
+    def state_database_url(self) -> str:
+        return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
 
 
 class ApiSettings(Strict):

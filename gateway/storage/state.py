@@ -1,0 +1,114 @@
+"""The state store: alerts, work orders, ledgers, registers, users, keys, audit, settings and
+deliveries. One set of table definitions and queries (SQLAlchemy Core) for two engines:
+SQLite, a file beside the readings (the embedded default), and PostgreSQL, which a
+district's replicas share.
+
+Each store module declares its tables on `METADATA` and asks `StateDatabase.create` for
+them; a table of an earlier version gets the columns it lacks (declared once, in the table).
+A store writes in `db.write()` and reads in `db.read()`: on SQLite a write transaction takes
+the file's write lock at its start (BEGIN IMMEDIATE), so two writers wait for each other
+(up to 30 s) instead of failing when one of them upgrades a read; on PostgreSQL rows lock as
+usual."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, Connection, Integer, MetaData, Table, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.schema import CreateColumn
+
+METADATA: Final = MetaData()
+
+# An autoincrementing key: SQLite counts rows only in a column declared INTEGER PRIMARY KEY.
+ID: Final = BigInteger().with_variant(Integer(), "sqlite")
+
+_BUSY_TIMEOUT_S: Final = 30
+_WRITE: Final = "state_write"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class StateDatabase:
+    """One engine and its pool for every state store of the process. `url`: `sqlite:///<path>`
+    or `postgresql+psycopg://user:password@host:port/database`."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default driver would be psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.dialect: Final[str] = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                parsed, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
+            event.listen(self.engine, "connect", _sqlite_connected)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(parsed, pool_size=5, max_overflow=10, pool_pre_ping=True)
+        else:
+            raise ValueError(f"a state store is SQLite or PostgreSQL, not {self.dialect!r}")
+
+    @property
+    def description(self) -> str:
+        """Where the state is, without a password: for logs and /health."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def create(self, *tables: Table, site: str | None = None) -> None:
+        """Creates the tables that are missing and adds to existing ones the columns they lack
+        (a nullable column, or one with a server default). With `site`: rows of a state
+        database from before sites were recorded (site '') become that site's."""
+        with self.engine.begin() as conn:
+            METADATA.create_all(conn, tables=list(tables))
+            inspector = inspect(conn)
+            for table in tables:
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in have:
+                        ddl = CreateColumn(column).compile(dialect=conn.dialect)
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                if site is not None and "site" in table.columns:
+                    conn.execute(table.update().where(table.c.site == "").values(site=site))
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that writes: committed at the end of the block, rolled back if it
+        raises."""
+        with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads (one consistent view on both engines)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def insert(self, table: Table) -> Any:
+        """An INSERT that can say ON CONFLICT (`.on_conflict_do_update`/`_do_nothing`), in the
+        engine's dialect: both spell it the same way."""
+        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connected(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # The driver's own transaction handling is switched off: the "begin" event below says BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # Every commit is fsync'd: a signed ledger or an acknowledged alert survives a power cut.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
