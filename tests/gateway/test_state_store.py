@@ -26,10 +26,14 @@ def test_an_old_table_gets_the_columns_its_declaration_added_and_its_rows_a_site
 
 def test_a_failing_write_leaves_nothing(state_db: StateDatabase) -> None:
     audit = AuditTrail(state_db, "kg")
-    table = AUDIT
-    with pytest.raises(RuntimeError), state_db.write() as conn:
-        conn.execute(table.insert().values(at=1, actor="a", action="x", target="t", detail="{}", site="kg"))
-        raise RuntimeError
+
+    def fail() -> None:
+        with state_db.write() as conn:
+            conn.execute(AUDIT.insert().values(at=1, actor="a", action="x", target="t", detail="{}", site="kg"))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail()
     assert audit.newest(10) == []
 
 
