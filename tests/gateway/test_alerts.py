@@ -34,7 +34,7 @@ from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.state import ID, StateDatabase
-from tests.rule_scenarios import DEMO, demo_site
+from tests.rule_scenarios import DEMO, another_school, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Thursday 2026-10-15 is a school day: logistics-li answers 07:00-18:00, the guard at night.
@@ -54,13 +54,6 @@ def _variant(**changes: Any) -> SiteConfig:
     for key, value in changes.items():
         data[key] = data.get(key, {}) | value
     return parse(yaml.safe_dump(data, allow_unicode=True), "t.yaml")
-
-
-def _another_school() -> SiteConfig:
-    """The demo site under another id: a second school of the district, with the same rooms."""
-    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    data["id"] = "lotus-kg"
-    return parse(yaml.safe_dump(data, allow_unicode=True), "lotus.yaml")
 
 
 @dataclass
@@ -609,7 +602,7 @@ def test_an_older_database_gets_the_new_columns_and_its_open_alert_is_the_sites(
 def test_each_school_sees_only_its_own_alerts(h: Harness) -> None:
     """Schools of a district share one database: the same rule on the same device is open at
     both, and neither reaches the other's alert, not even by its id."""
-    other = _harness(h.url, h.db, _another_school())
+    other = _harness(h.url, h.db, another_school())
     try:
         ours, theirs = h.open(), other.open()
         mine = _raise(h, ours)
