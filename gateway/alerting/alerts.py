@@ -166,7 +166,7 @@ class AlertStore:
                  on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
         db.create(ALERTS, site=site.id)
         self._db = db
-        self.site_id = site.id
+        self._site_id = site.id
         self._site = site
         self._audit = audit
         self._roster = roster
@@ -187,8 +187,8 @@ class AlertStore:
     def _mine(self, alert_id: int | None = None) -> ColumnElement[bool]:
         """The site's rows; with `alert_id`, that row if it is the site's."""
         if alert_id is None:
-            return ALERTS.c.site == self.site_id
-        return (ALERTS.c.site == self.site_id) & (ALERTS.c.id == alert_id)
+            return ALERTS.c.site == self._site_id
+        return (ALERTS.c.site == self._site_id) & (ALERTS.c.id == alert_id)
 
     def _set(self, alert_id: int, **values: object) -> None:
         with self._db.write() as conn:
@@ -237,7 +237,7 @@ class AlertStore:
                 severity=found.severity.value, state=AlertState.ACTIVE.value, title_zh=found.title_zh,
                 title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en, facts=_json(found.facts),
                 first_ms=found.since_ms, last_ms=found.at_ms, count=1, level=0, raised_ms=found.at_ms, notified_ms=now,
-                raised_clock_ms=now, site=self.site_id,
+                raised_clock_ms=now, site=self._site_id,
             )).scalar_one()
         alert = Alert(alert_id, found.rule, found.device_id, building, room, found.severity,
                       AlertState.ACTIVE, found.title_zh, found.title_en, found.detail_zh, found.detail_en,

@@ -165,7 +165,7 @@ class WorkOrders:
     def __init__(self, db: StateDatabase, site: SiteConfig, audit: AuditTrail, clock: Clock, photos: Path) -> None:
         db.create(WORK_ORDERS, site=site.id)
         self._db = db
-        self.site_id = site.id
+        self._site_id = site.id
         self.photos = photos
         self._audit = audit
         self._clock = clock
@@ -181,8 +181,8 @@ class WorkOrders:
     def _mine(self, order_id: int | None = None) -> ColumnElement[bool]:
         """The site's rows; with `order_id`, that row if it is the site's."""
         if order_id is None:
-            return WORK_ORDERS.c.site == self.site_id
-        return (WORK_ORDERS.c.site == self.site_id) & (WORK_ORDERS.c.id == order_id)
+            return WORK_ORDERS.c.site == self._site_id
+        return (WORK_ORDERS.c.site == self._site_id) & (WORK_ORDERS.c.id == order_id)
 
     def _set(self, order_id: int, **values: object) -> None:
         with self._db.write() as conn:
@@ -228,7 +228,7 @@ class WorkOrders:
             order_id: int = conn.execute(WORK_ORDERS.insert().returning(WORK_ORDERS.c.id).values(
                 alert_id=alert_id, rule=rule, trade=trade.value, device_id=device_id, building_id=building_id,
                 room_id=room_id, title_zh=title[0], title_en=title[1], evidence=json.dumps(evidence), opened_ms=now,
-                due_ms=due_ms, status=Status.OPEN.value, updated_ms=now, site=self.site_id,
+                due_ms=due_ms, status=Status.OPEN.value, updated_ms=now, site=self._site_id,
             )).scalar_one()
         self._audit.record(now, who, "work_order.open", f"work_order:{order_id}", audited)
         return self.get(order_id)
