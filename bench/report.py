@@ -70,6 +70,7 @@ from gateway.rules.water import RUNNING_TAP
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore, connect
+from gateway.storage.state import StateDatabase, sqlite_url
 from simulators import DEMO_SITE
 
 CACHE: Final = Path(__file__).with_name(".cache")
@@ -485,9 +486,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
     import_s = time.perf_counter() - t0
     start_ms, end_ms = bounds_ms(cal, month)
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        state = Path(tmp) / "state.db"
-        audit = AuditTrail(state)
-        alerts = AlertStore(state, site, audit, Roster(site, cal), SystemClock(), lambda _n: None)
+        state = StateDatabase(sqlite_url(Path(tmp) / "state.db"))
+        alerts = AlertStore(state, site, AuditTrail(state, site.id), Roster(site, cal), SystemClock(), lambda _n: None)
         evict(db)
         store = SqliteStore(db)
         try:
@@ -537,8 +537,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, printed as it goes
                 print(profile(lambda: whole_report(site, cal, store, alerts, month, render), 20))
         finally:
             store.close()
-            alerts.close()
-            audit.close()
+            state.close()
 
 
 if __name__ == "__main__":

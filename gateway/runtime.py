@@ -156,11 +156,9 @@ class Gateway:
         self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
         stack.callback(self.auth.close)
         self.people = People(self.auth, self.site.duty.people)
-        self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
-        stack.callback(self.work_orders.close)
-        self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
-                                 self._alerted, self.work_orders.on_raised)
-        stack.callback(self.alerts.close)
+        self.work_orders = WorkOrders(self.state, self.site, self.audit, self.clock, data_dir / "photos")
+        self.alerts = AlertStore(self.state, self.site, self.audit, self.roster, self.clock, self._alerted,
+                                 self.work_orders.on_raised)
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
         self.learned = stack.enter_context(closing(LearnedStore(data_dir / "state.db")))

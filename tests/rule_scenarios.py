@@ -29,6 +29,14 @@ def demo_site() -> SiteConfig:
     return load(DEMO)
 
 
+def another_school() -> SiteConfig:
+    """The demo site under another id: a second school of the district, with the same
+    buildings and devices, for the stores that keep schools apart in one state database."""
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["id"] = "lotus-kg"
+    return parse(yaml.safe_dump(data, allow_unicode=True), "lotus.yaml")
+
+
 def site_with(change: dict[str, Any]) -> SiteConfig:
     """The demo site with `change`: `buildings`/`devices` entries are appended, `rules` and
     per-device rule overrides (`device_rules: {id: {...}}`, `device_settings`) merged."""

@@ -9,24 +9,21 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import BigInteger, Column, ColumnElement, Index, Integer, Select, Table, Text, select
 
 from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
 from gateway.rules.base import Finding
-from gateway.storage.sqlite import add_columns, connect, where
+from gateway.storage.state import ID, METADATA, StateDatabase
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.rules.engine import Evidence
     from gateway.schedule.roster import Roster
-
-
-
-
 
 
 class AlertState(StrEnum):
@@ -89,35 +86,45 @@ class Notice:
     recipients: tuple[Person, ...] = field(default=())
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    rule TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    building_id TEXT NOT NULL,
-    room_id TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    state TEXT NOT NULL,
-    title_zh TEXT NOT NULL, title_en TEXT NOT NULL,
-    detail_zh TEXT NOT NULL, detail_en TEXT NOT NULL,
-    facts TEXT NOT NULL,            -- a JSON object
-    first_ms INTEGER NOT NULL,      -- event time
-    last_ms INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    level INTEGER NOT NULL,
-    acked_by TEXT, acked_ms INTEGER, ack_comment TEXT,
-    cleared_ms INTEGER,
-    raised_ms INTEGER,              -- event time of the raise
-    notified_ms INTEGER NOT NULL,   -- the clock's time of the last notice to a person
-    raised_clock_ms INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (rule, device_id) WHERE state != 'cleared';
-CREATE INDEX IF NOT EXISTS alerts_first ON alerts (first_ms);
-"""
+ALERTS = Table(
+    "alerts", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),  # unique across sites
+    Column("rule", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("building_id", Text, nullable=False),
+    Column("room_id", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("title_zh", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("detail_zh", Text, nullable=False),
+    Column("detail_en", Text, nullable=False),
+    Column("facts", Text, nullable=False),  # a JSON object
+    Column("first_ms", BigInteger, nullable=False),  # event time
+    Column("last_ms", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("acked_by", Text),
+    Column("acked_ms", BigInteger),
+    Column("ack_comment", Text),
+    Column("cleared_ms", BigInteger),
+    Column("raised_ms", BigInteger),  # event time of the raise; NULL in rows stored before it was kept
+    Column("notified_ms", BigInteger, nullable=False),  # the clock's time of the last notice to a person
+    Column("raised_clock_ms", BigInteger, nullable=False),
+    Column("site", Text, nullable=False, server_default=""),
+    Index("alerts_first", "first_ms"),
+)
+# One open alert per (rule, device) of a site. A state database of a single site from before
+# sites were recorded keeps its index on (rule, device_id): the same, for its one site.
+_OPEN: Final = ALERTS.c.state != AlertState.CLEARED.value
+Index("alerts_open", ALERTS.c.site, ALERTS.c.rule, ALERTS.c.device_id, unique=True, sqlite_where=_OPEN,
+      postgresql_where=_OPEN)
 
-_COLUMNS: Final = ("id, rule, device_id, building_id, room_id, severity, state, title_zh, title_en, detail_zh, "
-                   "detail_en, facts, first_ms, last_ms, count, level, acked_by, acked_ms, ack_comment, cleared_ms, "
-                   "raised_ms")
+_COLUMNS: Final = (ALERTS.c.id, ALERTS.c.rule, ALERTS.c.device_id, ALERTS.c.building_id, ALERTS.c.room_id,
+                   ALERTS.c.severity, ALERTS.c.state, ALERTS.c.title_zh, ALERTS.c.title_en, ALERTS.c.detail_zh,
+                   ALERTS.c.detail_en, ALERTS.c.facts, ALERTS.c.first_ms, ALERTS.c.last_ms, ALERTS.c.count,
+                   ALERTS.c.level, ALERTS.c.acked_by, ALERTS.c.acked_ms, ALERTS.c.ack_comment, ALERTS.c.cleared_ms,
+                   ALERTS.c.raised_ms)
 
 
 class AlertError(Exception):
@@ -149,16 +156,17 @@ class _Timers:
 
 
 class AlertStore:
-    """Alerts in the state database. Open alerts (active or acknowledged) are also held in
-    memory by (rule, device), so applying a finding costs no query. Called from the event
-    loop's thread only; every transition is one transaction, then one audit entry, then one
-    notice."""
+    """The alerts of one site in the state database (their ids are unique across sites). Open
+    alerts (active or acknowledged) are also held in memory by (rule, device), so applying a
+    finding costs no query. Called from the event loop's thread only; every transition is one
+    transaction, then one audit entry, then one notice."""
 
-    def __init__(self, path: Path, site: SiteConfig, audit: AuditTrail, roster: Roster, clock: Clock,
+    def __init__(self, db: StateDatabase, site: SiteConfig, audit: AuditTrail, roster: Roster, clock: Clock,
                  notify: Callable[[Notice], None],
                  on_raised: Callable[[Alert, Evidence], object] | None = None) -> None:
-        self._conn = connect(path, _SCHEMA)
-        add_columns(self._conn, "alerts", {"raised_ms": "INTEGER"})  # a state database from before it
+        db.create(ALERTS, site=site.id)
+        self._db = db
+        self._site_id = site.id
         self._site = site
         self._audit = audit
         self._roster = roster
@@ -168,14 +176,23 @@ class AlertStore:
         self._duty = site.duty
         self._open: dict[tuple[str, str], Alert] = {}
         self._timers: dict[int, _Timers] = {}
-        query = f"SELECT {_COLUMNS}, notified_ms, raised_clock_ms FROM alerts WHERE state != 'cleared'"  # noqa: S608
-        for row in self._conn.execute(query):
+        query = select(*_COLUMNS, ALERTS.c.notified_ms, ALERTS.c.raised_clock_ms).where(self._mine(), _OPEN)
+        with db.read() as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
             alert = _alert(row[:21])
             self._open[alert.rule, alert.device_id] = alert
             self._timers[alert.id] = _Timers(row[21], row[22])
 
-    def close(self) -> None:
-        self._conn.close()
+    def _mine(self, alert_id: int | None = None) -> ColumnElement[bool]:
+        """The site's rows; with `alert_id`, that row if it is the site's."""
+        if alert_id is None:
+            return ALERTS.c.site == self._site_id
+        return (ALERTS.c.site == self._site_id) & (ALERTS.c.id == alert_id)
+
+    def _set(self, alert_id: int, **values: object) -> None:
+        with self._db.write() as conn:
+            conn.execute(ALERTS.update().where(self._mine(alert_id)).values(**values))
 
     def reconfigure(self, site: SiteConfig) -> None:
         self._site = site
@@ -214,16 +231,14 @@ class AlertStore:
         # A finding about no device (a fire patrol not done) is the whole site's: no building, no room.
         building, room = ("", "") if device is None else (self._site.building_of(device.room).id, device.room)
         now = self._now_ms()
-        cur = self._conn.execute(
-            "INSERT INTO alerts (rule, device_id, building_id, room_id, severity, state, title_zh, title_en, "
-            "detail_zh, detail_en, facts, first_ms, last_ms, count, level, raised_ms, notified_ms, raised_clock_ms) "
-            "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
-            (found.rule, found.device_id, building, room, found.severity, found.title_zh,
-             found.title_en, found.detail_zh, found.detail_en, _json(found.facts), found.since_ms,
-             found.at_ms, found.at_ms, now, now),
-        )
-        alert_id = cur.lastrowid
-        assert alert_id is not None
+        with self._db.write() as conn:
+            alert_id: int = conn.execute(ALERTS.insert().returning(ALERTS.c.id).values(
+                rule=found.rule, device_id=found.device_id, building_id=building, room_id=room,
+                severity=found.severity.value, state=AlertState.ACTIVE.value, title_zh=found.title_zh,
+                title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en, facts=_json(found.facts),
+                first_ms=found.since_ms, last_ms=found.at_ms, count=1, level=0, raised_ms=found.at_ms, notified_ms=now,
+                raised_clock_ms=now, site=self._site_id,
+            )).scalar_one()
         alert = Alert(alert_id, found.rule, found.device_id, building, room, found.severity,
                       AlertState.ACTIVE, found.title_zh, found.title_en, found.detail_zh, found.detail_en,
                       dict(found.facts), found.since_ms, found.at_ms, 1, raised_ms=found.at_ms)
@@ -238,12 +253,9 @@ class AlertStore:
         updated = replace(alert, count=alert.count + 1, last_ms=found.at_ms, title_zh=found.title_zh,
                           title_en=found.title_en, detail_zh=found.detail_zh, detail_en=found.detail_en,
                           facts=dict(found.facts))
-        self._conn.execute(
-            "UPDATE alerts SET count = ?, last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, "
-            "facts = ? WHERE id = ?",
-            (updated.count, updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh,
-             updated.detail_en, _json(updated.facts), alert.id),
-        )
+        self._set(alert.id, count=updated.count, last_ms=updated.last_ms, title_zh=updated.title_zh,
+                  title_en=updated.title_en, detail_zh=updated.detail_zh, detail_en=updated.detail_en,
+                  facts=_json(updated.facts))
         self._open[alert.rule, alert.device_id] = updated
         now = self._now_ms()
         self._transition(updated, Transition.REPEATED, now, f"rule:{found.rule}", self._on_duty(alert.level, now))
@@ -257,12 +269,8 @@ class AlertStore:
                           facts=alert.facts | dict(found.facts))
         if updated == alert:
             return alert
-        self._conn.execute(
-            "UPDATE alerts SET last_ms = ?, title_zh = ?, title_en = ?, detail_zh = ?, detail_en = ?, facts = ? "
-            "WHERE id = ?",
-            (updated.last_ms, updated.title_zh, updated.title_en, updated.detail_zh, updated.detail_en,
-             _json(updated.facts), alert.id),
-        )
+        self._set(alert.id, last_ms=updated.last_ms, title_zh=updated.title_zh, title_en=updated.title_en,
+                  detail_zh=updated.detail_zh, detail_en=updated.detail_en, facts=_json(updated.facts))
         self._open[alert.rule, alert.device_id] = updated
         self._notify(Notice(Transition.UPDATED, updated, self._now_ms()))
         return updated
@@ -274,10 +282,9 @@ class AlertStore:
         updated = replace(alert, state=AlertState.CLEARED, cleared_ms=found.at_ms, facts=facts,
                           title_zh=found.title_zh or alert.title_zh, title_en=found.title_en or alert.title_en,
                           detail_zh=found.detail_zh or alert.detail_zh, detail_en=found.detail_en or alert.detail_en)
-        self._conn.execute("UPDATE alerts SET state = 'cleared', cleared_ms = ?, facts = ?, title_zh = ?, "
-                           "title_en = ?, detail_zh = ?, detail_en = ? WHERE id = ?",
-                           (found.at_ms, _json(facts), updated.title_zh, updated.title_en, updated.detail_zh,
-                            updated.detail_en, alert.id))
+        self._set(alert.id, state=AlertState.CLEARED.value, cleared_ms=found.at_ms, facts=_json(facts),
+                  title_zh=updated.title_zh, title_en=updated.title_en, detail_zh=updated.detail_zh,
+                  detail_en=updated.detail_en)
         del self._open[alert.rule, alert.device_id]
         self._timers.pop(alert.id, None)
         self._transition(updated, Transition.CLEARED, self._now_ms(), f"rule:{found.rule}", ())
@@ -292,8 +299,7 @@ class AlertStore:
         now = self._now_ms()
         state = AlertState.CLEARED if alert.state is AlertState.CLEARED else AlertState.ACKNOWLEDGED
         updated = replace(alert, state=state, acked_by=who, acked_ms=now, ack_comment=comment)
-        self._conn.execute("UPDATE alerts SET state = ?, acked_by = ?, acked_ms = ?, ack_comment = ? WHERE id = ?",
-                           (state, who, now, comment, alert_id))
+        self._set(alert_id, state=state.value, acked_by=who, acked_ms=now, ack_comment=comment)
         if state is AlertState.ACKNOWLEDGED:
             self._open[alert.rule, alert.device_id] = updated
         self._transition(updated, Transition.ACKNOWLEDGED, now, who, (), {"comment": comment})
@@ -319,7 +325,7 @@ class AlertStore:
                 self._transition(alert, Transition.REMINDER, now, "duty", self._on_duty(alert.level, now))
 
     def _notified(self, alert: Alert, now: int) -> None:
-        self._conn.execute("UPDATE alerts SET notified_ms = ?, level = ? WHERE id = ?", (now, alert.level, alert.id))
+        self._set(alert.id, notified_ms=now, level=alert.level)
         self._timers[alert.id].notified_ms = now
         self._open[alert.rule, alert.device_id] = alert
 
@@ -339,8 +345,9 @@ class AlertStore:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, alert_id: int) -> Alert:
-        query = f"SELECT {_COLUMNS} FROM alerts WHERE id = ?"  # noqa: S608 (constant columns)
-        row = self._conn.execute(query, (alert_id,)).fetchone()
+        """The site's alert `alert_id`; another site's is as unknown as a missing one."""
+        with self._db.read() as conn:
+            row = conn.execute(select(*_COLUMNS).where(self._mine(alert_id))).one_or_none()
         if row is None:
             raise AlertNotFound(f"no alert {alert_id}")
         return _alert(row)
@@ -348,17 +355,26 @@ class AlertStore:
     def open_alerts(self) -> list[Alert]:
         """The alerts not cleared, oldest first, from the store: what another replica, or this
         one after a restart, answers too (the memory of open alerts is the rules' working copy)."""
-        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state != 'cleared' ORDER BY id")  # noqa: S608
-        return [_alert(row) for row in rows]
+        return self._select(select(*_COLUMNS).where(self._mine(), _OPEN).order_by(ALERTS.c.id))
 
     def find(self, f: AlertFilter) -> list[Alert]:
-        clause, args = where((("state = ?", f.state), ("severity = ?", f.severity), ("rule = ?", f.rule),
-                              ("building_id = ?", f.building_id), ("device_id = ?", f.device_id),
-                              ("first_ms >= ?", f.since_ms), ("first_ms < ?", f.until_ms),
-                              ("state != ?", AlertState.CLEARED if f.open_only else None)))
-        query = f"SELECT {_COLUMNS} FROM alerts{clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608 (bound values)
-        rows = self._conn.execute(query, (*args, f.limit, f.offset))
-        return [_alert(r) for r in rows]
+        c = ALERTS.c
+        query = select(*_COLUMNS).where(self._mine())
+        for column, value in ((c.state, f.state), (c.severity, f.severity), (c.rule, f.rule),
+                              (c.building_id, f.building_id), (c.device_id, f.device_id)):
+            if value is not None:
+                query = query.where(column == value)
+        if f.since_ms is not None:
+            query = query.where(c.first_ms >= f.since_ms)
+        if f.until_ms is not None:
+            query = query.where(c.first_ms < f.until_ms)
+        if f.open_only:
+            query = query.where(_OPEN)
+        return self._select(query.order_by(c.id.desc()).limit(f.limit).offset(f.offset))
+
+    def _select(self, query: Select[Any]) -> list[Alert]:
+        with self._db.read() as conn:
+            return [_alert(row) for row in conn.execute(query)]
 
     def history(self, alert_id: int) -> list[AuditEntry]:
         return list(reversed(self._audit.about(f"alert:{alert_id}")))

@@ -17,11 +17,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from sqlalchemy import BigInteger, Column, ColumnElement, Index, Table, Text, select
+
 from devices import kinds
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.work_orders import Trade
-from gateway.storage.sqlite import add_columns, connect, where
+from gateway.storage.state import ID, METADATA, StateDatabase
 
 if TYPE_CHECKING:
     from gateway.alerting.alerts import Alert
@@ -59,39 +61,39 @@ _ORDER: Final = (Status.OPEN, Status.ASSIGNED, Status.ON_SITE, Status.DONE)
 _PHOTO_TYPES: Final = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 _MEDIA_OF_SUFFIX: Final = {suffix: media for media, suffix in _PHOTO_TYPES.items()}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS work_orders (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id INTEGER NOT NULL,
-    rule TEXT NOT NULL,
-    trade TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    building_id TEXT NOT NULL,
-    room_id TEXT NOT NULL,
-    title_zh TEXT NOT NULL, title_en TEXT NOT NULL,
-    evidence TEXT NOT NULL,         -- JSON: {"metric", "unit", "points": [[ms, value], ...]}
-    opened_ms INTEGER NOT NULL,     -- the clock's
-    due_ms INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    assignee TEXT,                  -- a login
-    note TEXT NOT NULL DEFAULT '',
-    updated_ms INTEGER NOT NULL,
-    done_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS work_orders_due ON work_orders (due_ms);
-CREATE INDEX IF NOT EXISTS work_orders_alert ON work_orders (alert_id);
-"""
-# Added after the first release: a database from before gets them on open.
-_ADDED: Final = {
-    "on_site_ms": "INTEGER",
-    "work_done": "TEXT NOT NULL DEFAULT ''",
-    "repair": "TEXT",  # a Repair
-    "photo": "TEXT",  # its file's name in the photos folder
-}
+WORK_ORDERS = Table(
+    "work_orders", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),  # unique across sites
+    Column("alert_id", BigInteger, nullable=False),  # 0: opened by hand, for no alert
+    Column("rule", Text, nullable=False),
+    Column("trade", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("building_id", Text, nullable=False),
+    Column("room_id", Text, nullable=False),
+    Column("title_zh", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: {"metric", "unit", "points": [[ms, value], ...]}
+    Column("opened_ms", BigInteger, nullable=False),  # the clock's
+    Column("due_ms", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("assignee", Text),  # a login
+    Column("note", Text, nullable=False, server_default=""),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("done_ms", BigInteger),
+    # Added after the first release: a database from before gets them on open.
+    Column("on_site_ms", BigInteger),
+    Column("work_done", Text, nullable=False, server_default=""),
+    Column("repair", Text),  # a Repair
+    Column("photo", Text),  # its file's name in the photos folder
+    Column("site", Text, nullable=False, server_default=""),
+    Index("work_orders_due", "due_ms"),
+    Index("work_orders_alert", "alert_id"),
+)
 
-_COLUMNS: Final = ("id, alert_id, rule, trade, device_id, building_id, room_id, title_zh, title_en, evidence, "
-                   "opened_ms, due_ms, status, assignee, note, updated_ms, done_ms, on_site_ms, work_done, repair, "
-                   "photo")
+_COLUMNS: Final = tuple(WORK_ORDERS.c[name] for name in (
+    "id", "alert_id", "rule", "trade", "device_id", "building_id", "room_id", "title_zh", "title_en", "evidence",
+    "opened_ms", "due_ms", "status", "assignee", "note", "updated_ms", "done_ms", "on_site_ms", "work_done", "repair",
+    "photo"))
 
 
 class WorkOrderError(Exception):
@@ -157,13 +159,14 @@ def photo_type(data: bytes) -> str | None:
 
 
 class WorkOrders:
-    """Work orders in the state database, their photos in `photos/` beside it; called from
-    the event loop's thread."""
+    """The work orders of one site in the state database (their ids are unique across sites),
+    their photos in the folder `photos`; called from the event loop's thread."""
 
-    def __init__(self, path: Path, site: SiteConfig, audit: AuditTrail, clock: Clock) -> None:
-        self._conn = connect(path, _SCHEMA)
-        add_columns(self._conn, "work_orders", _ADDED)
-        self.photos = path.parent / "photos"
+    def __init__(self, db: StateDatabase, site: SiteConfig, audit: AuditTrail, clock: Clock, photos: Path) -> None:
+        db.create(WORK_ORDERS, site=site.id)
+        self._db = db
+        self._site_id = site.id
+        self.photos = photos
         self._audit = audit
         self._clock = clock
         self.reconfigure(site)
@@ -172,11 +175,18 @@ class WorkOrders:
         self._site = site
         self._settings = site.work_orders
 
-    def close(self) -> None:
-        self._conn.close()
-
     def now_ms(self) -> int:
         return to_ms(self._clock.now())
+
+    def _mine(self, order_id: int | None = None) -> ColumnElement[bool]:
+        """The site's rows; with `order_id`, that row if it is the site's."""
+        if order_id is None:
+            return WORK_ORDERS.c.site == self._site_id
+        return (WORK_ORDERS.c.site == self._site_id) & (WORK_ORDERS.c.id == order_id)
+
+    def _set(self, order_id: int, **values: object) -> None:
+        with self._db.write() as conn:
+            conn.execute(WORK_ORDERS.update().where(self._mine(order_id)).values(**values))
 
     def on_raised(self, alert: Alert, evidence: Evidence) -> WorkOrder | None:
         """Opens an order when the alert's rule is one that needs a trade to fix it."""
@@ -214,14 +224,12 @@ class WorkOrders:
                 due_ms: int) -> WorkOrder:
         """The one way an order is opened: stored open, and audited with `audited` as detail."""
         now = self.now_ms()
-        cur = self._conn.execute(
-            "INSERT INTO work_orders (alert_id, rule, trade, device_id, building_id, room_id, title_zh, title_en, "
-            "evidence, opened_ms, due_ms, status, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-            (alert_id, rule, trade, device_id, building_id, room_id, title[0], title[1], json.dumps(evidence), now,
-             due_ms, now),
-        )
-        order_id = cur.lastrowid
-        assert order_id is not None
+        with self._db.write() as conn:
+            order_id: int = conn.execute(WORK_ORDERS.insert().returning(WORK_ORDERS.c.id).values(
+                alert_id=alert_id, rule=rule, trade=trade.value, device_id=device_id, building_id=building_id,
+                room_id=room_id, title_zh=title[0], title_en=title[1], evidence=json.dumps(evidence), opened_ms=now,
+                due_ms=due_ms, status=Status.OPEN.value, updated_ms=now, site=self._site_id,
+            )).scalar_one()
         self._audit.record(now, who, "work_order.open", f"work_order:{order_id}", audited)
         return self.get(order_id)
 
@@ -262,9 +270,7 @@ class WorkOrders:
         changed = {"status": new_status, "assignee": new_assignee, "trade": trade or order.trade,
                    "due_ms": order.due_ms if due_ms is None else due_ms,
                    "note": order.note if note is None else note}
-        self._conn.execute(
-            "UPDATE work_orders SET status = ?, assignee = ?, trade = ?, due_ms = ?, note = ?, updated_ms = ?, "
-            "on_site_ms = ? WHERE id = ?", (*changed.values(), now, on_site, order_id))
+        self._set(order_id, **changed, updated_ms=now, on_site_ms=on_site)
         if new_assignee != order.assignee:
             action = "work_order.dispatch"
         elif new_status is Status.ON_SITE and order.status is not Status.ON_SITE:
@@ -296,9 +302,8 @@ class WorkOrders:
         name = None if photo is None else self._keep_photo(order_id, photo)
         now = self.now_ms()
         try:
-            self._conn.execute(
-                "UPDATE work_orders SET status = 'done', work_done = ?, repair = ?, photo = ?, updated_ms = ?, "
-                "done_ms = ? WHERE id = ?", (text, repair, name, now, now, order_id))
+            self._set(order_id, status=Status.DONE.value, work_done=text, repair=repair.value, photo=name,
+                      updated_ms=now, done_ms=now)
         except BaseException:
             if name is not None:
                 (self.photos / name).unlink(missing_ok=True)
@@ -339,13 +344,14 @@ class WorkOrders:
         ids = list(alert_ids)
         if not ids:
             return {}
-        marks = ", ".join("?" * len(ids))
-        query = f"SELECT alert_id, id FROM work_orders WHERE alert_id IN ({marks})"  # noqa: S608 (placeholders)
-        return dict(self._conn.execute(query, ids))
+        query = select(WORK_ORDERS.c.alert_id, WORK_ORDERS.c.id).where(self._mine(), WORK_ORDERS.c.alert_id.in_(ids))
+        with self._db.read() as conn:
+            return {row.alert_id: row.id for row in conn.execute(query)}
 
     def get(self, order_id: int) -> WorkOrder:
-        query = f"SELECT {_COLUMNS} FROM work_orders WHERE id = ?"  # noqa: S608 (constant columns)
-        row = self._conn.execute(query, (order_id,)).fetchone()
+        """The site's order `order_id`; another site's is as unknown as a missing one."""
+        with self._db.read() as conn:
+            row = conn.execute(select(*_COLUMNS).where(self._mine(order_id))).one_or_none()
         if row is None:
             raise WorkOrderNotFound(order_id)
         return _order(row)
@@ -353,10 +359,18 @@ class WorkOrders:
     def find(self, *, status: Status | None = None, trade: Trade | None = None, overdue: bool | None = None,
              due_from_ms: int | None = None, due_until_ms: int | None = None, limit: int = 100) -> list[WorkOrder]:
         """Overdue first, then by due time."""
-        clause, args = where((("status = ?", status), ("trade = ?", trade), ("due_ms >= ?", due_from_ms),
-                              ("due_ms < ?", due_until_ms)))
-        query = f"SELECT {_COLUMNS} FROM work_orders{clause} ORDER BY due_ms, id"  # noqa: S608 (bound values)
-        orders = [_order(r) for r in self._conn.execute(query, args)]
+        c = WORK_ORDERS.c
+        query = select(*_COLUMNS).where(self._mine())
+        if status is not None:
+            query = query.where(c.status == status.value)
+        if trade is not None:
+            query = query.where(c.trade == trade.value)
+        if due_from_ms is not None:
+            query = query.where(c.due_ms >= due_from_ms)
+        if due_until_ms is not None:
+            query = query.where(c.due_ms < due_until_ms)
+        with self._db.read() as conn:
+            orders = [_order(r) for r in conn.execute(query.order_by(c.due_ms, c.id))]
         now = self.now_ms()
         if overdue is not None:
             orders = [o for o in orders if o.overdue(now) == overdue]

@@ -1,18 +1,18 @@
 """The alert store: raise, repeat and clear by (rule, device), acknowledgement, reminders and
 escalation down the duty chain on the injected clock, the audit trail and persistence, on a
-real SQLite state database and the demo kindergarten's duty roster."""
+real state database (SQLite and PostgreSQL) and the demo kindergarten's duty roster."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from sqlalchemy import BigInteger, Column, MetaData, Table, Text
 
 from gateway.alerting.alerts import (
     Alert,
@@ -33,7 +33,8 @@ from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
-from tests.rule_scenarios import DEMO, demo_site
+from gateway.storage.state import ID, StateDatabase
+from tests.rule_scenarios import DEMO, another_school, demo_site
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Thursday 2026-10-15 is a school day: logistics-li answers 07:00-18:00, the guard at night.
@@ -57,21 +58,34 @@ def _variant(**changes: Any) -> SiteConfig:
 
 @dataclass
 class Harness:
-    path: Path
+    url: str
+    db: StateDatabase
     site: SiteConfig
     clock: ManualClock
     audit: AuditTrail
     roster: Roster
     notices: list[Notice] = field(default_factory=list)
     raised: list[tuple[Alert, Evidence]] = field(default_factory=list)
-    stores: list[AlertStore] = field(default_factory=list)
+    restarts: list[StateDatabase] = field(default_factory=list)
 
     def open(self) -> AlertStore:
-        """A store on the state database; closed at the end of the test."""
-        store = AlertStore(self.path, self.site, self.audit, self.roster, self.clock, self.notices.append,
-                           lambda alert, evidence: self.raised.append((alert, evidence)))
-        self.stores.append(store)
-        return store
+        """A store on the test's state database."""
+        return self._store(self.db)
+
+    def restart(self) -> AlertStore:
+        """A store on a database engine of its own, as another process (a replica, or this
+        gateway restarted) opens it; closed at the end of the test."""
+        db = StateDatabase(self.url)
+        self.restarts.append(db)
+        return self._store(db)
+
+    def _store(self, db: StateDatabase) -> AlertStore:
+        return AlertStore(db, self.site, AuditTrail(db, self.site.id), self.roster, self.clock, self.notices.append,
+                          lambda alert, evidence: self.raised.append((alert, evidence)))
+
+    def close(self) -> None:
+        for db in self.restarts:
+            db.close()
 
     def now_ms(self) -> int:
         return _ms(self.clock.now())
@@ -86,18 +100,15 @@ class Harness:
         return taken
 
 
-def _harness(tmp_path: Path, site: SiteConfig, start: datetime) -> Harness:
-    path = tmp_path / "state.db"
-    return Harness(path, site, ManualClock(start), AuditTrail(path), Roster(site, SchoolCalendar(site)))
+def _harness(url: str, db: StateDatabase, site: SiteConfig, start: datetime = SCHOOL_MORNING) -> Harness:
+    return Harness(url, db, site, ManualClock(start), AuditTrail(db, site.id), Roster(site, SchoolCalendar(site)))
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = _harness(tmp_path, demo_site(), SCHOOL_MORNING)
+def h(state_url: str, state_db: StateDatabase) -> Iterator[Harness]:
+    harness = _harness(state_url, state_db, demo_site())
     yield harness
-    for store in harness.stores:
-        store.close()
-    harness.audit.close()
+    harness.close()
 
 
 def _finding(h: Harness, rule: str = "water_leak", device: str = "kitchen-water", *, active: bool = True,
@@ -259,7 +270,7 @@ def test_there_is_one_open_alert_per_rule_and_device(h: Harness) -> None:
 def test_another_replica_sees_the_same_open_alerts(h: Harness) -> None:
     """What the API reads of open alerts comes from the store, not one process's memory: a
     second store on the same database (another replica, or this one restarted) agrees at once."""
-    writer, reader = h.open(), h.open()
+    writer, reader = h.open(), h.restart()
     leak = _raise(h, writer, "water_leak", "kitchen-water")
     tap = _raise(h, writer, "running_tap", "kitchen-water")
     _raise(h, writer, "water_leak", "kitchen-water")
@@ -311,19 +322,16 @@ def test_reminders_start_after_remind_every_min_and_stop_at_acknowledgement(h: H
     assert h.take() == []
 
 
-def test_reminders_repeat_every_remind_every_min_while_unacknowledged(tmp_path: Path) -> None:
-    h = _harness(tmp_path, _variant(duty={"remind_every_min": 5, "escalate_after_min": 60}), SCHOOL_MORNING)
+def test_reminders_repeat_every_remind_every_min_while_unacknowledged(state_url: str, state_db: StateDatabase,
+                                                                     ) -> None:
+    h = _harness(state_url, state_db, _variant(duty={"remind_every_min": 5, "escalate_after_min": 60}))
     store = h.open()
-    try:
-        start = h.now_ms()
-        _raise(h, store)
-        h.take()
-        _advance_and_tick(h, store, 21)
-        assert _timeline(h, start, h.take()) == [
-            (m, Transition.REMINDER, ["logistics-li"], 0) for m in (5, 10, 15, 20)]
-    finally:
-        store.close()
-        h.audit.close()
+    start = h.now_ms()
+    _raise(h, store)
+    h.take()
+    _advance_and_tick(h, store, 21)
+    assert _timeline(h, start, h.take()) == [
+        (m, Transition.REMINDER, ["logistics-li"], 0) for m in (5, 10, 15, 20)]
 
 
 def test_escalation_walks_the_night_chain_and_stops_at_its_end(h: Harness) -> None:
@@ -535,10 +543,9 @@ def test_open_alerts_and_their_timers_survive_a_restart(h: Harness) -> None:
     gone = _raise(h, store, "water_leak", "teaching-water")
     store.apply(_finding(h, "water_leak", "teaching-water", active=False), Evidence())
     _advance_and_tick(h, store, 5)
-    store.close()
     h.take()
 
-    reopened = h.open()
+    reopened = h.restart()
     assert reopened.open_alerts() == [reopened.get(alert.id), reopened.get(acked.id)]
     assert reopened.open_alerts()[0] == alert
     assert reopened.get(gone.id).state is AlertState.CLEARED
@@ -547,9 +554,8 @@ def test_open_alerts_and_their_timers_survive_a_restart(h: Harness) -> None:
     _advance_and_tick(h, reopened, 10)
     assert _timeline(h, start, h.take()) == [
         (10, Transition.REMINDER, ["logistics-li"], 0), (15, Transition.ESCALATED, ["principal-zhao"], 1)]
-    reopened.close()
 
-    again = h.open()
+    again = h.restart()
     assert again.get(alert.id).level == 1
     repeated = _raise(h, again)
     assert (repeated.id, repeated.count, repeated.level) == (alert.id, 2, 1)
@@ -558,6 +564,72 @@ def test_open_alerts_and_their_timers_survive_a_restart(h: Harness) -> None:
     # Clearing after the restart closes the same row; the next finding is a new alert.
     again.apply(_finding(h, active=False), Evidence())
     assert _raise(h, again).id not in {alert.id, acked.id, gone.id}
+
+
+def test_an_older_database_gets_the_new_columns_and_its_open_alert_is_the_sites(h: Harness) -> None:
+    """A state database from before the raise moment and the site were kept: its open alert
+    counts on after the upgrade."""
+    old = Table("alerts", MetaData(), Column("id", ID, primary_key=True),
+                *(Column(name, Text, nullable=False) for name in (
+                    "rule", "device_id", "building_id", "room_id", "severity", "state", "title_zh", "title_en",
+                    "detail_zh", "detail_en", "facts")),
+                *(Column(name, BigInteger, nullable=False) for name in (
+                    "first_ms", "last_ms", "count", "level", "notified_ms", "raised_clock_ms")),
+                Column("acked_by", Text), Column("acked_ms", BigInteger), Column("ack_comment", Text),
+                Column("cleared_ms", BigInteger))
+    old.create(h.db.engine)
+    now = h.now_ms()
+    with h.db.write() as conn:
+        conn.execute(old.insert().values(
+            rule="water_leak", device_id="kitchen-water", building_id="service", room_id="kitchen", severity="major",
+            state="active", title_zh="厨房水表 夜间有流量", title_en="Kitchen water meter: flow at night",
+            detail_zh="", detail_en="", facts='{"flow_lpm": 1.5}', first_ms=now - 600_000, last_ms=now, count=3,
+            level=0, notified_ms=now, raised_clock_ms=now))
+
+    store = h.open()
+
+    [alert] = store.open_alerts()
+    assert (alert.rule, alert.device_id, alert.count, alert.facts, alert.raised_ms) == (
+        "water_leak", "kitchen-water", 3, {"flow_lpm": 1.5}, None)
+    repeated = _raise(h, store)
+    assert (repeated.id, repeated.count) == (alert.id, 4)
+    assert store.get(alert.id) == repeated
+
+
+# --- sites -------------------------------------------------------------------------------------------
+
+
+def test_each_school_sees_only_its_own_alerts(h: Harness) -> None:
+    """Schools of a district share one database: the same rule on the same device is open at
+    both, and neither reaches the other's alert, not even by its id."""
+    other = _harness(h.url, h.db, another_school())
+    try:
+        ours, theirs = h.open(), other.open()
+        mine = _raise(h, ours)
+        their = _raise(other, theirs)
+        assert _raise(other, theirs).id == their.id  # a repeat counts on that school's alert only
+        assert mine.id != their.id
+        assert ([(a.id, a.count) for a in ours.open_alerts()], [(a.id, a.count) for a in theirs.open_alerts()]) == (
+            [(mine.id, 1)], [(their.id, 2)])
+        assert [a.id for a in ours.find(AlertFilter())] == [mine.id]
+        assert [a.id for a in ours.find(AlertFilter(device_id="kitchen-water", open_only=True))] == [mine.id]
+        for store, foreign in ((ours, their.id), (theirs, mine.id)):
+            with pytest.raises(AlertNotFound):
+                store.get(foreign)
+            with pytest.raises(AlertNotFound):
+                store.acknowledge(foreign, "logistics-li", "不是我们的")
+            assert store.history(foreign) == []
+        assert theirs.get(their.id).acked_by is None
+
+        # A clear at one school leaves the other's open; a restart loads its own open alerts only.
+        ours.apply(_finding(h, active=False), Evidence())
+        assert [a.id for a in other.restart().open_alerts()] == [their.id]
+        assert (h.restart().open_alerts(), theirs.get(their.id).state) == ([], AlertState.ACTIVE)
+        other.take()
+        _advance_and_tick(other, theirs, 10)
+        assert [(n.transition, n.alert.id) for n in other.take()] == [(Transition.REMINDER, their.id)]
+    finally:
+        other.close()
 
 
 # --- find --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from gateway.runtime import Gateway
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
+from gateway.storage.state import StateDatabase, sqlite_url
 from simulators import DEMO_SITE
 from tests.services import Mosquitto
 
@@ -82,15 +83,15 @@ def kitchen(tmp_path: Path) -> Iterator[Kitchen]:
     site = site_for(tmp_path)
     clock = ManualClock(at(MONDAY, "07:00"))
     calendar = SchoolCalendar(site)
-    audit = AuditTrail(tmp_path / "state.db")
-    alerts = AlertStore(tmp_path / "state.db", site, audit, Roster(site, calendar), clock, lambda notice: None)
+    db = StateDatabase(sqlite_url(tmp_path / "state.db"))
+    audit = AuditTrail(db, site.id)
+    alerts = AlertStore(db, site, audit, Roster(site, calendar), clock, lambda notice: None)
     register = SampleRegister(tmp_path / "state.db", site, calendar, audit, clock, alerts)
     try:
         yield Kitchen(clock, register, alerts, audit, site, calendar)
     finally:
         register.close()
-        alerts.close()
-        audit.close()
+        db.close()
 
 
 def refused(call: Any, *args: Any) -> Refused:

@@ -1,15 +1,13 @@
 """Work orders (派单): opened by alerts of the rules that need a trade, with the room, the
 evidence and a due time; moved forward by technicians; overdue when not done in time. On a
-real SQLite state database, fed by a real AlertStore, on a ManualClock."""
+real state database (SQLite and PostgreSQL), fed by a real AlertStore, on a ManualClock."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import struct
 import zlib
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
+from sqlalchemy import BigInteger, Column, MetaData, Table, Text
 
 from gateway.alerting.alerts import AlertStore, Notice
 from gateway.alerting.severity import Severity
@@ -44,8 +43,9 @@ from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.state import ID, StateDatabase
 from tests.dashboard_site import wait_until, write_site
-from tests.rule_scenarios import DEMO, demo_site
+from tests.rule_scenarios import DEMO, another_school, demo_site
 from tests.served import serve
 from tests.services import Mosquitto
 
@@ -80,30 +80,22 @@ class Harness:
     def now_ms(self) -> int:
         return _ms(self.clock.now())
 
-    def close(self) -> None:
-        self.alerts.close()
-        self.orders.close()
-        self.audit.close()
 
-
-def _harness(tmp_path: Path, site: SiteConfig, start: datetime = THURSDAY_NIGHT) -> Harness:
+def _harness(db: StateDatabase, photos: Path, site: SiteConfig, start: datetime = THURSDAY_NIGHT) -> Harness:
     """Wired as the gateway wires them: the alert store hands each raise to the work orders."""
-    path = tmp_path / "state.db"
     clock = ManualClock(start)
-    audit = AuditTrail(path)
-    orders = WorkOrders(path, site, audit, clock)
+    audit = AuditTrail(db, site.id)
+    orders = WorkOrders(db, site, audit, clock, photos)
     opened: list[WorkOrder | None] = []
     notices: list[Notice] = []
-    alerts = AlertStore(path, site, audit, Roster(site, SchoolCalendar(site)), clock, notices.append,
+    alerts = AlertStore(db, site, audit, Roster(site, SchoolCalendar(site)), clock, notices.append,
                         lambda alert, evidence: opened.append(orders.on_raised(alert, evidence)))
     return Harness(clock, audit, orders, alerts, opened, notices)
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = _harness(tmp_path, demo_site())
-    yield harness
-    harness.close()
+def h(state_db: StateDatabase, tmp_path: Path) -> Harness:
+    return _harness(state_db, tmp_path / "photos", demo_site())
 
 
 def _finding(h: Harness, rule: str, device: str, *, active: bool = True, metric: str | None = None) -> Finding:
@@ -173,14 +165,11 @@ def test_a_water_leak_opens_a_water_order_with_its_place_and_evidence(h: Harness
     ],
 )
 def test_an_order_is_due_at_the_end_of_the_local_day_it_was_opened(
-        tmp_path: Path, opened: datetime, due: datetime) -> None:
-    h = _harness(tmp_path, demo_site(), opened)
-    try:
-        order = _order(h)
-        assert order.opened_ms == _ms(opened)
-        assert order.due_ms == _ms(due)
-    finally:
-        h.close()
+        state_db: StateDatabase, tmp_path: Path, opened: datetime, due: datetime) -> None:
+    h = _harness(state_db, tmp_path / "photos", demo_site(), opened)
+    order = _order(h)
+    assert order.opened_ms == _ms(opened)
+    assert order.due_ms == _ms(due)
 
 
 @pytest.mark.parametrize(
@@ -212,17 +201,14 @@ def test_a_rule_without_a_trade_opens_no_order(h: Harness, rule: str, device: st
     assert h.audit.newest(10, action="work_order.open") == []
 
 
-def test_due_within_h_and_the_rules_come_from_the_site_file(tmp_path: Path) -> None:
+def test_due_within_h_and_the_rules_come_from_the_site_file(state_db: StateDatabase, tmp_path: Path) -> None:
     site = _variant(work_orders={"due_within_h": 4.5, "rules": {"low_battery": "electric"}})
-    h = _harness(tmp_path, site)
-    try:
-        order = _order(h, rule="low_battery", device="main-gate", metric="battery_pct")
-        assert (order.trade, order.evidence["unit"]) == (Trade.ELECTRIC, "%")  # a metric common to all kinds
-        assert order.due_ms == order.opened_ms + 4 * 3_600_000 + 30 * 60_000
-        # The site's rules replace the defaults.
-        assert _open(h, rule="water_leak", device="kitchen-water") is None
-    finally:
-        h.close()
+    h = _harness(state_db, tmp_path / "photos", site)
+    order = _order(h, rule="low_battery", device="main-gate", metric="battery_pct")
+    assert (order.trade, order.evidence["unit"]) == (Trade.ELECTRIC, "%")  # a metric common to all kinds
+    assert order.due_ms == order.opened_ms + 4 * 3_600_000 + 30 * 60_000
+    # The site's rules replace the defaults.
+    assert _open(h, rule="water_leak", device="kitchen-water") is None
 
 
 # --- updates ----------------------------------------------------------------------------------------
@@ -418,18 +404,15 @@ def test_a_file_that_is_no_photo_is_refused(h: Harness, data: bytes) -> None:
     assert not h.orders.photos.exists() or list(h.orders.photos.iterdir()) == []
 
 
-def test_a_photo_over_the_limit_is_refused(tmp_path: Path) -> None:
-    h = _harness(tmp_path, _variant(work_orders={"photo_max_bytes": 65_536}))
-    try:
-        order = _order(h)
-        h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
-        at_limit = PHOTOS["image/jpeg"] + bytes(65_536 - len(PHOTOS["image/jpeg"]))
-        with pytest.raises(PhotoTooLarge) as caught:
-            h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit + b"\x00")
-        assert caught.value.zh == "照片太大（0.1 MB），不能超过 0.1 MB。"
-        assert h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit).photo
-    finally:
-        h.close()
+def test_a_photo_over_the_limit_is_refused(state_db: StateDatabase, tmp_path: Path) -> None:
+    h = _harness(state_db, tmp_path / "photos", _variant(work_orders={"photo_max_bytes": 65_536}))
+    order = _order(h)
+    h.orders.update(order.id, "logistics-li", assignee="plumber-liu")
+    at_limit = PHOTOS["image/jpeg"] + bytes(65_536 - len(PHOTOS["image/jpeg"]))
+    with pytest.raises(PhotoTooLarge) as caught:
+        h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit + b"\x00")
+    assert caught.value.zh == "照片太大（0.1 MB），不能超过 0.1 MB。"
+    assert h.orders.complete(order.id, "plumber-liu", "更换", Repair.REPLACE, at_limit).photo
 
 
 # --- by hand ----------------------------------------------------------------------------------------
@@ -461,24 +444,28 @@ def test_an_alert_without_an_order_is_dispatched_by_hand(h: Harness) -> None:
     assert len(h.orders.find()) == 1
 
 
-def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript("""CREATE TABLE work_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL,
-            rule TEXT NOT NULL, trade TEXT NOT NULL, device_id TEXT NOT NULL, building_id TEXT NOT NULL,
-            room_id TEXT NOT NULL, title_zh TEXT NOT NULL, title_en TEXT NOT NULL, evidence TEXT NOT NULL,
-            opened_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, status TEXT NOT NULL, assignee TEXT,
-            note TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL, done_ms INTEGER);
-            INSERT INTO work_orders VALUES (1, 7, 'water_leak', 'water', 'kitchen-water', 'service', 'kitchen',
-            '漏水', 'Leak', '{}', 1000, 2000, 'assigned', 'plumber-liu', '', 1000, NULL);""")
-    h = _harness(tmp_path, demo_site())
-    try:
-        old = h.orders.get(1)
-        assert (old.status, old.assignee, old.work_done, old.repair, old.photo, old.on_site_ms) == (
-            Status.ASSIGNED, "plumber-liu", "", None, None, None)
-        assert h.orders.complete(1, "plumber-liu", "修好了", Repair.SALVAGE).repair is Repair.SALVAGE
-    finally:
-        h.close()
+def test_an_older_database_gets_the_new_columns(state_db: StateDatabase, tmp_path: Path) -> None:
+    """The first release's table, without what was done, the photo and the site."""
+    old = Table("work_orders", MetaData(), Column("id", ID, primary_key=True), Column("alert_id", BigInteger,
+                nullable=False),
+                *(Column(name, Text, nullable=False) for name in (
+                    "rule", "trade", "device_id", "building_id", "room_id", "title_zh", "title_en", "evidence")),
+                Column("opened_ms", BigInteger, nullable=False), Column("due_ms", BigInteger, nullable=False),
+                Column("status", Text, nullable=False), Column("assignee", Text),
+                Column("note", Text, nullable=False, server_default=""),
+                Column("updated_ms", BigInteger, nullable=False), Column("done_ms", BigInteger))
+    old.create(state_db.engine)
+    with state_db.write() as conn:
+        order_id = conn.execute(old.insert().returning(old.c.id).values(
+            alert_id=7, rule="water_leak", trade="water", device_id="kitchen-water", building_id="service",
+            room_id="kitchen", title_zh="漏水", title_en="Leak", evidence="{}", opened_ms=1000, due_ms=2000,
+            status="assigned", assignee="plumber-liu", note="", updated_ms=1000)).scalar_one()
+    h = _harness(state_db, tmp_path / "photos", demo_site())
+    old_order = h.orders.get(order_id)
+    assert (old_order.status, old_order.assignee, old_order.work_done, old_order.repair, old_order.photo,
+            old_order.on_site_ms) == (Status.ASSIGNED, "plumber-liu", "", None, None, None)
+    assert h.orders.complete(order_id, "plumber-liu", "修好了", Repair.SALVAGE).repair is Repair.SALVAGE
+    assert h.orders.find(status=Status.DONE) == [h.orders.get(order_id)]  # the school's now
 
 
 def test_an_unknown_order_is_not_found(h: Harness) -> None:
@@ -487,6 +474,29 @@ def test_an_unknown_order_is_not_found(h: Harness) -> None:
     with pytest.raises(WorkOrderNotFound):
         h.orders.update(4711, "logistics-li", assignee="plumber-liu")
     assert h.audit.newest(10) == []
+
+
+def test_each_school_sees_only_its_own_orders(h: Harness, state_db: StateDatabase, tmp_path: Path) -> None:
+    """Schools of a district share one database: neither reaches the other's order, not even
+    by its id or its alert's."""
+    other = _harness(state_db, tmp_path / "lotus-photos", another_school())
+    mine, theirs = _order(h), _order(other)
+    assert mine.id != theirs.id
+    assert (_ids(h.orders.find()), _ids(other.orders.find())) == ([mine.id], [theirs.id])
+    assert h.orders.for_alerts([mine.alert_id, theirs.alert_id]) == {mine.alert_id: mine.id}
+    for school, foreign in ((h, theirs), (other, mine)):
+        with pytest.raises(WorkOrderNotFound):
+            school.orders.get(foreign.id)
+        with pytest.raises(WorkOrderNotFound):
+            school.orders.update(foreign.id, "logistics-li", assignee="plumber-liu")
+        with pytest.raises(WorkOrderNotFound):
+            school.orders.arrive(foreign.id, "plumber-liu")
+        with pytest.raises(WorkOrderNotFound):
+            school.orders.complete(foreign.id, "plumber-liu", "修好了", Repair.REPAIR)
+        with pytest.raises(WorkOrderNotFound):
+            school.orders.photo(foreign.id)
+        assert school.orders.history(foreign.id) == []
+    assert (h.orders.get(mine.id), other.orders.get(theirs.id)) == (mine, theirs)
 
 
 # --- overdue ----------------------------------------------------------------------------------------
