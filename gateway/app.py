@@ -9,6 +9,7 @@ after it (simulators).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,6 +25,7 @@ from gateway.api.docs import install_docs
 from gateway.api.guard import BodyLimit, SecurityHeaders, refusal_counter
 from gateway.clock import Clock
 from gateway.config import SiteConfig
+from gateway.district.ownership import StoppedStandingBy
 from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,12 @@ def create_app(
         async with AsyncExitStack() as stack:
             for start in before:
                 await stack.enter_async_context(start())
-            gateway = await stack.enter_async_context(Gateway(site, clock))
+            try:
+                gateway = await stack.enter_async_context(Gateway(site, clock, stopping=app.state.stopping))
+            except StoppedStandingBy as stopped:
+                log.info("%s: it never ran the site", stopped)
+                yield  # the stop was asked for already: uvicorn stops at once
+                return
             gateway.counters.registry.register(refused)
             app.state.gateway = gateway
             app.state.auth = gateway.auth
@@ -85,6 +92,7 @@ def create_app(
     # Outermost last: the 413 answer gets the security headers too.
     refused = refusal_counter()
     app.state.http_refused = refused
+    app.state.stopping = asyncio.Event()  # a stop asked for before the gateway runs (a standby's)
     app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused,
                        allowances=[photo_allowance(site)])
     app.add_middleware(SecurityHeaders)

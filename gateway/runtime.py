@@ -28,6 +28,7 @@ from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.discovery.inbox import DiscoveryInbox
 from gateway.discovery.listener import Discovery
+from gateway.district.ownership import Ownership, StoppedStandingBy, replica_id
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.ingest.poll import BusPoller, pollers
@@ -82,9 +83,12 @@ class Gateway:
     writers: list[SinkWriter]
     spooler: Spooler
     settings: SettingsEditor  # changes to the school's settings, applied while running
+    ownership: Ownership  # this replica's lease on the site
 
-    def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True) -> None:
+    def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True,
+                 stopping: asyncio.Event | None = None) -> None:
         self._stack = AsyncExitStack()
+        self._stopping = stopping or asyncio.Event()  # set by a stop asked for while standing by
         self.state = StateDatabase(site.storage.state_database_url)
         self._stack.callback(self.state.close)
         # The school's settings as kept in the state database (changed in the dashboard), or the
@@ -139,6 +143,7 @@ class Gateway:
     async def __aenter__(self) -> Self:
         data_dir = self.site.storage.data_dir
         stack = self._stack
+        await self._hold_site()
         self.store = SqliteStore(data_dir / "readings.db")
         stack.callback(self.store.close)
         sqlite_sink = SqliteSink(self.store)
@@ -190,7 +195,7 @@ class Gateway:
         core: list[tuple[str, Coroutine[None, None, None]]] = [
             ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
             ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
-            ("discovery inbox", self.discovered.run()),
+            ("discovery inbox", self.discovered.run()), ("lease", self.ownership.keep()),
             *((f"writer {w.sink.name}", w.run()) for w in self.writers),
         ]
         if self.store.needs_rollups:
@@ -202,6 +207,15 @@ class Gateway:
             self.mqtt.start()
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
+
+    async def _hold_site(self) -> None:
+        """Nothing of the site runs before this replica holds its lease: a standby waits here."""
+        replica = self.site.replica
+        self.ownership = Ownership(self.state, self.site.id, replica_id(replica.id), replica.lease_s, self.counters)
+        if await self.ownership.acquire(self._stopping) is None:
+            await self._stack.aclose()
+            raise StoppedStandingBy(f"asked to stop while standing by for site {self.site.id}")
+        self._stack.callback(self.ownership.release)
 
     def _registers(self, path: Path) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's
@@ -354,7 +368,7 @@ class Gateway:
 
     def health(self) -> dict[str, dict[str, str]]:
         """Each part's state: `ok`, or what is wrong with it and why."""
-        parts: dict[str, dict[str, str]] = {}
+        parts: dict[str, dict[str, str]] = {"lease": self.ownership.health()}
         if self.failure is not None:
             parts["gateway"] = {"state": "down", "detail": f"stopping: {self.failure}"}
         if self.mqtt is not None:

@@ -434,10 +434,20 @@ class GatewayProcess:
 
     def start(self) -> None:
         """Starts it and waits until it is connected to the broker."""
+        self.spawn()
+        self.wait_ready(READY_TIMEOUT_S * 3)
+
+    def spawn(self) -> None:
+        """Starts it, not waiting (a standby does not answer until it runs its site)."""
         argv = [*self.wrap, str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
-            self._popen = proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + READY_TIMEOUT_S * 3
+            self._popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Waits until its API answers and it is connected to the broker."""
+        assert self._popen is not None
+        proc = self._popen
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 if self.client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
@@ -460,6 +470,11 @@ class GatewayProcess:
             proc.kill()
             proc.wait()
             raise RuntimeError(f"the gateway did not exit:\n{log_tail(self.log_path)}") from None
+
+    def interrupt(self) -> None:
+        """SIGINT, not waiting for it to end (`wait` does)."""
+        assert self._popen is not None
+        self._popen.send_signal(signal.SIGINT)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown at all, as on a power cut of the process."""

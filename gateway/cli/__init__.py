@@ -213,6 +213,8 @@ class _Server(uvicorn.Server):
         gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None:
             self._loop.call_soon_threadsafe(gateway.live.close)
+        else:  # still starting: a standby waiting for its site's lease stops waiting
+            self._loop.call_soon_threadsafe(self._app.state.stopping.set)
 
 
 def _serve(app: FastAPI, settings: config.ApiSettings, log_level: str) -> int:

@@ -125,7 +125,9 @@ class MqttSettings(Strict):
     password: SecretStr | None = None
     # The persistent session's key, unless the broker takes the user name instead (the shipped
     # Mosquitto does, use_username_as_clientid, so that no other login can take the session).
-    client_id: str = "facility-gateway"
+    # None: facility-gateway-<site id>, one session a site, which whichever replica runs the
+    # site resumes (docs/district.md).
+    client_id: str | None = None
     # 3.1.1 by default: paho parses MQTT 5 properties on every message, which cost a
     # quarter of the ingest rate in bench/ingest.py (7.4k vs 10.6k msg/s). Both keep a
     # persistent session; under 3.1.1 the broker's own setting bounds how long it lives
@@ -182,6 +184,16 @@ class InfluxSettings(Strict):
     bucket: str
     batch_size: int = Field(5000, ge=1, le=100_000)
     timeout_s: float = Field(10, gt=0)
+
+
+class ReplicaSettings(Strict):
+    """This process among the gateway replicas that share a state store (docs/district.md)."""
+
+    # Unique among the replicas; None: the host name and the process id.
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    # A site's lease lasts this long unless renewed (every third of it): a replica that dies
+    # has its site run again by a standby within about this time.
+    lease_s: float = Field(30, ge=1, le=600)
 
 
 class StorageSettings(Strict):
@@ -287,6 +299,7 @@ class SiteConfig(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influxdb: InfluxSettings | None = None
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    replica: ReplicaSettings = Field(default_factory=ReplicaSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)

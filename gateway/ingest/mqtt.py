@@ -104,7 +104,7 @@ class MqttIngest:
         self._early: dict[int, ReasonCode] = {}
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
+            client_id=settings.client_id or f"facility-gateway-{site_id}",
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else False,
             manual_ack=True,

@@ -1,0 +1,114 @@
+"""A gateway process runs its site only while it holds the site's lease.
+
+At start it takes the lease, or waits as a standby for as long as another replica holds it
+(the log says which). While running it renews the lease every third of its time to live. If
+the lease is lost — another replica took it after this one failed to renew in time (a long
+pause, the state store out of reach) — or cannot be renewed before it would expire, the
+process stops at once with an error: its supervisor starts it again, as a standby. A replica
+that is not sure it owns its site must not raise alerts or send notices for it. A clean stop
+gives the lease up, so that a standby takes the site at its next turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from gateway.counters import Counters
+from gateway.district.leases import Leases
+from gateway.storage.state import StateDatabase
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+class StoppedStandingBy(RuntimeError):
+    pass
+
+
+def replica_id(configured: str | None) -> str:
+    """This process among the replicas: as configured, or its host name and process id."""
+    return configured or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    site: str
+    replica: str
+    epoch: int  # how many times the site has changed hands, this one included
+    since_ms: int  # when this replica took it, on the state store's clock
+
+
+class Ownership:
+    def __init__(self, db: StateDatabase, site: str, replica: str, ttl_s: float, counters: Counters) -> None:
+        self.site = site
+        self.replica = replica
+        self.ttl_s = ttl_s
+        self._leases = Leases(db, replica, ttl_s)
+        self.held: Held | None = None
+        self._valid_until = 0.0  # monotonic: the lease is certainly ours until then
+        self.renewals_failed = 0
+        counters.gauge("facility_site_leases_held", "Sites this replica holds the lease of, and runs",
+                       lambda: 0 if self.held is None else 1)
+        counters.gauge("facility_site_lease_epoch", "How many times the site has changed hands, this replica's "
+                       "turn included (0: not held)", lambda: 0 if self.held is None else self.held.epoch)
+        counters.gauge("facility_site_lease_renewals_failed", "Lease renewals that failed and were retried",
+                       lambda: self.renewals_failed)
+
+    async def acquire(self, stopping: asyncio.Event) -> Held | None:
+        """Takes the site's lease, waiting (a turn every third of the lease) while another
+        replica holds it; None if asked to stop meanwhile."""
+        said = False
+        while not stopping.is_set():
+            started = time.monotonic()
+            turn = await asyncio.to_thread(self._leases.turn, [self.site])
+            if self.site in turn.held:
+                self._valid_until = started + self.ttl_s
+                self.held = Held(self.site, self.replica, turn.held[self.site], turn.now_ms)
+                log.info("replica %s runs site %s (lease epoch %d)", self.replica, self.site, self.held.epoch)
+                return self.held
+            if not said:
+                owner = next((lease.owner for lease in self._leases.leases() if lease.site == self.site), "?")
+                log.warning("site %s is run by replica %s: this replica (%s) stands by and takes it over if "
+                            "that one stops renewing its lease (%g s)", self.site, owner, self.replica, self.ttl_s)
+                said = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.ttl_s / 3)
+        return None
+
+    async def keep(self) -> None:
+        """Renews the lease until cancelled; raises `LeaseLost` when it is gone or may be."""
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            started = time.monotonic()
+            try:
+                turn = await asyncio.to_thread(self._leases.turn, [self.site])
+            except Exception as exc:  # the state store out of reach: the lease runs out meanwhile
+                self.renewals_failed += 1
+                if time.monotonic() >= self._valid_until - self.ttl_s / 6:
+                    raise LeaseLost(f"the lease of site {self.site} could not be renewed before it expired "
+                                    f"({exc})") from exc
+                log.warning("renewing the lease of site %s failed, retrying: %s", self.site, exc)
+                continue
+            if self.site not in turn.held:
+                raise LeaseLost(f"site {self.site} was taken over by another replica")
+            self._valid_until = started + self.ttl_s
+
+    def release(self) -> None:
+        if self.held is not None:
+            self._leases.release_all()
+            self.held = None
+
+    def health(self) -> dict[str, str]:
+        if self.held is None:
+            return {"state": "standby", "detail": f"site {self.site} not held by {self.replica}"}
+        left = max(0.0, self._valid_until - time.monotonic())
+        return {"state": "ok", "detail": f"site {self.site} held by {self.replica}, epoch {self.held.epoch}, "
+                                          f"renewed {self.ttl_s - left:.0f} s ago"}
