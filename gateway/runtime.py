@@ -153,8 +153,7 @@ class Gateway:
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
                                        self._start_config.version, self._start_config.file_pending,
                                        self._site_file)
-        self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
-        stack.callback(self.auth.close)
+        self.auth = AuthStore(self.state, self.site.auth, self.audit)
         self.people = People(self.auth, self.site.duty.people)
         self.work_orders = WorkOrders(data_dir / "state.db", self.site, self.audit, self.clock)
         stack.callback(self.work_orders.close)
