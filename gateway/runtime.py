@@ -89,8 +89,7 @@ class Gateway:
         self._stack.callback(self.state.close)
         # The school's settings as kept in the state database (changed in the dashboard), or the
         # file's: gateway/config/stored.py says which wins.
-        self.config = ConfigStore(site.storage.data_dir / "state.db")
-        self._stack.callback(self.config.close)
+        self.config = ConfigStore(self.state, site.id)
         self._site_file = site.file
         self._start_config = start = self.config.startup(site, to_ms(clock.now()))
         site = start.site
