@@ -161,7 +161,7 @@ class Gateway:
         stack.callback(self.alerts.close)
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
-        self.learned = stack.enter_context(closing(LearnedStore(data_dir / "state.db")))
+        self.learned = LearnedStore(self.state, self.site.id)
         self.discovered = stack.enter_context(closing(
             DiscoveryInbox(data_dir / "state.db", self.discovery, self.audit, self.clock)))
         self.registers = self._registers(data_dir / "state.db")
