@@ -162,8 +162,7 @@ class Gateway:
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
         self.learned = LearnedStore(self.state, self.site.id)
-        self.discovered = stack.enter_context(closing(
-            DiscoveryInbox(data_dir / "state.db", self.discovery, self.audit, self.clock)))
+        self.discovered = DiscoveryInbox(self.state, self.site.id, self.discovery, self.audit, self.clock)
         self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)
