@@ -302,6 +302,7 @@ class AuthStore:
 
     def set_role(self, name: str, role: Role, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
+            self._db.lock(conn, USERS)
             user = self._user(conn, name)
             if user.role is role:
                 return user
@@ -331,6 +332,7 @@ class AuthStore:
 
     def _set_disabled(self, name: str, disabled: bool, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
+            self._db.lock(conn, USERS)
             user = self._user(conn, name)
             if user.disabled is disabled:
                 return user
@@ -349,10 +351,11 @@ class AuthStore:
             raise NotFound(f"no user {name!r}")
         return _user(row)
 
-    def _keep_an_admin(self, conn: Connection, name: str) -> None:
-        """Refuses to demote or disable the last enabled admin: nobody could manage users after
-        (nor after two admins demoted each other at once)."""
-        self._db.lock(conn, USERS)
+    @staticmethod
+    def _keep_an_admin(conn: Connection, name: str) -> None:
+        """Refuses to demote or disable the last enabled admin: nobody could manage users after.
+        The callers change roles one at a time (two admins demoting each other at once would
+        each see the other still there)."""
         others = conn.execute(select(func.count()).select_from(USERS).where(
             USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name)).scalar_one()
         if others == 0:
