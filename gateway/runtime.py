@@ -93,8 +93,7 @@ class Gateway:
         self._stack.callback(self.state.close)
         # The school's settings as kept in the state database (changed in the dashboard), or the
         # file's: gateway/config/stored.py says which wins.
-        self.config = ConfigStore(site.storage.data_dir / "state.db")
-        self._stack.callback(self.config.close)
+        self.config = ConfigStore(self.state, site.id)
         self._site_file = site.file
         self._start_config = start = self.config.startup(site, to_ms(clock.now()))
         site = start.site
@@ -158,17 +157,15 @@ class Gateway:
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
                                        self._start_config.version, self._start_config.file_pending,
                                        self._site_file)
-        self.auth = AuthStore(data_dir / "state.db", self.site.auth, self.audit)
-        stack.callback(self.auth.close)
+        self.auth = AuthStore(self.state, self.site.auth, self.audit)
         self.people = People(self.auth, self.site.duty.people)
         self.work_orders = WorkOrders(self.state, self.site, self.audit, self.clock, data_dir / "photos")
         self.alerts = AlertStore(self.state, self.site, self.audit, self.roster, self.clock, self._alerted,
                                  self.work_orders.on_raised)
         self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
         stack.callback(self.checks.close)
-        self.learned = stack.enter_context(closing(LearnedStore(data_dir / "state.db")))
-        self.discovered = stack.enter_context(closing(
-            DiscoveryInbox(data_dir / "state.db", self.discovery, self.audit, self.clock)))
+        self.learned = LearnedStore(self.state, self.site.id)
+        self.discovered = DiscoveryInbox(self.state, self.site.id, self.discovery, self.audit, self.clock)
         self.registers = self._registers(data_dir / "state.db")
         self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
         stack.callback(self.deliveries.close)

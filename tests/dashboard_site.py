@@ -140,13 +140,12 @@ def running_site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto,
     site_config.storage.data_dir.mkdir(parents=True, exist_ok=True)
     db = StateDatabase(site_config.storage.state_database_url)
     audit = AuditTrail(db, site_config.id)
-    auth = AuthStore(site_config.storage.data_dir / "state.db", site_config.auth, audit)
+    auth = AuthStore(db, site_config.auth, audit)
     try:
         now_ms = int(time.time() * 1000)
         auth.add_user(STAFF, Role.STAFF, STAFF_PASSWORD, "setup", now_ms)
         demo_accounts(auth, site_config, now_ms)
     finally:
-        auth.close()
         db.close()
     gateway = GatewayProcess(config, port, directory / "gateway.log")
     gateway.start()

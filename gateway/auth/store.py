@@ -21,18 +21,31 @@ import hmac
 import math
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    Table,
+    Text,
+    and_,
+    distinct,
+    false,
+    func,
+    or_,
+    select,
+)
 
 from gateway.auth.audit import AuditTrail
 from gateway.config.auth import AuthSettings, Role, Scope, allows
-from gateway.storage.sqlite import add_columns, connect
+from gateway.storage.state import METADATA, StateDatabase
 
 
 class AuthError(Exception):
@@ -198,87 +211,58 @@ class ApiKey:
     last_used_ms: int | None
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,              -- viewer, staff or admin
-    password_hash TEXT NOT NULL,     -- scrypt$n$r$p$salt$hash (base64)
-    created_ms INTEGER NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    display_name TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,     -- SHA-256 (hex) of the token, which is never stored
-    user TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,             -- the <id> in fgk_<id>_<secret>
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,            -- comma-separated
-    secret_hash TEXT NOT NULL,       -- SHA-256 (hex) of <secret>, which is never stored
-    created_ms INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_ms INTEGER,
-    last_used_ms INTEGER             -- to the minute: tells which keys are still in use
-);
-CREATE TABLE IF NOT EXISTS login_failures (
-    username TEXT NOT NULL,          -- as typed: failures for unknown names count too
-    client TEXT NOT NULL,
-    at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_username ON login_failures (username, at_ms);
-CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures (client, at_ms);
-CREATE INDEX IF NOT EXISTS login_failures_pair ON login_failures (username, client, at_ms);
-"""
-
-# The n-th newest failure inside the window, by user name and client address together, and
-# by client address alone: what locks.
-_NTH_FAILURE_BY_PAIR = (
-    "SELECT at_ms FROM login_failures WHERE username = ? AND client = ? AND at_ms > ? "
-    "ORDER BY at_ms DESC LIMIT 1 OFFSET ?"
+USERS = Table(
+    "users", METADATA,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),           # viewer, staff or admin
+    Column("password_hash", Text, nullable=False),  # scrypt$n$r$p$salt$hash (base64)
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("display_name", Text, nullable=False, server_default=""),  # added after the first release
 )
-_NTH_FAILURE_BY_CLIENT = (
-    "SELECT at_ms FROM login_failures WHERE client = ? AND at_ms > ? ORDER BY at_ms DESC LIMIT 1 OFFSET ?"
+SESSIONS = Table(
+    "sessions", METADATA,
+    Column("token_hash", Text, primary_key=True),  # SHA-256 (hex) of the token, which is never stored
+    Column("user", Text, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("sessions_user", "user"),
+)
+API_KEYS = Table(
+    "api_keys", METADATA,
+    Column("id", Text, primary_key=True),            # the <id> in fgk_<id>_<secret>
+    Column("name", Text, nullable=False),
+    Column("scopes", Text, nullable=False),          # comma-separated
+    Column("secret_hash", Text, nullable=False),     # SHA-256 (hex) of <secret>, which is never stored
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("revoked_ms", BigInteger),
+    Column("last_used_ms", BigInteger),              # to the minute: tells which keys are still in use
+)
+LOGIN_FAILURES = Table(
+    "login_failures", METADATA,
+    Column("username", Text, nullable=False),        # as typed: failures for unknown names count too
+    Column("client", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("login_failures_username", "username", "at_ms"),
+    Index("login_failures_client", "client", "at_ms"),
+    Index("login_failures_pair", "username", "client", "at_ms"),
 )
 _LAST_USED_RESOLUTION_MS = 60_000
 
 
 class AuthStore:
-    """Users, sessions, API keys and login failures in SQLite. Thread-safe. Every method
-    that depends on time takes `now_ms` (Unix milliseconds)."""
+    """Users, sessions, API keys and login failures in the state store, shared by every site of
+    the database. Thread-safe. Every method that depends on time takes `now_ms` (Unix
+    milliseconds).
 
-    def __init__(self, path: Path, settings: AuthSettings, audit: AuditTrail) -> None:
-        self.path = path
+    Audit entries are recorded after a write transaction, never inside it: on SQLite the
+    audit trail's write would wait for this transaction's write lock."""
+
+    def __init__(self, db: StateDatabase, settings: AuthSettings, audit: AuditTrail) -> None:
         self.settings = settings
         self.audit = audit
-        self._conn = connect(path, _SCHEMA)
-        # a state database from before display names
-        add_columns(self._conn, "users", {"display_name": "TEXT NOT NULL DEFAULT ''"})
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
-
-    def close(self) -> None:
-        """Closes this store's connection; the audit trail belongs to the caller."""
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The block runs under the lock in one transaction. IMMEDIATE takes the write lock
-        up front: a read-then-write transaction that upgrades later can fail at once with
-        SQLITE_BUSY when another connection (the data writer) wrote in between.
-
-        Audit entries are recorded after the block: the audit trail has its own connection,
-        which would wait for this transaction's write lock."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        self._db = db
+        db.create(USERS, SESSIONS, API_KEYS, LOGIN_FAILURES)
 
     # Users
 
@@ -287,57 +271,54 @@ class AuthStore:
         check_user_name(name)
         display = clean_display_name(display_name)
         password_hash = hash_password(password)
-        with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise Conflict(f"user {name!r} exists")
-            conn.execute(
-                "INSERT INTO users (name, role, password_hash, created_ms, disabled, display_name) "
-                "VALUES (?, ?, ?, ?, 0, ?)",
-                (name, role.value, password_hash, now_ms, display),
-            )
+        with self._db.write() as conn:
+            added = conn.execute(self._db.insert(USERS).values(
+                name=name, role=role.value, password_hash=password_hash, created_ms=now_ms, disabled=False,
+                display_name=display).on_conflict_do_nothing().returning(USERS.c.name)).first()
+        if added is None:
+            raise Conflict(f"user {name!r} exists")
         self.audit.record(now_ms, actor, "user.add", name,
                           {"role": role.value} | ({"display_name": display} if display else {}))
         return User(name, role, now_ms, disabled=False, display_name=display)
 
     def user(self, name: str) -> User:
-        with self._lock:
-            return self._user(self._conn, name)
+        with self._db.read() as conn:
+            return self._user(conn, name)
 
     def list_users(self) -> list[User]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT name, role, created_ms, disabled, display_name FROM users ORDER BY name").fetchall()
-        return [User(name, Role(role), created, bool(disabled), display)
-                for name, role, created, disabled, display in rows]
+        with self._db.read() as conn:
+            rows = conn.execute(select(*_USER_COLUMNS).order_by(USERS.c.name)).all()
+        return [_user(row) for row in rows]
 
     def set_display_name(self, name: str, display_name: str, actor: str, now_ms: int) -> User:
         display = clean_display_name(display_name)
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             user = self._user(conn, name)
             if user.display_name == display:
                 return user
-            conn.execute("UPDATE users SET display_name = ? WHERE name = ?", (display, name))
+            conn.execute(USERS.update().where(USERS.c.name == name).values(display_name=display))
         self.audit.record(now_ms, actor, "user.display_name", name, {"from": user.display_name, "to": display})
         return replace(user, display_name=display)
 
     def set_role(self, name: str, role: Role, actor: str, now_ms: int) -> User:
-        with self._transaction() as conn:
+        with self._db.write() as conn:
+            self._db.lock(conn, USERS)
             user = self._user(conn, name)
             if user.role is role:
                 return user
             if user.role is Role.ADMIN and not user.disabled:
                 self._keep_an_admin(conn, name)
-            conn.execute("UPDATE users SET role = ? WHERE name = ?", (role.value, name))
+            conn.execute(USERS.update().where(USERS.c.name == name).values(role=role.value))
         self.audit.record(now_ms, actor, "user.role", name, {"from": user.role.value, "to": role.value})
         return replace(user, role=role)
 
     def set_password(self, name: str, password: str, actor: str, now_ms: int) -> User:
         """Also ends the user's sessions: a new password is often the answer to a leaked one."""
         password_hash = hash_password(password)
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             user = self._user(conn, name)
-            conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
-            conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
+            conn.execute(USERS.update().where(USERS.c.name == name).values(password_hash=password_hash))
+            conn.execute(SESSIONS.delete().where(SESSIONS.c.user == name))
         self.audit.record(now_ms, actor, "user.password", name, {})
         return user
 
@@ -350,32 +331,33 @@ class AuthStore:
         return self._set_disabled(name, False, actor, now_ms)
 
     def _set_disabled(self, name: str, disabled: bool, actor: str, now_ms: int) -> User:
-        with self._transaction() as conn:
+        with self._db.write() as conn:
+            self._db.lock(conn, USERS)
             user = self._user(conn, name)
             if user.disabled is disabled:
                 return user
             if disabled and user.role is Role.ADMIN:
                 self._keep_an_admin(conn, name)
-            conn.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+            conn.execute(USERS.update().where(USERS.c.name == name).values(disabled=disabled))
             if disabled:
-                conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
+                conn.execute(SESSIONS.delete().where(SESSIONS.c.user == name))
         self.audit.record(now_ms, actor, "user.disable" if disabled else "user.enable", name, {})
         return replace(user, disabled=disabled)
 
     @staticmethod
-    def _user(conn: sqlite3.Connection, name: str) -> User:
-        row = conn.execute("SELECT role, created_ms, disabled, display_name FROM users WHERE name = ?",
-                           (name,)).fetchone()
+    def _user(conn: Connection, name: str) -> User:
+        row = conn.execute(select(*_USER_COLUMNS).where(USERS.c.name == name)).first()
         if row is None:
             raise NotFound(f"no user {name!r}")
-        return User(name, Role(row[0]), row[1], bool(row[2]), row[3])
+        return _user(row)
 
     @staticmethod
-    def _keep_an_admin(conn: sqlite3.Connection, name: str) -> None:
-        """Refuses to demote or disable the last enabled admin: nobody could manage users after."""
-        (others,) = conn.execute(
-            "SELECT count(*) FROM users WHERE role = ? AND NOT disabled AND name != ?", (Role.ADMIN.value, name)
-        ).fetchone()
+    def _keep_an_admin(conn: Connection, name: str) -> None:
+        """Refuses to demote or disable the last enabled admin: nobody could manage users after.
+        The callers change roles one at a time (two admins demoting each other at once would
+        each see the other still there)."""
+        others = conn.execute(select(func.count()).select_from(USERS).where(
+            USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name)).scalar_one()
         if others == 0:
             raise Conflict(f"{name!r} is the last enabled admin")
 
@@ -388,81 +370,78 @@ class AuthStore:
         any names, within `login_lockout_min`. The name itself is never locked: see
         `login_delay_s` for what many addresses' failures do."""
         window_ms = self._window_ms
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM login_failures WHERE at_ms <= ?", (now_ms - window_ms,))
+        with self._db.write() as conn:
+            self._db.lock(conn, LOGIN_FAILURES)  # concurrent guesses are counted one after the other
+            conn.execute(LOGIN_FAILURES.delete().where(LOGIN_FAILURES.c.at_ms <= now_ms - window_ms))
             locked = self._locked_until(conn, name, client, now_ms)
             if locked is not None:
                 until, by = locked
                 raise LoginLocked(math.ceil((until - now_ms) / 1000), by)
             # The attempt counts as a failure until the password checks out: the hash is
-            # computed outside the lock, and concurrent guesses must not all slip in under
-            # the limit meanwhile.
-            conn.execute("INSERT INTO login_failures (username, client, at_ms) VALUES (?, ?, ?)",
-                         (name, client, now_ms))
-            row = conn.execute("SELECT role, password_hash, disabled FROM users WHERE name = ?", (name,)).fetchone()
+            # computed outside the transaction, and concurrent guesses must not all slip in
+            # under the limit meanwhile.
+            conn.execute(LOGIN_FAILURES.insert().values(username=name, client=client, at_ms=now_ms))
+            row = conn.execute(select(USERS.c.role, USERS.c.password_hash, USERS.c.disabled)
+                               .where(USERS.c.name == name)).first()
         if row is None:
             verify_password(password, _dummy_hash())
             self._after_failure(name, client, now_ms)
             raise LoginRefused
-        role, password_hash, disabled = row
-        if not verify_password(password, password_hash) or disabled:
+        if not verify_password(password, row.password_hash) or row.disabled:
             self._after_failure(name, client, now_ms)
             raise LoginRefused
         token = secrets.token_urlsafe(32)
         expires_ms = now_ms + round(self.settings.session_ttl_h * 3_600_000)
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             # This address's failures for this name only: a success elsewhere must not give
             # a guessing address its attempts back.
-            conn.execute("DELETE FROM login_failures WHERE username = ? AND client = ?", (name, client))
-            conn.execute("DELETE FROM sessions WHERE expires_ms <= ?", (now_ms,))
-            conn.execute("INSERT INTO sessions (token_hash, user, expires_ms) VALUES (?, ?, ?)",
-                         (_sha256(token), name, expires_ms))
-        return Session(token, name, Role(role), expires_ms)
+            conn.execute(LOGIN_FAILURES.delete().where(LOGIN_FAILURES.c.username == name,
+                                                       LOGIN_FAILURES.c.client == client))
+            conn.execute(SESSIONS.delete().where(SESSIONS.c.expires_ms <= now_ms))
+            conn.execute(SESSIONS.insert().values(token_hash=_sha256(token), user=name, expires_ms=expires_ms))
+        return Session(token, name, Role(row.role), expires_ms)
 
     def login_delay_s(self, name: str, now_ms: int) -> float:
         """How long to wait before answering a login for `name`: 0 unless many addresses
         have failed for it lately (see `AuthSettings`). The wait is the caller's to take,
         without holding a thread."""
-        with self._lock:
-            (failures,) = self._conn.execute(
-                "SELECT count(*) FROM login_failures WHERE username = ? AND at_ms > ?", (name, now_ms - self._window_ms)
-            ).fetchone()
+        with self._db.read() as conn:
+            failures = conn.execute(select(func.count()).select_from(LOGIN_FAILURES).where(
+                LOGIN_FAILURES.c.username == name, LOGIN_FAILURES.c.at_ms > now_ms - self._window_ms)).scalar_one()
         return self.settings.slow_delay_s(failures)
 
     @property
     def _window_ms(self) -> int:
         return round(self.settings.login_lockout_min * 60_000)
 
-    def _locked_until(
-        self, conn: sqlite3.Connection, name: str, client: str, now_ms: int
-    ) -> tuple[int, LockedBy] | None:
+    def _locked_until(self, conn: Connection, name: str, client: str, now_ms: int) -> tuple[int, LockedBy] | None:
         """When the lock on this client for this name, or on this client for all names, ends
         and which it is (the later one), or None if neither is locked. A lock holds while
         its number of failures is inside the window, that is until the n-th newest of them
         leaves it."""
-        since, s = now_ms - self._window_ms, self.settings
+        since, s, f = now_ms - self._window_ms, self.settings, LOGIN_FAILURES.c
         ends: list[tuple[int, LockedBy]] = []
-        pair = conn.execute(_NTH_FAILURE_BY_PAIR, (name, client, since, s.login_max_failures - 1)).fetchone()
+        pair = _nth_newest(conn, s.login_max_failures, f.username == name, f.client == client, f.at_ms > since)
         if pair is not None:
-            ends.append((pair[0] + self._window_ms, "username_and_client"))
-        alone = conn.execute(_NTH_FAILURE_BY_CLIENT, (client, since, s.login_max_failures_per_client - 1)).fetchone()
+            ends.append((pair + self._window_ms, "username_and_client"))
+        alone = _nth_newest(conn, s.login_max_failures_per_client, f.client == client, f.at_ms > since)
         if alone is not None:
-            ends.append((alone[0] + self._window_ms, "client"))
+            ends.append((alone + self._window_ms, "client"))
         return max(ends, default=None)
 
     def _after_failure(self, name: str, client: str, now_ms: int) -> None:
         """Audits the failure that starts a lock (and only that one: locked attempts are
         refused before they count), and the one from which the name's logins are slowed."""
-        since, s = now_ms - self._window_ms, self.settings
-        with self._lock:
-            by_pair, by_client, by_name, clients = self._conn.execute(
-                "SELECT count(*) FILTER (WHERE username = :name AND client = :client), "
-                "count(*) FILTER (WHERE client = :client), count(*) FILTER (WHERE username = :name), "
-                "count(DISTINCT client) FILTER (WHERE username = :name) "
-                "FROM login_failures WHERE (username = :name OR client = :client) AND at_ms > :since",
-                {"name": name, "client": client, "since": since},
-            ).fetchone()
-            locked_until = self._locked_until(self._conn, name, client, now_ms)
+        since, s, f = now_ms - self._window_ms, self.settings, LOGIN_FAILURES.c
+        by_name = f.username == name
+        with self._db.read() as conn:
+            by_pair, by_client, named, clients = conn.execute(
+                select(func.count().filter(and_(by_name, f.client == client)),
+                       func.count().filter(f.client == client), func.count().filter(by_name),
+                       func.count(distinct(f.client)).filter(by_name))
+                .where(or_(by_name, f.client == client), f.at_ms > since)
+            ).one()
+            locked_until = self._locked_until(conn, name, client, now_ms)
         locked: list[LockedBy] = []
         if by_pair == s.login_max_failures:
             locked.append("username_and_client")
@@ -471,23 +450,23 @@ class AuthStore:
         if locked and locked_until is not None:
             self.audit.record(now_ms, f"client:{client}", "login.locked", name,
                               {"by": locked, "retry_after_s": math.ceil((locked_until[0] - now_ms) / 1000)})
-        if by_name == s.login_slow_after_failures:
+        if named == s.login_slow_after_failures:
             self.audit.record(now_ms, f"client:{client}", "login.slowed", name,
-                              {"failures": by_name, "clients": clients, "delay_s": s.slow_delay_s(by_name)})
+                              {"failures": named, "clients": clients, "delay_s": s.slow_delay_s(named)})
 
     def logout(self, token: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_sha256(token),))
+        with self._db.write() as conn:
+            conn.execute(SESSIONS.delete().where(SESSIONS.c.token_hash == _sha256(token)))
 
     def principal_for_token(self, token: str, now_ms: int) -> Principal | None:
         """The user of an unexpired session, unless disabled since."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.user "
-                "WHERE s.token_hash = ? AND s.expires_ms > ? AND NOT u.disabled",
-                (_sha256(token), now_ms),
-            ).fetchone()
-        return None if row is None else Principal(row[0], "user", Role(row[1]), frozenset())
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(USERS.c.name, USERS.c.role).join_from(SESSIONS, USERS, USERS.c.name == SESSIONS.c.user)
+                .where(SESSIONS.c.token_hash == _sha256(token), SESSIONS.c.expires_ms > now_ms,
+                       USERS.c.disabled.is_(False))
+            ).first()
+        return None if row is None else Principal(row.name, "user", Role(row.role), frozenset())
 
     # API keys
 
@@ -500,58 +479,57 @@ class AuthStore:
             raise InvalidInput("an API key needs at least one scope")
         key_id = secrets.token_hex(8)  # hex never holds the "_" that separates the key's parts
         secret = secrets.token_urlsafe(32)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO api_keys (id, name, scopes, secret_hash, created_ms, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, _join_scopes(scope_set), _sha256(secret), now_ms, actor),
-            )
+        with self._db.write() as conn:
+            conn.execute(API_KEYS.insert().values(id=key_id, name=name, scopes=_join_scopes(scope_set),
+                                                  secret_hash=_sha256(secret), created_ms=now_ms, created_by=actor))
         self.audit.record(now_ms, actor, "api_key.create", key_id,
                           {"name": name, "scopes": sorted(s.value for s in scope_set)})
         return f"{API_KEY_PREFIX}{key_id}_{secret}"
 
     def api_key(self, key_id: str) -> ApiKey:
-        with self._lock:
-            row = self._conn.execute(_SELECT_API_KEYS + " WHERE id = ?", (key_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no API key {key_id!r}")
-        return _api_key(row)
+        with self._db.read() as conn:
+            return self._api_key(conn, key_id)
 
     def list_api_keys(self) -> list[ApiKey]:
-        with self._lock:
-            rows = self._conn.execute(_SELECT_API_KEYS + " ORDER BY created_ms, id").fetchall()
+        with self._db.read() as conn:
+            rows = conn.execute(select(*_API_KEY_COLUMNS).order_by(API_KEYS.c.created_ms, API_KEYS.c.id)).all()
         return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id: str, actor: str, now_ms: int) -> ApiKey:
         """Revoking a revoked key changes nothing."""
-        with self._transaction() as conn:
-            row = conn.execute(_SELECT_API_KEYS + " WHERE id = ?", (key_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no API key {key_id!r}")
-            key = _api_key(row)
+        with self._db.write() as conn:
+            key = self._api_key(conn, key_id)
             if key.revoked_ms is not None:
                 return key
-            conn.execute("UPDATE api_keys SET revoked_ms = ? WHERE id = ?", (now_ms, key_id))
+            conn.execute(API_KEYS.update().where(API_KEYS.c.id == key_id).values(revoked_ms=now_ms))
         self.audit.record(now_ms, actor, "api_key.revoke", key_id, {"name": key.name})
         return replace(key, revoked_ms=now_ms)
+
+    @staticmethod
+    def _api_key(conn: Connection, key_id: str) -> ApiKey:
+        row = conn.execute(select(*_API_KEY_COLUMNS).where(API_KEYS.c.id == key_id)).first()
+        if row is None:
+            raise NotFound(f"no API key {key_id!r}")
+        return _api_key(row)
 
     def principal_for_api_key(self, key: str, now_ms: int) -> Principal | None:
         """The principal `key:<id>` of an unrevoked key; notes when it was used."""
         if not key.startswith(API_KEY_PREFIX):
             return None
         key_id, _, secret = key.removeprefix(API_KEY_PREFIX).partition("_")
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT scopes, secret_hash, last_used_ms FROM api_keys WHERE id = ? AND revoked_ms IS NULL",
-                (key_id,),
-            ).fetchone()
-            if row is None or not hmac.compare_digest(row[1], _sha256(secret)):
-                return None
-            # Once a minute at most: an ingest client calling every few seconds should not
-            # turn every request into a write.
-            if row[2] is None or now_ms - row[2] >= _LAST_USED_RESOLUTION_MS:
-                self._conn.execute("UPDATE api_keys SET last_used_ms = ? WHERE id = ?", (now_ms, key_id))
-        return Principal(f"key:{key_id}", "api_key", None, _split_scopes(row[0]))
+        with self._db.read() as conn:
+            row = conn.execute(select(API_KEYS.c.scopes, API_KEYS.c.secret_hash, API_KEYS.c.last_used_ms)
+                               .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ms.is_(None))).first()
+        if row is None or not hmac.compare_digest(row.secret_hash, _sha256(secret)):
+            return None
+        # Once a minute at most: an ingest client calling every few seconds should not turn
+        # every request into a write (nor wait for the writers).
+        if row.last_used_ms is None or now_ms - row.last_used_ms >= _LAST_USED_RESOLUTION_MS:
+            stale = or_(API_KEYS.c.last_used_ms.is_(None),
+                        API_KEYS.c.last_used_ms <= now_ms - _LAST_USED_RESOLUTION_MS)
+            with self._db.write() as conn:
+                conn.execute(API_KEYS.update().where(API_KEYS.c.id == key_id, stale).values(last_used_ms=now_ms))
+        return Principal(f"key:{key_id}", "api_key", None, _split_scopes(row.scopes))
 
     def authenticate(self, credential: str, now_ms: int) -> Principal | None:
         """The principal for a session token or an API key, or None."""
@@ -563,12 +541,25 @@ class AuthStore:
         return self.principal_for_token(credential, now_ms)
 
 
-_SELECT_API_KEYS = "SELECT id, name, scopes, created_ms, created_by, revoked_ms, last_used_ms FROM api_keys"
+def _nth_newest(conn: Connection, n: int, *conditions: ColumnElement[bool]) -> int | None:
+    """The time of the n-th newest login failure that meets the conditions: what locks."""
+    found: int | None = conn.execute(select(LOGIN_FAILURES.c.at_ms).where(*conditions)
+                                     .order_by(LOGIN_FAILURES.c.at_ms.desc()).limit(1).offset(n - 1)).scalar()
+    return found
 
 
-def _api_key(row: tuple[Any, ...]) -> ApiKey:
-    key_id, name, scopes, created_ms, created_by, revoked_ms, last_used_ms = row
-    return ApiKey(key_id, name, _split_scopes(scopes), created_ms, created_by, revoked_ms, last_used_ms)
+_USER_COLUMNS = (USERS.c.name, USERS.c.role, USERS.c.created_ms, USERS.c.disabled, USERS.c.display_name)
+_API_KEY_COLUMNS = (API_KEYS.c.id, API_KEYS.c.name, API_KEYS.c.scopes, API_KEYS.c.created_ms, API_KEYS.c.created_by,
+                    API_KEYS.c.revoked_ms, API_KEYS.c.last_used_ms)
+
+
+def _user(row: Any) -> User:
+    return User(row.name, Role(row.role), row.created_ms, bool(row.disabled), row.display_name)
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(row.id, row.name, _split_scopes(row.scopes), row.created_ms, row.created_by, row.revoked_ms,
+                  row.last_used_ms)
 
 
 def _join_scopes(scopes: frozenset[Scope]) -> str:
@@ -577,5 +568,3 @@ def _join_scopes(scopes: frozenset[Scope]) -> str:
 
 def _split_scopes(text: str) -> frozenset[Scope]:
     return frozenset(Scope(s) for s in text.split(","))
-
-

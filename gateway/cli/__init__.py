@@ -143,12 +143,11 @@ def _accounts(args: argparse.Namespace) -> int:
             return 1
         # The site is not known here: its entries are the site's that next opens the folder.
         url, site_id = sqlite_url(data_dir / "state.db"), ""
-    path = data_dir / "state.db"
     now_ms = to_ms(SystemClock().now())
     actor = f"cli:{getpass.getuser()}"
     db = StateDatabase(url)
     audit = AuditTrail(db, site_id)
-    store = AuthStore(path, settings, audit)
+    store = AuthStore(db, settings, audit)
     try:
         if args.command == "user":
             password = os.environ.get("FACILITY_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
@@ -161,7 +160,6 @@ def _accounts(args: argparse.Namespace) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
         db.close()
     return 0
 

@@ -22,18 +22,16 @@ included: it is what `export` writes as a site file, and importing that file giv
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import SecretStr
 from pydantic_core import to_jsonable_python
+from sqlalchemy import BigInteger, Column, Integer, PrimaryKeyConstraint, Table, Text, func, select
 
 from gateway.config import SiteConfig
-from gateway.storage.sqlite import connect
+from gateway.storage.state import METADATA, StateDatabase
 
 # The sections of the site file that describe the school, in the file's order.
 SCHOOL_KEYS: Final = (
@@ -46,16 +44,18 @@ MASK: Final = "**********"
 
 Origin = Literal["file", "dashboard", "import"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS site_config (
-    version INTEGER PRIMARY KEY,
-    school TEXT NOT NULL,       -- the school part, JSON (school_of)
-    origin TEXT NOT NULL,       -- file | dashboard | import
-    actor TEXT NOT NULL,        -- the login, or "file"
-    at_ms INTEGER NOT NULL,     -- wall clock
-    file_text TEXT              -- origin file: the school part as the file had it (its fingerprint)
-);
-"""
+SITE_CONFIG = Table(
+    "site_config", METADATA,
+    Column("site", Text, nullable=False, server_default=""),
+    Column("version", Integer, nullable=False),    # 1, 2, … a site
+    Column("school", Text, nullable=False),        # the school part, JSON (school_of)
+    Column("origin", Text, nullable=False),        # file | dashboard | import
+    Column("actor", Text, nullable=False),         # the login, or "file"
+    Column("at_ms", BigInteger, nullable=False),   # wall clock
+    Column("file_text", Text),                     # origin file: the school part as the file had it (its fingerprint)
+    # A state.db from before sites keeps its key, the version alone: it holds one site.
+    PrimaryKeyConstraint("site", "version"),
+)
 
 
 def reveal(value: Any) -> Any:
@@ -135,41 +135,41 @@ class Version:
 
 
 class ConfigStore:
-    """The versions of the school part, newest last. Every write is fsync'd."""
+    """The versions of one site's school part, newest last."""
 
-    def __init__(self, path: Path) -> None:
-        self._conn = connect(path, _SCHEMA, durable=True)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def __init__(self, db: StateDatabase, site_id: str) -> None:
+        self._db = db
+        self._site = site_id
+        db.create(SITE_CONFIG, site=site_id)
 
     def current(self) -> Version | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT version, school, origin, actor, at_ms FROM site_config ORDER BY version DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else _version(row)
+        c = SITE_CONFIG.c
+        with self._db.read() as conn:
+            row = conn.execute(select(c.version, c.school, c.origin, c.actor, c.at_ms)
+                               .where(c.site == self._site).order_by(c.version.desc()).limit(1)).first()
+        return None if row is None else Version(row.version, json.loads(row.school), row.origin, row.actor,
+                                                row.at_ms)
 
     def save(self, school: Mapping[str, Any], origin: Origin, actor: str, at_ms: int,
              file_text: str | None = None) -> int:
         """Stores a new version; returns its number."""
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO site_config (school, origin, actor, at_ms, file_text) VALUES (?, ?, ?, ?, ?)",
-                (json.dumps(school, ensure_ascii=False), origin, actor, at_ms, file_text),
-            )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+        c = SITE_CONFIG.c
+        with self._db.write() as conn:
+            self._db.lock(conn, SITE_CONFIG)  # two saves at once get two numbers
+            version: int = conn.execute(select(func.coalesce(func.max(c.version), 0) + 1)
+                                        .where(c.site == self._site)).scalar_one()
+            conn.execute(SITE_CONFIG.insert().values(
+                site=self._site, version=version, school=json.dumps(school, ensure_ascii=False), origin=origin,
+                actor=actor, at_ms=at_ms, file_text=file_text))
+        return version
 
     def last_from_file(self) -> tuple[int, str] | None:
         """The version last taken from the site file and the file's school part then."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT version, file_text FROM site_config WHERE origin = 'file' ORDER BY version DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        c = SITE_CONFIG.c
+        with self._db.read() as conn:
+            row = conn.execute(select(c.version, c.file_text).where(c.site == self._site, c.origin == "file")
+                               .order_by(c.version.desc()).limit(1)).first()
+        return None if row is None else (row.version, row.file_text)
 
     def startup(self, file_site: SiteConfig, at_ms: int) -> Startup:
         """The site the gateway starts with, from the site file and what is stored (the module's
@@ -194,7 +194,3 @@ class Startup:
     site: SiteConfig
     version: int
     file_pending: bool  # the site file differs from the settings in use and was not taken
-
-
-def _version(row: sqlite3.Row | tuple[Any, ...]) -> Version:
-    return Version(int(row[0]), json.loads(row[1]), row[2], str(row[3]), int(row[4]))

@@ -1,9 +1,10 @@
-"""The 新设备 inbox: every device heard announcing itself, one row each, in the state database.
+"""The 新设备 inbox: every device heard announcing itself, one row each a site, in the state
+database.
 
 The listener's notes are written once a second in one transaction (`flush`), never one per
-message, and without an fsync of their own (synchronous=NORMAL): what a power cut loses of it,
+message: one commit (and on SQLite one fsync) a second at most. What a crash loses of them,
 the devices say again (retained lists, periodic announcements, every reading of a native
-device). At most `MAX_ENTRIES` rows are kept; the longest unheard go first. A person's
+device). At most `MAX_ENTRIES` rows a site are kept; the longest unheard go first. A person's
 dismissal (hidden until restored) is kept and audited; adoption is not state at all: an
 entry is adopted while the site file has a device that reads it (gateway/discovery/suggest.py).
 """
@@ -14,38 +15,42 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal
+
+from sqlalchemy import BigInteger, Column, Connection, Index, PrimaryKeyConstraint, Table, Text, select
 
 from gateway.auth.audit import AuditTrail
 from gateway.auth.store import NotFound
 from gateway.clock import Clock, to_ms
 from gateway.discovery.listener import SAMPLES_KEPT, Discovery, Seen, merged
 from gateway.discovery.sightings import Sighting
-from gateway.storage.sqlite import connect
+from gateway.storage.state import METADATA, StateDatabase
 
 MAX_ENTRIES: Final = 500
 FLUSH_EVERY_S: Final = 1.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS discovered (
-    key TEXT PRIMARY KEY,        -- protocol:identity, e.g. zigbee2mqtt:0x00158d0001a2b3c4
-    protocol TEXT NOT NULL,
-    said TEXT NOT NULL,          -- the name it gave itself
-    model TEXT NOT NULL,
-    keys TEXT NOT NULL,          -- JSON list: what it reports, in our metric keys
-    source TEXT,                 -- JSON: the site file's source that would read it
-    note TEXT NOT NULL,          -- why there is no source, a code
-    first_ms INTEGER NOT NULL,   -- wall clock of receipt
-    first_topic TEXT NOT NULL,
-    last_ms INTEGER NOT NULL,
-    last_topic TEXT NOT NULL,
-    messages INTEGER NOT NULL,
-    samples TEXT NOT NULL,       -- JSON list of {topic, payload, at}, the newest last
-    state TEXT NOT NULL          -- new | dismissed
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS discovered_last ON discovered (last_ms);
-"""
+DISCOVERED = Table(
+    "discovered", METADATA,
+    Column("site", Text, nullable=False, server_default=""),
+    Column("key", Text, nullable=False),             # protocol:identity, e.g. zigbee2mqtt:0x00158d0001a2b3c4
+    Column("protocol", Text, nullable=False),
+    Column("said", Text, nullable=False),            # the name it gave itself
+    Column("model", Text, nullable=False),
+    Column("keys", Text, nullable=False),            # JSON list: what it reports, in our metric keys
+    Column("source", Text),                          # JSON: the site file's source that would read it
+    Column("note", Text, nullable=False),            # why there is no source, a code
+    Column("first_ms", BigInteger, nullable=False),  # wall clock of receipt
+    Column("first_topic", Text, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("last_topic", Text, nullable=False),
+    Column("messages", BigInteger, nullable=False),
+    Column("samples", Text, nullable=False),         # JSON list of {topic, payload, at}, the newest last
+    Column("state", Text, nullable=False),           # new | dismissed
+    # A state.db from before sites keeps its key, the device's alone: it holds one site.
+    PrimaryKeyConstraint("site", "key"),
+    Index("discovered_last", "site", "last_ms"),
+)
+_ENTRY_COLUMNS = [c for c in DISCOVERED.c if c.name != "site"]
 
 State = Literal["new", "dismissed"]
 
@@ -63,16 +68,17 @@ class Entry:
 
 
 class DiscoveryInbox:
-    def __init__(self, path: Path, listener: Discovery, audit: AuditTrail, clock: Clock) -> None:
-        self._conn = connect(path, _SCHEMA)
+    """One site's inbox."""
+
+    def __init__(self, db: StateDatabase, site_id: str, listener: Discovery, audit: AuditTrail,
+                 clock: Clock) -> None:
+        self._db = db
+        self._site = site_id
         self._listener = listener
         self._audit = audit
         self._clock = clock
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._flushing = threading.Lock()  # what the listener heard is written in the order it was taken
+        db.create(DISCOVERED, site=site_id)
 
     async def run(self) -> None:
         while True:
@@ -81,44 +87,49 @@ class DiscoveryInbox:
 
     def flush(self) -> None:
         """Writes what the listener heard since the last flush, in one transaction."""
-        with self._lock:  # taken and written together, so that two flushes keep their order
+        with self._flushing:
             heard = self._listener.take()
             if not heard:
                 return
-            conn = self._conn
-            conn.execute("BEGIN")
-            try:
+            d = DISCOVERED.c
+            with self._db.write() as conn:
                 for seen in heard:
-                    self._write(seen)
-                conn.execute("DELETE FROM discovered WHERE key NOT IN "
-                             "(SELECT key FROM discovered ORDER BY last_ms DESC LIMIT ?)", (MAX_ENTRIES,))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                    self._write(conn, seen)
+                kept = (select(d.key).where(d.site == self._site).order_by(d.last_ms.desc(), d.key)
+                        .limit(MAX_ENTRIES))
+                conn.execute(DISCOVERED.delete().where(d.site == self._site, d.key.not_in(kept.scalar_subquery())))
 
-    def _write(self, seen: Seen) -> None:
+    def _write(self, conn: Connection, seen: Seen) -> None:
+        d = DISCOVERED.c
         samples = [{"topic": s.topic, "payload": s.payload.decode("utf-8", errors="replace"), "at": s.at_ms}
                    for s in seen.samples]
-        row = self._conn.execute("SELECT * FROM discovered WHERE key = ?", (seen.facts.key,)).fetchone()
+        row = conn.execute(select(*_ENTRY_COLUMNS).where(d.site == self._site, d.key == seen.facts.key)).first()
         if row is None:
             facts, first_ms, first_topic, messages, state = seen.facts, seen.first_ms, seen.first_topic, 0, "new"
         else:
             old = _entry(row)
             facts, first_ms, first_topic = merged(old.facts, seen.facts), old.first_ms, old.first_topic
             messages, state, samples = old.messages, old.state, [*old.samples, *samples]
-        self._conn.execute(
-            "INSERT OR REPLACE INTO discovered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (facts.key, facts.protocol, facts.said, facts.model, json.dumps(sorted(facts.keys)),
-             None if facts.source is None else json.dumps(facts.source, ensure_ascii=False), facts.note,
-             first_ms, first_topic, seen.last_ms, seen.last_topic, messages + seen.messages,
-             json.dumps(samples[-SAMPLES_KEPT:], ensure_ascii=False), state))
+        values = {
+            "protocol": facts.protocol, "said": facts.said, "model": facts.model,
+            "keys": json.dumps(sorted(facts.keys)),
+            "source": None if facts.source is None else json.dumps(facts.source, ensure_ascii=False),
+            "note": facts.note, "first_ms": first_ms, "first_topic": first_topic, "last_ms": seen.last_ms,
+            "last_topic": seen.last_topic, "messages": messages + seen.messages,
+            "samples": json.dumps(samples[-SAMPLES_KEPT:], ensure_ascii=False), "state": state,
+        }
+        if row is None:
+            conn.execute(DISCOVERED.insert().values(site=self._site, key=facts.key, **values))
+        else:
+            conn.execute(DISCOVERED.update().where(d.site == self._site, d.key == facts.key).values(**values))
 
     def entries(self) -> list[Entry]:
         """Every device heard, the most recently heard first."""
         self.flush()
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM discovered ORDER BY last_ms DESC").fetchall()
+        d = DISCOVERED.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(*_ENTRY_COLUMNS).where(d.site == self._site)
+                                .order_by(d.last_ms.desc(), d.key)).all()
         return [_entry(r) for r in rows]
 
     def dismiss(self, key: str, by: str) -> None:
@@ -129,17 +140,18 @@ class DiscoveryInbox:
 
     def _set_state(self, key: str, state: State, by: str) -> None:
         self.flush()
-        with self._lock:
-            changed = self._conn.execute("UPDATE discovered SET state = ? WHERE key = ?", (state, key)).rowcount
+        d = DISCOVERED.c
+        with self._db.write() as conn:
+            changed = conn.execute(DISCOVERED.update().where(d.site == self._site, d.key == key)
+                                   .values(state=state)).rowcount
         if not changed:
             raise NotFound(f"no discovered device {key!r}")
         action = "discovery.dismissed" if state == "dismissed" else "discovery.restored"
         self._audit.record(to_ms(self._clock.now()), by, action, f"discovered:{key}", {"state": state})
 
 
-def _entry(row: tuple[Any, ...]) -> Entry:
-    (key, protocol, said, model, keys, source, note, first_ms, first_topic, last_ms, last_topic, messages,
-     samples, state) = row
-    facts = Sighting(key, protocol, said, model, frozenset(json.loads(keys)),
-                     None if source is None else json.loads(source), note)
-    return Entry(facts, first_ms, first_topic, last_ms, last_topic, messages, json.loads(samples), state)
+def _entry(row: Any) -> Entry:
+    facts = Sighting(row.key, row.protocol, row.said, row.model, frozenset(json.loads(row.keys)),
+                     None if row.source is None else json.loads(row.source), row.note)
+    return Entry(facts, row.first_ms, row.first_topic, row.last_ms, row.last_topic, row.messages,
+                 json.loads(row.samples), row.state)

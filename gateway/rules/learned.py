@@ -9,21 +9,23 @@ once a night, so that is a handful of rows a day.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from gateway.storage.sqlite import connect
+from sqlalchemy import BigInteger, Column, Float, PrimaryKeyConstraint, Table, Text, select
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS learned_base_loads (
-    device_id TEXT PRIMARY KEY,
-    base_w REAL,               -- NULL: not learned yet
-    limit_w REAL,
-    updated_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
+from gateway.storage.state import METADATA, StateDatabase
+
+LEARNED_BASE_LOADS = Table(
+    "learned_base_loads", METADATA,
+    Column("site", Text, nullable=False, server_default=""),
+    Column("device_id", Text, nullable=False),
+    Column("base_w", Float),                   # NULL: not learned yet
+    Column("limit_w", Float),
+    Column("updated_ms", BigInteger, nullable=False),
+    # A state.db from before sites keeps its key, the device alone: it holds one site.
+    PrimaryKeyConstraint("site", "device_id"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +35,13 @@ class BaseLoad:
 
 
 class LearnedStore:
-    def __init__(self, path: Path) -> None:
-        self._conn = connect(path, _SCHEMA)
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
-        self._saved = self.base_loads()
+    """What one site's rules learned."""
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def __init__(self, db: StateDatabase, site_id: str) -> None:
+        self._db = db
+        self._site = site_id
+        db.create(LEARNED_BASE_LOADS, site=site_id)
+        self._saved = self.base_loads()
 
     def save_base_loads(self, loads: Mapping[str, BaseLoad], now_ms: int) -> None:
         """Keeps the loads that changed since the last save. A rule that has not learned yet
@@ -50,14 +51,16 @@ class LearnedStore:
                    if self._saved.get(d) != b and not (b.base_w is None and d in self._saved)]
         if not changed:
             return
-        with self._lock, self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO learned_base_loads VALUES (?, ?, ?, ?)",
-                [(d, b.base_w, b.limit_w, now_ms) for d, b in changed],
-            )
+        t = LEARNED_BASE_LOADS
+        # Replaced, not upserted: an upsert names the key, which a state.db from before sites has without the site.
+        with self._db.write() as conn:
+            conn.execute(t.delete().where(t.c.site == self._site, t.c.device_id.in_([d for d, _ in changed])))
+            conn.execute(t.insert(), [{"site": self._site, "device_id": d, "base_w": b.base_w, "limit_w": b.limit_w,
+                                       "updated_ms": now_ms} for d, b in changed])
         self._saved.update(changed)
 
     def base_loads(self) -> dict[str, BaseLoad]:
-        with self._lock:
-            rows = self._conn.execute("SELECT device_id, base_w, limit_w FROM learned_base_loads").fetchall()
-        return {d: BaseLoad(base, limit) for d, base, limit in rows}
+        t = LEARNED_BASE_LOADS
+        with self._db.read() as conn:
+            rows = conn.execute(select(t.c.device_id, t.c.base_w, t.c.limit_w).where(t.c.site == self._site)).all()
+        return {row.device_id: BaseLoad(row.base_w, row.limit_w) for row in rows}

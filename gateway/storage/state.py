@@ -94,6 +94,16 @@ class StateDatabase:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def lock(self, conn: Connection, table: Table) -> None:
+        """Makes the rest of a write transaction the only writer of `table`, for a decision
+        that counts rows before writing (a lockout, the next version number): on SQLite the
+        write transaction holds the file's write lock already; on PostgreSQL, where two
+        transactions would each count without the other's row, this takes the table's lock
+        that writers wait for and readers do not."""
+        if self.dialect == "postgresql":
+            name = conn.dialect.identifier_preparer.format_table(table)
+            conn.exec_driver_sql(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE")
+
     def insert(self, table: Table) -> Any:
         """An INSERT that can say ON CONFLICT (`.on_conflict_do_update`/`_do_nothing`), in the
         engine's dialect: both spell it the same way."""

@@ -3,12 +3,9 @@ their scopes, roles, public reads, the audit trail and what is stored at rest.""
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,13 +16,16 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, Table, Text, select
 
 from gateway.api.access import Admin, Ingester, Staff, Viewer
 from gateway.api.auth import router
 from gateway.app import invalid_request
-from gateway.auth.audit import AuditTrail
+from gateway.auth.audit import AUDIT, AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import (
+    SESSIONS,
+    USERS,
     AuthStore,
     InvalidInput,
     LoginLocked,
@@ -36,8 +36,10 @@ from gateway.auth.store import (
 )
 from gateway.clock import ManualClock
 from gateway.config.auth import AuthSettings, Role, Scope, allows
+from gateway.storage.state import StateDatabase, sqlite_url
 
 T0 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+SITE_ID = "kg"
 PASSWORDS = {"ada": "ada-admin-passphrase", "sam": "sam-staff-passphrase", "vic": "vic-viewer-passphrase"}
 ROLES = {"ada": Role.ADMIN, "sam": Role.STAFF, "vic": Role.VIEWER}
 MAX_FAILURES = 3
@@ -78,8 +80,17 @@ def build_app(store: AuthStore, clock: ManualClock) -> FastAPI:
 
 @dataclass(frozen=True)
 class Seed:
-    path: Path
+    rows: dict[Table, list[dict[str, Any]]]  # what each table holds, in the order written
     sessions: dict[str, str]  # user → token, valid until T0 + 12 h
+
+    def copy_to(self, db: StateDatabase) -> None:
+        """The seeded rows in `db` (its tables made), keys counted afresh."""
+        with db.write() as conn:
+            for table, rows in self.rows.items():
+                counted = table.autoincrement_column
+                if rows:
+                    conn.execute(table.insert(), [{k: v for k, v in r.items()
+                                                   if counted is None or k != counted.name} for r in rows])
 
 
 @dataclass
@@ -88,7 +99,7 @@ class Env:
     other: TestClient  # the same app, from another address
     clock: ManualClock
     store: AuthStore
-    path: Path
+    db: StateDatabase
     sessions: dict[str, str]  # a logged-in session per seeded user
     app: FastAPI
     _more: list[TestClient]
@@ -134,44 +145,46 @@ def ms(dt: datetime) -> int:
 
 @pytest.fixture(scope="session")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
-    """A database with one user per role, each logged in, made once: scrypt is slow on purpose."""
-    path = tmp_path_factory.mktemp("seed") / "state.db"
-    audit = AuditTrail(path)
-    store = AuthStore(path, AuthSettings(), audit)
-    for name, password in PASSWORDS.items():
-        store.add_user(name, ROLES[name], password, "setup", ms(T0))
-    sessions = {name: store.login(name, password, "setup", ms(T0)).token for name, password in PASSWORDS.items()}
-    store.close()
-    audit.close()  # the last connection checkpoints the WAL: the file alone is the database
-    return Seed(path, sessions)
+    """One user per role, each logged in, made once: scrypt is slow on purpose."""
+    db = StateDatabase(sqlite_url(tmp_path_factory.mktemp("seed") / "state.db"))
+    try:
+        store = AuthStore(db, AuthSettings(), AuditTrail(db, SITE_ID))
+        for name, password in PASSWORDS.items():
+            store.add_user(name, ROLES[name], password, "setup", ms(T0))
+        sessions = {name: store.login(name, password, "setup", ms(T0)).token for name, password in PASSWORDS.items()}
+        with db.read() as conn:
+            rows = {table: [dict(r._mapping) for r in conn.execute(table.select().order_by(*table.primary_key))]
+                    for table in (USERS, SESSIONS, AUDIT)}
+    finally:
+        db.close()
+    return Seed(rows, sessions)
 
 
 @pytest.fixture
-def make_env(seed: Seed, tmp_path: Path) -> Iterator[Callable[..., Env]]:
-    made: list[tuple[Env, AuditTrail]] = []
+def make_env(seed: Seed, state_db: StateDatabase) -> Iterator[Callable[..., Env]]:
+    made: list[Env] = []
 
     def make(**settings: Any) -> Env:
-        path = tmp_path / f"state-{len(made)}.db"
-        shutil.copy(seed.path, path)
+        assert not made, "one environment a test: they would share the state database"
         clock = ManualClock(T0)
-        audit = AuditTrail(path)
-        store = AuthStore(path, AuthSettings.model_validate({
+        audit = AuditTrail(state_db, SITE_ID)
+        store = AuthStore(state_db, AuthSettings.model_validate({
             "login_max_failures": MAX_FAILURES, "login_max_failures_per_client": MAX_CLIENT_FAILURES,
             "login_slow_after_failures": SLOW_AFTER, "login_slow_delay_s": SLOW_DELAY.total_seconds(),
             "login_slow_max_delay_s": SLOW_MAX_DELAY.total_seconds(),
             "login_lockout_min": LOCKOUT.total_seconds() / 60, **settings,
         }), audit)
+        seed.copy_to(state_db)
         app = build_app(store, clock)
-        env = Env(TestClient(app), TestClient(app, client=OTHER_CLIENT), clock, store, path, seed.sessions, app, [])
-        made.append((env, audit))
+        env = Env(TestClient(app), TestClient(app, client=OTHER_CLIENT), clock, store, state_db, seed.sessions, app,
+                  [])
+        made.append(env)
         return env
 
     yield make
-    for env, audit in made:
+    for env in made:
         for client in (env.client, env.other, *env._more):
             client.close()
-        env.store.close()
-        audit.close()
 
 
 @pytest.fixture
@@ -575,14 +588,18 @@ def test_passwords_tokens_and_keys_are_not_stored_in_clear(env: Env) -> None:
     key = env.new_key(admin, "read")
     secret = key.split("_", 2)[2]
 
-    raw = b"".join(p.read_bytes() for p in env.path.parent.glob(env.path.name + "*"))
-    with closing(sqlite3.connect(env.path)) as conn:
-        dump = "\n".join(conn.iterdump())
+    with env.db.read() as conn:
+        everything = MetaData()
+        everything.reflect(conn)
+        dump = "\n".join(repr(row) for table in everything.sorted_tables for row in conn.execute(table.select()))
+        stored = conn.execute(select(USERS.c.password_hash).where(USERS.c.name == "zoe")).scalar_one()
+    assert "zoe" in dump  # the dump holds the tables' rows
+    # On SQLite, the files too: what a dump does not show (free pages, the write-ahead log).
+    path = env.db.engine.url.database
+    raw = b"".join(p.read_bytes() for p in Path(path).parent.glob(Path(path).name + "*")) if path else b""
     for clear in (new_password, PASSWORDS["ada"], admin, token, secret):
         assert clear.encode() not in raw
         assert clear not in dump
-    with closing(sqlite3.connect(env.path)) as conn:
-        (stored,) = conn.execute("SELECT password_hash FROM users WHERE name = 'zoe'").fetchone()
     assert stored.startswith("scrypt$16384$8$1$")
     assert verify_password(new_password, stored)
 
@@ -715,20 +732,16 @@ def test_people_have_display_names_in_any_script(env: Env) -> None:
     assert env.client.get("/api/v1/people", headers=bearer(env.sessions["vic"])).status_code == 403
 
 
-def test_an_older_state_database_gains_display_names(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
-                     "created_ms INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0)")
-        conn.execute("INSERT INTO users VALUES ('old', 'staff', 'x', 0, 0)")
-    audit = AuditTrail(path)
-    store = AuthStore(path, AuthSettings(), audit)
-    try:
-        assert store.user("old").display_name == ""
-        assert store.set_display_name("old", "老王", "setup", 1).display_name == "老王"
-    finally:
-        store.close()
-        audit.close()
+def test_an_older_state_database_gains_display_names(state_db: StateDatabase) -> None:
+    old = Table("users", MetaData(), Column("name", Text, primary_key=True), Column("role", Text, nullable=False),
+                Column("password_hash", Text, nullable=False), Column("created_ms", BigInteger, nullable=False),
+                Column("disabled", Boolean, nullable=False))
+    old.create(state_db.engine)
+    with state_db.write() as conn:
+        conn.execute(old.insert().values(name="old", role="staff", password_hash="x", created_ms=0, disabled=False))
+    store = AuthStore(state_db, AuthSettings(), AuditTrail(state_db, SITE_ID))
+    assert store.user("old").display_name == ""
+    assert store.set_display_name("old", "老王", "setup", 1).display_name == "老王"
 
 
 def test_an_admin_can_step_down_once_there_is_another(env: Env) -> None:

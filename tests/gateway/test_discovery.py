@@ -18,6 +18,7 @@ from devices.vendors import sources
 from gateway import config
 from gateway.app import create_app
 from gateway.auth.audit import AuditTrail
+from gateway.auth.store import NotFound
 from gateway.clock import SystemClock
 from gateway.config.auth import Role
 from gateway.discovery import inbox as inbox_module
@@ -26,6 +27,7 @@ from gateway.discovery.inbox import DiscoveryInbox
 from gateway.discovery.listener import Discovery
 from gateway.discovery.sightings import SAMPLE_BYTES, Sighting
 from gateway.discovery.suggest import Suggestion, suggest
+from gateway.storage.state import StateDatabase
 from tests.services import Mosquitto, mqtt_client, wait_for
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "discovery"
@@ -229,37 +231,62 @@ def test_dismissal_is_audited_and_only_for_admins(api: TestClient) -> None:
     assert [e["target"] for e in restored] == [f"discovered:{key}"]
 
 
-def test_the_listener_and_the_inbox_are_bounded(tmp_path: Path) -> None:
-    site = config.parse(SITE.format(url="mqtt://127.0.0.1:1", client_id="unused", data_dir=tmp_path), "site.yaml")
-    listener = Discovery(site, CollectorRegistry())
-    audit = AuditTrail(tmp_path / "state.db")
-    store = DiscoveryInbox(tmp_path / "state.db", listener, audit, SystemClock())
-    try:
-        extra = 7
-        for i in range(listener_module.MAX_PENDING + extra):  # a flood of new ids between two flushes
-            listener.observe(f"facility/disc-kg/flood-{i}/telemetry", b"{}", i)
-        assert listener.ignored.labels("too_many_devices")._value.get() == extra
-        big = b'{"volume_m3": 1, "note": "' + b"x" * (2 * SAMPLE_BYTES) + b'"}'
-        for at in range(5):
-            listener.observe("facility/disc-kg/flood-0/event", big, 10_000 + at)
-        store.flush()
-        first = next(e for e in store.entries() if e.facts.key == "native:flood-0")
-        assert first.messages == 6
-        assert len(first.samples) == listener_module.SAMPLES_KEPT
-        assert all(len(s["payload"].encode()) <= SAMPLE_BYTES for s in first.samples)
-        assert first.first_topic == "facility/disc-kg/flood-0/telemetry"
+def inbox_of(site_id: str, db: StateDatabase, data_dir: Path) -> tuple[Discovery, DiscoveryInbox]:
+    """A listener, not connected, and its inbox for the site `site_id` (a site of SITE's shape)."""
+    text = SITE.replace("disc-kg", site_id).format(url="mqtt://127.0.0.1:1", client_id="unused", data_dir=data_dir)
+    listener = Discovery(config.parse(text, "site.yaml"), CollectorRegistry())
+    return listener, DiscoveryInbox(db, site_id, listener, AuditTrail(db, site_id), SystemClock())
 
-        for i in range(extra):  # more devices than the inbox keeps: the longest unheard go
-            listener.observe(f"facility/disc-kg/late-{i}/telemetry", b"{}", 20_000 + i)
-        store.flush()
-        keys = {e.facts.key for e in store.entries()}
-        assert len(keys) == inbox_module.MAX_ENTRIES
-        assert {f"native:late-{i}" for i in range(extra)} <= keys
-        assert "native:flood-1" not in keys
-        assert "native:flood-0" in keys
-    finally:
-        store.close()
-        audit.close()
+
+def test_the_listener_and_the_inbox_are_bounded(state_db: StateDatabase, tmp_path: Path) -> None:
+    listener, store = inbox_of("disc-kg", state_db, tmp_path)
+    other_listener, other = inbox_of("other-kg", state_db, tmp_path)
+    other_listener.observe("facility/other-kg/flood-1/telemetry", b"{}", 1)  # a key that disc-kg's bound drops
+    other.flush()
+    extra = 7
+    for i in range(listener_module.MAX_PENDING + extra):  # a flood of new ids between two flushes
+        listener.observe(f"facility/disc-kg/flood-{i}/telemetry", b"{}", i)
+    assert listener.ignored.labels("too_many_devices")._value.get() == extra
+    big = b'{"volume_m3": 1, "note": "' + b"x" * (2 * SAMPLE_BYTES) + b'"}'
+    for at in range(5):
+        listener.observe("facility/disc-kg/flood-0/event", big, 10_000 + at)
+    store.flush()
+    first = next(e for e in store.entries() if e.facts.key == "native:flood-0")
+    assert first.messages == 6
+    assert len(first.samples) == listener_module.SAMPLES_KEPT
+    assert all(len(s["payload"].encode()) <= SAMPLE_BYTES for s in first.samples)
+    assert first.first_topic == "facility/disc-kg/flood-0/telemetry"
+
+    for i in range(extra):  # more devices than the inbox keeps: the longest unheard go
+        listener.observe(f"facility/disc-kg/late-{i}/telemetry", b"{}", 20_000 + i)
+    store.flush()
+    keys = {e.facts.key for e in store.entries()}
+    assert len(keys) == inbox_module.MAX_ENTRIES
+    assert {f"native:late-{i}" for i in range(extra)} <= keys
+    assert "native:flood-1" not in keys
+    assert "native:flood-0" in keys
+    assert [e.facts.key for e in other.entries()] == ["native:flood-1"]  # another site's inbox is its own
+
+
+def test_each_site_sees_and_dismisses_only_what_it_heard(state_db: StateDatabase, tmp_path: Path) -> None:
+    kg_listener, kg = inbox_of("disc-kg", state_db, tmp_path)
+    other_listener, other = inbox_of("other-kg", state_db, tmp_path)
+    kg_listener.observe("facility/disc-kg/pump/telemetry", b'{"volume_m3": 1}', 1_000)
+    other_listener.observe("facility/other-kg/pump/telemetry", b'{"volume_m3": 2}', 2_000)
+    other_listener.observe("facility/other-kg/gate/telemetry", b"{}", 3_000)
+    kg.flush()
+    other.flush()
+    [pump] = kg.entries()
+    assert (pump.facts.key, pump.first_topic, pump.messages) == ("native:pump", "facility/disc-kg/pump/telemetry", 1)
+    assert [e.facts.key for e in other.entries()] == ["native:gate", "native:pump"]
+
+    other.dismiss("native:pump", "head")
+    assert kg.entries()[0].state == "new"  # the same key at another site
+    with pytest.raises(NotFound):
+        kg.dismiss("native:gate", "head")  # another site's device is none of this one's
+    assert {e.facts.key: e.state for e in other.entries()} == {"native:gate": "new", "native:pump": "dismissed"}
+    assert [e.target for e in AuditTrail(state_db, "other-kg").newest(10)] == ["discovered:native:pump"]
+    assert AuditTrail(state_db, "disc-kg").newest(10) == []
 
 
 def test_a_suggested_id_is_unique_and_an_address_is_no_name(tmp_path: Path) -> None:

@@ -1,56 +1,74 @@
 """What the rules learned, from the state store: every replica, and a restarted gateway,
-reads the same base loads."""
+reads the same base loads, each site its own."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
-from pathlib import Path
+from sqlalchemy import BigInteger, Column, Float, MetaData, Table, Text, select
 
-import pytest
+from gateway.rules.learned import LEARNED_BASE_LOADS, BaseLoad, LearnedStore
+from gateway.storage.state import StateDatabase
 
-from gateway.rules.learned import BaseLoad, LearnedStore
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
+SITE = "kg"
 
 
-def updated(path: Path) -> dict[str, int]:
-    with closing(sqlite3.connect(path)) as conn:
-        return dict(conn.execute("SELECT device_id, updated_ms FROM learned_base_loads").fetchall())
+def updated(db: StateDatabase) -> dict[str, int]:
+    t = LEARNED_BASE_LOADS
+    with db.read() as conn:
+        return {row.device_id: row.updated_ms
+                for row in conn.execute(select(t.c.device_id, t.c.updated_ms).where(t.c.site == SITE))}
 
 
-def test_another_replica_reads_what_the_rules_learned(path: Path) -> None:
-    writer, reader = LearnedStore(path), LearnedStore(path)
+def test_another_replica_reads_what_the_rules_learned(state_url: str) -> None:
+    writer_db, reader_db = StateDatabase(state_url), StateDatabase(state_url)
     try:
+        writer, reader = LearnedStore(writer_db, SITE), LearnedStore(reader_db, SITE)
         writer.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(None, None)}, 1_000)
         assert reader.base_loads() == {"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(None, None)}
     finally:
-        writer.close()
-        reader.close()
+        writer_db.close()
+        reader_db.close()
 
 
-def test_only_what_changed_is_written(path: Path) -> None:
-    store = LearnedStore(path)
+def test_only_what_changed_is_written(state_db: StateDatabase) -> None:
+    store = LearnedStore(state_db, SITE)
+    store.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(500.0, 800.0)}, 1_000)
+    store.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(520.0, 820.0)}, 2_000)
+    assert updated(state_db) == {"em-main": 1_000, "em-dorm": 2_000}
+    assert store.base_loads()["em-dorm"] == BaseLoad(520.0, 820.0)
+
+
+def test_a_restarted_rule_that_has_not_learned_yet_keeps_what_was_learned(state_url: str) -> None:
+    before_db = StateDatabase(state_url)
+    LearnedStore(before_db, SITE).save_base_loads({"em-main": BaseLoad(2400.0, 2880.0)}, 1_000)
+    before_db.close()
+    after_db = StateDatabase(state_url)  # the process restarted: its rule has heard no night yet
     try:
-        store.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(500.0, 800.0)}, 1_000)
-        store.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0), "em-dorm": BaseLoad(520.0, 820.0)}, 2_000)
-        assert updated(path) == {"em-main": 1_000, "em-dorm": 2_000}
-    finally:
-        store.close()
-
-
-def test_a_restarted_rule_that_has_not_learned_yet_keeps_what_was_learned(path: Path) -> None:
-    before = LearnedStore(path)
-    before.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0)}, 1_000)
-    before.close()
-    after = LearnedStore(path)  # the process restarted: its rule has heard no night yet
-    try:
+        after = LearnedStore(after_db, SITE)
         after.save_base_loads({"em-main": BaseLoad(None, None), "em-new": BaseLoad(None, None)}, 2_000)
         assert after.base_loads() == {"em-main": BaseLoad(2400.0, 2880.0), "em-new": BaseLoad(None, None)}
         after.save_base_loads({"em-main": BaseLoad(2600.0, 3100.0)}, 3_000)  # learned again: it moves on
         assert after.base_loads()["em-main"] == BaseLoad(2600.0, 3100.0)
     finally:
-        after.close()
+        after_db.close()
+
+
+def test_each_site_reads_what_its_own_rules_learned(state_db: StateDatabase) -> None:
+    kg, other = LearnedStore(state_db, SITE), LearnedStore(state_db, "other")
+    kg.save_base_loads({"em-main": BaseLoad(2400.0, 2880.0)}, 1_000)
+    other.save_base_loads({"em-main": BaseLoad(900.0, 1100.0), "em-gym": BaseLoad(None, None)}, 2_000)
+    assert kg.base_loads() == {"em-main": BaseLoad(2400.0, 2880.0)}
+    assert other.base_loads() == {"em-main": BaseLoad(900.0, 1100.0), "em-gym": BaseLoad(None, None)}
+    assert LearnedStore(state_db, SITE).base_loads() == kg.base_loads()  # a restart of one site reads its own
+    assert updated(state_db) == {"em-main": 1_000}
+
+
+def test_a_state_database_from_before_sites_keeps_what_was_learned(state_db: StateDatabase) -> None:
+    old = Table("learned_base_loads", MetaData(), Column("device_id", Text, primary_key=True),
+                Column("base_w", Float), Column("limit_w", Float), Column("updated_ms", BigInteger, nullable=False))
+    old.create(state_db.engine)
+    with state_db.write() as conn:
+        conn.execute(old.insert().values(device_id="em-main", base_w=2400.0, limit_w=2880.0, updated_ms=1_000))
+    store = LearnedStore(state_db, SITE)
+    assert store.base_loads() == {"em-main": BaseLoad(2400.0, 2880.0)}
+    store.save_base_loads({"em-main": BaseLoad(2600.0, 3100.0)}, 2_000)  # its old key still takes a new load
+    assert (store.base_loads(), updated(state_db)) == ({"em-main": BaseLoad(2600.0, 3100.0)}, {"em-main": 2_000})

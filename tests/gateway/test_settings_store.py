@@ -3,8 +3,10 @@ dashboard), and what a change while running keeps: a device's rules in the middl
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from pathlib import Path
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
 
 from devices.base import Sample
 from gateway import config
@@ -13,6 +15,7 @@ from gateway.rules.base import Finding
 from gateway.rules.engine import RuleEngine
 from gateway.rules.water import WaterLeakRule
 from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.state import StateDatabase
 
 SITE = """\
 id: kg
@@ -31,8 +34,8 @@ def file_site(text: str = SITE) -> config.SiteConfig:
     return config.parse(text, "site.yaml")
 
 
-def test_the_file_seeds_the_store_and_is_taken_again_while_nobody_changed_the_settings(tmp_path: Path) -> None:
-    store = ConfigStore(tmp_path / "state.db")
+def test_the_file_seeds_the_store_and_is_taken_again_while_nobody_changed_the_settings(state_db: StateDatabase) -> None:
+    store = ConfigStore(state_db, "kg")
     first = store.startup(file_site(), NOW_MS)
     assert (first.version, first.file_pending) == (1, False)
     assert store.startup(file_site(), NOW_MS).version == 1  # the same file: nothing new
@@ -42,8 +45,8 @@ def test_the_file_seeds_the_store_and_is_taken_again_while_nobody_changed_the_se
     assert (taken.version, taken.site.name, taken.file_pending) == (2, "向日葵幼儿园", False)
 
 
-def test_settings_changed_in_the_dashboard_win_over_a_file_edited_since(tmp_path: Path) -> None:
-    store = ConfigStore(tmp_path / "state.db")
+def test_settings_changed_in_the_dashboard_win_over_a_file_edited_since(state_db: StateDatabase) -> None:
+    store = ConfigStore(state_db, "kg")
     seeded = store.startup(file_site(), NOW_MS).site
     changed = school_of(seeded) | {"headcount": 150}
     store.save(changed, "dashboard", "head", NOW_MS)
@@ -55,15 +58,52 @@ def test_settings_changed_in_the_dashboard_win_over_a_file_edited_since(tmp_path
     assert edited.site.devices[0].name == "总水表"
 
 
-def test_a_file_managed_site_takes_its_file_every_time(tmp_path: Path) -> None:
-    store = ConfigStore(tmp_path / "state.db")
+def test_a_file_managed_site_takes_its_file_every_time(state_db: StateDatabase) -> None:
+    store = ConfigStore(state_db, "kg")
     seeded = store.startup(file_site(), NOW_MS).site
     store.save(school_of(seeded) | {"headcount": 150}, "dashboard", "head", NOW_MS)
     managed = store.startup(file_site(SITE + "managed_from: file\n"), NOW_MS)
     assert (managed.version, managed.site.headcount) == (3, None)
 
 
-def test_a_change_keeps_the_rules_of_devices_it_does_not_touch(tmp_path: Path) -> None:
+def test_each_site_has_its_own_versions(state_url: str) -> None:
+    first = StateDatabase(state_url)
+    try:
+        kg = ConfigStore(first, "kg")
+        kg.startup(file_site(), NOW_MS)
+        kg.save(school_of(file_site()) | {"headcount": 150}, "dashboard", "head", NOW_MS)
+        other = ConfigStore(first, "other")
+        assert (other.current(), other.last_from_file()) == (None, None)
+        started = other.startup(file_site(SITE.replace("测试幼儿园", "向日葵幼儿园")), NOW_MS)
+        assert (started.version, started.site.name) == (1, "向日葵幼儿园")  # numbered a site
+    finally:
+        first.close()
+    again = StateDatabase(state_url)  # restarted
+    try:
+        current = ConfigStore(again, "kg").current()
+        assert current is not None
+        assert (current.version, current.school["headcount"], current.actor) == (2, 150, "head")
+        kept = ConfigStore(again, "other").startup(file_site(SITE.replace("测试幼儿园", "向日葵幼儿园")), NOW_MS)
+        assert (kept.version, kept.site.name, kept.file_pending) == (1, "向日葵幼儿园", False)
+    finally:
+        again.close()
+
+
+def test_the_versions_of_a_state_database_from_before_sites_are_the_sites(state_db: StateDatabase) -> None:
+    old = Table("site_config", MetaData(), Column("version", Integer, primary_key=True),
+                *(Column(name, Text, nullable=False) for name in ("school", "origin", "actor")),
+                Column("at_ms", BigInteger, nullable=False), Column("file_text", Text))
+    old.create(state_db.engine)
+    text = json.dumps(school_of(file_site()), ensure_ascii=False, sort_keys=True)
+    with state_db.write() as conn:
+        conn.execute(old.insert().values(version=1, school=text, origin="file", actor="file", at_ms=NOW_MS,
+                                         file_text=text))
+    store = ConfigStore(state_db, "kg")
+    assert store.startup(file_site(), NOW_MS).version == 1
+    assert store.save(school_of(file_site()) | {"headcount": 150}, "dashboard", "head", NOW_MS) == 2
+
+
+def test_a_change_keeps_the_rules_of_devices_it_does_not_touch() -> None:
     site = file_site()
     calendar = SchoolCalendar(site)
     found: list[Finding] = []
