@@ -154,7 +154,7 @@ class ConfigStore:
              file_text: str | None = None) -> int:
         """Stores a new version; returns its number."""
         c = SITE_CONFIG.c
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             self._db.lock(conn, SITE_CONFIG)  # two saves at once get two numbers
             version: int = conn.execute(select(func.coalesce(func.max(c.version), 0) + 1)
                                         .where(c.site == self._site)).scalar_one()
