@@ -7,7 +7,6 @@ import logging
 from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack, closing
 from datetime import timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -161,14 +160,12 @@ class Gateway:
         self.alerts = AlertStore(data_dir / "state.db", self.site, self.audit, self.roster, self.clock,
                                  self._alerted, self.work_orders.on_raised)
         stack.callback(self.alerts.close)
-        self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
-        stack.callback(self.checks.close)
+        self.checks = ManualChecks(self.state, self.site.id, self.audit, self.clock)
         self.learned = stack.enter_context(closing(LearnedStore(data_dir / "state.db")))
         self.discovered = stack.enter_context(closing(
             DiscoveryInbox(data_dir / "state.db", self.discovery, self.audit, self.clock)))
-        self.registers = self._registers(data_dir / "state.db")
-        self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
-        stack.callback(self.deliveries.close)
+        self.registers = self._registers()
+        self.deliveries = ReportDelivery(self, self.state, self._report_counters)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         self._load_rules = self._learning()
@@ -205,15 +202,12 @@ class Gateway:
             stack.push_async_callback(asyncio.to_thread, self.mqtt.stop)
         return self
 
-    def _registers(self, path: Path) -> list[Register]:
+    def _registers(self) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's
-        store, in the state database, closed with the gateway."""
-        stack = self._stack
-        self.sweeps = stack.enter_context(closing(SweepStore(path, self.audit, self.clock)))
-        self.samples = stack.enter_context(closing(
-            SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)))
-        self.patrols = stack.enter_context(closing(
-            FirePatrols(path, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)))
+        store, in the state database."""
+        self.sweeps = SweepStore(self.state, self.site.id, self.audit, self.clock)
+        self.samples = SampleRegister(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts)
+        self.patrols = FirePatrols(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)
         return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
                 PatrolRegister(self.patrols, self.people)]
 
