@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from contextlib import AsyncExitStack, closing
+from contextlib import AsyncExitStack
 from datetime import timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -162,13 +161,11 @@ class Gateway:
         self.work_orders = WorkOrders(self.state, self.site, self.audit, self.clock, data_dir / "photos")
         self.alerts = AlertStore(self.state, self.site, self.audit, self.roster, self.clock, self._alerted,
                                  self.work_orders.on_raised)
-        self.checks = ManualChecks(data_dir / "state.db", self.audit, self.clock)
-        stack.callback(self.checks.close)
+        self.checks = ManualChecks(self.state, self.site.id, self.audit, self.clock)
         self.learned = LearnedStore(self.state, self.site.id)
         self.discovered = DiscoveryInbox(self.state, self.site.id, self.discovery, self.audit, self.clock)
-        self.registers = self._registers(data_dir / "state.db")
-        self.deliveries = ReportDelivery(self, data_dir / "state.db", self._report_counters)
-        stack.callback(self.deliveries.close)
+        self.registers = self._registers()
+        self.deliveries = ReportDelivery(self, self.state, self._report_counters)
         self.engine = RuleEngine(self.site, self.calendar, self.alerts.apply)
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         self._load_rules = self._learning()
@@ -214,15 +211,12 @@ class Gateway:
             raise StoppedStandingBy(f"asked to stop while standing by for site {self.site.id}")
         self._stack.callback(self.ownership.release)
 
-    def _registers(self, path: Path) -> list[Register]:
+    def _registers(self) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's
-        store, in the state database, closed with the gateway."""
-        stack = self._stack
-        self.sweeps = stack.enter_context(closing(SweepStore(path, self.audit, self.clock)))
-        self.samples = stack.enter_context(closing(
-            SampleRegister(path, self.site, self.calendar, self.audit, self.clock, self.alerts)))
-        self.patrols = stack.enter_context(closing(
-            FirePatrols(path, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)))
+        store, in the state database."""
+        self.sweeps = SweepStore(self.state, self.site.id, self.audit, self.clock)
+        self.samples = SampleRegister(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts)
+        self.patrols = FirePatrols(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)
         return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
                 PatrolRegister(self.patrols, self.people)]
 

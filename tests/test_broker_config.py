@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
+from gateway.ingest.mqtt import session_client_id
 from tests.services import (
     DEPLOY_MOSQUITTO,
     MQTT_TIMEOUT_S,
@@ -154,7 +155,7 @@ def test_a_device_login_cannot_take_over_the_gateways_session(tmp_path: Path) ->
     """300 readings the broker acknowledged, published around takeover attempts with the
     gateway's client id — while it runs, and while it is stopped and its session holds what
     arrives — are all stored, and the gateway is never disconnected."""
-    gateway_client_id = MqttSettings().client_id  # what deploy/site.yaml and the default use
+    gateway_client_id = session_client_id(MqttSettings(), SITE_ID)  # what the gateway asks for, left at its default
     (tmp_path / "mq").mkdir()
     broker = start_shipped_mosquitto(tmp_path / "mq", PASSWORDS)
     n = 300

@@ -13,12 +13,12 @@ and the canteen record alike.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
-from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, select, update
 
 from devices import kinds
 from gateway.alerting.alerts import AlertFilter, AlertStore
@@ -36,7 +36,8 @@ from gateway.rules.health import silent_after_ms
 from gateway.rules.params import RuleParams
 from gateway.rules.samples import SAMPLE_DISCARDED_EARLY, SAMPLE_MISSING, discarded_early, ended, missing
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
-from gateway.storage.sqlite import SqliteStore, connect
+from gateway.storage.sqlite import SqliteStore
+from gateway.storage.state import ID, METADATA, StateDatabase
 
 # A sample's time may be set a little ahead of the gateway's clock (a phone's clock is off).
 AHEAD_MS: Final = 5 * 60_000
@@ -44,26 +45,26 @@ MAX_POINTS: Final = 200_000
 
 P = TypeVar("P", bound=RuleParams)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS food_samples (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    day TEXT NOT NULL,              -- the meal's local date, ISO 8601
-    meal TEXT NOT NULL,             -- the meal's id in samples.meals
-    dish TEXT NOT NULL,
-    weight_g REAL NOT NULL,
-    fridge TEXT NOT NULL,           -- a sample_fridge device
-    taken_ms INTEGER NOT NULL,
-    taken_by TEXT NOT NULL,         -- the login that registered it
-    discard_after_ms INTEGER NOT NULL,
-    discarded_ms INTEGER,
-    discarded_by TEXT,
-    early_reason TEXT               -- why it was discarded before discard_after_ms
-);
-CREATE INDEX IF NOT EXISTS food_samples_day ON food_samples (day, meal);
-CREATE INDEX IF NOT EXISTS food_samples_discarded ON food_samples (discarded_ms);
-"""
-_COLUMNS: Final = ("id, day, meal, dish, weight_g, fridge, taken_ms, taken_by, discard_after_ms, discarded_ms, "
-                   "discarded_by, early_reason")
+FOOD_SAMPLES = Table(
+    "food_samples", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("day", Text, nullable=False),                # the meal's local date, ISO 8601
+    Column("meal", Text, nullable=False),               # the meal's id in samples.meals
+    Column("dish", Text, nullable=False),
+    Column("weight_g", Float, nullable=False),
+    Column("fridge", Text, nullable=False),             # a sample_fridge device
+    Column("taken_ms", BigInteger, nullable=False),
+    Column("taken_by", Text, nullable=False),           # the login that registered it
+    Column("discard_after_ms", BigInteger, nullable=False),
+    Column("discarded_ms", BigInteger),
+    Column("discarded_by", Text),
+    Column("early_reason", Text),                       # why it was discarded before discard_after_ms
+    Column("site", Text, nullable=False, server_default=""),
+    Index("food_samples_day", "day", "meal"),
+    Index("food_samples_discarded", "discarded_ms"),
+    sqlite_autoincrement=True,  # a sample's id is never reused
+)
+_COLUMNS: Final = tuple(c for c in FOOD_SAMPLES.c if c.name != "site")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +99,11 @@ class SampleRegister:
 
     page = "samples"  # the dashboard's view where it is kept
 
-    def __init__(self, path: Path, site: SiteConfig, calendar: SchoolCalendar, audit: AuditTrail, clock: Clock,
-                 alerts: AlertStore) -> None:
-        self._conn = connect(path, _SCHEMA, durable=True)
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
+    def __init__(self, db: StateDatabase, site: SiteConfig, calendar: SchoolCalendar, audit: AuditTrail,
+                 clock: Clock, alerts: AlertStore) -> None:
+        self._db = db
+        self._site_id = site.id  # the rows' site: a site's id does not change with its settings
+        db.create(FOOD_SAMPLES, site=site.id)
         self._calendar = calendar
         self._audit = audit
         self._clock = clock
@@ -112,10 +114,6 @@ class SampleRegister:
         self._site = site
         self._settings = site.samples
         self.fridges: list[Device] = [d for d in site.devices if kinds()[d.kind].keeps_samples]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     # --- people's actions ------------------------------------------------------------------
 
@@ -149,13 +147,10 @@ class SampleRegister:
             raise Refused(409, f"留样时间早于{day:%m月%d日}：请填写这一餐留样的实际时间。",
                           f"The time taken is before {day:%d %b}: give when this meal's sample was taken.")
         after = taken + round(s.keep_h * 3_600_000)
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO food_samples (day, meal, dish, weight_g, fridge, taken_ms, taken_by, discard_after_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (day.isoformat(), meal.id, dish, weight_g, fridge.id, taken, by, after))
-        sample_id = cur.lastrowid
-        assert sample_id is not None
+        with self._db.write(durable=True) as conn:
+            sample_id: int = conn.execute(FOOD_SAMPLES.insert().values(
+                day=day.isoformat(), meal=meal.id, dish=dish, weight_g=weight_g, fridge=fridge.id, taken_ms=taken,
+                taken_by=by, discard_after_ms=after, site=self._site_id).returning(FOOD_SAMPLES.c.id)).scalar_one()
         self._audit.record(now, by, "sample.registered", f"sample:{sample_id}", {
             "day": day.isoformat(), "meal": meal.id, "dish": dish, "weight_g": weight_g, "fridge": fridge.id,
             "taken_ms": taken})
@@ -175,10 +170,11 @@ class SampleRegister:
             raise Refused(409, f"未到可处理时间（{self._stamp(sample.discard_after_ms)}）：提前处理须写明原因。",
                           f"Not due until {self._stamp(sample.discard_after_ms)}: discarding it early needs a reason.")
         kept_reason = reason if early else None
-        with self._lock:
-            changed = self._conn.execute(
-                "UPDATE food_samples SET discarded_ms = ?, discarded_by = ?, early_reason = ? "
-                "WHERE id = ? AND discarded_ms IS NULL", (now, by, kept_reason, sample_id)).rowcount
+        with self._db.write(durable=True) as conn:
+            changed = conn.execute(
+                update(FOOD_SAMPLES).where(self._mine(), FOOD_SAMPLES.c.id == sample_id,
+                                           FOOD_SAMPLES.c.discarded_ms.is_(None))
+                .values(discarded_ms=now, discarded_by=by, early_reason=kept_reason)).rowcount
         if not changed:  # discarded by someone else in between
             return self.discard(sample_id, by, reason)
         self._audit.record(now, by, "sample.discarded", f"sample:{sample_id}",
@@ -191,29 +187,32 @@ class SampleRegister:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, sample_id: int) -> FoodSample:
-        rows = self._select(f"SELECT {_COLUMNS} FROM food_samples WHERE id = ?", (sample_id,))  # noqa: S608
+        rows = self._select(FOOD_SAMPLES.c.id == sample_id)
         if not rows:
             raise Refused(404, "没有这份留样记录。", "There is no such sample.")
         return rows[0]
 
     def on_day(self, day: date) -> list[FoodSample]:
         """The samples of `day`'s meals, in the order they were taken."""
-        return self._select(f"SELECT {_COLUMNS} FROM food_samples WHERE day = ? ORDER BY taken_ms, id",  # noqa: S608
-                            (day.isoformat(),))
+        return self._select(FOOD_SAMPLES.c.day == day.isoformat(), order=FOOD_SAMPLES.c.taken_ms)
 
     def kept(self) -> list[FoodSample]:
         """The samples in the fridges now (not discarded), oldest first."""
-        return self._select(f"SELECT {_COLUMNS} FROM food_samples WHERE discarded_ms IS NULL "  # noqa: S608
-                            "ORDER BY taken_ms, id", ())
+        return self._select(FOOD_SAMPLES.c.discarded_ms.is_(None), order=FOOD_SAMPLES.c.taken_ms)
 
     def _discarded_early(self, fridge_id: str, lo: int, hi: int) -> list[FoodSample]:
-        query = (f"SELECT {_COLUMNS} FROM food_samples WHERE discarded_ms >= ? AND discarded_ms < ? "  # noqa: S608
-                 "AND early_reason IS NOT NULL AND fridge = ? ORDER BY discarded_ms, id")
-        return self._select(query, (lo, hi, fridge_id))
+        c = FOOD_SAMPLES.c
+        return self._select(c.discarded_ms >= lo, c.discarded_ms < hi, c.early_reason.is_not(None),
+                            c.fridge == fridge_id, order=c.discarded_ms)
 
-    def _select(self, query: str, args: tuple[object, ...]) -> list[FoodSample]:
-        with self._lock:
-            rows = self._conn.execute(query, args).fetchall()
+    def _mine(self) -> Any:
+        return FOOD_SAMPLES.c.site == self._site_id
+
+    def _select(self, *conditions: Any, order: Any = None) -> list[FoodSample]:
+        """The site's samples that meet `conditions`, by `order` then id."""
+        query = select(*_COLUMNS).where(self._mine(), *conditions)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(*([] if order is None else [order]), FOOD_SAMPLES.c.id)).all()
         return [FoodSample(i, date.fromisoformat(d), *rest) for i, d, *rest in rows]
 
     def deadline_ms(self, day: date, meal: Meal) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Final
@@ -38,9 +37,9 @@ if TYPE_CHECKING:
     from gateway.auth.audit import AuditTrail
     from gateway.clock import Clock
     from gateway.config import SiteConfig
-    from gateway.reports.safety import Sources
     from gateway.runtime import Gateway
     from gateway.schedule.school_calendar import SchoolCalendar
+    from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +69,13 @@ async def fill(gateway: Gateway, first: date) -> None:
     while gateway.spool.totals().pending.get("sqlite", 0) > 0:  # noqa: ASYNC110 (no event says a sink caught up)
         await asyncio.sleep(0.2)
     today = gateway.calendar.local_date(to_ms(gateway.clock.now()))
-    office = _Office(gateway.site, gateway.calendar, gateway.audit, gateway.alerts, gateway.clock)
+    office = _Office(gateway.site, gateway.calendar, gateway.state, gateway.audit, gateway.alerts, gateway.clock)
     await asyncio.to_thread(_registers, office, first, today)
     await asyncio.to_thread(_today, office, today)
     signed = 0
     for day in _days(first, today):
         if day < today - timedelta(days=UNSIGNED_DAYS) and day != today - timedelta(days=BLANK_DAY_AGO):
-            signed += await _sign(gateway, gateway.audit, day)
+            signed += await _sign(gateway, day)
     marker.write_text("{}")
     log.info("demo: the people's records of the history are written (%d days signed)", signed)
 
@@ -87,19 +86,17 @@ class _Office:
 
     site: SiteConfig
     calendar: SchoolCalendar
+    state: StateDatabase
     audit: AuditTrail
     alerts: AlertStore
     clock: Clock
 
 
-@contextmanager
-def _stores(gw: _Office, clock: ManualClock) -> Iterator[tuple[SampleRegister, FirePatrols, ManualChecks]]:
+def _stores(gw: _Office, clock: ManualClock) -> tuple[SampleRegister, FirePatrols, ManualChecks]:
     """The stores the dashboard writes through, on a clock of the demo's own."""
-    path = gw.site.storage.data_dir / "state.db"
-    with ExitStack() as stack:
-        yield (stack.enter_context(closing(SampleRegister(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts))),
-               stack.enter_context(closing(FirePatrols(path, gw.site, gw.calendar, gw.audit, clock, gw.alerts.apply))),
-               stack.enter_context(closing(ManualChecks(path, gw.audit, clock))))
+    return (SampleRegister(gw.state, gw.site, gw.calendar, gw.audit, clock, gw.alerts),
+            FirePatrols(gw.state, gw.site, gw.calendar, gw.audit, clock, gw.alerts.apply),
+            ManualChecks(gw.state, gw.site.id, gw.audit, clock))
 
 
 def _keep(gw: _Office, samples: SampleRegister, patrols: FirePatrols, clock: ManualClock, day: date,
@@ -117,49 +114,49 @@ def _keep(gw: _Office, samples: SampleRegister, patrols: FirePatrols, clock: Man
 
 def _registers(gw: _Office, first: date, today: date) -> None:
     clock = ManualClock(gw.clock.now())
-    with _stores(gw, clock) as (samples, patrols, checks):
-        for day in _days(first, today):
-            if day == today - timedelta(days=BLANK_DAY_AGO):
-                continue
-            info = gw.calendar.day(day)
-            missed = MISSED_SAMPLE if day == today - timedelta(days=1) else None
-            meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info) and m.id != missed]
-            _keep(gw, samples, patrols, clock, day, meals, patrols.rounds(day))
-            for r in patrols.rounds(day):
-                clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(hours=1, minutes=10))
-                patrols.sign(day, r.id, HEAD)
-            for item in [*uncovered(gw.site, info), *always_manual(gw.site, info)]:
-                if item.status is ItemStatus.MANUAL:
-                    clock.set(datetime.combine(day, time(17, 30), gw.site.tz))
-                    checks.complete(day, item.id, "ok", "", CANTEEN if item.category is Category.CANTEEN else GUARD)
-        for sample in samples.kept():
-            if sample.discard_after_ms <= to_ms(gw.clock.now()):
-                clock.set(datetime.fromtimestamp(sample.discard_after_ms / 1000, gw.site.tz) + timedelta(hours=1))
-                samples.discard(sample.id, CANTEEN, None)
+    samples, patrols, checks = _stores(gw, clock)
+    for day in _days(first, today):
+        if day == today - timedelta(days=BLANK_DAY_AGO):
+            continue
+        info = gw.calendar.day(day)
+        missed = MISSED_SAMPLE if day == today - timedelta(days=1) else None
+        meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info) and m.id != missed]
+        _keep(gw, samples, patrols, clock, day, meals, patrols.rounds(day))
+        for r in patrols.rounds(day):
+            clock.set(datetime.fromtimestamp(r.due_ms / 1000, gw.site.tz) + timedelta(hours=1, minutes=10))
+            patrols.sign(day, r.id, HEAD)
+        for item in [*uncovered(gw.site, info), *always_manual(gw.site, info)]:
+            if item.status is ItemStatus.MANUAL:
+                clock.set(datetime.combine(day, time(17, 30), gw.site.tz))
+                checks.complete(day, item.id, "ok", "", CANTEEN if item.category is Category.CANTEEN else GUARD)
+    for sample in samples.kept():
+        if sample.discard_after_ms <= to_ms(gw.clock.now()):
+            clock.set(datetime.fromtimestamp(sample.discard_after_ms / 1000, gw.site.tz) + timedelta(hours=1))
+            samples.discard(sample.id, CANTEEN, None)
 
 
 def _today(gw: _Office, today: date) -> None:
     """Today's samples and rounds that were due before now, but the latest of each."""
     now = gw.clock.now()
     clock = ManualClock(now)
-    with _stores(gw, clock) as (samples, patrols, _):
-        info = gw.calendar.day(today)
-        meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info)
-                 and datetime.combine(today, m.deadline, gw.site.tz) < now]
-        due = [r for r in patrols.rounds(today) if r.due_ms + 10 * 60_000 < to_ms(now)]
-        _keep(gw, samples, patrols, clock, today, meals[:-1], due[:-1])
+    samples, patrols, _ = _stores(gw, clock)
+    info = gw.calendar.day(today)
+    meals = [m for m in gw.site.samples.meals if samples.fridges and served(m, info)
+             and datetime.combine(today, m.deadline, gw.site.tz) < now]
+    due = [r for r in patrols.rounds(today) if r.due_ms + 10 * 60_000 < to_ms(now)]
+    _keep(gw, samples, patrols, clock, today, meals[:-1], due[:-1])
 
 
-async def _sign(gw: Sources, audit: AuditTrail, day: date) -> int:
+async def _sign(gw: Gateway, day: date) -> int:
     """Signs `day` in the three roles if its record has nothing blank or failed; 1 if it did."""
     [state] = day_states(gw, [day])
     found = await asyncio.to_thread(record, gw.store, gw.site, state)
     if found.counts[ItemStatus.MANUAL] or found.counts[ItemStatus.FAIL]:
         return 0
     clock = ManualClock(datetime.combine(day, time(17, 40), gw.site.tz))
-    with closing(ManualChecks(gw.site.storage.data_dir / "state.db", audit, clock)) as checks:
-        roles: tuple[tuple[SignRole, str], ...] = (("inspector", GUARD), ("responsible", HEAD), ("review", PRINCIPAL))
-        for role, who in roles:
-            checks.sign(day, role, who)
-            clock.advance(timedelta(minutes=20))
+    checks = ManualChecks(gw.state, gw.site.id, gw.audit, clock)
+    roles: tuple[tuple[SignRole, str], ...] = (("inspector", GUARD), ("responsible", HEAD), ("review", PRINCIPAL))
+    for role, who in roles:
+        checks.sign(day, role, who)
+        clock.advance(timedelta(minutes=20))
     return 1

@@ -73,6 +73,12 @@ SEEN_TOPICS_MAX: Final = 20_000
 _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
 
 
+def session_client_id(settings: MqttSettings, site_id: str) -> str:
+    """The client id of the site's persistent session: as configured, or one derived from the
+    site, which whichever replica runs the site uses (docs/district.md)."""
+    return settings.client_id or f"facility-gateway-{site_id}"
+
+
 class MqttIngest:
     def __init__(self, settings: MqttSettings, site_id: str, ingestor: Ingestor, clock: Clock,
                  discovery: Discovery) -> None:
@@ -104,7 +110,7 @@ class MqttIngest:
         self._early: dict[int, ReasonCode] = {}
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or f"facility-gateway-{site_id}",
+            client_id=session_client_id(settings, site_id),
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else False,
             manual_ack=True,

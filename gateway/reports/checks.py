@@ -16,44 +16,50 @@ replaced is ever lost. The rules of what may be written when are the API's
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
+
+from sqlalchemy import BigInteger, Column, PrimaryKeyConstraint, Row, Table, Text, inspect, select
 
 from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, to_ms
-from gateway.storage.sqlite import connect
+from gateway.storage.state import METADATA, StateDatabase
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS manual_checks (
-    day TEXT NOT NULL,          -- the record's local date, ISO 8601
-    item TEXT NOT NULL,         -- the item's id, e.g. canteen:tableware
-    result TEXT NOT NULL,       -- ok | problem
-    note TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,  -- the login that did the check
-    at_ms INTEGER NOT NULL,     -- the clock's
-    PRIMARY KEY (day, item)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rectifications (
-    day TEXT NOT NULL,
-    item TEXT NOT NULL,
-    stage TEXT NOT NULL,        -- problem | measure | outcome
-    text TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (day, item, stage)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_signatures (
-    day TEXT NOT NULL,
-    role TEXT NOT NULL,         -- inspector | responsible | review
-    signed_by TEXT NOT NULL,    -- the login
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (day, role)
-) WITHOUT ROWID;
-"""
+MANUAL_CHECKS = Table(
+    "manual_checks", METADATA,
+    Column("day", Text, nullable=False),            # the record's local date, ISO 8601
+    Column("item", Text, nullable=False),           # the item's id, e.g. canteen:tableware
+    Column("result", Text, nullable=False),         # ok | problem
+    Column("note", Text, nullable=False),
+    Column("recorded_by", Text, nullable=False),    # the login that did the check
+    Column("at_ms", BigInteger, nullable=False),    # the clock's
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "day", "item"),
+    sqlite_with_rowid=False,
+)
+RECTIFICATIONS = Table(
+    "rectifications", METADATA,
+    Column("day", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("stage", Text, nullable=False),          # problem | measure | outcome
+    Column("text", Text, nullable=False),
+    Column("recorded_by", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "day", "item", "stage"),
+    sqlite_with_rowid=False,
+)
+LEDGER_SIGNATURES = Table(
+    "ledger_signatures", METADATA,
+    Column("day", Text, nullable=False),
+    Column("role", Text, nullable=False),           # inspector | responsible | review
+    Column("signed_by", Text, nullable=False),      # the login
+    Column("at_ms", BigInteger, nullable=False),
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "day", "role"),
+    sqlite_with_rowid=False,
+)
 
 CheckResult = Literal["ok", "problem"]
 Stage = Literal["problem", "measure", "outcome"]
@@ -97,18 +103,18 @@ class AlreadySigned(Exception):
 
 
 class ManualChecks:
-    def __init__(self, path: Path, audit: AuditTrail, clock: Clock) -> None:
-        self._conn = connect(path, _SCHEMA, durable=True)
-        # Before checks were signed by the login, a typed name was kept too: the audit trail has it.
-        if "name" in {row[1] for row in self._conn.execute("PRAGMA table_info(manual_checks)")}:
-            self._conn.execute("ALTER TABLE manual_checks DROP COLUMN name")
+    """The daily record's checks, rectifications and signatures of one site."""
+
+    def __init__(self, db: StateDatabase, site_id: str, audit: AuditTrail, clock: Clock) -> None:
+        self._db = db
+        self._site_id = site_id
         self._audit = audit
         self._clock = clock
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        db.create(MANUAL_CHECKS, RECTIFICATIONS, LEDGER_SIGNATURES, site=site_id)
+        with db.write() as conn:
+            # Before checks were signed by the login, a typed name was kept too: the audit trail has it.
+            if "name" in {c["name"] for c in inspect(conn).get_columns(MANUAL_CHECKS.name)}:
+                conn.exec_driver_sql(f"ALTER TABLE {MANUAL_CHECKS.name} DROP COLUMN name")
 
     def _now_ms(self) -> int:
         return to_ms(self._clock.now())
@@ -116,10 +122,9 @@ class ManualChecks:
     def complete(self, day: date, item: str, result: CheckResult, note: str, by: str) -> ManualCheck:
         """Records `by`'s check of `item` on `day`, replacing an earlier one."""
         check = ManualCheck(day, item, result, note, by, self._now_ms())
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO manual_checks (day, item, result, note, recorded_by, at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (day.isoformat(), item, result, note, by, check.at_ms))
+        with self._db.write(durable=True) as conn:
+            self._db.replace(conn, MANUAL_CHECKS, {"site": self._site_id, "day": day.isoformat(), "item": item},
+                             {"result": result, "note": note, "recorded_by": by, "at_ms": check.at_ms})
         self._audit.record(check.at_ms, by, "safety_check.completed", f"safety:{day.isoformat()}:{item}",
                            {"result": result, "note": note})
         return check
@@ -127,10 +132,10 @@ class ManualChecks:
     def rectify(self, day: date, item: str, stage: Stage, text: str, by: str) -> Written:
         """Records `by`'s text for one stage of the rectification of `item`, replacing an earlier one."""
         written = Written(day, item, stage, text, by, self._now_ms())
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO rectifications (day, item, stage, text, recorded_by, at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (day.isoformat(), item, stage, text, by, written.at_ms))
+        with self._db.write(durable=True) as conn:
+            self._db.replace(conn, RECTIFICATIONS,
+                             {"site": self._site_id, "day": day.isoformat(), "item": item, "stage": stage},
+                             {"text": text, "recorded_by": by, "at_ms": written.at_ms})
         self._audit.record(written.at_ms, by, "safety_check.rectified", f"safety:{day.isoformat()}:{item}",
                            {"stage": stage, "text": text})
         return written
@@ -138,32 +143,36 @@ class ManualChecks:
     def sign(self, day: date, role: SignRole, by: str) -> Signed:
         """Signs the day's record in `role`; raises AlreadySigned if someone has."""
         signed = Signed(day, role, by, self._now_ms())
-        try:
-            with self._lock:
-                self._conn.execute("INSERT INTO ledger_signatures (day, role, signed_by, at_ms) VALUES (?, ?, ?, ?)",
-                                   (day.isoformat(), role, by, signed.at_ms))
-        except sqlite3.IntegrityError:
-            raise AlreadySigned(f"{day} is signed as {role} already") from None
+        with self._db.write(durable=True) as conn:
+            new = self._db.add(conn, LEDGER_SIGNATURES, {"day": day.isoformat(), "role": role, "signed_by": by,
+                                                         "at_ms": signed.at_ms, "site": self._site_id})
+        if not new:
+            raise AlreadySigned(f"{day} is signed as {role} already")
         self._audit.record(signed.at_ms, by, "safety_record.signed", f"safety:{day.isoformat()}", {"role": role})
         return signed
 
     def between(self, first: date, last: date) -> list[ManualCheck]:
         """The checks of the days `first` to `last`, both included."""
-        rows = self._rows("SELECT day, item, result, note, recorded_by, at_ms FROM manual_checks "
-                          "WHERE day BETWEEN ? AND ? ORDER BY day, item", first, last)
-        return [ManualCheck(date.fromisoformat(d), i, r, note, by, at) for d, i, r, note, by, at in rows]
+        c = MANUAL_CHECKS.c
+        rows = self._rows(MANUAL_CHECKS, first, last, c.day, c.item, c.result, c.note, c.recorded_by, c.at_ms,
+                          order=(c.day, c.item))
+        return [ManualCheck(date.fromisoformat(r.day), r.item, r.result, r.note, r.recorded_by, r.at_ms) for r in rows]
 
     def rectifications(self, first: date, last: date) -> list[Written]:
-        rows = self._rows("SELECT day, item, stage, text, recorded_by, at_ms FROM rectifications "
-                          "WHERE day BETWEEN ? AND ? ORDER BY day, item", first, last)
-        return [Written(date.fromisoformat(d), i, s, text, by, at) for d, i, s, text, by, at in rows]
+        c = RECTIFICATIONS.c
+        rows = self._rows(RECTIFICATIONS, first, last, c.day, c.item, c.stage, c.text, c.recorded_by, c.at_ms,
+                          order=(c.day, c.item, c.stage))
+        return [Written(date.fromisoformat(r.day), r.item, r.stage, r.text, r.recorded_by, r.at_ms) for r in rows]
 
     def signatures(self, first: date, last: date) -> list[Signed]:
-        rows = self._rows("SELECT day, role, signed_by, at_ms FROM ledger_signatures WHERE day BETWEEN ? AND ? "
-                          "ORDER BY day, at_ms", first, last)
-        return [Signed(date.fromisoformat(d), role, by, at) for d, role, by, at in rows]
+        c = LEDGER_SIGNATURES.c
+        rows = self._rows(LEDGER_SIGNATURES, first, last, c.day, c.role, c.signed_by, c.at_ms,
+                          order=(c.day, c.at_ms, c.role))
+        return [Signed(date.fromisoformat(r.day), r.role, r.signed_by, r.at_ms) for r in rows]
 
-    def _rows(self, query: str, first: date, last: date) -> list[Any]:
-        with self._lock:
-            rows: list[Any] = self._conn.execute(query, (first.isoformat(), last.isoformat())).fetchall()
-        return rows
+    def _rows(self, table: Table, first: date, last: date, *columns: Any, order: tuple[Any, ...]) -> list[Row[Any]]:
+        """The site's rows of `table` of the days `first` to `last`, both included."""
+        query = select(*columns).where(table.c.site == self._site_id,
+                                       table.c.day.between(first.isoformat(), last.isoformat()))
+        with self._db.read() as conn:
+            return list(conn.execute(query.order_by(*order)).all())

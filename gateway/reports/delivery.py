@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Final, Literal
 
 import httpx
 from prometheus_client import Counter
+from sqlalchemy import BigInteger, Column, PrimaryKeyConstraint, Table, Text, select
 
 from gateway.clock import to_ms
 from gateway.notify.channels import channels, sender
@@ -34,22 +34,23 @@ from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety import Sources, day_states, month_days, record, summary
 from gateway.reports.safety_layout import STATUS, daily_document, summary_document
 from gateway.reports.safety_model import ItemStatus
-from gateway.storage.sqlite import connect
+from gateway.storage.state import METADATA, StateDatabase
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S: Final = 60.0
 LOOKBACK: Final = timedelta(days=2)
 Kind = Literal["safety", "energy"]
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS report_deliveries (
-    kind TEXT NOT NULL,             -- safety (a day or a month) or energy (a month); '': when delivery began
-    period TEXT NOT NULL,           -- 2026-10-12 or 2026-10
-    channel TEXT NOT NULL,
-    delivered_ms INTEGER NOT NULL,  -- by the gateway's clock
-    PRIMARY KEY (kind, period, channel)
-) WITHOUT ROWID;
-"""
+REPORT_DELIVERIES = Table(
+    "report_deliveries", METADATA,
+    Column("kind", Text, nullable=False),  # safety (a day or a month) or energy (a month); '': when delivery began
+    Column("period", Text, nullable=False),         # 2026-10-12 or 2026-10
+    Column("channel", Text, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=False),  # by the gateway's clock
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "kind", "period", "channel"),
+    sqlite_with_rowid=False,
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,13 @@ class Rendered:
 
 
 class ReportDelivery:
-    def __init__(self, gw: Sources, path: Path, registry_counters: tuple[Counter, Counter]) -> None:
+    """What the site's reports were delivered to, and delivering the ones due."""
+
+    def __init__(self, gw: Sources, db: StateDatabase, registry_counters: tuple[Counter, Counter]) -> None:
         self._gw = gw
-        self._conn = connect(path, _SCHEMA)
+        self._db = db
+        self._site_id = gw.site.id  # the rows' site: a site's id does not change with its settings
+        db.create(REPORT_DELIVERIES, site=self._site_id)
         self._sent, self._failed = registry_counters
         self._round = asyncio.Lock()  # one round at a time: a report goes to a channel once
         settings = gw.site.reports
@@ -84,9 +89,6 @@ class ReportDelivery:
             if (takes := channels()[c.type].REPORTS) != "never"
             and (c.id in wanted if wanted is not None else takes == "default")
         ]
-
-    def close(self) -> None:
-        self._conn.close()
 
     def due(self, now_ms: int) -> list[Due]:
         """Reports due by `now_ms` within the lookback, oldest first."""
@@ -110,13 +112,19 @@ class ReportDelivery:
 
     def _started_ms(self, now_ms: int) -> int:
         """When delivery first ran on this database (now, if this is the first time)."""
-        with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO report_deliveries VALUES ('', '', '', ?)", (now_ms,))
-        return int(self._conn.execute("SELECT delivered_ms FROM report_deliveries WHERE kind = ''").fetchone()[0])
+        t = REPORT_DELIVERIES
+        with self._db.write() as conn:
+            self._db.add(conn, t, {"kind": "", "period": "", "channel": "", "delivered_ms": now_ms,
+                                   "site": self._site_id})
+            started: int = conn.execute(select(t.c.delivered_ms).where(t.c.site == self._site_id, t.c.kind == "")
+                                        ).scalar_one()
+        return started
 
     def delivered(self, due: Due) -> set[str]:
-        return {c for (c,) in self._conn.execute(
-            "SELECT channel FROM report_deliveries WHERE kind = ? AND period = ?", (due.kind, due.period))}
+        t = REPORT_DELIVERIES
+        with self._db.read() as conn:
+            return set(conn.execute(select(t.c.channel).where(t.c.site == self._site_id, t.c.kind == due.kind,
+                                                              t.c.period == due.period)).scalars())
 
     async def run(self) -> None:
         if not self.channels:
@@ -159,9 +167,10 @@ class ReportDelivery:
                 else:  # kept as done, not counted as sent: it would be no better a minute later
                     log.warning("report %s %s: channel %s has no one to send it to (an e-mail channel "
                                 "without `to`?)", due.kind, due.period, channel.id)
-                with self._conn:
-                    self._conn.execute("INSERT OR REPLACE INTO report_deliveries VALUES (?, ?, ?, ?)",
-                                       (due.kind, due.period, channel.id, now_ms))
+                with self._db.write() as conn:
+                    self._db.replace(conn, REPORT_DELIVERIES, {"site": self._site_id, "kind": due.kind,
+                                                               "period": due.period, "channel": channel.id},
+                                     {"delivered_ms": now_ms})
 
     async def render(self, due: Due) -> Rendered:
         """The report as the API would serve it in PDF, with a short text for the message."""

@@ -14,11 +14,11 @@ also an audit-trail entry.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, Final, Literal
+
+from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Row, Table, Text, select, text, update
 
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import People
@@ -28,7 +28,7 @@ from gateway.reports.checks import CheckResult
 from gateway.reports.judging import record_item
 from gateway.reports.safety_model import Category, Completion, Item, ItemStatus
 from gateway.schedule.school_calendar import DayKind, SchoolCalendar, SchoolDay
-from gateway.storage.sqlite import connect
+from gateway.storage.state import ID, METADATA, StateDatabase
 
 SweepKind = Literal["before_break", "before_term", "on_demand"]
 # A break longer than this (a summer) is not walked day by day to find its ends.
@@ -104,38 +104,49 @@ def due_sweeps(cal: SchoolCalendar, min_break_days: int, first: date, last: date
 # ------------------------------------------------------------------------------ the store
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sweeps (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    day TEXT NOT NULL,              -- local date, ISO 8601
-    kind TEXT NOT NULL,             -- before_break | before_term | on_demand
-    title_zh TEXT NOT NULL, title_en TEXT NOT NULL,
-    started_by TEXT NOT NULL,       -- the login that opened it
-    started_ms INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS sweeps_due ON sweeps (day, kind) WHERE kind != 'on_demand';
-CREATE TABLE IF NOT EXISTS sweep_marks (
-    sweep_id INTEGER NOT NULL,
-    building TEXT NOT NULL,
-    item TEXT NOT NULL,             -- a manual item's id (gas) or a sensor's (sensor:<device>)
-    result TEXT NOT NULL,           -- ok | problem
-    note TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    order_id INTEGER,               -- the work order it was turned into
-    PRIMARY KEY (sweep_id, building, item)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sweep_signatures (
-    sweep_id INTEGER NOT NULL,
-    building TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    note TEXT NOT NULL,
-    problems INTEGER NOT NULL,      -- items found with a problem when it was signed
-    items TEXT NOT NULL,            -- JSON: the checklist as signed
-    PRIMARY KEY (sweep_id, building)
-) WITHOUT ROWID;
-"""
+SWEEPS = Table(
+    "sweeps", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("day", Text, nullable=False),            # local date, ISO 8601
+    Column("kind", Text, nullable=False),           # before_break | before_term | on_demand
+    Column("title_zh", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("started_by", Text, nullable=False),     # the login that opened it
+    Column("started_ms", BigInteger, nullable=False),
+    Column("site", Text, nullable=False, server_default=""),
+    # One sweep the calendar asks for a site and day; the head's own, any number.
+    Index("sweeps_due", "site", "day", "kind", unique=True, sqlite_where=text("kind != 'on_demand'"),
+          postgresql_where=text("kind != 'on_demand'")),
+    sqlite_autoincrement=True,  # a sweep's id is never reused
+)
+MARKS = Table(
+    "sweep_marks", METADATA,
+    Column("sweep_id", BigInteger, nullable=False),
+    Column("building", Text, nullable=False),
+    Column("item", Text, nullable=False),           # a manual item's id (gas) or a sensor's (sensor:<device>)
+    Column("result", Text, nullable=False),         # ok | problem
+    Column("note", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("order_id", BigInteger),                 # the work order it was turned into
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("sweep_id", "building", "item"),  # a sweep's id is of one site
+    sqlite_with_rowid=False,
+)
+SIGNATURES = Table(
+    "sweep_signatures", METADATA,
+    Column("sweep_id", BigInteger, nullable=False),
+    Column("building", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("problems", Integer, nullable=False),    # items found with a problem when it was signed
+    Column("items", Text, nullable=False),          # JSON: the checklist as signed
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("sweep_id", "building"),
+    sqlite_with_rowid=False,
+)
+_SWEEP: Final = tuple(c for c in SWEEPS.c if c.name != "site")
 
 
 class SweepError(Exception):
@@ -179,15 +190,14 @@ class Signature:
 
 
 class SweepStore:
-    def __init__(self, path: Path, audit: AuditTrail, clock: Clock) -> None:
-        self._conn = connect(path, _SCHEMA, durable=True)
+    """The sweeps of one site."""
+
+    def __init__(self, db: StateDatabase, site_id: str, audit: AuditTrail, clock: Clock) -> None:
+        self._db = db
+        self._site_id = site_id
         self._audit = audit
         self._clock = clock
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        db.create(SWEEPS, MARKS, SIGNATURES, site=site_id)
 
     def _now(self) -> int:
         return to_ms(self._clock.now())
@@ -195,48 +205,47 @@ class SweepStore:
     def start(self, day: date, kind: SweepKind, title: tuple[str, str], who: str) -> Sweep:
         """Opens a sweep; one the calendar asks for is opened once, whoever comes first."""
         now = self._now()
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO sweeps (day, kind, title_zh, title_en, started_by, started_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (day.isoformat(), kind, title[0], title[1], who, now))
-            created = cur.rowcount == 1
-            row = self._conn.execute(
-                "SELECT id FROM sweeps WHERE id = ?" if kind == "on_demand" else
-                "SELECT id FROM sweeps WHERE day = ? AND kind = ?",
-                (cur.lastrowid,) if kind == "on_demand" else (day.isoformat(), kind)).fetchone()
-        sweep = self.get(row[0])
-        if created:
+        with self._db.write(durable=True) as conn:
+            created: int | None = conn.execute(
+                self._db.insert(SWEEPS).values(day=day.isoformat(), kind=kind, title_zh=title[0], title_en=title[1],
+                                               started_by=who, started_ms=now, site=self._site_id)
+                .on_conflict_do_nothing().returning(SWEEPS.c.id)).scalar_one_or_none()
+            sweep_id = created if created is not None else conn.execute(
+                select(SWEEPS.c.id).where(SWEEPS.c.site == self._site_id, SWEEPS.c.day == day.isoformat(),
+                                          SWEEPS.c.kind == kind)).scalar_one()
+        sweep = self.get(sweep_id)
+        if created is not None:
             self._audit.record(now, who, "sweep.start", f"sweep:{sweep.id}",
                                {"day": day.isoformat(), "kind": kind, "title": title[0]})
         return sweep
 
     def get(self, sweep_id: int) -> Sweep:
-        with self._lock:
-            row = self._conn.execute("SELECT id, day, kind, title_zh, title_en, started_by, started_ms FROM sweeps "
-                                     "WHERE id = ?", (sweep_id,)).fetchone()
+        with self._db.read() as conn:
+            row = conn.execute(select(*_SWEEP).where(SWEEPS.c.site == self._site_id, SWEEPS.c.id == sweep_id)
+                               ).one_or_none()
         if row is None:
             raise SweepNotFound(f"no sweep {sweep_id}")
         return _sweep(row)
 
     def between(self, first: date, last: date) -> list[Sweep]:
         """The sweeps of the days `first` to `last`, both included, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, day, kind, title_zh, title_en, started_by, started_ms FROM sweeps "
-                "WHERE day BETWEEN ? AND ? ORDER BY day, id", (first.isoformat(), last.isoformat())).fetchall()
+        with self._db.read() as conn:
+            rows = conn.execute(select(*_SWEEP).where(
+                SWEEPS.c.site == self._site_id, SWEEPS.c.day.between(first.isoformat(), last.isoformat()))
+                .order_by(SWEEPS.c.day, SWEEPS.c.id)).all()
         return [_sweep(r) for r in rows]
 
     def mark(self, sweep_id: int, building: str, item: str, result: CheckResult, note: str, who: str) -> Mark:
         """A person's 正常 / 有问题 for one item, replacing their or another's earlier mark."""
         self._unsigned(sweep_id, building)
         now = self._now()
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO sweep_marks (sweep_id, building, item, result, note, by, at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (sweep_id, building, item) DO UPDATE SET result = excluded.result, note = excluded.note, "
-                "by = excluded.by, at_ms = excluded.at_ms",
-                (sweep_id, building, item, result, note, who, now))
+        insert = self._db.insert(MARKS).values(sweep_id=sweep_id, building=building, item=item, result=result,
+                                               note=note, by=who, at_ms=now, site=self._site_id)
+        with self._db.write(durable=True) as conn:
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[MARKS.c.sweep_id, MARKS.c.building, MARKS.c.item],
+                set_={"result": insert.excluded.result, "note": insert.excluded.note, "by": insert.excluded.by,
+                      "at_ms": insert.excluded.at_ms}))
         self._audit.record(now, who, "sweep.mark", f"sweep:{sweep_id}:{building}:{item}",
                            {"result": result, "note": note})
         return self.marks(sweep_id)[(building, item)]
@@ -244,35 +253,37 @@ class SweepStore:
     def ordered(self, sweep_id: int, building: str, item: str, order_id: int, who: str) -> None:
         """Notes the work order an item with a problem was turned into."""
         now = self._now()
-        with self._lock:
-            self._conn.execute("UPDATE sweep_marks SET order_id = ? WHERE sweep_id = ? AND building = ? AND item = ?",
-                               (order_id, sweep_id, building, item))
+        with self._db.write(durable=True) as conn:
+            conn.execute(update(MARKS).where(MARKS.c.site == self._site_id, MARKS.c.sweep_id == sweep_id,
+                                             MARKS.c.building == building, MARKS.c.item == item)
+                         .values(order_id=order_id))
         self._audit.record(now, who, "sweep.work_order", f"sweep:{sweep_id}:{building}:{item}",
                            {"work_order": order_id})
 
     def marks(self, sweep_id: int) -> dict[tuple[str, str], Mark]:
-        with self._lock:
-            rows = self._conn.execute("SELECT building, item, result, note, by, at_ms, order_id FROM sweep_marks "
-                                      "WHERE sweep_id = ?", (sweep_id,)).fetchall()
+        c = MARKS.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(c.building, c.item, c.result, c.note, c.by, c.at_ms, c.order_id)
+                                .where(c.site == self._site_id, c.sweep_id == sweep_id)).all()
         return {(b, i): Mark(b, i, r, n, by, at, o) for b, i, r, n, by, at, o in rows}
 
     def sign(self, sweep_id: int, building: str, who: str, note: str, items: list[dict[str, Any]],
              problems: int) -> Signature:
         self._unsigned(sweep_id, building)
         now = self._now()
-        with self._lock:
-            self._conn.execute("INSERT INTO sweep_signatures VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (sweep_id, building, who, now, note, problems, json.dumps(items, ensure_ascii=False)))
+        with self._db.write(durable=True) as conn:
+            conn.execute(SIGNATURES.insert().values(
+                sweep_id=sweep_id, building=building, by=who, at_ms=now, note=note, problems=problems,
+                items=json.dumps(items, ensure_ascii=False), site=self._site_id))
         self._audit.record(now, who, "sweep.sign", f"sweep:{sweep_id}:{building}",
                            {"problems": problems, "note": note})
         return self.signatures([sweep_id])[(sweep_id, building)]
 
     def signatures(self, sweep_ids: list[int]) -> dict[tuple[int, str], Signature]:
-        marks = ",".join("?" * len(sweep_ids))
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT sweep_id, building, by, at_ms, note, problems, items FROM sweep_signatures "  # noqa: S608
-                f"WHERE sweep_id IN ({marks})", sweep_ids).fetchall()
+        c = SIGNATURES.c
+        with self._db.read() as conn:
+            rows = conn.execute(select(c.sweep_id, c.building, c.by, c.at_ms, c.note, c.problems, c["items"])
+                                .where(c.site == self._site_id, c.sweep_id.in_(sweep_ids))).all()
         return {(s, b): Signature(b, by, at, n, p, json.loads(items)) for s, b, by, at, n, p, items in rows}
 
     def _unsigned(self, sweep_id: int, building: str) -> None:
@@ -281,9 +292,9 @@ class SweepStore:
             raise SweepError(f"sweep {sweep_id} is signed for {building}")
 
 
-def _sweep(row: Any) -> Sweep:
-    id_, day, kind, tzh, ten, by, at = row
-    return Sweep(id_, date.fromisoformat(day), kind, tzh, ten, by, at)
+def _sweep(row: Row[Any]) -> Sweep:
+    return Sweep(row.id, date.fromisoformat(row.day), row.kind, row.title_zh, row.title_en, row.started_by,
+                 row.started_ms)
 
 
 # ---------------------------------------------------------------------- the daily record

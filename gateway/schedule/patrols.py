@@ -13,43 +13,47 @@ so a restarted or second gateway does not remind again.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from sqlalchemy import BigInteger, Column, Connection, PrimaryKeyConstraint, Row, Table, Text, select, update
 
 from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.fire_patrol import PatrolRound
 from gateway.rules import fire_patrol
 from gateway.rules.engine import Evidence, Report
-from gateway.storage.sqlite import connect
+from gateway.storage.state import METADATA, StateDatabase
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.schedule.school_calendar import SchoolCalendar
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fire_patrols (
-    day TEXT NOT NULL,            -- the round's local date, ISO 8601
-    round TEXT NOT NULL,          -- its local time, HHMM
-    items TEXT NOT NULL,          -- a JSON list: {id, zh, en, result, note} as patrolled
-    patroller TEXT NOT NULL,      -- the login that recorded it
-    patrolled_ms INTEGER NOT NULL,
-    supervisor TEXT,              -- the login that signed it
-    supervised_ms INTEGER,
-    PRIMARY KEY (day, round)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fire_patrol_reminders (
-    day TEXT NOT NULL,
-    round TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,       -- when the person on duty was told the round was missed
-    PRIMARY KEY (day, round)
-) WITHOUT ROWID;
-"""
+FIRE_PATROLS = Table(
+    "fire_patrols", METADATA,
+    Column("day", Text, nullable=False),            # the round's local date, ISO 8601
+    Column("round", Text, nullable=False),          # its local time, HHMM
+    Column("items", Text, nullable=False),          # a JSON list: {id, zh, en, result, note} as patrolled
+    Column("patroller", Text, nullable=False),      # the login that recorded it
+    Column("patrolled_ms", BigInteger, nullable=False),
+    Column("supervisor", Text),                     # the login that signed it
+    Column("supervised_ms", BigInteger),
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "day", "round"),
+    sqlite_with_rowid=False,
+)
+REMINDERS = Table(
+    "fire_patrol_reminders", METADATA,
+    Column("day", Text, nullable=False),
+    Column("round", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),    # when the person on duty was told the round was missed
+    Column("site", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("site", "day", "round"),
+    sqlite_with_rowid=False,
+)
+_COLUMNS: Final = tuple(c for c in FIRE_PATROLS.c if c.name != "site")
 
 ItemResult = Literal["ok", "problem"]
 # A round may be recorded from this long before its time: the guard starts walking early.
@@ -122,10 +126,11 @@ class Patrol:
 class FirePatrols:
     """The patrol records of one site in the state database; `tick` is the watchdog's."""
 
-    def __init__(self, path: Path, site: SiteConfig, calendar: SchoolCalendar, audit: AuditTrail, clock: Clock,
-                 report: Report) -> None:
-        self._conn = connect(path, _SCHEMA, durable=True)
-        self._lock = threading.Lock()  # one connection, used by one thread at a time
+    def __init__(self, db: StateDatabase, site: SiteConfig, calendar: SchoolCalendar, audit: AuditTrail,
+                 clock: Clock, report: Report) -> None:
+        self._db = db
+        self._site_id = site.id  # the rows' site: a site's id does not change with its settings
+        db.create(FIRE_PATROLS, REMINDERS, site=site.id)
         self._calendar = calendar
         self._audit = audit
         self._clock = clock
@@ -140,10 +145,6 @@ class FirePatrols:
         if night is None:
             night = any(r.type in SLEEPING_ROOMS for b in site.buildings for r in b.rooms)
         self._rounds = sorted((r for r in self._settings.rounds if night or not r.night), key=lambda r: r.at)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def _now_ms(self) -> int:
         return to_ms(self._clock.now())
@@ -191,16 +192,14 @@ class FirePatrols:
             raise PatrolRefused(422, f"「{blank.zh}」有问题：请写明是什么问题。",
                                 f"“{blank.en}” has a problem: please say what it is.")
         patrol = Patrol(day, round_id, checked, by, now, None, None)
-        with self._lock:
-            try:
-                self._conn.execute(
-                    "INSERT INTO fire_patrols (day, round, items, patroller, patrolled_ms) VALUES (?, ?, ?, ?, ?)",
-                    (day.isoformat(), round_id, _items_json(checked), by, now))
-            except sqlite3.IntegrityError:
-                earlier = self._get(day, round_id)
+        with self._db.write(durable=True) as conn:
+            if not self._db.add(conn, FIRE_PATROLS, {
+                    "day": day.isoformat(), "round": round_id, "items": _items_json(checked), "patroller": by,
+                    "patrolled_ms": now, "site": self._site_id}):
+                earlier = self._get(conn, day, round_id)
                 at = self._clock_at(earlier.patrolled_ms if earlier else now)
                 raise PatrolRefused(409, f"{found.label} 的巡查已于 {at} 登记过了。",
-                                    f"The {found.label} patrol was recorded already, at {at}.") from None
+                                    f"The {found.label} patrol was recorded already, at {at}.")
         self._settled.add((day, round_id))
         self._audit.record(now, by, "fire_patrol.patrolled", _target(day, round_id),
                            {"problems": [{"item": c.id, "note": c.note} for c in patrol.problems]})
@@ -211,19 +210,20 @@ class FirePatrols:
         """The supervisor's signature under the round's record: another account than the patroller's."""
         found = self.round(day, round_id)
         now = self._now_ms()
-        with self._lock:
-            patrol = self._get(day, round_id)
+        with self._db.write(durable=True) as conn:
+            patrol = self._get(conn, day, round_id)
             if patrol is None:
                 raise PatrolRefused(409, f"{found.label} 的巡查还没有登记，不能审核签字。",
                                     f"The {found.label} patrol has not been recorded yet: there is nothing to sign.")
             if patrol.patroller == by:
                 raise PatrolRefused(409, "不能审核签字自己的巡查，请由另一位负责人签字。",
                                     "You cannot sign your own patrol: another person in charge signs it.")
-            signed = patrol.supervisor is None and self._conn.execute(
-                "UPDATE fire_patrols SET supervisor = ?, supervised_ms = ? WHERE day = ? AND round = ? "
-                "AND supervisor IS NULL", (by, now, day.isoformat(), round_id)).rowcount == 1
+            signed = patrol.supervisor is None and conn.execute(
+                update(FIRE_PATROLS).where(*self._key(day, round_id),
+                                           FIRE_PATROLS.c.supervisor.is_(None))
+                .values(supervisor=by, supervised_ms=now)).rowcount == 1
             if not signed:
-                at = self._clock_at((self._get(day, round_id) or patrol).supervised_ms or now)
+                at = self._clock_at((self._get(conn, day, round_id) or patrol).supervised_ms or now)
                 raise PatrolRefused(409, f"{found.label} 的巡查已于 {at} 审核签字。",
                                     f"The {found.label} patrol was signed already, at {at}.")
         self._audit.record(now, by, "fire_patrol.supervised", _target(day, round_id), {"patroller": patrol.patroller})
@@ -236,17 +236,19 @@ class FirePatrols:
 
     def of_day(self, day: date) -> dict[str, Patrol]:
         """The day's records by round id."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT day, round, items, patroller, patrolled_ms, supervisor, supervised_ms FROM fire_patrols "
-                "WHERE day = ?", (day.isoformat(),)).fetchall()
-        return {row[1]: _patrol(row) for row in rows}
+        with self._db.read() as conn:
+            rows = conn.execute(select(*_COLUMNS).where(FIRE_PATROLS.c.site == self._site_id,
+                                                        FIRE_PATROLS.c.day == day.isoformat())).all()
+        return {row.round: _patrol(row) for row in rows}
 
-    def _get(self, day: date, round_id: str) -> Patrol | None:
-        row = self._conn.execute(
-            "SELECT day, round, items, patroller, patrolled_ms, supervisor, supervised_ms FROM fire_patrols "
-            "WHERE day = ? AND round = ?", (day.isoformat(), round_id)).fetchone()
+    def _get(self, conn: Connection, day: date, round_id: str) -> Patrol | None:
+        row = conn.execute(select(*_COLUMNS).where(*self._key(day, round_id))).one_or_none()
         return None if row is None else _patrol(row)
+
+    def _key(self, day: date, round_id: str) -> tuple[Any, ...]:
+        """The conditions that pick the site's record of round `round_id` of `day`."""
+        c = FIRE_PATROLS.c
+        return c.site == self._site_id, c.day == day.isoformat(), c.round == round_id
 
     # --- the watchdog -----------------------------------------------------------------------
 
@@ -273,12 +275,11 @@ class FirePatrols:
     def _remind(self, day: date, round_id: str, now: int) -> bool:
         """Notes that round `round_id` of `day` was reminded of; False where it was patrolled or
         reminded of already (by this process before a restart, or another)."""
-        with self._lock:
-            if self._get(day, round_id) is not None:
+        with self._db.write(durable=True) as conn:
+            if self._get(conn, day, round_id) is not None:
                 return False
-            cur = self._conn.execute("INSERT OR IGNORE INTO fire_patrol_reminders (day, round, at_ms) VALUES (?, ?, ?)",
-                                     (day.isoformat(), round_id, now))
-            return cur.rowcount == 1
+            return self._db.add(conn, REMINDERS, {"day": day.isoformat(), "round": round_id, "at_ms": now,
+                                                  "site": self._site_id})
 
 
 def _target(day: date, round_id: str) -> str:
@@ -290,7 +291,7 @@ def _items_json(items: tuple[Checked, ...]) -> str:
                       ensure_ascii=False)
 
 
-def _patrol(row: tuple[str, str, str, str, int, str | None, int | None]) -> Patrol:
-    day, round_id, items, patroller, patrolled_ms, supervisor, supervised_ms = row
-    checked = tuple(Checked(i["id"], i["zh"], i["en"], i["result"], i["note"]) for i in json.loads(items))
-    return Patrol(date.fromisoformat(day), round_id, checked, patroller, patrolled_ms, supervisor, supervised_ms)
+def _patrol(row: Row[Any]) -> Patrol:
+    checked = tuple(Checked(i["id"], i["zh"], i["en"], i["result"], i["note"]) for i in json.loads(row.items))
+    return Patrol(date.fromisoformat(row.day), row.round, checked, row.patroller, row.patrolled_ms, row.supervisor,
+                  row.supervised_ms)

@@ -12,7 +12,7 @@ usual."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -108,6 +108,23 @@ class StateDatabase:
         """An INSERT that can say ON CONFLICT (`.on_conflict_do_update`/`_do_nothing`), in the
         engine's dialect: both spell it the same way."""
         return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+
+    def add(self, conn: Connection, table: Table, values: Mapping[str, object]) -> bool:
+        """Inserts the row unless one with its key is there (INSERT OR IGNORE); whether it did.
+        RETURNING says so: an INSERT's rowcount is not kept on every driver (SQLAlchemy drops
+        psycopg's)."""
+        key = next(iter(table.primary_key.columns))
+        inserted = conn.execute(self.insert(table).values(dict(values)).on_conflict_do_nothing().returning(key))
+        return inserted.first() is not None
+
+    def replace(self, conn: Connection, table: Table, key: Mapping[str, object], values: Mapping[str, object]) -> None:
+        """Writes the row of `key` with `values`, over the one there (INSERT OR REPLACE). Its
+        ON CONFLICT names no key: a table of an earlier SQLite file keeps its primary key
+        (`create` never rebuilds a table), which may lack a column that the declaration's has
+        (`site`), and a conflict target must match a key exactly. On PostgreSQL a concurrent
+        writer's new row makes the INSERT wait, then do nothing, and the UPDATE wins."""
+        if not self.add(conn, table, {**key, **values}):
+            conn.execute(table.update().where(*(table.c[k] == v for k, v in key.items())).values(dict(values)))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,7 +6,6 @@ on a manual clock, across a restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -27,6 +26,7 @@ from gateway.runtime import Gateway
 from gateway.schedule.patrols import FirePatrols, ItemResult, PatrolRefused
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.state import StateDatabase
 from tests.receivers import HttpReceiver
 from tests.rule_scenarios import DEMO
 
@@ -58,6 +58,7 @@ def all_ok(site: SiteConfig, **problems: str) -> dict[str, tuple[ItemResult, str
 class Patrols:
     site: SiteConfig
     clock: ManualClock
+    db: StateDatabase
     patrols: FirePatrols
     audit: AuditTrail
     register: PatrolRegister
@@ -71,20 +72,15 @@ class Patrols:
 
 
 @pytest.fixture
-def kept(tmp_path: Path) -> Iterator[Patrols]:
+def kept(tmp_path: Path, state_db: StateDatabase) -> Patrols:
     site = site_with(tmp_path)
     clock = ManualClock(at(THU, "07:00"))
-    audit = AuditTrail(tmp_path / "state.db")
-    auth = AuthStore(tmp_path / "state.db", site.auth, audit)
+    audit = AuditTrail(state_db, site.id)
+    auth = AuthStore(state_db, site.auth, audit)
     findings: list[Finding] = []
-    patrols = FirePatrols(tmp_path / "state.db", site, SchoolCalendar(site), audit, clock,
-                          lambda f, _: findings.append(f))
-    try:
-        yield Patrols(site, clock, patrols, audit, PatrolRegister(patrols, People(auth, site.duty.people)), findings)
-    finally:
-        patrols.close()
-        auth.close()
-        audit.close()
+    patrols = FirePatrols(state_db, site, SchoolCalendar(site), audit, clock, lambda f, _: findings.append(f))
+    return Patrols(site, clock, state_db, patrols, audit, PatrolRegister(patrols, People(auth, site.duty.people)),
+                   findings)
 
 
 def test_the_rounds_follow_the_school_calendar(kept: Patrols) -> None:
@@ -97,11 +93,8 @@ def test_the_rounds_follow_the_school_calendar(kept: Patrols) -> None:
         for r in b["rooms"]:
             r["type"] = "classroom" if r["type"] == "nap_room" else r["type"]
     school = parse(yaml.safe_dump(data, allow_unicode=True), "site.yaml")
-    patrols = FirePatrols(kept.audit.path, school, SchoolCalendar(school), kept.audit, kept.clock, lambda f, e: None)
-    try:
-        assert [r.label for r in patrols.rounds(THU)] == ["08:00", "16:30"]
-    finally:
-        patrols.close()
+    patrols = FirePatrols(kept.db, school, SchoolCalendar(school), kept.audit, kept.clock, lambda f, e: None)
+    assert [r.label for r in patrols.rounds(THU)] == ["08:00", "16:30"]
 
 
 def test_a_patrol_is_recorded_signed_and_audited_with_its_refusals(kept: Patrols) -> None:
@@ -174,6 +167,30 @@ def test_the_daily_record_has_an_item_per_round(kept: Patrols) -> None:
     assert text == EXPECTED_TEXTS.read_text(encoding="utf-8")
 
 
+def test_two_sites_on_one_database_keep_their_own_rounds(kept: Patrols) -> None:
+    other_site = kept.site.model_copy(update={"id": "other-kg"})
+    found: list[Finding] = []
+    other = FirePatrols(kept.db, other_site, SchoolCalendar(other_site), AuditTrail(kept.db, other_site.id),
+                        kept.clock, lambda f, _: found.append(f))
+    kept.clock.set(at(THU, "08:05"))
+    kept.patrols.submit(THU, "0800", all_ok(kept.site), "guard-wang")
+    assert other.of_day(THU) == {}
+    with pytest.raises(PatrolRefused) as caught:
+        other.sign(THU, "0800", "logistics-li")
+    assert caught.value.zh == "08:00 的巡查还没有登记，不能审核签字。"
+    theirs = other.submit(THU, "0800", all_ok(other_site, exits="后门堆放杂物"), "guard-zhang")
+    kept.clock.set(at(THU, "08:30"))
+    other.sign(THU, "0800", "logistics-li")
+    assert kept.patrols.of_day(THU)["0800"].supervisor is None
+    assert [c.id for c in other.of_day(THU)["0800"].problems] == [c.id for c in theirs.problems] == ["exits"]
+    # Neither recorded the 16:30 round: each site is reminded of its own.
+    kept.clock.set(at(THU, "17:31"))
+    kept.patrols.tick()
+    other.tick()
+    assert [f.device_id for f in kept.findings if f.active] == [f.device_id for f in found if f.active] == [
+        "fire-patrol-2026-10-15-1630"]
+
+
 # ----------------------------------------------------------------- the missed-round reminder
 
 
@@ -182,10 +199,11 @@ async def _requests(hook: HttpReceiver, n: int) -> list[dict[str, Any]]:
     return [r.json() for r in hook.requests]
 
 
-async def test_a_missed_round_reminds_the_person_on_duty_once(tmp_path: Path) -> None:
+async def test_a_missed_round_reminds_the_person_on_duty_once(tmp_path: Path, state_url: str) -> None:
     with HttpReceiver() as hook:
         site = site_with(tmp_path / "data", fire_patrol={"night_rounds": False},
-                         notifications={"channels": [{"id": "office", "type": "webhook", "url": hook.url}]})
+                         notifications={"channels": [{"id": "office", "type": "webhook", "url": hook.url}]},
+                         storage={"state_url": state_url})
         clock = ManualClock(at(THU, "08:30"))
         on_duty = Roster(site, SchoolCalendar(site))
         async with Gateway(site, clock, mqtt=False) as gw:

@@ -33,14 +33,15 @@ pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto: Mosquitto,
-              channels: list[dict[str, Any]] | None = None) -> config.SiteConfig:
-    """The demo site delivering its reports by e-mail and webhook, or to `channels`."""
+def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto: Mosquitto, state_url: str,
+              channels: list[dict[str, Any]] | None = None, site_id: str = "delivery-kg") -> config.SiteConfig:
+    """The demo site delivering its reports by e-mail and webhook, or to `channels`, with its
+    state in `state_url`."""
     data = yaml.safe_load(DEMO_SITE.read_text(encoding="utf-8"))
     data |= {
-        "id": "delivery-kg",  # its own topics on the shared broker: the gateway publishes retained ones
-        "mqtt": {"url": mosquitto.url, "client_id": "delivery"},
-        "storage": {"data_dir": str(tmp_path / "data")},
+        "id": site_id,  # its own topics on the shared broker: the gateway publishes retained ones
+        "mqtt": {"url": mosquitto.url, "client_id": site_id},
+        "storage": {"data_dir": str(tmp_path / site_id), "state_url": state_url},
         "auth": {"public_read": True},
         "notifications": {"channels": [
             {"id": "office-mail", "type": "email", "host": smtp.host, "port": smtp.port,
@@ -53,7 +54,7 @@ def site_file(tmp_path: Path, hook: HttpReceiver, smtp: SmtpReceiver, mosquitto:
     if channels is not None:  # for reports only: no alert is critical in an empty database
         data["notifications"]["channels"] += [c | {"min_severity": "critical"} for c in channels]
         data["reports"]["channels"] = [c["id"] for c in channels]
-    path = tmp_path / "site.yaml"
+    path = tmp_path / f"{site_id}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return config.load(path)
 
@@ -78,10 +79,10 @@ def deliver(client: TestClient) -> None:
     client.portal.call(once)  # type: ignore[union-attr]
 
 
-def test_the_daily_record_goes_out_after_closing_once(tmp_path: Path,
-                                                     receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+def test_the_daily_record_goes_out_after_closing_once(tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver],
+                                                     mosquitto: Mosquitto, state_url: str) -> None:
     hook, smtp = receivers
-    site = site_file(tmp_path, hook, smtp, mosquitto)
+    site = site_file(tmp_path, hook, smtp, mosquitto, state_url)
     # Wednesday 2026-11-18: the service building closes last, at 18:00; the record is due 30 min later.
     clock = ManualClock(datetime(2026, 11, 18, 18, 20, tzinfo=TZ))
     with TestClient(create_app(site, clock)) as client:
@@ -114,9 +115,9 @@ def test_the_daily_record_goes_out_after_closing_once(tmp_path: Path,
 
 
 def test_the_monthly_reports_on_the_first_and_a_failed_channel_is_retried(
-        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
     hook, smtp = receivers
-    site = site_file(tmp_path, hook, smtp, mosquitto)
+    site = site_file(tmp_path, hook, smtp, mosquitto, state_url)
     clock = ManualClock(datetime(2026, 11, 29, 12, 0, tzinfo=TZ))  # a Sunday: nothing falls due
     hook.respond(503, times=2)  # the webhook is down for the first round (two reports)
     with TestClient(create_app(site, clock)) as client:
@@ -140,9 +141,9 @@ def test_the_monthly_reports_on_the_first_and_a_failed_channel_is_retried(
 
 
 def test_only_what_fell_due_since_delivery_began_and_not_older_than_two_days(
-        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
     hook, smtp = receivers
-    site = site_file(tmp_path, hook, smtp, mosquitto)
+    site = site_file(tmp_path, hook, smtp, mosquitto, state_url)
     clock = ManualClock(datetime(2026, 11, 16, 12, 0, tzinfo=TZ))  # a Monday: installed at noon
     with TestClient(create_app(site, clock)) as client:
         deliveries = gateway_of(client).deliveries
@@ -157,8 +158,31 @@ def test_only_what_fell_due_since_delivery_began_and_not_older_than_two_days(
         assert due() == [("safety", "2026-11-19"), ("safety", "2026-11-20")]
 
 
+def test_two_sites_on_one_database_keep_their_own_deliveries(
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
+    hook, smtp = receivers
+    ours = site_file(tmp_path, hook, smtp, mosquitto, state_url)
+    theirs = site_file(tmp_path, hook, smtp, mosquitto, state_url, site_id="delivery-kg-2")
+    clock = ManualClock(datetime(2026, 11, 18, 18, 20, tzinfo=TZ))
+    with TestClient(create_app(ours, clock)) as client:
+        deliver(client)  # our delivery begins before the record of the 18th is due, theirs after
+        clock.set(datetime(2026, 11, 18, 18, 31, tzinfo=TZ))
+        deliver(client)
+        hook.wait(1)
+        with TestClient(create_app(theirs, clock)) as other:
+            deliver(other)
+            now_ms = int(clock.now().timestamp() * 1000)
+            [due] = gateway_of(client).deliveries.due(now_ms)
+            assert gateway_of(client).deliveries.delivered(due) == {"office-mail", "hook"}
+            assert gateway_of(other).deliveries.due(now_ms) == []
+            assert gateway_of(other).deliveries.delivered(due) == set()
+            wall.sleep(0.3)
+    assert [r.json()["site"] for r in hook.requests] == ["delivery-kg"]
+    assert len(smtp.mails) == 1
+
+
 def test_signed_robots_get_the_report_and_only_an_errcode_0_counts(
-        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
     """Report delivery goes through the alerts' channels: DingTalk's 加签 is applied, and a
     robot that answers HTTP 200 with an errcode has not taken the report."""
     secret = "SEC0f3a9c1d7e5b2468ac"
@@ -175,7 +199,7 @@ def test_signed_robots_get_the_report_and_only_an_errcode_0_counts(
 
     _, smtp = receivers
     with HttpReceiver(responder=robot) as robots:
-        site = site_file(tmp_path, robots, smtp, mosquitto, channels=[
+        site = site_file(tmp_path, robots, smtp, mosquitto, state_url, channels=[
             {"id": "ding", "type": "dingtalk", "url": f"{robots.url}/ding?access_token=t", "secret": secret},
             {"id": "ding-wrong", "type": "dingtalk", "url": f"{robots.url}/ding?access_token=t",
              "secret": "SEC-not-the-robots-secret"},

@@ -30,7 +30,7 @@ from gateway.runtime import Gateway
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
-from gateway.storage.state import StateDatabase, sqlite_url
+from gateway.storage.state import StateDatabase
 from simulators import DEMO_SITE
 from tests.services import Mosquitto
 
@@ -79,19 +79,14 @@ class Kitchen:
 
 
 @pytest.fixture
-def kitchen(tmp_path: Path) -> Iterator[Kitchen]:
+def kitchen(tmp_path: Path, state_db: StateDatabase) -> Kitchen:
     site = site_for(tmp_path)
     clock = ManualClock(at(MONDAY, "07:00"))
     calendar = SchoolCalendar(site)
-    db = StateDatabase(sqlite_url(tmp_path / "state.db"))
-    audit = AuditTrail(db, site.id)
-    alerts = AlertStore(db, site, audit, Roster(site, calendar), clock, lambda notice: None)
-    register = SampleRegister(tmp_path / "state.db", site, calendar, audit, clock, alerts)
-    try:
-        yield Kitchen(clock, register, alerts, audit, site, calendar)
-    finally:
-        register.close()
-        db.close()
+    audit = AuditTrail(state_db, site.id)
+    alerts = AlertStore(state_db, site, audit, Roster(site, calendar), clock, lambda notice: None)
+    register = SampleRegister(state_db, site, calendar, audit, clock, alerts)
+    return Kitchen(clock, register, alerts, audit, site, calendar)
 
 
 def refused(call: Any, *args: Any) -> Refused:
@@ -130,6 +125,24 @@ def test_discarding_needs_a_reason_before_the_retention_ends_and_happens_once(ki
     assert kitchen.open_alerts("sample_discarded_early") == []
     actions = [(e.action, e.actor) for e in reversed(kitchen.audit.about(f"sample:{sample.id}"))]
     assert actions == [("sample.registered", "canteen-chen"), ("sample.discarded", "canteen-chen")]
+
+
+def test_two_sites_on_one_database_see_only_their_own_samples(kitchen: Kitchen, tmp_path: Path,
+                                                               state_db: StateDatabase) -> None:
+    site = site_for(tmp_path / "other", id="other-kg")
+    # Its alerts are not judged here: the kitchen's store stands in for its own.
+    other = SampleRegister(state_db, site, SchoolCalendar(site), AuditTrail(state_db, site.id), kitchen.clock,
+                           kitchen.alerts)
+    kitchen.clock.set(at(MONDAY, "12:05"))
+    mine = kitchen.register.register(MONDAY, "lunch", "番茄炒蛋", 130.0, "sample-fridge", None, "canteen-chen")
+    theirs = other.register(MONDAY, "lunch", "清蒸鲈鱼", 140.0, "sample-fridge", None, "canteen-li")
+    assert [x.id for x in kitchen.register.on_day(MONDAY)] == [x.id for x in kitchen.register.kept()] == [mine.id]
+    assert [x.id for x in other.on_day(MONDAY)] == [x.id for x in other.kept()] == [theirs.id]
+    assert refused(kitchen.register.get, theirs.id).status == 404
+    kitchen.clock.set(at(MONDAY + timedelta(days=2), "12:06"))
+    assert refused(kitchen.register.discard, theirs.id, "canteen-chen", None).status == 404
+    assert other.get(theirs.id).discarded_ms is None
+    assert [e.actor for e in kitchen.audit.about(f"sample:{theirs.id}")] == []
 
 
 # ------------------------------------------------------------- the record and the alerts
@@ -231,8 +244,9 @@ def _snapshot(name: str, lines: list[str]) -> None:
 
 
 @pytest.fixture
-def gateway_api(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[TestClient, Gateway, ManualClock]]:
-    site = site_for(tmp_path / "data", mqtt={"url": mosquitto.url, "client_id": "gw-samples"})
+def gateway_api(mosquitto: Mosquitto, tmp_path: Path, state_url: str) -> Iterator[tuple[TestClient, Gateway, ManualClock]]:
+    site = site_for(tmp_path / "data", mqtt={"url": mosquitto.url, "client_id": "gw-samples"},
+                    storage={"data_dir": str(tmp_path / "data"), "state_url": state_url})
     clock = ManualClock(at(MONDAY, "12:00"))
     with TestClient(create_app(site, clock)) as client:
         gw: Gateway = client.app.state.gateway  # type: ignore[attr-defined]

@@ -13,11 +13,13 @@ from fastapi.testclient import TestClient
 
 from gateway import config
 from gateway.app import create_app
+from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthStore
 from gateway.clock import ManualClock
 from gateway.config.auth import Role
-from gateway.reports.sweeps import due_sweeps
+from gateway.reports.sweeps import SweepNotFound, SweepStore, due_sweeps
 from gateway.schedule.school_calendar import SchoolCalendar
+from gateway.storage.state import StateDatabase
 from tests.services import Mosquitto
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -53,7 +55,7 @@ duty:
 """
 NETWORK = """
 mqtt: {{url: "{url}", client_id: "{client_id}"}}
-storage: {{data_dir: "{data_dir}"}}
+storage: {{data_dir: "{data_dir}", state_url: "{state_url}"}}
 """
 
 
@@ -83,6 +85,33 @@ def test_a_weekend_is_no_break_but_a_long_weekend_is() -> None:
     assert due_sweeps(cal, 4, date(2026, 6, 1), date(2026, 6, 12)) == []  # not a break of four days
 
 
+# ---------------------------------------------------------------------------- the store
+
+
+def test_two_sites_on_one_database_see_only_their_own_sweeps(state_db: StateDatabase) -> None:
+    clock = ManualClock(FRIDAY)
+    ours, theirs = (SweepStore(state_db, site, AuditTrail(state_db, site), clock) for site in ("kg", "other-kg"))
+    day = FRIDAY.date()
+    title = ("暑假放假前检查", "Check before the 暑假 break")
+    mine, other = ours.start(day, "before_break", title, "guard-wang"), theirs.start(day, "before_break", title, "zhang")
+    assert mine.id != other.id  # one sweep the calendar asks for a day: each site its own
+    assert ours.start(day, "before_break", title, "logistics-li") == mine
+    ours.mark(mine.id, "main", "gas", "ok", "", "guard-wang")
+    theirs.mark(other.id, "main", "gas", "problem", "阀门未关", "zhang")
+    ours.sign(mine.id, "main", "logistics-li", "", [], 0)
+    assert [s.id for s in ours.between(day, day)] == [mine.id]
+    assert [s.id for s in theirs.between(day, day)] == [other.id]
+    assert [m.result for m in ours.marks(mine.id).values()] == ["ok"]
+    assert ours.marks(other.id) == {}
+    assert list(ours.signatures([mine.id, other.id])) == [(mine.id, "main")]
+    assert theirs.signatures([mine.id, other.id]) == {}
+    with pytest.raises(SweepNotFound):
+        ours.get(other.id)
+    with pytest.raises(SweepNotFound):
+        ours.mark(other.id, "main", "gas", "ok", "", "guard-wang")
+    assert theirs.marks(other.id)[("main", "gas")].result == "problem"
+
+
 # ------------------------------------------------------------------------------ the API
 
 
@@ -91,9 +120,9 @@ PASSWORD = "a long enough password"
 
 
 @pytest.fixture
-def api(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+def api(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest, state_url: str) -> Iterator[TestClient]:
     site = config.parse(SITE + NETWORK.format(url=mosquitto.url, client_id=f"gw-{request.node.name}"[:60],
-                                              data_dir=tmp_path / "data"), "site.yaml")
+                                              data_dir=tmp_path / "data", state_url=state_url), "site.yaml")
     with TestClient(create_app(site, ManualClock(FRIDAY))) as client:
         auth: AuthStore = client.app.state.auth  # type: ignore[attr-defined]
         for login, role, name in (("logistics-li", Role.ADMIN, "李主任"), ("guard-wang", Role.STAFF, "王师傅"),
