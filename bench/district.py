@@ -26,7 +26,6 @@ import os
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +152,7 @@ def main() -> None:
             (directory / sub).mkdir()
         broker = start_mosquitto(directory / "mosquitto")
         vm = start_victoria_metrics(directory / "vm")
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        postgres.execute(f"CREATE SCHEMA {schema}")
-        state_url = postgres.url(schema=schema)
+        state_url = postgres.new_schema()
         try:
             print(f"{total} messages from {args.devices} devices a school, QoS 1, state in PostgreSQL; "
                   f"{os.cpu_count()} cores for the replicas, the broker, the databases and the publishers")

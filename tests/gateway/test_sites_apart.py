@@ -5,7 +5,6 @@ the district's account is signed in at both."""
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from gateway.auth.audit import AuditTrail
 from gateway.auth.store import AuthStore
 from gateway.config.auth import AuthSettings, Role
 from gateway.storage.state import StateDatabase
-from tests.services import GatewayProcess, Mosquitto, Postgres, free_port
+from tests.services import GatewayProcess, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,23 +53,16 @@ def every_operation(client: httpx.Client) -> list[tuple[str, str]]:
             for path, item in spec["paths"].items() for method in item if method in ("get", "post", "put", "delete")]
 
 
-@pytest.fixture
-def shared_state(postgres: Postgres) -> str:
-    schema = f"schools_{uuid.uuid4().hex[:12]}"
-    postgres.execute(f"CREATE SCHEMA {schema}")
-    return postgres.url(schema=schema)
-
-
 def test_another_schools_account_is_no_one_here_on_every_route(
-        tmp_path: Path, mosquitto: Mosquitto, shared_state: str) -> None:
-    db = StateDatabase(shared_state)
+        tmp_path: Path, mosquitto: Mosquitto, postgres_state: str) -> None:
+    db = StateDatabase(postgres_state)
     try:
         b_accounts = AuthStore(db, AuthSettings(), AuditTrail(db, "school-b"))
         b_accounts.add_user("li-b", Role.ADMIN, PASSWORD, "setup", 0)
         b_accounts.add_user("zhou-district", Role.ADMIN, PASSWORD, "setup", 0, district=True)
     finally:
         db.close()
-    a, b = (start_school(tmp_path, site, mosquitto, shared_state) for site in ("school-a", "school-b"))
+    a, b = (start_school(tmp_path, site, mosquitto, postgres_state) for site in ("school-a", "school-b"))
     try:
         assert login(a.client, "li-b") is None  # refused as an unknown name
         foreign = login(b.client, "li-b")
