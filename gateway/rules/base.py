@@ -213,6 +213,11 @@ class Rule(ABC, Generic[P]):
     def on_event(self, event: Event) -> Finding | None:
         return None
 
+    def prime(self, sample: Sample) -> Finding | None:
+        """The device's newest stored reading, given at a start (a takeover) before live
+        messages: taken as a reading unless the rule says otherwise."""
+        return self.on_sample(sample)
+
     def on_time(self, now_ms: int) -> Finding | None:
         self.now_ms = max(self.now_ms, now_ms)
         return self.check_time()
