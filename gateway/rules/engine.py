@@ -80,8 +80,9 @@ class RuleEngine:
         return gone
 
     def resume(self, open_alerts: set[tuple[str, str]]) -> None:
-        """After a restart: rules whose (rule, device) alert is still open know it, so that
-        they clear it when the condition ends (their other state starts afresh)."""
+        """After a restart or a takeover: rules whose (rule, device) alert is still open know
+        it, so that they clear it when the condition ends and never raise it again (their
+        other state is what `prime` gives them)."""
         for device_id, rules in self._rules.items():
             for rule in rules:
                 rule.raised = (rule.name, device_id) in open_alerts
