@@ -22,7 +22,7 @@ from gateway.alerting.alerts import AlertFilter
 from gateway.clock import ManualClock, to_ms
 from gateway.config import SiteConfig, parse
 from gateway.runtime import Gateway
-from gateway.storage.latest import LatestReadings
+from gateway.storage.latest import LATEST_READINGS, LatestReadings
 from gateway.storage.sqlite import Point
 from gateway.storage.state import StateDatabase
 from tests.rule_scenarios import DEMO
@@ -55,6 +55,15 @@ def test_the_newer_reading_wins_and_sites_are_apart(state_db: StateDatabase) -> 
     kg.record(batch(Sample("door", 2_500, {"battery_pct": 79.0})))
     assert kg.read() == {"door": {"open": Point(2_000, 1.0), "battery_pct": Point(2_500, 79.0)}}
     assert other.read() == {"door": {"open": Point(9_000, 0.0)}}
+
+
+def test_readings_the_store_refused_go_with_the_next_batch(state_db: StateDatabase) -> None:
+    latest = LatestReadings(state_db, "kg")
+    LATEST_READINGS.drop(state_db.engine)  # the store refuses the write: gone, as if out of reach
+    latest.record(batch(Sample("door", 1_000, {"open": 1.0})))
+    state_db.create(LATEST_READINGS)
+    latest.record(batch(Sample("tap", 2_000, {"volume_m3": 3.5})))
+    assert latest.read() == {"door": {"open": Point(1_000, 1.0)}, "tap": {"volume_m3": Point(2_000, 3.5)}}
 
 
 def site(data_dir: Path, state_url: str) -> SiteConfig:
