@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, get_args
 
 import paho.mqtt.client as mqtt
@@ -33,6 +34,7 @@ from gateway.notify import notifier as notifier_module
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings, Message
 from gateway.notify.notifier import Notifier, render
+from gateway.storage.state import StateDatabase, sqlite_url
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 
@@ -108,6 +110,14 @@ def counters() -> Counters:
 
 
 @pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDatabase]:
+    """The notifier's outbox, on SQLite: tests/gateway/test_notify_outbox.py runs it on both engines."""
+    state = StateDatabase(sqlite_url(tmp_path / "state.db"))
+    yield state
+    state.close()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0 + timedelta(minutes=12))
 
@@ -145,10 +155,10 @@ def test_text_in_chinese_for_each_transition() -> None:
 
 
 async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters: Counters,
-                                               clock: ManualClock) -> None:
+                                               clock: ManualClock, db: StateDatabase) -> None:
     site = site_with({"id": "hook", "type": "webhook", "url": f"{receiver.url}/alerts",
                       "headers": {"Authorization": "Bearer t0ken-for-tests"}})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         (request,) = await receiver.wait_for(1)
@@ -181,9 +191,9 @@ async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters:
 
 
 async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceiver, counters: Counters,
-                                                           clock: ManualClock) -> None:
+                                                           clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(503, times=2)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         requests = await receiver.wait_for(3)
@@ -198,9 +208,9 @@ async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceive
 
 
 async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: HttpReceiver, counters: Counters,
-                                                                     clock: ManualClock) -> None:
+                                                                     clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(400, "bad request")
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))
         notifier.submit(make_notice(id=2))
@@ -213,9 +223,9 @@ async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: H
 
 
 async def test_a_full_queue_drops_its_oldest_notice(receiver: HttpReceiver, counters: Counters,
-                                                    clock: ManualClock) -> None:
+                                                    clock: ManualClock, db: StateDatabase) -> None:
     site = site_with({"id": "hook", "type": "webhook", "url": receiver.url, "queue": 2})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     for i in (1, 2, 3):  # before the worker runs: all three wait in a queue of two
         notifier.submit(make_notice(id=i))
     assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="queue_full") == 1
@@ -229,11 +239,11 @@ async def test_a_full_queue_drops_its_oldest_notice(receiver: HttpReceiver, coun
 
 
 async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters: Counters,
-                                                                       clock: ManualClock) -> None:
+                                                                       clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver(default=Reply(503)) as receiver:
         site = site_with({"id": "hook", "type": "webhook", "url": receiver.url},
                          give_up_after_h=1, retry_first_s=0.02, retry_max_s=0.05)
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(id=1))
             await receiver.wait_for(3)
@@ -250,11 +260,11 @@ async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters:
         assert notifier.health() == {"hook": "ok"}
 
 
-async def test_a_hanging_channel_does_not_delay_another(counters: Counters, clock: ManualClock) -> None:
+async def test_a_hanging_channel_does_not_delay_another(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver(default=Reply(hang=True)) as slow, HttpReceiver(default=OK) as fast:
         site = site_with({"id": "slow", "type": "webhook", "url": slow.url},
                          {"id": "fast", "type": "webhook", "url": fast.url})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(id=1))
             notifier.submit(make_notice(id=2))
@@ -267,7 +277,7 @@ async def test_a_hanging_channel_does_not_delay_another(counters: Counters, cloc
 
 
 async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, counters: Counters,
-                                                     clock: ManualClock) -> None:
+                                                     clock: ManualClock, db: StateDatabase) -> None:
     site = site_with(
         {"id": "all", "type": "webhook", "url": f"{receiver.url}/all"},
         {"id": "major", "type": "webhook", "url": f"{receiver.url}/major", "min_severity": "major"},
@@ -276,7 +286,7 @@ async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, cou
         {"id": "dorm-minor", "type": "webhook", "url": f"{receiver.url}/dorm-minor", "buildings": ["dorm"],
          "min_severity": "minor", "rules": ["lights_out"]},
     )
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))  # critical door in the main building
         notifier.submit(make_notice(id=2, severity=Severity.MINOR, rule="lights_out", building_id="dorm",
@@ -293,11 +303,11 @@ async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, cou
 
 
 async def test_health_says_failing_then_ok_and_logs_each_change_once(
-    receiver: HttpReceiver, counters: Counters, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway.notify.notifier")
     receiver.default = Reply(503)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     assert notifier.health() == {"hook": "ok"}
     async with running(notifier):
         notifier.submit(make_notice())
@@ -310,10 +320,10 @@ async def test_health_says_failing_then_ok_and_logs_each_change_once(
                         f"notification channel hook recovered after {len(receiver.requests) - 1} failed attempts"]
 
 
-async def test_an_unreachable_channel_is_failing(counters: Counters, clock: ManualClock) -> None:
+async def test_an_unreachable_channel_is_failing(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver() as gone:
         url = gone.url  # a port nobody listens on any more
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         await eventually(lambda: sample(counters, "facility_notifications_failed_total", channel="hook") >= 2)
@@ -324,10 +334,10 @@ async def test_an_unreachable_channel_is_failing(counters: Counters, clock: Manu
 
 
 async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: Counters,
-                                              clock: ManualClock) -> None:
+                                              clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(200, {"errcode": 45009, "errmsg": "api freq out of limit"})  # transient: retried
     site = site_with({"id": "wecom", "type": "wecom", "url": f"{receiver.url}/cgi-bin/webhook/send?key=k-123"})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))
         await receiver.wait_for(2)
@@ -347,7 +357,7 @@ async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: 
     assert notifier.health() == {"wecom": "failing: errcode 93000 invalid webhook url"}
 
 
-async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: ManualClock) -> None:
+async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     secret = "SEC0f3a9c1d7e5b2468ac"
 
     def verify(request: Received) -> Reply:
@@ -364,7 +374,7 @@ async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: Manu
             {"id": "ding-wrong", "type": "dingtalk", "url": f"{receiver.url}/wrong?access_token=tok",
              "secret": "SEC-not-the-robots-secret", "mention_duty": False},
         )
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="ding") == 1
@@ -387,11 +397,11 @@ async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: Manu
 # ------------------------------------------------------------------------ e-mail
 
 
-async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Counters, clock: ManualClock) -> None:
+async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with SmtpReceiver() as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["office@kg.example"]})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             (mail,) = await smtp.wait_for(1)
@@ -405,11 +415,11 @@ async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Cou
     assert mail.message["To"] == "office@kg.example, zhang@kg.example"
 
 
-async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock: ManualClock) -> None:
+async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with SmtpReceiver(refuse={"nobody@kg.example"}) as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["nobody@kg.example"], "to_duty": False})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
@@ -419,12 +429,12 @@ async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock:
 
 
 async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters: Counters,
-                                                                       clock: ManualClock) -> None:
+                                                                       clock: ManualClock, db: StateDatabase) -> None:
     """A line break in a title (from a device or a site file) must not break the mail's headers."""
     with SmtpReceiver() as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["office@kg.example"], "to_duty": False})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(title_zh="厨房门\r\nBcc: someone@elsewhere.example"))
             (mail,) = await smtp.wait_for(1)
@@ -434,7 +444,7 @@ async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters:
 
 
 async def test_a_defect_in_one_channel_is_that_channels_failure(
-        receiver: HttpReceiver, counters: Counters, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+        receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     """Whatever a channel raises (here: making the text of one notice fails) is counted and
     logged for that channel; the channel goes on with the next notice and the notifier runs on."""
@@ -446,7 +456,7 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
         return made(notice, site)
 
     monkeypatch.setattr(notifier_module, "render", render_or_fail)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
             notifier.submit(make_notice(id=1))
@@ -467,7 +477,7 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
 
 
 async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, counters: Counters,
-                                                     clock: ManualClock) -> None:
+                                                     clock: ManualClock, db: StateDatabase) -> None:
     device = f"door-{uuid.uuid4().hex[:8]}"
     site = site_with({"id": "mqtt", "type": "mqtt"})
     with mqtt_client(mosquitto, f"gateway-{device}") as (publisher, _):
@@ -476,7 +486,7 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
         async def publish(topic: str, payload: bytes) -> None:
             sent.append(publisher.publish(topic, payload, 1, True))
 
-        notifier = Notifier(site, counters, clock, publish=publish)
+        notifier = Notifier(site, counters, clock, db, publish=publish)
         async with running(notifier):
             notifier.submit(make_notice(device_id=device))
             notifier.submit(make_notice(Transition.CLEARED, (), device_id=device, state=AlertState.CLEARED,
@@ -499,9 +509,9 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
     assert "recipients" not in state  # no phone numbers on the broker
 
 
-def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock) -> None:
+def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with pytest.raises(ValueError, match="no publish function"):
-        Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock)
+        Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock, db)
 
 
 # ------------------------------------------------------------------------ the convention
@@ -529,10 +539,10 @@ _REQUIRED: dict[str, dict[str, Any]] = {
 
 
 async def test_channels_changed_while_running_keep_what_they_had_queued(counters: Counters,
-                                                                        clock: ManualClock) -> None:
+                                                                        clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver(default=OK) as old, HttpReceiver(default=OK) as new, HttpReceiver(default=OK) as added:
         old.respond(503, times=1000)  # the office's old address is down: the notice waits in its queue
-        notifier = Notifier(site_with({"id": "office", "type": "webhook", "url": old.url}), counters, clock)
+        notifier = Notifier(site_with({"id": "office", "type": "webhook", "url": old.url}), counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await old.wait_for(1)
