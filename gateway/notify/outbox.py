@@ -11,7 +11,19 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Index, Integer, Table, Text, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    Integer,
+    Table,
+    Text,
+    func,
+    literal_column,
+    select,
+)
 
 from gateway.alerting.alerts import Notice, notice_json
 from gateway.storage.state import ID, METADATA, StateDatabase
@@ -36,7 +48,9 @@ OUTBOX = Table(
     Column("reason", Text),  # why it was dropped: one of the notifier's DROP_REASONS
     Index("notification_outbox_done", "site", "done_ms"),
 )
-_PENDING: Final = OUTBOX.c.state == PENDING
+# Written as a literal: an engine uses the partial index below only for a query that says the
+# same condition, not `state = ?`.
+_PENDING: Final = OUTBOX.c.state == literal_column(f"'{PENDING}'")
 # A channel's oldest pending notice, and how many wait.
 Index("notification_outbox_pending", OUTBOX.c.site, OUTBOX.c.channel, OUTBOX.c.id, sqlite_where=_PENDING,
       postgresql_where=_PENDING)
@@ -83,15 +97,19 @@ class Outbox:
                  "attempts": 0}
                 for channel in channels
             ])
+            busy = [bound.busy for bound in channels.values() if bound.busy is not None]
+            counted = select(OUTBOX.c.channel, func.count()).where(
+                OUTBOX.c.site == self.site, OUTBOX.c.channel.in_(list(channels)), _PENDING, OUTBOX.c.id.not_in(busy),
+            ).group_by(OUTBOX.c.channel)
+            waiting: dict[str, int] = dict(conn.execute(counted).tuples().all())
             for channel, bound in channels.items():
-                waiting = self._waiting(conn, channel, bound.busy)
-                excess = max(0, waiting - bound.queue)
+                excess = max(0, waiting[channel] - bound.queue)
                 if excess:
                     oldest = select(OUTBOX.c.id).where(*self._waiting_rows(channel, bound.busy)) \
                         .order_by(OUTBOX.c.id).limit(excess).scalar_subquery()
                     conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(oldest)).values(
                         state=DROPPED, reason="queue_full", done_ms=now_ms))
-                added[channel] = Added(waiting - excess, excess)
+                added[channel] = Added(waiting[channel] - excess, excess)
         return added
 
     def next(self, channel: str) -> Pending | None:
