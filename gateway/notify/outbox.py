@@ -101,7 +101,7 @@ class Outbox:
             counted = select(OUTBOX.c.channel, func.count()).where(
                 OUTBOX.c.site == self.site, OUTBOX.c.channel.in_(list(channels)), _PENDING, OUTBOX.c.id.not_in(busy),
             ).group_by(OUTBOX.c.channel)
-            waiting: dict[str, int] = dict(conn.execute(counted).tuples().all())
+            waiting: dict[str, int] = dict(conn.execute(counted).all())
             for channel, bound in channels.items():
                 excess = max(0, waiting[channel] - bound.queue)
                 if excess:

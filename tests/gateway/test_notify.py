@@ -778,3 +778,23 @@ async def test_notices_done_are_kept_thirty_days(state_url: str, clock: ManualCl
             notifier.submit(make_notice(id=3))
             await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
         assert [row.notice for row in outbox_rows(db)] == [notice_json(make_notice(id=i)) for i in (2, 3)]
+
+
+async def test_a_notice_that_cannot_be_read_is_dropped_and_the_next_goes_through(
+        receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A row that is not a notice of this version (written by another) is that channel's
+    defect: dropped as `error`, logged with its traceback; the channel goes on."""
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
+    with db.write() as conn:
+        conn.execute(OUTBOX.insert().values(site="kg-1", channel="hook", notice='{"transition": "raised"}',
+                                            queued_ms=T0_MS, state="pending"))
+    with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
+        async with running(notifier):
+            notifier.submit(make_notice(id=2))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+    assert alert_ids(receiver.requests) == [2]
+    assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="error") == 1
+    assert [(row.state, row.reason) for row in outbox_rows(db)] == [("dropped", "error"), ("sent", None)]
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "could not read notice" in logged.getMessage()
