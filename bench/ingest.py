@@ -62,15 +62,15 @@ def write_payloads(directory: Path, devices: int, messages: int) -> list[Path]:
     return files
 
 
-def publish(port: int, files: list[Path]) -> None:
+def publish(port: int, files: list[Path], site: str = SITE) -> None:
     pub = require_binary("mosquitto_pub", "mosquitto-clients")
     procs = []
     for path in files:
         device = path.stem
         with path.open("rb") as stdin:
             procs.append(subprocess.Popen(
-                [pub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l", "-i", f"pub-{device}",
-                 "-t", f"facility/{SITE}/{device}/telemetry"],
+                [pub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l", "-i", f"pub-{site}-{device}",
+                 "-t", f"facility/{site}/{device}/telemetry"],
                 stdin=stdin,
             ))
     for p in procs:

@@ -72,8 +72,7 @@ def main() -> None:
         show("SQLite", submit_us(sqlite_url(Path(directory) / "state.db"), args.notices))
     server = start_postgres()
     try:
-        server.execute("CREATE SCHEMA bench_notify")
-        show("PostgreSQL", submit_us(server.url(schema="bench_notify"), args.notices))
+        show("PostgreSQL", submit_us(server.new_schema(), args.notices))
     finally:
         server.stop()
 

@@ -205,7 +205,8 @@ class Gateway:
     async def _hold_site(self) -> None:
         """Nothing of the site runs before this replica holds its lease: a standby waits here."""
         replica = self.site.replica
-        self.ownership = Ownership(self.state, self.site.id, replica_id(replica.id), replica.lease_s, self.counters)
+        me = replica_id(replica.id, self.site.storage.data_dir)
+        self.ownership = Ownership(self.state, self.site.id, me, replica.lease_s, self.counters)
         if await self.ownership.acquire(self._stopping) is None:
             await self._stack.aclose()
             raise StoppedStandingBy(f"asked to stop while standing by for site {self.site.id}")

@@ -3,7 +3,6 @@ loopback ports and stopped at the end."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -88,9 +87,14 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "state.db")
     server: Postgres = request.getfixturevalue("postgres")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    server.execute(f"CREATE SCHEMA {schema}")
-    return server.url(schema=schema)
+    return server.new_schema()
+
+
+@pytest.fixture
+def postgres_state(postgres: Postgres) -> str:
+    """A state store of its own for the test in the session's PostgreSQL (a schema): where
+    several gateway processes share one."""
+    return postgres.new_schema()
 
 
 @pytest.fixture

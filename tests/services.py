@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -617,6 +618,12 @@ class Postgres:
         """A SQLAlchemy URL (psycopg 3); with `schema`, every connection works in it."""
         options = f"?options=-csearch_path%3D{schema}" if schema else ""
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}{options}"
+
+    def new_schema(self) -> str:
+        """The URL of a new, empty schema of its own: a state store no one else uses."""
+        schema = f"s_{uuid.uuid4().hex[:16]}"
+        self.execute(f"CREATE SCHEMA {schema}")
+        return self.url(schema=schema)
 
     def execute(self, sql: str) -> None:
         """Runs one statement as the superuser, outside a transaction (CREATE DATABASE…)."""

@@ -1,7 +1,8 @@
 """The production stack (docker-compose.yml, the Dockerfile and what they mount) checked
-without Docker: that the pieces name each other consistently, that the site file loads with
-the environment compose gives the gateway, and that Mosquitto accepts the broker config and
-enforces its ACL."""
+without Docker: that each profile (one school's gateway, or a district's replicas sharing
+PostgreSQL) starts what it should, that the pieces name each other consistently, that the site
+file loads with the environment compose gives each gateway, and that Mosquitto accepts the
+broker config and enforces its ACL."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 
 from devices import kinds
 from devices.base import Event, EventPayload, MetricType, Sample
@@ -38,6 +40,9 @@ from tests.services import (
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+# The services that run the gateway: built from the Dockerfile.
+GATEWAYS = [name for name, service in SERVICES.items() if "build" in service]
+SHARED = {"mosquitto", "influxdb", "grafana"}
 
 # What an operator's .env holds: the secrets only (the rest has defaults), or everything.
 # Generated, as deploy/env.example asks: the site file runs in production mode, which
@@ -47,12 +52,13 @@ SECRETS = {
     "INFLUXDB_TOKEN": "0d5b8f3e9a1c47d2b6e0f9a8c3d71e54",
     "MQTT_GATEWAY_PASSWORD": "b7e2a9c04f1d86e3",
     "GRAFANA_ADMIN_PASSWORD": "e81f0c6a3d9b2754",
+    "POSTGRES_PASSWORD": "9a0e3c7f51d2b846",
 }
 DOTENVS = {
     "secrets-only": SECRETS,
     "everything": SECRETS
     | {"INFLUXDB_ADMIN_USER": "root", "INFLUXDB_ORG": "district-7", "INFLUXDB_BUCKET": "school-12",
-       "GRAFANA_ADMIN_USER": "root"},
+       "GRAFANA_ADMIN_USER": "root", "POSTGRES_USER": "gateways", "POSTGRES_DB": "district-7"},
 }
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:[-?])(?P<arg>[^}]*))?\}")
 
@@ -72,6 +78,28 @@ def interpolate(text: str, variables: dict[str, str]) -> str:
 
 def environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
     return {k: interpolate(str(v), dotenv) for k, v in SERVICES[service].get("environment", {}).items()}
+
+
+def profiles() -> set[str]:
+    return {p for service in SERVICES.values() for p in service.get("profiles", [])}
+
+
+def started(*active: str) -> set[str]:
+    """The services that `docker compose up` starts with these profiles active: those of no
+    profile, and those of an active one."""
+    return {name for name, s in SERVICES.items() if not s.get("profiles") or set(active) & set(s["profiles"])}
+
+
+def dotenv_example() -> dict[str, str]:
+    lines = (ROOT / "deploy" / "env.example").read_text(encoding="utf-8").splitlines()
+    return dict(line.partition("=")[::2] for line in lines if line.strip() and not line.startswith("#"))
+
+
+def site_of(service: str, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> SiteConfig:
+    """The site as a gateway service loads it: its site file, with the environment compose gives it."""
+    for name, value in environment(service, dotenv).items():
+        monkeypatch.setenv(name, value)
+    return load(host_path(service, site_file_in_container()))
 
 
 def bind_mounts(service: str) -> dict[PurePosixPath, Path]:
@@ -138,12 +166,33 @@ def no_facility_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 # ------------------------------------------------------------------------- the compose file
 
 
-def test_the_stack_has_the_broker_the_database_grafana_and_the_gateway() -> None:
-    assert set(SERVICES) == {"mosquitto", "influxdb", "grafana", "gateway"}
+def test_one_school_or_a_district_each_starts_its_gateways_beside_the_shared_services() -> None:
+    assert profiles() == {"school", "district"}
+    assert started("school") == SHARED | {"gateway"}
+    assert started("district") == SHARED | {"postgres", "replica-a", "replica-b"}
 
 
-def test_every_host_port_is_published_once() -> None:
-    host_ports = [spec.split(":")[-2] for s in SERVICES.values() for spec in s.get("ports", [])]
+def test_without_a_profile_compose_stops_rather_than_start_no_gateway() -> None:
+    assert not started() & set(GATEWAYS)
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    with pytest.raises(KeyError, match="COMPOSE_PROFILES"):
+        interpolate(text, SECRETS)
+    for profile in profiles():
+        interpolate(text, SECRETS | {"COMPOSE_PROFILES": profile})
+
+
+def test_the_example_env_starts_one_school_and_names_every_variable() -> None:
+    example = dotenv_example()
+    assert started(*example["COMPOSE_PROFILES"].split(",")) == SHARED | {"gateway"}
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert {m["name"] for m in _VARIABLE.finditer(text)} <= set(example)
+    # each installation generates its own
+    assert {name: example[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")
+
+
+@pytest.mark.parametrize("profile", sorted(profiles()))
+def test_every_host_port_is_published_once_per_profile(profile: str) -> None:
+    host_ports = [spec.split(":")[-2] for s in started(profile) for spec in SERVICES[s].get("ports", [])]
     assert host_ports
     assert len(host_ports) == len(set(host_ports)), host_ports
 
@@ -164,8 +213,9 @@ def test_every_named_volume_is_declared() -> None:
     assert used == set(COMPOSE.get("volumes") or {})
 
 
-def test_the_gateway_starts_after_the_broker_and_the_database() -> None:
-    assert {"mosquitto", "influxdb"} <= set(SERVICES["gateway"]["depends_on"])
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_the_gateway_starts_after_the_broker_and_the_database(gateway: str) -> None:
+    assert {"mosquitto", "influxdb"} <= set(SERVICES[gateway]["depends_on"])
 
 
 def test_secrets_have_no_defaults() -> None:
@@ -175,33 +225,32 @@ def test_secrets_have_no_defaults() -> None:
     assert [m[0] for m in secrets if m["op"] != ":?"] == []
 
 
-def test_the_gateway_image_runs_unprivileged_with_the_mounted_site_file() -> None:
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_the_gateway_image_runs_unprivileged_with_the_mounted_site_file(gateway: str) -> None:
     assert dockerfile_instruction("USER") not in ("root", "0")
-    assert host_path("gateway", site_file_in_container()) == ROOT / "deploy" / "site.yaml"
+    assert host_path(gateway, site_file_in_container()) == ROOT / "deploy" / "site.yaml"
 
 
 # ------------------------------------------------------------------ the gateway's settings
 
 
-def test_the_gateway_environment_names_only_real_settings() -> None:
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_the_gateway_environment_names_only_real_settings(gateway: str) -> None:
     config = SiteConfig.model_config
     delimiter = config.get("env_nested_delimiter")
     assert delimiter
     allowed = settings_env_names(SiteConfig, config.get("env_prefix", ""), delimiter)
-    names = {name.upper() for name in SERVICES["gateway"]["environment"]}
+    names = {name.upper() for name in SERVICES[gateway]["environment"]}
     assert names
     assert names - allowed == set()
 
 
+@pytest.mark.parametrize("gateway", GATEWAYS)
 @pytest.mark.parametrize("dotenv", DOTENVS.values(), ids=DOTENVS.keys())
 def test_the_site_file_loads_with_the_secrets_from_the_environment(
-    no_facility_env: pytest.MonkeyPatch, dotenv: dict[str, str]
+    no_facility_env: pytest.MonkeyPatch, dotenv: dict[str, str], gateway: str
 ) -> None:
-    env = environment("gateway", dotenv)
-    for name, value in env.items():
-        no_facility_env.setenv(name, value)
-
-    site = load(host_path("gateway", site_file_in_container()))
+    site = site_of(gateway, dotenv, no_facility_env)
 
     assert site.influxdb is not None
     assert site.influxdb.token.get_secret_value() == SECRETS["INFLUXDB_TOKEN"]
@@ -231,18 +280,66 @@ def test_the_site_file_runs_in_production_mode_and_refuses_placeholders(
     assert load(ROOT / "deploy" / "site.yaml").mode == "production"
 
 
-def test_the_site_file_points_at_the_services_of_the_stack(no_facility_env: pytest.MonkeyPatch) -> None:
-    no_facility_env.setenv("FACILITY_INFLUXDB__TOKEN", SECRETS["INFLUXDB_TOKEN"])
-    no_facility_env.setenv("FACILITY_MQTT__PASSWORD", SECRETS["MQTT_GATEWAY_PASSWORD"])
-    site = load(ROOT / "deploy" / "site.yaml")
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_the_site_file_points_at_the_services_of_the_stack(no_facility_env: pytest.MonkeyPatch, gateway: str) -> None:
+    site = site_of(gateway, SECRETS, no_facility_env)
     assert site.influxdb is not None
     influx = urlsplit(site.influxdb.url)
     assert (site.mqtt.host, site.mqtt.port) == ("mosquitto", 1883)
     assert (influx.hostname, influx.port) == ("influxdb", 8086)
-    assert f"{site.api.port}" in [spec.split(":")[-1] for spec in SERVICES["gateway"]["ports"]]
+    assert f"{site.api.port}" in [spec.split(":")[-1] for spec in SERVICES[gateway]["ports"]]
     assert site.api.host == "0.0.0.0"  # reachable through the published port
-    volume_targets = [spec.split(":")[1] for spec in SERVICES["gateway"]["volumes"]]
+    volume_targets = [spec.split(":")[1] for spec in SERVICES[gateway]["volumes"]]
     assert str(site.storage.data_dir) in volume_targets
+
+
+def test_the_school_gateway_keeps_its_state_in_its_data_volume(no_facility_env: pytest.MonkeyPatch) -> None:
+    [gateway] = started("school") & set(GATEWAYS)
+    assert site_of(gateway, SECRETS, no_facility_env).storage.state_url is None
+
+
+# ----------------------------------------------------------------------------- the district
+
+
+def district_replicas() -> list[str]:
+    return sorted(started("district") & set(GATEWAYS))
+
+
+@pytest.mark.parametrize("dotenv", DOTENVS.values(), ids=DOTENVS.keys())
+def test_the_replicas_share_the_postgres_service_as_their_state_store(
+    no_facility_env: pytest.MonkeyPatch, dotenv: dict[str, str]
+) -> None:
+    postgres = environment("postgres", dotenv)
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    assert "PGPORT" not in postgres  # so the official image listens on PostgreSQL's port, 5432
+    replicas = district_replicas()
+    assert len(replicas) >= 2
+    for replica in replicas:
+        url = make_url(site_of(replica, dotenv, no_facility_env).storage.state_database_url)
+        assert url.drivername == "postgresql+psycopg", replica
+        assert (url.host, url.port) == ("postgres", 5432), replica
+        assert (url.username, url.password, url.database) == (
+            postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"],
+        ), replica
+
+
+def test_the_replicas_start_once_postgres_accepts_connections() -> None:
+    assert SERVICES["postgres"]["healthcheck"]["test"][1].startswith("pg_isready ")
+    for replica in district_replicas():
+        assert SERVICES[replica]["depends_on"]["postgres"] == {"condition": "service_healthy"}, replica
+
+
+def test_each_replica_has_its_own_id_and_data_volume(no_facility_env: pytest.MonkeyPatch) -> None:
+    ids, data_volumes = set(), set()
+    for replica in district_replicas():
+        site = site_of(replica, SECRETS, no_facility_env)
+        assert site.replica.id, f"{replica}: no replica id, so one from the container's host name and pid"
+        ids.add(site.replica.id)
+        [volume] = [spec.split(":")[0] for spec in SERVICES[replica]["volumes"]
+                    if spec.split(":")[1] == str(site.storage.data_dir)]
+        assert volume in (COMPOSE.get("volumes") or {}), replica
+        data_volumes.add(volume)
+    assert len(ids) == len(data_volumes) == len(district_replicas())
 
 
 # ------------------------------------------------------------------------------ Grafana
@@ -254,13 +351,13 @@ def test_grafana_reads_the_org_and_bucket_the_gateway_writes(dotenv: dict[str, s
     text = (provisioning / "datasources" / "influxdb.yaml").read_text(encoding="utf-8")
     [source] = yaml.safe_load(interpolate(text, environment("grafana", dotenv)))["datasources"]
     influx = environment("influxdb", dotenv)
-    gateway = environment("gateway", dotenv)
 
     assert (source["type"], source["jsonData"]["version"]) == ("influxdb", "Flux")
     assert source["jsonData"]["organization"] == influx["DOCKER_INFLUXDB_INIT_ORG"]
-    assert source["jsonData"]["organization"] == gateway["FACILITY_INFLUXDB__ORG"]
     assert source["jsonData"]["defaultBucket"] == influx["DOCKER_INFLUXDB_INIT_BUCKET"]
-    assert source["jsonData"]["defaultBucket"] == gateway["FACILITY_INFLUXDB__BUCKET"]
+    for gateway in GATEWAYS:
+        assert source["jsonData"]["organization"] == environment(gateway, dotenv)["FACILITY_INFLUXDB__ORG"]
+        assert source["jsonData"]["defaultBucket"] == environment(gateway, dotenv)["FACILITY_INFLUXDB__BUCKET"]
     assert source["secureJsonData"]["token"] == influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
 
 

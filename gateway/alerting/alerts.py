@@ -18,7 +18,7 @@ from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config.duty import Person
 from gateway.rules.base import Finding
-from gateway.storage.state import ID, METADATA, StateDatabase
+from gateway.storage.state import ID, METADATA, StateDatabase, of_site
 
 if TYPE_CHECKING:
     from gateway.config import SiteConfig
@@ -212,10 +212,7 @@ class AlertStore:
             self._timers[alert.id] = _Timers(row[21], row[22])
 
     def _mine(self, alert_id: int | None = None) -> ColumnElement[bool]:
-        """The site's rows; with `alert_id`, that row if it is the site's."""
-        if alert_id is None:
-            return ALERTS.c.site == self._site_id
-        return (ALERTS.c.site == self._site_id) & (ALERTS.c.id == alert_id)
+        return of_site(ALERTS, self._site_id, alert_id)
 
     def _set(self, alert_id: int, **values: object) -> None:
         with self._db.write() as conn:

@@ -23,7 +23,7 @@ from devices import kinds
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.work_orders import Trade
-from gateway.storage.state import ID, METADATA, StateDatabase
+from gateway.storage.state import ID, METADATA, StateDatabase, of_site
 
 if TYPE_CHECKING:
     from gateway.alerting.alerts import Alert
@@ -179,10 +179,7 @@ class WorkOrders:
         return to_ms(self._clock.now())
 
     def _mine(self, order_id: int | None = None) -> ColumnElement[bool]:
-        """The site's rows; with `order_id`, that row if it is the site's."""
-        if order_id is None:
-            return WORK_ORDERS.c.site == self._site_id
-        return (WORK_ORDERS.c.site == self._site_id) & (WORK_ORDERS.c.id == order_id)
+        return of_site(WORK_ORDERS, self._site_id, order_id)
 
     def _set(self, order_id: int, **values: object) -> None:
         with self._db.write() as conn:

@@ -219,6 +219,9 @@ USERS = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, server_default=false()),
     Column("display_name", Text, nullable=False, server_default=""),  # added after the first release
+    # The school the account belongs to; NULL: the district's, which may sign in at every school.
+    # An account from before sites were recorded ("") is the school's that first opens the store.
+    Column("site", Text, server_default=""),
 )
 SESSIONS = Table(
     "sessions", METADATA,
@@ -237,6 +240,7 @@ API_KEYS = Table(
     Column("created_by", Text, nullable=False),
     Column("revoked_ms", BigInteger),
     Column("last_used_ms", BigInteger),              # to the minute: tells which keys are still in use
+    Column("site", Text, server_default=""),         # as for users
 )
 LOGIN_FAILURES = Table(
     "login_failures", METADATA,
@@ -262,19 +266,28 @@ class AuthStore:
         self.settings = settings
         self.audit = audit
         self._db = db
-        db.create(USERS, SESSIONS, API_KEYS, LOGIN_FAILURES)
+        # The accounts of the audit trail's school: its own (which it lists and changes) and the
+        # district's (which may sign in here too). Another school's are unknown here.
+        site = audit.site
+        self._mine = (USERS.c.site == site, API_KEYS.c.site == site)
+        self._visible = (or_(USERS.c.site == site, USERS.c.site.is_(None)),
+                         or_(API_KEYS.c.site == site, API_KEYS.c.site.is_(None)))
+        db.create(USERS, SESSIONS, API_KEYS, LOGIN_FAILURES, site=site)
 
     # Users
 
     def add_user(self, name: str, role: Role, password: str, actor: str, now_ms: int,
-                 display_name: str = "") -> User:
+                 display_name: str = "", *, district: bool = False) -> User:
+        """An account of this school, or with `district`, of the district (every school's).
+        Login ids are unique across the district."""
         check_user_name(name)
         display = clean_display_name(display_name)
         password_hash = hash_password(password)
         with self._db.write() as conn:
             added = conn.execute(self._db.insert(USERS).values(
                 name=name, role=role.value, password_hash=password_hash, created_ms=now_ms, disabled=False,
-                display_name=display).on_conflict_do_nothing().returning(USERS.c.name)).first()
+                display_name=display, site=None if district else self.audit.site,
+            ).on_conflict_do_nothing().returning(USERS.c.name)).first()
         if added is None:
             raise Conflict(f"user {name!r} exists")
         self.audit.record(now_ms, actor, "user.add", name,
@@ -282,18 +295,20 @@ class AuthStore:
         return User(name, role, now_ms, disabled=False, display_name=display)
 
     def user(self, name: str) -> User:
+        """This school's account or the district's."""
         with self._db.read() as conn:
-            return self._user(conn, name)
+            return self._user(conn, name, self._visible[0])
 
     def list_users(self) -> list[User]:
+        """This school's accounts (not the district's, which the district manages)."""
         with self._db.read() as conn:
-            rows = conn.execute(select(*_USER_COLUMNS).order_by(USERS.c.name)).all()
+            rows = conn.execute(select(*_USER_COLUMNS).where(self._mine[0]).order_by(USERS.c.name)).all()
         return [_user(row) for row in rows]
 
     def set_display_name(self, name: str, display_name: str, actor: str, now_ms: int) -> User:
         display = clean_display_name(display_name)
         with self._db.write() as conn:
-            user = self._user(conn, name)
+            user = self._user(conn, name, self._mine[0])
             if user.display_name == display:
                 return user
             conn.execute(USERS.update().where(USERS.c.name == name).values(display_name=display))
@@ -303,7 +318,7 @@ class AuthStore:
     def set_role(self, name: str, role: Role, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
             self._db.lock(conn, USERS)
-            user = self._user(conn, name)
+            user = self._user(conn, name, self._mine[0])
             if user.role is role:
                 return user
             if user.role is Role.ADMIN and not user.disabled:
@@ -316,7 +331,7 @@ class AuthStore:
         """Also ends the user's sessions: a new password is often the answer to a leaked one."""
         password_hash = hash_password(password)
         with self._db.write() as conn:
-            user = self._user(conn, name)
+            user = self._user(conn, name, self._mine[0])
             conn.execute(USERS.update().where(USERS.c.name == name).values(password_hash=password_hash))
             conn.execute(SESSIONS.delete().where(SESSIONS.c.user == name))
         self.audit.record(now_ms, actor, "user.password", name, {})
@@ -333,7 +348,7 @@ class AuthStore:
     def _set_disabled(self, name: str, disabled: bool, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
             self._db.lock(conn, USERS)
-            user = self._user(conn, name)
+            user = self._user(conn, name, self._mine[0])
             if user.disabled is disabled:
                 return user
             if disabled and user.role is Role.ADMIN:
@@ -345,19 +360,19 @@ class AuthStore:
         return replace(user, disabled=disabled)
 
     @staticmethod
-    def _user(conn: Connection, name: str) -> User:
-        row = conn.execute(select(*_USER_COLUMNS).where(USERS.c.name == name)).first()
+    def _user(conn: Connection, name: str, scope: ColumnElement[bool]) -> User:
+        row = conn.execute(select(*_USER_COLUMNS).where(USERS.c.name == name, scope)).first()
         if row is None:
             raise NotFound(f"no user {name!r}")
         return _user(row)
 
-    @staticmethod
-    def _keep_an_admin(conn: Connection, name: str) -> None:
+    def _keep_an_admin(self, conn: Connection, name: str) -> None:
         """Refuses to demote or disable the last enabled admin: nobody could manage users after.
         The callers change roles one at a time (two admins demoting each other at once would
         each see the other still there)."""
         others = conn.execute(select(func.count()).select_from(USERS).where(
-            USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name)).scalar_one()
+            USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name,
+            self._visible[0])).scalar_one()
         if others == 0:
             raise Conflict(f"{name!r} is the last enabled admin")
 
@@ -382,7 +397,7 @@ class AuthStore:
             # under the limit meanwhile.
             conn.execute(LOGIN_FAILURES.insert().values(username=name, client=client, at_ms=now_ms))
             row = conn.execute(select(USERS.c.role, USERS.c.password_hash, USERS.c.disabled)
-                               .where(USERS.c.name == name)).first()
+                               .where(USERS.c.name == name, self._visible[0])).first()
         if row is None:
             verify_password(password, _dummy_hash())
             self._after_failure(name, client, now_ms)
@@ -464,7 +479,7 @@ class AuthStore:
             row = conn.execute(
                 select(USERS.c.name, USERS.c.role).join_from(SESSIONS, USERS, USERS.c.name == SESSIONS.c.user)
                 .where(SESSIONS.c.token_hash == _sha256(token), SESSIONS.c.expires_ms > now_ms,
-                       USERS.c.disabled.is_(False))
+                       USERS.c.disabled.is_(False), self._visible[0])
             ).first()
         return None if row is None else Principal(row.name, "user", Role(row.role), frozenset())
 
@@ -481,24 +496,26 @@ class AuthStore:
         secret = secrets.token_urlsafe(32)
         with self._db.write() as conn:
             conn.execute(API_KEYS.insert().values(id=key_id, name=name, scopes=_join_scopes(scope_set),
-                                                  secret_hash=_sha256(secret), created_ms=now_ms, created_by=actor))
+                                                  secret_hash=_sha256(secret), created_ms=now_ms, created_by=actor,
+                                                  site=self.audit.site))
         self.audit.record(now_ms, actor, "api_key.create", key_id,
                           {"name": name, "scopes": sorted(s.value for s in scope_set)})
         return f"{API_KEY_PREFIX}{key_id}_{secret}"
 
     def api_key(self, key_id: str) -> ApiKey:
         with self._db.read() as conn:
-            return self._api_key(conn, key_id)
+            return self._api_key(conn, key_id, self._mine[1])
 
     def list_api_keys(self) -> list[ApiKey]:
         with self._db.read() as conn:
-            rows = conn.execute(select(*_API_KEY_COLUMNS).order_by(API_KEYS.c.created_ms, API_KEYS.c.id)).all()
+            rows = conn.execute(select(*_API_KEY_COLUMNS).where(self._mine[1])
+                                .order_by(API_KEYS.c.created_ms, API_KEYS.c.id)).all()
         return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id: str, actor: str, now_ms: int) -> ApiKey:
         """Revoking a revoked key changes nothing."""
         with self._db.write() as conn:
-            key = self._api_key(conn, key_id)
+            key = self._api_key(conn, key_id, self._mine[1])
             if key.revoked_ms is not None:
                 return key
             conn.execute(API_KEYS.update().where(API_KEYS.c.id == key_id).values(revoked_ms=now_ms))
@@ -506,8 +523,8 @@ class AuthStore:
         return replace(key, revoked_ms=now_ms)
 
     @staticmethod
-    def _api_key(conn: Connection, key_id: str) -> ApiKey:
-        row = conn.execute(select(*_API_KEY_COLUMNS).where(API_KEYS.c.id == key_id)).first()
+    def _api_key(conn: Connection, key_id: str, scope: ColumnElement[bool]) -> ApiKey:
+        row = conn.execute(select(*_API_KEY_COLUMNS).where(API_KEYS.c.id == key_id, scope)).first()
         if row is None:
             raise NotFound(f"no API key {key_id!r}")
         return _api_key(row)
@@ -519,7 +536,8 @@ class AuthStore:
         key_id, _, secret = key.removeprefix(API_KEY_PREFIX).partition("_")
         with self._db.read() as conn:
             row = conn.execute(select(API_KEYS.c.scopes, API_KEYS.c.secret_hash, API_KEYS.c.last_used_ms)
-                               .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ms.is_(None))).first()
+                               .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ms.is_(None),
+                                      self._visible[1])).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _sha256(secret)):
             return None
         # Once a minute at most: an ingest client calling every few seconds should not turn

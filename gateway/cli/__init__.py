@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the login id: a-z, 0-9 and . _ @ -, e.g. logistics-li")
     p.add_argument("--display-name", default="", help="how people read it, in any script, e.g. 李主任")
     p.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    p.add_argument("--district", action="store_true",
+                   help="an account of the district, which may sign in at every school of the state store")
 
     p = sub.add_parser("api-key", help="create an API key for a machine; it is shown once")
     _state_of(p)
@@ -151,7 +153,8 @@ def _accounts(args: argparse.Namespace) -> int:
     try:
         if args.command == "user":
             password = os.environ.get("FACILITY_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
-            user = store.add_user(args.name, Role(args.role), password, actor, now_ms, display_name=args.display_name)
+            user = store.add_user(args.name, Role(args.role), password, actor, now_ms, display_name=args.display_name,
+                                  district=args.district)
             print(f"user {user.name} added with the role {user.role}")
         else:
             key = store.create_api_key(args.name, [Scope(s) for s in args.scope], actor, now_ms)

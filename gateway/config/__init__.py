@@ -189,7 +189,8 @@ class InfluxSettings(Strict):
 class ReplicaSettings(Strict):
     """This process among the gateway replicas that share a state store (docs/district.md)."""
 
-    # Unique among the replicas; None: the host name and the process id.
+    # Unique among the replicas and the same across restarts; None: the host name and the data
+    # folder.
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     # A site's lease lasts this long unless renewed (every third of it): a replica that dies
     # has its site run again by a standby within about this time.

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.counters import Counters
 from gateway.district.leases import Leases
@@ -33,9 +33,11 @@ class StoppedStandingBy(RuntimeError):
     pass
 
 
-def replica_id(configured: str | None) -> str:
-    """This process among the replicas: as configured, or its host name and process id."""
-    return configured or f"{socket.gethostname()}-{os.getpid()}"
+def replica_id(configured: str | None, data_dir: Path) -> str:
+    """This replica among those sharing the state store: as configured, or its host name and
+    data folder. It stays the same when the process is started again, so a gateway restarted
+    after a crash renews its own lease at once instead of waiting for it to expire."""
+    return configured or f"{socket.gethostname()}:{data_dir.resolve()}"
 
 
 @dataclass(frozen=True, slots=True)

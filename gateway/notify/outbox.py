@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from gateway.alerting.alerts import Notice, notice_json
-from gateway.storage.state import ID, METADATA, StateDatabase
+from gateway.storage.state import ID, METADATA, StateDatabase, of_site
 
 KEEP_MS: Final = 30 * 86_400_000
 
@@ -99,7 +99,7 @@ class Outbox:
             ])
             busy = [bound.busy for bound in channels.values() if bound.busy is not None]
             counted = select(OUTBOX.c.channel, func.count()).where(
-                OUTBOX.c.site == self.site, OUTBOX.c.channel.in_(list(channels)), _PENDING, OUTBOX.c.id.not_in(busy),
+                of_site(OUTBOX, self.site), OUTBOX.c.channel.in_(list(channels)), _PENDING, OUTBOX.c.id.not_in(busy),
             ).group_by(OUTBOX.c.channel)
             waiting: dict[str, int] = dict(conn.execute(counted).all())
             for channel, bound in channels.items():
@@ -139,7 +139,7 @@ class Outbox:
         each."""
         with self._db.write() as conn:
             dropped = conn.execute(
-                OUTBOX.update().where(OUTBOX.c.site == self.site, _PENDING, OUTBOX.c.channel.not_in(list(channels)))
+                OUTBOX.update().where(of_site(OUTBOX, self.site), _PENDING, OUTBOX.c.channel.not_in(list(channels)))
                 .values(state=DROPPED, reason="removed", done_ms=now_ms).returning(OUTBOX.c.channel)
             ).scalars().all()
         return Counter(dropped)
@@ -147,16 +147,16 @@ class Outbox:
     def prune(self, before_ms: int) -> None:
         """Forgets the notices sent or dropped before `before_ms`."""
         with self._db.write() as conn:
-            conn.execute(OUTBOX.delete().where(OUTBOX.c.site == self.site, OUTBOX.c.done_ms < before_ms))
+            conn.execute(OUTBOX.delete().where(of_site(OUTBOX, self.site), OUTBOX.c.done_ms < before_ms))
 
     def _update(self, row_id: int, **values: object) -> None:
         # Only a pending row: one dropped meanwhile (its channel removed) stays so.
         with self._db.write() as conn:
-            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row_id, OUTBOX.c.site == self.site, _PENDING)
+            conn.execute(OUTBOX.update().where(of_site(OUTBOX, self.site, row_id), _PENDING)
                          .values(**values))
 
     def _waiting_rows(self, channel: str, busy: int | None) -> list[ColumnElement[bool]]:
-        where = [OUTBOX.c.site == self.site, OUTBOX.c.channel == channel, _PENDING]
+        where = [of_site(OUTBOX, self.site), OUTBOX.c.channel == channel, _PENDING]
         if busy is not None:
             where.append(OUTBOX.c.id != busy)
         return where

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Connection, Integer, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, MetaData, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -34,6 +34,14 @@ _WRITE: Final = "state_write"
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def of_site(table: Table, site: str, row_id: int | None = None) -> ColumnElement[bool]:
+    """The site's rows of `table`; with `row_id`, that row if it is the site's (another site's
+    row is as missing as one that does not exist)."""
+    if row_id is None:
+        return table.c.site == site
+    return (table.c.site == site) & (table.c.id == row_id)
 
 
 class StateDatabase:

@@ -27,9 +27,11 @@ from gateway.auth.store import (
     SESSIONS,
     USERS,
     AuthStore,
+    Conflict,
     InvalidInput,
     LoginLocked,
     LoginRefused,
+    NotFound,
     Principal,
     hash_password,
     verify_password,
@@ -783,3 +785,44 @@ def test_settings_are_strict() -> None:
         AuthSettings(login_max_failures=10, login_slow_after_failures=10)
     with pytest.raises(ValueError, match="login_max_failures_per_client"):
         AuthSettings(login_max_failures=5, login_max_failures_per_client=4)
+
+
+def test_schools_sharing_a_state_store_see_only_their_own_accounts_and_the_districts(state_db: StateDatabase) -> None:
+    now = ms(T0)
+    a = AuthStore(state_db, AuthSettings(), AuditTrail(state_db, "school-a"))
+    b = AuthStore(state_db, AuthSettings(), AuditTrail(state_db, "school-b"))
+    a.add_user("li-a", Role.ADMIN, PASSWORDS["ada"], "setup", now, display_name="李主任")
+    b.add_user("wang-b", Role.STAFF, PASSWORDS["sam"], "setup", now)
+    a.add_user("zhou-district", Role.ADMIN, PASSWORDS["vic"], "setup", now, district=True)
+    with pytest.raises(Conflict):  # login ids are the district's: one "wang-b" in all
+        a.add_user("wang-b", Role.VIEWER, PASSWORDS["vic"], "setup", now)
+    # another school's account is unknown here, as one that does not exist
+    with pytest.raises(LoginRefused):
+        a.login("wang-b", PASSWORDS["sam"], "client", now)
+    token_b = b.login("wang-b", PASSWORDS["sam"], "client", now).token
+    assert b.principal_for_token(token_b, now) is not None
+    assert a.principal_for_token(token_b, now) is None
+    for store, other in ((a, "wang-b"), (b, "li-a")):
+        with pytest.raises(NotFound):
+            store.user(other)
+        with pytest.raises(NotFound):
+            store.set_role(other, Role.VIEWER, "someone", now)
+        with pytest.raises(NotFound):
+            store.set_password(other, PASSWORDS["vic"], "someone", now)
+        with pytest.raises(NotFound):
+            store.disable_user(other, "someone", now)
+    assert [u.name for u in a.list_users()] == ["li-a"]
+    assert [u.name for u in b.list_users()] == ["wang-b"]
+    # the district's account signs in at every school, and is listed by none
+    for store in (a, b):
+        session = store.login("zhou-district", PASSWORDS["vic"], "client", now)
+        assert store.principal_for_token(session.token, now) is not None
+        assert store.user("zhou-district").role is Role.ADMIN
+    # keys: a school's key works at that school only
+    key_a = a.create_api_key("电表网关", [Scope.INGEST], "li-a", now)
+    key_id = key_a.removeprefix("fgk_").partition("_")[0]
+    assert a.principal_for_api_key(key_a, now) is not None
+    assert b.principal_for_api_key(key_a, now) is None
+    assert b.list_api_keys() == []
+    with pytest.raises(NotFound):
+        b.revoke_api_key(key_id, "wang-b", now)

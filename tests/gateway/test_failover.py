@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.services import GatewayProcess, Mosquitto, Postgres, free_port, mqtt_client, wait_for
+from tests.services import GatewayProcess, Mosquitto, free_port, mqtt_client, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +50,10 @@ def stored_volumes(client: httpx.Client) -> list[float]:
     return [p["value"] for p in answer.json()[0]["points"]]
 
 
-@pytest.fixture
-def shared_state(postgres: Postgres) -> str:
-    schema = f"failover_{uuid.uuid4().hex[:12]}"
-    postgres.execute(f"CREATE SCHEMA {schema}")
-    return postgres.url(schema=schema)
-
-
 def test_a_standby_takes_the_site_over_when_its_owner_dies_and_resumes_its_mqtt_session(
-        tmp_path: Path, mosquitto: Mosquitto, shared_state: str) -> None:
-    first = site_file(tmp_path, "a", mosquitto, shared_state)
-    standby = site_file(tmp_path, "b", mosquitto, shared_state)
+        tmp_path: Path, mosquitto: Mosquitto, postgres_state: str) -> None:
+    first = site_file(tmp_path, "a", mosquitto, postgres_state)
+    standby = site_file(tmp_path, "b", mosquitto, postgres_state)
     first.start()
     standby.spawn()
     try:
@@ -95,9 +87,9 @@ def test_a_standby_takes_the_site_over_when_its_owner_dies_and_resumes_its_mqtt_
             process.client.close()
 
 
-def test_a_standby_asked_to_stop_stops_at_once(tmp_path: Path, mosquitto: Mosquitto, shared_state: str) -> None:
-    first = site_file(tmp_path, "a", mosquitto, shared_state)
-    standby = site_file(tmp_path, "b", mosquitto, shared_state)
+def test_a_standby_asked_to_stop_stops_at_once(tmp_path: Path, mosquitto: Mosquitto, postgres_state: str) -> None:
+    first = site_file(tmp_path, "a", mosquitto, postgres_state)
+    standby = site_file(tmp_path, "b", mosquitto, postgres_state)
     first.start()
     try:
         standby.spawn()
