@@ -50,6 +50,7 @@ from gateway.sinks.writer import Sink, SinkWriter
 from gateway.spool.spooler import Spooler
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
+from gateway.storage.latest import LatestReadings, as_samples, newer
 from gateway.storage.sqlite import SqliteStore
 from gateway.storage.state import StateDatabase
 
@@ -83,6 +84,7 @@ class Gateway:
     spooler: Spooler
     settings: SettingsEditor  # changes to the school's settings, applied while running
     ownership: Ownership  # this replica's lease on the site
+    latest: LatestReadings  # the site's newest readings, for a replica that takes it over
 
     def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True,
                  stopping: asyncio.Event | None = None) -> None:
@@ -170,9 +172,13 @@ class Gateway:
         self.engine.resume({(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         self._load_rules = self._learning()
         self.counters.accounting(self.spool.totals)
-        latest = await asyncio.to_thread(self.store.latest)
+        self.latest = LatestReadings(self.state, self.site.id)
+        latest = newer(*await asyncio.gather(asyncio.to_thread(self.store.latest),
+                                             asyncio.to_thread(self.latest.read)))
         self.states.seed(latest)
         self.ingestor.seed(latest)
+        for sample in as_samples(latest):  # before any live message: see RuleEngine.prime
+            self.engine.prime(sample)
         self.on_spool = on_spool = SpoolThread(self.counters)
         stack.callback(on_spool.close)
         stack.callback(sqlite_sink.close)
@@ -184,7 +190,7 @@ class Gateway:
             for sink in sinks
         ]
         self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
-                               self._committed)
+                               self.latest, self._committed)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         core: list[tuple[str, Coroutine[None, None, None]]] = [
             ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),

@@ -8,7 +8,9 @@ A rule never reads the wall clock. `on_time(now_ms)` is called after each of its
 readings with the reading's event time (deadlines are judged on it, so a replay of a month
 gives the alerts of that month); rules keep the newest time they were told. Only the
 watchdog's `on_clock(now_ms)`, on the injected clock, judges silence: against `heard`, the
-time the gateway received the device's last message, so history fed in late is no silence.
+time the gateway received the device's last message, so history fed in late is no silence
+(and a door's limit, where the door has said nothing since it was received open in time).
+At a start, `prime` gives a rule its device's newest stored reading (docs/district.md).
 """
 
 from __future__ import annotations
@@ -212,6 +214,11 @@ class Rule(ABC, Generic[P]):
 
     def on_event(self, event: Event) -> Finding | None:
         return None
+
+    def prime(self, sample: Sample) -> Finding | None:
+        """The device's newest stored reading, given at a start (a takeover) before live
+        messages: taken as a reading unless the rule says otherwise."""
+        return self.on_sample(sample)
 
     def on_time(self, now_ms: int) -> Finding | None:
         self.now_ms = max(self.now_ms, now_ms)

@@ -71,11 +71,17 @@ class AfterHoursAccess(RuleParams):
 class _OpenRule(Rule[P]):
     """A door open longer than allowed: its open minutes, one definition for the alert and
     the daily record, run from the first reading that shows it open (while the rule's
-    condition holds) to the first that shows it closed."""
+    condition holds) to the first that shows it closed.
+
+    A door sensor may report only when the door moves: when its limit passes with no word
+    from the door since it was received open, the watchdog raises it, at the moment the limit
+    passed. Not for a reading received after its limit had passed (history sent late): the
+    readings after it say whether it stayed open."""
 
     def __init__(self, ctx: Context, params: P) -> None:
         super().__init__(ctx, params)
         self._since: int | None = None
+        self._heard_ms: int | None = None  # when the newest message was received
 
     @abstractmethod
     def judged(self, ts: int) -> bool:
@@ -100,16 +106,37 @@ class _OpenRule(Rule[P]):
             return self._closed(opened, ts) if self.raised else None
         if self._since is None:
             self._since = ts
-        held = ts - self._since
-        if not self.raised and held < limit * 60_000:
+        if not self.raised and ts - self._since < limit * 60_000:
             return None
-        name, since = self.ctx.name, self.ctx.stamp(self._since)
-        detail = (f"自 {since} 起开着, 已 {minutes(held)} 分钟, 请检查并关好",
-                  f"open since {since}, {minutes(held)} min so far: check it and close it")
-        facts: dict[str, float | str] = {"since_ms": self._since, "minutes": minutes(held)}
+        return self._open(self._since, ts)
+
+    def _open(self, since_ms: int, ts: int) -> Finding:
+        """Open from `since_ms` to `ts`: raised, or the open alert's figures."""
+        name, since, held = self.ctx.name, self.ctx.stamp(since_ms), minutes(ts - since_ms)
+        detail = (f"自 {since} 起开着, 已 {held} 分钟, 请检查并关好",
+                  f"open since {since}, {held} min so far: check it and close it")
+        facts: dict[str, float | str] = {"since_ms": since_ms, "minutes": held}
         if self.raised:
-            return self.update(self._since, ts, self.words(name), detail, facts)
-        return self.finding(True, self._since, ts, self.words(name), detail, facts, "open")
+            return self.update(since_ms, ts, self.words(name), detail, facts)
+        return self.finding(True, since_ms, ts, self.words(name), detail, facts, "open")
+
+    def heard(self, received_ms: int) -> Finding | None:
+        self._heard_ms = received_ms
+        return None
+
+    def prime(self, sample: Sample) -> Finding | None:
+        found = self.on_sample(sample)
+        self._heard_ms = sample.ts_ms  # received no earlier than its own time
+        return found
+
+    def on_clock(self, now_ms: int) -> Finding | None:
+        limit = self.limit_min()
+        if limit is None or self._since is None or self.raised or self._heard_ms is None:
+            return None
+        due = self._since + round(limit * 60_000)
+        if now_ms < due or self._heard_ms >= due or not self.judged(due):
+            return None
+        return self._open(self._since, due)
 
     def _closed(self, since: int | None, ts: int) -> Finding:
         if since is None:  # raised before a restart: nothing known of the opening

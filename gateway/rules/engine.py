@@ -80,8 +80,9 @@ class RuleEngine:
         return gone
 
     def resume(self, open_alerts: set[tuple[str, str]]) -> None:
-        """After a restart: rules whose (rule, device) alert is still open know it, so that
-        they clear it when the condition ends (their other state starts afresh)."""
+        """After a restart or a takeover: rules whose (rule, device) alert is still open know
+        it, so that they clear it when the condition ends and never raise it again (their
+        other state is what `prime` gives them)."""
         for device_id, rules in self._rules.items():
             for rule in rules:
                 rule.raised = (rule.name, device_id) in open_alerts
@@ -100,6 +101,19 @@ class RuleEngine:
             self._emit(rule.on_sample(sample))
             self._emit(rule.heard(received_ms))
             self._emit(rule.on_time(sample.ts_ms))
+
+    def prime(self, sample: Sample) -> None:
+        """At a start, before live messages: a device's newest stored values at their own
+        time, so that a condition under way is timed from when it was seen (a door open since
+        17:40) rather than from the first live message. Not a message heard now: silence is
+        timed from the start, as before. Each rule's `prime` says what it makes of one
+        reading (docs/district.md)."""
+        rules = self._rules.get(sample.device_id)
+        if rules is None:
+            return
+        self._recent[sample.device_id].append((sample.ts_ms, sample.values))
+        for rule in rules:
+            self._emit(rule.prime(sample))
 
     def event(self, event: Event, received_ms: int) -> None:
         for rule in self._rules.get(event.device_id, ()):

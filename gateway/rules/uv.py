@@ -131,6 +131,12 @@ class UvNotRunRule(Rule[UvNotRun]):
                                f"{missed_en}; it ran its minutes on {day}: back to normal" if missed_en else ""))
         return found
 
+    def prime(self, sample: Sample) -> Finding | None:
+        """Not taken: a day is judged on the lamp's readings through its window, and a reading
+        from before a takeover says nothing of what ran since. Live readings start the day as
+        after any start (a day first heard inside its window is not judged)."""
+        return None
+
     def check_time(self) -> Finding | None:
         return self._roll(self.now_ms)
 

@@ -1,5 +1,6 @@
 """The spooler: decoded messages from the ingest buffer into the spool, one durable
-transaction per batch, then to the rules and the live bus; and the spool's own thread."""
+transaction per batch, and their newest readings into the shared state store (for a replica
+that takes the site over), then to the rules and the live bus."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gateway.ingest.pipeline import Batch, IngestBuffer
 from gateway.sinks.writer import SinkWriter
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
+from gateway.storage.latest import LatestReadings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class Spooler:
     (disk full) the buffer fills and then holds back the transports."""
 
     def __init__(self, buffer: IngestBuffer, spool: Spool, on_spool: SpoolThread, writers: Sequence[SinkWriter],
-                 states: DeviceStates, clock: Clock,
+                 states: DeviceStates, clock: Clock, latest: LatestReadings,
                  committed: Callable[[Sequence[tuple[int, Sample | Event]]], None]) -> None:
         self.overflowing = ""  # what the bounds last dropped, while they drop
         self._next_enforce_ms = 0
@@ -39,6 +41,7 @@ class Spooler:
         self._writers = writers
         self._states = states
         self._clock = clock
+        self._latest = latest
         self._committed = committed
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -73,7 +76,7 @@ class Spooler:
             await self._commit(batch)
 
     async def _commit(self, batch: Batch) -> None:
-        await self._on_spool.write(self._spool.append, batch.items, batch.rejections, batch.received)
+        await self._on_spool.write(self._append, batch)
         for ack in batch.acks:
             ack()
         update = self._states.update
@@ -88,6 +91,13 @@ class Spooler:
             # here as well as when idle, since under steady load the idle timer never fires.
             if len(self._spool) > self._spool.max_messages or self._now_ms() >= self._next_enforce_ms:
                 await self._enforce()
+
+    def _append(self, batch: Batch) -> None:
+        """On the spool's thread, before the messages are acknowledged: what the broker will
+        not deliver again is in the spool, and its newest readings are where a standby finds
+        them."""
+        self._spool.append(batch.items, batch.rejections, batch.received)
+        self._latest.record(batch.items)
 
     def _now_ms(self) -> int:
         return to_ms(self._clock.now())

@@ -318,6 +318,48 @@ def test_after_a_restart_an_open_alert_still_clears() -> None:
     assert [(f.rule, f.active) for f in found] == [("door_after_hours", False)]
 
 
+def door_findings() -> tuple[list[Finding], RuleEngine]:
+    """An engine on the site and what its after-hours door rule finds (the silent door's
+    offline alert aside)."""
+    found: list[Finding] = []
+    engine = RuleEngine(SITE, SchoolCalendar(SITE), lambda f, e: found.append(f) if f.rule == "door_after_hours" else None)
+    return found, engine
+
+
+def test_a_door_that_reports_only_when_it_moves_is_raised_when_its_grace_passes() -> None:
+    """No message after the one that showed it open: the watchdog raises it, at the moment
+    the grace passed, once."""
+    found, engine = door_findings()
+    opened = Sample("kitchen-door", ms(at(TUE, "21:00")), {"open": 1.0})
+    engine.sample(opened, opened.ts_ms)
+    engine.tick(ms(at(TUE, "21:04")))
+    assert found == []
+    for minute in ("21:06", "21:07"):
+        engine.tick(ms(at(TUE, minute)))
+    assert [(f.rule, f.active, f.since_ms, f.at_ms) for f in found] == [
+        ("door_after_hours", True, opened.ts_ms, ms(at(TUE, "21:05")))]
+
+
+def test_a_door_opening_sent_late_is_judged_on_the_readings_after_it() -> None:
+    """History received the next morning: the watchdog does not take the door for open past
+    its grace while the readings that say it closed are still on their way."""
+    found, engine = door_findings()
+    morning = ms(at(WED, "05:00"))
+    engine.sample(Sample("kitchen-door", ms(at(TUE, "21:00")), {"open": 1.0}), morning)
+    engine.tick(morning + 1_000)
+    engine.sample(Sample("kitchen-door", ms(at(TUE, "21:02")), {"open": 0.0}), morning + 2_000)
+    assert found == []
+
+
+def test_a_primed_door_is_timed_from_its_stored_reading() -> None:
+    """A start's newest stored reading (a takeover): open since 17:40 counts from 17:40."""
+    found, engine = door_findings()
+    opened = Sample("kitchen-door", ms(at(TUE, "21:00")), {"open": 1.0})
+    engine.prime(opened)
+    engine.tick(ms(at(TUE, "21:30")))
+    assert [(f.rule, f.since_ms, f.at_ms) for f in found] == [("door_after_hours", opened.ts_ms, ms(at(TUE, "21:05")))]
+
+
 @pytest.mark.parametrize("begins", ["03:05", "03:59", "23:30"])
 def test_a_leak_whose_run_crosses_the_night_window_is_raised_once_at_its_hour(begins: str) -> None:
     """The night minimum's window ends at 04:00 while the run goes on: it must neither
