@@ -114,7 +114,7 @@ class Gateway:
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
         self.calendar = SchoolCalendar(site)
         self.roster = Roster(site, self.calendar)
-        self.notifier = Notifier(site, self.counters, clock, self.mqtt.publish if self.mqtt else None)
+        self.notifier = Notifier(site, self.counters, clock, self.state, self.mqtt.publish if self.mqtt else None)
         self.live = LiveBus(site, self.counters)
         self.counters.gauge("facility_buffer_depth", "Decoded messages waiting for the spool",
                             lambda: len(self.buffer))

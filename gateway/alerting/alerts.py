@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -84,6 +84,33 @@ class Notice:
     alert: Alert
     at_ms: int
     recipients: tuple[Person, ...] = field(default=())
+
+
+def notice_json(notice: Notice) -> str:
+    """A notice as JSON text, for the notifications' outbox: `notice_from_json` gives it back
+    equal, field for field."""
+    return json.dumps({
+        "transition": notice.transition.value,
+        "alert": asdict(notice.alert),
+        "at_ms": notice.at_ms,
+        "recipients": [p.model_dump(mode="json") for p in notice.recipients],
+    }, ensure_ascii=False)
+
+
+def notice_from_json(text: str) -> Notice:
+    """The notice `notice_json` wrote; ValueError when the text is not one (a row written by a
+    version whose notices had other fields)."""
+    try:
+        document = json.loads(text)
+        alert = document["alert"]
+        return Notice(
+            Transition(document["transition"]),
+            Alert(**alert | {"severity": Severity(alert["severity"]), "state": AlertState(alert["state"])}),
+            document["at_ms"],
+            tuple(Person.model_validate(p) for p in document["recipients"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a notice: {exc!r}") from exc
 
 
 ALERTS = Table(

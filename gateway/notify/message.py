@@ -66,7 +66,12 @@ class Message:
     emails: tuple[str, ...] = ()  # addressees beside the channel's own (the person on duty)
     mobiles: tuple[str, ...] = ()  # whom the robots mention
     attachment: Attachment | None = None
+    # What a receiver can tell a message sent again by (at least once: a send the gateway did
+    # not live to record is sent again): an alert notice's outbox row. None: a test message, a report.
+    key: str | None = None
 
+
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
@@ -121,13 +126,15 @@ async def attempt(channel: Sender, make: Callable[[], Message]) -> bool:
         raise DeliveryError(f"{type(exc).__name__}: {exc}"[:200], transient=False, defect=True) from exc
 
 
-async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any], key: str | None,
                     headers: dict[str, str] | None = None) -> httpx.Response:
+    """POSTs `body` as JSON with the message's `key` as its Idempotency-Key header (when it has one)."""
     content = json.dumps(body, ensure_ascii=False).encode()
+    sent = {"content-type": "application/json; charset=utf-8", **(headers or {})}
+    if key is not None:
+        sent[IDEMPOTENCY_KEY] = key
     try:
-        response = await client.post(
-            url, content=content, headers={"content-type": "application/json; charset=utf-8", **(headers or {})}
-        )
+        response = await client.post(url, content=content, headers=sent)
     except httpx.TimeoutException:
         raise DeliveryError("timeout", transient=True) from None
     except httpx.TransportError as exc:

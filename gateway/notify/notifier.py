@@ -1,15 +1,16 @@
 """The alerts' notifier: routes each notice to the channels whose filters match and delivers
-it in the background. Each channel has its own bounded queue and worker: a slow or failing
-channel retries with capped, jittered backoff and, when its queue is full, drops its oldest
-notice (counted), so it never slows ingest or another channel."""
+it in the background. Each channel has its own bounded queue, in the outbox of the state store
+(`outbox.py`: a restart or a standby taking the site over sends what was left), and its own
+worker: a slow or failing channel retries with capped, jittered backoff and, when its queue is
+full, drops its oldest notice (counted), so it never slows ingest or another channel."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import fields, replace
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -17,8 +18,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from prometheus_client import Counter, Gauge
 
-from gateway.alerting.alerts import Alert, Notice, Transition
-from gateway.clock import Clock, from_ms
+from gateway.alerting.alerts import Alert, Notice, Transition, notice_from_json
+from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import SiteConfig
 from gateway.counters import Counters
 from gateway.notify.channels import sender
@@ -33,10 +34,13 @@ from gateway.notify.message import (
     attempt,
     one_line,
 )
+from gateway.notify.outbox import KEEP_MS, Bound, Outbox, Pending
 from gateway.retry import Backoff
+from gateway.storage.state import StateDatabase
 
 _log = logging.getLogger(__name__)
-DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error")
+DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error", "removed")
+PRUNE_EVERY_MS: Final = 3_600_000
 
 TRANSITION_ZH: Final = {
     Transition.RAISED: "告警",
@@ -130,12 +134,6 @@ def _iso(ms: int, tz: ZoneInfo) -> str:
 # ------------------------------------------------------------------------ the notifier
 
 
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    notice: Notice
-    queued_at: datetime  # by the injected clock: the give-up age counts from here
-
-
 class _Metrics:
     def __init__(self, counters: Counters) -> None:
         r = counters.registry
@@ -145,23 +143,27 @@ class _Metrics:
         self.dropped = Counter(
             "facility_notifications_dropped", "Notices never delivered, by channel and reason (queue_full: the "
             "oldest in a full queue; gave_up: still failing after give_up_after_h; refused: refused for good; error: "
-            "the gateway could not make or send it, a defect logged with its traceback)",
+            "the gateway could not make or send it, a defect logged with its traceback; removed: its channel was "
+            "removed before it was sent)",
             ["channel", "reason"], registry=r,
         )
-        self.queued = Gauge("facility_notifications_queued", "Notices waiting, by channel", ["channel"], registry=r)
+        self.queued = Gauge("facility_notifications_queued", "Notices waiting, by channel (besides the one being "
+                            "delivered)", ["channel"], registry=r)
 
 
 class _ChannelWorker:
-    """One channel's queue (bounded; when full, the oldest notice is dropped) and its
-    delivery loop, which retries the notice at its head until delivered, refused or stale."""
+    """One channel's delivery loop: it takes the channel's oldest pending notice from the
+    outbox and retries it until delivered, refused or stale."""
 
-    def __init__(self, channel: ChannelSettings, site: SiteConfig, metrics: _Metrics, clock: Clock) -> None:
+    def __init__(self, channel: ChannelSettings, site: SiteConfig, metrics: _Metrics, clock: Clock,
+                 outbox: Outbox, housekeeping: Callable[[], None]) -> None:
         self.channel = channel
         self._site = site
         self._settings = site.notifications
         self._clock = clock
-        self._queue: deque[_Queued] = deque()
-        self._current: _Queued | None = None  # the notice being delivered (retried)
+        self._outbox = outbox
+        self._housekeeping = housekeeping
+        self.busy: int | None = None  # the outbox row being delivered (retried)
         self._ready = asyncio.Event()
         self._failing: str | None = None
         self._failed_attempts = 0
@@ -170,23 +172,12 @@ class _ChannelWorker:
         self._failed = metrics.failed.labels(channel=cid)
         self._dropped = {why: metrics.dropped.labels(channel=cid, reason=why) for why in DROP_REASONS}
         self._queued = metrics.queued.labels(channel=cid)
+        self._queued.set(outbox.waiting(cid, None))
 
     def reconfigure(self, site: SiteConfig) -> None:
         """The site's names and retry policy as they are now (the channel itself unchanged)."""
         self._site = site
         self._settings = site.notifications
-
-    def take_queue(self, old: _ChannelWorker) -> None:
-        """What a channel's previous settings had still to send, the notice it was trying
-        included, sent with the new ones (the old worker stops)."""
-        if old._current is not None:
-            self._queue.append(old._current)
-            old._current = None
-        self._queue.extend(old._queue)
-        old._queue.clear()
-        self._queued.set(len(self._queue))
-        if self._queue:
-            self._ready.set()
 
     def matches(self, notice: Notice) -> bool:
         c, alert = self.channel, notice.alert
@@ -196,61 +187,80 @@ class _ChannelWorker:
             and (c.buildings is None or alert.building_id in c.buildings)
         )
 
-    def put(self, notice: Notice) -> None:
-        if len(self._queue) >= self.channel.queue:
-            oldest = self._queue.popleft()
-            self._dropped["queue_full"].inc()
-            _log.debug("notification channel %s: queue full, dropped alert %d %s", self.channel.id,
-                       oldest.notice.alert.id, oldest.notice.transition)
-        self._queue.append(_Queued(notice, self._clock.now()))
-        self._queued.set(len(self._queue))
+    def added(self, notice: Notice, waiting: int, dropped: int) -> None:
+        """The notice is in the outbox for this channel, and `dropped` of the oldest are not."""
+        if dropped:
+            self._dropped["queue_full"].inc(dropped)
+            _log.debug("notification channel %s: queue full, dropped the oldest %d before alert %d %s",
+                       self.channel.id, dropped, notice.alert.id, notice.transition)
+        self._queued.set(waiting)
         self._ready.set()
 
     def health(self) -> str:
         return "ok" if self._failing is None else f"failing: {self._failing}"
 
     async def run(self, sender: Sender) -> None:
+        cid = self.channel.id
         while True:
-            while not self._queue:
-                self._ready.clear()
+            self._housekeeping()
+            self._ready.clear()  # set again by any notice added from here on
+            pending = self._outbox.next(cid)
+            if pending is None:
+                self._queued.set(0)
                 await self._ready.wait()
-            item = self._current = self._queue.popleft()
-            self._queued.set(len(self._queue))
-            await self._deliver(sender, item)
-            self._current = None
+                continue
+            self.busy = pending.id
+            self._queued.set(self._outbox.waiting(cid, pending.id))
+            try:
+                await self._deliver(sender, pending)
+            finally:
+                self.busy = None
 
-    async def _deliver(self, sender: Sender, item: _Queued) -> None:
-        notice, cid = item.notice, self.channel.id
-        give_up_after = timedelta(hours=self._settings.give_up_after_h)
+    async def _deliver(self, sender: Sender, pending: Pending) -> None:
+        cid = self.channel.id
+        try:
+            notice = notice_from_json(pending.notice)
+        except ValueError:
+            self._drop(pending, "error")
+            _log.exception("notification channel %s could not read notice %d; dropped", cid, pending.id)
+            return
+        key = f"{self._site.id}.notice.{pending.id}"  # the same for every attempt, before and after a restart
+        give_up_after_ms = self._settings.give_up_after_h * 3_600_000
         backoff = Backoff(self._settings.retry_first_s, self._settings.retry_max_s)
         while True:
             try:
-                delivered = await attempt(sender, lambda: render(notice, self._site))
+                delivered = await attempt(sender, lambda: replace(render(notice, self._site), key=key))
             except DeliveryError as exc:
                 self._failed.inc()
+                self._outbox.failed(pending.id, exc.reason)
                 if exc.defect and self._failing is None:
                     _log.error("notification channel %s could not send alert %d (%s)", cid, notice.alert.id,
                                notice.transition, exc_info=exc.__cause__)
                 self._set_failing(exc.reason)
                 if not exc.transient:
-                    self._dropped["error" if exc.defect else "refused"].inc()
+                    self._drop(pending, "error" if exc.defect else "refused")
                     _log.warning("notification channel %s refused alert %d (%s): %s; dropped", cid,
                                  notice.alert.id, notice.transition, exc.reason)
                     return
-                age = self._clock.now() - item.queued_at
-                if age >= give_up_after:
-                    self._dropped["gave_up"].inc()
+                age_ms = to_ms(self._clock.now()) - pending.queued_ms
+                if age_ms >= give_up_after_ms:
+                    self._drop(pending, "gave_up")
                     _log.warning("notification channel %s: gave up on alert %d (%s) after %s: %s", cid,
-                                 notice.alert.id, notice.transition, age, exc.reason)
+                                 notice.alert.id, notice.transition, timedelta(milliseconds=age_ms), exc.reason)
                     return
                 await backoff.wait()
                 continue
+            self._outbox.sent(pending.id, to_ms(self._clock.now()))
             if delivered:
                 self._sent.inc()
             else:
                 _log.debug("notification channel %s: no addressee for alert %d", cid, notice.alert.id)
             self._set_ok()
             return
+
+    def _drop(self, pending: Pending, reason: str) -> None:
+        self._outbox.drop(pending.id, to_ms(self._clock.now()), reason)
+        self._dropped[reason].inc()
 
     def _set_failing(self, reason: str) -> None:
         if self._failing is None:
@@ -268,14 +278,19 @@ class _ChannelWorker:
 
 class Notifier:
     """Routes each notice to the channels whose filters match and delivers it in the
-    background, one worker per channel; `submit` never blocks and never fails for a channel."""
+    background, one worker per channel, through the site's outbox in the state store `db`:
+    what is pending when the notifier starts (left by a restart, or by the replica whose site
+    this one took over) is sent then. `submit` never waits for a channel and never fails for one."""
 
-    def __init__(self, site: SiteConfig, counters: Counters, clock: Clock, publish: Publish | None = None) -> None:
+    def __init__(self, site: SiteConfig, counters: Counters, clock: Clock, db: StateDatabase,
+                 publish: Publish | None = None) -> None:
         # One HTTP client for every channel; it binds to the event loop only when first used.
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(HTTP_TIMEOUT_S), follow_redirects=False)
         self._context = Context(self._client, clock, publish)
         self._metrics = _Metrics(counters)
         self._clock = clock
+        self._outbox = Outbox(db, site.id)
+        self._pruned_ms: int | None = None
         self._site = site
         self._workers: list[tuple[_ChannelWorker, Sender]] = []
         self._tasks: dict[_ChannelWorker, asyncio.Task[None]] = {}
@@ -284,9 +299,10 @@ class Notifier:
 
     def reconfigure(self, site: SiteConfig) -> None:
         """The channels as configured now. A channel whose settings did not change keeps its
-        queue and its delivery in progress; a changed one starts afresh with what the old one had
-        queued, a removed one stops. Senders are made here, so that a channel that
-        cannot work (MQTT without a connection) fails at once, before anything changes."""
+        delivery in progress; a changed one delivers what it had pending with its new settings;
+        what a removed one had pending is dropped (`removed`). Senders are made here, so that a
+        channel that cannot work (MQTT without a connection) fails at once, before anything
+        changes."""
         kept = {w.channel.id: (w, s) for w, s in self._workers}
         workers: list[tuple[_ChannelWorker, Sender]] = []
         for c in site.notifications.channels:
@@ -295,23 +311,35 @@ class Notifier:
                 old[0].reconfigure(site)
                 workers.append(old)
                 continue
-            worker = _ChannelWorker(c, site, self._metrics, self._clock)
-            if old is not None:
-                worker.take_queue(old[0])
+            worker = _ChannelWorker(c, site, self._metrics, self._clock, self._outbox, self._housekeeping)
             workers.append((worker, sender(c, self._context)))
         self._site, self._workers = site, workers
         if self._group is not None:
             self._start_workers(self._group)
 
     def _start_workers(self, group: asyncio.TaskGroup) -> None:
+        """Stops the workers of channels changed or removed, drops what the removed ones had
+        pending and starts the new ones."""
         live = {w for w, _ in self._workers}
         for worker, task in list(self._tasks.items()):
             if worker not in live:
                 task.cancel()
                 del self._tasks[worker]
+        removed = self._outbox.drop_unconfigured([w.channel.id for w in live], to_ms(self._clock.now()))
+        for cid, n in removed.items():
+            self._metrics.dropped.labels(channel=cid, reason="removed").inc(n)
+            self._metrics.queued.labels(channel=cid).set(0)
+            _log.warning("notification channel %s was removed: %d notices it had still to send are dropped", cid, n)
         for worker, channel_sender in self._workers:
             if worker not in self._tasks:
                 self._tasks[worker] = group.create_task(worker.run(channel_sender), name=f"notify-{worker.channel.id}")
+
+    def _housekeeping(self) -> None:
+        """Forgets notices done more than `KEEP_MS` ago, at most once every `PRUNE_EVERY_MS`."""
+        now_ms = to_ms(self._clock.now())
+        if self._pruned_ms is None or now_ms - self._pruned_ms >= PRUNE_EVERY_MS:
+            self._pruned_ms = now_ms
+            self._outbox.prune(now_ms - KEEP_MS)
 
     async def test(self, channel: ChannelSettings) -> str | None:
         """Sends one test message through `channel` (saved or not) at once, without retrying:
@@ -323,17 +351,22 @@ class Notifier:
         return None
 
     def submit(self, notice: Notice) -> None:
-        """Queues the notice for every matching channel. Event-loop thread only."""
-        for worker, _ in self._workers:
-            if worker.matches(notice):
-                worker.put(notice)
+        """Queues the notice for every matching channel, in one transaction. Event-loop thread only."""
+        workers = [w for w, _ in self._workers if w.matches(notice)]
+        if not workers:
+            return
+        bounds = {w.channel.id: Bound(w.channel.queue, w.busy) for w in workers}
+        added = self._outbox.add(notice, bounds, to_ms(self._clock.now()))
+        for worker in workers:
+            outcome = added[worker.channel.id]
+            worker.added(notice, outcome.waiting, outcome.dropped)
 
     def health(self) -> dict[str, str]:
         """Channel id → "ok" or "failing: <reason>" (of the newest failed attempt)."""
         return {w.channel.id: w.health() for w, _ in self._workers}
 
     async def run(self) -> None:
-        """Delivers until cancelled."""
+        """Delivers until cancelled, beginning with what the outbox holds."""
         async with self._client, asyncio.TaskGroup() as group:
             self._group = group
             try:

@@ -15,15 +15,19 @@ import queue
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, get_args
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Row, select
 
 from gateway import config
-from gateway.alerting.alerts import Alert, AlertState, Notice, Transition
+from gateway.alerting.alerts import Alert, AlertState, Notice, Transition, notice_from_json, notice_json
 from gateway.alerting.severity import Severity
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
@@ -33,6 +37,8 @@ from gateway.notify import notifier as notifier_module
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings, Message
 from gateway.notify.notifier import Notifier, render
+from gateway.notify.outbox import OUTBOX
+from gateway.storage.state import StateDatabase, sqlite_url
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto, mqtt_client
 
@@ -108,6 +114,14 @@ def counters() -> Counters:
 
 
 @pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDatabase]:
+    """The notifier's outbox, on SQLite; the outbox's own tests (below) run on both engines."""
+    state = StateDatabase(sqlite_url(tmp_path / "state.db"))
+    yield state
+    state.close()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0 + timedelta(minutes=12))
 
@@ -145,10 +159,10 @@ def test_text_in_chinese_for_each_transition() -> None:
 
 
 async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters: Counters,
-                                               clock: ManualClock) -> None:
+                                               clock: ManualClock, db: StateDatabase) -> None:
     site = site_with({"id": "hook", "type": "webhook", "url": f"{receiver.url}/alerts",
                       "headers": {"Authorization": "Bearer t0ken-for-tests"}})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         (request,) = await receiver.wait_for(1)
@@ -181,9 +195,9 @@ async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters:
 
 
 async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceiver, counters: Counters,
-                                                           clock: ManualClock) -> None:
+                                                           clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(503, times=2)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         requests = await receiver.wait_for(3)
@@ -198,9 +212,9 @@ async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceive
 
 
 async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: HttpReceiver, counters: Counters,
-                                                                     clock: ManualClock) -> None:
+                                                                     clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(400, "bad request")
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))
         notifier.submit(make_notice(id=2))
@@ -213,9 +227,9 @@ async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: H
 
 
 async def test_a_full_queue_drops_its_oldest_notice(receiver: HttpReceiver, counters: Counters,
-                                                    clock: ManualClock) -> None:
+                                                    clock: ManualClock, db: StateDatabase) -> None:
     site = site_with({"id": "hook", "type": "webhook", "url": receiver.url, "queue": 2})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     for i in (1, 2, 3):  # before the worker runs: all three wait in a queue of two
         notifier.submit(make_notice(id=i))
     assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="queue_full") == 1
@@ -229,11 +243,11 @@ async def test_a_full_queue_drops_its_oldest_notice(receiver: HttpReceiver, coun
 
 
 async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters: Counters,
-                                                                       clock: ManualClock) -> None:
+                                                                       clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver(default=Reply(503)) as receiver:
         site = site_with({"id": "hook", "type": "webhook", "url": receiver.url},
                          give_up_after_h=1, retry_first_s=0.02, retry_max_s=0.05)
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(id=1))
             await receiver.wait_for(3)
@@ -250,11 +264,12 @@ async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters:
         assert notifier.health() == {"hook": "ok"}
 
 
-async def test_a_hanging_channel_does_not_delay_another(counters: Counters, clock: ManualClock) -> None:
+async def test_a_hanging_channel_does_not_delay_another(counters: Counters, clock: ManualClock,
+                                                        db: StateDatabase) -> None:
     with HttpReceiver(default=Reply(hang=True)) as slow, HttpReceiver(default=OK) as fast:
         site = site_with({"id": "slow", "type": "webhook", "url": slow.url},
                          {"id": "fast", "type": "webhook", "url": fast.url})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(id=1))
             notifier.submit(make_notice(id=2))
@@ -267,7 +282,7 @@ async def test_a_hanging_channel_does_not_delay_another(counters: Counters, cloc
 
 
 async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, counters: Counters,
-                                                     clock: ManualClock) -> None:
+                                                     clock: ManualClock, db: StateDatabase) -> None:
     site = site_with(
         {"id": "all", "type": "webhook", "url": f"{receiver.url}/all"},
         {"id": "major", "type": "webhook", "url": f"{receiver.url}/major", "min_severity": "major"},
@@ -276,7 +291,7 @@ async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, cou
         {"id": "dorm-minor", "type": "webhook", "url": f"{receiver.url}/dorm-minor", "buildings": ["dorm"],
          "min_severity": "minor", "rules": ["lights_out"]},
     )
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))  # critical door in the main building
         notifier.submit(make_notice(id=2, severity=Severity.MINOR, rule="lights_out", building_id="dorm",
@@ -293,11 +308,12 @@ async def test_routing_by_severity_rule_and_building(receiver: HttpReceiver, cou
 
 
 async def test_health_says_failing_then_ok_and_logs_each_change_once(
-    receiver: HttpReceiver, counters: Counters, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway.notify.notifier")
     receiver.default = Reply(503)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     assert notifier.health() == {"hook": "ok"}
     async with running(notifier):
         notifier.submit(make_notice())
@@ -310,10 +326,10 @@ async def test_health_says_failing_then_ok_and_logs_each_change_once(
                         f"notification channel hook recovered after {len(receiver.requests) - 1} failed attempts"]
 
 
-async def test_an_unreachable_channel_is_failing(counters: Counters, clock: ManualClock) -> None:
+async def test_an_unreachable_channel_is_failing(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver() as gone:
         url = gone.url  # a port nobody listens on any more
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
         await eventually(lambda: sample(counters, "facility_notifications_failed_total", channel="hook") >= 2)
@@ -324,10 +340,10 @@ async def test_an_unreachable_channel_is_failing(counters: Counters, clock: Manu
 
 
 async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: Counters,
-                                              clock: ManualClock) -> None:
+                                              clock: ManualClock, db: StateDatabase) -> None:
     receiver.respond(200, {"errcode": 45009, "errmsg": "api freq out of limit"})  # transient: retried
     site = site_with({"id": "wecom", "type": "wecom", "url": f"{receiver.url}/cgi-bin/webhook/send?key=k-123"})
-    notifier = Notifier(site, counters, clock)
+    notifier = Notifier(site, counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice(id=1))
         await receiver.wait_for(2)
@@ -338,6 +354,7 @@ async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: 
                                         channel="wecom", reason="refused") == 1)
     first, second, _ = receiver.requests
     assert first.body == second.body
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]  # a retry says it is one
     assert (second.path, second.query) == ("/cgi-bin/webhook/send", {"key": "k-123"})
     assert second.json() == {
         "msgtype": "text",
@@ -347,7 +364,7 @@ async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: 
     assert notifier.health() == {"wecom": "failing: errcode 93000 invalid webhook url"}
 
 
-async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: ManualClock) -> None:
+async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     secret = "SEC0f3a9c1d7e5b2468ac"
 
     def verify(request: Received) -> Reply:
@@ -364,7 +381,7 @@ async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: Manu
             {"id": "ding-wrong", "type": "dingtalk", "url": f"{receiver.url}/wrong?access_token=tok",
              "secret": "SEC-not-the-robots-secret", "mention_duty": False},
         )
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="ding") == 1
@@ -387,11 +404,12 @@ async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: Manu
 # ------------------------------------------------------------------------ e-mail
 
 
-async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Counters, clock: ManualClock) -> None:
+async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Counters, clock: ManualClock,
+                                                                   db: StateDatabase) -> None:
     with SmtpReceiver() as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["office@kg.example"]})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             (mail,) = await smtp.wait_for(1)
@@ -403,13 +421,17 @@ async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Cou
     assert "值班: 张三" in mail.text
     assert mail.message.get_content_charset() == "utf-8"
     assert mail.message["To"] == "office@kg.example, zhang@kg.example"
+    # Derived from the outbox row, so a notice sent again has the same Message-ID.
+    [row_id] = [row.id for row in outbox_rows(db)]
+    assert mail.message["Message-ID"] == f"<kg-1.notice.{row_id}@facility-gateway>"
 
 
-async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock: ManualClock) -> None:
+async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock: ManualClock,
+                                                      db: StateDatabase) -> None:
     with SmtpReceiver(refuse={"nobody@kg.example"}) as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["nobody@kg.example"], "to_duty": False})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
@@ -419,12 +441,12 @@ async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock:
 
 
 async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters: Counters,
-                                                                       clock: ManualClock) -> None:
+                                                                       clock: ManualClock, db: StateDatabase) -> None:
     """A line break in a title (from a device or a site file) must not break the mail's headers."""
     with SmtpReceiver() as smtp:
         site = site_with({"id": "mail", "type": "email", "host": smtp.host, "port": smtp.port,
                           "sender": "facility@kg.example", "to": ["office@kg.example"], "to_duty": False})
-        notifier = Notifier(site, counters, clock)
+        notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(title_zh="厨房门\r\nBcc: someone@elsewhere.example"))
             (mail,) = await smtp.wait_for(1)
@@ -434,7 +456,8 @@ async def test_a_title_with_a_line_break_stays_one_line_in_the_subject(counters:
 
 
 async def test_a_defect_in_one_channel_is_that_channels_failure(
-        receiver: HttpReceiver, counters: Counters, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+        receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase,
+        monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     """Whatever a channel raises (here: making the text of one notice fails) is counted and
     logged for that channel; the channel goes on with the next notice and the notifier runs on."""
@@ -446,7 +469,7 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
         return made(notice, site)
 
     monkeypatch.setattr(notifier_module, "render", render_or_fail)
-    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock)
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
     async with running(notifier):
         with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
             notifier.submit(make_notice(id=1))
@@ -467,7 +490,7 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
 
 
 async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, counters: Counters,
-                                                     clock: ManualClock) -> None:
+                                                     clock: ManualClock, db: StateDatabase) -> None:
     device = f"door-{uuid.uuid4().hex[:8]}"
     site = site_with({"id": "mqtt", "type": "mqtt"})
     with mqtt_client(mosquitto, f"gateway-{device}") as (publisher, _):
@@ -476,7 +499,7 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
         async def publish(topic: str, payload: bytes) -> None:
             sent.append(publisher.publish(topic, payload, 1, True))
 
-        notifier = Notifier(site, counters, clock, publish=publish)
+        notifier = Notifier(site, counters, clock, db, publish=publish)
         async with running(notifier):
             notifier.submit(make_notice(device_id=device))
             notifier.submit(make_notice(Transition.CLEARED, (), device_id=device, state=AlertState.CLEARED,
@@ -499,9 +522,9 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
     assert "recipients" not in state  # no phone numbers on the broker
 
 
-def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock) -> None:
+def test_an_mqtt_channel_needs_a_publish_function(counters: Counters, clock: ManualClock, db: StateDatabase) -> None:
     with pytest.raises(ValueError, match="no publish function"):
-        Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock)
+        Notifier(site_with({"id": "mqtt", "type": "mqtt"}), counters, clock, db)
 
 
 # ------------------------------------------------------------------------ the convention
@@ -529,10 +552,10 @@ _REQUIRED: dict[str, dict[str, Any]] = {
 
 
 async def test_channels_changed_while_running_keep_what_they_had_queued(counters: Counters,
-                                                                        clock: ManualClock) -> None:
+                                                                        clock: ManualClock, db: StateDatabase) -> None:
     with HttpReceiver(default=OK) as old, HttpReceiver(default=OK) as new, HttpReceiver(default=OK) as added:
         old.respond(503, times=1000)  # the office's old address is down: the notice waits in its queue
-        notifier = Notifier(site_with({"id": "office", "type": "webhook", "url": old.url}), counters, clock)
+        notifier = Notifier(site_with({"id": "office", "type": "webhook", "url": old.url}), counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
             await old.wait_for(1)
@@ -549,3 +572,229 @@ async def test_channels_changed_while_running_keep_what_they_had_queued(counters
             notifier.submit(make_notice())
             await new.wait_for(3)
         assert len(added.requests) == 1
+
+
+# ------------------------------------------------------------------------ the outbox, on both engines
+
+
+def outbox_rows(db: StateDatabase) -> list[Row[Any]]:
+    with db.read() as conn:
+        return list(conn.execute(select(OUTBOX).order_by(OUTBOX.c.id)))
+
+
+@contextmanager
+def gateway_process(state_url: str) -> Iterator[StateDatabase]:
+    """What a gateway process has of the state store: its own engine and pool."""
+    db = StateDatabase(state_url)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+class Switch:
+    """A receiver's answer the test turns: 503 while down, else OK; what it accepted."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.accepted: list[Received] = []
+
+    def __call__(self, request: Received) -> Reply:
+        if self.down:
+            return Reply(503)
+        self.accepted.append(request)
+        return OK
+
+
+def test_a_notice_round_trips_through_json() -> None:
+    person = Person(id="li", name="李四", role="后勤主任", trades=["water"], email=None, mobile="13800000002")
+    for notice in (
+        make_notice(),
+        make_notice(Transition.ACKNOWLEDGED, (ZHANG, person), state=AlertState.ACKNOWLEDGED, acked_by="zhang",
+                    acked_ms=T0_MS + 1, ack_comment="已关门\n\"引号\"", cleared_ms=T0_MS + 2, raised_ms=T0_MS,
+                    level=2, facts={"loss_m3": 0.1 + 0.2, "since": "21:03", "big": 2**53 + 1}),
+        make_notice(Transition.CLEARED, (), facts={}, detail_zh="", raised_ms=None),
+    ):
+        assert notice_from_json(notice_json(notice)) == notice
+    with pytest.raises(ValueError, match="not a notice"):
+        notice_from_json('{"transition": "raised", "alert": {"id": 1}, "at_ms": 0, "recipients": []}')
+
+
+@given(title=st.text(), facts=st.dictionaries(st.text(), st.one_of(st.floats(allow_nan=False), st.text())),
+       at_ms=st.integers(-(2**62), 2**62))
+def test_any_notice_round_trips_through_json(title: str, facts: dict[str, float | str], at_ms: int) -> None:
+    notice = dataclasses.replace(make_notice(title_zh=title, facts=facts), at_ms=at_ms)
+    assert notice_from_json(notice_json(notice)) == notice
+
+
+async def test_a_notice_left_pending_is_sent_once_by_the_next_process(state_url: str, clock: ManualClock) -> None:
+    """A restart, or a standby taking the site over: the notice the first process could not
+    deliver is sent by the next one, once, and by no process after that."""
+    switch = Switch()
+    with HttpReceiver(responder=switch) as receiver:
+        site = site_with({"id": "hook", "type": "webhook", "url": receiver.url})
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site, counters, clock, db)
+            async with running(notifier):
+                notifier.submit(make_notice(id=1))
+                await receiver.wait_for(2)  # down: retried
+            assert [row.state for row in outbox_rows(db)] == ["pending"]
+        switch.down = False
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site, counters, clock, db)
+            assert sample(counters, "facility_notifications_queued", channel="hook") == 1
+            async with running(notifier):
+                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            [row] = outbox_rows(db)
+            assert (row.state, row.last_error) == ("sent", "HTTP 503")
+            assert 2 <= row.attempts <= len(receiver.requests)  # an attempt cut short by the stop is not counted
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site, counters, clock, db)
+            assert sample(counters, "facility_notifications_queued", channel="hook") == 0
+            async with running(notifier):
+                notifier.submit(make_notice(id=2))
+                await eventually(lambda: len(switch.accepted) == 2)
+        assert alert_ids(switch.accepted) == [1, 2]
+        # Every attempt of a notice, before and after the restart, under one key; another notice's differs.
+        keys = [r.headers["idempotency-key"] for r in receiver.requests]
+        assert len(set(keys[:-1])) == 1
+        assert keys[-1] != keys[0]
+
+
+async def test_a_send_not_recorded_before_a_crash_is_sent_again_under_the_same_key(
+        state_url: str, clock: ManualClock) -> None:
+    """At least once: the receiver had the message, the process died before recording it, so
+    the next process sends it again, and the receiver can tell it by its Idempotency-Key."""
+    with HttpReceiver(default=OK) as receiver:
+        receiver.respond(hang=True)  # it takes the message and the process dies waiting for the answer
+        site = site_with({"id": "hook", "type": "webhook", "url": receiver.url})
+        with gateway_process(state_url) as db:
+            notifier = Notifier(site, Counters(), clock, db)
+            async with running(notifier):
+                notifier.submit(make_notice())
+                await receiver.wait_for(1)
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site, counters, clock, db)
+            async with running(notifier):
+                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        first, again = receiver.requests
+    assert first.body == again.body
+    assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
+
+
+async def test_two_sites_outboxes_stay_apart(state_url: str, clock: ManualClock) -> None:
+    down = Switch()
+    with HttpReceiver(responder=down) as kg1, HttpReceiver(default=OK) as kg2, gateway_process(state_url) as db:
+        first = Notifier(site_with({"id": "hook", "type": "webhook", "url": kg1.url}), Counters(), clock, db)
+        async with running(first):
+            first.submit(make_notice(id=1))
+            await kg1.wait_for(1)
+        # Another school on the same state store, with a channel of another name: kg-1's
+        # pending notice is neither sent nor dropped as a removed channel's.
+        other = site_with({"id": "office", "type": "webhook", "url": kg2.url}).model_copy(update={"id": "kg-2"})
+        counters = Counters()
+        second = Notifier(other, counters, clock, db)
+        async with running(second):
+            second.submit(make_notice(id=2))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 1)
+        assert alert_ids(kg2.requests) == [2]
+        assert [(row.site, row.state) for row in outbox_rows(db)] == [("kg-1", "pending"), ("kg-2", "sent")]
+        down.down = False
+        counters = Counters()
+        again = Notifier(site_with({"id": "hook", "type": "webhook", "url": kg1.url}), counters, clock, db)
+        async with running(again):
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        assert alert_ids(down.accepted) == [1]
+        assert kg2.requests[0].headers["idempotency-key"].startswith("kg-2.")
+
+
+async def test_a_full_queue_drops_its_oldest_waiting_notice(state_url: str, clock: ManualClock) -> None:
+    """The bound counts the notices waiting behind the one being delivered, as `queue` says."""
+    switch = Switch()
+    with HttpReceiver(responder=switch) as receiver, gateway_process(state_url) as db:
+        counters = Counters()
+        site = site_with({"id": "hook", "type": "webhook", "url": receiver.url, "queue": 2})
+        notifier = Notifier(site, counters, clock, db)
+        async with running(notifier):
+            notifier.submit(make_notice(id=1))
+            await receiver.wait_for(1)  # being retried
+            for i in (2, 3, 4):
+                notifier.submit(make_notice(id=i))
+            assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="queue_full") == 1
+            assert sample(counters, "facility_notifications_queued", channel="hook") == 2
+            switch.down = False
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
+            assert sample(counters, "facility_notifications_queued", channel="hook") == 0
+        assert alert_ids(switch.accepted) == [1, 3, 4]
+        assert [(row.state, row.reason) for row in outbox_rows(db)] == [
+            ("sent", None), ("dropped", "queue_full"), ("sent", None), ("sent", None)]
+
+
+async def test_a_removed_channel_drops_what_it_had_to_send(state_url: str, clock: ManualClock) -> None:
+    with HttpReceiver(default=Reply(503)) as down, HttpReceiver(default=OK) as up:
+        hook = {"id": "hook", "type": "webhook", "url": down.url}
+        office = {"id": "office", "type": "webhook", "url": up.url}
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site_with(hook, office), counters, clock, db)
+            async with running(notifier):
+                notifier.submit(make_notice(id=1))
+                await down.wait_for(1)
+                notifier.reconfigure(site_with(office))  # removed while running
+                assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="removed") == 1
+                assert sample(counters, "facility_notifications_queued", channel="hook") == 0
+                notifier.reconfigure(site_with(hook, office))  # and back, without what it had
+                notifier.submit(make_notice(id=2))
+                await down.wait_for(len(down.requests) + 1)
+                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 2)
+        with gateway_process(state_url) as db:  # removed from the site file while the gateway was down
+            counters = Counters()
+            notifier = Notifier(site_with(office), counters, clock, db)
+            async with running(notifier):
+                await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+                                                channel="hook", reason="removed") == 1)
+            assert [(row.channel, row.state, row.reason) for row in outbox_rows(db)] == [
+                ("hook", "dropped", "removed"), ("office", "sent", None),
+                ("hook", "dropped", "removed"), ("office", "sent", None)]
+        assert alert_ids(up.requests) == [1, 2]
+        assert set(alert_ids(down.requests)) == {1, 2}
+
+
+async def test_notices_done_are_kept_thirty_days(state_url: str, clock: ManualClock) -> None:
+    with HttpReceiver(default=OK) as receiver, gateway_process(state_url) as db:
+        counters = Counters()
+        notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
+        async with running(notifier):
+            notifier.submit(make_notice(id=1))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            clock.advance(timedelta(days=29, hours=23))
+            notifier.submit(make_notice(id=2))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 2)
+            clock.advance(timedelta(hours=2))  # the first done 30 days and an hour ago, the second an hour ago
+            notifier.submit(make_notice(id=3))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
+        assert [row.notice for row in outbox_rows(db)] == [notice_json(make_notice(id=i)) for i in (2, 3)]
+
+
+async def test_a_notice_that_cannot_be_read_is_dropped_and_the_next_goes_through(
+        receiver: HttpReceiver, counters: Counters, clock: ManualClock, db: StateDatabase,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A row that is not a notice of this version (written by another) is that channel's
+    defect: dropped as `error`, logged with its traceback; the channel goes on."""
+    notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
+    with db.write() as conn:
+        conn.execute(OUTBOX.insert().values(site="kg-1", channel="hook", notice='{"transition": "raised"}',
+                                            queued_ms=T0_MS, state="pending"))
+    with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
+        async with running(notifier):
+            notifier.submit(make_notice(id=2))
+            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+    assert alert_ids(receiver.requests) == [2]
+    assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="error") == 1
+    assert [(row.state, row.reason) for row in outbox_rows(db)] == [("dropped", "error"), ("sent", None)]
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "could not read notice" in logged.getMessage()

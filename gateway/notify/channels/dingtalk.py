@@ -60,7 +60,7 @@ class DingtalkSender:
         url = self.channel.url
         if self.channel.secret is not None:
             url = signed_url(url, self.channel.secret.get_secret_value(), to_ms(self.clock.now()))
-        response = await post_json(self.client, url, body)
+        response = await post_json(self.client, url, body, message.key)
         robot_errcode(response, TRANSIENT)
         return True
 

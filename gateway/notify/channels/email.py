@@ -18,6 +18,7 @@ from gateway.clock import Clock
 from gateway.notify.message import ChannelSettings, Context, DeliveryError, Message, one_line
 
 SMTP_TIMEOUT_S: Final = 10.0
+MESSAGE_ID_DOMAIN: Final = "facility-gateway"
 
 
 class EmailChannel(ChannelSettings):
@@ -73,7 +74,9 @@ class EmailSender:
         mail["From"] = self.channel.sender
         mail["To"] = ", ".join(addresses)
         mail["Date"] = email.utils.format_datetime(self.clock.now())
-        mail["Message-ID"] = email.utils.make_msgid(domain="facility-gateway")
+        # A message sent again keeps its Message-ID, by which mail clients show it once.
+        mail["Message-ID"] = (f"<{message.key}@{MESSAGE_ID_DOMAIN}>" if message.key is not None
+                              else email.utils.make_msgid(domain=MESSAGE_ID_DOMAIN))
         mail.set_content(message.text)
         if message.attachment is not None:
             maintype, subtype = message.attachment.mime.split("/")

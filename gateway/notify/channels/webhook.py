@@ -28,7 +28,7 @@ class WebhookSender:
     client: httpx.AsyncClient
 
     async def send(self, message: Message) -> bool:
-        await post_json(self.client, self.channel.url, message.document, self.channel.headers)
+        await post_json(self.client, self.channel.url, message.document, message.key, self.channel.headers)
         return True
 
 

@@ -35,7 +35,7 @@ class WecomSender:
         text: dict[str, Any] = {"content": truncate(message.text, MAX_BYTES)}
         if self.channel.mention_duty and message.mobiles:
             text["mentioned_mobile_list"] = list(message.mobiles)
-        response = await post_json(self.client, self.channel.url, {"msgtype": "text", "text": text})
+        response = await post_json(self.client, self.channel.url, {"msgtype": "text", "text": text}, message.key)
         robot_errcode(response, TRANSIENT)
         return True
 
