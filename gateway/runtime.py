@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from types import TracebackType
@@ -55,6 +55,8 @@ from gateway.storage.sqlite import SqliteStore
 from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
+
+Task = Callable[[], Coroutine[None, None, None]]  # a core task of the gateway, started by `_supervised`
 
 RETENTION_EVERY = timedelta(hours=1)
 # How often (real time) the watchdog judges silence and deadlines and sends reminders.
@@ -192,14 +194,14 @@ class Gateway:
         self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
                                self.latest, self._committed)
         group = await stack.enter_async_context(asyncio.TaskGroup())
-        core: list[tuple[str, Coroutine[None, None, None]]] = [
-            ("spooler", self.spooler.run()), ("retention", self._retention()), ("notifier", self.notifier.run()),
-            ("watchdog", self._watch()), ("report delivery", self.deliveries.run()),
-            ("discovery inbox", self.discovered.run()), ("lease", self.ownership.keep()),
-            *((f"writer {w.sink.name}", w.run()) for w in self.writers),
+        core: list[tuple[str, Task]] = [
+            ("spooler", self.spooler.run), ("retention", self._retention), ("notifier", self.notifier.run),
+            ("watchdog", self._watch), ("report delivery", self.deliveries.run),
+            ("discovery inbox", self.discovered.run), ("lease", self.ownership.keep),
+            *((f"writer {w.sink.name}", w.run) for w in self.writers),
         ]
         if self.store.needs_rollups:
-            core.append(("rollups rebuild", self._rebuild_rollups()))
+            core.append(("rollups rebuild", self._rebuild_rollups))
         self._start(group, core)
         stack.push_async_callback(self._cancel_tasks)
         stack.callback(self.live.close)
@@ -232,13 +234,15 @@ class Gateway:
     ) -> None:
         await self._stack.aclose()
 
-    async def _supervised(self, name: str, run: Coroutine[None, None, None]) -> None:
+    async def _supervised(self, name: str, run: Task) -> None:
         """Runs a core task; if it dies, the gateway has failed: `/health` says what died and
         `failed` is set, on which the process exits (non-zero) so that its supervisor starts
         it again. The exception is kept here, not left to the task group: that would cancel
-        the application's lifespan and leave the API serving with ingest dead."""
+        the application's lifespan and leave the API serving with ingest dead. The task's
+        coroutine is made here: one made before and cancelled before its first step (a gateway
+        stopped at once) would be left never awaited."""
         try:
-            await run
+            await run()
         except Exception as exc:  # the one top-level supervisor of the gateway's tasks
             log.critical("the gateway's %s died; the gateway stops", name, exc_info=exc)
             if self.failure is None:
@@ -250,7 +254,7 @@ class Gateway:
         for task in (*self._tasks, *self._poller_tasks.values()):
             task.cancel()
 
-    def _start(self, group: asyncio.TaskGroup, core: list[tuple[str, Coroutine[None, None, None]]]) -> None:
+    def _start(self, group: asyncio.TaskGroup, core: list[tuple[str, Task]]) -> None:
         self._tasks = [group.create_task(self._supervised(name, run), name=name) for name, run in core]
         self._group = group
         self._start_pollers(self.pollers)
@@ -258,13 +262,20 @@ class Gateway:
     def _start_pollers(self, started: Sequence[BusPoller]) -> None:
         assert self._group is not None
         for p in started:
-            self._poller_tasks[p.url] = self._group.create_task(self._supervised(f"poller {p.url}", p.run()),
+            self._poller_tasks[p.url] = self._group.create_task(self._supervised(f"poller {p.url}", p.run),
                                                                 name=f"poller {p.url}")
 
     def _learning(self) -> list[tuple[str, LoadAfterHoursRule]]:
-        """The circuits whose base load is learned (and saved for every replica's readers)."""
-        return [(d.id, rule) for d in self.site.devices
-                if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None]
+        """The circuits whose base load is learned (and saved for every replica's readers). A
+        rule that has learned nothing yet — the process started again, or took the site over —
+        starts from what was learned before, not from a week of nights without alerts."""
+        saved = self.learned.base_loads()
+        rules = [(d.id, rule) for d in self.site.devices
+                 if (rule := self.engine.rule(d.id, LoadAfterHoursRule)) is not None]
+        for device_id, rule in rules:
+            if (learned := saved.get(device_id)) is not None and learned.base_w is not None:
+                rule.resume_base(learned.base_w)
+        return rules
 
     def reconfigure(self, site: SiteConfig) -> None:
         """Applies the school's changed settings at once, on the event loop's thread: every part

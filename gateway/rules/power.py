@@ -213,6 +213,12 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
             return self.params.base_load_w
         return statistics.median(self._nights) if self._nights else None
 
+    def resume_base(self, base_w: float) -> None:
+        """What was learned before a restart or a takeover (kept in the state store): the base
+        load until the nights learned since outweigh it."""
+        if not self._nights:
+            self._nights.append(base_w)
+
     def limit_w(self) -> float | None:
         """Power above this, while closed, is load left on."""
         base = self.base_w()

@@ -3,10 +3,19 @@ reads the same base loads, each site its own."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
 from sqlalchemy import BigInteger, Column, Float, MetaData, Table, Text, select
 
+from gateway.clock import ManualClock
+from gateway.config import parse
 from gateway.rules.learned import LEARNED_BASE_LOADS, BaseLoad, LearnedStore
+from gateway.rules.power import LoadAfterHoursRule
+from gateway.runtime import Gateway
 from gateway.storage.state import StateDatabase
+from tests.rule_scenarios import DEMO
 
 SITE = "kg"
 
@@ -72,3 +81,30 @@ def test_a_state_database_from_before_sites_keeps_what_was_learned(state_db: Sta
     assert store.base_loads() == {"em-main": BaseLoad(2400.0, 2880.0)}
     store.save_base_loads({"em-main": BaseLoad(2600.0, 3100.0)}, 2_000)  # its old key still takes a new load
     assert (store.base_loads(), updated(state_db)) == ({"em-main": BaseLoad(2600.0, 3100.0)}, {"em-main": 2_000})
+
+
+async def test_a_gateway_started_again_or_taking_over_keeps_the_base_load_learned_before(
+        tmp_path: Path, state_url: str) -> None:
+    """Before, a restart forgot the learned base load and load left on after hours went
+    unnoticed until the nights were learned again."""
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["storage"] = {"data_dir": str(tmp_path / "data"), "state_url": state_url}
+    site = parse(yaml.safe_dump(data, allow_unicode=True), "site.yaml")
+    circuit = next(d.id for d in site.devices if d.kind == "electricity_meter")
+    db = StateDatabase(state_url)
+    try:
+        LearnedStore(db, site.id).save_base_loads({circuit: BaseLoad(2400.0, 2880.0)}, 1_000)
+    finally:
+        db.close()
+    async with Gateway(site, ManualClock(datetime(2026, 10, 15, 8, tzinfo=UTC)), mqtt=False) as gateway:
+        rule = gateway.engine.rule(circuit, LoadAfterHoursRule)
+        assert rule is not None
+        assert rule.params.base_load_w is None  # learned, not configured
+        assert rule.base_w() == 2400.0
+        assert rule.limit_w() == 2880.0
+        # a circuit with nothing saved has still learned nothing
+        unsaved = [r for d in site.devices if d.id != circuit
+                   and (r := gateway.engine.rule(d.id, LoadAfterHoursRule)) is not None
+                   and r.params.base_load_w is None]
+        assert unsaved
+        assert all(r.base_w() is None for r in unsaved)
