@@ -23,6 +23,27 @@ from tests.services import (
     start_victoria_metrics,
 )
 
+# The modules that take longest, first: the suite runs in two processes a module at a time
+# (scripts/check), and one of these begun last would leave the other process idle meanwhile.
+SLOWEST_FIRST = (
+    "tests/test_reports_month.py",      # a simulated month through the gateway, ~85 s
+    "tests/gateway/test_rules.py",      # a normal month raises nothing, ~25 s
+    "tests/gateway/test_safety_report.py",
+    "tests/test_dashboard_browser.py",
+    "tests/test_faults.py",
+    "tests/test_broker_config.py",
+    "tests/gateway/test_auth.py",
+    "tests/gateway/test_report_delivery.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOWEST_FIRST.index(path) if path in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
+
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
