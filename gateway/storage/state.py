@@ -29,6 +29,11 @@ METADATA: Final = MetaData()
 ID: Final = BigInteger().with_variant(Integer(), "sqlite")
 
 _BUSY_TIMEOUT_S: Final = 30
+# A server out of reach or a statement stuck behind a lock fails in bounded time instead of
+# holding the thread that asked (the spool's, the event loop's) for ever: a state store's
+# statements are small, and the lease's owner stops when it cannot renew in time.
+_CONNECT_TIMEOUT_S: Final = 5
+STATEMENT_TIMEOUT_S: Final = 10.0
 _WRITE: Final = "state_write"
 
 
@@ -48,7 +53,7 @@ class StateDatabase:
     """One engine and its pool for every state store of the process. `url`: `sqlite:///<path>`
     or `postgresql+psycopg://user:password@host:port/database`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S) -> None:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":  # SQLAlchemy's default driver would be psycopg2
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -61,7 +66,16 @@ class StateDatabase:
             event.listen(self.engine, "connect", _sqlite_connected)
             event.listen(self.engine, "begin", _sqlite_begin)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(parsed, pool_size=5, max_overflow=10, pool_pre_ping=True)
+            self.engine = create_engine(parsed, pool_size=5, max_overflow=10, pool_pre_ping=True,
+                                        connect_args={"connect_timeout": _CONNECT_TIMEOUT_S})
+            timeout_ms = round(statement_timeout_s * 1000)
+
+            def connected(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute(f"SET statement_timeout = {timeout_ms}")
+                dbapi_connection.commit()
+
+            event.listen(self.engine, "connect", connected)
         else:
             raise ValueError(f"a state store is SQLite or PostgreSQL, not {self.dialect!r}")
 

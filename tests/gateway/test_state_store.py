@@ -4,9 +4,11 @@ their declaration, writers that wait for each other, and one audit trail per sit
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import Column, MetaData, Table, Text, func, select
+from sqlalchemy.exc import OperationalError
 
 from gateway.auth.audit import AUDIT, AuditTrail
 from gateway.storage.state import ID, StateDatabase
@@ -61,3 +63,20 @@ def test_each_site_reads_its_own_trail(state_db: StateDatabase) -> None:
     assert [e.actor for e in b.about("黄老师")] == ["王主任"]
     assert a.about("黄老师") == []
 
+
+
+def test_a_statement_stuck_on_postgresql_fails_in_bounded_time(postgres_state: str) -> None:
+    """Behind another transaction's lock for ever: refused after the statement timeout, not a
+    thread held until the server is restarted."""
+    holder, waiter = StateDatabase(postgres_state), StateDatabase(postgres_state, statement_timeout_s=1)
+    try:
+        AuditTrail(holder, "kg")
+        with holder.write() as conn:
+            holder.lock(conn, AUDIT)
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="statement timeout"):
+                AuditTrail(waiter, "kg").record(1, "someone", "test.write", "t", {})
+            assert 0.9 < time.monotonic() - started < 5
+    finally:
+        holder.close()
+        waiter.close()
