@@ -24,6 +24,7 @@ from gateway import config
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.runtime import Gateway
+from gateway.storage.state import sqlite_url
 from simulators import DEMO_SITE
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
 from tests.services import Mosquitto
@@ -115,7 +116,10 @@ def test_the_daily_record_goes_out_after_closing_once(tmp_path: Path, receivers:
 
 
 def test_the_monthly_reports_on_the_first_and_a_failed_channel_is_retried(
-        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+    # About the channels and the reports, not the state store's engine: on SQLite only (the
+    # deliveries' own record is tested on both engines above and below).
+    state_url = sqlite_url(tmp_path / "state.db")
     hook, smtp = receivers
     site = site_file(tmp_path, hook, smtp, mosquitto, state_url)
     clock = ManualClock(datetime(2026, 11, 29, 12, 0, tzinfo=TZ))  # a Sunday: nothing falls due
@@ -182,7 +186,8 @@ def test_two_sites_on_one_database_keep_their_own_deliveries(
 
 
 def test_signed_robots_get_the_report_and_only_an_errcode_0_counts(
-        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto, state_url: str) -> None:
+        tmp_path: Path, receivers: tuple[HttpReceiver, SmtpReceiver], mosquitto: Mosquitto) -> None:
+    state_url = sqlite_url(tmp_path / "state.db")  # about the robots' signatures: SQLite only
     """Report delivery goes through the alerts' channels: DingTalk's 加签 is applied, and a
     robot that answers HTTP 200 with an errcode has not taken the report."""
     secret = "SEC0f3a9c1d7e5b2468ac"
