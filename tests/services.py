@@ -9,6 +9,7 @@ the test with the tail of its log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -51,6 +52,15 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+async def until(check: Callable[[], bool], within_s: float = 15.0) -> None:
+    """`wait_for` without blocking the event loop."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
 
 
 def free_port() -> int:

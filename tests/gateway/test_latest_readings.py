@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as time_of_day
@@ -26,6 +25,7 @@ from gateway.storage.latest import LATEST_READINGS, LatestReadings
 from gateway.storage.sqlite import Point
 from gateway.storage.state import StateDatabase
 from tests.rule_scenarios import DEMO
+from tests.services import until
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 THU: Final = date(2026, 10, 15)  # a school day: the teaching building closes at 17:30
@@ -83,14 +83,6 @@ def send(gw: Gateway, device_id: str, hh_mm: str, **values: float | bool) -> Non
     payload = json.dumps({"device_id": device_id, "ts": ms(hh_mm) / 1000, **values}).encode()
     refused = gw.ingestor.accept_named("http", payload, to_ms(gw.clock.now()))
     assert refused is None, refused
-
-
-async def until(check: Callable[[], bool], within_s: float = 15.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def stored(gw: Gateway, device_id: str, metric: str, hh_mm: str) -> Callable[[], bool]:

@@ -14,7 +14,7 @@ import logging
 import queue
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +40,7 @@ from gateway.notify.notifier import Notifier, render
 from gateway.notify.outbox import OUTBOX
 from gateway.storage.state import StateDatabase, sqlite_url
 from tests.receivers import HttpReceiver, Received, Reply, SmtpReceiver
-from tests.services import Mosquitto, mqtt_client
+from tests.services import Mosquitto, mqtt_client, until
 
 SITE = """\
 id: kg-1
@@ -84,14 +84,6 @@ def make_notice(transition: Transition = Transition.RAISED, recipients: tuple[Pe
 
 def sample(counters: Counters, name: str, **labels: str) -> float:
     return counters.registry.get_sample_value(name, labels) or 0.0
-
-
-async def eventually(check: Callable[[], bool], within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -166,7 +158,7 @@ async def test_webhook_posts_the_alert_as_json(receiver: HttpReceiver, counters:
     async with running(notifier):
         notifier.submit(make_notice())
         (request,) = await receiver.wait_for(1)
-        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
     assert (request.method, request.path) == ("POST", "/alerts")
     assert request.headers["authorization"] == "Bearer t0ken-for-tests"
     assert request.headers["content-type"].startswith("application/json")
@@ -201,7 +193,7 @@ async def test_transient_failures_are_retried_with_backoff(receiver: HttpReceive
     async with running(notifier):
         notifier.submit(make_notice())
         requests = await receiver.wait_for(3)
-        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
     assert len({r.body for r in requests}) == 1  # the same notice each time
     first_gap, second_gap = requests[1].at - requests[0].at, requests[2].at - requests[1].at
     assert first_gap >= 0.05 * 0.5  # retry_first_s, less at most half for jitter
@@ -219,7 +211,7 @@ async def test_a_refused_notice_is_dropped_and_the_next_goes_through(receiver: H
         notifier.submit(make_notice(id=1))
         notifier.submit(make_notice(id=2))
         await receiver.wait_for(2)
-        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+        await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
         await asyncio.sleep(0.2)  # no retry of the refused one
     assert alert_ids(receiver.requests) == [1, 2]
     assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="refused") == 1
@@ -253,12 +245,12 @@ async def test_gives_up_on_a_notice_after_give_up_after_h_by_the_clock(counters:
             await receiver.wait_for(3)
             assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="gave_up") == 0
             clock.advance(timedelta(minutes=61))
-            await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+            await until(lambda: sample(counters, "facility_notifications_dropped_total",
                                             channel="hook", reason="gave_up") == 1)
             assert notifier.health() == {"hook": "failing: HTTP 503"}
             receiver.default = OK
             notifier.submit(make_notice(id=2))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
         assert alert_ids(receiver.requests)[-1] == 2
         assert set(alert_ids(receiver.requests)) == {1, 2}
         assert notifier.health() == {"hook": "ok"}
@@ -320,7 +312,7 @@ async def test_health_says_failing_then_ok_and_logs_each_change_once(
         await receiver.wait_for(4)
         assert notifier.health() == {"hook": "failing: HTTP 503"}
         receiver.default = OK
-        await eventually(lambda: notifier.health() == {"hook": "ok"})
+        await until(lambda: notifier.health() == {"hook": "ok"})
     messages = [r.getMessage() for r in caplog.records if r.name == "gateway.notify.notifier"]
     assert messages == ["notification channel hook failing: HTTP 503",
                         f"notification channel hook recovered after {len(receiver.requests) - 1} failed attempts"]
@@ -332,7 +324,7 @@ async def test_an_unreachable_channel_is_failing(counters: Counters, clock: Manu
     notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": url}), counters, clock, db)
     async with running(notifier):
         notifier.submit(make_notice())
-        await eventually(lambda: sample(counters, "facility_notifications_failed_total", channel="hook") >= 2)
+        await until(lambda: sample(counters, "facility_notifications_failed_total", channel="hook") >= 2)
     assert notifier.health()["hook"].startswith("failing: ConnectError")
 
 
@@ -347,10 +339,10 @@ async def test_wecom_robot_text_with_mentions(receiver: HttpReceiver, counters: 
     async with running(notifier):
         notifier.submit(make_notice(id=1))
         await receiver.wait_for(2)
-        await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="wecom") == 1)
+        await until(lambda: sample(counters, "facility_notifications_sent_total", channel="wecom") == 1)
         receiver.respond(200, {"errcode": 93000, "errmsg": "invalid webhook url"})  # permanent
         notifier.submit(make_notice(id=2))
-        await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+        await until(lambda: sample(counters, "facility_notifications_dropped_total",
                                         channel="wecom", reason="refused") == 1)
     first, second, _ = receiver.requests
     assert first.body == second.body
@@ -384,7 +376,7 @@ async def test_dingtalk_robot_signs_each_request(counters: Counters, clock: Manu
         notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="ding") == 1
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="ding") == 1
                              and sample(counters, "facility_notifications_dropped_total",
                                         channel="ding-wrong", reason="refused") == 1)
     (good,) = (r for r in receiver.requests if r.path == "/robot/send")
@@ -413,7 +405,7 @@ async def test_email_in_chinese_to_the_list_and_the_person_on_duty(counters: Cou
         async with running(notifier):
             notifier.submit(make_notice())
             (mail,) = await smtp.wait_for(1)
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="mail") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="mail") == 1)
     assert mail.recipients == ["office@kg.example", "zhang@kg.example"]
     assert mail.sender == "facility@kg.example"
     assert mail.subject == "【紧急】厨房门 在闭园时段开着"
@@ -434,7 +426,7 @@ async def test_email_refused_by_the_server_is_dropped(counters: Counters, clock:
         notifier = Notifier(site, counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice())
-            await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+            await until(lambda: sample(counters, "facility_notifications_dropped_total",
                                             channel="mail", reason="refused") == 1)
         assert smtp.mails == []
     assert notifier.health() == {"mail": "failing: SMTP 550: recipients refused"}
@@ -475,7 +467,7 @@ async def test_a_defect_in_one_channel_is_that_channels_failure(
             notifier.submit(make_notice(id=1))
             notifier.submit(make_notice(id=2))
             await receiver.wait_for(1)
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
             assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="error") == 1
             assert sample(counters, "facility_notifications_failed_total", channel="hook") == 1
             notifier.submit(make_notice(id=3))
@@ -504,7 +496,7 @@ async def test_mqtt_keeps_each_alerts_state_retained(mosquitto: Mosquitto, count
             notifier.submit(make_notice(device_id=device))
             notifier.submit(make_notice(Transition.CLEARED, (), device_id=device, state=AlertState.CLEARED,
                                         cleared_ms=T0_MS + 900_000))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="mqtt") == 2)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="mqtt") == 2)
         for info in sent:
             await asyncio.to_thread(info.wait_for_publish, 5)
     topic = f"facility/kg-1/alerts/door_after_hours/{device}"
@@ -646,7 +638,7 @@ async def test_a_notice_left_pending_is_sent_once_by_the_next_process(state_url:
             notifier = Notifier(site, counters, clock, db)
             assert sample(counters, "facility_notifications_queued", channel="hook") == 1
             async with running(notifier):
-                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+                await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
             [row] = outbox_rows(db)
             assert (row.state, row.last_error) == ("sent", "HTTP 503")
             assert 2 <= row.attempts <= len(receiver.requests)  # an attempt cut short by the stop is not counted
@@ -656,7 +648,7 @@ async def test_a_notice_left_pending_is_sent_once_by_the_next_process(state_url:
             assert sample(counters, "facility_notifications_queued", channel="hook") == 0
             async with running(notifier):
                 notifier.submit(make_notice(id=2))
-                await eventually(lambda: len(switch.accepted) == 2)
+                await until(lambda: len(switch.accepted) == 2)
         assert alert_ids(switch.accepted) == [1, 2]
         # Every attempt of a notice, before and after the restart, under one key; another notice's differs.
         keys = [r.headers["idempotency-key"] for r in receiver.requests]
@@ -680,7 +672,7 @@ async def test_a_send_not_recorded_before_a_crash_is_sent_again_under_the_same_k
             counters = Counters()
             notifier = Notifier(site, counters, clock, db)
             async with running(notifier):
-                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+                await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
         first, again = receiver.requests
     assert first.body == again.body
     assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
@@ -700,14 +692,14 @@ async def test_two_sites_outboxes_stay_apart(state_url: str, clock: ManualClock)
         second = Notifier(other, counters, clock, db)
         async with running(second):
             second.submit(make_notice(id=2))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 1)
         assert alert_ids(kg2.requests) == [2]
         assert [(row.site, row.state) for row in outbox_rows(db)] == [("kg-1", "pending"), ("kg-2", "sent")]
         down.down = False
         counters = Counters()
         again = Notifier(site_with({"id": "hook", "type": "webhook", "url": kg1.url}), counters, clock, db)
         async with running(again):
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
         assert alert_ids(down.accepted) == [1]
         assert kg2.requests[0].headers["idempotency-key"].startswith("kg-2.")
 
@@ -727,7 +719,7 @@ async def test_a_full_queue_drops_its_oldest_waiting_notice(state_url: str, cloc
             assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="queue_full") == 1
             assert sample(counters, "facility_notifications_queued", channel="hook") == 2
             switch.down = False
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
             assert sample(counters, "facility_notifications_queued", channel="hook") == 0
         assert alert_ids(switch.accepted) == [1, 3, 4]
         assert [(row.state, row.reason) for row in outbox_rows(db)] == [
@@ -750,12 +742,12 @@ async def test_a_removed_channel_drops_what_it_had_to_send(state_url: str, clock
                 notifier.reconfigure(site_with(hook, office))  # and back, without what it had
                 notifier.submit(make_notice(id=2))
                 await down.wait_for(len(down.requests) + 1)
-                await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 2)
+                await until(lambda: sample(counters, "facility_notifications_sent_total", channel="office") == 2)
         with gateway_process(state_url) as db:  # removed from the site file while the gateway was down
             counters = Counters()
             notifier = Notifier(site_with(office), counters, clock, db)
             async with running(notifier):
-                await eventually(lambda: sample(counters, "facility_notifications_dropped_total",
+                await until(lambda: sample(counters, "facility_notifications_dropped_total",
                                                 channel="hook", reason="removed") == 1)
             assert [(row.channel, row.state, row.reason) for row in outbox_rows(db)] == [
                 ("hook", "dropped", "removed"), ("office", "sent", None),
@@ -770,13 +762,13 @@ async def test_notices_done_are_kept_thirty_days(state_url: str, clock: ManualCl
         notifier = Notifier(site_with({"id": "hook", "type": "webhook", "url": receiver.url}), counters, clock, db)
         async with running(notifier):
             notifier.submit(make_notice(id=1))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
             clock.advance(timedelta(days=29, hours=23))
             notifier.submit(make_notice(id=2))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 2)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 2)
             clock.advance(timedelta(hours=2))  # the first done 30 days and an hour ago, the second an hour ago
             notifier.submit(make_notice(id=3))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 3)
         assert [row.notice for row in outbox_rows(db)] == [notice_json(make_notice(id=i)) for i in (2, 3)]
 
 
@@ -792,7 +784,7 @@ async def test_a_notice_that_cannot_be_read_is_dropped_and_the_next_goes_through
     with caplog.at_level(logging.ERROR, logger="gateway.notify.notifier"):
         async with running(notifier):
             notifier.submit(make_notice(id=2))
-            await eventually(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
+            await until(lambda: sample(counters, "facility_notifications_sent_total", channel="hook") == 1)
     assert alert_ids(receiver.requests) == [2]
     assert sample(counters, "facility_notifications_dropped_total", channel="hook", reason="error") == 1
     assert [(row.state, row.reason) for row in outbox_rows(db)] == [("dropped", "error"), ("sent", None)]

@@ -6,8 +6,7 @@ its reason, its counter and its health, while the other meters on the bus go on.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from gateway.clock import SystemClock
 from gateway.runtime import Gateway
 from tests.dlt645_meter import EmulatedMeter, MeterBus
 from tests.modbus_server import NullModem, modbus_serial_server, modbus_server, unit
-from tests.services import HOST, free_port
+from tests.services import HOST, free_port, until
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +47,6 @@ devices:
 {devices}
 storage: {{data_dir: "{data_dir}"}}
 """, "site.yaml")
-
-
-async def until(check: Callable[[], bool], within_s: float = 15.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
