@@ -4,7 +4,7 @@ configured (kitchen, stores), and a card used after hours by someone not allowed
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Final, TypeVar
 
 from pydantic import Field
 
@@ -68,6 +68,12 @@ class AfterHoursAccess(RuleParams):
 
 
 
+# After a start, how long a door known open only from its stored reading waits for what the
+# broker held for the site before the watchdog judges it (the messages of a resumed session
+# arrive in the first seconds).
+SETTLE_MS: Final = 30_000
+
+
 class _OpenRule(Rule[P]):
     """A door open longer than allowed: its open minutes, one definition for the alert and
     the daily record, run from the first reading that shows it open (while the rule's
@@ -76,12 +82,16 @@ class _OpenRule(Rule[P]):
     A door sensor may report only when the door moves: when its limit passes with no word
     from the door since it was received open, the watchdog raises it, at the moment the limit
     passed. Not for a reading received after its limit had passed (history sent late): the
-    readings after it say whether it stayed open."""
+    readings after it say whether it stayed open. A door known open only from the stored
+    reading a start primed it with waits `SETTLE_MS` of the watchdog's clock first: what the
+    broker held for the site while no gateway ran it (the door closing, say) comes first."""
 
     def __init__(self, ctx: Context, params: P) -> None:
         super().__init__(ctx, params)
         self._since: int | None = None
         self._heard_ms: int | None = None  # when the newest message was received
+        self._primed = False  # known open from a stored reading only, no live word yet
+        self._settled_ms: int | None = None  # when a primed door may be judged by the watchdog
 
     @abstractmethod
     def judged(self, ts: int) -> bool:
@@ -122,17 +132,24 @@ class _OpenRule(Rule[P]):
 
     def heard(self, received_ms: int) -> Finding | None:
         self._heard_ms = received_ms
+        self._primed = False
         return None
 
     def prime(self, sample: Sample) -> Finding | None:
         found = self.on_sample(sample)
         self._heard_ms = sample.ts_ms  # received no earlier than its own time
+        self._primed, self._settled_ms = True, None
         return found
 
     def on_clock(self, now_ms: int) -> Finding | None:
         limit = self.limit_min()
         if limit is None or self._since is None or self.raised or self._heard_ms is None:
             return None
+        if self._primed:
+            if self._settled_ms is None:  # the watchdog's first look since the start
+                self._settled_ms = now_ms + SETTLE_MS
+            if now_ms < self._settled_ms:
+                return None
         due = self._since + round(limit * 60_000)
         if now_ms < due or self._heard_ms >= due or not self.judged(due):
             return None

@@ -123,6 +123,25 @@ async def test_a_door_left_open_before_a_takeover_is_raised_once_from_when_it_op
         assert len(raises) == 1
 
 
+async def test_a_door_that_closed_while_no_gateway_ran_is_not_raised_from_its_stored_reading(
+        tmp_path: Path, state_url: str) -> None:
+    """The gateway was away for two hours; the door had closed two minutes after it was last
+    heard open. The broker held that message for the site's session and delivers it once the
+    next gateway is connected, after the watchdog's first look: no alert."""
+    clock = ManualClock(at("17:41"))
+    async with Gateway(site(tmp_path / "a", state_url), clock, mqtt=False) as first:
+        send(first, DOOR, "17:40", open=True)
+        await until(stored(first, DOOR, "open", "17:40"))
+    clock.set(at("19:40"))
+    async with Gateway(site(tmp_path / "b", state_url), clock, mqtt=False) as second:
+        await asyncio.sleep(1.5)  # the watchdog looks: the door is open since 17:40 as far as it knows
+        send(second, DOOR, "17:42", open=False)  # what the broker held
+        await until(stored(second, DOOR, "open", "17:42"))
+        clock.set(at("19:45"))
+        await asyncio.sleep(1.5)
+        assert door_alerts(second) == []
+
+
 async def test_a_counter_seeded_from_the_shared_store_catches_a_decrease_and_a_reset(
         tmp_path: Path, state_url: str) -> None:
     clock = ManualClock(at("17:41"))

@@ -16,6 +16,7 @@ from devices.base import Sample
 from gateway.alerting.severity import Severity
 from gateway.config import SiteConfig
 from gateway.rules.base import Finding
+from gateway.rules.doors import SETTLE_MS
 from gateway.rules.engine import RuleEngine
 from gateway.rules.power import _Thinned
 from gateway.schedule.school_calendar import SchoolCalendar
@@ -352,11 +353,16 @@ def test_a_door_opening_sent_late_is_judged_on_the_readings_after_it() -> None:
 
 
 def test_a_primed_door_is_timed_from_its_stored_reading() -> None:
-    """A start's newest stored reading (a takeover): open since 17:40 counts from 17:40."""
+    """A start's newest stored reading (a takeover): open since 21:00 counts from 21:00, once
+    what the broker held for the site had time to come (SETTLE_MS of the watchdog's clock)."""
     found, engine = door_findings()
     opened = Sample("kitchen-door", ms(at(TUE, "21:00")), {"open": 1.0})
     engine.prime(opened)
-    engine.tick(ms(at(TUE, "21:30")))
+    start = ms(at(TUE, "21:30"))
+    engine.tick(start)  # the watchdog's first look: the held messages may still come
+    engine.tick(start + SETTLE_MS - 1)
+    assert found == []
+    engine.tick(start + SETTLE_MS)
     assert [(f.rule, f.since_ms, f.at_ms) for f in found] == [("door_after_hours", opened.ts_ms, ms(at(TUE, "21:05")))]
 
 
