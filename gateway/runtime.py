@@ -202,6 +202,8 @@ class Gateway:
         ]
         if self.store.needs_rollups:
             core.append(("rollups rebuild", self._rebuild_rollups))
+        if (version := self.settings.catch_up()) is not None:  # before any message is taken
+            log.info("applied the school's settings of version %d, stored while this replica stood by", version)
         self._start(group, core)
         stack.push_async_callback(self._cancel_tasks)
         stack.callback(self.live.close)

@@ -93,6 +93,17 @@ class SettingsEditor:
     def read_only(self) -> bool:
         return self._site().managed_from == "file"
 
+    def catch_up(self) -> int | None:
+        """Applies, as a change is applied, the settings another replica stored since this one
+        read them (people changed them in the dashboard while it stood by); their version, or
+        None when there were none."""
+        made = self._store.current()
+        if made is None or made.version == self.version:
+            return None
+        self.version = made.version
+        self._apply(with_school(self._site(), made.school))
+        return made.version
+
     def preview(self, school: Mapping[str, Any]) -> tuple[SiteConfig, list[Words]]:
         """The site `school` would make and what it changes, without changing anything; raises
         SettingsError (422) with the problems at their places."""

@@ -1,6 +1,7 @@
 """The site's newest readings in the shared state store, and what a replica that takes the site
 over makes of them: its seeds (a counter's last value) and its rules, primed before live
-messages (a door left open after hours). Each test runs on SQLite and on PostgreSQL."""
+messages (a door left open after hours); and the settings changed while it stood by. Each test
+runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as time_of_day
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -140,6 +141,30 @@ async def test_a_door_that_closed_while_no_gateway_ran_is_not_raised_from_its_st
         clock.set(at("19:45"))
         await asyncio.sleep(1.5)
         assert door_alerts(second) == []
+
+
+async def test_a_replica_that_takes_over_runs_with_the_settings_changed_while_it_stood_by(
+        tmp_path: Path, state_url: str) -> None:
+    clock = ManualClock(at("17:41"))
+
+    def renamed(school: dict[str, Any]) -> dict[str, Any]:
+        for device in school["devices"]:
+            if device["id"] == TAP:
+                device["name"] = "厨房新水表"
+        return school
+
+    async with Gateway(site(tmp_path / "a", state_url), clock, mqtt=False) as first:
+        standby = Gateway(site(tmp_path / "b", state_url), clock, mqtt=False)  # reads the settings now
+        taking_over = asyncio.create_task(standby.__aenter__())
+        await asyncio.sleep(1.5)
+        assert not taking_over.done()  # it stands by
+        changed = first.settings.change(first.settings.version, renamed, "logistics-li")
+    second = await asyncio.wait_for(taking_over, 15)  # the first stopped and gave its lease up
+    try:
+        assert second.settings.version == changed.version
+        assert next(d.name for d in second.site.devices if d.id == TAP) == "厨房新水表"
+    finally:
+        await second.__aexit__(None, None, None)
 
 
 async def test_a_counter_seeded_from_the_shared_store_catches_a_decrease_and_a_reset(
