@@ -269,9 +269,9 @@ class AuthStore:
         # The accounts of the audit trail's school: its own (which it lists and changes) and the
         # district's (which may sign in here too). Another school's are unknown here.
         site = audit.site
-        self._mine = (USERS.c.site == site, API_KEYS.c.site == site)
-        self._visible = (or_(USERS.c.site == site, USERS.c.site.is_(None)),
-                         or_(API_KEYS.c.site == site, API_KEYS.c.site.is_(None)))
+        self._own_users, self._own_keys = USERS.c.site == site, API_KEYS.c.site == site
+        self._users_here = or_(USERS.c.site == site, USERS.c.site.is_(None))
+        self._keys_here = or_(API_KEYS.c.site == site, API_KEYS.c.site.is_(None))
         db.create(USERS, SESSIONS, API_KEYS, LOGIN_FAILURES, site=site)
 
     # Users
@@ -297,18 +297,18 @@ class AuthStore:
     def user(self, name: str) -> User:
         """This school's account or the district's."""
         with self._db.read() as conn:
-            return self._user(conn, name, self._visible[0])
+            return self._user(conn, name, self._users_here)
 
     def list_users(self) -> list[User]:
         """This school's accounts (not the district's, which the district manages)."""
         with self._db.read() as conn:
-            rows = conn.execute(select(*_USER_COLUMNS).where(self._mine[0]).order_by(USERS.c.name)).all()
+            rows = conn.execute(select(*_USER_COLUMNS).where(self._own_users).order_by(USERS.c.name)).all()
         return [_user(row) for row in rows]
 
     def set_display_name(self, name: str, display_name: str, actor: str, now_ms: int) -> User:
         display = clean_display_name(display_name)
         with self._db.write() as conn:
-            user = self._user(conn, name, self._mine[0])
+            user = self._user(conn, name, self._own_users)
             if user.display_name == display:
                 return user
             conn.execute(USERS.update().where(USERS.c.name == name).values(display_name=display))
@@ -318,7 +318,7 @@ class AuthStore:
     def set_role(self, name: str, role: Role, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
             self._db.lock(conn, USERS)
-            user = self._user(conn, name, self._mine[0])
+            user = self._user(conn, name, self._own_users)
             if user.role is role:
                 return user
             if user.role is Role.ADMIN and not user.disabled:
@@ -331,7 +331,7 @@ class AuthStore:
         """Also ends the user's sessions: a new password is often the answer to a leaked one."""
         password_hash = hash_password(password)
         with self._db.write() as conn:
-            user = self._user(conn, name, self._mine[0])
+            user = self._user(conn, name, self._own_users)
             conn.execute(USERS.update().where(USERS.c.name == name).values(password_hash=password_hash))
             conn.execute(SESSIONS.delete().where(SESSIONS.c.user == name))
         self.audit.record(now_ms, actor, "user.password", name, {})
@@ -348,7 +348,7 @@ class AuthStore:
     def _set_disabled(self, name: str, disabled: bool, actor: str, now_ms: int) -> User:
         with self._db.write() as conn:
             self._db.lock(conn, USERS)
-            user = self._user(conn, name, self._mine[0])
+            user = self._user(conn, name, self._own_users)
             if user.disabled is disabled:
                 return user
             if disabled and user.role is Role.ADMIN:
@@ -372,7 +372,7 @@ class AuthStore:
         each see the other still there)."""
         others = conn.execute(select(func.count()).select_from(USERS).where(
             USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name,
-            self._visible[0])).scalar_one()
+            self._users_here)).scalar_one()
         if others == 0:
             raise Conflict(f"{name!r} is the last enabled admin")
 
@@ -397,7 +397,7 @@ class AuthStore:
             # under the limit meanwhile.
             conn.execute(LOGIN_FAILURES.insert().values(username=name, client=client, at_ms=now_ms))
             row = conn.execute(select(USERS.c.role, USERS.c.password_hash, USERS.c.disabled)
-                               .where(USERS.c.name == name, self._visible[0])).first()
+                               .where(USERS.c.name == name, self._users_here)).first()
         if row is None:
             verify_password(password, _dummy_hash())
             self._after_failure(name, client, now_ms)
@@ -479,7 +479,7 @@ class AuthStore:
             row = conn.execute(
                 select(USERS.c.name, USERS.c.role).join_from(SESSIONS, USERS, USERS.c.name == SESSIONS.c.user)
                 .where(SESSIONS.c.token_hash == _sha256(token), SESSIONS.c.expires_ms > now_ms,
-                       USERS.c.disabled.is_(False), self._visible[0])
+                       USERS.c.disabled.is_(False), self._users_here)
             ).first()
         return None if row is None else Principal(row.name, "user", Role(row.role), frozenset())
 
@@ -504,18 +504,18 @@ class AuthStore:
 
     def api_key(self, key_id: str) -> ApiKey:
         with self._db.read() as conn:
-            return self._api_key(conn, key_id, self._mine[1])
+            return self._api_key(conn, key_id, self._own_keys)
 
     def list_api_keys(self) -> list[ApiKey]:
         with self._db.read() as conn:
-            rows = conn.execute(select(*_API_KEY_COLUMNS).where(self._mine[1])
+            rows = conn.execute(select(*_API_KEY_COLUMNS).where(self._own_keys)
                                 .order_by(API_KEYS.c.created_ms, API_KEYS.c.id)).all()
         return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id: str, actor: str, now_ms: int) -> ApiKey:
         """Revoking a revoked key changes nothing."""
         with self._db.write() as conn:
-            key = self._api_key(conn, key_id, self._mine[1])
+            key = self._api_key(conn, key_id, self._own_keys)
             if key.revoked_ms is not None:
                 return key
             conn.execute(API_KEYS.update().where(API_KEYS.c.id == key_id).values(revoked_ms=now_ms))
@@ -537,7 +537,7 @@ class AuthStore:
         with self._db.read() as conn:
             row = conn.execute(select(API_KEYS.c.scopes, API_KEYS.c.secret_hash, API_KEYS.c.last_used_ms)
                                .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ms.is_(None),
-                                      self._visible[1])).first()
+                                      self._keys_here)).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _sha256(secret)):
             return None
         # Once a minute at most: an ingest client calling every few seconds should not turn

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.counters import Counters
@@ -40,42 +39,34 @@ def replica_id(configured: str | None, data_dir: Path) -> str:
     return configured or f"{socket.gethostname()}:{data_dir.resolve()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    site: str
-    replica: str
-    epoch: int  # how many times the site has changed hands, this one included
-    since_ms: int  # when this replica took it, on the state store's clock
-
-
 class Ownership:
     def __init__(self, db: StateDatabase, site: str, replica: str, ttl_s: float, counters: Counters) -> None:
         self.site = site
         self.replica = replica
         self.ttl_s = ttl_s
         self._leases = Leases(db, replica, ttl_s)
-        self.held: Held | None = None
+        self.epoch: int | None = None  # of the lease this replica holds; None: standing by
         self._valid_until = 0.0  # monotonic: the lease is certainly ours until then
         self.renewals_failed = 0
         counters.gauge("facility_site_leases_held", "Sites this replica holds the lease of, and runs",
-                       lambda: 0 if self.held is None else 1)
+                       lambda: 0 if self.epoch is None else 1)
         counters.gauge("facility_site_lease_epoch", "How many times the site has changed hands, this replica's "
-                       "turn included (0: not held)", lambda: 0 if self.held is None else self.held.epoch)
+                       "turn included (0: not held)", lambda: self.epoch or 0)
         counters.gauge("facility_site_lease_renewals_failed", "Lease renewals that failed and were retried",
                        lambda: self.renewals_failed)
 
-    async def acquire(self, stopping: asyncio.Event) -> Held | None:
+    async def acquire(self, stopping: asyncio.Event) -> int | None:
         """Takes the site's lease, waiting (a turn every third of the lease) while another
-        replica holds it; None if asked to stop meanwhile."""
+        replica holds it; its epoch, or None if asked to stop meanwhile."""
         said = False
         while not stopping.is_set():
             started = time.monotonic()
             turn = await asyncio.to_thread(self._leases.turn, [self.site])
             if self.site in turn.held:
                 self._valid_until = started + self.ttl_s
-                self.held = Held(self.site, self.replica, turn.held[self.site], turn.now_ms)
-                log.info("replica %s runs site %s (lease epoch %d)", self.replica, self.site, self.held.epoch)
-                return self.held
+                self.epoch = turn.held[self.site]
+                log.info("replica %s runs site %s (lease epoch %d)", self.replica, self.site, self.epoch)
+                return self.epoch
             if not said:
                 owner = next((lease.owner for lease in self._leases.leases() if lease.site == self.site), "?")
                 log.warning("site %s is run by replica %s: this replica (%s) stands by and takes it over if "
@@ -104,13 +95,13 @@ class Ownership:
             self._valid_until = started + self.ttl_s
 
     def release(self) -> None:
-        if self.held is not None:
+        if self.epoch is not None:
             self._leases.release_all()
-            self.held = None
+            self.epoch = None
 
     def health(self) -> dict[str, str]:
-        if self.held is None:
+        if self.epoch is None:
             return {"state": "standby", "detail": f"site {self.site} not held by {self.replica}"}
         left = max(0.0, self._valid_until - time.monotonic())
-        return {"state": "ok", "detail": f"site {self.site} held by {self.replica}, epoch {self.held.epoch}, "
+        return {"state": "ok", "detail": f"site {self.site} held by {self.replica}, epoch {self.epoch}, "
                                           f"renewed {self.ttl_s - left:.0f} s ago"}
