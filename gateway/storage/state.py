@@ -88,7 +88,7 @@ class StateDatabase:
         """Creates the tables that are missing and adds to existing ones the columns they lack
         (a nullable column, or one with a server default). With `site`: rows of a state
         database from before sites were recorded (site '') become that site's."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:  # on SQLite it writes: its lock from the start (BEGIN IMMEDIATE)
             METADATA.create_all(conn, tables=list(tables))
             inspector = inspect(conn)
             for table in tables:
