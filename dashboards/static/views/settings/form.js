@@ -213,6 +213,8 @@ export function takeNotice() {
  */
 export async function submit(ctx, root, top, request, rewrite = (p) => p, after = ctx.rerender) {
   top.replaceChildren();
+  // The last save's answer no longer speaks for the page once another save is on its way.
+  for (const old of document.querySelectorAll(".settings > .banner.notice")) old.remove();
   try {
     const out = await request(ctx.config.version);
     notice = { tone: "ok", text: out?.changes?.length ? t("form.saved") : t("form.saved_none"), changes: out?.changes ?? [] };
