@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter
 
 import dashboards
 from gateway.api.auth import router as auth_router
@@ -40,6 +41,34 @@ def create_app(
     before: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
     after: Sequence[Companion] = (),
 ) -> FastAPI:
+    """One school's gateway and its API, in one process (`facility-gateway run`, the demo)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for start in before:
+                await stack.enter_async_context(start())
+            try:
+                gateway = await stack.enter_async_context(Gateway(site, clock, stopping=app.state.stopping))
+            except StoppedStandingBy as stopped:
+                log.info("%s: it never ran the site", stopped)
+                yield  # the stop was asked for already: uvicorn stops at once
+                return
+            gateway.counters.registry.register(app.state.http_refused)
+            attach(app, gateway)
+            for companion in after:
+                await stack.enter_async_context(companion(gateway))
+            yield
+
+    app = site_app(site, lifespan)
+    app.state.stopping = asyncio.Event()  # a stop asked for before the gateway runs (a standby's)
+    return app
+
+
+def site_app(site: SiteConfig, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+             refused: Counter | None = None) -> FastAPI:
+    """A school's API and dashboard, answered by the gateway that `attach` gives it.
+    `refused`: the count of refused requests it adds to (the server's; a new one by default)."""
     from gateway.api.admin import router as admin_router
     from gateway.api.alerts import router as alerts_router
     from gateway.api.closing import router as closing_router
@@ -58,26 +87,6 @@ def create_app(
     from gateway.api.work_orders import photo_allowance
     from gateway.api.work_orders import router as work_orders_router
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            for start in before:
-                await stack.enter_async_context(start())
-            try:
-                gateway = await stack.enter_async_context(Gateway(site, clock, stopping=app.state.stopping))
-            except StoppedStandingBy as stopped:
-                log.info("%s: it never ran the site", stopped)
-                yield  # the stop was asked for already: uvicorn stops at once
-                return
-            gateway.counters.registry.register(refused)
-            app.state.gateway = gateway
-            app.state.auth = gateway.auth
-            app.state.people = gateway.people
-            app.state.clock = clock
-            for companion in after:
-                await stack.enter_async_context(companion(gateway))
-            yield
-
     app = FastAPI(
         title="Facility gateway",
         summary=f"{site.name}: meters, UV lamps, sample fridges and doors",
@@ -90,9 +99,8 @@ def create_app(
         redirect_slashes=False,
     )
     # Outermost last: the 413 answer gets the security headers too.
-    refused = refusal_counter()
+    refused = refused or refusal_counter()
     app.state.http_refused = refused
-    app.state.stopping = asyncio.Event()  # a stop asked for before the gateway runs (a standby's)
     app.add_middleware(BodyLimit, max_bytes=site.api.max_body_bytes, refused=refused,
                        allowances=[photo_allowance(site)])
     app.add_middleware(SecurityHeaders)
@@ -105,6 +113,14 @@ def create_app(
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     app.add_exception_handler(RequestValidationError, invalid_request)
     return app
+
+
+def attach(app: FastAPI, gateway: Gateway) -> None:
+    """Gives a school's API (`site_app`) the running gateway it answers from."""
+    app.state.gateway = gateway
+    app.state.auth = gateway.auth
+    app.state.people = gateway.people
+    app.state.clock = gateway.clock
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:

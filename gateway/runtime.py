@@ -27,7 +27,7 @@ from gateway.counters import Counters
 from gateway.device_state import DeviceStates
 from gateway.discovery.inbox import DiscoveryInbox
 from gateway.discovery.listener import Discovery
-from gateway.district.ownership import Ownership, StoppedStandingBy, replica_id
+from gateway.district.ownership import Hold, Ownership, StoppedStandingBy, lease_gauges, replica_id
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.ingest.poll import BusPoller, pollers
@@ -85,15 +85,21 @@ class Gateway:
     writers: list[SinkWriter]
     spooler: Spooler
     settings: SettingsEditor  # changes to the school's settings, applied while running
-    ownership: Ownership  # this replica's lease on the site
+    ownership: Hold  # this replica's lease on the site
     latest: LatestReadings  # the site's newest readings, for a replica that takes it over
 
     def __init__(self, site: SiteConfig, clock: Clock, *, mqtt: bool = True,
-                 stopping: asyncio.Event | None = None) -> None:
+                 stopping: asyncio.Event | None = None, shared: tuple[StateDatabase, Hold] | None = None) -> None:
+        """`shared`: one of a district replica's sites, with the replica's state database and
+        the lease its runner took; otherwise the gateway opens its own and takes the lease."""
         self._stack = AsyncExitStack()
         self._stopping = stopping or asyncio.Event()  # set by a stop asked for while standing by
-        self.state = StateDatabase(site.storage.state_database_url)
-        self._stack.callback(self.state.close)
+        if shared is None:
+            self.state = StateDatabase(site.storage.state_database_url)
+            self._stack.callback(self.state.close)
+            self._hold: Hold | None = None
+        else:
+            self.state, self._hold = shared
         # The school's settings as kept in the state database (changed in the dashboard), or the
         # file's: gateway/config/stored.py says which wins.
         self.config = ConfigStore(self.state, site.id)
@@ -214,13 +220,17 @@ class Gateway:
 
     async def _hold_site(self) -> None:
         """Nothing of the site runs before this replica holds its lease: a standby waits here."""
-        replica = self.site.replica
-        me = replica_id(replica.id, self.site.storage.data_dir)
-        self.ownership = Ownership(self.state, self.site.id, me, replica.lease_s, self.counters)
-        if await self.ownership.acquire(self._stopping) is None:
-            await self._stack.aclose()
-            raise StoppedStandingBy(f"asked to stop while standing by for site {self.site.id}")
+        if self._hold is not None:
+            self.ownership = self._hold
+        else:
+            replica = self.site.replica
+            me = replica_id(replica.id, self.site.storage.data_dir)
+            self.ownership = ownership = Ownership(self.state, self.site.id, me, replica.lease_s)
+            if await ownership.acquire(self._stopping) is None:
+                await self._stack.aclose()
+                raise StoppedStandingBy(f"asked to stop while standing by for site {self.site.id}")
         self._stack.callback(self.ownership.release)
+        lease_gauges(self.counters, self.ownership)
 
     def _registers(self) -> list[Register]:
         """What people keep in the dashboard that joins the daily record: each register's

@@ -448,20 +448,28 @@ class GatewayProcess:
         self.spawn()
         self.wait_ready(READY_TIMEOUT_S * 3)
 
+    def command(self) -> list[str]:
+        return ["run", "--config", str(self.config)]
+
+    def ready(self) -> bool:
+        """Connected to the broker."""
+        state: str = self.client.get("/health").json()["components"]["mqtt"]["state"]
+        return state == "ok"
+
     def spawn(self) -> None:
         """Starts it, not waiting (a standby does not answer until it runs its site)."""
-        argv = [*self.wrap, str(Path(sys.executable).parent / "facility-gateway"), "run", "--config", str(self.config)]
+        argv = [*self.wrap, str(Path(sys.executable).parent / "facility-gateway"), *self.command()]
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Waits until its API answers and it is connected to the broker."""
+        """Waits until its API answers and it is `ready`."""
         assert self._popen is not None
         proc = self._popen
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                if self.client.get("/health").json()["components"]["mqtt"]["state"] == "ok":
+                if self.ready():
                     return
             except httpx.TransportError:
                 pass

@@ -7,6 +7,15 @@ const USER_KEY = "facility.user";
 const NAME_KEY = "facility.name";
 const ROLE_KEY = "facility.role";
 
+// Where this school's gateway answers: "" when it has the origin to itself, `/sites/<id>` when
+// a district replica serves it beside others. Every path below is the gateway's, from its root.
+const BASE = document.body?.dataset.base ?? "";
+
+/** A gateway path as the browser reaches it. */
+function at(path) {
+  return path.startsWith("/") ? BASE + path : path;
+}
+
 export class HttpError extends Error {
   constructor(status, detail, retryAfter = null) {
     super(`${status}: ${detail}`);
@@ -44,14 +53,14 @@ async function failure(res) {
 export async function get(path, params = {}) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
   const url = query.toString() ? `${path}?${query}` : path;
-  const res = await fetch(url, { headers: headers() });
+  const res = await fetch(at(url), { headers: headers() });
   if (!res.ok) throw await failure(res);
   return res.json();
 }
 
 /** A file the gateway serves behind the login (a work order's photo), as a Blob. */
 export async function blob(path) {
-  const res = await fetch(path, { headers: headers() });
+  const res = await fetch(at(path), { headers: headers() });
   if (!res.ok) throw await failure(res);
   return res.blob();
 }
@@ -59,7 +68,7 @@ export async function blob(path) {
 export async function send(method, path, body) {
   // A FormData body (a photo) goes as multipart; anything else as JSON.
   const form = body instanceof FormData;
-  const res = await fetch(path, {
+  const res = await fetch(at(path), {
     method, headers: form ? headers() : headers({ "Content-Type": "application/json" }),
     body: form ? body : JSON.stringify(body),
   });
@@ -98,7 +107,7 @@ export function stream(onEvent, onState) {
   let failures = 0;
   const connect = async () => {
     try {
-      const res = await fetch("/api/v1/live", { headers: headers({ Accept: "text/event-stream" }), cache: "no-store" });
+      const res = await fetch(at("/api/v1/live"), { headers: headers({ Accept: "text/event-stream" }), cache: "no-store" });
       if (!res.ok) throw await failure(res);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -139,7 +148,7 @@ export function stream(onEvent, onState) {
  * `{ blob, filename }`, the name from Content-Disposition or else `fallback`. */
 export async function download(path, params, fallback) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
-  const res = await fetch(`${path}?${query}`, { headers: headers() });
+  const res = await fetch(at(`${path}?${query}`), { headers: headers() });
   if (!res.ok) throw await failure(res);
   const disposition = res.headers.get("Content-Disposition") ?? "";
   const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(disposition);

@@ -269,4 +269,6 @@ def page(request: Request, site: SiteDep,
     return templates.TemplateResponse(request, "index.html", {
         "lang": lang or "zh-CN", "title": site.name, "version": asset_version(), "modules": page_modules(),
         "styles": page_styles(),
+        # "" on a school's own gateway; the prefix a district replica serves this school under.
+        "base": request.scope.get("root_path", ""),
     })

@@ -1,4 +1,4 @@
-"""`facility-gateway`: check-config, run, demo, user, api-key, simulate, report, rollups."""
+"""`facility-gateway`: check-config, run, district, demo, user, api-key, simulate, report, rollups."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run against an external broker (and InfluxDB if configured)")
     p.add_argument("--config", type=Path, required=True)
+
+    p = sub.add_parser("district", help="one replica of a district: runs the schools whose lease it holds, among "
+                                         "those of a folder of site files, on a shared PostgreSQL")
+    p.add_argument("--sites", type=Path, required=True, help="a folder of site files (*.yaml), one per school")
+    p.add_argument("--state-url", required=True, help="the shared PostgreSQL, postgresql://user:password@host/db")
+    p.add_argument("--data-dir", type=Path, default=Path("data"),
+                   help="this replica's own folder: each school's spool, in a folder of its id")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replica-id", default=None, help="unique among the replicas and the same across restarts "
+                                                      "(default: the host name and the data folder)")
+    p.add_argument("--lease-s", type=float, default=30.0, help="a lease's time to live: the bound of a takeover")
 
     p = sub.add_parser("demo", help="everything in one process: embedded broker, SQLite, a simulated kindergarten")
     p.add_argument("--host", default="127.0.0.1")
@@ -93,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             site = config.load(args.config)
             app = create_app(site, SystemClock())
             return _serve(app, site.api, args.log_level)
+        if args.command == "district":
+            return _district(args)
         if args.command == "demo":
             from gateway.cli.demo import banner, demo_app
             from simulators import DEMO_SITE
@@ -121,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _district(args: argparse.Namespace) -> int:
+    from gateway.district.app import district_app
+    from gateway.district.ownership import replica_id
+
+    sites = config.load_district(args.sites, args.state_url, args.data_dir)
+    me = replica_id(args.replica_id, args.data_dir)
+    app = district_app(sites, StateDatabase(args.state_url), SystemClock(), me, args.lease_s)
+    print(f"replica {me}: {len(sites)} schools from {args.sites}, leases of {args.lease_s:g} s", flush=True)
+    return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
 
 
 def _state_of(p: argparse.ArgumentParser) -> None:
@@ -202,6 +227,14 @@ class _Server(uvicorn.Server):
         gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None:
             self._exit_on_failure = asyncio.create_task(self._stop_when_failed(gateway.failed, gateway.live))
+        runner = getattr(self._app.state, "runner", None)  # a district replica's
+        if runner is not None:
+            runner.add_done_callback(self._stop_when_ended)
+
+    def _stop_when_ended(self, runner: asyncio.Task[None]) -> None:
+        if not self.should_exit:  # it ended by itself: it failed
+            self.gateway_failed = True
+            self.should_exit = True
 
     async def _stop_when_failed(self, failed: asyncio.Event, live: LiveBus) -> None:
         await failed.wait()

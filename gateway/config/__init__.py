@@ -555,6 +555,26 @@ def load(path: Path) -> SiteConfig:
     return site
 
 
+def load_district(folder: Path, state_url: str, data_dir: Path) -> dict[str, SiteConfig]:
+    """The schools of a district: every site file in `folder` (*.yaml, *.yml), each on the
+    shared state store and with a data folder of its own under `data_dir`. Any file with a
+    problem, or two with one site id, raises `ConfigError`: every replica must run the same
+    schools, so a replica does not start on part of them."""
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(str(folder), [Problem((), None, "这个文件夹里没有站点文件（*.yaml）",
+                                                "no site files (*.yaml) in this folder")])
+    sites: dict[str, SiteConfig] = {}
+    for path in files:
+        site = load(path)
+        if site.id in sites:
+            raise ConfigError(str(path), [Problem(("id",), None, f"站点编号 {site.id} 已被 {sites[site.id].file} 使用",
+                                                  f"site id {site.id} is used by {sites[site.id].file} already")])
+        storage = site.storage.model_copy(update={"data_dir": data_dir / site.id, "state_url": state_url})
+        sites[site.id] = site.model_copy(update={"storage": storage})
+    return sites
+
+
 def parse(text: str, source: str) -> SiteConfig:
     # A tab, a full-width space or colon where YAML wants its own: YAML's message would be
     # cryptic (or the key silently a string), so these are said first, with any other problem.

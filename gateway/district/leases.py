@@ -57,11 +57,13 @@ class Lease:
 class Turn:
     """What one turn found and did. `gained`: sites taken this turn, with their epoch;
     `lost`: sites held before that are not any more (taken by another after this replica
-    failed to renew in time, or given up for the balance, or no longer configured)."""
+    failed to renew in time, or no longer configured); `excess`: sites still held beyond this
+    replica's share, which it should stop running and then `release`, for the balance."""
 
     held: dict[str, int]
     gained: dict[str, int]
     lost: frozenset[str]
+    excess: frozenset[str]
     replicas: int
     share: int
     now_ms: int
@@ -84,8 +86,8 @@ class Leases:
         return dict(self._held)
 
     def turn(self, sites: Collection[str]) -> Turn:
-        """Beats, renews what it holds, gives up what it holds beyond its share, and takes free
-        sites up to its share. `sites`: every site of the deployment."""
+        """Beats, renews what it holds, names what it holds beyond its share (`Turn.excess`), and
+        takes free sites up to its share. `sites`: every site of the deployment."""
         wanted = set(sites)
         with self._db.write() as conn:
             now = self._now(conn)
@@ -98,17 +100,12 @@ class Leases:
             for site in [s for s in held if s not in wanted]:
                 self._release(conn, site)
                 del held[site]
-            excess = len(held) - share
-            released = set()
-            if excess > 0:
-                # The sites given up are chosen by a stable order, not at random: with the same
-                # view, two turns give up the same ones.
-                released = set(sorted(held, key=lambda s: (_spread(self.replica, s), s))[:excess])
-                for site in released:
-                    self._release(conn, site)
-                    del held[site]
+            # The sites to give up are chosen by a stable order, not at random: with the same
+            # view, two turns name the same ones. They stay held until released: the caller
+            # stops running them first, so that no two replicas ever run a site at once.
+            excess = frozenset(sorted(held, key=lambda s: (_spread(self.replica, s), s))[:max(0, len(held) - share)])
             gained = {}
-            if len(held) < share and not released:
+            if len(held) < share:
                 free = self._free(conn, wanted - held.keys(), now)
                 # Taken in the sites' order: two replicas that want some of the same sites lock
                 # their rows in one order, and cannot deadlock.
@@ -119,7 +116,16 @@ class Leases:
                         held[site] = epoch
         lost = frozenset(self._held.keys() - held.keys())
         self._held = held
-        return Turn(held=dict(held), gained=gained, lost=lost, replicas=replicas, share=share, now_ms=now)
+        return Turn(held=dict(held), gained=gained, lost=lost, excess=excess, replicas=replicas, share=share,
+                    now_ms=now)
+
+    def release(self, sites: Collection[str]) -> None:
+        """Gives up sites this replica has stopped running: the others take them at their next turn."""
+        with self._db.write() as conn:
+            for site in sorted(sites):
+                self._release(conn, site)
+        for site in sites:
+            self._held.pop(site, None)
 
     def release_all(self) -> None:
         """A clean stop: the sites are free at once (the others take them at their next turn,

@@ -15,7 +15,9 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from gateway.counters import Counters
 from gateway.district.leases import Leases
@@ -39,8 +41,35 @@ def replica_id(configured: str | None, data_dir: Path) -> str:
     return configured or f"{socket.gethostname()}:{data_dir.resolve()}"
 
 
+class Hold(Protocol):
+    """What a running site knows of its lease: `Ownership` for a process that runs one site,
+    `SiteHold` for one of the sites a district replica runs."""
+
+    epoch: int | None
+
+    @property
+    def renewals_failed(self) -> int: ...
+
+    async def keep(self) -> None:
+        """Returns never; raises `LeaseLost` when the site is no longer this replica's."""
+
+    def release(self) -> None: ...
+
+    def health(self) -> dict[str, str]: ...
+
+
+def lease_gauges(counters: Counters, hold: Hold) -> None:
+    """A running site's lease, in its metrics."""
+    counters.gauge("facility_site_leases_held", "Sites this replica holds the lease of, and runs",
+                   lambda: 0 if hold.epoch is None else 1)
+    counters.gauge("facility_site_lease_epoch", "How many times the site has changed hands, this replica's "
+                   "turn included (0: not held)", lambda: hold.epoch or 0)
+    counters.gauge("facility_site_lease_renewals_failed", "Lease renewals that failed and were retried",
+                   lambda: hold.renewals_failed)
+
+
 class Ownership:
-    def __init__(self, db: StateDatabase, site: str, replica: str, ttl_s: float, counters: Counters) -> None:
+    def __init__(self, db: StateDatabase, site: str, replica: str, ttl_s: float) -> None:
         self.site = site
         self.replica = replica
         self.ttl_s = ttl_s
@@ -48,12 +77,6 @@ class Ownership:
         self.epoch: int | None = None  # of the lease this replica holds; None: standing by
         self._valid_until = 0.0  # monotonic: the lease is certainly ours until then
         self.renewals_failed = 0
-        counters.gauge("facility_site_leases_held", "Sites this replica holds the lease of, and runs",
-                       lambda: 0 if self.epoch is None else 1)
-        counters.gauge("facility_site_lease_epoch", "How many times the site has changed hands, this replica's "
-                       "turn included (0: not held)", lambda: self.epoch or 0)
-        counters.gauge("facility_site_lease_renewals_failed", "Lease renewals that failed and were retried",
-                       lambda: self.renewals_failed)
 
     async def acquire(self, stopping: asyncio.Event) -> int | None:
         """Takes the site's lease, waiting (a turn every third of the lease) while another
@@ -105,3 +128,37 @@ class Ownership:
         left = max(0.0, self._valid_until - time.monotonic())
         return {"state": "ok", "detail": f"site {self.site} held by {self.replica}, epoch {self.epoch}, "
                                           f"renewed {self.ttl_s - left:.0f} s ago"}
+
+
+class SiteHold:
+    """One of the sites a district replica runs. The replica's runner renews every lease it
+    holds in one turn (gateway/district/runner.py); it tells the site when its lease is gone
+    (`lose`), and gives the lease up itself once the site has stopped."""
+
+    def __init__(self, site: str, replica: str, epoch: int, renewals_failed: Callable[[], int]) -> None:
+        self.site = site
+        self.replica = replica
+        self.epoch: int | None = epoch
+        self._lost = asyncio.Event()
+        self._why = ""
+        self._renewals_failed = renewals_failed
+
+    @property
+    def renewals_failed(self) -> int:
+        return self._renewals_failed()
+
+    def lose(self, why: str) -> None:
+        self._why = why
+        self._lost.set()
+
+    async def keep(self) -> None:
+        await self._lost.wait()
+        raise LeaseLost(f"site {self.site}: {self._why}")
+
+    def release(self) -> None:
+        self.epoch = None
+
+    def health(self) -> dict[str, str]:
+        if self.epoch is None or self._lost.is_set():
+            return {"state": "standby", "detail": f"site {self.site} not held by {self.replica}"}
+        return {"state": "ok", "detail": f"site {self.site} held by {self.replica}, epoch {self.epoch}"}

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from gateway.district.leases import Leases
+from gateway.district.leases import Leases, Turn
 from gateway.storage.state import StateDatabase
 
 SITES = [f"school-{i:02d}" for i in range(10)]
@@ -25,6 +25,13 @@ def owners(*replicas: Leases) -> dict[str, str]:
     return table
 
 
+def turn(r: Leases, sites: list[str]) -> Turn:
+    """A turn as the district runner takes it: what it holds beyond its share is stopped, then given up."""
+    done = r.turn(sites)
+    r.release(done.excess)
+    return done
+
+
 def test_one_replica_owns_every_site_and_keeps_them(state_db: StateDatabase) -> None:
     a = Leases(state_db, "a", TTL_S)
     first = a.turn(SITES)
@@ -39,13 +46,17 @@ def test_a_replica_that_joins_gets_its_share_from_the_others(state_db: StateData
     a.turn(SITES)
     assert b.turn(SITES).gained == {}  # a's leases are alive: b waits for a to give some up
     given = a.turn(SITES)
-    assert len(given.lost) == 5
+    assert len(given.excess) == 5
     assert given.share == 5
+    # Named, not yet given up: a still runs them until it has stopped them.
+    assert b.turn(SITES).gained == {}
+    assert set(owners(a, b).values()) == {"a"}
+    a.release(given.excess)
     taken = b.turn(SITES)
-    assert set(taken.gained) == given.lost
+    assert set(taken.gained) == given.excess
     assert set(taken.gained.values()) == {2}  # a new epoch for each site that changed hands
     for _ in range(3):  # balanced: further turns move nothing
-        assert not a.turn(SITES).lost
+        assert not a.turn(SITES).excess
         assert not b.turn(SITES).gained
     assert Counter(owners(a, b).values()) == {"a": 5, "b": 5}
 
@@ -54,7 +65,7 @@ def test_the_survivors_take_a_dead_replicas_sites_once_its_leases_expire(state_d
     a, b, c = (Leases(state_db, name, TTL_S) for name in "abc")
     for _ in range(4):
         for r in (a, b, c):
-            r.turn(SITES)
+            turn(r, SITES)
     dead = set(c.held)
     assert dead, "c never got a share"
     # c is gone (no more turns); a and b turn every quarter of the time to live, as they would
@@ -62,7 +73,7 @@ def test_the_survivors_take_a_dead_replicas_sites_once_its_leases_expire(state_d
     gained: dict[str, float] = {}
     while time.monotonic() - died < TTL_S * 2:
         for r in (a, b):
-            gained |= dict.fromkeys(r.turn(SITES).gained, time.monotonic() - died)
+            gained |= dict.fromkeys(turn(r, SITES).gained, time.monotonic() - died)
         time.sleep(TTL_S / 4)
     assert set(gained) == dead
     assert min(gained.values()) >= TTL_S * 0.9, "taken while c's leases were alive"

@@ -3,9 +3,9 @@
 // (存在问题 / 整改措施 / 整改结果); then everything the sensors or people vouched for; at the
 // foot the day's three signatures. Route: #/ledger/<YYYY-MM-DD>, today by default.
 
-import { get, send, session } from "../api.js";
+import { download, get, send } from "../api.js";
 import { addLabels, isZh, language, pick, t, when } from "../i18n.js";
-import { card, chip, dialog, failure, h, signedIn } from "../ui.js";
+import { card, chip, dialog, failure, h, saveFile, signedIn } from "../ui.js";
 
 addLabels({
   "zh-CN": {
@@ -220,14 +220,10 @@ function signatures(r, base, rerender) {
 }
 
 /** The printed record: fetched with the login's token (a link would not carry it). */
-async function download(day) {
-  const token = session()?.token;
-  const res = await fetch(`/api/v1/reports/safety?date=${day}&format=pdf&lang=${language()}`,
-    { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-  if (!res.ok) return;
-  const url = URL.createObjectURL(await res.blob());
-  h("a", { href: url, download: `safety-${day}.pdf` }).click();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+async function printed(day) {
+  const { blob, filename } = await download("/api/v1/reports/safety", { date: day, format: "pdf", lang: language() },
+    `safety-${day}.pdf`);
+  saveFile(blob, filename);
 }
 
 function dayNav(day, now) {
@@ -238,7 +234,7 @@ function dayNav(day, now) {
     input,
     day < now ? h("a", { class: "next", href: `#/ledger/${shift(day, 1)}` }, `${t("ledger.next")} ›`) : null,
     day !== now ? h("a", { class: "today", href: `#/ledger/${now}` }, t("ledger.today")) : null,
-    h("button", { type: "button", class: "secondary pdf", onclick: () => download(day) }, t("ledger.pdf")));
+    h("button", { type: "button", class: "secondary pdf", onclick: () => printed(day).catch(() => {}) }, t("ledger.pdf")));
 }
 
 async function ledger({ state, arg, rerender }) {

@@ -1,0 +1,171 @@
+"""One replica of a district deployment: it runs the schools whose lease it holds.
+
+Every replica is given the same schools (a folder of site files) and the same PostgreSQL.
+Each turn (a third of the lease's time to live) it renews all its leases in one statement
+batch (gateway/district/leases.py), starts a `Gateway` for each site it gained, stops those
+it lost, and stops then gives up those beyond its fair share, so that a replica that joins
+gets its share and no two replicas ever run a site at once. Each running site is a whole
+`Gateway` — its own MQTT session (client id from the site), rules, notices, reminders and
+report delivery — on the replica's one state database, and its API and dashboard are served
+under `/sites/<id>/`.
+
+If the turns fail (the state store out of reach) until the leases may have run out, every
+site stops: a replica that is not sure it owns a site must not act for it. A site whose
+gateway fails is stopped and its lease given up, for this or another replica to take again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.clock import Clock
+from gateway.config import SiteConfig
+from gateway.district.leases import Leases
+from gateway.district.ownership import SiteHold
+from gateway.runtime import Gateway
+from gateway.storage.state import StateDatabase
+
+log = logging.getLogger(__name__)
+
+# A site's API, given its running gateway: `gateway.app.site_app` with the gateway attached.
+SiteApp = Callable[[Gateway], FastAPI]
+
+
+@dataclass
+class Running:
+    hold: SiteHold
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    gateway: Gateway | None = None  # once started
+    app: FastAPI | None = None
+
+
+class District:
+    def __init__(self, sites: Mapping[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
+                 lease_s: float, site_app: SiteApp) -> None:
+        self.sites = dict(sites)
+        self.db = db
+        self.clock = clock
+        self.replica = replica
+        self.lease_s = lease_s
+        self._site_app = site_app
+        self.leases = Leases(db, replica, lease_s)
+        self.running: dict[str, Running] = {}
+        self.turns_failed = 0
+        self.turns = 0
+        self._valid_until = 0.0  # monotonic: every lease held is certainly this replica's until then
+
+    def app(self, site_id: str) -> FastAPI | None:
+        """The API of a site this replica runs, once it has started."""
+        running = self.running.get(site_id)
+        return None if running is None else running.app
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Turns until `stopping` is set; then stops every site and frees its leases at once."""
+        try:
+            while not stopping.is_set():
+                await self._turn()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.lease_s / 3)
+        finally:
+            await asyncio.gather(*(self._stop(site) for site in list(self.running)))
+            await asyncio.to_thread(self.leases.release_all)
+
+    async def _turn(self) -> None:
+        started = time.monotonic()
+        try:
+            turn = await asyncio.to_thread(self.leases.turn, list(self.sites))
+        except SQLAlchemyError as exc:  # the state store out of reach: the leases run out meanwhile
+            self.turns_failed += 1
+            if self.running and time.monotonic() >= self._valid_until - self.lease_s / 6:
+                log.error("the leases could not be renewed before they expired (%s): every site stops", exc)
+                for site in list(self.running):
+                    self._lose(site, f"its lease could not be renewed ({exc})")
+            else:
+                log.warning("renewing the leases failed, retrying: %s", exc)
+            return
+        self._valid_until = started + self.lease_s
+        self.turns += 1
+        for site in turn.lost:
+            self._lose(site, "taken over by another replica, or no longer configured")
+        # Stopped by themselves (a gateway that failed, a lost lease) or beyond the share: the
+        # sites are stopped first, then given up (a no-op for one already another's).
+        ended = {site for site, r in self.running.items() if r.task is not None and r.task.done()}
+        given_up = set(turn.excess) | ended
+        if given_up:
+            await asyncio.gather(*(self._stop(site) for site in given_up))
+            await asyncio.to_thread(self.leases.release, given_up)
+            if turn.excess:
+                log.info("gave up %s: beyond this replica's share", ", ".join(sorted(turn.excess)))
+        # What it gained, and what it holds but does not run yet (a site whose last run was
+        # still ending when it came back to this replica).
+        for site, epoch in sorted(turn.held.items()):
+            if site not in self.running and site not in given_up:
+                self._start(site, epoch)
+        if turn.gained or given_up:
+            log.info("replica %s runs %d of %d sites (share %d, %d replicas)", self.replica, len(self.running),
+                     len(self.sites), turn.share, turn.replicas)
+
+    def _start(self, site_id: str, epoch: int) -> None:
+        hold = SiteHold(site_id, self.replica, epoch, lambda: self.turns_failed)
+        self.running[site_id] = running = Running(hold)
+        running.task = asyncio.create_task(self._run_site(self.sites[site_id], running), name=f"site {site_id}")
+
+    async def _run_site(self, site: SiteConfig, running: Running) -> None:
+        try:
+            async with Gateway(site, self.clock, shared=(self.db, running.hold)) as gateway:
+                running.gateway = gateway
+                running.app = self._site_app(gateway)
+                log.info("replica %s runs site %s (lease epoch %s)", self.replica, site.id, running.hold.epoch)
+                stop = asyncio.create_task(running.stop.wait())
+                failed = asyncio.create_task(gateway.failed.wait())
+                await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                failed.cancel()
+                if gateway.failure:
+                    log.error("site %s stopped: %s", site.id, gateway.failure)
+                running.app = None
+        except Exception:
+            log.exception("site %s could not run", site.id)
+        finally:
+            running.app = None
+
+    def _lose(self, site_id: str, why: str) -> None:
+        """The lease is gone: the site stops at once (its gateway's lease task ends it)."""
+        running = self.running.get(site_id)
+        if running is not None:
+            running.hold.lose(why)
+            running.stop.set()
+
+    async def _stop(self, site_id: str) -> None:
+        running = self.running.pop(site_id, None)
+        if running is None:
+            return
+        running.stop.set()
+        if running.task is not None:
+            await asyncio.gather(running.task, return_exceptions=True)
+
+    def health(self) -> dict[str, object]:
+        sites = {}
+        for site_id in sorted(self.sites):
+            running = self.running.get(site_id)
+            if running is None:
+                sites[site_id] = {"state": "elsewhere", "detail": "run by another replica, or waiting for its lease"}
+            elif running.gateway is None:
+                sites[site_id] = {"state": "starting", "detail": f"lease epoch {running.hold.epoch}"}
+            else:
+                parts = running.gateway.health()
+                bad = {k: v for k, v in parts.items() if v.get("state") != "ok"}
+                sites[site_id] = {"state": "ok" if not bad else "degraded", "detail": "; ".join(
+                    f"{k}: {v.get('detail', v.get('state'))}" for k, v in bad.items()) or
+                    f"lease epoch {running.hold.epoch}"}
+        return {"replica": self.replica, "sites_owned": len(self.running), "sites": len(self.sites),
+                "turns_failed": self.turns_failed, "schools": sites}
