@@ -4,6 +4,7 @@ database and replicas that share a site."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 
 from devices.base import Event, Sample
+from gateway.sinks import TransientSinkError
+from gateway.sinks.sqlite import SqliteSink
 from gateway.storage.postgres import READING_ROLLUPS, PostgresStore
 from gateway.storage.readings import ReadingStore
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, Point, Rollup, SqliteStore
@@ -158,9 +161,9 @@ def test_rollups_are_rebuilt_for_a_database_from_before_them(open_store: Opener,
     assert not store.needs_rollups
     if isinstance(store, SqliteStore):  # a file from before rollups: its version says so
         store.close()
-        with closing(sqlite3.connect(store.path)) as conn, conn:
-            conn.execute("DELETE FROM rollups")
-            conn.execute("PRAGMA user_version = 0")
+        with closing(sqlite3.connect(store.path)) as file, file:
+            file.execute("DELETE FROM rollups")
+            file.execute("PRAGMA user_version = 0")
         store = open_store()
         assert store.needs_rollups
     else:  # PostgreSQL has had rollups from its first reading; a rebuild works all the same
@@ -226,6 +229,21 @@ def replicas(postgres_state: str) -> Iterator[Callable[[], StateDatabase]]:
 
     yield open_
     for db in opened:
+        db.close()
+
+
+def test_a_write_held_up_past_the_state_stores_timeout_is_a_transient_sink_error(postgres_state: str) -> None:
+    db = StateDatabase(postgres_state, statement_timeout_s=0.2)
+    sink = SqliteSink(PostgresStore(db, "s"))
+    batch = [Sample("m", T0, {"energy_kwh": 1.0})]
+    try:
+        with db.write() as holder:  # another transaction holds the readings' table
+            holder.exec_driver_sql("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(TransientSinkError):
+                asyncio.run(sink.write(batch, []))
+        asyncio.run(sink.write(batch, []))  # and it goes once the table is free
+    finally:
+        sink.close()
         db.close()
 
 
