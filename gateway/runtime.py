@@ -51,7 +51,7 @@ from gateway.spool.spooler import Spooler
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
 from gateway.storage.latest import LatestReadings, as_samples, newer
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore, open_readings
 from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ WATCH_EVERY_S = 1.0
 
 class Gateway:
     # Made once the event loop runs (`__aenter__`).
-    store: SqliteStore
+    store: ReadingStore
     spool: Spool
     audit: AuditTrail
     auth: AuthStore
@@ -152,7 +152,7 @@ class Gateway:
         data_dir = self.site.storage.data_dir
         stack = self._stack
         await self._hold_site()
-        self.store = SqliteStore(data_dir / "readings.db")
+        self.store = open_readings(self.site, self.state)
         stack.callback(self.store.close)
         sqlite_sink = SqliteSink(self.store)
         sinks: list[Sink] = [sqlite_sink] if self.influx is None else [sqlite_sink, self.influx]

@@ -51,7 +51,7 @@ from gateway.rules.uv import lamp_window
 from gateway.rules.water import WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Building, Device
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 router = APIRouter()
 
@@ -76,7 +76,7 @@ class Sensors:
 
     site: SiteConfig
     states: DeviceStates
-    store: SqliteStore
+    store: ReadingStore
     calendar: SchoolCalendar
     learned: LearnedStore
 

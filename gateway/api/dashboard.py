@@ -40,7 +40,7 @@ from gateway.rules.registry import specs
 from gateway.rules.uv import lamp_window
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 router = APIRouter()
 templates = Jinja2Templates(directory=dashboards.TEMPLATES)
@@ -166,7 +166,7 @@ def _checked(devices: list[Device], condition: ClosingCondition) -> list[tuple[D
             if (check := kinds()[d.kind].closing) is not None and check.condition is condition]
 
 
-async def _doors_open(site: SiteConfig, states: DeviceStates, store: SqliteStore,
+async def _doors_open(site: SiteConfig, states: DeviceStates, store: ReadingStore,
                       checked: list[tuple[Device, str]]) -> list[DoorOut]:
     """The devices whose state `metric` reads true now, and since when."""
     open_now = [(d, metric, point.ts_ms) for d, metric in checked

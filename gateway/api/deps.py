@@ -38,7 +38,7 @@ from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.spool.store import Spool
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 # Each part's state, `ok` or what is wrong with it (`Gateway.health`).
 HealthCheck = Callable[[], dict[str, dict[str, str]]]
@@ -57,7 +57,7 @@ async def _clock(request: Request) -> Clock:
     return _gateway(request).clock
 
 
-async def _store(request: Request) -> SqliteStore:
+async def _store(request: Request) -> ReadingStore:
     return _gateway(request).store
 
 
@@ -153,7 +153,7 @@ LocalDayDep = Annotated[date | None, Depends(_local_day)]
 SiteDep = Annotated[SiteConfig, Depends(_site)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 # The readings and events (SQLite); the auth store is `access.AuthStoreDep`.
-StoreDep = Annotated[SqliteStore, Depends(_store)]
+StoreDep = Annotated[ReadingStore, Depends(_store)]
 StatesDep = Annotated[DeviceStates, Depends(_states)]
 AlertsDep = Annotated[AlertStore, Depends(_alerts)]
 WorkOrdersDep = Annotated[WorkOrders, Depends(_work_orders)]

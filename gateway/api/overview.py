@@ -60,7 +60,8 @@ from gateway.rules.uv import required_minutes
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
-from gateway.storage.sqlite import SqliteStore, increase
+from gateway.storage.readings import ReadingStore
+from gateway.storage.sqlite import increase
 
 router = APIRouter()
 DAY_MS = 86_400_000
@@ -119,7 +120,7 @@ def _consumption(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else increase(start, end)
 
 
-async def _comparison(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, utility: Utility,
+async def _comparison(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, utility: Utility,
                       now_ms: int) -> Comparison:
     today = cal.local_date(now_ms)
     midnight, _ = cal.day_bounds_ms(today)
@@ -162,7 +163,7 @@ def _fridges(site: SiteConfig, states: DeviceStates) -> list[FridgeOut]:
 
 
 
-async def _lamps(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
+async def _lamps(site: SiteConfig, states: DeviceStates, store: ReadingStore, calendar: SchoolCalendar,
                  checked: list[tuple[Device, str]], now_ms: int) -> list[LampOut]:
     """Each lamp's disinfection today, counted from its stored readings as the daily record
     counts it (`lamp_run`): every replica, and a restarted gateway, shows the same minutes."""

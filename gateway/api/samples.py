@@ -24,7 +24,7 @@ from gateway.canteen.samples import FoodSample, Refused, retained, served
 from gateway.clock import from_ms, to_ms
 from gateway.config import SiteConfig
 from gateway.reports.safety_model import ItemStatus, RetainedSample
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 router = APIRouter(tags=["samples"])
 CHANGES = problems(400, 401, 403, 404, 409, 422)
@@ -76,7 +76,7 @@ class DiscardIn(BaseModel):
     reason: str | None = Field(None, max_length=500, description="required before discard_after")
 
 
-async def _lines(store: SqliteStore, site: SiteConfig, people: PeopleDep, samples: list[FoodSample],
+async def _lines(store: ReadingStore, site: SiteConfig, people: PeopleDep, samples: list[FoodSample],
                  now_ms: int) -> list[RetainedSample]:
     """The samples as people read them; the fridges' readings are read in a worker thread."""
     return await asyncio.to_thread(retained, store, site, samples, people.directory(), now_ms)

@@ -51,7 +51,7 @@ from gateway.rules.learned import LearnedStore
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Building
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 router = APIRouter(tags=["sweeps"])
 CHANGES = problems(400, 401, 403, 404, 409, 422)  # 400: a body that is not JSON
@@ -348,7 +348,7 @@ async def open_due(site: SiteDep, calendar: CalendarDep, clock: ClockDep, sweeps
                      signed=len(sweeps.signatures([sweep.id])), buildings=len(site.buildings))
 
 
-def _parts(site: SiteConfig, states: DeviceStates, store: SqliteStore, calendar: SchoolCalendar,
+def _parts(site: SiteConfig, states: DeviceStates, store: ReadingStore, calendar: SchoolCalendar,
            learned: LearnedStore, sweeps: SweepStore, work_orders: WorkOrders, people: People) -> _Parts:
     return _Parts(Sensors(site, states, store, calendar, learned), sweeps, work_orders, people.directory())
 

@@ -36,7 +36,7 @@ from gateway.rules.health import silent_after_ms
 from gateway.rules.params import RuleParams
 from gateway.rules.samples import SAMPLE_DISCARDED_EARLY, SAMPLE_MISSING, discarded_early, ended, missing
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 from gateway.storage.state import ID, METADATA, StateDatabase
 
 # A sample's time may be set a little ahead of the gateway's clock (a phone's clock is off).
@@ -314,7 +314,7 @@ def served(meal: Meal, day: SchoolDay) -> bool:
 # ----------------------------------------------------------- the fridge over the retention
 
 
-def temperature(store: SqliteStore, fridge: Device, lo: int, hi: int) -> RetentionTemperature | None:
+def temperature(store: ReadingStore, fridge: Device, lo: int, hi: int) -> RetentionTemperature | None:
     """The fridge's readings from `lo` (taken) to `hi` (discarded, or now) against its kind's
     allowed range; None for a fridge whose kind has no range. Each reading holds until the
     next for at most the fridge's offline threshold, as in the daily record: the lowest and
@@ -335,7 +335,7 @@ def temperature(store: SqliteStore, fridge: Device, lo: int, hi: int) -> Retenti
         readings=len(inside))
 
 
-def retained(store: SqliteStore, site: SiteConfig, samples: Sequence[FoodSample], names: Directory,
+def retained(store: ReadingStore, site: SiteConfig, samples: Sequence[FoodSample], names: Directory,
              now_ms: int) -> list[RetainedSample]:
     """The samples as people read them, each with its fridge's temperature over its retention
     (reads the readings: call it in a worker thread)."""

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from gateway import config
 from gateway.reports.energy import Month
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import open_readings
+from gateway.storage.state import StateDatabase
 
 REPORT_TIMEOUT_S = 300.0  # a PDF of a long month on a small machine
 KINDS = ("energy", "safety", "canteen")
@@ -116,7 +117,8 @@ def _detail(answer: httpx.Response) -> str:
 
 def rollups(args: argparse.Namespace) -> int:
     site = config.load(args.config)
-    store = SqliteStore(site.storage.data_dir / "readings.db")
+    db = StateDatabase(site.storage.state_database_url)
+    store = open_readings(site, db)
     try:
         with tqdm(unit="series", file=sys.stderr) as bar:
             def done(n: int, total: int) -> None:
@@ -126,5 +128,6 @@ def rollups(args: argparse.Namespace) -> int:
             written = store.rebuild_rollups(done)
     finally:
         store.close()
+        db.close()
     print(f"rollups rebuilt: {written} five-minute buckets")
     return 0

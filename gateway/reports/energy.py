@@ -42,7 +42,8 @@ from gateway.rules.learned import BaseLoad
 from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, SqliteStore
+from gateway.storage.readings import ReadingStore
+from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS
 
 # Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
@@ -349,7 +350,7 @@ def load_alerts(alerts: AlertStore, cal: SchoolCalendar, month: Month) -> list[A
     return _begun_in(alerts, cal, month, (LOAD_AFTER_HOURS.id,))
 
 
-def energy_report(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, leaks: Sequence[Alert],
+def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, leaks: Sequence[Alert],
                   loads: Sequence[Alert], month: Month, now_ms: int, learned: Mapping[str, BaseLoad],
                   progress: Callable[[int, int], None] | None = None) -> EnergyReport:
     """Computes the report for `month` (its month to date while it is in progress) with the
@@ -415,7 +416,7 @@ def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) ->
     return _Slots(start_ms, opened, period)
 
 
-def _read_meter(site: SiteConfig, store: SqliteStore, slots: _Slots, device: Device, metric: str,
+def _read_meter(site: SiteConfig, store: ReadingStore, slots: _Slots, device: Device, metric: str,
                 utility: Utility, p: _Period) -> _Meter:
     building = site.building_of(device.room).id
     m = _Meter(device, building)
@@ -488,7 +489,7 @@ def _enough(p: _Period, coverage: float) -> bool:
     return p.hours >= MIN_HOURS and coverage >= MIN_COVERAGE
 
 
-def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, p: _Period, utility: Utility,
+def _totals(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, p: _Period, utility: Utility,
             meters: list[_Meter], days: list[date]) -> Totals:
     _, metric, unit = METERS[utility]
     seen = [m for m in meters if m.hours_seen]
@@ -540,7 +541,7 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, p: _Perio
     )
 
 
-def _compared(cal: SchoolCalendar, store: SqliteStore, metric: str, ids: list[str], p: _Period,
+def _compared(cal: SchoolCalendar, store: ReadingStore, metric: str, ids: list[str], p: _Period,
               months: int) -> Comparison:
     """The sum of `ids`' use over the span of the month `months` away that compares with the
     period; coverage: the least covered meter's share of the span's hours."""
@@ -552,14 +553,14 @@ def _compared(cal: SchoolCalendar, store: SqliteStore, metric: str, ids: list[st
                       coverage=min((_coverage(v[1] if v else 0, hours) for v in found.values()), default=0.0))
 
 
-def _buildings(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, uses: dict[str, MeterUse], slots: _Slots,
+def _buildings(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, uses: dict[str, MeterUse], slots: _Slots,
                p: _Period) -> list[BuildingUse]:
     out = [_building(site, cal, store, b, uses, slots, p) for b in site.buildings]
     by_area = all(b.kwh_per_m2 is not None for b in out)
     return sorted(out, key=lambda b: -((b.kwh_per_m2 if by_area else b.electricity_kwh) or 0))
 
 
-def _building(site: SiteConfig, cal: SchoolCalendar, store: SqliteStore, b: Building, uses: dict[str, MeterUse],
+def _building(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, b: Building, uses: dict[str, MeterUse],
               slots: _Slots, p: _Period) -> BuildingUse:
     circuits = [uses[d.id] for d in site.main_meters(METERS["electricity"][0], b)]
     power = [u for u in circuits if u.total is not None]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from gateway.alerting.alerts import Alert
     from gateway.config import Device, SiteConfig
     from gateway.schedule.school_calendar import SchoolDay
-    from gateway.storage.sqlite import SqliteStore
+    from gateway.storage.readings import ReadingStore
 
 MIN_MS: Final = 60_000
 def no_school(site: SiteConfig) -> tuple[str, str]:
@@ -79,7 +79,7 @@ class Judge:
     """Reads one day's readings from the store and judges sensor items. Runs in a worker
     thread: the store's queries open their own connections."""
 
-    def __init__(self, store: SqliteStore, site: SiteConfig, day: DayState,
+    def __init__(self, store: ReadingStore, site: SiteConfig, day: DayState,
                  silent_after_ms: Callable[[Device], float]) -> None:
         self.store = store
         self._silent_after_ms = silent_after_ms

@@ -48,7 +48,7 @@ from gateway.rules.learned import LearnedStore
 from gateway.rules.registry import specs
 from gateway.rules.uv import UV_NOT_RUN, lamp_window, required_minutes
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 
 # An alert cleared on a day but raised more than this before it is missed by `day_states`
 # (the alert store is indexed by when alerts began); open alerts are never missed.
@@ -79,7 +79,7 @@ class Sources(Protocol):
     @property
     def calendar(self) -> SchoolCalendar: ...
     @property
-    def store(self) -> SqliteStore: ...
+    def store(self) -> ReadingStore: ...
     @property
     def alerts(self) -> AlertStore: ...
     @property
@@ -204,7 +204,7 @@ def judges(kind: str) -> list[Callable[[Judge, Device], Item]]:
     return [s.judge for s in specs().values() if s.judge is not None and s.applies(kind)]
 
 
-def record(store: SqliteStore, site: SiteConfig, state: DayState) -> SafetyRecord:
+def record(store: ReadingStore, site: SiteConfig, state: DayState) -> SafetyRecord:
     """The daily safety record of one day (in a worker thread: it reads the store)."""
     j = Judge(store, site, state, silent_after_ms)
     sensed: list[Item] = [judge(j, d) for d in site.devices for judge in judges(d.kind)]
@@ -231,7 +231,7 @@ def _alert(a: Alert, state: DayState) -> AlertLine:
 # ------------------------------------------------------------------------------- canteen
 
 
-def canteen(store: SqliteStore, site: SiteConfig, state: DayState) -> CanteenRecord:
+def canteen(store: ReadingStore, site: SiteConfig, state: DayState) -> CanteenRecord:
     """The canteen manager's page of the day: each sample fridge's hourly temperatures, the
     kitchens' fridge, UV and door items and the canteen's manual checks (same items, same
     ids as the daily record, so completing one completes it in both)."""
@@ -257,7 +257,7 @@ def canteen(store: SqliteStore, site: SiteConfig, state: DayState) -> CanteenRec
                          counts=_counts(items), items=items)
 
 
-def _hours(store: SqliteStore, site: SiteConfig, state: DayState, device_id: str, metric: str) -> list[HourRow]:
+def _hours(store: ReadingStore, site: SiteConfig, state: DayState, device_id: str, metric: str) -> list[HourRow]:
     """Min, max and mean of the readings by local hour of the day: 24 rows, empty hours too."""
     by_hour: list[list[float]] = [[] for _ in range(24)]
     for p in store.points(device_id, metric, state.start_ms, state.as_of_ms, 200_000):
@@ -283,7 +283,7 @@ def month_days(month: str) -> list[date]:
     return [date(year, number, d) for d in range(1, calendar.monthrange(year, number)[1] + 1)]
 
 
-def summary(store: SqliteStore, site: SiteConfig, states: Sequence[DayState], period: str,
+def summary(store: ReadingStore, site: SiteConfig, states: Sequence[DayState], period: str,
             kind: Literal["week", "month"], first: date) -> SafetySummary:
     """A week or a month from the daily records of its `states` (the days that have begun)."""
     records = [record(store, site, s) for s in states]

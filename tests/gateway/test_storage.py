@@ -1,24 +1,55 @@
-"""The embedded stores on real SQLite files."""
+"""The readings store on both engines: a SQLite file (`SqliteStore`) and a schema of the
+session's PostgreSQL (`PostgresStore`) pass the same tests; on PostgreSQL, sites that share the
+database and replicas that share a site."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 
 from devices.base import Event, Sample
+from gateway.sinks import TransientSinkError
+from gateway.sinks.sqlite import SqliteSink
+from gateway.storage.postgres import READING_ROLLUPS, PostgresStore
+from gateway.storage.readings import ReadingStore
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, Point, Rollup, SqliteStore
+from gateway.storage.state import StateDatabase
 
 T0 = 1_795_219_200_000  # 2026-11-21T00:00:00Z
 MIN = 60_000
 
+Opener = Callable[..., ReadingStore]
 
-def test_write_is_idempotent_per_device_metric_and_time(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+
+@pytest.fixture
+def open_store(state_db: StateDatabase, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a site's readings store on the test's engine, `open_store(site="s")`: on SQLite
+    the site's own file (opened again, the same file), on PostgreSQL the test's schema. The
+    stores opened are closed after the test."""
+    opened: list[ReadingStore] = []
+
+    def open_(site: str = "s") -> ReadingStore:
+        sqlite = state_db.dialect == "sqlite"
+        store: ReadingStore = SqliteStore(tmp_path / f"{site}.db") if sqlite else PostgresStore(state_db, site)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def test_write_is_idempotent_per_device_metric_and_time(open_store: Opener) -> None:
+    store = open_store()
     samples = [Sample("m1", T0 + i * MIN, {"energy_kwh": 100.0 + i, "power_w": 2000.0}) for i in range(10)]
     assert store.write(samples, []) == 20
     assert store.write(samples[5:], []) == 0  # a redelivery stores nothing new
@@ -29,20 +60,20 @@ def test_write_is_idempotent_per_device_metric_and_time(tmp_path: Path) -> None:
     store.close()
 
 
-def test_series_survive_reopening_and_latest_is_per_metric(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_series_survive_reopening_and_latest_is_per_metric(open_store: Opener) -> None:
+    store = open_store()
     store.write([Sample("f", T0, {"temperature_c": 4.0, "door_open": 0.0}),
                  Sample("f", T0 + MIN, {"temperature_c": 5.5})], [])
     store.close()
-    again = SqliteStore(tmp_path / "r.db")
+    again = open_store()
     assert again.latest() == {"f": {"temperature_c": Point(T0 + MIN, 5.5), "door_open": Point(T0, 0.0)}}
     again.write([Sample("f", T0 + 2 * MIN, {"temperature_c": 6.0})], [])
     assert again.latest()["f"]["temperature_c"] == Point(T0 + 2 * MIN, 6.0)
     again.close()
 
 
-def test_buckets_align_to_local_time(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_buckets_align_to_local_time(open_store: Opener) -> None:
+    store = open_store()
     # one reading a minute for two hours, value = minute index
     store.write([Sample("m", T0 + i * MIN, {"power_w": float(i)}) for i in range(120)], [])
     hourly = store.buckets("m", "power_w", T0, T0 + 120 * MIN, 60 * MIN)
@@ -55,8 +86,8 @@ def test_buckets_align_to_local_time(tmp_path: Path) -> None:
     store.close()
 
 
-def test_points_respect_range_and_limit(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_points_respect_range_and_limit(open_store: Opener) -> None:
+    store = open_store()
     store.write([Sample("m", T0 + i * MIN, {"power_w": float(i)}) for i in range(50)], [])
     assert [p.value for p in store.points("m", "power_w", T0 + 10 * MIN, T0 + 20 * MIN, 100)] == [
         float(i) for i in range(10, 20)
@@ -66,8 +97,8 @@ def test_points_respect_range_and_limit(tmp_path: Path) -> None:
     store.close()
 
 
-def test_retention_deletes_only_old_rows(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_retention_deletes_only_old_rows(open_store: Opener) -> None:
+    store = open_store()
     store.write(
         [Sample(d, T0 + i * MIN, {"power_w": 1.0}) for d in ("a", "b") for i in range(10)],
         [Event("g", T0, "access", {"credential": "card:1", "granted": True}),
@@ -100,54 +131,145 @@ def approx(rollups: list[Rollup]) -> list[tuple[int, int, float, float, float, f
     return [(r.ts_ms, r.count, round(r.sum, 6), r.min, r.max, round(r.increase, 6)) for r in rollups]
 
 
-@settings(max_examples=40, deadline=None)
+# A new site per example: on PostgreSQL each has series of its own in the test's schema.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.integers(0, 400), min_size=1, max_size=60), min_size=1, max_size=6),
        st.sampled_from([0, 37]))
-def test_rollups_match_a_recomputation_whatever_the_order_of_arrival(batches: list[list[int]], reset_at: int) -> None:
+def test_rollups_match_a_recomputation_whatever_the_order_of_arrival(
+    open_store: Opener, batches: list[list[int]], reset_at: int
+) -> None:
     """Batches of minutes arrive in any order, overlapping and repeated: the rollups are
     those of all the readings in order. The counter rises by the minute (a reset at `reset_at`)."""
     def value(minute: int) -> float:
         return minute * 0.25 + 0.1 * (minute % 7) if minute < reset_at or not reset_at else (minute - reset_at) * 0.5
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "r.db")
-        seen: dict[int, float] = {}
-        for batch in batches:
-            store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in batch], [])
-            seen |= {T0 + m * MIN: value(m) for m in batch}
-        for step in (FIVE_MIN_MS, HOUR_MS):
-            got = store.rollups("energy_kwh", ["m"], [(0, T0 + 1000 * MIN)], step)["m"]
-            assert approx(got) == approx(expected_rollups(seen, step)), step
-        store.close()
+    store = open_store(f"s{uuid.uuid4().hex}")
+    seen: dict[int, float] = {}
+    for batch in batches:
+        store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in batch], [])
+        seen |= {T0 + m * MIN: value(m) for m in batch}
+    for step in (FIVE_MIN_MS, HOUR_MS):
+        got = store.rollups("energy_kwh", ["m"], [(0, T0 + 1000 * MIN)], step)["m"]
+        assert approx(got) == approx(expected_rollups(seen, step)), step
+    store.close()
 
 
-def test_rollups_are_rebuilt_for_a_database_from_before_them(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_rollups_are_rebuilt_for_a_database_from_before_them(open_store: Opener, state_db: StateDatabase) -> None:
+    store = open_store()
     store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * 1.5}) for d in ("a", "b") for i in range(130)], [])
     want = store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)])
     assert not store.needs_rollups
-    store.close()
-    with closing(sqlite3.connect(tmp_path / "r.db")) as conn, conn:
-        conn.execute("DELETE FROM rollups")
-        conn.execute("PRAGMA user_version = 0")
-    store = SqliteStore(tmp_path / "r.db")
-    assert store.needs_rollups
+    if isinstance(store, SqliteStore):  # a file from before rollups: its version says so
+        store.close()
+        with closing(sqlite3.connect(store.path)) as file, file:
+            file.execute("DELETE FROM rollups")
+            file.execute("PRAGMA user_version = 0")
+        store = open_store()
+        assert store.needs_rollups
+    else:  # PostgreSQL has had rollups from its first reading; a rebuild works all the same
+        with state_db.write() as conn:
+            conn.execute(delete(READING_ROLLUPS))
+    assert store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)]) == {"a": [], "b": []}
     progress: list[tuple[int, int]] = []
     assert store.rebuild_rollups(lambda done, total: progress.append((done, total))) == 2 * 26
     assert progress == [(1, 2), (2, 2)]
     assert not store.needs_rollups
     store.close()
-    store = SqliteStore(tmp_path / "r.db")
+    store = open_store()
     assert not store.needs_rollups
     assert store.rollups("energy_kwh", ["a", "b"], [(0, T0 + 999 * MIN)]) == want
     assert store.increases("energy_kwh", ["a", "b", "c"], T0, T0 + HOUR_MS) == {"a": (59 * 1.5, 1), "b": (59 * 1.5, 1), "c": None}
     store.close()
 
 
-def test_retention_keeps_hourly_rollups(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "r.db")
+def test_retention_keeps_hourly_rollups(open_store: Opener) -> None:
+    store = open_store()
     store.write([Sample("a", T0 + i * MIN, {"energy_kwh": float(i)}) for i in range(120)], [])
     store.delete_before(T0 + 2 * HOUR_MS)
     assert store.rollups("energy_kwh", ["a"], [(0, T0 + 999 * MIN)], FIVE_MIN_MS) == {"a": []}
     assert [r.increase for r in store.rollups("energy_kwh", ["a"], [(0, T0 + 999 * MIN)])["a"]] == [59.0, 60.0]
     store.close()
+
+
+def test_values_at_times_and_runs_of_a_value(open_store: Opener) -> None:
+    store = open_store()
+    store.write([Sample("d", T0 + i * MIN, {"door_open": v}) for i, v in enumerate([0.0, 1.0, 1.0, 0.0, 1.0])], [])
+    assert store.values_at("door_open", ["d", "x"], [T0 - 1, T0 + MIN + MIN // 2, T0 + 10 * MIN]) == {
+        "d": [None, 1.0, 1.0], "x": [None, None, None]}
+    at = [("d", T0 + 2 * MIN + 1), ("d", T0 + 3 * MIN), ("d", T0 + 10 * MIN), ("x", T0), ("d", T0 - 1)]
+    assert store.runs_since("door_open", 1.0, at) == [T0 + MIN, None, T0 + 4 * MIN, None, None]
+    store.close()
+
+
+def _site_readings(store: ReadingStore, base: float) -> None:
+    store.write([Sample("m", T0 + i * MIN, {"energy_kwh": base + i}) for i in range(90)],
+                [Event("g", T0, "access", {"credential": f"card:{base:g}", "granted": True})])
+
+
+def _as_seen(store: ReadingStore) -> tuple[object, ...]:
+    """Everything a store answers about device m and gate g."""
+    span = [(0, T0 + 999 * MIN)]
+    return (store.latest(), store.metrics_of("m"), store.points("m", "energy_kwh", 0, T0 + 999 * MIN, 1000),
+            store.buckets("m", "energy_kwh", T0, T0 + 999 * MIN, HOUR_MS),
+            store.rollups("energy_kwh", ["m"], span, FIVE_MIN_MS), store.rollups("energy_kwh", ["m"], span),
+            store.increases("energy_kwh", ["m"], T0, T0 + 2 * HOUR_MS),
+            store.values_at("energy_kwh", ["m"], [T0 + 30 * MIN]),
+            store.runs_since("energy_kwh", 1030.0, [("m", T0 + 30 * MIN)]), store.events("g", 0, T0 + 999 * MIN, 10))
+
+
+@pytest.fixture
+def replicas(postgres_state: str) -> Iterator[Callable[[], StateDatabase]]:
+    """Opens the test's PostgreSQL schema as another process would, with an engine of its own;
+    each is closed after the test."""
+    opened: list[StateDatabase] = []
+
+    def open_() -> StateDatabase:
+        opened.append(StateDatabase(postgres_state))
+        return opened[-1]
+
+    yield open_
+    for db in opened:
+        db.close()
+
+
+def test_a_write_held_up_past_the_state_stores_timeout_is_a_transient_sink_error(postgres_state: str) -> None:
+    db = StateDatabase(postgres_state, statement_timeout_s=0.2)
+    sink = SqliteSink(PostgresStore(db, "s"))
+    batch = [Sample("m", T0, {"energy_kwh": 1.0})]
+    try:
+        with db.write() as holder:  # another transaction holds the readings' table
+            holder.exec_driver_sql("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(TransientSinkError):
+                asyncio.run(sink.write(batch, []))
+        asyncio.run(sink.write(batch, []))  # and it goes once the table is free
+    finally:
+        sink.close()
+        db.close()
+
+
+def test_sites_sharing_a_database_see_only_their_own_readings(replicas: Callable[[], StateDatabase]) -> None:
+    db = replicas()
+    a, b = PostgresStore(db, "a"), PostgresStore(db, "b")
+    _site_readings(a, 0.0)
+    alone = _as_seen(a)
+    _site_readings(b, 1000.0)  # the same device and metric ids, other values
+    assert _as_seen(a) == alone
+    assert _as_seen(b) != alone
+    assert b.runs_since("energy_kwh", 1030.0, [("m", T0 + 30 * MIN)]) == [T0 + 30 * MIN]
+    assert a.rebuild_rollups() == b.rebuild_rollups() == 18  # each its own series
+    assert a.delete_before(T0 + HOUR_MS) == 60 + 1
+    assert _as_seen(b)[2] == [Point(T0 + i * MIN, 1000.0 + i) for i in range(90)]
+    assert len(b.events("g", 0, T0 + 999 * MIN, 10)) == 1
+
+
+def test_a_replica_reads_what_another_wrote_and_carries_on_its_series(replicas: Callable[[], StateDatabase]) -> None:
+    first, second = PostgresStore(replicas(), "s"), PostgresStore(replicas(), "s")  # two processes
+    first.write([Sample("m", T0 + i * MIN, {"energy_kwh": float(i), "power_w": 5.0}) for i in range(60)],
+                [Event("g", T0, "access", {"credential": "card:1", "granted": True})])
+    assert _as_seen(second) == _as_seen(first)
+    assert second.metrics_of("m") == ["energy_kwh", "power_w"]
+    assert second.latest()["m"]["energy_kwh"] == Point(T0 + 59 * MIN, 59.0)
+    # The second takes the site over: its readings continue the same series, counted on from the first's.
+    assert second.write([Sample("m", T0 + i * MIN, {"energy_kwh": float(i)}) for i in range(60, 120)], []) == 60
+    assert [r.increase for r in first.rollups("energy_kwh", ["m"], [(0, T0 + 999 * MIN)])["m"]] == [59.0, 60.0]
+    assert _as_seen(first) == _as_seen(second)
