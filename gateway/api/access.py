@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.api.problems import refusal
 from gateway.auth.people import People
 from gateway.auth.store import ANONYMOUS, AuthStore, Conflict, InvalidInput, NotFound, Principal
 from gateway.clock import Clock, to_ms
@@ -101,6 +102,22 @@ Viewer = Annotated[Principal, Depends(_viewer)]
 Staff = Annotated[Principal, Depends(require(Role.STAFF, Scope.ACK))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN, Scope.ADMIN))]
 Ingester = Annotated[Principal, Depends(require(Role.STAFF, Scope.INGEST))]
+
+
+def _district(store: AuthStoreDep, now_ms: NowMs, credential: Credential) -> Principal:
+    """A district's account or key (site NULL): 401 without one, 403 for a school's."""
+    principal = _authenticate(store, now_ms, credential, anonymous_ok=False)
+    if not principal.district:
+        raise refusal(403, "这是学校的账号，只能查看本校。全区总览请用区级账号登录。",
+                      "This is a school's account: it sees its own school only. Log in with a district account "
+                      "for the district's view.")
+    if not principal.can(Role.VIEWER, Scope.READ):
+        raise HTTPException(403, f"{principal.name} lacks the scope {Scope.READ}")
+    return principal
+
+
+# The district's view of every school: its accounts (any role) and keys, never a school's.
+District = Annotated[Principal, Depends(_district)]
 
 
 @dataclass(frozen=True, slots=True)
