@@ -20,7 +20,7 @@ def district_document(league: League, lang: str = "zh-CN") -> Document:
         month = t(f"{month}（月初至今）", f"{month} (month to date)")
     return Document(
         key=f"district-{league.month}", lang="zh-CN" if t.zh else "en",
-        title=t(f"全区学校{month}月报", f"District report for {month}"),
+        title=t(f"全区学校 {month}月报", f"District report for {month}"),
         meta=[(t("月份", "Month"), month), (t("学校", "Schools"), str(league.totals.schools)),
               (t("生成时间", "Generated"), local_time(league.generated_ms, tz))],
         sections=[
