@@ -36,10 +36,10 @@ from gateway.clock import Clock, ManualClock, to_ms
 from gateway.config import SiteConfig, parse
 from gateway.config.auth import AuthSettings, Role
 from gateway.reports.checks import ManualChecks
+from gateway.rules.base import Finding
 from gateway.rules.engine import Evidence
 from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import WATER_LEAK
-from gateway.rules.base import Finding
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
