@@ -179,3 +179,15 @@ def test_the_csv_has_every_schools_row(client: TestClient) -> None:
     assert set(by_name) == {s.name for s in SCHOOLS}
     for school in SCHOOLS:
         assert float(by_name[school.name][header.index("kWh")]) == pytest.approx(school.kw * HOURS)
+
+
+def test_a_month_in_progress_counts_the_days_ended_and_says_what_has_no_readings(district: District) -> None:
+    november = league(district.sources, Month.parse("2026-11"))  # the 3rd, noon: no readings written yet
+    assert november.partial
+    assert [s.ledger_days for s in november.schools] == [2, 2, 2]  # the 1st and the 2nd
+    assert all(s.ledger_signed == 0 for s in november.schools)
+    assert [s.rank for s in november.schools] == [None, None, None]
+    assert [s.name for s in november.schools] == sorted(s.name for s in SCHOOLS)
+    assert all("data" in {r.kind for r in s.attention} for s in november.schools)
+    assert november.totals.electricity_kwh is None
+    assert november.totals.median_kwh_per_m2 is None
