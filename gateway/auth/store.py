@@ -276,6 +276,7 @@ class AuthStore:
         # (`Principal.district`) instead of as an unknown credential.
         site = None if audit.site == DISTRICT else audit.site
         self._site = site
+        self.district = site is None  # the district's store: its callers refuse a school's principal
         self._own_users: ColumnElement[bool]
         self._own_keys: ColumnElement[bool]
         self._users_here: ColumnElement[bool]

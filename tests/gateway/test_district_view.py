@@ -142,6 +142,11 @@ def test_only_a_district_account_reads_the_district(client: TestClient) -> None:
     refused = client.get("/api/v1/district/report", params=query | {"format": "csv"},
                          headers=_login(client, "principal-east"))
     assert refused.status_code == 403
+    # A school's admin signed in at the district's app passes none of its checks: it must not
+    # manage the district's accounts.
+    users = client.get("/api/v1/users", headers=_login(client, "principal-east"))
+    assert users.status_code == 403
+    assert "区级账号" in users.json()["detail"]["zh"]
     answer = client.get("/api/v1/district/schools", params=query, headers=_login(client, "bureau-zhou"))
     assert answer.status_code == 200
     assert [s["site_id"] for s in answer.json()["schools"]] == ["west", "east", "north"]
