@@ -33,6 +33,7 @@ from gateway.config import SiteConfig
 from gateway.reports.checks import ManualChecks
 from gateway.reports.energy import (
     MIN_COVERAGE,
+    MIN_HOURS,
     Month,
     bounds_ms,
     energy_report,
@@ -51,7 +52,8 @@ INTENSITY_ABOVE_MEDIAN: Final = 0.25
 # …when fewer than this share of its ended days have a signed daily record…
 LEDGER_COMPLETE: Final = 0.9
 # …when it has an open alert at least this severe, or a work order past its due time, or its
-# main electricity meters have readings in fewer than MIN_COVERAGE of the period's hours.
+# main electricity meters have readings in fewer than MIN_COVERAGE of the period's hours (once
+# MIN_HOURS have passed).
 ALERT_ATTENTION: Final = Severity.MAJOR
 _ORDERS_PAGE: Final = 100_000
 
@@ -106,6 +108,7 @@ class School(BaseModel):
     water_m3_per_person: float | None
     after_hours_share: float | None = Field(description="of electricity, by the school calendar")
     waste_kwh: float | None = Field(description="left on after hours, as the load alerts counted it")
+    hours: int = Field(description="the period's elapsed hours")
     coverage: float = Field(description="the share of the period's hours with electricity readings (least covered "
                                         "main meter)")
     last_year_kwh: float | None = Field(description="the same month (days) last year, where nearly every hour has "
@@ -188,7 +191,7 @@ def _school(sources: DistrictSources, site: SiteConfig, cal: SchoolCalendar, mon
         site_id=site.id, name=site.name, rank=None, floor_area_m2=site.floor_area_m2(), headcount=site.people(),
         electricity_kwh=e.total, kwh_per_m2=e.per_m2, kwh_per_person=e.per_person,
         water_m3=w.total, water_m3_per_person=w.per_person, after_hours_share=e.after_hours_share,
-        waste_kwh=report.waste_kwh, coverage=e.coverage, last_year_kwh=last_year,
+        waste_kwh=report.waste_kwh, hours=report.hours, coverage=e.coverage, last_year_kwh=last_year,
         change_vs_last_year=round((e.total - last_year) / last_year, 4) if e.total is not None and last_year
         else None,
         open_alerts=OpenAlerts(**by_severity), overdue_orders=len(overdue),
@@ -217,7 +220,7 @@ def _reasons(s: School, median: float | None) -> list[Reason]:
         out.append(Reason(kind="ledger",
                           zh=f"安全台账只签了 {s.ledger_signed}/{s.ledger_days} 天",
                           en=f"the daily safety record is signed on {s.ledger_signed} of {s.ledger_days} days"))
-    if s.coverage < MIN_COVERAGE:
+    if s.hours >= MIN_HOURS and s.coverage < MIN_COVERAGE:  # the month's first days say nothing yet
         out.append(Reason(kind="data", zh=f"电表数据只覆盖 {s.coverage * 100:.0f}% 的时段，用电数字不全",
                           en=f"electricity readings cover only {s.coverage * 100:.0f}% of the hours: figures "
                              "are incomplete"))

@@ -10,6 +10,7 @@ import io
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -186,13 +187,21 @@ def test_the_csv_has_every_schools_row(client: TestClient) -> None:
         assert float(by_name[school.name][header.index("kWh")]) == pytest.approx(school.kw * HOURS)
 
 
-def test_a_month_in_progress_counts_the_days_ended_and_says_what_has_no_readings(district: District) -> None:
+def test_a_month_in_progress_counts_the_days_ended_and_ranks_what_has_readings(district: District) -> None:
     november = league(district.sources, Month.parse("2026-11"))  # the 3rd, noon: no readings written yet
     assert november.partial
     assert [s.ledger_days for s in november.schools] == [2, 2, 2]  # the 1st and the 2nd
     assert all(s.ledger_signed == 0 for s in november.schools)
     assert [s.rank for s in november.schools] == [None, None, None]
     assert [s.name for s in november.schools] == sorted(s.name for s in SCHOOLS)
-    assert all("data" in {r.kind for r in s.attention} for s in november.schools)
+    # 60 hours without readings: too early to call the data incomplete; not when the month is old.
+    assert all("data" not in {r.kind for r in s.attention} for s in november.schools)
+    district.clock.advance(timedelta(days=3))
+    try:
+        later = league(district.sources, Month.parse("2026-11"))
+    finally:
+        district.clock.advance(-timedelta(days=3))
+    assert all("data" in {r.kind for r in s.attention} for s in later.schools)
+    assert "电表数据只覆盖 0% 的时段" in later.schools[0].attention[-1].zh
     assert november.totals.electricity_kwh is None
     assert november.totals.median_kwh_per_m2 is None
