@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.api.problems import refusal
 from gateway.auth.people import People
 from gateway.auth.store import ANONYMOUS, AuthStore, Conflict, InvalidInput, NotFound, Principal
 from gateway.clock import Clock, to_ms
@@ -67,14 +68,24 @@ Credential = Annotated[str | None, Depends(_credential)]
 
 
 def _authenticate(store: AuthStore, now_ms: int, credential: str | None, anonymous_ok: bool) -> Principal:
+    """The caller, or 401. In the district's app (`store.district`) nobody is anonymous, and a
+    school's account or key, which signs in there, passes no check: 403, saying why."""
     if credential is None:
-        if anonymous_ok:
+        if anonymous_ok and not store.district:
             return ANONYMOUS
         raise _unauthorized("log in, or present an API key")
     principal = store.authenticate(credential, now_ms)
     if principal is None:
         raise _unauthorized("the token or API key is unknown, expired or revoked")
+    if store.district and not principal.district:
+        raise _school_account()
     return principal
+
+
+def _school_account() -> HTTPException:
+    return refusal(403, "这是学校的账号，只能查看本校。全区总览请用区级账号登录。",
+                   "This is a school's account: it sees its own school only. Log in with a district account for "
+                   "the district's view.")
 
 
 def _anonymous_ok(settings: AuthSettings, need: Role, scope: Scope) -> bool:
@@ -101,6 +112,21 @@ Viewer = Annotated[Principal, Depends(_viewer)]
 Staff = Annotated[Principal, Depends(require(Role.STAFF, Scope.ACK))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN, Scope.ADMIN))]
 Ingester = Annotated[Principal, Depends(require(Role.STAFF, Scope.INGEST))]
+
+
+def _district(store: AuthStoreDep, now_ms: NowMs, credential: Credential) -> Principal:
+    """A district's account or key (site NULL): 401 without one, 403 for a school's (whichever
+    store signed it in)."""
+    principal = _authenticate(store, now_ms, credential, anonymous_ok=False)
+    if not principal.district:
+        raise _school_account()
+    if not principal.can(Role.VIEWER, Scope.READ):
+        raise HTTPException(403, f"{principal.name} lacks the scope {Scope.READ}")
+    return principal
+
+
+# The district's view of every school: its accounts (any role) and keys, never a school's.
+District = Annotated[Principal, Depends(_district)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,10 +244,14 @@ def asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
+# The district's page (gateway/api/district.py): its own script and style, not the school's.
+DISTRICT_PAGE = ("district.js", "district.css")
+
+
 def _own(suffix: str) -> list[str]:
     static = dashboards.STATIC
     return sorted(str(p.relative_to(static)) for p in static.rglob(f"*{suffix}")
-                  if "vendor" not in p.relative_to(static).parts)
+                  if "vendor" not in p.relative_to(static).parts and p.name not in DISTRICT_PAGE)
 
 
 @cache

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import BigInteger, Column, Index, Table, Text, select
 
@@ -27,6 +27,11 @@ AUDIT = Table(
 )
 
 
+# The trail of the district's own actions (its accounts' logins and changes): never a site's id,
+# which begins with a letter or digit.
+DISTRICT: Final = "@district"
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
@@ -38,12 +43,13 @@ class AuditEntry:
 
 
 class AuditTrail:
-    """The trail of one site."""
+    """The trail of one site, or with `DISTRICT` the district's."""
 
     def __init__(self, db: StateDatabase, site: str) -> None:
         self._db = db
         self.site = site
-        db.create(AUDIT, site=site)
+        # Entries from before sites were recorded are a school's: the district never claims them.
+        db.create(AUDIT, site=None if site == DISTRICT else site)
 
     def record(self, at_ms: int, actor: str, action: str, target: str, detail: Mapping[str, object]) -> None:
         """Appends one entry. `detail` must be JSON-serialisable and never hold a secret."""

@@ -41,9 +41,10 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
 )
 
-from gateway.auth.audit import AuditTrail
+from gateway.auth.audit import DISTRICT, AuditTrail
 from gateway.config.auth import AuthSettings, Role, Scope, allows
 from gateway.storage.state import METADATA, StateDatabase
 
@@ -166,12 +167,14 @@ def clean_display_name(display: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a user (with a role), an API key (with scopes, named `key:<id>`) or,
-    when public reads are on, the anonymous viewer."""
+    when public reads are on, the anonymous viewer. `district`: the account or key is the
+    district's (site NULL), not a school's."""
 
     name: str
     kind: Literal["user", "api_key", "anonymous"]
     role: Role | None
     scopes: frozenset[Scope]
+    district: bool = False
 
     def can(self, need: Role, scope: Scope) -> bool:
         """A user (or the anonymous viewer) by role, an API key by scope."""
@@ -268,25 +271,40 @@ class AuthStore:
         self._db = db
         # The accounts of the audit trail's school: its own (which it lists and changes) and the
         # district's (which may sign in here too). Another school's are unknown here.
-        site = audit.site
-        self._own_users, self._own_keys = USERS.c.site == site, API_KEYS.c.site == site
-        self._users_here = or_(USERS.c.site == site, USERS.c.site.is_(None))
-        self._keys_here = or_(API_KEYS.c.site == site, API_KEYS.c.site.is_(None))
+        # With the district's trail (`DISTRICT`): its own are the district's (site NULL), and every
+        # account signs in, a school's too, so that the district's routes can refuse it in words
+        # (`Principal.district`) instead of as an unknown credential.
+        site = None if audit.site == DISTRICT else audit.site
+        self._site = site
+        self.district = site is None  # the district's store: its callers refuse a school's principal
+        self._own_users: ColumnElement[bool]
+        self._own_keys: ColumnElement[bool]
+        self._users_here: ColumnElement[bool]
+        self._keys_here: ColumnElement[bool]
+        if site is None:
+            self._own_users, self._own_keys = USERS.c.site.is_(None), API_KEYS.c.site.is_(None)
+            self._users_here, self._keys_here = true(), true()
+        else:
+            self._own_users, self._own_keys = USERS.c.site == site, API_KEYS.c.site == site
+            self._users_here = or_(self._own_users, USERS.c.site.is_(None))
+            self._keys_here = or_(self._own_keys, API_KEYS.c.site.is_(None))
+        # Who keeps the accounts manageable: this school's admins and the district's.
+        self._admins_here = or_(self._own_users, USERS.c.site.is_(None))
         db.create(USERS, SESSIONS, API_KEYS, LOGIN_FAILURES, site=site)
 
     # Users
 
     def add_user(self, name: str, role: Role, password: str, actor: str, now_ms: int,
                  display_name: str = "", *, district: bool = False) -> User:
-        """An account of this school, or with `district`, of the district (every school's).
-        Login ids are unique across the district."""
+        """An account of this school, or with `district` (or in the district's store), of the
+        district (every school's). Login ids are unique across the district."""
         check_user_name(name)
         display = clean_display_name(display_name)
         password_hash = hash_password(password)
         with self._db.write() as conn:
             added = conn.execute(self._db.insert(USERS).values(
                 name=name, role=role.value, password_hash=password_hash, created_ms=now_ms, disabled=False,
-                display_name=display, site=None if district else self.audit.site,
+                display_name=display, site=None if district else self._site,
             ).on_conflict_do_nothing().returning(USERS.c.name)).first()
         if added is None:
             raise Conflict(f"user {name!r} exists")
@@ -372,7 +390,7 @@ class AuthStore:
         each see the other still there)."""
         others = conn.execute(select(func.count()).select_from(USERS).where(
             USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False), USERS.c.name != name,
-            self._users_here)).scalar_one()
+            self._admins_here)).scalar_one()
         if others == 0:
             raise Conflict(f"{name!r} is the last enabled admin")
 
@@ -477,11 +495,13 @@ class AuthStore:
         """The user of an unexpired session, unless disabled since."""
         with self._db.read() as conn:
             row = conn.execute(
-                select(USERS.c.name, USERS.c.role).join_from(SESSIONS, USERS, USERS.c.name == SESSIONS.c.user)
+                select(USERS.c.name, USERS.c.role, USERS.c.site)
+                .join_from(SESSIONS, USERS, USERS.c.name == SESSIONS.c.user)
                 .where(SESSIONS.c.token_hash == _sha256(token), SESSIONS.c.expires_ms > now_ms,
                        USERS.c.disabled.is_(False), self._users_here)
             ).first()
-        return None if row is None else Principal(row.name, "user", Role(row.role), frozenset())
+        return None if row is None else Principal(row.name, "user", Role(row.role), frozenset(),
+                                                  district=row.site is None)
 
     # API keys
 
@@ -497,7 +517,7 @@ class AuthStore:
         with self._db.write() as conn:
             conn.execute(API_KEYS.insert().values(id=key_id, name=name, scopes=_join_scopes(scope_set),
                                                   secret_hash=_sha256(secret), created_ms=now_ms, created_by=actor,
-                                                  site=self.audit.site))
+                                                  site=self._site))
         self.audit.record(now_ms, actor, "api_key.create", key_id,
                           {"name": name, "scopes": sorted(s.value for s in scope_set)})
         return f"{API_KEY_PREFIX}{key_id}_{secret}"
@@ -535,7 +555,8 @@ class AuthStore:
             return None
         key_id, _, secret = key.removeprefix(API_KEY_PREFIX).partition("_")
         with self._db.read() as conn:
-            row = conn.execute(select(API_KEYS.c.scopes, API_KEYS.c.secret_hash, API_KEYS.c.last_used_ms)
+            row = conn.execute(select(API_KEYS.c.scopes, API_KEYS.c.secret_hash, API_KEYS.c.last_used_ms,
+                                      API_KEYS.c.site)
                                .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ms.is_(None),
                                       self._keys_here)).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _sha256(secret)):
@@ -547,7 +568,7 @@ class AuthStore:
                         API_KEYS.c.last_used_ms <= now_ms - _LAST_USED_RESOLUTION_MS)
             with self._db.write() as conn:
                 conn.execute(API_KEYS.update().where(API_KEYS.c.id == key_id, stale).values(last_used_ms=now_ms))
-        return Principal(f"key:{key_id}", "api_key", None, _split_scopes(row.scopes))
+        return Principal(f"key:{key_id}", "api_key", None, _split_scopes(row.scopes), district=row.site is None)
 
     def authenticate(self, credential: str, now_ms: int) -> Principal | None:
         """The principal for a session token or an API key, or None."""

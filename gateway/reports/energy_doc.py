@@ -60,7 +60,7 @@ BASE_SOURCES_SHORT: dict[BaseSource, tuple[str, str]] = {
 }
 
 
-class _Text:
+class ReportText:
     """The reader's language, and the words of the report's period: the month, or the month
     to date while it is in progress."""
 
@@ -97,11 +97,11 @@ def _money(v: float | None) -> str:
     return f"¥{v:,.0f}" if abs(v) >= 10 or not v else f"¥{v:,.2f}"
 
 
-def _num(v: float | None, digits: int = 0) -> str:
+def number(v: float | None, digits: int = 0) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
-def _pct(v: float | None) -> str:
+def percent(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.1f}%"
 
 
@@ -113,19 +113,19 @@ def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
-def _comparable(c: Comparison) -> float | None:
+def comparable(c: Comparison) -> float | None:
     """Another month's total where it is worth comparing with: readings in nearly all the
     hours of the span compared."""
     return c.total if c.total and c.coverage >= COVERAGE_WORTH else None
 
 
-def _change(t: _Text, u: Totals) -> tuple[str, Tone]:
+def _change(t: ReportText, u: Totals) -> tuple[str, Tone]:
     """The key figure's note: the change against the previous month's same span, unless this
     period or that one has too little data."""
     zh, en = t.vs_previous
     if not u.enough_data:
         return t("数据不足，暂不比较", "too little data to compare"), Tone.PLAIN
-    then = _comparable(u.previous_month)
+    then = comparable(u.previous_month)
     if u.total is None or not then:
         return t(f"比{zh}：无完整数据", f"vs {en}: no complete data"), Tone.PLAIN
     delta = (u.total - then) / then
@@ -134,28 +134,28 @@ def _change(t: _Text, u: Totals) -> tuple[str, Tone]:
     return t(f"比{zh} {arrow} {abs(delta) * 100:.1f}%", f"vs {en} {arrow} {abs(delta) * 100:.1f}%"), tone
 
 
-def _month(t: _Text, month: str) -> str:
+def month_words(t: ReportText, month: str) -> str:
     """2026-12 as people write it: 2026 年 12 月, December 2026."""
     year, number = (int(x) for x in month.split("-"))
     return t(f"{year} 年 {number} 月", f"{MONTHS[number - 1]} {year}")
 
 
-def _moment(t: _Text, ms: int, tz: ZoneInfo) -> str:
+def _moment(t: ReportText, ms: int, tz: ZoneInfo) -> str:
     """A moment as people write it: 11 月 2 日 10:00, 2 November 10:00."""
     local = from_ms(ms, tz)
     return t(f"{local.month} 月 {local.day} 日 {local:%H:%M}", f"{local.day} {MONTHS[local.month - 1]} {local:%H:%M}")
 
 
-def days_open(t: _Text, site: SiteConfig) -> str:
+def days_open(t: ReportText, site: SiteConfig) -> str:
     """What the days people come in are called: a kindergarten's 开园日, a school's 上学日."""
     zh, en = site.day_word()
     return t(zh, f"{en[0].upper()}{en[1:]}s")
 
 
 def energy_document(r: EnergyReport, site: SiteConfig, lang: str = "zh-CN") -> Document:
-    t = _Text(lang, r.partial)
+    t = ReportText(lang, r.partial)
     tz = site.tz
-    month = _month(t, r.month)
+    month = month_words(t, r.month)
     if r.partial:
         month = t(f"{month}（月初至今）", f"{month} (month to date)")
         days = t(f"{r.school_days} 天（全月 {r.school_days_month} 天）",
@@ -165,10 +165,10 @@ def energy_document(r: EnergyReport, site: SiteConfig, lang: str = "zh-CN") -> D
     meta = [
         (t("单位", "Site"), r.site_name),
         (t("月份", "Month"), month),
-        (t("统计时段", "Period"), t(f"{_local(r.start_ms, tz)} 至 {_local(r.through_ms, tz)}",
-                                    f"{_local(r.start_ms, tz)} to {_local(r.through_ms, tz)}")),
+        (t("统计时段", "Period"), t(f"{local_time(r.start_ms, tz)} 至 {local_time(r.through_ms, tz)}",
+                                    f"{local_time(r.start_ms, tz)} to {local_time(r.through_ms, tz)}")),
         (days_open(t, site), days),
-        (t("生成时间", "Generated"), _local(r.generated_ms, tz)),
+        (t("生成时间", "Generated"), local_time(r.generated_ms, tz)),
     ]
     return Document(
         key=f"energy-{r.month}", lang="en" if not t.zh else "zh-CN",
@@ -195,7 +195,7 @@ def _main_episodes(r: EnergyReport) -> tuple[int, float]:
     return sum(m.waste_episodes for m in mains), sum(m.waste_minutes for m in mains) / 60
 
 
-def _figures(t: _Text, r: EnergyReport) -> Figures:
+def _figures(t: ReportText, r: EnergyReport) -> Figures:
     e, w = r.electricity, r.water
     e_note, e_tone = _change(t, e)
     w_note, w_tone = _change(t, w)
@@ -203,27 +203,27 @@ def _figures(t: _Text, r: EnergyReport) -> Figures:
     episodes, _ = _main_episodes(r)
     quiet = Tone.GOOD if e.enough_data else Tone.PLAIN  # nothing found in too little data is no all-clear
     items = [
-        Figure(t("用电", "Electricity"), f"{_num(e.total)} kWh", e_note, e_tone),
-        Figure(t("用水", "Water"), f"{_num(w.total, 1)} m³", w_note, w_tone),
+        Figure(t("用电", "Electricity"), f"{number(e.total)} kWh", e_note, e_tone),
+        Figure(t("用水", "Water"), f"{number(w.total, 1)} m³", w_note, w_tone),
         Figure(t("费用", "Cost"), f"{_money(cost)}", t("电费 + 水费", "power + water")),
-        Figure(t("闭园时段用电", "Electricity after hours"), _pct(e.after_hours_share),
-               f"{_num(e.after_hours)} kWh"),
+        Figure(t("闭园时段用电", "Electricity after hours"), percent(e.after_hours_share),
+               f"{number(e.after_hours)} kWh"),
         Figure(t("闭园负荷偏高浪费", "Wasted after hours"), f"{_money(r.waste_yuan)}",
-               t(f"{_num(r.waste_kwh)} kWh，{episodes} 次告警" if episodes else "没有告警",
-                 f"{_num(r.waste_kwh)} kWh, {_plural(episodes, 'alert', 'alerts')}" if episodes else "no alerts"),
+               t(f"{number(r.waste_kwh)} kWh，{episodes} 次告警" if episodes else "没有告警",
+                 f"{number(r.waste_kwh)} kWh, {_plural(episodes, 'alert', 'alerts')}" if episodes else "no alerts"),
                Tone.BAD if r.waste_kwh else quiet),
     ]
     high = [b for b in r.buildings if b.base_excess_yuan]
     if high:
         items.append(Figure(t("基础负荷高于待机", "Base load above standby"),
                             f"{_money(sum(b.base_excess_yuan or 0 for b in high))}",
-                            f"{_num(sum(b.base_excess_kwh or 0 for b in high))} kWh", Tone.WARN))
-    items.append(Figure(t("漏水损失", "Leak losses"), f"{_money(r.leak_yuan)}", f"{_num(r.leak_m3, 2)} m³",
+                            f"{number(sum(b.base_excess_kwh or 0 for b in high))} kWh", Tone.WARN))
+    items.append(Figure(t("漏水损失", "Leak losses"), f"{_money(r.leak_yuan)}", f"{number(r.leak_m3, 2)} m³",
                         Tone.BAD if r.leaks else quiet if w.enough_data else Tone.PLAIN))
     return Figures(items)
 
 
-def _summary(t: _Text, r: EnergyReport, tz: ZoneInfo) -> list[str]:
+def _summary(t: ReportText, r: EnergyReport, tz: ZoneInfo) -> list[str]:
     e, w = r.electricity, r.water
     out = []
     if r.partial:
@@ -242,15 +242,15 @@ def _summary(t: _Text, r: EnergyReport, tz: ZoneInfo) -> list[str]:
         if u.total is None:
             out.append(t(f"{period_zh}{name_zh}：无数据。", f"{name_en} {period_en}: no data."))
             continue
-        parts = [t(f"{period_zh}{name_zh} {_num(u.total, digits)} {u.unit}，费用 {_money(u.cost_yuan)}",
-                   f"{name_en} {period_en}: {_num(u.total, digits)} {u.unit}, costing {_money(u.cost_yuan)}")]
+        parts = [t(f"{period_zh}{name_zh} {number(u.total, digits)} {u.unit}，费用 {_money(u.cost_yuan)}",
+                   f"{name_en} {period_en}: {number(u.total, digits)} {u.unit}, costing {_money(u.cost_yuan)}")]
         if r.hours >= MIN_HOURS and u.coverage < MIN_COVERAGE:
             parts.append(t(f"只有 {u.coverage * 100:.0f}% 的小时有数据（不到一半）：暂不比较，也不据此判断节约",
                            f"with readings in only {u.coverage * 100:.0f}% of the hours (under half): it is not "
                            "compared, nor judged as a saving"))
         elif u.enough_data:
             for other, (zh, en) in ((u.previous_month, t.vs_previous), (u.same_month_last_year, t.vs_last_year)):
-                if then := _comparable(other):
+                if then := comparable(other):
                     d = (u.total - then) / then * 100
                     parts.append(t(f"比{zh}{'增加' if d > 0 else '减少'} {abs(d):.1f}%",
                                    f"{abs(d):.1f}% {'more' if d > 0 else 'less'} than {en}"))
@@ -259,46 +259,46 @@ def _summary(t: _Text, r: EnergyReport, tz: ZoneInfo) -> list[str]:
                 parts.append(t(f"{'超出' if d > 0 else '低于'}目标 {abs(d):.1f}%",
                                f"{abs(d):.1f}% {'over' if d > 0 else 'under'} target"))
         if u.after_hours_share is not None:
-            parts.append(t(f"闭园时段占 {_pct(u.after_hours_share)}", f"{_pct(u.after_hours_share)} after hours"))
+            parts.append(t(f"闭园时段占 {percent(u.after_hours_share)}", f"{percent(u.after_hours_share)} after hours"))
         out.append(t("，".join(parts) + "。", "; ".join(parts) + "."))
     if e.after_hours:
         out.append(_after_hours_sentence(t, r))
     if r.leaks:
         n = len(r.leaks)
-        out.append(t(f"共 {n} 次漏水/长流水告警，损失约 {_num(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}。",
+        out.append(t(f"共 {n} 次漏水/长流水告警，损失约 {number(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}。",
                      f"{_plural(n, 'leak or running-tap alert', 'leak or running-tap alerts')} lost about "
-                     f"{_num(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}."))
+                     f"{number(r.leak_m3, 2)} m³ ≈ {_money(r.leak_yuan)}."))
     return out
 
 
-def _after_hours_sentence(t: _Text, r: EnergyReport) -> str:
+def _after_hours_sentence(t: ReportText, r: EnergyReport) -> str:
     """The after-hours energy split: the waste the alerts counted, and the rest."""
     after = r.electricity.after_hours or 0.0
     episodes, hours = _main_episodes(r)
     rest = max(0.0, after - (r.waste_kwh or 0.0))
     if not episodes:
-        return t(f"闭园时段用电 {_num(after)} kWh，没有闭园负荷偏高告警：全部是基础负荷及短时用电。",
-                 f"{_num(after)} kWh was drawn while closed, with no after-hours load alert: all of it is the base "
+        return t(f"闭园时段用电 {number(after)} kWh，没有闭园负荷偏高告警：全部是基础负荷及短时用电。",
+                 f"{number(after)} kWh was drawn while closed, with no after-hours load alert: all of it is the base "
                  "load and short uses.")
-    return t(f"闭园时段用电 {_num(after)} kWh：其中 {episodes} 次闭园负荷偏高告警（共 {hours:.1f} 小时）"
-             f"比基础负荷多耗 {_num(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)}，"
-             f"其余 {_num(rest)} kWh 是基础负荷及短时用电。",
-             f"{_num(after)} kWh was drawn while closed: "
+    return t(f"闭园时段用电 {number(after)} kWh：其中 {episodes} 次闭园负荷偏高告警（共 {hours:.1f} 小时）"
+             f"比基础负荷多耗 {number(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)}，"
+             f"其余 {number(rest)} kWh 是基础负荷及短时用电。",
+             f"{number(after)} kWh was drawn while closed: "
              f"{_plural(episodes, 'after-hours load alert', 'after-hours load alerts')} ({hours:.1f} h in all) "
-             f"counted {_num(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)} above the base load, and the other "
-             f"{_num(rest)} kWh is the base load and short uses.")
+             f"counted {number(r.waste_kwh, 1)} kWh ≈ {_money(r.waste_yuan)} above the base load, and the other "
+             f"{number(rest)} kWh is the base load and short uses.")
 
 
-def _source(t: _Text, source: BaseSource | None) -> str | None:
+def _source(t: ReportText, source: BaseSource | None) -> str | None:
     """Where a base load comes from, in a table's cell: 设定, learned."""
     return None if source is None else t(*BASE_SOURCES_SHORT[source])
 
 
-def _base_cell(t: _Text, watts: float | None) -> str:
+def _base_cell(t: ReportText, watts: float | None) -> str:
     return power_text(watts) if watts is not None else t("未学到", "not learned yet")
 
 
-def _base(t: _Text, watts: float | None, source: BaseSource | None) -> str:
+def _base(t: ReportText, watts: float | None, source: BaseSource | None) -> str:
     """A base load with where it comes from: 2.1 kW（设定值）, 2.1 kW (configured)."""
     if watts is None or source is None:
         return t("未学到", "not learned yet")
@@ -306,7 +306,7 @@ def _base(t: _Text, watts: float | None, source: BaseSource | None) -> str:
     return t(f"{power_text(watts)}（{zh}）", f"{power_text(watts)} ({en})")
 
 
-def _recommendations(t: _Text, r: EnergyReport, site: SiteConfig) -> list[str]:
+def _recommendations(t: ReportText, r: EnergyReport, site: SiteConfig) -> list[str]:
     """Each thing worth doing, the most money at stake first."""
     found = [*_load_advice(t, r, site), *_water_advice(t, r, site), *_tariff_advice(t, r), *_target_advice(t, r),
              *_coverage_advice(t, r)]
@@ -323,14 +323,14 @@ def _recommendations(t: _Text, r: EnergyReport, site: SiteConfig) -> list[str]:
 Advice = list[tuple[float, str]]  # (yuan at stake, text)
 
 
-def _load_advice(t: _Text, r: EnergyReport, site: SiteConfig) -> Advice:
+def _load_advice(t: ReportText, r: EnergyReport, site: SiteConfig) -> Advice:
     buildings = {b.id: b.name for b in site.buildings}
     found = [(m.waste_yuan or 0, _waste_text(t, m, buildings[m.building_id])) for m in r.meters
              if m.waste_kwh and m.total and m.waste_kwh >= min(WASTE_WORTH_KWH, m.total * WASTE_WORTH_SHARE)]
     return found + [(b.base_excess_yuan or 0, _standby_text(t, b)) for b in r.buildings if b.base_excess_kwh]
 
 
-def _water_advice(t: _Text, r: EnergyReport, site: SiteConfig) -> Advice:
+def _water_advice(t: ReportText, r: EnergyReport, site: SiteConfig) -> Advice:
     found = []
     for leak in {x.device_id: x for x in r.leaks}:
         mine = [x for x in r.leaks if x.device_id == leak]
@@ -343,14 +343,14 @@ def _water_advice(t: _Text, r: EnergyReport, site: SiteConfig) -> Advice:
     w = r.water
     if not r.leaks and w.enough_data and w.after_hours_share and w.after_hours_share > NIGHT_WATER_WORTH_SHARE:
         found.append(((w.after_hours or 0) * site.tariffs.water_yuan_per_m3,
-                      t(f"闭园时段用水占 {_pct(w.after_hours_share)}（{_num(w.after_hours, 1)} m³），"
+                      t(f"闭园时段用水占 {percent(w.after_hours_share)}（{number(w.after_hours, 1)} m³），"
                         "高于正常水平：请检查是否有滴漏或长流水。",
-                        f"{_pct(w.after_hours_share)} of the water ({_num(w.after_hours, 1)} m³) was used "
+                        f"{percent(w.after_hours_share)} of the water ({number(w.after_hours, 1)} m³) was used "
                         "after hours, more than usual: look for drips and taps left running.")))
     return found
 
 
-def _tariff_advice(t: _Text, r: EnergyReport) -> Advice:
+def _tariff_advice(t: ReportText, r: EnergyReport) -> Advice:
     e = r.electricity
     peak = next((p for p in e.by_period if p.period == "peak"), None)
     valley = next((p for p in e.by_period if p.period == "valley"), None)
@@ -358,14 +358,14 @@ def _tariff_advice(t: _Text, r: EnergyReport) -> Advice:
         return []
     saving = peak.kwh * 0.1 * (peak.yuan_per_kwh - valley.yuan_per_kwh)
     return [(saving, t(
-        f"{t.period}峰时段用电 {_num(peak.kwh)} kWh（¥{peak.yuan_per_kwh:.2f}/kWh）。如把其中一成（如消毒柜、"
+        f"{t.period}峰时段用电 {number(peak.kwh)} kWh（¥{peak.yuan_per_kwh:.2f}/kWh）。如把其中一成（如消毒柜、"
         f"热水器、洗衣）移到谷时段（¥{valley.yuan_per_kwh:.2f}/kWh），可省约 {_money(saving)}。",
-        f"{_num(peak.kwh)} kWh was drawn at peak price (¥{peak.yuan_per_kwh:.2f}/kWh) {t.period}. Moving a "
+        f"{number(peak.kwh)} kWh was drawn at peak price (¥{peak.yuan_per_kwh:.2f}/kWh) {t.period}. Moving a "
         f"tenth of it (sterilising cabinets, water heaters, laundry) to valley hours "
         f"(¥{valley.yuan_per_kwh:.2f}/kWh) would save about {_money(saving)}."))]
 
 
-def _target_advice(t: _Text, r: EnergyReport) -> Advice:
+def _target_advice(t: ReportText, r: EnergyReport) -> Advice:
     found: Advice = []
     for u, zh, en in ((r.electricity, "用电", "Electricity"), (r.water, "用水", "Water")):
         if u.total is None or not u.target or u.total <= u.target:
@@ -383,7 +383,7 @@ def _target_advice(t: _Text, r: EnergyReport) -> Advice:
     return found
 
 
-def _coverage_advice(t: _Text, r: EnergyReport) -> Advice:
+def _coverage_advice(t: ReportText, r: EnergyReport) -> Advice:
     if not r.hours:  # coverage is of the elapsed hours: none have elapsed in the month's first hour
         return []
     return [(0.0, t(f"{m.name}：{t.period}只有 {m.coverage * 100:.0f}% 的小时有数据，请检查表计通信；"
@@ -393,7 +393,7 @@ def _coverage_advice(t: _Text, r: EnergyReport) -> Advice:
             for m in r.meters if m.coverage < COVERAGE_WORTH]
 
 
-def _waste_text(t: _Text, m: MeterUse, building: str) -> str:
+def _waste_text(t: ReportText, m: MeterUse, building: str) -> str:
     hours = m.waste_minutes / 60
     excess = (m.waste_kwh or 0) / hours * 1000 if hours else 0.0
     if m.base_w is None or m.base_source is None:
@@ -407,24 +407,24 @@ def _waste_text(t: _Text, m: MeterUse, building: str) -> str:
     where_en = m.name if building in m.name else f"{building} {m.name}"
     return t(
         f"{where_zh}：{t.period}有 {m.waste_episodes} 次闭园后负荷偏高（共 {hours:.1f} 小时），{above_zh}，"
-        f"共多耗约 {_num(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)}。请门卫在闭园检查时关闭照明、空调、饮水机和"
+        f"共多耗约 {number(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)}。请门卫在闭园检查时关闭照明、空调、饮水机和"
         "电脑，考虑给该回路加装定时断电。",
         f"{where_en}: load was left on after closing {_times(m.waste_episodes)} {t.period} "
-        f"({hours:.1f} h in all), on average {above_en}, about {_num(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)} "
+        f"({hours:.1f} h in all), on average {above_en}, about {number(m.waste_kwh, 1)} kWh ≈ {_money(m.waste_yuan)} "
         "in all. Have the guard switch off lights, air conditioners, water dispensers and computers at closing, "
         "and consider a timer on that circuit.")
 
 
-def _standby_text(t: _Text, b: BuildingUse) -> str:
+def _standby_text(t: ReportText, b: BuildingUse) -> str:
     extra = (b.base_w or 0) - (b.standby_w or 0)
     return t(
         f"{b.name}：闭园时的基础负荷为 {_base(t, b.base_w, b.base_source)}，高于该楼预期的待机功率 "
         f"{power_text(b.standby_w)}；多出的 {power_text(extra)} 在{t.period}的 {b.closed_h:,.0f} 个闭园小时里约 "
-        f"{_num(b.base_excess_kwh)} kWh ≈ {_money(b.base_excess_yuan)}。请检查闭园后仍开着的冰箱、服务器、热水器和"
+        f"{number(b.base_excess_kwh)} kWh ≈ {_money(b.base_excess_yuan)}。请检查闭园后仍开着的冰箱、服务器、热水器和"
         "饮水机，能关的关掉或加装定时。",
         f"{b.name}: its base load while closed is {_base(t, b.base_w, b.base_source)}, above the building's "
         f"expected standby of {power_text(b.standby_w)}; the extra {power_text(extra)} over the "
-        f"{b.closed_h:,.0f} closed hours {t.period} comes to about {_num(b.base_excess_kwh)} kWh ≈ "
+        f"{b.closed_h:,.0f} closed hours {t.period} comes to about {number(b.base_excess_kwh)} kWh ≈ "
         f"{_money(b.base_excess_yuan)}. Check the fridges, servers, water heaters and water dispensers left on "
         "after closing: switch off what can be, or put it on a timer.")
 
@@ -432,7 +432,7 @@ def _standby_text(t: _Text, b: BuildingUse) -> str:
 Blocks = list[Figures | Table | Chart | HeatMap | Paragraphs]
 
 
-def _utility_blocks(t: _Text, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
+def _utility_blocks(t: ReportText, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
     if u.total is None:
         return [Paragraphs([t(f"{t.period}没有数据。", f"No data {t.period}.")])]
     blocks: Blocks = []
@@ -445,13 +445,13 @@ def _utility_blocks(t: _Text, u: Totals, key: str, tz: ZoneInfo) -> Blocks:
         [t("月初至今", "Month to date") if t.partial else t("本月", "This month"), u.total, None,
          round(u.coverage * 100, 1)],
         [t("上月同期", "Same days last month") if t.partial else t("上月", "Last month"), prev.total,
-         delta(_comparable(prev)), round(prev.coverage * 100, 1)],
+         delta(comparable(prev)), round(prev.coverage * 100, 1)],
         [t("去年同期", "Same days last year") if t.partial else t("去年同月", "Same month last year"), year.total,
-         delta(_comparable(year)), round(year.coverage * 100, 1)],
+         delta(comparable(year)), round(year.coverage * 100, 1)],
         [t("月度目标", "Monthly target"), u.target, None if t.partial else delta(u.target), None],
     ]
     if t.partial:
-        span = f"{_local(prev.start_ms, tz)} – {_local(prev.end_ms, tz)}"
+        span = f"{local_time(prev.start_ms, tz)} – {local_time(prev.end_ms, tz)}"
         caption = t(f"对比：上月和去年同月取相同日期（上月为 {span}）；数据不足 95% 的时段不作比较；"
                     "月度目标到月底再比较",
                     f"Comparison: last month and the same month last year over the same days (last month: {span}); "
@@ -489,7 +489,7 @@ def _delta(now: float | None, then: float | None) -> float | None:
     return None if now is None or not then else round((now - then) / then * 100, 1)
 
 
-def _after_hours(t: _Text, r: EnergyReport) -> list[Paragraphs | Table]:
+def _after_hours(t: ReportText, r: EnergyReport) -> list[Paragraphs | Table]:
     """Per building (and per main meter where a building has several), the after-hours energy
     split into the waste the alerts counted and the rest, the base and the expected standby."""
     rows: list[list[str | int | float | None]] = []
@@ -526,11 +526,11 @@ def _after_hours(t: _Text, r: EnergyReport) -> list[Paragraphs | Table]:
     return [Paragraphs([explain]), table]
 
 
-def _buildings(t: _Text, r: EnergyReport) -> Table:
+def _buildings(t: ReportText, r: EnergyReport) -> Table:
     rows: list[list[str | int | float | None]] = []
     tones = []
     for i, b in enumerate(r.buildings, 1):
-        change = _delta(b.electricity_kwh, _comparable(b.previous_kwh)) if b.enough_data else None
+        change = _delta(b.electricity_kwh, comparable(b.previous_kwh)) if b.enough_data else None
         rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.cost_yuan,
                      None if b.after_hours_share is None else round(b.after_hours_share * 100, 1), b.waste_kwh, change])
         tones.append([Tone.PLAIN] * 7 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
@@ -546,7 +546,7 @@ def _buildings(t: _Text, r: EnergyReport) -> Table:
                            "By electricity per m² (by total where no area is given)"))
 
 
-def _meters(t: _Text, r: EnergyReport) -> Table:
+def _meters(t: ReportText, r: EnergyReport) -> Table:
     rows: list[list[str | int | float | None]] = []
     tones = []
     for m in r.meters:
@@ -566,31 +566,31 @@ def _meters(t: _Text, r: EnergyReport) -> Table:
                  caption=t("分表的用量已含在所属总表中", "Sub-meters are part of their building's main meter"))
 
 
-def _episodes(t: _Text, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
+def _episodes(t: ReportText, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
     if not r.load_episodes:
         return Paragraphs([t(f"{t.period}没有闭园负荷偏高告警。", f"No after-hours load alerts {t.period}.")])
     return Table("load-episodes", [t("表计", "Meter"), t("开始", "From"), t("到", "Until"), t("已恢复", "Cleared"),
                                    t("分钟", "Minutes"), t("当时基础负荷", "Base load then"),
                                    t("浪费 kWh", "Waste kWh"), t("浪费（元）", "Waste (¥)")],
-                 [[x.name, _local(x.first_ms, tz), _local(x.until_ms, tz),
+                 [[x.name, local_time(x.first_ms, tz), local_time(x.until_ms, tz),
                    t("是", "yes") if x.cleared else t("否，仍在进行", "no, still on"), x.minutes,
                    power_text(x.base_w) if x.base_w is not None else None, x.waste_kwh, x.cost_yuan]
                   for x in r.load_episodes], decimals=[None, None, None, None, 0, None, 2, 2],
                  caption=t(*AS_ALERTS_SAY))
 
 
-def _leaks(t: _Text, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
+def _leaks(t: ReportText, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:
     if not r.leaks:
         return Paragraphs([t(f"{t.period}没有漏水或长流水告警。", f"No leak or running-tap alerts {t.period}.")])
     return Table("leaks", [t("表计", "Meter"), t("开始", "From"), t("到", "Until"), t("已恢复", "Cleared"),
                            t("分钟", "Minutes"), "m³", t("损失（元）", "Loss (¥)")],
-                 [[x.name, _local(x.first_ms, tz), _local(x.until_ms, tz),
+                 [[x.name, local_time(x.first_ms, tz), local_time(x.until_ms, tz),
                    t("是", "yes") if x.cleared else t("否，仍在进行", "no, still on"), x.minutes,
                    x.loss_m3, x.cost_yuan] for x in r.leaks], decimals=[None, None, None, None, 0, 3, 2],
                  caption=t(*AS_ALERTS_SAY))
 
 
-def _method(t: _Text) -> list[str]:
+def _method(t: ReportText) -> list[str]:
     return [
         t("各楼宇用量取自其总表（配电间、水表间），分表不重复计入；"
           "用量是表计读数的增量，通信中断后补报的用量计入恢复的时段。",
@@ -620,5 +620,5 @@ def _method(t: _Text) -> list[str]:
     ]
 
 
-def _local(ms: int, tz: ZoneInfo) -> str:
+def local_time(ms: int, tz: ZoneInfo) -> str:
     return from_ms(ms, tz).strftime("%Y-%m-%d %H:%M")

@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Boolean, Column, MetaData, Table, Text, selec
 from gateway.api.access import Admin, Ingester, Staff, Viewer
 from gateway.api.auth import router
 from gateway.app import invalid_request
-from gateway.auth.audit import AUDIT, AuditTrail
+from gateway.auth.audit import AUDIT, DISTRICT, AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import (
     SESSIONS,
@@ -785,6 +785,45 @@ def test_settings_are_strict() -> None:
         AuthSettings(login_max_failures=10, login_slow_after_failures=10)
     with pytest.raises(ValueError, match="login_max_failures_per_client"):
         AuthSettings(login_max_failures=5, login_max_failures_per_client=4)
+
+
+def test_the_districts_store_manages_its_own_accounts_and_knows_a_schools_for_what_it_is(
+        state_db: StateDatabase) -> None:
+    """The district's view (gateway/api/district.py) signs in every account so that it can refuse
+    a school's in words; it lists and changes the district's only, and never claims a school's
+    rows from before sites were recorded."""
+    now = ms(T0)
+    AuditTrail(state_db, "school-a")
+    with state_db.write() as conn:  # an entry from before sites were recorded: the next school's
+        conn.execute(AUDIT.insert().values(at=now, actor="cli", action="user.add", target="old", detail="{}",
+                                           site=""))
+    district = AuthStore(state_db, AuthSettings(), AuditTrail(state_db, DISTRICT))
+    school = AuthStore(state_db, AuthSettings(), AuditTrail(state_db, "school-a"))
+    district.add_user("zhou", Role.VIEWER, PASSWORDS["vic"], "setup", now)
+    school.add_user("li-a", Role.ADMIN, PASSWORDS["ada"], "setup", now)
+    assert [u.name for u in district.list_users()] == ["zhou"]
+    assert [u.name for u in school.list_users()] == ["li-a"]
+    assert school.user("zhou").role is Role.VIEWER  # a district account, as `district=True` makes it
+    with pytest.raises(NotFound):
+        district.set_role("li-a", Role.VIEWER, "zhou", now)
+    district.add_user("chief", Role.ADMIN, PASSWORDS["ada"], "setup", now)
+    with pytest.raises(Conflict):  # a school's admin does not manage the district's accounts
+        district.set_role("chief", Role.STAFF, "chief", now)
+    ours = district.principal_for_token(district.login("zhou", PASSWORDS["vic"], "client", now).token, now)
+    theirs = district.principal_for_token(district.login("li-a", PASSWORDS["ada"], "client", now).token, now)
+    assert ours is not None
+    assert ours.district
+    assert theirs is not None
+    assert not theirs.district
+    at_school = school.principal_for_token(school.login("zhou", PASSWORDS["vic"], "client", now).token, now)
+    assert at_school is not None
+    assert at_school.district
+    key = district.create_api_key("看板", [Scope.READ], "zhou", now)
+    found = district.principal_for_api_key(key, now)
+    assert found is not None
+    assert found.district
+    assert [e.target for e in AuditTrail(state_db, "school-a").newest(10, "user.add")] == ["li-a", "old"]
+    assert [e.target for e in AuditTrail(state_db, DISTRICT).newest(10, "user.add")] == ["chief", "zhou"]
 
 
 def test_schools_sharing_a_state_store_see_only_their_own_accounts_and_the_districts(state_db: StateDatabase) -> None:
