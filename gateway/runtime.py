@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -154,14 +155,8 @@ class Gateway:
         await self._hold_site()
         self.store = open_readings(self.site, self.state)
         stack.callback(self.store.close)
-        sqlite_sink = SqliteSink(self.store)
-        sinks: list[Sink] = [sqlite_sink] if self.influx is None else [sqlite_sink, self.influx]
-        spool_settings = self.site.spool
-        self.spool = Spool(
-            data_dir / "spool.db", [s.name for s in sinks], max_messages=spool_settings.max_messages,
-            max_age_ms=int(spool_settings.max_age_h * 3_600_000), rejected_keep=self.site.storage.rejected_keep,
-        )
-        stack.callback(self.spool.close)
+        self.spool, self.on_spool, self.writers = await outlets(self.site, self.store, self.influx, self.counters,
+                                                                self.clock, stack)
         self.audit = AuditTrail(self.state, self.site.id)
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
                                        self._start_config.version, self._start_config.file_pending,
@@ -187,17 +182,7 @@ class Gateway:
         self.ingestor.seed(latest)
         for sample in as_samples(latest):  # before any live message: see RuleEngine.prime
             self.engine.prime(sample)
-        self.on_spool = on_spool = SpoolThread(self.counters)
-        stack.callback(on_spool.close)
-        stack.callback(sqlite_sink.close)
-        if self.influx is not None:
-            await self.influx.start()
-            stack.push_async_callback(self.influx.close)
-        self.writers = [
-            SinkWriter(sink, self.spool, on_spool, spool_settings.sink_batch, self.counters, self.clock)
-            for sink in sinks
-        ]
-        self.spooler = Spooler(self.buffer, self.spool, on_spool, self.writers, self.states, self.clock,
+        self.spooler = Spooler(self.buffer, self.spool, self.on_spool, self.writers, self.states, self.clock,
                                self.latest, self._committed)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         core: list[tuple[str, Task]] = [
@@ -413,3 +398,45 @@ class Gateway:
         for channel, state in self.notifier.health().items():
             parts[f"notify:{channel}"] = {"state": "ok"} if state == "ok" else {"state": "down", "detail": state}
         return parts
+
+
+async def outlets(site: SiteConfig, store: ReadingStore, influx: InfluxSink | None, counters: Counters,
+                  clock: Clock, stack: AsyncExitStack) -> tuple[Spool, SpoolThread, list[SinkWriter]]:
+    """The site's spool and a writer from it to each sink (the readings store, InfluxDB where
+    configured), closed with `stack`."""
+    sqlite_sink = SqliteSink(store)
+    sinks: list[Sink] = [sqlite_sink] if influx is None else [sqlite_sink, influx]
+    settings = site.spool
+    spool = Spool(site.storage.data_dir / "spool.db", [s.name for s in sinks], max_messages=settings.max_messages,
+                  max_age_ms=int(settings.max_age_h * 3_600_000), rejected_keep=site.storage.rejected_keep)
+    stack.callback(spool.close)
+    on_spool = SpoolThread(counters)
+    stack.callback(on_spool.close)
+    stack.callback(sqlite_sink.close)
+    if influx is not None:
+        await influx.start()
+        stack.push_async_callback(influx.close)
+    return spool, on_spool, [SinkWriter(sink, spool, on_spool, settings.sink_batch, counters, clock) for sink in sinks]
+
+
+async def drain(site: SiteConfig, db: StateDatabase, clock: Clock, within_s: float) -> tuple[int, int]:
+    """Writes to the sinks what a site's spool in this data folder still holds, without running
+    the site: what a replica took and acknowledged for a site before it died, for a site that
+    another replica runs now. Returns the messages found and those still left after `within_s`
+    (a sink away)."""
+    async with AsyncExitStack() as stack:
+        store = open_readings(site, db)
+        stack.callback(store.close)
+        influx = InfluxSink(site.influxdb, site) if site.influxdb else None
+        spool, _, writers = await outlets(site, store, influx, Counters(), clock, stack)
+        found = len(spool)
+        if found:
+            tasks = [asyncio.create_task(w.run(), name=f"drain {site.id} {w.sink.name}") for w in writers]
+            deadline = time.monotonic() + within_s
+            # The spool's count has no event to wait on.
+            while len(spool) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return found, len(spool)

@@ -15,17 +15,28 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import Receive, Scope, Send
 
+import dashboards
+from gateway.api.auth import router as auth_router
+from gateway.api.dashboard import asset_version
+from gateway.api.district import router as district_router
 from gateway.api.guard import SecurityHeaders, refusal_counter
 from gateway.app import attach, site_app
+from gateway.auth.audit import DISTRICT, AuditTrail
+from gateway.auth.people import People
+from gateway.auth.store import AuthStore
 from gateway.clock import Clock
 from gateway.config import SiteConfig
+from gateway.config.auth import AuthSettings
+from gateway.config.stored import ConfigStore, with_school
 from gateway.district.runner import District
 from gateway.runtime import Gateway
+from gateway.storage.readings import ReadingStore, open_readings
 from gateway.storage.state import StateDatabase
 
 
@@ -54,10 +65,18 @@ def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, 
 
     app = FastAPI(title="Facility gateway — district replica", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, redirect_slashes=False)
-    app.state.district = district
+    # The district's own page and API (gateway/api/district.py): its accounts, every school's figures.
+    auth = AuthStore(db, AuthSettings(), AuditTrail(db, DISTRICT))
+    app.state.district = _Sources(db, clock, sites)
+    app.state.auth = auth
+    app.state.people = People(auth, [])
+    app.state.clock = clock
     app.state.stopping = asyncio.Event()
     app.state.http_refused = refused
     app.add_middleware(SecurityHeaders)
+    app.include_router(auth_router)
+    app.include_router(district_router)
+    app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")
     registry = CollectorRegistry(auto_describe=True)
     registry.register(refused)
     Gauge("facility_district_sites", "Sites of the deployment", registry=registry).set_function(
@@ -88,7 +107,37 @@ def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, 
         return RedirectResponse(f"/sites/{site_id}/", status_code=308)
 
     app.mount("/sites/{site_id}", _SchoolDispatch(district))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/district", status_code=307)
+
     return app
+
+
+class _Sources:
+    """The schools as the district view reads them: each with its settings as stored now (a
+    head of logistics may have changed them in the dashboard), its readings from the shared store."""
+
+    def __init__(self, db: StateDatabase, clock: Clock, files: dict[str, SiteConfig]) -> None:
+        self.db = db
+        self.clock = clock
+        self._files = files
+        self._configs = {site_id: ConfigStore(db, site_id) for site_id in files}
+        self._readings: dict[str, ReadingStore] = {}
+
+    def sites(self) -> list[SiteConfig]:
+        out = []
+        for site_id, site in self._files.items():
+            stored = self._configs[site_id].current()
+            out.append(site if stored is None else with_school(site, stored.school))
+        return out
+
+    def readings(self, site_id: str) -> ReadingStore:
+        store = self._readings.get(site_id)
+        if store is None:
+            store = self._readings[site_id] = open_readings(self._files[site_id], self.db)
+        return store
 
 
 def _no_such_school() -> JSONResponse:

@@ -30,10 +30,14 @@ from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.district.leases import Leases
 from gateway.district.ownership import SiteHold
-from gateway.runtime import Gateway
+from gateway.runtime import Gateway, drain
 from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
+
+# How long a school's leftover spool may take to be written at start (a sink away: the rest
+# waits for the next start, or for this replica to run the school).
+DRAIN_WITHIN_S = 30.0
 
 # A site's API, given its running gateway: `gateway.app.site_app` with the gateway attached.
 SiteApp = Callable[[Gateway], FastAPI]
@@ -70,6 +74,7 @@ class District:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Turns until `stopping` is set; then stops every site and frees its leases at once."""
+        await self._drain()
         try:
             while not stopping.is_set():
                 await self._turn()
@@ -78,6 +83,17 @@ class District:
         finally:
             await asyncio.gather(*(self._stop(site) for site in list(self.running)))
             await asyncio.to_thread(self.leases.release_all)
+
+    async def _drain(self) -> None:
+        """Before it takes any lease: what this replica acknowledged for a school and had not yet
+        written when it last stopped (killed, its machine lost power) is in that school's spool
+        here, and is written now, whichever replica runs the school today."""
+        for site in self.sites.values():
+            if (site.storage.data_dir / "spool.db").exists():
+                found, left = await drain(site, self.db, self.clock, DRAIN_WITHIN_S)
+                if found:
+                    log.info("site %s: wrote %d messages left in this replica's spool%s", site.id, found - left,
+                             f"; {left} still wait for a sink that is away" if left else "")
 
     async def _turn(self) -> None:
         started = time.monotonic()

@@ -44,7 +44,7 @@ from gateway.reports.energy_doc import comparable
 from gateway.rules.learned import LearnedStore
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
-from gateway.storage.sqlite import SqliteStore
+from gateway.storage.readings import ReadingStore
 from gateway.storage.state import StateDatabase
 
 # A school needs a look when its electricity per m² is this much above the district's median…
@@ -68,7 +68,7 @@ class DistrictSources(Protocol):
     @property
     def clock(self) -> Clock: ...
     def sites(self) -> list[SiteConfig]: ...
-    def readings(self, site_id: str) -> SqliteStore: ...
+    def readings(self, site_id: str) -> ReadingStore: ...
 
 
 class OpenAlerts(BaseModel):
