@@ -115,12 +115,13 @@ def site_app(site: SiteConfig, lifespan: Callable[[FastAPI], AbstractAsyncContex
     return app
 
 
-def attach(app: FastAPI, gateway: Gateway) -> None:
+def attach(app: FastAPI, gateway: Gateway) -> FastAPI:
     """Gives a school's API (`site_app`) the running gateway it answers from."""
     app.state.gateway = gateway
     app.state.auth = gateway.auth
     app.state.people = gateway.people
     app.state.clock = gateway.clock
+    return app
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:

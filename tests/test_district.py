@@ -123,6 +123,7 @@ def district(tmp_path: Path, mosquitto: Mosquitto, victoria_metrics: VictoriaMet
     finally:
         for r in replicas:
             r.stop()
+            r.client.close()
         hook.close()
 
 

@@ -26,7 +26,6 @@ from gateway.api.auth import router as auth_router
 from gateway.api.dashboard import asset_version
 from gateway.api.district import router as district_router
 from gateway.api.guard import SecurityHeaders, refusal_counter
-from gateway.app import attach, site_app
 from gateway.auth.audit import DISTRICT, AuditTrail
 from gateway.auth.people import People
 from gateway.auth.store import AuthStore
@@ -35,7 +34,6 @@ from gateway.config import SiteConfig
 from gateway.config.auth import AuthSettings
 from gateway.config.stored import ConfigStore, with_school
 from gateway.district.runner import District
-from gateway.runtime import Gateway
 from gateway.storage.readings import ReadingStore, open_readings
 from gateway.storage.state import StateDatabase
 
@@ -43,13 +41,7 @@ from gateway.storage.state import StateDatabase
 def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
                  lease_s: float) -> FastAPI:
     refused = refusal_counter()  # requests refused by the server or any school's API
-
-    def school_app(gateway: Gateway) -> FastAPI:
-        app = site_app(gateway.site, refused=refused)
-        attach(app, gateway)
-        return app
-
-    district = District(sites, db, clock, replica, lease_s, school_app)
+    district = District(sites, db, clock, replica, lease_s, refused)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,12 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.app import attach, site_app
 from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.district.leases import Leases
@@ -39,9 +41,6 @@ log = logging.getLogger(__name__)
 # waits for the next start, or for this replica to run the school).
 DRAIN_WITHIN_S = 30.0
 
-# A site's API, given its running gateway: `gateway.app.site_app` with the gateway attached.
-SiteApp = Callable[[Gateway], FastAPI]
-
 
 @dataclass
 class Running:
@@ -54,13 +53,14 @@ class Running:
 
 class District:
     def __init__(self, sites: Mapping[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
-                 lease_s: float, site_app: SiteApp) -> None:
+                 lease_s: float, refused: Counter) -> None:
+        """`refused`: the server's count of refused requests, which each school's API adds to."""
         self.sites = dict(sites)
         self.db = db
         self.clock = clock
         self.replica = replica
         self.lease_s = lease_s
-        self._site_app = site_app
+        self._refused = refused
         self.leases = Leases(db, replica, lease_s)
         self.running: dict[str, Running] = {}
         self.turns_failed = 0
@@ -139,7 +139,7 @@ class District:
         try:
             async with Gateway(site, self.clock, shared=(self.db, running.hold)) as gateway:
                 running.gateway = gateway
-                running.app = self._site_app(gateway)
+                running.app = attach(site_app(site, refused=self._refused), gateway)
                 log.info("replica %s runs site %s (lease epoch %s)", self.replica, site.id, running.hold.epoch)
                 stop = asyncio.create_task(running.stop.wait())
                 failed = asyncio.create_task(gateway.failed.wait())
