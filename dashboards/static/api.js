@@ -6,6 +6,7 @@ const TOKEN_KEY = "facility.token";
 const USER_KEY = "facility.user";
 const NAME_KEY = "facility.name";
 const ROLE_KEY = "facility.role";
+const DISTRICT_KEY = "facility.district";
 
 // Where this school's gateway answers: "" when it has the origin to itself, `/sites/<id>` when
 // a district replica serves it beside others. Every path below is the gateway's, from its root.
@@ -25,12 +26,13 @@ export class HttpError extends Error {
   }
 }
 
-/** Who is logged in on this browser: { user (login id), name (as people read it), role, token }. */
+/** Who is logged in on this browser: { user (login id), name (as people read it), role, token,
+ * district (an account of the district, which signs in at every school) }. */
 export function session() {
   const user = localStorage.getItem(USER_KEY);
   return user ? {
     user, name: localStorage.getItem(NAME_KEY) || user, role: localStorage.getItem(ROLE_KEY),
-    token: localStorage.getItem(TOKEN_KEY),
+    token: localStorage.getItem(TOKEN_KEY), district: localStorage.getItem(DISTRICT_KEY) === "1",
   } : null;
 }
 
@@ -82,6 +84,7 @@ export async function login(username, password) {
   localStorage.setItem(USER_KEY, out.user);
   localStorage.setItem(NAME_KEY, out.display_name);
   localStorage.setItem(ROLE_KEY, out.role);
+  localStorage.setItem(DISTRICT_KEY, out.district ? "1" : "0");
   return out;
 }
 
@@ -94,7 +97,7 @@ export async function logout() {
 }
 
 function forget() {
-  for (const key of [TOKEN_KEY, USER_KEY, NAME_KEY, ROLE_KEY]) localStorage.removeItem(key);
+  for (const key of [TOKEN_KEY, USER_KEY, NAME_KEY, ROLE_KEY, DISTRICT_KEY]) localStorage.removeItem(key);
 }
 
 /**

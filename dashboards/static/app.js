@@ -32,7 +32,10 @@ function renderChrome() {
   const nav = document.getElementById("nav");
   // The settings are an admin's: nobody else sees them in the menu.
   const shown = session()?.role === "admin" ? NAV : NAV.filter((name) => !ADMIN_ONLY.includes(name));
-  nav.replaceChildren(...shown.map((name) => h("a", {
+  // A district's account, looking at one of its schools on a district replica: the way back.
+  const district = session()?.district && document.body.dataset.base
+    ? [h("a", { href: "/district", class: "district-link" }, t("nav.district"))] : [];
+  nav.replaceChildren(...district, ...shown.map((name) => h("a", {
     href: `#/${name}`, class: name === lit ? "active" : "", "aria-current": name === lit ? "page" : null,
   }, t(`nav.${name}`))));
   // On a phone the menu is folded behind one button that names the view shown.

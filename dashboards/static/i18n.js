@@ -4,7 +4,7 @@
 
 const LABELS = {
   "zh-CN": {
-    "nav.overview": "概览", "nav.closing": "闭园检查", "nav.buildings": "楼宇房间", "nav.alerts": "告警",
+    "nav.district": "← 全区", "nav.overview": "概览", "nav.closing": "闭园检查", "nav.buildings": "楼宇房间", "nav.alerts": "告警",
     "nav.orders": "工单", "nav.reports": "报表",
     "live.connected": "实时", "live.connecting": "连接中…", "live.down": "已断开，正在重连",
     "lang.switch": "EN", "lang.name": "English",
@@ -61,7 +61,7 @@ const LABELS = {
     "district.col.ledger": "台账签字",
   },
   en: {
-    "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
+    "nav.district": "← District", "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
     "nav.orders": "Work orders", "nav.reports": "Reports",
     "live.connected": "Live", "live.connecting": "Connecting…", "live.down": "Disconnected, retrying",
     "lang.switch": "中文", "lang.name": "中文",

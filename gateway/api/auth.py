@@ -61,6 +61,7 @@ class LoginOut(BaseModel):
     user: str
     display_name: str = Field(description="how the dashboard greets them: 王师傅")
     role: Role
+    district: bool = Field(description="an account of the district, which signs in at every school")
 
 
 class PrincipalOut(BaseModel):
@@ -173,7 +174,7 @@ async def login(body: LoginIn, request: Request, store: AuthStoreDep, people: Pe
         raise _unauthorized(str(exc)) from None
     display = await run_in_threadpool(lambda: people.directory().display(session.user))
     return LoginOut(token=session.token, expires=from_ms(session.expires_ms), user=session.user,
-                    display_name=display, role=session.role)
+                    display_name=display, role=session.role, district=session.district)
 
 
 @router.post("/api/v1/auth/logout", status_code=204)

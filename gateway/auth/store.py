@@ -192,6 +192,7 @@ class Session:
     user: str
     role: Role
     expires_ms: int
+    district: bool  # the district's account, which signs in at every school
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +415,7 @@ class AuthStore:
             # computed outside the transaction, and concurrent guesses must not all slip in
             # under the limit meanwhile.
             conn.execute(LOGIN_FAILURES.insert().values(username=name, client=client, at_ms=now_ms))
-            row = conn.execute(select(USERS.c.role, USERS.c.password_hash, USERS.c.disabled)
+            row = conn.execute(select(USERS.c.role, USERS.c.password_hash, USERS.c.disabled, USERS.c.site)
                                .where(USERS.c.name == name, self._users_here)).first()
         if row is None:
             verify_password(password, _dummy_hash())
@@ -432,7 +433,7 @@ class AuthStore:
                                                        LOGIN_FAILURES.c.client == client))
             conn.execute(SESSIONS.delete().where(SESSIONS.c.expires_ms <= now_ms))
             conn.execute(SESSIONS.insert().values(token_hash=_sha256(token), user=name, expires_ms=expires_ms))
-        return Session(token, name, Role(row.role), expires_ms)
+        return Session(token, name, Role(row.role), expires_ms, district=row.site is None)
 
     def login_delay_s(self, name: str, now_ms: int) -> float:
         """How long to wait before answering a login for `name`: 0 unless many addresses

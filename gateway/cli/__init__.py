@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gateway import config
 from gateway.api.guard import timed_h11
 from gateway.app import create_app
-from gateway.auth.audit import AuditTrail
+from gateway.auth.audit import DISTRICT, AuditTrail
 from gateway.auth.store import AuthError, AuthStore
 from gateway.cli import reports as cli_reports
 from gateway.clock import SystemClock, to_ms
@@ -152,6 +152,7 @@ def _state_of(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", type=Path, help="the site file, whose storage.data_dir holds the accounts")
     where.add_argument("--data-dir", type=Path, help="the data folder itself (the demo's: demo-data)")
+    where.add_argument("--state-url", help="a district's shared PostgreSQL (with --district: a district account)")
 
 
 def _accounts(args: argparse.Namespace) -> int:
@@ -161,6 +162,13 @@ def _accounts(args: argparse.Namespace) -> int:
         data_dir, settings = site.storage.data_dir, site.auth
         data_dir.mkdir(parents=True, exist_ok=True)
         url, site_id = site.storage.state_database_url, site.id
+    elif args.state_url is not None:
+        # The district's own accounts; a school's are added at that school's site file.
+        if args.command == "user" and not args.district:
+            print("refused: on the district's state store, add district accounts (--district); a school's "
+                  "accounts are added in that school's dashboard (设置 → 用户), by a district admin", file=sys.stderr)
+            return 1
+        settings, url, site_id = AuthSettings(), args.state_url, DISTRICT
     else:
         # A folder named by hand that is not there is a typo, not a new site.
         data_dir, settings = args.data_dir, AuthSettings()

@@ -838,7 +838,9 @@ def test_schools_sharing_a_state_store_see_only_their_own_accounts_and_the_distr
     # another school's account is unknown here, as one that does not exist
     with pytest.raises(LoginRefused):
         a.login("wang-b", PASSWORDS["sam"], "client", now)
-    token_b = b.login("wang-b", PASSWORDS["sam"], "client", now).token
+    session_b = b.login("wang-b", PASSWORDS["sam"], "client", now)
+    token_b = session_b.token
+    assert not session_b.district
     assert b.principal_for_token(token_b, now) is not None
     assert a.principal_for_token(token_b, now) is None
     for store, other in ((a, "wang-b"), (b, "li-a")):
@@ -855,6 +857,7 @@ def test_schools_sharing_a_state_store_see_only_their_own_accounts_and_the_distr
     # the district's account signs in at every school, and is listed by none
     for store in (a, b):
         session = store.login("zhou-district", PASSWORDS["vic"], "client", now)
+        assert session.district  # the dashboard offers the way back to the district's page
         assert store.principal_for_token(session.token, now) is not None
         assert store.user("zhou-district").role is Role.ADMIN
     # keys: a school's key works at that school only
