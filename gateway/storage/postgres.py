@@ -192,17 +192,23 @@ class PostgresStore:
 
     def delete_before(self, cutoff_ms: int) -> int:
         """Retention, as `SqliteStore.delete_before`: raw readings, 5-minute rollups and events
-        older than the cutoff; hourly rollups stay."""
-        site = {"site": self.site, "cutoff": cutoff_ms, "five": FIVE_MIN_MS}
+        older than the cutoff; hourly rollups stay. Series by series, a transaction each: the
+        first run after `retention_days` was shortened deletes much, and no statement may take
+        longer than the state store's timeout."""
+        with self._db.read() as conn:
+            sids = conn.execute(text("SELECT id FROM reading_series WHERE site = :site ORDER BY id"),
+                                {"site": self.site}).scalars().all()
+        deleted = 0
+        for sid in sids:
+            params = {"sid": sid, "cutoff": cutoff_ms, "five": FIVE_MIN_MS}
+            with self._db.write() as conn:
+                deleted += conn.execute(text("DELETE FROM readings WHERE series_id = :sid AND ts < :cutoff"),
+                                        params).rowcount
+                conn.execute(text("DELETE FROM reading_rollups WHERE series_id = :sid AND step = :five "
+                                  "AND ts < :cutoff"), params)
         with self._db.write() as conn:
-            deleted = conn.execute(text(
-                "DELETE FROM readings WHERE series_id IN (SELECT id FROM reading_series WHERE site = :site) "
-                "AND ts < :cutoff"), site).rowcount
-            conn.execute(text(
-                "DELETE FROM reading_rollups WHERE series_id IN (SELECT id FROM reading_series WHERE site = :site) "
-                "AND step = :five AND ts < :cutoff"), site)
             deleted += conn.execute(text("DELETE FROM reading_events WHERE site = :site AND ts < :cutoff"),
-                                    site).rowcount
+                                    {"site": self.site, "cutoff": cutoff_ms}).rowcount
         return deleted
 
     def _query(self, sql: str, **params: Any) -> list[Any]:
@@ -325,7 +331,9 @@ def _roll_up(conn: Connection, spans: dict[int, tuple[int, int]]) -> int:
     as `gateway.storage.sqlite._roll_up`. Returns the 5-minute buckets written."""
     if not spans:
         return 0
-    order = sorted(spans)  # in key order: two writers of one series lock its rows alike
+    # Two writers of one site (an owner and one deposed a moment ago) may deadlock on its rows:
+    # PostgreSQL aborts one, an OperationalError, which the sink retries as transient.
+    order = sorted(spans)
     bounds = conn.execute(_FIVE_MINUTES, {
         "five": FIVE_MIN_MS, "sids": order, "los": [spans[s][0] for s in order],
         "his": [spans[s][1] for s in order]}).all()
