@@ -71,7 +71,10 @@ _INSERT_EVENTS: Final = text(
 # The 5-minute buckets of each series' span [lo, hi] (arrays): from the bucket of `lo` to the
 # bucket of the first reading after `hi`, each reading's increase counted from the one before
 # it, the reading before the first bucket included. Returns each series' first and last bucket
-# (the hours to recompute) and how many buckets it wrote.
+# (the hours to recompute) and how many buckets it wrote. Here and below each series' rows are
+# read by a LATERAL subquery that holds the window function (the aggregate), which the planner
+# cannot fold into a join: a range of the index per series, whatever it guesses of the arrays'
+# length (as a join, it scanned the whole table to hash it).
 _FIVE_MINUTES: Final = text("""
 WITH span AS (
     SELECT t.sid, t.lo - t.lo % :five AS start, t.hi
@@ -83,8 +86,9 @@ WITH span AS (
     FROM span s, LATERAL (SELECT coalesce((SELECT r.ts FROM readings r WHERE r.series_id = s.sid AND r.ts > s.hi
                                            ORDER BY r.ts LIMIT 1), s.hi) AS last) n
 ), stepped AS (
-    SELECT b.sid, b.start, r.ts, r.value, lag(r.value) OVER (PARTITION BY b.sid ORDER BY r.ts) AS previous
-    FROM bounds b JOIN readings r ON r.series_id = b.sid AND r.ts >= b.since AND r.ts < b.stop
+    SELECT b.sid, b.start, r.ts, r.value, r.previous
+    FROM bounds b, LATERAL (SELECT ts, value, lag(value) OVER (ORDER BY ts) AS previous FROM readings
+                            WHERE series_id = b.sid AND ts >= b.since AND ts < b.stop) r
 ), written AS (
     INSERT INTO reading_rollups (series_id, step, ts, count, sum, min, max, increase)
     SELECT sid, :five, ts - ts % :five, count(*), sum(value), min(value), max(value),
@@ -99,11 +103,10 @@ SELECT sid, start, stop, (SELECT count(*) FROM written) FROM bounds
 # The hours around each series' 5-minute buckets, from those buckets (whole hours).
 _HOURS: Final = text("""
 INSERT INTO reading_rollups (series_id, step, ts, count, sum, min, max, increase)
-SELECT r.series_id, :hour, r.ts - r.ts % :hour, sum(r.count), sum(r.sum), min(r.min), max(r.max),
-       sum(r.increase)
-FROM unnest(CAST(:sids AS bigint[]), CAST(:starts AS bigint[]), CAST(:stops AS bigint[])) AS h(sid, start, stop)
-JOIN reading_rollups r ON r.series_id = h.sid AND r.step = :five AND r.ts >= h.start AND r.ts < h.stop
-GROUP BY r.series_id, r.ts - r.ts % :hour
+SELECT h.sid, :hour, r.*
+FROM unnest(CAST(:sids AS bigint[]), CAST(:starts AS bigint[]), CAST(:stops AS bigint[])) AS h(sid, start, stop),
+     LATERAL (SELECT ts - ts % :hour, sum(count), sum(sum), min(min), max(max), sum(increase) FROM reading_rollups
+              WHERE series_id = h.sid AND step = :five AND ts >= h.start AND ts < h.stop GROUP BY 1) r
 ON CONFLICT (series_id, step, ts) DO UPDATE SET count = excluded.count, sum = excluded.sum,
     min = excluded.min, max = excluded.max, increase = excluded.increase
 """)
@@ -180,8 +183,9 @@ class PostgresStore:
         series after each. Returns the 5-minute buckets written."""
         with self._db.read() as conn:
             spans = conn.execute(text(
-                "SELECT s.id, min(r.ts), max(r.ts) FROM reading_series s JOIN readings r ON r.series_id = s.id "
-                "WHERE s.site = :site GROUP BY s.id ORDER BY s.id"), {"site": self.site}).all()
+                "SELECT * FROM (SELECT s.id, (SELECT min(ts) FROM readings WHERE series_id = s.id) AS lo, "
+                "(SELECT max(ts) FROM readings WHERE series_id = s.id) AS hi FROM reading_series s "
+                "WHERE s.site = :site) r WHERE lo IS NOT NULL ORDER BY id"), {"site": self.site}).all()
         written = 0
         for done, (sid, lo, hi) in enumerate(spans, 1):
             with self._db.write() as conn:
@@ -309,13 +313,13 @@ class PostgresStore:
         many hours it had readings; None: no readings at all."""
         out: dict[str, tuple[float, int] | None] = dict.fromkeys(device_ids)
         for device_id, total, hours in self._query(
-            "SELECT s.device_id, sum(r.increase), count(*) FROM reading_series s JOIN reading_rollups r "
-            "ON r.series_id = s.id AND r.step = :hour AND r.ts >= :start AND r.ts < :end "
-            "WHERE s.site = :site AND s.metric = :metric AND s.device_id = ANY(CAST(:devices AS text[])) "
-            "GROUP BY s.device_id",
+            "SELECT s.device_id, r.total, r.hours FROM reading_series s, LATERAL (SELECT sum(increase) AS total, "
+            "count(*) AS hours FROM reading_rollups WHERE series_id = s.id AND step = :hour AND ts >= :start "
+            "AND ts < :end) r WHERE s.site = :site AND s.metric = :metric "
+            "AND s.device_id = ANY(CAST(:devices AS text[]))",
             metric=metric, devices=list(out), hour=HOUR_MS, start=start_ms, end=end_ms,
         ):
-            out[device_id] = (total, hours)
+            out[device_id] = None if total is None else (total, hours)
         return out
 
     def events(self, device_id: str, start_ms: int, end_ms: int, limit: int) -> list[Event]:
