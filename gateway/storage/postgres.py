@@ -17,7 +17,18 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Column, Connection, Float, Integer, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 from devices.base import Event, Sample
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, Point, Rollup
@@ -47,16 +58,20 @@ READING_EVENTS: Final = Table(
 )
 READING_ROLLUPS: Final = Table(
     "reading_rollups", METADATA,
-    Column("series_id", BigInteger, primary_key=True),
-    Column("step", Integer, primary_key=True),  # bucket length in ms: 300000 or 3600000
-    Column("ts", BigInteger, primary_key=True),  # bucket start, a multiple of the step (UTC)
+    Column("series_id", BigInteger, nullable=False),
+    Column("step", Integer, nullable=False),  # bucket length in ms: 300000 or 3600000
+    Column("ts", BigInteger, nullable=False),  # bucket start, a multiple of the step (UTC)
     Column("count", Integer, nullable=False),
     Column("sum", Float, nullable=False),
     Column("min", Float, nullable=False),
     Column("max", Float, nullable=False),
     Column("increase", Float, nullable=False),
+    # The figures in the key's index too: a report reads a series' buckets from the index alone
+    # (vacuumed pages), in key order, instead of one table page per bucket (rows of every series
+    # are written side by side as time passes).
+    PrimaryKeyConstraint("series_id", "step", "ts",
+                         postgresql_include=["count", "sum", "min", "max", "increase"]),
 )
-
 # One statement for a batch's readings: three arrays, unnested on the server. RETURNING says
 # how many were new (psycopg's rowcount is not kept through SQLAlchemy for many rows).
 _INSERT_READINGS: Final = text(
@@ -71,7 +86,10 @@ _INSERT_EVENTS: Final = text(
 # The 5-minute buckets of each series' span [lo, hi] (arrays): from the bucket of `lo` to the
 # bucket of the first reading after `hi`, each reading's increase counted from the one before
 # it, the reading before the first bucket included. Returns each series' first and last bucket
-# (the hours to recompute) and how many buckets it wrote.
+# (the hours to recompute) and how many buckets it wrote. Here and below each series' rows are
+# read by a LATERAL subquery that holds the window function (the aggregate), which the planner
+# cannot fold into a join: a range of the index per series, whatever it guesses of the arrays'
+# length (as a join, it scanned the whole table to hash it).
 _FIVE_MINUTES: Final = text("""
 WITH span AS (
     SELECT t.sid, t.lo - t.lo % :five AS start, t.hi
@@ -83,8 +101,9 @@ WITH span AS (
     FROM span s, LATERAL (SELECT coalesce((SELECT r.ts FROM readings r WHERE r.series_id = s.sid AND r.ts > s.hi
                                            ORDER BY r.ts LIMIT 1), s.hi) AS last) n
 ), stepped AS (
-    SELECT b.sid, b.start, r.ts, r.value, lag(r.value) OVER (PARTITION BY b.sid ORDER BY r.ts) AS previous
-    FROM bounds b JOIN readings r ON r.series_id = b.sid AND r.ts >= b.since AND r.ts < b.stop
+    SELECT b.sid, b.start, r.ts, r.value, r.previous
+    FROM bounds b, LATERAL (SELECT ts, value, lag(value) OVER (ORDER BY ts) AS previous FROM readings
+                            WHERE series_id = b.sid AND ts >= b.since AND ts < b.stop) r
 ), written AS (
     INSERT INTO reading_rollups (series_id, step, ts, count, sum, min, max, increase)
     SELECT sid, :five, ts - ts % :five, count(*), sum(value), min(value), max(value),
@@ -99,11 +118,10 @@ SELECT sid, start, stop, (SELECT count(*) FROM written) FROM bounds
 # The hours around each series' 5-minute buckets, from those buckets (whole hours).
 _HOURS: Final = text("""
 INSERT INTO reading_rollups (series_id, step, ts, count, sum, min, max, increase)
-SELECT r.series_id, :hour, r.ts - r.ts % :hour, sum(r.count), sum(r.sum), min(r.min), max(r.max),
-       sum(r.increase)
-FROM unnest(CAST(:sids AS bigint[]), CAST(:starts AS bigint[]), CAST(:stops AS bigint[])) AS h(sid, start, stop)
-JOIN reading_rollups r ON r.series_id = h.sid AND r.step = :five AND r.ts >= h.start AND r.ts < h.stop
-GROUP BY r.series_id, r.ts - r.ts % :hour
+SELECT h.sid, :hour, r.*
+FROM unnest(CAST(:sids AS bigint[]), CAST(:starts AS bigint[]), CAST(:stops AS bigint[])) AS h(sid, start, stop),
+     LATERAL (SELECT ts - ts % :hour, sum(count), sum(sum), min(min), max(max), sum(increase) FROM reading_rollups
+              WHERE series_id = h.sid AND step = :five AND ts >= h.start AND ts < h.stop GROUP BY 1) r
 ON CONFLICT (series_id, step, ts) DO UPDATE SET count = excluded.count, sum = excluded.sum,
     min = excluded.min, max = excluded.max, increase = excluded.increase
 """)
@@ -180,8 +198,9 @@ class PostgresStore:
         series after each. Returns the 5-minute buckets written."""
         with self._db.read() as conn:
             spans = conn.execute(text(
-                "SELECT s.id, min(r.ts), max(r.ts) FROM reading_series s JOIN readings r ON r.series_id = s.id "
-                "WHERE s.site = :site GROUP BY s.id ORDER BY s.id"), {"site": self.site}).all()
+                "SELECT * FROM (SELECT s.id, (SELECT min(ts) FROM readings WHERE series_id = s.id) AS lo, "
+                "(SELECT max(ts) FROM readings WHERE series_id = s.id) AS hi FROM reading_series s "
+                "WHERE s.site = :site) r WHERE lo IS NOT NULL ORDER BY id"), {"site": self.site}).all()
         written = 0
         for done, (sid, lo, hi) in enumerate(spans, 1):
             with self._db.write() as conn:
@@ -192,17 +211,23 @@ class PostgresStore:
 
     def delete_before(self, cutoff_ms: int) -> int:
         """Retention, as `SqliteStore.delete_before`: raw readings, 5-minute rollups and events
-        older than the cutoff; hourly rollups stay."""
-        site = {"site": self.site, "cutoff": cutoff_ms, "five": FIVE_MIN_MS}
+        older than the cutoff; hourly rollups stay. Series by series, a transaction each: the
+        first run after `retention_days` was shortened deletes much, and no statement may take
+        longer than the state store's timeout."""
+        with self._db.read() as conn:
+            sids = conn.execute(text("SELECT id FROM reading_series WHERE site = :site ORDER BY id"),
+                                {"site": self.site}).scalars().all()
+        deleted = 0
+        for sid in sids:
+            params = {"sid": sid, "cutoff": cutoff_ms, "five": FIVE_MIN_MS}
+            with self._db.write() as conn:
+                deleted += conn.execute(text("DELETE FROM readings WHERE series_id = :sid AND ts < :cutoff"),
+                                        params).rowcount
+                conn.execute(text("DELETE FROM reading_rollups WHERE series_id = :sid AND step = :five "
+                                  "AND ts < :cutoff"), params)
         with self._db.write() as conn:
-            deleted = conn.execute(text(
-                "DELETE FROM readings WHERE series_id IN (SELECT id FROM reading_series WHERE site = :site) "
-                "AND ts < :cutoff"), site).rowcount
-            conn.execute(text(
-                "DELETE FROM reading_rollups WHERE series_id IN (SELECT id FROM reading_series WHERE site = :site) "
-                "AND step = :five AND ts < :cutoff"), site)
             deleted += conn.execute(text("DELETE FROM reading_events WHERE site = :site AND ts < :cutoff"),
-                                    site).rowcount
+                                    {"site": self.site, "cutoff": cutoff_ms}).rowcount
         return deleted
 
     def _query(self, sql: str, **params: Any) -> list[Any]:
@@ -303,13 +328,13 @@ class PostgresStore:
         many hours it had readings; None: no readings at all."""
         out: dict[str, tuple[float, int] | None] = dict.fromkeys(device_ids)
         for device_id, total, hours in self._query(
-            "SELECT s.device_id, sum(r.increase), count(*) FROM reading_series s JOIN reading_rollups r "
-            "ON r.series_id = s.id AND r.step = :hour AND r.ts >= :start AND r.ts < :end "
-            "WHERE s.site = :site AND s.metric = :metric AND s.device_id = ANY(CAST(:devices AS text[])) "
-            "GROUP BY s.device_id",
+            "SELECT s.device_id, r.total, r.hours FROM reading_series s, LATERAL (SELECT sum(increase) AS total, "
+            "count(*) AS hours FROM reading_rollups WHERE series_id = s.id AND step = :hour AND ts >= :start "
+            "AND ts < :end) r WHERE s.site = :site AND s.metric = :metric "
+            "AND s.device_id = ANY(CAST(:devices AS text[]))",
             metric=metric, devices=list(out), hour=HOUR_MS, start=start_ms, end=end_ms,
         ):
-            out[device_id] = (total, hours)
+            out[device_id] = None if total is None else (total, hours)
         return out
 
     def events(self, device_id: str, start_ms: int, end_ms: int, limit: int) -> list[Event]:
@@ -325,7 +350,9 @@ def _roll_up(conn: Connection, spans: dict[int, tuple[int, int]]) -> int:
     as `gateway.storage.sqlite._roll_up`. Returns the 5-minute buckets written."""
     if not spans:
         return 0
-    order = sorted(spans)  # in key order: two writers of one series lock its rows alike
+    # Two writers of one site (an owner and one deposed a moment ago) may deadlock on its rows:
+    # PostgreSQL aborts one, an OperationalError, which the sink retries as transient.
+    order = sorted(spans)
     bounds = conn.execute(_FIVE_MINUTES, {
         "five": FIVE_MIN_MS, "sids": order, "los": [spans[s][0] for s in order],
         "his": [spans[s][1] for s in order]}).all()

@@ -54,6 +54,9 @@ def test_write_is_idempotent_per_device_metric_and_time(open_store: Opener) -> N
     assert store.write(samples, []) == 20
     assert store.write(samples[5:], []) == 0  # a redelivery stores nothing new
     assert store.write([Sample("m1", T0 + 10 * MIN, {"energy_kwh": 110.0})], []) == 1
+    card = Event("g", T0, "access", {"credential": "card:1", "granted": True})
+    assert store.write(samples[:1], [card, Event("g", T0, "access", {"credential": "card:2", "granted": True})]) == 2
+    assert store.write([], [card]) == 0
     points = store.points("m1", "energy_kwh", T0, T0 + 60 * MIN, limit=100)
     assert [p.value for p in points] == [100.0 + i for i in range(11)]
     assert store.metrics_of("m1") == ["energy_kwh", "power_w"]
