@@ -521,6 +521,34 @@ class GatewayProcess:
             raise RuntimeError(f"the gateway did not stop cleanly (exit {code}):\n{log_tail(self.log_path)}")
 
 
+@dataclass
+class DistrictReplica(GatewayProcess):
+    """`facility-gateway district` as a process of its own: `config` is its data folder; it runs
+    the schools of the site files in `sites` whose leases it holds."""
+
+    sites: Path = Path()
+    state_url: str = ""
+    name: str = ""
+    lease_s: float = 30.0
+
+    def command(self) -> list[str]:
+        return ["district", "--sites", str(self.sites), "--state-url", self.state_url, "--data-dir",
+                str(self.config), "--host", HOST, "--port", str(self.api_port), "--replica-id", self.name,
+                "--lease-s", str(self.lease_s)]
+
+    def ready(self) -> bool:
+        status: str = self.client.get("/health").json()["status"]
+        return status == "ok"
+
+    def owned(self) -> set[str]:
+        """The schools it runs now (none while it does not answer)."""
+        try:
+            schools = self.client.get("/health").json()["schools"]
+        except (httpx.TransportError, ValueError):
+            return set()
+        return {s for s, state in schools.items() if state["state"] == "ok"}
+
+
 @contextmanager
 def gateway_process(config: Path, api_port: int, log_path: Path, wrap: Sequence[str] = ()) -> Iterator[httpx.Client]:
     """A started `GatewayProcess`'s API client; stops it cleanly afterwards."""

@@ -13,11 +13,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -25,7 +23,7 @@ from gateway import config
 from gateway.storage.readings import open_readings
 from gateway.storage.state import StateDatabase
 from tests.receivers import HttpReceiver
-from tests.services import GatewayProcess, Mosquitto, VictoriaMetrics, free_port, mqtt_client, wait_for
+from tests.services import DistrictReplica, Mosquitto, VictoriaMetrics, free_port, mqtt_client, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,29 +31,6 @@ SCHOOLS = [f"district-{i:02d}" for i in range(30)]
 LEASE_S = 3.0
 T0 = 1_764_000_000  # readings' own time, seconds
 EVERY_S = 0.1  # each school publishes a reading this often (30 schools: 300 a second)
-
-
-@dataclass
-class Replica(GatewayProcess):
-    sites: Path = Path()
-    state_url: str = ""
-    name: str = ""
-
-    def command(self) -> list[str]:
-        return ["district", "--sites", str(self.sites), "--state-url", self.state_url, "--data-dir",
-                str(self.config), "--host", "127.0.0.1", "--port", str(self.api_port), "--replica-id", self.name,
-                "--lease-s", str(LEASE_S)]
-
-    def ready(self) -> bool:
-        status: str = self.client.get("/health").json()["status"]
-        return status == "ok"
-
-    def owned(self) -> set[str]:
-        try:
-            schools = self.client.get("/health").json()["schools"]
-        except (httpx.TransportError, ValueError):
-            return set()
-        return {s for s, state in schools.items() if state["state"] == "ok"}
 
 
 def school_files(folder: Path, mosquitto: Mosquitto, vm: VictoriaMetrics, hook: HttpReceiver) -> None:
@@ -110,11 +85,12 @@ class Publisher:
 
 @pytest.fixture
 def district(tmp_path: Path, mosquitto: Mosquitto, victoria_metrics: VictoriaMetrics, postgres_state: str,
-             ) -> Iterator[tuple[list[Replica], HttpReceiver, Path]]:
+             ) -> Iterator[tuple[list[DistrictReplica], HttpReceiver, Path]]:
     hook = HttpReceiver()
     school_files(tmp_path / "schools", mosquitto, victoria_metrics, hook)
-    replicas = [Replica(tmp_path / f"data-{name}", free_port(), tmp_path / f"{name}.log", sites=tmp_path / "schools",
-                        state_url=postgres_state, name=name) for name in ("r1", "r2", "r3")]
+    replicas = [DistrictReplica(tmp_path / f"data-{name}", free_port(), tmp_path / f"{name}.log",
+                                sites=tmp_path / "schools", state_url=postgres_state, name=name, lease_s=LEASE_S)
+                for name in ("r1", "r2", "r3")]
     with contextlib.ExitStack() as stack:  # each is stopped, whatever another's stop raises
         stack.callback(hook.close)
         for r in replicas:
@@ -123,12 +99,12 @@ def district(tmp_path: Path, mosquitto: Mosquitto, victoria_metrics: VictoriaMet
         yield replicas, hook, tmp_path / "schools"
 
 
-def owners(replicas: list[Replica]) -> Counter[str]:
+def owners(replicas: list[DistrictReplica]) -> Counter[str]:
     return Counter(school for r in replicas for school in r.owned())
 
 
 def test_a_replica_killed_under_load_loses_no_reading_and_raises_a_spanning_leak_once(
-        district: tuple[list[Replica], HttpReceiver, Path], mosquitto: Mosquitto,
+        district: tuple[list[DistrictReplica], HttpReceiver, Path], mosquitto: Mosquitto,
         victoria_metrics: VictoriaMetrics, postgres_state: str) -> None:
     replicas, hook, schools = district
     for r in replicas:
