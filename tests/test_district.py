@@ -1,6 +1,6 @@
 """A district on real parts: three `facility-gateway district` replicas share 30 schools on
 one PostgreSQL, a Mosquitto broker and VictoriaMetrics, while the schools publish numbered
-meter readings. One replica is killed (SIGKILL): the survivors own its schools again within
+meter readings. Each replica answers for every school, passing on what another runs. One replica is killed (SIGKILL): the survivors own its schools again within
 the lease's time, and not one reading is lost, in PostgreSQL nor in VictoriaMetrics. A leak
 that began before the kill and goes on after it is raised once and its notice sent once.
 Started again, the replica gets its share back."""
@@ -113,6 +113,16 @@ def test_a_replica_killed_under_load_loses_no_reading_and_raises_a_spanning_leak
         r.wait_ready(60)
     wait_for(lambda: owners(replicas) == Counter(SCHOOLS), timeout=60)  # each school run, and by one replica
     wait_for(lambda: all(len(r.owned()) == 10 for r in replicas), timeout=30)  # the fair share, once all are up
+    # Any replica answers for any school: a school another runs is passed on to it, the live
+    # stream included; an unknown school is 404 everywhere.
+    school = sorted(replicas[1].owned())[0]
+    runs, via = replicas[1].client, replicas[2].client
+    assert via.get(f"/sites/{school}/api/v1/alerts").json() == runs.get(f"/sites/{school}/api/v1/alerts").json()
+    assert via.get(f"/sites/{school}/api/v1/site").json()["id"] == school
+    with via.stream("GET", f"/sites/{school}/api/v1/live", headers={"Accept": "text/event-stream"}) as live:
+        assert live.status_code == 200
+        assert next(live.iter_lines()) == "event: hello"
+    assert via.get("/sites/no-such-school/api/v1/site").status_code == 404
     victim, survivors = replicas[0], replicas[1:]
     doomed = victim.owned()
     leaking = sorted(doomed)[0]

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replica-id", default=None, help="unique among the replicas and the same across restarts "
                                                       "(default: the host name and the data folder)")
     p.add_argument("--lease-s", type=float, default=30.0, help="a lease's time to live: the bound of a takeover")
+    p.add_argument("--advertise", default=None, help="where the other replicas reach this one, http://host:port "
+                                                    "(default: this host's name and --port)")
 
     p = sub.add_parser("demo", help="everything in one process: embedded broker, SQLite, a simulated kindergarten")
     p.add_argument("--host", default="127.0.0.1")
@@ -143,7 +145,9 @@ def _district(args: argparse.Namespace) -> int:
 
     sites = config.load_district(args.sites, args.state_url, args.data_dir)
     me = replica_id(args.replica_id, args.data_dir)
-    app = district_app(sites, StateDatabase(args.state_url), SystemClock(), me, args.lease_s)
+    host = args.host if args.host not in ("0.0.0.0", "::") else socket.gethostname()
+    url = args.advertise or f"http://{host}:{args.port}"
+    app = district_app(sites, StateDatabase(args.state_url), SystemClock(), me, args.lease_s, url)
     print(f"replica {me}: {len(sites)} schools from {args.sites}, leases of {args.lease_s:g} s", flush=True)
     return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
 

@@ -1,24 +1,31 @@
-"""A district replica's HTTP server: its operations endpoints, and each school it runs under
-`/sites/<id>/` (the school's own API and dashboard, exactly as a school's gateway serves them
-at `/`).
+"""A district replica's HTTP server: its operations endpoints, the district's page, and every
+school under `/sites/<id>/` (the school's own API and dashboard, exactly as a school's gateway
+serves them at `/`).
 
-A school run by another replica answers 503 with `Retry-After` here: a load balancer in front
-of the replicas retries it on another (docs/district.md says how to route by site).
+Any replica answers for any school: one it runs itself, from that school's running gateway;
+one another replica runs, by passing the request on to that replica (its address is in the
+state store beside its heartbeat) and streaming the answer back, the live stream included. A
+school's requests are thus all answered by the one process that runs it, which holds its live
+state (device states, the live stream, the rules) and is its only writer. While a school is
+being taken over nobody runs it: 503 with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 import dashboards
@@ -37,11 +44,21 @@ from gateway.district.runner import District
 from gateway.storage.readings import ReadingStore, open_readings
 from gateway.storage.state import StateDatabase
 
+log = logging.getLogger(__name__)
+
+# Marks a request one replica passed on to another, which answers it or refuses (never a loop).
+FORWARDED_BY = "x-facility-forwarded-by"
+# Headers of one connection, never passed on (RFC 9110 7.6.1), and the Host, which is the target's.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "host"})
+
 
 def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
-                 lease_s: float) -> FastAPI:
+                 lease_s: float, url: str | None) -> FastAPI:
+    """`url`: where the other replicas reach this one (`http://host:port`), to pass requests on."""
     refused = refusal_counter()  # requests refused by the server or any school's API
-    district = District(sites, db, clock, replica, lease_s, refused)
+    district = District(sites, db, clock, replica, lease_s, refused, url)
+    schools = _SchoolDispatch(district)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +70,7 @@ def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, 
             app.state.stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+            await schools.close()
             db.close()
 
     app = FastAPI(title="Facility gateway — district replica", version="0.1.0", lifespan=lifespan,
@@ -98,7 +116,7 @@ def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, 
             return _no_such_school()
         return RedirectResponse(f"/sites/{site_id}/", status_code=308)
 
-    app.mount("/sites/{site_id}", _SchoolDispatch(district))
+    app.mount("/sites/{site_id}", schools)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
@@ -141,6 +159,11 @@ class _SchoolDispatch:
 
     def __init__(self, district: District) -> None:
         self._district = district
+        # No read timeout: the live stream stays open for as long as the page does.
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5, read=None), follow_redirects=False)
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         site_id = scope["path_params"]["site_id"]
@@ -149,13 +172,40 @@ class _SchoolDispatch:
             await app(scope, receive, send)
             return
         if site_id not in self._district.sites:
-            response = _no_such_school()
-        else:
-            response = JSONResponse(
-                {"detail": {"zh": "这所学校由另一个副本运行,或正在接管中,请稍后再试",
-                            "en": "this school is run by another replica, or being taken over: try again shortly"}},
-                status_code=503, headers={"Retry-After": str(max(1, round(self._district.lease_s / 3)))})
-        await response(scope, receive, send)
+            await _no_such_school()(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        url = None
+        if FORWARDED_BY not in request.headers:  # passed on once at most
+            url = await asyncio.to_thread(self._district.leases.runner_url, site_id)
+        if url is None or url == self._district.url:
+            await self._being_taken_over()(scope, receive, send)
+            return
+        await self._pass_on(request, url, send, scope)
+
+    async def _pass_on(self, request: Request, base: str, send: Send, scope: Scope) -> None:
+        headers = [(k, v) for k, v in request.headers.items() if k not in HOP_BY_HOP]
+        headers.append((FORWARDED_BY, self._district.replica))
+        target = base.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        body = request.stream() if request.method not in ("GET", "HEAD") else None
+        try:
+            answer = await self._client.send(
+                self._client.build_request(request.method, target, headers=headers, content=body), stream=True)
+        except httpx.TransportError as exc:
+            log.warning("the replica running %s at %s did not answer: %s", scope["path_params"]["site_id"], base, exc)
+            await self._being_taken_over()(scope, request.receive, send)
+            return
+        response = StreamingResponse(
+            answer.aiter_raw(), status_code=answer.status_code,
+            headers={k: v for k, v in answer.headers.items() if k not in HOP_BY_HOP},
+            background=BackgroundTask(answer.aclose))
+        await response(scope, request.receive, send)
+
+    def _being_taken_over(self) -> Response:
+        return JSONResponse(
+            {"detail": {"zh": "这所学校正在由另一个副本接管，请稍后再试",
+                        "en": "this school is being taken over by another replica: try again shortly"}},
+            status_code=503, headers={"Retry-After": str(max(1, round(self._district.lease_s / 3)))})
 
 
 class _SitesMetrics(Collector):

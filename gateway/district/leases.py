@@ -42,6 +42,7 @@ REPLICAS: Final = Table(
     Column("id", Text, primary_key=True),
     Column("started_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),  # alive until then, unless it beats again
+    Column("url", Text),  # where the other replicas reach its API (a district replica's), if anywhere
 )
 
 
@@ -73,9 +74,10 @@ class Leases:
     """The leases of one replica (`replica`: an id unique among the replicas, e.g. the host
     name and the process id)."""
 
-    def __init__(self, db: StateDatabase, replica: str, ttl_s: float = 30.0) -> None:
+    def __init__(self, db: StateDatabase, replica: str, ttl_s: float = 30.0, url: str | None = None) -> None:
         self._db = db
         self.replica = replica
+        self.url = url
         self.ttl_ms = int(ttl_s * 1000)
         self._held: dict[str, int] = {}
         db.create(LEASES, REPLICAS)
@@ -141,6 +143,15 @@ class Leases:
             rows = conn.execute(select(LEASES).order_by(LEASES.c.site)).all()
         return [Lease(r.site, r.owner, r.epoch, r.expires_at) for r in rows]
 
+    def runner_url(self, site: str) -> str | None:
+        """Where the replica that runs `site` now answers, if it is alive and said where."""
+        with self._db.read() as conn:
+            now = self._now(conn)
+            return conn.execute(
+                select(REPLICAS.c.url).join(LEASES, LEASES.c.owner == REPLICAS.c.id)
+                .where(LEASES.c.site == site, LEASES.c.expires_at > now, REPLICAS.c.expires_at > now)
+            ).scalar_one_or_none()
+
     def _now(self, conn: Connection) -> int:
         if self._db.dialect == "postgresql":
             # clock_timestamp, not now(): now() is the transaction's start
@@ -150,8 +161,9 @@ class Leases:
         return int(conn.execute(select(expression)).scalar_one())
 
     def _beat(self, conn: Connection, now: int, expires: int) -> None:
-        insert = self._db.insert(REPLICAS).values(id=self.replica, started_at=now, expires_at=expires)
-        conn.execute(insert.on_conflict_do_update(index_elements=[REPLICAS.c.id], set_={"expires_at": expires}))
+        insert = self._db.insert(REPLICAS).values(id=self.replica, started_at=now, expires_at=expires, url=self.url)
+        conn.execute(insert.on_conflict_do_update(index_elements=[REPLICAS.c.id],
+                                                  set_={"expires_at": expires, "url": self.url}))
         # Replicas long gone leave no rows behind.
         conn.execute(REPLICAS.delete().where(REPLICAS.c.expires_at < now - 10 * self.ttl_ms))
 

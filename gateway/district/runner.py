@@ -53,15 +53,17 @@ class Running:
 
 class District:
     def __init__(self, sites: Mapping[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
-                 lease_s: float, refused: Counter) -> None:
-        """`refused`: the server's count of refused requests, which each school's API adds to."""
+                 lease_s: float, refused: Counter, url: str | None = None) -> None:
+        """`refused`: the server's count of refused requests, which each school's API adds to;
+        `url`: where the other replicas reach this one's API."""
         self.sites = dict(sites)
         self.db = db
         self.clock = clock
         self.replica = replica
         self.lease_s = lease_s
         self._refused = refused
-        self.leases = Leases(db, replica, lease_s)
+        self.url = url
+        self.leases = Leases(db, replica, lease_s, url)
         self.running: dict[str, Running] = {}
         self.turns_failed = 0
         self.turns = 0
