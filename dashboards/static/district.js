@@ -1,10 +1,13 @@
 // The district's page (/district): every school's month side by side, sortable by a column,
 // the schools that need a look marked with the reasons, the month's report to download, and
-// each school's name a link to its own dashboard (sites/<id>/, next to this page).
+// each school's name a link to its own dashboard (sites/<id>/, next to this page). A district
+// administrator also manages the district's accounts there (#accounts), with the school's
+// accounts page (views/settings/users.js): the routes it calls answer with the district's.
 
 import { HttpError, download, get, login, logout, session } from "./api.js";
 import { isZh, language, num, pct, setLanguage, t } from "./i18n.js";
 import { h, refill, saveFile, showLogin } from "./ui.js";
+import users from "./views/settings/users.js";
 
 const view = document.getElementById("view");
 const params = new URLSearchParams(location.search);
@@ -166,7 +169,45 @@ function tools() {
 }
 
 function askLogin(message) {
-  showLogin(message, async (u, p) => { await login(u, p); chrome(); load(); });
+  showLogin(message, async (u, p) => { await login(u, p); show(); });
+}
+
+/** Nobody logged in (any more): nothing of the district's stays on the page. */
+function loggedOut() {
+  state.league = null;
+  chrome();
+  refill(view, h("p", { class: "muted" }, t("district.login")));
+  askLogin(t("district.login"));
+}
+
+/** Whether the account logged in manages the district's accounts: the district's
+ * administrators (the gateway refuses anyone else, whatever the page shows). */
+function managesAccounts() {
+  const who = session();
+  return Boolean(who?.district && who.role === "admin");
+}
+
+function onAccounts() {
+  return location.hash === "#accounts" && managesAccounts();
+}
+
+async function accounts() {
+  refill(view, h("p", { class: "muted" }, t("common.loading")));
+  delete view.dataset.month;
+  let page;
+  try {
+    page = await users.render();
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 401) {
+      loggedOut();
+      return;
+    }
+    refill(view, h("div", { class: "card error", role: "alert" }, h("p", {}, refusal(err)),
+      h("button", { type: "button", onclick: accounts }, t("common.retry"))));
+    return;
+  }
+  refill(view, h("section", { class: "card" }, h("h2", {}, t("district.accounts")),
+    h("p", { class: "muted small" }, t("district.accounts_note"))), page);
 }
 
 async function load() {
@@ -176,18 +217,17 @@ async function load() {
     state.league = await get("/api/v1/district/schools", { month: month() });
   } catch (err) {
     if (err instanceof HttpError && err.status === 401) {
-      refill(view, h("p", { class: "muted" }, t("district.login")));
-      askLogin(t("district.login"));
+      loggedOut();
       return;
     }
     refill(view, tools(), h("div", { class: "card error", role: "alert" }, h("p", {}, refusal(err)),
       err instanceof HttpError && err.status === 403
-        ? h("button", { type: "button", onclick: async () => { await logout(); chrome(); askLogin(t("district.login")); } },
+        ? h("button", { type: "button", onclick: async () => { await logout(); loggedOut(); } },
           t("district.other_account"))
         : h("button", { type: "button", onclick: load }, t("common.retry"))));
     return;
   }
-  render();
+  if (!onAccounts()) render(); // unless the accounts were asked for meanwhile
 }
 
 function render() {
@@ -211,22 +251,30 @@ function chrome() {
   document.getElementById("lang").title = t("lang.name");
   const who = session();
   document.getElementById("user").textContent = who ? `${who.name} · ${t("user.logout")}` : t("user.login");
+  // The league's page and the accounts', one reached from the other.
+  const link = document.getElementById("accounts");
+  link.hidden = !managesAccounts();
+  link.href = onAccounts() ? "#" : "#accounts";
+  link.textContent = onAccounts() ? t("district.league") : t("district.accounts");
+}
+
+/** The view the address asks for: the accounts (#accounts, for who manages them) or the
+ * league, fetched again only for another month. */
+function show() {
+  chrome();
+  if (onAccounts()) accounts();
+  else if (state.league?.month === month()) render();
+  else load();
 }
 
 document.getElementById("lang").addEventListener("click", () => {
   setLanguage(language() === "zh-CN" ? "en" : "zh-CN");
-  chrome();
-  if (state.league) render();
+  show();
 });
 document.getElementById("user").addEventListener("click", async () => {
-  if (session()) {
-    await logout();
-    chrome();
-    askLogin(t("district.login"));
-  } else {
-    askLogin(t("district.login"));
-  }
+  if (session()) await logout();
+  loggedOut();
 });
+window.addEventListener("hashchange", show);
 setLanguage(language());
-chrome();
-load();
+show();

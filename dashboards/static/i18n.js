@@ -59,6 +59,8 @@ const LABELS = {
     "district.col.water_per_person": "人均用水", "district.col.after_hours": "闭园用电占比", "district.col.waste": "闭园浪费",
     "district.col.vs_last_year": "比去年同期", "district.col.alerts": "未恢复告警", "district.col.orders": "逾期工单",
     "district.col.ledger": "台账签字",
+    "district.accounts": "区级账号", "district.league": "← 各校排名",
+    "district.accounts_note": "区级账号可以登录全区每一所学校，在每所学校的权限都按这里设的来。各校自己的账号由学校的管理员在本校「设置」里管理。",
   },
   en: {
     "nav.district": "← District", "nav.overview": "Overview", "nav.closing": "Closing check", "nav.buildings": "Buildings", "nav.alerts": "Alerts",
@@ -120,6 +122,8 @@ const LABELS = {
     "district.col.water_per_person": "Water per person", "district.col.after_hours": "After hours", "district.col.waste": "Left on after hours",
     "district.col.vs_last_year": "vs last year", "district.col.alerts": "Open alerts", "district.col.orders": "Work orders past due",
     "district.col.ledger": "Records signed",
+    "district.accounts": "District accounts", "district.league": "← Schools ranked",
+    "district.accounts_note": "A district account logs in at every school of the district, with the role set here at each of them. A school's own accounts are managed by its administrators, in the school's Settings.",
   },
 };
 

@@ -29,7 +29,7 @@ router = APIRouter(tags=["district"])
 
 MonthQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="e.g. 2026-10")]
 # The page's own files besides the shared modules it imports.
-PAGE_STYLES = ("app.css", "views/reports.css", "district.css")
+PAGE_STYLES = ("app.css", "views/reports.css", "views/settings.css", "district.css")
 
 
 async def _sources(request: Request) -> DistrictSources:
@@ -76,7 +76,8 @@ async def report(
 
 @router.get("/district", include_in_schema=False, response_class=HTMLResponse)
 def page(request: Request, lang: Annotated[Literal["zh-CN", "en"] | None, Query()] = None) -> HTMLResponse:
-    """The district's page: the league table with its month, downloads and drill-down links."""
+    """The district's page: the league table with its month, downloads and drill-down links; for
+    the district's administrators, its accounts (`#accounts`)."""
     return templates.TemplateResponse(request, "district.html", {
         "lang": lang or "zh-CN", "version": asset_version(), "styles": PAGE_STYLES,
     })

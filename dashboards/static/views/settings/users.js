@@ -1,7 +1,9 @@
 // 账号: the accounts that log in to the dashboard. An admin adds one (a display name in any
 // script, a role, a first password), changes its name or role, sets a new password, and
 // disables or enables it. The gateway's refusals are English sentences: each one the admin
-// can meet is checked here first and said in the page's language.
+// can meet is checked here first and said in the page's language, under the field it is about.
+// The district's page (/district#accounts) shows it as it is: the same routes, answered there
+// by the district's store, list and change the district's accounts.
 
 import { HttpError, get, send } from "../../api.js";
 import { addLabels, t } from "../../i18n.js";
@@ -41,17 +43,35 @@ const MIN_PASSWORD = 10;
 const MAX_NAME = 50;
 const LOGIN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 
-/** Why the form's values would be refused, in the page's language; null if they will not. */
+/** Why the form's values would be refused, in the page's language, and the field it is about:
+ * { field, text }; null if they will not be. */
 function refusal({ name, display_name: display, password }) {
-  if (name !== undefined && !LOGIN.test(name)) return t("users.bad_login");
-  if (display !== undefined && [...display].length > MAX_NAME) return t("users.long_name", { n: MAX_NAME });
-  if (password !== undefined && password.length < MIN_PASSWORD) return t("users.short_password", { n: MIN_PASSWORD });
+  if (name !== undefined && !LOGIN.test(name)) return { field: "name", text: t("users.bad_login") };
+  if (display !== undefined && [...display].length > MAX_NAME) {
+    return { field: "display_name", text: t("users.long_name", { n: MAX_NAME }) };
+  }
+  if (password !== undefined && password.length < MIN_PASSWORD) {
+    return { field: "password", text: t("users.short_password", { n: MIN_PASSWORD }) };
+  }
   return null;
 }
 
-function answer(err, creating) {
-  if (err instanceof HttpError && err.status === 409) return t(creating ? "users.taken" : "users.last_admin");
-  return failure(err);
+/** The gateway's refusal of `body` as `refusal` gives it: a login taken (adding), the last
+ * administrator (lowering its role; disabling it is said by the buttons), or why it failed. */
+function answer(err, creating, body) {
+  if (err instanceof HttpError && err.status === 409) {
+    return creating ? { field: "name", text: t("users.taken") } : { field: body.role ? "role" : null, text: t("users.last_admin") };
+  }
+  return { field: null, text: failure(err) };
+}
+
+/** Shows `problem` (or nothing, when null) in the form's one alert line: under the field it
+ * names, else above the form's buttons. */
+function say(form, line, problem) {
+  line.textContent = problem?.text ?? "";
+  const label = problem?.field ? form.elements.namedItem(problem.field)?.closest("label") : null;
+  if (label) label.append(line);
+  else form.querySelector(":scope > .actions").before(line);
 }
 
 function roleSelect(value) {
@@ -62,8 +82,12 @@ function passwordInput(name = "password") {
   return h("input", { name, type: "password", autocomplete: "new-password", minlength: MIN_PASSWORD, required: true });
 }
 
+function alertLine() {
+  return h("small", { class: "field-error error-text", role: "alert" });
+}
+
 function addForm(rerender) {
-  const line = h("p", { class: "error-text", role: "alert" });
+  const line = alertLine();
   const form = h("form", { class: "form user-add", novalidate: true }, h("div", { class: "fields" },
     h("label", { class: "field" }, t("users.display"), h("input", { name: "display_name", maxlength: MAX_NAME, placeholder: t("users.display_hint") })),
     h("label", { class: "field" }, t("users.login"), h("input", { name: "name", autocomplete: "off", autocapitalize: "none", spellcheck: "false", required: true }),
@@ -74,13 +98,13 @@ function addForm(rerender) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { name: form.name.value.trim(), display_name: form.display_name.value.trim(), role: form.role.value, password: form.password.value };
-    line.textContent = refusal(body) ?? "";
+    say(form, line, refusal(body));
     if (line.textContent) return;
     try {
       const user = await send("POST", "/api/v1/users", body);
       rerender(t("users.created", { name: user.display_name }));
     } catch (err) {
-      line.textContent = answer(err, true);
+      say(form, line, answer(err, true, body));
     }
   });
   return form;
@@ -88,7 +112,7 @@ function addForm(rerender) {
 
 function resetDialog(user, done) {
   dialog((close) => {
-    const line = h("p", { class: "error-text", role: "alert" });
+    const line = alertLine();
     const form = h("form", { class: "form", novalidate: true }, h("h2", {}, t("users.reset_title", { name: user.display_name })),
       h("label", {}, t("users.new_password"), passwordInput(), h("small", { class: "muted" }, t("users.password_hint", { n: MIN_PASSWORD }))),
       line, h("div", { class: "actions" },
@@ -96,15 +120,15 @@ function resetDialog(user, done) {
         h("button", { type: "submit" }, t("users.reset"))));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const password = form.password.value;
-      line.textContent = refusal({ password }) ?? "";
+      const body = { password: form.password.value };
+      say(form, line, refusal(body));
       if (line.textContent) return;
       try {
-        await send("PATCH", `/api/v1/users/${encodeURIComponent(user.name)}`, { password });
+        await send("PATCH", `/api/v1/users/${encodeURIComponent(user.name)}`, body);
         close();
         done(t("users.password_set", { name: user.display_name }));
       } catch (err) {
-        line.textContent = answer(err, false);
+        say(form, line, answer(err, false, body));
       }
     });
     return form;
@@ -112,15 +136,15 @@ function resetDialog(user, done) {
 }
 
 function userRow(user, rerender) {
-  const line = h("p", { class: "error-text", role: "alert" });
+  const line = alertLine();
   const patch = async (body) => {
-    line.textContent = refusal(body) ?? "";
+    say(form, line, refusal(body));
     if (line.textContent) return;
     try {
       await send("PATCH", `/api/v1/users/${encodeURIComponent(user.name)}`, body);
       rerender(t("users.saved"));
     } catch (err) {
-      line.textContent = answer(err, false);
+      say(form, line, answer(err, false, body));
     }
   };
   // The login and the display name are in fields: a login is typed, not read as a sentence.
