@@ -155,7 +155,7 @@ class Publisher:
     def __init__(self, broker: Mosquitto, schools: list[str], first_s: int) -> None:
         self._broker = broker
         self._schools = schools
-        self.first_s = first_s
+        self._first_s = first_s
         self.sent = 0  # readings a school
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -171,7 +171,7 @@ class Publisher:
     def _run(self) -> None:
         with mqtt_client(self._broker, "bench-failover-publisher") as (client, _):
             while not self._stop.is_set():
-                ts = self.first_s + self.sent
+                ts = self._first_s + self.sent
                 payload = json.dumps({"ts": ts, METRIC: 1000 + (ts - T0) * 0.01, "power_w": 1500.0})
                 for school in self._schools:
                     client.publish(f"facility/{school}/m000/telemetry", payload, qos=1).wait_for_publish(5)
