@@ -1,11 +1,13 @@
 """The production stack (docker-compose.yml, the Dockerfile and what they mount) checked
-without Docker: that each profile (one school's gateway, or a district's replicas sharing
-PostgreSQL) starts what it should, that the pieces name each other consistently, that the site
-file loads with the environment compose gives each gateway, and that Mosquitto accepts the
-broker config and enforces its ACL."""
+without Docker: that each profile (one school's gateway, or a district's replicas running a
+folder of school files on a shared PostgreSQL) starts what it should, that the pieces name each
+other consistently, that every site file loads as its gateway's command loads it, with the
+environment compose gives it, and that Mosquitto accepts the broker config and enforces its ACL,
+each school of the district on a login of its own."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
@@ -13,6 +15,7 @@ import re
 import threading
 import typing
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,16 +28,14 @@ from sqlalchemy.engine import make_url
 
 from devices import kinds
 from devices.base import Event, EventPayload, MetricType, Sample
-from gateway.config import ConfigError, SiteConfig, load
+from gateway.cli import _parser as cli_parser
+from gateway.config import ConfigError, SiteConfig, load, load_district
+from gateway.ingest.mqtt import session_client_id
 from gateway.sinks.influx import LineProtocol
 from tests.services import (
-    HOST,
     MQTT_TIMEOUT_S,
-    Mosquitto,
-    broker_user,
-    free_port,
-    mosquitto_passwd,
     mqtt_client,
+    start_shipped_mosquitto,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,11 +96,25 @@ def dotenv_example() -> dict[str, str]:
     return dict(line.partition("=")[::2] for line in lines if line.strip() and not line.startswith("#"))
 
 
-def site_of(service: str, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> SiteConfig:
-    """The site as a gateway service loads it: its site file, with the environment compose gives it."""
+def command(service: str, dotenv: dict[str, str]) -> argparse.Namespace:
+    """What a gateway service runs, as the gateway's command line reads it: the service's own
+    command, or the image's."""
+    argv = SERVICES[service].get("command") or json.loads(dockerfile_instruction("CMD"))
+    assert argv[0] == "facility-gateway", argv
+    return cli_parser().parse_args([interpolate(str(arg), dotenv) for arg in argv[1:]])
+
+
+def sites_of(service: str, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, SiteConfig]:
+    """The sites a gateway service runs, loaded as its command loads them, with the environment
+    compose gives it: `run`'s one site file, or every school file of `district`'s folder."""
     for name, value in environment(service, dotenv).items():
         monkeypatch.setenv(name, value)
-    return load(host_path(service, site_file_in_container()))
+    args = command(service, dotenv)
+    if args.command == "run":
+        site = load(host_path(service, str(args.config)))
+        return {site.id: site}
+    assert args.command == "district", args.command
+    return load_district(host_path(service, str(args.sites)), args.state_url, args.data_dir)
 
 
 def bind_mounts(service: str) -> dict[PurePosixPath, Path]:
@@ -149,9 +164,16 @@ def dockerfile_instruction(name: str) -> str:
     return found[0]
 
 
-def site_file_in_container() -> str:
-    command: list[str] = json.loads(dockerfile_instruction("CMD"))
-    return command[command.index("--config") + 1]
+def site_files(service: str) -> list[Path]:
+    """The site files a gateway service reads: `run`'s one, or every one of `district`'s folder."""
+    args = command(service, SECRETS)
+    if args.command == "run":
+        return [host_path(service, str(args.config))]
+    folder = host_path(service, str(args.sites))
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+SITE_FILES = sorted({path for gateway in GATEWAYS for path in site_files(gateway)})
 
 
 @pytest.fixture
@@ -225,10 +247,15 @@ def test_secrets_have_no_defaults() -> None:
     assert [m[0] for m in secrets if m["op"] != ":?"] == []
 
 
-@pytest.mark.parametrize("gateway", GATEWAYS)
-def test_the_gateway_image_runs_unprivileged_with_the_mounted_site_file(gateway: str) -> None:
+def test_the_gateway_image_runs_unprivileged() -> None:
     assert dockerfile_instruction("USER") not in ("root", "0")
-    assert host_path(gateway, site_file_in_container()) == ROOT / "deploy" / "site.yaml"
+
+
+def test_the_school_gateway_runs_the_mounted_site_file() -> None:
+    [gateway] = started("school") & set(GATEWAYS)
+    args = command(gateway, SECRETS)
+    assert args.command == "run"
+    assert host_path(gateway, str(args.config)) == ROOT / "deploy" / "site.yaml"
 
 
 # ------------------------------------------------------------------ the gateway's settings
@@ -247,55 +274,70 @@ def test_the_gateway_environment_names_only_real_settings(gateway: str) -> None:
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 @pytest.mark.parametrize("dotenv", DOTENVS.values(), ids=DOTENVS.keys())
-def test_the_site_file_loads_with_the_secrets_from_the_environment(
+def test_every_site_file_loads_with_the_secrets_from_the_environment(
     no_facility_env: pytest.MonkeyPatch, dotenv: dict[str, str], gateway: str
 ) -> None:
-    site = site_of(gateway, dotenv, no_facility_env)
+    sites = sites_of(gateway, dotenv, no_facility_env)
+    assert sites
+    for site in sites.values():
+        assert site.influxdb is not None
+        assert site.influxdb.token.get_secret_value() == SECRETS["INFLUXDB_TOKEN"]
+        assert site.mqtt.password is not None
+        assert site.mqtt.password.get_secret_value() == SECRETS["MQTT_GATEWAY_PASSWORD"]
+        # the file's other keys of the same sections are kept
+        assert site.file is not None
+        written = yaml.safe_load(site.file.read_text(encoding="utf-8"))
+        assert (site.mqtt.username, site.influxdb.url) == (written["mqtt"]["username"], written["influxdb"]["url"])
+        influx = environment("influxdb", dotenv)
+        assert (site.influxdb.org, site.influxdb.bucket) == (
+            influx["DOCKER_INFLUXDB_INIT_ORG"], influx["DOCKER_INFLUXDB_INIT_BUCKET"],
+        )
 
-    assert site.influxdb is not None
-    assert site.influxdb.token.get_secret_value() == SECRETS["INFLUXDB_TOKEN"]
-    assert site.mqtt.password is not None
-    assert site.mqtt.password.get_secret_value() == SECRETS["MQTT_GATEWAY_PASSWORD"]
-    # the file's other keys of the same sections are kept
-    assert (site.mqtt.username, site.influxdb.url) == ("gateway", "http://influxdb:8086")
-    influx = environment("influxdb", dotenv)
-    assert (site.influxdb.org, site.influxdb.bucket) == (
-        influx["DOCKER_INFLUXDB_INIT_ORG"], influx["DOCKER_INFLUXDB_INIT_BUCKET"],
-    )
 
-
-def test_the_site_file_itself_holds_no_secrets(no_facility_env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("site_file", SITE_FILES, ids=lambda path: path.name)
+def test_the_site_file_itself_holds_no_secrets(no_facility_env: pytest.MonkeyPatch, site_file: Path) -> None:
     with pytest.raises(ConfigError, match=r"influxdb\.token: 缺少必填的键 `token`"):
-        load(ROOT / "deploy" / "site.yaml")
+        load(site_file)
 
 
+@pytest.mark.parametrize("site_file", SITE_FILES, ids=lambda path: path.name)
 def test_the_site_file_runs_in_production_mode_and_refuses_placeholders(
-    no_facility_env: pytest.MonkeyPatch,
+    no_facility_env: pytest.MonkeyPatch, site_file: Path
 ) -> None:
     no_facility_env.setenv("FACILITY_INFLUXDB__TOKEN", SECRETS["INFLUXDB_TOKEN"])
     no_facility_env.setenv("FACILITY_MQTT__PASSWORD", "mqtt-password")
     with pytest.raises(ConfigError, match=r"mqtt\.password: .*production mode refuses this secret"):
-        load(ROOT / "deploy" / "site.yaml")
+        load(site_file)
     no_facility_env.setenv("FACILITY_MQTT__PASSWORD", SECRETS["MQTT_GATEWAY_PASSWORD"])
-    assert load(ROOT / "deploy" / "site.yaml").mode == "production"
+    site = load(site_file)
+    assert site.mode == "production"
+    assert site.storage.state_url is None  # the district's comes from its command line, never a file
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
-def test_the_site_file_points_at_the_services_of_the_stack(no_facility_env: pytest.MonkeyPatch, gateway: str) -> None:
-    site = site_of(gateway, SECRETS, no_facility_env)
-    assert site.influxdb is not None
-    influx = urlsplit(site.influxdb.url)
-    assert (site.mqtt.host, site.mqtt.port) == ("mosquitto", 1883)
-    assert (influx.hostname, influx.port) == ("influxdb", 8086)
-    assert f"{site.api.port}" in [spec.split(":")[-1] for spec in SERVICES[gateway]["ports"]]
-    assert site.api.host == "0.0.0.0"  # reachable through the published port
-    volume_targets = [spec.split(":")[1] for spec in SERVICES[gateway]["volumes"]]
-    assert str(site.storage.data_dir) in volume_targets
+def test_every_site_file_points_at_the_services_of_the_stack(
+    no_facility_env: pytest.MonkeyPatch, gateway: str
+) -> None:
+    args = command(gateway, SECRETS)
+    volume_targets = [PurePosixPath(spec.split(":")[1]) for spec in SERVICES[gateway]["volumes"]]
+    published = [spec.split(":")[-1] for spec in SERVICES[gateway]["ports"]]
+    for site in sites_of(gateway, SECRETS, no_facility_env).values():
+        assert site.influxdb is not None
+        influx = urlsplit(site.influxdb.url)
+        assert (site.mqtt.host, site.mqtt.port) == ("mosquitto", 1883), site.id
+        assert (influx.hostname, influx.port) == ("influxdb", 8086), site.id
+        # the school's own server, or the district's, which serves every school it runs
+        host, port = (args.host, args.port) if args.command == "district" else (site.api.host, site.api.port)
+        assert f"{port}" in published, site.id
+        assert host == "0.0.0.0", site.id  # reachable through the published port
+        data_dir = PurePosixPath(site.storage.data_dir)
+        assert any(data_dir == target or target in data_dir.parents for target in volume_targets), site.id
 
 
 def test_the_school_gateway_keeps_its_state_in_its_data_volume(no_facility_env: pytest.MonkeyPatch) -> None:
     [gateway] = started("school") & set(GATEWAYS)
-    assert site_of(gateway, SECRETS, no_facility_env).storage.state_url is None
+    [site] = sites_of(gateway, SECRETS, no_facility_env).values()
+    assert site.storage.state_url is None
 
 
 # ----------------------------------------------------------------------------- the district
@@ -305,6 +347,46 @@ def district_replicas() -> list[str]:
     return sorted(started("district") & set(GATEWAYS))
 
 
+def test_the_replicas_run_the_same_district_from_the_sites_folder_mounted_read_only() -> None:
+    replicas = district_replicas()
+    assert len(replicas) >= 2
+    runs = {replica: command(replica, SECRETS) for replica in replicas}
+    for replica, args in runs.items():
+        assert args.command == "district", replica
+        assert host_path(replica, str(args.sites)) == ROOT / "deploy" / "sites", replica
+        [mount] = [spec for spec in SERVICES[replica]["volumes"] if spec.split(":")[1] == str(args.sites)]
+        assert mount.split(":")[2:] == ["ro"], replica
+    # the same schools, state store, folders and port: only the replica's id differs
+    shared = [{k: v for k, v in vars(args).items() if k != "replica_id"} for args in runs.values()]
+    assert all(each == shared[0] for each in shared), shared
+
+
+def test_every_file_of_the_sites_folder_is_a_school_of_its_own(no_facility_env: pytest.MonkeyPatch) -> None:
+    [replica, *_] = district_replicas()
+    sites = sites_of(replica, SECRETS, no_facility_env)
+    files = [path for path in SITE_FILES if path.parent == ROOT / "deploy" / "sites"]
+    assert len(files) >= 2
+    # one school a file: no two files share a site id (load_district refuses that too)
+    assert sorted(site.file for site in sites.values() if site.file) == [path.resolve() for path in files]
+    assert len(sites) == len(files)
+
+
+def test_each_school_of_the_district_has_a_broker_login_and_device_logins_of_its_own(
+    no_facility_env: pytest.MonkeyPatch,
+) -> None:
+    """With the shipped broker a login is one session and one connection (use_username_as_clientid),
+    and devices log in with their ids: two schools on one login would close each other's
+    connection, two devices with one id each other's."""
+    [replica, *_] = district_replicas()
+    sites = sites_of(replica, SECRETS, no_facility_env).values()
+    logins = [site.mqtt.username for site in sites]
+    devices = [device.id for site in sites for device in site.devices]
+    assert None not in logins
+    assert len(set(logins)) == len(logins)
+    assert len(set(devices)) == len(devices)
+    assert not set(logins) & {*devices, "gateway", "alerts", "zigbee2mqtt"}
+
+
 @pytest.mark.parametrize("dotenv", DOTENVS.values(), ids=DOTENVS.keys())
 def test_the_replicas_share_the_postgres_service_as_their_state_store(
     no_facility_env: pytest.MonkeyPatch, dotenv: dict[str, str]
@@ -312,15 +394,14 @@ def test_the_replicas_share_the_postgres_service_as_their_state_store(
     postgres = environment("postgres", dotenv)
     assert SERVICES["postgres"]["image"].startswith("postgres:")
     assert "PGPORT" not in postgres  # so the official image listens on PostgreSQL's port, 5432
-    replicas = district_replicas()
-    assert len(replicas) >= 2
-    for replica in replicas:
-        url = make_url(site_of(replica, dotenv, no_facility_env).storage.state_database_url)
-        assert url.drivername == "postgresql+psycopg", replica
-        assert (url.host, url.port) == ("postgres", 5432), replica
-        assert (url.username, url.password, url.database) == (
-            postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"],
-        ), replica
+    for replica in district_replicas():
+        for site in sites_of(replica, dotenv, no_facility_env).values():
+            url = make_url(site.storage.state_database_url)
+            assert url.drivername == "postgresql+psycopg", replica
+            assert (url.host, url.port) == ("postgres", 5432), replica
+            assert (url.username, url.password, url.database) == (
+                postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"],
+            ), replica
 
 
 def test_the_replicas_start_once_postgres_accepts_connections() -> None:
@@ -332,13 +413,16 @@ def test_the_replicas_start_once_postgres_accepts_connections() -> None:
 def test_each_replica_has_its_own_id_and_data_volume(no_facility_env: pytest.MonkeyPatch) -> None:
     ids, data_volumes = set(), set()
     for replica in district_replicas():
-        site = site_of(replica, SECRETS, no_facility_env)
-        assert site.replica.id, f"{replica}: no replica id, so one from the container's host name and pid"
-        ids.add(site.replica.id)
+        args = command(replica, SECRETS)
+        assert args.replica_id, f"{replica}: no replica id, so one from the container's host name"
+        ids.add(args.replica_id)
         [volume] = [spec.split(":")[0] for spec in SERVICES[replica]["volumes"]
-                    if spec.split(":")[1] == str(site.storage.data_dir)]
+                    if spec.split(":")[1] == str(args.data_dir)]
         assert volume in (COMPOSE.get("volumes") or {}), replica
         data_volumes.add(volume)
+        # each school's spool and photos in a folder of its own in the replica's volume
+        for site in sites_of(replica, SECRETS, no_facility_env).values():
+            assert site.storage.data_dir == args.data_dir / site.id, replica
     assert len(ids) == len(data_volumes) == len(district_replicas())
 
 
@@ -507,7 +591,8 @@ def test_the_dashboards_chart_real_metrics_from_the_provisioned_datasource(
 
 
 def test_the_queries_read_the_datasource_bucket_in_the_dashboard_time_range() -> None:
-    site_zone = yaml.safe_load(host_path("gateway", site_file_in_container()).read_text(encoding="utf-8"))["timezone"]
+    # one Grafana for every site of the stack: one time zone
+    [site_zone] = {yaml.safe_load(path.read_text(encoding="utf-8"))["timezone"] for path in SITE_FILES}
     for name, dashboard in provisioned_dashboards().items():
         defined: list[str] = []
         for variable in dashboard.get("templating", {}).get("list", []):
@@ -574,28 +659,7 @@ def test_the_broker_refuses_anonymous_clients() -> None:
 def test_mosquitto_runs_the_broker_config_and_enforces_the_acl(tmp_path: Path) -> None:
     """The production config, with only the listener and file locations changed, on a real
     broker: devices publish only under their own id, the gateway reads them all."""
-    conf = host_path("mosquitto", "/mosquitto/config/mosquitto.conf")
-    options = mosquitto_options(conf.read_text(encoding="utf-8"))
-    password_file = tmp_path / "passwd"
-    mosquitto_passwd(password_file, {"gateway": "gateway-pw", "em-main": "em-pw"})
-    port = free_port()
-    log_path = tmp_path / "mosquitto.log"
-    changes = {
-        "listener": f"{port} {HOST}",
-        "password_file": str(password_file),
-        "acl_file": str(host_path("mosquitto", options["acl_file"][0])),
-        "persistence_location": f"{tmp_path}/",
-        "log_dest": f"file {log_path}",
-        "user": broker_user(),
-    }
-    assert set(changes) - set(options) == {"user"}, "the broker config changed shape; update this test"
-    original = conf.read_text(encoding="utf-8").splitlines()
-    lines = [line for line in original if line.partition(" ")[0] not in changes]
-    lines += [f"{k} {v}" for k, v in changes.items()]
-    test_conf = tmp_path / "mosquitto.conf"
-    test_conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    broker = Mosquitto(port, test_conf, log_path)
-    broker.start()
+    broker = start_shipped_mosquitto(tmp_path, {"gateway": "gateway-pw", "em-main": "em-pw"})
     try:
         with mqtt_client(broker, "anonymous") as (_, reason):
             assert reason == "Not authorized"
@@ -617,5 +681,64 @@ def test_mosquitto_runs_the_broker_config_and_enforces_the_acl(tmp_path: Path) -
             # another's topic, or the gateway writing a device's, was refused.
             topics = [received.get(timeout=MQTT_TIMEOUT_S).topic for _ in range(2)]
         assert topics == ["facility/demo/em-main/telemetry", "facility/demo/gateway/status"]
+    finally:
+        broker.stop()
+
+
+@pytest.mark.integration
+def test_on_the_shipped_broker_each_school_of_the_district_reads_its_own_topics_only(
+    tmp_path: Path, no_facility_env: pytest.MonkeyPatch
+) -> None:
+    """Every school of the district logs in as its site file says, with the password compose
+    gives it, all at once on the shipped config and ACL: each stays connected, receives what its
+    own devices publish and nothing of another school's, and writes only its own status."""
+    [replica, *_] = district_replicas()
+    sites = list(sites_of(replica, SECRETS, no_facility_env).values())
+    logins = {}
+    for site in sites:
+        assert site.mqtt.username is not None
+        assert site.mqtt.password is not None
+        logins[site.id] = (site.mqtt.username, site.mqtt.password.get_secret_value())
+    devices = {site.id: site.devices[0].id for site in sites}
+    broker = start_shipped_mosquitto(
+        tmp_path, dict(logins.values()) | {device: f"{device}-pw" for device in devices.values()}
+    )
+    try:
+        with ExitStack() as stack:
+            schools: dict[str, mqtt.Client] = {}
+            received: dict[str, queue.Queue[str]] = {}
+            for site in sites:
+                username, password = logins[site.id]
+                client, reason = stack.enter_context(
+                    mqtt_client(broker, session_client_id(site.mqtt, site.id), username, password))
+                assert not reason.is_failure, f"{username}: {reason}"
+                subscribed = threading.Event()
+                inbox = received[site.id] = queue.Queue()
+                client.on_subscribe = lambda *_, done=subscribed: done.set()
+                client.on_message = lambda _client, _userdata, message, inbox=inbox: inbox.put(message.topic)
+                client.subscribe([(f"facility/{other.id}/#", 1) for other in sites])
+                assert subscribed.wait(MQTT_TIMEOUT_S), username
+                schools[site.id] = client
+            things: dict[str, mqtt.Client] = {}
+            for site_id, device in devices.items():
+                client, reason = stack.enter_context(mqtt_client(broker, device, device, f"{device}-pw"))
+                assert not reason.is_failure, f"{device}: {reason}"
+                things[site_id] = client
+            # Refused or not for the school, in this order: another school's status, written by
+            # a school; a device of another school. Then its own device, which ends its inbox.
+            for site_id, school in schools.items():
+                for other in schools.keys() - {site_id}:
+                    school.publish(f"facility/{other}/gateway/status", b"online", qos=1).wait_for_publish(
+                        MQTT_TIMEOUT_S)
+            for site_id, thing in things.items():
+                thing.publish(f"facility/{site_id}/{devices[site_id]}/telemetry", b"{}", qos=1).wait_for_publish(
+                    MQTT_TIMEOUT_S)
+            for site_id, inbox in received.items():
+                own = f"facility/{site_id}/{devices[site_id]}/telemetry"
+                topics = [inbox.get(timeout=MQTT_TIMEOUT_S)]
+                while topics[-1] != own:
+                    topics.append(inbox.get(timeout=MQTT_TIMEOUT_S))
+                assert topics == [own], site_id
+            assert all(school.is_connected() for school in schools.values())
     finally:
         broker.stop()
