@@ -135,10 +135,13 @@ class SiteHold:
     holds in one turn (gateway/district/runner.py); it tells the site when its lease is gone
     (`lose`), and gives the lease up itself once the site has stopped."""
 
-    def __init__(self, site: str, replica: str, epoch: int, renewals_failed: Callable[[], int]) -> None:
+    def __init__(self, site: str, replica: str, epoch: int, ttl_s: float, valid_until: float,
+                 renewals_failed: Callable[[], int]) -> None:
         self.site = site
         self.replica = replica
         self.epoch: int | None = epoch
+        self.ttl_s = ttl_s
+        self._valid_until = valid_until  # monotonic: the lease is certainly ours until then
         self._lost = asyncio.Event()
         self._why = ""
         self._renewals_failed = renewals_failed
@@ -147,12 +150,24 @@ class SiteHold:
     def renewals_failed(self) -> int:
         return self._renewals_failed()
 
+    def renewed(self, valid_until: float) -> None:
+        """The runner's turn renewed the lease: it is certainly ours until then (monotonic)."""
+        self._valid_until = valid_until
+
     def lose(self, why: str) -> None:
         self._why = why
         self._lost.set()
 
     async def keep(self) -> None:
-        await self._lost.wait()
+        """Ends the site when the runner says the lease is gone, or by itself when no turn has
+        renewed it in time (a replica too busy to take its turns must not go on beside the one
+        that takes the site over)."""
+        while not self._lost.is_set():
+            left = self._valid_until - self.ttl_s / 6 - time.monotonic()
+            if left <= 0:
+                raise LeaseLost(f"site {self.site}: its lease was not renewed in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), left)
         raise LeaseLost(f"site {self.site}: {self._why}")
 
     def release(self) -> None:

@@ -9,8 +9,8 @@ gets its share and no two replicas ever run a site at once. Each running site is
 report delivery — on the replica's one state database, and its API and dashboard are served
 under `/sites/<id>/`.
 
-If the turns fail (the state store out of reach) until the leases may have run out, every
-site stops: a replica that is not sure it owns a site must not act for it. A site whose
+If no turn renews the leases in time (the state store out of reach, the replica too busy),
+every site stops by itself: a replica that is not sure it owns a site must not act for it. A site whose
 gateway fails is stopped and its lease given up, for this or another replica to take again.
 """
 
@@ -102,16 +102,14 @@ class District:
         try:
             turn = await asyncio.to_thread(self.leases.turn, list(self.sites))
         except SQLAlchemyError as exc:  # the state store out of reach: the leases run out meanwhile
+            # A site whose lease is not renewed in time stops by itself (`SiteHold.keep`).
             self.turns_failed += 1
-            if self.running and time.monotonic() >= self._valid_until - self.lease_s / 6:
-                log.error("the leases could not be renewed before they expired (%s): every site stops", exc)
-                for site in list(self.running):
-                    self._lose(site, f"its lease could not be renewed ({exc})")
-            else:
-                log.warning("renewing the leases failed, retrying: %s", exc)
+            log.warning("renewing the leases failed, retrying: %s", exc)
             return
         self._valid_until = started + self.lease_s
         self.turns += 1
+        for running in self.running.values():
+            running.hold.renewed(self._valid_until)
         for site in turn.lost:
             self._lose(site, "taken over by another replica, or no longer configured")
         # Stopped by themselves (a gateway that failed, a lost lease) or beyond the share: the
@@ -133,7 +131,7 @@ class District:
                      len(self.sites), turn.share, turn.replicas)
 
     def _start(self, site_id: str, epoch: int) -> None:
-        hold = SiteHold(site_id, self.replica, epoch, lambda: self.turns_failed)
+        hold = SiteHold(site_id, self.replica, epoch, self.lease_s, self._valid_until, lambda: self.turns_failed)
         self.running[site_id] = running = Running(hold)
         running.task = asyncio.create_task(self._run_site(self.sites[site_id], running), name=f"site {site_id}")
 

@@ -4,11 +4,15 @@ expire, a replica that joins gets its share, and racing replicas never both win 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
 
+import pytest
+
 from gateway.district.leases import Leases, Turn
+from gateway.district.ownership import LeaseLost, SiteHold
 from gateway.storage.state import StateDatabase
 
 SITES = [f"school-{i:02d}" for i in range(10)]
@@ -121,3 +125,24 @@ def test_a_site_no_longer_configured_is_given_up(state_db: StateDatabase) -> Non
     a.turn(SITES)
     turn = a.turn(SITES[:-1])
     assert turn.lost == {SITES[-1]}
+
+
+async def test_a_district_site_not_renewed_in_time_stops_by_itself() -> None:
+    """One of a district replica's sites: its runner renews it each turn; with no turn in time
+    (the state store away, the replica too busy) it ends itself before the lease may expire."""
+    ttl = 0.6
+    hold = SiteHold("school-00", "a", 1, ttl, time.monotonic() + ttl, lambda: 0)
+    keeping = asyncio.create_task(hold.keep())
+    for _ in range(4):  # renewed every third of the time to live: it keeps going
+        await asyncio.sleep(ttl / 3)
+        assert not keeping.done()
+        hold.renewed(time.monotonic() + ttl)
+    started = time.monotonic()
+    with pytest.raises(LeaseLost, match="not renewed in time"):
+        async with asyncio.timeout(ttl * 2):
+            await keeping
+    assert time.monotonic() - started <= ttl * 5 / 6 + 0.1
+    lost = SiteHold("school-01", "a", 1, ttl, time.monotonic() + ttl, lambda: 0)
+    lost.lose("taken over by another replica")
+    with pytest.raises(LeaseLost, match="taken over"):
+        await lost.keep()
