@@ -121,7 +121,8 @@ def test_a_replica_killed_under_load_loses_no_reading_and_raises_a_spanning_leak
     assert via.get(f"/sites/{school}/api/v1/site").json()["id"] == school
     with via.stream("GET", f"/sites/{school}/api/v1/live", headers={"Accept": "text/event-stream"}) as live:
         assert live.status_code == 200
-        assert next(live.iter_lines()) == "event: hello"
+        lines = live.iter_lines()
+        assert "event: hello" in [next(lines) for _ in range(3)]
     assert via.get("/sites/no-such-school/api/v1/site").status_code == 404
     victim, survivors = replicas[0], replicas[1:]
     doomed = victim.owned()
