@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,10 +45,10 @@ from gateway.storage.state import StateDatabase
 from tests.services import (
     DistrictReplica,
     Mosquitto,
+    Steady,
     VictoriaMetrics,
     accounting,
     free_port,
-    mqtt_client,
     start_mosquitto,
     start_postgres,
     start_victoria_metrics,
@@ -148,35 +149,13 @@ def ingest(district: District, replicas: list[DistrictReplica], files: list[Path
     return rate
 
 
-class Publisher:
-    """Each school's first meter, a reading every `EVERY_S` stamped a second after the last,
-    from `first_s`, until stopped."""
-
-    def __init__(self, broker: Mosquitto, schools: list[str], first_s: int) -> None:
-        self._broker = broker
-        self._schools = schools
-        self._first_s = first_s
-        self.sent = 0  # readings a school
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Publisher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        with mqtt_client(self._broker, "bench-failover-publisher") as (client, _):
-            while not self._stop.is_set():
-                ts = self._first_s + self.sent
-                payload = json.dumps({"ts": ts, METRIC: 1000 + (ts - T0) * 0.01, "power_w": 1500.0})
-                for school in self._schools:
-                    client.publish(f"facility/{school}/m000/telemetry", payload, qos=1).wait_for_publish(5)
-                self.sent += 1
-                self._stop.wait(EVERY_S)
+def readings(schools: list[str], first_s: int) -> Callable[[int], list[tuple[str, str]]]:
+    """Each school's first meter: its n-th reading, stamped n seconds after `first_s`."""
+    def nth(n: int) -> list[tuple[str, str]]:
+        ts = first_s + n
+        payload = json.dumps({"ts": ts, METRIC: 1000 + (ts - T0) * 0.01, "power_w": 1500.0})
+        return [(f"facility/{school}/m000/telemetry", payload) for school in schools]
+    return nth
 
 
 def failover(district: District, replicas: list[DistrictReplica], broker: Mosquitto, first_s: int,
@@ -191,7 +170,7 @@ def failover(district: District, replicas: list[DistrictReplica], broker: Mosqui
         m = accounting(survivor.client)
         return all(m.total("facility_messages_stored_total", sink="sqlite", site=s) > 0 for s in doomed)
 
-    with Publisher(broker, district.schools, first_s) as publisher:
+    with Steady(broker, "bench-failover-publisher", readings(district.schools, first_s), EVERY_S) as publisher:
         wait_for(lambda: publisher.sent >= 1 / EVERY_S, timeout=30)  # a second of readings
         victim.kill()
         killed = time.perf_counter()

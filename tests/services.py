@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -547,6 +548,37 @@ class DistrictReplica(GatewayProcess):
         except (httpx.TransportError, ValueError):
             return set()
         return {s for s, state in schools.items() if state["state"] == "ok"}
+
+
+class Steady:
+    """Publishes `messages(n)` (topic, payload pairs) at QoS 1 for n = 0, 1, 2… every `every_s`,
+    from a thread of its own, until the block ends; `sent` counts the steps done."""
+
+    def __init__(self, broker: Mosquitto, client_id: str, messages: Callable[[int], list[tuple[str, str]]],
+                 every_s: float) -> None:
+        self._broker = broker
+        self._client_id = client_id
+        self._messages = messages
+        self._every_s = every_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Steady:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with mqtt_client(self._broker, self._client_id) as (client, _):
+            while not self._stop.is_set():
+                for topic, payload in self._messages(self.sent):
+                    client.publish(topic, payload, qos=1).wait_for_publish(5)
+                self.sent += 1
+                self._stop.wait(self._every_s)
 
 
 @contextmanager

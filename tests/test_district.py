@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from gateway import config
 from gateway.storage.readings import open_readings
 from gateway.storage.state import StateDatabase
 from tests.receivers import HttpReceiver
-from tests.services import DistrictReplica, Mosquitto, VictoriaMetrics, free_port, mqtt_client, wait_for
+from tests.services import DistrictReplica, Mosquitto, Steady, VictoriaMetrics, free_port, mqtt_client, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,37 +49,16 @@ def school_files(folder: Path, mosquitto: Mosquitto, vm: VictoriaMetrics, hook: 
         (folder / f"{school}.yaml").write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
 
 
-class Publisher:
-    """Every school's water meter, one numbered reading each `EVERY_S`, until stopped."""
+def readings(n: int) -> list[tuple[str, str]]:
+    """Every school's water meter: its n-th reading, numbered by its volume."""
+    return [(f"facility/{school}/tap/telemetry", json.dumps({"ts": T0 + 60 * n, "volume_m3": float(n)}))
+            for school in SCHOOLS]
 
-    def __init__(self, mosquitto: Mosquitto) -> None:
-        self._mosquitto = mosquitto
-        self.sent = 0  # readings per school
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Publisher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        with mqtt_client(self._mosquitto, "district-publisher") as (client, _):
-            while not self._stop.is_set():
-                n = self.sent
-                for school in SCHOOLS:
-                    client.publish(f"facility/{school}/tap/telemetry",
-                                   json.dumps({"ts": T0 + 60 * n, "volume_m3": float(n)}), qos=1).wait_for_publish(5)
-                self.sent = n + 1
-                self._stop.wait(EVERY_S)
-
-    def leak(self, school: str, at_n: int) -> None:
-        with mqtt_client(self._mosquitto, f"district-leak-{school}") as (client, _):
-            client.publish(f"facility/{school}/floor/telemetry", json.dumps({"ts": T0 + 60 * at_n, "leak": True}),
-                           qos=1).wait_for_publish(5)
+def leak(mosquitto: Mosquitto, school: str, at_n: int) -> None:
+    with mqtt_client(mosquitto, f"district-leak-{school}") as (client, _):
+        client.publish(f"facility/{school}/floor/telemetry", json.dumps({"ts": T0 + 60 * at_n, "leak": True}),
+                       qos=1).wait_for_publish(5)
 
 
 @pytest.fixture
@@ -127,9 +105,9 @@ def test_a_replica_killed_under_load_loses_no_reading_and_raises_a_spanning_leak
     victim, survivors = replicas[0], replicas[1:]
     doomed = victim.owned()
     leaking = sorted(doomed)[0]
-    with Publisher(mosquitto) as publisher:
+    with Steady(mosquitto, "district-publisher", readings, EVERY_S) as publisher:
         wait_for(lambda: publisher.sent >= 20, timeout=30)
-        publisher.leak(leaking, publisher.sent)
+        leak(mosquitto, leaking, publisher.sent)
         victim.kill()
         died = time.monotonic()
         wait_for(lambda: set(owners(survivors)) == set(SCHOOLS), timeout=LEASE_S * 4 + 30)

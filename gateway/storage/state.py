@@ -17,13 +17,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.schema import CreateColumn
 
 METADATA: Final = MetaData()
+# The advisory lock that creating and upgrading tables takes on PostgreSQL (any number: the project's own).
+_CREATE_LOCK: Final = 0x5C400
 
 # An autoincrementing key: SQLite counts rows only in a column declared INTEGER PRIMARY KEY.
 ID: Final = BigInteger().with_variant(Integer(), "sqlite")
@@ -89,6 +103,10 @@ class StateDatabase:
         (a nullable column, or one with a server default). With `site`: rows of a state
         database from before sites were recorded (site '') become that site's."""
         with self.write() as conn:  # on SQLite it writes: its lock from the start (BEGIN IMMEDIATE)
+            if self.dialect == "postgresql":
+                # Replicas starting together on a new database: CREATE TABLE IF NOT EXISTS is not
+                # safe against itself there (both see the table missing; one fails on the type).
+                conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
             METADATA.create_all(conn, tables=list(tables))
             inspector = inspect(conn)
             for table in tables:

@@ -80,3 +80,24 @@ def test_a_statement_stuck_on_postgresql_fails_in_bounded_time(postgres_state: s
     finally:
         holder.close()
         waiter.close()
+
+
+def test_processes_starting_together_create_the_same_tables_once(state_db: StateDatabase) -> None:
+    """Replicas that start at once on a new database each create every table they use."""
+    tables = [Table(f"race_{i}", MetaData(), Column("id", ID, primary_key=True), Column("site", Text)) for i in range(3)]
+    barrier = threading.Barrier(4)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            state_db.create(*tables, site="kg")
+        except Exception as exc:  # noqa: BLE001 - what a start would die of
+            failed.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failed == []
