@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 
 from devices.base import Event, Sample
 from gateway.alerting.alerts import AlertStore, Notice, Transition
@@ -367,7 +369,11 @@ class Gateway:
         keep = timedelta(days=self.site.storage.retention_days)
         while True:
             cutoff = self.clock.now() - keep
-            deleted = await asyncio.to_thread(self.store.delete_before, to_ms(cutoff))
+            try:
+                deleted = await asyncio.to_thread(self.store.delete_before, to_ms(cutoff))
+            except (sqlite3.OperationalError, SQLAlchemyError) as exc:  # the store away, or busy: next time
+                log.warning("retention: could not delete readings older than %s: %s", cutoff.isoformat(), exc)
+                deleted = 0
             if deleted:
                 log.info("retention: deleted %d readings older than %s", deleted, cutoff.isoformat())
             await asyncio.sleep(RETENTION_EVERY.total_seconds())

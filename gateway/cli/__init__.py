@@ -147,7 +147,7 @@ def _district(args: argparse.Namespace) -> int:
     me = replica_id(args.replica_id, args.data_dir)
     host = args.host if args.host not in ("0.0.0.0", "::") else socket.gethostname()
     url = args.advertise or f"http://{host}:{args.port}"
-    app = district_app(sites, StateDatabase(args.state_url), SystemClock(), me, args.lease_s, url)
+    app = district_app(sites, args.state_url, SystemClock(), me, args.lease_s, url)
     print(f"replica {me}: {len(sites)} schools from {args.sites}, leases of {args.lease_s:g} s", flush=True)
     return _serve(app, config.ApiSettings(host=args.host, port=args.port), args.log_level)
 

@@ -40,6 +40,7 @@ from gateway.clock import Clock
 from gateway.config import SiteConfig
 from gateway.config.auth import AuthSettings
 from gateway.config.stored import ConfigStore, with_school
+from gateway.district.leases import Leases
 from gateway.district.runner import District
 from gateway.storage.readings import ReadingStore, open_readings
 from gateway.storage.state import StateDatabase
@@ -53,11 +54,15 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "host"})
 
 
-def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
+def district_app(sites: dict[str, SiteConfig], state_url: str, clock: Clock, replica: str,
                  lease_s: float, url: str | None) -> FastAPI:
     """`url`: where the other replicas reach this one (`http://host:port`), to pass requests on."""
+    db = StateDatabase(state_url)
+    # The leases' own connections: a turn that renews them never waits for one behind the schools'
+    # work (thirty schools starting at once held the shared pool past a lease's time to live).
+    leases = Leases(StateDatabase(state_url, connections=4), replica, lease_s, url)
     refused = refusal_counter()  # requests refused by the server or any school's API
-    district = District(sites, db, clock, replica, lease_s, refused, url)
+    district = District(sites, db, leases, clock, refused)
     schools = _SchoolDispatch(district)
 
     @asynccontextmanager
@@ -72,6 +77,7 @@ def district_app(sites: dict[str, SiteConfig], db: StateDatabase, clock: Clock, 
                 await runner
             await schools.close()
             db.close()
+            leases.db.close()
 
     app = FastAPI(title="Facility gateway — district replica", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, redirect_slashes=False)

@@ -75,7 +75,7 @@ class Leases:
     name and the process id)."""
 
     def __init__(self, db: StateDatabase, replica: str, ttl_s: float = 30.0, url: str | None = None) -> None:
-        self._db = db
+        self.db = db
         self.replica = replica
         self.url = url
         self.ttl_ms = int(ttl_s * 1000)
@@ -91,7 +91,7 @@ class Leases:
         """Beats, renews what it holds, names what it holds beyond its share (`Turn.excess`), and
         takes free sites up to its share. `sites`: every site of the deployment."""
         wanted = set(sites)
-        with self._db.write() as conn:
+        with self.db.write() as conn:
             now = self._now(conn)
             expires = now + self.ttl_ms
             self._beat(conn, now, expires)
@@ -123,7 +123,7 @@ class Leases:
 
     def release(self, sites: Collection[str]) -> None:
         """Gives up sites this replica has stopped running: the others take them at their next turn."""
-        with self._db.write() as conn:
+        with self.db.write() as conn:
             for site in sorted(sites):
                 self._release(conn, site)
         for site in sites:
@@ -132,20 +132,20 @@ class Leases:
     def release_all(self) -> None:
         """A clean stop: the sites are free at once (the others take them at their next turn,
         not after a time to live) and this replica is no longer counted."""
-        with self._db.write() as conn:
+        with self.db.write() as conn:
             conn.execute(LEASES.update().where(LEASES.c.owner == self.replica).values(expires_at=0))
             conn.execute(REPLICAS.delete().where(REPLICAS.c.id == self.replica))
         self._held = {}
 
     def leases(self) -> list[Lease]:
         """Every site's lease, for /health and the operations view."""
-        with self._db.read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(select(LEASES).order_by(LEASES.c.site)).all()
         return [Lease(r.site, r.owner, r.epoch, r.expires_at) for r in rows]
 
     def runner_url(self, site: str) -> str | None:
         """Where the replica that runs `site` now answers, if it is alive and said where."""
-        with self._db.read() as conn:
+        with self.db.read() as conn:
             now = self._now(conn)
             return conn.execute(
                 select(REPLICAS.c.url).join(LEASES, LEASES.c.owner == REPLICAS.c.id)
@@ -153,7 +153,7 @@ class Leases:
             ).scalar_one_or_none()
 
     def _now(self, conn: Connection) -> int:
-        if self._db.dialect == "postgresql":
+        if self.db.dialect == "postgresql":
             # clock_timestamp, not now(): now() is the transaction's start
             expression: Any = cast(func.floor(func.extract("epoch", func.clock_timestamp()) * 1000), BigInteger)
         else:
@@ -161,7 +161,7 @@ class Leases:
         return int(conn.execute(select(expression)).scalar_one())
 
     def _beat(self, conn: Connection, now: int, expires: int) -> None:
-        insert = self._db.insert(REPLICAS).values(id=self.replica, started_at=now, expires_at=expires, url=self.url)
+        insert = self.db.insert(REPLICAS).values(id=self.replica, started_at=now, expires_at=expires, url=self.url)
         conn.execute(insert.on_conflict_do_update(index_elements=[REPLICAS.c.id],
                                                   set_={"expires_at": expires, "url": self.url}))
         # Replicas long gone leave no rows behind.
@@ -185,7 +185,7 @@ class Leases:
         return sorted(free, key=lambda s: (expiry.get(s, -1), _spread(self.replica, s), s))
 
     def _take(self, conn: Connection, site: str, now: int, expires: int) -> int | None:
-        insert = self._db.insert(LEASES).values(site=site, owner=self.replica, epoch=1, expires_at=expires,
+        insert = self.db.insert(LEASES).values(site=site, owner=self.replica, epoch=1, expires_at=expires,
                                                 acquired_at=now)
         taken = insert.on_conflict_do_update(
             index_elements=[LEASES.c.site],

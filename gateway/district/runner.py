@@ -21,6 +21,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -37,6 +39,9 @@ from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
 
+# Schools whose gateways start at the same time, at most.
+STARTS_AT_ONCE = 2
+
 # How long a school's leftover spool may take to be written at start (a sink away: the rest
 # waits for the next start, or for this replica to run the school).
 DRAIN_WITHIN_S = 30.0
@@ -52,19 +57,22 @@ class Running:
 
 
 class District:
-    def __init__(self, sites: Mapping[str, SiteConfig], db: StateDatabase, clock: Clock, replica: str,
-                 lease_s: float, refused: Counter, url: str | None = None) -> None:
-        """`refused`: the server's count of refused requests, which each school's API adds to;
-        `url`: where the other replicas reach this one's API."""
+    def __init__(self, sites: Mapping[str, SiteConfig], db: StateDatabase, leases: Leases, clock: Clock,
+                 refused: Counter) -> None:
+        """`leases`: this replica's, on connections of their own; `refused`: the server's count of
+        refused requests, which each school's API adds to."""
         self.sites = dict(sites)
         self.db = db
         self.clock = clock
-        self.replica = replica
-        self.lease_s = lease_s
+        self.replica = leases.replica
+        self.lease_s = leases.ttl_ms / 1000
         self._refused = refused
-        self.url = url
-        self.leases = Leases(db, replica, lease_s, url)
+        self.url = leases.url
+        self.leases = leases
         self.running: dict[str, Running] = {}
+        # The leases' own thread: a turn never waits behind the schools' work in the shared pool.
+        self._leasing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leases")
+        self._starting = asyncio.Semaphore(STARTS_AT_ONCE)
         self.turns_failed = 0
         self.turns = 0
         self._valid_until = 0.0  # monotonic: every lease held is certainly this replica's until then
@@ -77,6 +85,7 @@ class District:
     async def run(self, stopping: asyncio.Event) -> None:
         """Turns until `stopping` is set; then stops every site and frees its leases at once."""
         await self._drain()
+        loop = asyncio.get_running_loop()
         try:
             while not stopping.is_set():
                 await self._turn()
@@ -84,7 +93,8 @@ class District:
                     await asyncio.wait_for(stopping.wait(), self.lease_s / 3)
         finally:
             await asyncio.gather(*(self._stop(site) for site in list(self.running)))
-            await asyncio.to_thread(self.leases.release_all)
+            await loop.run_in_executor(self._leasing, self.leases.release_all)
+            self._leasing.shutdown(wait=False)
 
     async def _drain(self) -> None:
         """Before it takes any lease: what this replica acknowledged for a school and had not yet
@@ -100,7 +110,7 @@ class District:
     async def _turn(self) -> None:
         started = time.monotonic()
         try:
-            turn = await asyncio.to_thread(self.leases.turn, list(self.sites))
+            turn = await asyncio.get_running_loop().run_in_executor(self._leasing, self.leases.turn, list(self.sites))
         except SQLAlchemyError as exc:  # the state store out of reach: the leases run out meanwhile
             # A site whose lease is not renewed in time stops by itself (`SiteHold.keep`).
             self.turns_failed += 1
@@ -118,7 +128,7 @@ class District:
         given_up = set(turn.excess) | ended
         if given_up:
             await asyncio.gather(*(self._stop(site) for site in given_up))
-            await asyncio.to_thread(self.leases.release, given_up)
+            await asyncio.get_running_loop().run_in_executor(self._leasing, self.leases.release, given_up)
             if turn.excess:
                 log.info("gave up %s: beyond this replica's share", ", ".join(sorted(turn.excess)))
         # What it gained, and what it holds but does not run yet (a site whose last run was
@@ -137,7 +147,14 @@ class District:
 
     async def _run_site(self, site: SiteConfig, running: Running) -> None:
         try:
-            async with Gateway(site, self.clock, shared=(self.db, running.hold)) as gateway:
+            async with AsyncExitStack() as stack:
+                # A few at a time: thirty schools started at once held the event loop and the
+                # state store for seconds, and the turns that renew their leases waited behind them.
+                async with self._starting:
+                    if running.stop.is_set():  # stopped or lost while it waited to start
+                        return
+                    gateway = await stack.enter_async_context(
+                        Gateway(site, self.clock, shared=(self.db, running.hold)))
                 running.gateway = gateway
                 running.app = attach(site_app(site, refused=self._refused), gateway)
                 log.info("replica %s runs site %s (lease epoch %s)", self.replica, site.id, running.hold.epoch)

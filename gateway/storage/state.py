@@ -12,6 +12,7 @@ usual."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.schema import CreateColumn
 
 METADATA: Final = MetaData()
 # The advisory lock that creating and upgrading tables takes on PostgreSQL (any number: the project's own).
 _CREATE_LOCK: Final = 0x5C400
+# How long closing waits for connections still in use by threads (`StateDatabase.close`).
+CLOSE_WAIT_S: Final = 5.0
 
 # An autoincrementing key: SQLite counts rows only in a column declared INTEGER PRIMARY KEY.
 ID: Final = BigInteger().with_variant(Integer(), "sqlite")
@@ -67,7 +70,8 @@ class StateDatabase:
     """One engine and its pool for every state store of the process. `url`: `sqlite:///<path>`
     or `postgresql+psycopg://user:password@host:port/database`."""
 
-    def __init__(self, url: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S) -> None:
+    def __init__(self, url: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S, connections: int = 15) -> None:
+        """`connections`: at most this many open at once to PostgreSQL (a third kept open)."""
         parsed = make_url(url)
         if parsed.drivername == "postgresql":  # SQLAlchemy's default driver would be psycopg2
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -80,7 +84,8 @@ class StateDatabase:
             event.listen(self.engine, "connect", _sqlite_connected)
             event.listen(self.engine, "begin", _sqlite_begin)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(parsed, pool_size=5, max_overflow=10, pool_pre_ping=True,
+            kept = max(1, connections // 3)
+            self.engine = create_engine(parsed, pool_size=kept, max_overflow=connections - kept, pool_pre_ping=True,
                                         connect_args={"connect_timeout": _CONNECT_TIMEOUT_S})
             timeout_ms = round(statement_timeout_s * 1000)
 
@@ -167,6 +172,13 @@ class StateDatabase:
             conn.execute(table.update().where(*(table.c[k] == v for k, v in key.items())).values(dict(values)))
 
     def close(self) -> None:
+        """Closes the pool's connections, once those in use have come back: a thread may still
+        run a statement for a task cancelled at shutdown (a thread cannot be cancelled), and a
+        connection dropped by the pool mid-statement is never closed (bounded wait)."""
+        pool = self.engine.pool
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while isinstance(pool, QueuePool) and pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.engine.dispose()
 
 
