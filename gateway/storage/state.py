@@ -12,6 +12,7 @@ usual."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -75,6 +76,9 @@ class StateDatabase:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":  # SQLAlchemy's default driver would be psycopg2
             parsed = parsed.set(drivername="postgresql+psycopg")
+        self._checked: set[Table] = set()  # tables created or checked by this process (`create`)
+        self._claimed: set[tuple[Table, str | None]] = set()  # and the sites their old rows went to
+        self._checking = threading.Lock()
         self.dialect: Final[str] = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database:
@@ -106,22 +110,31 @@ class StateDatabase:
     def create(self, *tables: Table, site: str | None = None) -> None:
         """Creates the tables that are missing and adds to existing ones the columns they lack
         (a nullable column, or one with a server default). With `site`: rows of a state
-        database from before sites were recorded (site '') become that site's."""
+        database from before sites were recorded (site '') become that site's. Each is done
+        once per table (and site) and process: a district's many schools open the same stores."""
+        with self._checking:
+            todo = [t for t in tables if t not in self._checked]
+            claims = [t for t in tables if site is not None and "site" in t.columns and (t, site) not in self._claimed]
+        if not todo and not claims:
+            return
         with self.write() as conn:  # on SQLite it writes: its lock from the start (BEGIN IMMEDIATE)
-            if self.dialect == "postgresql":
+            if todo and self.dialect == "postgresql":
                 # Replicas starting together on a new database: CREATE TABLE IF NOT EXISTS is not
                 # safe against itself there (both see the table missing; one fails on the type).
                 conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
-            METADATA.create_all(conn, tables=list(tables))
+            METADATA.create_all(conn, tables=todo)
             inspector = inspect(conn)
-            for table in tables:
+            for table in todo:
                 have = {c["name"] for c in inspector.get_columns(table.name)}
                 for column in table.columns:
                     if column.name not in have:
                         ddl = CreateColumn(column).compile(dialect=conn.dialect)
                         conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-                if site is not None and "site" in table.columns:
-                    conn.execute(table.update().where(table.c.site == "").values(site=site))
+            for table in claims:
+                conn.execute(table.update().where(table.c.site == "").values(site=site))
+        with self._checking:
+            self._checked.update(todo)
+            self._claimed.update((t, site) for t in claims)
 
     @contextmanager
     def write(self, *, durable: bool = False) -> Iterator[Connection]:

@@ -793,7 +793,7 @@ def test_the_districts_store_manages_its_own_accounts_and_knows_a_schools_for_wh
     a school's in words; it lists and changes the district's only, and never claims a school's
     rows from before sites were recorded."""
     now = ms(T0)
-    AuditTrail(state_db, "school-a")
+    state_db.create(AUDIT)  # the trail's table as a release before sites had it
     with state_db.write() as conn:  # an entry from before sites were recorded: the next school's
         conn.execute(AUDIT.insert().values(at=now, actor="cli", action="user.add", target="old", detail="{}",
                                            site=""))
