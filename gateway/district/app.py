@@ -25,7 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 import dashboards
@@ -201,10 +200,15 @@ class _SchoolDispatch:
             log.warning("the replica running %s at %s did not answer: %s", scope["path_params"]["site_id"], base, exc)
             await self._being_taken_over()(scope, request.receive, send)
             return
-        response = StreamingResponse(
-            answer.aiter_raw(), status_code=answer.status_code,
-            headers={k: v for k, v in answer.headers.items() if k not in HOP_BY_HOP},
-            background=BackgroundTask(answer.aclose))
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in answer.aiter_raw():
+                    yield chunk
+            finally:  # the browser gone too (a live stream closed): the upstream connection with it
+                await answer.aclose()
+
+        response = StreamingResponse(relay(), status_code=answer.status_code,
+                                     headers={k: v for k, v in answer.headers.items() if k not in HOP_BY_HOP})
         await response(scope, request.receive, send)
 
     def _being_taken_over(self) -> Response:

@@ -62,7 +62,7 @@ def test_readings_the_store_refused_go_with_the_next_batch(state_db: StateDataba
     latest = LatestReadings(state_db, "kg")
     LATEST_READINGS.drop(state_db.engine)  # the store refuses the write: gone, as if out of reach
     latest.record(batch(Sample("door", 1_000, {"open": 1.0})))
-    state_db.create(LATEST_READINGS)
+    LATEST_READINGS.create(state_db.engine)  # back
     latest.record(batch(Sample("tap", 2_000, {"volume_m3": 3.5})))
     assert latest.read() == {"door": {"open": Point(1_000, 1.0)}, "tap": {"volume_m3": Point(2_000, 3.5)}}
 
