@@ -73,6 +73,8 @@ class District:
         # The leases' own thread: a turn never waits behind the schools' work in the shared pool.
         self._leasing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leases")
         self._starting = asyncio.Semaphore(STARTS_AT_ONCE)
+        self._giving_up: set[str] = set()  # stopping, then releasing
+        self._background: set[asyncio.Task[None]] = set()
         self.turns_failed = 0
         self.turns = 0
         self._valid_until = 0.0  # monotonic: every lease held is certainly this replica's until then
@@ -92,7 +94,8 @@ class District:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), self.lease_s / 3)
         finally:
-            await asyncio.gather(*(self._stop(site) for site in list(self.running)))
+            await asyncio.gather(*self._background, *(self._stop(site) for site in list(self.running)),
+                                 return_exceptions=True)
             await loop.run_in_executor(self._leasing, self.leases.release_all)
             self._leasing.shutdown(wait=False)
 
@@ -124,21 +127,34 @@ class District:
             self._lose(site, "taken over by another replica, or no longer configured")
         # Stopped by themselves (a gateway that failed, a lost lease) or beyond the share: the
         # sites are stopped first, then given up (a no-op for one already another's).
+        # Not awaited here: stopping twenty schools takes seconds, and the turns that renew the
+        # others' leases must go on meanwhile.
         ended = {site for site, r in self.running.items() if r.task is not None and r.task.done()}
-        given_up = set(turn.excess) | ended
-        if given_up:
-            await asyncio.gather(*(self._stop(site) for site in given_up))
-            await asyncio.get_running_loop().run_in_executor(self._leasing, self.leases.release, given_up)
-            if turn.excess:
-                log.info("gave up %s: beyond this replica's share", ", ".join(sorted(turn.excess)))
+        given_up = (set(turn.excess) | ended) - self._giving_up
+        for site in given_up:
+            self._giving_up.add(site)
+            task = asyncio.create_task(self._give_up(site), name=f"give up {site}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if turn.excess:
+            log.info("giving up %s: beyond this replica's share", ", ".join(sorted(turn.excess)))
         # What it gained, and what it holds but does not run yet (a site whose last run was
         # still ending when it came back to this replica).
         for site, epoch in sorted(turn.held.items()):
-            if site not in self.running and site not in given_up:
+            if site not in self.running and site not in self._giving_up:
                 self._start(site, epoch)
         if turn.gained or given_up:
             log.info("replica %s runs %d of %d sites (share %d, %d replicas)", self.replica, len(self.running),
                      len(self.sites), turn.share, turn.replicas)
+
+    async def _give_up(self, site_id: str) -> None:
+        try:
+            await self._stop(site_id)
+            await asyncio.get_running_loop().run_in_executor(self._leasing, self.leases.release, [site_id])
+        except SQLAlchemyError as exc:  # the lease runs out by itself
+            log.warning("giving up %s failed: %s", site_id, exc)
+        finally:
+            self._giving_up.discard(site_id)
 
     def _start(self, site_id: str, epoch: int) -> None:
         hold = SiteHold(site_id, self.replica, epoch, self.lease_s, self._valid_until, lambda: self.turns_failed)
