@@ -74,6 +74,10 @@ class PlatformEmulator:
     mode: Literal["cbc", "ecb"] = "cbc"
     padding: Literal["pkcs7", "zero"] = "pkcs7"
     misbehave: Misbehaviour = "none"
+    # A provincial variant: the guideline's words as it says them (id_validate → Login, …), and
+    # the byte order of a frame's length and checksum.
+    names: dict[str, str] = field(default_factory=dict)
+    byte_order: Literal[">", "<"] = ">"
     port: int = 0
     readings: list[Reading] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # every check that failed, said plainly
@@ -115,7 +119,8 @@ class PlatformEmulator:
             raw = raw.ljust(-(-len(raw) // 16) * 16, b"\x00")
         e = self._cipher().encryptor()
         body = e.update(raw) + e.finalize()
-        return START + struct.pack(">I", len(body)) + body + struct.pack(">H", modbus_crc(body)) + END
+        o = self.byte_order
+        return START + struct.pack(f"{o}I", len(body)) + body + struct.pack(f"{o}H", modbus_crc(body)) + END
 
     def _open(self, body: bytes) -> str:
         d = self._cipher().decryptor()
@@ -131,16 +136,17 @@ class PlatformEmulator:
         start = await reader.readexactly(4)
         if start != START:
             raise ValueError(f"frame starts with {start.hex()}")
-        (length,) = struct.unpack(">I", await reader.readexactly(4))
+        (length,) = struct.unpack(f"{self.byte_order}I", await reader.readexactly(4))
         body = await reader.readexactly(length)
-        (crc,) = struct.unpack(">H", await reader.readexactly(2))
+        (crc,) = struct.unpack(f"{self.byte_order}H", await reader.readexactly(2))
         if crc != modbus_crc(body):
             raise ValueError("checksum")
         if await reader.readexactly(4) != END:
             raise ValueError("frame end")
         return minidom.parseString(self._open(body))
 
-    def _reply(self, element: str, operation: str, **children: str) -> str:
+    def _reply(self, element: str, operation: str, children: dict[str, str]) -> str:
+        element, operation = self._say(element), self._say(operation)
         inner = "".join(f"<{k}>{v}</{k}>" for k, v in children.items())
         return (f'<?xml version="1.0" encoding="UTF-8"?><root><common><building_id>{self.building_id}</building_id>'
                 f"<gateway_id>{self.gateway_id}</gateway_id><type>{operation}</type></common>"
@@ -173,34 +179,46 @@ class PlatformEmulator:
             if root is None:
                 raise ValueError("an empty document")
             (body,) = [n for n in root.childNodes if isinstance(n, minidom.Element) and n.tagName != "common"]
-            op = body.getAttribute("operation")
-            if body.tagName == "id_validate" and op == "request":
+            tag, op = self._word(body.tagName), self._word(body.getAttribute("operation"))
+            if tag == "id_validate" and op == "request":
                 sequence = secrets.token_hex(8)
-                writer.write(self._seal(self._reply("id_validate", "sequence", sequence=sequence)))
-            elif body.tagName == "id_validate" and op == "md5" and sequence is not None:
+                writer.write(self._seal(self._reply("id_validate", "sequence", {self._say("sequence"): sequence})))
+            elif tag == "id_validate" and op == "md5" and sequence is not None:
                 expected = hashlib.md5((sequence + self.auth_key).encode()).hexdigest()
-                logged_in = _text(doc, "md5") == expected
+                logged_in = _text(doc, self._say("md5")) == expected
                 self.logins += logged_in
                 self.refused += not logged_in
-                writer.write(self._seal(self._reply("id_validate", "result", result="pass" if logged_in else "fail")))
+                result = self._say("pass") if logged_in else "fail"
+                writer.write(self._seal(self._reply("id_validate", "result", {self._say("result"): result})))
                 if not logged_in:
                     await writer.drain()
                     return
             elif not logged_in:
-                self.problems.append(f"{body.tagName} {op} before the login")
+                self.problems.append(f"{tag} {op} before the login")
                 return
-            elif body.tagName == "heart_beat" and op == "notify":
+            elif tag == "heart_beat" and op == "notify":
                 self.heartbeats += 1
-                writer.write(self._seal(self._reply("heart_beat", "time", time="20261203080000")))
-            elif body.tagName == "data" and op in ("report", "continuous"):
+                writer.write(self._seal(self._reply("heart_beat", "time", {"time": "20261203080000"})))
+            elif tag == "data" and op in ("report", "continuous"):
                 if await self._misbehave(reader, writer):
                     return
                 self._take(doc, op)
-                writer.write(self._seal(self._reply("data", f"{op}_ack", sequence=_text(doc, "sequence"),
-                                                    time=_text(doc, "time"), ack="OK")))
+                sequence_tag = self._say("sequence")
+                writer.write(self._seal(self._reply("data", f"{op}_ack", {
+                    sequence_tag: _text(doc, sequence_tag), "time": _text(doc, "time"), "ack": "OK"})))
             else:
-                self.problems.append(f"unexpected {body.tagName} {op}")
+                self.problems.append(f"unexpected {tag} {op}")
             await writer.drain()
+
+    def _say(self, word: str) -> str:
+        """The guideline's word as this platform's variant says it."""
+        return self.names.get(word, word)
+
+    def _word(self, said: str) -> str:
+        """The variant's word as the guideline says it; the guideline's own word, where the
+        variant says another, is not understood."""
+        word = next((word for word, as_said in self.names.items() if as_said == said), said)
+        return f"not understood: {said}" if word == said and said in self.names else word
 
     async def _misbehave(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """True when the data is not to be taken."""

@@ -6,8 +6,8 @@ answers garbage, nothing, or hangs up."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,12 +19,14 @@ from devices.base import Event, Sample
 from gateway.clock import ManualClock, to_ms
 from gateway.config import ConfigError, SiteConfig, parse
 from gateway.counters import Counters
+from gateway.runtime import Gateway
 from gateway.sinks import TransientSinkError
 from gateway.sinks.platform import PlatformSink
 from gateway.sinks.writer import SinkWriter
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
 from tests.platform_emulator import PlatformEmulator
+from tests.services import until
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 12, 1, 0, 0, tzinfo=TZ)
@@ -107,13 +109,6 @@ def counter(counters: Counters, name: str, **labels: str) -> float:
     return counters.registry.get_sample_value(name, labels) or 0.0
 
 
-async def until(check: Callable[[], bool], within_s: float = 15) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, "not within time"
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.parametrize(("cipher", "padding"), [("cbc", "pkcs7"), ("cbc", "zero"), ("ecb", "pkcs7")])
 async def test_login_heartbeat_and_data_acknowledged(tmp_path: Path, emulator: PlatformEmulator,
                                                      cipher: str, padding: str) -> None:
@@ -141,6 +136,27 @@ async def test_login_heartbeat_and_data_acknowledged(tmp_path: Path, emulator: P
     assert operations(emulator, stamp(0), stamp(15)) == {"continuous"}
     assert operations(emulator, stamp(105), stamp(120)) == {"report"}
     assert counter(counters, "facility_platform_messages_total", kind="report") > 0
+
+
+async def test_a_provincial_variant_is_settings(tmp_path: Path, emulator: PlatformEmulator) -> None:
+    """Renamed messages (after Ningbo's), zero padding, lengths little-endian: the same sink."""
+    words = {"id_validate": "Login", "request": "GetUUID", "heart_beat": "SendHeartBeat", "data": "SendMeterData",
+             "report": "Send", "report_ack": "SendAck", "pass": "OK"}
+    emulator.names, emulator.padding, emulator.byte_order = words, "zero", "<"
+    config = site(tmp_path, emulator.port, padding="zero", length_order="little", heartbeat_s=0.05,
+                  names={"passed" if k == "pass" else k: v for k, v in words.items()})
+    assert config.platform is not None
+    sink = PlatformSink(config.platform, config, Counters(), ManualClock(START + timedelta(minutes=30)))
+    beating = asyncio.create_task(sink.heartbeat())
+    samples = readings(0, 30)
+    try:
+        await sink.write(samples, [])
+        await until(lambda: emulator.heartbeats >= 1)
+    finally:
+        beating.cancel()
+        await sink.close()
+    assert emulator.problems == []
+    assert received(emulator, statistic=False) == expected(samples, 15, statistic=False)
 
 
 async def test_an_outage_of_hours_is_delivered_after_once_and_in_order(tmp_path: Path,
@@ -247,3 +263,20 @@ def test_the_site_file_names_a_meter_the_site_has(tmp_path: Path) -> None:
         site(tmp_path, 1, meters={"tap": {"id": "W9", "coding": "02000"}})
     with pytest.raises(ConfigError, match="16 bytes"):
         site(tmp_path, 1, aes_key="short")
+
+
+async def test_the_gateway_uploads_what_it_takes_in(tmp_path: Path, emulator: PlatformEmulator) -> None:
+    """The whole path: readings taken in over HTTP, spooled, sent by the gateway's writer for the
+    platform, its heartbeat running as one of the gateway's tasks."""
+    clock = ManualClock(START + timedelta(minutes=95))
+    samples = readings(0, 95)
+    async with Gateway(site(tmp_path, emulator.port, heartbeat_s=0.05), clock, mqtt=False) as gw:
+        for s in samples:
+            payload = json.dumps({"device_id": s.device_id, "ts": s.ts_ms / 1000, **s.values}).encode()
+            assert gw.ingestor.accept_named("http", payload, to_ms(clock.now())) is None
+        await until(lambda: len(received(emulator, statistic=False)) == len(expected(samples, 15, statistic=False)))
+        await until(lambda: emulator.heartbeats >= 2)
+        assert gw.health()["platform"] == {"state": "ok"}
+    assert emulator.problems == []
+    assert received(emulator, statistic=False) == expected(samples, 15, statistic=False)
+    assert received(emulator, statistic=True) == expected(samples, 60, statistic=True)
