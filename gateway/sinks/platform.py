@@ -130,12 +130,18 @@ class ProgressFile:
         self._path = path
 
     def load(self) -> Progress:
+        """What was sent; nothing for a file that is missing or unreadable (then periods already
+        sent may go again, as re-sent data, rather than the gateway not starting)."""
         try:
             saved = json.loads(self._path.read_text())
+            return Progress({k: int(v) for k, v in saved["raw"].items()},
+                            {k: (int(v[0]), float(v[1])) for k, v in saved["stat"].items()})
         except FileNotFoundError:
             return Progress()
-        return Progress({k: int(v) for k, v in saved["raw"].items()},
-                        {k: (int(v[0]), float(v[1])) for k, v in saved["stat"].items()})
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            log.error("energy platform: cannot read %s (%s: %s); starting as if nothing had been sent",
+                      self._path, type(exc).__name__, exc)
+            return Progress()
 
     def save(self, progress: Progress) -> None:
         aside = self._path.with_suffix(".tmp")

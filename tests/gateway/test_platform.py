@@ -223,6 +223,19 @@ async def test_a_restarted_gateway_sends_nothing_twice(tmp_path: Path, emulator:
     assert received(emulator, statistic=False) == expected(samples, 15, statistic=False)
 
 
+@pytest.mark.parametrize("damage", ["{not json", '{"raw": {"em-main": "x"}}', "[]"])
+async def test_an_unreadable_record_of_what_was_sent_does_not_stop_the_sink(
+        tmp_path: Path, emulator: PlatformEmulator, damage: str) -> None:
+    (tmp_path / "platform.json").write_text(damage)
+    config = site(tmp_path, emulator.port)
+    assert config.platform is not None
+    sink = PlatformSink(config.platform, config, Counters(), ManualClock(START + timedelta(minutes=30)))
+    samples = readings(0, 30)
+    await sink.write(samples, [])
+    await sink.close()
+    assert received(emulator, statistic=False) == expected(samples, 15, statistic=False)
+
+
 async def test_a_wrong_key_is_refused_with_a_clear_error_and_counted(tmp_path: Path,
                                                                      emulator: PlatformEmulator) -> None:
     config = site(tmp_path, emulator.port, auth_key="not-the-right-key")
@@ -263,6 +276,8 @@ def test_the_site_file_names_a_meter_the_site_has(tmp_path: Path) -> None:
         site(tmp_path, 1, meters={"tap": {"id": "W9", "coding": "02000"}})
     with pytest.raises(ConfigError, match="16 bytes"):
         site(tmp_path, 1, aes_key="short")
+    with pytest.raises(ConfigError, match="whole number of raw periods"):
+        site(tmp_path, 1, raw_every_min=15, statistics_every_min=50)
 
 
 async def test_the_gateway_uploads_what_it_takes_in(tmp_path: Path, emulator: PlatformEmulator) -> None:
