@@ -47,6 +47,7 @@ HEAD = b"\x55\xaa\x55\xaa"
 TAIL = b"\x68\x16\x68\x16"
 MAX_FRAME = 1 << 20  # a platform's answer is a few hundred bytes: more is garbage
 _MINUTE_MS = 60_000
+KEEP_H = 30 * 24  # what the guideline asks a gateway to keep for a platform that is away
 
 
 class PlatformProtocolError(Exception):
@@ -280,6 +281,10 @@ class PlatformSink:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()  # one exchange at a time: data and heartbeats share the connection
         self._sequence = 0
+        if site.spool.max_age_h < KEEP_H:
+            log.warning("energy platform: the spool keeps %g hours (spool.max_age_h); an outage of the platform "
+                        "longer than that loses readings for it, where the guideline asks for 30 days (%d)",
+                        site.spool.max_age_h, KEEP_H)
         r = counters.registry
         self._refused = Counter("facility_platform_logins_refused",
                                 "Logins the energy platform refused (wrong key or gateway id)", registry=r)

@@ -35,8 +35,8 @@ AUTH, AES, IV = "school-auth-key1", "0123456789abcdef", "fedcba9876543210"
 METERS = {"em-main": ("E01", "01A00", "energy_kwh"), "wm-main": ("W01", "02000", "volume_m3")}
 
 
-def site(data_dir: Path, port: int, **platform: object) -> SiteConfig:
-    data = {
+def site(data_dir: Path, port: int, spool: dict[str, float] | None = None, **platform: object) -> SiteConfig:
+    data: dict[str, object] = {
         "id": "kg", "name": "测试幼儿园", "timezone": "Asia/Shanghai",
         "buildings": [{"id": "main", "name": "综合楼", "rooms": [{"id": "plant", "name": "配电房", "type": "plant"}]}],
         "devices": [
@@ -51,6 +51,8 @@ def site(data_dir: Path, port: int, **platform: object) -> SiteConfig:
             **platform,
         },
     }
+    if spool is not None:
+        data["spool"] = spool
     return parse(yaml.safe_dump(data, allow_unicode=True), "site.yaml")
 
 
@@ -295,3 +297,16 @@ async def test_the_gateway_uploads_what_it_takes_in(tmp_path: Path, emulator: Pl
     assert emulator.problems == []
     assert received(emulator, statistic=False) == expected(samples, 15, statistic=False)
     assert received(emulator, statistic=True) == expected(samples, 60, statistic=True)
+
+
+def test_a_spool_that_keeps_less_than_30_days_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def warnings(spool: dict[str, float]) -> list[str]:
+        caplog.clear()
+        config = site(tmp_path, 1, spool=spool)
+        assert config.platform is not None
+        PlatformSink(config.platform, config, Counters(), ManualClock(START))
+        return [r.getMessage() for r in caplog.records if "spool.max_age_h" in r.getMessage()]
+
+    [warning] = warnings({})  # the default: a week
+    assert "168 hours" in warning
+    assert warnings({"max_age_h": 720}) == []
