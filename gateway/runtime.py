@@ -48,6 +48,7 @@ from gateway.schedule.patrols import FirePatrols
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.sinks.influx import InfluxSink
+from gateway.sinks.platform import PlatformSink
 from gateway.sinks.sqlite import SqliteSink
 from gateway.sinks.writer import Sink, SinkWriter
 from gateway.spool.spooler import Spooler
@@ -123,6 +124,7 @@ class Gateway:
         self.discovery = Discovery(site, self.counters.registry)
         self.mqtt = MqttIngest(site.mqtt, site.id, self.ingestor, clock, self.discovery) if mqtt else None
         self.influx = InfluxSink(site.influxdb, site) if site.influxdb else None
+        self.platform = PlatformSink(site.platform, site, self.counters, clock) if site.platform else None
         self.calendar = SchoolCalendar(site)
         self.roster = Roster(site, self.calendar)
         self.notifier = Notifier(site, self.counters, clock, self.state, self.mqtt.publish if self.mqtt else None)
@@ -157,8 +159,8 @@ class Gateway:
         await self._hold_site()
         self.store = open_readings(self.site, self.state)
         stack.callback(self.store.close)
-        self.spool, self.on_spool, self.writers = await outlets(self.site, self.store, self.influx, self.counters,
-                                                                self.clock, stack)
+        self.spool, self.on_spool, self.writers = await outlets(self.site, self.store, self.influx, self.platform,
+                                                                self.counters, self.clock, stack)
         self.audit = AuditTrail(self.state, self.site.id)
         self.settings = SettingsEditor(self.config, self.audit, self.clock, lambda: self.site, self.reconfigure,
                                        self._start_config.version, self._start_config.file_pending,
@@ -195,6 +197,8 @@ class Gateway:
         ]
         if self.store.needs_rollups:
             core.append(("rollups rebuild", self._rebuild_rollups))
+        if self.platform is not None:
+            core.append(("platform heartbeat", self.platform.heartbeat))
         if (version := self.settings.catch_up()) is not None:  # before any message is taken
             log.info("applied the school's settings of version %d, stored while this replica stood by", version)
         self._start(group, core)
@@ -406,12 +410,13 @@ class Gateway:
         return parts
 
 
-async def outlets(site: SiteConfig, store: ReadingStore, influx: InfluxSink | None, counters: Counters,
-                  clock: Clock, stack: AsyncExitStack) -> tuple[Spool, SpoolThread, list[SinkWriter]]:
-    """The site's spool and a writer from it to each sink (the readings store, InfluxDB where
-    configured), closed with `stack`."""
+async def outlets(site: SiteConfig, store: ReadingStore, influx: InfluxSink | None, platform: PlatformSink | None,
+                  counters: Counters, clock: Clock,
+                  stack: AsyncExitStack) -> tuple[Spool, SpoolThread, list[SinkWriter]]:
+    """The site's spool and a writer from it to each sink (the readings store, InfluxDB and the
+    energy platform where configured), closed with `stack`."""
     sqlite_sink = SqliteSink(store)
-    sinks: list[Sink] = [sqlite_sink] if influx is None else [sqlite_sink, influx]
+    sinks: list[Sink] = [sqlite_sink, *(s for s in (influx, platform) if s is not None)]
     settings = site.spool
     spool = Spool(site.storage.data_dir / "spool.db", [s.name for s in sinks], max_messages=settings.max_messages,
                   max_age_ms=int(settings.max_age_h * 3_600_000), rejected_keep=site.storage.rejected_keep)
@@ -422,6 +427,8 @@ async def outlets(site: SiteConfig, store: ReadingStore, influx: InfluxSink | No
     if influx is not None:
         await influx.start()
         stack.push_async_callback(influx.close)
+    if platform is not None:
+        stack.push_async_callback(platform.close)
     return spool, on_spool, [SinkWriter(sink, spool, on_spool, settings.sink_batch, counters, clock) for sink in sinks]
 
 
@@ -434,7 +441,9 @@ async def drain(site: SiteConfig, db: StateDatabase, clock: Clock, within_s: flo
         store = open_readings(site, db)
         stack.callback(store.close)
         influx = InfluxSink(site.influxdb, site) if site.influxdb else None
-        spool, _, writers = await outlets(site, store, influx, Counters(), clock, stack)
+        counters = Counters()
+        platform = PlatformSink(site.platform, site, counters, clock) if site.platform else None
+        spool, _, writers = await outlets(site, store, influx, platform, counters, clock, stack)
         found = len(spool)
         if found:
             tasks = [asyncio.create_task(w.run(), name=f"drain {site.id} {w.sink.name}") for w in writers]

@@ -26,12 +26,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from devices import kinds
 from devices.vendors import TopicLevels
 from gateway.config.auth import AuthSettings
 from gateway.config.calendar import CalendarSettings
 from gateway.config.duty import DutySettings
 from gateway.config.fire_patrol import FirePatrolSettings
 from gateway.config.notifications import NotificationSettings
+from gateway.config.platform import PlatformSettings
 from gateway.config.problems import Problem, document, problems, text_hints
 from gateway.config.samples import SampleSettings
 from gateway.config.sweep import SweepSettings
@@ -299,6 +301,7 @@ class SiteConfig(BaseSettings):
     retired: list[RetiredDevice] = Field(default_factory=list)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influxdb: InfluxSettings | None = None
+    platform: PlatformSettings | None = None  # the upload to an energy-monitoring platform
     storage: StorageSettings = Field(default_factory=StorageSettings)
     replica: ReplicaSettings = Field(default_factory=ReplicaSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -453,6 +456,16 @@ class SiteConfig(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _platform_references(self) -> Self:
+        for device_id in self.platform.meters if self.platform is not None else ():
+            device = self.device(device_id)
+            if device is None:
+                raise ValueError(f"@platform.meters.{device_id}: no device {device_id!r}")
+            if not any(m.utility is not None for m in kinds()[device.kind].metrics):
+                raise ValueError(f"@platform.meters.{device_id}: a {device.kind} has no meter reading to upload")
+        return self
+
+    @model_validator(mode="after")
     def _sweep_references(self) -> Self:
         for d in self.sweep.standby_w:
             if self.device(d) is None:
@@ -471,6 +484,8 @@ class SiteConfig(BaseSettings):
         secrets = {"mqtt.password": self.mqtt.password}
         if self.influxdb is not None:
             secrets["influxdb.token"] = self.influxdb.token
+        if self.platform is not None:
+            secrets["platform.auth_key"] = self.platform.auth_key
         for where, secret in secrets.items():
             problem = placeholder_problem(secret.get_secret_value())
             if problem:
