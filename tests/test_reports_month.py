@@ -337,6 +337,7 @@ def reckon(m: SimulatedMonth) -> tuple[Mismatches, dict[str, MeterMonth]]:
         where = f"building {b.building_id}"
         bad.near(f"{where} electricity_kwh", b.electricity_kwh, kwh)
         bad.near(f"{where} water_m3", b.water_m3, sum(mm.total for mm in mine if mm.utility == "water"))
+        bad.near(f"{where} kgce", b.kgce, sum(mm.total * KGCE[mm.utility] for mm in mine if mm.utility in KGCE))
         bad.near(f"{where} cost_yuan", b.cost_yuan, sum(mm.cost for mm in mine), 2)
         bad.near(f"{where} after_hours_share", b.after_hours_share, share(sum(mm.after_hours for mm in power), kwh), 4)
         mine_alerts = [a for a in m.alerts[LOAD] if a["device_id"] in {mm.device.id for mm in power}]

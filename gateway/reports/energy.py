@@ -652,7 +652,8 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, p: _Peri
     ids = [m.device.id for m in meters]
     coverage = min((_coverage(m.hours_seen, p.hours) for m in meters), default=0.0)
     people, area = site.people(), site.floor_area_m2()
-    target = site.reports.targets.electricity_kwh if utility == "electricity" else site.reports.targets.water_m3
+    targets = site.reports.targets
+    target = {"electricity": targets.electricity_kwh, "water": targets.water_m3}.get(utility)
     return Totals(
         unit=unit, total=_round(total), after_hours=_round(after),
         after_hours_share=_share(after, total), cost_yuan=_round(sum(m.cost for m in seen), 2) if seen else None,

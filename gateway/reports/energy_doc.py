@@ -547,17 +547,17 @@ def _buildings(t: ReportText, r: EnergyReport) -> Table:
     tones = []
     for i, b in enumerate(r.buildings, 1):
         change = _delta(b.electricity_kwh, comparable(b.previous_kwh)) if b.enough_data else None
-        rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.cost_yuan,
+        rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.kgce, b.cost_yuan,
                      None if b.after_hours_share is None else round(b.after_hours_share * 100, 1), b.waste_kwh, change])
-        tones.append([Tone.PLAIN] * 7 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
+        tones.append([Tone.PLAIN] * 8 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
                                          Tone.BAD if change and change > 2 else Tone.GOOD if change and change < -2
                                          else Tone.PLAIN])
     zh, en = t.vs_previous
-    return Table("buildings", [t("名次", "Rank"), t("楼宇", "Building"), "kWh", "kWh/m²", "m³",
+    return Table("buildings", [t("名次", "Rank"), t("楼宇", "Building"), "kWh", "kWh/m²", "m³", "kgce",
                                t("费用（元）", "Cost (¥)"),
                                t("闭园用电 %", "After hours %"), t("浪费 kWh", "Waste kWh"),
                                t(f"比{zh} %", f"vs {en} %")],
-                 rows, decimals=[0, None, 0, 2, 1, 0, 1, 1, 1], tones=tones,
+                 rows, decimals=[0, None, 0, 2, 1, 1, 0, 1, 1, 1], tones=tones,
                  caption=t("按每平方米用电排序（无面积时按总量）",
                            "By electricity per m² (by total where no area is given)"))
 
