@@ -143,8 +143,9 @@ def labels(model: type[BaseModel], skip: tuple[str, ...] = ()) -> dict[str, Labe
     return out
 
 
-Utility = Literal["electricity", "water"]
-"""What a site buys and pays for by the meter."""
+Utility = Literal["electricity", "water", "gas", "heat"]
+"""What a site buys and pays for by the meter: the energy categories of public buildings' monitoring
+(分类能耗; gateway/reports/subitems.py has their codes) and water."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,9 @@ from pydantic import (
 )
 
 from devices import kinds
+from devices.base import Utility
 from devices.vendors import VendorSource, sources
+from gateway.reports.subitems import check_subitem
 
 if TYPE_CHECKING:
     from gateway.rules.params import RuleParams
@@ -84,6 +86,9 @@ class Device(Strict):
     # Where the data comes from when not as our native JSON on facility/<site>/<device>/…: a
     # Zigbee2MQTT, Tasmota or Shelly device, a Modbus or DL/T 645 meter (see devices/vendors/).
     source: SerializeAsAny[VendorSource] | None = None
+    # The sub-item (分项) of the guideline's catalog that this meter measures, by its code
+    # ("01D30": 特殊用电·厨房餐厅); its category follows from its kind. gateway/reports/subitems.py.
+    subitem: str | None = None
     _rule_params: dict[str, RuleParams] = PrivateAttr(default_factory=dict)
 
     @field_validator("kind")
@@ -130,8 +135,22 @@ class Device(Strict):
                                  f"(it records: {', '.join(sorted(kind_keys))})")
         return source
 
+    @field_validator("subitem")
+    @classmethod
+    def _subitem(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if v is not None and kind is not None:
+            check_subitem(v, utility_of(kind))
+        return v
+
     def kind_settings(self) -> BaseModel:
         return kinds()[self.kind].settings.model_validate(self.settings)
+
+    @property
+    def utility(self) -> Utility | None:
+        """What it meters, where it is a meter (its kind's counter of a utility)."""
+        return utility_of(self.kind)
+
 
     @property
     def rule_params(self) -> dict[str, RuleParams]:
@@ -139,6 +158,33 @@ class Device(Strict):
         (its own over the site's over the kind's over the defaults); empty outside a site.
         Read them typed through the rule's spec: `spec.params_for(device)`."""
         return self._rule_params
+
+
+def utility_of(kind: str) -> Utility | None:
+    return next((m.utility for m in kinds()[kind].metrics if m.utility is not None), None)
+
+
+class DerivedSubitem(Strict):
+    """A sub-item no meter measures alone: a main meter less the sub-meters behind it (the
+    service building's lighting and sockets: its main meter less the kitchen's)."""
+
+    subitem: str
+    main: Ident
+    minus: list[Ident] = Field(min_length=1)
+    name: str = ""
+
+
+class Quotas(Strict):
+    """A year's energy quota (能耗定额) as the provincial standard gives it, for the energy
+    report's intensity; each None unless entered. `standard` names where the values come from."""
+
+    standard: str = ""
+    kgce_per_m2: float | None = Field(None, gt=0, description="kgce per m² and year")
+    kgce_per_person: float | None = Field(None, gt=0, description="kgce per person and year")
+    kgce_per_student: float | None = Field(None, gt=0, description="kgce per student and year")
+    kwh_per_m2: float | None = Field(None, gt=0, description="kWh per m² and year")
+    kwh_per_person: float | None = Field(None, gt=0, description="kWh per person and year")
+    water_m3_per_person: float | None = Field(None, gt=0, description="m³ of water per person and year")
 
 
 class RetiredDevice(Strict):

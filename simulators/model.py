@@ -95,6 +95,7 @@ class _Block:
     end_h: float
     level: float
     seasonal: bool = False  # air conditioning: scaled by the seasonal factor of the day
+    heating: bool = False  # district heating: scaled by the heating factor of the day
 
     def __post_init__(self) -> None:
         # Blocks shift by up to ±_JITTER_S a day and must stay inside the day.
@@ -177,6 +178,31 @@ _WATER: Final[dict[str, _Profile]] = {
     "other": _Profile(0.0, (_Block(8.0, 17.0, 0.2),)),
 }
 
+# Assumptions, in m³/h of natural gas: the kitchen's stoves and steamers where it cooks with gas;
+# nothing else burns gas.
+_GAS: Final[dict[str, _Profile]] = {
+    **{room: _Profile(0.0) for room in ("classroom", "nap_room", "office", "dorm", "gate", "plant", "other")},
+    "kitchen": _Profile(0.0, (
+        _Block(6.25, 7.75, 3.0),  # breakfast
+        _Block(10.25, 12.0, 5.0),  # lunch
+        _Block(15.25, 16.25, 2.0),  # snack
+    )),
+}
+
+# Assumptions, in kW of district heat: radiators by the heating factor while a room is used, a
+# quarter of it on closed days so the building does not freeze.
+_HEAT: Final[dict[str, _Profile]] = {
+    room: _Profile(0.0, (_Block(6.5, 17.5, kw, heating=True),), (_Block(6.5, 17.5, kw / 4, heating=True),))
+    for room, kw in (("classroom", 6.0), ("nap_room", 4.0), ("kitchen", 3.0), ("office", 3.0), ("dorm", 5.0),
+                     ("gate", 1.0), ("plant", 0.5), ("other", 2.0))
+}
+
+
+def _heating(day: date) -> float:
+    """District-heating factor: 1 in mid-January, nothing from April to mid-October (assumption:
+    the heating season of northern China, 15 November to 15 March, with its shoulders)."""
+    return max(0.0, math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365.25) - 0.2) / 0.8
+
 
 def _seasonal(day: date) -> float:
     """Air-conditioning factor: 1 in late July, 0.6 in midwinter (heat-pump heating), near 0 in
@@ -237,6 +263,7 @@ class _Day:
     end_ms: int
     open: bool
     seasonal: float
+    heating: float
 
     @property
     def seconds(self) -> float:
@@ -255,7 +282,7 @@ class _Calendar:
             d = date.fromordinal(ordinal)
             start = _ms(datetime.combine(d, time(), tzinfo=self.tz))
             end = _ms(datetime.combine(d + timedelta(days=1), time(), tzinfo=self.tz))
-            found = _Day(ordinal, start, end, self._school.day(d).school_day, _seasonal(d))
+            found = _Day(ordinal, start, end, self._school.day(d).school_day, _seasonal(d), _heating(d))
             self._days[ordinal] = found
         return found
 
@@ -298,7 +325,7 @@ class _RoomLoad(_PerDay):
         return self._profile.open_day if day.open else self._profile.closed_day
 
     def _level(self, day: _Day, block: _Block) -> float:
-        return block.level * (day.seasonal if block.seasonal else 1.0)
+        return block.level * (day.seasonal if block.seasonal else 1.0) * (day.heating if block.heating else 1.0)
 
     def day_total(self, day: _Day) -> float:
         multiplier = 1 + _DAY_SPREAD * (2 * self._draws.on(day.ordinal)[0] - 1)
@@ -406,6 +433,23 @@ class _WaterMeter(_Meter):
             "volume_m3": round(self._base_reading + so_far / _MIN / 1000, 3),
             "flow_lpm": round(level * burst, 1),
         }
+
+
+class _GasMeter(_Meter):
+    def _fields(self, level: float, so_far: float, rng: random.Random) -> Fields:
+        return {"gas_m3": round(self._base_reading + so_far / _H, 3),
+                "gas_flow_m3h": round(level * (1 + 0.1 * (rng.random() - 0.5)), 2)}
+
+
+class _HeatMeter(_Meter):
+    _GJ_PER_KWH: Final = 0.0036
+    _SUPPLY_C: Final = 70.0  # assumption: a district-heating secondary loop
+
+    def _fields(self, level: float, so_far: float, rng: random.Random) -> Fields:
+        drop = 5 + 10 * min(1.0, level / 50)  # assumption: a larger draw cools the return further
+        return {"heat_gj": round(self._base_reading + so_far / _H * self._GJ_PER_KWH, 4),
+                "heat_kw": round(level * (1 + 0.04 * (rng.random() - 0.5)), 1),
+                "supply_c": round(self._SUPPLY_C + rng.random(), 1), "return_c": round(self._SUPPLY_C - drop, 1)}
 
 
 class _Radio:
@@ -704,6 +748,16 @@ def _metered_water(world: _World, device: Device) -> _Model:
     return _WaterMeter(world.seed, device, loads, 1_000 + 7_000 * world.first_reading(device))
 
 
+def _metered_gas(world: _World, device: Device) -> _Model:
+    loads = world.metered(device, "gas", _GAS)
+    return _GasMeter(world.seed, device, loads, 100 + 2_000 * world.first_reading(device))
+
+
+def _metered_heat(world: _World, device: Device) -> _Model:
+    loads = world.metered(device, "heat", _HEAT)
+    return _HeatMeter(world.seed, device, loads, 50 + 500 * world.first_reading(device))
+
+
 def _uv_session(world: _World, device: Device) -> _Model:
     return _UvLamp(world.seed, device, world.calendar)
 
@@ -723,6 +777,8 @@ def _dry_floor(world: _World, device: Device) -> _Model:
 BEHAVIOURS: Final[Mapping[str, Callable[[_World, Device], _Model]]] = {
     "metered_electricity": _metered_electricity,
     "metered_water": _metered_water,
+    "metered_gas": _metered_gas,
+    "metered_heat": _metered_heat,
     "uv_session": _uv_session,
     "cold_store": _cold_store,
     "door_traffic": _door_traffic,

@@ -108,6 +108,7 @@ def history(now: float) -> list[tuple[str, dict[str, Any]]]:
         for meter, base, flow in (("teaching-water", 500.0, 0.0), ("service-water", 700.0, 0.1)):
             readings.append((meter, {"ts": ts, "volume_m3": base + 0.3 * (24 - hour), "flow_lpm": flow}))
     readings.append(("kitchen-power", {"ts": now, "energy_kwh": 3_000.0, "power_w": 150.0}))
+    readings.append(("kitchen-gas", {"ts": now, "gas_m3": 1_520.0, "gas_flow_m3h": 0.0}))
     for lamp in ("uv-small-1", "uv-small-2", "uv-middle-1", "uv-large-1", "uv-nap", "uv-kitchen", "uv-clinic",
                  "uv-isolation"):
         readings.append((lamp, {"ts": now, "on": False, "power_w": 0.0, "lamp_hours": 240.0}))

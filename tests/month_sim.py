@@ -30,7 +30,8 @@ from gateway.schedule.school_calendar import SchoolCalendar
 FIVE_MIN_MS = 300_000
 HOUR_MS = 3_600_000
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
-METRIC = {"electricity_meter": "energy_kwh", "water_meter": "volume_m3"}
+METRIC = {"electricity_meter": "energy_kwh", "water_meter": "volume_m3", "gas_meter": "gas_m3"}
+UTILITY = {"electricity_meter": "electricity", "water_meter": "water", "gas_meter": "gas"}
 
 Reading = tuple[int, float]  # (Unix ms, counter value)
 
@@ -75,10 +76,11 @@ def month_slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: in
 class MeterMonth:
     device: Device
     building: str
-    utility: str  # "electricity" or "water"
+    utility: str  # "electricity", "water" or "gas"
     main: bool
     by_slot: dict[int, float]  # slot index → use counted there
     hours_seen: set[int]  # hours of the month (index) with at least one reading
+    records: int  # readings in the month
     total: float = 0.0
     after_hours: float = 0.0
     cost: float = 0.0
@@ -88,14 +90,15 @@ class MeterMonth:
 def meter_month(site: SiteConfig, device: Device, readings: Sequence[Reading], slots: Sequence[Slot],
                 start_ms: int, end_ms: int, main: bool) -> MeterMonth:
     """One meter's month from its raw readings (in time order)."""
-    utility = "electricity" if device.kind == "electricity_meter" else "water"
+    utility = UTILITY[device.kind]
     building = site.building_of(device.room).id
     by_slot: dict[int, float] = defaultdict(float)
     for (_, before), (t, after) in pairwise(readings):
         if start_ms <= t < end_ms:
             by_slot[(t - start_ms) // FIVE_MIN_MS] += rise(before, after)
     seen = {(t - start_ms) // HOUR_MS for t, _ in readings if start_ms <= t < end_ms}
-    m = MeterMonth(device, building, utility, main, dict(by_slot), seen)
+    records = sum(1 for t, _ in readings if start_ms <= t < end_ms)
+    m = MeterMonth(device, building, utility, main, dict(by_slot), seen, records)
     by_period: dict[str, float] = defaultdict(float)
     for i, use in m.by_slot.items():
         s = slots[i]
@@ -105,7 +108,7 @@ def meter_month(site: SiteConfig, device: Device, readings: Sequence[Reading], s
         if utility == "electricity":
             m.cost += use * s.price
             by_period[s.period] += use
-        else:
+        elif utility == "water":
             m.cost += use * site.tariffs.water_yuan_per_m3
     m.by_period = dict(by_period)
     return m

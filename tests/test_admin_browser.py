@@ -2,7 +2,7 @@
 kindergarten: the head of logistics adds a building, a room and a water meter whose first
 reading is taken at once (no restart); changes a building's hours and adds a closure, which
 the calendar and the closing board follow; adds an account with a Chinese name that then logs
-in; sends a test message to a real webhook receiver; adopts a Zigbee door sensor that
+in; tags a meter with its energy sub-item (分项), chosen by its words; sends a test message to a real webhook receiver; adopts a Zigbee door sensor that
 Zigbee2MQTT's bridge listed, from the 新设备 inbox; imports a changed site file after its
 preview; saves after someone else did and is told so, with their settings shown. A site
 managed from its file shows every page without a control to change it. Staff and viewers neither see 设置 nor
@@ -130,6 +130,25 @@ def test_an_admin_adds_a_building_a_room_and_a_meter_whose_reading_is_taken_at_o
         expect(page.locator("#view .device-head")).to_contain_text("图书馆水表")
         expect(page.locator('#view [data-live="library-water:volume_m3"]').first).to_have_attribute("data-value", "12.5")
         assert console.problems() == []
+
+
+def test_an_admin_tags_a_meter_with_its_sub_item_chosen_in_words(browser: Browser, site: Site) -> None:
+    admin = signed_in(site.api, ADMIN)
+    with open_page(browser) as (page, console):
+        as_admin(page, site, "devices/edit/kitchen-water")
+        expect(page.locator("#view form.device-form")).to_be_visible()
+        expect(page.locator("#view form.device-form select[name=subitem]")).to_have_count(0)  # water: no sub-items
+
+        settings_page(page, site, "devices/edit/kitchen-power")
+        subitem = page.locator("#view form.device-form select[name=subitem]")
+        expect(subitem.locator("option:checked")).to_have_text("01D30 特殊用电·厨房餐厅")
+        expect(subitem.locator("option").first).to_have_text("不标注（总表或未分项）")
+        subitem.select_option(label="01D10 特殊用电·信息中心")
+        page.locator("#view form.device-form button.save").click()
+        expect(page.locator("#view [data-device=kitchen-power]")).to_be_visible()
+        assert console.problems() == []
+    devices = site.api.get("/api/v1/admin/config", headers=admin).json()["site"]["devices"]
+    assert next(d for d in devices if d["id"] == "kitchen-power")["subitem"] == "01D10"
 
 
 def test_a_building_s_hours_and_a_closure_reach_the_calendar_and_the_closing_board(browser: Browser, site: Site) -> None:

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser
 from devices import kinds
 from gateway.cli.demo import DEMO_NAMES
 from gateway.config import SiteConfig, load
+from gateway.reports.subitems import SUBITEMS
 from gateway.rules.registry import specs
 from simulators import DEMO_SITE
 from tests.browser import open_page
@@ -35,10 +36,10 @@ from tests.test_dashboard_browser import MORE_PAGES, every_page, show_any
 pytestmark = pytest.mark.integration
 
 # English that a Chinese page may show, each for a reason: units people read in Chinese
-# documents too (kWh, LQI, dBm), protocols, products and formats by their own names (MQTT,
+# documents too (kWh, kgce, LQI, dBm), protocols, products and formats by their own names (MQTT,
 # Zigbee, Zigbee2MQTT, Tasmota, Shelly, Modbus, DL/T 645, HTTP, Webhook, PDF, CSV, HTML, API)
 # and UV, as 紫外线 lamps are labelled on the box.
-ALLOWED: Final = frozenset({"kWh", "kW", "LQI", "dBm", "MQTT", "Zigbee", "Zigbee2MQTT", "Tasmota", "Shelly", "Modbus",
+ALLOWED: Final = frozenset({"kWh", "kW", "kgce", "LQI", "dBm", "MQTT", "Zigbee", "Zigbee2MQTT", "Tasmota", "Shelly", "Modbus",
                             "DL", "HTTP", "Webhook", "PDF", "CSV", "HTML", "UV", "API"})
 BOOLEANS: Final = re.compile(r"\b(true|false|null|undefined|NaN)\b")
 WORD: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -52,6 +53,9 @@ def names(site: SiteConfig) -> list[str]:
     found = {site.name} | {b.name for b in site.buildings} | {r.name for b in site.buildings for r in b.rooms}
     found |= {d.name for d in site.devices if d.name} | {p.name for p in site.duty.people} | set(DEMO_NAMES.values())
     found |= {p.role for p in site.duty.people if p.role}
+    found |= {site.quotas.standard} | {d.name for d in site.derived_subitems}  # where its quotas come from
+    # The energy guideline's codes, shown beside their words ("01D30 特殊用电·厨房餐厅").
+    found |= set(SUBITEMS)
     return sorted((n for n in found if n), key=len, reverse=True)
 
 

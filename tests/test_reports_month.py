@@ -28,13 +28,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic_core import from_json
 
+from devices.base import Utility
 from gateway.app import create_app
 from gateway.cli.demo import demo_site
 from gateway.clock import ManualClock
 from gateway.config import SiteConfig
 from gateway.ingest.broker import embedded_broker
-from gateway.reports.document import Figures, Paragraphs
-from gateway.reports.energy import AlertFigures, EnergyReport, Totals
+from gateway.reports.document import Figures, Paragraphs, Table
+from gateway.reports.energy import AlertFigures, EnergyReport, IntensityMeasure, Totals
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.safety_model import ItemStatus, SafetyRecord
 from gateway.rules.doors import DOOR_AFTER_HOURS
@@ -87,6 +88,11 @@ STORED_WITHIN_S = 180.0
 REL = 1e-3
 LOAD, LEAK_RULES = LOAD_AFTER_HOURS.id, (WATER_LEAK.id, RUNNING_TAP.id)
 LEARN_SAVED_WITHIN_S = 10.0
+# GB/T 2589-2020: kg of standard coal per kWh of electricity (equivalent value) and per m³ of
+# natural gas; water is not energy.
+KGCE = {"electricity": 0.1229, "gas": 1.2143}
+PRICED = ("electricity", "water")  # what a tariff prices
+COMPLETE = 0.9  # data completeness below this is flagged
 
 # The teaching building's night load is about 2.05 kW (four classrooms, the nap room and the
 # plant room); configuring it makes its waste deterministic. The other meters learn theirs.
@@ -301,8 +307,13 @@ def reckon(m: SimulatedMonth) -> tuple[Mismatches, dict[str, MeterMonth]]:
         bad.near(f"{where} total", use.total, mm.total)
         bad.near(f"{where} after_hours", use.after_hours, mm.after_hours)
         bad.near(f"{where} after_hours_share", use.after_hours_share, share(mm.after_hours, mm.total), 4)
-        bad.near(f"{where} cost_yuan", use.cost_yuan, mm.cost, 2)
+        bad.near(f"{where} cost_yuan", use.cost_yuan, mm.cost if mm.utility in PRICED else None, 2)
         bad.near(f"{where} coverage", use.coverage, len(mm.hours_seen) / hours, 4)
+        expected = (end - start) / 1000 / mm.device.interval_s
+        bad.same(f"{where} records", (use.records, use.expected), (mm.records, round(expected)))
+        bad.near(f"{where} completeness", use.completeness, min(1.0, mm.records / expected), 4)
+        bad.same(f"{where} complete", use.complete, mm.records / expected >= COMPLETE)
+        bad.same(f"{where} subitem", use.subitem, mm.device.subitem)
         if mm.utility == "electricity":
             bad.same(f"{where} base", (use.base_w, use.base_source), base_of(m, mm))
             its = [a for a in m.alerts[LOAD] if a["device_id"] == use.device_id]
@@ -326,6 +337,7 @@ def reckon(m: SimulatedMonth) -> tuple[Mismatches, dict[str, MeterMonth]]:
         where = f"building {b.building_id}"
         bad.near(f"{where} electricity_kwh", b.electricity_kwh, kwh)
         bad.near(f"{where} water_m3", b.water_m3, sum(mm.total for mm in mine if mm.utility == "water"))
+        bad.near(f"{where} kgce", b.kgce, sum(mm.total * KGCE[mm.utility] for mm in mine if mm.utility in KGCE))
         bad.near(f"{where} cost_yuan", b.cost_yuan, sum(mm.cost for mm in mine), 2)
         bad.near(f"{where} after_hours_share", b.after_hours_share, share(sum(mm.after_hours for mm in power), kwh), 4)
         mine_alerts = [a for a in m.alerts[LOAD] if a["device_id"] in {mm.device.id for mm in power}]
@@ -367,7 +379,66 @@ def reckon(m: SimulatedMonth) -> tuple[Mismatches, dict[str, MeterMonth]]:
     bad.near("site waste_yuan", report.waste_yuan, sum(fact(a, "cost_yuan") for a in main_alerts), 2)
     _loads(bad, m)
     _leaks(bad, m)
+    _subitems(bad, m, meters)
+    _coal_and_quotas(bad, m, meters, hours)
     return bad, meters
+
+
+def subitem_totals(site: SiteConfig, meters: dict[str, MeterMonth]) -> dict[tuple[str, str | None], float]:
+    """(sub-item, building) → its month from the raw readings: the meters tagged with it, and each
+    derived one's main meter less its sub-meters; (sub-item, None) → the site's."""
+    out: dict[tuple[str, str | None], float] = defaultdict(float)
+    for mm in meters.values():
+        if mm.device.subitem is not None:
+            out[mm.device.subitem, mm.building] += mm.total
+    for derived in site.derived_subitems:
+        main = meters[derived.main]
+        out[derived.subitem, main.building] += main.total - sum(meters[d].total for d in derived.minus)
+    for (code, _), total in list(out.items()):
+        out[code, None] += total
+    return dict(out)
+
+
+def _subitems(bad: Mismatches, m: SimulatedMonth, meters: dict[str, MeterMonth]) -> None:
+    want = subitem_totals(m.site, meters)
+    got = {(u.code, u.building_id): u for u in m.report.subitems}
+    bad.same("sub-items", sorted(got, key=str), sorted(want, key=str))
+    for key, total in want.items():
+        if key in got:
+            bad.near(f"sub-item {key} total", got[key].total, total)
+            bad.near(f"sub-item {key} kgce", got[key].kgce, total * KGCE["electricity"])
+
+
+def _coal_and_quotas(bad: Mismatches, m: SimulatedMonth, meters: dict[str, MeterMonth], hours: int) -> None:
+    site, report = m.site, m.report
+    utilities: tuple[Utility, ...] = ("electricity", "water", "gas")
+    mains = {u: sum(mm.total for mm in meters.values() if mm.main and mm.utility == u) for u in utilities}
+    got = {c.utility: c for c in report.categories}
+    for utility, total in mains.items():
+        bad.near(f"{utility} category total", got[utility].total, total)
+        bad.near(f"{utility} kgce", got[utility].kgce, total * KGCE[utility] if utility in KGCE else None)
+    coal = sum(total * KGCE[u] for u, total in mains.items() if u in KGCE)
+    bad.near("total kgce", report.total_kgce, coal)
+    area, people, students = site.floor_area_m2(), site.people(), site.students
+    assert area is not None
+    assert people is not None
+    assert students is not None
+    q = site.quotas
+    share = hours / (365 * 24)
+    want: dict[IntensityMeasure, tuple[float, float | None]] = {
+            "kgce_per_m2": (coal / area, q.kgce_per_m2), "kgce_per_person": (coal / people, q.kgce_per_person),
+            "kgce_per_student": (coal / students, q.kgce_per_student),
+            "kwh_per_m2": (mains["electricity"] / area, q.kwh_per_m2),
+            "kwh_per_person": (mains["electricity"] / people, q.kwh_per_person),
+            "water_m3_per_person": (mains["water"] / people, q.water_m3_per_person)}
+    intensity = {i.measure: i for i in report.intensity}
+    bad.same("intensity measures", sorted(intensity), sorted(want))
+    for measure, (value, quota) in want.items():
+        i = intensity[measure]
+        bad.near(f"{measure}", i.value, value, 4)
+        bad.same(f"{measure} quota", i.quota_year, quota)
+        bad.near(f"{measure} quota for the month", i.quota_period, None if quota is None else quota * share, 4)
+        bad.same(f"{measure} exceeded", i.exceeded, None if quota is None else value > quota * share)
 
 
 def fact(alert: dict[str, Any], key: str) -> float:
@@ -615,7 +686,21 @@ def test_a_simulated_month_reports_what_its_meters_counted_and_each_fault_on_its
     service = next(b for b in m.report.buildings if b.building_id == "service")
     assert service.base_excess_kwh is None  # its learned base is under its 3,200 W standby
 
+    # The demo's sub-items: the kitchen's circuit is 特殊用电·厨房餐厅; the service building's
+    # lighting and sockets are its main meter less the kitchen's, the teaching building's its main meter.
+    subitems = {(u.code, u.building_id): u.total for u in m.report.subitems}
+    kitchen_kwh, service_kwh = meters["kitchen-power"].total, meters["service-power"].total
+    assert subitems["01D30", "service"] == pytest.approx(kitchen_kwh, rel=REL)
+    assert subitems["01A10", "service"] == pytest.approx(service_kwh - kitchen_kwh, rel=REL)
+    assert subitems["01A10", None] == pytest.approx(service_kwh - kitchen_kwh + meters["teaching-power"].total,
+                                                    rel=REL)
+
     doc = energy_document(m.report, m.site, "zh-CN")
+    [section] = [s for s in doc.sections if s.title == "分项能耗与定额"]
+    [table] = [b for b in section.blocks if isinstance(b, Table) and b.key == "subitems"]
+    said = {(row[0], row[1]): row[5] for row in table.rows}
+    assert said["01A10 照明插座用电·照明与插座", "综合楼"] == "综合楼总电表 减 厨房电表"
+    assert said["01D30 特殊用电·厨房餐厅", "综合楼"] == "厨房电表"
     [advice] = [s for s in doc.sections if s.title == "建议"]
     paragraphs = [text for block in advice.blocks if isinstance(block, Paragraphs) for text in block.items]
     assert any("教学楼总电表" in p and "3 次闭园后负荷偏高" in p for p in paragraphs), paragraphs

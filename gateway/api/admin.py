@@ -35,8 +35,9 @@ from gateway.config.problems import Problem
 from gateway.config.stored import masked_school, reveal, school_of, unmasked
 from gateway.notify.channels import channels
 from gateway.notify.message import ChannelSettings
+from gateway.reports.subitems import subitems_for, words
 from gateway.rules.registry import specs
-from gateway.site import ROOM_TYPE_WORDS, WEEKDAY_WORDS
+from gateway.site import ROOM_TYPE_WORDS, WEEKDAY_WORDS, utility_of
 
 router = APIRouter(tags=["admin"])
 
@@ -114,6 +115,7 @@ class WithFields(Choice):
 
 class KindOut(Choice):
     settings: list[FieldOut]
+    subitems: list[Choice] = Field(description="the sub-items (分项) a meter of this kind may be tagged with")
     rules: list[str] = Field(description="the rules that watch a device of this kind")
 
 
@@ -276,12 +278,19 @@ def _form_type(annotation: Any) -> tuple[Any, list[Choice] | None]:
     return ("list" if origin in (list, tuple, set, frozenset) else "text"), None
 
 
+def _subitems(kind: str) -> list[Choice]:
+    utility = utility_of(kind)
+    return [] if utility is None else [Choice(id=s.code, zh=words(s.code)[0], en=words(s.code)[1])
+                                      for s in subitems_for(utility)]
+
+
 def catalog(site: SiteConfig) -> Catalog:
     """What each value may be, in words; a kindergarten's days are 开园日."""
     rules = specs()
     return Catalog(
         kinds=[KindOut(id=k.name, zh=k.label_zh, en=k.label_en, settings=_label_fields(k.settings, k.setting_labels()),
-                       rules=[r.id for r in rules.values() if r.applies(k.name)]) for k in kinds().values()],
+                       subitems=_subitems(k.name), rules=[r.id for r in rules.values() if r.applies(k.name)])
+               for k in kinds().values()],
         rules=[RuleOut(id=r.id, zh=r.label_zh, en=r.label_en, params=_label_fields(r.params, r.param_labels()))
                for r in rules.values()],
         room_types=_choices(ROOM_TYPE_WORDS),

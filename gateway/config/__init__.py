@@ -38,12 +38,15 @@ from gateway.config.problems import Problem, document, problems, text_hints
 from gateway.config.samples import SampleSettings
 from gateway.config.sweep import SweepSettings
 from gateway.config.work_orders import WorkOrderSettings
+from gateway.reports.subitems import check_subitem
 from gateway.rules import registry
 from gateway.site import (
     WEEKDAYS,
     Building,
+    DerivedSubitem,
     Device,
     Ident,
+    Quotas,
     RetiredDevice,
     Room,
     Span,
@@ -54,6 +57,7 @@ from gateway.site import (
     TouSpan,
     every_weekday,
     nested,
+    utility_of,
 )
 
 __all__ = [
@@ -313,6 +317,11 @@ class SiteConfig(BaseSettings):
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tariffs: Tariffs = Field(default_factory=Tariffs)
     headcount: int | None = Field(None, gt=0, description="children and staff; default: the buildings' sum")
+    # Children or students enrolled: the energy report's intensity per student.
+    students: int | None = Field(None, gt=0)
+    # Sub-items (分项) measured as a main meter less its sub-meters (gateway/reports/subitems.py).
+    derived_subitems: list[DerivedSubitem] = Field(default_factory=list)
+    quotas: Quotas = Field(default_factory=Quotas)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     duty: DutySettings = Field(default_factory=DutySettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
@@ -463,6 +472,31 @@ class SiteConfig(BaseSettings):
                 raise ValueError(f"@platform.meters.{device_id}: no device {device_id!r}")
             if not any(m.utility is not None for m in kinds()[device.kind].metrics):
                 raise ValueError(f"@platform.meters.{device_id}: a {device.kind} has no meter reading to upload")
+        return self
+
+    @model_validator(mode="after")
+    def _derived_subitems(self) -> Self:
+        for i, derived in enumerate(self.derived_subitems):
+            where = f"@derived_subitems[{i}]"
+            main = self.device(derived.main)
+            if main is None:
+                raise ValueError(f"{where}.main: no device {derived.main!r}")
+            if main.subitem is not None:
+                raise ValueError(f"{where}.main: {derived.main} is tagged {main.subitem} itself; "
+                                 "its use would count twice")
+            try:
+                check_subitem(derived.subitem, utility_of(main.kind))
+            except ValueError as exc:
+                raise ValueError(f"{where}.subitem: {exc}") from None
+            for j, sub in enumerate(derived.minus):
+                device = self.device(sub)
+                if device is None:
+                    raise ValueError(f"{where}.minus[{j}]: no device {sub!r}")
+                if sub == derived.main or derived.minus.index(sub) != j:
+                    raise ValueError(f"{where}.minus[{j}]: {sub} is taken off twice or is the main meter")
+                if device.kind != main.kind:
+                    raise ValueError(f"{where}.minus[{j}]: {sub} is a {device.kind}, the main meter a {main.kind}: "
+                                     "one category")
         return self
 
     @model_validator(mode="after")

@@ -27,8 +27,9 @@ from pydantic.fields import FieldInfo
 from devices import kinds
 from devices.base import Label
 from devices.vendors import sources
+from gateway.reports.subitems import subitems_for, words
 from gateway.rules import registry
-from gateway.site import IDENT_PATTERN, ROOM_TYPE_WORDS, WEEKDAY_WORDS, WEEKDAYS
+from gateway.site import IDENT_PATTERN, ROOM_TYPE_WORDS, WEEKDAY_WORDS, WEEKDAYS, utility_of
 
 __all__ = ["Problem", "document", "problems", "text_hints"]
 
@@ -370,6 +371,8 @@ class _Doc:
                                      f"unknown device kind `{value}`; the kinds are: {en}")]
             case ("devices", int(), "settings" | "source"):
                 return self.nested(loc, value)
+            case ("devices" | "derived_subitems", int(), "subitem"):
+                return [self.subitem(loc, value)]
             case ("rules",) | ("devices", int(), "rules"):
                 return self.rules(loc, value)
             case ("opening_hours",) | ("buildings", int(), "opening_hours"):
@@ -381,6 +384,24 @@ class _Doc:
                 return [self.problem(loc, f"id `{value}` 用了两次；每个 id 只能用一次",
                                      f"the id `{value}` is used twice; each id may be used once")]
         return self.reference(loc, value)
+
+    def subitem(self, loc: Path, value: Any) -> Problem:
+        """A sub-item that is not one of the meter's category, with those that are, in words."""
+        owner = self.value(loc[:-1]) or {}
+        if loc[0] == "derived_subitems":
+            main = owner.get("main")
+            owner = next((d for d in self.value(("devices",)) or [] if isinstance(d, Mapping) and d.get("id") == main),
+                         {})
+        kind = owner.get("kind")
+        utility = utility_of(kind) if kind in kinds() else None
+        allowed = subitems_for(utility) if utility is not None else []
+        if not allowed:
+            return self.problem(loc, "这种设备没有能耗分项：只有电表标注分项",
+                                "this kind of device has no energy sub-items: only electricity meters are tagged")
+        zh = "；".join(words(s.code)[0] for s in allowed)
+        en = "; ".join(words(s.code)[1] for s in allowed)
+        return self.problem(loc, f"`{value}` 不是这种表计的能耗分项；可用：{zh}",
+                            f"`{value}` is not a sub-item of this meter; use one of: {en}")
 
     def duplicate(self, loc: Path, ident: str) -> bool:
         siblings = self.value(loc[:-2])

@@ -19,6 +19,13 @@ Definitions (docs/reports.md explains them to the reader):
   configured `base_load_w`, else what the rule has learned (`LearnedStore.base_loads()`).
 - Leak losses are quoted from the leak and running-tap rules' alerts begun in the month
   (gateway/rules/water.py computes `loss_m3` and `cost_yuan`).
+- Sub-items (分项, gateway/reports/subitems.py): a tagged meter's period use counts in its
+  sub-item in its building; a derived sub-item is its main meter's use less its sub-meters'
+  (unknown when any of them has no readings). Standard coal (kgce) by the categories' factors.
+- Intensity: the site's main meters per m², per person and per student; a quota is a year's, so
+  the period is compared with the quota in proportion to its elapsed hours of the year.
+- Completeness of a meter: readings received in the period ÷ those its reporting interval
+  (`Device.interval_s`) expects over the elapsed hours; under COMPLETE (90 %) it is flagged.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from devices.base import Utility
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import from_ms
 from gateway.config import Building, Device, SiteConfig, TouPeriodName
+from gateway.reports.subitems import CATEGORIES, kgce
 from gateway.rules.learned import BaseLoad
 from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
@@ -55,6 +63,10 @@ FIRST_YEAR, LAST_YEAR = 1971, 9998
 # elapsed hours than this share.
 MIN_HOURS = 72
 MIN_COVERAGE = 0.5
+# Data completeness (records received ÷ expected) below this is flagged (GB/T 37947's bar).
+COMPLETE = 0.9
+# What a tariff prices; the other utilities' costs are not known.
+PRICED: tuple[Utility, ...] = ("electricity", "water")
 
 # Where a meter's base load comes from: the site file (`load_after_hours.base_load_w`) or the
 # rule's learning; a building whose main meters differ is "mixed".
@@ -161,6 +173,49 @@ class MeterUse(BaseModel):
     waste_episodes: int = 0
     waste_minutes: float = 0.0
     after_hours_rest: float | None = None  # after hours less waste: base load and short uses
+    subitem: str | None = None  # its sub-item's code, where it is tagged
+    records: int = 0  # readings received in the period
+    expected: int = 0  # readings its reporting interval expects over the period's elapsed hours
+    completeness: float | None = None  # records ÷ expected, at most 1; None when none are expected
+    complete: bool = False  # completeness at least COMPLETE
+
+
+class SubitemUse(BaseModel):
+    """A sub-item's use in a building (or, `building_id` None, in the whole site): the meters
+    tagged with it (`plus`), or a main meter less its sub-meters (`minus`)."""
+
+    code: str
+    utility: Utility
+    building_id: str | None
+    unit: str
+    total: float | None
+    kgce: float | None
+    plus: list[str]
+    minus: list[str]
+
+
+class CategoryUse(BaseModel):
+    """One energy category (or water) for the whole site, from its main meters."""
+
+    utility: Utility
+    code: str
+    unit: str
+    total: float | None
+    kgce: float | None  # None for water, which is not energy
+
+
+IntensityMeasure = Literal["kgce_per_m2", "kgce_per_person", "kgce_per_student", "kwh_per_m2", "kwh_per_person",
+                           "water_m3_per_person"]
+
+
+class Intensity(BaseModel):
+    """The period's use per m², person or student, against the site's quota where it has one."""
+
+    measure: IntensityMeasure
+    value: float | None
+    quota_year: float | None
+    quota_period: float | None  # the year's quota in proportion to the period's elapsed hours
+    exceeded: bool | None  # None without a value or a quota
 
 
 class BuildingUse(BaseModel):
@@ -187,6 +242,7 @@ class BuildingUse(BaseModel):
     headcount: int | None
     kwh_per_m2: float | None
     previous_kwh: Comparison
+    kgce: float | None  # its main meters' energy in standard coal
 
 
 class AlertFigures(BaseModel):
@@ -240,6 +296,11 @@ class EnergyReport(BaseModel):
     leaks: list[LeakLoss]
     leak_m3: float
     leak_yuan: float
+    categories: list[CategoryUse]
+    total_kgce: float | None  # every energy category's main meters in standard coal
+    subitems: list[SubitemUse]  # by building, then the site's (building_id None), in code order
+    intensity: list[Intensity]
+    quota_standard: str  # where the quotas come from, as the site file says
 
 
 @dataclass
@@ -279,6 +340,7 @@ class _Meter:
     device: Device
     building_id: str
     total: float = 0.0
+    records: int = 0
     after_hours: float = 0.0
     cost: float = 0.0
     hours_seen: int = 0
@@ -378,6 +440,10 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
     totals = {u: _totals(site, cal, store, p, u, [read[i] for i in read if i in main and uses[i].utility == u],
                          days) for u in METERS}
     watched = [u for u in uses.values() if u.main and u.waste_kwh is not None]
+    categories = [CategoryUse(utility=u, code=CATEGORIES[u].code, unit=t.unit, total=t.total,
+                              kgce=_round(kgce(u, t.total))) for u, t in totals.items()]
+    energy = [c.kgce for c in categories if c.kgce is not None]
+    total_kgce = _round(sum(energy)) if energy else None
     return EnergyReport(
         site_id=site.id, site_name=site.name, month=str(month), start_ms=start_ms, end_ms=end_ms,
         partial=p.partial, through_ms=p.through_ms, hours=p.hours, generated_ms=now_ms,
@@ -391,7 +457,65 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
         load_episodes=episodes,
         leaks=losses, leak_m3=round(sum(x.loss_m3 for x in losses), 3),
         leak_yuan=round(sum(x.cost_yuan for x in losses), 2),
+        categories=categories, total_kgce=total_kgce, subitems=_subitems(site, uses),
+        intensity=_intensity(site, p, total_kgce, totals), quota_standard=site.quotas.standard,
     )
+
+
+def _subitems(site: SiteConfig, uses: dict[str, MeterUse]) -> list[SubitemUse]:
+    """Each sub-item in each building, from the meters' period use, then each for the site."""
+    parts: dict[tuple[str, str], list[tuple[MeterUse, list[MeterUse]]]] = defaultdict(list)
+    for use in uses.values():
+        if use.subitem is not None:
+            parts[use.subitem, use.building_id].append((use, []))
+    for derived in site.derived_subitems:
+        main = uses[derived.main]
+        parts[derived.subitem, main.building_id].append((main, [uses[d] for d in derived.minus]))
+    out: list[SubitemUse] = []
+    for (code, building_id), found in sorted(parts.items()):
+        meters = [u for main, subs in found for u in (main, *subs)]
+        total = None if any(u.total is None for u in meters) else sum(
+            (main.total or 0) - sum(s.total or 0 for s in subs) for main, subs in found)
+        out.append(_subitem(code, building_id, meters[0].utility, total, [main.device_id for main, _ in found],
+                            [s.device_id for _, subs in found for s in subs]))
+    for code in sorted({u.code for u in out}):
+        mine = [u for u in out if u.code == code]
+        total = None if any(u.total is None for u in mine) else sum(u.total or 0 for u in mine)
+        out.append(_subitem(code, None, mine[0].utility, total, [d for u in mine for d in u.plus],
+                            [d for u in mine for d in u.minus]))
+    return out
+
+
+def _subitem(code: str, building_id: str | None, utility: Utility, total: float | None, plus: list[str],
+             minus: list[str]) -> SubitemUse:
+    return SubitemUse(code=code, utility=utility, building_id=building_id, unit=METERS[utility][2],
+                      total=_round(total), kgce=_round(kgce(utility, total)), plus=plus, minus=minus)
+
+
+def _intensity(site: SiteConfig, p: _Period, total_kgce: float | None, totals: Mapping[Utility, Totals]) -> list[
+        Intensity]:
+    """The period's intensities, each against its quota in proportion to the period's hours of the year."""
+    year_hours = (366 if calendar_module.isleap(p.month.year) else 365) * 24
+    area, people, students = site.floor_area_m2(), site.people(), site.students
+    kwh, water = totals["electricity"].total, totals["water"].total
+    q = site.quotas
+    found: list[tuple[IntensityMeasure, float | None, float | None, float | None]] = [
+        ("kgce_per_m2", total_kgce, area, q.kgce_per_m2),
+        ("kgce_per_person", total_kgce, people, q.kgce_per_person),
+        ("kgce_per_student", total_kgce, students, q.kgce_per_student),
+        ("kwh_per_m2", kwh, area, q.kwh_per_m2),
+        ("kwh_per_person", kwh, people, q.kwh_per_person),
+        ("water_m3_per_person", water, people, q.water_m3_per_person),
+    ]
+    out = []
+    for measure, amount, per, quota in found:
+        if not per:
+            continue
+        value = None if amount is None else amount / per
+        share = quota * p.hours / year_hours if quota is not None else None
+        out.append(Intensity(measure=measure, value=_round(value, 4), quota_year=quota, quota_period=_round(share, 4),
+                             exceeded=None if value is None or share is None else value > share))
+    return out
 
 
 def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) -> _Slots:
@@ -422,6 +546,7 @@ def _read_meter(site: SiteConfig, store: ReadingStore, slots: _Slots, device: De
     m = _Meter(device, building)
     hourly = store.rollups(metric, [device.id], [(p.start_ms, p.through_ms)]).get(device.id, [])
     m.hours_seen = sum(1 for r in hourly if r.count)
+    m.records = sum(r.count for r in hourly)
     split = [(r.ts_ms, r.ts_ms + HOUR_MS) for r in hourly if r.increase and not slots.uniform(building, r.ts_ms)]
     fine = store.rollups(metric, [device.id], split, FIVE_MIN_MS).get(device.id, []) if split else []
     whole = ((r.ts_ms, r.increase) for r in hourly if r.increase and slots.uniform(building, r.ts_ms))
@@ -438,7 +563,7 @@ def _read_meter(site: SiteConfig, store: ReadingStore, slots: _Slots, device: De
         if utility == "electricity":
             m.by_period[name] += use
             m.cost += use * price
-        else:
+        elif utility == "water":
             m.cost += use * site.tariffs.water_yuan_per_m3
         if not is_open[i]:
             m.after_hours += use
@@ -462,11 +587,15 @@ def _meter_use(m: _Meter, main: bool, p: _Period, learned: Mapping[str, BaseLoad
                episodes: list[LoadEpisode]) -> MeterUse:
     utility = next(u for u, (kind, _, _) in METERS.items() if kind == m.device.kind)
     seen = m.hours_seen > 0
+    expected = round((p.through_ms - p.start_ms) / 1000 / m.device.interval_s)
+    completeness = round(min(1.0, m.records / expected), 4) if expected else None
     use = MeterUse(
         device_id=m.device.id, name=m.device.name or m.device.id, utility=utility, building_id=m.building_id,
         main=main, total=_round(m.total) if seen else None, after_hours=_round(m.after_hours) if seen else None,
         after_hours_share=_share(m.after_hours, m.total) if seen else None,
-        cost_yuan=_round(m.cost, 2) if seen else None, coverage=_coverage(m.hours_seen, p.hours),
+        cost_yuan=_round(m.cost, 2) if seen and utility in PRICED else None,
+        coverage=_coverage(m.hours_seen, p.hours), subitem=m.device.subitem, records=m.records, expected=expected,
+        completeness=completeness, complete=completeness is not None and completeness >= COMPLETE,
     )
     if utility == "electricity" and LOAD_AFTER_HOURS.params_for(m.device).enabled:
         use.base_w, use.base_source = base_load(m.device, learned)
@@ -523,7 +652,8 @@ def _totals(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, p: _Peri
     ids = [m.device.id for m in meters]
     coverage = min((_coverage(m.hours_seen, p.hours) for m in meters), default=0.0)
     people, area = site.people(), site.floor_area_m2()
-    target = site.reports.targets.electricity_kwh if utility == "electricity" else site.reports.targets.water_m3
+    targets = site.reports.targets
+    target = {"electricity": targets.electricity_kwh, "water": targets.water_m3}.get(utility)
     return Totals(
         unit=unit, total=_round(total), after_hours=_round(after),
         after_hours_share=_share(after, total), cost_yuan=_round(sum(m.cost for m in seen), 2) if seen else None,
@@ -592,7 +722,15 @@ def _building(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, b: Bui
         floor_area_m2=b.floor_area_m2, headcount=b.headcount,
         kwh_per_m2=_round(kwh / b.floor_area_m2, 4) if kwh is not None and b.floor_area_m2 else None,
         previous_kwh=_compared(cal, store, METERS["electricity"][1], [u.device_id for u in circuits], p, -1),
+        kgce=_building_kgce(site, b, uses),
     )
+
+
+def _building_kgce(site: SiteConfig, b: Building, uses: dict[str, MeterUse]) -> float | None:
+    """The building's energy (every category with a factor) in standard coal, from its main meters."""
+    found = [kgce(u, uses[d.id].total) for u, (kind, _, _) in METERS.items() for d in site.main_meters(kind, b)]
+    known = [k for k in found if k is not None]
+    return _round(sum(known)) if known else None
 
 
 def _fact(a: Alert, key: str) -> float:

@@ -22,15 +22,19 @@ from gateway.reports.document import (
     Tone,
 )
 from gateway.reports.energy import (
+    COMPLETE,
+    METERS,
     MIN_COVERAGE,
     MIN_HOURS,
     BaseSource,
     BuildingUse,
     Comparison,
     EnergyReport,
+    IntensityMeasure,
     MeterUse,
     Totals,
 )
+from gateway.reports.subitems import CATEGORIES, words
 from gateway.rules.power import LOAD_AFTER_HOURS, power_words
 
 # Recommend looking at a meter's load left on from this much waste in the period.
@@ -57,6 +61,17 @@ BASE_SOURCES_SHORT: dict[BaseSource, tuple[str, str]] = {
     "configured": ("设定", "configured"),
     "learned": ("学到", "learned"),
     "mixed": ("部分设定", "partly configured"),
+}
+
+
+# Each intensity as a reader says it, with its unit: (zh, en).
+INTENSITY_WORDS: dict[IntensityMeasure, tuple[str, str]] = {
+    "kgce_per_m2": ("单位面积能耗（kgce/m²）", "Energy per m² (kgce/m²)"),
+    "kgce_per_person": ("人均能耗（kgce/人）", "Energy per person (kgce/person)"),
+    "kgce_per_student": ("生均能耗（kgce/生）", "Energy per student (kgce/student)"),
+    "kwh_per_m2": ("单位面积用电（kWh/m²）", "Electricity per m² (kWh/m²)"),
+    "kwh_per_person": ("人均用电（kWh/人）", "Electricity per person (kWh/person)"),
+    "water_m3_per_person": ("人均用水（m³/人）", "Water per person (m³/person)"),
 }
 
 
@@ -179,6 +194,7 @@ def energy_document(r: EnergyReport, site: SiteConfig, lang: str = "zh-CN") -> D
             Section(t("建议", "Recommendations"), [Paragraphs(_recommendations(t, r, site), bullets=True)]),
             Section(t("用电", "Electricity"), _utility_blocks(t, r.electricity, "electricity", tz)),
             Section(t("用水", "Water"), _utility_blocks(t, r.water, "water", tz)),
+            Section(t("分项能耗与定额", "Sub-items and quotas"), _subitem_blocks(t, r, site)),
             Section(t("闭园用电与基础负荷", "After-hours electricity and base load"), _after_hours(t, r)),
             Section(t("楼宇排名", "Buildings ranked"), [_buildings(t, r)]),
             Section(t("表计明细", "Meters"), [_meters(t, r)]),
@@ -531,17 +547,17 @@ def _buildings(t: ReportText, r: EnergyReport) -> Table:
     tones = []
     for i, b in enumerate(r.buildings, 1):
         change = _delta(b.electricity_kwh, comparable(b.previous_kwh)) if b.enough_data else None
-        rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.cost_yuan,
+        rows.append([i, b.name, b.electricity_kwh, b.kwh_per_m2, b.water_m3, b.kgce, b.cost_yuan,
                      None if b.after_hours_share is None else round(b.after_hours_share * 100, 1), b.waste_kwh, change])
-        tones.append([Tone.PLAIN] * 7 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
+        tones.append([Tone.PLAIN] * 8 + [Tone.BAD if b.waste_kwh else Tone.PLAIN,
                                          Tone.BAD if change and change > 2 else Tone.GOOD if change and change < -2
                                          else Tone.PLAIN])
     zh, en = t.vs_previous
-    return Table("buildings", [t("名次", "Rank"), t("楼宇", "Building"), "kWh", "kWh/m²", "m³",
+    return Table("buildings", [t("名次", "Rank"), t("楼宇", "Building"), "kWh", "kWh/m²", "m³", "kgce",
                                t("费用（元）", "Cost (¥)"),
                                t("闭园用电 %", "After hours %"), t("浪费 kWh", "Waste kWh"),
                                t(f"比{zh} %", f"vs {en} %")],
-                 rows, decimals=[0, None, 0, 2, 1, 0, 1, 1, 1], tones=tones,
+                 rows, decimals=[0, None, 0, 2, 1, 1, 0, 1, 1, 1], tones=tones,
                  caption=t("按每平方米用电排序（无面积时按总量）",
                            "By electricity per m² (by total where no area is given)"))
 
@@ -550,20 +566,68 @@ def _meters(t: ReportText, r: EnergyReport) -> Table:
     rows: list[list[str | int | float | None]] = []
     tones = []
     for m in r.meters:
-        power = m.utility == "electricity"
-        rows.append([m.name, t("电", "power") if power else t("水", "water"),
-                     t("总表", "main") if m.main else t("分表", "sub"), m.total, "kWh" if power else "m³",
+        category = CATEGORIES[m.utility]
+        rows.append([m.name, t(category.zh, category.en), t("总表", "main") if m.main else t("分表", "sub"),
+                     t(*words(m.subitem)) if m.subitem else None, m.total, METERS[m.utility][2],
                      None if m.after_hours_share is None else round(m.after_hours_share * 100, 1),
                      power_text(m.base_w) if m.base_w is not None else None, m.waste_kwh, m.waste_yuan, m.cost_yuan,
-                     round(m.coverage * 100, 1)])
-        tones.append([Tone.PLAIN] * 7 + [Tone.BAD if m.waste_kwh else Tone.PLAIN] * 2
-                     + [Tone.PLAIN, Tone.WARN if m.coverage < COVERAGE_WORTH else Tone.PLAIN])
-    return Table("meters", [t("表计", "Meter"), t("类别", "Utility"), t("类型", "Type"), t("用量", "Use"),
-                            t("单位", "Unit"), t("闭园 %", "After hours %"), t("基础负荷", "Base load"),
-                            t("浪费 kWh", "Waste kWh"), t("浪费（元）", "Waste (¥)"), t("费用（元）", "Cost (¥)"),
-                            t("数据完整 %", "Data %")],
-                 rows, decimals=[None, None, None, 2, None, 1, None, 1, 1, 0, 1], tones=tones,
-                 caption=t("分表的用量已含在所属总表中", "Sub-meters are part of their building's main meter"))
+                     round(m.coverage * 100, 1), None if m.completeness is None else round(m.completeness * 100, 1)])
+        tones.append([Tone.PLAIN] * 8 + [Tone.BAD if m.waste_kwh else Tone.PLAIN] * 2
+                     + [Tone.PLAIN, Tone.WARN if m.coverage < COVERAGE_WORTH else Tone.PLAIN,
+                        Tone.PLAIN if m.complete else Tone.WARN])
+    return Table("meters", [t("表计", "Meter"), t("类别", "Utility"), t("类型", "Type"), t("分项", "Sub-item"),
+                            t("用量", "Use"), t("单位", "Unit"), t("闭园 %", "After hours %"),
+                            t("基础负荷", "Base load"), t("浪费 kWh", "Waste kWh"), t("浪费（元）", "Waste (¥)"),
+                            t("费用（元）", "Cost (¥)"), t("数据完整 %", "Data %"), t("记录完整 %", "Records %")],
+                 rows, decimals=[None, None, None, None, 2, None, 1, None, 1, 1, 0, 1, 1], tones=tones,
+                 caption=t(f"分表的用量已含在所属总表中；记录完整度是收到的记录数除以按上报间隔应有的记录数，"
+                           f"低于 {COMPLETE:.0%} 标黄",
+                           f"Sub-meters are part of their building's main meter; records % is the readings received "
+                           f"over those the meter's reporting interval expects, flagged under {COMPLETE:.0%}"))
+
+
+def _subitem_blocks(t: ReportText, r: EnergyReport, site: SiteConfig) -> list[Paragraphs | Table]:
+    """The categories and sub-items in their units and in standard coal, and the intensities
+    against the site's quotas."""
+    buildings = {b.id: b.name for b in site.buildings}
+    categories = Table("categories", [t("分类", "Category"), t("用量", "Use"), t("单位", "Unit"), "kgce"],
+                       [[f"{CATEGORIES[c.utility].code} {t(CATEGORIES[c.utility].zh, CATEGORIES[c.utility].en)}",
+                         c.total, c.unit, c.kgce] for c in r.categories if c.total is not None],
+                       decimals=[None, 2, None, 1],
+                       caption=t(f"折标准煤合计 {number(r.total_kgce, 1)} kgce；水不折标准煤",
+                                 f"{number(r.total_kgce, 1)} kgce of standard coal in all; water is not converted"))
+    blocks: list[Paragraphs | Table] = [categories]
+    if r.subitems:
+        blocks.append(Table("subitems", [t("分项", "Sub-item"), t("楼宇", "Building"), t("用量", "Use"),
+                                         t("单位", "Unit"), "kgce", t("计量方式", "Measured as")],
+                            [[t(*words(u.code)), buildings.get(u.building_id or "", t("全园", "whole site")),
+                              u.total, u.unit, u.kgce, _measured(t, site, u.plus, u.minus)] for u in r.subitems],
+                            decimals=[None, None, 2, None, 1, None]))
+    else:
+        blocks.append(Paragraphs([t("还没有表计标注分项。", "No meter is tagged with a sub-item yet.")]))
+    rows: list[list[str | int | float | None]] = []
+    tones = []
+    for i in r.intensity:
+        rows.append([t(*INTENSITY_WORDS[i.measure]), i.value, i.quota_period, i.quota_year,
+                     None if i.exceeded is None else t("超出定额", "above quota") if i.exceeded
+                     else t("未超出", "within quota")])
+        tones.append([Tone.PLAIN] * 4 + [Tone.BAD if i.exceeded else Tone.GOOD if i.exceeded is False else Tone.PLAIN])
+    source = r.quota_standard or t("未注明", "not named")
+    blocks.append(Table("intensity", [t("强度", "Intensity"), t("本期", "This period"),
+                                      t("本期定额", "Quota for the period"), t("全年定额", "Quota for the year"),
+                                      t("判断", "Judgement")],
+                        rows, decimals=[None, 3, 3, 2, None], tones=tones,
+                        caption=t(f"全年定额按本期已过小时数折算；定额来源：{source}",
+                                  f"The year's quota in proportion to the period's hours; quotas from: {source}")))
+    return blocks
+
+
+def _measured(t: ReportText, site: SiteConfig, plus: list[str], minus: list[str]) -> str:
+    def name(device_id: str) -> str:
+        device = site.device(device_id)
+        return device.name if device and device.name else device_id
+    text = t("、", ", ").join(name(d) for d in plus)
+    return text + "".join(t(f" 减 {name(d)}", f" less {name(d)}") for d in minus)
 
 
 def _episodes(t: ReportText, r: EnergyReport, tz: ZoneInfo) -> Table | Paragraphs:

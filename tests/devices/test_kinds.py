@@ -32,6 +32,8 @@ RECEIVED_MS = 1_795_236_000_000
 GOOD: dict[str, dict[str, Any]] = {
     "electricity_meter": {"energy_kwh": 1234.5, "power_w": 3200, "voltage_v": 229.8, "current_a": 14.1},
     "water_meter": {"volume_m3": 87.25, "flow_lpm": 12.5},
+    "gas_meter": {"gas_m3": 1520.125, "gas_flow_m3h": 4.8},
+    "heat_meter": {"heat_gj": 312.4567, "heat_kw": 85.5, "supply_c": 70.2, "return_c": 58.9},
     "uv_lamp": {"on": True, "power_w": 36.0, "lamp_hours": 412.5},
     "sample_fridge": {"temperature_c": 4.2, "door_open": False, "power_w": 85.0},
     "door": {"open": False},

@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config.auth import Scope
 from gateway.ingest.broker import embedded_broker
-from gateway.reports.document import Figures, Paragraphs, Tone
+from gateway.reports.document import Figures, Paragraphs, Table, Tone
 from gateway.reports.energy import EnergyReport
 from gateway.reports.energy_doc import energy_document
 from gateway.runtime import Gateway
@@ -41,6 +41,11 @@ STORED_WITHIN_S = 30.0
 KW = {2025: 1.0, 10: 1.75, 11: 1.4}  # last November, this October, this November
 WATER_M3_PER_H = 0.2
 BASE_W, STANDBY_W = 1500.0, 800.0
+# A year's quotas: the electricity one is exceeded by a month at 1.4 kW, the energy one is not.
+KWH_QUOTA, KGCE_QUOTA = 10.0, 100.0
+AREA_M2, PEOPLE, STUDENTS = 1000, 100, 80
+KGCE_PER_KWH = 0.1229  # GB/T 2589-2020, electricity at its equivalent value
+COMPLETE = 0.9
 
 SITE = """\
 id: kg
@@ -62,6 +67,8 @@ devices:
   - {{id: wm-main, kind: water_meter, room: plant, name: 总水表, interval_s: 900,
       rules: {{water_leak: {{enabled: false}}, running_tap: {{enabled: false}}}}}}
 reports: {{targets: {{electricity_kwh: 1000, water_m3: 100}}}}
+students: 80
+quotas: {{standard: 测试定额, kwh_per_m2: {kwh_quota}, kgce_per_person: {kgce_quota}}}
 mqtt: {{url: "mqtt://127.0.0.1:{port}", client_id: "energy-report-test"}}
 storage: {{data_dir: "{data_dir}"}}
 rules: {{sample_missing: {{enabled: false}}}}
@@ -120,8 +127,8 @@ def clock() -> ManualClock:
 @pytest.fixture
 def api(tmp_path: Path, clock: ManualClock) -> Iterator[TestClient]:
     port = free_port()
-    site = config.parse(SITE.format(port=port, data_dir=tmp_path / "data", base=BASE_W, standby=STANDBY_W),
-                        "site.yaml")
+    site = config.parse(SITE.format(port=port, data_dir=tmp_path / "data", base=BASE_W, standby=STANDBY_W,
+                                    kwh_quota=KWH_QUOTA, kgce_quota=KGCE_QUOTA), "site.yaml")
     with TestClient(create_app(site, clock, before=[lambda: embedded_broker("127.0.0.1", port)])) as client:
         gateway: Gateway = client.app.state.gateway  # type: ignore[attr-defined]
         key = client.app.state.auth.create_api_key("tests", [Scope.READ], "test", 0)  # type: ignore[attr-defined]
@@ -202,7 +209,7 @@ def test_on_the_second_day_the_month_to_date_compares_the_same_days_and_says_it_
         "800 W; the extra 700 W over the ")
 
 
-def test_on_the_fifth_day_electricity_compares_like_for_like_and_the_silent_water_meter_says_so(
+def test_on_the_fifth_day_electricity_compares_like_for_like_and_the_silent_water_meter_is_flagged(
         api: TestClient, clock: ManualClock) -> None:
     gateway: Gateway = api.app.state.gateway  # type: ignore[attr-defined]
     meters: Meters = api.app.state.meters  # type: ignore[attr-defined]
@@ -236,3 +243,43 @@ def test_on_the_fifth_day_electricity_compares_like_for_like_and_the_silent_wate
     _, said_en, _ = texts(r, gateway.site, "en")
     [power_en] = [p for p in said_en if p.startswith("Electricity month to date")]
     assert "20.0% less than the same days last month; 40.0% more than the same days last year" in power_en
+
+    # Completeness: readings received over those the interval (15 minutes) expects in the 106
+    # hours. Electricity sent every one; water stopped after the 2nd, 10:15 and is flagged.
+    uses = {m.device_id: m for m in r.meters}
+    assert uses["em-main"].expected == uses["wm-main"].expected == 106 * 4
+    assert (uses["em-main"].records, uses["em-main"].completeness, uses["em-main"].complete) == (424, 1.0, True)
+    water_records = 34 * 4 + 2  # 1 November 00:00 to 2 November 10:15
+    assert uses["wm-main"].records == water_records
+    assert uses["wm-main"].completeness == pytest.approx(water_records / 424, abs=1e-4)
+    assert (uses["wm-main"].completeness or 0) < COMPLETE
+    assert not uses["wm-main"].complete
+
+    # Standard coal and intensity against the year's quotas in proportion to 106 of 8,760 hours.
+    kwh = 106 * KW[11]
+    [coal] = [c for c in r.categories if c.utility == "electricity"]
+    assert coal.code == "01000"
+    assert coal.kgce == pytest.approx(kwh * KGCE_PER_KWH, abs=1e-3)
+    assert r.total_kgce == pytest.approx(kwh * KGCE_PER_KWH, abs=1e-3)
+    share = 106 / 8760
+    got = {i.measure: i for i in r.intensity}
+    assert got["kwh_per_m2"].value == pytest.approx(kwh / AREA_M2, abs=1e-4)
+    assert got["kwh_per_m2"].quota_period == pytest.approx(KWH_QUOTA * share, abs=1e-4)
+    assert got["kwh_per_m2"].exceeded is (kwh / AREA_M2 > KWH_QUOTA * share) is True
+    assert got["kgce_per_person"].exceeded is (kwh * KGCE_PER_KWH / PEOPLE > KGCE_QUOTA * share) is False
+    assert got["kgce_per_student"].value == pytest.approx(kwh * KGCE_PER_KWH / STUDENTS, abs=1e-4)
+    assert got["kgce_per_student"].exceeded is None  # no quota per student entered
+    assert r.quota_standard == "测试定额"
+
+    # The document says so, in words: the quota exceeded, the one kept, the incomplete meter.
+    doc = energy_document(r, gateway.site)
+    [section] = [x for x in doc.sections if x.title == "分项能耗与定额"]
+    [intensity] = [b for b in section.blocks if isinstance(b, Table) and b.key == "intensity"]
+    judged = {row[0]: row[4] for row in intensity.rows}
+    assert judged["单位面积用电（kWh/m²）"] == "超出定额"
+    assert judged["人均能耗（kgce/人）"] == "未超出"
+    assert "测试定额" in intensity.caption
+    [table] = [b for x in doc.sections for b in x.blocks if isinstance(b, Table) and b.key == "meters"]
+    column = table.columns.index("记录完整 %")
+    flagged = {row[0]: tone[column] for row, tone in zip(table.rows, table.tones, strict=True)}
+    assert flagged == {"总电表": Tone.PLAIN, "总水表": Tone.WARN}

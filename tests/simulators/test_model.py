@@ -6,14 +6,14 @@ import pytest
 
 import simulators
 from devices import kinds
-from gateway.config import SiteConfig, load
+from gateway.config import Device, SiteConfig, load
 from simulators.model import SimMessage, SiteSimulation
 
 SITE: SiteConfig = load(simulators.DEMO_SITE)
 TZ = SITE.tz
 SUNDAY = datetime(2026, 11, 22, tzinfo=TZ)
 MONDAY = datetime(2026, 11, 23, tzinfo=TZ)
-COUNTERS = ("energy_kwh", "volume_m3", "lamp_hours")
+COUNTERS = ("energy_kwh", "volume_m3", "gas_m3", "lamp_hours")
 MAIN_WATER_METERS = ("teaching-water", "service-water")
 
 
@@ -41,8 +41,12 @@ def week() -> list[SimMessage]:
     return window(SUNDAY, 7 * 24)
 
 
+# Shanghai lies south of the district-heating line (秦岭—淮河): the demo kindergarten has no heat meter.
+NOT_IN_THE_DEMO = {"heat_meter"}
+
+
 def test_demo_site_has_every_kind_and_about_twenty_devices() -> None:
-    assert {d.kind for d in SITE.devices} == set(kinds())
+    assert {d.kind for d in SITE.devices} == set(kinds()) - NOT_IN_THE_DEMO
     assert 15 <= len(SITE.devices) <= 25
 
 
@@ -123,6 +127,7 @@ def test_counters_never_decrease(week: list[SimMessage]) -> None:
     [
         ("electricity_meter", "energy_kwh", "power_w", 60 / 3_600_000, 0.02),  # W × 60 s → kWh
         ("water_meter", "volume_m3", "flow_lpm", 1 / 1000, 0.05),  # L/min × 1 min → m³
+        ("gas_meter", "gas_m3", "gas_flow_m3h", 1 / 60, 0.05),  # m³/h × 1 min → m³
     ],
 )
 def test_meter_totals_match_their_rates(
@@ -134,6 +139,23 @@ def test_meter_totals_match_their_rates(
         from_rates = sum(number(p, rate) for p in readings[1:]) * per_unit
         assert total > 0
         assert from_rates == pytest.approx(total, rel=tolerance), device.id
+
+
+def test_a_heat_meter_draws_in_winter_and_nothing_in_summer() -> None:
+    heat = Device(id="teaching-heat", kind="heat_meter", room="teaching-plant", interval_s=60)
+    site = SiteConfig(**(dict(SITE) | {"devices": [*SITE.devices, heat]}))
+
+    def day_of(start: datetime) -> list[dict[str, object]]:
+        return telemetry(list(SiteSimulation(site).messages(start, start + timedelta(days=1))), heat.id)
+
+    winter = day_of(datetime(2027, 1, 12, tzinfo=TZ))  # a Tuesday in term
+    summer = day_of(datetime(2026, 7, 14, tzinfo=TZ))
+    used = number(winter[-1], "heat_gj") - number(winter[0], "heat_gj")
+    assert used > 0
+    assert number(summer[-1], "heat_gj") == number(summer[0], "heat_gj")
+    from_rates = sum(number(p, "heat_kw") for p in winter[1:]) / 60 * 0.0036  # kW × 1 min → kWh → GJ
+    assert from_rates == pytest.approx(used, rel=0.05)
+    assert all(number(p, "supply_c") > number(p, "return_c") for p in winter)
 
 
 def test_main_water_meters_read_more_than_the_kitchen_sub_meter(week: list[SimMessage]) -> None:

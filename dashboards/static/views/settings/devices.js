@@ -21,6 +21,7 @@ addLabels({
     "device.settings": "设备参数", "device.rules": "告警规则参数（仅此设备）",
     "device.rules_hint": "空着即沿用全校设置（灰字）", "device.source_label": "接入方式", "device.source_fields": "接入参数",
     "device.back": "返回设备列表", "device.not_found": "没有这个设备",
+    "device.subitem_label": "能耗分项", "device.no_subitem": "不标注（总表或未分项）",
   },
   en: {
     "devices.add": "Add a device", "devices.none": "No devices in this room", "devices.edit": "Edit", "devices.retire": "Retire",
@@ -34,6 +35,7 @@ addLabels({
     "device.settings": "Settings", "device.rules": "Alert rules' parameters (this device only)",
     "device.rules_hint": "empty: the site's setting (in grey)", "device.source_label": "Connected as", "device.source_fields": "Connection",
     "device.back": "All devices", "device.not_found": "No such device",
+    "device.subitem_label": "Energy sub-item", "device.no_subitem": "None (a main meter, or not split)",
   },
 });
 
@@ -115,7 +117,12 @@ function kindParts(ctx, device) {
   device.settings ??= {};
   device.rules ??= {};
   const rules = kind.rules.map((id) => ctx.catalog.rules.find((r) => r.id === id)).filter((r) => r?.params.length);
-  return h("div", { class: "stack" },
+  // A meter's sub-item (分项) by the guideline's catalog, shown as "01D30 特殊用电·厨房餐厅".
+  const subitem = kind.subitems.length
+    ? h("div", { class: "fields" }, field(ctx, { label: t("device.subitem_label"), type: "choice", choices: kind.subitems },
+      device, "subitem", ["device", "subitem"], { omitEmpty: true, placeholder: t("device.no_subitem") }))
+    : null;
+  return h("div", { class: "stack" }, subitem,
     kind.settings.length ? group("fieldset", { class: "device-settings", legend: t("device.settings") }, ["device", "settings"],
       h("div", { class: "fields" }, kind.settings.map((f) => field(ctx, f, device.settings, f.key, ["device", "settings", f.key],
         { omitEmpty: !f.required, placeholder: shownDefault(f.default) })))) : null,
@@ -165,6 +172,7 @@ function deviceForm(ctx, device, mode) {
           onChange: () => {
             device.settings = {};
             device.rules = {};
+            delete device.subitem;
             drawKind();
           },
         }),
