@@ -64,6 +64,25 @@ class UvOnOccupied(RuleParams):
     severity: SeverityLevel = Severity.CRITICAL
 
 
+class UvCleanDue(RuleParams):
+    """A tube not wiped with alcohol within its kind's clean_every_days of the last wipe."""
+
+    severity: SeverityLevel = Severity.WARNING
+
+
+class UvTestDue(RuleParams):
+    """An irradiance test not done within its kind's test_every_days, or a new tube untested."""
+
+    severity: SeverityLevel = Severity.WARNING
+
+
+class UvIntensityLow(RuleParams):
+    """A test below the kind's min_uw_cm2 (the first test of a new tube: new_tube_min_uw_cm2):
+    the tube no longer disinfects and must be replaced, so it opens a work order."""
+
+    severity: SeverityLevel = Severity.MAJOR
+
+
 class UvOnWhileOpen(RuleParams):
     """A UV lamp on while its room is in use: people must not be exposed."""
 
@@ -106,10 +125,11 @@ def lamp_window(site: SiteConfig, cal: Calendar, device: Device, day: date) -> t
 
 def required_minutes(device: Device) -> float:
     """The minutes a lamp must run in its window: its kind's session length."""
-    return _lamp(device).min_session_min
+    return lamp_settings(device).min_session_min
 
 
-def _lamp(device: Device) -> uv_lamp.Settings:
+def lamp_settings(device: Device) -> uv_lamp.Settings:
+    """A lamp's kind settings: its session, tube life, care intervals and irradiance limits."""
     settings = device.kind_settings()
     assert isinstance(settings, uv_lamp.Settings)
     return settings
@@ -306,7 +326,7 @@ class UvTubeLifeRule(Rule[UvTubeLife]):
 
     def __init__(self, ctx: Context, params: UvTubeLife) -> None:
         super().__init__(ctx, params)
-        self._life_h = _lamp(ctx.device).tube_life_h
+        self._life_h = lamp_settings(ctx.device).tube_life_h
         self._warn_h = self._life_h * params.warn_at_pct / 100
 
     def on_sample(self, sample: Sample) -> Finding | None:
@@ -327,6 +347,24 @@ class UvTubeLifeRule(Rule[UvTubeLife]):
              f"{hours:.0f} h of {self._life_h:g} h rated: plan a new tube"),
             {"lamp_hours": hours, "life_pct": pct},
         )
+
+class UvCleanDueRule(Rule[UvCleanDue]):
+    """Judged by the UV lamps' care register (gateway/reports/uv_care.py) from its table on the
+    watchdog's clock, not on readings: the engine's instance only carries the parameters."""
+
+    name = "uv_clean_due"
+
+
+class UvTestDueRule(Rule[UvTestDue]):
+    """Judged by the care register, like `UvCleanDueRule`."""
+
+    name = "uv_test_due"
+
+
+class UvIntensityLowRule(Rule[UvIntensityLow]):
+    """Judged by the care register when a test is recorded, like `UvCleanDueRule`."""
+
+    name = "uv_intensity_low"
 
 # ------------------------------------------------------------ the daily record's judge
 
@@ -406,9 +444,17 @@ def uv(j: Judge, d: Device) -> Item:
 _LAMP = kind_named(uv_lamp.KIND.name)  # the rules read the kind's settings (session, tube life)
 UV_NOT_RUN: RuleSpec[UvNotRun] = RuleSpec(UvNotRunRule, UvNotRun, "紫外线灯未消毒", "UV lamp did not run", _LAMP,
                                           judge=uv)
+UV_CLEAN_DUE: RuleSpec[UvCleanDue] = RuleSpec(UvCleanDueRule, UvCleanDue, "紫外线灯管待擦拭", "UV tube to wipe", _LAMP)
+UV_TEST_DUE: RuleSpec[UvTestDue] = RuleSpec(UvTestDueRule, UvTestDue, "紫外线灯待强度检测", "UV irradiance test due",
+                                            _LAMP)
+UV_INTENSITY_LOW: RuleSpec[UvIntensityLow] = RuleSpec(UvIntensityLowRule, UvIntensityLow, "紫外线灯强度不合格",
+                                                      "UV irradiance too low", _LAMP, trade=Trade.ELECTRIC)
 RULES = (
     UV_NOT_RUN,
     RuleSpec(UvOnWhileOpenRule, UvOnWhileOpen, "开放时段紫外线灯开启", "UV lamp on while open", _LAMP),
     RuleSpec(UvOnOccupiedRule, UvOnOccupied, "室内有人时紫外线灯开启", "UV lamp lit with someone inside", _LAMP),
     RuleSpec(UvTubeLifeRule, UvTubeLife, "灯管寿命", "UV tube life", _LAMP, trade=Trade.ELECTRIC),
+    UV_CLEAN_DUE,
+    UV_TEST_DUE,
+    UV_INTENSITY_LOW,
 )
