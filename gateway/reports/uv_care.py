@@ -141,7 +141,7 @@ class Refused(Exception):
 class UvCare:
     """The register of one site; writes and judgements on the event loop's thread."""
 
-    page = "uv"  # the dashboard's view where it is kept
+    page = "device"  # kept on each lamp's device page (the ledger links to it)
 
     def __init__(self, db: StateDatabase, site: SiteConfig, audit: AuditTrail, clock: Clock,
                  alerts: AlertStore) -> None:
