@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import ClockDep, StoreDep, UvCareDep
-from gateway.api.problems import problems, refusal
+from gateway.api.problems import GUARDED, problems, refusal
 from gateway.auth.actor import Actor
 from gateway.clock import from_ms, to_ms
 from gateway.reports.judging import MAX_POINTS
@@ -84,7 +84,7 @@ async def _out(register: UvCare, store: ReadingStore, people: PeopleDep, device_
     )
 
 
-@router.get("/api/v1/uv/{device_id}/care", responses=problems(401, 403, 404))
+@router.get("/api/v1/uv/{device_id}/care", responses=GUARDED)
 async def lamp_care(register: UvCareDep, store: StoreDep, clock: ClockDep, people: PeopleDep, _: Viewer,
                     device_id: LampId) -> LampCareOut:
     """A lamp's tube hours, its wipes and irradiance tests and when the next are due."""

@@ -84,6 +84,8 @@ def counted_by_the_record(samples: list[Sample], lamp: str) -> float:
 @pytest.mark.parametrize("off_at", ["18:34", "18:36"])
 def test_the_warm_up_is_not_counted(off_at: str) -> None:
     """Lit for 34 min: 29 after its warm-up, short of 30; lit for 36: 31, enough."""
+    assert WARMUP_MIN == 5  # WS/T 367-2012 measures after 5 min; kindergartens count from 5–7 min
+    assert minute_of(off_at) - minute_of("18:00") >= REQUIRED_MIN  # enough, were the warm-up counted
     samples = evening("uv-nap", ("18:00", off_at))
     counted = minute_of(off_at) - minute_of("18:00") - WARMUP_MIN
     raised = [f for f in feed(samples, "uv_not_run") if f.active]

@@ -161,6 +161,7 @@ def test_the_half_yearly_test_falls_due_and_a_new_tube_must_be_tested(room: Room
     assert len(room.open_alerts("uv_test_due")) == 1
     room.care.record(LAMP, Care.TEST, "zhou", 100)
     assert room.open_alerts("uv_test_due") == []
+    room.clock.advance(timedelta(days=1))
     room.care.record(LAMP, Care.TUBE, "wang")  # the test was of the old tube
     assert len(room.open_alerts("uv_test_due")) == 1
     assert "新灯管未做强度检测" in room.item().detail_zh
