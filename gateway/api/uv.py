@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import ClockDep, StoreDep, UvCareDep
@@ -35,6 +35,7 @@ class CareIn(BaseModel):
 
     action: Care = Field(description="tube: a new tube fitted; clean: the tube wiped; test: the irradiance tested")
     uw_cm2: float | None = Field(None, gt=0, le=10_000, description="a test's irradiance at 1 m, µW/cm²")
+    at: AwareDatetime | None = Field(None, description="when it was done; default: now")
 
 
 class CareLine(BaseModel):
@@ -98,9 +99,9 @@ async def lamp_care(register: UvCareDep, store: StoreDep, clock: ClockDep, peopl
 async def record_care(register: UvCareDep, store: StoreDep, clock: ClockDep, people: PeopleDep, who: Staff,
                       device_id: LampId, body: CareIn) -> LampCareOut:
     """Records that the signed-in person changed the tube, wiped it or tested its irradiance
-    now; a test below the limit raises its alert (and a work order) at once."""
+    (now, or at `at`); a test below the limit raises its alert (and a work order) at once."""
     try:
-        register.record(device_id, body.action, who.name, body.uw_cm2)
+        register.record(device_id, body.action, who.name, body.uw_cm2, None if body.at is None else to_ms(body.at))
         return await _out(register, store, people, device_id, to_ms(clock.now()))
     except Refused as exc:
         raise refusal(exc.status, exc.zh, exc.en) from None

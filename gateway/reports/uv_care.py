@@ -35,6 +35,7 @@ from gateway.schedule.school_calendar import SchoolDay
 from gateway.storage.state import ID, METADATA, StateDatabase
 
 DAY_MS: Final = 86_400_000
+AHEAD_MS: Final = 5 * 60_000  # a phone's clock may be a little ahead of the gateway's
 MAX_POINTS: Final = 500_000  # a tube's life of readings at one a minute, lit or not, is about 1.4 million
 
 
@@ -163,21 +164,26 @@ class UvCare:
             raise Refused(404, "没有这盏紫外线灯。", "There is no such UV lamp.")
         return found
 
-    def record(self, device_id: str, action: Care, by: str, uw_cm2: float | None = None) -> CareEntry:
-        """Records that `by` did `action` on the lamp now; a test needs its irradiance."""
+    def record(self, device_id: str, action: Care, by: str, uw_cm2: float | None = None,
+               at_ms: int | None = None) -> CareEntry:
+        """Records that `by` did `action` on the lamp at `at_ms` (default now: a wipe done
+        yesterday may be recorded today); a test needs its irradiance."""
         lamp = self.lamp(device_id)
         if (action is Care.TEST) != (uw_cm2 is not None):
             raise Refused(409, "强度检测须填写测得的强度（微瓦/平方厘米），其他登记不填。",
                           "A test needs the irradiance measured (µW/cm²); the other entries take none.")
         now = to_ms(self._clock.now())
+        done = now if at_ms is None else at_ms
+        if done > now + AHEAD_MS:
+            raise Refused(409, "登记时间不能晚于现在。", "The time done cannot be later than now.")
         with self._db.write(durable=True) as conn:
             entry_id: int = conn.execute(UV_CARE.insert().values(
-                device=lamp.id, action=action.value, at_ms=now, by=by, uw_cm2=uw_cm2, site=self._site_id,
+                device=lamp.id, action=action.value, at_ms=done, by=by, uw_cm2=uw_cm2, site=self._site_id,
             ).returning(UV_CARE.c.id)).scalar_one()
         self._audit.record(now, by, f"uv.{action.value}", f"uv_care:{entry_id}",
-                           {"device": lamp.id, **({} if uw_cm2 is None else {"uw_cm2": uw_cm2})})
+                           {"device": lamp.id, "at_ms": done, **({} if uw_cm2 is None else {"uw_cm2": uw_cm2})})
         self.judge(now)
-        return CareEntry(entry_id, lamp.id, action, now, by, uw_cm2)
+        return CareEntry(entry_id, lamp.id, action, done, by, uw_cm2)
 
     def entries(self, device_id: str) -> list[CareEntry]:
         c = UV_CARE.c
