@@ -35,7 +35,8 @@ from gateway.schedule.school_calendar import SchoolDay
 from gateway.storage.state import ID, METADATA, StateDatabase
 
 DAY_MS: Final = 86_400_000
-AHEAD_MS: Final = 5 * 60_000  # a phone's clock may be a little ahead of the gateway's
+AHEAD_MS: Final = 5 * 60_000
+JUDGE_EVERY_MS: Final = 60_000  # a phone's clock may be a little ahead of the gateway's
 MAX_POINTS: Final = 500_000  # a tube's life of readings at one a minute, lit or not, is about 1.4 million
 
 
@@ -152,6 +153,7 @@ class UvCare:
         self._audit = audit
         self._clock = clock
         self._alerts = alerts
+        self._judged_ms = -JUDGE_EVERY_MS  # when the watchdog last judged (a pace, not an answer)
         self.reconfigure(site)
 
     def reconfigure(self, site: SiteConfig) -> None:
@@ -182,28 +184,33 @@ class UvCare:
             ).returning(UV_CARE.c.id)).scalar_one()
         self._audit.record(now, by, f"uv.{action.value}", f"uv_care:{entry_id}",
                            {"device": lamp.id, "at_ms": done, **({} if uw_cm2 is None else {"uw_cm2": uw_cm2})})
-        self.judge(now)
+        self.judge(now, now=True)
         return CareEntry(entry_id, lamp.id, action, done, by, uw_cm2)
 
-    def entries(self, device_id: str) -> list[CareEntry]:
+    def entries(self, device_id: str | None = None) -> list[CareEntry]:
+        """A lamp's entries (every lamp's without `device_id`), oldest first."""
         c = UV_CARE.c
-        query = select(c.id, c.device, c.action, c.at_ms, c.by, c.uw_cm2).where(
-            c.site == self._site_id, c.device == device_id).order_by(c.at_ms, c.id)
+        query = select(c.id, c.device, c.action, c.at_ms, c.by, c.uw_cm2).where(c.site == self._site_id)
+        if device_id is not None:
+            query = query.where(c.device == device_id)
         with self._db.read() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query.order_by(c.at_ms, c.id)).all()
         return [CareEntry(i, d, Care(a), at, by, uw) for i, d, a, at, by, uw in rows]
 
-    def care(self, device: Device, as_of_ms: int) -> LampCare:
-        entries = [e for e in self.entries(device.id) if e.at_ms <= as_of_ms]
-        return judge_care(entries, lamp_settings(device), device.id)
+    def care(self, device: Device, as_of_ms: int, entries: list[CareEntry] | None = None) -> LampCare:
+        """Where the lamp's care stands at `as_of_ms`, from `entries` (of every lamp) if read already."""
+        mine = [e for e in (self.entries(device.id) if entries is None else entries)
+                if e.device == device.id and e.at_ms <= as_of_ms]
+        return judge_care(mine, lamp_settings(device), device.id)
 
     # --- the daily record ------------------------------------------------------------------
 
     def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]:
         """One item per lamp: its wipe and its irradiance test up to date, and the test passed."""
         out = []
+        entries = self.entries()
         for lamp in self.lamps:
-            status, detail = _item(self.care(lamp, as_of_ms), as_of_ms, self._stamp)
+            status, detail = _item(self.care(lamp, as_of_ms, entries), as_of_ms, self._stamp)
             item = record_item(f"uvcare:{lamp.id}", Category.UV, lamp, site, status, detail)
             out.append(item.model_copy(update={"check_zh": "紫外线灯管擦拭与强度检测",
                                                "check_en": "UV tube wiped and irradiance tested"}))
@@ -214,11 +221,16 @@ class UvCare:
 
     # --- reminders and the failed test ------------------------------------------------------
 
-    def judge(self, now_ms: int) -> None:
-        """Raises and clears each lamp's reminders and its failed-test alert (the watchdog
-        calls this every tick, on the injected clock; `record` right after an entry)."""
+    def judge(self, now_ms: int, *, now: bool = False) -> None:
+        """Raises and clears each lamp's reminders and its failed-test alert: on the watchdog's
+        ticks (injected clock) at most once a minute, as they fall due by days; `now` right
+        after an entry."""
+        if not now and 0 <= now_ms - self._judged_ms < JUDGE_EVERY_MS:
+            return
+        self._judged_ms = now_ms
+        entries = self.entries()
         for lamp in self.lamps:
-            care = self.care(lamp, now_ms)
+            care = self.care(lamp, now_ms, entries)
             settings = lamp_settings(lamp)
             name = lamp.name or lamp.id
             clean = None
