@@ -1,7 +1,7 @@
 """A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and cumulative tube hours."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,12 +18,21 @@ from devices.base import (
     Recognition,
 )
 
+DAYS: Final = ("天", "days")
+IRRADIANCE: Final = ("微瓦/平方厘米", "µW/cm²")
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # Common practice: a session of at least 30 minutes, a tube replaced after about 1000 h.
+    # WS/T 367-2012 (docs/uv.md): a session of at least 30 minutes; a tube replaced after about
+    # 1000 h (some kindergartens: 800 h) or when its irradiance at 1 m falls below 70 µW/cm²
+    # (a new 30 W tube: 90); the tube wiped with alcohol weekly; the irradiance tested every half year.
     min_session_min: Annotated[float, Label("每次消毒至少", "Shortest disinfection", *MINUTES)] = Field(30, gt=0)
     tube_life_h: Annotated[float, Label("灯管寿命", "Tube life", *HOURS)] = Field(1000, gt=0)
+    clean_every_days: Annotated[float, Label("灯管擦拭周期", "Wipe the tube every", *DAYS)] = Field(7, gt=0)
+    test_every_days: Annotated[float, Label("强度检测周期", "Test the irradiance every", *DAYS)] = Field(182, gt=0)
+    min_uw_cm2: Annotated[float, Label("在用灯管强度不低于", "In-use tube at least", *IRRADIANCE)] = Field(70, gt=0)
+    new_tube_min_uw_cm2: Annotated[float, Label("新灯管强度不低于", "New tube at least", *IRRADIANCE)] = Field(90, gt=0)
 
 
 KIND = DeviceKind(

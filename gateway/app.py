@@ -84,6 +84,7 @@ def site_app(site: SiteConfig, lifespan: Callable[[FastAPI], AbstractAsyncContex
     from gateway.api.reports import router as reports_router
     from gateway.api.samples import router as samples_router
     from gateway.api.sweeps import router as sweeps_router
+    from gateway.api.uv import router as uv_router
     from gateway.api.work_orders import photo_allowance
     from gateway.api.work_orders import router as work_orders_router
 
@@ -107,7 +108,7 @@ def site_app(site: SiteConfig, lifespan: Callable[[FastAPI], AbstractAsyncContex
     install_docs(app)
     for router in (devices_router, ingest_router, operations_router, alerts_router, work_orders_router, auth_router,
                    dashboard_router, closing_router, sweeps_router, overview_router, reports_router, energy_router,
-                   samples_router, patrols_router, admin_router, discovered_router):
+                   samples_router, patrols_router, admin_router, discovered_router, uv_router):
         app.include_router(router)
     # The path names the files' version, so a browser never runs old and new scripts together.
     app.mount(f"/static/{asset_version()}", StaticFiles(directory=dashboards.STATIC), name="static")

@@ -41,6 +41,7 @@ from gateway.reports.delivery import ReportDelivery
 from gateway.reports.fire_patrol import PatrolRegister
 from gateway.reports.safety import Register
 from gateway.reports.sweeps import SweepRegister, SweepStore
+from gateway.reports.uv_care import UvCare
 from gateway.rules.engine import RuleEngine
 from gateway.rules.learned import BaseLoad, LearnedStore
 from gateway.rules.power import LoadAfterHoursRule
@@ -82,6 +83,7 @@ class Gateway:
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
     sweeps: SweepStore
     samples: SampleRegister  # 留样
+    uv_care: UvCare  # UV tubes changed, wiped and tested
     deliveries: ReportDelivery
     discovered: DiscoveryInbox  # the 新设备 inbox
     engine: RuleEngine
@@ -228,9 +230,10 @@ class Gateway:
         store, in the state database."""
         self.sweeps = SweepStore(self.state, self.site.id, self.audit, self.clock)
         self.samples = SampleRegister(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts)
+        self.uv_care = UvCare(self.state, self.site, self.audit, self.clock, self.alerts)
         self.patrols = FirePatrols(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)
         return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
-                PatrolRegister(self.patrols, self.people)]
+                PatrolRegister(self.patrols, self.people), self.uv_care]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -301,6 +304,7 @@ class Gateway:
         self.alerts.reconfigure(site)
         self.work_orders.reconfigure(site)
         self.samples.reconfigure(site)
+        self.uv_care.reconfigure(site)
         self.patrols.reconfigure(site)
         gone = self.engine.reconfigure(site, {(a.rule, a.device_id) for a in self.alerts.open_alerts()})
         now_ms = to_ms(self.clock.now())
@@ -343,14 +347,15 @@ class Gateway:
         })
 
     async def _watch(self) -> None:
-        """Silence and the 留样 deadlines on the injected clock; reminders and escalation; what
-        the rules learned, saved for the readers of every replica."""
+        """Silence, the 留样 deadlines and the UV lamps' care on the injected clock; reminders and
+        escalation; what the rules learned, saved for the readers of every replica."""
         while True:
             now_ms = to_ms(self.clock.now())
             self.engine.tick(now_ms)
             self.patrols.tick()
             self.alerts.tick()
             self.samples.judge(now_ms)
+            self.uv_care.judge(now_ms)
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
 

@@ -81,7 +81,7 @@ def menu() -> list[str]:
 
 # Pages of a view behind its first: the reports' other tabs; a state's and a counter's chart.
 MORE_PAGES = ["reports?type=safety", "reports?type=safety&period=month", "reports?type=canteen",
-              "device/sample-fridge?metric=door_open", "device/teaching-water?metric=volume_m3"]
+              "device/sample-fridge?metric=door_open", "device/teaching-water?metric=volume_m3", "device/uv-nap"]
 
 
 def every_page() -> list[str]:

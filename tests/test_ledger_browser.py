@@ -88,6 +88,20 @@ def test_a_day_is_checked_rectified_and_signed_by_three_people(browser: Browser,
             # Drawn anew before the blank items are counted: counted mid-draw they read 0.
             expect(page.locator(".ledger-blank, .ledger-complete").first).to_be_visible()
             expect(rounds).to_have_count(0)
+        # A lamp's tube care is kept on the lamp's page, which the ledger links to: the health
+        # doctor records a wipe and an irradiance test there (through its API here).
+        tubes = page.locator('.ledger-blank article[data-item^="uvcare:"]')
+        lamps = [(tubes.nth(k).get_attribute("data-item") or "").removeprefix("uvcare:") for k in range(tubes.count())]
+        assert lamps
+        expect(tubes.first.locator(f'a[href="#/device/{lamps[0]}"]')).to_be_visible()
+        doctor = signed_in(site.api, "doctor-zhou")
+        for lamp in lamps:
+            for body in ({"action": "clean"}, {"action": "test", "uw_cm2": 95.5}):
+                answer = site.api.post(f"/api/v1/uv/{lamp}/care", json=body, headers=doctor)
+                assert answer.status_code == 201, answer.text
+        page.reload()
+        expect(page.locator(".ledger-blank, .ledger-complete").first).to_be_visible()
+        expect(tubes).to_have_count(0)
         while blank.count():
             item = blank.first
             item_id = item.get_attribute("data-item")

@@ -32,6 +32,7 @@ from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.safety import Sources
 from gateway.reports.sweeps import SweepStore
+from gateway.reports.uv_care import UvCare
 from gateway.rules.learned import LearnedStore
 from gateway.runtime import Gateway
 from gateway.schedule.patrols import FirePatrols
@@ -105,6 +106,10 @@ async def _samples(request: Request) -> SampleRegister:
     return _gateway(request).samples
 
 
+async def _uv_care(request: Request) -> UvCare:
+    return _gateway(request).uv_care
+
+
 async def _patrols(request: Request) -> FirePatrols:
     return _gateway(request).patrols
 
@@ -167,6 +172,7 @@ LearnedDep = Annotated[LearnedStore, Depends(_learned)]
 SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
 # The 留样 register.
 SamplesDep = Annotated[SampleRegister, Depends(_samples)]
+UvCareDep = Annotated[UvCare, Depends(_uv_care)]
 # The fire patrols' records (消防巡查).
 PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]

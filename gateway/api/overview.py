@@ -52,11 +52,10 @@ from gateway.clock import to_ms
 from gateway.config import SiteConfig
 from gateway.config.work_orders import Trade
 from gateway.device_state import DeviceStates
-from gateway.reports.judging import MAX_POINTS, lamp_run
+from gateway.reports.judging import MAX_POINTS
 from gateway.reports.safety import Sources, day_states, record
 from gateway.reports.safety_model import ItemStatus
-from gateway.rules.health import silent_after_ms
-from gateway.rules.uv import required_minutes
+from gateway.rules.uv import lamp_count, required_minutes
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.site import Device
@@ -166,20 +165,20 @@ def _fridges(site: SiteConfig, states: DeviceStates) -> list[FridgeOut]:
 async def _lamps(site: SiteConfig, states: DeviceStates, store: ReadingStore, calendar: SchoolCalendar,
                  checked: list[tuple[Device, str]], now_ms: int) -> list[LampOut]:
     """Each lamp's disinfection today, counted from its stored readings as the daily record
-    counts it (`lamp_run`): every replica, and a restarted gateway, shows the same minutes."""
+    counts it (`lamp_count`): every replica, and a restarted gateway, shows the same minutes."""
     windows = [(d, metric, _window(site, calendar, d, now_ms)) for d, metric in checked]
+
+    def read(device_id: str, metric: str, lo: int, hi: int) -> list[tuple[int, float]]:
+        return [(p.ts_ms, p.value) for p in store.points(device_id, metric, lo, hi, MAX_POINTS)]
 
     def runs() -> list[tuple[float, bool]]:
         out = []
-        for d, metric, window in windows:
+        for d, _, window in windows:
             if window is None:
                 out.append((0.0, True))
                 continue
-            hold = round(silent_after_ms(d))
-            points = store.points(d.id, metric, window[0] - hold, max(window[0], min(window[1], now_ms)),
-                                  MAX_POINTS)
-            ran, holes = lamp_run([(p.ts_ms, p.value) for p in points], window, now_ms, hold)
-            out.append((ran, not holes))
+            count = lamp_count(read, site, d, window, now_ms)
+            out.append((count.minutes, not count.holes))
         return out
 
     lamps = []

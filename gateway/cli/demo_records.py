@@ -1,6 +1,7 @@
 """What the demo kindergarten's people did on the days of its history, so that the ledger,
 the 留样 register and the fire patrols look lived in: the canteen manager kept two dishes of
-every meal, the guard walked every fire round and his supervisor signed it, each day's manual
+every meal, the guard walked every fire round and his supervisor signed it, the health doctor
+wiped the UV tubes weekly (and tested them when the history began), each day's manual
 checks were done, and a day whose record was complete was signed by the inspector, the person
 responsible and the principal.
 
@@ -30,6 +31,7 @@ from gateway.reports.checks import ManualChecks, SignRole
 from gateway.reports.safety import day_states, record
 from gateway.reports.safety_items import always_manual, uncovered
 from gateway.reports.safety_model import Category, ItemStatus
+from gateway.reports.uv_care import Care, UvCare
 from gateway.schedule.patrols import FirePatrols, Round
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 MARKER: Final = "demo-records.json"
 # Who did what: the kindergarten's roster ids (simulators/kindergarten.yaml).
 CANTEEN, GUARD, HEAD, PRINCIPAL = "canteen-chen", "guard-wang", "logistics-li", "principal-zhao"
+DOCTOR: Final = "doctor-zhou"  # wipes the UV tubes every week and tested them when the history began
+TESTED_UW_CM2: Final = 96.0
 DISHES: Final = (("小米粥", "鸡蛋饼"), ("番茄炒蛋", "清蒸鲈鱼"), ("水果拼盘", "南瓜发糕"))
 BLANK_DAY_AGO: Final = 6  # nobody filled in anything that day
 UNSIGNED_DAYS: Final = 2  # the last days before today are not signed yet
@@ -112,6 +116,18 @@ def _keep(gw: _Office, samples: SampleRegister, patrols: FirePatrols, clock: Man
         patrols.submit(day, r.id, {i.id: ("ok", "") for i in gw.site.fire_patrol.items}, GUARD)
 
 
+def _tubes(gw: _Office, clock: ManualClock, first: date, today: date) -> None:
+    """The health doctor's UV tube care: an irradiance test on the first day, a wipe every week."""
+    care = UvCare(gw.state, gw.site, gw.audit, clock, gw.alerts)
+    for lamp in care.lamps:
+        clock.set(datetime.combine(first, time(16, 50), gw.site.tz))
+        care.record(lamp.id, Care.TEST, DOCTOR, TESTED_UW_CM2)
+        for day in _days(first, today):
+            if (day - first).days % 7 == 0:
+                clock.set(datetime.combine(day, time(17, 0), gw.site.tz))
+                care.record(lamp.id, Care.CLEAN, DOCTOR)
+
+
 def _registers(gw: _Office, first: date, today: date) -> None:
     clock = ManualClock(gw.clock.now())
     samples, patrols, checks = _stores(gw, clock)
@@ -129,6 +145,7 @@ def _registers(gw: _Office, first: date, today: date) -> None:
             if item.status is ItemStatus.MANUAL:
                 clock.set(datetime.combine(day, time(17, 30), gw.site.tz))
                 checks.complete(day, item.id, "ok", "", CANTEEN if item.category is Category.CANTEEN else GUARD)
+    _tubes(gw, clock, first, today)
     for sample in samples.kept():
         if sample.discard_after_ms <= to_ms(gw.clock.now()):
             clock.set(datetime.fromtimestamp(sample.discard_after_ms / 1000, gw.site.tz) + timedelta(hours=1))

@@ -159,17 +159,21 @@ def missing(j: Judge, holes: Sequence[Span], readings: int) -> tuple[str, str]:
             f"no data for {gone:g} min ({j.spans(holes)}): the sensor cannot tell, check by hand")
 
 
-def lamp_run(points: Sequence[tuple[int, float]], window: Span, as_of_ms: int,
-             hold_ms: int) -> tuple[float, list[Span]]:
-    """The minutes a lamp was on in its window up to `as_of_ms`, and the stretches of the
+def lamp_run(points: Sequence[tuple[int, float]], window: Span, as_of_ms: int, hold_ms: int,
+             warmup_ms: float = 0, occupied: Sequence[Span] = ()) -> tuple[float, list[Span]]:
+    """The minutes a lamp counts in its window up to `as_of_ms`, and the stretches of the
     window no reading vouches for: one count for the daily record and the dashboard. `points`
     are its `on` readings from `hold_ms` before the window on (each holds until the next, or
-    for `hold_ms`, the device's silence)."""
+    for `hold_ms`, the device's silence). A run counts from `warmup_ms` after it began and
+    not while its room was `occupied` (docs/uv.md)."""
     lo, hi = window
     judged = (lo, max(lo, min(hi, as_of_ms)))
+    begin = min([lo, *(ts for ts, _ in points[:1])])  # a run begun before the window warms up before it
+    lit = [(round(start + warmup_ms), end) for start, end in runs(where(held(list(points), begin, judged[1], hold_ms),
+                                                                           bool))]
+    counted = [part for span in intersect(lit, [judged]) for part in minus(span, occupied)]
     stretches = held(list(points), *judged, hold_ms)
-    ran = minutes(total_ms([(h.start, h.end) for h in where(stretches, bool)]))
-    return ran, gaps(stretches, [judged]) if judged[0] < judged[1] else []
+    return minutes(total_ms(counted)), gaps(stretches, [judged]) if judged[0] < judged[1] else []
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ class Item(BaseModel):
     status: ItemStatus
     needs_check: bool = Field(description="a person must vouch for it (status manual before completion)")
     page: str | None = Field(None, description="the dashboard's view where people keep it (a register's: "
-                                               "samples, patrol, sweep); None: it is checked in the ledger")
+                                               "samples, patrol, sweep; device: its device's page); None: it is "
+                                               "checked in the ledger")
     detail_zh: str
     detail_en: str
     facts: Facts | None = None

@@ -19,7 +19,7 @@ from abc import ABC
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from devices import kinds
@@ -76,6 +76,20 @@ def kind_named(*names: str) -> AppliesTo:
 def with_metric(key: str) -> AppliesTo:
     """For rules on a capability: every kind that records metric `key`."""
     return lambda kind: any(m.key == key for m in kind.metrics)
+
+
+# The metrics that say someone may be in a room: a door open (people come and go), presence seen.
+OCCUPANCY_METRICS: Final = ("open", "presence")
+
+
+def occupancy_sensor(kind: DeviceKind) -> bool:
+    return any(m.key in OCCUPANCY_METRICS for m in kind.metrics)
+
+
+def occupied(values: Mapping[str, float]) -> bool | None:
+    """Whether a room sensor's reading says someone may be inside; None where it says nothing."""
+    said = [bool(values[k]) for k in OCCUPANCY_METRICS if k in values]
+    return any(said) if said else None
 
 
 def with_counter(kind: DeviceKind) -> bool:
@@ -174,6 +188,9 @@ class Context:
     calendar: Calendar
     tariffs: Tariffs
     tz: ZoneInfo
+    # The room's other devices that tell whether someone may be inside (a door, a presence
+    # sensor: `occupancy_sensor`), for rules that `watch_room`.
+    room_sensors: tuple[str, ...] = ()
 
     def is_open(self, ts_ms: int) -> bool:
         return self.calendar.is_open(self.building.id, ts_ms)
@@ -202,6 +219,8 @@ class Rule(ABC, Generic[P]):
     """One rule on one device. Subclasses set `name` (the rule's id) and override what they need."""
 
     name: ClassVar[str]
+    # Fed its room's occupancy sensors' readings too (`on_room`): a UV lamp's room must be empty.
+    watch_room: ClassVar[bool] = False
 
     def __init__(self, ctx: Context, params: P) -> None:
         self.ctx = ctx
@@ -213,6 +232,10 @@ class Rule(ABC, Generic[P]):
         return None
 
     def on_event(self, event: Event) -> Finding | None:
+        return None
+
+    def on_room(self, sample: Sample) -> Finding | None:
+        """A reading of one of its room's occupancy sensors (`Context.room_sensors`), in event time."""
         return None
 
     def prime(self, sample: Sample) -> Finding | None:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from devices import kinds
 from devices.base import Event, Sample
-from gateway.rules.base import Context, Finding, Rule
+from gateway.rules.base import Context, Finding, Rule, occupancy_sensor
 from gateway.rules.registry import specs
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class RuleEngine:
         self._report = report
         self._calendar = calendar
         self._rules: dict[str, list[Rule[Any]]] = {}
+        self._room_watchers: dict[str, list[Rule[Any]]] = {}  # occupancy sensor → its room's rules that watch it
         self._recent: dict[str, deque[tuple[int, dict[str, float]]]] = {}
         self._made_from: dict[str, tuple[object, ...]] = {}  # what each device's rules were made from
         self.reconfigure(site, set())
@@ -55,16 +57,23 @@ class RuleEngine:
         devices no longer configured, whose open alerts the caller ends."""
         rules_by_device: dict[str, list[Rule[Any]]] = {}
         made_from: dict[str, tuple[object, ...]] = {}
+        sensors: dict[str, list[str]] = {}
+        for device in site.devices:
+            if (kind := kinds().get(device.kind)) is not None and occupancy_sensor(kind):
+                sensors.setdefault(device.room, []).append(device.id)
+        watchers: dict[str, list[Rule[Any]]] = {}
         for device in site.devices:
             room = site.room(device.room)
             building = site.building_of(room.id)
+            room_sensors = tuple(s for s in sensors.get(room.id, ()) if s != device.id)
             # Hours are the calendar's, which every rule shares and which takes them anew in place.
             shell = building.model_copy(update={"rooms": [], "opening_hours": None})
-            made_from[device.id] = key = (device, room, shell, site.tariffs, site.tz)
+            made_from[device.id] = key = (device, room, shell, site.tariffs, site.tz, room_sensors)
             if self._made_from.get(device.id) == key:
                 rules_by_device[device.id] = self._rules[device.id]
+                self._watch(watchers, rules_by_device[device.id])
                 continue
-            ctx = Context(device, room, building, self._calendar, site.tariffs, site.tz)
+            ctx = Context(device, room, building, self._calendar, site.tariffs, site.tz, room_sensors)
             rules: list[Rule[Any]] = []
             for spec in specs().values():
                 if (params := spec.runs_on(device, room.type)) is not None:
@@ -72,12 +81,20 @@ class RuleEngine:
                     rule.raised = (rule.name, device.id) in open_alerts
                     rules.append(rule)
             rules_by_device[device.id] = rules
+            self._watch(watchers, rules)
             self._recent.setdefault(device.id, deque(maxlen=EVIDENCE_KEEP))
         gone = [d for d in self._rules if d not in rules_by_device]
         for device_id in gone:
             self._recent.pop(device_id, None)
-        self._rules, self._made_from = rules_by_device, made_from
+        self._rules, self._made_from, self._room_watchers = rules_by_device, made_from, watchers
         return gone
+
+    @staticmethod
+    def _watch(watchers: dict[str, list[Rule[Any]]], rules: list[Rule[Any]]) -> None:
+        for rule in rules:
+            if rule.watch_room:
+                for sensor in rule.ctx.room_sensors:
+                    watchers.setdefault(sensor, []).append(rule)
 
     def resume(self, open_alerts: set[tuple[str, str]]) -> None:
         """After a restart or a takeover: rules whose (rule, device) alert is still open know
@@ -101,6 +118,8 @@ class RuleEngine:
             self._emit(rule.on_sample(sample))
             self._emit(rule.heard(received_ms))
             self._emit(rule.on_time(sample.ts_ms))
+        for rule in self._room_watchers.get(sample.device_id, ()):
+            self._emit(rule.on_room(sample))
 
     def prime(self, sample: Sample) -> None:
         """At a start, before live messages: a device's newest stored values at their own
@@ -114,6 +133,8 @@ class RuleEngine:
         self._recent[sample.device_id].append((sample.ts_ms, sample.values))
         for rule in rules:
             self._emit(rule.prime(sample))
+        for rule in self._room_watchers.get(sample.device_id, ()):  # a door still open when it was stored
+            self._emit(rule.on_room(sample))
 
     def event(self, event: Event, received_ms: int) -> None:
         for rule in self._rules.get(event.device_id, ()):

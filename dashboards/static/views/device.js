@@ -6,9 +6,9 @@
 // colours of the rest of the dashboard (red: not acknowledged, amber: acknowledged, grey:
 // cleared; green: within range).
 
-import { get } from "../api.js";
+import { get, send } from "../api.js";
 import { addLabels, isZh, num, pick, t, unitWord, when } from "../i18n.js";
-import { card, dot, h, live, metricLabel, roomName } from "../ui.js";
+import { card, dot, failure, h, live, metricLabel, roomName, signedIn } from "../ui.js";
 import { echarts, list } from "./common.js";
 import { alertRow } from "./alerts.js";
 
@@ -20,6 +20,10 @@ addLabels({
     "device.unit.kWh": "千瓦时", "device.unit.m³": "立方米", "device.unit.h": "小时",
     "device.legend.closed": "闭园时段", "device.legend.allowed": "允许范围 {lo}–{hi} {unit}",
     "device.legend.active": "告警未确认", "device.legend.acknowledged": "告警已确认", "device.legend.cleared": "告警已恢复",
+    "uv.care": "灯管管理", "uv.hours": "本灯管已用 {h} 小时（寿命 {life} 小时）", "uv.clean_due": "下次擦拭：{t}",
+    "uv.test_due": "下次强度检测：{t}", "uv.never": "尚无登记", "uv.passed": "合格", "uv.failed": "不合格（低于 {lim}）",
+    "uv.tube": "已更换灯管", "uv.clean": "已擦拭灯管", "uv.test": "登记强度检测", "uv.uw": "测得强度（微瓦/平方厘米）",
+    "uv.entry": "{t} {what}，{who}", "uv.unit": "微瓦/平方厘米",
   },
   en: {
     "device.seconds": "{n} s", "device.settings": "Settings", "device.event": "Event",
@@ -29,6 +33,10 @@ addLabels({
     "device.legend.closed": "Closed hours", "device.legend.allowed": "Allowed range {lo}–{hi} {unit}",
     "device.legend.active": "Alert not acknowledged", "device.legend.acknowledged": "Alert acknowledged",
     "device.legend.cleared": "Alert cleared",
+    "uv.care": "Tube care", "uv.hours": "This tube: {h} h lit (life {life} h)", "uv.clean_due": "Next wipe: {t}",
+    "uv.test_due": "Next irradiance test: {t}", "uv.never": "Nothing recorded yet", "uv.passed": "passed", "uv.failed": "failed (below {lim})",
+    "uv.tube": "Tube changed", "uv.clean": "Tube wiped", "uv.test": "Record a test", "uv.uw": "Irradiance measured (µW/cm²)",
+    "uv.entry": "{t} {what}, {who}", "uv.unit": "µW/cm²",
   },
 });
 
@@ -194,6 +202,39 @@ function settingRows(kind, settings) {
   });
 }
 
+/** A UV lamp's tube: its hours, the wipe and test due, and recording a change, a wipe or a test (docs/uv.md). */
+async function uvCare(d, rerender) {
+  const base = `/api/v1/uv/${encodeURIComponent(d.id)}/care`;
+  const c = await get(base);
+  const error = h("p", { class: "error-text", role: "alert" });
+  const record = async (body) => {
+    error.textContent = "";
+    if (!(await signedIn())) return;
+    try {
+      await send("POST", base, body);
+      rerender();
+    } catch (err) {
+      error.textContent = failure(err);
+    }
+  };
+  const uw = h("input", { type: "number", name: "uw_cm2", min: "1", step: "0.1", required: true, inputmode: "decimal" });
+  const test = h("form", { class: "uv-test" }, h("label", {}, t("uv.uw"), uw), h("button", { type: "submit" }, t("uv.test")));
+  test.addEventListener("submit", (ev) => { ev.preventDefault(); record({ action: "test", uw_cm2: Number(uw.value) }); });
+  const due = (key, at) => h("p", {}, t(key, { t: at ? when(at) : t("uv.never") }));
+  return card(t("uv.care"), [
+    h("p", { dataset: { tubeHours: c.tube_hours } }, t("uv.hours", { h: num(c.tube_hours, 1), life: num(c.tube_life_h, 0) })),
+    due("uv.clean_due", c.clean_due), due("uv.test_due", c.test_due),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "secondary", onclick: () => record({ action: "tube" }) }, t("uv.tube")),
+      h("button", { type: "button", onclick: () => record({ action: "clean" }) }, t("uv.clean"))),
+    test, error,
+    list(c.entries.slice(0, 10), (e) => h("div", { class: "row", dataset: { care: e.action } }, t("uv.entry", {
+      t: when(e.at), who: pick(e.by, "name"),
+      what: e.uw_cm2 === null ? pick(e, "action") : `${pick(e, "action")} ${num(e.uw_cm2, 1)} ${t("uv.unit")}`,
+    })), t("uv.never")),
+  ]);
+}
+
 async function device({ state, arg, params, rerender }) {
   const [d, alerts] = await Promise.all([
     get(`/api/v1/devices/${encodeURIComponent(arg)}`),
@@ -230,7 +271,8 @@ async function device({ state, arg, params, rerender }) {
     card(t("device.alerts"), alerts.length ? h("div", { class: "stack" }, alerts.map((a) => alertRow(state, a, rerender)))
       : h("p", { class: "muted" }, t("common.none"))),
     events ? card(t("device.events"), list(events, (e) => h("div", { class: "row" }, h("span", { class: "grow" }, when(e.ts)),
-      h("small", { dataset: { event: e.type } }, eventText(kind, e))), t("common.none"))) : null);
+      h("small", { dataset: { event: e.type } }, eventText(kind, e))), t("common.none"))) : null,
+    d.kind === "uv_lamp" ? await uvCare(d, rerender) : null);
   requestAnimationFrame(() => drawChart(chartEl, legendEl, state, d, metric, range));
   return view;
 }

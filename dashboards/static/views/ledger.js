@@ -17,7 +17,7 @@ addLabels({
     "ledger.pdf": "打印 / 下载 PDF",
     "ledger.future": "这一天还没到，没有记录。",
     "ledger.partial": "当日尚未结束：记录截至 {t}。签字只对签字时已判定的内容负责。",
-    "ledger.go": "去「{page}」登记", "ledger.blank": "台账空白：还有 {n} 项待检查", "ledger.blank_hint": "请检查后逐项登记：正常，或写明存在的问题。",
+    "ledger.go": "去「{page}」登记", "nav.device": "设备页", "ledger.blank": "台账空白：还有 {n} 项待检查", "ledger.blank_hint": "请检查后逐项登记：正常，或写明存在的问题。",
     "ledger.no_blank": "没有空白项：每一项都已检查或由传感器判定。",
     "ledger.fails": "异常项目（{n} 项）：请写明整改", "ledger.others": "其他项目",
     "ledger.ok": "正常", "ledger.problem_button": "有问题",
@@ -46,7 +46,7 @@ addLabels({
     "ledger.pdf": "Print / download PDF",
     "ledger.future": "This day has not come yet: there is no record.",
     "ledger.partial": "The day is not over: judged up to {t}. A signature vouches for what was judged when it was given.",
-    "ledger.go": "Register it in “{page}”", "ledger.blank": "Blank in the ledger: {n} items to check", "ledger.blank_hint": "Check each and register it: OK, or say what the problem is.",
+    "ledger.go": "Register it in “{page}”", "nav.device": "the device's page", "ledger.blank": "Blank in the ledger: {n} items to check", "ledger.blank_hint": "Check each and register it: OK, or say what the problem is.",
     "ledger.no_blank": "Nothing blank: every item is checked, by a person or by its sensors.",
     "ledger.fails": "Problems ({n}): write their rectification", "ledger.others": "Other items",
     "ledger.ok": "OK", "ledger.problem_button": "Problem",
@@ -151,11 +151,16 @@ function problemDialog(item, base, rerender) {
   document.querySelector("#dialog textarea")?.focus();
 }
 
+/** Where a register's item is kept: its page, or its device's (a UV lamp's tube care). */
+function registerHref(item) {
+  return item.page === "device" && item.device ? `#/device/${encodeURIComponent(item.device)}` : `#/${item.page}`;
+}
+
 function blankItem(item, base, rerender) {
   const error = h("p", { class: "error-text", role: "alert" });
   // A register's item (留样, a fire round, a sweep) is kept on its own page, not ticked here.
   const actions = item.page
-    ? h("div", { class: "actions" }, h("a", { class: "button", href: `#/${item.page}` }, t("ledger.go", { page: t(`nav.${item.page}`) })))
+    ? h("div", { class: "actions" }, h("a", { class: "button", href: registerHref(item) }, t("ledger.go", { page: t(`nav.${item.page}`) })))
     : h("div", { class: "actions" },
       h("button", { type: "button", class: "problem secondary", onclick: async () => { if (await signedIn()) problemDialog(item, base, rerender); } },
         t("ledger.problem_button")),
