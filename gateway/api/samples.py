@@ -20,9 +20,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from gateway.api.access import PeopleDep, Staff, Viewer
 from gateway.api.deps import CalendarDep, ClockDep, LocalDayDep, SamplesDep, SiteDep, StoreDep
 from gateway.api.problems import GUARDED, problems, refusal
-from gateway.canteen.samples import FoodSample, Refused, retained, served
+from gateway.canteen.samples import FoodSample, retained, served
 from gateway.clock import from_ms, to_ms
 from gateway.config import SiteConfig
+from gateway.refused import Refused
 from gateway.reports.safety_model import ItemStatus, RetainedSample
 from gateway.storage.readings import ReadingStore
 

@@ -19,8 +19,9 @@ from gateway.api.deps import ClockDep, StoreDep, UvCareDep
 from gateway.api.problems import GUARDED, problems, refusal
 from gateway.auth.actor import Actor
 from gateway.clock import from_ms, to_ms
+from gateway.refused import Refused
 from gateway.reports.judging import MAX_POINTS
-from gateway.reports.uv_care import Care, Refused, UvCare, tube_hours
+from gateway.reports.uv_care import Care, UvCare, tube_hours
 from gateway.rules.health import silent_after_ms
 from gateway.rules.uv import lamp_settings
 from gateway.storage.readings import ReadingStore

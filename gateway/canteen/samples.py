@@ -27,6 +27,7 @@ from gateway.auth.people import Directory
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
 from gateway.config.samples import Meal
+from gateway.refused import Refused
 from gateway.reports.judging import record_item
 from gateway.reports.safety_model import Category, Item, ItemStatus, RetainedSample, RetentionTemperature
 from gateway.reports.safety_series import gaps, held, total_ms, where
@@ -81,16 +82,6 @@ class FoodSample:
     discarded_ms: int | None
     discarded_by: str | None
     early_reason: str | None
-
-
-class Refused(Exception):
-    """A request the register does not take, said to the person in both languages."""
-
-    def __init__(self, status: int, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.status = status
-        self.zh = zh
-        self.en = en
 
 
 class SampleRegister:

@@ -25,6 +25,7 @@ from gateway.alerting.alerts import AlertFilter, AlertStore
 from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
+from gateway.refused import Refused
 from gateway.reports.judging import record_item
 from gateway.reports.safety_model import Category, Item, ItemStatus
 from gateway.reports.safety_series import held, total_ms, where
@@ -128,16 +129,6 @@ def tube_hours(read: Read, device: Device, since_ms: int, now_ms: int, hold_ms: 
     was on, its warm-up included (a tube ages whenever it is lit)."""
     lit = where(held(read(device.id, "on", since_ms, now_ms), since_ms, now_ms, hold_ms), bool)
     return round(total_ms([(h.start, h.end) for h in lit]) / 3_600_000, 1)
-
-
-class Refused(Exception):
-    """A request the register does not take, said to the person in both languages."""
-
-    def __init__(self, status: int, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.status = status
-        self.zh = zh
-        self.en = en
 
 
 class UvCare:

@@ -22,9 +22,10 @@ from gateway import config
 from gateway.alerting.alerts import AlertFilter, AlertStore
 from gateway.app import create_app
 from gateway.auth.audit import AuditTrail
-from gateway.canteen.samples import Refused, SampleRegister, temperature
+from gateway.canteen.samples import SampleRegister, temperature
 from gateway.clock import ManualClock, to_ms
 from gateway.config.auth import Role
+from gateway.refused import Refused
 from gateway.reports.safety_model import ItemStatus
 from gateway.runtime import Gateway
 from gateway.schedule.roster import Roster

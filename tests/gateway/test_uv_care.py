@@ -18,8 +18,9 @@ from gateway.alerting.alerts import AlertFilter, AlertStore
 from gateway.alerting.severity import Severity
 from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock, to_ms
+from gateway.refused import Refused
 from gateway.reports.safety_model import ItemStatus
-from gateway.reports.uv_care import Care, Refused, UvCare, tube_hours
+from gateway.reports.uv_care import Care, UvCare, tube_hours
 from gateway.rules.uv import lamp_settings
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
