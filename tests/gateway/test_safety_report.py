@@ -63,7 +63,7 @@ FEED_FROM: Final = at(MON, "00:00") - timedelta(minutes=10)  # readings at midni
 NOW: Final = at(SUN + timedelta(days=1), "00:30")
 # What the record reads, and the rules need, of each kind: the optional fields it does not read
 # (battery, signal, voltage, current, tube hours) are left out, which halves the rows to store.
-FIELDS: Final = {"ts", "energy_kwh", "power_w", "volume_m3", "flow_lpm", "on", "temperature_c", "door_open", "open",
+FIELDS: Final = {"ts", "energy_kwh", "power_w", "volume_m3", "gas_m3", "flow_lpm", "on", "temperature_c", "door_open", "open",
                  "leak", "type", "credential", "granted"}
 FAULTS: Final[list[faults.Fault]] = [
     faults.LampSkipped("uv-small-2", MON),
