@@ -28,7 +28,7 @@ from gateway.storage.readings import ReadingStore
 
 router = APIRouter(tags=["uv"])
 CHANGES = problems(400, 401, 403, 404, 409, 422)
-LampId = Annotated[str, Path(max_length=64)]
+LampId = Annotated[str, Path(description="the lamp's device id: uv-kitchen")]
 
 
 class CareIn(BaseModel):
