@@ -38,6 +38,7 @@ from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
 from gateway.reports.delivery import ReportDelivery
+from gateway.reports.disclosure import DisclosureNotes
 from gateway.reports.fire_patrol import PatrolRegister
 from gateway.reports.safety import Register
 from gateway.reports.sweeps import SweepRegister, SweepStore
@@ -79,6 +80,7 @@ class Gateway:
     alerts: AlertStore
     checks: ManualChecks
     learned: LearnedStore
+    disclosures: DisclosureNotes  # the school's explanations of its quarterly disclosure
     patrols: FirePatrols
     registers: list[Register]  # what people keep in the dashboard that joins the daily record
     sweeps: SweepStore
@@ -174,6 +176,7 @@ class Gateway:
                                  self.work_orders.on_raised)
         self.checks = ManualChecks(self.state, self.site.id, self.audit, self.clock)
         self.learned = LearnedStore(self.state, self.site.id)
+        self.disclosures = DisclosureNotes(self.state, self.site.id, self.audit)
         self.discovered = DiscoveryInbox(self.state, self.site.id, self.discovery, self.audit, self.clock)
         self.registers = self._registers()
         self.deliveries = ReportDelivery(self, self.state, self._report_counters)

@@ -30,6 +30,7 @@ from gateway.ingest.pipeline import IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.notify.notifier import Notifier
 from gateway.reports.checks import ManualChecks
+from gateway.reports.disclosure import DisclosureNotes
 from gateway.reports.safety import Sources
 from gateway.reports.sweeps import SweepStore
 from gateway.reports.uv_care import UvCare
@@ -110,6 +111,10 @@ async def _uv_care(request: Request) -> UvCare:
     return _gateway(request).uv_care
 
 
+async def _disclosures(request: Request) -> DisclosureNotes:
+    return _gateway(request).disclosures
+
+
 async def _patrols(request: Request) -> FirePatrols:
     return _gateway(request).patrols
 
@@ -173,6 +178,7 @@ SweepsDep = Annotated[SweepStore, Depends(_sweeps)]
 # The 留样 register.
 SamplesDep = Annotated[SampleRegister, Depends(_samples)]
 UvCareDep = Annotated[UvCare, Depends(_uv_care)]
+DisclosuresDep = Annotated[DisclosureNotes, Depends(_disclosures)]
 # The fire patrols' records (消防巡查).
 PatrolsDep = Annotated[FirePatrols, Depends(_patrols)]
 LiveDep = Annotated[LiveBus, Depends(_live)]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import calendar as calendar_module
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
@@ -202,6 +202,33 @@ class CategoryUse(BaseModel):
     unit: str
     total: float | None
     kgce: float | None  # None for water, which is not energy
+    same_month_last_year: Comparison  # its main meters, like for like (as `Totals.same_month_last_year`)
+
+
+class Metering(BaseModel):
+    """Metering coverage of one category (计量覆盖率, against the 2014 notice's targets): of
+    its buildings (用能单位: each building is one) those with a meter of their own (分户), and of
+    its main meters' use the share measured again below the building (分区: by sub-meters; in a
+    building metered only by several meters each of its own part, all of it) and the share
+    counted in a sub-item (分项: tagged meters and derived sub-items)."""
+
+    utility: Utility
+    buildings: int
+    metered: int  # buildings with a meter of this category of their own
+    main: float | None  # the main meters' use
+    zoned: float | None  # of it, measured by zone meters
+    subitemized: float | None  # of it, counted in a sub-item
+    per_unit: float | None  # metered ÷ buildings (分户计量率)
+    per_zone: float | None  # zoned ÷ main (分区计量率)
+    per_subitem: float | None  # subitemized ÷ main (分项计量率)
+
+    @classmethod
+    def of(cls, utility: Utility, buildings: int, metered: int, main: float | None, zoned: float | None,
+           subitemized: float | None) -> Metering:
+        """The shares from their parts: one computation for a month and for the sum of months."""
+        return cls(utility=utility, buildings=buildings, metered=metered, main=_round(main), zoned=_round(zoned),
+                   subitemized=_round(subitemized), per_unit=round(metered / buildings, 4) if buildings else None,
+                   per_zone=_part(zoned, main), per_subitem=_part(subitemized, main))
 
 
 IntensityMeasure = Literal["kgce_per_m2", "kgce_per_person", "kgce_per_student", "kwh_per_m2", "kwh_per_person",
@@ -301,6 +328,7 @@ class EnergyReport(BaseModel):
     subitems: list[SubitemUse]  # by building, then the site's (building_id None), in code order
     intensity: list[Intensity]
     quota_standard: str  # where the quotas come from, as the site file says
+    metering: list[Metering]  # each category the site meters
 
 
 @dataclass
@@ -441,9 +469,10 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
                          days) for u in METERS}
     watched = [u for u in uses.values() if u.main and u.waste_kwh is not None]
     categories = [CategoryUse(utility=u, code=CATEGORIES[u].code, unit=t.unit, total=t.total,
-                              kgce=_round(kgce(u, t.total))) for u, t in totals.items()]
-    energy = [c.kgce for c in categories if c.kgce is not None]
-    total_kgce = _round(sum(energy)) if energy else None
+                              kgce=_round(kgce(u, t.total)), same_month_last_year=t.same_month_last_year)
+                  for u, t in totals.items()]
+    total_kgce = sum_kgce(c.kgce for c in categories)
+    subitems = _subitems(site, uses)
     return EnergyReport(
         site_id=site.id, site_name=site.name, month=str(month), start_ms=start_ms, end_ms=end_ms,
         partial=p.partial, through_ms=p.through_ms, hours=p.hours, generated_ms=now_ms,
@@ -457,9 +486,45 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
         load_episodes=episodes,
         leaks=losses, leak_m3=round(sum(x.loss_m3 for x in losses), 3),
         leak_yuan=round(sum(x.cost_yuan for x in losses), 2),
-        categories=categories, total_kgce=total_kgce, subitems=_subitems(site, uses),
-        intensity=_intensity(site, p, total_kgce, totals), quota_standard=site.quotas.standard,
+        categories=categories, total_kgce=total_kgce, subitems=subitems,
+        intensity=intensities(site, month.year, p.hours, total_kgce, totals["electricity"].total,
+                              totals["water"].total),
+        quota_standard=site.quotas.standard, metering=_metering(site, uses, subitems),
     )
+
+
+def sum_kgce(amounts: Iterable[float | None]) -> float | None:
+    """Standard coal summed over what is known; None when nothing is."""
+    known = [k for k in amounts if k is not None]
+    return _round(sum(known)) if known else None
+
+
+def _metering(site: SiteConfig, uses: dict[str, MeterUse], subitems: list[SubitemUse]) -> list[Metering]:
+    """Each metered category's coverage over the period's use."""
+    out = []
+    for utility, (kind, _, _) in METERS.items():
+        if not any(u.utility == utility for u in uses.values()):
+            continue
+        metered, main, zoned = 0, [], []
+        for b in site.buildings:
+            mains = site.main_meters(kind, b)
+            if not mains:
+                continue
+            metered += 1
+            main += [uses[d.id].total for d in mains]
+            below = [u.total for u in uses.values()
+                     if u.utility == utility and u.building_id == b.id and not u.main]
+            # Sub-meters behind the main meters, else several meters each of its own part.
+            zoned += below if below else [uses[d.id].total for d in mains] if len(mains) > 1 else []
+        parts = [s.total for s in subitems if s.utility == utility and s.building_id is not None]
+        out.append(Metering.of(utility, len(site.buildings), metered, _known_sum(main), _known_sum(zoned),
+                               _known_sum(parts)))
+    return out
+
+
+def _known_sum(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _subitems(site: SiteConfig, uses: dict[str, MeterUse]) -> list[SubitemUse]:
@@ -476,28 +541,28 @@ def _subitems(site: SiteConfig, uses: dict[str, MeterUse]) -> list[SubitemUse]:
         meters = [u for main, subs in found for u in (main, *subs)]
         total = None if any(u.total is None for u in meters) else sum(
             (main.total or 0) - sum(s.total or 0 for s in subs) for main, subs in found)
-        out.append(_subitem(code, building_id, meters[0].utility, total, [main.device_id for main, _ in found],
+        out.append(subitem_use(code, building_id, meters[0].utility, total, [main.device_id for main, _ in found],
                             [s.device_id for _, subs in found for s in subs]))
     for code in sorted({u.code for u in out}):
         mine = [u for u in out if u.code == code]
         total = None if any(u.total is None for u in mine) else sum(u.total or 0 for u in mine)
-        out.append(_subitem(code, None, mine[0].utility, total, [d for u in mine for d in u.plus],
+        out.append(subitem_use(code, None, mine[0].utility, total, [d for u in mine for d in u.plus],
                             [d for u in mine for d in u.minus]))
     return out
 
 
-def _subitem(code: str, building_id: str | None, utility: Utility, total: float | None, plus: list[str],
+def subitem_use(code: str, building_id: str | None, utility: Utility, total: float | None, plus: list[str],
              minus: list[str]) -> SubitemUse:
     return SubitemUse(code=code, utility=utility, building_id=building_id, unit=METERS[utility][2],
                       total=_round(total), kgce=_round(kgce(utility, total)), plus=plus, minus=minus)
 
 
-def _intensity(site: SiteConfig, p: _Period, total_kgce: float | None, totals: Mapping[Utility, Totals]) -> list[
-        Intensity]:
-    """The period's intensities, each against its quota in proportion to the period's hours of the year."""
-    year_hours = (366 if calendar_module.isleap(p.month.year) else 365) * 24
+def intensities(site: SiteConfig, year: int, hours: int, total_kgce: float | None, kwh: float | None,
+                water: float | None) -> list[Intensity]:
+    """A period's intensities (`hours` of `year`, the site's main meters' totals), each against
+    its quota in proportion to the period's hours of the year."""
+    year_hours = (366 if calendar_module.isleap(year) else 365) * 24
     area, people, students = site.floor_area_m2(), site.people(), site.students
-    kwh, water = totals["electricity"].total, totals["water"].total
     q = site.quotas
     found: list[tuple[IntensityMeasure, float | None, float | None, float | None]] = [
         ("kgce_per_m2", total_kgce, area, q.kgce_per_m2),
@@ -512,7 +577,7 @@ def _intensity(site: SiteConfig, p: _Period, total_kgce: float | None, totals: M
         if not per:
             continue
         value = None if amount is None else amount / per
-        share = quota * p.hours / year_hours if quota is not None else None
+        share = quota * hours / year_hours if quota is not None else None
         out.append(Intensity(measure=measure, value=_round(value, 4), quota_year=quota, quota_period=_round(share, 4),
                              exceeded=None if value is None or share is None else value > share))
     return out
@@ -588,14 +653,14 @@ def _meter_use(m: _Meter, main: bool, p: _Period, learned: Mapping[str, BaseLoad
     utility = next(u for u, (kind, _, _) in METERS.items() if kind == m.device.kind)
     seen = m.hours_seen > 0
     expected = round((p.through_ms - p.start_ms) / 1000 / m.device.interval_s)
-    completeness = round(min(1.0, m.records / expected), 4) if expected else None
+    share = completeness(m.records, expected)
     use = MeterUse(
         device_id=m.device.id, name=m.device.name or m.device.id, utility=utility, building_id=m.building_id,
         main=main, total=_round(m.total) if seen else None, after_hours=_round(m.after_hours) if seen else None,
         after_hours_share=_share(m.after_hours, m.total) if seen else None,
         cost_yuan=_round(m.cost, 2) if seen and utility in PRICED else None,
         coverage=_coverage(m.hours_seen, p.hours), subitem=m.device.subitem, records=m.records, expected=expected,
-        completeness=completeness, complete=completeness is not None and completeness >= COMPLETE,
+        completeness=share, complete=share is not None and share >= COMPLETE,
     )
     if utility == "electricity" and LOAD_AFTER_HOURS.params_for(m.device).enabled:
         use.base_w, use.base_source = base_load(m.device, learned)
@@ -608,6 +673,11 @@ def _meter_use(m: _Meter, main: bool, p: _Period, learned: Mapping[str, BaseLoad
         # reach past the period's after-hours energy: the rest is then nothing, not negative.
         use.after_hours_rest = _round(max(0.0, m.after_hours - waste)) if seen else None
     return use
+
+
+def completeness(records: int, expected: int) -> float | None:
+    """Readings received ÷ expected, at most 1; None when none are expected."""
+    return round(min(1.0, records / expected), 4) if expected else None
 
 
 def _coverage(hours_seen: int, hours: int) -> float:
@@ -777,3 +847,9 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def _share(part: float | None, whole: float | None) -> float | None:
     return round(part / whole, 4) if part is not None and whole else None
+
+
+def _part(part: float | None, whole: float | None) -> float | None:
+    """A share that cannot pass the whole (a sub-meter's reading a little ahead of its main's)."""
+    share = _share(part, whole)
+    return None if share is None else min(1.0, share)

@@ -5,11 +5,15 @@ month to date (月初至今) throughout."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
 from zoneinfo import ZoneInfo
 
+from devices.base import Utility
 from gateway.clock import from_ms
 from gateway.config import SiteConfig
 from gateway.reports.document import (
+    Cell,
     Chart,
     Document,
     Figure,
@@ -30,8 +34,11 @@ from gateway.reports.energy import (
     BuildingUse,
     Comparison,
     EnergyReport,
+    Intensity,
     IntensityMeasure,
+    Metering,
     MeterUse,
+    SubitemUse,
     Totals,
 )
 from gateway.reports.subitems import CATEGORIES, words
@@ -587,39 +594,84 @@ def _meters(t: ReportText, r: EnergyReport) -> Table:
 
 
 def _subitem_blocks(t: ReportText, r: EnergyReport, site: SiteConfig) -> list[Paragraphs | Table]:
-    """The categories and sub-items in their units and in standard coal, and the intensities
-    against the site's quotas."""
-    buildings = {b.id: b.name for b in site.buildings}
+    """The categories and sub-items in their units and in standard coal, the intensities
+    against the site's quotas, and the metering coverage."""
     categories = Table("categories", [t("分类", "Category"), t("用量", "Use"), t("单位", "Unit"), "kgce"],
-                       [[f"{CATEGORIES[c.utility].code} {t(CATEGORIES[c.utility].zh, CATEGORIES[c.utility].en)}",
-                         c.total, c.unit, c.kgce] for c in r.categories if c.total is not None],
+                       [[category_words(t, c.utility), c.total, c.unit, c.kgce] for c in r.categories
+                        if c.total is not None],
                        decimals=[None, 2, None, 1],
                        caption=t(f"折标准煤合计 {number(r.total_kgce, 1)} kgce；水不折标准煤",
                                  f"{number(r.total_kgce, 1)} kgce of standard coal in all; water is not converted"))
-    blocks: list[Paragraphs | Table] = [categories]
-    if r.subitems:
-        blocks.append(Table("subitems", [t("分项", "Sub-item"), t("楼宇", "Building"), t("用量", "Use"),
-                                         t("单位", "Unit"), "kgce", t("计量方式", "Measured as")],
-                            [[t(*words(u.code)), buildings.get(u.building_id or "", t("全园", "whole site")),
-                              u.total, u.unit, u.kgce, _measured(t, site, u.plus, u.minus)] for u in r.subitems],
-                            decimals=[None, None, 2, None, 1, None]))
-    else:
-        blocks.append(Paragraphs([t("还没有表计标注分项。", "No meter is tagged with a sub-item yet.")]))
-    rows: list[list[str | int | float | None]] = []
+    return [categories, subitem_table(t, r.subitems, site), intensity_table(t, r.intensity, r.quota_standard),
+            metering_table(t, r.metering)]
+
+
+def category_words(t: ReportText, utility: Utility) -> str:
+    c = CATEGORIES[utility]
+    return f"{c.code} {t(c.zh, c.en)}"
+
+
+def subitem_table(t: ReportText, subitems: Sequence[SubitemUse], site: SiteConfig) -> Table | Paragraphs:
+    if not subitems:
+        return Paragraphs([t("还没有表计标注分项。", "No meter is tagged with a sub-item yet.")])
+    buildings = {b.id: b.name for b in site.buildings}
+    return Table("subitems", [t("分项", "Sub-item"), t("楼宇", "Building"), t("用量", "Use"), t("单位", "Unit"), "kgce",
+                              t("计量方式", "Measured as")],
+                 [[t(*words(u.code)), buildings.get(u.building_id or "", t("全园", "whole site")), u.total, u.unit,
+                   u.kgce, _measured(t, site, u.plus, u.minus)] for u in subitems],
+                 decimals=[None, None, 2, None, 1, None])
+
+
+def intensity_table(t: ReportText, found: Sequence[Intensity], standard: str,
+                    last_year: Sequence[float | None] | None = None) -> Table:
+    """Each intensity against its quota for the period (and, given, last year's same span)."""
+    rows: list[list[Cell]] = []
     tones = []
-    for i in r.intensity:
-        rows.append([t(*INTENSITY_WORDS[i.measure]), i.value, i.quota_period, i.quota_year,
-                     None if i.exceeded is None else t("超出定额", "above quota") if i.exceeded
-                     else t("未超出", "within quota")])
-        tones.append([Tone.PLAIN] * 4 + [Tone.BAD if i.exceeded else Tone.GOOD if i.exceeded is False else Tone.PLAIN])
-    source = r.quota_standard or t("未注明", "not named")
-    blocks.append(Table("intensity", [t("强度", "Intensity"), t("本期", "This period"),
-                                      t("本期定额", "Quota for the period"), t("全年定额", "Quota for the year"),
-                                      t("判断", "Judgement")],
-                        rows, decimals=[None, 3, 3, 2, None], tones=tones,
-                        caption=t(f"全年定额按本期已过小时数折算；定额来源：{source}",
-                                  f"The year's quota in proportion to the period's hours; quotas from: {source}")))
-    return blocks
+    for n, i in enumerate(found):
+        judged = (None if i.exceeded is None else t("超出定额", "above quota") if i.exceeded
+                  else t("未超出", "within quota"))
+        then = [] if last_year is None else [last_year[n], _delta(i.value, last_year[n])]
+        rows.append([t(*INTENSITY_WORDS[i.measure]), i.value, *then, i.quota_period, i.quota_year, judged])
+        tones.append([Tone.PLAIN] * (4 + len(then))
+                     + [Tone.BAD if i.exceeded else Tone.GOOD if i.exceeded is False else Tone.PLAIN])
+    compared = [] if last_year is None else [t("去年同期", "Last year"), t("同比 %", "Year on year, %")]
+    source = standard or t("未注明", "not named")
+    return Table("intensity", [t("强度", "Intensity"), t("本期", "This period"), *compared,
+                               t("本期定额", "Quota for the period"), t("全年定额", "Quota for the year"),
+                               t("判断", "Judgement")],
+                 rows, decimals=[None, 3, *([3, 1] if compared else []), 3, 2, None], tones=tones,
+                 caption=t(f"全年定额按本期已过小时数折算；定额来源：{source}",
+                           f"The year's quota in proportion to the period's hours; quotas from: {source}"))
+
+
+# The 2014 notice's targets for each coverage: per unit 100 %, per zone and per sub-item 90 %.
+METERING_TARGETS: Final = (("per_unit", ("分户计量率", "Per building"), 1.0),
+                           ("per_zone", ("分区计量率", "Per zone"), 0.9),
+                           ("per_subitem", ("分项计量率", "Per sub-item"), 0.9))
+
+
+def metering_table(t: ReportText, metering: Sequence[Metering]) -> Table:
+    """Each category's metering coverage against its target."""
+    rows: list[list[Cell]] = []
+    tones = []
+    for m in metering:
+        for key, (zh, en), target in METERING_TARGETS:
+            share = getattr(m, key)
+            rows.append([category_words(t, m.utility), t(zh, en), None if share is None else round(share * 100, 1),
+                         round(target * 100), None if share is None else t("达到", "met") if share >= target
+                         else t("未达到", "not met")])
+            tones.append([Tone.PLAIN] * 4 + [Tone.PLAIN if share is None else Tone.GOOD if share >= target
+                                             else Tone.WARN])
+    return Table("metering", [t("分类", "Category"), t("覆盖率", "Coverage"), t("本期 %", "This period, %"),
+                              t("目标 %", "Target, %"), t("判断", "Judgement")], rows,
+                 decimals=[None, None, 1, 0, None], tones=tones,
+                 caption=t("分户：有自己总表的楼宇占全部楼宇；分区：总表用量中再由分区分表计量的比例"
+                           "（无总表而由多块表分别计量各部分的楼宇全部计入）；分项：总表用量中计入分项的比例。"
+                           "目标取自 2014 年公共机构能源资源计量器具配备的通知",
+                           "Per building: buildings with a meter of their own; per zone: the share of the main "
+                           "meters' use measured again by zone meters (a building metered part by part by several "
+                           "meters counts whole); per sub-item: the share counted in a sub-item. Targets from the "
+                           "2014 notice on public institutions' meters"))
 
 
 def _measured(t: ReportText, site: SiteConfig, plus: list[str], minus: list[str]) -> str:
