@@ -3,6 +3,7 @@ loopback ports and stopped at the end."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,12 @@ from tests.services import (
     start_postgres,
     start_victoria_metrics,
 )
+
+# The processes the tests start (the gateway, simulators, the demo) run this checkout's code,
+# not whatever checkout the virtual environment was installed from (a worktree or a clone
+# sharing one environment would otherwise test another tree in its subprocesses).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                          os.environ.get("PYTHONPATH")]))
 
 # The modules that take longest, first: the suite runs in two processes a module at a time
 # (scripts/check), and one of these begun last would leave the other process idle meanwhile.
