@@ -22,7 +22,7 @@ from gateway.reports.document import Cell, Document, Figures, Section, SignLine,
 from gateway.reports.document import Table as SheetTable
 from gateway.reports.energy_doc import COVERAGE_WORTH, ReportText, local_time, number
 from gateway.reports.energy_period import PeriodReport, YearOnYear
-from gateway.reports.energy_period_doc import period_words, yoy_figure
+from gateway.reports.energy_period_doc import period_words, span_words, yoy_figure
 from gateway.reports.subitems import CATEGORIES
 from gateway.storage.state import METADATA, StateDatabase
 
@@ -136,7 +136,7 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
                                          else Tone.GOOD if change < -EXPLAIN_ABOVE * 100 else Tone.PLAIN])
     people_words = t("用能人数", "Energy users")
     rows.insert(0, [people_words, t("人", "people"), r.people, None, None])
-    rows.insert(1, [t("建筑面积", "Floor area"), "m²", r.floor_area_m2, None, None])
+    rows.insert(1, [t("建筑面积", "Floor area"), "m²", _rounded(r.floor_area_m2, 0), None, None])
     tones[:0] = [[Tone.PLAIN] * 5, [Tone.PLAIN] * 5]
     explain = to_explain(r)
     if explanation is not None:
@@ -167,8 +167,7 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
     meta = [
         (t("单位", "Site"), r.site_name),
         (t("公示期间", "Period"), when),
-        (t("统计时段", "Span"), t(f"{local_time(r.start_ms, tz)} 至 {local_time(r.through_ms, tz)}",
-                                  f"{local_time(r.start_ms, tz)} to {local_time(r.through_ms, tz)}")),
+        (t("统计时段", "Span"), span_words(t, r, tz)),
         (t("生成时间", "Generated"), local_time(r.generated_ms, tz)),
     ]
     return Document(key=f"disclosure-{r.period}", lang="zh-CN" if t.zh else "en",

@@ -505,7 +505,9 @@ def _metering(site: SiteConfig, uses: dict[str, MeterUse], subitems: list[Subite
     for utility, (kind, _, _) in METERS.items():
         if not any(u.utility == utility for u in uses.values()):
             continue
-        metered, main, zoned = 0, [], []
+        metered = 0
+        main: list[float | None] = []
+        zoned: list[float | None] = []
         for b in site.buildings:
             mains = site.main_meters(kind, b)
             if not mains:
@@ -514,11 +516,12 @@ def _metering(site: SiteConfig, uses: dict[str, MeterUse], subitems: list[Subite
             main += [uses[d.id].total for d in mains]
             below = [u.total for u in uses.values()
                      if u.utility == utility and u.building_id == b.id and not u.main]
-            # Sub-meters behind the main meters, else several meters each of its own part.
-            zoned += below if below else [uses[d.id].total for d in mains] if len(mains) > 1 else []
+            # Sub-meters behind the main meters, else several meters each of its own part; a
+            # building with one meter and none behind it has none of its use zoned.
+            zoned += below if below else [uses[d.id].total for d in mains] if len(mains) > 1 else [0.0]
         parts = [s.total for s in subitems if s.utility == utility and s.building_id is not None]
         out.append(Metering.of(utility, len(site.buildings), metered, _known_sum(main), _known_sum(zoned),
-                               _known_sum(parts)))
+                               _known_sum(parts) if parts else 0.0))
     return out
 
 

@@ -5,6 +5,9 @@ tables are the monthly report's (gateway/reports/energy_doc.py) where they show 
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+from gateway.clock import from_ms
 from gateway.config import SiteConfig
 from gateway.reports.document import Cell, Chart, Document, Figure, Figures, Paragraphs, Section, Series, Table, Tone
 from gateway.reports.energy import COMPLETE
@@ -36,8 +39,7 @@ def period_document(r: PeriodReport, site: SiteConfig, lang: str = "zh-CN") -> D
     meta = [
         (t("单位", "Site"), r.site_name),
         (t("期间", "Period"), when),
-        (t("统计时段", "Span"), t(f"{local_time(r.start_ms, tz)} 至 {local_time(r.through_ms, tz)}",
-                                  f"{local_time(r.start_ms, tz)} to {local_time(r.through_ms, tz)}")),
+        (t("统计时段", "Span"), span_words(t, r, tz)),
         (t("生成时间", "Generated"), local_time(r.generated_ms, tz)),
     ]
     summary = Figures([
@@ -74,6 +76,13 @@ def period_words(t: ReportText, period: str) -> str:
         n = int(rest[1:])
         return t(f"{year} 年第{'一二三四'[n - 1]}季度", f"Q{n} {year}")
     return t(f"{year} 年 {int(rest)} 月", f"{year}-{rest}")
+
+
+def span_words(t: ReportText, r: PeriodReport, tz: ZoneInfo) -> str:
+    """What the period covers: its first and last days, or to the hour while in progress."""
+    first = f"{from_ms(r.start_ms, tz):%Y-%m-%d}"
+    last = local_time(r.through_ms, tz) if r.partial else f"{from_ms(r.through_ms - 1, tz):%Y-%m-%d}"
+    return t(f"{first} 至 {last}", f"{first} to {last}")
 
 
 def yoy_figure(t: ReportText, label: str, f: YearOnYear, unit: str, digits: int, notable: float) -> Figure:

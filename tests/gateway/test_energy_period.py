@@ -190,6 +190,9 @@ def test_a_whole_quarter_sums_its_months_and_compares_with_last_year(api: TestCl
     assert (electric.buildings, electric.metered, electric.per_unit) == (2, 1, 0.5)
     assert electric.per_zone == pytest.approx(light / kwh, abs=1e-4)
     assert electric.per_subitem == pytest.approx(light / kwh, abs=1e-4)
+    # The water meter is its building's only one, with nothing behind it or tagged: no zone, no sub-item.
+    [water_metering] = [m for m in r.metering if m.utility == "water"]
+    assert (water_metering.per_unit, water_metering.per_zone, water_metering.per_subitem) == (0.5, 0.0, 0.0)
     # Completeness: an hourly meter fed every hour of the quarter has every reading expected.
     assert {m.device_id: (m.records, m.expected, m.complete) for m in r.meters} == dict.fromkeys(("em-main", "em-light", "wm-main"), (92 * 24, 92 * 24, True))
 
