@@ -38,9 +38,10 @@ pytestmark = pytest.mark.integration
 # English that a Chinese page may show, each for a reason: units people read in Chinese
 # documents too (kWh, kgce, LQI, dBm), protocols, products and formats by their own names (MQTT,
 # Zigbee, Zigbee2MQTT, Tasmota, Shelly, Modbus, DL/T 645, HTTP, Webhook, PDF, CSV, HTML, API)
-# and UV, as 紫外线 lamps are labelled on the box.
+# and UV, as 紫外线 lamps are labelled on the box; GB, the prefix of a national standard's
+# number (GB/T 2589).
 ALLOWED: Final = frozenset({"kWh", "kW", "kgce", "LQI", "dBm", "MQTT", "Zigbee", "Zigbee2MQTT", "Tasmota", "Shelly", "Modbus",
-                            "DL", "HTTP", "Webhook", "PDF", "CSV", "HTML", "UV", "API"})
+                            "DL", "HTTP", "Webhook", "PDF", "CSV", "HTML", "UV", "API", "GB"})
 BOOLEANS: Final = re.compile(r"\b(true|false|null|undefined|NaN)\b")
 WORD: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 HAN: Final = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
@@ -154,6 +155,10 @@ REPORTS: Final = [
     pytest.param("/api/v1/reports/safety", lambda d: {"week": f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}"},
                  id="safety-week"),
     pytest.param("/api/v1/reports/safety", lambda d: {"month": d.strftime("%Y-%m")}, id="safety-month"),
+    pytest.param("/api/v1/reports/energy/period", lambda d: {"period": f"{d.year}-Q{(d.month - 1) // 3 + 1}"},
+                 id="energy-quarter"),
+    pytest.param("/api/v1/reports/disclosure", lambda d: {"period": f"{d.year}-Q{(d.month - 1) // 3 + 1}"},
+                 id="disclosure"),
 ]
 
 
