@@ -214,7 +214,7 @@ def _aim(case: ApiCase, data: st.DataObject, api: Api) -> None:
 # 422s for rules between parameters, or between a parameter and the site, which a schema cannot state.
 _UNSTATABLE = re.compile(
     r"start must be before end|a \w+ has no metric|more than \d+ buckets|between the years 1 and 9999|longer than a year"
-    r"|date must lie between|exactly one of date|is not in the calendar|has not begun|is not YYYY-MM"
+    r"|date must lie between|exactly one of date|is not in the calendar|has not begun|is not YYYY-MM|is not a month \(2026-10\), a quarter"
     # a work order's assignee is an enabled account; its completion says what was done
     r"|no such account|account is disabled|Say what was done"
     r"|When you found a problem, say what it is|Write the problem, the measure or the outcome"

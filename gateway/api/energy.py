@@ -125,7 +125,7 @@ async def explain(notes: DisclosuresDep, clock: ClockDep, people: PeopleDep, who
     """Keeps the school's explanation of the period's change year on year (an empty text
     removes it); the audit trail keeps every version."""
     try:
-        said = notes.put(str(Period.parse(period)), body.text, who.name, to_ms(clock.now()))
+        said = notes.put(str(_parsed(period)), body.text, who.name, to_ms(clock.now()))
     except Refused as exc:
         raise refusal(exc.status, exc.zh, exc.en) from None
     return Explained(text=said.text, by=people.name(said.by), at=from_ms(said.at_ms, UTC)) if said.text else None
@@ -133,14 +133,17 @@ async def explain(notes: DisclosuresDep, clock: ClockDep, people: PeopleDep, who
 
 def _period(text: str, calendar: CalendarDep, now_ms: int) -> list[Month]:
     """The months of `text` begun by now; 422 for a period not begun."""
-    try:
-        period = Period.parse(text)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    months = [m for m in period.months() if bounds_ms(calendar, m)[0] <= now_ms]
+    months = [m for m in _parsed(text).months() if bounds_ms(calendar, m)[0] <= now_ms]
     if not months:
         raise HTTPException(422, f"{text} has not begun")
     return months
+
+
+def _parsed(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 async def _months(site: SiteDep, calendar: CalendarDep, store: StoreDep, alerts: AlertsDep, learned: LearnedDep,
@@ -157,4 +160,4 @@ async def _period_report(site: SiteDep, clock: ClockDep, calendar: CalendarDep, 
                          learned: LearnedDep, text: str) -> PeriodReport:
     now_ms = to_ms(clock.now())
     reports = await _months(site, calendar, store, alerts, learned, _period(text, calendar, now_ms), now_ms)
-    return period_report(site, calendar, Period.parse(text), reports, now_ms)
+    return period_report(site, calendar, _parsed(text), reports, now_ms)
