@@ -1,6 +1,7 @@
 """The district's view of its schools: the league table (JSON), the district's monthly report
-(PDF or CSV) and the page that shows them (`/district`). Only the district's accounts read them
-(`access.District`); a school's account is refused in words.
+(PDF or CSV), every school's quarterly disclosure, and the page that shows them (`/district`).
+Only the district's accounts read them (`access.District`); a school's account is refused in
+words.
 
 Wiring, by the process that runs the district: `app.state.district` holds the
 `gateway.district.view.DistrictSources`, `app.state.auth` an `AuthStore` on the district's audit
@@ -19,11 +20,13 @@ from fastapi.responses import HTMLResponse
 
 from gateway.api.access import District
 from gateway.api.dashboard import asset_version, templates
+from gateway.api.energy import PeriodQuery
 from gateway.api.problems import problems
 from gateway.api.reports import RENDERED, LangQuery, report_response
-from gateway.district.report import district_document
-from gateway.district.view import DistrictSources, League, league
+from gateway.district.report import disclosures_document, district_document
+from gateway.district.view import Disclosures, DistrictSources, League, disclosures, league
 from gateway.reports.energy import Month
+from gateway.reports.energy_period import Period
 
 router = APIRouter(tags=["district"])
 
@@ -72,6 +75,23 @@ async def report(
     why, the league table; CSV has every school's row."""
     found = await _league(sources, month)
     return await report_response(found, fmt, lambda: district_document(found, lang))
+
+
+@router.get("/api/v1/district/disclosure", response_model=None,
+            responses=problems(401, 403, 422) | {200: {"model": Disclosures, "content": RENDERED,
+                                                        "description": "every school's sheet, or them rendered"}})
+async def disclosure(
+    sources: SourcesDep, _: District, period: PeriodQuery,
+    fmt: Annotated[Literal["json", "pdf", "csv"], Query(alias="format", description="json, pdf or csv")] = "json",
+    lang: LangQuery = "zh-CN",
+) -> Response:
+    """Every school's quarterly public disclosure (全区能耗公示): each school's figures as its own
+    sheet has them, year on year, and its explanation."""
+    try:
+        found = await asyncio.to_thread(disclosures, sources, Period.parse(period))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return await report_response(found, fmt, lambda: disclosures_document(found, lang))
 
 
 @router.get("/district", include_in_schema=False, response_class=HTMLResponse)

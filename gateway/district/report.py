@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from gateway.district.view import INTENSITY_ABOVE_MEDIAN, LEDGER_COMPLETE, League, School
+from gateway.district.view import INTENSITY_ABOVE_MEDIAN, LEDGER_COMPLETE, Disclosures, League, School, SchoolSheet
+from gateway.reports.disclosure import EXPLAIN_ABOVE
 from gateway.reports.document import Cell, Document, Figure, Figures, Paragraphs, Section, Table, Tone
-from gateway.reports.energy_doc import ReportText, local_time, month_words, number, percent
+from gateway.reports.energy_doc import COVERAGE_WORTH, ReportText, local_time, month_words, number, percent
+from gateway.reports.energy_period_doc import period_words
 
 
 def district_document(league: League, lang: str = "zh-CN") -> Document:
@@ -115,3 +117,60 @@ def _method(t: ReportText) -> list[str]:
           f"alert open, a work order past due, fewer than {signed}% of daily records signed, or incomplete "
           "electricity readings."),
     ]
+
+
+def disclosures_document(d: Disclosures, lang: str = "zh-CN") -> Document:
+    """Every school's quarterly disclosure in one sheet (全区能耗公示): each school's figures as
+    its own sheet has them, year on year, and its explanation."""
+    t = ReportText(lang, d.partial)
+    when = period_words(t, d.period)
+    if d.partial:
+        when = t(f"{when}（进行中）", f"{when} (in progress)")
+    explained = sum(1 for s in d.schools if s.explanation)
+    asked = sum(1 for s in d.schools if s.to_explain)
+    return Document(
+        key=f"district-disclosure-{d.period}", lang="zh-CN" if t.zh else "en",
+        title=t(f"全区学校 {when}能源资源消耗公示", f"Schools' energy and water, {when}"),
+        meta=[(t("期间", "Period"), when), (t("学校", "Schools"), str(len(d.schools))),
+              (t("生成时间", "Generated"), local_time(d.generated_ms, ZoneInfo(d.timezone)))],
+        sections=[
+            Section(t("各校公示", "Each school"), [Table(
+                "schools",
+                [t("学校", "School"), t("用能人数", "Energy users"), "m²", "kWh", t("用电同比 %", "Electricity y/y %"),
+                 "m³", t("用水同比 %", "Water y/y %"), "kgce", "kgce/m²", t("kgce/人", "kgce/person"),
+                 t("m³/人", "m³/person"), t("说明", "Explanation")],
+                [_sheet_row(t, s) for s in d.schools],
+                decimals=[None, 0, 0, 0, 1, 1, 1, 0, 3, 2, 2, None], tones=[_sheet_tones(s) for s in d.schools],
+                caption=t(f"每校数字取自该校自己的公示表；同比变化超过 {EXPLAIN_ABOVE:.0%} 的须由学校说明原因"
+                          f"（已说明 {explained} 所，须说明 {asked} 所）；去年同期数据不足 95% 的不作比较",
+                          f"Each school's figures are those of its own sheet; a change beyond {EXPLAIN_ABOVE:.0%} "
+                          f"needs the school's explanation ({explained} explained, {asked} asked); last year's "
+                          "figures with under 95% of their data are not compared"))]),
+        ],
+    )
+
+
+def _sheet_change(s: SchoolSheet, key: str) -> float | None:
+    f = s.figures.get(key)
+    if f is None or f.change is None or f.coverage < COVERAGE_WORTH:
+        return None
+    return round(f.change * 100, 1)
+
+
+def _sheet_row(t: ReportText, s: SchoolSheet) -> list[Cell]:
+    def now(key: str) -> float | None:
+        f = s.figures.get(key)
+        return None if f is None else f.now
+    said = s.explanation or (t("未填写（须说明）", "none yet (needed)") if s.to_explain else "")
+    return [s.name, s.people, s.floor_area_m2, now("electricity"), _sheet_change(s, "electricity"), now("water"),
+            _sheet_change(s, "water"), now("kgce"), now("kgce_per_m2"), now("kgce_per_person"),
+            now("water_m3_per_person"), said]
+
+
+def _sheet_tones(s: SchoolSheet) -> list[Tone]:
+    def tone(key: str) -> Tone:
+        change = _sheet_change(s, key)
+        return Tone.PLAIN if change is None else Tone.BAD if change > EXPLAIN_ABOVE * 100 else \
+            Tone.GOOD if change < -EXPLAIN_ABOVE * 100 else Tone.PLAIN
+    return [Tone.PLAIN] * 4 + [tone("electricity"), Tone.PLAIN, tone("water")] + [Tone.PLAIN] * 4 + [
+        Tone.WARN if s.to_explain and not s.explanation else Tone.PLAIN]

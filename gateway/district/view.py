@@ -31,9 +31,11 @@ from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.reports.checks import ManualChecks
+from gateway.reports.disclosure import DisclosureNotes, figures, to_explain
 from gateway.reports.energy import (
     MIN_COVERAGE,
     MIN_HOURS,
+    EnergyReport,
     Month,
     bounds_ms,
     energy_report,
@@ -41,6 +43,7 @@ from gateway.reports.energy import (
     load_alerts,
 )
 from gateway.reports.energy_doc import comparable
+from gateway.reports.energy_period import Period, YearOnYear, period_report
 from gateway.rules.learned import LearnedStore
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
@@ -171,14 +174,24 @@ def _read_only(notice: Notice) -> None:
     raise RuntimeError(f"the district view only reads alerts; it was asked to send {notice.transition}")
 
 
+def _alerts(sources: DistrictSources, site: SiteConfig, cal: SchoolCalendar) -> AlertStore:
+    return AlertStore(sources.db, site, AuditTrail(sources.db, site.id), Roster(site, cal), sources.clock, _read_only)
+
+
+def _monthly(sources: DistrictSources, site: SiteConfig, cal: SchoolCalendar, alerts: AlertStore,
+             months: list[Month], now_ms: int) -> list[EnergyReport]:
+    """The school's monthly reports, made as its API makes them (gateway/api/energy.py)."""
+    learned = LearnedStore(sources.db, site.id).base_loads()
+    return [energy_report(site, cal, sources.readings(site.id), leak_alerts(alerts, cal, month),
+                          load_alerts(alerts, cal, month), month, now_ms, learned) for month in months]
+
+
 def _school(sources: DistrictSources, site: SiteConfig, cal: SchoolCalendar, month: Month, now_ms: int) -> School:
-    """The school's row; its energy figures from its monthly report, made as its API makes it
-    (gateway/api/energy.py)."""
+    """The school's row; its energy figures from its monthly report."""
     db = sources.db
     audit = AuditTrail(db, site.id)
-    alerts = AlertStore(db, site, audit, Roster(site, cal), sources.clock, _read_only)
-    report = energy_report(site, cal, sources.readings(site.id), leak_alerts(alerts, cal, month),
-                           load_alerts(alerts, cal, month), month, now_ms, LearnedStore(db, site.id).base_loads())
+    alerts = _alerts(sources, site, cal)
+    report, = _monthly(sources, site, cal, alerts, [month], now_ms)
     e, w = report.electricity, report.water
     last_year = comparable(e.same_month_last_year) if e.enough_data else None
     by_severity = Counter(a.severity.value for a in alerts.open_alerts())
@@ -199,6 +212,54 @@ def _school(sources: DistrictSources, site: SiteConfig, cal: SchoolCalendar, mon
         ledger_completion=round(len(signed) / len(ended), 4) if ended else None,
         attention=[],
     )
+
+
+class SchoolSheet(BaseModel):
+    """A school's public disclosure of the period: the figures of its own sheet
+    (gateway/reports/disclosure.py) and its explanation."""
+
+    site_id: str
+    name: str
+    people: int | None
+    floor_area_m2: float | None
+    figures: dict[str, YearOnYear] = Field(description="as the school's sheet: electricity, water, kgce, "
+                                                       "kgce_per_m2, kgce_per_person, kwh_per_person, "
+                                                       "water_m3_per_person (and gas, heat where metered)")
+    to_explain: list[str] = Field(description="figures whose change asks for an explanation")
+    explanation: str | None
+
+
+class Disclosures(BaseModel):
+    period: str
+    partial: bool
+    generated_ms: int
+    timezone: str
+    schools: list[SchoolSheet] = Field(description="by name")
+
+
+def disclosures(sources: DistrictSources, period: Period) -> Disclosures:
+    """Every school's disclosure of `period`, its figures from its own period report. Raises
+    ValueError for a period that has not begun."""
+    now_ms = to_ms(sources.clock.now())
+    out, partial = [], False
+    for site in sources.sites():
+        cal = SchoolCalendar(site)
+        months = [m for m in period.months() if bounds_ms(cal, m)[0] <= now_ms]
+        if not months:
+            continue
+        r = period_report(site, cal, period, _monthly(sources, site, cal, _alerts(sources, site, cal), months,
+                                                      now_ms), now_ms)
+        partial |= r.partial
+        said = DisclosureNotes(sources.db, site.id, AuditTrail(sources.db, site.id)).get(r.period)
+        out.append(SchoolSheet(site_id=site.id, name=site.name, people=r.people, floor_area_m2=r.floor_area_m2,
+                               figures=figures(r), to_explain=to_explain(r),
+                               explanation=None if said is None else said.text))
+    if not out and sources.sites():
+        raise ValueError(f"{period} has not begun")
+    sites = sources.sites()
+    return Disclosures(period=str(period), partial=partial, generated_ms=now_ms,
+                       timezone=sites[0].timezone if sites else SiteConfig.model_fields["timezone"].default,
+                       schools=sorted(out, key=lambda x: x.name))
 
 
 def _reasons(s: School, median: float | None) -> list[Reason]:

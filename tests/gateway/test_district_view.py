@@ -18,7 +18,9 @@ from fastapi.testclient import TestClient
 
 from gateway.alerting.alerts import AlertStore
 from gateway.auth.audit import AuditTrail
+from gateway.clock import to_ms
 from gateway.district.view import League, league
+from gateway.reports.disclosure import DisclosureNotes
 from gateway.reports.energy import Month, energy_report, leak_alerts, load_alerts
 from gateway.rules.learned import LearnedStore
 from gateway.schedule.roster import Roster
@@ -205,3 +207,43 @@ def test_a_month_in_progress_counts_the_days_ended_and_ranks_what_has_readings(d
     assert "电表数据只覆盖 0% 的时段" in later.schools[0].attention[-1].zh
     assert november.totals.electricity_kwh is None
     assert november.totals.median_kwh_per_m2 is None
+
+
+def test_every_schools_disclosure_is_its_own_sheet_with_its_explanation(district: District,
+                                                                         client: TestClient) -> None:
+    east = district.site("east")
+    DisclosureNotes(district.sources.db, east.id, AuditTrail(district.sources.db, east.id)).put(
+        MONTH, "新校区投入使用，用电增加。", "principal-east", to_ms(district.clock.now()))
+    answer = client.get("/api/v1/district/disclosure", params={"period": MONTH}, headers=_login(client, "bureau-zhou"))
+    assert answer.status_code == 200, answer.text
+    sheets = {s["site_id"]: s for s in answer.json()["schools"]}
+    assert set(sheets) == {s.id for s in SCHOOLS}
+    for school in SCHOOLS:
+        sheet = sheets[school.id]
+        power = sheet["figures"]["electricity"]
+        assert power["now"] == pytest.approx(school.kw * HOURS)
+        assert (sheet["people"], sheet["floor_area_m2"]) == (school.people, school.area_m2)
+        assert sheet["figures"]["kgce_per_person"]["now"] == pytest.approx(
+            school.kw * HOURS * 0.1229 / school.people, abs=1e-3)
+        if school.kw_last_year is None:
+            assert power["last_year"] is None
+            assert "electricity" not in sheet["to_explain"]
+        else:
+            assert power["last_year"] == pytest.approx(school.kw_last_year * HOURS)
+            assert power["change"] == pytest.approx(school.kw / school.kw_last_year - 1, abs=1e-4)
+            assert ("electricity" in sheet["to_explain"]) == (school.kw != school.kw_last_year)
+    assert sheets["east"]["explanation"] == "新校区投入使用，用电增加。"
+    assert sheets["north"]["explanation"] is None
+
+    sheet_csv = client.get("/api/v1/district/disclosure", params={"period": MONTH, "format": "csv"},
+                           headers=_login(client, "bureau-zhou"))
+    assert sheet_csv.status_code == 200
+    rows = list(csv.reader(io.StringIO(sheet_csv.text.removeprefix("\ufeff"))))
+    by_name = {r[0]: r for r in rows if r and r[0] in {s.name for s in SCHOOLS}}
+    assert by_name["东城小学"][-1] == "新校区投入使用，用电增加。"
+    assert by_name["西城幼儿园"][-1] == ""  # nothing to compare, nothing to explain
+    school_login = client.get("/api/v1/district/disclosure", params={"period": MONTH},
+                              headers=_login(client, "principal-east"))
+    assert school_login.status_code == 403
+    assert client.get("/api/v1/district/disclosure", params={"period": "2027-Q1"},
+                      headers=_login(client, "bureau-zhou")).status_code == 422
