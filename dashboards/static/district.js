@@ -1,13 +1,35 @@
 // The district's page (/district): every school's month side by side, sortable by a column,
 // the schools that need a look marked with the reasons, the month's report to download, and
-// each school's name a link to its own dashboard (sites/<id>/, next to this page). A district
+// each school's name a link to its own dashboard (sites/<id>/, next to this page); every
+// school's quarterly disclosure side by side (#disclosure). A district
 // administrator also manages the district's accounts there (#accounts), with the school's
 // accounts page (views/settings/users.js): the routes it calls answer with the district's.
 
 import { HttpError, download, get, login, logout, session } from "./api.js";
-import { isZh, language, num, pct, setLanguage, t } from "./i18n.js";
-import { h, refill, saveFile, showLogin } from "./ui.js";
+import { addLabels, isZh, language, num, pct, setLanguage, t } from "./i18n.js";
+import { chip, h, refill, saveFile, showLogin } from "./ui.js";
 import users from "./views/settings/users.js";
+
+addLabels({
+  "zh-CN": {
+    "district.disclosure": "季度公示", "district.quarter": "季度", "district.quarter_of": "{y} 年第{q}季度",
+    "district.in_progress": "（进行中）", "district.disclosure_pdf": "下载 PDF 公示表", "district.disclosure_note":
+      "每校的数字就是该校自己的公示表；同比变化超过 5% 的须由学校填写原因。点校名查看该校的公示。",
+    "district.sheet.people": "用能人数", "district.sheet.kwh": "用电", "district.sheet.water": "用水",
+    "district.sheet.kgce_per_m2": "单位面积能耗", "district.sheet.kgce_per_person": "人均能耗",
+    "district.sheet.water_per_person": "人均用水", "district.sheet.yoy": "同比", "district.sheet.explanation": "说明",
+    "district.sheet.needed": "未填写，须说明", "district.sheet.explained": "已说明 {n} 所，须说明而未填 {m} 所",
+  },
+  en: {
+    "district.disclosure": "Quarterly disclosure", "district.quarter": "Quarter", "district.quarter_of": "Q{q} {y}",
+    "district.in_progress": " (in progress)", "district.disclosure_pdf": "Download the PDF sheet", "district.disclosure_note":
+      "Each school's figures are those of its own sheet; a change beyond 5% year on year needs the school's explanation. Click a name to see the school's sheet.",
+    "district.sheet.people": "Energy users", "district.sheet.kwh": "Electricity", "district.sheet.water": "Water",
+    "district.sheet.kgce_per_m2": "Energy per m²", "district.sheet.kgce_per_person": "Energy per person",
+    "district.sheet.water_per_person": "Water per person", "district.sheet.yoy": "y/y", "district.sheet.explanation": "Explanation",
+    "district.sheet.needed": "none yet, needed", "district.sheet.explained": "{n} explained, {m} still needed",
+  },
+});
 
 const view = document.getElementById("view");
 const params = new URLSearchParams(location.search);
@@ -139,12 +161,11 @@ function refusal(err) {
   return t("common.load_failed");
 }
 
-async function fetchFile(format) {
+async function fetchFile(format, path = "/api/v1/district/report", query = { month: month() }, key = `district-${month()}`) {
   const note = view.querySelector(".download-note");
   note.textContent = t("district.preparing");
   try {
-    const { blob, filename } = await download("/api/v1/district/report", { month: month(), format, lang: language() },
-      `district-${month()}.${format}`);
+    const { blob, filename } = await download(path, { ...query, format, lang: language() }, `${key}.${format}`);
     saveFile(blob, filename);
     note.textContent = "";
   } catch (err) {
@@ -166,6 +187,96 @@ function tools() {
       h("button", { type: "button", class: "secondary", onclick: () => fetchFile("pdf") }, t("district.pdf")),
       h("button", { type: "button", class: "secondary", onclick: () => fetchFile("csv") }, t("district.csv")),
       h("p", { class: "download-note muted small", role: "status" })));
+}
+
+// ------------------------------------------------------------------ the quarterly disclosure
+
+/** The last 8 quarters, this one first, as [value, text]. */
+function quarters() {
+  const [year, m] = thisMonth().split("-").map(Number);
+  const now = year * 4 + Math.floor((m - 1) / 3);
+  return Array.from({ length: 8 }, (_, i) => {
+    const y = Math.floor((now - i) / 4);
+    const q = ((now - i) % 4) + 1;
+    const words = t("district.quarter_of", { y, q: isZh() ? "一二三四"[q - 1] : q });
+    return [`${y}-Q${q}`, i === 0 ? words + t("district.in_progress") : words];
+  });
+}
+
+function quarter() {
+  const asked = params.get("quarter");
+  return quarters().some(([v]) => v === asked) ? asked : quarters()[0][0];
+}
+
+function disclosureTools() {
+  const picker = h("select", { name: "quarter" },
+    quarters().map(([v, text]) => h("option", { value: v, selected: v === quarter() }, text)));
+  picker.addEventListener("change", () => {
+    params.set("quarter", picker.value);
+    history.replaceState(null, "", `?${params}${location.hash}`);
+    disclosure();
+  });
+  const file = (format) => fetchFile(format, "/api/v1/district/disclosure", { period: quarter() },
+    `district-disclosure-${quarter()}`);
+  return h("div", { class: "report-tools" },
+    h("label", {}, t("district.quarter"), " ", picker),
+    h("div", { class: "downloads" },
+      h("button", { type: "button", class: "secondary", onclick: () => file("pdf") }, t("district.disclosure_pdf")),
+      h("button", { type: "button", class: "secondary", onclick: () => file("csv") }, t("district.csv")),
+      h("p", { class: "download-note muted small", role: "status" })));
+}
+
+/** A figure and its change year on year (where last year's data is nearly complete). */
+function yoy(figure, digits, unit) {
+  if (!figure) return "–";
+  const change = figure.change !== null && figure.coverage >= 0.95 ? figure.change : null;
+  return [num(figure.now, digits), unit ? h("span", { class: "unit" }, unit) : null,
+    change === null ? null : h("small", { class: `yoy ${change > 0.05 ? "bad" : change < -0.05 ? "ok" : ""}` },
+      ` ${t("district.sheet.yoy")} ${pct(change)}`)];
+}
+
+async function disclosure() {
+  refill(view, disclosureTools(), h("p", { class: "muted" }, t("common.loading")));
+  delete view.dataset.period;
+  let found;
+  try {
+    found = await get("/api/v1/district/disclosure", { period: quarter() });
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 401) {
+      loggedOut();
+      return;
+    }
+    refill(view, disclosureTools(), h("div", { class: "card error", role: "alert" }, h("p", {}, refusal(err)),
+      h("button", { type: "button", onclick: disclosure }, t("common.retry"))));
+    return;
+  }
+  if (!onDisclosure()) return; // the league was asked for meanwhile
+  const explained = found.schools.filter((s) => s.explanation).length;
+  const needed = found.schools.filter((s) => s.to_explain.length && !s.explanation).length;
+  const head = ["name", "people", "kwh", "water", "kgce_per_m2", "kgce_per_person", "water_per_person", "explanation"]
+    .map((key) => h("th", {}, t(key === "name" ? "district.col.name" : `district.sheet.${key}`)));
+  const rows = found.schools.map((s) => h("tr", { dataset: { site: s.site_id } },
+    h("td", {}, h("a", { href: `sites/${encodeURIComponent(s.site_id)}/#/reports?type=disclosure&period=${found.period}` }, s.name)),
+    h("td", {}, num(s.people, 0)),
+    h("td", {}, yoy(s.figures.electricity, 0, "kWh")),
+    h("td", {}, yoy(s.figures.water, 1, "m³")),
+    h("td", {}, yoy(s.figures.kgce_per_m2, 3, "kgce/m²")),
+    h("td", {}, yoy(s.figures.kgce_per_person, 2, "kgce")),
+    h("td", {}, yoy(s.figures.water_m3_per_person, 2, "m³")),
+    h("td", { class: "explanation" }, s.explanation
+      || (s.to_explain.length ? chip(t("district.sheet.needed"), "warn") : "–"))));
+  refill(view, disclosureTools(),
+    h("section", { class: "card" },
+      h("h2", {}, quarters().find(([v]) => v === found.period)?.[1] ?? found.period),
+      h("p", { class: "muted small" }, t("district.disclosure_note")),
+      h("p", { class: "small" }, t("district.sheet.explained", { n: explained, m: needed })),
+      h("div", { class: "league-wrap" }, h("table", { class: "report-table league disclosure" },
+        h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)))));
+  view.dataset.period = found.period; // what is on the page now (tests wait for it)
+}
+
+function onDisclosure() {
+  return location.hash === "#disclosure" && Boolean(session());
 }
 
 function askLogin(message) {
@@ -194,6 +305,7 @@ function onAccounts() {
 async function accounts() {
   refill(view, h("p", { class: "muted" }, t("common.loading")));
   delete view.dataset.month;
+  delete view.dataset.period;
   let page;
   try {
     page = await users.render();
@@ -213,6 +325,7 @@ async function accounts() {
 async function load() {
   refill(view, tools(), h("p", { class: "muted" }, t("common.loading")));
   delete view.dataset.month;
+  delete view.dataset.period;
   try {
     state.league = await get("/api/v1/district/schools", { month: month() });
   } catch (err) {
@@ -251,11 +364,15 @@ function chrome() {
   document.getElementById("lang").title = t("lang.name");
   const who = session();
   document.getElementById("user").textContent = who ? `${who.name} · ${t("user.logout")}` : t("user.login");
-  // The league's page and the accounts', one reached from the other.
+  // The league's page, the disclosure's and the accounts', each reached from the others.
   const link = document.getElementById("accounts");
-  link.hidden = !managesAccounts();
+  link.hidden = !managesAccounts() || onDisclosure();
   link.href = onAccounts() ? "#" : "#accounts";
   link.textContent = onAccounts() ? t("district.league") : t("district.accounts");
+  const sheets = document.getElementById("disclosure");
+  sheets.hidden = !who || onAccounts();
+  sheets.href = onDisclosure() ? "#" : "#disclosure";
+  sheets.textContent = onDisclosure() ? t("district.league") : t("district.disclosure");
 }
 
 /** The view the address asks for: the accounts (#accounts, for who manages them) or the
@@ -263,6 +380,7 @@ function chrome() {
 function show() {
   chrome();
   if (onAccounts()) accounts();
+  else if (onDisclosure()) disclosure();
   else if (state.league?.month === month()) render();
   else load();
 }
