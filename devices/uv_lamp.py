@@ -45,8 +45,8 @@ KIND = DeviceKind(
         Metric("on", "", MetricType.STATE, "开关", "On", required=True, words=ON_OFF),
         Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
         # Not a tile's headline: people would take it for the tube's hours.
-        Metric("lamp_hours", "h", MetricType.COUNTER, "灯具累计点亮时长（不随换灯管清零）",
-               "Fixture's lit hours (not reset by a tube change)", minimum=0, tile=False),
+        Metric("lamp_hours", "h", MetricType.COUNTER, "灯具累计时长（换管不清零）", "Fixture hours (all tubes)",
+               minimum=0, tile=False),
     ),
     settings=Settings,
     # A lamp on after closing is expected inside its disinfection window, forgotten outside it.

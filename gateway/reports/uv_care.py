@@ -292,13 +292,17 @@ class UvCare:
 
     def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]:
         """One item per lamp: its wipe and its irradiance test up to date, the test passed, and
-        its tube's hours as counted at the newest midnight (no readings: the event loop's thread)."""
+        its tube's hours as counted at the newest midnight, or at its fitting since (no
+        readings: the event loop's thread)."""
         out = []
         entries = self.entries()
         for lamp in self.lamps:
             care = self.care(lamp, as_of_ms, entries)
-            tube = self._kept(lamp, care.tube_since_ms or 0, as_of_ms)
-            status, detail = _item(care, tube, as_of_ms, self._stamp)
+            since = care.tube_since_ms or 0
+            tube = self._kept(lamp, since, as_of_ms)
+            if tube is None and since and not self._midnights(since, as_of_ms):  # fitted since the last midnight
+                tube = TubeHours(since, since, 0, lamp_settings(lamp).tube_life_h)
+            status, detail = _item(care, tube, as_of_ms, self._stamp, self._minute)
             item = record_item(f"uvcare:{lamp.id}", Category.UV, lamp, site, status, detail)
             out.append(item.model_copy(update={"check_zh": "紫外线灯管擦拭、强度检测与使用时长",
                                                "check_en": "UV tube wiped, irradiance tested, hours within its life"}))
@@ -306,6 +310,9 @@ class UvCare:
 
     def _stamp(self, ms: int) -> str:
         return f"{from_ms(ms, self._site.tz):%Y-%m-%d}"
+
+    def _minute(self, ms: int) -> str:
+        return f"{from_ms(ms, self._site.tz):%Y-%m-%d %H:%M}"
 
     # --- reminders, the failed test and the tube's life -------------------------------------
 
@@ -411,8 +418,8 @@ class Found:
     facts: Mapping[str, float] = field(default_factory=dict)
 
 
-def _item(care: LampCare, tube: TubeHours | None, as_of_ms: int,
-          stamp: Callable[[int], str]) -> tuple[ItemStatus, tuple[str, str]]:
+def _item(care: LampCare, tube: TubeHours | None, as_of_ms: int, stamp: Callable[[int], str],
+          minute: Callable[[int], str]) -> tuple[ItemStatus, tuple[str, str]]:
     """The lamp's care in the daily record: failed where a test failed, a task is overdue or
     the tube is past its rated life; for a person to check where nothing is recorded yet. The
     tube's hours and life, where counted, close the sentence."""
@@ -434,9 +441,9 @@ def _item(care: LampCare, tube: TubeHours | None, as_of_ms: int,
     status, (body_zh, body_en) = _verdict(care, zh, en, stamp)
     if tube is None:
         return status, (body_zh, body_en)
-    h, life, pct, counted = f"{tube.hours:g}", f"{tube.life_h:g}", tube.life_pct, stamp(tube.at_ms)
-    return status, (f"{body_zh}；本灯管截至 {counted} 0 时已点亮 {h} 小时，额定寿命 {life} 小时（已用 {pct}%）",
-                    f"{body_en}; this tube lit {h} h as of 00:00 on {counted}, of {life} h rated ({pct}%)")
+    h, life, pct, counted = f"{tube.hours:g}", f"{tube.life_h:g}", tube.life_pct, minute(tube.at_ms)
+    return status, (f"{body_zh}；本灯管截至 {counted} 已点亮 {h} 小时，额定寿命 {life} 小时（已用 {pct}%）",
+                    f"{body_en}; this tube lit {h} h as of {counted}, of {life} h rated ({pct}%)")
 
 
 def _verdict(care: LampCare, zh: list[str], en: list[str],

@@ -71,9 +71,10 @@ class Room:
         self.readings.write([Sample(LAMP, to_ms(begin + timedelta(minutes=m)), {"on": float(m < minutes)})
                              for m in range(minutes + 1)], [])
 
-    def item(self) -> Any:
-        now = to_ms(self.clock.now())
-        [found] = [i for i in self.care.items(SITE, SchoolCalendar(SITE).day(MONDAY), 0, now, now)
+    def item(self, day: date = MONDAY, as_of_ms: int | None = None) -> Any:
+        """The lamp's care item in the daily record of `day`, as of `as_of_ms` (default now)."""
+        as_of = to_ms(self.clock.now()) if as_of_ms is None else as_of_ms
+        [found] = [i for i in self.care.items(SITE, SchoolCalendar(SITE).day(day), 0, as_of, as_of)
                    if i.id == f"uvcare:{LAMP}"]
         return found
 
@@ -137,12 +138,13 @@ def test_the_count_kept_at_midnights_equals_one_count_of_every_reading(room: Roo
     room.care.record(LAMP, Care.TUBE, "wang")
     since = to_ms(room.clock.now())
     assert room.care.tube_hours(lamp(), end).lit_ms == lit_ms(every, since, end, hold)
-    # The daily record of a day past reads that day's count, not today's.
+    # The daily record of a day past reads that day's count, not today's; on the day of a
+    # change, the new tube has nothing yet.
     day = MONDAY + timedelta(days=5)
     day_end = to_ms(datetime.combine(day + timedelta(days=1), time(), TZ))
-    [item] = [i for i in room.care.items(SITE, SchoolCalendar(SITE).day(day), 0, day_end, day_end)
-              if i.id == f"uvcare:{LAMP}"]
-    assert f"已点亮 {round(lit_ms(every, 0, day_end, hold) / HOUR_MS, 1):g} 小时" in item.detail_zh
+    assert f"已点亮 {round(lit_ms(every, 0, day_end, hold) / HOUR_MS, 1):g} 小时" in room.item(day, day_end).detail_zh
+    fitted_on = room.item(MONDAY + timedelta(days=9), since + HOUR_MS).detail_zh
+    assert f"本灯管截至 {room.clock.now():%Y-%m-%d %H:%M} 已点亮 0 小时" in fitted_on
 
 
 def test_the_tube_life_alert_is_raised_at_its_share_and_cleared_by_a_tube_change(room: Room) -> None:
