@@ -1,4 +1,6 @@
-"""A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and cumulative tube hours."""
+"""A disinfection (UV) lamp (紫外线消毒灯): on/off, optional power and the fixture's own running
+hours. That counter goes on across tube changes, so it is not the tube's hours: those are the
+care register's (gateway/reports/uv_care.py, docs/uv.md)."""
 
 import re
 from typing import Annotated, Final
@@ -42,7 +44,9 @@ KIND = DeviceKind(
     metrics=(
         Metric("on", "", MetricType.STATE, "开关", "On", required=True, words=ON_OFF),
         Metric("power_w", "W", MetricType.GAUGE, "功率", "Power", minimum=0, maximum=10000),
-        Metric("lamp_hours", "h", MetricType.COUNTER, "灯管累计时长", "Tube hours", minimum=0),
+        # Not a tile's headline: people would take it for the tube's hours.
+        Metric("lamp_hours", "h", MetricType.COUNTER, "灯具累计时长（换管不清零）", "Fixture hours (all tubes)",
+               minimum=0, tile=False),
     ),
     settings=Settings,
     # A lamp on after closing is expected inside its disinfection window, forgotten outside it.

@@ -233,7 +233,7 @@ class Gateway:
         store, in the state database."""
         self.sweeps = SweepStore(self.state, self.site.id, self.audit, self.clock)
         self.samples = SampleRegister(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts)
-        self.uv_care = UvCare(self.state, self.site, self.audit, self.clock, self.alerts)
+        self.uv_care = UvCare(self.state, self.site, self.audit, self.clock, self.alerts, self.store)
         self.patrols = FirePatrols(self.state, self.site, self.calendar, self.audit, self.clock, self.alerts.apply)
         return [SweepRegister(self.sweeps, self.calendar, self.people), self.samples,
                 PatrolRegister(self.patrols, self.people), self.uv_care]
@@ -358,7 +358,8 @@ class Gateway:
             self.patrols.tick()
             self.alerts.tick()
             self.samples.judge(now_ms)
-            self.uv_care.judge(now_ms)
+            if self.uv_care.due(now_ms):  # the tubes' hours are read from the readings
+                self.uv_care.judge(now_ms, await asyncio.to_thread(self.uv_care.count, now_ms))
             self.learned.save_base_loads(self._base_loads(), now_ms)
             await asyncio.sleep(WATCH_EVERY_S)
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.runtime import Gateway
     from gateway.schedule.school_calendar import SchoolCalendar
+    from gateway.storage.readings import ReadingStore
     from gateway.storage.state import StateDatabase
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ async def fill(gateway: Gateway, first: date) -> None:
     while gateway.spool.totals().pending.get("sqlite", 0) > 0:  # noqa: ASYNC110 (no event says a sink caught up)
         await asyncio.sleep(0.2)
     today = gateway.calendar.local_date(to_ms(gateway.clock.now()))
-    office = _Office(gateway.site, gateway.calendar, gateway.state, gateway.audit, gateway.alerts, gateway.clock)
+    office = _Office(gateway.site, gateway.calendar, gateway.state, gateway.audit, gateway.alerts, gateway.clock,
+                     gateway.store)
     await asyncio.to_thread(_registers, office, first, today)
     await asyncio.to_thread(_today, office, today)
     signed = 0
@@ -94,6 +96,7 @@ class _Office:
     audit: AuditTrail
     alerts: AlertStore
     clock: Clock
+    store: ReadingStore
 
 
 def _stores(gw: _Office, clock: ManualClock) -> tuple[SampleRegister, FirePatrols, ManualChecks]:
@@ -118,7 +121,7 @@ def _keep(gw: _Office, samples: SampleRegister, patrols: FirePatrols, clock: Man
 
 def _tubes(gw: _Office, clock: ManualClock, first: date, today: date) -> None:
     """The health doctor's UV tube care: an irradiance test on the first day, a wipe every week."""
-    care = UvCare(gw.state, gw.site, gw.audit, clock, gw.alerts)
+    care = UvCare(gw.state, gw.site, gw.audit, clock, gw.alerts, gw.store)
     for lamp in care.lamps:
         clock.set(datetime.combine(first, time(16, 50), gw.site.tz))
         care.record(lamp.id, Care.TEST, DOCTOR, TESTED_UW_CM2)

@@ -7,38 +7,49 @@ the other registers are. From the rows and each lamp's settings (devices/uv_lamp
 judges, on the watchdog's clock, the lamp's reminders: a wipe due (weekly by default), an
 irradiance test due (half-yearly), a test below the limit (70 µW/cm²; the first test of a new
 tube against 90), which opens a work order for a new tube. Its items join the daily record.
-A tube's hours are its lamp's lit time since the tube was fitted (`tube_hours`), read from
-the readings: outside the event loop.
+
+A tube's hours are its lamp's lit time since the tube was fitted (since the lamp's first
+reading while no change is recorded): the one figure of the lamp's page, its daily record
+item and `uv_tube_life`. Counting a tube's life of minute readings each time would read up
+to a million of them, so the register keeps its count at each local midnight (`uv_tube_days`,
+in the state store: every replica and a restarted process read the same) and adds the
+readings after the last one. Counting reads the readings: off the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, select
 
 from devices import uv_lamp
-from gateway.alerting.alerts import AlertFilter, AlertStore
+from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
 from gateway.refused import Refused
-from gateway.reports.judging import record_item
+from gateway.reports.judging import MAX_POINTS, record_item
 from gateway.reports.safety_model import Category, Item, ItemStatus
 from gateway.reports.safety_series import held, total_ms, where
 from gateway.rules.base import Finding, RuleSpec
 from gateway.rules.engine import Evidence
-from gateway.rules.uv import UV_CLEAN_DUE, UV_INTENSITY_LOW, UV_TEST_DUE, lamp_settings
+from gateway.rules.health import silent_after_ms
+from gateway.rules.uv import UV_CLEAN_DUE, UV_INTENSITY_LOW, UV_TEST_DUE, UV_TUBE_LIFE, lamp_settings
 from gateway.schedule.school_calendar import SchoolDay
+from gateway.storage.readings import ReadingStore
 from gateway.storage.state import ID, METADATA, StateDatabase
 
 DAY_MS: Final = 86_400_000
 AHEAD_MS: Final = 5 * 60_000
-JUDGE_EVERY_MS: Final = 60_000  # a phone's clock may be a little ahead of the gateway's
-MAX_POINTS: Final = 500_000  # a tube's life of readings at one a minute, lit or not, is about 1.4 million
+HOUR_MS: Final = 3_600_000
+JUDGE_EVERY_MS: Final = 60_000
+# A midnight's count is kept once the readings before it are in: a reading an hour late (a
+# spool flushed after a broker's outage) still counts; one later than that only in a recount.
+SETTLE_MS: Final = HOUR_MS
 
 
 class Care(StrEnum):
@@ -66,6 +77,37 @@ UV_CARE = Table(
     Index("uv_care_device", "device", "at_ms"),
     sqlite_autoincrement=True,
 )
+
+UV_TUBE_DAYS = Table(
+    "uv_tube_days", METADATA,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("device", Text, nullable=False),
+    Column("since_ms", BigInteger, nullable=False),  # the tube's fitting; 0: no change recorded
+    Column("to_ms", BigInteger, nullable=False),     # a local midnight
+    Column("lit_ms", BigInteger, nullable=False),    # lit from the fitting (or the first reading) to then
+    Column("site", Text, nullable=False, server_default=""),
+    Index("uv_tube_days_key", "site", "device", "since_ms", "to_ms", unique=True),
+    sqlite_autoincrement=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TubeHours:
+    """A tube's lit time at `at_ms` since its fitting (`since_ms`; 0: no change recorded, so
+    since its lamp's first reading), against its rated life."""
+
+    since_ms: int
+    at_ms: int
+    lit_ms: int
+    life_h: float
+
+    @property
+    def hours(self) -> float:
+        return round(self.lit_ms / HOUR_MS, 1)
+
+    @property
+    def life_pct(self) -> int:
+        return round(100 * self.lit_ms / HOUR_MS / self.life_h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +163,11 @@ def judge_care(entries: list[CareEntry], settings: uv_lamp.Settings, device_id: 
     return LampCare(device_id, tube, cleaned, clean_due, verdict, test_due)
 
 
-Read = Callable[[str, str, int, int], list[tuple[int, float]]]
-
-
-def tube_hours(read: Read, device: Device, since_ms: int, now_ms: int, hold_ms: int) -> float:
-    """The tube's lit hours from `since_ms` (its fitting) to `now_ms`: every minute the lamp
-    was on, its warm-up included (a tube ages whenever it is lit)."""
-    lit = where(held(read(device.id, "on", since_ms, now_ms), since_ms, now_ms, hold_ms), bool)
-    return round(total_ms([(h.start, h.end) for h in lit]) / 3_600_000, 1)
+def lit_ms(points: Sequence[tuple[int, float]], lo: int, hi: int, hold_ms: int) -> int:
+    """The lamp's lit time in [lo, hi) from its `on` readings (from `lo - hold_ms`: the one
+    before `lo` holds into it), its warm-up included: a tube ages whenever it is lit. The
+    time of [a, c) is that of [a, b) plus that of [b, c), so a count may go on from any point."""
+    return total_ms([(h.start, h.end) for h in where(held(points, lo, hi, hold_ms), bool)])
 
 
 class UvCare:
@@ -137,10 +176,11 @@ class UvCare:
     page = "device"  # kept on each lamp's device page (the ledger links to it)
 
     def __init__(self, db: StateDatabase, site: SiteConfig, audit: AuditTrail, clock: Clock,
-                 alerts: AlertStore) -> None:
+                 alerts: AlertStore, readings: ReadingStore) -> None:
         self._db = db
         self._site_id = site.id
-        db.create(UV_CARE, site=site.id)
+        db.create(UV_CARE, UV_TUBE_DAYS, site=site.id)
+        self._readings = readings
         self._audit = audit
         self._clock = clock
         self._alerts = alerts
@@ -175,7 +215,7 @@ class UvCare:
             ).returning(UV_CARE.c.id)).scalar_one()
         self._audit.record(now, by, f"uv.{action.value}", f"uv_care:{entry_id}",
                            {"device": lamp.id, "at_ms": done, **({} if uw_cm2 is None else {"uw_cm2": uw_cm2})})
-        self.judge(now, now=True)
+        self.judge(now)
         return CareEntry(entry_id, lamp.id, action, done, by, uw_cm2)
 
     def entries(self, device_id: str | None = None) -> list[CareEntry]:
@@ -194,30 +234,98 @@ class UvCare:
                 if e.device == device.id and e.at_ms <= as_of_ms]
         return judge_care(mine, lamp_settings(device), device.id)
 
+    # --- the tube's hours ------------------------------------------------------------------
+
+    def count(self, now_ms: int) -> dict[str, TubeHours]:
+        """Every lamp's tube hours at `now_ms` (reads the readings: off the event loop)."""
+        entries = self.entries()
+        return {lamp.id: self.tube_hours(lamp, now_ms, entries) for lamp in self.lamps}
+
+    def tube_hours(self, lamp: Device, now_ms: int, entries: list[CareEntry] | None = None) -> TubeHours:
+        """The lamp's tube hours at `now_ms`: its newest midnight's count and the readings
+        after it, keeping each midnight's count that has settled (reads the readings: off the
+        event loop)."""
+        since = self.care(lamp, now_ms, entries).tube_since_ms or 0
+        hold, life = round(silent_after_ms(lamp)), lamp_settings(lamp).tube_life_h
+        kept = self._kept(lamp, since, now_ms)
+        if kept is not None:
+            to, lit, begin = kept.at_ms, kept.lit_ms, kept.at_ms
+        else:  # counted from the first reading: no midnight before it to go through
+            first = self._readings.points(lamp.id, "on", since, now_ms, 1)
+            to, lit, begin = since, 0, first[0].ts_ms if first else now_ms
+        rows = []
+        for midnight in self._midnights(begin, now_ms - SETTLE_MS):
+            lit += self._lit(lamp.id, to, midnight, hold)
+            to = midnight
+            rows.append({"device": lamp.id, "since_ms": since, "to_ms": to, "lit_ms": lit, "site": self._site_id})
+        if rows:
+            with self._db.write() as conn:
+                for row in rows:
+                    self._db.add(conn, UV_TUBE_DAYS, row)
+        return TubeHours(since, now_ms, lit + self._lit(lamp.id, to, now_ms, hold), life)
+
+    def _lit(self, device_id: str, lo: int, hi: int, hold_ms: int) -> int:
+        if hi <= lo:
+            return 0
+        points = self._readings.points(device_id, "on", lo - hold_ms, hi, MAX_POINTS)
+        return lit_ms([(p.ts_ms, p.value) for p in points], lo, hi, hold_ms)
+
+    def _midnights(self, after_ms: int, until_ms: int) -> list[int]:
+        """The local midnights in (after_ms, until_ms]."""
+        out = []
+        day = from_ms(after_ms, self._site.tz).date()
+        while (midnight := to_ms(datetime.combine(day + timedelta(days=1), time(), self._site.tz))) <= until_ms:
+            out.append(midnight)
+            day += timedelta(days=1)
+        return out
+
+    def _kept(self, lamp: Device, since_ms: int, as_of_ms: int) -> TubeHours | None:
+        """The newest midnight's count kept of the tube fitted at `since_ms`, at or before `as_of_ms`."""
+        c = UV_TUBE_DAYS.c
+        with self._db.read() as conn:
+            row = conn.execute(select(c.to_ms, c.lit_ms).where(
+                c.site == self._site_id, c.device == lamp.id, c.since_ms == since_ms, c.to_ms <= as_of_ms,
+            ).order_by(c.to_ms.desc()).limit(1)).first()
+        return None if row is None else TubeHours(since_ms, row[0], row[1], lamp_settings(lamp).tube_life_h)
+
     # --- the daily record ------------------------------------------------------------------
 
     def items(self, site: SiteConfig, day: SchoolDay, start_ms: int, end_ms: int, as_of_ms: int) -> list[Item]:
-        """One item per lamp: its wipe and its irradiance test up to date, and the test passed."""
+        """One item per lamp: its wipe and its irradiance test up to date, the test passed, and
+        its tube's hours as counted at the newest midnight, or at its fitting since (no
+        readings: the event loop's thread)."""
         out = []
         entries = self.entries()
         for lamp in self.lamps:
-            status, detail = _item(self.care(lamp, as_of_ms, entries), as_of_ms, self._stamp)
+            care = self.care(lamp, as_of_ms, entries)
+            since = care.tube_since_ms or 0
+            tube = self._kept(lamp, since, as_of_ms)
+            if tube is None and since and not self._midnights(since, as_of_ms):  # fitted since the last midnight
+                tube = TubeHours(since, since, 0, lamp_settings(lamp).tube_life_h)
+            status, detail = _item(care, tube, as_of_ms, self._stamp, self._minute)
             item = record_item(f"uvcare:{lamp.id}", Category.UV, lamp, site, status, detail)
-            out.append(item.model_copy(update={"check_zh": "紫外线灯管擦拭与强度检测",
-                                               "check_en": "UV tube wiped and irradiance tested"}))
+            out.append(item.model_copy(update={"check_zh": "紫外线灯管擦拭、强度检测与使用时长",
+                                               "check_en": "UV tube wiped, irradiance tested, hours within its life"}))
         return out
 
     def _stamp(self, ms: int) -> str:
         return f"{from_ms(ms, self._site.tz):%Y-%m-%d}"
 
-    # --- reminders and the failed test ------------------------------------------------------
+    def _minute(self, ms: int) -> str:
+        return f"{from_ms(ms, self._site.tz):%Y-%m-%d %H:%M}"
 
-    def judge(self, now_ms: int, *, now: bool = False) -> None:
-        """Raises and clears each lamp's reminders and its failed-test alert: on the watchdog's
-        ticks (injected clock) at most once a minute, as they fall due by days; `now` right
-        after an entry."""
-        if not now and 0 <= now_ms - self._judged_ms < JUDGE_EVERY_MS:
-            return
+    # --- reminders, the failed test and the tube's life -------------------------------------
+
+    def due(self, now_ms: int) -> bool:
+        """Whether the watchdog's pass at `now_ms` judges: once a minute, as things fall due by
+        days and a tube's hours by minutes."""
+        return not 0 <= now_ms - self._judged_ms < JUDGE_EVERY_MS
+
+    def judge(self, now_ms: int, tubes: Mapping[str, TubeHours] | None = None) -> None:
+        """Raises and clears each lamp's reminders, its failed-test alert and, where `tubes`
+        (`count`) says its hours, its tube-life alert: on the watchdog's passes (injected
+        clock) and right after an entry, when a tube change recorded after the life alert
+        clears it."""
         self._judged_ms = now_ms
         entries = self.entries()
         for lamp in self.lamps:
@@ -227,50 +335,94 @@ class UvCare:
             clean = None
             if care.clean_overdue(now_ms):
                 since = care.clean_due_ms or now_ms
-                clean = ((f"{name} 灯管该擦拭了", f"{name}: wipe the tube"),
-                         (f"每 {settings.clean_every_days:g} 天用酒精擦拭一次灯管，擦拭后请登记",
-                          f"wipe the tube with alcohol every {settings.clean_every_days:g} days and record it"), since)
+                clean = Found((f"{name} 灯管该擦拭了", f"{name}: wipe the tube"),
+                              (f"每 {settings.clean_every_days:g} 天用酒精擦拭一次灯管，擦拭后请登记",
+                               f"wipe the tube with alcohol every {settings.clean_every_days:g} days and record it"),
+                              since)
             self._settle(UV_CLEAN_DUE, lamp, clean, now_ms)
             test = None
             if care.test_overdue(now_ms):
                 since = care.test_due_ms or now_ms
-                test = ((f"{name} 该做强度检测了", f"{name}: test the irradiance"),
-                        (f"每 {settings.test_every_days:g} 天检测一次照射强度"
-                         "（开灯 5 分钟后、距灯管 1 米处），并登记结果",
-                         f"test the irradiance every {settings.test_every_days:g} days (1 m away, after the warm-up) "
-                         "and record the result"), since)
+                test = Found((f"{name} 该做强度检测了", f"{name}: test the irradiance"),
+                             (f"每 {settings.test_every_days:g} 天检测一次照射强度"
+                              "（开灯 5 分钟后、距灯管 1 米处），并登记结果",
+                              f"test the irradiance every {settings.test_every_days:g} days (1 m away, after the "
+                              "warm-up) and record the result"), since)
             self._settle(UV_TEST_DUE, lamp, test, now_ms)
             low = None
             if care.test is not None and not care.test.passed:
                 t = care.test
-                low = ((f"{name} 照射强度不合格，需更换灯管", f"{name}: irradiance too low, replace the tube"),
-                       (f"{self._stamp(t.at_ms)} 测得 {t.uw_cm2:g} 微瓦/平方厘米，低于 {t.limit_uw_cm2:g}",
-                        f"{t.uw_cm2:g} µW/cm² measured on {self._stamp(t.at_ms)}, below {t.limit_uw_cm2:g}"), t.at_ms)
+                low = Found((f"{name} 照射强度不合格，需更换灯管", f"{name}: irradiance too low, replace the tube"),
+                            (f"{self._stamp(t.at_ms)} 测得 {t.uw_cm2:g} 微瓦/平方厘米，低于 {t.limit_uw_cm2:g}",
+                             f"{t.uw_cm2:g} µW/cm² measured on {self._stamp(t.at_ms)}, below {t.limit_uw_cm2:g}"),
+                            t.at_ms)
             self._settle(UV_INTENSITY_LOW, lamp, low, now_ms)
+            self._life(lamp, care, None if tubes is None else tubes.get(lamp.id), now_ms)
 
-    def _settle(self, spec: RuleSpec[Any], lamp: Device, found: tuple[tuple[str, str], tuple[str, str], int] | None,
-                now_ms: int) -> None:
+    def _life(self, lamp: Device, care: LampCare, tube: TubeHours | None, now_ms: int) -> None:
+        """The tube-life alert from the tube's hours; without a count of the tube now fitted,
+        cleared where a tube change was recorded after it was raised."""
+        params = UV_TUBE_LIFE.runs_on(lamp, self._site.room(lamp.room).type)
+        if params is None:
+            return
+        if tube is None or tube.since_ms != (care.tube_since_ms or 0):
+            current = self._open(UV_TUBE_LIFE, lamp)
+            if current is not None and care.tube_since_ms is not None and care.tube_since_ms >= current.first_ms:
+                self._settle(UV_TUBE_LIFE, lamp, None, now_ms)
+            return
+        found = None
+        if tube.lit_ms >= tube.life_h * params.warn_at_pct / 100 * HOUR_MS:
+            name, h, life, pct = lamp.name or lamp.id, f"{tube.hours:g}", f"{tube.life_h:g}", tube.life_pct
+            if tube.since_ms:
+                fitted = self._stamp(tube.since_ms)
+                since_zh, since_en = f"本灯管自 {fitted} 更换以来", f"since it was fitted on {fitted}"
+            else:
+                since_zh = "未登记过更换灯管，自有读数以来"
+                since_en = "since the lamp's first reading (no tube change recorded)"
+            found = Found((f"{name} 灯管已用到额定寿命的 {pct}%", f"{name}: tube at {pct}% of its rated life"),
+                          (f"{since_zh}已点亮 {h} 小时，额定寿命 {life} 小时：请准备新灯管，换上后在灯管管理中登记",
+                           f"lit {h} h {since_en}, of {life} h rated: get a new tube and record the change "
+                           "under tube care"),
+                          tube.at_ms, {"tube_hours": tube.hours, "tube_life_h": tube.life_h, "life_pct": pct})
+        self._settle(UV_TUBE_LIFE, lamp, found, now_ms)
+
+    def _open(self, spec: RuleSpec[Any], lamp: Device) -> Alert | None:
+        return next(iter(self._alerts.find(AlertFilter(rule=spec.id, device_id=lamp.id, open_only=True, limit=1))),
+                    None)
+
+    def _settle(self, spec: RuleSpec[Any], lamp: Device, found: Found | None, now_ms: int) -> None:
         """Raises the lamp's alert of `spec` where `found` and none is open; clears it where not."""
         params = spec.runs_on(lamp, self._site.room(lamp.room).type)
         if params is None:
             return
         rule = spec.id
-        current = next(iter(self._alerts.find(AlertFilter(rule=rule, device_id=lamp.id, open_only=True, limit=1))),
-                       None)
+        current = self._open(spec, lamp)
         if found is None:
             if current is not None:
                 self._alerts.apply(Finding(rule, lamp.id, False, params.severity, now_ms, now_ms, "", ""), Evidence())
             return
         if current is not None:
             return
-        (title_zh, title_en), (detail_zh, detail_en), since = found
-        self._alerts.apply(Finding(rule, lamp.id, True, params.severity, since, now_ms, title_zh, title_en,
-                                   detail_zh, detail_en, {"since_ms": since}), Evidence())
+        (title_zh, title_en), (detail_zh, detail_en) = found.title, found.detail
+        self._alerts.apply(Finding(rule, lamp.id, True, params.severity, found.since_ms, now_ms, title_zh, title_en,
+                                   detail_zh, detail_en, {"since_ms": found.since_ms, **found.facts}), Evidence())
 
 
-def _item(care: LampCare, as_of_ms: int, stamp: Callable[[int], str]) -> tuple[ItemStatus, tuple[str, str]]:
-    """The lamp's care in the daily record: failed where a test failed or a task is overdue;
-    for a person to check where nothing is recorded yet."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    """An alert the register raises: its title and detail (Chinese, English), since when, its figures."""
+
+    title: tuple[str, str]
+    detail: tuple[str, str]
+    since_ms: int
+    facts: Mapping[str, float] = field(default_factory=dict)
+
+
+def _item(care: LampCare, tube: TubeHours | None, as_of_ms: int, stamp: Callable[[int], str],
+          minute: Callable[[int], str]) -> tuple[ItemStatus, tuple[str, str]]:
+    """The lamp's care in the daily record: failed where a test failed, a task is overdue or
+    the tube is past its rated life; for a person to check where nothing is recorded yet. The
+    tube's hours and life, where counted, close the sentence."""
     zh: list[str] = []
     en: list[str] = []
     if care.test is not None and not care.test.passed:
@@ -283,6 +435,19 @@ def _item(care: LampCare, as_of_ms: int, stamp: Callable[[int], str]) -> tuple[I
     if care.clean_overdue(as_of_ms) and care.cleaned_ms is not None:
         zh.append(f"灯管擦拭已过期（上次 {stamp(care.cleaned_ms)}）")
         en.append(f"tube wipe overdue (last on {stamp(care.cleaned_ms)})")
+    if tube is not None and tube.lit_ms >= tube.life_h * HOUR_MS:
+        zh.append("灯管已超过额定寿命，需更换")
+        en.append("the tube is past its rated life: replace it")
+    status, (body_zh, body_en) = _verdict(care, zh, en, stamp)
+    if tube is None:
+        return status, (body_zh, body_en)
+    h, life, pct, counted = f"{tube.hours:g}", f"{tube.life_h:g}", tube.life_pct, minute(tube.at_ms)
+    return status, (f"{body_zh}；本灯管截至 {counted} 已点亮 {h} 小时，额定寿命 {life} 小时（已用 {pct}%）",
+                    f"{body_en}; this tube lit {h} h as of {counted}, of {life} h rated ({pct}%)")
+
+
+def _verdict(care: LampCare, zh: list[str], en: list[str],
+             stamp: Callable[[int], str]) -> tuple[ItemStatus, tuple[str, str]]:
     if zh:
         return ItemStatus.FAIL, ("；".join(zh), "; ".join(en))
     if care.test is None or care.cleaned_ms is None:

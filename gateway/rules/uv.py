@@ -2,7 +2,7 @@
 minutes inside its window (an alert at the deadline if not), counted from its warm-up on and
 only while the room is empty as far as its door and presence sensors tell; a lamp must not be
 on while its room is in use or while someone may be inside; and a tube near the end of its
-rated life needs replacing."""
+rated life needs replacing (judged by the care register, gateway/reports/uv_care.py)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ class UvOnWhileOpen(RuleParams):
 
 
 class UvTubeLife(RuleParams):
-    """A tube near the end of its rated life (the kind's tube_life_h)."""
+    """A tube near the end of its rated life (the kind's tube_life_h): its lit hours since the
+    newest tube change recorded in the care register."""
 
     severity: SeverityLevel = Severity.WARNING
     warn_at_pct: Annotated[float, Label(
@@ -322,31 +323,12 @@ class UvOnOccupiedRule(Rule[UvOnOccupied]):
 
 
 class UvTubeLifeRule(Rule[UvTubeLife]):
+    """Judged by the care register from the tube's hours (its lit time since the newest
+    recorded tube change), like `UvCleanDueRule`: the lamp's own `lamp_hours` counter goes on
+    across tube changes, so it says nothing of the tube fitted now."""
+
     name = "uv_tube_life"
 
-    def __init__(self, ctx: Context, params: UvTubeLife) -> None:
-        super().__init__(ctx, params)
-        self._life_h = lamp_settings(ctx.device).tube_life_h
-        self._warn_h = self._life_h * params.warn_at_pct / 100
-
-    def on_sample(self, sample: Sample) -> Finding | None:
-        hours = sample.values.get("lamp_hours")
-        if hours is None:
-            return None
-        ts = sample.ts_ms
-        if hours < self._warn_h:
-            return self.clear(ts, {"lamp_hours": hours}) if self.raised else None
-        if self.raised:
-            return None
-        pct = round(100 * hours / self._life_h)
-        name = self.ctx.name
-        return self.finding(
-            True, ts, ts,
-            (f"{name} 灯管已用 {pct}% 寿命", f"{name}: tube at {pct}% of its rated life"),
-            (f"累计 {hours:.0f} 小时, 额定 {self._life_h:g} 小时: 请准备更换灯管",
-             f"{hours:.0f} h of {self._life_h:g} h rated: plan a new tube"),
-            {"lamp_hours": hours, "life_pct": pct},
-        )
 
 class UvCleanDueRule(Rule[UvCleanDue]):
     """Judged by the UV lamps' care register (gateway/reports/uv_care.py) from its table on the
@@ -449,11 +431,13 @@ UV_TEST_DUE: RuleSpec[UvTestDue] = RuleSpec(UvTestDueRule, UvTestDue, "紫外线
                                             _LAMP)
 UV_INTENSITY_LOW: RuleSpec[UvIntensityLow] = RuleSpec(UvIntensityLowRule, UvIntensityLow, "紫外线灯强度不合格",
                                                       "UV irradiance too low", _LAMP, trade=Trade.ELECTRIC)
+UV_TUBE_LIFE: RuleSpec[UvTubeLife] = RuleSpec(UvTubeLifeRule, UvTubeLife, "灯管寿命", "UV tube life", _LAMP,
+                                              trade=Trade.ELECTRIC)
 RULES = (
     UV_NOT_RUN,
     RuleSpec(UvOnWhileOpenRule, UvOnWhileOpen, "开放时段紫外线灯开启", "UV lamp on while open", _LAMP),
     RuleSpec(UvOnOccupiedRule, UvOnOccupied, "室内有人时紫外线灯开启", "UV lamp lit with someone inside", _LAMP),
-    RuleSpec(UvTubeLifeRule, UvTubeLife, "灯管寿命", "UV tube life", _LAMP, trade=Trade.ELECTRIC),
+    UV_TUBE_LIFE,
     UV_CLEAN_DUE,
     UV_TEST_DUE,
     UV_INTENSITY_LOW,

@@ -48,7 +48,6 @@ def site() -> SiteConfig:
             "kitchen-door": {"door_open_too_long": {"max_open_min": 20}},
             "main-gate": {"after_hours_access": {"allowed": ["card:9001"]}},
         },
-        "device_settings": {"uv-nap": {"tube_life_h": 567.5}},  # 90 % = 510.75 h, passed on Tuesday evening
     })
 
 
@@ -228,14 +227,6 @@ def test_lamp_on_while_its_room_is_open(result: Run, messages: list[SimMessage])
     assert cleared.at_ms == first_tick(messages, "uv-middle-1", at(TUE, "10:20"))
 
 
-def test_tube_near_the_end_of_its_life(result: Run, messages: list[SimMessage]) -> None:
-    crossed = first_tick(messages, "uv-nap", at(TUE, "00:00"), lambda m: value(m, "lamp_hours") >= 510.75)
-    raised = result.raised("uv_tube_life", "uv-nap")
-    assert [r.at_ms for r in raised] == [crossed]
-    assert raised[0].facts["life_pct"] == 90
-    assert result.cleared("uv_tube_life", "uv-nap") == []  # until the tube is replaced
-
-
 def test_load_left_on_after_hours_with_its_waste(result: Run, messages: list[SimMessage]) -> None:
     began = first_tick(messages, "teaching-power", at(TUE, "19:00"))
     raised, cleared = one(result, "load_after_hours", "teaching-power")
@@ -290,7 +281,7 @@ def test_nothing_else_fires(result: Run) -> None:
         ("water_leak", "teaching-water"), ("running_tap", "kitchen-water"), ("door_after_hours", "kitchen-door"),
         ("door_open_too_long", "kitchen-door"), ("after_hours_access", "main-gate"),
         ("fridge_temperature", "sample-fridge"), ("device_offline", "sample-fridge"), ("uv_not_run", "uv-small-2"),
-        ("uv_on_while_open", "uv-middle-1"), ("uv_tube_life", "uv-nap"), ("load_after_hours", "teaching-power"),
+        ("uv_on_while_open", "uv-middle-1"), ("load_after_hours", "teaching-power"),
         ("lights_out", "dorm-power"), ("high_power", "small-1-power"), ("device_offline", "main-gate"),
         ("low_battery", "kitchen-door"), ("counter_reset", "kitchen-power"),
     }

@@ -1,10 +1,14 @@
 """The UV lamps' care register (gateway/reports/uv_care.py) on real stores with a ManualClock:
-a tube's hours start again at a recorded change; an irradiance test is judged against the new
+a tube's hours start again at a recorded change, and the count kept at each midnight and
+gone on from equals one count of every reading; the tube-life alert is raised at its share of
+the rated life and cleared by a tube change; an irradiance test is judged against the new
 tube's limit first and the in-use limit after, a failing one raising its alert; the wipe and
 the test fall due on their intervals, once, and clear when done; each entry is audited."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -20,17 +24,19 @@ from gateway.auth.audit import AuditTrail
 from gateway.clock import ManualClock, to_ms
 from gateway.refused import Refused
 from gateway.reports.safety_model import ItemStatus
-from gateway.reports.uv_care import Care, UvCare, tube_hours
-from gateway.rules.uv import lamp_settings
+from gateway.reports.uv_care import Care, UvCare, lit_ms
+from gateway.rules.health import silent_after_ms
+from gateway.rules.uv import UV_TUBE_LIFE, lamp_settings
 from gateway.schedule.roster import Roster
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.sqlite import SqliteStore
 from gateway.storage.state import StateDatabase
-from simulators import DEMO_SITE
+from tests.rule_scenarios import site_with
 
 MONDAY: Final = date(2026, 3, 16)
 LAMP: Final = "uv-nap"
-SITE: Final = config.load(DEMO_SITE)
+TUBE_LIFE_H: Final = 10  # a short life, so that a few evenings reach it
+SITE: Final = site_with({"device_settings": {LAMP: {"tube_life_h": TUBE_LIFE_H}}})
 TZ: Final = SITE.tz
 HOUR_MS: Final = 3_600_000
 
@@ -45,6 +51,7 @@ class Room:
     care: UvCare
     alerts: AlertStore
     audit: AuditTrail
+    readings: SqliteStore
 
     def open_alerts(self, rule: str) -> list[Any]:
         return self.alerts.find(AlertFilter(rule=rule, device_id=LAMP, open_only=True))
@@ -53,20 +60,34 @@ class Room:
         self.clock.set(when)
         self.care.judge(to_ms(when))
 
-    def item(self) -> Any:
-        now = to_ms(self.clock.now())
-        [found] = [i for i in self.care.items(SITE, SchoolCalendar(SITE).day(MONDAY), 0, now, now)
+    def count_at(self, when: datetime) -> None:
+        """The watchdog's pass: the tubes counted, then judged."""
+        self.clock.set(when)
+        self.care.judge(to_ms(when), self.care.count(to_ms(when)))
+
+    def lit(self, day: date, minutes: int, start: str = "18:00") -> None:
+        """The lamp lit `minutes` from `start` on `day`, a reading a minute, then off."""
+        begin = at(day, start)
+        self.readings.write([Sample(LAMP, to_ms(begin + timedelta(minutes=m)), {"on": float(m < minutes)})
+                             for m in range(minutes + 1)], [])
+
+    def item(self, day: date = MONDAY, as_of_ms: int | None = None) -> Any:
+        """The lamp's care item in the daily record of `day`, as of `as_of_ms` (default now)."""
+        as_of = to_ms(self.clock.now()) if as_of_ms is None else as_of_ms
+        [found] = [i for i in self.care.items(SITE, SchoolCalendar(SITE).day(day), 0, as_of, as_of)
                    if i.id == f"uvcare:{LAMP}"]
         return found
 
 
 @pytest.fixture
-def room(state_db: StateDatabase) -> Room:
+def room(state_db: StateDatabase, tmp_path: Path) -> Iterator[Room]:
     clock = ManualClock(at(MONDAY, "07:00"))
     calendar = SchoolCalendar(SITE)
     audit = AuditTrail(state_db, SITE.id)
     alerts = AlertStore(state_db, SITE, audit, Roster(SITE, calendar), clock, lambda notice: None)
-    return Room(clock, UvCare(state_db, SITE, audit, clock, alerts), alerts, audit)
+    readings = SqliteStore(tmp_path / "readings.db")
+    yield Room(clock, UvCare(state_db, SITE, audit, clock, alerts, readings), alerts, audit, readings)
+    readings.close()
 
 
 def lamp() -> config.Device:
@@ -75,33 +96,82 @@ def lamp() -> config.Device:
     return found
 
 
-def test_tube_hours_start_again_at_a_recorded_change(room: Room, tmp_path: Path) -> None:
+def test_tube_hours_start_again_at_a_recorded_change(room: Room) -> None:
     """Lit two hours each evening for three days; the tube changed on the second morning:
     the new tube has the hours of the second and third evenings alone."""
-    store = SqliteStore(tmp_path / "readings.db")
     lit_per_day_min = 120
-    samples = []
     for n in range(3):
-        start = at(MONDAY + timedelta(days=n), "18:00")
-        for minute in range(lit_per_day_min + 1):
-            ts = to_ms(start + timedelta(minutes=minute))
-            samples.append(Sample(LAMP, ts, {"on": float(minute < lit_per_day_min)}))
-    store.write(samples, [])
-
-    def read(device_id: str, metric: str, lo: int, hi: int) -> list[tuple[int, float]]:
-        return [(p.ts_ms, p.value) for p in store.points(device_id, metric, lo, hi, 100_000)]
-
+        room.lit(MONDAY + timedelta(days=n), lit_per_day_min)
     end = to_ms(at(MONDAY + timedelta(days=3), "07:00"))
-    hold = 3 * 60_000
-    assert room.care.care(lamp(), end).tube_since_ms is None
-    before = tube_hours(read, lamp(), 0, end, hold)
-    assert before == 3 * lit_per_day_min / 60
+    before = room.care.tube_hours(lamp(), end)
+    assert (before.since_ms, before.hours) == (0, 3 * lit_per_day_min / 60)
     room.clock.set(at(MONDAY + timedelta(days=1), "08:00"))
     room.care.record(LAMP, Care.TUBE, "wang")
-    since = room.care.care(lamp(), end).tube_since_ms
-    assert since == to_ms(at(MONDAY + timedelta(days=1), "08:00"))
-    assert tube_hours(read, lamp(), since, end, hold) == 2 * lit_per_day_min / 60
-    store.close()
+    after = room.care.tube_hours(lamp(), end)
+    assert after.since_ms == to_ms(at(MONDAY + timedelta(days=1), "08:00"))
+    assert after.hours == 2 * lit_per_day_min / 60
+
+
+def test_the_count_kept_at_midnights_equals_one_count_of_every_reading(room: Room, state_db: StateDatabase) -> None:
+    """Three weeks of irregular evenings (a reading a minute, sometimes a gap longer than the
+    lamp's hold, sometimes a run past midnight): counted on every pass, kept at each midnight,
+    or read by a register that kept nothing, the hours are those of one count of all of them."""
+    rng = random.Random(20)
+    for n in range(21):
+        day = MONDAY + timedelta(days=n)
+        start = f"{rng.randint(17, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+        minutes = rng.randint(0, 150)
+        room.lit(day, minutes, start)
+        if rng.random() < 0.3:  # the lamp silent for a while, then heard lit again
+            room.readings.write([Sample(LAMP, to_ms(at(day, "12:00")), {"on": 1.0})], [])
+    hold = round(silent_after_ms(lamp()))
+    every = [(p.ts_ms, p.value) for p in room.readings.points(LAMP, "on", 0, 2**62, 1_000_000)]
+    passes = [at(MONDAY + timedelta(days=n), hh) for n in range(22) for hh in ("06:30", "19:15", "23:59")]
+    for when in passes:
+        now = to_ms(when)
+        room.clock.set(when)
+        assert room.care.tube_hours(lamp(), now).lit_ms == lit_ms(every, 0, now, hold), when
+    end = to_ms(passes[-1])
+    fresh = UvCare(state_db, SITE, room.audit, room.clock, room.alerts, room.readings)
+    assert fresh.tube_hours(lamp(), end).lit_ms == lit_ms(every, 0, end, hold)
+    room.clock.set(at(MONDAY + timedelta(days=9), "12:00"))
+    room.care.record(LAMP, Care.TUBE, "wang")
+    since = to_ms(room.clock.now())
+    assert room.care.tube_hours(lamp(), end).lit_ms == lit_ms(every, since, end, hold)
+    # The daily record of a day past reads that day's count, not today's; on the day of a
+    # change, the new tube has nothing yet.
+    day = MONDAY + timedelta(days=5)
+    day_end = to_ms(datetime.combine(day + timedelta(days=1), time(), TZ))
+    assert f"已点亮 {round(lit_ms(every, 0, day_end, hold) / HOUR_MS, 1):g} 小时" in room.item(day, day_end).detail_zh
+    fitted_on = room.item(MONDAY + timedelta(days=9), since + HOUR_MS).detail_zh
+    assert f"本灯管截至 {room.clock.now():%Y-%m-%d %H:%M} 已点亮 0 小时" in fitted_on
+
+
+def test_the_tube_life_alert_is_raised_at_its_share_and_cleared_by_a_tube_change(room: Room) -> None:
+    """Lit two hours an evening: the life alert comes on the evening the tube passes
+    `warn_at_pct` of its life (90 % of 10 h: the fifth), with its figures; a tube change
+    clears it at once, and the new tube's hours start from nothing."""
+    warn_h = TUBE_LIFE_H * UV_TUBE_LIFE.params_for(lamp()).warn_at_pct / 100
+    evenings = 0
+    while not room.open_alerts("uv_tube_life"):
+        day = MONDAY + timedelta(days=evenings)
+        room.lit(day, 120)
+        evenings += 1
+        room.count_at(at(day, "21:00"))
+    assert evenings == int(warn_h // 2) + 1
+    [alert] = room.open_alerts("uv_tube_life")
+    assert alert.facts["tube_hours"] == 2 * evenings
+    assert alert.facts["life_pct"] == round(100 * 2 * evenings / TUBE_LIFE_H)
+    assert f"已点亮 {2 * evenings:g} 小时，额定寿命 {TUBE_LIFE_H:g} 小时" in alert.detail_zh
+    assert "未登记过更换灯管" in alert.detail_zh
+    room.count_at(at(MONDAY + timedelta(days=evenings), "09:00"))  # raised once
+    assert len(room.alerts.find(AlertFilter(rule="uv_tube_life", device_id=LAMP))) == 1
+    room.care.record(LAMP, Care.TUBE, "wang")
+    assert room.open_alerts("uv_tube_life") == []
+    room.lit(MONDAY + timedelta(days=evenings), 120)
+    room.count_at(at(MONDAY + timedelta(days=evenings), "21:00"))
+    assert room.open_alerts("uv_tube_life") == []
+    assert room.care.tube_hours(lamp(), to_ms(room.clock.now())).hours == 2
 
 
 def test_an_irradiance_test_is_judged_and_a_low_one_raises_its_alert(room: Room) -> None:

@@ -16,11 +16,12 @@ addLabels({
   "zh-CN": {
     "device.seconds": "{n} 秒", "device.settings": "设定", "device.event": "事件",
     "device.step.1h": "每小时", "device.step.6h": "每 6 小时", "device.step.1d": "每天",
-    "device.use.kWh": "用电量", "device.use.m³": "用水量", "device.use.h": "灯管使用时长",
+    "device.use.kWh": "用电量", "device.use.m³": "用水量", "device.use.h": "点亮时长",
     "device.unit.kWh": "千瓦时", "device.unit.m³": "立方米", "device.unit.h": "小时",
     "device.legend.closed": "闭园时段", "device.legend.allowed": "允许范围 {lo}–{hi} {unit}",
     "device.legend.active": "告警未确认", "device.legend.acknowledged": "告警已确认", "device.legend.cleared": "告警已恢复",
-    "uv.care": "灯管管理", "uv.hours": "本灯管已用 {h} 小时（寿命 {life} 小时）", "uv.clean_due": "下次擦拭：{t}",
+    "uv.care": "灯管管理", "uv.hours": "本灯管已用 {h} 小时（寿命 {life} 小时）", "uv.tube_hours": "本灯管已用",
+    "uv.tube_value": "{h} 小时（寿命的 {pct}%）", "uv.clean_due": "下次擦拭：{t}",
     "uv.test_due": "下次强度检测：{t}", "uv.never": "尚无登记", "uv.passed": "合格", "uv.failed": "不合格（低于 {lim}）",
     "uv.tube": "已更换灯管", "uv.clean": "已擦拭灯管", "uv.test": "登记强度检测", "uv.uw": "测得强度（微瓦/平方厘米）",
     "uv.entry": "{t} {what}，{who}", "uv.unit": "微瓦/平方厘米",
@@ -28,12 +29,13 @@ addLabels({
   en: {
     "device.seconds": "{n} s", "device.settings": "Settings", "device.event": "Event",
     "device.step.1h": "Hourly", "device.step.6h": "Six-hourly", "device.step.1d": "Daily",
-    "device.use.kWh": "electricity use", "device.use.m³": "water use", "device.use.h": "tube hours",
+    "device.use.kWh": "electricity use", "device.use.m³": "water use", "device.use.h": "lit time",
     "device.unit.kWh": "kWh", "device.unit.m³": "m³", "device.unit.h": "h",
     "device.legend.closed": "Closed hours", "device.legend.allowed": "Allowed range {lo}–{hi} {unit}",
     "device.legend.active": "Alert not acknowledged", "device.legend.acknowledged": "Alert acknowledged",
     "device.legend.cleared": "Alert cleared",
-    "uv.care": "Tube care", "uv.hours": "This tube: {h} h lit (life {life} h)", "uv.clean_due": "Next wipe: {t}",
+    "uv.care": "Tube care", "uv.hours": "This tube: {h} h lit (life {life} h)", "uv.tube_hours": "This tube",
+    "uv.tube_value": "{h} h ({pct}% of its life)", "uv.clean_due": "Next wipe: {t}",
     "uv.test_due": "Next irradiance test: {t}", "uv.never": "Nothing recorded yet", "uv.passed": "passed", "uv.failed": "failed (below {lim})",
     "uv.tube": "Tube changed", "uv.clean": "Tube wiped", "uv.test": "Record a test", "uv.uw": "Irradiance measured (µW/cm²)",
     "uv.entry": "{t} {what}, {who}", "uv.unit": "µW/cm²",
@@ -202,10 +204,11 @@ function settingRows(kind, settings) {
   });
 }
 
+const careUrl = (d) => `/api/v1/uv/${encodeURIComponent(d.id)}/care`;
+
 /** A UV lamp's tube: its hours, the wipe and test due, and recording a change, a wipe or a test (docs/uv.md). */
-async function uvCare(d, rerender) {
-  const base = `/api/v1/uv/${encodeURIComponent(d.id)}/care`;
-  const c = await get(base);
+function uvCare(d, c, rerender) {
+  const base = careUrl(d);
   const error = h("p", { class: "error-text", role: "alert" });
   const record = async (body) => {
     error.textContent = "";
@@ -242,6 +245,10 @@ async function device({ state, arg, params, rerender }) {
   ]);
   state.devices.set(d.id, { ...state.devices.get(d.id), ...d });
   const kind = state.site.kinds[d.kind];
+  const care = d.kind === "uv_lamp" ? await get(careUrl(d)) : null;
+  // A UV lamp's own hour counter goes on across tube changes: the header gives the tube's
+  // hours, the care register's, in its place (the counter stays in the history chart).
+  const superseded = new Set(care ? kind.metrics.filter((m) => m.type === "counter" && m.unit === "h").map((m) => m.key) : []);
   const charted = kind.metrics.filter((m) => m.key in d.last_values || m.key === kind.metrics[0].key);
   const metric = charted.some((m) => m.key === params.metric) ? params.metric : charted[0].key;
   const range = RANGES[params.range] ? params.range : "24h";
@@ -258,8 +265,10 @@ async function device({ state, arg, params, rerender }) {
   const settings = settingRows(kind, d.settings);
   const view = h("div", { class: "grid" },
     h("div", { class: "device-head wide" }, h("h1", {}, dot(d.online), d.name || pick(kind, "label")),
-      h("dl", { class: "values inline" }, Object.entries(d.last_values).filter(([k]) => k !== "rssi_dbm").map(([k, v]) => [
-        h("dt", {}, metricLabel(state, d.id, k)), h("dd", {}, live(state, d.id, k, v, { class: "big" }))]))),
+      h("dl", { class: "values inline" }, Object.entries(d.last_values).filter(([k]) => k !== "rssi_dbm" && !superseded.has(k)).map(([k, v]) => [
+        h("dt", {}, metricLabel(state, d.id, k)), h("dd", {}, live(state, d.id, k, v, { class: "big" }))]),
+        care ? [h("dt", {}, t("uv.tube_hours")), h("dd", {}, h("span", { class: "big", dataset: { tubeHours: care.tube_hours } },
+          t("uv.tube_value", { h: num(care.tube_hours, 1), pct: num(care.tube_life_pct, 0) })))] : null)),
     card(t("device.history"), [
       h("div", { class: "toolbar" },
         h("div", { class: "segmented" }, charted.map((m) => h("a", { href: link({ metric: m.key }), class: m.key === metric ? "active" : "" }, pick(m, "label")))),
@@ -272,7 +281,7 @@ async function device({ state, arg, params, rerender }) {
       : h("p", { class: "muted" }, t("common.none"))),
     events ? card(t("device.events"), list(events, (e) => h("div", { class: "row" }, h("span", { class: "grow" }, when(e.ts)),
       h("small", { dataset: { event: e.type } }, eventText(kind, e))), t("common.none"))) : null,
-    d.kind === "uv_lamp" ? await uvCare(d, rerender) : null);
+    care ? uvCare(d, care, rerender) : null);
   requestAnimationFrame(() => drawChart(chartEl, legendEl, state, d, metric, range));
   return view;
 }
