@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 EXPECTED_401 = "status of 401"  # the first load, before the login
 ADMIN: Final = "bureau-wu"  # the district's administrator
 STAFF: Final = "bureau-qian"
+QUARTER: Final = "2026-Q4"  # October whole, November begun (tests/district_site.py's NOW)
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +203,28 @@ def test_the_accounts_fit_a_phone_in_both_languages(browser: Browser, base_url: 
         page.wait_for_selector(f"#view[data-month='{MONTH}']")
         expect(page.locator("#accounts")).to_have_text("District accounts")
         assert console.problems(EXPECTED_401) == []
+
+
+def test_every_schools_disclosure_side_by_side_on_a_phone(browser: Browser, base_url: str) -> None:
+    with open_page(browser, PHONE) as (page, console):
+        page.goto(f"{base_url}/district?quarter={QUARTER}#disclosure")
+        _log_in(page, "bureau-zhou")
+        page.wait_for_selector(f"#view[data-period='{QUARTER}']")
+        rows = page.locator("table.disclosure tbody tr")
+        expect(rows).to_have_count(len(SCHOOLS))
+        east = page.locator("table.disclosure tr[data-site=east]")
+        # October's electricity (November has no readings yet), 25 % up on last October's: to explain.
+        expect(east.locator("td").nth(2)).to_contain_text("7,440")
+        expect(east.locator("td").nth(2)).to_contain_text("同比 +25%")
+        expect(east.locator("td.explanation")).to_contain_text("未填写，须说明")
+        expect(page.locator("table.disclosure tr[data-site=west] td.explanation")).to_have_text("–")
+        assert east.locator("a").get_attribute("href") == f"sites/east/#/reports?type=disclosure&period={QUARTER}"
+        settle(page)
+        assert horizontal_overflow(page) <= 1
+        with page.expect_download() as got:
+            page.locator("button", has_text="下载 CSV").click()
+        assert got.value.suggested_filename == f"district-disclosure-{QUARTER}.csv"
+        page.locator("#disclosure", has_text="← 各校排名").click()  # back to the league (of this month)
+        expect(page.locator("#disclosure")).to_have_text("季度公示")
+        expect(page.locator("table.disclosure")).to_have_count(0)
+        assert console.problems(EXPECTED_401, "status of 422") == []  # the browser's month is after the server's

@@ -203,14 +203,21 @@ function quarters() {
   });
 }
 
+/** The quarter asked for in the address (a link may name an older one), else this one. */
 function quarter() {
   const asked = params.get("quarter");
-  return quarters().some(([v]) => v === asked) ? asked : quarters()[0][0];
+  return /^\d{4}-Q[1-4]$/.test(asked ?? "") ? asked : quarters()[0][0];
+}
+
+function quarterWords(value) {
+  const [y, q] = value.split("-Q").map(Number);
+  return quarters().find(([v]) => v === value)?.[1] ?? t("district.quarter_of", { y, q: isZh() ? "一二三四"[q - 1] : q });
 }
 
 function disclosureTools() {
+  const options = quarters().some(([v]) => v === quarter()) ? quarters() : [[quarter(), quarterWords(quarter())], ...quarters()];
   const picker = h("select", { name: "quarter" },
-    quarters().map(([v, text]) => h("option", { value: v, selected: v === quarter() }, text)));
+    options.map(([v, text]) => h("option", { value: v, selected: v === quarter() }, text)));
   picker.addEventListener("change", () => {
     params.set("quarter", picker.value);
     history.replaceState(null, "", `?${params}${location.hash}`);
@@ -254,9 +261,9 @@ async function disclosure() {
   const explained = found.schools.filter((s) => s.explanation).length;
   const needed = found.schools.filter((s) => s.to_explain.length && !s.explanation).length;
   const head = ["name", "people", "kwh", "water", "kgce_per_m2", "kgce_per_person", "water_per_person", "explanation"]
-    .map((key) => h("th", {}, t(key === "name" ? "district.col.name" : `district.sheet.${key}`)));
+    .map((key) => h("th", { class: key === "name" ? "name" : "" }, t(key === "name" ? "district.col.name" : `district.sheet.${key}`)));
   const rows = found.schools.map((s) => h("tr", { dataset: { site: s.site_id } },
-    h("td", {}, h("a", { href: `sites/${encodeURIComponent(s.site_id)}/#/reports?type=disclosure&period=${found.period}` }, s.name)),
+    h("td", { class: "name" }, h("a", { href: `sites/${encodeURIComponent(s.site_id)}/#/reports?type=disclosure&period=${found.period}` }, s.name)),
     h("td", {}, num(s.people, 0)),
     h("td", {}, yoy(s.figures.electricity, 0, "kWh")),
     h("td", {}, yoy(s.figures.water, 1, "m³")),
@@ -267,7 +274,7 @@ async function disclosure() {
       || (s.to_explain.length ? chip(t("district.sheet.needed"), "warn") : "–"))));
   refill(view, disclosureTools(),
     h("section", { class: "card" },
-      h("h2", {}, quarters().find(([v]) => v === found.period)?.[1] ?? found.period),
+      h("h2", {}, quarterWords(found.period)),
       h("p", { class: "muted small" }, t("district.disclosure_note")),
       h("p", { class: "small" }, t("district.sheet.explained", { n: explained, m: needed })),
       h("div", { class: "league-wrap" }, h("table", { class: "report-table league disclosure" },

@@ -215,11 +215,13 @@ def _yoy(now: float | None, then: float | None, coverage: float) -> YearOnYear:
 
 
 def _category(months: list[CategoryUse]) -> PeriodCategory:
+    """The months summed; last year, the same months that have a use this year (a month with
+    no readings yet, this year, is left out on both sides), unknown if one of them has none."""
     c = months[0]
     total = _known_sum(m.total for m in months)
-    compared = [m.same_month_last_year for m in months]
-    then = _all_sum(x.total for x in compared)
-    coverage = min(x.coverage for x in compared)
+    compared = [m.same_month_last_year for m in months if m.total is not None]
+    then = _all_sum(x.total for x in compared) if compared else None
+    coverage = min((x.coverage for x in compared), default=0.0)
     return PeriodCategory(utility=c.utility, code=c.code, unit=c.unit, total=_yoy(total, then, coverage),
                           kgce=_yoy(_round(kgce(c.utility, total)), _round(kgce(c.utility, then)), coverage))
 
