@@ -557,7 +557,8 @@ def subitem_use(code: str, building_id: str | None, utility: Utility, total: flo
              minus: list[str]) -> SubitemUse:
     zh, en = words(code)
     return SubitemUse(code=code, words_zh=zh, words_en=en, utility=utility, building_id=building_id,
-                      unit=METERS[utility][2], total=_round(total), kgce=_round(kgce(utility, total)), plus=plus, minus=minus)
+                      unit=METERS[utility][2], total=_round(total), kgce=_round(kgce(utility, total)), plus=plus,
+                      minus=minus)
 
 
 def intensities(site: SiteConfig, year: int, hours: int, total_kgce: float | None, kwh: float | None,

@@ -40,7 +40,7 @@ addLabels({
     "reports.months": "各月", "reports.to_date_short": "（至今）", "reports.per_m2": "kWh/m²",
     "reports.subitems": "分项能耗", "reports.subitem": "分项", "reports.use": "用量", "reports.whole_site": "全园",
     "reports.no_subitems": "还没有表计标注分项。",
-    "reports.intensity": "能耗强度与定额", "reports.this_period": "本期", "reports.last_year": "去年同期",
+    "reports.intensity": "能耗强度与定额", "reports.intensity_measure": "强度", "reports.coverage": "覆盖率", "reports.judged": "判断", "reports.this_period": "本期", "reports.last_year": "去年同期",
     "reports.quota": "本期定额", "reports.above_quota": "超出定额", "reports.within_quota": "未超出",
     "reports.no_quota": "无定额", "reports.quota_from": "全年定额按本期已过小时数折算；定额来源：{s}", "reports.not_named": "未注明",
     "reports.intensity.kgce_per_m2": "单位面积能耗（kgce/m²）", "reports.intensity.kgce_per_person": "人均能耗（kgce/人）",
@@ -50,8 +50,8 @@ addLabels({
     "reports.metering.per_unit": "分户计量率", "reports.metering.per_zone": "分区计量率", "reports.metering.per_subitem": "分项计量率",
     "reports.utility.electricity": "电", "reports.utility.water": "水", "reports.utility.gas": "燃气", "reports.utility.heat": "集中供热",
     "reports.disclosure": "能耗公示", "disclosure.item": "项目", "disclosure.now": "本期", "disclosure.then": "去年同期",
-    "disclosure.change": "同比", "disclosure.no_compare": "无完整数据", "disclosure.to_explain": "需说明",
-    "disclosure.rule": "同比变化超过 {p} 的项目需要说明原因。",
+    "disclosure.change": "同比", "disclosure.to_explain": "需说明",
+    "disclosure.rule": "同比变化超过 {p} 的项目需要说明原因；去年同期数据不足 95% 的不作比较（–）。",
     "disclosure.people": "用能人数", "disclosure.floor_area": "建筑面积", "disclosure.person_unit": "人",
     "disclosure.row.electricity": "用电量", "disclosure.row.water": "用水量", "disclosure.row.gas": "用气量",
     "disclosure.row.heat": "集中供热量", "disclosure.row.kgce": "综合能耗（折标准煤）",
@@ -96,7 +96,8 @@ addLabels({
     "reports.months": "By month", "reports.to_date_short": " (to date)", "reports.per_m2": "kWh/m²",
     "reports.subitems": "Sub-items", "reports.subitem": "Sub-item", "reports.use": "Use", "reports.whole_site": "Whole site",
     "reports.no_subitems": "No meter is tagged with a sub-item yet.",
-    "reports.intensity": "Intensity and quotas", "reports.this_period": "This period", "reports.last_year": "Last year",
+    "reports.intensity": "Intensity and quotas", "reports.intensity_measure": "Intensity", "reports.coverage": "Coverage",
+    "reports.judged": "Judgement", "reports.this_period": "This period", "reports.last_year": "Last year",
     "reports.quota": "Quota for the period", "reports.above_quota": "Above quota", "reports.within_quota": "Within quota",
     "reports.no_quota": "No quota", "reports.quota_from": "The year's quota in proportion to the period's hours; quotas from: {s}",
     "reports.not_named": "not named",
@@ -107,8 +108,8 @@ addLabels({
     "reports.metering.per_unit": "Per building", "reports.metering.per_zone": "Per zone", "reports.metering.per_subitem": "Per sub-item",
     "reports.utility.electricity": "Electricity", "reports.utility.water": "Water", "reports.utility.gas": "Gas", "reports.utility.heat": "District heat",
     "reports.disclosure": "Disclosure", "disclosure.item": "Item", "disclosure.now": "This period", "disclosure.then": "Same period last year",
-    "disclosure.change": "Year on year", "disclosure.no_compare": "no complete data", "disclosure.to_explain": "to explain",
-    "disclosure.rule": "Items that changed by more than {p} year on year need an explanation.",
+    "disclosure.change": "Year on year", "disclosure.to_explain": "to explain",
+    "disclosure.rule": "Items that changed by more than {p} year on year need an explanation; last year's figures with under 95% of their data are not compared (–).",
     "disclosure.people": "Energy users", "disclosure.floor_area": "Floor area", "disclosure.person_unit": "people",
     "disclosure.row.electricity": "Electricity", "disclosure.row.water": "Water", "disclosure.row.gas": "Gas",
     "disclosure.row.heat": "District heat", "disclosure.row.kgce": "Energy in standard coal",
@@ -379,16 +380,16 @@ async function energyPeriod(state, params, today, span) {
       r.buildings.map((b) => [b.name, num(b.electricity_kwh, 0), num(b.water_m3, 1), num(b.kgce, 0), num(b.kwh_per_m2, 2)]))),
     card(t("reports.subitems"), r.subitems.length
       ? table("subitems", [t("reports.subitem"), t("reports.building"), t("reports.use")], r.subitems.map((x) => [
-        pick(x, "words"), x.building_id ? buildings[x.building_id] ?? "–" : t("reports.whole_site"), `${num(x.total, 0)} ${x.unit}`]))
+        pick(x, "words"), x.building_id ? buildings[x.building_id] ?? "–" : t("reports.whole_site"), x.total == null ? "–" : `${num(x.total, 0)} ${x.unit}`]))
       : h("p", { class: "muted" }, t("reports.no_subitems"))),
     card(t("reports.intensity"), [
-      table("intensity", [t("reports.intensity"), t("reports.this_period"), t("reports.last_year"), t("reports.quota")],
+      table("intensity", [t("reports.intensity_measure"), t("reports.this_period"), t("reports.last_year"), t("reports.quota")],
         r.intensity.map((i) => [
           h("td", {}, t(`reports.intensity.${i.measure}`), " ", i.exceeded == null ? null
             : chip(t(i.exceeded ? "reports.above_quota" : "reports.within_quota"), i.exceeded ? "bad" : "ok")),
           num(i.value, 3), num(i.last_year, 3), i.quota_period == null ? t("reports.no_quota") : num(i.quota_period, 3)])),
       h("p", { class: "muted small" }, t("reports.quota_from", { s: r.quota_standard || t("reports.not_named") }))]),
-    card(t("reports.metering"), table("metering", [t("reports.metering"), t("reports.this_period"), ""],
+    card(t("reports.metering"), table("metering", [t("reports.coverage"), t("reports.this_period"), t("reports.judged")],
       r.metering.flatMap((m) => METERING_TARGETS.map(([key, target]) => {
         const value = m[key];
         return [`${t(`reports.utility.${m.utility}`)} · ${t(`reports.metering.${key}`)}`,
@@ -475,8 +476,7 @@ async function disclosure(state, params, today) {
       const f = d.figures[key];
       const p = yoyChange(f);
       return [itemCell(t(`disclosure.row.${key}`), unit, d.to_explain.includes(key)), num(f.now, digits),
-        p == null ? "–" : num(f.last_year, digits),
-        h("td", { class: `change ${yoyTone(f, d.explain_above)}` }, p ?? t("disclosure.no_compare"))];
+        p == null ? "–" : num(f.last_year, digits), h("td", { class: `change ${yoyTone(f, d.explain_above)}` }, p ?? "–")];
     }),
   ];
   const shown = h("div", { class: "explanation" }, explanationBody(d));
