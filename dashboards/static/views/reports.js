@@ -58,7 +58,8 @@ addLabels({
     "disclosure.row.kgce_per_m2": "单位建筑面积能耗", "disclosure.row.kgce_per_person": "人均综合能耗",
     "disclosure.row.kwh_per_person": "人均用电量", "disclosure.row.water_m3_per_person": "人均用水量",
     "disclosure.explanation": "同比变化说明", "disclosure.by": "{who} 于 {t} 填写",
-    "disclosure.missing": "尚未填写说明：{names}同比变化超过 {p}，请说明原因。", "disclosure.none_needed": "各项同比变化都不大，无需说明。",
+    "disclosure.missing": "尚未填写说明：{names}同比变化超过 {p}，请说明原因。", "disclosure.none_needed": "各项同比变化都不超过 {p}，无需说明。",
+    "disclosure.none_compared": "去年同期没有完整数据可比较，无需说明。",
     "disclosure.list_sep": "、", "disclosure.write": "填写或修改说明（最多 {n} 字；清空后保存即删除说明）",
     "disclosure.save": "保存说明", "disclosure.saving": "正在保存…", "disclosure.saved": "说明已保存。", "disclosure.removed": "说明已删除。",
     "disclosure.too_long": "说明太长了：最多 {n} 个字。", "disclosure.forbidden": "只有管理员可以填写说明。",
@@ -107,7 +108,7 @@ addLabels({
     "reports.metering": "Metering coverage", "reports.target": "target {p}", "reports.met": "Met", "reports.not_met": "Not met",
     "reports.metering.per_unit": "Per building", "reports.metering.per_zone": "Per zone", "reports.metering.per_subitem": "Per sub-item",
     "reports.utility.electricity": "Electricity", "reports.utility.water": "Water", "reports.utility.gas": "Gas", "reports.utility.heat": "District heat",
-    "reports.disclosure": "Disclosure", "disclosure.item": "Item", "disclosure.now": "This period", "disclosure.then": "Same period last year",
+    "reports.disclosure": "Disclosure", "disclosure.item": "Item", "disclosure.now": "This period", "disclosure.then": "Last year",
     "disclosure.change": "Year on year", "disclosure.to_explain": "to explain",
     "disclosure.rule": "Items that changed by more than {p} year on year need an explanation; last year's figures with under 95% of their data are not compared (–).",
     "disclosure.people": "Energy users", "disclosure.floor_area": "Floor area", "disclosure.person_unit": "people",
@@ -117,7 +118,8 @@ addLabels({
     "disclosure.row.kwh_per_person": "Electricity per person", "disclosure.row.water_m3_per_person": "Water per person",
     "disclosure.explanation": "Explanation of the change", "disclosure.by": "written by {who}, {t}",
     "disclosure.missing": "No explanation yet: {names} changed by more than {p} year on year; please give the reason.",
-    "disclosure.none_needed": "Nothing changed much year on year: no explanation is needed.",
+    "disclosure.none_needed": "Nothing changed by more than {p} year on year: no explanation is needed.",
+    "disclosure.none_compared": "Last year has no complete data to compare with: no explanation is needed.",
     "disclosure.list_sep": ", ", "disclosure.write": "Write or change the explanation (at most {n} characters; save it empty to remove it)",
     "disclosure.save": "Save the explanation", "disclosure.saving": "Saving…", "disclosure.saved": "Explanation saved.",
     "disclosure.removed": "Explanation removed.",
@@ -427,7 +429,8 @@ function explanationBody(d) {
     const names = d.to_explain.map((k) => t(`disclosure.row.${k}`)).join(t("disclosure.list_sep"));
     return [h("p", { class: "warn-text" }, t("disclosure.missing", { names, p: threshold }))];
   }
-  return [h("p", { class: "muted" }, t("disclosure.none_needed"))];
+  const compared = Object.values(d.figures).some((f) => yoyChange(f) != null);
+  return [h("p", { class: "muted" }, compared ? t("disclosure.none_needed", { p: threshold }) : t("disclosure.none_compared"))];
 }
 
 function saveFailure(err) {
