@@ -80,7 +80,8 @@ def menu() -> list[str]:
 
 
 # Pages of a view behind its first: the reports' other tabs; a state's and a counter's chart.
-MORE_PAGES = ["reports?type=safety", "reports?type=safety&period=month", "reports?type=canteen",
+MORE_PAGES = ["reports?type=energy&span=quarter", "reports?type=energy&span=year", "reports?type=safety",
+              "reports?type=safety&period=month", "reports?type=canteen", "reports?type=disclosure",
               "device/sample-fridge?metric=door_open", "device/teaching-water?metric=volume_m3", "device/uv-nap"]
 
 

@@ -45,7 +45,7 @@ from devices.base import Utility
 from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.clock import from_ms
 from gateway.config import Building, Device, SiteConfig, TouPeriodName
-from gateway.reports.subitems import CATEGORIES, kgce
+from gateway.reports.subitems import CATEGORIES, kgce, words
 from gateway.rules.learned import BaseLoad
 from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
@@ -185,6 +185,8 @@ class SubitemUse(BaseModel):
     tagged with it (`plus`), or a main meter less its sub-meters (`minus`)."""
 
     code: str
+    words_zh: str  # as people read it, code first (`subitems.words`)
+    words_en: str
     utility: Utility
     building_id: str | None
     unit: str
@@ -556,8 +558,10 @@ def _subitems(site: SiteConfig, uses: dict[str, MeterUse]) -> list[SubitemUse]:
 
 def subitem_use(code: str, building_id: str | None, utility: Utility, total: float | None, plus: list[str],
              minus: list[str]) -> SubitemUse:
-    return SubitemUse(code=code, utility=utility, building_id=building_id, unit=METERS[utility][2],
-                      total=_round(total), kgce=_round(kgce(utility, total)), plus=plus, minus=minus)
+    zh, en = words(code)
+    return SubitemUse(code=code, words_zh=zh, words_en=en, utility=utility, building_id=building_id,
+                      unit=METERS[utility][2], total=_round(total), kgce=_round(kgce(utility, total)), plus=plus,
+                      minus=minus)
 
 
 def intensities(site: SiteConfig, year: int, hours: int, total_kgce: float | None, kwh: float | None,

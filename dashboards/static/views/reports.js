@@ -1,16 +1,17 @@
-// Reports (报表): the monthly energy report, the daily safety record with its weekly and
-// monthly summaries, and the canteen record. Each shows its key figures on the page, from
-// the report's JSON, and offers its PDF, HTML and CSV, fetched with the session token (the
-// routes may need a login) and saved as a file.
+// Reports (报表): the energy report (a month, a quarter or a year), the daily safety record
+// with its weekly and monthly summaries, the canteen record and the quarterly public
+// disclosure of energy and water (能耗公示) with the school's explanation. Each shows its key
+// figures on the page, from the report's JSON, and offers its files (PDF, HTML, CSV), fetched
+// with the session token (the routes may need a login) and saved as a file.
 
-import { HttpError, download, get } from "../api.js";
+import { HttpError, download, get, send, session } from "../api.js";
 import { addLabels, dayWord, isZh, language, num, pick, t, when } from "../i18n.js";
-import { card, chip, h, saveFile } from "../ui.js";
+import { card, chip, failure, h, saveFile } from "../ui.js";
 import { list } from "./common.js";
 
 addLabels({
   "zh-CN": {
-    "reports.energy": "能耗月报", "reports.safety": "安全台账", "reports.canteen": "食堂记录",
+    "reports.energy": "能耗报告", "reports.safety": "安全台账", "reports.canteen": "食堂记录",
     "reports.month": "月份", "reports.this_month": "本月（进行中，截至 {d}）", "reports.period": "周期",
     "reports.day": "按日", "reports.week": "按周", "reports.by_month": "按月", "reports.date": "日期", "reports.week_of": "{a} 至 {b}",
     "reports.download": "下载", "reports.pdf": "PDF 文件", "reports.html": "网页（HTML）", "reports.csv": "表格（CSV）",
@@ -30,6 +31,39 @@ addLabels({
     "reports.fridge_range": "允许 {lo}–{hi} °C，实测 {min}–{max} °C", "reports.as_of": "截至 {t}",
     "reports.status.pass": "正常", "reports.status.done": "已检查", "reports.status.fail": "异常", "reports.status.manual": "待检查",
     "reports.status.pending": "未到时间", "reports.status.not_required": "无需检查",
+    "reports.span": "周期", "reports.span.month": "按月", "reports.span.quarter": "按季", "reports.span.year": "按年",
+    "reports.quarter": "季度", "reports.year": "年度", "reports.year_name": "{y} 年",
+    "reports.in_progress": "{p}（进行中）",
+    "reports.kgce": "综合能耗（折标准煤）", "reports.yoy": "同比 {p}", "reports.no_yoy": "去年同期无完整数据",
+    "reports.meters_complete": "数据完整的表计", "reports.meters_complete_note": "收到的读数不少于应收的 {p}",
+    "reports.school_days": "{w} {n} 天", "reports.through": "截至 {t}",
+    "reports.months": "各月", "reports.to_date_short": "（至今）", "reports.per_m2": "kWh/m²",
+    "reports.subitems": "分项能耗", "reports.subitem": "分项", "reports.use": "用量", "reports.whole_site": "全园",
+    "reports.no_subitems": "还没有表计标注分项。",
+    "reports.intensity": "能耗强度与定额", "reports.intensity_measure": "强度", "reports.coverage": "覆盖率", "reports.judged": "判断", "reports.this_period": "本期", "reports.last_year": "去年同期",
+    "reports.quota": "本期定额", "reports.above_quota": "超出定额", "reports.within_quota": "未超出",
+    "reports.no_quota": "无定额", "reports.quota_from": "全年定额按本期已过小时数折算；定额来源：{s}", "reports.not_named": "未注明",
+    "reports.intensity.kgce_per_m2": "单位面积能耗（kgce/m²）", "reports.intensity.kgce_per_person": "人均能耗（kgce/人）",
+    "reports.intensity.kgce_per_student": "生均能耗（kgce/生）", "reports.intensity.kwh_per_m2": "单位面积用电（kWh/m²）",
+    "reports.intensity.kwh_per_person": "人均用电（kWh/人）", "reports.intensity.water_m3_per_person": "人均用水（m³/人）",
+    "reports.metering": "计量覆盖率", "reports.target": "目标 {p}", "reports.met": "达到", "reports.not_met": "未达到",
+    "reports.metering.per_unit": "分户计量率", "reports.metering.per_zone": "分区计量率", "reports.metering.per_subitem": "分项计量率",
+    "reports.utility.electricity": "电", "reports.utility.water": "水", "reports.utility.gas": "燃气", "reports.utility.heat": "集中供热",
+    "reports.disclosure": "能耗公示", "disclosure.item": "项目", "disclosure.now": "本期", "disclosure.then": "去年同期",
+    "disclosure.change": "同比", "disclosure.to_explain": "需说明",
+    "disclosure.rule": "同比变化超过 {p} 的项目需要说明原因；去年同期数据不足 95% 的不作比较（–）。",
+    "disclosure.people": "用能人数", "disclosure.floor_area": "建筑面积", "disclosure.person_unit": "人",
+    "disclosure.row.electricity": "用电量", "disclosure.row.water": "用水量", "disclosure.row.gas": "用气量",
+    "disclosure.row.heat": "集中供热量", "disclosure.row.kgce": "综合能耗（折标准煤）",
+    "disclosure.row.kgce_per_m2": "单位建筑面积能耗", "disclosure.row.kgce_per_person": "人均综合能耗",
+    "disclosure.row.kwh_per_person": "人均用电量", "disclosure.row.water_m3_per_person": "人均用水量",
+    "disclosure.explanation": "同比变化说明", "disclosure.by": "{who} 于 {t} 填写",
+    "disclosure.missing": "尚未填写说明：{names}同比变化超过 {p}，请说明原因。", "disclosure.none_needed": "各项同比变化都不超过 {p}，无需说明。",
+    "disclosure.none_compared": "去年同期没有完整数据可比较，无需说明。",
+    "disclosure.list_sep": "、", "disclosure.write": "填写或修改说明（最多 {n} 字；清空后保存即删除说明）",
+    "disclosure.save": "保存说明", "disclosure.saving": "正在保存…", "disclosure.saved": "说明已保存。", "disclosure.removed": "说明已删除。",
+    "disclosure.too_long": "说明太长了：最多 {n} 个字。", "disclosure.forbidden": "只有管理员可以填写说明。",
+    "disclosure.login": "登录已过期，请重新登录后再保存。",
   },
   en: {
     "reports.energy": "Energy report", "reports.safety": "Safety record", "reports.canteen": "Canteen record",
@@ -54,10 +88,47 @@ addLabels({
     "reports.fridge_range": "allowed {lo}–{hi} °C, measured {min}–{max} °C", "reports.as_of": "as of {t}",
     "reports.status.pass": "OK", "reports.status.done": "Checked", "reports.status.fail": "Problem", "reports.status.manual": "To check",
     "reports.status.pending": "Not due yet", "reports.status.not_required": "Not required",
+    "reports.span": "Span", "reports.span.month": "Month", "reports.span.quarter": "Quarter", "reports.span.year": "Year",
+    "reports.quarter": "Quarter", "reports.year": "Year", "reports.year_name": "{y}",
+    "reports.in_progress": "{p} (in progress)",
+    "reports.kgce": "Energy in standard coal", "reports.yoy": "{p} year on year", "reports.no_yoy": "no complete data last year",
+    "reports.meters_complete": "Meters with complete data", "reports.meters_complete_note": "at least {p} of the readings expected",
+    "reports.school_days": "{w}: {n}", "reports.through": "up to {t}",
+    "reports.months": "By month", "reports.to_date_short": " (to date)", "reports.per_m2": "kWh/m²",
+    "reports.subitems": "Sub-items", "reports.subitem": "Sub-item", "reports.use": "Use", "reports.whole_site": "Whole site",
+    "reports.no_subitems": "No meter is tagged with a sub-item yet.",
+    "reports.intensity": "Intensity and quotas", "reports.intensity_measure": "Intensity", "reports.coverage": "Coverage",
+    "reports.judged": "Judgement", "reports.this_period": "This period", "reports.last_year": "Last year",
+    "reports.quota": "Quota for the period", "reports.above_quota": "Above quota", "reports.within_quota": "Within quota",
+    "reports.no_quota": "No quota", "reports.quota_from": "The year's quota in proportion to the period's hours; quotas from: {s}",
+    "reports.not_named": "not named",
+    "reports.intensity.kgce_per_m2": "Energy per m² (kgce/m²)", "reports.intensity.kgce_per_person": "Energy per person (kgce/person)",
+    "reports.intensity.kgce_per_student": "Energy per student (kgce/student)", "reports.intensity.kwh_per_m2": "Electricity per m² (kWh/m²)",
+    "reports.intensity.kwh_per_person": "Electricity per person (kWh/person)", "reports.intensity.water_m3_per_person": "Water per person (m³/person)",
+    "reports.metering": "Metering coverage", "reports.target": "target {p}", "reports.met": "Met", "reports.not_met": "Not met",
+    "reports.metering.per_unit": "Per building", "reports.metering.per_zone": "Per zone", "reports.metering.per_subitem": "Per sub-item",
+    "reports.utility.electricity": "Electricity", "reports.utility.water": "Water", "reports.utility.gas": "Gas", "reports.utility.heat": "District heat",
+    "reports.disclosure": "Disclosure", "disclosure.item": "Item", "disclosure.now": "This period", "disclosure.then": "Last year",
+    "disclosure.change": "Year on year", "disclosure.to_explain": "to explain",
+    "disclosure.rule": "Items that changed by more than {p} year on year need an explanation; last year's figures with under 95% of their data are not compared (–).",
+    "disclosure.people": "Energy users", "disclosure.floor_area": "Floor area", "disclosure.person_unit": "people",
+    "disclosure.row.electricity": "Electricity", "disclosure.row.water": "Water", "disclosure.row.gas": "Gas",
+    "disclosure.row.heat": "District heat", "disclosure.row.kgce": "Energy in standard coal",
+    "disclosure.row.kgce_per_m2": "Energy per m²", "disclosure.row.kgce_per_person": "Energy per person",
+    "disclosure.row.kwh_per_person": "Electricity per person", "disclosure.row.water_m3_per_person": "Water per person",
+    "disclosure.explanation": "Explanation of the change", "disclosure.by": "written by {who}, {t}",
+    "disclosure.missing": "No explanation yet: {names} changed by more than {p} year on year; please give the reason.",
+    "disclosure.none_needed": "Nothing changed by more than {p} year on year: no explanation is needed.",
+    "disclosure.none_compared": "Last year has no complete data to compare with: no explanation is needed.",
+    "disclosure.list_sep": ", ", "disclosure.write": "Write or change the explanation (at most {n} characters; save it empty to remove it)",
+    "disclosure.save": "Save the explanation", "disclosure.saving": "Saving…", "disclosure.saved": "Explanation saved.",
+    "disclosure.removed": "Explanation removed.",
+    "disclosure.too_long": "The explanation is too long: {n} characters at most.", "disclosure.forbidden": "Only an admin may write the explanation.",
+    "disclosure.login": "Your login has expired: log in again, then save.",
   },
 });
 
-const TYPES = ["energy", "safety", "canteen"];
+const TYPES = ["energy", "safety", "canteen", "disclosure"];
 const STATUS_TONE = { pass: "ok", done: "ok", fail: "bad", manual: "warn", pending: "", not_required: "" };
 
 // ------------------------------------------------------------------ dates in the site's zone
@@ -117,6 +188,32 @@ function weeks(today) {
   return out;
 }
 
+/** A quarter as people write it: 2026 年第三季度, Q3 2026. */
+function quarterName(year, n) {
+  return isZh() ? `${year} 年第${"一二三四"[n - 1]}季度` : `Q${n} ${year}`;
+}
+
+/** The last 8 quarters, this one first, as [value, text]. */
+function quarters(today) {
+  const out = [];
+  const now = today.year * 4 + Math.floor((today.month - 1) / 3);
+  for (let i = 0; i < 8; i++) {
+    const year = Math.floor((now - i) / 4);
+    const n = ((now - i) % 4) + 1;
+    const name = quarterName(year, n);
+    out.push([`${year}-Q${n}`, i === 0 ? t("reports.in_progress", { p: name }) : name]);
+  }
+  return out;
+}
+
+/** This year and the 2 before, as [value, text]. */
+function years(today) {
+  return [0, 1, 2].map((i) => {
+    const name = t("reports.year_name", { y: today.year - i });
+    return [String(today.year - i), i === 0 ? t("reports.in_progress", { p: name }) : name];
+  });
+}
+
 // --------------------------------------------------------------------------- building blocks
 
 function picker(name, value, options, label) {
@@ -133,7 +230,7 @@ function why(err) {
   return t("reports.failed");
 }
 
-function downloads(path, query, key) {
+function downloads(path, query, key, formats = ["pdf", "html", "csv"]) {
   const message = h("p", { class: "small muted download-note", role: "status" });
   const button = (fmt) => h("button", {
     type: "button", class: "secondary", dataset: { format: fmt }, onclick: async () => {
@@ -150,7 +247,7 @@ function downloads(path, query, key) {
     },
   }, t(`reports.${fmt}`));
   return h("div", { class: "downloads" }, h("span", { class: "muted small" }, t("reports.download")),
-    button("pdf"), button("html"), button("csv"), message);
+    formats.map(button), message);
 }
 
 function figure(label, value, note, tone = "") {
@@ -175,7 +272,18 @@ function change(totals, partial) {
   return [t(partial ? "reports.vs_last_same" : "reports.vs_last", { p }), d > 0.02 ? "bad" : d < -0.02 ? "ok" : ""];
 }
 
+const SPANS = ["month", "quarter", "year"];
+
+function spanPicker(span) {
+  return picker("span", span, SPANS.map((x) => [x, t(`reports.span.${x}`)]), t("reports.span"));
+}
+
 async function energy(state, params, today) {
+  const span = SPANS.includes(params.span) ? params.span : "month";
+  return span === "month" ? energyMonth(state, params, today) : energyPeriod(state, params, today, span);
+}
+
+async function energyMonth(state, params, today) {
   const options = months(today);
   const month = options.some(([v]) => v === params.month) ? params.month : options[0][0];
   const r = await get("/api/v1/reports/energy", { month });
@@ -185,7 +293,7 @@ async function energy(state, params, today) {
   const [eNote, eTone] = change(e, r.partial);
   const [wNote, wTone] = change(w, r.partial);
   return [
-    h("div", { class: "report-tools" }, picker("month", month, options, t("reports.month")),
+    h("div", { class: "report-tools" }, spanPicker("month"), picker("month", month, options, t("reports.month")),
       downloads("/api/v1/reports/energy", { month }, `energy-${month}`)),
     card(null, [
       h("p", { class: "muted small" }, r.site_name, " · ",
@@ -203,6 +311,186 @@ async function energy(state, params, today) {
       h("thead", {}, h("tr", {}, h("th", {}, t("reports.building")), h("th", {}, "kWh"), h("th", {}, "m³"), h("th", {}, t("reports.cost")))),
       h("tbody", {}, r.buildings.map((b) => h("tr", {}, h("td", {}, b.name), h("td", {}, num(b.electricity_kwh, 0)),
         h("td", {}, num(b.water_m3, 1)), h("td", {}, money(b.cost_yuan))))))),
+  ];
+}
+
+// A comparison is only shown where last year's data is nearly complete, as the reports' own
+// (energy_doc.COVERAGE_WORTH); beyond NOTABLE a change reads red or green, as in the PDF.
+const COVERAGE_WORTH = 0.95;
+const NOTABLE = 0.02;
+const COMPLETE = 0.9; // a meter's data is complete with this share of its readings (energy.COMPLETE)
+
+/** The change year on year as people read it ("+3.2%"), or null where it is not compared. */
+function yoyChange(f) {
+  if (f.change == null || f.coverage < COVERAGE_WORTH) return null;
+  return `${f.change > 0 ? "+" : f.change < 0 ? "−" : "±"}${num(Math.abs(f.change) * 100, 1)}%`;
+}
+
+function yoyTone(f, beyond) {
+  if (yoyChange(f) == null) return "";
+  return f.change > beyond ? "bad" : f.change < -beyond ? "ok" : "";
+}
+
+function yoyFigure(label, f, unit, digits) {
+  const p = yoyChange(f);
+  return figure(label, `${num(f.now, digits)} ${unit}`, p ? t("reports.yoy", { p }) : t("reports.no_yoy"), yoyTone(f, NOTABLE));
+}
+
+function monthShort(month) {
+  const [year, number] = month.split("-").map(Number);
+  return monthName(year, number);
+}
+
+function table(name, heads, rows) {
+  return h("div", { class: "table-scroll" }, h("table", { class: "report-table", dataset: { table: name } },
+    h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => (c instanceof Node ? c : h("td", {}, c))))))));
+}
+
+function periodMeta(state, r) {
+  return h("p", { class: "muted small" }, r.site_name, " · ",
+    t("reports.school_days", { w: dayWord(state.site, true), n: num(r.school_days, 0) }),
+    r.partial ? ` · ${t("reports.through", { t: when(r.through_ms) })}` : "");
+}
+
+async function energyPeriod(state, params, today, span) {
+  const options = span === "quarter" ? quarters(today) : years(today);
+  const period = options.some(([v]) => v === params.period) ? params.period : options[0][0];
+  const r = await get("/api/v1/reports/energy/period", { period });
+  const power = r.categories.find((c) => c.utility === "electricity");
+  const water = r.categories.find((c) => c.utility === "water");
+  const counted = r.meters.filter((m) => m.completeness != null);
+  const complete = counted.filter((m) => m.complete).length;
+  const buildings = Object.fromEntries(r.buildings.map((b) => [b.building_id, b.name]));
+  return [
+    h("div", { class: "report-tools" }, spanPicker(span),
+      picker("period", period, options, t(span === "quarter" ? "reports.quarter" : "reports.year")),
+      downloads("/api/v1/reports/energy/period", { period }, `energy-${period}`)),
+    card(null, [
+      periodMeta(state, r),
+      h("div", { class: "figures", dataset: { report: "energy-period" } },
+        yoyFigure(t("reports.electricity"), power.total, "kWh", 0),
+        yoyFigure(t("reports.water"), water.total, "m³", 1),
+        yoyFigure(t("reports.kgce"), r.total_kgce, "kgce", 0),
+        figure(t("reports.meters_complete"), `${num(complete, 0)} / ${num(counted.length, 0)}`,
+          t("reports.meters_complete_note", { p: share(COMPLETE) }), complete === counted.length ? "ok" : "warn")),
+    ]),
+    card(t("reports.months"), table("months", [t("reports.month"), "kWh", "m³", "kgce"], r.by_month.map((m) => [
+      `${monthShort(m.month)}${m.partial ? t("reports.to_date_short") : ""}`, num(m.electricity_kwh, 0), num(m.water_m3, 1),
+      num(m.kgce, 0)]))),
+    card(t("reports.buildings"), table("buildings", [t("reports.building"), "kWh", "m³", "kgce", t("reports.per_m2")],
+      r.buildings.map((b) => [b.name, num(b.electricity_kwh, 0), num(b.water_m3, 1), num(b.kgce, 0), num(b.kwh_per_m2, 2)]))),
+    card(t("reports.subitems"), r.subitems.length
+      ? table("subitems", [t("reports.subitem"), t("reports.building"), t("reports.use")], r.subitems.map((x) => [
+        pick(x, "words"), x.building_id ? buildings[x.building_id] ?? "–" : t("reports.whole_site"), x.total == null ? "–" : `${num(x.total, 0)} ${x.unit}`]))
+      : h("p", { class: "muted" }, t("reports.no_subitems"))),
+    card(t("reports.intensity"), [
+      table("intensity", [t("reports.intensity_measure"), t("reports.this_period"), t("reports.last_year"), t("reports.quota")],
+        r.intensity.map((i) => [
+          h("td", {}, t(`reports.intensity.${i.measure}`), " ", i.exceeded == null ? null
+            : chip(t(i.exceeded ? "reports.above_quota" : "reports.within_quota"), i.exceeded ? "bad" : "ok")),
+          num(i.value, 3), num(i.last_year, 3), i.quota_period == null ? t("reports.no_quota") : num(i.quota_period, 3)])),
+      h("p", { class: "muted small" }, t("reports.quota_from", { s: r.quota_standard || t("reports.not_named") }))]),
+    card(t("reports.metering"), table("metering", [t("reports.coverage"), t("reports.this_period"), t("reports.judged")],
+      r.metering.flatMap((m) => METERING_TARGETS.map(([key, target]) => {
+        const value = m[key];
+        return [`${t(`reports.utility.${m.utility}`)} · ${t(`reports.metering.${key}`)}`,
+          h("td", {}, share(value), h("small", { class: "muted" }, ` ${t("reports.target", { p: share(target) })}`)),
+          h("td", {}, value == null ? "–" : chip(t(value >= target ? "reports.met" : "reports.not_met"), value >= target ? "ok" : "warn"))];
+      })))),
+  ];
+}
+
+// The 2014 notice's targets (energy_doc.METERING_TARGETS): per building 100 %, per zone and per sub-item 90 %.
+const METERING_TARGETS = [["per_unit", 1], ["per_zone", 0.9], ["per_subitem", 0.9]];
+
+// The sheet's rows in its order (disclosure.ROWS): each key with its unit and digits.
+const DISCLOSURE_ROWS = [["electricity", "kWh", 0], ["water", "m³", 1], ["gas", "m³", 1], ["heat", "GJ", 2], ["kgce", "kgce", 0],
+  ["kgce_per_m2", "kgce/m²", 3], ["kgce_per_person", "kgce/人", 2], ["kwh_per_person", "kWh/人", 1],
+  ["water_m3_per_person", "m³/人", 2]];
+const MAX_EXPLANATION = 2000;
+
+function unitFor(unit) {
+  return isZh() ? unit : unit.replace("/人", "/person");
+}
+
+function itemCell(words, unit, mark) {
+  return h("td", {}, h("span", { class: "item-words" }, words), " ", h("small", { class: "muted" }, unitFor(unit)),
+    mark ? [" ", chip(t("disclosure.to_explain"), "warn")] : null);
+}
+
+function explanationBody(d) {
+  const threshold = share(d.explain_above);
+  if (d.explanation) {
+    return [h("p", { class: "explanation-text" }, d.explanation.text),
+      h("p", { class: "muted small" }, t("disclosure.by", { who: pick(d.explanation.by, "name"), t: when(d.explanation.at) }))];
+  }
+  if (d.to_explain.length) {
+    const names = d.to_explain.map((k) => t(`disclosure.row.${k}`)).join(t("disclosure.list_sep"));
+    return [h("p", { class: "warn-text" }, t("disclosure.missing", { names, p: threshold }))];
+  }
+  const compared = Object.values(d.figures).some((f) => yoyChange(f) != null);
+  return [h("p", { class: "muted" }, compared ? t("disclosure.none_needed", { p: threshold }) : t("disclosure.none_compared"))];
+}
+
+function saveFailure(err) {
+  if (err instanceof HttpError) {
+    if (err.status === 401) return t("disclosure.login");
+    if (err.status === 403) return t("disclosure.forbidden");
+    if (err.status === 422) return t("disclosure.too_long", { n: num(MAX_EXPLANATION, 0) });
+  }
+  return failure(err);
+}
+
+function explanationEditor(d, shown) {
+  const text = h("textarea", { rows: 5, maxlength: MAX_EXPLANATION, "aria-label": t("disclosure.explanation") },
+    d.explanation?.text ?? "");
+  const message = h("p", { class: "small muted", role: "status" });
+  const save = h("button", { type: "button", class: "save-explanation", onclick: async () => {
+    save.disabled = true;
+    message.className = "small muted";
+    message.textContent = t("disclosure.saving");
+    try {
+      const said = await send("PUT", `/api/v1/reports/disclosure/${d.period}/explanation`, { text: text.value });
+      d.explanation = said;
+      shown.replaceChildren(...explanationBody(d));
+      text.value = said?.text ?? "";
+      message.className = "small ok-text";
+      message.textContent = t(said ? "disclosure.saved" : "disclosure.removed");
+    } catch (err) {
+      message.className = "small error-text";
+      message.textContent = saveFailure(err);
+    } finally {
+      save.disabled = false;
+    }
+  } }, t("disclosure.save"));
+  return h("div", { class: "explanation-editor" },
+    h("label", { class: "small muted" }, t("disclosure.write", { n: num(MAX_EXPLANATION, 0) })), text, h("div", {}, save), message);
+}
+
+async function disclosure(state, params, today) {
+  const options = quarters(today);
+  const period = options.some(([v]) => v === params.period) ? params.period : options[0][0];
+  const d = await get("/api/v1/reports/disclosure", { period });
+  const rows = [
+    [itemCell(t("disclosure.people"), t("disclosure.person_unit")), num(d.people, 0), "", ""],
+    [itemCell(t("disclosure.floor_area"), "m²"), num(d.floor_area_m2, 0), "", ""],
+    ...DISCLOSURE_ROWS.filter(([key]) => d.figures[key]).map(([key, unit, digits]) => {
+      const f = d.figures[key];
+      const p = yoyChange(f);
+      return [itemCell(t(`disclosure.row.${key}`), unit, d.to_explain.includes(key)), num(f.now, digits),
+        p == null ? "–" : num(f.last_year, digits), h("td", { class: `change ${yoyTone(f, d.explain_above)}` }, p ?? "–")];
+    }),
+  ];
+  const shown = h("div", { class: "explanation" }, explanationBody(d));
+  return [
+    h("div", { class: "report-tools" }, picker("period", period, options, t("reports.quarter")),
+      downloads("/api/v1/reports/disclosure", { period }, `disclosure-${period}`, ["pdf", "csv"])),
+    card(null, [
+      h("p", { class: "muted small" }, state.site.name, " · ", options.find(([v]) => v === period)[1]),
+      table("disclosure", [t("disclosure.item"), t("disclosure.now"), t("disclosure.then"), t("disclosure.change")], rows),
+      h("p", { class: "muted small" }, t("disclosure.rule", { p: share(d.explain_above) }))]),
+    card(t("disclosure.explanation"), [shown, session()?.role === "admin" ? explanationEditor(d, shown) : null]),
   ];
 }
 
@@ -296,7 +584,7 @@ async function reports({ state, params }) {
   }, t(`reports.${x}`))));
   let body;
   try {
-    body = await { energy, safety, canteen }[type](state, params, today);
+    body = await { energy, safety, canteen, disclosure }[type](state, params, today);
   } catch (err) {
     body = [h("div", { class: "card error", role: "alert" }, h("p", {}, why(err)))];
   }
@@ -306,6 +594,7 @@ async function reports({ state, params }) {
     const field = ev.target.closest("select, input");
     if (!field) return;
     const next = { ...params, type, [field.name]: field.value };
+    if (field.name === "span") delete next.period; // a quarter is not a year: the new span's latest
     location.hash = `#/reports?${new URLSearchParams(Object.entries(next).filter(([, v]) => v))}`;
   });
   return view;
