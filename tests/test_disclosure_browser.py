@@ -25,7 +25,7 @@ SHOTS: Final = artifacts_dir("disclosure")
 ADMIN: Final = "logistics-li"  # 李主任
 VIEWER: Final = "teacher-sun"
 EXPLANATION: Final = "本季度新增两间午睡室的空调，\n用电同比上升。"
-WORDS: Final = {key: words for key, words, _, _ in ROWS}
+WORDS: Final = {r.key: (r.words_zh, r.words_en) for r in ROWS}
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,22 @@
 // accounts page (views/settings/users.js): the routes it calls answer with the district's.
 
 import { HttpError, download, get, login, logout, session } from "./api.js";
-import { addLabels, isZh, language, num, pct, setLanguage, t } from "./i18n.js";
+import { addLabels, isZh, language, num, pct, pick, setLanguage, t } from "./i18n.js";
+import { quarterWords, quarters } from "./periods.js";
 import { chip, h, refill, saveFile, showLogin } from "./ui.js";
 import users from "./views/settings/users.js";
 
 addLabels({
   "zh-CN": {
-    "district.disclosure": "季度公示", "district.quarter": "季度", "district.quarter_of": "{y} 年第{q}季度",
-    "district.in_progress": "（进行中）", "district.disclosure_pdf": "下载 PDF 公示表", "district.disclosure_note":
+    "district.disclosure": "季度公示", "district.quarter": "季度", "district.disclosure_pdf": "下载 PDF 公示表", "district.disclosure_note":
       "每校的数字就是该校自己的公示表；同比变化超过 5% 的须由学校填写原因。点校名查看该校的公示。",
-    "district.sheet.people": "用能人数", "district.sheet.kwh": "用电", "district.sheet.water": "用水",
-    "district.sheet.kgce_per_m2": "单位面积能耗", "district.sheet.kgce_per_person": "人均能耗",
-    "district.sheet.water_per_person": "人均用水", "district.sheet.yoy": "同比", "district.sheet.explanation": "说明",
+    "district.sheet.people": "用能人数", "district.sheet.yoy": "同比", "district.sheet.explanation": "说明",
     "district.sheet.needed": "未填写，须说明", "district.sheet.explained": "已说明 {n} 所，须说明而未填 {m} 所",
   },
   en: {
-    "district.disclosure": "Quarterly disclosure", "district.quarter": "Quarter", "district.quarter_of": "Q{q} {y}",
-    "district.in_progress": " (in progress)", "district.disclosure_pdf": "Download the PDF sheet", "district.disclosure_note":
+    "district.disclosure": "Quarterly disclosure", "district.quarter": "Quarter", "district.disclosure_pdf": "Download the PDF sheet", "district.disclosure_note":
       "Each school's figures are those of its own sheet; a change beyond 5% year on year needs the school's explanation. Click a name to see the school's sheet.",
-    "district.sheet.people": "Energy users", "district.sheet.kwh": "Electricity", "district.sheet.water": "Water",
-    "district.sheet.kgce_per_m2": "Energy per m²", "district.sheet.kgce_per_person": "Energy per person",
-    "district.sheet.water_per_person": "Water per person", "district.sheet.yoy": "y/y", "district.sheet.explanation": "Explanation",
+    "district.sheet.people": "Energy users", "district.sheet.yoy": "y/y", "district.sheet.explanation": "Explanation",
     "district.sheet.needed": "none yet, needed", "district.sheet.explained": "{n} explained, {m} still needed",
   },
 });
@@ -191,31 +186,27 @@ function tools() {
 
 // ------------------------------------------------------------------ the quarterly disclosure
 
-/** The last 8 quarters, this one first, as [value, text]. */
-function quarters() {
-  const [year, m] = thisMonth().split("-").map(Number);
-  const now = year * 4 + Math.floor((m - 1) / 3);
-  return Array.from({ length: 8 }, (_, i) => {
-    const y = Math.floor((now - i) / 4);
-    const q = ((now - i) % 4) + 1;
-    const words = t("district.quarter_of", { y, q: isZh() ? "一二三四"[q - 1] : q });
-    return [`${y}-Q${q}`, i === 0 ? words + t("district.in_progress") : words];
-  });
-}
-
 /** The quarter asked for in the address (a link may name an older one), else this one. */
 function quarter() {
   const asked = params.get("quarter");
-  return /^\d{4}-Q[1-4]$/.test(asked ?? "") ? asked : quarters()[0][0];
+  return /^\d{4}-Q[1-4]$/.test(asked ?? "") ? asked : recent()[0][0];
 }
 
-function quarterWords(value) {
-  const [y, q] = value.split("-Q").map(Number);
-  return quarters().find(([v]) => v === value)?.[1] ?? t("district.quarter_of", { y, q: isZh() ? "一二三四"[q - 1] : q });
+/** The last 8 quarters by the district's clock (China), this one first. */
+function recent() {
+  const [year, month] = thisMonth().split("-").map(Number);
+  return quarters({ year, month });
 }
+
+function named(value) {
+  return recent().find(([v]) => v === value)?.[1] ?? quarterWords(value);
+}
+
+// The sheet's figures shown side by side (the rest are in each school's sheet and the download).
+const SHEET_COLUMNS = ["electricity", "water", "kgce_per_m2", "kgce_per_person", "water_m3_per_person"];
 
 function disclosureTools() {
-  const options = quarters().some(([v]) => v === quarter()) ? quarters() : [[quarter(), quarterWords(quarter())], ...quarters()];
+  const options = recent().some(([v]) => v === quarter()) ? recent() : [[quarter(), named(quarter())], ...recent()];
   const picker = h("select", { name: "quarter" },
     options.map(([v, text]) => h("option", { value: v, selected: v === quarter() }, text)));
   picker.addEventListener("change", () => {
@@ -260,21 +251,21 @@ async function disclosure() {
   if (!onDisclosure()) return; // the league was asked for meanwhile
   const explained = found.schools.filter((s) => s.explanation).length;
   const needed = found.schools.filter((s) => s.to_explain.length && !s.explanation).length;
-  const head = ["name", "people", "kwh", "water", "kgce_per_m2", "kgce_per_person", "water_per_person", "explanation"]
-    .map((key) => h("th", { class: key === "name" ? "name" : "" }, t(key === "name" ? "district.col.name" : `district.sheet.${key}`)));
+  const words = (key) => pick(found.rows.find((r) => r.key === key) ?? { words_zh: "–", words_en: "–" }, "words");
+  const head = [h("th", { class: "name" }, t("district.col.name")), h("th", {}, t("district.sheet.people")),
+    ...SHEET_COLUMNS.map((key) => h("th", {}, words(key))), h("th", {}, t("district.sheet.explanation"))];
   const rows = found.schools.map((s) => h("tr", { dataset: { site: s.site_id } },
     h("td", { class: "name" }, h("a", { href: `sites/${encodeURIComponent(s.site_id)}/#/reports?type=disclosure&period=${found.period}` }, s.name)),
     h("td", {}, num(s.people, 0)),
-    h("td", {}, yoy(s.figures.electricity, 0, "kWh")),
-    h("td", {}, yoy(s.figures.water, 1, "m³")),
-    h("td", {}, yoy(s.figures.kgce_per_m2, 3, "kgce/m²")),
-    h("td", {}, yoy(s.figures.kgce_per_person, 2, "kgce")),
-    h("td", {}, yoy(s.figures.water_m3_per_person, 2, "m³")),
+    ...SHEET_COLUMNS.map((key) => {
+      const row = found.rows.find((r) => r.key === key);
+      return h("td", {}, row ? yoy(s.figures[key], row.digits, pick(row, "unit")) : "–");
+    }),
     h("td", { class: "explanation" }, s.explanation
       || (s.to_explain.length ? chip(t("district.sheet.needed"), "warn") : "–"))));
   refill(view, disclosureTools(),
     h("section", { class: "card" },
-      h("h2", {}, quarterWords(found.period)),
+      h("h2", {}, named(found.period)),
       h("p", { class: "muted small" }, t("district.disclosure_note")),
       h("p", { class: "small" }, t("district.sheet.explained", { n: explained, m: needed })),
       h("div", { class: "league-wrap" }, h("table", { class: "report-table league disclosure" },

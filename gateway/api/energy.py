@@ -19,7 +19,15 @@ from gateway.api.reports import RENDERED, FormatQuery, LangQuery, report_respons
 from gateway.auth.actor import Actor
 from gateway.clock import from_ms, to_ms
 from gateway.refused import Refused
-from gateway.reports.disclosure import EXPLAIN_ABOVE, MAX_TEXT, disclosure_document, figures, to_explain
+from gateway.reports.disclosure import (
+    EXPLAIN_ABOVE,
+    MAX_TEXT,
+    SheetRow,
+    disclosure_document,
+    figures,
+    rows_of,
+    to_explain,
+)
 from gateway.reports.energy import EnergyReport, Month, bounds_ms, energy_report, leak_alerts, load_alerts
 from gateway.reports.energy_doc import energy_document
 from gateway.reports.energy_period import Period, PeriodReport, YearOnYear, period_report
@@ -84,8 +92,10 @@ class DisclosureOut(BaseModel):
 
     period: str
     partial: bool
+    through_ms: int  # the end of what it covers (to the hour while the quarter is in progress)
     people: int | None
     floor_area_m2: float | None
+    rows: list[SheetRow]  # the sheet's rows in order, with their words and units
     figures: dict[str, YearOnYear]
     to_explain: list[str]
     explain_above: float
@@ -111,9 +121,11 @@ async def disclosure(
     the school's explanation. PDF and CSV to post."""
     report = await _period_report(site, clock, calendar, store, alerts, learned, period)
     said = notes.get(report.period)
+    found = figures(report)
     out = DisclosureOut(
-        period=report.period, partial=report.partial, people=report.people, floor_area_m2=report.floor_area_m2,
-        figures=figures(report), to_explain=to_explain(report), explain_above=EXPLAIN_ABOVE,
+        period=report.period, partial=report.partial, through_ms=report.through_ms, people=report.people,
+        floor_area_m2=report.floor_area_m2, rows=rows_of(found), figures=found, to_explain=to_explain(report),
+        explain_above=EXPLAIN_ABOVE,
         explanation=None if said is None else Explained(text=said.text, by=people.name(said.by),
                                                         at=from_ms(said.at_ms, UTC)))
     return await report_response(out, fmt, lambda: disclosure_document(report, site, said, lang))

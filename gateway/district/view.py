@@ -31,7 +31,7 @@ from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, to_ms
 from gateway.config import SiteConfig
 from gateway.reports.checks import ManualChecks
-from gateway.reports.disclosure import DisclosureNotes, figures, to_explain
+from gateway.reports.disclosure import DisclosureNotes, SheetRow, figures, rows_of, to_explain
 from gateway.reports.energy import (
     MIN_COVERAGE,
     MIN_HOURS,
@@ -234,6 +234,7 @@ class Disclosures(BaseModel):
     partial: bool
     generated_ms: int
     timezone: str
+    rows: list[SheetRow] = Field(description="the sheets' rows in order, with their words and units")
     schools: list[SchoolSheet] = Field(description="by name")
 
 
@@ -259,6 +260,7 @@ def disclosures(sources: DistrictSources, period: Period) -> Disclosures:
     sites = sources.sites()
     return Disclosures(period=str(period), partial=partial, generated_ms=now_ms,
                        timezone=sites[0].timezone if sites else SiteConfig.model_fields["timezone"].default,
+                       rows=rows_of({key: True for s in out for key in s.figures}),
                        schools=sorted(out, key=lambda x: x.name))
 
 

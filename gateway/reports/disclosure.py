@@ -10,9 +10,11 @@ the state database and audited; the sheet asks for one where a figure moved by m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from pydantic import BaseModel
 from sqlalchemy import BigInteger, Column, PrimaryKeyConstraint, Table, Text, select
 
 from gateway.auth.audit import AuditTrail
@@ -79,18 +81,39 @@ class DisclosureNotes:
         return Explanation(text, by, now_ms)
 
 
-# (key, words, unit, digits): each row of the sheet, in the order the sheets list them.
+class SheetRow(BaseModel):
+    """A row of the sheet: its figure's key, its words and unit in both languages, its digits."""
+
+    key: str
+    words_zh: str
+    words_en: str
+    unit_zh: str
+    unit_en: str
+    digits: int
+
+
+def _row(key: str, words: tuple[str, str], unit: str | tuple[str, str], digits: int) -> SheetRow:
+    zh, en = (unit, unit) if isinstance(unit, str) else unit
+    return SheetRow(key=key, words_zh=words[0], words_en=words[1], unit_zh=zh, unit_en=en, digits=digits)
+
+
+# Each row of the sheet, in the order the sheets list them.
 ROWS: Final = (
-    ("electricity", ("用电量", "Electricity"), "kWh", 0),
-    ("water", ("用水量", "Water"), "m³", 1),
-    ("gas", ("用气量", "Gas"), "m³", 1),
-    ("heat", ("集中供热量", "District heat"), "GJ", 2),
-    ("kgce", ("综合能耗（折标准煤）", "Energy in standard coal"), "kgce", 0),
-    ("kgce_per_m2", ("单位建筑面积能耗", "Energy per m²"), "kgce/m²", 3),
-    ("kgce_per_person", ("人均综合能耗", "Energy per person"), "kgce/人", 2),
-    ("kwh_per_person", ("人均用电量", "Electricity per person"), "kWh/人", 1),
-    ("water_m3_per_person", ("人均用水量", "Water per person"), "m³/人", 2),
+    _row("electricity", ("用电量", "Electricity"), "kWh", 0),
+    _row("water", ("用水量", "Water"), "m³", 1),
+    _row("gas", ("用气量", "Gas"), "m³", 1),
+    _row("heat", ("集中供热量", "District heat"), "GJ", 2),
+    _row("kgce", ("综合能耗（折标准煤）", "Energy in standard coal"), "kgce", 0),
+    _row("kgce_per_m2", ("单位建筑面积能耗", "Energy per m²"), "kgce/m²", 3),
+    _row("kgce_per_person", ("人均综合能耗", "Energy per person"), ("kgce/人", "kgce/person"), 2),
+    _row("kwh_per_person", ("人均用电量", "Electricity per person"), ("kWh/人", "kWh/person"), 1),
+    _row("water_m3_per_person", ("人均用水量", "Water per person"), ("m³/人", "m³/person"), 2),
 )
+
+
+def rows_of(found: Mapping[str, object]) -> list[SheetRow]:
+    """The sheet's rows that `found` (figures by key) has, in order."""
+    return [r for r in ROWS if r.key in found]
 
 
 def figures(r: PeriodReport) -> dict[str, YearOnYear]:
@@ -125,13 +148,12 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
     found = figures(r)
     rows: list[list[Cell]] = []
     tones: list[list[Tone]] = []
-    for key, words, unit, digits in ROWS:
-        f = found.get(key)
-        if f is None:
-            continue
+    for row in rows_of(found):
+        f = found[row.key]
         then = f.last_year if f.coverage >= COVERAGE_WORTH else None
         change = None if then is None or f.change is None else round(f.change * 100, 1)
-        rows.append([t(*words), unit, _rounded(f.now, digits), _rounded(then, digits), change])
+        rows.append([t(row.words_zh, row.words_en), t(row.unit_zh, row.unit_en), _rounded(f.now, row.digits),
+                     _rounded(then, row.digits), change])
         tones.append([Tone.PLAIN] * 4 + [Tone.PLAIN if change is None else Tone.BAD if change > EXPLAIN_ABOVE * 100
                                          else Tone.GOOD if change < -EXPLAIN_ABOVE * 100 else Tone.PLAIN])
     people_words = t("用能人数", "Energy users")
@@ -142,7 +164,7 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
     if explanation is not None:
         said = [explanation.text]
     elif explain:
-        names = t("、", ", ").join(t(*next(w for k, w, _, _ in ROWS if k == key)) for key in explain)
+        names = t("、", ", ").join(t(r.words_zh, r.words_en) for r in rows_of(dict.fromkeys(explain)))
         said = [t(f"（尚未填写说明：{names}同比变化超过 {EXPLAIN_ABOVE:.0%}，请说明原因。）",
                    f"(No explanation yet: {names} changed by more than {EXPLAIN_ABOVE:.0%} year on year; "
                    "please give the reason.)")]
@@ -150,8 +172,8 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
         said = [t("（无）", "(none)")]
     sections = [
         Section(t("本期能源资源消耗", "Energy and water this period"), [
-            Figures([yoy_figure(t, t(*w), found[k], u, d, EXPLAIN_ABOVE) for k, w, u, d in ROWS
-                     if k in ("electricity", "water", "kgce") and k in found]),
+            Figures([yoy_figure(t, t(r.words_zh, r.words_en), found[r.key], t(r.unit_zh, r.unit_en), r.digits,
+                                EXPLAIN_ABOVE) for r in rows_of(found) if r.key in ("electricity", "water", "kgce")]),
             SheetTable("disclosure", [t("项目", "Item"), t("单位", "Unit"), t("本期", "This period"),
                                       t("去年同期", "Same period last year"), t("同比 %", "Year on year, %")],
                        rows, decimals=[None, None, None, None, 1], tones=tones,

@@ -7,6 +7,7 @@
 import { HttpError, download, get, send, session } from "../api.js";
 import { addLabels, dayWord, isZh, language, num, pick, t, when } from "../i18n.js";
 import { card, chip, failure, h, saveFile } from "../ui.js";
+import { quarters, years } from "../periods.js";
 import { list } from "./common.js";
 
 addLabels({
@@ -32,8 +33,7 @@ addLabels({
     "reports.status.pass": "正常", "reports.status.done": "已检查", "reports.status.fail": "异常", "reports.status.manual": "待检查",
     "reports.status.pending": "未到时间", "reports.status.not_required": "无需检查",
     "reports.span": "周期", "reports.span.month": "按月", "reports.span.quarter": "按季", "reports.span.year": "按年",
-    "reports.quarter": "季度", "reports.year": "年度", "reports.year_name": "{y} 年",
-    "reports.in_progress": "{p}（进行中）",
+    "reports.quarter": "季度", "reports.year": "年度",
     "reports.kgce": "综合能耗（折标准煤）", "reports.yoy": "同比 {p}", "reports.no_yoy": "去年同期无完整数据",
     "reports.meters_complete": "数据完整的表计", "reports.meters_complete_note": "收到的读数不少于应收的 {p}",
     "reports.school_days": "{w} {n} 天", "reports.through": "截至 {t}",
@@ -53,10 +53,6 @@ addLabels({
     "disclosure.change": "同比", "disclosure.to_explain": "需说明",
     "disclosure.rule": "同比变化超过 {p} 的项目需要说明原因；去年同期数据不足 95% 的不作比较（–）。",
     "disclosure.people": "用能人数", "disclosure.floor_area": "建筑面积", "disclosure.person_unit": "人",
-    "disclosure.row.electricity": "用电量", "disclosure.row.water": "用水量", "disclosure.row.gas": "用气量",
-    "disclosure.row.heat": "集中供热量", "disclosure.row.kgce": "综合能耗（折标准煤）",
-    "disclosure.row.kgce_per_m2": "单位建筑面积能耗", "disclosure.row.kgce_per_person": "人均综合能耗",
-    "disclosure.row.kwh_per_person": "人均用电量", "disclosure.row.water_m3_per_person": "人均用水量",
     "disclosure.explanation": "同比变化说明", "disclosure.by": "{who} 于 {t} 填写",
     "disclosure.missing": "尚未填写说明：{names}同比变化超过 {p}，请说明原因。", "disclosure.none_needed": "各项同比变化都不超过 {p}，无需说明。",
     "disclosure.none_compared": "去年同期没有完整数据可比较，无需说明。",
@@ -89,8 +85,7 @@ addLabels({
     "reports.status.pass": "OK", "reports.status.done": "Checked", "reports.status.fail": "Problem", "reports.status.manual": "To check",
     "reports.status.pending": "Not due yet", "reports.status.not_required": "Not required",
     "reports.span": "Span", "reports.span.month": "Month", "reports.span.quarter": "Quarter", "reports.span.year": "Year",
-    "reports.quarter": "Quarter", "reports.year": "Year", "reports.year_name": "{y}",
-    "reports.in_progress": "{p} (in progress)",
+    "reports.quarter": "Quarter", "reports.year": "Year",
     "reports.kgce": "Energy in standard coal", "reports.yoy": "{p} year on year", "reports.no_yoy": "no complete data last year",
     "reports.meters_complete": "Meters with complete data", "reports.meters_complete_note": "at least {p} of the readings expected",
     "reports.school_days": "{w}: {n}", "reports.through": "up to {t}",
@@ -112,10 +107,6 @@ addLabels({
     "disclosure.change": "Year on year", "disclosure.to_explain": "to explain",
     "disclosure.rule": "Items that changed by more than {p} year on year need an explanation; last year's figures with under 95% of their data are not compared (–).",
     "disclosure.people": "Energy users", "disclosure.floor_area": "Floor area", "disclosure.person_unit": "people",
-    "disclosure.row.electricity": "Electricity", "disclosure.row.water": "Water", "disclosure.row.gas": "Gas",
-    "disclosure.row.heat": "District heat", "disclosure.row.kgce": "Energy in standard coal",
-    "disclosure.row.kgce_per_m2": "Energy per m²", "disclosure.row.kgce_per_person": "Energy per person",
-    "disclosure.row.kwh_per_person": "Electricity per person", "disclosure.row.water_m3_per_person": "Water per person",
     "disclosure.explanation": "Explanation of the change", "disclosure.by": "written by {who}, {t}",
     "disclosure.missing": "No explanation yet: {names} changed by more than {p} year on year; please give the reason.",
     "disclosure.none_needed": "Nothing changed by more than {p} year on year: no explanation is needed.",
@@ -186,32 +177,6 @@ function weeks(today) {
     out.push([`${year}-W${pad(week)}`, t("reports.week_of", { a: dayName(iso(start)), b: dayName(iso(end)) })]);
   }
   return out;
-}
-
-/** A quarter as people write it: 2026 年第三季度, Q3 2026. */
-function quarterName(year, n) {
-  return isZh() ? `${year} 年第${"一二三四"[n - 1]}季度` : `Q${n} ${year}`;
-}
-
-/** The last 8 quarters, this one first, as [value, text]. */
-function quarters(today) {
-  const out = [];
-  const now = today.year * 4 + Math.floor((today.month - 1) / 3);
-  for (let i = 0; i < 8; i++) {
-    const year = Math.floor((now - i) / 4);
-    const n = ((now - i) % 4) + 1;
-    const name = quarterName(year, n);
-    out.push([`${year}-Q${n}`, i === 0 ? t("reports.in_progress", { p: name }) : name]);
-  }
-  return out;
-}
-
-/** This year and the 2 before, as [value, text]. */
-function years(today) {
-  return [0, 1, 2].map((i) => {
-    const name = t("reports.year_name", { y: today.year - i });
-    return [String(today.year - i), i === 0 ? t("reports.in_progress", { p: name }) : name];
-  });
 }
 
 // --------------------------------------------------------------------------- building blocks
@@ -405,17 +370,10 @@ async function energyPeriod(state, params, today, span) {
 const METERING_TARGETS = [["per_unit", 1], ["per_zone", 0.9], ["per_subitem", 0.9]];
 
 // The sheet's rows in its order (disclosure.ROWS): each key with its unit and digits.
-const DISCLOSURE_ROWS = [["electricity", "kWh", 0], ["water", "m³", 1], ["gas", "m³", 1], ["heat", "GJ", 2], ["kgce", "kgce", 0],
-  ["kgce_per_m2", "kgce/m²", 3], ["kgce_per_person", "kgce/人", 2], ["kwh_per_person", "kWh/人", 1],
-  ["water_m3_per_person", "m³/人", 2]];
 const MAX_EXPLANATION = 2000;
 
-function unitFor(unit) {
-  return isZh() ? unit : unit.replace("/人", "/person");
-}
-
 function itemCell(words, unit, mark) {
-  return h("td", {}, h("span", { class: "item-words" }, words), " ", h("small", { class: "muted" }, unitFor(unit)),
+  return h("td", {}, h("span", { class: "item-words" }, words), " ", h("small", { class: "muted" }, unit),
     mark ? [" ", chip(t("disclosure.to_explain"), "warn")] : null);
 }
 
@@ -426,7 +384,7 @@ function explanationBody(d) {
       h("p", { class: "muted small" }, t("disclosure.by", { who: pick(d.explanation.by, "name"), t: when(d.explanation.at) }))];
   }
   if (d.to_explain.length) {
-    const names = d.to_explain.map((k) => t(`disclosure.row.${k}`)).join(t("disclosure.list_sep"));
+    const names = d.rows.filter((r) => d.to_explain.includes(r.key)).map((r) => pick(r, "words")).join(t("disclosure.list_sep"));
     return [h("p", { class: "warn-text" }, t("disclosure.missing", { names, p: threshold }))];
   }
   const compared = Object.values(d.figures).some((f) => yoyChange(f) != null);
@@ -475,11 +433,11 @@ async function disclosure(state, params, today) {
   const rows = [
     [itemCell(t("disclosure.people"), t("disclosure.person_unit")), num(d.people, 0), "", ""],
     [itemCell(t("disclosure.floor_area"), "m²"), num(d.floor_area_m2, 0), "", ""],
-    ...DISCLOSURE_ROWS.filter(([key]) => d.figures[key]).map(([key, unit, digits]) => {
-      const f = d.figures[key];
+    ...d.rows.map((row) => {
+      const f = d.figures[row.key];
       const p = yoyChange(f);
-      return [itemCell(t(`disclosure.row.${key}`), unit, d.to_explain.includes(key)), num(f.now, digits),
-        p == null ? "–" : num(f.last_year, digits), h("td", { class: `change ${yoyTone(f, d.explain_above)}` }, p ?? "–")];
+      return [itemCell(pick(row, "words"), pick(row, "unit"), d.to_explain.includes(row.key)), num(f.now, row.digits),
+        p == null ? "–" : num(f.last_year, row.digits), h("td", { class: `change ${yoyTone(f, d.explain_above)}` }, p ?? "–")];
     }),
   ];
   const shown = h("div", { class: "explanation" }, explanationBody(d));
