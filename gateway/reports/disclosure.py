@@ -24,7 +24,7 @@ from gateway.reports.document import Cell, Document, Figures, Section, SignLine,
 from gateway.reports.document import Table as SheetTable
 from gateway.reports.energy_doc import COVERAGE_WORTH, ReportText, local_time, number
 from gateway.reports.energy_period import PeriodReport, YearOnYear
-from gateway.reports.energy_period_doc import period_words, span_words, yoy_figure
+from gateway.reports.energy_period_doc import period_title, span_words, yoy_figure
 from gateway.reports.subitems import CATEGORIES
 from gateway.storage.state import METADATA, StateDatabase
 
@@ -142,9 +142,7 @@ def disclosure_document(r: PeriodReport, site: SiteConfig, explanation: Explanat
                         lang: str = "zh-CN") -> Document:
     t = ReportText(lang, r.partial)
     tz = site.tz
-    when = period_words(t, r.period)
-    if r.partial:
-        when = t(f"{when}（截至 {local_time(r.through_ms, tz)}）", f"{when} (to {local_time(r.through_ms, tz)})")
+    when = period_title(t, r, tz)
     found = figures(r)
     rows: list[list[Cell]] = []
     tones: list[list[Tone]] = []

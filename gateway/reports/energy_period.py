@@ -13,8 +13,8 @@ so that a quarter reads what its three months read. A month is a period too (one
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -24,12 +24,10 @@ from gateway.reports.energy import (
     COMPLETE,
     FIRST_YEAR,
     LAST_YEAR,
-    BuildingUse,
     CategoryUse,
     EnergyReport,
     Intensity,
     Metering,
-    MeterUse,
     Month,
     SubitemUse,
     bounds_ms,
@@ -42,6 +40,7 @@ from gateway.reports.subitems import kgce
 from gateway.schedule.school_calendar import SchoolCalendar
 
 PeriodKind = Literal["month", "quarter", "year"]
+T = TypeVar("T")
 
 
 class Period(BaseModel):
@@ -228,12 +227,8 @@ def _category(months: list[CategoryUse]) -> PeriodCategory:
 
 def _buildings(reports: Sequence[EnergyReport]) -> list[PeriodBuilding]:
     """Each building's months summed, the most electricity per m² (or in all) first, as a month's."""
-    months: dict[str, list[BuildingUse]] = defaultdict(list)
-    for r in reports:
-        for b in r.buildings:
-            months[b.building_id].append(b)
     out = []
-    for found in months.values():
+    for found in _grouped((b for r in reports for b in r.buildings), lambda b: b.building_id):
         b = found[-1]
         kwh = _known_sum(x.electricity_kwh for x in found)
         out.append(PeriodBuilding(building_id=b.building_id, name=b.name, electricity_kwh=kwh,
@@ -267,12 +262,8 @@ def _metering(months: list[Metering]) -> Metering:
 
 
 def _meters(reports: Sequence[EnergyReport]) -> list[PeriodMeter]:
-    months: dict[str, list[MeterUse]] = defaultdict(list)
-    for r in reports:
-        for m in r.meters:
-            months[m.device_id].append(m)
     out = []
-    for found in months.values():
+    for found in _grouped((m for r in reports for m in r.meters), lambda m: m.device_id):
         m = found[-1]
         records, expected = sum(x.records for x in found), sum(x.expected for x in found)
         share = completeness(records, expected)
@@ -280,6 +271,14 @@ def _meters(reports: Sequence[EnergyReport]) -> list[PeriodMeter]:
                                total=_known_sum(x.total for x in found), records=records, expected=expected,
                                completeness=share, complete=share is not None and share >= COMPLETE))
     return out
+
+
+def _grouped(items: Iterable[T], key: Callable[[T], str]) -> list[list[T]]:
+    """`items` by `key`, each group in the order met (a figure's months, oldest first)."""
+    groups: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return list(groups.values())
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -30,9 +30,7 @@ NOTABLE = 0.02  # a change year on year beyond this reads red or green, as the m
 def period_document(r: PeriodReport, site: SiteConfig, lang: str = "zh-CN") -> Document:
     t = ReportText(lang, r.partial)
     tz = site.tz
-    when = period_words(t, r.period)
-    if r.partial:
-        when = t(f"{when}（截至 {local_time(r.through_ms, tz)}）", f"{when} (to {local_time(r.through_ms, tz)})")
+    when = period_title(t, r, tz)
     power = next(c for c in r.categories if c.utility == "electricity")
     water = next(c for c in r.categories if c.utility == "water")
     complete = [m for m in r.meters if m.completeness is not None]
@@ -76,6 +74,14 @@ def period_words(t: ReportText, period: str) -> str:
         n = int(rest[1:])
         return t(f"{year} 年第{'一二三四'[n - 1]}季度", f"Q{n} {year}")
     return t(f"{year} 年 {int(rest)} 月", f"{year}-{rest}")
+
+
+def period_title(t: ReportText, r: PeriodReport, tz: ZoneInfo) -> str:
+    """The period as a title says it: 2026 年第三季度, or （截至 …） while it is in progress."""
+    when = period_words(t, r.period)
+    if r.partial:
+        return t(f"{when}（截至 {local_time(r.through_ms, tz)}）", f"{when} (to {local_time(r.through_ms, tz)})")
+    return when
 
 
 def span_words(t: ReportText, r: PeriodReport, tz: ZoneInfo) -> str:
