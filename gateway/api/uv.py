@@ -2,7 +2,7 @@
 hours, wipes and irradiance tests; recording a tube change, a wipe or a test.
 
 Reading needs a viewer; recording a staff login (or a key with the `ack` scope), and the login
-is who did it. The tube's hours are the register's count (the one `uv_tube_life` judges),
+is who did it. The tube's hours are the register's count (the one the tube-life rule judges),
 read from the readings in a worker thread.
 """
 

@@ -10,7 +10,7 @@ tube against 90), which opens a work order for a new tube. Its items join the da
 
 A tube's hours are its lamp's lit time since the tube was fitted (since the lamp's first
 reading while no change is recorded): the one figure of the lamp's page, its daily record
-item and `uv_tube_life`. Counting a tube's life of minute readings each time would read up
+item and the tube-life rule. Counting a tube's life of minute readings each time would read up
 to a million of them, so the register keeps its count at each local midnight (`uv_tube_days`,
 in the state store: every replica and a restarted process read the same) and adds the
 readings after the last one. Counting reads the readings: off the event loop.

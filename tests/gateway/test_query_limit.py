@@ -184,7 +184,8 @@ def test_a_series_too_long_for_one_answer_says_where_it_goes_on(gateway: Start) 
 
 
 HEAVY = {"/api/v1/devices/{device_id}/readings", "/api/v1/devices/{device_id}/events", "/api/v1/reports/safety",
-         "/api/v1/reports/canteen", "/api/v1/reports/energy"}
+         "/api/v1/reports/canteen", "/api/v1/reports/energy", "/api/v1/reports/energy/period",
+         "/api/v1/reports/disclosure"}
 
 
 def test_every_heavy_route_takes_a_slot() -> None:
