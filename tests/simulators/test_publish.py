@@ -104,6 +104,11 @@ async def test_keeps_publishing_across_a_broker_restart(
     expected = [sent for sent in as_sent(SiteSimulation(SITE).messages(ARRIVALS, until))
                 if sent[0].startswith(f"facility/{SITE.id}/")]
     publisher = asyncio.create_task(run(SITE, broker.url, speed=120, start=ARRIVALS, until=until))
+    # Up first (a busy machine may take more than a moment to connect), then the broker goes away.
+    for _ in range(200):
+        if caplog.records:
+            break
+        await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     broker.stop()
     await asyncio.sleep(0.5)
