@@ -7,7 +7,7 @@ registry. Keeping them here is what lets the rules import them without a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import time
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self, TypeVar
 
@@ -91,7 +91,7 @@ class Device(Strict):
     # The sub-item (分项) of the guideline's catalog that this meter measures, by its code
     # ("01D30": 特殊用电·厨房餐厅); its category follows from its kind. gateway/reports/subitems.py.
     subitem: str | None = None
-    _rule_params: dict[str, RuleParams] = PrivateAttr(default_factory=dict)
+    _rule_params: Mapping[str, RuleParams] = PrivateAttr(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -155,11 +155,16 @@ class Device(Strict):
 
 
     @property
-    def rule_params(self) -> dict[str, RuleParams]:
+    def rule_params(self) -> Mapping[str, RuleParams]:
         """Every rule's parameters for this device, by rule id, validated once with the site
         (its own over the site's over the kind's over the defaults); empty outside a site.
         Read them typed through the rule's spec: `spec.params_for(device)`."""
         return self._rule_params
+
+    def use_rule_params(self, params: Mapping[str, RuleParams]) -> None:
+        """Its parameters as its site resolved them (gateway/config: `SiteConfig`), maybe
+        shared with the other devices of its kind: never changed in place."""
+        self._rule_params = params
 
 
 def utility_of(kind: str) -> Utility | None:
