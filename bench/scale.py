@@ -14,13 +14,17 @@ Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.scale [--devices 10000] [--messa
 4. Stopped and started again on that data: the start with every device's newest readings in
    the store (the rules are primed with them).
 
+`BENCH_PROFILE=path` records the large site's gateway with py-spy (its RSS is then py-spy's).
+
 Prints figures only; nothing here asserts a speed or a size.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
+
+import httpx
 
 from bench.dashboard import LocalTime, SimDevice, build_site, encode, site_file
 from tests.services import GatewayProcess, Mosquitto, accounting, free_port, mqtt_client, start_mosquitto
@@ -38,6 +44,7 @@ POLL_S: Final = 0.25  # /metrics and VmRSS
 REJECTED: Final = "facility_messages_rejected_total"
 READY_TIMEOUT_S: Final = 120.0
 STORED_TIMEOUT_S: Final = 180.0
+PROFILE = os.environ.get("BENCH_PROFILE")  # a path: record the large site's gateway with py-spy (raw stacks)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Figures:
     streaming_peak_mb: float
     streamed_mb: float
     stream_s: float
+    slowest_s: float  # the longest /metrics took to answer while streaming: the event loop held up
     stored: int
     rejected: int
 
@@ -90,16 +98,25 @@ def measure(directory: Path, broker: Mosquitto, devices: int, messages: int, sta
     site, sims = build_site(devices, 0)
     api_port = free_port()
     config = site_file(directory, site, broker.port, api_port)
-    gateway = GatewayProcess(config, api_port, directory / "gateway.log")
+    wrap = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--format", "raw",
+            "-o", PROFILE, "--"] if PROFILE and devices != REFERENCE_DEVICES else []
+    gateway = GatewayProcess(config, api_port, directory / "gateway.log", wrap)
     starts_s = [started(gateway)]
     try:
         time.sleep(SETTLE_S)
         idle = rss_mb(gateway.pid)
         begin = time.perf_counter()
-        with ThreadPoolExecutor(1) as pool:
+        slowest = 0.0
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=str(gateway.client.base_url),
+                                                         timeout=STORED_TIMEOUT_S) as api:
             published = pool.submit(publish, broker, site["id"], sims, messages, ZoneInfo(site["timezone"]))
             peak = idle
-            while (m := accounting(gateway.client)).stored("sqlite") + m.total(REJECTED) < messages:
+            while True:
+                asked = time.perf_counter()
+                m = accounting(api)
+                slowest = max(slowest, time.perf_counter() - asked)
+                if m.stored("sqlite") + m.total(REJECTED) >= messages:
+                    break
                 if published.done():
                     published.result()  # raises what stopped the publisher
                 if time.perf_counter() - begin > STORED_TIMEOUT_S:
@@ -117,7 +134,7 @@ def measure(directory: Path, broker: Mosquitto, devices: int, messages: int, sta
     for _ in range(starts - 1):
         starts_s.append(started(gateway))
         gateway.stop()
-    return Figures(devices, starts_s, idle, peak, streamed, stream_s, stored, rejected)
+    return Figures(devices, starts_s, idle, peak, streamed, stream_s, slowest, stored, rejected)
 
 
 def show(f: Figures) -> None:
@@ -125,6 +142,7 @@ def show(f: Figures) -> None:
     print(f"  {f.devices:>6,} devices: start {f.starts_s[0]:.2f} s{again}")
     print(f"          RSS idle {f.idle_mb:.0f} MB, streaming peak {f.streaming_peak_mb:.0f} MB, "
           f"after {f.streamed_mb:.0f} MB; {f.stored:,} stored, {f.rejected:,} rejected in {f.stream_s:.1f} s")
+    print(f"          /metrics answered within {f.slowest_s:.2f} s while streaming")
 
 
 def load_average() -> str:
@@ -139,18 +157,17 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=3, help="starts of each site: the first on an empty folder")
     args = parser.parse_args()
     print(f"load average before: {load_average()}")
+    figures = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        root = Path(tmp)
-        (root / "mosquitto").mkdir()
-        broker = start_mosquitto(root / "mosquitto")
-        try:
-            figures = []
-            for devices in (REFERENCE_DEVICES, args.devices):
-                (root / str(devices)).mkdir()
-                figures.append(f := measure(root / str(devices), broker, devices, args.messages, args.starts))
-                show(f)
-        finally:
-            broker.stop()
+        for devices in (REFERENCE_DEVICES, args.devices):
+            directory = Path(tmp) / str(devices)
+            (directory / "mosquitto").mkdir(parents=True)
+            broker = start_mosquitto(directory / "mosquitto")  # its own: the sites share their id
+            try:
+                figures.append(f := measure(directory, broker, devices, args.messages, args.starts))
+            finally:
+                broker.stop()
+            show(f)
     ref, big = figures
     start_s = statistics.median(big.starts_s) - statistics.median(ref.starts_s)
     print(f"cost of {big.devices - ref.devices:,} devices over the reference: start +{start_s:.2f} s (medians), "
