@@ -63,10 +63,9 @@ class LiveBus:
                        lambda: len(self._subscribers))
 
     def reconfigure(self, site: SiteConfig) -> None:
-        self._states = {
-            d.id: frozenset(m.key for m in kinds()[d.kind].metrics if m.type is MetricType.STATE)
-            for d in site.devices
-        }
+        by_kind = {name: frozenset(m.key for m in kind.metrics if m.type is MetricType.STATE)
+                   for name, kind in kinds().items()}
+        self._states = {d.id: by_kind[d.kind] for d in site.devices}
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:

@@ -7,8 +7,9 @@ registry. Keeping them here is what lets the rules import them without a cycle.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import time
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 IDENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_WORDS: Final[dict[str, tuple[str, str]]] = dict(zip(WEEKDAYS, (
     ("周一", "Monday"), ("周二", "Tuesday"), ("周三", "Wednesday"), ("周四", "Thursday"), ("周五", "Friday"),
@@ -89,7 +91,7 @@ class Device(Strict):
     # The sub-item (分项) of the guideline's catalog that this meter measures, by its code
     # ("01D30": 特殊用电·厨房餐厅); its category follows from its kind. gateway/reports/subitems.py.
     subitem: str | None = None
-    _rule_params: dict[str, RuleParams] = PrivateAttr(default_factory=dict)
+    _rule_params: Mapping[str, RuleParams] = PrivateAttr(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -153,11 +155,16 @@ class Device(Strict):
 
 
     @property
-    def rule_params(self) -> dict[str, RuleParams]:
+    def rule_params(self) -> Mapping[str, RuleParams]:
         """Every rule's parameters for this device, by rule id, validated once with the site
         (its own over the site's over the kind's over the defaults); empty outside a site.
         Read them typed through the rule's spec: `spec.params_for(device)`."""
         return self._rule_params
+
+    def use_rule_params(self, params: Mapping[str, RuleParams]) -> None:
+        """Its parameters as its site resolved them (gateway/config: `SiteConfig`), maybe
+        shared with the other devices of its kind: never changed in place."""
+        self._rule_params = params
 
 
 def utility_of(kind: str) -> Utility | None:
@@ -250,9 +257,12 @@ class Tariffs(Strict):
         self.by_minute()
         return self
 
-    def by_minute(self) -> list[tuple[TouPeriodName, float]]:
-        """The period and price of each minute of the day (0 = 00:00). ValueError when two
-        periods claim one minute."""
+    def by_minute(self) -> tuple[tuple[TouPeriodName, float], ...]:
+        """The period and price of each minute of the day (0 = 00:00), made once (every
+        circuit's after-hours rule holds it). ValueError when two periods claim one minute."""
+        return kept(self, "_kept_by_minute", (self.electricity_periods, self.electricity_yuan_per_kwh), self._by_minute)
+
+    def _by_minute(self) -> tuple[tuple[TouPeriodName, float], ...]:
         out: list[tuple[TouPeriodName, float] | None] = [None] * 1440
         for period in self.electricity_periods:
             for span in period.hours:
@@ -262,10 +272,20 @@ class Tariffs(Strict):
                         raise ValueError(f"electricity periods {taken[0]!r} and {period.name!r} both cover "
                                          f"{minute // 60:02d}:{minute % 60:02d}")
                     out[minute] = (period.name, period.yuan_per_kwh)
-        return [m or ("flat", self.electricity_yuan_per_kwh) for m in out]
+        return tuple(m or ("flat", self.electricity_yuan_per_kwh) for m in out)
 
     def electricity_price(self, minute_of_day: int) -> float:
         return self.by_minute()[minute_of_day][1]
+
+
+def kept(model: BaseModel, key: str, inputs: tuple[object, ...], make: Callable[[], T]) -> T:
+    """What `make` gives, kept on the frozen `model` under `key` for as long as its `inputs` are
+    the same objects: a `model_copy` keeps it, and one with other inputs makes it anew."""
+    held: tuple[tuple[object, ...], T] | None = model.__dict__.get(key)
+    if held is None or any(a is not b for a, b in zip(held[0], inputs, strict=True)):
+        held = (inputs, make())
+        model.__dict__[key] = held
+    return held[1]
 
 
 def nested(err: Any) -> str:
