@@ -193,7 +193,8 @@ COMMON_METRICS: Final = (
     # Zigbee's link quality indicator (LQI), 0–255.
     Metric("link_quality", "LQI", MetricType.GAUGE, "信号质量", "Link quality", minimum=0, maximum=255, tile=False),
     # Availability as a bridge or the device itself reports it (Zigbee2MQTT, Tasmota LWT, Shelly).
-    Metric("online", "", MetricType.STATE, "连接状态", "Connection", words=StateWords("在线", "离线", "Online", "Offline"),
+    Metric("online", "", MetricType.STATE, "连接状态", "Connection",
+           words=StateWords("在线", "离线", "Online", "Offline"),
            tile=False),
 )
 

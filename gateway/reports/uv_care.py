@@ -27,7 +27,7 @@ from typing import Any, Final
 from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, select
 
 from devices import uv_lamp
-from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
+from gateway.alerting.alerts import Alert, AlertStore
 from gateway.auth.audit import AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
@@ -328,6 +328,8 @@ class UvCare:
         clears it."""
         self._judged_ms = now_ms
         entries = self.entries()
+        # One read of the open alerts for every lamp (a school of thousands of lamps judged a minute).
+        opened = {(a.rule, a.device_id): a for a in self._alerts.open_alerts()}
         for lamp in self.lamps:
             care = self.care(lamp, now_ms, entries)
             settings = lamp_settings(lamp)
@@ -339,7 +341,7 @@ class UvCare:
                               (f"每 {settings.clean_every_days:g} 天用酒精擦拭一次灯管，擦拭后请登记",
                                f"wipe the tube with alcohol every {settings.clean_every_days:g} days and record it"),
                               since)
-            self._settle(UV_CLEAN_DUE, lamp, clean, now_ms)
+            self._settle(UV_CLEAN_DUE, lamp, clean, now_ms, opened)
             test = None
             if care.test_overdue(now_ms):
                 since = care.test_due_ms or now_ms
@@ -348,7 +350,7 @@ class UvCare:
                               "（开灯 5 分钟后、距灯管 1 米处），并登记结果",
                               f"test the irradiance every {settings.test_every_days:g} days (1 m away, after the "
                               "warm-up) and record the result"), since)
-            self._settle(UV_TEST_DUE, lamp, test, now_ms)
+            self._settle(UV_TEST_DUE, lamp, test, now_ms, opened)
             low = None
             if care.test is not None and not care.test.passed:
                 t = care.test
@@ -356,19 +358,20 @@ class UvCare:
                             (f"{self._stamp(t.at_ms)} 测得 {t.uw_cm2:g} 微瓦/平方厘米，低于 {t.limit_uw_cm2:g}",
                              f"{t.uw_cm2:g} µW/cm² measured on {self._stamp(t.at_ms)}, below {t.limit_uw_cm2:g}"),
                             t.at_ms)
-            self._settle(UV_INTENSITY_LOW, lamp, low, now_ms)
-            self._life(lamp, care, None if tubes is None else tubes.get(lamp.id), now_ms)
+            self._settle(UV_INTENSITY_LOW, lamp, low, now_ms, opened)
+            self._life(lamp, care, None if tubes is None else tubes.get(lamp.id), now_ms, opened)
 
-    def _life(self, lamp: Device, care: LampCare, tube: TubeHours | None, now_ms: int) -> None:
+    def _life(self, lamp: Device, care: LampCare, tube: TubeHours | None, now_ms: int,
+              opened: Mapping[tuple[str, str], Alert]) -> None:
         """The tube-life alert from the tube's hours; without a count of the tube now fitted,
         cleared where a tube change was recorded after it was raised."""
         params = UV_TUBE_LIFE.runs_on(lamp, self._site.room(lamp.room).type)
         if params is None:
             return
         if tube is None or tube.since_ms != (care.tube_since_ms or 0):
-            current = self._open(UV_TUBE_LIFE, lamp)
+            current = opened.get((UV_TUBE_LIFE.id, lamp.id))
             if current is not None and care.tube_since_ms is not None and care.tube_since_ms >= current.first_ms:
-                self._settle(UV_TUBE_LIFE, lamp, None, now_ms)
+                self._settle(UV_TUBE_LIFE, lamp, None, now_ms, opened)
             return
         found = None
         if tube.lit_ms >= tube.life_h * params.warn_at_pct / 100 * HOUR_MS:
@@ -384,19 +387,17 @@ class UvCare:
                            f"lit {h} h {since_en}, of {life} h rated: get a new tube and record the change "
                            "under tube care"),
                           tube.at_ms, {"tube_hours": tube.hours, "tube_life_h": tube.life_h, "life_pct": pct})
-        self._settle(UV_TUBE_LIFE, lamp, found, now_ms)
+        self._settle(UV_TUBE_LIFE, lamp, found, now_ms, opened)
 
-    def _open(self, spec: RuleSpec[Any], lamp: Device) -> Alert | None:
-        return next(iter(self._alerts.find(AlertFilter(rule=spec.id, device_id=lamp.id, open_only=True, limit=1))),
-                    None)
-
-    def _settle(self, spec: RuleSpec[Any], lamp: Device, found: Found | None, now_ms: int) -> None:
-        """Raises the lamp's alert of `spec` where `found` and none is open; clears it where not."""
+    def _settle(self, spec: RuleSpec[Any], lamp: Device, found: Found | None, now_ms: int,
+                opened: Mapping[tuple[str, str], Alert]) -> None:
+        """Raises the lamp's alert of `spec` where `found` and none is open (`opened`: the open
+        alerts by rule and device); clears it where not."""
         params = spec.runs_on(lamp, self._site.room(lamp.room).type)
         if params is None:
             return
         rule = spec.id
-        current = self._open(spec, lamp)
+        current = opened.get((rule, lamp.id))
         if found is None:
             if current is not None:
                 self._alerts.apply(Finding(rule, lamp.id, False, params.severity, now_ms, now_ms, "", ""), Evidence())
