@@ -76,7 +76,7 @@ class Spooler:
             await self._commit(batch)
 
     async def _commit(self, batch: Batch) -> None:
-        await self._on_spool.write(self._append, batch)
+        await self._on_spool.commit(self._append, batch)
         for ack in batch.acks:
             ack()
         update = self._states.update
