@@ -6,9 +6,9 @@ The messages are `bench/ingest.py`'s: 20 electricity meters, one reading a secon
 time order. Every stage is fed what the stage before it hands on, in batches of `--batch`
 (what the spooler takes from the buffer under load):
 
-- receive: a paho client (QoS 1, acknowledging each message, as the gateway's MQTT client
-  does) takes the messages from a real Mosquitto, published by `mosquitto_pub` (C, its own
-  process, so not counted here);
+- receive: a paho client (QoS 1, acknowledging a batch at a time from another thread, as the
+  gateway's MQTT client does) takes the messages from a real Mosquitto, published by
+  `mosquitto_pub` (C, its own process, so not counted here);
 - decode and validate: `Ingestor.accept_mqtt` into the ingest buffer;
 - spool: `Spool.append` (one durable transaction a batch) and the newest readings into the
   state store, then per sink `Spool.read` and `Spool.advance`;
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import queue
 import sqlite3
 import subprocess
 import tempfile
@@ -93,31 +94,43 @@ class Stage:
         return f"| {self.name} | {self.cpu / n * 1e6:.1f} | {self.wall / n * 1e6:.1f} |"
 
 
-def receive(port: int, files: list[Path], total: int) -> tuple[Stage, list[tuple[str, bytes]]]:
-    """The messages as paho hands them to the gateway's callback, acknowledged one by one."""
+def receive(port: int, files: list[Path], total: int, batch: int) -> tuple[Stage, list[tuple[str, bytes]]]:
+    """The messages as paho hands them to the gateway's callback, acknowledged as the gateway
+    does: a batch at a time, from another thread (the spooler's, after its commit)."""
     got: list[tuple[str, bytes]] = []
-    done = threading.Event()
+    acks: queue.Queue[list[int] | None] = queue.Queue()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-stages", clean_session=False,
                          manual_ack=True)
+    waiting: list[int] = []
 
     def on_message(c: paho.Client, userdata: object, m: paho.MQTTMessage) -> None:
         got.append((m.topic, bytes(m.payload)))
-        c.ack(m.mid, m.qos)
+        waiting.append(m.mid)
+        if len(waiting) >= batch or len(got) == total:
+            acks.put(waiting[:])
+            waiting.clear()
         if len(got) == total:
-            done.set()
+            acks.put(None)
+
+    def acknowledge() -> None:
+        while (mids := acks.get()) is not None:
+            for mid in mids:
+                client.ack(mid, 1)
 
     client.on_message = on_message
     client.connect("127.0.0.1", port)
     client.subscribe(f"facility/{SITE}/+/telemetry", qos=1)
     client.loop_start()
     time.sleep(0.5)
-    stage = Stage("receive (paho, QoS 1, ack each)")
+    stage = Stage("receive (paho, QoS 1, acknowledged a batch at a time)")
     pub = require_binary("mosquitto_pub", "mosquitto-clients")
+    acker = threading.Thread(target=acknowledge)
+    acker.start()
     with stage.timed(total):
         procs = [subprocess.Popen([pub, "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l", "-i", f"pub-{p.stem}",
                                    "-t", f"facility/{SITE}/{p.stem}/telemetry"], stdin=p.open("rb"))
                  for p in files]
-        done.wait(600)
+        acker.join(600)
     for proc in procs:
         proc.wait()
     client.loop_stop()
@@ -225,7 +238,7 @@ def main() -> None:
         try:
             s = site(args.devices, broker.port, vm.url, directory)
             files = write_payloads(directory, args.devices, total)
-            received, messages = receive(broker.port, files, total)
+            received, messages = receive(broker.port, files, total, args.batch)
             buffer = IngestBuffer(10**9, on_ready=lambda: None)
             decoded = Stage("decode and validate")
             taken = batches(Ingestor(s, buffer), buffer, messages, args.batch, decoded)
