@@ -226,7 +226,7 @@ class Spool:
         """The sink has taken messages `first`..`last`, of which it refused `refused` for
         good. Rows the bounds dropped meanwhile were already counted; returns how many of
         these are newly counted as stored."""
-        with self._transaction() as changes:
+        with self._transaction(durable=False) as changes:
             cursor = self._cursors[sink]
             taken = last - max(cursor, first - 1)
             if taken <= 0:
@@ -274,14 +274,20 @@ class Spool:
         self._conn.execute("DELETE FROM spool WHERE seq <= ?", (min(self._cursors.values(), default=self._head),))
 
     @contextmanager
-    def _transaction(self) -> Iterator[Counter[tuple[str, str]]]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[Counter[tuple[str, str]]]:
         """BEGIN … COMMIT under the lock. The caller records counter changes in the yielded
         Counter: they are written in the same transaction and reach the in-memory totals
-        only once it has committed; the head and cursors moved in memory roll back with it."""
+        only once it has committed; the head and cursors moved in memory roll back with it.
+
+        Not `durable`: the commit does not wait for the disk (a sink's cursor moving on). A
+        power cut may undo it, never a durable commit after it: the log is synced in order, and
+        a sink given those messages again stores them once, its counters undone with its cursor."""
         changes: Counter[tuple[str, str]] = Counter()
         with self._lock:
             head, cursors = self._head, dict(self._cursors)
             conn = self._conn
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield changes
@@ -292,6 +298,9 @@ class Spool:
                     conn.execute("ROLLBACK")
                 self._head, self._cursors = head, cursors
                 raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
             self._totals.update({k: n for k, n in changes.items() if n})
 
     # ------------------------------------------------------------------ reading
