@@ -26,7 +26,10 @@ from gateway.spool.thread import SpoolThread
 
 log = logging.getLogger(__name__)
 
-
+# A sink that has caught up waits this long before it reads again, so that it writes what
+# arrived meanwhile in one batch, not a batch per commit of the spooler: every write costs the
+# event loop and the spool's thread a fixed share, and the rules do not wait for sinks.
+LINGER_S = 0.1
 
 
 class Sink(Protocol):
@@ -34,14 +37,6 @@ class Sink(Protocol):
 
     async def write(self, samples: Sequence[Sample], events: Sequence[Event]) -> None:
         """Stores the messages, or raises TransientSinkError / PermanentSinkError."""
-
-
-
-
-
-
-
-
 
 
 class SinkWriter:
@@ -84,6 +79,8 @@ class SinkWriter:
             observe = self._counters.latency.labels(name).observe
             for row in rows:
                 observe((now - row.received_ms) / 1000)
+            if len(rows) < self._batch:  # caught up: let the next batch gather
+                await asyncio.sleep(LINGER_S)
 
     async def _deliver(self, rows: Sequence[Spooled]) -> int:
         """Writes the rows; returns how many the sink refused for good (found by splitting
