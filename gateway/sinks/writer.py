@@ -3,7 +3,8 @@
 `Spooler` commits what the transports put in the buffer to the spool in batches, then
 acknowledges it to its sources (MQTT PUBACK, waiting HTTP requests) and updates the live
 device state. One `SinkWriter` per sink reads the spool from its own cursor, oldest first,
-writes to its sink and moves the cursor. A sink that is down is retried with capped,
+writes to its sink and moves the cursor; once it has caught up it lets the next batch gather
+for `LINGER_S`. A sink that is down is retried with capped,
 jittered exponential backoff while the spool holds what arrives meanwhile; when it returns
 it catches up, oldest first, in full batches. A batch the sink refuses for good is split until the
 refused messages are found; only those are dropped, and counted.
