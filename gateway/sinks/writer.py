@@ -3,7 +3,8 @@
 `Spooler` commits what the transports put in the buffer to the spool in batches, then
 acknowledges it to its sources (MQTT PUBACK, waiting HTTP requests) and updates the live
 device state. One `SinkWriter` per sink reads the spool from its own cursor, oldest first,
-writes to its sink and moves the cursor. A sink that is down is retried with capped,
+writes to its sink and moves the cursor; once it has caught up it lets the next batch gather
+for `LINGER_S`. A sink that is down is retried with capped,
 jittered exponential backoff while the spool holds what arrives meanwhile; when it returns
 it catches up, oldest first, in full batches. A batch the sink refuses for good is split until the
 refused messages are found; only those are dropped, and counted.
@@ -26,7 +27,10 @@ from gateway.spool.thread import SpoolThread
 
 log = logging.getLogger(__name__)
 
-
+# A sink that has caught up waits this long before it reads again, so that it writes what
+# arrived meanwhile in one batch, not a batch per commit of the spooler: every write costs the
+# event loop and the spool's thread a fixed share, and the rules do not wait for sinks.
+LINGER_S = 0.1
 
 
 class Sink(Protocol):
@@ -34,14 +38,6 @@ class Sink(Protocol):
 
     async def write(self, samples: Sequence[Sample], events: Sequence[Event]) -> None:
         """Stores the messages, or raises TransientSinkError / PermanentSinkError."""
-
-
-
-
-
-
-
-
 
 
 class SinkWriter:
@@ -84,6 +80,8 @@ class SinkWriter:
             observe = self._counters.latency.labels(name).observe
             for row in rows:
                 observe((now - row.received_ms) / 1000)
+            if len(rows) < self._batch:  # caught up: let the next batch gather
+                await asyncio.sleep(LINGER_S)
 
     async def _deliver(self, rows: Sequence[Spooled]) -> int:
         """Writes the rows; returns how many the sink refused for good (found by splitting

@@ -76,15 +76,18 @@ class Spooler:
             await self._commit(batch)
 
     async def _commit(self, batch: Batch) -> None:
-        await self._on_spool.write(self._append, batch)
-        for ack in batch.acks:
-            ack()
+        await self._on_spool.commit(self._append, batch)
         update = self._states.update
         for _, item in batch.items:
             if isinstance(item, Sample):
                 update(item.device_id, item.ts_ms, item.values.items())
+        # The rules before the acknowledgements: an alert waits for nothing but the commit
+        # (acknowledging a large batch takes as long as its rules).
         if batch.items:
             self._committed(batch.items)
+        for ack in batch.acks:
+            ack()
+        if batch.items:
             for writer in self._writers:
                 writer.wake()
             # The count bound at once; the age bound (a query) only every ENFORCE_EVERY_S,

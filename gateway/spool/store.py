@@ -11,7 +11,9 @@ holds:
   so after any crash `received = stored + rejected + dropped + pending` holds per sink.
 
 A message is acknowledged to its source (MQTT PUBACK, HTTP answer) only after `append` has
-committed it. Rows every sink has passed are deleted at once. The spool is bounded by
+committed it. The newest messages committed are also kept in memory, as they came (`TAIL`), so
+that a sink keeping up reads them from there instead of reading and decoding them again; a sink
+further behind reads from the file. Rows every sink has passed are deleted at once. The spool is bounded by
 message count and by age; past either bound it drops the oldest rows for the sinks that have
 not taken them yet, and counts them as dropped for those sinks.
 
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Final
 
@@ -67,6 +70,11 @@ DROP_SPOOL_FULL: Final = "spool_full"
 DROP_SPOOL_AGE: Final = "spool_age"
 DROP_BEFORE_SINK: Final = "before_sink"  # received before this sink was configured
 DROP_REASONS: Final = (DROP_REFUSED, DROP_SPOOL_FULL, DROP_SPOOL_AGE, DROP_BEFORE_SINK)
+
+# The newest messages kept in memory as well, at most: four of the sinks' batches (5,000 by
+# default), a few MB. Decoding a message read back from the file cost a sink as much as the
+# whole of its checks on the way in (docs/performance.md).
+TAIL: Final = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +137,7 @@ def _decode(text: str) -> Sample | Event:
 
 class Spool:
     def __init__(self, path: Path, sinks: Sequence[str], *, max_messages: int, max_age_ms: int,
-                 rejected_keep: int) -> None:
+                 rejected_keep: int, tail: int = TAIL) -> None:
         self.path = path
         self.max_messages = max_messages
         self.max_age_ms = max_age_ms
@@ -142,6 +150,8 @@ class Spool:
         self._cursors: dict[str, int] = dict(conn.execute("SELECT sink, seq FROM cursors").fetchall())
         (top,) = conn.execute("SELECT max(seq) FROM spool").fetchone()
         self._head = max([top or 0, *self._cursors.values()])  # seq of the newest message
+        # The newest committed messages, contiguous up to the head: what a sink reads from memory.
+        self._tail: deque[Spooled] = deque(maxlen=tail)
         for sink in sinks:
             if sink not in self._cursors:
                 self._join(sink)
@@ -182,7 +192,8 @@ class Spool:
         encoded = [(received_ms, _encode(item)) for received_ms, item in items]
         with self._transaction() as changes:
             conn = self._conn
-            rows = [(self._head + i, received_ms, item) for i, (received_ms, item) in enumerate(encoded, 1)]
+            first = self._head + 1
+            rows = [(first + i, received_ms, item) for i, (received_ms, item) in enumerate(encoded)]
             conn.executemany("INSERT INTO spool VALUES (?, ?, ?)", rows)
             if rejections:
                 conn.executemany(
@@ -196,11 +207,16 @@ class Spool:
             for r in rejections:
                 changes[("rejected", r.reason)] += 1
             self._head += len(rows)
+        # Committed: from now on a sink may read them, from memory.
+        self._tail.extend(Spooled(first + i, received_ms, item) for i, (received_ms, item) in enumerate(items))
 
     def read(self, sink: str, limit: int) -> list[Spooled]:
         """The oldest messages this sink does not have yet."""
         with self._lock:
             after = self._cursors[sink]
+            tail = self._tail
+            if tail and tail[0].seq <= after + 1:
+                return list(islice(tail, after + 1 - tail[0].seq, after + 1 - tail[0].seq + limit))
             rows = self._conn.execute(
                 "SELECT seq, received_ms, item FROM spool WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
@@ -210,7 +226,7 @@ class Spool:
         """The sink has taken messages `first`..`last`, of which it refused `refused` for
         good. Rows the bounds dropped meanwhile were already counted; returns how many of
         these are newly counted as stored."""
-        with self._transaction() as changes:
+        with self._transaction(durable=False) as changes:
             cursor = self._cursors[sink]
             taken = last - max(cursor, first - 1)
             if taken <= 0:
@@ -258,14 +274,20 @@ class Spool:
         self._conn.execute("DELETE FROM spool WHERE seq <= ?", (min(self._cursors.values(), default=self._head),))
 
     @contextmanager
-    def _transaction(self) -> Iterator[Counter[tuple[str, str]]]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[Counter[tuple[str, str]]]:
         """BEGIN … COMMIT under the lock. The caller records counter changes in the yielded
         Counter: they are written in the same transaction and reach the in-memory totals
-        only once it has committed; the head and cursors moved in memory roll back with it."""
+        only once it has committed; the head and cursors moved in memory roll back with it.
+
+        Not `durable`: the commit does not wait for the disk (a sink's cursor moving on). A
+        power cut may undo it, never a durable commit after it: the log is synced in order, and
+        a sink given those messages again stores them once, its counters undone with its cursor."""
         changes: Counter[tuple[str, str]] = Counter()
         with self._lock:
             head, cursors = self._head, dict(self._cursors)
             conn = self._conn
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield changes
@@ -276,6 +298,9 @@ class Spool:
                     conn.execute("ROLLBACK")
                 self._head, self._cursors = head, cursors
                 raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
             self._totals.update({k: n for k, n in changes.items() if n})
 
     # ------------------------------------------------------------------ reading

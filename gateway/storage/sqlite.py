@@ -8,10 +8,12 @@ every history query reads.
 
 Rollups summarise each series per 5-minute and per hourly bucket (count, sum, min, max and
 a counter's increase), so that a report over a month of hundreds of devices reads thousands of
-rows, not millions. They are written in the same transaction as the readings, recomputed from
-the raw readings for every bucket a write touches: late, duplicate and out-of-order readings
-leave them exactly as if everything had arrived in order. Retention deletes the 5-minute ones
-with the raw readings and keeps the hourly ones.
+rows, not millions. They are written in the same transaction as the readings. A series' readings
+that all come after its newest stored one, in order (what a device sends, nearly always), are
+summed up in memory and added to their buckets; otherwise every bucket the write touches is
+recomputed from the raw readings. Either way late, duplicate and out-of-order readings leave them
+exactly as if everything had arrived in order. Retention deletes the 5-minute ones with the raw
+readings and keeps the hourly ones.
 
 One writer thread owns the write connection; queries open their own read connections, which
 WAL lets run beside the writer.
@@ -142,6 +144,8 @@ class SqliteStore:
             (d, m): i for i, d, m in self._conn.execute("SELECT id, device_id, metric FROM series")
         }
         self._lock = threading.Lock()  # the write connection is used by one thread at a time
+        # Each series' newest stored reading, as far as known: (time, value), None for none.
+        self._newest: dict[int, tuple[int, float] | None] = {}
         # user_version 1: every reading has its rollups. A database from before them has
         # readings and version 0 until `rebuild_rollups` has run.
         if self._conn.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None:
@@ -158,7 +162,7 @@ class SqliteStore:
             conn = self._conn
             series = self._series
             rows: list[tuple[int, int, float]] = []
-            spans: dict[int, tuple[int, int]] = {}  # series → first and last time written
+            written: dict[int, list[tuple[int, float]]] = {}  # series → its readings in this write
             conn.execute("BEGIN")
             try:
                 for s in samples:
@@ -167,8 +171,8 @@ class SqliteStore:
                         if sid is None:
                             sid = self._new_series(s.device_id, metric)
                         rows.append((sid, s.ts_ms, value))
-                        lo, hi = spans.get(sid, (s.ts_ms, s.ts_ms))
-                        spans[sid] = (min(lo, s.ts_ms), max(hi, s.ts_ms))
+                        written.setdefault(sid, []).append((s.ts_ms, value))
+                newest = {sid: self._newest_of(sid) for sid in written}  # before these are in
                 before = conn.total_changes
                 conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?)", rows)
                 conn.executemany(
@@ -177,15 +181,26 @@ class SqliteStore:
                      for e in events],
                 )
                 new = conn.total_changes - before
-                _roll_up(conn, spans)
+                now_newest = _roll_up_written(conn, written, newest)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 self._series = {
                     (d, m): i for i, d, m in conn.execute("SELECT id, device_id, metric FROM series")
                 }
+                self._newest = {}
                 raise
+            for sid in written:
+                self._newest.pop(sid, None)
+            self._newest.update(now_newest)
             return new
+
+    def _newest_of(self, sid: int) -> tuple[int, float] | None:
+        if sid in self._newest:
+            return self._newest[sid]
+        row = self._conn.execute("SELECT ts, value FROM readings WHERE series_id = ? ORDER BY ts DESC LIMIT 1",
+                                 (sid,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def _new_series(self, device_id: str, metric: str) -> int:
         cur = self._conn.execute("INSERT INTO series (device_id, metric) VALUES (?, ?)", (device_id, metric))
@@ -231,6 +246,7 @@ class SqliteStore:
                                    (sid, FIVE_MIN_MS, cutoff_ms))
             cur = self._conn.execute("DELETE FROM events WHERE ts < ?", (cutoff_ms,))
             deleted += cur.rowcount
+            self._newest = {}  # a series' newest reading may be among those deleted
         return deleted
 
     # Queries: each opens its own connection so it never waits for the writer.
@@ -362,6 +378,53 @@ class SqliteStore:
                     (device_id, start_ms, end_ms, limit),
                 )
             ]
+
+
+def _roll_up_written(conn: sqlite3.Connection, written: dict[int, list[tuple[int, float]]],
+                     newest: dict[int, tuple[int, float] | None]) -> dict[int, tuple[int, float]]:
+    """The rollups of readings just written (series → its readings, as they came), given each
+    series' newest reading before them. A series whose readings all follow its newest, in
+    order, has them summed up here and added to its buckets (one upsert for all); any other
+    has its buckets recomputed (`_roll_up`). Returns the newest reading of the series of the first kind."""
+    added: list[tuple[int, int, int, int, float, float, float, float]] = []
+    spans: dict[int, tuple[int, int]] = {}
+    now_newest: dict[int, tuple[int, float]] = {}
+    for sid, points in written.items():
+        last = newest[sid]
+        previous_ts = -1 if last is None else last[0]
+        in_order = True
+        for ts, _ in points:
+            if ts <= previous_ts:
+                in_order = False
+                break
+            previous_ts = ts
+        if not in_order:
+            times = [ts for ts, _ in points]
+            spans[sid] = (min(times), max(times))
+            continue
+        previous = None if last is None else last[1]
+        for step in (FIVE_MIN_MS, HOUR_MS):
+            buckets: dict[int, list[float]] = {}
+            before = previous
+            for ts, value in points:
+                acc = buckets.get(ts - ts % step)
+                if acc is None:
+                    buckets[ts - ts % step] = [1, value, value, value, increase(before, value)]
+                else:
+                    acc[0] += 1
+                    acc[1] += value
+                    acc[2] = min(acc[2], value)
+                    acc[3] = max(acc[3], value)
+                    acc[4] += increase(before, value)
+                before = value
+            added.extend((sid, step, b, int(a[0]), a[1], a[2], a[3], a[4]) for b, a in buckets.items())
+        now_newest[sid] = points[-1]
+    conn.executemany(
+        "INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series_id, step, ts) DO UPDATE SET "
+        "count = count + excluded.count, sum = sum + excluded.sum, min = min(min, excluded.min), "
+        "max = max(max, excluded.max), increase = increase + excluded.increase", added)
+    _roll_up(conn, spans)
+    return now_newest
 
 
 def _roll_up(conn: sqlite3.Connection, spans: dict[int, tuple[int, int]]) -> int:

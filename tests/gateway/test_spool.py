@@ -59,7 +59,26 @@ def test_events_survive_the_round_trip(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     event = Event("gate", T0, "access", {"credential": "卡:7", "granted": True})
     spool.append([(T0, event)], [], {"http": 1})
-    assert spool.read("sqlite", 10)[0].item == event
+    spool.close()
+    assert open_spool(tmp_path).read("sqlite", 10)[0].item == event  # from the file: nothing in memory yet
+
+
+def test_a_sink_reads_the_same_from_memory_as_from_the_file(tmp_path: Path) -> None:
+    """The newest messages are read from memory, older ones from the file: a sink that falls
+    behind the memory's bound reads on from the file and then from memory, and gets every
+    message once, in order, as the file has it."""
+    spool = Spool(tmp_path / "spool.db", ["sqlite", "influxdb"], max_messages=1000, max_age_ms=24 * HOUR,
+                  rejected_keep=100, tail=4)
+    for start in (0, 6):
+        spool.append([sample(i) for i in range(start, start + 6)], [], {"mqtt": 6})
+    read = []
+    while rows := spool.read("influxdb", 5):
+        read.extend(rows)
+        spool.advance("influxdb", rows[0].seq, rows[-1].seq)
+    spool.close()
+    from_file = open_spool(tmp_path).read("sqlite", 100)
+    assert read == from_file
+    assert [r.seq for r in read] == list(range(1, 13))
 
 
 def test_everything_survives_a_reopen_and_sequence_numbers_go_on(tmp_path: Path) -> None:

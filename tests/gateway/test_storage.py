@@ -157,6 +157,29 @@ def test_rollups_match_a_recomputation_whatever_the_order_of_arrival(
     store.close()
 
 
+def test_rollups_stay_exact_when_a_series_goes_on_after_a_reopen_and_retention(open_store: Opener) -> None:
+    """In-order readings are added to their buckets from the series' newest reading: one found
+    again after the store was opened anew, or after retention deleted every reading before."""
+    def value(minute: int) -> float:
+        return minute * 0.5 if minute < 50 else (minute - 50) * 0.25  # the meter replaced at 50
+
+    store = open_store()
+    store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in range(13)], [])
+    store.close()
+    store = open_store()  # opened anew: the newest reading is read back, not remembered
+    store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in range(13, 61)], [])
+    store.write([Sample("m", T0 + m * MIN, {"energy_kwh": value(m)}) for m in range(61, 70)], [])
+    seen = {T0 + m * MIN: value(m) for m in range(70)}
+    for step in (FIVE_MIN_MS, HOUR_MS):
+        got = store.rollups("energy_kwh", ["m"], [(0, T0 + 1000 * MIN)], step)["m"]
+        assert approx(got) == approx(expected_rollups(seen, step)), step
+    store.delete_before(T0 + 999 * MIN)  # every reading gone: the next one has nothing to count up from
+    store.write([Sample("m", T0 + 1000 * MIN, {"energy_kwh": 500.0})], [])
+    got = store.rollups("energy_kwh", ["m"], [(T0 + 1000 * MIN, T0 + 2000 * MIN)], FIVE_MIN_MS)["m"]
+    assert approx(got) == approx(expected_rollups({T0 + 1000 * MIN: 500.0}, FIVE_MIN_MS))
+    store.close()
+
+
 def test_rollups_are_rebuilt_for_a_database_from_before_them(open_store: Opener, state_db: StateDatabase) -> None:
     store = open_store()
     store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * 1.5}) for d in ("a", "b") for i in range(130)], [])
