@@ -330,9 +330,9 @@ def test_a_table_with_an_excerpt_shows_its_rows_and_note_and_lists_every_row_in_
     tones = [[Tone.PLAIN, Tone.PLAIN, Tone.PLAIN if i % 7 else Tone.WARN] for i in range(120)]
     picked = [0, 1, 7, 14, 118]
     note = "共 120 块表计，这里列出 5 块；全部表计见 CSV。"
-    doc = Document("k", "zh-CN", "t", [], [Section("s", [
-        Table("meters", ["表计", "用量", "状态"], rows, decimals=[None, 1, None], tones=tones, caption="表计明细",
-              excerpt=Excerpt(picked, note))])])
+    table = Table("meters", ["表计", "用量", "状态"], rows, decimals=[None, 1, None], tones=tones, caption="表计明细",
+                  excerpt=Excerpt(picked, note))
+    doc = Document("k", "zh-CN", "t", [], [Section("s", [table])])
     page = render.html(doc)
     shown = re.findall(r'<td class="text tone-plain">(电表\d+)</td>', page)
     assert shown == [f"电表{i:03d}" for i in picked]
@@ -343,8 +343,7 @@ def test_a_table_with_an_excerpt_shows_its_rows_and_note_and_lists_every_row_in_
     assert lines[:2] == [["meters", "表计明细"], ["表计", "用量", "状态"]]
     assert [line[0] for line in lines[2:]] == [f"电表{i:03d}" for i in range(120)]
     assert note not in render.csv(doc)
-    assert note not in render.html(replace(doc, sections=[Section("s", [replace(
-        doc.sections[0].blocks[0], excerpt=None)])]))
+    assert note not in render.html(replace(doc, sections=[Section("s", [replace(table, excerpt=None)])]))
 
 
 # ------------------------------------------------------------------------------------ SVG
