@@ -51,11 +51,22 @@ Cell = str | int | float | None
 
 
 @dataclass(frozen=True)
+class Excerpt:
+    """The rows of a long table worth reading (indexes into its `rows`, in the order shown),
+    and a line that says which they are and where the rest is."""
+
+    rows: list[int]
+    note: str
+
+
+@dataclass(frozen=True)
 class Table:
     """A table: `key` names it in CSV (stable, English, e.g. "meters"); `columns` are the
     translated headers; numbers stay numbers (formatted for display by the renderer with
     `decimals` per column, raw in CSV); `tones` optionally colours cells (same shape as
-    `rows`, or a shorter list of rows: missing means plain)."""
+    `rows`, or a shorter list of rows: missing means plain). With an `excerpt`, HTML and PDF
+    show only its rows and its note, while CSV lists every row: a reader gets what is worth
+    a look, a spreadsheet gets all."""
 
     key: str
     columns: list[str]
@@ -63,6 +74,7 @@ class Table:
     decimals: list[int | None] = field(default_factory=list)  # per column; None: as given
     tones: list[list[Tone]] = field(default_factory=list)
     caption: str = ""
+    excerpt: Excerpt | None = None
 
 
 @dataclass(frozen=True)

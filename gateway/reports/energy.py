@@ -51,7 +51,7 @@ from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.readings import ReadingStore
-from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS
+from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Rollup
 
 # Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
@@ -454,14 +454,11 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
     slots = _slots(site, cal, p.start_ms, p.through_ms)
     meters = [d for d in site.devices if d.kind in {kind for kind, _, _ in METERS.values()}]
     main = {d.id for b in site.buildings for kind, _, _ in METERS.values() for d in site.main_meters(kind, b)}
-    done = 0
     read: dict[str, _Meter] = {}
     for utility, (kind, metric, _) in METERS.items():
-        for device in (d for d in meters if d.kind == kind):
-            read[device.id] = _read_meter(site, store, slots, device, metric, utility, p)
-            done += 1
-            if progress:
-                progress(done, len(meters))
+        read |= _read_meters(site, store, slots, [d for d in meters if d.kind == kind], metric, utility, p)
+        if progress:
+            progress(len(read), len(meters))
     episodes = _episodes(site, loads)
     uses = {d.id: _meter_use(read[d.id], d.id in main, p, learned, [e for e in episodes if e.device_id == d.id])
             for d in meters}
@@ -612,17 +609,36 @@ def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) ->
     return _Slots(start_ms, opened, period)
 
 
-def _read_meter(site: SiteConfig, store: ReadingStore, slots: _Slots, device: Device, metric: str,
-                utility: Utility, p: _Period) -> _Meter:
-    building = site.building_of(device.room).id
+def _read_meters(site: SiteConfig, store: ReadingStore, slots: _Slots, devices: list[Device], metric: str,
+                 utility: Utility, p: _Period) -> dict[str, _Meter]:
+    """The meters of one utility: one query for their hourly rollups, then one a building for the
+    5-minute rollups of the hours that its opening or a tariff period splits."""
+    hourly = store.rollups(metric, [d.id for d in devices], [(p.start_ms, p.through_ms)])
+    buildings: dict[str, list[Device]] = defaultdict(list)
+    for device in devices:
+        buildings[site.building_of(device.room).id].append(device)
+    split: dict[str, set[int]] = {}
+    fine: dict[str, list[Rollup]] = {}
+    for building, mine in buildings.items():
+        for d in mine:
+            split[d.id] = {r.ts_ms for r in hourly.get(d.id, []) if r.increase and not slots.uniform(building, r.ts_ms)}
+        hours = sorted(set[int]().union(*(split[d.id] for d in mine)))
+        if hours:
+            fine |= store.rollups(metric, [d.id for d in mine if split[d.id]], [(h, h + HOUR_MS) for h in hours],
+                                  FIVE_MIN_MS)
+    return {d.id: _read_meter(site, slots, d, site.building_of(d.room).id, utility, p, hourly.get(d.id, []),
+                              split[d.id], fine.get(d.id, [])) for d in devices}
+
+
+def _read_meter(site: SiteConfig, slots: _Slots, device: Device, building: str, utility: Utility, p: _Period,
+                hourly: list[Rollup], split: set[int], fine: list[Rollup]) -> _Meter:
+    """One meter's period from its hourly rollups, and from its 5-minute ones in the hours
+    (`split`) that are not uniform: `fine` may hold other hours of its building, not counted."""
     m = _Meter(device, building)
-    hourly = store.rollups(metric, [device.id], [(p.start_ms, p.through_ms)]).get(device.id, [])
     m.hours_seen = sum(1 for r in hourly if r.count)
     m.records = sum(r.count for r in hourly)
-    split = [(r.ts_ms, r.ts_ms + HOUR_MS) for r in hourly if r.increase and not slots.uniform(building, r.ts_ms)]
-    fine = store.rollups(metric, [device.id], split, FIVE_MIN_MS).get(device.id, []) if split else []
-    whole = ((r.ts_ms, r.increase) for r in hourly if r.increase and slots.uniform(building, r.ts_ms))
-    parts = ((r.ts_ms, r.increase) for r in fine if r.increase)
+    whole = ((r.ts_ms, r.increase) for r in hourly if r.increase and r.ts_ms not in split)
+    parts = ((r.ts_ms, r.increase) for r in fine if r.increase and r.ts_ms - r.ts_ms % HOUR_MS in split)
     is_open = slots.open[building]
     for ts, use in (*whole, *parts):
         i = slots.index(ts)

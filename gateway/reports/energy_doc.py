@@ -16,6 +16,7 @@ from gateway.reports.document import (
     Cell,
     Chart,
     Document,
+    Excerpt,
     Figure,
     Figures,
     HeatMap,
@@ -49,6 +50,10 @@ WASTE_WORTH_KWH = 20.0
 WASTE_WORTH_SHARE = 0.02
 NIGHT_WATER_WORTH_SHARE = 0.15  # after-hours water above this share of all water is worth a look
 COVERAGE_WORTH = 0.95  # meters with fewer hours of data than this are named; other months compared from it
+# A site with more meters than this gets, in HTML and PDF, the meters worth a look (this many
+# of each kind) instead of a table of every meter; the CSV lists them all.
+METERS_SHOWN_WHOLE = 40
+METERS_WORTH_A_LOOK = 10
 PERIOD_NAMES = {"sharp": ("尖峰", "critical peak"), "peak": ("峰", "peak"), "flat": ("平", "flat"),
                 "valley": ("谷", "valley")}
 WEEKDAYS = (("周一", "Mon"), ("周二", "Tue"), ("周三", "Wed"), ("周四", "Thu"), ("周五", "Fri"), ("周六", "Sat"),
@@ -590,7 +595,37 @@ def _meters(t: ReportText, r: EnergyReport) -> Table:
                  caption=t(f"分表的用量已含在所属总表中；记录完整度是收到的记录数除以按上报间隔应有的记录数，"
                            f"低于 {COMPLETE:.0%} 标黄",
                            f"Sub-meters are part of their building's main meter; records % is the readings received "
-                           f"over those the meter's reporting interval expects, flagged under {COMPLETE:.0%}"))
+                           f"over those the meter's reporting interval expects, flagged under {COMPLETE:.0%}"),
+                 excerpt=_meters_worth_a_look(t, r.meters))
+
+
+def _incomplete(m: MeterUse) -> bool:
+    return m.coverage < COVERAGE_WORTH or (m.completeness is not None and not m.complete)
+
+
+def _meters_worth_a_look(t: ReportText, meters: Sequence[MeterUse]) -> Excerpt | None:
+    """Of a site with many meters, the ones a reader should see: the largest of each utility,
+    those with the most waste and those with the least complete data, each up to
+    `METERS_WORTH_A_LOOK`, in the table's order; None when every meter fits."""
+    if len(meters) <= METERS_SHOWN_WHOLE:
+        return None
+    n = METERS_WORTH_A_LOOK
+    index = {m.device_id: i for i, m in enumerate(meters)}
+    largest = [m for u in METERS for m in sorted((m for m in meters if m.utility == u and m.total is not None),
+                                                key=lambda m: -(m.total or 0))[:n]]
+    wasting = sorted((m for m in meters if m.waste_kwh), key=lambda m: -(m.waste_kwh or 0))
+    incomplete = sorted((m for m in meters if _incomplete(m)),
+                        key=lambda m: (min(m.coverage, 1.0 if m.completeness is None else m.completeness)))
+    shown = sorted({index[m.device_id] for m in (*largest, *wasting[:n], *incomplete[:n])})
+    zh = [f"共 {len(meters)} 块表计，这里列出 {len(shown)} 块：每类用量最大的 {n} 块"]
+    en = [f"{len(meters)} meters, {len(shown)} of them here: the {n} largest of each utility"]
+    for found, zh_what, en_what in ((wasting, "浪费最多", "the most waste"),
+                                    (incomplete, "数据最不完整", "the least complete data")):
+        if found:
+            zh.append(f"{zh_what}的 {min(n, len(found))} 块（共 {len(found)} 块）")
+            en.append(f"the {min(n, len(found))} with {en_what} (of {len(found)})")
+    return Excerpt(shown, t("、".join(zh) + "。全部表计见 CSV 下载。",
+                            ", ".join(en) + ". The CSV download lists every meter."))
 
 
 def _subitem_blocks(t: ReportText, r: EnergyReport, site: SiteConfig) -> list[Paragraphs | Table]:

@@ -9,10 +9,24 @@ from zoneinfo import ZoneInfo
 
 from gateway.clock import from_ms
 from gateway.config import SiteConfig
-from gateway.reports.document import Cell, Chart, Document, Figure, Figures, Paragraphs, Section, Series, Table, Tone
+from gateway.reports.document import (
+    Cell,
+    Chart,
+    Document,
+    Excerpt,
+    Figure,
+    Figures,
+    Paragraphs,
+    Section,
+    Series,
+    Table,
+    Tone,
+)
 from gateway.reports.energy import COMPLETE
 from gateway.reports.energy_doc import (
     COVERAGE_WORTH,
+    METERS_SHOWN_WHOLE,
+    METERS_WORTH_A_LOOK,
     ReportText,
     category_words,
     intensity_table,
@@ -166,4 +180,17 @@ def _completeness(t: ReportText, r: PeriodReport) -> Table:
                                   t("收到读数", "Readings received"), t("应收读数", "Readings expected"),
                                   t("完整率 %", "Complete, %")], rows, decimals=[None, None, None, 0, 0, 1],
                  tones=tones, caption=t(f"按各表上报间隔计算应收读数；低于 {COMPLETE:.0%} 标黄",
-                                        f"Expected from each meter's reporting interval; under {COMPLETE:.0%} flagged"))
+                                        f"Expected from each meter's reporting interval; under {COMPLETE:.0%} flagged"),
+                 excerpt=_least_complete(t, r))
+
+
+def _least_complete(t: ReportText, r: PeriodReport) -> Excerpt | None:
+    """Of a site with many meters, the least complete (the table's first rows); None when every meter fits."""
+    if len(r.meters) <= METERS_SHOWN_WHOLE:
+        return None
+    complete = sum(m.complete for m in r.meters)
+    n = METERS_WORTH_A_LOOK
+    return Excerpt(list(range(n)), t(f"共 {len(r.meters)} 块表计，{complete} 块数据完整；这里列出完整率最低的 {n} 块。"
+                                     "全部表计见 CSV 下载。",
+                                     f"{len(r.meters)} meters, {complete} of them with complete data; the {n} least "
+                                     "complete here. The CSV download lists every meter."))

@@ -125,11 +125,14 @@ def _csv_cell(value: Cell) -> Cell:
 
 
 def _table_view(table: Table) -> _TableView:
-    """Cells as shown: numbers formatted and right-aligned, with their column's header."""
+    """Cells as shown (the excerpt's rows, where the table has one): numbers formatted and
+    right-aligned, with their column's header."""
     decimals = [table.decimals[j] if j < len(table.decimals) else None for j in range(len(table.columns))]
-    numeric_columns = {j for row in table.rows for j, v in enumerate(row) if _is_number(v)}
+    shown = table.excerpt.rows if table.excerpt else range(len(table.rows))
+    numeric_columns = {j for i in shown for j, v in enumerate(table.rows[i]) if _is_number(v)}
     rows = []
-    for i, row in enumerate(table.rows):
+    for i in shown:
+        row = table.rows[i]
         tones = table.tones[i] if i < len(table.tones) else []
         rows.append([
             _CellView(

@@ -26,7 +26,9 @@ from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config.auth import Scope
 from gateway.ingest.broker import embedded_broker
+from gateway.reports.document import Table
 from gateway.reports.energy_period import PeriodReport
+from gateway.reports.energy_period_doc import period_document
 from gateway.runtime import Gateway
 from tests.services import free_port
 
@@ -195,6 +197,17 @@ def test_a_whole_quarter_sums_its_months_and_compares_with_last_year(api: TestCl
     assert (water_metering.per_unit, water_metering.per_zone, water_metering.per_subitem) == (0.5, 0.0, 0.0)
     # Completeness: an hourly meter fed every hour of the quarter has every reading expected.
     assert {m.device_id: (m.records, m.expected, m.complete) for m in r.meters} == dict.fromkeys(("em-main", "em-light", "wm-main"), (92 * 24, 92 * 24, True))
+
+    # A site of many meters: the document shows the least complete, the CSV lists them all.
+    site: config.SiteConfig = api.app.state.gateway.site  # type: ignore[attr-defined]
+    meters = [r.meters[0].model_copy(update={"device_id": f"m{i}", "name": f"表{i}", "completeness": 1 - i / 100,
+                                             "complete": i <= 10}) for i in range(60)]
+    doc = period_document(r.model_copy(update={"meters": meters}), site)
+    [table] = [b for s in doc.sections for b in s.blocks if isinstance(b, Table) and b.key == "completeness"]
+    assert [row[0] for row in table.rows] == [f"表{i}" for i in range(59, -1, -1)]  # every meter, least complete first
+    assert table.excerpt is not None
+    assert [table.rows[i][0] for i in table.excerpt.rows] == [f"表{i}" for i in range(59, 49, -1)]
+    assert table.excerpt.note.startswith("共 60 块表计，11 块数据完整；这里列出完整率最低的 10 块")
 
 
 def test_a_quarter_in_progress_compares_the_same_days_last_year(api: TestClient, clock: ManualClock,

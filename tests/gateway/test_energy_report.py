@@ -23,6 +23,7 @@ from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config.auth import Scope
 from gateway.ingest.broker import embedded_broker
+from gateway.reports import render
 from gateway.reports.document import Figures, Paragraphs, Table, Tone
 from gateway.reports.energy import EnergyReport
 from gateway.reports.energy_doc import energy_document
@@ -283,3 +284,36 @@ def test_on_the_fifth_day_electricity_compares_like_for_like_and_the_silent_wate
     column = table.columns.index("记录完整 %")
     flagged = {row[0]: tone[column] for row, tone in zip(table.rows, table.tones, strict=True)}
     assert flagged == {"总电表": Tone.PLAIN, "总水表": Tone.WARN}
+
+
+def test_a_site_of_many_meters_shows_those_worth_a_look_and_lists_every_meter_in_csv(api: TestClient) -> None:
+    """120 meters: the PDF and HTML show the largest of each utility, the most waste and the
+    least complete data; the CSV lists them all."""
+    r = report(api)
+    site: config.SiteConfig = api.app.state.gateway.site  # type: ignore[attr-defined]
+    like = {m.utility: m for m in r.meters}
+    meters = []
+    for utility in ("electricity", "water"):
+        for i in range(60):
+            wasted = utility == "electricity" and i >= 48  # 12 small circuits left on, waste rising with i
+            meters.append(like[utility].model_copy(update={
+                "device_id": f"{utility}-{i}", "name": f"{utility}-{i}", "main": False, "total": 1000.0 - i,
+                "waste_kwh": float(i) if wasted else None, "completeness": 0.5 if utility == "water" and i in (
+                    30, 31) else 1.0, "complete": not (utility == "water" and i in (30, 31))}))
+    many = r.model_copy(update={"meters": meters})
+    [table] = [b for s in energy_document(many, site).sections for b in s.blocks
+               if isinstance(b, Table) and b.key == "meters"]
+    assert [row[0] for row in table.rows] == [m.name for m in meters]  # every meter, for the CSV
+    assert table.excerpt is not None
+    shown = [table.rows[i][0] for i in table.excerpt.rows]
+    largest = [f"{u}-{i}" for u in ("electricity", "water") for i in range(10)]
+    most_waste = [f"electricity-{i}" for i in range(50, 60)]  # not 48 and 49: ten are named
+    assert shown == [m.name for m in meters if m.name in {*largest, *most_waste, "water-30", "water-31"}]
+    assert table.excerpt.note.startswith(f"共 120 块表计，这里列出 {len(shown)} 块")
+    assert "（共 12 块）" in table.excerpt.note  # how many wasted, of which ten are shown
+    text = render.html(energy_document(many, site))
+    assert "electricity-12" not in text
+    assert "electricity-55" in text
+    small = r.model_copy(update={"meters": meters[:40]})
+    assert all(b.excerpt is None for s in energy_document(small, site).sections for b in s.blocks
+               if isinstance(b, Table))

@@ -9,6 +9,7 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from gateway.reports.document import (
     Cell,
     Chart,
     Document,
+    Excerpt,
     Figure,
     Figures,
     HeatMap,
@@ -321,6 +323,27 @@ def test_csv_lists_meta_tables_charts_and_heat_maps_with_raw_numbers() -> None:
     assert records[0] == ["daily-records", "每日记录"]
     assert records[2][2] == "3000.0"
     assert "," not in "".join(cell for row in records for cell in row[2:5])  # no thousands separators
+
+
+def test_a_table_with_an_excerpt_shows_its_rows_and_note_and_lists_every_row_in_csv() -> None:
+    rows: list[list[Cell]] = [[f"电表{i:03d}", 1000.0 - i, "ok" if i % 7 else "检查"] for i in range(120)]
+    tones = [[Tone.PLAIN, Tone.PLAIN, Tone.PLAIN if i % 7 else Tone.WARN] for i in range(120)]
+    picked = [0, 1, 7, 14, 118]
+    note = "共 120 块表计，这里列出 5 块；全部表计见 CSV。"
+    table = Table("meters", ["表计", "用量", "状态"], rows, decimals=[None, 1, None], tones=tones, caption="表计明细",
+                  excerpt=Excerpt(picked, note))
+    doc = Document("k", "zh-CN", "t", [], [Section("s", [table])])
+    page = render.html(doc)
+    shown = re.findall(r'<td class="text tone-plain">(电表\d+)</td>', page)
+    assert shown == [f"电表{i:03d}" for i in picked]
+    assert page.count('<td class="text tone-warn">检查</td>') == 3  # the tones go with their rows
+    assert '<td class="num tone-plain">882.0</td>' in page
+    assert note in page
+    lines = list(csv.reader(render.csv(doc)[1:].splitlines()))
+    assert lines[:2] == [["meters", "表计明细"], ["表计", "用量", "状态"]]
+    assert [line[0] for line in lines[2:]] == [f"电表{i:03d}" for i in range(120)]
+    assert note not in render.csv(doc)
+    assert note not in render.html(replace(doc, sections=[Section("s", [replace(table, excerpt=None)])]))
 
 
 # ------------------------------------------------------------------------------------ SVG

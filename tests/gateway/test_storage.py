@@ -208,6 +208,30 @@ def test_rollups_are_rebuilt_for_a_database_from_before_them(open_store: Opener,
     store.close()
 
 
+def test_rollups_of_many_devices_over_many_spans_in_one_call_are_each_device_s_spans_in_order(
+        open_store: Opener) -> None:
+    """A report asks for hundreds of meters and the hours that a building's opening splits:
+    one call answers what a call a device and a span would, each device's buckets in time order."""
+    store = open_store()
+    devices = [f"m{k}" for k in range(5)]
+    store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * (k + 1) * 0.5}) for k, d in enumerate(devices[:4])
+                 for i in range(300)], [])
+    spans = [(T0 + 10 * MIN, T0 + 40 * MIN), (T0 + HOUR_MS, T0 + 2 * HOUR_MS), (T0 + 4 * HOUR_MS, T0 + 5 * HOUR_MS)]
+    asked = [devices[3], devices[0], devices[4], devices[2]]  # m4 has no series; m1 is not asked for
+    for step in (FIVE_MIN_MS, HOUR_MS):
+        got = store.rollups("energy_kwh", asked, spans, step)
+        one_by_one = {d: [r for span in spans for r in store.rollups("energy_kwh", [d], [span], step)[d]]
+                      for d in asked if d != devices[4]}
+        assert got == one_by_one
+        assert list(got) == [devices[3], devices[0], devices[2]]
+        assert all(len(rollups) > 1 and [r.ts_ms for r in rollups] == sorted(r.ts_ms for r in rollups)
+                   for rollups in got.values())
+    assert store.rollups("energy_kwh", asked, []) == {d: [] for d in asked if d != devices[4]}
+    assert store.increases("energy_kwh", asked, T0, T0 + 2 * HOUR_MS) == {
+        d: store.increases("energy_kwh", [d], T0, T0 + 2 * HOUR_MS)[d] for d in asked}
+    store.close()
+
+
 def test_retention_keeps_hourly_rollups(open_store: Opener) -> None:
     store = open_store()
     store.write([Sample("a", T0 + i * MIN, {"energy_kwh": float(i)}) for i in range(120)], [])
