@@ -87,8 +87,15 @@ def test_mqtt_telemetry_reaches_devices_and_readings(api: TestClient, publisher:
     assert f["last_seen"] == "2026-11-21T00:03:00Z"
     assert f["online"] is True  # heard just now, as the offline rule judges it, though its readings are old
 
-    series = api.get("/api/v1/devices/fridge/readings", params={
-        "metric": "temperature_c", "start": "2026-11-20T23:00:00Z", "end": "2026-11-21T01:00:00Z"}).json()
+    def stored() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.get("/api/v1/devices/fridge/readings", params={
+            "metric": "temperature_c", "start": "2026-11-20T23:00:00Z", "end": "2026-11-21T01:00:00Z"}).json()
+        return found
+
+    # The live state moves at the spool's commit; the history once the SQLite sink has written
+    # its batch (a sink that has caught up gathers the next commits for a moment).
+    wait_for(lambda: len(stored()[0]["points"]) == len(temps))
+    series = stored()
     assert [p["value"] for p in series[0]["points"]] == temps
     assert series[0]["unit"] == "°C"
 
