@@ -242,15 +242,15 @@ def _buildings(reports: Sequence[EnergyReport]) -> list[PeriodBuilding]:
 
 
 def _subitems(reports: Sequence[EnergyReport]) -> list[SubitemUse]:
-    """Each sub-item's months summed (unknown when a month's is), as the last month lists them."""
+    """Each sub-item's months with readings summed, as its category's total is (a month
+    without readings adds nothing), as the last month lists them."""
     months: dict[tuple[str, str | None], list[float | None]] = defaultdict(list)
     for r in reports:
         for s in r.subitems:
             months[s.code, s.building_id].append(s.total)
     out = []
     for s in reports[-1].subitems:
-        found = months[s.code, s.building_id]
-        total = _all_sum(found) if len(found) == len(reports) else None
+        total = _known_sum(months[s.code, s.building_id])
         out.append(subitem_use(s.code, s.building_id, s.utility, total, s.plus, s.minus))
     return out
 

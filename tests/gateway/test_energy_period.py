@@ -225,6 +225,9 @@ def test_a_quarter_in_progress_compares_the_same_days_last_year(api: TestClient,
     year = period(api, "2026")
     assert next(c for c in year.categories if c.utility == "electricity").total.now == pytest.approx(
         power.total.now)
+    # Its months before July have no readings: they add nothing to the sub-item, as to the category.
+    assert {(x.code, x.building_id): x.total for x in year.subitems} == pytest.approx(
+        dict.fromkeys([("01A10", "main"), ("01A10", None)], fed.use("em-light", *q3(2026, through))))
     assert period(api, "2026-08").months == ["2026-08"]
 
 
