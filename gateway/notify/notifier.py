@@ -41,6 +41,9 @@ from gateway.storage.state import StateDatabase
 _log = logging.getLogger(__name__)
 DROP_REASONS: Final = ("queue_full", "gave_up", "refused", "error", "removed")
 PRUNE_EVERY_MS: Final = 3_600_000
+# A stop lets an attempt on the wire finish, so a notice the addressee got is recorded as sent
+# and not sent again by the next process (bounded: a hanging channel does not hold the stop).
+STOP_GRACE_S: Final = 2.0
 
 TRANSITION_ZH: Final = {
     Transition.RAISED: "告警",
@@ -228,8 +231,12 @@ class _ChannelWorker:
         give_up_after_ms = self._settings.give_up_after_h * 3_600_000
         backoff = Backoff(self._settings.retry_first_s, self._settings.retry_max_s)
         while True:
+            trying = asyncio.ensure_future(attempt(sender, lambda: replace(render(notice, self._site), key=key)))
             try:
-                delivered = await attempt(sender, lambda: replace(render(notice, self._site), key=key))
+                delivered = await asyncio.shield(trying)
+            except asyncio.CancelledError:
+                await self._finish_on_stop(trying, pending)
+                raise
             except DeliveryError as exc:
                 self._failed.inc()
                 self._outbox.failed(pending.id, exc.reason)
@@ -257,6 +264,15 @@ class _ChannelWorker:
                 _log.debug("notification channel %s: no addressee for alert %d", cid, notice.alert.id)
             self._set_ok()
             return
+
+    async def _finish_on_stop(self, trying: asyncio.Future[bool], pending: Pending) -> None:
+        """Stopping: the attempt under way gets `STOP_GRACE_S` to finish; delivered, it is recorded."""
+        await asyncio.wait({trying}, timeout=STOP_GRACE_S)
+        if not trying.done():
+            trying.cancel()
+        elif not trying.cancelled() and trying.exception() is None:
+            self._outbox.sent(pending.id, to_ms(self._clock.now()))
+            self._sent.inc()
 
     def _drop(self, pending: Pending, reason: str) -> None:
         self._outbox.drop(pending.id, to_ms(self._clock.now()), reason)

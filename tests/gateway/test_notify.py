@@ -678,6 +678,31 @@ async def test_a_send_not_recorded_before_a_crash_is_sent_again_under_the_same_k
     assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
 
 
+async def test_a_stop_lets_a_send_under_way_finish_and_records_it(state_url: str, clock: ManualClock) -> None:
+    """A stop while the receiver is answering (a restart, a site handed over): the answer is
+    waited for, the notice recorded as sent, and the next process does not send it again."""
+    def slow(_: Received) -> Reply:
+        time.sleep(0.5)
+        return OK
+
+    with HttpReceiver(responder=slow) as receiver:
+        site = site_with({"id": "hook", "type": "webhook", "url": receiver.url})
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            notifier = Notifier(site, counters, clock, db)
+            async with running(notifier):
+                notifier.submit(make_notice())
+                await receiver.wait_for(1)  # it has the message; its answer is on its way
+            assert sample(counters, "facility_notifications_sent_total", channel="hook") == 1
+            assert [row.state for row in outbox_rows(db)] == ["sent"]
+        with gateway_process(state_url) as db:
+            counters = Counters()
+            async with running(Notifier(site, counters, clock, db)):
+                await asyncio.sleep(0.5)
+            assert sample(counters, "facility_notifications_queued", channel="hook") == 0
+        assert len(receiver.requests) == 1
+
+
 async def test_two_sites_outboxes_stay_apart(state_url: str, clock: ManualClock) -> None:
     down = Switch()
     with HttpReceiver(responder=down) as kg1, HttpReceiver(default=OK) as kg2, gateway_process(state_url) as db:
