@@ -48,6 +48,7 @@ from gateway import config
 from gateway.clock import ManualClock
 from gateway.counters import Counters
 from gateway.device_state import DeviceStates
+from gateway.ingest.mqtt import MqttClient
 from gateway.ingest.pipeline import Batch, IngestBuffer, Ingestor
 from gateway.live import LiveBus
 from gateway.rules.engine import RuleEngine
@@ -99,8 +100,8 @@ def receive(port: int, files: list[Path], total: int, batch: int) -> tuple[Stage
     does: a batch at a time, from another thread (the spooler's, after its commit)."""
     got: list[tuple[str, bytes]] = []
     acks: queue.Queue[list[int] | None] = queue.Queue()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-stages", clean_session=False,
-                         manual_ack=True)
+    client = MqttClient(CallbackAPIVersion.VERSION2, client_id="bench-stages", clean_session=False,
+                        manual_ack=True)
     waiting: list[int] = []
 
     def on_message(c: paho.Client, userdata: object, m: paho.MQTTMessage) -> None:
@@ -114,8 +115,7 @@ def receive(port: int, files: list[Path], total: int, batch: int) -> tuple[Stage
 
     def acknowledge() -> None:
         while (mids := acks.get()) is not None:
-            for mid in mids:
-                client.ack(mid, 1)
+            client.ack_many(mids)
 
     client.on_message = on_message
     client.connect("127.0.0.1", port)

@@ -29,6 +29,10 @@ Under MQTT 5 the subscription asks the broker not to send retained messages agai
 subscription the session already has, which covers restarts too (and leaves out a retained
 QoS 0 publish made while the gateway was away, as QoS 0 leaves out any: at most once).
 
+paho sends each PUBACK as one wake-up of its thread and one `send`: a committed batch's PUBACKs
+are queued as one write instead (`MqttClient.ack_many`, through a private method of paho, which
+is pinned to 2.2.x for it), about a fifth of receiving's CPU (docs/performance.md).
+
 `publish` (the alert states of the `mqtt` notification channel) waits for the broker's PUBACK:
 paho's `on_publish`, on its network thread, settles an asyncio future on the caller's loop.
 MQTT 5 brokers answer a publish they refuse with a failure reason code (not authorized by the
@@ -40,9 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import threading
 from collections import OrderedDict
-from functools import partial
 from typing import Final
 
 import paho.mqtt.client as paho
@@ -55,7 +59,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.clock import Clock, to_ms
 from gateway.config import MqttSettings
 from gateway.discovery.listener import Discovery
-from gateway.ingest.pipeline import Ingestor
+from gateway.ingest.pipeline import GroupAck, Ingestor
 from gateway.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,18 @@ REFUSED_FOR_GOOD: Final = frozenset({0x87, 0x90, 0x99})  # not authorized, bad t
 SEEN_TOPICS_MAX: Final = 20_000
 
 _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
+_PUBACK: Final = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id (MQTT 5 too)
+
+
+class MqttClient(paho.Client):
+    """paho's client, sending a batch's PUBACKs as one write (`ack_many`, through paho's
+    private `_packet_queue`, 2.2.x)."""
+
+    def ack_many(self, mids: list[int]) -> None:
+        """QoS 1 acknowledgements of `mids`, in order, as one packet write: one wake-up of
+        paho's thread and one `send` instead of one each. Lost with the connection, as paho's
+        own are: the broker sends those messages again."""
+        self._packet_queue(paho.PUBACK, b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids]), 0, 0)
 
 
 def session_client_id(settings: MqttSettings, site_id: str) -> str:
@@ -108,7 +124,7 @@ class MqttIngest:
         self._acks_lock = threading.Lock()
         self._awaited: dict[int, _Waiter] = {}
         self._early: dict[int, ReasonCode] = {}
-        client = paho.Client(
+        client = MqttClient(
             CallbackAPIVersion.VERSION2,
             client_id=session_client_id(settings, site_id),
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
@@ -318,7 +334,7 @@ class MqttIngest:
             if message.qos:
                 client.ack(message.mid, message.qos)  # the inbox is kept best effort: nothing to spool
             return
-        ack = partial(client.ack, message.mid, message.qos) if message.qos else None
+        ack = GroupAck(self._client.ack_many, message.mid) if message.qos == 1 else None
         self._ingestor.accept_mqtt(topic, payload, received_ms, ack)
 
 

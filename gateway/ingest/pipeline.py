@@ -30,6 +30,38 @@ CHANNELS: Final = ("telemetry", "event")
 Ack = Callable[[], object]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupAck:
+    """An acknowledgement that goes out with the others of its `send_many` next to it in a
+    batch, in one call (MQTT PUBACKs: one write for a batch)."""
+
+    send_many: Callable[[list[int]], object]
+    key: int
+
+    def __call__(self) -> None:
+        self.send_many([self.key])
+
+
+def run_acks(acks: list[Ack]) -> None:
+    """Runs a durable batch's acknowledgements in order; neighbouring `GroupAck`s of one
+    sender as one call."""
+    group: list[int] = []
+    send: Callable[[list[int]], object] | None = None
+    for ack in acks:
+        if isinstance(ack, GroupAck) and ack.send_many == send:
+            group.append(ack.key)
+            continue
+        if send is not None:
+            send(group)
+            group, send = [], None
+        if isinstance(ack, GroupAck):
+            group, send = [ack.key], ack.send_many
+        else:
+            ack()
+    if send is not None:
+        send(group)
+
+
 @dataclass(slots=True)
 class Batch:
     """What arrived since the spooler last looked, in order of arrival."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from devices.base import Event, Sample
 from gateway.clock import Clock, to_ms
 from gateway.device_state import DeviceStates
-from gateway.ingest.pipeline import Batch, IngestBuffer
+from gateway.ingest.pipeline import Batch, IngestBuffer, run_acks
 from gateway.sinks.writer import SinkWriter
 from gateway.spool.store import Spool
 from gateway.spool.thread import SpoolThread
@@ -85,8 +85,7 @@ class Spooler:
         # (acknowledging a large batch takes as long as its rules).
         if batch.items:
             self._committed(batch.items)
-        for ack in batch.acks:
-            ack()
+        run_acks(batch.acks)
         if batch.items:
             for writer in self._writers:
                 writer.wake()

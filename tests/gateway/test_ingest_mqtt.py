@@ -28,7 +28,7 @@ from gateway.clock import SystemClock
 from gateway.discovery.listener import Discovery
 from gateway.ingest import mqtt as ingest_mqtt
 from gateway.ingest.mqtt import MqttIngest
-from gateway.ingest.pipeline import IngestBuffer, Ingestor
+from gateway.ingest.pipeline import IngestBuffer, Ingestor, run_acks
 from tests.services import MQTT_TIMEOUT_S, Mosquitto, MosquittoFactory, mosquitto_passwd, mqtt_client, wait_for
 
 pytestmark = pytest.mark.integration
@@ -194,8 +194,7 @@ def test_a_retained_copy_of_what_was_received_is_not_taken_again_but_a_changed_o
         """Takes what is waiting as the spool would, acknowledging it; how many readings so far."""
         batch = buffer.take()
         taken.extend((item.device_id, item.values["energy_kwh"]) for _, item in batch.items if isinstance(item, Sample))
-        for ack in batch.acks:
-            ack()
+        run_acks(batch.acks)  # as the spooler does: the batch's PUBACKs in one write
         return len(taken)
 
     with (connected(broker, "3.1.1", buffer) as ingest,
@@ -217,3 +216,33 @@ def test_a_retained_copy_of_what_was_received_is_not_taken_again_but_a_changed_o
         time.sleep(0.5)  # anything else the broker would send after reconnecting
         spool()
     assert taken == [("meter", 1), ("meter2", 10), ("meter2", 20)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_batch_s_pubacks_in_one_write_acknowledge_each_message_and_no_other(broker: Mosquitto, protocol: str) -> None:
+    """The PUBACKs of all but the last 100 of 300 messages sent as one write (as the spooler
+    does after its commit): after a reconnection of the session the broker sends again exactly
+    the 100 left unacknowledged."""
+    ts = int(time.time()) - 3600
+    buffer = IngestBuffer(1_000, on_ready=lambda: None)
+
+    def energies(n: int) -> list[float]:
+        wait_for(lambda: len(buffer) >= n)
+        time.sleep(0.3)  # anything more would have come by now
+        batch = buffer.take()
+        assert len(batch.items) == n
+        run_acks(batch.acks[:-100] if n == 300 else batch.acks)  # all but the last 100 readings
+        time.sleep(0.3)  # paho's thread sends them
+        return [item.values["energy_kwh"] for _, item in batch.items if isinstance(item, Sample)]
+
+    with mqtt_client(broker, "meter", "meter", "meter-pw") as (meter, _):
+        with connected(broker, protocol, buffer):
+            time.sleep(0.3)  # the gateway's own retained status first (acknowledged with the batch too)
+            for i in range(300):
+                meter.publish("facility/pub-kg/meter/telemetry", json.dumps({"ts": ts + i, "energy_kwh": i}), qos=1)
+            assert energies(300) == list(range(300))
+        with connected(broker, protocol, buffer):
+            assert energies(100) == list(range(200, 300))
+        with connected(broker, protocol, buffer):
+            time.sleep(0.5)
+            assert len(buffer) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from devices.base import Reason, Sample
 from gateway import config
-from gateway.ingest.pipeline import Batch, BufferFull, IngestBuffer, Ingestor
+from gateway.ingest.pipeline import Batch, BufferFull, GroupAck, IngestBuffer, Ingestor, run_acks
 from gateway.storage.sqlite import Point
 
 SITE = """\
@@ -93,6 +93,24 @@ def test_acknowledgements_wait_for_the_batch(ingest: tuple[Ingestor, IngestBuffe
     assert acked == ["good", "unknown", "own status", "bad topic"]  # in the order received
     assert batch.received == {"mqtt": 3}  # the gateway's own status is not a reading
     assert [r.reason for r in batch.rejections] == ["unknown_device", "bad_topic"]
+
+
+def test_neighbouring_grouped_acknowledgements_go_out_together_in_order() -> None:
+    sent: list[object] = []
+
+    class Sender:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def many(self, keys: list[int]) -> None:
+            sent.append((self.name, keys))
+
+    a, b = Sender("a"), Sender("b")
+    run_acks([GroupAck(a.many, 1), GroupAck(a.many, 2), lambda: sent.append("http"), GroupAck(a.many, 3),
+              GroupAck(b.many, 4), GroupAck(b.many, 5), GroupAck(a.many, 6)])
+    assert sent == [("a", [1, 2]), "http", ("a", [3]), ("b", [4, 5]), ("a", [6])]
+    GroupAck(b.many, 7)()
+    assert sent[-1] == ("b", [7])
 
 
 def test_rejections_take_room_in_the_buffer_too() -> None:
