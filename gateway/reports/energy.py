@@ -51,12 +51,14 @@ from gateway.rules.power import LOAD_AFTER_HOURS
 from gateway.rules.water import RUNNING_TAP, WATER_LEAK
 from gateway.schedule.school_calendar import SchoolCalendar
 from gateway.storage.readings import ReadingStore
-from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Rollup
+from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, GroupSum, Rollup
 
 # Utility → (the kind that meters it, its counter, the counter's unit), as the kinds declare them.
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
 LEAK_RULES = (WATER_LEAK.id, RUNNING_TAP.id)
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
+HOURS = -1  # `_Slots.groups`: the group of every hourly bucket (hours with readings, readings)
+Tariffed = tuple[TouPeriodName, float]  # a time-of-use period and its price
 FIRST_YEAR, LAST_YEAR = 1971, 9998
 # A period says it has too little data, instead of comparing or calling anything a saving,
 # when it is shorter than this or its least covered main meter has readings in fewer of its
@@ -340,8 +342,10 @@ class _Slots:
 
     start_ms: int
     open: dict[str, list[bool]]
-    period: list[tuple[TouPeriodName, float]]
+    period: list[Tariffed]
     _uniform: dict[str, list[bool]] = field(default_factory=dict)
+    _groups: dict[str, tuple[list[tuple[int, int, int, int]], list[tuple[bool, Tariffed]]]] = field(
+        default_factory=dict)
 
     def index(self, ts_ms: int) -> int:
         return (ts_ms - self.start_ms) // FIVE_MIN_MS
@@ -356,6 +360,30 @@ class _Slots:
                                                                                            len(period))))
                 for i in range(0, len(period), SLOTS_PER_HOUR)]
         return hours[self.index(hour_ms) // SLOTS_PER_HOUR]
+
+    def groups(self, building_id: str) -> tuple[list[tuple[int, int, int, int]], list[tuple[bool, Tariffed]]]:
+        """The period as spans of rollups grouped by opening and tariff, for the store to sum
+        (`ReadingStore.group_sums`): each group's (open, (period, price)), and spans (group,
+        start, end, step) — hourly rollups in uniform hours, 5-minute ones in the others, the
+        neighbours of one group joined — and the group `HOURS`: every hourly bucket."""
+        if (found := self._groups.get(building_id)) is not None:
+            return found
+        is_open, period = self.open[building_id], self.period
+        classes: dict[tuple[bool, Tariffed], int] = {}
+        spans: list[tuple[int, int, int, int]] = [(HOURS, self.start_ms, self.start_ms + len(period) * FIVE_MIN_MS,
+                                                   HOUR_MS)]
+        for first in range(0, len(period), SLOTS_PER_HOUR):
+            step = HOUR_MS if self.uniform(building_id, self.start_ms + first * FIVE_MIN_MS) else FIVE_MIN_MS
+            for i in range(first, min(first + SLOTS_PER_HOUR, len(period)), step // FIVE_MIN_MS):
+                group = classes.setdefault((is_open[i], period[i]), len(classes))
+                start = self.start_ms + i * FIVE_MIN_MS
+                last = spans[-1]
+                if last[0] == group and last[3] == step and last[2] == start:
+                    spans[-1] = (group, last[1], start + step, step)
+                else:
+                    spans.append((group, start, start + step, step))
+        found = self._groups[building_id] = spans, list(classes)
+        return found
 
     def closed(self, building_id: str) -> tuple[float, float]:
         """The building's closed hours in the period, and what one kW drawn through them costs."""
@@ -456,7 +484,7 @@ def energy_report(site: SiteConfig, cal: SchoolCalendar, store: ReadingStore, le
     main = {d.id for b in site.buildings for kind, _, _ in METERS.values() for d in site.main_meters(kind, b)}
     read: dict[str, _Meter] = {}
     for utility, (kind, metric, _) in METERS.items():
-        read |= _read_meters(site, store, slots, [d for d in meters if d.kind == kind], metric, utility, p)
+        read |= _read_meters(site, store, slots, [d for d in meters if d.kind == kind], metric, utility, p, main)
         if progress:
             progress(len(read), len(meters))
     episodes = _episodes(site, loads)
@@ -610,24 +638,33 @@ def _slots(site: SiteConfig, cal: SchoolCalendar, start_ms: int, end_ms: int) ->
 
 
 def _read_meters(site: SiteConfig, store: ReadingStore, slots: _Slots, devices: list[Device], metric: str,
-                 utility: Utility, p: _Period) -> dict[str, _Meter]:
-    """The meters of one utility: one query for their hourly rollups, then one a building for the
-    5-minute rollups of the hours that its opening or a tariff period splits."""
-    hourly = store.rollups(metric, [d.id for d in devices], [(p.start_ms, p.through_ms)])
+                 utility: Utility, p: _Period, main: set[str]) -> dict[str, _Meter]:
+    """The meters of one utility. A main meter hour by hour (its building's and the site's days
+    are its hours): one query for their hourly rollups, then one a building for the 5-minute
+    rollups of the hours that its opening or a tariff period splits. Any other meter summed by
+    the store by opening and tariff (`_Slots.groups`): one query a building."""
     buildings: dict[str, list[Device]] = defaultdict(list)
     for device in devices:
         buildings[site.building_of(device.room).id].append(device)
-    split: dict[str, set[int]] = {}
-    fine: dict[str, list[Rollup]] = {}
+    read: dict[str, _Meter] = {}
+    hourly = store.rollups(metric, [d.id for d in devices if d.id in main], [(p.start_ms, p.through_ms)])
     for building, mine in buildings.items():
-        for d in mine:
-            split[d.id] = {r.ts_ms for r in hourly.get(d.id, []) if r.increase and not slots.uniform(building, r.ts_ms)}
-        hours = sorted(set[int]().union(*(split[d.id] for d in mine)))
-        if hours:
-            fine |= store.rollups(metric, [d.id for d in mine if split[d.id]], [(h, h + HOUR_MS) for h in hours],
-                                  FIVE_MIN_MS)
-    return {d.id: _read_meter(site, slots, d, site.building_of(d.room).id, utility, p, hourly.get(d.id, []),
-                              split[d.id], fine.get(d.id, [])) for d in devices}
+        mains = [d for d in mine if d.id in main]
+        split = {d.id: {r.ts_ms for r in hourly.get(d.id, []) if r.increase and not slots.uniform(building, r.ts_ms)}
+                 for d in mains}
+        hours = sorted(set[int]().union(*split.values()))
+        fine = store.rollups(metric, [d.id for d in mains if split[d.id]], [(h, h + HOUR_MS) for h in hours],
+                             FIVE_MIN_MS) if hours else {}
+        for d in mains:
+            read[d.id] = _read_meter(site, slots, d, building, utility, p, hourly.get(d.id, []), split[d.id],
+                                     fine.get(d.id, []))
+        others = [d for d in mine if d.id not in main]
+        if others:
+            spans, classes = slots.groups(building)
+            sums = store.group_sums(metric, [d.id for d in others], spans)
+            for d in others:
+                read[d.id] = _summed_meter(site, d, building, utility, sums.get(d.id, {}), classes)
+    return {d.id: read[d.id] for d in devices}
 
 
 def _read_meter(site: SiteConfig, slots: _Slots, device: Device, building: str, utility: Utility, p: _Period,
@@ -645,18 +682,36 @@ def _read_meter(site: SiteConfig, slots: _Slots, device: Device, building: str, 
         if not 0 <= i < len(is_open):
             continue
         hour = ts - (ts - p.start_ms) % HOUR_MS
-        m.total += use
+        _count(site, m, utility, use, is_open[i], slots.period[i])
         m.by_hour[hour] += use
-        name, price = slots.period[i]
-        if utility == "electricity":
-            m.by_period[name] += use
-            m.cost += use * price
-        elif utility == "water":
-            m.cost += use * site.tariffs.water_yuan_per_m3
         if not is_open[i]:
-            m.after_hours += use
             m.closed_by_hour[hour] += use
     return m
+
+
+def _summed_meter(site: SiteConfig, device: Device, building: str, utility: Utility, sums: Mapping[int, GroupSum],
+                  classes: list[tuple[bool, Tariffed]]) -> _Meter:
+    """One meter's period from its rollups summed by `_Slots.groups`."""
+    m = _Meter(device, building)
+    if (every := sums.get(HOURS)) is not None:
+        m.hours_seen, m.records = every.buckets, every.readings
+    for group, summed in sums.items():
+        if group != HOURS and summed.increase:
+            _count(site, m, utility, summed.increase, *classes[group])
+    return m
+
+
+def _count(site: SiteConfig, m: _Meter, utility: Utility, use: float, is_open: bool, tariffed: Tariffed) -> None:
+    """Adds a part of a meter's use, all of one opening and one time-of-use period."""
+    m.total += use
+    name, price = tariffed
+    if utility == "electricity":
+        m.by_period[name] += use
+        m.cost += use * price
+    elif utility == "water":
+        m.cost += use * site.tariffs.water_yuan_per_m3
+    if not is_open:
+        m.after_hours += use
 
 
 def base_load(device: Device, learned: Mapping[str, BaseLoad]) -> tuple[float | None, BaseSource | None]:

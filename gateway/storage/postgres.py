@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from devices.base import Event, Sample
-from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, Point, Rollup
+from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, GroupSum, Point, Rollup
 from gateway.storage.state import ID, METADATA, StateDatabase
 
 READING_SERIES: Final = Table(
@@ -320,6 +320,32 @@ class PostgresStore:
                  "starts": [a for a, _ in spans], "ends": [b for _, b in spans]},
             ):
                 out[device_id].append(Rollup(*row))
+        return out
+
+    def group_sums(self, metric: str, device_ids: Iterable[str],
+                   spans: Sequence[tuple[int, int, int, int]]) -> dict[str, dict[int, GroupSum]]:
+        """Each device's rollups of `metric` summed by group of spans, as `SqliteStore.group_sums`."""
+        device_ids = list(device_ids)
+        with self._db.read() as conn:
+            have = set(conn.execute(text(
+                "SELECT device_id FROM reading_series WHERE site = :site AND metric = :metric "
+                "AND device_id = ANY(CAST(:devices AS text[]))"),
+                {"site": self.site, "metric": metric, "devices": device_ids}).scalars())
+            out: dict[str, dict[int, GroupSum]] = {d: {} for d in device_ids if d in have}
+            if not out or not spans:
+                return out
+            for device_id, group, increase_, readings, buckets in conn.execute(text(
+                "SELECT s.device_id, span.g, sum(r.increase), sum(r.count), count(*) FROM reading_series s "
+                "CROSS JOIN unnest(CAST(:groups AS int[]), CAST(:starts AS bigint[]), CAST(:ends AS bigint[]), "
+                "CAST(:steps AS bigint[])) AS span(g, start, stop, step) "
+                "JOIN reading_rollups r ON r.series_id = s.id AND r.step = span.step AND r.ts >= span.start "
+                "AND r.ts < span.stop WHERE s.site = :site AND s.metric = :metric "
+                "AND s.device_id = ANY(CAST(:devices AS text[])) GROUP BY s.device_id, span.g"),
+                {"site": self.site, "metric": metric, "devices": list(out), "groups": [g for g, _, _, _ in spans],
+                 "starts": [a for _, a, _, _ in spans], "ends": [b for _, _, b, _ in spans],
+                 "steps": [st for _, _, _, st in spans]},
+            ):
+                out[device_id][group] = GroupSum(increase_, int(readings), buckets)
         return out
 
     def increases(self, metric: str, device_ids: Iterable[str], start_ms: int,

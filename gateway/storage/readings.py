@@ -12,7 +12,7 @@ from typing import Protocol
 from devices.base import Event, Sample
 from gateway.config import SiteConfig
 from gateway.storage.postgres import PostgresStore
-from gateway.storage.sqlite import Bucket, Point, Rollup, SqliteStore
+from gateway.storage.sqlite import Bucket, GroupSum, Point, Rollup, SqliteStore
 from gateway.storage.state import StateDatabase
 
 
@@ -43,6 +43,9 @@ class ReadingStore(Protocol):
 
     def rollups(self, metric: str, device_ids: Iterable[str], spans: Sequence[tuple[int, int]],
                 step_ms: int = ...) -> dict[str, list[Rollup]]: ...
+
+    def group_sums(self, metric: str, device_ids: Iterable[str],
+                   spans: Sequence[tuple[int, int, int, int]]) -> dict[str, dict[int, GroupSum]]: ...
 
     def increases(self, metric: str, device_ids: Iterable[str], start_ms: int,
                   end_ms: int) -> dict[str, tuple[float, int] | None]: ...

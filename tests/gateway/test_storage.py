@@ -232,6 +232,34 @@ def test_rollups_of_many_devices_over_many_spans_in_one_call_are_each_device_s_s
     store.close()
 
 
+def test_group_sums_are_the_rollups_of_each_group_s_spans_added_up(open_store: Opener) -> None:
+    """A report sums each meter's buckets by time-of-use period and opening: groups of spans,
+    hourly and 5-minute, one of them over the whole time; what `rollups` gives, added up."""
+    store = open_store()
+    devices = [f"m{k}" for k in range(4)]
+    store.write([Sample(d, T0 + i * MIN, {"energy_kwh": i * (k + 1) * 0.25}) for k, d in enumerate(devices[:3])
+                 for i in range(300) if not (k == 2 and 60 <= i < 180)], [])  # m2 silent two hours
+    spans = [(0, T0, T0 + HOUR_MS, HOUR_MS), (1, T0 + HOUR_MS, T0 + HOUR_MS + 25 * MIN, FIVE_MIN_MS),
+             (0, T0 + HOUR_MS + 25 * MIN, T0 + 2 * HOUR_MS, FIVE_MIN_MS), (1, T0 + 2 * HOUR_MS, T0 + 5 * HOUR_MS, HOUR_MS),
+             (7, T0, T0 + 5 * HOUR_MS, HOUR_MS)]
+    got = store.group_sums("energy_kwh", devices, spans)
+    assert list(got) == devices[:3]  # m3 has no series
+    for d in devices[:3]:
+        want: dict[int, tuple[float, int, int]] = {}
+        for group, start, end, step in spans:
+            for r in store.rollups("energy_kwh", [d], [(start, end)], step)[d]:
+                inc, n, buckets = want.get(group, (0.0, 0, 0))
+                want[group] = (inc + r.increase, n + r.count, buckets + 1)
+        assert set(got[d]) == set(want)
+        for group, (inc, n, buckets) in want.items():
+            assert got[d][group].increase == pytest.approx(inc)
+            assert (got[d][group].readings, got[d][group].buckets) == (n, buckets)
+    assert (got["m0"][7].readings, got["m0"][7].buckets) == (300, 5)
+    assert got["m2"][7].buckets == 3  # the hours it spoke in
+    assert store.group_sums("energy_kwh", devices, []) == {d: {} for d in devices[:3]}
+    store.close()
+
+
 def test_retention_keeps_hourly_rollups(open_store: Opener) -> None:
     store = open_store()
     store.write([Sample("a", T0 + i * MIN, {"energy_kwh": float(i)}) for i in range(120)], [])
