@@ -356,8 +356,8 @@ class _Slots:
         if hours is None:  # once per building: every meter of it asks for every hour
             is_open, period = self.open[building_id], self.period
             hours = self._uniform[building_id] = [
-                all(is_open[j] == is_open[i] and period[j] == period[i] for j in range(i, min(i + SLOTS_PER_HOUR,
-                                                                                           len(period))))
+                len(opens := is_open[i:i + SLOTS_PER_HOUR]) == opens.count(opens[0])
+                and len(tariffs := period[i:i + SLOTS_PER_HOUR]) == tariffs.count(tariffs[0])
                 for i in range(0, len(period), SLOTS_PER_HOUR)]
         return hours[self.index(hour_ms) // SLOTS_PER_HOUR]
 

@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from devices.base import Event, Sample
 from gateway.sinks import TransientSinkError
 from gateway.sinks.sqlite import SqliteSink
+from gateway.storage import sqlite as sqlite_store
 from gateway.storage.postgres import READING_ROLLUPS, PostgresStore
 from gateway.storage.readings import ReadingStore
 from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, Bucket, Point, Rollup, SqliteStore
@@ -232,7 +233,8 @@ def test_rollups_of_many_devices_over_many_spans_in_one_call_are_each_device_s_s
     store.close()
 
 
-def test_group_sums_are_the_rollups_of_each_group_s_spans_added_up(open_store: Opener) -> None:
+def test_group_sums_are_the_rollups_of_each_group_s_spans_added_up(open_store: Opener,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A report sums each meter's buckets by time-of-use period and opening: groups of spans,
     hourly and 5-minute, one of them over the whole time; what `rollups` gives, added up."""
     store = open_store()
@@ -257,6 +259,13 @@ def test_group_sums_are_the_rollups_of_each_group_s_spans_added_up(open_store: O
     assert (got["m0"][7].readings, got["m0"][7].buckets) == (300, 5)
     assert got["m2"][7].buckets == 3  # the hours it spoke in
     assert store.group_sums("energy_kwh", devices, []) == {d: {} for d in devices[:3]}
+    monkeypatch.setattr(sqlite_store, "SPANS_A_QUERY", 2)  # a SQLite query takes so many spans: several
+    chunked = store.group_sums("energy_kwh", devices, spans)
+    assert {d: set(groups) for d, groups in chunked.items()} == {d: set(groups) for d, groups in got.items()}
+    for d, groups in got.items():
+        for g, summed in groups.items():
+            assert chunked[d][g].increase == pytest.approx(summed.increase)
+            assert chunked[d][g][1:] == summed[1:]
     store.close()
 
 
