@@ -159,7 +159,11 @@ class Device(Strict):
         """Every rule's parameters for this device, by rule id, validated once with the site
         (its own over the site's over the kind's over the defaults); empty outside a site.
         Read them typed through the rule's spec: `spec.params_for(device)`."""
-        return self._rule_params
+        # Pydantic keeps private attributes in `__pydantic_private__`; read there directly, not
+        # through the model's `__getattr__` (a tenth of the time: the rules of 10,000 devices ask 82,000 times).
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        params: Mapping[str, RuleParams] = private["_rule_params"]
+        return params
 
     def use_rule_params(self, params: Mapping[str, RuleParams]) -> None:
         """Its parameters as its site resolved them (gateway/config: `SiteConfig`), maybe

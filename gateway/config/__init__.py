@@ -384,6 +384,7 @@ class SiteConfig(BaseSettings):
         _unique("devices", [d.id for d in self.devices])
         _unique("retired", [d.id for d in self.retired])
         retired = {d.id: d for d in self.retired}
+        room_ids = set(rooms)
         for i, d in enumerate(self.devices):
             if d.id in retired:
                 raise ValueError(f"@devices[{i}].id: {d.id!r} was the id of a retired device "
@@ -391,7 +392,7 @@ class SiteConfig(BaseSettings):
         for i, d in enumerate(self.devices):
             if d.id in ("gateway", "alerts"):  # facility/<site>/gateway/… and …/alerts/… are the gateway's
                 raise ValueError(f"@devices[{i}].id: {d.id!r} is reserved for the gateway itself")
-            if d.room not in rooms:
+            if d.room not in room_ids:
                 raise ValueError(f"@devices[{i}].room: no building has a room {d.room!r}")
         self._sources_distinct()
         self._resolve_rules()
@@ -403,6 +404,7 @@ class SiteConfig(BaseSettings):
         sets for itself (10,000 devices held 66,000 copies of a few dozen: 30 MB)."""
         specs = registry.specs()
         by_kind: dict[str, dict[str, RuleParams]] = {}
+        complete: set[str] = set()
         for i, d in enumerate(self.devices):
             for name, params in d.rules.items():
                 try:
@@ -412,6 +414,9 @@ class SiteConfig(BaseSettings):
                     _rule_params(name, params, name)
                 except ValueError as exc:
                     raise ValueError(f"@devices[{i}].rules: {exc}") from None
+            if not d.rules and d.kind in complete:  # most devices: their kind's, already resolved
+                d.use_rule_params(by_kind[d.kind])
+                continue
             shared = by_kind.setdefault(d.kind, {})
             own: dict[str, RuleParams] = {}
             for spec in specs.values():
@@ -420,6 +425,8 @@ class SiteConfig(BaseSettings):
                 elif spec.id not in shared and spec.applies(d.kind):
                     shared[spec.id] = spec.resolve(d, self.rules)
             d.use_rule_params(shared | own if own else shared)
+            if not d.rules:  # every rule of its kind is in `shared` now
+                complete.add(d.kind)
 
     def _sources_distinct(self) -> None:
         """No MQTT topic feeds two devices, none lies under the gateway's own `facility/<site>/`,
@@ -698,16 +705,15 @@ def _too_big(node: yaml.Node) -> bool:
     """Whether the tree goes deeper than MAX_DEPTH or, its aliases expanded, holds more than
     MAX_NODES values; found without recursing and stopping at the bound (a hostile file may nest
     thousands of levels, or alias a list of lists into billions of values)."""
-    seen, stack = 0, [(node, 1)]
-    while stack:
+    seen, stack = 1, [(node, 1)]
+    while stack:  # collections only: a scalar is counted with its parent's other children
         current, depth = stack.pop()
-        seen += 1
-        if depth > MAX_DEPTH or seen > MAX_NODES:
+        children = ([n for pair in current.value for n in pair] if isinstance(current, yaml.MappingNode)
+                    else current.value if isinstance(current, yaml.SequenceNode) else [])
+        seen += len(children)
+        if children and (depth >= MAX_DEPTH or seen > MAX_NODES):
             return True
-        if isinstance(current, yaml.MappingNode):
-            stack.extend((n, depth + 1) for pair in current.value for n in pair)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend((n, depth + 1) for n in current.value)
+        stack.extend((n, depth + 1) for n in children if isinstance(n, yaml.CollectionNode))
     return False
 
 

@@ -82,6 +82,8 @@ _WIDE_COLON_KEY: Final = re.compile(rf"^[ \t\u3000]*(?:-[ \t]+)*(?P<key>{_KEY_CH
 def text_hints(text: str) -> list[Problem]:
     """Indentation with a tab or a full-width space, and a full-width colon after a key, by line."""
     found: list[Problem] = []
+    if "\t" not in text and "\u3000" not in text and "：" not in text:
+        return found  # most files: nothing to look for line by line
     for n, raw in enumerate(text.splitlines(), start=1):
         indent = _INDENT.match(raw)
         lead = indent[0] if indent else ""

@@ -112,6 +112,7 @@ class RuleSpec(Generic[P]):
     trade: Trade | None = None
     kind_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # kind → parameters
     judge: DayJudge | None = None  # its item of the daily safety record, per device (gateway/reports/judging.py)
+    _applies: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)  # kind → applies
 
     @property
     def id(self) -> str:
@@ -127,8 +128,11 @@ class RuleSpec(Generic[P]):
         return labels(self.params)
 
     def applies(self, kind: str) -> bool:
-        found = kinds().get(kind)
-        return found is not None and self.applies_to(found)
+        known = self._applies.get(kind)
+        if known is None:  # once a kind: a site's 10,000 devices ask each rule
+            found = kinds().get(kind)
+            known = self._applies[kind] = found is not None and self.applies_to(found)
+        return known
 
     def resolve(self, device: Device, site_rules: Mapping[str, Mapping[str, object]]) -> P:
         """Validates this rule's parameters for `device`: its own over the site's over its
