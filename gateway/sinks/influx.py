@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-
-from aiohttp import ClientError
-from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
+from typing import TYPE_CHECKING
 
 from devices import kinds
 from devices.base import Event, MetricType, Sample
 from gateway.config import InfluxSettings, SiteConfig
 from gateway.sinks import PermanentSinkError, TransientSinkError
+
+if TYPE_CHECKING:
+    from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,10 @@ class InfluxSink:
         self._lines.reconfigure(site)
 
     async def start(self) -> None:
+        # The client (and aiohttp under it) is imported by a site that has an InfluxDB, here:
+        # at the top of the module it was a fifth of a second of every gateway's start.
+        from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+
         s = self._settings
         self._client = InfluxDBClientAsync(
             url=s.url, token=s.token.get_secret_value(), org=s.org, timeout=int(s.timeout_s * 1000)
@@ -102,6 +105,10 @@ class InfluxSink:
         """Writes everything or raises a sink error; on a transient one the caller retries the
         whole batch (points are idempotent: same series and timestamp, same value)."""
         assert self._client is not None, "start() first"
+        from aiohttp import ClientError  # imported by start() already: see there
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
         lines = [self._lines.sample(s) for s in samples]
         lines.extend(self._lines.event(e) for e in events)
         api = self._client.write_api()
