@@ -305,10 +305,7 @@ class PostgresStore:
         `spans`, in time order; devices without the series are left out."""
         device_ids = list(device_ids)
         with self._db.read() as conn:
-            have = set(conn.execute(text(
-                "SELECT device_id FROM reading_series WHERE site = :site AND metric = :metric "
-                "AND device_id = ANY(CAST(:devices AS text[]))"),
-                {"site": self.site, "metric": metric, "devices": device_ids}).scalars())
+            have = self._having(conn, metric, device_ids)
             out: dict[str, list[Rollup]] = {d: [] for d in device_ids if d in have}
             for device_id, *row in conn.execute(text(
                 "SELECT s.device_id, r.ts, r.count, r.sum, r.min, r.max, r.increase FROM reading_series s "
@@ -322,15 +319,19 @@ class PostgresStore:
                 out[device_id].append(Rollup(*row))
         return out
 
+    def _having(self, conn: Connection, metric: str, device_ids: list[str]) -> set[str]:
+        """Those of `device_ids` that have a series of `metric`."""
+        return set(conn.execute(text(
+            "SELECT device_id FROM reading_series WHERE site = :site AND metric = :metric "
+            "AND device_id = ANY(CAST(:devices AS text[]))"),
+            {"site": self.site, "metric": metric, "devices": device_ids}).scalars())
+
     def group_sums(self, metric: str, device_ids: Iterable[str],
                    spans: Sequence[tuple[int, int, int, int]]) -> dict[str, dict[int, GroupSum]]:
         """Each device's rollups of `metric` summed by group of spans, as `SqliteStore.group_sums`."""
         device_ids = list(device_ids)
         with self._db.read() as conn:
-            have = set(conn.execute(text(
-                "SELECT device_id FROM reading_series WHERE site = :site AND metric = :metric "
-                "AND device_id = ANY(CAST(:devices AS text[]))"),
-                {"site": self.site, "metric": metric, "devices": device_ids}).scalars())
+            have = self._having(conn, metric, device_ids)
             out: dict[str, dict[int, GroupSum]] = {d: {} for d in device_ids if d in have}
             if not out or not spans:
                 return out
