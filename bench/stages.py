@@ -31,7 +31,6 @@ import json
 import queue
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import SITE, T0, write_payloads
+from bench.ingest import SITE, T0, services, write_payloads
 from devices.base import Event, Sample
 from gateway import config
 from gateway.clock import ManualClock
@@ -58,7 +57,7 @@ from gateway.spool.store import Spool
 from gateway.storage.latest import LatestReadings
 from gateway.storage.sqlite import SqliteStore, connect
 from gateway.storage.state import StateDatabase
-from tests.services import require_binary, start_mosquitto, start_victoria_metrics
+from tests.services import require_binary
 
 NOW_MS = (T0 + 3600) * 1000
 
@@ -229,24 +228,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     total = args.messages - args.messages % args.devices
-    with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
-        directory = Path(tmp)
-        for sub in ("mosquitto", "vm"):
-            (directory / sub).mkdir()
-        broker = start_mosquitto(directory / "mosquitto")
-        vm = start_victoria_metrics(directory / "vm")
-        try:
-            s = site(args.devices, broker.port, vm.url, directory)
-            files = write_payloads(directory, args.devices, total)
-            received, messages = receive(broker.port, files, total, args.batch)
-            buffer = IngestBuffer(10**9, on_ready=lambda: None)
-            decoded = Stage("decode and validate")
-            taken = batches(Ingestor(s, buffer), buffer, messages, args.batch, decoded)
-            assert not any(b.rejections for b in taken), "every message decodes"
-            rest = asyncio.run(sinks(s, directory, taken))
-        finally:
-            vm.stop()
-            broker.stop()
+    with services("bench-stages-") as (directory, broker, vm):
+        s = site(args.devices, broker.port, vm.url, directory)
+        files = write_payloads(directory, args.devices, total)
+        received, messages = receive(broker.port, files, total, args.batch)
+        buffer = IngestBuffer(10**9, on_ready=lambda: None)
+        decoded = Stage("decode and validate")
+        taken = batches(Ingestor(s, buffer), buffer, messages, args.batch, decoded)
+        assert not any(b.rejections for b in taken), "every message decodes"
+        rest = asyncio.run(sinks(s, directory, taken))
     print(f"{total:,} messages from {args.devices} meters, batches of {args.batch}; µs per message")
     print("| stage | CPU | wall |\n|---|---|---|")
     for stage in (received, decoded, *rest):
