@@ -11,6 +11,8 @@ Run: `.venv/bin/python -m bench.ingest [--messages N] [--devices D]`
    SQLite store and the InfluxDB sink on; the same messages are published and the clock
    stops when /metrics shows all N stored in both sinks.
 4. Nothing lost: the SQLite rows and the points read back from VictoriaMetrics are counted.
+5. The CPU each process used per message in both runs (this bench's processes only): what a
+   rate would need of this machine's cores, whoever is the bottleneck.
 
 Prints both rates and their ratio. Figures only; nothing here asserts a speed.
 """
@@ -21,15 +23,18 @@ import argparse
 import json
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import psutil
 import yaml
 
 from tests.services import (
@@ -78,6 +83,47 @@ def publish(port: int, files: list[Path], site: str = SITE) -> None:
             raise RuntimeError(f"mosquitto_pub exited with {p.returncode}")
 
 
+class CpuUse:
+    """CPU seconds (user and system) of this bench's processes from now on, by role: the broker,
+    VictoriaMetrics, the gateway, the clients (publishers and subscriber, counted as they exit)
+    and the bench itself."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+        self._wall = time.perf_counter()
+
+    def _sample(self) -> Counter[str]:
+        use: Counter[str] = Counter()
+        for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+            try:
+                name, times = process.name(), process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            use[_role(process.pid, name)] += times.user + times.system
+        exited = resource.getrusage(resource.RUSAGE_CHILDREN)
+        use["clients"] += exited.ru_utime + exited.ru_stime
+        return use
+
+    def per_message(self, messages: int) -> str:
+        """µs of CPU per message by role, and the cores they kept busy."""
+        used = self._sample()
+        used.subtract(self._start)
+        wall = time.perf_counter() - self._wall
+        parts = ", ".join(f"{role} {seconds / messages * 1e6:.0f}" for role, seconds in used.most_common()
+                          if seconds > 0)
+        return f"{parts}; in all {sum(used.values()) / messages * 1e6:.0f} µs, {sum(used.values()) / wall:.2f} cores"
+
+
+def _role(pid: int, name: str) -> str:
+    if pid == os.getpid():
+        return "bench"
+    if name == "mosquitto":
+        return "broker"
+    if name.startswith("victoria-metrics"):
+        return "VictoriaMetrics"
+    return "gateway" if name.startswith(("python", "facility")) else "clients"
+
+
 def reference_rate(port: int, files: list[Path], total: int) -> float:
     sub = subprocess.Popen(
         [require_binary("mosquitto_sub", "mosquitto-clients"), "-h", "127.0.0.1", "-p", str(port),
@@ -86,9 +132,12 @@ def reference_rate(port: int, files: list[Path], total: int) -> float:
     )
     time.sleep(1.0)  # let it subscribe
     start = time.perf_counter()
+    cpu = CpuUse()
     publish(port, files)
     sub.wait(timeout=TIMEOUT_S)
-    return total / (time.perf_counter() - start)
+    rate = total / (time.perf_counter() - start)
+    print(f"  CPU per message, reference (µs): {cpu.per_message(total)}")
+    return rate
 
 
 def site_file(directory: Path, devices: int, mqtt_port: int, vm_url: str, api_port: int) -> Path:
@@ -114,6 +163,7 @@ def gateway_rate(directory: Path, files: list[Path], total: int, mqtt_port: int,
             "-o", PROFILE, "--"] if PROFILE else []
     with gateway_process(config, api_port, directory / "gateway.log", wrap) as api:
         start = time.perf_counter()
+        cpu = CpuUse()
         publish(mqtt_port, files)
         published = time.perf_counter() - start
         while (m := accounting(api)).stored("sqlite") < total or m.stored("influxdb") < total:
@@ -121,9 +171,10 @@ def gateway_rate(directory: Path, files: list[Path], total: int, mqtt_port: int,
                 raise RuntimeError(f"not all stored after {TIMEOUT_S} s")
             time.sleep(POLL_S)
         elapsed = time.perf_counter() - start
+        print(f"  CPU per message, end to end (µs): {cpu.per_message(total)}")
         text = api.get("/metrics").text
     rejected = sum(float(v) for v in re.findall(r"^facility_messages_rejected_total\{.*\} (\S+)$", text, re.M))
-    print(f"  publishing took {published:.2f} s; rejected {rejected:.0f}")
+    print(f"  publishing took {published:.2f} s; rejected {rejected:.0f}; {os.cpu_count()} cores")
     return total / elapsed
 
 
