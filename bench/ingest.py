@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -92,8 +92,8 @@ class CpuUse:
         self._start = self._sample()
         self._wall = time.perf_counter()
 
-    def _sample(self) -> Counter[str]:
-        use: Counter[str] = Counter()
+    def _sample(self) -> defaultdict[str, float]:
+        use: defaultdict[str, float] = defaultdict(float)
         for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
             try:
                 name, times = process.name(), process.cpu_times()
@@ -106,11 +106,11 @@ class CpuUse:
 
     def per_message(self, messages: int) -> str:
         """µs of CPU per message by role, and the cores they kept busy."""
-        used = self._sample()
-        used.subtract(self._start)
+        now = self._sample()
+        used = {role: now[role] - self._start[role] for role in now}
         wall = time.perf_counter() - self._wall
-        parts = ", ".join(f"{role} {seconds / messages * 1e6:.0f}" for role, seconds in used.most_common()
-                          if seconds > 0)
+        parts = ", ".join(f"{role} {seconds / messages * 1e6:.0f}"
+                          for role, seconds in sorted(used.items(), key=lambda u: -u[1]) if seconds > 0)
         return f"{parts}; in all {sum(used.values()) / messages * 1e6:.0f} µs, {sum(used.values()) / wall:.2f} cores"
 
 
