@@ -14,8 +14,12 @@ Run: `.venv/bin/python -m bench.alert_latency [--rate 5000] [--alerts 200]`
    the `cleared` notice is awaited before the next round.
 4. Reference, in the same run: the broker's own round trip for one message (publish →
    a subscriber in this process), under the same load.
+5. Capacity, in the same run and before the background starts: the rate at which the gateway
+   stores a burst of `--capacity` messages from 20 other meters (as `bench/ingest.py` does),
+   so the background can be read as a share of what the gateway can take.
 
-Prints p50/p99 of both and the background rate the gateway actually stored. Figures only.
+Prints p50/p99 of both, the background rate the gateway actually stored and its share of the
+capacity. Figures only.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import services
+from bench.ingest import services, stored_rate, write_payloads
 from gateway.rules.doors import DOOR_AFTER_HOURS
 from tests.receivers import HttpReceiver
 from tests.services import accounting, free_port, gateway_process, require_binary
 
 SITE = "bench"
 METERS = 4
+CAPACITY_METERS = 20  # m000…m019, bench/ingest.py's meters
 DOOR_TOPIC = f"facility/{SITE}/door/telemetry"
 WAIT_S = 10.0
 
@@ -51,13 +56,15 @@ def site_file(directory: Path, mqtt_port: int, vm_url: str, api_port: int, hook:
         "opening_hours": {},  # closed every day
         "buildings": [{"id": "b", "name": "楼", "rooms": [{"id": "r", "name": "房间"}]}],
         "devices": [{"id": f"m{d}", "kind": "electricity_meter", "room": "r"} for d in range(METERS)]
+        + [{"id": f"m{d:03d}", "kind": "electricity_meter", "room": "r"} for d in range(CAPACITY_METERS)]
         + [{"id": "door", "kind": "door", "room": "r", "name": "大门",
             "rules": {DOOR_AFTER_HOURS.id: {"grace_min": 0}}}],
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-gateway"},
         "influxdb": {"url": vm_url, "token": "bench", "org": "bench", "bucket": "bench"},
         "storage": {"data_dir": str(directory / "data")},
         "api": {"port": api_port},
-        "notifications": {"channels": [{"id": "hook", "type": "webhook", "url": hook}]},
+        "notifications": {"channels": [{"id": "hook", "type": "webhook", "url": hook,
+                                        "rules": [DOOR_AFTER_HOURS.id]}]},
     }
     path = directory / "site.yaml"
     path.write_text(yaml.safe_dump(site, allow_unicode=True))
@@ -119,11 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=5000, help="background messages per second")
     parser.add_argument("--alerts", type=int, default=200)
+    parser.add_argument("--capacity", type=int, default=40_000, help="messages in the burst that measures capacity")
     args = parser.parse_args()
     with services("bench-alert-") as (directory, broker, vm), HttpReceiver() as hook:
         api_port = free_port()
         config = site_file(directory, broker.port, vm.url, api_port, hook.url)
         with gateway_process(config, api_port, directory / "gateway.log") as api:
+            burst = args.capacity - args.capacity % CAPACITY_METERS
+            capacity = stored_rate(api, broker.port, write_payloads(directory, CAPACITY_METERS, burst), burst)
             echoes: queue.Queue[float] = queue.Queue()
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-door")
             client.on_message = lambda c, u, m: echoes.put(time.monotonic()) if m.topic == "bench/echo" else None
@@ -157,8 +167,10 @@ def main() -> None:
                 client.loop_stop()
                 client.disconnect()
             stored = accounting(api).stored("sqlite") - stored_before
+        print(f"capacity: the gateway stored a burst of {burst:,} messages at {capacity:,.0f} msg/s")
         print(f"background: {args.rate} msg/s offered over {METERS} meters, QoS 1; "
-              f"gateway stored {stored / elapsed:,.0f} msg/s during the run")
+              f"gateway stored {stored / elapsed:,.0f} msg/s during the run, {stored / elapsed / capacity:.0%} "
+              f"of its capacity")
         print(f"reference, broker round trip (publish → subscriber): {percentiles(reference)}")
         print(f"alert latency, publish → rules → webhook received ({len(latencies)} alerts): {percentiles(latencies)}")
 
