@@ -235,6 +235,19 @@ def test_pdf_has_the_chinese_text(energy_pdf: Path) -> None:
     assert sum("最高室温" in page for page in pages) == 2
 
 
+def test_pdf_draws_the_charts(pdfs: dict[str, Path]) -> None:
+    """The charts go into the PDF as images of their SVG: what is drawn in them (legends,
+    rows of a heat map) is there, not only the captions around them."""
+    for doc in (energy_report(), safety_report()):
+        squeezed = re.sub(r"\s+", "", _pdf_tool("pdftotext", str(pdfs[doc.lang]), "-"))
+        blocks = [b for s in doc.sections for b in s.blocks]
+        drawn = [re.sub(r"\s+", "", name) for b in blocks if isinstance(b, Chart) for name in (
+            [s.name for s in b.series] if len(b.series) > 1 else [])]
+        drawn += [label for b in blocks if isinstance(b, HeatMap) for label in b.rows]
+        assert drawn
+        assert [text for text in drawn if text not in squeezed] == []
+
+
 def test_pdf_keeps_everything_within_the_margins(energy_pdf: Path) -> None:
     """The 12-month table is wider than the page at the usual size; no word may cross the
     right margin (15 mm) or the left one."""
