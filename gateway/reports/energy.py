@@ -34,6 +34,7 @@ import calendar as calendar_module
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
@@ -57,6 +58,9 @@ from gateway.storage.sqlite import FIVE_MIN_MS, HOUR_MS, GroupSum, Rollup
 METERS: dict[Utility, tuple[str, str, str]] = {u: (k.name, m.key, m.unit) for u, (k, m) in meters().items()}
 LEAK_RULES = (WATER_LEAK.id, RUNNING_TAP.id)
 SLOTS_PER_HOUR = HOUR_MS // FIVE_MIN_MS
+# Buildings read at once: SQLite and PostgreSQL answer without the GIL, so while one building's
+# query runs, another's rows are added up (`bench/report.py`).
+READERS = 2
 HOURS = -1  # `_Slots.groups`: the group of every hourly bucket (hours with readings, readings)
 Tariffed = tuple[TouPeriodName, float]  # a time-of-use period and its price
 FIRST_YEAR, LAST_YEAR = 1971, 9998
@@ -642,13 +646,15 @@ def _read_meters(site: SiteConfig, store: ReadingStore, slots: _Slots, devices: 
     """The meters of one utility. A main meter hour by hour (its building's and the site's days
     are its hours): one query for their hourly rollups, then one a building for the 5-minute
     rollups of the hours that its opening or a tariff period splits. Any other meter summed by
-    the store by opening and tariff (`_Slots.groups`): one query a building."""
+    the store by opening and tariff (`_Slots.groups`): one query a building. The buildings'
+    queries run `READERS` at a time: the database works while Python adds up another's."""
     buildings: dict[str, list[Device]] = defaultdict(list)
     for device in devices:
         buildings[site.building_of(device.room).id].append(device)
-    read: dict[str, _Meter] = {}
     hourly = store.rollups(metric, [d.id for d in devices if d.id in main], [(p.start_ms, p.through_ms)])
-    for building, mine in buildings.items():
+
+    def building_meters(building: str, mine: list[Device]) -> dict[str, _Meter]:
+        read: dict[str, _Meter] = {}
         mains = [d for d in mine if d.id in main]
         split = {d.id: {r.ts_ms for r in hourly.get(d.id, []) if r.increase and not slots.uniform(building, r.ts_ms)}
                  for d in mains}
@@ -664,6 +670,12 @@ def _read_meters(site: SiteConfig, store: ReadingStore, slots: _Slots, devices: 
             sums = store.group_sums(metric, [d.id for d in others], spans)
             for d in others:
                 read[d.id] = _summed_meter(site, d, building, utility, sums.get(d.id, {}), classes)
+        return read
+
+    read: dict[str, _Meter] = {}
+    with ThreadPoolExecutor(READERS, thread_name_prefix="report") as pool:
+        for meters_read in pool.map(building_meters, buildings.keys(), buildings.values()):
+            read.update(meters_read)
     return {d.id: read[d.id] for d in devices}
 
 
