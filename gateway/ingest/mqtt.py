@@ -47,10 +47,10 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
-from typing import Final
+from typing import Any, Final
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -75,12 +75,46 @@ REFUSED_FOR_GOOD: Final = frozenset({0x87, 0x90, 0x99})  # not authorized, bad t
 SEEN_TOPICS_MAX: Final = 20_000
 
 _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
+READ_AHEAD_BYTES: Final = 65_536
 _PUBACK: Final = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id (MQTT 5 too)
 
 
 class MqttClient(paho.Client):
     """paho's client, sending a batch's PUBACKs as one write (`ack_many`, through paho's
-    private `_packet_queue`, 2.2.x)."""
+    private `_packet_queue`, 2.2.x) and reading the socket ahead (`_sock_recv`, `loop_read`).
+
+    paho reads a packet with three or four `recv` calls and waits in `select` before each; every
+    one of those system calls gives up the GIL, and getting it back from a busy thread takes up
+    to the switch interval. Read ahead, a burst of messages costs one `recv` and no `select`
+    between its packets: under load, a message reaches the rules without waiting behind the
+    GIL several times over (docs/performance.md)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbox = b""  # read from the socket, not yet taken by paho
+        self._inbox_at = 0
+        self._inbox_socket: object = None  # the socket it was read from: a new connection starts empty
+
+    def _buffered(self) -> bool:
+        return self._inbox_at < len(self._inbox) and self._inbox_socket is self._sock
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if not self._buffered():
+            data = super()._sock_recv(READ_AHEAD_BYTES)  # raises as paho's does: would block, lost
+            if len(data) <= bufsize:
+                self._inbox = b""
+                return data
+            self._inbox, self._inbox_at, self._inbox_socket = data, 0, self._sock
+        start = self._inbox_at
+        self._inbox_at = end = min(start + bufsize, len(self._inbox))
+        return self._inbox[start:end]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """paho's, then again while read-ahead bytes wait: its `select` cannot see them."""
+        rc = super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered():
+            rc = super().loop_read(max_packets)
+        return rc
 
     def ack_many(self, mids: list[int]) -> None:
         """QoS 1 acknowledgements of `mids`, in order, as one packet write: one wake-up of

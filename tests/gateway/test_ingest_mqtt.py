@@ -246,3 +246,35 @@ def test_a_batch_s_pubacks_in_one_write_acknowledge_each_message_and_no_other(br
         with connected(broker, protocol, buffer):
             time.sleep(0.5)
             assert len(buffer) == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_burst_read_ahead_arrives_whole_and_in_order(broker: Mosquitto, protocol: str) -> None:
+    """paho's socket is read 64 KiB at a time: packets of every size, split anywhere between
+    two reads, and some larger than a read, come out whole and in the order they were sent."""
+    ts = int(time.time()) - 3600
+    buffer = IngestBuffer(10_000, on_ready=lambda: None)
+    sizes = [(i * 7919) % 3000 for i in range(1_500)]  # padding, bytes: packets end anywhere in a read
+    large = {100, 700, 1_200}  # beyond a read, and beyond the payload limit: refused, whole
+    limit = config.parse(SITE, "site.yaml").ingest.max_payload_bytes
+    with (mqtt_client(broker, "meter", "meter", "meter-pw") as (meter, _),
+          connected(broker, protocol, buffer)):
+        time.sleep(0.3)  # the gateway's own retained status first
+        for i, pad in enumerate(sizes):
+            body = json.dumps({"ts": ts + i, "energy_kwh": i}) + " " * (limit + 70_000 if i in large else pad)
+            meter.publish("facility/pub-kg/meter/telemetry", body, qos=1)
+        taken: list[float] = []
+        refused: list[str] = []
+
+        def spool() -> bool:
+            """As the spooler does: takes what came and acknowledges it (the broker sends no
+            more than 1,000 unacknowledged)."""
+            batch = buffer.take()
+            taken.extend(item.values["energy_kwh"] for _, item in batch.items if isinstance(item, Sample))
+            refused.extend(r.reason for r in batch.rejections)
+            run_acks(batch.acks)
+            return len(taken) + len(refused) >= len(sizes)
+
+        wait_for(spool, timeout=30)
+    assert taken == [i for i in range(len(sizes)) if i not in large]
+    assert refused == ["too_large"] * len(large)
