@@ -75,7 +75,7 @@ REFUSED_FOR_GOOD: Final = frozenset({0x87, 0x90, 0x99})  # not authorized, bad t
 SEEN_TOPICS_MAX: Final = 20_000
 
 _Waiter = asyncio.Future[ReasonCode] | None  # None: nobody waits for this acknowledgement (any more)
-READ_AHEAD_BYTES: Final = 65_536
+READ_AHEAD_BYTES: Final = 65_536  # what `MqttClient` reads of the socket at once (a burst of packets)
 _PUBACK: Final = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id (MQTT 5 too)
 
 

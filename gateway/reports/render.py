@@ -73,9 +73,10 @@ def html(doc: Document, drawings_as_images: bool = False) -> str:
 
 def pdf(doc: Document) -> bytes:
     """The page as an A4 PDF. Its charts go in as images: WeasyPrint then neither parses their
-    hundreds of elements as HTML nor computes a CSS style for each (0.2 s of a monthly
-    report's 1.8 s). One font configuration serves every PDF, one at a time: building it loads
-    Fontconfig's fonts again (0.15 s), and Pango's font map is not to be shared by threads."""
+    hundreds of elements as HTML nor computes a CSS style for each. One font configuration
+    serves every PDF, one at a time: building it loads Fontconfig's fonts again (0.15 s), and
+    Pango's font map is not to be shared by threads. Both: a 500-device monthly report's PDF
+    2.42 → 1.94 s (docs/performance.md)."""
     global _fonts  # noqa: PLW0603 — made once, at the first PDF, so weasyprint's fonts load only when needed
     page = html(doc, drawings_as_images=True)
     with _PDF_LOCK:
