@@ -18,6 +18,7 @@ readings after the last one. Counting reads the readings: off the event loop.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -228,20 +229,29 @@ class UvCare:
             rows = conn.execute(query.order_by(c.at_ms, c.id)).all()
         return [CareEntry(i, d, Care(a), at, by, uw) for i, d, a, at, by, uw in rows]
 
-    def care(self, device: Device, as_of_ms: int, entries: list[CareEntry] | None = None) -> LampCare:
-        """Where the lamp's care stands at `as_of_ms`, from `entries` (of every lamp) if read already."""
-        mine = [e for e in (self.entries(device.id) if entries is None else entries)
-                if e.device == device.id and e.at_ms <= as_of_ms]
+    def by_lamp(self) -> dict[str, list[CareEntry]]:
+        """Every lamp's entries, oldest first, by lamp: one read for a pass over all lamps, and
+        each lamp finds its own without going through the others' (a district's school has
+        thousands of lamps, each with years of entries)."""
+        out: dict[str, list[CareEntry]] = defaultdict(list)
+        for entry in self.entries():
+            out[entry.device].append(entry)
+        return out
+
+    def care(self, device: Device, as_of_ms: int, entries: Mapping[str, list[CareEntry]] | None = None) -> LampCare:
+        """Where the lamp's care stands at `as_of_ms`, from `entries` (`by_lamp`) if read already."""
+        mine = [e for e in (self.entries(device.id) if entries is None else entries.get(device.id, []))
+                if e.at_ms <= as_of_ms]
         return judge_care(mine, lamp_settings(device), device.id)
 
     # --- the tube's hours ------------------------------------------------------------------
 
     def count(self, now_ms: int) -> dict[str, TubeHours]:
         """Every lamp's tube hours at `now_ms` (reads the readings: off the event loop)."""
-        entries = self.entries()
+        entries = self.by_lamp()
         return {lamp.id: self.tube_hours(lamp, now_ms, entries) for lamp in self.lamps}
 
-    def tube_hours(self, lamp: Device, now_ms: int, entries: list[CareEntry] | None = None) -> TubeHours:
+    def tube_hours(self, lamp: Device, now_ms: int, entries: Mapping[str, list[CareEntry]] | None = None) -> TubeHours:
         """The lamp's tube hours at `now_ms`: its newest midnight's count and the readings
         after it, keeping each midnight's count that has settled (reads the readings: off the
         event loop)."""
@@ -295,7 +305,7 @@ class UvCare:
         its tube's hours as counted at the newest midnight, or at its fitting since (no
         readings: the event loop's thread)."""
         out = []
-        entries = self.entries()
+        entries = self.by_lamp()
         for lamp in self.lamps:
             care = self.care(lamp, as_of_ms, entries)
             since = care.tube_since_ms or 0
@@ -327,7 +337,7 @@ class UvCare:
         clock) and right after an entry, when a tube change recorded after the life alert
         clears it."""
         self._judged_ms = now_ms
-        entries = self.entries()
+        entries = self.by_lamp()
         # One read of the open alerts for every lamp (a school of thousands of lamps judged a minute).
         opened = {(a.rule, a.device_id): a for a in self._alerts.open_alerts()}
         for lamp in self.lamps:

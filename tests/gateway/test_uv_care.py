@@ -147,6 +147,30 @@ def test_the_count_kept_at_midnights_equals_one_count_of_every_reading(room: Roo
     assert f"本灯管截至 {room.clock.now():%Y-%m-%d %H:%M} 已点亮 0 小时" in fitted_on
 
 
+def test_a_pass_over_every_lamp_judges_each_by_its_own_entries(room: Room) -> None:
+    """The watchdog's pass reads every lamp's entries at once (`by_lamp`): what was recorded
+    for one lamp is not another's — each lamp's care is what it is when read alone, and its
+    tube's hours start at its own change."""
+    other = "uv-clinic"
+    room.lit(MONDAY, 120)
+    room.care.record(LAMP, Care.CLEAN, "zhou")
+    room.clock.set(at(MONDAY, "21:00"))
+    room.care.record(other, Care.TUBE, "wang")
+    room.care.record(other, Care.TEST, "wang", lamp_settings(lamp()).new_tube_min_uw_cm2 + 1)
+    now = to_ms(room.clock.now())
+    entries = room.care.by_lamp()
+    for device in room.care.lamps:
+        assert room.care.care(device, now, entries) == room.care.care(device, now)
+    other_lamp = SITE.device(other)
+    assert other_lamp is not None
+    mine, theirs = room.care.care(lamp(), now, entries), room.care.care(other_lamp, now, entries)
+    assert (mine.cleaned_ms, mine.tube_since_ms, mine.test) == (to_ms(at(MONDAY, "07:00")), None, None)
+    assert (theirs.cleaned_ms, theirs.tube_since_ms, theirs.test is not None) == (None, now, True)
+    tubes = room.care.count(now)
+    assert (tubes[LAMP].since_ms, tubes[LAMP].hours) == (0, 2)
+    assert (tubes[other].since_ms, tubes[other].lit_ms) == (now, 0)
+
+
 def test_the_tube_life_alert_is_raised_at_its_share_and_cleared_by_a_tube_change(room: Room) -> None:
     """Lit two hours an evening: the life alert comes on the evening the tube passes
     `warn_at_pct` of its life (90 % of 10 h: the fifth), with its figures; a tube change

@@ -19,8 +19,10 @@ from tests.services import Mosquitto, MosquittoFactory
 
 pytestmark = pytest.mark.integration
 
-# The demo site, its simulated meters on free ports.
-SITE: SiteConfig = on_free_ports(load(simulators.DEMO_SITE))
+# The demo site; a test that runs its simulated meters moves them to free ports as it starts
+# them (`on_free_ports`): ports picked when the module was collected could be taken by the time a
+# long run reaches the test.
+SITE: SiteConfig = load(simulators.DEMO_SITE)
 ARRIVALS = datetime(2026, 11, 23, 7, 58, tzinfo=SITE.tz)  # a Monday: the gate is busy
 NATIVE = f"facility/{SITE.id}/#"
 VENDOR_TOPICS = [topic for d in SITE.devices if isinstance(d.source, MQTT_SOURCES) for topic in d.source.topics()]
@@ -55,7 +57,7 @@ async def test_publishes_the_simulation_in_time_order_in_each_devices_format(mos
     async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="test-simulation-sub") as subscriber:
         for topic in (NATIVE, *VENDOR_TOPICS):
             await subscriber.subscribe(topic, qos=1)
-        published = await run(SITE, mosquitto.url, speed=600, seed=7, start=ARRIVALS, until=until)
+        published = await run(on_free_ports(SITE), mosquitto.url, speed=600, seed=7, start=ARRIVALS, until=until)
         received = await receive(subscriber, as_sent(expected)[-1])
     assert published == len(expected)
     assert any(m.channel == "event" for m in expected)
@@ -77,14 +79,15 @@ async def test_publishes_the_simulation_in_time_order_in_each_devices_format(mos
 
 
 async def test_serves_the_polled_meters_while_it_runs(mosquitto: Mosquitto) -> None:
-    meter = next(d for d in SITE.devices if isinstance(d.source, ModbusSource))
+    site = on_free_ports(SITE)
+    meter = next(d for d in site.devices if isinstance(d.source, ModbusSource))
     assert isinstance(meter.source, ModbusSource)
     start = ARRIVALS
     # Twelve simulated hours (72 s here): still running when cancelled, however long a busy machine
     # takes for the read (one simulated hour was over before it, once, under a full test run).
     until = start + timedelta(hours=12)
     sent = [m.payload["energy_kwh"] for m in SiteSimulation(SITE).messages(start, until) if m.device_id == meter.id]
-    publisher = asyncio.create_task(run(SITE, mosquitto.url, speed=600, start=start, until=until))
+    publisher = asyncio.create_task(run(site, mosquitto.url, speed=600, start=start, until=until))
     client = ModbusBus(meter.source.bus(), meter.source.url, meter.source.timeout_s)
     try:
         await asyncio.sleep(1.0)  # ten simulated minutes: the meter has had its first readings
@@ -105,7 +108,7 @@ async def test_keeps_publishing_across_a_broker_restart(
     until = ARRIVALS + timedelta(minutes=4)
     expected = [sent for sent in as_sent(SiteSimulation(SITE).messages(ARRIVALS, until))
                 if sent[0].startswith(f"facility/{SITE.id}/")]
-    publisher = asyncio.create_task(run(SITE, broker.url, speed=120, start=ARRIVALS, until=until))
+    publisher = asyncio.create_task(run(on_free_ports(SITE), broker.url, speed=120, start=ARRIVALS, until=until))
     # Up first (a busy machine may take more than a moment to connect), then the broker goes away.
     for _ in range(200):
         if caplog.records:
