@@ -2,7 +2,8 @@
 notification channel's alert states) returns once the broker has acknowledged the message,
 and raises when the broker refused it (MQTT 5), when there is no connection, when the
 connection drops before the acknowledgement and when none comes in time. A retained message
-that the broker sends again on a reconnection is passed on only when it is new."""
+that the broker sends again on a reconnection is passed on only when it is new. A batch's
+PUBACKs go as one write; the socket read ahead gives every packet whole and in order."""
 
 from __future__ import annotations
 
