@@ -448,11 +448,11 @@ def _standby_text(t: ReportText, b: BuildingUse) -> str:
     return t(
         f"{b.name}：闭园时的基础负荷为 {_base(t, b.base_w, b.base_source)}，高于该楼预期的待机功率 "
         f"{power_text(b.standby_w)}；多出的 {power_text(extra)} 在{t.period}的 {b.closed_h:,.0f} 个闭园小时里约 "
-        f"{number(b.base_excess_kwh)} kWh ≈ {_money(b.base_excess_yuan)}。请检查闭园后仍开着的冰箱、服务器、热水器和"
+        f"{number(b.base_excess_kwh, 1)} kWh ≈ {_money(b.base_excess_yuan)}。请检查闭园后仍开着的冰箱、服务器、热水器和"
         "饮水机，能关的关掉或加装定时。",
         f"{b.name}: its base load while closed is {_base(t, b.base_w, b.base_source)}, above the building's "
         f"expected standby of {power_text(b.standby_w)}; the extra {power_text(extra)} over the "
-        f"{b.closed_h:,.0f} closed hours {t.period} comes to about {number(b.base_excess_kwh)} kWh ≈ "
+        f"{b.closed_h:,.0f} closed hours {t.period} comes to about {number(b.base_excess_kwh, 1)} kWh ≈ "
         f"{_money(b.base_excess_yuan)}. Check the fridges, servers, water heaters and water dispensers left on "
         "after closing: switch off what can be, or put it on a timer.")
 

@@ -199,6 +199,9 @@ def test_on_the_second_day_the_month_to_date_compares_the_same_days_and_says_it_
     [standby] = [p for p in advice if "待机" in p]
     assert standby.startswith("教学楼：闭园时的基础负荷为 1.5 kW（设定值），高于该楼预期的待机功率 800 W；"
                               "多出的 700 W 在月初至今的 ")
+    teaching = next(b for b in r.buildings if b.name == "教学楼")
+    assert teaching.base_excess_kwh is not None
+    assert f"约 {teaching.base_excess_kwh:,.1f} kWh ≈ ¥" in standby  # to a tenth, as the waste's: never "0 kWh ≈ ¥0.19"
     doc = energy_document(r, site)
     assert doc.title == "测试幼儿园 2026 年 11 月（月初至今）节能报告"
     assert ("开园日", f"1 天（全月 {r.school_days_month} 天）") in doc.meta
