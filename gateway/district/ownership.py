@@ -96,7 +96,8 @@ class Ownership:
                             "that one stops renewing its lease (%g s)", self.site, owner, self.replica, self.ttl_s)
                 said = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.ttl_s / 3)
+                async with asyncio.timeout(self.ttl_s / 3):
+                    await stopping.wait()
         return None
 
     async def keep(self) -> None:
@@ -167,7 +168,8 @@ class SiteHold:
             if left <= 0:
                 raise LeaseLost(f"site {self.site}: its lease was not renewed in time")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._lost.wait()
         raise LeaseLost(f"site {self.site}: {self._why}")
 
     def release(self) -> None:

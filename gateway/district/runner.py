@@ -92,7 +92,8 @@ class District:
             while not stopping.is_set():
                 await self._turn()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.lease_s / 3)
+                    async with asyncio.timeout(self.lease_s / 3):
+                        await stopping.wait()
         finally:
             await asyncio.gather(*self._background, *(self._stop(site) for site in list(self.running)),
                                  return_exceptions=True)

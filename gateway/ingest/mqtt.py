@@ -236,7 +236,11 @@ class MqttIngest:
         try:
             if info.rc == paho.MQTT_ERR_NO_CONN:  # the connection dropped since the check above
                 raise ConnectionError("disconnected from the MQTT broker before sending")
-            reason = early if early is not None else await asyncio.wait_for(waiter, PUBACK_TIMEOUT_S)
+            if early is not None:
+                reason = early
+            else:
+                async with asyncio.timeout(PUBACK_TIMEOUT_S):  # not wait_for: in 3.11 it can swallow a cancel
+                    reason = await waiter
         except TimeoutError:
             raise TimeoutError(f"no PUBACK from the MQTT broker within {PUBACK_TIMEOUT_S:g} s") from None
         finally:
