@@ -219,6 +219,24 @@ def test_a_retained_copy_of_what_was_received_is_not_taken_again_but_a_changed_o
     assert taken == [("meter", 1), ("meter2", 10), ("meter2", 20)]
 
 
+def test_every_connection_sends_without_waiting_for_the_broker_s_acknowledgement(broker: Mosquitto) -> None:
+    """Nagle's algorithm is off on the gateway's connection, the first and the one after the
+    network dropped: a batch's PUBACKs, the status and an alert published go out at once."""
+
+    def nodelay(ingest: MqttIngest) -> socket.socket:
+        connection = ingest._client.socket()
+        assert isinstance(connection, socket.socket)
+        assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        return connection
+
+    with connected(broker, "3.1.1") as ingest:
+        first = nodelay(ingest)
+        first.shutdown(socket.SHUT_RDWR)
+        wait_for(lambda: not ingest.connected)
+        wait_for(lambda: ingest.connected)
+        assert nodelay(ingest) is not first
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_batch_s_pubacks_in_one_write_acknowledge_each_message_and_no_other(broker: Mosquitto, protocol: str) -> None:
     """The PUBACKs of all but the last 100 of 300 messages sent as one write (as the spooler
