@@ -172,7 +172,7 @@ class AlertFilter:
     since_ms: int | None = None  # first_ms at or after
     until_ms: int | None = None  # first_ms before
     open_only: bool = False  # active or acknowledged, not cleared
-    limit: int = 100
+    limit: int | None = 100  # None: all
     offset: int = 0
 
 

@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, select, update
 
 from devices import kinds
-from gateway.alerting.alerts import AlertFilter, AlertStore
+from gateway.alerting.alerts import Alert, AlertFilter, AlertStore
 from gateway.auth.audit import AuditTrail
 from gateway.auth.people import Directory
 from gateway.clock import Clock, from_ms, to_ms
@@ -35,7 +35,7 @@ from gateway.rules.base import Finding, RuleSpec
 from gateway.rules.engine import Evidence
 from gateway.rules.health import silent_after_ms
 from gateway.rules.params import RuleParams
-from gateway.rules.samples import SAMPLE_DISCARDED_EARLY, SAMPLE_MISSING, discarded_early, ended, missing
+from gateway.rules.samples import RULES, SAMPLE_DISCARDED_EARLY, SAMPLE_MISSING, discarded_early, ended, missing
 from gateway.schedule.school_calendar import SchoolCalendar, SchoolDay
 from gateway.storage.readings import ReadingStore
 from gateway.storage.state import ID, METADATA, StateDatabase
@@ -191,10 +191,14 @@ class SampleRegister:
         """The samples in the fridges now (not discarded), oldest first."""
         return self._select(FOOD_SAMPLES.c.discarded_ms.is_(None), order=FOOD_SAMPLES.c.taken_ms)
 
-    def _discarded_early(self, fridge_id: str, lo: int, hi: int) -> list[FoodSample]:
+    def _discarded_early(self, lo: int, hi: int) -> dict[str, list[FoodSample]]:
+        """The samples discarded early from `lo` to `hi`, by fridge, in the order discarded."""
         c = FOOD_SAMPLES.c
-        return self._select(c.discarded_ms >= lo, c.discarded_ms < hi, c.early_reason.is_not(None),
-                            c.fridge == fridge_id, order=c.discarded_ms)
+        by_fridge: dict[str, list[FoodSample]] = {}
+        for x in self._select(c.discarded_ms >= lo, c.discarded_ms < hi, c.early_reason.is_not(None),
+                              order=c.discarded_ms):
+            by_fridge.setdefault(x.fridge, []).append(x)
+        return by_fridge
 
     def _mine(self) -> Any:
         return FOOD_SAMPLES.c.site == self._site_id
@@ -252,9 +256,11 @@ class SampleRegister:
 
     def judge(self, now_ms: int) -> None:
         """Raises, updates and clears today's 留样 alerts (the watchdog calls this every tick,
-        on the injected clock; the routes right after a person changed the register)."""
+        on the injected clock; the routes right after a person changed the register). Four
+        queries however many fridges: a district's large site has hundreds, judged every second."""
         if not self.fridges:
             return
+        current = self._open_alerts()
         cal, s = self._calendar, self._settings
         day = cal.local_date(now_ms)
         info = cal.day(day)
@@ -270,30 +276,38 @@ class SampleRegister:
                 params, home.id, day.isoformat(),
                 [(m.id, m.label_zh, m.label_en, f"{from_ms(d, self._site.tz):%H:%M}") for m, d in late],
                 min(d for _, d in late), now_ms)
-            self._settle(SAMPLE_MISSING.id, home.id, found, "meals", params, now_ms)
+            self._settle(current.get((SAMPLE_MISSING.id, home.id)), found, "meals", params, now_ms)
+        early_by_fridge = self._discarded_early(start, end)
         for fridge in self.fridges:
             early_params = self._params(SAMPLE_DISCARDED_EARLY, fridge)
             if early_params is None:
                 continue
-            early = self._discarded_early(fridge.id, start, end)
+            early = early_by_fridge.get(fridge.id, [])
             found = None if not early else discarded_early(
                 early_params, fridge.id, day.isoformat(),
                 [(x.id, x.dish, self._stamp(x.discarded_ms or now_ms), x.early_reason or "") for x in early],
                 min(x.discarded_ms or now_ms for x in early), now_ms)
-            self._settle(SAMPLE_DISCARDED_EARLY.id, fridge.id, found, "samples", early_params, now_ms)
+            self._settle(current.get((SAMPLE_DISCARDED_EARLY.id, fridge.id)), found, "samples", early_params, now_ms)
 
     def _params(self, spec: RuleSpec[P], fridge: Device) -> P | None:
         return spec.runs_on(fridge, self._site.room(fridge.room).type)
 
-    def _settle(self, rule: str, device_id: str, found: Finding | None, key: str,
-                params: RuleParams, now_ms: int) -> None:
-        """Brings the open alert of (rule, fridge) to today's finding: raised, updated when what
-        it is about changed (a repeat), cleared when it no longer holds or its day has ended."""
-        current = next(iter(self._alerts.find(AlertFilter(rule=rule, device_id=device_id, open_only=True,
-                                                          limit=1))), None)
+    def _open_alerts(self) -> dict[tuple[str, str], Alert]:
+        """The register's open alerts in the store, by rule and fridge (the newest of each)."""
+        found: dict[tuple[str, str], Alert] = {}
+        for rule in RULES:
+            for alert in self._alerts.find(AlertFilter(rule=rule.id, open_only=True, limit=None)):  # newest first
+                found.setdefault((rule.id, alert.device_id), alert)
+        return found
+
+    def _settle(self, current: Alert | None, found: Finding | None, key: str, params: RuleParams,
+                now_ms: int) -> None:
+        """Brings `current`, the open alert of a rule and fridge, to today's finding: raised,
+        updated when what it is about changed (a repeat), cleared when it no longer holds or its
+        day has ended."""
         same_day = current is not None and found is not None and current.facts.get("day") == found.facts["day"]
         if current is not None and not same_day:
-            self._alerts.apply(ended(rule, device_id, now_ms, params.severity), Evidence())
+            self._alerts.apply(ended(current.rule, current.device_id, now_ms, params.severity), Evidence())
         if found is not None and not (same_day and current is not None and current.facts.get(key) == found.facts[key]):
             self._alerts.apply(found, Evidence())
 

@@ -200,6 +200,43 @@ def test_an_early_discard_raises_an_alert_with_its_reason(kitchen: Kitchen) -> N
     _snapshot("early", [alert.title_zh, alert.detail_zh, alert.title_en, alert.detail_en])
 
 
+def test_each_fridge_s_early_discards_are_its_own_alert_judged_in_one_pass(tmp_path: Path,
+                                                                           state_db: StateDatabase) -> None:
+    """Two sample fridges: each one's early discards raise, repeat and end its own alert, however
+    the pass over all of them reads the register and the open alerts."""
+    devices = [{k: v for k, v in d.items() if k != "source"}
+               for d in yaml.safe_load(DEMO_SITE.read_text(encoding="utf-8"))["devices"]]
+    second = next(d for d in devices if d["id"] == "sample-fridge") | {"id": "sample-fridge-2", "name": "留样冰箱二"}
+    site = site_for(tmp_path, devices=[*devices, second])
+    clock = ManualClock(at(MONDAY, "12:00"))
+    calendar = SchoolCalendar(site)
+    audit = AuditTrail(state_db, site.id)
+    alerts = AlertStore(state_db, site, audit, Roster(site, calendar), clock, lambda notice: None)
+    kitchen = Kitchen(clock, SampleRegister(state_db, site, calendar, audit, clock, alerts), alerts, audit, site,
+                      calendar)
+    r = kitchen.register
+    first = r.register(MONDAY, "lunch", "清蒸鲈鱼", 140.0, "sample-fridge", None, "canteen-chen")
+    kept = r.register(MONDAY, "lunch", "番茄炒蛋", 130.0, "sample-fridge-2", None, "canteen-chen")
+    later = r.register(MONDAY, "lunch", "红烧鸡块", 130.0, "sample-fridge-2", None, "canteen-chen")
+
+    def open_early() -> dict[str, tuple[str, int]]:
+        return {a.device_id: (str(a.facts["samples"]), a.count) for a in kitchen.open_alerts("sample_discarded_early")}
+
+    kitchen.clock.set(at(MONDAY, "15:00"))
+    r.discard(first.id, "canteen-chen", "冰箱断电")
+    kitchen.judge_at(at(MONDAY, "15:01"))
+    assert open_early() == {"sample-fridge": (str(first.id), 1)}
+    kitchen.judge_at(at(MONDAY, "15:02"))  # nothing new: no repeat
+    assert open_early() == {"sample-fridge": (str(first.id), 1)}
+    kitchen.clock.set(at(MONDAY, "16:00"))
+    r.discard(later.id, "canteen-chen", "打翻了")
+    kitchen.judge_at(at(MONDAY, "16:01"))
+    assert open_early() == {"sample-fridge": (str(first.id), 1), "sample-fridge-2": (str(later.id), 1)}
+    assert kept.discarded_ms is None
+    kitchen.judge_at(at(MONDAY + timedelta(days=1), "07:00"))  # their day is over
+    assert open_early() == {}
+
+
 def test_the_fridge_temperature_over_a_retention(tmp_path: Path) -> None:
     site = site_for(tmp_path)
     fridge = site.device("sample-fridge")
