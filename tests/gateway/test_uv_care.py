@@ -147,6 +147,26 @@ def test_the_count_kept_at_midnights_equals_one_count_of_every_reading(room: Roo
     assert f"本灯管截至 {room.clock.now():%Y-%m-%d %H:%M} 已点亮 0 小时" in fitted_on
 
 
+def test_a_count_goes_on_from_the_last_pass_and_takes_a_reading_up_to_an_hour_late(room: Room) -> None:
+    """Passes a minute apart go on from the count held since the last (the hour before it
+    settled); a reading that comes up to an hour late, as a spool flushed after an outage does,
+    is counted all the same: every pass equals one count of every reading."""
+    hold = round(silent_after_ms(lamp()))
+
+    def passes(first: datetime, minutes: int) -> None:
+        for m in range(minutes):
+            now = to_ms(first + timedelta(minutes=m))
+            every = [(p.ts_ms, p.value) for p in room.readings.points(LAMP, "on", 0, 2**62, 1_000_000)]
+            assert room.care.tube_hours(lamp(), now).lit_ms == lit_ms(every, 0, now, hold), m
+
+    room.lit(MONDAY, 90, "17:00")  # to 18:30
+    passes(at(MONDAY, "19:00"), 45)
+    # Lit again from 19:20 to 19:40, heard only at 19:50 (within the hour): the count takes it.
+    room.lit(MONDAY, 20, "19:20")
+    passes(at(MONDAY, "19:50"), 90)
+    assert room.care.tube_hours(lamp(), to_ms(at(MONDAY, "21:00"))).hours == round(110 / 60, 1)
+
+
 def test_a_pass_over_every_lamp_judges_each_by_its_own_entries(room: Room) -> None:
     """The watchdog's pass reads every lamp's entries at once (`by_lamp`): what was recorded
     for one lamp is not another's — each lamp's care is what it is when read alone, and its
