@@ -50,7 +50,6 @@ HOUR_MS: Final = 3_600_000
 JUDGE_EVERY_MS: Final = 60_000
 # A midnight's count is kept once the readings before it are in: a reading an hour late (a
 # spool flushed after a broker's outage) still counts; one later than that only in a recount.
-# The count up to an hour ago is held in memory alike, so a pass reads each lamp's last hour.
 SETTLE_MS: Final = HOUR_MS
 
 
@@ -187,10 +186,6 @@ class UvCare:
         self._clock = clock
         self._alerts = alerts
         self._judged_ms = -JUDGE_EVERY_MS  # when the watchdog last judged (a pace, not an answer)
-        # Each lamp's newest settled count (to an hour ago), as a kept midnight's but not stored:
-        # any count of the tube is a valid start for the next, so an older one (another thread's)
-        # only means more readings read.
-        self._settled: dict[str, TubeHours] = {}
         self.reconfigure(site)
 
     def reconfigure(self, site: SiteConfig) -> None:
@@ -257,22 +252,19 @@ class UvCare:
         return {lamp.id: self.tube_hours(lamp, now_ms, entries) for lamp in self.lamps}
 
     def tube_hours(self, lamp: Device, now_ms: int, entries: Mapping[str, list[CareEntry]] | None = None) -> TubeHours:
-        """The lamp's tube hours at `now_ms`: its newest settled count (in memory, else its
-        newest midnight's kept) and the readings after it, keeping each midnight's count that has
-        settled (reads the readings: off the event loop)."""
+        """The lamp's tube hours at `now_ms`: its newest midnight's count and the readings
+        after it, keeping each midnight's count that has settled (reads the readings: off the
+        event loop)."""
         since = self.care(lamp, now_ms, entries).tube_since_ms or 0
         hold, life = round(silent_after_ms(lamp)), lamp_settings(lamp).tube_life_h
-        held = self._settled.get(lamp.id)
-        start = held if held is not None and held.since_ms == since and held.at_ms <= now_ms else (
-            self._kept(lamp, since, now_ms))
-        if start is not None:
-            to, lit, begin = start.at_ms, start.lit_ms, start.at_ms
+        kept = self._kept(lamp, since, now_ms)
+        if kept is not None:
+            to, lit, begin = kept.at_ms, kept.lit_ms, kept.at_ms
         else:  # counted from the first reading: no midnight before it to go through
             first = self._readings.points(lamp.id, "on", since, now_ms, 1)
             to, lit, begin = since, 0, first[0].ts_ms if first else now_ms
-        settled = now_ms - SETTLE_MS
         rows = []
-        for midnight in self._midnights(begin, settled):
+        for midnight in self._midnights(begin, now_ms - SETTLE_MS):
             lit += self._lit(lamp.id, to, midnight, hold)
             to = midnight
             rows.append({"device": lamp.id, "since_ms": since, "to_ms": to, "lit_ms": lit, "site": self._site_id})
@@ -280,11 +272,6 @@ class UvCare:
             with self._db.write() as conn:
                 for row in rows:
                     self._db.add(conn, UV_TUBE_DAYS, row)
-        if settled > to:
-            lit += self._lit(lamp.id, to, settled, hold)
-            to = settled
-        if held is None or held.since_ms != since or held.at_ms < to:
-            self._settled[lamp.id] = TubeHours(since, to, lit, life)
         return TubeHours(since, now_ms, lit + self._lit(lamp.id, to, now_ms, hold), life)
 
     def _lit(self, device_id: str, lo: int, hi: int, hold_ms: int) -> int:
