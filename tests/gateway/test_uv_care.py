@@ -161,7 +161,7 @@ def test_every_pass_counts_the_readings_that_came_late(room: Room) -> None:
 
     room.lit(MONDAY, 90, "17:00")  # to 18:30
     passes(at(MONDAY, "19:00"), 45)
-    # Lit again from 19:20 to 19:40, heard only at 19:50 (within the hour): the count takes it.
+    # Lit again from 19:20 to 19:40, heard only at 19:50.
     room.lit(MONDAY, 20, "19:20")
     passes(at(MONDAY, "19:50"), 60)
     # Lit from 12:00 to 13:00, heard only at 20:50.
