@@ -158,9 +158,12 @@ class ConfigStore:
             self._db.lock(conn, SITE_CONFIG)  # two saves at once get two numbers
             version: int = conn.execute(select(func.coalesce(func.max(c.version), 0) + 1)
                                         .where(c.site == self._site)).scalar_one()
-            conn.execute(SITE_CONFIG.insert().values(
-                site=self._site, version=version, school=json.dumps(school, ensure_ascii=False), origin=origin,
-                actor=actor, at_ms=at_ms, file_text=file_text))
+            # The values as parameters, not in the statement: SQLAlchemy's cache of compiled
+            # statements keeps the first statement of each form, with any values in it (a large
+            # school's settings twice over, megabytes, for as long as the process runs).
+            conn.execute(SITE_CONFIG.insert(), {
+                "site": self._site, "version": version, "school": json.dumps(school, ensure_ascii=False),
+                "origin": origin, "actor": actor, "at_ms": at_ms, "file_text": file_text})
         return version
 
     def last_from_file(self) -> tuple[int, str] | None:

@@ -3,7 +3,9 @@ dashboard), and what a change while running keeps: a device's rules in the middl
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
@@ -32,6 +34,26 @@ NOW_MS = 1_795_219_200_000
 
 def file_site(text: str = SITE) -> config.SiteConfig:
     return config.parse(text, "site.yaml")
+
+
+def test_a_saved_version_is_not_held_in_memory(state_db: StateDatabase) -> None:
+    """Saving a large school's settings keeps none of their text in the process (SQLAlchemy's
+    cache of compiled statements kept the first statement, values and all)."""
+    store = ConfigStore(state_db, "kg")
+    school = {"devices": [{"id": f"meter-{i}", "name": f"第 {i} 号电表", "room": "kitchen"} for i in range(20_000)]}
+    size = len(json.dumps(school, ensure_ascii=False).encode())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        store.save(school, "file", "file", 0, json.dumps(school, ensure_ascii=False, sort_keys=True))
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < size / 10, f"{kept:,} bytes kept of a {size:,}-byte school"
+    saved = store.current()
+    assert saved is not None
+    assert saved.school == school
 
 
 def test_the_file_seeds_the_store_and_is_taken_again_while_nobody_changed_the_settings(state_db: StateDatabase) -> None:
