@@ -7,6 +7,8 @@ and the key. Secrets may also come from the environment (`FACILITY_MQTT__PASSWOR
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -652,7 +654,7 @@ def parse(text: str, source: str) -> SiteConfig:
     # A tab, a full-width space or colon where YAML wants its own: YAML's message would be
     # cryptic (or the key silently a string), so these are said first, with any other problem.
     hints = text_hints(text)
-    data = _data(text, source, hints)  # its node tree gone: the site's models take that memory
+    data = _data(text, source, hints)
     try:
         return SiteConfig(**data)
     except ValidationError as exc:
@@ -663,24 +665,26 @@ def parse(text: str, source: str) -> SiteConfig:
 
 def _data(text: str, source: str, hints: list[Problem]) -> dict[str, Any]:
     """The file's plain data, or ConfigError where it is not YAML, not a mapping or too big."""
-    too_deep = Problem((), None, f"嵌套超过 {MAX_DEPTH} 层或展开后超过 {MAX_NODES:,} 个值，不像站点文件",
-                       f"nested more than {MAX_DEPTH} levels deep or over {MAX_NODES:,} values once its aliases "
-                       "are expanded: not a site file")
     try:
-        node = _compose(text)
-    except RecursionError:  # a hostile file: YAML's parser recurses per level
-        raise ConfigError(source, [*hints, too_deep]) from None
+        try:
+            data = _Builder(yaml.CSafeLoader(text)).data()  # libyaml: seven times faster than PyYAML's parser
+        except yaml.YAMLError:  # a file libyaml refuses: PyYAML's parser says why (or reads it)
+            data = _Builder(yaml.SafeLoader(text)).data()
+    except _TooBig:
+        raise ConfigError(source, [*hints, Problem(
+            (), None, f"嵌套超过 {MAX_DEPTH} 层或展开后超过 {MAX_NODES:,} 个值，不像站点文件",
+            f"nested more than {MAX_DEPTH} levels deep or over {MAX_NODES:,} values once its aliases "
+            "are expanded: not a site file")]) from None
+    except _Refused as refused:
+        raise ConfigError(source, [*hints, Problem((), refused.line, refused.zh, refused.en)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         why = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [*hints, Problem((), mark.line + 1 if mark else None,
                                                    f"不是有效的 YAML：{why}", f"not valid YAML: {why}")]) from None
-    if node is None or not isinstance(node, yaml.MappingNode):
+    if not isinstance(data, dict):
         raise ConfigError(source, [*hints, Problem((), 1, "站点文件应是“键: 值”的映射",
                                                    "the site file must be a mapping of keys to values")])
-    if _too_big(node):
-        raise ConfigError(source, [*hints, too_deep])
-    data: dict[str, Any] = _to_python(node)
     return data
 
 
@@ -691,44 +695,153 @@ MAX_DEPTH: Final = 32
 MAX_NODES: Final = 1_000_000
 
 
+class _TooBig(Exception):
+    """Deeper than MAX_DEPTH, or more than MAX_NODES values with its aliases expanded."""
+
+
+class _Refused(Exception):
+    """YAML a site file cannot be: a mapping or a list as a key, an alias to no anchor, a tag
+    no safe constructor knows, two documents."""
+
+    def __init__(self, zh: str, en: str, mark: Any) -> None:
+        super().__init__(en)
+        self.zh, self.en = zh, en
+        self.line: int | None = mark.line + 1 if mark is not None else None
+
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or list being read: what it holds so far, the key waiting for its value,
+    its anchor, and the values in it (itself and keys included) and its height, aliases expanded."""
+
+    value: dict[str, Any] | list[Any]
+    anchor: str | None
+    key: str | None = None
+    size: int = 1
+    height: int = 1
+
+    def wants_key(self) -> bool:
+        return isinstance(self.value, dict) and self.key is None
+
+    def put(self, value: Any, size: int, height: int) -> None:
+        self.size += size
+        self.height = max(self.height, height + 1)
+        if isinstance(self.value, list):
+            self.value.append(value)
+        elif self.key is None:
+            self.key = value
+        else:
+            self.value[self.key] = value
+            self.key = None
+
+
+class _Builder:
+    """Plain data from a YAML parser's events (a key is its text as written), bounded as it
+    goes: refused past MAX_DEPTH levels or MAX_NODES values, aliases counted expanded and
+    copied only once counted (a hostile file may nest thousands of levels, or alias a list of
+    lists into billions of values).
+
+    No node tree: built whole for 10,000 devices it took twice the memory of the site, and
+    the site's strings, allocated among its nodes, then kept that memory from the system for
+    as long as the gateway ran (45 MB)."""
+
+    def __init__(self, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
+        self._loader = loader
+        self._stack: list[_Open] = []
+        self._anchors: dict[str, tuple[Any, str | None, int, int]] = {}  # → value, its text, size, height
+        self._count = 0
+        self._documents = 0
+        self._root: Any = None
+
+    def data(self) -> Any:
+        try:
+            while (event := self._loader.get_event()) is not None:
+                self._take(event)
+        finally:
+            self._loader.dispose()
+        return self._root
+
+    def _take(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.DocumentStartEvent):
+            self._documents += 1
+            if self._documents > 1:
+                raise _Refused("一个文件里有两份文档（---）：站点文件只能有一份",
+                               "two documents (---) in one file: a site file is one", event.start_mark)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            self._no_key(event)
+            self._count += 1
+            if len(self._stack) >= MAX_DEPTH or self._count > MAX_NODES:
+                raise _TooBig
+            self._stack.append(_Open({} if isinstance(event, yaml.MappingStartEvent) else [], event.anchor))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = self._stack.pop()
+            if done.anchor is not None:
+                self._anchors[done.anchor] = (done.value, None, done.size, done.height)
+            self._put(done.value, done.size, done.height)
+        elif isinstance(event, yaml.ScalarEvent):
+            self._count += 1
+            key = bool(self._stack) and self._stack[-1].wants_key()
+            if event.anchor is not None:
+                self._anchors[event.anchor] = (self._scalar(event), event.value, 1, 0)
+            self._put(event.value if key else self._scalar(event), 1, 0)
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event)
+
+    def _alias(self, event: yaml.AliasEvent) -> None:
+        if event.anchor not in self._anchors:
+            raise _Refused(f"别名 *{event.anchor} 之前没有锚点 &{event.anchor}",
+                          f"the alias *{event.anchor} has no anchor &{event.anchor} before it", event.start_mark)
+        value, text, size, height = self._anchors[event.anchor]
+        if self._stack and self._stack[-1].wants_key():
+            if text is None:
+                raise _not_a_key(event)
+            value = text
+        self._count += size
+        if len(self._stack) + height > MAX_DEPTH or self._count > MAX_NODES:
+            raise _TooBig
+        self._put(copy.deepcopy(value) if height else value, size, height)  # each use a copy of its own
+
+    def _put(self, value: Any, size: int, height: int) -> None:
+        if self._stack:
+            self._stack[-1].put(value, size, height)
+        else:
+            self._root = value
+
+    def _no_key(self, event: yaml.Event) -> None:
+        if self._stack and self._stack[-1].wants_key():
+            raise _not_a_key(event)
+
+    def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        """What YAML's safe constructor gives for its tag (a string as it is, most values),
+        the text where its value is impossible (the date 2026-02-30: validation names it, with
+        its line)."""
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+        if tag == _STR:
+            return event.value
+        if tag not in yaml.constructor.SafeConstructor.yaml_constructors:
+            written = tag.replace("tag:yaml.org,2002:", "!!", 1)
+            raise _Refused(f"站点文件不能用标签 {written}", f"a site file may not use the tag {written}",
+                           event.start_mark)
+        marks: Any = (event.start_mark, event.end_mark)
+        try:
+            return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, event.value, *marks),
+                                                                       deep=True)
+        except ValueError:
+            return event.value
+
+
+def _not_a_key(event: yaml.Event) -> _Refused:
+    return _Refused("键必须是文字，不能是映射或列表", "a key must be text, not a mapping or a list", event.start_mark)
+
+
 def _compose(text: str) -> yaml.Node | None:
-    """The node tree by libyaml, seven times faster than PyYAML's own parser (a site of 10,000
-    devices took seconds); a file libyaml refuses is parsed again by PyYAML, whose errors and
-    recursion limit are what the problems say."""
+    """The node tree, for the lines of a file's problems: by libyaml, else by PyYAML."""
     try:
         return yaml.compose(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError:
         return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-def _too_big(node: yaml.Node) -> bool:
-    """Whether the tree goes deeper than MAX_DEPTH or, its aliases expanded, holds more than
-    MAX_NODES values; found without recursing and stopping at the bound (a hostile file may nest
-    thousands of levels, or alias a list of lists into billions of values)."""
-    seen, stack = 1, [(node, 1)]
-    while stack:  # collections only: a scalar is counted with its parent's other children
-        current, depth = stack.pop()
-        children = ([n for pair in current.value for n in pair] if isinstance(current, yaml.MappingNode)
-                    else current.value if isinstance(current, yaml.SequenceNode) else [])
-        seen += len(children)
-        if children and (depth >= MAX_DEPTH or seen > MAX_NODES):
-            return True
-        stack.extend((n, depth + 1) for n in children if isinstance(n, yaml.CollectionNode))
-    return False
-
-
-def _to_python(node: yaml.Node) -> Any:
-    """Plain data from the YAML node tree; a key is its text as written."""
-    if isinstance(node, yaml.MappingNode):
-        return {key_node.value: _to_python(value_node) for key_node, value_node in node.value}
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v) for v in node.value]
-    if node.tag == _STR:  # most values: what a constructor would give, without one
-        return node.value
-    try:
-        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-    except ValueError:  # e.g. the date 2026-02-30: validation names it, with its line
-        return node.value
 
 
 def _lines(node: yaml.Node | None, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:

@@ -297,8 +297,37 @@ def test_a_rule_parameter_without_a_label_is_refused() -> None:
     "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
         for p, c in zip("abcdefghi", "bcdefghij", strict=True)),
+    # an alias whose anchor is 20 levels deep, used 15 levels down
+    "a: &a " + "[" * 20 + "]" * 20 + "\nb: " + "[" * 15 + "*a" + "]" * 15 + "\n",
 ])
 def test_a_file_nested_too_deep_or_too_large_is_refused_quickly(text: str) -> None:
     with pytest.raises(config.ConfigError) as refused:
         config.parse(text, "site.yaml")
     assert [p.en for p in refused.value.problems][-1].startswith("nested more than 32 levels deep")
+
+
+@pytest.mark.parametrize(("fragment", "at", "en"), [
+    ("name: !!python/name:os.system 向日葵幼儿园", "name:", "a site file may not use the tag !!python/name:os.system"),
+    ("name: !school 向日葵幼儿园", "name:", "a site file may not use the tag !school"),
+    ("? [name]\n: 向日葵幼儿园", "? [name]", "a key must be text, not a mapping or a list"),
+    ("name: *kindergarten", "name:", "the alias *kindergarten has no anchor &kindergarten before it"),
+    ("name: 向日葵幼儿园\n---\nname: 第二份", "---", "two documents (---) in one file: a site file is one"),
+])
+def test_yaml_a_site_file_cannot_use_is_refused_at_its_line(fragment: str, at: str, en: str) -> None:
+    """An administrator's import (POST /api/v1/admin/config/import) or a file on disk: refused
+    with the reason and the line, never an error of the parser's escaping."""
+    text = SITE.replace("name: 向日葵幼儿园", fragment)
+    problem = _problems(text)[-1]
+    assert (problem.en, problem.line) == (en, _line_of(text, at))
+    assert problem.zh not in ("", problem.en)
+
+
+def test_an_alias_gives_each_of_its_uses_the_anchor_s_values() -> None:
+    text = (SITE.replace("settings: {max_c: 6}", "settings: &cold {max_c: 6}")
+            .replace("  - {id: meter-1, kind: water_meter, room: kitchen}",
+                     "  - {id: fridge-2, kind: sample_fridge, room: kitchen, settings: *cold}"))
+    site = config.parse(text, "site.yaml")
+    settings = [d.kind_settings().model_dump() for d in site.devices]
+    assert settings[0] == settings[1]
+    assert settings[1]["max_c"] == 6
+    assert site.devices[0].settings is not site.devices[1].settings
