@@ -192,6 +192,7 @@ class ProblemOut(BaseModel):
     path: list[str | int]
     zh: str
     en: str
+    line: int | None = Field(None, description="the line of an imported file it is on")
 
 
 class PreviewOut(BaseModel):
@@ -336,7 +337,7 @@ def _words_out(words: list[Words]) -> list[WordsOut]:
 
 
 def _problems_out(found: list[Problem]) -> list[ProblemOut]:
-    return [ProblemOut(path=list(p.path), zh=p.zh, en=p.en) for p in found]
+    return [ProblemOut(path=list(p.path), zh=p.zh, en=p.en, line=p.line) for p in found]
 
 
 def _refused(exc: SettingsError) -> HTTPException:

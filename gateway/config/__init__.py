@@ -689,6 +689,7 @@ def _data(text: str, source: str, hints: list[Problem]) -> dict[str, Any]:
 
 
 _STR: Final = "tag:yaml.org,2002:str"
+_COLLECTION_TAGS: Final = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")  # as written, or plain
 # Far deeper and larger than any site file (a Modbus register inside a device inside the list
 # is 5 levels; 10,000 devices are about 100,000 values).
 MAX_DEPTH: Final = 32
@@ -769,6 +770,8 @@ class _Builder:
                                "two documents (---) in one file: a site file is one", event.start_mark)
         elif isinstance(event, yaml.CollectionStartEvent):
             self._no_key(event)
+            if event.tag not in _COLLECTION_TAGS:
+                raise _not_a_tag(event.tag, event)
             self._count += 1
             if len(self._stack) >= MAX_DEPTH or self._count > MAX_NODES:
                 raise _TooBig
@@ -821,15 +824,18 @@ class _Builder:
         if tag == _STR:
             return event.value
         if tag not in yaml.constructor.SafeConstructor.yaml_constructors:
-            written = tag.replace("tag:yaml.org,2002:", "!!", 1)
-            raise _Refused(f"站点文件不能用标签 {written}", f"a site file may not use the tag {written}",
-                           event.start_mark)
+            raise _not_a_tag(tag, event)
         marks: Any = (event.start_mark, event.end_mark)
         try:
             return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, event.value, *marks),
                                                                        deep=True)
         except ValueError:
             return event.value
+
+
+def _not_a_tag(tag: str | None, event: yaml.Event) -> _Refused:
+    written = str(tag).replace("tag:yaml.org,2002:", "!!", 1)
+    return _Refused(f"站点文件不能用标签 {written}", f"a site file may not use the tag {written}", event.start_mark)
 
 
 def _not_a_key(event: yaml.Event) -> _Refused:

@@ -238,10 +238,23 @@ def test_an_imported_file_shows_its_changes_before_they_apply(admin: Admin) -> N
                                 json={"yaml": edited, "apply": True, "version": version}).json()
     assert applied["version"] == version + 1
     assert admin.devices()["fridge"]["name"] == "留样冰箱（新）"
+    wrong = edited.replace("room: kitchen", "room: attic")
     broken = admin.client.post("/api/v1/admin/config/import", headers=admin.headers,
-                               json={"yaml": edited.replace("room: kitchen", "room: attic"), "apply": False}).json()
+                               json={"yaml": wrong, "apply": False}).json()
     assert broken["problems"]
     assert "attic" in broken["problems"][0]["zh"]
+    assert broken["problems"][0]["line"] == wrong[:wrong.index("room: attic")].count("\n") + 1
+
+
+def test_an_imported_file_of_yaml_no_site_file_may_use_is_refused_with_its_line(admin: Admin) -> None:
+    exported = admin.client.get("/api/v1/admin/config/export", headers=admin.headers).text
+    hostile = exported.replace("name: 留样冰箱", "name: !!python/object/apply:os.system [id]", 1)
+    answer = admin.client.post("/api/v1/admin/config/import", headers=admin.headers,
+                               json={"yaml": hostile, "apply": False})
+    assert answer.status_code == 200
+    assert answer.json()["changes"] == []
+    assert [(p["line"], p["zh"]) for p in answer.json()["problems"]] == [
+        (hostile[:hostile.index("!!python")].count("\n") + 1, "站点文件不能用标签 !!python/object/apply:os.system")]
 
 
 def test_a_retired_device_keeps_its_history_and_its_id(admin: Admin,

@@ -309,6 +309,8 @@ def test_a_file_nested_too_deep_or_too_large_is_refused_quickly(text: str) -> No
 @pytest.mark.parametrize(("fragment", "at", "en"), [
     ("name: !!python/name:os.system 向日葵幼儿园", "name:", "a site file may not use the tag !!python/name:os.system"),
     ("name: !school 向日葵幼儿园", "name:", "a site file may not use the tag !school"),
+    ("name: !!python/object/apply:os.system [id]", "name:", "a site file may not use the tag !!python/object/apply:os.system"),
+    ("name: !!set {向日葵幼儿园: null}", "name:", "a site file may not use the tag !!set"),
     ("? [name]\n: 向日葵幼儿园", "? [name]", "a key must be text, not a mapping or a list"),
     ("name: *kindergarten", "name:", "the alias *kindergarten has no anchor &kindergarten before it"),
     ("name: 向日葵幼儿园\n---\nname: 第二份", "---", "two documents (---) in one file: a site file is one"),
