@@ -225,6 +225,9 @@ class Rule(ABC, Generic[P]):
     name: ClassVar[str]
     # Fed its room's occupancy sensors' readings too (`on_room`): a UV lamp's room must be empty.
     watch_room: ClassVar[bool] = False
+    # The metric whose recent readings back what it raises (a leak's flow): the engine keeps
+    # those of its device, and no other, for the finding's evidence.
+    evidence: ClassVar[str | None] = None
 
     def __init__(self, ctx: Context, params: P) -> None:
         self.ctx = ctx
@@ -264,12 +267,11 @@ class Rule(ABC, Generic[P]):
         return None
 
     def finding(self, active: bool, since_ms: int, at_ms: int, title: tuple[str, str],
-                detail: tuple[str, str] = ("", ""), facts: dict[str, float | str] | None = None,
-                evidence: str | None = None) -> Finding:
+                detail: tuple[str, str] = ("", ""), facts: dict[str, float | str] | None = None) -> Finding:
         self.raised = active
         return Finding(
             self.name, self.ctx.device.id, active, self.params.severity, since_ms, at_ms,
-            title[0], title[1], detail[0], detail[1], facts or {}, evidence,
+            title[0], title[1], detail[0], detail[1], facts or {}, self.evidence if active else None,
         )
 
     def update(self, since_ms: int, at_ms: int, title: tuple[str, str], detail: tuple[str, str],

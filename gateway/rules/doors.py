@@ -86,6 +86,8 @@ class _OpenRule(Rule[P]):
     reading a start primed it with waits `SETTLE_MS` of the watchdog's clock first: what the
     broker held for the site while no gateway ran it (the door closing, say) comes first."""
 
+    evidence = "open"
+
     def __init__(self, ctx: Context, params: P) -> None:
         super().__init__(ctx, params)
         self._since: int | None = None
@@ -128,7 +130,7 @@ class _OpenRule(Rule[P]):
         facts: dict[str, float | str] = {"since_ms": since_ms, "minutes": held}
         if self.raised:
             return self.update(since_ms, ts, self.words(name), detail, facts)
-        return self.finding(True, since_ms, ts, self.words(name), detail, facts, "open")
+        return self.finding(True, since_ms, ts, self.words(name), detail, facts)
 
     def heard(self, received_ms: int) -> Finding | None:
         self._heard_ms = received_ms

@@ -45,6 +45,7 @@ class FridgeTemperature(RuleParams):
 
 class FridgeTemperatureRule(Rule[FridgeTemperature]):
     name = "fridge_temperature"
+    evidence = "temperature_c"
 
     def __init__(self, ctx: Context, params: FridgeTemperature) -> None:
         super().__init__(ctx, params)
@@ -95,7 +96,7 @@ class FridgeTemperatureRule(Rule[FridgeTemperature]):
                                          "minutes": n}
         if update:
             return self.update(self._since, ts, title, detail, facts)
-        return self.finding(True, self._since, ts, title, detail, facts, "temperature_c")
+        return self.finding(True, self._since, ts, title, detail, facts)
 
     def _cleared(self, ts: int) -> Finding:
         """Back inside the range by the hysteresis: the excursion's final figures, its minutes

@@ -197,6 +197,7 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
     period with an alert does not teach it."""
 
     name = "load_after_hours"
+    evidence = "power_w"
 
     def __init__(self, ctx: Context, params: LoadAfterHours) -> None:
         super().__init__(ctx, params)
@@ -269,7 +270,7 @@ class LoadAfterHoursRule(Rule[LoadAfterHours]):
                   f"about {facts['waste_kwh']} kWh (¥{facts['cost_yuan']}) wasted: lights or appliances left on")
         if what == "update":
             return self.update(run.since_ms, run.until_ms, title, detail, facts)
-        return self.finding(True, run.since_ms, run.until_ms, title, detail, facts, "power_w")
+        return self.finding(True, run.since_ms, run.until_ms, title, detail, facts)
 
     def _end(self, ts: int) -> Finding | None:
         run, self._run = self._run, None
@@ -297,6 +298,7 @@ def _in(start: time, end: time, now: time) -> bool:
 
 class LightsOutRule(Rule[LightsOut]):
     name = "lights_out"
+    evidence = "power_w"
 
     def __init__(self, ctx: Context, params: LightsOut) -> None:
         super().__init__(ctx, params)
@@ -334,11 +336,12 @@ class LightsOutRule(Rule[LightsOut]):
         facts: dict[str, float | str] = {"since_ms": self._since, "power_w": round(power), "minutes": n}
         if self.raised:
             return self.update(self._since, ts, title, detail, facts)
-        return self.finding(True, self._since, ts, title, detail, facts, "power_w")
+        return self.finding(True, self._since, ts, title, detail, facts)
 
 
 class HighPowerRule(Rule[HighPower]):
     name = "high_power"
+    evidence = "power_w"
 
     def __init__(self, ctx: Context, params: HighPower) -> None:
         super().__init__(ctx, params)
@@ -366,7 +369,6 @@ class HighPowerRule(Rule[HighPower]):
              f"power jumped from {power_words(prev)} to {power_words(power)} at {self.ctx.stamp(ts)}: "
              "check for a forbidden appliance"),
             {"since_ms": ts, "step_w": round(power - prev), "before_w": round(prev), "power_w": round(power)},
-            "power_w",
         )
 
 

@@ -164,6 +164,7 @@ def unchecked_note(checked: bool) -> tuple[str, str]:
 
 class UvNotRunRule(Rule[UvNotRun]):
     name = "uv_not_run"
+    evidence = "on"
     watch_room = True
 
     def __init__(self, ctx: Context, params: UvNotRun) -> None:
@@ -257,12 +258,13 @@ class UvNotRunRule(Rule[UvNotRun]):
             True, lo, hi,
             (f"{name} {day} 未完成消毒", f"{name} did not complete its disinfection on {day}"),
             self._missed,
-            {"since_ms": lo, "minutes_run": ran, "minutes_required": need}, "on",
+            {"since_ms": lo, "minutes_run": ran, "minutes_required": need},
         )
 
 
 class UvOnWhileOpenRule(Rule[UvOnWhileOpen]):
     name = "uv_on_while_open"
+    evidence = "on"
 
     def on_sample(self, sample: Sample) -> Finding | None:
         on = sample.values.get("on")
@@ -278,7 +280,7 @@ class UvOnWhileOpenRule(Rule[UvOnWhileOpen]):
                 (f"{name} 在开放时段开启", f"{name} is on while its room is in use"),
                 (f"{self.ctx.stamp(ts)} 紫外线灯开启而房间在开放时段: 紫外线伤眼伤皮肤, 请确认室内无人",
                  f"the UV lamp is on at {self.ctx.stamp(ts)} while the room is open: make sure nobody is inside"),
-                {"since_ms": ts}, "on",
+                {"since_ms": ts},
             )
         return self.clear(ts) if self.raised else None
 
@@ -288,6 +290,7 @@ class UvOnOccupiedRule(Rule[UvOnOccupied]):
     cleared when the lamp is off or the room empty again."""
 
     name = "uv_on_occupied"
+    evidence = "on"
     watch_room = True
 
     def __init__(self, ctx: Context, params: UvOnOccupied) -> None:
@@ -318,7 +321,7 @@ class UvOnOccupiedRule(Rule[UvOnOccupied]):
             (f"{self.ctx.stamp(ts)} 紫外线灯亮着，而房间的门开着或感应到有人：紫外线伤眼伤皮肤，请立即关灯并让人离开",
              f"at {self.ctx.stamp(ts)} the UV lamp is lit while the room's door is open or someone is seen inside: "
              "ultraviolet light burns eyes and skin; switch it off and get everyone out"),
-            {"since_ms": ts}, "on",
+            {"since_ms": ts},
         )
 
 

@@ -176,6 +176,8 @@ def replayed_loss(samples: Sequence[Sample], span: tuple[int, int], threshold_lp
 class _FlowRule(Rule[F]):
     """A rule on runs of uninterrupted flow, each with its loss so far."""
 
+    evidence = "flow_lpm"
+
     def __init__(self, ctx: Context, params: F) -> None:
         super().__init__(ctx, params)
         self._flow = Flow()
@@ -265,7 +267,6 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
                     {"since_ms": lo, "night_min_flow_lpm": round(lowest, 2),
                      "loss_m3": round(lowest * (hi - lo) / 60_000 / 1000, 3),
                      "cost_yuan": round(lowest * (hi - lo) / 60_000 / 1000 * self.ctx.tariffs.water_yuan_per_m3, 2)},
-                    "flow_lpm",
                 )
         return None
 
@@ -280,7 +281,7 @@ class WaterLeakRule(_FlowRule[WaterLeak]):
                   f"about {facts['rate_m3_per_h']} m³/h: a leak or a running tap")
         if what == "update":
             return self.update(run.since_ms, ts, title, detail, facts)
-        return self.finding(True, run.since_ms, ts, title, detail, facts | {"why": "continuous"}, "flow_lpm")
+        return self.finding(True, run.since_ms, ts, title, detail, facts | {"why": "continuous"})
 
     def _cleared(self, run: LeakLoss | None, ts: int) -> Finding:
         """The flow stopped: the leak's final figures (none known for a run begun before a
@@ -339,7 +340,7 @@ class RunningTapRule(_FlowRule[RunningTap]):
                                           f"{facts['loss_m3']} m³ (≈ ¥{facts['cost_yuan']})"), title)
         if what == "update":
             return self.update(run.since_ms, ts, title, detail, facts)
-        return self.finding(True, run.since_ms, ts, title, detail, facts, "flow_lpm")
+        return self.finding(True, run.since_ms, ts, title, detail, facts)
 
 
 class LeakDetectedRule(Rule[LeakDetected]):
@@ -347,6 +348,7 @@ class LeakDetectedRule(Rule[LeakDetected]):
     judges, so there is no threshold or delay to wait for."""
 
     name = "leak_detected"
+    evidence = "leak"
 
     def __init__(self, ctx: Context, params: LeakDetected) -> None:
         super().__init__(ctx, params)
@@ -377,7 +379,7 @@ class LeakDetectedRule(Rule[LeakDetected]):
         facts: dict[str, float | str] = {"since_ms": self._since, "minutes": n}
         if self.raised:
             return self.update(self._since, ts, title, detail, facts)
-        return self.finding(True, self._since, ts, title, detail, facts, "leak")
+        return self.finding(True, self._since, ts, title, detail, facts)
 
 # ------------------------------------------------------------ the daily record's judge
 
