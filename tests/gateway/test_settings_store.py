@@ -7,12 +7,16 @@ import gc
 import json
 import tracemalloc
 from datetime import UTC, datetime
+from typing import Any, get_args
 
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
 
+from devices import kinds
 from devices.base import Sample
+from devices.vendors import sources
 from gateway import config
-from gateway.config.stored import ConfigStore, school_of, with_school
+from gateway.config.stored import SCHOOL_KEYS, WITH_SECRETS, ConfigStore, school_of, with_school
 from gateway.rules.base import Finding
 from gateway.rules.engine import RuleEngine
 from gateway.rules.water import WaterLeakRule
@@ -160,3 +164,25 @@ def test_a_channel_keeps_its_kind_in_the_stored_settings() -> None:
     """A channel's `type` picks its model: the stored settings, written without defaults, keep it."""
     site = file_site(SITE + "notifications:\n  channels:\n    - {type: webhook, id: office, url: 'http://127.0.0.1:9/hook'}\n")
     assert with_school(site, school_of(site)).notifications.channels[0].type == "webhook"
+
+
+def _holds_a_secret(annotation: Any, seen: set[type[BaseModel]]) -> bool:
+    """Whether a value of `annotation` may hold a `SecretStr`, anywhere inside it."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        seen.add(annotation)
+        return any(_holds_a_secret(f.annotation, seen) for f in annotation.model_fields.values())
+    return any(_holds_a_secret(a, seen) for a in get_args(annotation))
+
+
+def test_no_part_of_the_school_but_its_channels_holds_a_secret() -> None:
+    """`school_of` reveals secrets in that part alone: a secret elsewhere would be stored and
+    exported masked, and lost."""
+    fields = config.SiteConfig.model_fields
+    parts = [fields[k].annotation for k in SCHOOL_KEYS if k != WITH_SECRETS]
+    models = [*parts, *sources().values(), *(kind.settings for kind in kinds().values())]
+    assert [m for m in models if _holds_a_secret(m, set())] == []
+    assert _holds_a_secret(fields[WITH_SECRETS].annotation, set())  # found where they are
