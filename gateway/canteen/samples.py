@@ -28,7 +28,7 @@ from gateway.clock import Clock, from_ms, to_ms
 from gateway.config import Device, SiteConfig
 from gateway.config.samples import Meal
 from gateway.refused import Refused
-from gateway.reports.judging import record_item
+from gateway.reports.judging import MAX_POINTS, record_item
 from gateway.reports.safety_model import Category, Item, ItemStatus, RetainedSample, RetentionTemperature
 from gateway.reports.safety_series import gaps, held, total_ms, where
 from gateway.rules.base import Finding, RuleSpec
@@ -42,7 +42,6 @@ from gateway.storage.state import ID, METADATA, StateDatabase
 
 # A sample's time may be set a little ahead of the gateway's clock (a phone's clock is off).
 AHEAD_MS: Final = 5 * 60_000
-MAX_POINTS: Final = 200_000
 
 P = TypeVar("P", bound=RuleParams)
 
