@@ -371,6 +371,29 @@ def test_a_site_file_is_imported_after_its_preview(browser: Browser, site: Site)
     assert site.api.get("/api/v1/admin/config", headers=admin).json()["site"]["tariffs"]["water_yuan_per_m3"] == 6.2
 
 
+def test_a_site_file_s_mistakes_are_listed_at_their_lines_on_a_phone(browser: Browser, site: Site) -> None:
+    exported = site.api.get("/api/v1/admin/config/export", headers=signed_in(site.api, ADMIN)).text
+    lines = exported.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.strip().startswith("room:"))
+    lines[at] = lines[at].split("room:")[0] + "room: attic"
+    with open_page(browser, PHONE_430) as (page, console):
+        as_admin(page, site, "file")
+        form = page.locator("#view form.import")
+        form.locator("textarea[name=yaml]").fill("\n".join(lines))
+        form.locator("button[type=submit]").click()
+        problems = form.locator(".preview ul.problems li")
+        expect(problems).to_have_count(1)
+        expect(problems.first).to_contain_text(f"第 {at + 1} 行：")
+        expect(problems.first).to_contain_text("attic")
+        expect(form.locator("button.apply")).to_be_hidden()
+        form.locator("textarea[name=yaml]").fill(exported.replace("name:", "name: !!python/object/apply:os.system", 1))
+        form.locator("button[type=submit]").click()
+        expect(problems.first).to_contain_text("站点文件不能用标签 !!python/object/apply:os.system")
+        screenshot(page, SHOTS, "file-problems-phone-zh")
+        assert horizontal_overflow(page) == 0
+        assert console.problems() == []
+
+
 def test_settings_managed_in_the_site_file_are_shown_and_never_changed(
         browser: Browser, tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> None:
     with running_site(tmp_path_factory, mosquitto, "admin-file", {"managed_from": "file"}) as managed:
