@@ -783,6 +783,8 @@ class _Builder:
             self._put(done.value, done.size, done.height)
         elif isinstance(event, yaml.ScalarEvent):
             self._count += 1
+            if self._count > MAX_NODES:
+                raise _TooBig
             key = bool(self._stack) and self._stack[-1].wants_key()
             if event.anchor is not None:
                 self._anchors[event.anchor] = (self._scalar(event), event.value, 1, 0)

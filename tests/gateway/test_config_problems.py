@@ -306,6 +306,12 @@ def test_a_file_nested_too_deep_or_too_large_is_refused_quickly(text: str) -> No
     assert [p.en for p in refused.value.problems][-1].startswith("nested more than 32 levels deep")
 
 
+def test_a_file_of_more_values_than_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "MAX_NODES", 1_000)  # the bound's own 1,000,000 take seconds to read
+    flat = SITE + "x: [" + "1, " * 1_000 + "]\n"
+    assert _problems(flat)[-1].en.startswith("nested more than 32 levels deep or over 1,000 values")
+
+
 @pytest.mark.parametrize(("fragment", "at", "en"), [
     ("name: !!python/name:os.system 向日葵幼儿园", "name:", "a site file may not use the tag !!python/name:os.system"),
     ("name: !school 向日葵幼儿园", "name:", "a site file may not use the tag !school"),
