@@ -5,6 +5,7 @@ validated by the site file's model, stored, audited and applied at once."""
 
 from __future__ import annotations
 
+import asyncio
 import types
 from collections.abc import Callable
 from datetime import date, time
@@ -444,8 +445,8 @@ async def export_config(site: SiteDep, settings: SettingsDep, clock: ClockDep, _
 async def import_config(body: ImportIn, settings: SettingsDep, admin: Admin) -> PreviewOut:
     """A site file: what it would change (`apply: false`), or applied. Only its school part is
     taken; the deployment's part of a running gateway stays as it is."""
-    try:
-        school = school_of(parse(body.yaml, "site file"))
+    try:  # beside the event loop: a file of 2 MB takes seconds to read, and ingest goes on meanwhile
+        school = school_of(await asyncio.to_thread(parse, body.yaml, "site file"))
     except ConfigError as exc:
         return PreviewOut(changes=[], problems=_problems_out(exc.problems))
     try:
