@@ -16,7 +16,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from devices import kinds
@@ -151,24 +151,35 @@ class ConfigOut(BaseModel):
     catalog: Catalog
 
 
+def _integral(value: object) -> object:
+    """A JSON number without a fraction, as an integer: JSON Schema has 5.0 an integer (a
+    client in JavaScript may well send it so), which the strict models below refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# The settings' version a change was made from (409 if another came in between).
+Version = Annotated[int, BeforeValidator(_integral)]
+
+
 class ChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int
-    value: Any
+    version: Version
+    # The section as a whole (a mapping; the buildings a list), null to remove it.
+    value: dict[str, Any] | list[Any] | None
 
 
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int
+    version: Version
     device: dict[str, Any]
 
 
 class VersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int
+    version: Version
 
 
 class ImportIn(BaseModel):
@@ -176,7 +187,7 @@ class ImportIn(BaseModel):
 
     yaml: str = Field(max_length=2_000_000)
     apply: bool = False
-    version: int | None = Field(None, description="needed to apply")
+    version: Version | None = Field(None, description="needed to apply")
 
 
 class WordsOut(BaseModel):

@@ -31,6 +31,7 @@ from gateway.auth.store import (
     MAX_KEY_NAME_LENGTH,
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
+    NOT_BLANK,
     USER_NAME_PATTERN,
     ApiKey,
     LoginLocked,
@@ -105,7 +106,7 @@ class UserPatch(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH, pattern=NOT_BLANK)
     scopes: list[Scope] = Field(min_length=1)
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.access import Admin, PeopleDep, Viewer
 from gateway.api.deps import AlertsDep, CalendarDep, ClockDep, DisclosuresDep, LearnedDep, SiteDep, StoreDep
-from gateway.api.problems import BUSY, GUARDED, refusal
+from gateway.api.problems import BUSY, GUARDED, problems, refusal
 from gateway.api.query_limit import HeavyQuery
 from gateway.api.reports import RENDERED, FormatQuery, LangQuery, report_response
 from gateway.auth.actor import Actor
@@ -131,7 +131,7 @@ async def disclosure(
     return await report_response(out, fmt, lambda: disclosure_document(report, site, said, lang))
 
 
-@router.put("/api/v1/reports/disclosure/{period}/explanation", responses=GUARDED)
+@router.put("/api/v1/reports/disclosure/{period}/explanation", responses=GUARDED | problems(400))  # 400: not JSON
 async def explain(notes: DisclosuresDep, clock: ClockDep, people: PeopleDep, who: Admin, period: PeriodPath,
                   body: Annotated[ExplanationIn, Body()]) -> Explained | None:
     """Keeps the school's explanation of the period's change year on year (an empty text

@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -87,6 +87,10 @@ MAX_PASSWORD_LENGTH = 1024
 USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
 _USER_NAME = re.compile(USER_NAME_PATTERN)
 MAX_KEY_NAME_LENGTH = 100
+# A name with something in it: a character that is not blank as `str.strip` has it, spelled
+# out for the API's schema, whose regular expressions (JavaScript's, Rust's) do not count the
+# information separators U+001C-U+001F as space where Python does.
+NOT_BLANK: Final = r"[^\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 API_KEY_PREFIX = "fgk_"
 
 # scrypt at n=2**14, r=8, p=1 takes about 40 ms and 16 MiB per hash, which is what makes
