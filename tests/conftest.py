@@ -30,17 +30,31 @@ from tests.services import (
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                           os.environ.get("PYTHONPATH")]))
 
-# The modules that take longest, first: the suite runs in two processes a module at a time
-# (scripts/check), and one of these begun last would leave the other process idle meanwhile.
+# The modules that take longest, first, longest of all first (seconds in a full run here): the
+# suite runs in two processes a module at a time (scripts/check), and one of these begun last
+# would leave the other process idle meanwhile. xdist would otherwise order modules by their
+# number of tests (pyproject.toml turns that off), which put the month, one test, last.
 SLOWEST_FIRST = (
-    "tests/test_reports_month.py",      # a simulated month through the gateway, ~85 s
-    "tests/gateway/test_rules.py",      # a normal month raises nothing, ~25 s
-    "tests/gateway/test_safety_report.py",
-    "tests/test_dashboard_browser.py",
-    "tests/test_faults.py",
-    "tests/test_broker_config.py",
-    "tests/gateway/test_auth.py",
+    "tests/test_reports_month.py",      # a simulated month through the gateway, ~115 s
+    "tests/test_admin_browser.py",      # ~75 s
+    "tests/gateway/test_safety_report.py",  # ~75 s
+    "tests/test_dashboard_browser.py",  # ~70 s
+    "tests/gateway/test_auth.py",       # ~60 s
+    "tests/test_district.py",           # ~55 s
+    "tests/test_faults.py",             # ~55 s
+    "tests/test_broker_config.py",      # ~50 s
+    "tests/gateway/test_rules.py",      # a normal month raises nothing, ~40 s
+    "tests/devices/test_decode_properties.py",  # ~40 s
+    "tests/test_language_scan.py",      # ~35 s
+    "tests/gateway/test_latest_readings.py",  # ~30 s
+    "tests/test_alerting.py",
+    "tests/gateway/test_dashboard.py",
+    "tests/gateway/test_failover.py",
     "tests/gateway/test_report_delivery.py",
+    "tests/test_dispatch_browser.py",
+    "tests/gateway/test_ingest_mqtt.py",
+    "tests/test_ledger_browser.py",
+    "tests/test_disclosure_browser.py",
 )
 
 
