@@ -5,6 +5,8 @@ first-party modules, counting imports under `if TYPE_CHECKING:` and inside funct
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +191,13 @@ def test_only_the_dependencies_read_the_gateway_from_the_app() -> None:
     readers = sorted(path.name for path in (ROOT / "gateway" / "api").glob("*.py")
                      if "state.gateway" in path.read_text(encoding="utf-8"))
     assert readers == ["deps.py"]
+
+
+def test_a_gateway_imports_the_libraries_of_optional_sinks_only_where_it_has_them() -> None:
+    """The InfluxDB client with aiohttp (20 MB and a fifth of a second of every start) and
+    cryptography's Rust core (6 MB, for the energy platform's AES) are imported by the sink
+    that needs them, when a site has it."""
+    code = ("import sys, gateway.cli, gateway.runtime\n"
+            "print(sorted(m for m in ('influxdb_client', 'aiohttp', 'cryptography') if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert imported.stdout.strip() == "[]"

@@ -30,7 +30,6 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from prometheus_client import Counter
 
 from devices import kinds
@@ -68,6 +67,10 @@ class Crypto:
     """AES-128 with the variant's mode (CBC or ECB) and padding (PKCS#7 or zeros)."""
 
     def __init__(self, settings: PlatformSettings) -> None:
+        # Imported by a site that reports to a platform, here: its Rust core is 8 MB of every
+        # gateway's memory otherwise.
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         key = settings.aes_key.get_secret_value().encode()
         iv = (settings.aes_iv or settings.aes_key).get_secret_value().encode()
         # ECB where a province's variant says so: the platform chooses the mode, not the gateway.
