@@ -1,6 +1,6 @@
 """What a large site costs the gateway: its start and its memory, idle and while streaming.
 
-Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.scale [--devices 10000] [--messages 30000]`
+Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.scale [--devices 10000] [--messages 30000] [--fresh 4]`
 
 1. A site of `--devices` devices of the usual kinds across buildings (bench/dashboard.py's:
    50 devices a building; meters, UV lamps, sample fridges and doors in their rooms), on a
@@ -16,6 +16,8 @@ Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.scale [--devices 10000] [--messa
    seen while streaming and the figure once all are stored (after a collection).
 4. Stopped and started again on that data: the start with every device's newest readings in
    the store (the rules are primed with them).
+5. Started `--fresh` more times, each on an empty data folder of its own: one start varies
+   by a second on this machine, so the sites' start is compared by the median of these.
 
 `BENCH_PROFILE=path` records the large site's gateway with py-spy (its RSS is then py-spy's).
 
@@ -56,6 +58,7 @@ PROFILE = os.environ.get("BENCH_PROFILE")  # a path: record the large site's gat
 class Figures:
     devices: int
     starts_s: list[float]  # on an empty data folder, then on the data of the previous runs
+    fresh_s: list[float]  # more starts, each on an empty data folder of its own
     idle_mb: float
     streaming_peak_mb: float
     streamed_mb: float
@@ -99,7 +102,7 @@ def publish(broker: Mosquitto, site_id: str, sims: list[SimDevice], messages: in
             info.wait_for_publish(60)
 
 
-def measure(directory: Path, broker: Mosquitto, devices: int, messages: int, starts: int) -> Figures:
+def measure(directory: Path, broker: Mosquitto, devices: int, messages: int, starts: int, fresh: int) -> Figures:
     site, sims = build_site(devices, 0)
     api_port = free_port()
     config = site_file(directory, site, broker.port, api_port)
@@ -139,15 +142,29 @@ def measure(directory: Path, broker: Mosquitto, devices: int, messages: int, sta
     for _ in range(starts - 1):
         starts_s.append(started(gateway))
         gateway.stop()
-    return Figures(devices, starts_s, idle, peak, streamed, stream_s, slowest, stored, rejected)
+    fresh_s = []
+    for n in range(fresh):
+        (empty := directory / f"fresh-{n}").mkdir()
+        again = GatewayProcess(site_file(empty, site, broker.port, api_port), api_port, empty / "gateway.log")
+        fresh_s.append(started(again))
+        again.stop()
+    return Figures(devices, starts_s, fresh_s, idle, peak, streamed, stream_s, slowest, stored, rejected)
 
 
 def show(f: Figures) -> None:
     again = f", again on its data {', '.join(f'{s:.2f}' for s in f.starts_s[1:])} s" if f.starts_s[1:] else ""
     print(f"  {f.devices:>6,} devices: start {f.starts_s[0]:.2f} s{again}")
+    if f.fresh_s:
+        print(f"          on empty folders again {', '.join(f'{s:.2f}' for s in f.fresh_s)} s "
+              f"(median of all {statistics.median(_empty(f)):.2f} s)")
     print(f"          RSS idle {f.idle_mb:.0f} MB, streaming peak {f.streaming_peak_mb:.0f} MB, "
           f"after {f.streamed_mb:.0f} MB; {f.stored:,} stored, {f.rejected:,} rejected in {f.stream_s:.1f} s")
     print(f"          /metrics answered within {f.slowest_s:.2f} s while streaming")
+
+
+def _empty(f: Figures) -> list[float]:
+    """Its starts on an empty data folder."""
+    return [f.starts_s[0], *f.fresh_s]
 
 
 def load_average() -> str:
@@ -160,6 +177,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--starts", type=int, default=3, help="starts of each site: the first on an empty folder")
+    parser.add_argument("--fresh", type=int, default=4, help="more starts of each site, each on an empty folder")
     args = parser.parse_args()
     for package in ("gateway", "devices"):
         compileall.compile_dir(ROOT / package, quiet=1)
@@ -171,13 +189,14 @@ def main() -> None:
             (directory / "mosquitto").mkdir(parents=True)
             broker = start_mosquitto(directory / "mosquitto")  # its own: the sites share their id
             try:
-                figures.append(f := measure(directory, broker, devices, args.messages, args.starts))
+                figures.append(f := measure(directory, broker, devices, args.messages, args.starts, args.fresh))
             finally:
                 broker.stop()
             show(f)
     ref, big = figures
-    start_s = statistics.median(big.starts_s) - statistics.median(ref.starts_s)
-    print(f"cost of {big.devices - ref.devices:,} devices over the reference: start +{start_s:.2f} s (medians), "
+    start_s = statistics.median(_empty(big)) - statistics.median(_empty(ref))
+    print(f"cost of {big.devices - ref.devices:,} devices over the reference: start +{start_s:.2f} s "
+          f"(medians on empty folders), "
           f"RSS idle +{big.idle_mb - ref.idle_mb:.0f} MB, "
           f"streaming peak +{big.streaming_peak_mb - ref.streaming_peak_mb:.0f} MB")
     print(f"load average after: {load_average()}")
