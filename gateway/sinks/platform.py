@@ -67,7 +67,7 @@ class Crypto:
     """AES-128 with the variant's mode (CBC or ECB) and padding (PKCS#7 or zeros)."""
 
     def __init__(self, settings: PlatformSettings) -> None:
-        # Imported by a site that reports to a platform, here: its Rust core is 8 MB of every
+        # Imported by a site that reports to a platform, here: its Rust core is 6 MB of every
         # gateway's memory otherwise.
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
