@@ -17,16 +17,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Index, Table, Text, select
+from sqlalchemy import BigInteger, Column, ColumnElement, Index, Table, Text, func, select
 
 from devices import kinds
+from gateway.alerting.alerts import ALERTS, Alert
 from gateway.auth.audit import AuditEntry, AuditTrail
 from gateway.clock import Clock, from_ms, to_ms
 from gateway.config.work_orders import Trade
 from gateway.storage.state import ID, METADATA, StateDatabase, of_site
 
 if TYPE_CHECKING:
-    from gateway.alerting.alerts import Alert
     from gateway.config import SiteConfig
     from gateway.rules.engine import Evidence
 
@@ -90,10 +90,14 @@ WORK_ORDERS = Table(
     Index("work_orders_alert", "alert_id"),
 )
 
-_COLUMNS: Final = tuple(WORK_ORDERS.c[name] for name in (
-    "id", "alert_id", "rule", "trade", "device_id", "building_id", "room_id", "title_zh", "title_en", "evidence",
-    "opened_ms", "due_ms", "status", "assignee", "note", "updated_ms", "done_ms", "on_site_ms", "work_done", "repair",
-    "photo"))
+# An order an alert opened is titled as its alert is now: a leak's order reads the minutes and
+# the loss its alert reads (the final figures once it ended), not those of when it was opened.
+_COLUMNS: Final = tuple(
+    func.coalesce(ALERTS.c[name], WORK_ORDERS.c[name]).label(name) if name.startswith("title_") else WORK_ORDERS.c[name]
+    for name in ("id", "alert_id", "rule", "trade", "device_id", "building_id", "room_id", "title_zh", "title_en",
+                 "evidence", "opened_ms", "due_ms", "status", "assignee", "note", "updated_ms", "done_ms",
+                 "on_site_ms", "work_done", "repair", "photo"))
+_WITH_ALERT: Final = WORK_ORDERS.outerjoin(ALERTS, ALERTS.c.id == WORK_ORDERS.c.alert_id)
 
 
 class WorkOrderError(Exception):
@@ -348,7 +352,7 @@ class WorkOrders:
     def get(self, order_id: int) -> WorkOrder:
         """The site's order `order_id`; another site's is as unknown as a missing one."""
         with self._db.read() as conn:
-            row = conn.execute(select(*_COLUMNS).where(self._mine(order_id))).one_or_none()
+            row = conn.execute(select(*_COLUMNS).select_from(_WITH_ALERT).where(self._mine(order_id))).one_or_none()
         if row is None:
             raise WorkOrderNotFound(order_id)
         return _order(row)
@@ -357,7 +361,7 @@ class WorkOrders:
              due_from_ms: int | None = None, due_until_ms: int | None = None, limit: int = 100) -> list[WorkOrder]:
         """Overdue first, then by due time."""
         c = WORK_ORDERS.c
-        query = select(*_COLUMNS).where(self._mine())
+        query = select(*_COLUMNS).select_from(_WITH_ALERT).where(self._mine())
         if status is not None:
             query = query.where(c.status == status.value)
         if trade is not None:

@@ -154,6 +154,32 @@ def test_a_water_leak_opens_a_water_order_with_its_place_and_evidence(h: Harness
     assert h.orders.find() == [order]
 
 
+def test_an_order_reads_the_figures_its_alert_reads_now(h: Harness) -> None:
+    """One leak, one story: the order is titled as its alert is, as the minutes and the loss
+    go on and once the water stopped; an order no alert opened keeps its own title."""
+
+    def leak(title: str, *, active: bool = True, update: bool = False) -> Finding:
+        now = h.now_ms()
+        return Finding("water_leak", "kitchen-water", active, Severity.MAJOR, now - 3_600_000, now, title,
+                       f"en: {title}", evidence="flow_lpm", update=update)
+
+    alert = h.alerts.apply(leak("厨房水表 闭园时段持续用水 60 分钟"), _evidence(h, "flow_lpm"))
+    assert alert is not None
+    order = h.opened[0]
+    assert order is not None
+    assert order.title_zh == "厨房水表 闭园时段持续用水 60 分钟"
+    h.clock.advance(timedelta(minutes=85))
+    h.alerts.apply(leak("厨房水表 闭园时段持续用水 145 分钟", update=True), Evidence())
+    assert [(o.title_zh, o.title_en) for o in (h.orders.get(order.id), *h.orders.find())] == [
+        ("厨房水表 闭园时段持续用水 145 分钟", "en: 厨房水表 闭园时段持续用水 145 分钟")] * 2
+    h.alerts.apply(leak("厨房水表 跑水 145 分钟, 流失 0.216 m³", active=False), Evidence())
+    assert h.orders.get(order.id).title_zh == h.alerts.get(alert.id).title_zh == "厨房水表 跑水 145 分钟, 流失 0.216 m³"
+
+    by_hand = h.orders.open_by_hand("logistics-li", Trade.WATER, "service", "kitchen", ("厨房水槽下渗水", "Seepage"),
+                                    h.now_ms() + 3_600_000, "sweep")
+    assert h.orders.get(by_hand.id).title_zh == "厨房水槽下渗水"
+
+
 @pytest.mark.parametrize(
     ("opened", "due"),
     [

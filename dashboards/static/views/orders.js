@@ -305,7 +305,7 @@ async function detail({ state, arg, rerender }) {
     return h("div", { class: "card error" }, h("p", { role: "alert" }, err.status === 404 || err.status === 422 ? t("orders.not_found") : failure(err)),
       h("a", { href: "#/orders" }, t("orders.back")));
   }
-  // The order keeps the alert's title from when it was opened; the alert's figures go on (a leak's loss so far).
+  // The order is titled as its alert is now (the API's); the alert's detail says how it stands (a leak's loss so far).
   const alert = o.alert_id ? await get(`/api/v1/alerts/${o.alert_id}`).catch(() => null) : null;
   const error = errorLine();
   const chartEl = o.evidence.points.length ? h("div", { class: "chart evidence", role: "img", "aria-label": evidenceTitle(state, o) }) : null;
@@ -315,7 +315,7 @@ async function detail({ state, arg, rerender }) {
       heading(o), summary(state, o),
       o.on_site_at ? h("p", { class: "small" }, t("orders.on_site_at", { t: when(o.on_site_at) })) : null,
       o.note ? h("p", { class: "small" }, said(t("orders.note"), o.note)) : null,
-      alert ? h("p", { class: "small alert-now" }, said(t("orders.alert_now"), `${pick(alert, "title")}${t("common.colon")}${pick(alert, "detail")}`)) : null,
+      alert ? h("p", { class: "small alert-now" }, said(t("orders.alert_now"), pick(alert, "detail"))) : null,
       error, actions(state, o, rerender, error, true)),
     card(evidenceTitle(state, o), chartEl ?? h("p", { class: "muted" }, t("orders.no_evidence"), " ", deviceLink(state, o.device_id)), { class: "evidence-card" }),
     o.status === "done" ? card(t("orders.result"), [
