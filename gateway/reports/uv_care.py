@@ -25,7 +25,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, select
+from sqlalchemy import BigInteger, Column, Float, Index, Table, Text, and_, func, select
 
 from devices import uv_lamp
 from gateway.alerting.alerts import Alert, AlertStore
@@ -186,6 +186,9 @@ class UvCare:
         self._clock = clock
         self._alerts = alerts
         self._judged_ms = -JUDGE_EVERY_MS  # when the watchdog last judged (a pace, not an answer)
+        # Each tube's newest midnight count, (lamp, fitted since) → (to_ms, lit_ms): read once,
+        # then kept as this register writes them (a pass asked 2,600 lamps' one by one, 1 s).
+        self._newest: dict[tuple[str, int], tuple[int, int]] | None = None
         self.reconfigure(site)
 
     def reconfigure(self, site: SiteConfig) -> None:
@@ -257,9 +260,14 @@ class UvCare:
         event loop)."""
         since = self.care(lamp, now_ms, entries).tube_since_ms or 0
         hold, life = round(silent_after_ms(lamp)), lamp_settings(lamp).tube_life_h
-        kept = self._kept(lamp, since, now_ms)
+        if self._newest is None:
+            self._newest = self._kept(now_ms)
+        newest = kept = self._newest.get((lamp.id, since))
+        if kept is not None and kept[0] > now_ms:  # asked of a time before the newest: from the store
+            kept = self._kept(now_ms, lamp.id).get((lamp.id, since))
         if kept is not None:
-            to, lit, begin = kept.at_ms, kept.lit_ms, kept.at_ms
+            to, lit = kept
+            begin = to
         else:  # counted from the first reading: no midnight before it to go through
             first = self._readings.points(lamp.id, "on", since, now_ms, 1)
             to, lit, begin = since, 0, first[0].ts_ms if first else now_ms
@@ -272,6 +280,8 @@ class UvCare:
             with self._db.write() as conn:
                 for row in rows:
                     self._db.add(conn, UV_TUBE_DAYS, row)
+            if newest is None or newest[0] < to:
+                self._newest[lamp.id, since] = (to, lit)
         return TubeHours(since, now_ms, lit + self._lit(lamp.id, to, now_ms, hold), life)
 
     def _lit(self, device_id: str, lo: int, hi: int, hold_ms: int) -> int:
@@ -289,14 +299,18 @@ class UvCare:
             day += timedelta(days=1)
         return out
 
-    def _kept(self, lamp: Device, since_ms: int, as_of_ms: int) -> TubeHours | None:
-        """The newest midnight's count kept of the tube fitted at `since_ms`, at or before `as_of_ms`."""
+    def _kept(self, as_of_ms: int, device_id: str | None = None) -> dict[tuple[str, int], tuple[int, int]]:
+        """Each tube's newest midnight count kept at or before `as_of_ms`, in one read: (lamp,
+        fitted since) → (to_ms, lit_ms); every lamp's, or `device_id`'s."""
         c = UV_TUBE_DAYS.c
+        mine = [c.site == self._site_id, c.to_ms <= as_of_ms, *([c.device == device_id] if device_id else [])]
+        newest = select(c.device, c.since_ms, func.max(c.to_ms).label("to_ms")).where(*mine).group_by(
+            c.device, c.since_ms).subquery()
+        query = select(c.device, c.since_ms, c.to_ms, c.lit_ms).join(newest, and_(
+            c.device == newest.c.device, c.since_ms == newest.c.since_ms, c.to_ms == newest.c.to_ms,
+        )).where(c.site == self._site_id)
         with self._db.read() as conn:
-            row = conn.execute(select(c.to_ms, c.lit_ms).where(
-                c.site == self._site_id, c.device == lamp.id, c.since_ms == since_ms, c.to_ms <= as_of_ms,
-            ).order_by(c.to_ms.desc()).limit(1)).first()
-        return None if row is None else TubeHours(since_ms, row[0], row[1], lamp_settings(lamp).tube_life_h)
+            return {(device, since): (to, lit) for device, since, to, lit in conn.execute(query)}
 
     # --- the daily record ------------------------------------------------------------------
 
@@ -306,10 +320,12 @@ class UvCare:
         readings: the event loop's thread)."""
         out = []
         entries = self.by_lamp()
+        kept = self._kept(as_of_ms)
         for lamp in self.lamps:
             care = self.care(lamp, as_of_ms, entries)
             since = care.tube_since_ms or 0
-            tube = self._kept(lamp, since, as_of_ms)
+            counted = kept.get((lamp.id, since))
+            tube = None if counted is None else TubeHours(since, *counted, lamp_settings(lamp).tube_life_h)
             if tube is None and since and not self._midnights(since, as_of_ms):  # fitted since the last midnight
                 tube = TubeHours(since, since, 0, lamp_settings(lamp).tube_life_h)
             status, detail = _item(care, tube, as_of_ms, self._stamp, self._minute)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from sqlalchemy import event
 
 from devices.base import Sample
 from gateway import config
@@ -168,6 +169,36 @@ def test_every_pass_counts_the_readings_that_came_late(room: Room) -> None:
     room.lit(MONDAY, 60, "12:00")
     passes(at(MONDAY, "20:50"), 30)
     assert room.care.tube_hours(lamp(), to_ms(at(MONDAY, "21:30"))).hours == round(170 / 60, 1)
+
+
+def test_a_pass_reads_the_kept_counts_once_not_lamp_by_lamp(room: Room, state_db: StateDatabase) -> None:
+    """A site of 2,600 lamps asked the store for each lamp's kept count on every pass (1 s of
+    a worker thread a minute): a pass now makes as many statements whatever the number of
+    lamps (the kept counts read on the first pass only), and a count asked of a time before
+    the newest kept one is still that time's."""
+    hold = round(silent_after_ms(lamp()))
+    for n in range(4):
+        room.lit(MONDAY + timedelta(days=n), 60 + 10 * n)
+    every = [(p.ts_ms, p.value) for p in room.readings.points(LAMP, "on", 0, 2**62, 1_000_000)]
+    statements: list[str] = []
+
+    def counted(*args: Any) -> None:
+        if args[2].startswith("SELECT") and "FROM uv_tube_days" in args[2]:
+            statements.append(args[2])
+
+    event.listen(state_db.engine, "before_cursor_execute", counted)
+    try:
+        reads = []
+        for n in (4, 5, 6):
+            now = to_ms(at(MONDAY + timedelta(days=n), "07:00"))
+            assert room.care.count(now)[LAMP].lit_ms == lit_ms(every, 0, now, hold)
+            reads.append(len(statements))
+        assert len(room.care.lamps) == 8
+        assert reads == [1, 1, 1]  # asked lamp by lamp: 8, 16, 24
+    finally:
+        event.remove(state_db.engine, "before_cursor_execute", counted)
+    earlier = to_ms(at(MONDAY + timedelta(days=2), "07:00"))
+    assert room.care.tube_hours(lamp(), earlier).lit_ms == lit_ms(every, 0, earlier, hold)
 
 
 def test_a_pass_over_every_lamp_judges_each_by_its_own_entries(room: Room) -> None:
