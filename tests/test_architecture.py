@@ -193,11 +193,11 @@ def test_only_the_dependencies_read_the_gateway_from_the_app() -> None:
     assert readers == ["deps.py"]
 
 
-def test_a_gateway_imports_the_libraries_of_optional_sinks_only_where_it_has_them() -> None:
-    """The InfluxDB client with aiohttp (20 MB and a fifth of a second of every start) and
-    cryptography's Rust core (6 MB, for the energy platform's AES) are imported by the sink
-    that needs them, when a site has it."""
+def test_a_gateway_imports_the_libraries_of_optional_parts_only_where_it_has_them() -> None:
+    """The InfluxDB client with aiohttp (20 MB and a fifth of a second of every start),
+    cryptography's Rust core (6 MB, for the energy platform's AES) and pymodbus (3 MB) are
+    imported by the sink or the poller that needs them, when a site has it."""
     code = ("import sys, gateway.cli, gateway.runtime\n"
-            "print(sorted(m for m in ('influxdb_client', 'aiohttp', 'cryptography') if m in sys.modules))")
+            "print(sorted(m for m in ('influxdb_client', 'aiohttp', 'cryptography', 'pymodbus') if m in sys.modules))")
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert imported.stdout.strip() == "[]"

@@ -22,7 +22,7 @@ from devices import kinds
 from devices.base import DecodeError, Reason
 from devices.vendors import Decoded
 from devices.vendors.modbus import PART, PRESETS, ModbusSource, Preset, Read, Register
-from gateway.ingest.poll import ModbusBus
+from gateway.ingest.modbus import ModbusBus
 from tests.modbus_server import block, modbus_server
 from tests.services import HOST
 

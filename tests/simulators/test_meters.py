@@ -28,7 +28,9 @@ from devices.vendors.dlt645 import (
 from devices.vendors.modbus import PART as MODBUS_PART
 from devices.vendors.modbus import ModbusSource
 from gateway.config import Device, SiteConfig, load
-from gateway.ingest.poll import DLT645_PART, BusClient, Dlt645Bus, ModbusBus, PollError
+from gateway.ingest.bus import BusClient, PollError
+from gateway.ingest.modbus import ModbusBus
+from gateway.ingest.poll import DLT645_PART, Dlt645Bus
 from simulators.meters import MAX_CLIENTS, SimulatedMeters, on_free_ports
 from simulators.model import SimMessage, SiteSimulation
 

@@ -9,7 +9,8 @@ import pytest
 import simulators
 from devices.vendors.modbus import PART, ModbusSource
 from gateway.config import SiteConfig, load
-from gateway.ingest.poll import ModbusBus, PollError
+from gateway.ingest.bus import PollError
+from gateway.ingest.modbus import ModbusBus
 from simulators import vendors
 from simulators.meters import on_free_ports
 from simulators.model import SimMessage, SiteSimulation
