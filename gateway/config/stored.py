@@ -162,8 +162,11 @@ class ConfigStore:
 
     def save(self, school: Mapping[str, Any], origin: Origin, actor: str, at_ms: int,
              file_text: str | None = None) -> int:
-        """Stores a new version; returns its number."""
+        """Stores a new version; returns its number. `file_text`: the school as the site file
+        had it, as JSON (keys sorted), when the version comes from the file — the same JSON, so
+        it is stored as the school too (a school of 10,000 devices is megabytes to write out)."""
         c = SITE_CONFIG.c
+        text = file_text if file_text is not None else json.dumps(school, ensure_ascii=False)
         with self._db.write(durable=True) as conn:
             self._db.lock(conn, SITE_CONFIG)  # two saves at once get two numbers
             version: int = conn.execute(select(func.coalesce(func.max(c.version), 0) + 1)
@@ -172,8 +175,8 @@ class ConfigStore:
             # statements keeps the first statement of each form, with any values in it (a large
             # school's settings twice over, megabytes, for as long as the process runs).
             conn.execute(SITE_CONFIG.insert(), {
-                "site": self._site, "version": version, "school": json.dumps(school, ensure_ascii=False),
-                "origin": origin, "actor": actor, "at_ms": at_ms, "file_text": file_text})
+                "site": self._site, "version": version, "school": text, "origin": origin, "actor": actor,
+                "at_ms": at_ms, "file_text": file_text})
         return version
 
     def last_from_file(self) -> tuple[int, str] | None:
