@@ -173,8 +173,9 @@ class SqliteStore:
         """This thread's read-only connection, kept while the store is open: opening one (and
         reading the schema) takes 250 µs, a query of a series 4 µs, and the UV register reads
         2,600 lamps' readings a minute at a large site. A reader never waits for the writer
-        (WAL), and holds no snapshot between queries: each query's rows are read to the end,
-        and a connection in autocommit mode has no transaction open after it."""
+        (WAL), and holds no snapshot between queries: in autocommit mode only a statement not yet
+        done would hold one, and every query's cursor is read to its end or dropped (and so
+        reset) before its method returns."""
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
         if conn is None:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False,
