@@ -717,16 +717,15 @@ class _Open:
 
     value: dict[str, Any] | list[Any]
     anchor: str | None
+    mapping: bool
     key: str | None = None
     size: int = 1
     height: int = 1
 
-    def wants_key(self) -> bool:
-        return isinstance(self.value, dict) and self.key is None
-
     def put(self, value: Any, size: int, height: int) -> None:
         self.size += size
-        self.height = max(self.height, height + 1)
+        if height >= self.height:
+            self.height = height + 1
         if isinstance(self.value, list):
             self.value.append(value)
         elif self.key is None:
@@ -755,15 +754,25 @@ class _Builder:
         self._root: Any = None
 
     def data(self) -> Any:
+        next_event, take = self._loader.get_event, self._take
         try:
-            while (event := self._loader.get_event()) is not None:
-                self._take(event)
+            while (event := next_event()) is not None:
+                take(event)
         finally:
             self._loader.dispose()
         return self._root
 
     def _take(self, event: yaml.Event) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
+        if type(event) is yaml.ScalarEvent:  # most of them, so first and in as few calls as may be
+            self._count += 1
+            if self._count > MAX_NODES:
+                raise _TooBig
+            key = self._wants_key()
+            value = event.value if key else self._scalar(event)
+            if event.anchor is not None:
+                self._anchors[event.anchor] = (self._scalar(event) if key else value, event.value, 1, 0)
+            self._put(value, 1, 0)
+        elif isinstance(event, yaml.DocumentStartEvent):
             self._documents += 1
             if self._documents > 1:
                 raise _Refused("一个文件里有两份文档（---）：站点文件只能有一份",
@@ -775,20 +784,13 @@ class _Builder:
             self._count += 1
             if len(self._stack) >= MAX_DEPTH or self._count > MAX_NODES:
                 raise _TooBig
-            self._stack.append(_Open({} if isinstance(event, yaml.MappingStartEvent) else [], event.anchor))
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            self._stack.append(_Open({} if mapping else [], event.anchor, mapping))
         elif isinstance(event, yaml.CollectionEndEvent):
             done = self._stack.pop()
             if done.anchor is not None:
                 self._anchors[done.anchor] = (done.value, None, done.size, done.height)
             self._put(done.value, done.size, done.height)
-        elif isinstance(event, yaml.ScalarEvent):
-            self._count += 1
-            if self._count > MAX_NODES:
-                raise _TooBig
-            key = bool(self._stack) and self._stack[-1].wants_key()
-            if event.anchor is not None:
-                self._anchors[event.anchor] = (self._scalar(event), event.value, 1, 0)
-            self._put(event.value if key else self._scalar(event), 1, 0)
         elif isinstance(event, yaml.AliasEvent):
             self._alias(event)
 
@@ -797,7 +799,7 @@ class _Builder:
             raise _Refused(f"别名 *{event.anchor} 之前没有锚点 &{event.anchor}",
                           f"the alias *{event.anchor} has no anchor &{event.anchor} before it", event.start_mark)
         value, text, size, height = self._anchors[event.anchor]
-        if self._stack and self._stack[-1].wants_key():
+        if self._wants_key():
             if text is None:
                 raise _not_a_key(event)
             value = text
@@ -813,8 +815,11 @@ class _Builder:
             self._root = value
 
     def _no_key(self, event: yaml.Event) -> None:
-        if self._stack and self._stack[-1].wants_key():
+        if self._wants_key():
             raise _not_a_key(event)
+
+    def _wants_key(self) -> bool:
+        return bool(self._stack) and self._stack[-1].mapping and self._stack[-1].key is None
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
         """What YAML's safe constructor gives for its tag (a string as it is, most values),
