@@ -10,7 +10,8 @@ Run: `PYTHONPATH=$PWD .venv/bin/python -m bench.scale [--devices 10000] [--messa
    spawning it to /health saying it is connected to the broker. The gateway's modules are
    compiled to bytecode first, as an installation has them (pip compiles what it installs);
    a checkout run with PYTHONDONTWRITEBYTECODE set, as on the development machine, would
-   otherwise compile its ~300 modules again at every start (about 0.5 s of it).
+   otherwise compile its ~300 modules again at every start (about 0.5 s of it). A checkout
+   on PYTHONPATH (the code before a change, to compare with) is compiled too.
 3. Its resident memory (VmRSS in /proc/<pid>/status) once idle, then while `--messages`
    readings (every device in turn, a few each) are published at QoS 1 and stored: the largest
    seen while streaming and the figure once all are stored (after a collection).
@@ -167,6 +168,13 @@ def _empty(f: Figures) -> list[float]:
     return [f.starts_s[0], *f.fresh_s]
 
 
+def _checkouts() -> set[Path]:
+    """This checkout and those on PYTHONPATH: the gateway runs the first of these that it
+    finds there, so a comparison with another checkout (`PYTHONPATH=<it>`) compiles that one too."""
+    return {ROOT, *(Path(p).resolve() for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                    if p and (Path(p) / "gateway").is_dir())}
+
+
 def load_average() -> str:
     """The machine's load (1, 5 and 15 minutes): these figures are worth little on a busy one."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -179,8 +187,9 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=3, help="starts of each site: the first on an empty folder")
     parser.add_argument("--fresh", type=int, default=4, help="more starts of each site, each on an empty folder")
     args = parser.parse_args()
-    for package in ("gateway", "devices"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    for root in _checkouts():
+        for package in ("gateway", "devices"):
+            compileall.compile_dir(root / package, quiet=1)
     print(f"load average before: {load_average()}")
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
