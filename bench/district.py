@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import yaml
 
-from bench.ingest import T0, publish, write_payloads
+from bench.ingest import T0, CpuUse, publish, write_payloads
 from gateway import config
 from gateway.storage.readings import open_readings
 from gateway.storage.state import StateDatabase
@@ -124,9 +124,11 @@ def stored(replicas: list[DistrictReplica]) -> float:
     return min(sum(c.stored(sink) for c in counts) for sink in SINKS)
 
 
-def ingest(district: District, replicas: list[DistrictReplica], files: list[Path], broker: Mosquitto) -> float:
-    """Messages a second, from the first publish to the last message stored in both sinks; then
-    every message is counted in PostgreSQL and VictoriaMetrics."""
+def ingest(district: District, replicas: list[DistrictReplica], files: list[Path],
+           broker: Mosquitto) -> tuple[float, str]:
+    """Messages a second, from the first publish to the last message stored in both sinks, and
+    the CPU each role used a message meanwhile; then every message is counted in PostgreSQL and
+    VictoriaMetrics."""
     for r in replicas:
         r.spawn()
     for r in replicas:
@@ -135,6 +137,7 @@ def ingest(district: District, replicas: list[DistrictReplica], files: list[Path
     per_device = sum(1 for _ in files[0].open())
     total = per_device * len(files) * len(district.schools)
     start = time.perf_counter()
+    cpu = CpuUse()
     publishers = [threading.Thread(target=publish, args=(broker.port, files, school)) for school in district.schools]
     for p in publishers:
         p.start()
@@ -142,11 +145,12 @@ def ingest(district: District, replicas: list[DistrictReplica], files: list[Path
         p.join()
     wait_for(lambda: stored(replicas) >= total, timeout=WITHIN_S)
     rate = total / (time.perf_counter() - start)
+    used = cpu.per_message(total)
     expected = dict.fromkeys(district.schools, per_device * len(files))
     in_store, in_vm = district.counted(district.devices, T0, per_device)
     if in_store != expected or in_vm != expected:
         raise SystemExit(f"messages lost: expected {expected}, PostgreSQL {in_store}, VictoriaMetrics {in_vm}")
-    return rate
+    return rate, used
 
 
 def readings(schools: list[str], first_s: int) -> Callable[[int], list[tuple[str, str]]]:
@@ -232,13 +236,15 @@ def main() -> None:
               f"and the publishers; load average {os.getloadavg()[0]:.1f} (other work skews the figures)")
         one_district = District(directory, "one", args.schools, args.devices, postgres.new_schema(), broker, vm)
         one_replica = replicas(one_district, ["r1"])
-        one = ingest(one_district, one_replica, files, broker)
+        one, used = ingest(one_district, one_replica, files, broker)
         print(f"  one replica, {args.schools} schools: {one:,.0f} msg/s, all stored in both")
+        print(f"    CPU per message (µs): {used}")
         one_replica[0].stop()
         two_district = District(directory, "two", args.schools, args.devices, postgres.new_schema(), broker, vm)
         two_replicas = replicas(two_district, ["r2a", "r2b"])
-        two = ingest(two_district, two_replicas, files, broker)
+        two, used = ingest(two_district, two_replicas, files, broker)
         print(f"  two replicas sharing them: {two:,.0f} msg/s ({two / one:.2f} × one), all stored in both")
+        print(f"    CPU per message (µs): {used}")
         failover(two_district, two_replicas, broker, T0 + per_device, args.lease_s)
     print(f"total wall time {time.perf_counter() - began:.0f} s; load average at the end {os.getloadavg()[0]:.1f}")
 

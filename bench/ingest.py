@@ -122,6 +122,8 @@ def _role(pid: int, name: str) -> str:
         return "broker"
     if name.startswith("victoria-metrics"):
         return "VictoriaMetrics"
+    if name == "postgres":
+        return "PostgreSQL"
     return "gateway" if name.startswith(("python", "facility")) else "clients"
 
 
