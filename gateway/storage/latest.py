@@ -41,6 +41,14 @@ class LatestReadings:
         self._pending: dict[tuple[str, str], Point] = {}
         self._failing = False
         db.create(LATEST_READINGS)
+        # Built once: each build makes the `excluded` alias of the table anew, a web of about 60
+        # objects in reference cycles that only the garbage collector frees — one a batch.
+        insert = db.insert(LATEST_READINGS)
+        self._upsert = insert.on_conflict_do_update(
+            index_elements=[LATEST_READINGS.c.site, LATEST_READINGS.c.device_id, LATEST_READINGS.c.metric],
+            set_={"ts": insert.excluded.ts, "value": insert.excluded.value},
+            where=insert.excluded.ts > LATEST_READINGS.c.ts,
+        )
 
     def record(self, items: Iterable[tuple[int, Sample | Event]]) -> None:
         """Keeps the newest point of each series of these committed messages."""
@@ -69,14 +77,8 @@ class LatestReadings:
         # In key order: two writers (an owner and one deposed a moment ago) lock rows alike.
         rows = [{"site": self.site, "device_id": d, "metric": m, "ts": p.ts_ms, "value": p.value}
                 for (d, m), p in sorted(newest.items())]
-        stmt = self._db.insert(LATEST_READINGS)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[LATEST_READINGS.c.site, LATEST_READINGS.c.device_id, LATEST_READINGS.c.metric],
-            set_={"ts": stmt.excluded.ts, "value": stmt.excluded.value},
-            where=stmt.excluded.ts > LATEST_READINGS.c.ts,
-        )
         with self._db.write() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(self._upsert, rows)
 
     def read(self) -> Latest:
         out: Latest = {}
