@@ -150,8 +150,13 @@ class Spool:
         self._cursors: dict[str, int] = dict(conn.execute("SELECT sink, seq FROM cursors").fetchall())
         (top,) = conn.execute("SELECT max(seq) FROM spool").fetchone()
         self._head = max([top or 0, *self._cursors.values()])  # seq of the newest message
-        # The newest committed messages, contiguous up to the head: what a sink reads from memory.
-        self._tail: deque[Spooled] = deque(maxlen=tail)
+        # The newest committed messages, contiguous up to the head (only `append` moves the head,
+        # and it extends these): what a sink reads from memory. Their items and times of receipt
+        # in two deques, not a `Spooled` each: every object kept here is one more for each full
+        # collection of the garbage collector to scan, and they are most of what a busy gateway
+        # keeps (docs/performance.md).
+        self._tail_items: deque[Sample | Event] = deque(maxlen=tail)
+        self._tail_received: deque[int] = deque(maxlen=tail)
         for sink in sinks:
             if sink not in self._cursors:
                 self._join(sink)
@@ -208,15 +213,18 @@ class Spool:
                 changes[("rejected", r.reason)] += 1
             self._head += len(rows)
         # Committed: from now on a sink may read them, from memory.
-        self._tail.extend(Spooled(first + i, received_ms, item) for i, (received_ms, item) in enumerate(items))
+        self._tail_items.extend(item for _, item in items)
+        self._tail_received.extend(received_ms for received_ms, _ in items)
 
     def read(self, sink: str, limit: int) -> list[Spooled]:
         """The oldest messages this sink does not have yet."""
         with self._lock:
             after = self._cursors[sink]
-            tail = self._tail
-            if tail and tail[0].seq <= after + 1:
-                return list(islice(tail, after + 1 - tail[0].seq, after + 1 - tail[0].seq + limit))
+            first = self._head - len(self._tail_items) + 1  # the seq of the oldest kept in memory
+            if self._tail_items and first <= after + 1:
+                start, end = after + 1 - first, after + 1 - first + limit
+                return [Spooled(after + 1 + i, received_ms, item) for i, (received_ms, item) in enumerate(
+                    zip(islice(self._tail_received, start, end), islice(self._tail_items, start, end), strict=True))]
             rows = self._conn.execute(
                 "SELECT seq, received_ms, item FROM spool WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
