@@ -85,7 +85,7 @@ _PUBACK: Final = struct.Struct("!BBH")  # fixed header, remaining length 2, pack
 class _TopicCallbacks(MQTTMatcher):
     """paho's table of the callbacks added per topic filter (`message_callback_add`), which
     paho asks of every message received. Its `iter_match` builds a recursive closure each time:
-    a reference cycle of seven objects that only the garbage collector frees. This gateway adds
+    a reference cycle of six objects that only the garbage collector frees. This gateway adds
     no such callback, and with none there is nothing to match."""
 
     def iter_match(self, topic: str) -> Iterator[Any]:
