@@ -4,9 +4,12 @@ closing it at any point."""
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.base import Event, Sample
 from gateway.spool.store import DROP_BEFORE_SINK, DROP_REFUSED, DROP_SPOOL_AGE, DROP_SPOOL_FULL, Rejection, Spool
@@ -80,6 +83,47 @@ def test_a_sink_reads_the_same_from_memory_as_from_the_file(tmp_path: Path) -> N
     assert read == from_file
     assert [r.seq for r in read] == list(range(1, 13))
 
+
+
+_STEPS = st.lists(st.one_of(  # (what, which sink, how many)
+    st.tuples(st.just("append"), st.just(""), st.integers(0, 9)),
+    st.tuples(st.just("read"), st.sampled_from(["sqlite", "influxdb"]), st.integers(1, 7)),
+    st.tuples(st.just("enforce"), st.just(""), st.integers(0, 100)),  # drops the oldest past 15 messages
+    st.tuples(st.just("reopen"), st.just(""), st.just(0)),  # the memory starts empty
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_STEPS)
+def test_whatever_the_order_of_calls_a_read_from_memory_is_the_file_s(steps: list[tuple[str, str, int]]) -> None:
+    """The messages kept in memory are the file's newest, each with its own sequence number and
+    time of receipt, through appends, reads, cursor moves, the bounds' drops and reopenings."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spool.db"
+
+        def opened() -> Spool:
+            return Spool(path, ["sqlite", "influxdb"], max_messages=15, max_age_ms=24 * HOUR, rejected_keep=10, tail=5)
+
+        spool, appended = opened(), 0
+        for what, sink, n in steps:
+            if what == "append":
+                spool.append([sample(appended + i) for i in range(n)], [], {"mqtt": n})
+                appended += n
+            elif what == "read":
+                rows = spool.read(sink, n)
+                from_file = opened()  # nothing in memory: read from the file
+                assert rows == from_file.read(sink, n)
+                from_file.close()
+                assert all(r.received_ms == T0 + r.seq - 1 for r in rows)  # message n is the n-th appended
+                if rows:
+                    spool.advance(sink, rows[0].seq, rows[-1].seq)
+            elif what == "enforce":
+                spool.enforce(T0 + n)
+            else:
+                spool.close()
+                spool = opened()
+        balanced(spool)
+        spool.close()
 
 def test_everything_survives_a_reopen_and_sequence_numbers_go_on(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
