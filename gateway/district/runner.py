@@ -105,11 +105,16 @@ class District:
         written when it last stopped (killed, its machine lost power) is in that school's spool
         here, and is written now, whichever replica runs the school today."""
         for site in self.sites.values():
-            if (site.storage.data_dir / "spool.db").exists():
-                found, left = await drain(site, self.db, self.clock, DRAIN_WITHIN_S)
-                if found:
-                    log.info("site %s: wrote %d messages left in this replica's spool%s", site.id, found - left,
-                             f"; {left} still wait for a sink that is away" if left else "")
+            await self._write_left(site)
+
+    async def _write_left(self, site: SiteConfig) -> None:
+        """Writes what the school's spool in this replica's folder still holds: acknowledged to
+        the devices, so nobody else will be sent it again."""
+        if (site.storage.data_dir / "spool.db").exists():
+            found, left = await drain(site, self.db, self.clock, DRAIN_WITHIN_S)
+            if found:
+                log.info("site %s: wrote %d messages left in this replica's spool%s", site.id, found - left,
+                         f"; {left} still wait for a sink that is away" if left else "")
 
     async def _turn(self) -> None:
         started = time.monotonic()
@@ -154,6 +159,15 @@ class District:
             await asyncio.get_running_loop().run_in_executor(self._leasing, self.leases.release, [site_id])
         except SQLAlchemyError as exc:  # the lease runs out by itself
             log.warning("giving up %s failed: %s", site_id, exc)
+        try:
+            # A site stopped (given up, or its lease lost) may leave in its spool here what its
+            # sinks had not written yet; the next owner is never sent it. Written now, not at
+            # this replica's next start; the site is not run here again meanwhile.
+            site = self.sites.get(site_id)
+            if site is not None:
+                await self._write_left(site)
+        except Exception:  # written at this replica's next start instead
+            log.exception("site %s: what its spool here holds could not be written", site_id)
         finally:
             self._giving_up.discard(site_id)
 
